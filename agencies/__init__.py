@@ -1,0 +1,1 @@
+"""govshare agencies: the Python SDK (`agencies.client`) and the simulated regional agencies."""

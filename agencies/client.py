@@ -1,0 +1,146 @@
+"""The SDK an agency system (or an administrator's tool) uses to talk to a govshare gateway.
+
+    from agencies.client import AgencyClient
+
+    with AgencyClient("127.0.0.1:8443", "certs/gd-health") as client:
+        for agency in client.agencies():
+            print(agency.name, agency.region_code)
+
+A client connects with a certificate folder as the national CA issues it: `ca.pem`, `tls.pem`
+and `tls.key` (mutual TLS), and for agencies `signing.pem` and `signing.key` (the Ed25519 key
+that signs manifests, access requests and decisions; it never leaves this process). Every failed
+call raises a typed `agencies.errors.GovshareError` subclass carrying the gRPC status, the
+ErrorInfo reason and the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from agencies import errors
+from certs.identity import Identity, identity_from_certificate
+from gateway.signing import SigningKey
+from gateway.v1 import (
+    audit_pb2_grpc,
+    catalog_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+    exchange_pb2_grpc,
+)
+
+T = TypeVar("T")
+
+MAX_MESSAGE = 4 * 1024 * 1024
+
+
+class BaseClient:
+    """A mutual-TLS channel to the gateway and the typed stubs of every service."""
+
+    def __init__(self, target: str, certs: str | Path, *, server_name: str | None = None,
+                 timeout: float = 30.0):
+        from cryptography import x509
+
+        folder = Path(certs)
+        self.certs = folder
+        self.timeout = timeout
+        tls_pem = (folder / "tls.pem").read_bytes()
+        self.identity: Identity = identity_from_certificate(
+            x509.load_pem_x509_certificate(tls_pem)
+        )
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=(folder / "ca.pem").read_bytes(),
+            private_key=(folder / "tls.key").read_bytes(),
+            certificate_chain=tls_pem,
+        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self.channel = grpc.secure_channel(target, credentials, options=options)
+        self.directory = directory_pb2_grpc.DirectoryServiceStub(self.channel)
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
+        self.exchange = exchange_pb2_grpc.ExchangeServiceStub(self.channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> BaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calling -----------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., T], request: Any, **kwargs: Any) -> T:
+        """Call a unary RPC; failures become typed exceptions."""
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            return method(request, **kwargs)
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+
+    def _stream(self, method: Callable[..., Any], request: Any, **kwargs: Any) -> Iterator[Any]:
+        """Iterate a server-streaming RPC; failures become typed exceptions."""
+        try:
+            yield from method(request, **kwargs)
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+
+    def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
+        """Every item of a paged List RPC, fetching pages as the caller iterates."""
+        while True:
+            response = self._call(method, request)
+            yield from getattr(response, field)
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
+
+    # -- directory ---------------------------------------------------------------------------
+
+    def agency(self, name: str) -> directory_pb2.Agency:
+        """One agency by resource name ("agencies/{id}") or bare id."""
+        name = name if name.startswith("agencies/") else f"agencies/{name}"
+        return self._call(self.directory.GetAgency,
+                          directory_pb2.GetAgencyRequest(name=name)).agency
+
+    def agencies(self, region_code: str = "") -> Iterator[directory_pb2.Agency]:
+        """Every agency on the network (optionally within a region), page by page."""
+        request = directory_pb2.ListAgenciesRequest(region_code=region_code)
+        return self._pages(self.directory.ListAgencies, request, "agencies")
+
+
+class AdminClient(BaseClient):
+    """A staff client with the `admin` role: manages the directory."""
+
+    def register_agency(self, agency_id: str, display_name: str, region_code: str,
+                        signing_certificate_pem: str) -> directory_pb2.Agency:
+        """Register an agency with its signing certificate."""
+        request = directory_pb2.RegisterAgencyRequest(
+            agency_id=agency_id,
+            agency=directory_pb2.Agency(display_name=display_name, region_code=region_code,
+                                        signing_certificate_pem=signing_certificate_pem),
+        )
+        return self._call(self.directory.RegisterAgency, request).agency
+
+    def suspend_agency(self, name: str, reason: str) -> directory_pb2.Agency:
+        """Suspend an agency; its calls are refused from now on."""
+        name = name if name.startswith("agencies/") else f"agencies/{name}"
+        request = directory_pb2.SuspendAgencyRequest(name=name, reason=reason)
+        return self._call(self.directory.SuspendAgency, request).agency
+
+
+class AgencyClient(BaseClient):
+    """An agency's client: its TLS identity plus its signing key for statements."""
+
+    def __init__(self, target: str, certs: str | Path, **kwargs: Any):
+        super().__init__(target, certs, **kwargs)
+        self.signing_key = SigningKey.load(Path(certs) / "signing.key")
+        self.name = f"agencies/{self.identity.id}"

@@ -1,0 +1,98 @@
+"""Typed SDK exceptions, one per gRPC status the gateway answers with.
+
+Each carries the status code, the ErrorInfo reason and metadata the gateway attached, and its
+message, so callers can branch on `reason` ("SIGNATURE_INVALID", "NO_ACTIVE_GRANT", ...).
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+class GovshareError(Exception):
+    """A call to the gateway failed, or a response failed end-to-end verification."""
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None, reason: str = "",
+                 metadata: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.reason = reason
+        self.metadata = metadata or {}
+
+    def __str__(self) -> str:
+        prefix = f"{self.code.name}" if self.code else "ERROR"
+        reason = f" [{self.reason}]" if self.reason else ""
+        return f"{prefix}{reason}: {self.message}"
+
+
+class InvalidArgument(GovshareError):
+    """The request was malformed; the message names the field."""
+
+
+class Unauthenticated(GovshareError):
+    """The gateway did not accept this certificate (revoked, or no govshare identity)."""
+
+
+class PermissionDenied(GovshareError):
+    """The caller may not do this."""
+
+
+class NotFound(GovshareError):
+    """The named resource does not exist."""
+
+
+class AlreadyExists(GovshareError):
+    """The resource exists already."""
+
+
+class FailedPrecondition(GovshareError):
+    """The resource is not in a state that allows this."""
+
+
+class ResourceExhausted(GovshareError):
+    """A size, rate or concurrency limit was exceeded."""
+
+
+class DataLoss(GovshareError):
+    """Content did not match its hash."""
+
+
+class Unavailable(GovshareError):
+    """The gateway cannot be reached or cannot serve now; retry later."""
+
+
+class VerificationError(GovshareError):
+    """A response failed end-to-end verification: a signature, hash or checkpoint was wrong.
+    The SDK refuses to return the data."""
+
+
+_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> GovshareError:
+    """The typed exception for a failed call, with its ErrorInfo when the gateway sent one."""
+    code = error.code()  # type: ignore[attr-defined]
+    reason, metadata = "", {}
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason, metadata = info.reason, dict(info.metadata)
+    cls = _BY_CODE.get(code, GovshareError)
+    return cls(error.details() or code.name, code=code, reason=reason,  # type: ignore[attr-defined]
+               metadata=metadata)

@@ -1,0 +1,1 @@
+"""govshare gateway: the gRPC server, its services, storage and audit log."""

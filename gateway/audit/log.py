@@ -1,0 +1,261 @@
+"""The audit log and the gateway's single write path, with group commit.
+
+Every state change of the gateway runs as a `change` function inside `AuditLog.commit`. One
+committer thread takes whatever changes are waiting, runs each in its own savepoint inside one
+transaction, appends their events as leaves of the Merkle tree, signs one checkpoint for the
+batch and commits. A caller returns only after its change and its events are durable; a change
+that fails leaves nothing but its refusal event.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway import errors, times
+from gateway.audit import merkle, note, record
+from gateway.storage import Database, StorageError
+from gateway.storage import audit as sql
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 512
+
+
+class LogIntegrityError(Exception):
+    """The stored log does not match its last signed checkpoint."""
+
+
+@dataclass
+class Tx:
+    """What a change function gets: the write connection, the time, and its leaf positions."""
+
+    conn: sqlite3.Connection
+    now: datetime
+    next_leaf_index: int
+    """The index the change's first event will get (so a receipt can name it)."""
+
+
+Change = Callable[[Tx], tuple[Any, list[record.Event]]]
+"""A state change: writes through `tx.conn`, returns (value, events to append)."""
+
+
+@dataclass
+class Committed:
+    """The outcome of a commit: the change's value and where its events landed."""
+
+    value: Any
+    leaf_indices: list[int]
+    tree_size: int
+
+
+@dataclass
+class _Pending:
+    change: Change
+    refusal: Callable[[errors.GatewayError], record.Event] | None
+    future: Future = field(default_factory=Future)
+
+
+class AuditLog:
+    """The Merkle-tree audit log over a Database, and the committer that writes through it."""
+
+    def __init__(
+        self,
+        db: Database,
+        signer: note.NoteSigner,
+        origin: str,
+        *,
+        clock: Callable[[], datetime] = times.utcnow,
+    ):
+        self.db = db
+        self.signer = signer
+        self.origin = origin
+        self.clock = clock
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._frontier = merkle.Frontier()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Check the stored log against its last signed checkpoint, then start committing.
+
+        Raises LogIntegrityError when the recomputed root differs: a gateway must not serve on
+        top of a log that was altered.
+        """
+        conn = self.db.writer
+        size = sql.tree_size(conn)
+        self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
+        self._check_against_checkpoint(conn, size)
+        if sql.latest_checkpoint(conn) is None:
+            self._write_checkpoint(conn, self.clock())
+        self._thread = threading.Thread(target=self._run, name="audit-committer", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Finish the queued changes and stop the committer."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _check_against_checkpoint(self, conn: sqlite3.Connection, size: int) -> None:
+        latest = sql.latest_checkpoint(conn)
+        if latest is None:
+            if size:
+                raise LogIntegrityError(f"{size} audit leaves but no signed checkpoint")
+            return
+        text = note.open_note(latest["note"], [self.signer.verifier()])
+        checkpoint = note.Checkpoint.parse(text)
+        if checkpoint.size != size:
+            raise LogIntegrityError(
+                f"log holds {size} leaves but the last signed checkpoint is for {checkpoint.size}"
+            )
+        leaf_hashes = (merkle.leaf_hash(data) for _, data in sql.iter_records(conn))
+        root = merkle.root_from_leaf_hashes(list(leaf_hashes))
+        if root != checkpoint.root_hash or root != self._frontier.root():
+            raise LogIntegrityError("the recomputed root differs from the last signed checkpoint")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def commit(
+        self,
+        change: Change,
+        refusal: Callable[[errors.GatewayError], record.Event] | None = None,
+    ) -> Committed:
+        """Run `change` in the next batch and wait until it is durable.
+
+        If the change raises a GatewayError, its writes are rolled back, `refusal(error)` (when
+        given) is appended instead, and the error is raised here once that refusal is durable.
+        """
+        if self._thread is None:
+            raise errors.Unavailable("the audit log is not open")
+        pending = _Pending(change, refusal)
+        self._queue.put(pending)
+        return pending.future.result()
+
+    def append(self, events: list[record.Event]) -> Committed:
+        """Append events that record no state change (refusals, reads worth recording)."""
+        return self.commit(lambda tx: (None, events))
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit_batch(batch)
+            if stop:
+                return
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        conn = self.db.writer
+        now = self.clock()
+        size_before = self._frontier.size
+        outcomes: list[tuple[_Pending, Any, BaseException | None, list[int]]] = []
+        leaves: list[tuple[Any, ...]] = []
+        subjects: list[tuple[str, int]] = []
+        nodes: list[tuple[int, int, bytes]] = []
+        when = times.to_text(now)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for pending in batch:
+                value, failure, events = self._apply(conn, pending, now)
+                indices = []
+                for event in events:
+                    index = self._frontier.size
+                    data = record.encode(event, index, when)
+                    nodes.extend(self._frontier.append(merkle.leaf_hash(data)))
+                    leaves.append((index, data, when, event.actor, event.action, event.outcome))
+                    subjects.extend((subject, index) for subject in event.subjects())
+                    indices.append(index)
+                outcomes.append((pending, value, failure, indices))
+            sql.insert_leaves(conn, leaves)
+            sql.insert_subjects(conn, subjects)
+            sql.insert_nodes(conn, nodes)
+            if self._frontier.size != size_before:
+                self._write_checkpoint(conn, now)
+            conn.execute("COMMIT")
+        except Exception as exc:  # storage failure: nothing of the batch is kept
+            log.error("audit batch of %d failed to commit: %s", len(batch), exc)
+            self._rollback(conn, size_before)
+            failure = errors.Unavailable(f"storage is not writable: {exc}", reason="STORAGE_ERROR")
+            for pending in batch:
+                pending.future.set_exception(failure)
+            return
+        size = self._frontier.size
+        for pending, value, failure, indices in outcomes:
+            if failure is not None:
+                pending.future.set_exception(failure)
+            else:
+                pending.future.set_result(Committed(value, indices, size))
+
+    def _apply(
+        self, conn: sqlite3.Connection, pending: _Pending, now: datetime
+    ) -> tuple[Any, BaseException | None, list[record.Event]]:
+        """Run one change in a savepoint; on failure keep only its refusal event."""
+        conn.execute("SAVEPOINT change")
+        try:
+            value, events = pending.change(Tx(conn, now, self._frontier.size))
+        except Exception as exc:
+            conn.execute("ROLLBACK TO change")
+            conn.execute("RELEASE change")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # the database itself failed: the whole batch fails
+            refusal = []
+            if isinstance(exc, errors.GatewayError) and pending.refusal is not None:
+                refusal = [pending.refusal(exc)]
+                exc.audited = True
+            return None, exc, refusal
+        conn.execute("RELEASE change")
+        return value, None, events
+
+    def _rollback(self, conn: sqlite3.Connection, size: int) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot roll back the audit log: {exc}") from exc
+
+    def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> None:
+        size, root = self._frontier.size, self._frontier.root()
+        text = note.Checkpoint(self.origin, size, root).to_text()
+        signed = note.sign_note(text, [self.signer])
+        sql.insert_checkpoint(conn, size, root, signed, times.to_text(now))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The latest signed checkpoint row (tree_size, root_hash, note, create_time)."""
+        latest = sql.latest_checkpoint(self.db.reader())
+        if latest is None:
+            raise errors.Unavailable("the audit log has no checkpoint yet")
+        return latest
+
+    def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
+        conn = self.db.reader()
+        return merkle.inclusion_proof(leaf_index, size, lambda c: sql.fetch_nodes(conn, c))
+
+    def consistency_proof(self, first_size: int, second_size: int) -> list[bytes]:
+        conn = self.db.reader()
+        return merkle.consistency_proof(
+            first_size, second_size, lambda c: sql.fetch_nodes(conn, c)
+        )

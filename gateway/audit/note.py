@@ -1,0 +1,254 @@
+"""C2SP signed notes (c2sp.org/signed-note) and tlog checkpoints (c2sp.org/tlog-checkpoint).
+
+Our checkpoints use the same text and signature format as Go's sumdb and the transparency-dev
+tooling, so third-party witnesses and monitors can check our log without our code. Keys and
+signatures go through ``gateway.signing``; this module only formats and parses.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.signing import SignatureError, SigningKey, VerifyKey, sha256
+
+MAX_SIGNATURES = 100
+"""Signature lines accepted in one note (the spec asks for at least 16), bounding the work."""
+
+_ED25519 = b"\x01"
+_SIG_PREFIX = "\u2014 "
+_HEX_ID = re.compile(r"[0-9a-fA-F]{8}")
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_MAX_SIZE = 2**64 - 1
+
+
+class NoteError(Exception):
+    """A note or checkpoint is malformed or carries no valid signature from a known key."""
+
+
+def _check_name(name: str) -> None:
+    """Key names are non-empty, without Unicode spaces or '+', as the spec requires."""
+    if not name or "+" in name or any(ch.isspace() for ch in name):
+        raise ValueError(f"invalid key name {name!r}")
+
+
+def _note_key_id(name: str, public_raw: bytes) -> bytes:
+    """First 4 bytes of SHA-256(name || "\\n" || 0x01 || public key)."""
+    return sha256(name.encode("utf-8") + b"\n" + _ED25519 + public_raw)[:4]
+
+
+def _b64decode(text: str) -> bytes:
+    """Canonical standard base64 only (what our encoder emits), so encodings are not malleable."""
+    try:
+        data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error) as exc:
+        raise ValueError("invalid base64") from exc
+    if base64.b64encode(data).decode("ascii") != text:
+        raise ValueError("non-canonical base64")
+    return data
+
+
+def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
+    """Split ``name+hexid+base64(0x01||key)``; returns (name, key id, key) with the id checked."""
+    fields = text.split("+", parts - 1)  # the base64 key may itself contain '+'
+    if len(fields) != parts:
+        raise ValueError("malformed key")
+    name, hex_id, encoded = fields[-3:]
+    _check_name(name)
+    key = _b64decode(encoded)
+    if not _HEX_ID.fullmatch(hex_id) or key[:1] != _ED25519 or len(key) != 33:
+        raise ValueError("malformed key or unsupported key type")
+    return name, bytes.fromhex(hex_id), key[1:]
+
+
+class NoteVerifier:
+    """A trusted note key: name, 4-byte key id and Ed25519 public key."""
+
+    __slots__ = ("_key", "key_id", "name")
+
+    def __init__(self, name: str, key: VerifyKey) -> None:
+        _check_name(name)
+        self.name = name
+        self.key_id = _note_key_id(name, key.public_raw)
+        self._key = key
+
+    @classmethod
+    def from_verifier_key(cls, text: str) -> NoteVerifier:
+        """Parse ``<name>+<hex key id>+<base64(0x01||public key)>``; ValueError if malformed."""
+        name, key_id, public_raw = _parse_key(text, 3)
+        verifier = cls(name, VerifyKey.from_raw(public_raw))
+        if verifier.key_id != key_id:
+            raise ValueError("key id does not match the key")
+        return verifier
+
+    @property
+    def verifier_key(self) -> str:
+        """The key in the text form other tools (Go's note package, witnesses) accept."""
+        encoded = base64.b64encode(_ED25519 + self._key.public_raw).decode("ascii")
+        return f"{self.name}+{self.key_id.hex()}+{encoded}"
+
+    def verify(self, text: bytes, signature: bytes) -> bool:
+        try:
+            self._key.verify(signature, text)
+        except SignatureError:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"NoteVerifier({self.verifier_key!r})"
+
+
+class NoteSigner:
+    """Signs notes as ``name`` with an Ed25519 key."""
+
+    __slots__ = ("_key", "_verifier")
+
+    def __init__(self, name: str, signing_key: SigningKey) -> None:
+        self._key = signing_key
+        self._verifier = NoteVerifier(name, signing_key.verifier())
+
+    @classmethod
+    def from_private_key(cls, text: str) -> NoteSigner:
+        """Parse ``PRIVATE+KEY+<name>+<hex id>+<base64(0x01||seed)>`` (Go's test-vector format)."""
+        if not text.startswith("PRIVATE+KEY+"):
+            raise ValueError("malformed private key")
+        name, key_id, seed = _parse_key(text, 5)
+        signer = cls(name, SigningKey.from_seed(seed))
+        if signer.key_id != key_id:
+            raise ValueError("key id does not match the key")
+        return signer
+
+    @property
+    def name(self) -> str:
+        return self._verifier.name
+
+    @property
+    def key_id(self) -> bytes:
+        return self._verifier.key_id
+
+    def verifier(self) -> NoteVerifier:
+        return self._verifier
+
+    def signature_line(self, text: bytes) -> str:
+        signature = base64.b64encode(self.key_id + self._key.sign(text)).decode("ascii")
+        return f"{_SIG_PREFIX}{self.name} {signature}\n"
+
+    def __repr__(self) -> str:
+        return f"NoteSigner(name={self.name!r}, key_id={self.key_id.hex()!r})"
+
+
+def _check_text(text: str) -> None:
+    """Valid UTF-8 without ASCII control characters other than newline, as notes require."""
+    if any(ord(ch) < 0x20 and ch != "\n" for ch in text):
+        raise ValueError("note contains a control character")
+    text.encode("utf-8")  # lone surrogates raise UnicodeEncodeError, a ValueError
+
+
+def sign_note(text: str, signers: Iterable[NoteSigner]) -> bytes:
+    """The signed note: ``text``, a blank line, then one signature line per signer."""
+    if not text.endswith("\n"):
+        raise ValueError("note text must end with a newline")
+    _check_text(text)
+    body = text.encode("utf-8")
+    lines = [signer.signature_line(body) for signer in signers]
+    if not lines:
+        raise ValueError("a note needs at least one signer")
+    return body + b"\n" + "".join(lines).encode("utf-8")
+
+
+def _parse_signature_line(line: str) -> tuple[str, bytes, bytes]:
+    """``— name base64(key id || signature)`` -> (name, key id, signature)."""
+    if not line.startswith(_SIG_PREFIX):
+        raise ValueError("not a signature line")
+    name, _, encoded = line[len(_SIG_PREFIX) :].partition(" ")
+    _check_name(name)
+    blob = _b64decode(encoded)
+    if len(blob) < 5:
+        raise ValueError("signature too short")
+    return name, blob[:4], blob[4:]
+
+
+def _split_note(note: bytes) -> tuple[str, list[str]]:
+    """Text and signature lines of a note; ValueError if it is not a well-formed note."""
+    message = note.decode("utf-8")
+    _check_text(message)
+    text, separator, signatures = message.rpartition("\n\n")
+    if not separator or not signatures.endswith("\n"):
+        raise ValueError("no signature block")
+    lines = signatures[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise ValueError("too many signatures")
+    return text + "\n", lines
+
+
+def open_note(note: bytes, verifiers: Iterable[NoteVerifier]) -> str:
+    """The text of ``note`` once a known key's signature verifies; NoteError otherwise.
+
+    Checklist, failing at the first problem: the note is well formed; signatures from unknown
+    keys are ignored; every signature from a known key verifies (one bad one rejects the whole
+    note, as the spec recommends); at least one did.
+    """
+    known = {(v.name, v.key_id): v for v in verifiers}
+    try:
+        text, lines = _split_note(note)
+        signatures = [_parse_signature_line(line) for line in lines]
+    except ValueError:
+        raise NoteError("malformed note") from None
+    body = text.encode("utf-8")
+    verified = False
+    for name, key_id, signature in signatures:
+        verifier = known.get((name, key_id))
+        if verifier is None:
+            continue
+        if not verifier.verify(body, signature):
+            raise NoteError("note signature verification failed")
+        verified = True
+    if not verified:
+        raise NoteError("note has no signature from a known key")
+    return text
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A tlog checkpoint: the note text committing to a log's tree at one size."""
+
+    origin: str
+    """Unique name of the log; by convention also the signing key name."""
+    size: int
+    """Number of leaves."""
+    root_hash: bytes
+    """RFC 6962 root of those leaves (32 bytes)."""
+    extensions: tuple[str, ...] = ()
+    """Optional opaque lines after the root; discouraged, as monitors can not audit them."""
+
+    def __post_init__(self) -> None:
+        for line in (self.origin, *self.extensions):
+            if not line or "\n" in line:
+                raise ValueError(f"checkpoint line must be one non-empty line: {line!r}")
+        if not 0 <= self.size <= _MAX_SIZE:
+            raise ValueError(f"checkpoint size out of range: {self.size}")
+        if len(self.root_hash) != 32:
+            raise ValueError("checkpoint root hash must be 32 bytes")
+
+    def to_text(self) -> str:
+        root = base64.b64encode(self.root_hash).decode("ascii")
+        return "".join(
+            f"{line}\n" for line in (self.origin, str(self.size), root, *self.extensions)
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Strict parse of checkpoint text (as returned by open_note); NoteError if malformed."""
+        lines = text.split("\n")
+        if len(lines) < 4 or lines.pop() != "":
+            raise NoteError("malformed checkpoint")
+        origin, size, root, *extensions = lines
+        try:
+            if not _DECIMAL.fullmatch(size):
+                raise ValueError("size is not a plain decimal")
+            return cls(origin, int(size), _b64decode(root), tuple(extensions))
+        except ValueError:
+            raise NoteError("malformed checkpoint") from None

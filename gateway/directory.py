@@ -1,0 +1,115 @@
+"""The directory of agencies: registration and suspension by administrators."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+
+from certs import ca as certs_ca
+from certs.identity import ID_PATTERN, Identity, identity_from_certificate
+from gateway import errors, times
+from gateway.audit.log import Tx
+from gateway.rpc import Call
+from gateway.signing import VerifyKey
+from gateway.storage import directory as sql
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+REGION_CODE = re.compile(r"^[1-9]\d{5}$")
+AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
+
+
+def agency_id_from_name(name: str) -> str:
+    """The {agency} of "agencies/{agency}"; INVALID_ARGUMENT otherwise."""
+    match = AGENCY_NAME.match(name)
+    if not match or not re.fullmatch(ID_PATTERN, match.group(1)):
+        raise errors.InvalidArgument(
+            f"name must be agencies/{{agency}} with an agency id matching {ID_PATTERN}",
+            field="name",
+        )
+    return match.group(1)
+
+
+def register(
+    gateway: Gateway, call: Call, agency_id: str, display_name: str, region_code: str,
+    signing_certificate_pem: str,
+) -> dict[str, Any]:
+    """Check and store a new agency with its signing certificate; return its row."""
+    if not re.fullmatch(ID_PATTERN, agency_id):
+        raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN}", field="agency_id")
+    if not 1 <= len(display_name) <= 200:
+        raise errors.InvalidArgument("agency.display_name must be 1 to 200 characters",
+                                     field="agency.display_name")
+    if not REGION_CODE.match(region_code):
+        raise errors.InvalidArgument(
+            "agency.region_code must be a six-digit GB/T 2260 code such as 440000",
+            field="agency.region_code",
+        )
+    key = _signing_key(gateway, agency_id, signing_certificate_pem)
+    name = f"agencies/{agency_id}"
+    call.resources = [name]
+    when = times.to_text(gateway.now())
+    row = {
+        "id": agency_id, "display_name": display_name, "region_code": region_code,
+        "signing_certificate_pem": signing_certificate_pem, "signing_key_id": key.key_id,
+        "state": "ACTIVE", "suspend_reason": "", "create_time": when, "update_time": when,
+    }
+
+    def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        if sql.get_agency(tx.conn, agency_id) is not None:
+            raise errors.AlreadyExists(f"agency {agency_id} is already registered",
+                                       agency=agency_id)
+        if sql.get_agency_by_key_id(tx.conn, key.key_id) is not None:
+            raise errors.AlreadyExists("this signing certificate is registered to another agency",
+                                       reason="SIGNING_KEY_IN_USE")
+        sql.insert_agency(tx.conn, row)
+        return row, [call.event(agencies=(name,))]
+
+    return gateway.log.commit(change, call.refusal).value
+
+
+def suspend(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
+    """Suspend an agency; its calls are refused from now on."""
+    agency_id = agency_id_from_name(name)
+    if not 1 <= len(reason) <= 500:
+        raise errors.InvalidArgument("reason must be 1 to 500 characters", field="reason")
+
+    def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        if sql.get_agency(tx.conn, agency_id) is None:
+            raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
+        sql.set_agency_state(tx.conn, agency_id, "SUSPENDED", reason, times.to_text(tx.now))
+        return sql.get_agency(tx.conn, agency_id), [call.event(reason=reason)]
+
+    return gateway.log.commit(change, call.refusal).value
+
+
+def get(gateway: Gateway, name: str) -> dict[str, Any]:
+    row = sql.get_agency(gateway.db.reader(), agency_id_from_name(name))
+    if row is None:
+        raise errors.NotFound(f"{name} is not registered", agency=name)
+    return row
+
+
+def _signing_key(gateway: Gateway, agency_id: str, pem: str) -> VerifyKey:
+    """The Ed25519 key of a signing certificate issued by the national CA to `agency_id`."""
+    field = "agency.signing_certificate_pem"
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+        certs_ca.verify_chain(certificate, gateway.ca_certificate, now=gateway.now())
+        key = VerifyKey.from_certificate(certificate)
+        identity = identity_from_certificate(certificate)
+    except (ValueError, certs_ca.CAError) as exc:
+        raise errors.InvalidArgument(
+            f"signing_certificate_pem must be an Ed25519 certificate issued by the national CA:"
+            f" {exc}",
+            reason="CERTIFICATE_INVALID", field=field,
+        ) from exc
+    if identity != Identity("agency", agency_id):
+        raise errors.InvalidArgument(
+            f"the signing certificate is issued to {identity.uri}, not to agency {agency_id}",
+            reason="CERTIFICATE_IDENTITY_MISMATCH", field=field,
+        )
+    return key

@@ -1,0 +1,201 @@
+"""The one wrapper every RPC runs in: identity, authorization, error mapping, refusal audit, log.
+
+A servicer method decorated with `@rpc(action, allow=...)` receives a `Call` instead of the raw
+gRPC context. The wrapper establishes the caller from the peer certificate (never from the
+request), refuses callers of the wrong kind or agencies not registered and active, turns a
+`GatewayError` into its gRPC status with ErrorInfo, records every refusal in the audit log, and
+writes one log line per RPC. Anything unexpected becomes INTERNAL with a request id; the
+traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from gateway import errors
+from gateway.audit import record
+from gateway.identity import Caller
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+log = logging.getLogger("govshare.rpc")
+
+AGENCY = "agency"
+ADMIN = "admin"
+AUDITOR = "auditor"
+
+_NAME_FIELDS = ("name", "parent", "dataset")
+
+
+@dataclass
+class Call:
+    """One RPC in progress: who calls, for what, and what the audit log should say about it."""
+
+    caller: Caller
+    action: str
+    context: grpc.ServicerContext
+    agency: dict[str, Any] | None = None
+    """The caller's directory row, for agency callers."""
+    resources: list[str] = field(default_factory=list)
+    """Resource names the call concerns, recorded with a refusal."""
+    request_digest: str = ""
+
+    def event(self, action: str | None = None, **fields: Any) -> record.Event:
+        """An ALLOWED audit event for this call; `fields` are record.Event fields."""
+        fields.setdefault("resources", tuple(self.resources))
+        return record.Event(
+            actor=self.caller.uri,
+            action=action or self.action,
+            request_digest=self.request_digest,
+            **fields,
+        )
+
+    def refusal(self, error: errors.GatewayError) -> record.Event:
+        """The REFUSED audit event for `error` raised by this call."""
+        return refusal_event(self.caller.uri, self.action, self.resources, self.request_digest,
+                             error)
+
+
+def refusal_event(
+    actor: str, action: str, resources: Iterable[str], digest: str, error: errors.GatewayError
+) -> record.Event:
+    return record.Event(
+        actor=actor,
+        action=action,
+        resources=tuple(dict.fromkeys(r for r in resources if r)),
+        outcome=record.REFUSED,
+        reason=f"{error.reason}: {error.message}",
+        request_digest=digest,
+    )
+
+
+def digest_of(message: Any) -> str:
+    """Hex SHA-256 of a request message as serialised."""
+    return hashlib.sha256(message.SerializeToString()).hexdigest()
+
+
+def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
+    """Decorate a servicer method `(self, request, call)`; see the module docstring."""
+
+    def decorate(method: Callable) -> Callable:
+        if inspect.isgeneratorfunction(method):
+
+            @functools.wraps(method)
+            def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterable:
+                gateway: Gateway = self.gateway
+                started = time.perf_counter()
+                call = None
+                try:
+                    call = _begin(gateway, context, action, allow, request)
+                    yield from method(self, request, call)
+                    _log(call, context, action, "OK", started)
+                except Exception as exc:
+                    _fail(gateway, context, action, call, request, exc, started)
+
+            return streaming
+
+        @functools.wraps(method)
+        def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            gateway: Gateway = self.gateway
+            started = time.perf_counter()
+            call = None
+            try:
+                call = _begin(gateway, context, action, allow, request)
+                response = method(self, request, call)
+                _log(call, context, action, "OK", started)
+                return response
+            except Exception as exc:
+                _fail(gateway, context, action, call, request, exc, started)
+
+        return unary
+
+    return decorate
+
+
+def _begin(
+    gateway: Gateway,
+    context: grpc.ServicerContext,
+    action: str,
+    allow: tuple[str, ...],
+    request: Any,
+) -> Call:
+    caller = gateway.authenticator.authenticate(context)
+    call = Call(caller=caller, action=action, context=context)
+    if hasattr(request, "SerializeToString"):
+        call.request_digest = digest_of(request)
+        call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
+    if caller.kind not in allow:
+        raise errors.PermissionDenied(
+            f"{caller.kind} certificates may not call {action}",
+            reason="ROLE_NOT_ALLOWED",
+            role=caller.kind,
+        )
+    if caller.kind == AGENCY:
+        call.agency = gateway.registered_agency(caller)
+    gateway.limiter.admit(caller.uri)
+    return call
+
+
+def _fail(
+    gateway: Gateway,
+    context: grpc.ServicerContext,
+    action: str,
+    call: Call | None,
+    request: Any,
+    exc: Exception,
+    started: float,
+) -> None:
+    if isinstance(exc, GeneratorExit):
+        _log(call, context, action, "CANCELLED", started)
+        raise exc
+    if not isinstance(exc, errors.GatewayError):
+        request_id = uuid.uuid4().hex
+        log.exception("unexpected error in %s (request id %s)", action, request_id)
+        exc = errors.GatewayError(
+            f"internal error; quote request id {request_id} to the operator",
+            reason="INTERNAL",
+            request_id=request_id,
+        )
+    else:
+        _audit_refusal(gateway, action, call, request, exc)
+    _log(call, context, action, exc.code.name, started)
+    context.abort_with_status(errors.to_rpc_status(exc))
+
+
+def _audit_refusal(
+    gateway: Gateway, action: str, call: Call | None, request: Any, error: errors.GatewayError
+) -> None:
+    if getattr(error, "audited", False):
+        return  # the change's own refusal event was committed with it
+    if call is not None:
+        event = call.refusal(error)
+    else:
+        actor = error.metadata.get("identity", record.ANONYMOUS)
+        digest = digest_of(request) if hasattr(request, "SerializeToString") else ""
+        names = [getattr(request, f, "") for f in _NAME_FIELDS]
+        event = refusal_event(actor, action, names, digest, error)
+    try:
+        gateway.log.append([event])
+    except errors.GatewayError as failure:
+        log.error("could not audit refusal of %s: %s", action, failure.message)
+
+
+def _log(
+    call: Call | None, context: grpc.ServicerContext, action: str, status: str, started: float
+) -> None:
+    caller = call.caller.uri if call else "-"
+    log.info(
+        "rpc method=%s caller=%s peer=%s status=%s ms=%.1f",
+        action, caller, context.peer(), status, (time.perf_counter() - started) * 1000,
+    )

@@ -1,0 +1,182 @@
+"""The gateway process: shared state (`Gateway`) and the gRPC server over mutual TLS."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import grpc
+from cryptography import x509
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from certs.identity import Identity
+from gateway import errors, times
+from gateway.audit import note
+from gateway.audit.log import AuditLog
+from gateway.config import Config
+from gateway.identity import Authenticator, Caller
+from gateway.limits import Limiter
+from gateway.paging import PageTokens
+from gateway.signing import SigningKey
+from gateway.storage import Database
+from gateway.storage import directory as directory_sql
+from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
+
+log = logging.getLogger("govshare.server")
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (directory_pb2, "DirectoryService"),
+        (catalog_pb2, "CatalogService"),
+        (exchange_pb2, "ExchangeService"),
+        (audit_pb2, "AuditService"),
+    )
+)
+
+
+class Gateway:
+    """What every service shares: config, storage, the audit log, identity and limits."""
+
+    def __init__(self, config: Config, *, clock: Any = times.utcnow):
+        self.config = config
+        self.clock = clock
+        tls = config.tls
+        self.ca_certificate = x509.load_pem_x509_certificate(config.path(tls.ca).read_bytes())
+        self.authenticator = Authenticator(self.ca_certificate, config.path(tls.crl))
+        self.signing_key = SigningKey.load(config.path(tls.signing_key))
+        self.signing_certificate_pem = config.path(tls.signing_certificate).read_text()
+        self.identity = Identity("gateway", "gateway")
+        self.note_signer = note.NoteSigner(config.audit.origin, self.signing_key)
+        self.db = Database(config.path(config.storage.database),
+                           synchronous=config.storage.synchronous)
+        self.log = AuditLog(self.db, self.note_signer, config.audit.origin, clock=clock)
+        limits = config.limits
+        self.limiter = Limiter(limits.requests_per_second, limits.burst,
+                               limits.max_streams_per_agency)
+        self.page_tokens = PageTokens()
+
+    def open(self) -> None:
+        """Verify the audit log and start committing; publish the checkpoint verifier key."""
+        self.log.open()
+        key_file = self.config.path(self.config.audit.verifier_key_file)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(self.note_signer.verifier().verifier_key + "\n")
+
+    def close(self) -> None:
+        self.log.close()
+        self.db.close()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def registered_agency(self, caller: Caller) -> dict[str, Any]:
+        """The directory row of an agency caller; PERMISSION_DENIED unless registered and active."""
+        row = directory_sql.get_agency(self.db.reader(), caller.identity.id)
+        if row is None:
+            raise errors.PermissionDenied(
+                f"agency {caller.identity.id} is not registered; ask an administrator to register"
+                " it",
+                reason="AGENCY_NOT_REGISTERED",
+                agency=caller.identity.id,
+            )
+        if row["state"] != "ACTIVE":
+            raise errors.PermissionDenied(
+                f"agency {caller.identity.id} is suspended: {row['suspend_reason']}",
+                reason="AGENCY_SUSPENDED",
+                agency=caller.identity.id,
+            )
+        return row
+
+
+@dataclass
+class GatewayServer:
+    """A configured, not yet started gRPC server and the gateway behind it."""
+
+    server: grpc.Server
+    port: int
+    gateway: Gateway
+    health_servicer: health.HealthServicer
+
+    def start(self) -> None:
+        self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("gateway serving on port %d", self.port)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls, let in-flight ones finish within `grace`, close storage."""
+        self.health_servicer.enter_graceful_shutdown()
+        grace = self.gateway.config.server.grace_seconds if grace is None else grace
+        self.server.stop(grace).wait()
+        self.gateway.close()
+        log.info("gateway stopped")
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer:
+    """Build the gateway and its server bound to config.server.listen (port 0 picks one)."""
+    from gateway.services import register_services
+
+    gateway = Gateway(config, clock=clock)
+    gateway.open()
+    limits = config.limits
+    options = [
+        ("grpc.max_receive_message_length", limits.max_message_bytes),
+        ("grpc.max_send_message_length", limits.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.server.max_workers,
+                                   thread_name_prefix="rpc"),
+        options=options,
+        maximum_concurrent_rpcs=config.server.max_workers * 4,
+    )
+    register_services(server, gateway)
+    health_servicer = health.HealthServicer(
+        experimental_non_blocking=True,
+        experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1),
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_secure_port(config.server.listen, _credentials(config))
+    if port == 0:
+        gateway.close()
+        raise OSError(f"cannot listen on {config.server.listen}")
+    return GatewayServer(server, port, gateway, health_servicer)
+
+
+def _credentials(config: Config) -> grpc.ServerCredentials:
+    tls = config.tls
+    return grpc.ssl_server_credentials(
+        [(config.path(tls.key).read_bytes(), config.path(tls.certificate).read_bytes())],
+        root_certificates=config.path(tls.ca).read_bytes(),
+        require_client_auth=True,
+    )
+
+
+def serve_forever(server: GatewayServer) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    import signal
+
+    stopping = threading.Event()
+
+    def handle(signum: int, _frame: Any) -> None:
+        log.info("signal %d: shutting down", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    server.start()
+    stopping.wait()
+    server.stop()
+

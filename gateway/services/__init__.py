@@ -1,0 +1,24 @@
+"""Thin gRPC servicers: proto in, domain call, proto out. Nothing else lives here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+
+from gateway.services.audit import AuditService
+from gateway.services.catalog import CatalogService
+from gateway.services.directory import DirectoryService
+from gateway.services.exchange import ExchangeService
+from gateway.v1 import audit_pb2_grpc, catalog_pb2_grpc, directory_pb2_grpc, exchange_pb2_grpc
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+
+def register_services(server: grpc.Server, gateway: Gateway) -> None:
+    """Add every gateway.v1 service to `server`."""
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(gateway), server)
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(gateway), server)
+    exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(ExchangeService(gateway), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(gateway), server)

@@ -1,0 +1,65 @@
+"""DirectoryService: the agencies on the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import directory, paging, times
+from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
+from gateway.storage import directory as sql
+from gateway.v1 import directory_pb2, directory_pb2_grpc
+
+EVERYONE = (AGENCY, ADMIN, AUDITOR)
+
+
+def agency_proto(row: dict[str, Any]) -> directory_pb2.Agency:
+    return directory_pb2.Agency(
+        name=f"agencies/{row['id']}",
+        display_name=row["display_name"],
+        region_code=row["region_code"],
+        signing_certificate_pem=row["signing_certificate_pem"],
+        signing_key_id=row["signing_key_id"],
+        state=directory_pb2.AgencyState.Value(f"AGENCY_STATE_{row['state']}"),
+        suspend_reason=row["suspend_reason"],
+        create_time=times.to_timestamp(row["create_time"]),
+        update_time=times.to_timestamp(row["update_time"]),
+    )
+
+
+class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
+    def __init__(self, gateway: Any):
+        self.gateway = gateway
+
+    @rpc("directory.get", allow=EVERYONE)
+    def GetAgency(self, request: directory_pb2.GetAgencyRequest, call: Call) -> Any:
+        row = directory.get(self.gateway, request.name)
+        return directory_pb2.GetAgencyResponse(agency=agency_proto(row))
+
+    @rpc("directory.list", allow=EVERYONE)
+    def ListAgencies(self, request: directory_pb2.ListAgenciesRequest, call: Call) -> Any:
+        size = paging.page_size(request.page_size)
+        after = self.gateway.page_tokens.decode(request.page_token, request) or ""
+        region = request.region_code.rstrip("0") if request.region_code else ""
+        found = sql.list_agencies(self.gateway.db.reader(), after=after, limit=size + 1,
+                                  region_prefix=region)
+        response = directory_pb2.ListAgenciesResponse(
+            agencies=[agency_proto(row) for row in found[:size]]
+        )
+        if len(found) > size:
+            response.next_page_token = self.gateway.page_tokens.encode(found[size - 1]["id"],
+                                                                       request)
+        return response
+
+    @rpc("directory.register", allow=(ADMIN,))
+    def RegisterAgency(self, request: directory_pb2.RegisterAgencyRequest, call: Call) -> Any:
+        agency = request.agency
+        row = directory.register(
+            self.gateway, call, request.agency_id, agency.display_name, agency.region_code,
+            agency.signing_certificate_pem,
+        )
+        return directory_pb2.RegisterAgencyResponse(agency=agency_proto(row))
+
+    @rpc("directory.suspend", allow=(ADMIN,))
+    def SuspendAgency(self, request: directory_pb2.SuspendAgencyRequest, call: Call) -> Any:
+        row = directory.suspend(self.gateway, call, request.name, request.reason)
+        return directory_pb2.SuspendAgencyResponse(agency=agency_proto(row))

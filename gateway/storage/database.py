@@ -1,0 +1,85 @@
+"""The SQLite database: schema migrations, connection settings, readers and the writer."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from gateway.storage import schema
+
+
+class StorageError(Exception):
+    """The database cannot be opened or written (disk full, read-only file, corruption)."""
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Database:
+    """One SQLite file in WAL mode with foreign keys on.
+
+    Writes go through `writer`, a single connection used by one thread at a time (the audit log's
+    committer); reads use `reader()`, a connection per thread, so they never wait for a write.
+    """
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL"):
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"unknown SQLite synchronous mode {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.writer = _connect(self.path, self.synchronous)
+            migrate(sqlite_utils.Database(self.writer))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self.synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection; the WAL is checkpointed by the last one to close."""
+        with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self.writer.close()
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply the recorded schema migrations that are still pending."""
+    schema.MIGRATIONS.apply(db)
+
+
+
+def rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """Every row of a cursor as a dict keyed by column name."""
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def first(cursor: sqlite3.Cursor) -> dict[str, Any] | None:
+    """The first row of a cursor as a dict, or None."""
+    found = rows(cursor)
+    return found[0] if found else None

@@ -1,0 +1,43 @@
+"""SQL for the directory of agencies."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from gateway.storage.database import first, rows
+
+
+def get_agency(conn: sqlite3.Connection, agency_id: str) -> dict[str, Any] | None:
+    return first(conn.execute("SELECT * FROM agencies WHERE id = ?", (agency_id,)))
+
+
+def get_agency_by_key_id(conn: sqlite3.Connection, key_id: str) -> dict[str, Any] | None:
+    return first(conn.execute("SELECT * FROM agencies WHERE signing_key_id = ?", (key_id,)))
+
+
+def list_agencies(
+    conn: sqlite3.Connection, *, after: str, limit: int, region_prefix: str = ""
+) -> list[dict[str, Any]]:
+    """Agencies with id > after, ordered by id; region_prefix matches region codes by prefix."""
+    return rows(
+        conn.execute(
+            "SELECT * FROM agencies WHERE id > ? AND region_code LIKE ? ORDER BY id LIMIT ?",
+            (after, region_prefix + "%", limit),
+        )
+    )
+
+
+def insert_agency(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    conn.execute(f"INSERT INTO agencies ({columns}) VALUES ({marks})", tuple(row.values()))
+
+
+def set_agency_state(
+    conn: sqlite3.Connection, agency_id: str, state: str, reason: str, when: str
+) -> None:
+    conn.execute(
+        "UPDATE agencies SET state = ?, suspend_reason = ?, update_time = ? WHERE id = ?",
+        (state, reason, when, agency_id),
+    )

@@ -1,0 +1,203 @@
+"""The database schema as recorded migrations (sqlite-utils `Migrations`), applied in order.
+
+Each migration runs in a transaction with the record of it having been applied. Never edit an
+applied migration: add a new one.
+"""
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("govshare")
+
+
+@MIGRATIONS(name="0001_directory")
+def _directory(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE agencies (
+            id TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL,
+            region_code TEXT NOT NULL,
+            signing_certificate_pem TEXT NOT NULL,
+            signing_key_id TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL CHECK (state IN ('ACTIVE', 'SUSPENDED')),
+            suspend_reason TEXT NOT NULL DEFAULT '',
+            create_time TEXT NOT NULL,
+            update_time TEXT NOT NULL
+        )"""
+    )
+
+
+@MIGRATIONS(name="0002_audit_log")
+def _audit_log(db: Database) -> None:
+    # Leaves keep the exact record bytes; the other columns are copies for filtering only.
+    db.execute(
+        """
+        CREATE TABLE audit_leaves (
+            leaf_index INTEGER PRIMARY KEY,
+            record BLOB NOT NULL,
+            create_time TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX audit_leaves_actor ON audit_leaves (actor, leaf_index)")
+    db.execute("CREATE INDEX audit_leaves_action ON audit_leaves (action, leaf_index)")
+    db.execute("CREATE INDEX audit_leaves_time ON audit_leaves (create_time)")
+    # Every agency and resource name an event concerns, for "who touched my data" queries.
+    db.execute(
+        """
+        CREATE TABLE audit_subjects (
+            subject TEXT NOT NULL,
+            leaf_index INTEGER NOT NULL REFERENCES audit_leaves (leaf_index),
+            PRIMARY KEY (subject, leaf_index)
+        ) WITHOUT ROWID"""
+    )
+    # Perfect-subtree hashes: (level, index) covers leaves [index*2^level, (index+1)*2^level).
+    db.execute(
+        """
+        CREATE TABLE tree_nodes (
+            level INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            hash BLOB NOT NULL,
+            PRIMARY KEY (level, idx)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """
+        CREATE TABLE checkpoints (
+            tree_size INTEGER PRIMARY KEY,
+            root_hash BLOB NOT NULL,
+            note BLOB NOT NULL,
+            create_time TEXT NOT NULL
+        )"""
+    )
+
+
+@MIGRATIONS(name="0003_catalog")
+def _catalog(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE datasets (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            publisher TEXT NOT NULL REFERENCES agencies (id),
+            region_code TEXT NOT NULL,
+            latest_version INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('ACTIVE', 'WITHDRAWN')),
+            withdraw_reason TEXT NOT NULL DEFAULT '',
+            classification TEXT NOT NULL,
+            sharing_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            field_names TEXT NOT NULL,
+            create_time TEXT NOT NULL,
+            update_time TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX datasets_publisher ON datasets (publisher, seq)")
+    db.execute(
+        """
+        CREATE TABLE dataset_tags (
+            tag TEXT NOT NULL,
+            dataset_seq INTEGER NOT NULL REFERENCES datasets (seq),
+            PRIMARY KEY (tag, dataset_seq)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """
+        CREATE TABLE dataset_versions (
+            name TEXT PRIMARY KEY,
+            dataset TEXT NOT NULL REFERENCES datasets (name),
+            version INTEGER NOT NULL,
+            signed_manifest BLOB NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            content_size INTEGER NOT NULL,
+            create_time TEXT NOT NULL,
+            audit_leaf_index INTEGER NOT NULL,
+            UNIQUE (dataset, version)
+        )"""
+    )
+    db["datasets"].enable_fts(
+        ["title", "abstract", "tags", "field_names"], create_triggers=True, tokenize="unicode61"
+    )
+
+
+@MIGRATIONS(name="0004_exchange")
+def _exchange(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE access_requests (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            requester TEXT NOT NULL REFERENCES agencies (id),
+            owner TEXT NOT NULL REFERENCES agencies (id),
+            dataset TEXT NOT NULL REFERENCES datasets (name),
+            request_id TEXT NOT NULL,
+            statement_digest TEXT NOT NULL,
+            signed_statement BLOB NOT NULL,
+            state TEXT NOT NULL,
+            state_reason TEXT NOT NULL,
+            decide_deadline TEXT,
+            signed_decision BLOB,
+            grant_name TEXT,
+            create_time TEXT NOT NULL,
+            decide_time TEXT,
+            UNIQUE (requester, request_id)
+        )"""
+    )
+    db.execute("CREATE INDEX access_requests_owner ON access_requests (owner, seq)")
+    db.execute("CREATE INDEX access_requests_requester ON access_requests (requester, seq)")
+    db.execute(
+        """
+        CREATE TABLE grants (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            grantee TEXT NOT NULL REFERENCES agencies (id),
+            owner TEXT NOT NULL REFERENCES agencies (id),
+            dataset TEXT NOT NULL REFERENCES datasets (name),
+            access_request TEXT NOT NULL REFERENCES access_requests (name),
+            fields TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('ACTIVE', 'REVOKED')),
+            signed_statement BLOB NOT NULL,
+            create_time TEXT NOT NULL,
+            expire_time TEXT NOT NULL,
+            revoke_time TEXT,
+            revoke_reason TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    db.execute("CREATE INDEX grants_grantee ON grants (grantee, dataset, seq)")
+    db.execute("CREATE INDEX grants_owner ON grants (owner, seq)")
+    db.execute(
+        """
+        CREATE TABLE exchanges (
+            name TEXT PRIMARY KEY,
+            requester TEXT NOT NULL REFERENCES agencies (id),
+            owner TEXT NOT NULL REFERENCES agencies (id),
+            dataset_version TEXT NOT NULL REFERENCES dataset_versions (name),
+            grant_name TEXT NOT NULL REFERENCES grants (name),
+            state TEXT NOT NULL CHECK (state IN ('STARTED', 'COMPLETED', 'BROKEN')),
+            create_time TEXT NOT NULL,
+            complete_time TEXT,
+            receipt BLOB
+        )"""
+    )
+    # Notifications for WatchEvents: a recipient, or NULL for events every agency holding a
+    # grant on (or following) the dataset receives.
+    db.execute(
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            recipient TEXT,
+            type TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            create_time TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX events_recipient ON events (recipient, seq)")
+    db.execute("CREATE INDEX events_dataset ON events (dataset, seq)")

@@ -1,0 +1,1 @@
+"""Generated gateway.v1 API code (do not edit; `make proto` regenerates it)."""
