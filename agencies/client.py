@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 import grpc
 
 from agencies import errors
+from agencies.audit import AuditMixin
+from agencies.catalog import CatalogMixin
+from agencies.exchange import ExchangeMixin
 from certs.identity import Identity, identity_from_certificate
 from gateway.signing import SigningKey
 from gateway.v1 import (
@@ -117,7 +120,7 @@ class BaseClient:
         return self._pages(self.directory.ListAgencies, request, "agencies")
 
 
-class AdminClient(BaseClient):
+class AdminClient(AuditMixin, BaseClient):
     """A staff client with the `admin` role: manages the directory."""
 
     def register_agency(self, agency_id: str, display_name: str, region_code: str,
@@ -137,7 +140,7 @@ class AdminClient(BaseClient):
         return self._call(self.directory.SuspendAgency, request).agency
 
 
-class AgencyClient(BaseClient):
+class AgencyClient(CatalogMixin, ExchangeMixin, AuditMixin, BaseClient):
     """An agency's client: its TLS identity plus its signing key for statements."""
 
     def __init__(self, target: str, certs: str | Path, **kwargs: Any):

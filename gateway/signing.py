@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -72,9 +72,12 @@ def key_id_for(public_key_raw: bytes) -> str:
 
 
 class Verifier(Protocol):
-    """What every algorithm's public key offers; ``VERIFIERS`` maps algorithm names to them."""
+    """What every algorithm's public key class offers; ``VERIFIERS`` maps names to them."""
 
     algorithm: str
+
+    @classmethod
+    def from_raw(cls, public_raw: bytes) -> Self: ...
 
     @property
     def public_raw(self) -> bytes: ...
@@ -89,11 +92,12 @@ class VerifyKey:
     """An Ed25519 public key."""
 
     algorithm = ED25519
-    __slots__ = ("_key", "_raw")
+    __slots__ = ("_key", "_key_id", "_raw")
 
     def __init__(self, key: Ed25519PublicKey) -> None:
         self._key = key
         self._raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self._key_id = key_id_for(self._raw)
 
     @classmethod
     def from_raw(cls, public_raw: bytes) -> VerifyKey:
@@ -118,7 +122,7 @@ class VerifyKey:
 
     @property
     def key_id(self) -> str:
-        return key_id_for(self._raw)
+        return self._key_id
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise SignatureError unless ``signature`` is this key's signature of ``data``."""
@@ -137,7 +141,7 @@ class VerifyKey:
         return f"VerifyKey(key_id={self.key_id!r})"
 
 
-VERIFIERS: dict[str, type[VerifyKey]] = {ED25519: VerifyKey}
+VERIFIERS: dict[str, type[Verifier]] = {ED25519: VerifyKey}
 """Algorithm name -> public key class; a new algorithm is one more entry."""
 
 

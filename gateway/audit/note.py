@@ -52,7 +52,7 @@ def _b64decode(text: str) -> bytes:
 
 
 def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
-    """Split ``name+hexid+base64(0x01||key)``; returns (name, key id, key) with the id checked."""
+    """Split ``[...+]name+hexid+base64(0x01||key)`` into (name, key id, Ed25519 key bytes)."""
     fields = text.split("+", parts - 1)  # the base64 key may itself contain '+'
     if len(fields) != parts:
         raise ValueError("malformed key")

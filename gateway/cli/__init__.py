@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from gateway.cli.agency import agency
 from gateway.cli.certs import certs as certs_group
 from gateway.cli.serve import gateway_group
 
@@ -21,6 +22,7 @@ def cli() -> None:
 
 cli.add_command(certs_group)
 cli.add_command(gateway_group)
+cli.add_command(agency)
 
 
 def main() -> None:
