@@ -1,0 +1,94 @@
+"""Config, page tokens, limits and error mapping."""
+
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from gateway import config as config_module
+from gateway import errors
+from gateway.limits import Limiter
+from gateway.paging import PageTokens, page_size
+from gateway.v1 import catalog_pb2
+
+
+def test_config_round_trips_and_resolves_paths(tmp_path):
+    original = config_module.Config().replace(server={"listen": "127.0.0.1:9999"},
+                                              limits={"burst": 7})
+    path = tmp_path / "gateway.toml"
+    path.write_text(config_module.render(original))
+    loaded = config_module.load(path)
+    assert loaded.server.listen == "127.0.0.1:9999"
+    assert loaded.limits.burst == 7
+    assert loaded.path(loaded.storage.database) == tmp_path / "govshare.db"
+    assert loaded.path(Path("/abs/x")) == Path("/abs/x")
+
+
+@pytest.mark.parametrize("text", ["[serverr]\nlisten='x'\n", "[server]\nlisen='x'\n"])
+def test_config_rejects_unknown_names(tmp_path, text):
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="unknown"):
+        config_module.load(path)
+
+
+def test_page_tokens_round_trip_and_refuse_tampering():
+    tokens = PageTokens()
+    request = catalog_pb2.ListDatasetsRequest(parent="agencies/-", tag="health")
+    token = tokens.encode([42, "x"], request)
+    assert tokens.decode(token, request) == [42, "x"]
+    assert tokens.decode("", request) is None
+    other_filters = catalog_pb2.ListDatasetsRequest(parent="agencies/-", tag="roads")
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    for bad_token, bad_request in [(token, other_filters), (tampered, request),
+                                   ("garbage!", request)]:
+        with pytest.raises(errors.InvalidArgument) as refused:
+            tokens.decode(bad_token, bad_request)
+        assert refused.value.reason == "INVALID_PAGE_TOKEN"
+    with pytest.raises(errors.InvalidArgument):
+        PageTokens().decode(token, request)  # another gateway's token
+
+
+def test_page_size_bounds():
+    assert page_size(0) == 50
+    assert page_size(5000) == 1000
+    with pytest.raises(errors.InvalidArgument):
+        page_size(-1)
+
+
+def test_token_bucket_refuses_above_rate_and_refills():
+    now = [0.0]
+    limiter = Limiter(rate=2, burst=3, max_streams=1, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.admit("a")
+    with pytest.raises(errors.ResourceExhausted) as refused:
+        limiter.admit("a")
+    assert refused.value.reason == "RATE_LIMITED"
+    limiter.admit("b")  # buckets are per caller
+    now[0] += 0.5
+    limiter.admit("a")
+
+
+def test_stream_slots_are_per_caller_and_released():
+    limiter = Limiter(rate=1, burst=1, max_streams=1)
+    with limiter.stream("a"):
+        with pytest.raises(errors.ResourceExhausted), limiter.stream("a"):
+            pass
+        with limiter.stream("b"):
+            pass
+    with limiter.stream("a"):
+        pass
+
+
+def test_errors_map_to_status_with_error_info():
+    error = errors.NotFound("agencies/x is not registered", reason="AGENCY_UNKNOWN", agency="x")
+    status = errors.to_rpc_status(error)
+    assert status.code == grpc.StatusCode.NOT_FOUND
+    assert status.details == "agencies/x is not registered"
+    proto = rpc_status.status_pb2.Status.FromString(status.trailing_metadata[0][1])
+    info = error_details_pb2.ErrorInfo()
+    proto.details[0].Unpack(info)
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        "AGENCY_UNKNOWN", errors.DOMAIN, {"agency": "x"})
