@@ -11,7 +11,6 @@ traceback goes to the log only.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import logging
 import time
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from gateway import errors
+from gateway import errors, signing
 from gateway.audit import record
 from gateway.identity import Caller
 
@@ -82,7 +81,7 @@ def refusal_event(
 
 def digest_of(message: Any) -> str:
     """Hex SHA-256 of a request message as serialised."""
-    return hashlib.sha256(message.SerializeToString()).hexdigest()
+    return signing.sha256(message.SerializeToString()).hex()
 
 
 def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:

@@ -8,7 +8,6 @@ verifies over the exact bytes, and only then are the bytes decoded.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
@@ -43,7 +42,7 @@ _ALGORITHMS = {envelope_pb2.SIGNATURE_ALGORITHM_ED25519: signing.ED25519}
 
 def envelope_id(envelope: envelope_pb2.Envelope) -> str:
     """The id of a statement: hex SHA-256 of its payload bytes."""
-    return hashlib.sha256(envelope.payload).hexdigest()
+    return signing.sha256(envelope.payload).hex()
 
 
 def seal(key: signing.SigningKey, payload_type: str, statement: Message) -> envelope_pb2.Envelope:
