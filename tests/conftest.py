@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ class Network:
     layout: NetworkLayout
     server: GatewayServer
     clients: list[BaseClient] = field(default_factory=list)
+    stopped: bool = False
 
     @property
     def target(self) -> str:
@@ -57,9 +58,13 @@ class Network:
         self.admin().register_agency(spec.id, spec.display_name, spec.region_code, pem)
 
     def close(self) -> None:
+        """Close the clients and stop the gateway (idempotent)."""
         for client in self.clients:
             client.close()
-        self.server.stop(grace=1)
+        self.clients.clear()
+        if not self.stopped:
+            self.stopped = True
+            self.server.stop(grace=1)
 
 
 def start_network(root: Path, agencies: list[AgencySpec] = AGENCIES, *, register: bool = True,
@@ -81,4 +86,19 @@ def network(tmp_path: Path) -> Iterator[Network]:
     try:
         yield net
     finally:
+        net.close()
+
+
+@pytest.fixture
+def network_factory(tmp_path: Path) -> Iterator[Callable[..., Network]]:
+    """Start networks with custom agencies or config sections: factory(name, agencies, **cfg)."""
+    started: list[Network] = []
+
+    def make(name: str = "net", agencies: list[AgencySpec] = AGENCIES, **sections: dict) -> Network:
+        net = start_network(tmp_path / name, agencies, **sections)
+        started.append(net)
+        return net
+
+    yield make
+    for net in started:
         net.close()

@@ -215,10 +215,10 @@ class AuditLog:
         try:
             value, events = pending.change(Tx(conn, now, self._frontier.size))
         except Exception as exc:
+            if isinstance(exc, sqlite3.OperationalError) or not conn.in_transaction:
+                raise  # the database itself failed (full, I/O error): the whole batch fails
             conn.execute("ROLLBACK TO change")
             conn.execute("RELEASE change")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise  # the database itself failed: the whole batch fails
             refusal = []
             if isinstance(exc, errors.GatewayError) and pending.refusal is not None:
                 refusal = [pending.refusal(exc)]

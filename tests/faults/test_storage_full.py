@@ -1,0 +1,75 @@
+"""A full or failing disk: a clear error, nothing half-written, recovery when space returns."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from agencies import errors
+from agencies.network import AgencySpec, add_agency
+from gateway import config as config_module
+from gateway.audit import merkle
+from gateway.server import create_server
+from gateway.storage import StorageError
+from gateway.storage import audit as audit_sql
+
+
+def _fill_disk(conn: sqlite3.Connection) -> int:
+    """Cap the database at its current size, as a full disk would; returns the old cap."""
+    old = conn.execute("PRAGMA max_page_count").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages}")
+    return old
+
+
+def _root_of_records(conn: sqlite3.Connection) -> bytes:
+    return merkle.root_from_leaf_hashes(
+        [merkle.leaf_hash(record) for _, record in audit_sql.iter_records(conn)]
+    )
+
+
+def test_full_disk_refuses_cleanly_and_recovers(network):
+    gateway = network.gateway
+    admin = network.admin()
+    reader = gateway.db.reader()
+    size_before = audit_sql.tree_size(reader)
+    old_cap = _fill_disk(gateway.db.writer)
+    specs = [AgencySpec(f"agency-{n:03d}", f"Bureau number {n} with a long name " * 3, "110000")
+             for n in range(40)]
+    failures = []
+    for spec in specs:
+        folder = add_agency(network.layout, spec)
+        try:
+            admin.register_agency(spec.id, spec.display_name, spec.region_code,
+                                  (folder / "signing.pem").read_text())
+        except errors.Unavailable as exc:
+            failures.append(exc)
+            break
+    assert failures, "the capped database never filled up"
+    assert failures[0].reason == "STORAGE_ERROR"
+    assert "full" in failures[0].message
+    # Nothing half-written: every agency row has its audit event, and the log still verifies.
+    registered = {a.name for a in admin.agencies()}
+    assert f"agencies/{specs[len(registered) - 3].id}" in registered or len(registered) == 3
+    checkpoint = audit_sql.latest_checkpoint(reader)
+    assert checkpoint["tree_size"] == audit_sql.tree_size(reader) >= size_before
+    assert checkpoint["root_hash"] == _root_of_records(reader)
+
+    gateway.db.writer.execute(f"PRAGMA max_page_count={old_cap}")
+    spec = specs[len(registered) - 3 + 1] if len(registered) > 3 else specs[0]
+    pem = (network.layout.certs(spec.id) / "signing.pem").read_text()
+    agency = admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
+    assert agency.name == f"agencies/{spec.id}"
+    checkpoint = audit_sql.latest_checkpoint(reader)
+    assert checkpoint["root_hash"] == _root_of_records(reader)
+
+
+def test_corrupt_database_refuses_to_start(network_factory):
+    net = network_factory()
+    net.close()
+    (net.layout.root / "govshare.db").write_bytes(b"this is not an SQLite database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (net.layout.root / f"govshare.db{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StorageError, match="cannot open database"):
+        create_server(config_module.load(net.layout.config_path))
