@@ -33,35 +33,36 @@ def test_full_disk_refuses_cleanly_and_recovers(network):
     gateway = network.gateway
     admin = network.admin()
     reader = gateway.db.reader()
-    size_before = audit_sql.tree_size(reader)
     old_cap = _fill_disk(gateway.db.writer)
-    specs = [AgencySpec(f"agency-{n:03d}", f"Bureau number {n} with a long name " * 3, "110000")
-             for n in range(40)]
-    failures = []
-    for spec in specs:
-        folder = add_agency(network.layout, spec)
+    accepted, refused = [], None
+    for n in range(40):
+        spec = AgencySpec(f"agency-{n:03d}", f"Bureau number {n} with a long name " * 3, "110000")
+        pem = (add_agency(network.layout, spec) / "signing.pem").read_text()
         try:
-            admin.register_agency(spec.id, spec.display_name, spec.region_code,
-                                  (folder / "signing.pem").read_text())
+            admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
+            accepted.append(spec.id)
         except errors.Unavailable as exc:
-            failures.append(exc)
+            refused = (spec, pem, exc)
             break
-    assert failures, "the capped database never filled up"
-    assert failures[0].reason == "STORAGE_ERROR"
-    assert "full" in failures[0].message
-    # Nothing half-written: every agency row has its audit event, and the log still verifies.
-    registered = {a.name for a in admin.agencies()}
-    assert f"agencies/{specs[len(registered) - 3].id}" in registered or len(registered) == 3
+    assert refused, "the capped database never filled up"
+    spec, pem, error = refused
+    assert error.reason == "STORAGE_ERROR"
+    assert "full" in error.message
+    # Nothing half-written: the refused agency has no row and no event; the log still verifies.
+    names = {a.name for a in admin.agencies()}
+    assert f"agencies/{spec.id}" not in names
+    assert {f"agencies/{a}" for a in accepted} <= names
+    records = [r for _, r in audit_sql.iter_records(reader)]
+    assert not any(spec.id.encode() in r for r in records)
     checkpoint = audit_sql.latest_checkpoint(reader)
-    assert checkpoint["tree_size"] == audit_sql.tree_size(reader) >= size_before
+    assert checkpoint["tree_size"] == len(records)
     assert checkpoint["root_hash"] == _root_of_records(reader)
 
     gateway.db.writer.execute(f"PRAGMA max_page_count={old_cap}")
-    spec = specs[len(registered) - 3 + 1] if len(registered) > 3 else specs[0]
-    pem = (network.layout.certs(spec.id) / "signing.pem").read_text()
-    agency = admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
-    assert agency.name == f"agencies/{spec.id}"
+    assert admin.register_agency(spec.id, spec.display_name, spec.region_code, pem).name == (
+        f"agencies/{spec.id}")
     checkpoint = audit_sql.latest_checkpoint(reader)
+    assert checkpoint["tree_size"] == len(records) + 1
     assert checkpoint["root_hash"] == _root_of_records(reader)
 
 
