@@ -48,12 +48,13 @@ def test_full_disk_refuses_cleanly_and_recovers(network):
     spec, pem, error = refused
     assert error.reason == "STORAGE_ERROR"
     assert "full" in error.message
-    # Nothing half-written: the refused agency has no row and no event; the log still verifies.
+    # Nothing half-written: the refused agency has no row and no ALLOWED event (its refusal may
+    # be audited if it fits); the log still verifies.
     names = {a.name for a in admin.agencies()}
     assert f"agencies/{spec.id}" not in names
     assert {f"agencies/{a}" for a in accepted} <= names
     records = [r for _, r in audit_sql.iter_records(reader)]
-    assert not any(spec.id.encode() in r for r in records)
+    assert not [r for r in records if spec.id.encode() in r and b'"ALLOWED"' in r]
     checkpoint = audit_sql.latest_checkpoint(reader)
     assert checkpoint["tree_size"] == len(records)
     assert checkpoint["root_hash"] == _root_of_records(reader)
