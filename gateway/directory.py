@@ -22,6 +22,24 @@ REGION_CODE = re.compile(r"^[1-9]\d{5}$")
 AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
 
 
+def region_prefix(region_code: str, field: str = "region_code") -> str:
+    """The code prefix a GB/T 2260 region filter matches: "440000" -> "44", "440300" -> "4403".
+
+    Codes are province (2 digits), prefecture (2) and county (2); trailing "00" pairs mean the
+    whole level, so a province code matches every division in that province.
+    """
+    if not region_code:
+        return ""
+    if not REGION_CODE.match(region_code):
+        raise errors.InvalidArgument(
+            f"{field} must be a six-digit GB/T 2260 code such as 440000", field=field
+        )
+    prefix = region_code
+    while prefix.endswith("00"):
+        prefix = prefix[:-2]
+    return prefix
+
+
 def agency_id_from_name(name: str) -> str:
     """The {agency} of "agencies/{agency}"; INVALID_ARGUMENT otherwise."""
     match = AGENCY_NAME.match(name)

@@ -39,7 +39,7 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
     def ListAgencies(self, request: directory_pb2.ListAgenciesRequest, call: Call) -> Any:
         size = paging.page_size(request.page_size)
         after = self.gateway.page_tokens.decode(request.page_token, request) or ""
-        region = request.region_code.rstrip("0") if request.region_code else ""
+        region = directory.region_prefix(request.region_code)
         found = sql.list_agencies(self.gateway.db.reader(), after=after, limit=size + 1,
                                   region_prefix=region)
         response = directory_pb2.ListAgenciesResponse(

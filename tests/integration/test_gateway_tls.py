@@ -227,3 +227,42 @@ def _message_class(descriptor):
     from google.protobuf import message_factory
 
     return message_factory.GetMessageClass(descriptor)
+
+
+def test_region_filter_follows_gb_t_2260_levels(network_factory):
+    net = network_factory(agencies=[
+        AgencySpec("cq-health", "Chongqing Health Commission", "500000"),
+        AgencySpec("sc-health", "Sichuan Health Commission", "510000"),
+        AgencySpec("cd-traffic", "Chengdu Traffic Police", "510100"),
+    ])
+    client = net.agency("cq-health")
+    assert [a.name for a in client.agencies("500000")] == ["agencies/cq-health"]
+    assert [a.name for a in client.agencies("510000")] == ["agencies/cd-traffic",
+                                                           "agencies/sc-health"]
+    assert [a.name for a in client.agencies("510100")] == ["agencies/cd-traffic"]
+    with pytest.raises(errors.InvalidArgument) as refused:
+        list(client.agencies("51"))
+    assert refused.value.metadata["field"] == "region_code"
+
+
+def test_oversized_message_is_resource_exhausted(network):
+    client = network.agency("gd-health")
+    with pytest.raises(errors.ResourceExhausted):
+        client.agency("agencies/" + "x" * (2 * 1024 * 1024))
+
+
+def test_paging_walks_every_agency_once(network_factory):
+    specs = [AgencySpec(f"agency-{n:02d}", f"Bureau {n}", "110000") for n in range(7)]
+    net = network_factory(agencies=specs)
+    client = net.agency("agency-00")
+    request = directory_pb2.ListAgenciesRequest(page_size=3)
+    seen, pages = [], 0
+    while True:
+        reply = client._call(client.directory.ListAgencies, request)
+        seen += [a.name for a in reply.agencies]
+        pages += 1
+        if not reply.next_page_token:
+            break
+        request.page_token = reply.next_page_token
+    assert seen == [f"agencies/{s.id}" for s in specs]
+    assert pages == 3
