@@ -1,7 +1,258 @@
-"""Catalog operations of the SDK (mixed into agencies.client.AgencyClient)."""
+"""Catalog operations of the SDK (mixed into agencies.client.AgencyClient).
+
+    response = client.publish("hospital-beds", Path("beds.csv"), title="Hospital beds",
+                              media_type="CSV", classification="PUBLIC",
+                              sharing_type="UNCONDITIONAL", progress=print)
+    for dataset in client.search("hospital"):
+        version = next(client.versions(dataset.name))
+        client.verify_manifest(version)      # re-checks the publisher's signature
+
+The manifest is signed here with the agency's signing key; the gateway never sees the key.
+Content is hashed in one pass before the upload (the manifest must carry its SHA-256), then
+streamed in chunks.
+"""
 
 from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography import x509
+from google.protobuf import timestamp_pb2
+
+from agencies import errors
+from certs import ca as certs_ca
+from certs.identity import identity_from_certificate
+from gateway import signing, statements
+from gateway.v1 import catalog_pb2, envelope_pb2
+
+CHUNK_SIZE = 1024 * 1024
+"""Upload chunk size; the gateway accepts up to its max_chunk_bytes (1 MiB by default)."""
+
+Content = str | os.PathLike | bytes | Iterable[bytes]
+"""What `publish` accepts: a file path, the bytes, or an iterator of byte chunks."""
+Progress = Callable[[int, int], None]
+"""Called after each chunk with (bytes sent, total bytes)."""
+
+
+def enum_value(enum: Any, value: int | str) -> int:
+    """An enum value from its number, full name or short name ("PUBLIC", "csv")."""
+    if isinstance(value, int):
+        return value
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    name = value.upper().replace("-", "_")
+    try:
+        return enum.Value(name if name.startswith(prefix) else prefix + name)
+    except ValueError:
+        choices = ", ".join(n.removeprefix(prefix) for n in enum.keys()[1:])
+        raise ValueError(f"unknown {enum.DESCRIPTOR.name} {value!r}; use one of {choices}") \
+            from None
+
+
+def verify_signed_manifest(
+    envelope: envelope_pb2.Envelope, certificate_pem: str | bytes,
+    ca_certificate_pem: str | bytes | None = None,
+) -> catalog_pb2.Manifest:
+    """Verify a signed manifest offline against its publisher's signing certificate (from the
+    directory) and return the manifest; VerificationError at the first failed check.
+
+    1. the payload type is the manifest's;
+    2. the certificate chains to the national CA (when `ca_certificate_pem` is given);
+    3. it carries one Ed25519 signature by the certificate's key;
+    4. the signature verifies over the exact payload bytes;
+    5. the manifest names a dataset of the certificate's agency.
+    """
+    if envelope.payload_type != statements.MANIFEST:
+        raise errors.VerificationError(f"not a manifest: payload type {envelope.payload_type!r}")
+    certificate = x509.load_pem_x509_certificate(_as_bytes(certificate_pem))
+    if ca_certificate_pem is not None:
+        ca = x509.load_pem_x509_certificate(_as_bytes(ca_certificate_pem))
+        try:
+            certs_ca.verify_chain(certificate, ca)
+        except certs_ca.CAError as exc:
+            raise errors.VerificationError(f"the signing certificate is not valid: {exc}") \
+                from None
+    key = signing.VerifyKey.from_certificate(certificate)
+    if (len(envelope.signatures) != 1
+            or envelope.signatures[0].algorithm != envelope_pb2.SIGNATURE_ALGORITHM_ED25519
+            or envelope.signatures[0].key_id != key.key_id):
+        raise errors.VerificationError("the manifest is not signed by this certificate's key")
+    try:
+        signing.verify_envelope(key, envelope.payload_type, envelope.payload,
+                                envelope.signatures[0].signature)
+    except signing.SignatureError:
+        raise errors.VerificationError("the manifest signature does not verify") from None
+    manifest = catalog_pb2.Manifest.FromString(envelope.payload)
+    agency = identity_from_certificate(certificate).id
+    if not manifest.dataset.startswith(f"agencies/{agency}/datasets/"):
+        raise errors.VerificationError(
+            f"the manifest names {manifest.dataset}, not a dataset of agency {agency}")
+    return manifest
 
 
 class CatalogMixin:
     """Catalog calls; relies on BaseClient's _call/_stream/_pages and stubs."""
+
+    catalog: Any
+    name: str
+    certs: Path
+    signing_key: signing.SigningKey
+    _call: Callable[..., Any]
+    _pages: Callable[..., Iterator[Any]]
+
+    def dataset_name(self, dataset: str) -> str:
+        """A full dataset name; a bare id is taken as one of this agency's datasets."""
+        return dataset if "/" in dataset else f"{self.name}/datasets/{dataset}"
+
+    def publish(
+        self, dataset: str, content: Content, *, title: str, abstract: str = "",
+        version: int | None = None, media_type: int | str = "OCTET_STREAM",
+        schema: Iterable[catalog_pb2.SchemaField] = (),
+        classification: int | str = "INTERNAL", sharing_type: int | str = "CONDITIONAL",
+        sharing_conditions: str = "", legal_basis: str = "",
+        update_cycle: int | str = "IRREGULAR", tags: Iterable[str] = (),
+        progress: Progress | None = None, chunk_size: int = CHUNK_SIZE,
+    ) -> catalog_pb2.PublishDatasetResponse:
+        """Sign a manifest for `content` and upload it as a new version of `dataset`.
+
+        `version` defaults to the latest version + 1 (1 for a new dataset). Enum arguments take
+        numbers or short names ("CSV", "PUBLIC", "NOT_SHARED", "MONTHLY").
+        """
+        name = self.dataset_name(dataset)
+        with _content(content, chunk_size) as (sha256, size, chunks):
+            created = timestamp_pb2.Timestamp()
+            created.GetCurrentTime()
+            manifest = catalog_pb2.Manifest(
+                dataset=name, version=version or self._next_version(name), title=title,
+                abstract=abstract, media_type=enum_value(catalog_pb2.MediaType, media_type),
+                schema=list(schema),
+                classification=enum_value(catalog_pb2.Classification, classification),
+                sharing_type=enum_value(catalog_pb2.SharingType, sharing_type),
+                sharing_conditions=sharing_conditions, legal_basis=legal_basis,
+                update_cycle=enum_value(catalog_pb2.UpdateCycle, update_cycle), tags=list(tags),
+                content_sha256=sha256, content_size=size, create_time=created,
+            )
+            envelope = statements.seal(self.signing_key, statements.MANIFEST, manifest)
+            return self.upload(envelope, chunks, size, progress)
+
+    def upload(
+        self, envelope: envelope_pb2.Envelope, chunks: Iterable[bytes], size: int,
+        progress: Progress | None = None,
+    ) -> catalog_pb2.PublishDatasetResponse:
+        """Stream an already signed manifest and its content (what `publish` does after
+        signing; useful to send exactly the bytes you choose)."""
+
+        def requests() -> Iterator[catalog_pb2.PublishDatasetRequest]:
+            yield catalog_pb2.PublishDatasetRequest(manifest=envelope)
+            sent = 0
+            for chunk in chunks:
+                yield catalog_pb2.PublishDatasetRequest(chunk=chunk)
+                sent += len(chunk)
+                if progress:
+                    progress(sent, size)
+
+        return self._call(self.catalog.PublishDataset, requests(), timeout=None)
+
+    def get(self, dataset: str) -> catalog_pb2.Dataset:
+        """A dataset with its latest version (a bare id means one of this agency's)."""
+        request = catalog_pb2.GetDatasetRequest(name=self.dataset_name(dataset))
+        return self._call(self.catalog.GetDataset, request).dataset
+
+    def datasets(
+        self, *, publisher: str = "-", query: str = "", region_code: str = "", tag: str = "",
+        classification: int | str = 0, sharing_type: int | str = 0,
+        show_withdrawn: bool = False, page_size: int = 0,
+    ) -> Iterator[catalog_pb2.Dataset]:
+        """Every dataset the caller may see matching the filters, newest first, page by page.
+        `publisher` is an agency id or name, "-" for all."""
+        parent = publisher if publisher.startswith("agencies/") else f"agencies/{publisher}"
+        request = catalog_pb2.ListDatasetsRequest(
+            parent=parent, query=query, region_code=region_code, tag=tag,
+            classification=enum_value(catalog_pb2.Classification, classification),
+            sharing_type=enum_value(catalog_pb2.SharingType, sharing_type),
+            show_withdrawn=show_withdrawn, page_size=page_size,
+        )
+        return self._pages(self.catalog.ListDatasets, request, "datasets")
+
+    def search(self, query: str, **filters: Any) -> Iterator[catalog_pb2.Dataset]:
+        """Datasets whose title, abstract, tags or field names contain every word of `query`
+        (as prefixes)."""
+        return self.datasets(query=query, **filters)
+
+    def versions(self, dataset: str, *, page_size: int = 0) -> Iterator[catalog_pb2.DatasetVersion]:
+        """Every version of a dataset, newest first, each with its signed manifest."""
+        request = catalog_pb2.ListDatasetVersionsRequest(parent=self.dataset_name(dataset),
+                                                         page_size=page_size)
+        return self._pages(self.catalog.ListDatasetVersions, request, "dataset_versions")
+
+    def withdraw(self, dataset: str, reason: str) -> catalog_pb2.Dataset:
+        """Withdraw one of this agency's datasets; its history stays retrievable."""
+        request = catalog_pb2.WithdrawDatasetRequest(name=self.dataset_name(dataset),
+                                                     reason=reason)
+        return self._call(self.catalog.WithdrawDataset, request).dataset
+
+    def verify_manifest(self, version: catalog_pb2.DatasetVersion) -> catalog_pb2.Manifest:
+        """Re-verify a version's signed manifest against its publisher's certificate from the
+        directory (checked against the national CA) and that the version is what it names."""
+        manifest = catalog_pb2.Manifest.FromString(version.signed_manifest.payload)
+        publisher = manifest.dataset.split("/datasets/")[0]
+        agency = self.agency(publisher)  # type: ignore[attr-defined]
+        verified = verify_signed_manifest(version.signed_manifest,
+                                          agency.signing_certificate_pem,
+                                          (self.certs / "ca.pem").read_bytes())
+        if version.name != f"{verified.dataset}/versions/{verified.version}" or (
+                version.HasField("manifest") and version.manifest != verified):
+            raise errors.VerificationError(
+                f"{version.name} does not carry the manifest its signature covers")
+        return verified
+
+    def _next_version(self, name: str) -> int:
+        try:
+            return self.get(name).latest_version + 1
+        except errors.NotFound:
+            return 1
+
+
+def _as_bytes(pem: str | bytes) -> bytes:
+    return pem.encode() if isinstance(pem, str) else pem
+
+
+@contextmanager
+def _content(content: Content, chunk_size: int) -> Iterator[tuple[bytes, int, Iterator[bytes]]]:
+    """(SHA-256, size, chunks) of `content`, hashed in one pass. An iterator is spooled to a
+    temp file while hashed, since the digest must be signed before the first byte is sent."""
+    if isinstance(content, bytes):
+        view = memoryview(content)
+        hasher = signing.StreamHasher()
+        hasher.update(view)
+        yield hasher.digest(), hasher.size, (
+            bytes(view[i:i + chunk_size]) for i in range(0, len(view), chunk_size))
+    elif isinstance(content, str | os.PathLike):
+        with open(content, "rb") as handle:
+            yield (*_hash_file(handle, chunk_size), _read_chunks(handle, chunk_size))
+    else:
+        with tempfile.TemporaryFile() as spool:
+            hasher = signing.StreamHasher()
+            for chunk in content:
+                hasher.update(chunk)
+                spool.write(chunk)
+            spool.seek(0)
+            yield hasher.digest(), hasher.size, _read_chunks(spool, chunk_size)
+
+
+def _hash_file(handle: IO[bytes], chunk_size: int) -> tuple[bytes, int]:
+    """Hash a file from its start, then rewind it for the upload."""
+    hasher = signing.StreamHasher()
+    while block := handle.read(chunk_size):
+        hasher.update(block)
+    handle.seek(0)
+    return hasher.digest(), hasher.size
+
+
+def _read_chunks(handle: IO[bytes], chunk_size: int) -> Iterator[bytes]:
+    while block := handle.read(chunk_size):
+        yield block

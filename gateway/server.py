@@ -18,6 +18,7 @@ from certs.identity import Identity
 from gateway import errors, times
 from gateway.audit import note
 from gateway.audit.log import AuditLog
+from gateway.blobs import BlobStore
 from gateway.config import Config
 from gateway.identity import Authenticator, Caller
 from gateway.limits import Limiter
@@ -60,9 +61,11 @@ class Gateway:
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
                                limits.max_streams_per_agency)
         self.page_tokens = PageTokens()
+        self.blobs = BlobStore(config.path(config.storage.blobs))
 
     def open(self) -> None:
         """Verify the audit log and start committing; publish the checkpoint verifier key."""
+        self.blobs.recover()
         self.log.open()
         key_file = self.config.path(self.config.audit.verifier_key_file)
         key_file.parent.mkdir(parents=True, exist_ok=True)

@@ -106,3 +106,6 @@ def directory(ctx: click.Context, region: str) -> None:
         table.add_row(item.name, item.display_name, item.region_code,
                       item.AgencyState.Name(item.state).removeprefix("AGENCY_STATE_"))
     console.print(table)
+
+
+from gateway.cli import agency_catalog  # noqa: E402,F401  (registers the catalog commands)

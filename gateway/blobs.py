@@ -1,0 +1,118 @@
+"""The content-addressed store of dataset content: one file per distinct SHA-256.
+
+Layout under the configured folder (`config.storage.blobs`):
+
+    sha256/ab/cd/abcd...   a stored blob, named by its hex SHA-256
+    tmp/                   uploads in progress (same filesystem, so the final move is atomic)
+
+An upload streams into a temp file while it is hashed (`Upload.write`), is fsynced
+(`Upload.finish`), and is moved into place by `BlobStore.commit` inside the catalog's audit-log
+change, so a blob appears only together with the row that names it. Identical content is kept
+once. Temp files left by a crash are removed by `recover()` at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from gateway.signing import StreamHasher
+
+_READ_SIZE = 1024 * 1024
+
+
+class Upload:
+    """Content being received: written to a temp file and hashed in one pass."""
+
+    def __init__(self, folder: Path):
+        fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
+        self.path = Path(name)
+        self.hasher = StreamHasher()
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        self._file.write(chunk)
+
+    def finish(self) -> None:
+        """Flush and fsync the content, so the later move publishes durable bytes."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def discard(self) -> None:
+        """Close and remove the temp file if it is still there."""
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Blobs named by hex SHA-256 under `root`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    def recover(self) -> int:
+        """Create the folders and remove uploads a crash left behind; returns how many."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        (self.root / "sha256").mkdir(exist_ok=True)
+        leftovers = list(self.tmp.iterdir())
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
+    def path(self, sha256_hex: str) -> Path:
+        """Where the blob `sha256_hex` is (or would be) stored."""
+        if len(sha256_hex) != 64 or not all(c in "0123456789abcdef" for c in sha256_hex):
+            raise ValueError(f"not a hex SHA-256: {sha256_hex!r}")
+        return self.root / "sha256" / sha256_hex[:2] / sha256_hex[2:4] / sha256_hex
+
+    def exists(self, sha256_hex: str) -> bool:
+        return self.path(sha256_hex).is_file()
+
+    def open(self, sha256_hex: str) -> BinaryIO:
+        """The stored content for reading (FileNotFoundError when absent)."""
+        return self.path(sha256_hex).open("rb")
+
+    def verify(self, sha256_hex: str) -> bool:
+        """Re-hash a stored blob: True when its bytes still match its name."""
+        digest = hashlib.sha256()
+        with self.open(sha256_hex) as handle:
+            while block := handle.read(_READ_SIZE):
+                digest.update(block)
+        return digest.hexdigest() == sha256_hex
+
+    @contextmanager
+    def upload(self) -> Iterator[Upload]:
+        """A temp file to stream into; it is removed on leaving unless `commit` moved it."""
+        upload = Upload(self.tmp)
+        try:
+            yield upload
+        finally:
+            upload.discard()
+
+    def commit(self, upload: Upload) -> bool:
+        """Move a finished upload into place; True when identical content was already stored
+        (the upload is then dropped). Call inside the change that records the blob."""
+        target = self.path(upload.hasher.hexdigest())
+        if target.is_file():
+            upload.discard()
+            return True
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(upload.path, target)
+        _fsync_folder(target.parent)
+        return False
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

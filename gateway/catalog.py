@@ -1,0 +1,483 @@
+"""The catalog: agencies publish signed, versioned datasets, find each other's, withdraw their own.
+
+Names: a dataset is "agencies/{agency}/datasets/{dataset}", a version ".../versions/{n}"; both
+ids match `certs.identity.ID_PATTERN` (^[a-z][a-z0-9-]{1,62}[a-z0-9]$, 3 to 64 characters,
+checked with fullmatch), so names never carry path characters, NUL or surprises.
+
+Visibility: PUBLIC and INTERNAL metadata is visible to every registered agency; CONFIDENTIAL
+metadata only to its publisher and to agencies holding an ACTIVE, unexpired grant on it; staff
+(admin, auditor) see all metadata. Permission comes before existence: an agency that could not
+see a dataset of another publisher gets PERMISSION_DENIED whether it exists or not, so hidden
+datasets cannot be discovered by probing names; NOT_FOUND goes only to those who could see it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from certs.identity import ID_PATTERN
+from gateway import errors, paging, statements, times
+from gateway.audit.log import Tx
+from gateway.blobs import Upload
+from gateway.config import LimitsConfig
+from gateway.identity import Caller
+from gateway.rpc import AGENCY, Call
+from gateway.storage import catalog as sql
+from gateway.v1 import catalog_pb2, envelope_pb2
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
+PARENT_NAME = re.compile(r"agencies/([^/]*)")
+ALL_PUBLISHERS = "agencies/-"
+
+MAX_TITLE = 200
+MAX_ABSTRACT = 4000
+MAX_SCHEMA_FIELDS = 1000
+MAX_FIELD_NAME = 64
+MAX_FIELD_DESCRIPTION = 500
+MAX_CONDITIONS = 4000
+MAX_LEGAL_BASIS = 4000
+MAX_TAGS = 20
+MAX_TAG = 40
+MAX_REASON = 500
+MAX_QUERY = 500
+
+PUBLISHED = "DATASET_VERSION_PUBLISHED"
+WITHDRAWN = "DATASET_WITHDRAWN"
+
+
+class UploadCancelled(errors.GatewayError):
+    """The publisher cancelled the upload before it ended; nothing was kept."""
+
+    code = grpc.StatusCode.CANCELLED
+    reason = "UPLOAD_CANCELLED"
+
+
+# -- names and enums ------------------------------------------------------------------------------
+
+
+def parse_dataset_name(name: str, field: str = "name") -> tuple[str, str]:
+    """(agency id, dataset id) of "agencies/{agency}/datasets/{dataset}"; INVALID_ARGUMENT
+    naming `field` otherwise."""
+    match = DATASET_NAME.fullmatch(name)
+    if not match or not all(ID_PATTERN.fullmatch(part) for part in match.groups()):
+        raise errors.InvalidArgument(
+            f"{field} must be agencies/{{agency}}/datasets/{{dataset}} with ids matching"
+            f" {ID_PATTERN.pattern}",
+            field=field,
+        )
+    return match.group(1), match.group(2)
+
+
+def version_name(dataset: str, version: int) -> str:
+    return f"{dataset}/versions/{version}"
+
+
+def enum_name(enum: Any, value: int) -> str:
+    """The stored form of an enum value: its name without the type prefix ("PUBLIC")."""
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return enum.Name(value).removeprefix(prefix)
+
+
+def _check_enum(enum: Any, value: int, field: str) -> None:
+    if value == 0 or value not in enum.values():
+        allowed = ", ".join(value.name for value in enum.DESCRIPTOR.values[1:])
+        raise errors.InvalidArgument(f"{field} must be one of {allowed}", field=field)
+
+
+def _check_text(value: str, field: str, longest: int, *, required: bool = False) -> None:
+    if required and not value.strip():
+        raise errors.InvalidArgument(f"{field} is required", field=field)
+    if len(value) > longest:
+        raise errors.InvalidArgument(f"{field} must be at most {longest} characters",
+                                     field=field, limit=longest)
+    if "\0" in value:
+        raise errors.InvalidArgument(f"{field} must not contain NUL characters", field=field)
+
+
+# -- manifest validation --------------------------------------------------------------------------
+
+
+def validate_manifest(
+    manifest: catalog_pb2.Manifest, *, publisher: str, limits: LimitsConfig, now: Any,
+    clock_skew: timedelta,
+) -> None:
+    """Check every field of a signed manifest; the first failure raises, naming the field.
+
+    `publisher` is the caller's agency id: the dataset must be under it (PERMISSION_DENIED).
+    A declared size above `limits.max_dataset_bytes` is RESOURCE_EXHAUSTED.
+    """
+    agency_id, _ = parse_dataset_name(manifest.dataset, "manifest.dataset")
+    if agency_id != publisher:
+        raise errors.PermissionDenied(
+            f"manifest.dataset is under agencies/{agency_id}; agency {publisher} may publish"
+            " only under agencies/" + publisher,
+            reason="NOT_PUBLISHER", field="manifest.dataset", publisher=publisher,
+        )
+    if manifest.version < 1:
+        raise errors.InvalidArgument("manifest.version must be 1 or more",
+                                     field="manifest.version")
+    _check_text(manifest.title, "manifest.title", MAX_TITLE, required=True)
+    _check_text(manifest.abstract, "manifest.abstract", MAX_ABSTRACT)
+    _check_enum(catalog_pb2.MediaType, manifest.media_type, "manifest.media_type")
+    _check_schema(manifest.schema)
+    _check_enum(catalog_pb2.Classification, manifest.classification, "manifest.classification")
+    _check_enum(catalog_pb2.SharingType, manifest.sharing_type, "manifest.sharing_type")
+    _check_text(manifest.sharing_conditions, "manifest.sharing_conditions", MAX_CONDITIONS)
+    _check_text(manifest.legal_basis, "manifest.legal_basis", MAX_LEGAL_BASIS)
+    _check_enum(catalog_pb2.UpdateCycle, manifest.update_cycle, "manifest.update_cycle")
+    _check_tags(manifest.tags)
+    if len(manifest.content_sha256) != 32:
+        raise errors.InvalidArgument("manifest.content_sha256 must be the 32-byte SHA-256",
+                                     field="manifest.content_sha256")
+    _check_size(manifest.content_size, limits.max_dataset_bytes)
+    _check_create_time(manifest, now, clock_skew)
+
+
+def _check_schema(schema: Iterable[catalog_pb2.SchemaField]) -> None:
+    schema = list(schema)
+    if len(schema) > MAX_SCHEMA_FIELDS:
+        raise errors.InvalidArgument(f"manifest.schema may have at most {MAX_SCHEMA_FIELDS}"
+                                     " fields", field="manifest.schema")
+    seen: set[str] = set()
+    for index, item in enumerate(schema):
+        field = f"manifest.schema[{index}]"
+        _check_text(item.name, f"{field}.name", MAX_FIELD_NAME, required=True)
+        if item.name in seen:
+            raise errors.InvalidArgument(f"{field}.name {item.name!r} is repeated",
+                                         field=f"{field}.name")
+        seen.add(item.name)
+        _check_enum(catalog_pb2.FieldType, item.type, f"{field}.type")
+        _check_text(item.description, f"{field}.description", MAX_FIELD_DESCRIPTION)
+        _check_enum(catalog_pb2.Sensitivity, item.sensitivity, f"{field}.sensitivity")
+
+
+def _check_tags(tags: Iterable[str]) -> None:
+    tags = list(tags)
+    if len(tags) > MAX_TAGS:
+        raise errors.InvalidArgument(f"manifest.tags may have at most {MAX_TAGS} tags",
+                                     field="manifest.tags")
+    for index, tag in enumerate(tags):
+        _check_text(tag, f"manifest.tags[{index}]", MAX_TAG, required=True)
+    if len(set(tags)) != len(tags):
+        raise errors.InvalidArgument("manifest.tags must not repeat a tag", field="manifest.tags")
+
+
+def _check_size(size: int, largest: int) -> None:
+    if size < 0:
+        raise errors.InvalidArgument("manifest.content_size must not be negative",
+                                     field="manifest.content_size")
+    if size > largest:
+        raise errors.ResourceExhausted(
+            f"manifest.content_size {size} exceeds the gateway's limit of {largest} bytes",
+            reason="DATASET_TOO_LARGE", field="manifest.content_size", size=size, limit=largest,
+        )
+
+
+def _check_create_time(manifest: catalog_pb2.Manifest, now: Any, skew: timedelta) -> None:
+    if not manifest.HasField("create_time"):
+        raise errors.InvalidArgument("manifest.create_time is required",
+                                     field="manifest.create_time")
+    if abs(times.from_timestamp(manifest.create_time) - now) > skew:
+        raise errors.InvalidArgument(
+            f"manifest.create_time is more than {int(skew.total_seconds())} s from the gateway's"
+            " clock; sign a fresh manifest", reason="CLOCK_SKEW", field="manifest.create_time",
+        )
+
+
+def _check_version(dataset: dict[str, Any] | None, manifest: catalog_pb2.Manifest) -> None:
+    """The version must be new and above the latest; a withdrawn dataset takes none."""
+    if dataset is None:
+        return
+    if dataset["state"] == sql.WITHDRAWN:
+        raise errors.FailedPrecondition(f"{dataset['name']} is withdrawn and takes no new versions",
+                                        reason="DATASET_WITHDRAWN", dataset=dataset["name"])
+    latest = dataset["latest_version"]
+    if manifest.version == latest:
+        raise errors.AlreadyExists(
+            f"version {latest} of {dataset['name']} exists; publish version {latest + 1}",
+            reason="VERSION_EXISTS", field="manifest.version", latest_version=latest,
+        )
+    if manifest.version < latest:
+        raise errors.FailedPrecondition(
+            f"manifest.version must be greater than the latest version {latest}",
+            reason="VERSION_NOT_INCREASING", field="manifest.version", latest_version=latest,
+        )
+
+
+def _check_sharing(manifest: catalog_pb2.Manifest) -> None:
+    if (manifest.sharing_type == catalog_pb2.SHARING_TYPE_NOT_SHARED
+            and not manifest.legal_basis.strip()):
+        raise errors.InvalidArgument(
+            "manifest.legal_basis is required for NOT_SHARED datasets: name the law or"
+            " regulation that forbids sharing", reason="LEGAL_BASIS_REQUIRED",
+            field="manifest.legal_basis",
+        )
+
+
+# -- publishing -----------------------------------------------------------------------------------
+
+
+def publish(
+    gateway: Gateway, call: Call, envelope: envelope_pb2.Envelope, chunks: Iterable[bytes]
+) -> tuple[dict[str, Any], bool]:
+    """Verify a signed manifest, receive its content, store the version.
+
+    Returns the version row and whether the content was already stored. The checks run in
+    order (signature, fields, version, legal basis, then the bytes); any refusal leaves no blob,
+    temp file or row behind, only the refusal's audit event.
+    """
+    manifest = statements.open_signed(gateway, call.caller, envelope, statements.MANIFEST,
+                                      "manifest")
+    validate_manifest(
+        manifest, publisher=call.caller.identity.id, limits=gateway.config.limits,
+        now=gateway.now(), clock_skew=timedelta(seconds=gateway.config.exchange.clock_skew_seconds),
+    )
+    call.resources = [manifest.dataset]
+    _check_version(sql.get_dataset(gateway.db.reader(), manifest.dataset), manifest)
+    _check_sharing(manifest)
+    with gateway.blobs.upload() as upload:
+        _receive(upload, chunks, manifest, gateway.config.limits.max_chunk_bytes)
+        upload.finish()
+        return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
+                                  call.refusal).value
+
+
+def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
+             max_chunk: int) -> None:
+    """Stream chunks into the upload; stop before writing more than the manifest declares."""
+    declared = manifest.content_size
+    for chunk in chunks:
+        if not 1 <= len(chunk) <= max_chunk:
+            raise errors.InvalidArgument(f"chunks must be 1 to {max_chunk} bytes",
+                                         reason="CHUNK_SIZE", field="chunk", limit=max_chunk)
+        if upload.hasher.size + len(chunk) > declared:
+            raise errors.InvalidArgument(
+                f"the content is longer than manifest.content_size ({declared} bytes)",
+                reason="CONTENT_SIZE_MISMATCH", field="chunk", declared=declared,
+            )
+        upload.write(chunk)
+    if upload.hasher.size != declared:
+        raise errors.DataLoss(
+            f"the stream ended after {upload.hasher.size} of the {declared} bytes the manifest"
+            " declares", reason="CONTENT_SIZE_MISMATCH", received=upload.hasher.size,
+            declared=declared,
+        )
+    if upload.hasher.digest() != manifest.content_sha256:
+        raise errors.DataLoss(
+            "the content's SHA-256 differs from manifest.content_sha256",
+            reason="CONTENT_HASH_MISMATCH", received=upload.hasher.hexdigest(),
+            declared=manifest.content_sha256.hex(),
+        )
+
+
+def _store_version(
+    gateway: Gateway, call: Call, envelope: envelope_pb2.Envelope,
+    manifest: catalog_pb2.Manifest, upload: Upload,
+) -> Any:
+    """The change that records a version: rows, tags, watch event, then the blob moved into
+    place last, so a refused change never leaves content behind."""
+    name = manifest.dataset
+    publisher = call.agency or {}
+    version = version_name(name, manifest.version)
+
+    def change(tx: Tx) -> tuple[tuple[dict[str, Any], bool], list]:
+        existing = sql.get_dataset(tx.conn, name)
+        _check_version(existing, manifest)
+        when = times.to_text(tx.now)
+        sql.upsert_dataset(tx.conn, {
+            "name": name,
+            "publisher": call.caller.identity.id,
+            "region_code": publisher.get("region_code", ""),
+            "latest_version": manifest.version,
+            "state": sql.ACTIVE,
+            "withdraw_reason": "",
+            "classification": enum_name(catalog_pb2.Classification, manifest.classification),
+            "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
+            "title": manifest.title,
+            "abstract": manifest.abstract,
+            "tags": " ".join(manifest.tags),
+            "field_names": " ".join(field.name for field in manifest.schema),
+            "create_time": existing["create_time"] if existing else when,
+            "update_time": when,
+        }, manifest.tags)
+        row = {
+            "name": version,
+            "dataset": name,
+            "version": manifest.version,
+            "signed_manifest": envelope.SerializeToString(),
+            "content_sha256": manifest.content_sha256.hex(),
+            "content_size": manifest.content_size,
+            "create_time": when,
+            "audit_leaf_index": tx.next_leaf_index,
+        }
+        sql.insert_version(tx.conn, row)
+        sql.insert_event(tx.conn, type=PUBLISHED, resource=version, dataset=name,
+                         actor=call.caller.uri, summary=f"version {manifest.version} published",
+                         when=when)
+        deduplicated = gateway.blobs.commit(upload)
+        event = call.event(resources=(version, name),
+                           envelope_ids=(statements.envelope_id(envelope),),
+                           agencies=(f"agencies/{call.caller.identity.id}",))
+        return (row, deduplicated), [event]
+
+    return change
+
+
+# -- finding --------------------------------------------------------------------------------------
+
+
+def can_see(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
+    """Whether `caller` may see the metadata of `dataset` (a storage.catalog.get_dataset row):
+    staff always; agencies for PUBLIC/INTERNAL, their own, or with an active unexpired grant."""
+    if caller.kind != AGENCY:
+        return True
+    if dataset["classification"] != "CONFIDENTIAL" or dataset["publisher"] == caller.identity.id:
+        return True
+    return sql.has_active_grant(gateway.db.reader(), caller.identity.id, dataset["name"],
+                                times.to_text(gateway.now()))
+
+
+def get_visible(gateway: Gateway, call: Call, name: str, field: str = "name") -> dict[str, Any]:
+    """The dataset row `name` if the caller may see it (withdrawn ones included).
+
+    INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
+    whether or not it exists (permission before existence); NOT_FOUND otherwise.
+    """
+    agency_id, _ = parse_dataset_name(name, field)
+    call.resources = [name]
+    row = sql.get_dataset(gateway.db.reader(), name)
+    if row is not None and can_see(gateway, call.caller, row):
+        return row
+    if row is None and (call.caller.kind != AGENCY or call.caller.identity.id == agency_id):
+        raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND", dataset=name)
+    raise errors.PermissionDenied(
+        f"{name} does not exist or is not visible to you: CONFIDENTIAL datasets are visible"
+        " only to their publisher and to agencies holding an active grant",
+        reason="DATASET_NOT_VISIBLE", dataset=name,
+    )
+
+
+def list_datasets(
+    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetsRequest
+) -> tuple[list[dict[str, Any]], str]:
+    """The page of datasets `request` asks for, and the next page token ("" at the end)."""
+    size = paging.page_size(request.page_size)
+    where = sql.DatasetFilter(
+        publisher=_publisher_filter(request.parent),
+        region_prefix=_region_prefix(request.region_code),
+        tag=request.tag,
+        classification=_optional_enum(catalog_pb2.Classification, request.classification,
+                                      "classification"),
+        sharing_type=_optional_enum(catalog_pb2.SharingType, request.sharing_type,
+                                    "sharing_type"),
+        fts_query=fts_query(request.query),
+        show_withdrawn=request.show_withdrawn,
+        viewer=call.caller.identity.id if call.caller.kind == AGENCY else None,
+        now=times.to_text(gateway.now()),
+    )
+    before = _position(gateway, request)
+    found = sql.list_datasets(gateway.db.reader(), where, before=before, limit=size + 1)
+    token = gateway.page_tokens.encode(found[size - 1]["seq"], request) if len(found) > size else ""
+    return found[:size], token
+
+
+def list_versions(
+    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetVersionsRequest
+) -> tuple[list[dict[str, Any]], str]:
+    """A page of a visible dataset's versions, newest first, and the next page token."""
+    dataset = get_visible(gateway, call, request.parent, "parent")
+    size = paging.page_size(request.page_size)
+    before = _position(gateway, request)
+    found = sql.list_versions(gateway.db.reader(), dataset["name"], before=before,
+                              limit=size + 1)
+    token = (gateway.page_tokens.encode(found[size - 1]["version"], request)
+             if len(found) > size else "")
+    return found[:size], token
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 MATCH expression requiring every word of `text` as a prefix: words are quoted,
+    so FTS5 syntax in user input is never interpreted."""
+    _check_text(text, "query", MAX_QUERY)
+    words = re.findall(r"\w+", text)
+    if text.strip() and not words:
+        raise errors.InvalidArgument("query must contain at least one word", field="query")
+    return " AND ".join(f'"{word}"*' for word in words)
+
+
+def _position(gateway: Gateway, request: Any) -> int | None:
+    position = gateway.page_tokens.decode(request.page_token, request)
+    if position is not None and not isinstance(position, int):
+        raise errors.InvalidArgument("page_token is not valid for this request",
+                                     reason="INVALID_PAGE_TOKEN", field="page_token")
+    return position
+
+
+def _publisher_filter(parent: str) -> str:
+    match = PARENT_NAME.fullmatch(parent)
+    if parent == ALL_PUBLISHERS:
+        return ""
+    if not match or not ID_PATTERN.fullmatch(match.group(1)):
+        raise errors.InvalidArgument(
+            "parent must be agencies/{agency} or agencies/- for the whole catalog",
+            field="parent",
+        )
+    return match.group(1)
+
+
+def _region_prefix(code: str) -> str:
+    """A province code matches its divisions: "440000" -> "44", "440300" -> "4403"."""
+    if not code:
+        return ""
+    if not re.fullmatch(r"[1-9]\d{5}", code):
+        raise errors.InvalidArgument("region_code must be a six-digit GB/T 2260 code",
+                                     field="region_code")
+    while code.endswith("00"):
+        code = code[:-2]
+    return code
+
+
+def _optional_enum(enum: Any, value: int, field: str) -> str:
+    if value == 0:
+        return ""
+    _check_enum(enum, value, field)
+    return enum_name(enum, value)
+
+
+# -- withdrawing ----------------------------------------------------------------------------------
+
+
+def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
+    """Withdraw a dataset (owner only): it leaves default listings and takes no new access
+    requests; pending requests become WITHDRAWN; its versions stay retrievable."""
+    agency_id, _ = parse_dataset_name(name)
+    call.resources = [name]
+    _check_text(reason, "reason", MAX_REASON, required=True)
+    if agency_id != call.caller.identity.id:
+        raise errors.PermissionDenied(f"only agencies/{agency_id} may withdraw {name}",
+                                      reason="NOT_OWNER", dataset=name)
+
+    def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        row = sql.get_dataset(tx.conn, name)
+        if row is None:
+            raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
+                                  dataset=name)
+        if row["state"] == sql.WITHDRAWN:
+            raise errors.FailedPrecondition(f"{name} is already withdrawn",
+                                            reason="DATASET_WITHDRAWN", dataset=name)
+        when = times.to_text(tx.now)
+        sql.withdraw_dataset(tx.conn, name, reason, when)
+        sql.withdraw_pending_requests(tx.conn, name, when)
+        sql.insert_event(tx.conn, type=WITHDRAWN, resource=name, dataset=name,
+                         actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
+        return sql.get_dataset(tx.conn, name), [call.event(reason=reason)]
+
+    return gateway.log.commit(change, call.refusal).value

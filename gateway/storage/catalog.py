@@ -1,0 +1,182 @@
+"""SQL for the catalog: datasets (latest version's metadata), their tags and versions.
+
+A dataset row carries its latest version's metadata denormalised (title, abstract, tags,
+field_names, classification, sharing_type), so filters and the `datasets_fts` full-text index
+work on one table. Listing is newest first by `seq`, paged by keyset (`seq < after`), so
+datasets added while a caller pages never shift the pages.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.storage.database import first, rows
+
+ACTIVE = "ACTIVE"
+WITHDRAWN = "WITHDRAWN"
+
+
+# -- reading (used by the catalog and the exchange) ----------------------------------------------
+
+
+_DATASETS = (
+    "SELECT d.*, v.signed_manifest FROM datasets d JOIN dataset_versions v"
+    " ON v.dataset = d.name AND v.version = d.latest_version"
+)
+"""Dataset rows with their latest version's signed manifest (serialised Envelope)."""
+
+
+def get_dataset(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    """The dataset row named "agencies/{agency}/datasets/{dataset}" with the latest version's
+    `signed_manifest`, or None. Columns: see the datasets table in schema.py; `publisher` is an
+    agency id, `classification`/`sharing_type`/`state` are enum names without prefix."""
+    return first(conn.execute(f"{_DATASETS} WHERE d.name = ?", (name,)))
+
+
+def get_version(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    """The version row named ".../datasets/{dataset}/versions/{n}", or None."""
+    return first(conn.execute("SELECT * FROM dataset_versions WHERE name = ?", (name,)))
+
+
+def latest_version(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
+    """The newest version row of a dataset, or None."""
+    return first(conn.execute(
+        "SELECT * FROM dataset_versions WHERE dataset = ? ORDER BY version DESC LIMIT 1",
+        (dataset,),
+    ))
+
+
+def list_versions(
+    conn: sqlite3.Connection, dataset: str, *, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Versions of a dataset newest first, those below `before` when given."""
+    return rows(conn.execute(
+        "SELECT * FROM dataset_versions WHERE dataset = ? AND version < ?"
+        " ORDER BY version DESC LIMIT ?",
+        (dataset, before if before is not None else 2**63 - 1, limit),
+    ))
+
+
+def has_active_grant(conn: sqlite3.Connection, grantee: str, dataset: str, now: str) -> bool:
+    """Whether agency `grantee` (an id) holds an ACTIVE grant on `dataset` expiring after `now`
+    (times.to_text form)."""
+    return conn.execute(
+        "SELECT 1 FROM grants WHERE grantee = ? AND dataset = ? AND state = 'ACTIVE'"
+        " AND expire_time > ? LIMIT 1",
+        (grantee, dataset, now),
+    ).fetchone() is not None
+
+
+@dataclass(frozen=True)
+class DatasetFilter:
+    """What ListDatasets asks for; empty fields do not filter."""
+
+    publisher: str = ""
+    """Agency id."""
+    region_prefix: str = ""
+    tag: str = ""
+    classification: str = ""
+    sharing_type: str = ""
+    fts_query: str = ""
+    """An FTS5 MATCH expression built by the catalog (never raw user text)."""
+    show_withdrawn: bool = False
+    viewer: str | None = None
+    """Agency id whose visibility applies; None sees everything (staff)."""
+    now: str = ""
+    """times.to_text of now, for grant expiry."""
+
+
+def list_datasets(
+    conn: sqlite3.Connection, where: DatasetFilter, *, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Datasets matching `where`, newest first, those with seq below `before` when given."""
+    clauses = ["d.seq < ?"]
+    params: list[Any] = [before if before is not None else 2**63 - 1]
+    for column, value in (("publisher", where.publisher), ("classification", where.classification),
+                          ("sharing_type", where.sharing_type)):
+        if value:
+            clauses.append(f"d.{column} = ?")
+            params.append(value)
+    if where.region_prefix:
+        clauses.append("d.region_code LIKE ?")
+        params.append(where.region_prefix + "%")
+    if where.tag:
+        clauses.append("EXISTS (SELECT 1 FROM dataset_tags t WHERE t.dataset_seq = d.seq"
+                       " AND t.tag = ?)")
+        params.append(where.tag)
+    if where.fts_query:
+        clauses.append("d.seq IN (SELECT rowid FROM datasets_fts WHERE datasets_fts MATCH ?)")
+        params.append(where.fts_query)
+    if not where.show_withdrawn:
+        clauses.append("d.state = 'ACTIVE'")
+    if where.viewer is not None:
+        clauses.append(
+            "(d.classification != 'CONFIDENTIAL' OR d.publisher = ? OR EXISTS (SELECT 1 FROM"
+            " grants g WHERE g.grantee = ? AND g.dataset = d.name AND g.state = 'ACTIVE'"
+            " AND g.expire_time > ?))"
+        )
+        params.extend((where.viewer, where.viewer, where.now))
+    params.append(limit)
+    return rows(conn.execute(
+        f"{_DATASETS} WHERE {' AND '.join(clauses)} ORDER BY d.seq DESC LIMIT ?",
+        params,
+    ))
+
+
+# -- writing (inside audit-log changes) -----------------------------------------------------------
+
+
+def upsert_dataset(conn: sqlite3.Connection, row: dict[str, Any], tags: Sequence[str]) -> None:
+    """Insert a dataset, or update its latest-version metadata; its tag rows follow `tags`."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in ("name", "create_time"))
+    conn.execute(
+        f"INSERT INTO datasets ({columns}) VALUES ({marks})"
+        f" ON CONFLICT (name) DO UPDATE SET {updates}",
+        tuple(row.values()),
+    )
+    seq = conn.execute("SELECT seq FROM datasets WHERE name = ?", (row["name"],)).fetchone()[0]
+    conn.execute("DELETE FROM dataset_tags WHERE dataset_seq = ?", (seq,))
+    conn.executemany("INSERT INTO dataset_tags (tag, dataset_seq) VALUES (?, ?)",
+                     [(tag, seq) for tag in tags])
+
+
+def insert_version(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    conn.execute(f"INSERT INTO dataset_versions ({columns}) VALUES ({marks})",
+                 tuple(row.values()))
+
+
+def withdraw_dataset(conn: sqlite3.Connection, name: str, reason: str, when: str) -> None:
+    conn.execute(
+        "UPDATE datasets SET state = 'WITHDRAWN', withdraw_reason = ?, update_time = ?"
+        " WHERE name = ?",
+        (reason, when, name),
+    )
+
+
+def withdraw_pending_requests(conn: sqlite3.Connection, dataset: str, when: str) -> int:
+    """Mark a withdrawn dataset's PENDING access requests WITHDRAWN; returns how many."""
+    return conn.execute(
+        "UPDATE access_requests SET state = 'WITHDRAWN',"
+        " state_reason = 'the dataset was withdrawn by its owner', decide_time = ?"
+        " WHERE dataset = ? AND state = 'PENDING'",
+        (when, dataset),
+    ).rowcount
+
+
+def insert_event(
+    conn: sqlite3.Connection, *, type: str, resource: str, dataset: str, actor: str,
+    summary: str, when: str,
+) -> None:
+    """A WatchEvents notification for every agency following `dataset` (recipient NULL)."""
+    conn.execute(
+        "INSERT INTO events (recipient, type, resource, dataset, actor, summary, create_time)"
+        " VALUES (NULL, ?, ?, ?, ?, ?, ?)",
+        (type, resource, dataset, actor, summary, when),
+    )

@@ -1,0 +1,254 @@
+"""Finding datasets through a real gateway: get, list, search, versions, withdraw, visibility
+and page tokens."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from agencies import errors
+from gateway import times
+from gateway.v1 import catalog_pb2
+
+CONTENT = b"id,value\n1,2\n"
+BEDS = "agencies/gd-health/datasets/hospital-beds"
+SECRET = "agencies/gd-health/datasets/patient-records"
+
+
+def publish(client: Any, dataset: str, **fields: Any) -> catalog_pb2.DatasetVersion:
+    fields.setdefault("title", dataset.replace("-", " "))
+    return client.publish(dataset, CONTENT, **fields).dataset_version
+
+
+def names(datasets: Any) -> list[str]:
+    return [d.name for d in datasets]
+
+
+@pytest.fixture
+def catalog(network: Any) -> Any:
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    publish(health, "hospital-beds", abstract="Hospital beds per city", tags=["health", "beds"],
+            classification="PUBLIC", sharing_type="UNCONDITIONAL",
+            schema=[catalog_pb2.SchemaField(name="bed_count",
+                                            type=catalog_pb2.FIELD_TYPE_INTEGER,
+                                            sensitivity=catalog_pb2.SENSITIVITY_NONE)])
+    publish(health, "patient-records", abstract="Discharge summaries", tags=["health"],
+            classification="CONFIDENTIAL", sharing_type="CONDITIONAL")
+    publish(market, "company-registry", abstract="Registered companies in Shenzhen",
+            tags=["business"], classification="INTERNAL", sharing_type="CONDITIONAL")
+    return network
+
+
+def test_round_trip_get_list_search_versions_withdraw(catalog: Any) -> None:
+    health, stats = catalog.agency("gd-health"), catalog.agency("zj-stats")
+    publish(health, "hospital-beds", abstract="Hospital beds per city, corrected",
+            tags=["health"], classification="PUBLIC", sharing_type="UNCONDITIONAL")
+    dataset = stats.get(BEDS)
+    assert dataset.latest_version == 2
+    assert dataset.manifest.abstract == "Hospital beds per city, corrected"
+    assert names(stats.datasets()) == ["agencies/sz-market/datasets/company-registry", BEDS]
+    assert names(stats.search("corr hosp")) == [BEDS]
+    versions = list(stats.versions(BEDS))
+    assert [v.version for v in versions] == [2, 1]
+    for version in versions:
+        assert stats.verify_manifest(version).version == version.version
+
+    withdrawn = health.withdraw("hospital-beds", "superseded by national data")
+    assert withdrawn.state == catalog_pb2.DATASET_STATE_WITHDRAWN
+    assert withdrawn.withdraw_reason == "superseded by national data"
+    assert BEDS not in names(stats.datasets())
+    assert BEDS in names(stats.datasets(show_withdrawn=True))
+    assert stats.get(BEDS).state == catalog_pb2.DATASET_STATE_WITHDRAWN
+    assert len(list(stats.versions(BEDS))) == 2
+    events = catalog.gateway.db.reader().execute(
+        "SELECT type FROM events WHERE dataset = ? ORDER BY seq", (BEDS,)).fetchall()
+    assert events[-1] == ("DATASET_WITHDRAWN",)
+    leaf = catalog.gateway.db.reader().execute(
+        "SELECT actor, outcome FROM audit_leaves WHERE action = 'catalog.withdraw'").fetchall()
+    assert leaf == [("urn:govshare:agency:gd-health", "ALLOWED")]
+    with pytest.raises(errors.FailedPrecondition) as caught:
+        publish(health, "hospital-beds")
+    assert caught.value.reason == "DATASET_WITHDRAWN"
+
+
+def test_filters(catalog: Any) -> None:
+    stats = catalog.agency("zj-stats")
+    registry = "agencies/sz-market/datasets/company-registry"
+    assert names(stats.datasets(publisher="sz-market")) == [registry]
+    assert names(stats.datasets(region_code="440000")) == [registry, BEDS]
+    assert names(stats.datasets(region_code="440300")) == [registry]
+    assert names(stats.datasets(region_code="330000")) == []
+    assert names(stats.datasets(tag="beds")) == [BEDS]
+    assert names(stats.datasets(classification="INTERNAL")) == [registry]
+    assert names(stats.datasets(sharing_type="UNCONDITIONAL")) == [BEDS]
+    assert names(stats.search("bed_count")) == [BEDS]
+    assert names(stats.search('shenzhen" OR "hospital*')) == []
+    with pytest.raises(errors.InvalidArgument) as caught:
+        list(stats.datasets(region_code="44"))
+    assert caught.value.metadata["field"] == "region_code"
+    with pytest.raises(errors.InvalidArgument):
+        list(stats.datasets(classification=9))
+    with pytest.raises(errors.InvalidArgument):
+        list(stats.datasets(publisher="../x"))
+
+
+def _grant(network: Any, grantee: str, dataset: str, expire: timedelta) -> None:
+    """An ACTIVE grant row, as the exchange records one after an approval."""
+    owner = dataset.split("/")[1]
+    now = network.gateway.now()
+
+    def change(tx: Any) -> tuple[None, list]:
+        tx.conn.execute(
+            "INSERT INTO access_requests (name, requester, owner, dataset, request_id,"
+            " statement_digest, signed_statement, state, state_reason, create_time)"
+            " VALUES (?, ?, ?, ?, 'r1', '', x'', 'APPROVED', '', ?)",
+            (f"agencies/{grantee}/accessRequests/r1", grantee, owner, dataset,
+             times.to_text(now)))
+        tx.conn.execute(
+            "INSERT INTO grants (name, grantee, owner, dataset, access_request, fields, state,"
+            " signed_statement, create_time, expire_time) VALUES (?, ?, ?, ?, ?, '', 'ACTIVE',"
+            " x'', ?, ?)",
+            (f"agencies/{owner}/grants/g-{grantee}", grantee, owner, dataset,
+             f"agencies/{grantee}/accessRequests/r1", times.to_text(now),
+             times.to_text(now + expire)))
+        return None, []
+
+    network.gateway.log.commit(change)
+
+
+def test_confidential_metadata_visibility(catalog: Any) -> None:
+    health, stats, market = (catalog.agency(a) for a in ("gd-health", "zj-stats", "sz-market"))
+    assert health.get(SECRET).manifest.classification == catalog_pb2.CLASSIFICATION_CONFIDENTIAL
+    assert SECRET in names(health.datasets())
+    assert SECRET not in names(stats.datasets())
+    assert names(stats.search("discharge")) == []
+    for name in (SECRET, "agencies/gd-health/datasets/no-such-thing"):
+        with pytest.raises(errors.PermissionDenied) as caught:
+            stats.get(name)
+        assert caught.value.reason == "DATASET_NOT_VISIBLE"
+        with pytest.raises(errors.PermissionDenied):
+            list(stats.versions(name))
+    with pytest.raises(errors.NotFound):
+        health.get("no-such-thing")
+
+    _grant(catalog, "zj-stats", SECRET, timedelta(days=30))
+    _grant(catalog, "sz-market", SECRET, timedelta(seconds=-1))
+    assert stats.get(SECRET).name == SECRET
+    assert SECRET in names(stats.datasets())
+    with pytest.raises(errors.PermissionDenied):
+        market.get(SECRET)  # its grant has expired
+
+    auditor = catalog.auditor()
+    request = catalog_pb2.GetDatasetRequest(name=SECRET)
+    assert auditor._call(auditor.catalog.GetDataset, request).dataset.name == SECRET
+    refused = catalog.gateway.db.reader().execute(
+        "SELECT COUNT(*) FROM audit_leaves WHERE action = 'catalog.get' AND outcome = 'REFUSED'"
+    ).fetchone()[0]
+    assert refused >= 3
+
+
+def test_withdraw_refusals(catalog: Any) -> None:
+    health, market = catalog.agency("gd-health"), catalog.agency("sz-market")
+    with pytest.raises(errors.PermissionDenied) as caught:
+        market.withdraw(BEDS, "not mine")
+    assert caught.value.reason == "NOT_OWNER"
+    with pytest.raises(errors.InvalidArgument):
+        health.withdraw("hospital-beds", "")
+    with pytest.raises(errors.NotFound):
+        health.withdraw("no-such-thing", "gone")
+    health.withdraw("hospital-beds", "obsolete")
+    with pytest.raises(errors.FailedPrecondition):
+        health.withdraw("hospital-beds", "again")
+    admin = catalog.admin()
+    with pytest.raises(errors.PermissionDenied) as caught:
+        admin._call(admin.catalog.WithdrawDataset,
+                    catalog_pb2.WithdrawDatasetRequest(name=BEDS, reason="x"))
+    assert caught.value.reason == "ROLE_NOT_ALLOWED"
+
+
+def test_withdraw_marks_pending_access_requests_withdrawn(catalog: Any) -> None:
+    conn = catalog.gateway.db.reader()
+
+    def change(tx: Any) -> tuple[None, list]:
+        tx.conn.execute(
+            "INSERT INTO access_requests (name, requester, owner, dataset, request_id,"
+            " statement_digest, signed_statement, state, state_reason, create_time)"
+            " VALUES ('agencies/zj-stats/accessRequests/p1', 'zj-stats', 'gd-health', ?, 'p1',"
+            " '', x'', 'PENDING', '', ?)", (BEDS, times.to_text(catalog.gateway.now())))
+        return None, []
+
+    catalog.gateway.log.commit(change)
+    catalog.agency("gd-health").withdraw("hospital-beds", "obsolete")
+    assert conn.execute("SELECT state FROM access_requests").fetchall() == [("WITHDRAWN",)]
+
+
+def test_page_tokens(catalog: Any) -> None:
+    stats = catalog.agency("zj-stats")
+    request = catalog_pb2.ListDatasetsRequest(parent="agencies/-", page_size=1)
+    first = stats._call(stats.catalog.ListDatasets, request)
+    assert len(first.datasets) == 1 and first.next_page_token
+    tampered = first.next_page_token[:-2] + ("AA" if first.next_page_token[-2:] != "AA" else "BB")
+    foreign = catalog_pb2.ListDatasetsRequest(parent="agencies/-", page_size=1, tag="health",
+                                              page_token=first.next_page_token)
+    for bad in (catalog_pb2.ListDatasetsRequest(parent="agencies/-", page_token=tampered),
+                foreign,
+                catalog_pb2.ListDatasetsRequest(parent="agencies/-", page_token="not-a-token")):
+        with pytest.raises(errors.InvalidArgument) as caught:
+            stats._call(stats.catalog.ListDatasets, bad)
+        assert caught.value.reason == "INVALID_PAGE_TOKEN"
+    versions = catalog_pb2.ListDatasetVersionsRequest(parent=BEDS,
+                                                      page_token=first.next_page_token)
+    with pytest.raises(errors.InvalidArgument):
+        stats._call(stats.catalog.ListDatasetVersions, versions)
+    with pytest.raises(errors.InvalidArgument) as caught:
+        stats._call(stats.catalog.ListDatasets,
+                    catalog_pb2.ListDatasetsRequest(parent="agencies/-", page_size=-1))
+    assert caught.value.metadata["field"] == "page_size"
+
+
+def test_paging_while_inserting_returns_every_dataset_once(network: Any) -> None:
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    for index in range(12):
+        publish(health, f"early-{index:02d}", classification="PUBLIC")
+    stop = threading.Event()
+    inserted: list[str] = []
+
+    def insert_more() -> None:
+        index = 0
+        while not stop.is_set() and index < 20:
+            publish(health, f"late-{index:02d}", classification="PUBLIC")
+            inserted.append(f"late-{index:02d}")
+            index += 1
+
+    writer = threading.Thread(target=insert_more)
+    writer.start()
+    try:
+        seen = names(stats.datasets(page_size=2))
+    finally:
+        stop.set()
+        writer.join()
+    assert len(seen) == len(set(seen))
+    early = {f"agencies/gd-health/datasets/early-{i:02d}" for i in range(12)}
+    assert early <= set(seen)
+    assert set(seen) - early <= {f"agencies/gd-health/datasets/{n}" for n in inserted}
+
+
+def test_versions_paging(network: Any) -> None:
+    health = network.agency("gd-health")
+    for _ in range(5):
+        publish(health, "monthly")
+    assert [v.version for v in health.versions("monthly", page_size=2)] == [5, 4, 3, 2, 1]
+
+
+def test_malformed_names_are_invalid(network: Any) -> None:
+    stats = network.agency("zj-stats")
+    for name in ("agencies/gd-health/datasets/../x", "agencies/gd-health/datasets/a\0b",
+                 "agencies/gd-health/datasets/" + "a" * 300, "agencies/gd-health"):
+        with pytest.raises(errors.InvalidArgument) as caught:
+            stats.get(name)
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.metadata["field"] == "name"
