@@ -43,9 +43,9 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
 def agency_id_from_name(name: str) -> str:
     """The {agency} of "agencies/{agency}"; INVALID_ARGUMENT otherwise."""
     match = AGENCY_NAME.match(name)
-    if not match or not re.fullmatch(ID_PATTERN, match.group(1)):
+    if not match or not ID_PATTERN.fullmatch(match.group(1)):
         raise errors.InvalidArgument(
-            f"name must be agencies/{{agency}} with an agency id matching {ID_PATTERN}",
+            f"name must be agencies/{{agency}} with an agency id matching {ID_PATTERN.pattern}",
             field="name",
         )
     return match.group(1)
@@ -56,8 +56,9 @@ def register(
     signing_certificate_pem: str,
 ) -> dict[str, Any]:
     """Check and store a new agency with its signing certificate; return its row."""
-    if not re.fullmatch(ID_PATTERN, agency_id):
-        raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN}", field="agency_id")
+    if not ID_PATTERN.fullmatch(agency_id):
+        raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN.pattern}",
+                                     field="agency_id")
     if not 1 <= len(display_name) <= 200:
         raise errors.InvalidArgument("agency.display_name must be 1 to 200 characters",
                                      field="agency.display_name")
