@@ -73,6 +73,13 @@ class FailedPrecondition(GatewayError):
     reason = "FAILED_PRECONDITION"
 
 
+class OutOfRange(GatewayError):
+    """A position or size lies beyond what exists now (a leaf past the latest tree size)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "OUT_OF_RANGE"
+
+
 class ResourceExhausted(GatewayError):
     """A size, rate or concurrency limit was exceeded."""
 

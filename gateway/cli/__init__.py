@@ -10,6 +10,7 @@ import sys
 import click
 
 from gateway.cli.agency import agency
+from gateway.cli.audit import audit
 from gateway.cli.certs import certs as certs_group
 from gateway.cli.serve import gateway_group
 
@@ -23,6 +24,7 @@ def cli() -> None:
 cli.add_command(certs_group)
 cli.add_command(gateway_group)
 cli.add_command(agency)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -1,12 +1,221 @@
-"""AuditService."""
+"""AuditService: read the audit log and prove what it holds.
+
+Visibility (separation of duties): auditors read every event; an agency reads its own actions
+and the events that name it among their subjects (every action on it and on its datasets);
+admins manage the directory and read no events. Checkpoints and proofs reveal only hashes, so every
+authenticated caller may fetch them.
+
+GetAuditEvent checks permission before existence: an agency gets PERMISSION_DENIED both for an
+event that does not concern it and for one that does not exist; only an auditor learns NOT_FOUND.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from gateway.v1 import audit_pb2_grpc
+from certs.identity import URN_PREFIX
+from gateway import errors, paging, times
+from gateway.audit import merkle, note, record
+from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
+from gateway.storage import audit as sql
+from gateway.v1 import audit_pb2, audit_pb2_grpc
+
+EVERYONE = (AGENCY, ADMIN, AUDITOR)
+READERS = (AGENCY, AUDITOR)
+
+_EVENT_NAME = re.compile(r"auditEvents/(0|[1-9][0-9]{0,18})")
+_AGENCY_NAME = re.compile(r"agencies/[^/]+")
+_DATASET_NAME = re.compile(r"agencies/[^/]+/datasets/[^/]+")
+_OUTCOMES = {
+    audit_pb2.OUTCOME_UNSPECIFIED: "",
+    audit_pb2.OUTCOME_ALLOWED: record.ALLOWED,
+    audit_pb2.OUTCOME_REFUSED: record.REFUSED,
+}
+
+
+def event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
+    """The AuditEvent of a stored record: fields decoded from the exact bytes, which go along."""
+    fields = record.decode(data)
+    subjects = fields.get("subjects", [])
+    return audit_pb2.AuditEvent(
+        name=f"auditEvents/{leaf_index}",
+        leaf_index=leaf_index,
+        record=data,
+        create_time=times.to_timestamp(fields["time"]),
+        actor=fields["actor"],
+        action=fields["action"],
+        resources=fields.get("resources", []),
+        outcome=audit_pb2.Outcome.Value(f"OUTCOME_{fields['outcome']}"),
+        reason=fields.get("reason", ""),
+        request_digest=fields.get("request_digest", ""),
+        envelope_ids=fields.get("envelopes", []),
+        agencies=list(dict.fromkeys(
+            [*_actor_agency(fields["actor"]), *(s for s in subjects if _AGENCY_NAME.fullmatch(s))]
+        )),
+    )
+
+
+def _actor_agency(actor: str) -> list[str]:
+    """["agencies/{id}"] when the actor is an agency, else []."""
+    kind, _, ident = actor.removeprefix(URN_PREFIX).partition(":")
+    return [f"agencies/{ident}"] if actor.startswith(URN_PREFIX) and kind == AGENCY else []
+
+
+def parse_event_name(name: str) -> int:
+    """The leaf index in "auditEvents/{leaf_index}"."""
+    match = _EVENT_NAME.fullmatch(name)
+    if not match:
+        raise errors.InvalidArgument(
+            f"name must be auditEvents/{{leaf_index}} with a decimal index, got {name!r}",
+            field="name",
+        )
+    return int(match.group(1))
+
+
+def list_filters(request: audit_pb2.ListAuditEventsRequest) -> dict[str, Any]:
+    """The storage filters a ListAuditEventsRequest asks for, validated."""
+    if request.agency and not _AGENCY_NAME.fullmatch(request.agency):
+        raise errors.InvalidArgument(
+            f"agency must be agencies/{{agency}}, got {request.agency!r}", field="agency"
+        )
+    if request.dataset and not _DATASET_NAME.fullmatch(request.dataset):
+        raise errors.InvalidArgument(
+            f"dataset must be agencies/{{agency}}/datasets/{{dataset}}, got {request.dataset!r}",
+            field="dataset",
+        )
+    if request.outcome not in _OUTCOMES:
+        raise errors.InvalidArgument(f"unknown outcome {request.outcome}", field="outcome")
+    start = times.to_text(times.from_timestamp(request.start_time)) \
+        if request.HasField("start_time") else ""
+    end = times.to_text(times.from_timestamp(request.end_time)) \
+        if request.HasField("end_time") else ""
+    if start and end and end <= start:
+        raise errors.InvalidArgument("end_time must be after start_time", field="end_time")
+    return {
+        "actor": request.actor,
+        "action": request.action,
+        "outcome": _OUTCOMES[request.outcome],
+        "subjects": [name for name in (request.agency, request.dataset) if name],
+        "start_time": start,
+        "end_time": end,
+    }
 
 
 class AuditService(audit_pb2_grpc.AuditServiceServicer):
     def __init__(self, gateway: Any):
         self.gateway = gateway
+
+    @rpc("audit.list", allow=READERS)
+    def ListAuditEvents(self, request: audit_pb2.ListAuditEventsRequest, call: Call) -> Any:
+        size = paging.page_size(request.page_size, default=100)
+        filters = list_filters(request)
+        after = self.gateway.page_tokens.decode(request.page_token, request)
+        visible = [call.caller.agency_name] if call.caller.kind == AGENCY else []
+        found = sql.list_leaves(
+            self.gateway.db.reader(), after=-1 if after is None else after, limit=size + 1,
+            any_subject=visible, or_actor=call.caller.uri, **filters,
+        )
+        response = audit_pb2.ListAuditEventsResponse(
+            audit_events=[event_proto(row["leaf_index"], row["record"]) for row in found[:size]]
+        )
+        if len(found) > size:
+            response.next_page_token = self.gateway.page_tokens.encode(
+                found[size - 1]["leaf_index"], request
+            )
+        return response
+
+    @rpc("audit.get", allow=READERS)
+    def GetAuditEvent(self, request: audit_pb2.GetAuditEventRequest, call: Call) -> Any:
+        leaf_index = parse_event_name(request.name)
+        conn = self.gateway.db.reader()
+        if call.caller.kind == AGENCY and not sql.leaf_visible(
+            conn, leaf_index, [call.caller.agency_name], call.caller.uri
+        ):
+            raise errors.PermissionDenied(
+                f"{request.name} does not concern {call.caller.agency_name} (or does not"
+                " exist); agencies read only the events that name them",
+                reason="EVENT_NOT_VISIBLE",
+                name=request.name,
+            )
+        row = sql.get_leaf(conn, leaf_index)
+        if row is None:
+            raise errors.NotFound(f"{request.name} does not exist", name=request.name)
+        return audit_pb2.GetAuditEventResponse(
+            audit_event=event_proto(leaf_index, row["record"])
+        )
+
+    @rpc("audit.checkpoint", allow=EVERYONE)
+    def GetCheckpoint(self, request: audit_pb2.GetCheckpointRequest, call: Call) -> Any:
+        latest = self.gateway.log.checkpoint()
+        signed = bytes(latest["note"])
+        verifier = self.gateway.note_signer.verifier()
+        checkpoint = note.Checkpoint.parse(note.open_note(signed, [verifier]))
+        return audit_pb2.GetCheckpointResponse(
+            signed_checkpoint=signed.decode(),
+            verifier_key=verifier.verifier_key,
+            tree_size=checkpoint.size,
+            root_hash=checkpoint.root_hash,
+            origin=checkpoint.origin,
+            create_time=times.to_timestamp(latest["create_time"]),
+        )
+
+    @rpc("audit.prove.inclusion", allow=EVERYONE)
+    def GetInclusionProof(self, request: audit_pb2.GetInclusionProofRequest, call: Call) -> Any:
+        latest = self._latest_size()
+        size = request.tree_size or latest
+        _check_size("tree_size", request.tree_size, size, latest)
+        if request.leaf_index < 0:
+            raise errors.InvalidArgument("leaf_index must not be negative", field="leaf_index")
+        if request.leaf_index >= size:
+            raise errors.OutOfRange(
+                f"leaf_index {request.leaf_index} is not in a tree of size {size}; it must be"
+                " smaller than tree_size",
+                field="leaf_index", leaf_index=request.leaf_index, tree_size=size,
+            )
+        conn = self.gateway.db.reader()
+        hashes = merkle.inclusion_proof(
+            request.leaf_index, size, lambda coords: sql.fetch_nodes(conn, coords)
+        )
+        leaf = sql.fetch_nodes(conn, [(0, request.leaf_index)])[0]
+        return audit_pb2.GetInclusionProofResponse(
+            leaf_index=request.leaf_index, tree_size=size, leaf_hash=leaf, hashes=hashes
+        )
+
+    @rpc("audit.prove.consistency", allow=EVERYONE)
+    def GetConsistencyProof(
+        self, request: audit_pb2.GetConsistencyProofRequest, call: Call
+    ) -> Any:
+        latest = self._latest_size()
+        second = request.second_size or latest
+        _check_size("second_size", request.second_size, second, latest)
+        if request.first_size < 1:
+            raise errors.InvalidArgument(
+                f"first_size must be at least 1, got {request.first_size}", field="first_size"
+            )
+        if request.first_size > second:
+            raise errors.InvalidArgument(
+                f"first_size {request.first_size} is larger than second_size {second}",
+                field="first_size", first_size=request.first_size, second_size=second,
+            )
+        hashes = self.gateway.log.consistency_proof(request.first_size, second)
+        return audit_pb2.GetConsistencyProofResponse(
+            first_size=request.first_size, second_size=second, hashes=hashes
+        )
+
+    def _latest_size(self) -> int:
+        return int(self.gateway.log.checkpoint()["tree_size"])
+
+
+def _check_size(field: str, requested: int, size: int, latest: int) -> None:
+    """A requested tree size must be positive and not beyond the latest checkpoint."""
+    if requested < 0:
+        raise errors.InvalidArgument(f"{field} must not be negative", field=field)
+    if size > latest:
+        raise errors.OutOfRange(
+            f"{field} {size} is beyond the latest checkpoint's size {latest}",
+            field=field, tree_size=latest,
+        )
+    if size == 0:
+        raise errors.OutOfRange("the audit log is empty: there is nothing to prove",
+                                field=field, tree_size=0)

@@ -1,0 +1,148 @@
+"""Exports of the audit log for outside auditors, and offline proofs in the c2sp.org/tlog-proof
+format.
+
+Every exported event carries its leaf index and its exact record bytes (base64), so an auditor
+can rebuild the tree with their own tools. A proof file is self-contained:
+
+    c2sp.org/tlog-proof@v1
+    extra <base64 of the exact record bytes>
+    index <leaf index>
+    <base64 hash of the audit path, one per line>
+
+    <the signed checkpoint>
+
+The `extra` line is the spec's application-specific data; ours is the record, so the checker
+hashes it into the leaf and needs nothing but the file and the log's verifier key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.audit import merkle, note, record
+from gateway.storage import audit as sql
+
+HEADER = "c2sp.org/tlog-proof@v1"
+CSV_FIELDS = ("leaf_index", "create_time", "actor", "action", "outcome", "reason", "resources",
+              "subjects", "leaf_hash", "record", "tree_size", "inclusion_proof")
+
+
+class ProofFileError(Exception):
+    """A proof file is malformed or does not prove its record against a trusted checkpoint."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ProofFileError(f"invalid base64 {text[:20]!r}") from None
+
+
+def export_rows(
+    conn: sqlite3.Connection, filters: dict[str, Any], proof_size: int = 0, batch: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Every matching event as a flat dict; with `proof_size`, its inclusion proof in that tree."""
+    def fetch(coords: list[merkle.Coord]) -> list[bytes]:
+        return sql.fetch_nodes(conn, coords)
+
+    after = -1
+    while True:
+        found = sql.list_leaves(conn, after=after, limit=batch, **filters)
+        for row in found:
+            index, data = row["leaf_index"], bytes(row["record"])
+            fields = record.decode(data)
+            item = {
+                "leaf_index": index,
+                "create_time": fields["time"],
+                "actor": fields["actor"],
+                "action": fields["action"],
+                "outcome": fields["outcome"],
+                "reason": fields["reason"],
+                "resources": fields["resources"],
+                "subjects": fields["subjects"],
+                "leaf_hash": _b64(merkle.leaf_hash(data)),
+                "record": _b64(data),
+            }
+            if proof_size and index < proof_size:
+                item["tree_size"] = proof_size
+                item["inclusion_proof"] = [_b64(h) for h in
+                                           merkle.inclusion_proof(index, proof_size, fetch)]
+            yield item
+        if len(found) < batch:
+            return
+        after = found[-1]["leaf_index"]
+
+
+def csv_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A flat CSV row of an exported event (lists joined by spaces)."""
+    return {key: " ".join(value) if isinstance(value, list) else value
+            for key, value in item.items()}
+
+
+def json_line(item: dict[str, Any]) -> str:
+    return json.dumps(item, ensure_ascii=False, sort_keys=True)
+
+
+def proof_text(conn: sqlite3.Connection, leaf_index: int, checkpoint: dict[str, Any]) -> str:
+    """A tlog-proof of leaf `leaf_index` in the stored checkpoint row `checkpoint`."""
+    size = checkpoint["tree_size"]
+    if not 0 <= leaf_index < size:
+        raise ValueError(f"leaf {leaf_index} is not in the checkpoint's tree of {size} leaves")
+    row = sql.get_leaf(conn, leaf_index)
+    if row is None:
+        raise ValueError(f"leaf {leaf_index} has no stored record")
+    hashes = merkle.inclusion_proof(leaf_index, size, lambda c: sql.fetch_nodes(conn, c))
+    lines = [HEADER, f"extra {_b64(bytes(row['record']))}", f"index {leaf_index}",
+             *(_b64(h) for h in hashes), ""]
+    return "\n".join(lines) + "\n" + bytes(checkpoint["note"]).decode()
+
+
+@dataclass(frozen=True)
+class CheckedProof:
+    """What a valid proof file proves."""
+
+    leaf_index: int
+    record: bytes
+    checkpoint: note.Checkpoint
+
+
+def check_proof(text: str, verifier: note.NoteVerifier) -> CheckedProof:
+    """Check a tlog-proof file offline; ProofFileError at the first failed step.
+
+    1. the file has the header, an `extra` record, an index and base64 hashes, then a blank line;
+    2. the checkpoint after it carries a valid signature of `verifier` and names its log;
+    3. the audit path leads from the record's leaf hash to the checkpoint's root.
+    """
+    head, separator, signed = text.partition("\n\n")
+    lines = head.split("\n")
+    if not separator or len(lines) < 3 or lines[0] != HEADER:
+        raise ProofFileError(f"not a {HEADER} proof")
+    if not lines[1].startswith("extra ") or not lines[2].startswith("index "):
+        raise ProofFileError("the proof must carry the record (extra) and the leaf index")
+    data = _unb64(lines[1].removeprefix("extra "))
+    index_text = lines[2].removeprefix("index ")
+    if not index_text.isdigit():
+        raise ProofFileError(f"invalid index {index_text!r}")
+    hashes = [_unb64(line) for line in lines[3:]]
+    try:
+        checkpoint = note.Checkpoint.parse(note.open_note(signed.encode(), [verifier]))
+    except note.NoteError as exc:
+        raise ProofFileError(f"the checkpoint does not verify: {exc}") from None
+    if checkpoint.origin != verifier.name:
+        raise ProofFileError(f"the checkpoint is for {checkpoint.origin!r}, not {verifier.name!r}")
+    try:
+        merkle.verify_inclusion(merkle.leaf_hash(data), int(index_text), checkpoint.size, hashes,
+                                checkpoint.root_hash)
+    except merkle.ProofError as exc:
+        raise ProofFileError(f"the inclusion proof fails: {exc}") from None
+    return CheckedProof(int(index_text), data, checkpoint)

@@ -1,0 +1,330 @@
+"""Offline verification of a stored audit log: the library behind `govshare audit verify`.
+
+Checklist, over the database alone (no gateway needed):
+
+1. every stored checkpoint's note verifies against the log's key, names the log's origin and
+   agrees with its row;
+2. the tree is rebuilt from the stored record bytes, chunk by chunk, and every stored tree node
+   is compared with the recomputed one (a node altered, missing or extra is caught where it is);
+3. every checkpoint's root must equal the rebuilt root at its size. As all roots come from one
+   rebuilt tree, successive checkpoints that match are consistent with each other by
+   construction; a mismatch means the records under it were rewritten;
+4. the filter columns and subject rows agree with the record bytes (they decide what an agency
+   sees, though the tree does not cover them);
+5. with `against`, a checkpoint saved outside the database must be a prefix of the rebuilt tree,
+   which catches a truncated or rewritten history even when every stored checkpoint was replaced.
+
+Problems carry the first leaf position they concern, so a report says where the log went bad.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.audit import merkle, note
+from gateway.storage import Database
+from gateway.storage import audit as sql
+
+CHUNK_LEVEL = 14
+"""Records are hashed in aligned chunks of 2**CHUNK_LEVEL leaves, bounding memory."""
+MAX_PROBLEMS = 1000
+"""Problems kept in a report; the first one matters most."""
+
+MODIFIED_RECORD = "modified record"
+MISSING_RECORD = "missing record"
+EXTRA_RECORD = "extra record"
+MODIFIED_NODE = "modified tree node"
+MISSING_NODE = "missing tree node"
+EXTRA_NODE = "extra tree node"
+BAD_SIGNATURE = "bad signature"
+BAD_CHECKPOINT = "bad checkpoint"
+INDEX_MISMATCH = "index mismatch"
+FORK = "fork"
+TRUNCATION = "truncation"
+
+Progress = Callable[[int, int], None]
+"""Called with (leaves done, leaves in all) as the rebuild goes."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the log, at the first leaf position it concerns."""
+
+    position: int
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} at position {self.position}: {self.detail}"
+
+
+@dataclass
+class Report:
+    """The outcome of verify_log."""
+
+    tree_size: int = 0
+    root_hash: bytes = merkle.EMPTY_ROOT
+    checkpoints: int = 0
+    """Stored checkpoints checked."""
+    latest_checkpoint: bytes = b""
+    """The latest stored signed checkpoint, when it verified."""
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return min(self.problems) if self.problems else None
+
+    def add(self, position: int, kind: str, detail: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(position, kind, detail))
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A stored checkpoint whose signed note verified."""
+
+    size: int
+    root: bytes
+
+
+def verify_log(
+    database: Database | sqlite3.Connection | str | Path,
+    verifier: note.NoteVerifier,
+    against: bytes | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Verify the stored log against its signed checkpoints; see the module docstring."""
+    with _connection(database) as conn:
+        report = Report()
+        saved = None if against is None else _open_saved(against, verifier, report)
+        stored, size = _check_checkpoints(conn, verifier, report)
+        sizes = {size, *(c.size for c in stored)}
+        if saved is not None and saved.size <= size:
+            sizes.add(saved.size)
+        wanted = {coord for s in sizes for coord in merkle._perfect(0, s)}
+        rebuilt = _Rebuild(conn, size, wanted, report, progress)
+        rebuilt.run()
+        report.tree_size, report.root_hash = size, rebuilt.root(size)
+        _classify(stored, rebuilt, report)
+        changed = {p.position for p in report.problems if p.kind == MODIFIED_RECORD}
+        for leaf_index, what in sql.index_mismatches(conn):
+            if leaf_index not in changed:  # a changed record explains its columns already
+                report.add(leaf_index, INDEX_MISMATCH,
+                           f"the {what} stored for listings disagree with the record")
+        if saved is not None:
+            _check_against(saved, rebuilt, size, report)
+        return report
+
+
+@contextmanager
+def _connection(database: Database | sqlite3.Connection | str | Path) -> Iterator[Any]:
+    if isinstance(database, sqlite3.Connection):
+        yield database
+    elif isinstance(database, Database):
+        yield database.reader()
+    else:
+        conn = sql.connect_readonly(database)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def open_checkpoint(signed: bytes, verifier: note.NoteVerifier) -> note.Checkpoint:
+    """The checkpoint of a signed note; NoteError unless it verifies and names the log."""
+    checkpoint = note.Checkpoint.parse(note.open_note(signed, [verifier]))
+    if checkpoint.origin != verifier.name:
+        raise note.NoteError(f"checkpoint is for log {checkpoint.origin!r}, not {verifier.name!r}")
+    return checkpoint
+
+
+def _check_checkpoints(
+    conn: sqlite3.Connection, verifier: note.NoteVerifier, report: Report
+) -> tuple[list[_Stored], int]:
+    """Checklist step 1: the checkpoints whose notes hold, and the largest size claimed.
+
+    A bad checkpoint is reported at the first leaf only it vouches for (the previous size).
+    """
+    stored, previous = [], 0
+    for row in sql.checkpoints(conn):
+        size, signed = row["tree_size"], bytes(row["note"])
+        report.checkpoints += 1
+        try:
+            checkpoint = open_checkpoint(signed, verifier)
+            if checkpoint.size != size or checkpoint.root_hash != bytes(row["root_hash"]):
+                report.add(previous, BAD_CHECKPOINT,
+                           f"the row of size {size} disagrees with its signed note")
+            else:
+                stored.append(_Stored(size, checkpoint.root_hash))
+                report.latest_checkpoint = signed
+        except note.NoteError as exc:
+            report.add(previous, BAD_SIGNATURE, f"checkpoint of size {size}: {exc}")
+        previous = size
+    return stored, previous
+
+
+class _Rebuild:
+    """Rebuilds the tree of `size` leaves from the records and compares the stored nodes."""
+
+    def __init__(self, conn: sqlite3.Connection, size: int, wanted: set[merkle.Coord],
+                 report: Report, progress: Progress | None):
+        self.conn, self.size, self.report, self.progress = conn, size, report, progress
+        self.wanted: dict[int, set[int]] = {}
+        for level, idx in wanted:
+            self.wanted.setdefault(level, set()).add(idx)
+        self.kept: dict[merkle.Coord, bytes] = {}
+        self.missing: list[int] = []
+        """Leaf positions without a stored record."""
+        self.node_problems: list[tuple[int, int, str]] = []
+        """(level, idx, kind) of stored nodes that differ from the rebuilt ones."""
+
+    def run(self) -> None:
+        chunk = 1 << CHUNK_LEVEL
+        tops: list[bytes] = []
+        for begin in range(0, self.size, chunk):
+            end = min(begin + chunk, self.size)
+            levels = self._levels(self._leaf_hashes(begin, end), 0, begin)
+            if end - begin == chunk:
+                tops.append(levels[-1][0])
+            if self.progress:
+                self.progress(end, self.size)
+        self._levels(tops, CHUNK_LEVEL, 0, compare_first=False)
+        self._check_records_beyond()
+        self._check_nodes_beyond()
+
+    def root(self, size: int) -> bytes:
+        return merkle.root_at(size, lambda coords: [self.kept[c] for c in coords])
+
+    def _leaf_hashes(self, begin: int, end: int) -> list[bytes]:
+        """Hashes of the records in [begin, end); a missing record is reported as such."""
+        found = sql.records_between(self.conn, begin, end)
+        if len(found) == end - begin:
+            try:
+                return [merkle.leaf_hash(data) for _, data in found]
+            except TypeError:  # a record edited into another SQLite type: hash what it says
+                found = [(index, _as_bytes(data)) for index, data in found]
+                return [merkle.leaf_hash(data) for _, data in found]
+        present = {index: _as_bytes(data) for index, data in found}
+        for index in range(begin, end):
+            if index not in present:
+                self.missing.append(index)
+                self.report.add(index, MISSING_RECORD, f"leaf {index} has no stored record")
+        return [merkle.leaf_hash(present.get(index, b"")) for index in range(begin, end)]
+
+    def _levels(self, nodes: list[bytes], level: int, first_leaf: int,
+                compare_first: bool = True) -> list[list[bytes]]:
+        """Every perfect-subtree level from `nodes` (at `level`) up, compared with storage."""
+        levels = []
+        start = first_leaf >> level
+        while nodes:
+            if compare_first or levels:
+                self._compare(level, start, nodes)
+            for idx in self.wanted.get(level, ()):
+                if start <= idx < start + len(nodes):
+                    self.kept[(level, idx)] = nodes[idx - start]
+            levels.append(nodes)
+            nodes = [merkle.node_hash(a, b)
+                     for a, b in zip(nodes[::2], nodes[1::2], strict=False)]
+            level, start = level + 1, start >> 1
+        return levels
+
+    def _compare(self, level: int, start: int, nodes: list[bytes]) -> None:
+        stored = sql.nodes_between(self.conn, level, start, start + len(nodes))
+        if len(stored) == len(nodes) and [digest for _, digest in stored] == nodes:
+            return
+        present = dict(stored)
+        for offset, expected in enumerate(nodes):
+            idx = start + offset
+            found = present.get(idx)
+            if len(self.node_problems) >= MAX_PROBLEMS:
+                return
+            if found is None:
+                self.node_problems.append((level, idx, MISSING_NODE))
+            elif found != expected and not (level == 0 and idx in self.missing):
+                self.node_problems.append((level, idx, MODIFIED_NODE))
+
+    def _check_records_beyond(self) -> None:
+        extra = sql.first_leaf_from(self.conn, self.size)
+        if extra is not None:
+            self.report.add(max(extra, 0), EXTRA_RECORD,
+                            f"leaf {extra} is stored but no signed checkpoint covers it (the"
+                            f" latest is for {self.size} leaves)")
+
+    def _check_nodes_beyond(self) -> None:
+        for level, idx in sql.nodes_outside(self.conn, self.size):
+            position = max(idx, 0) << level if 0 <= level < 63 else self.size
+            self.report.add(max(position, self.size), EXTRA_NODE,
+                            f"tree node ({level}, {idx}) is stored but a tree of {self.size}"
+                            " leaves has no such node")
+
+
+def _as_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _classify(stored: list[_Stored], rebuilt: _Rebuild, report: Report) -> None:
+    """Checklist step 3, and what each stored node that differs says about the log.
+
+    A stored leaf hash that differs from its record's hash means a modified record when the
+    signed root covering it disagrees too, and a modified stored hash otherwise. Inner nodes
+    over a changed record differ as a consequence and are not reported again.
+    """
+    sizes = sorted(c.size for c in stored)
+    bad = {c.size for c in stored if rebuilt.root(c.size) != c.root}
+    changed = sorted([*rebuilt.missing,
+                      *(idx for level, idx, _ in rebuilt.node_problems if level == 0)])
+    for level, idx, kind in rebuilt.node_problems:
+        begin, end = idx << level, (idx + 1) << level
+        later = bisect.bisect_right(sizes, begin)
+        covering = sizes[later] if later < len(sizes) else None
+        if level == 0 and kind == MODIFIED_NODE and covering in bad:
+            report.add(begin, MODIFIED_RECORD,
+                       f"record {begin} does not hash to the leaf the log committed to")
+        elif level == 0 or not _any_between(changed, begin, end):
+            detail = "is not stored" if kind == MISSING_NODE else \
+                "differs from the one rebuilt from the records"
+            report.add(begin, kind, f"tree node ({level}, {idx}) {detail}")
+    unexplained = [size for size in sorted(bad) if not _any_between(changed, 0, size)]
+    if unexplained:
+        size = unexplained[0]
+        previous = max((s for s in sizes if s < size), default=0)
+        report.add(previous, MODIFIED_RECORD,
+                   f"the records in leaves {previous}..{size - 1} do not hash to the root"
+                   f" checkpoint {size} signed (rewritten together with their tree nodes)")
+
+
+def _any_between(positions: list[int], begin: int, end: int) -> bool:
+    """Whether sorted `positions` holds a value in [begin, end)."""
+    at = bisect.bisect_left(positions, begin)
+    return at < len(positions) and positions[at] < end
+
+
+def _open_saved(against: bytes, verifier: note.NoteVerifier, report: Report) \
+        -> note.Checkpoint | None:
+    try:
+        return open_checkpoint(against, verifier)
+    except note.NoteError as exc:
+        report.add(0, BAD_SIGNATURE, f"the saved checkpoint does not verify: {exc}")
+        return None
+
+
+def _check_against(saved: note.Checkpoint, rebuilt: _Rebuild, size: int, report: Report) -> None:
+    """Checklist step 5."""
+    if saved.size > size:
+        report.add(size, TRUNCATION,
+                   f"the log holds {size} leaves but a checkpoint for {saved.size} was saved"
+                   " earlier: it was truncated")
+    elif saved.size and rebuilt.root(saved.size) != saved.root_hash:
+        report.add(saved.size - 1, FORK,
+                   f"the first {saved.size} leaves differ from the tree a saved checkpoint"
+                   " signed: the history was rewritten")

@@ -1,0 +1,250 @@
+"""`govshare audit ...`: read, verify, export and prove the audit log, offline.
+
+Every command but `check-proof` reads the gateway's database directly and read-only
+(`--config gateway.toml`); no gateway needs to run. Exit codes: 0 success (log intact, proof
+valid), 1 verification failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from gateway import config as config_module
+from gateway import times
+from gateway.audit import export, merkle, note, record, verify
+from gateway.signing import SigningKey
+from gateway.storage import audit as sql
+
+EXIT_FAILED = 1
+
+console = Console()
+_EVENT = re.compile(r"(?:auditEvents/)?(0|[1-9][0-9]*)")
+
+
+@click.group("audit")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="The gateway.toml whose log to read.")
+@click.pass_context
+def audit(ctx: click.Context, config_path: Path | None) -> None:
+    """Inspect, verify, export and prove the audit log (reads the database, read-only)."""
+    ctx.obj = config_path
+
+
+def _config(ctx: click.Context) -> config_module.Config:
+    path = ctx.find_object(Path)
+    if path is None:
+        raise click.UsageError("give --config gateway.toml before the command")
+    try:
+        return config_module.load(path)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _connect(ctx: click.Context) -> sqlite3.Connection:
+    config = _config(ctx)
+    try:
+        conn = sql.connect_readonly(config.path(config.storage.database))
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot open the database: {exc}") from exc
+    ctx.call_on_close(conn.close)
+    return conn
+
+
+def _verifier(ctx: click.Context, key: str | None) -> note.NoteVerifier:
+    """--key, else the published verifier key file, else the gateway's own signing key."""
+    if key:
+        try:
+            return note.NoteVerifier.from_verifier_key(key.strip())
+        except ValueError as exc:
+            raise click.BadParameter(f"unusable verifier key: {exc}") from exc
+    config = _config(ctx)
+    key_file = config.path(config.audit.verifier_key_file)
+    signing = config.path(config.tls.signing_key)
+    try:
+        if key_file.is_file():
+            return note.NoteVerifier.from_verifier_key(key_file.read_text().strip())
+        if signing.is_file():
+            return note.NoteSigner(config.audit.origin, SigningKey.load(signing)).verifier()
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"unusable verifier key: {exc}") from exc
+    raise click.ClickException(
+        f"no verifier key: give --key, or make {key_file} or {signing} readable"
+    )
+
+
+def _leaf_index(event: str) -> int:
+    match = _EVENT.fullmatch(event)
+    if not match:
+        raise click.BadParameter(f"expected a leaf index or auditEvents/N, got {event!r}")
+    return int(match.group(1))
+
+
+def filter_options(command: Any) -> Any:
+    """The filters of ListAuditEvents, as options."""
+    options = [
+        click.option("--actor", default="", help="Only events by this identity URI."),
+        click.option("--agency", default="", help="Only events concerning agencies/{id}."),
+        click.option("--dataset", default="", help="Only events concerning this dataset."),
+        click.option("--action", default="", help="Only events with this action."),
+        click.option("--outcome", type=click.Choice(["ALLOWED", "REFUSED"]), default=None,
+                     help="Only allowed or refused events."),
+        click.option("--since", type=click.DateTime(), default=None,
+                     help="Only events at or after this UTC time."),
+        click.option("--until", type=click.DateTime(), default=None,
+                     help="Only events before this UTC time."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(actor: str, agency: str, dataset: str, action: str, outcome: str | None,
+             since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    def text(moment: datetime | None) -> str:
+        return times.to_text(moment.replace(tzinfo=UTC)) if moment else ""
+
+    return {"actor": actor, "action": action, "outcome": outcome or "",
+            "subjects": [name for name in (agency, dataset) if name],
+            "start_time": text(since), "end_time": text(until)}
+
+
+@audit.command("list")
+@filter_options
+@click.option("--after", default=-1, show_default=True, help="Only leaves after this index.")
+@click.option("--limit", default=100, show_default=True, help="At most this many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def list_events(ctx: click.Context, after: int, limit: int, as_json: bool,
+                **filters: Any) -> None:
+    """List audit events, oldest first."""
+    from rich.table import Table
+
+    found = sql.list_leaves(_connect(ctx), after=after, limit=limit, **_filters(**filters))
+    if as_json:
+        for row in found:
+            click.echo(export.json_line({"leaf_index": row["leaf_index"],
+                                         **record.decode(row["record"])}))
+        return
+    table = Table("leaf", "time", "actor", "action", "outcome", "resources")
+    for row in found:
+        fields = record.decode(row["record"])
+        table.add_row(str(row["leaf_index"]), fields["time"], fields["actor"], fields["action"],
+                      fields["outcome"], "\n".join(fields["resources"]))
+    console.print(table)
+
+
+@audit.command("show")
+@click.argument("event")
+@click.pass_context
+def show(ctx: click.Context, event: str) -> None:
+    """Show one event (a leaf index or auditEvents/N) with its record and leaf hash."""
+    index = _leaf_index(event)
+    row = sql.get_leaf(_connect(ctx), index)
+    if row is None:
+        raise click.ClickException(f"auditEvents/{index} does not exist")
+    data = bytes(row["record"])
+    click.echo(export.json_line({"name": f"auditEvents/{index}", "leaf_index": index,
+                                 "leaf_hash": merkle.leaf_hash(data).hex(),
+                                 "record": data.decode(), **record.decode(data)}))
+
+
+@audit.command("verify")
+@click.option("--key", default=None, help="The log's note verifier key (name+id+key).")
+@click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A signed checkpoint saved earlier: the log must extend it.")
+@click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the latest verified signed checkpoint here.")
+@click.pass_context
+def verify_command(ctx: click.Context, key: str | None, against: Path | None,
+                   save_checkpoint: Path | None) -> None:
+    """Rebuild the tree from the records and check every checkpoint, node and index."""
+    from rich.progress import Progress
+
+    verifier = _verifier(ctx, key)
+    conn = _connect(ctx)
+    saved = against.read_bytes() if against else None
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("verifying", total=None)
+        report = verify.verify_log(conn, verifier, against=saved,
+                                   progress=lambda done, total: bar.update(task, completed=done,
+                                                                           total=total))
+    if not report.ok:
+        first = report.first
+        click.echo(f"FAILED: {first}", err=True)
+        click.echo(f"{len(report.problems)} problem(s); first bad position {first.position}",
+                   err=True)
+        sys.exit(EXIT_FAILED)
+    if save_checkpoint:
+        save_checkpoint.write_bytes(report.latest_checkpoint)
+    click.echo(f"OK: {report.tree_size} entries, {report.checkpoints} checkpoints, root"
+               f" {report.root_hash.hex()}")
+
+
+@audit.command("export")
+@filter_options
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="Output format.")
+@click.option("--proofs", is_flag=True,
+              help="Add each event's inclusion proof in the latest checkpoint's tree.")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="Output file.")
+@click.pass_context
+def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
+                   **filters: Any) -> None:
+    """Export events with leaf index and exact record bytes (base64) for outside auditors."""
+    conn = _connect(ctx)
+    latest = sql.latest_checkpoint(conn)
+    size = latest["tree_size"] if proofs and latest else 0
+    rows = export.export_rows(conn, _filters(**filters), proof_size=size)
+    if fmt == "csv":
+        writer = csv.DictWriter(output, fieldnames=export.CSV_FIELDS)
+        writer.writeheader()
+        for item in rows:
+            writer.writerow(export.csv_row(item))
+    else:
+        for item in rows:
+            output.write(export.json_line(item) + "\n")
+    if proofs and latest:
+        click.echo(f"proofs are for this checkpoint:\n{bytes(latest['note']).decode()}",
+                   err=True)
+
+
+@audit.command("proof")
+@click.argument("event")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="Output file.")
+@click.pass_context
+def proof(ctx: click.Context, event: str, output: Any) -> None:
+    """Print a c2sp.org/tlog-proof of one event, checkable offline with `check-proof`."""
+    conn = _connect(ctx)
+    latest = sql.latest_checkpoint(conn)
+    if latest is None:
+        raise click.ClickException("the log has no checkpoint")
+    try:
+        output.write(export.proof_text(conn, _leaf_index(event), latest))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@audit.command("check-proof")
+@click.argument("proof_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", required=True, help="The log's note verifier key (name+id+key).")
+@click.pass_context
+def check_proof(ctx: click.Context, proof_file: Path, key: str) -> None:
+    """Check a tlog-proof file offline against the log's verifier key (no --config needed)."""
+    verifier = _verifier(ctx, key)
+    try:
+        checked = export.check_proof(proof_file.read_text(), verifier)
+    except export.ProofFileError as exc:
+        click.echo(f"FAILED: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    fields = record.decode(checked.record)
+    click.echo(f"OK: leaf {checked.leaf_index} ({fields['action']} by {fields['actor']}) is in"
+               f" {checked.checkpoint.origin} at size {checked.checkpoint.size}")

@@ -1,0 +1,272 @@
+"""verify_log finds every kind of tampering with the stored log, at the right position."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.audit import note, verify
+from gateway.audit.log import AuditLog
+from gateway.audit.record import Event
+from gateway.signing import SigningKey
+from gateway.storage import Database
+
+ORIGIN = "test.local/audit"
+SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))
+VERIFIER = SIGNER.verifier()
+SIZE = 37
+BATCH = 5
+
+
+def build_log(path: Path, size: int = SIZE, actor: str = "urn:govshare:agency:a",
+              batch: int = BATCH) -> Path:
+    """A real log of `size` events appended in batches through AuditLog."""
+    db = Database(path)
+    log = AuditLog(db, SIGNER, ORIGIN)
+    log.open()
+    for begin in range(0, size, batch):
+        log.append([Event(actor=actor, action="catalog.publish",
+                          resources=(f"agencies/a{i % 3}/datasets/d{i}",))
+                    for i in range(begin, min(begin + batch, size))])
+    log.close()
+    db.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_log(tmp_path_factory.mktemp("log") / "audit.db")
+
+
+@pytest.fixture
+def tampered(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy.db"
+    shutil.copy(pristine, copy)
+    return copy
+
+
+def edit(path: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute(sql, params)
+    conn.close()
+
+
+def value(path: Path, sql: str, *params: object) -> object:
+    with sqlite3.connect(path) as conn:
+        found = conn.execute(sql, params).fetchone()[0]
+    conn.close()
+    return found
+
+
+def flip(blob: bytes, offset: int, mask: int) -> bytes:
+    data = bytearray(blob)
+    data[offset % len(data)] ^= mask
+    return bytes(data)
+
+
+def first_problem(path: Path, **kwargs: object) -> verify.Problem:
+    report = verify.verify_log(path, VERIFIER, **kwargs)
+    assert not report.ok
+    return report.first
+
+
+def test_intact_log_verifies(pristine: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    report = verify.verify_log(pristine, VERIFIER, progress=lambda d, t: seen.append((d, t)))
+    assert report.ok, report.problems
+    assert report.tree_size == SIZE
+    assert report.checkpoints == SIZE // BATCH + 2  # one per batch plus the empty tree's
+    assert seen[-1] == (SIZE, SIZE)
+    assert note.Checkpoint.parse(note.open_note(report.latest_checkpoint, [VERIFIER])).size == SIZE
+
+
+def test_a_log_larger_than_one_chunk_verifies(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(verify, "CHUNK_LEVEL", 2)
+    path = build_log(tmp_path / "big.db", size=45, batch=4)
+    assert verify.verify_log(path, VERIFIER).ok
+    edit(path, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 1")
+    problem = first_problem(path)
+    assert (problem.position, problem.kind) == (8, verify.MODIFIED_NODE)
+
+
+def test_the_wrong_key_is_a_bad_signature(pristine: Path) -> None:
+    other = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(32))).verifier()
+    assert verify.verify_log(pristine, other).first.kind == verify.BAD_SIGNATURE
+
+
+ANY = settings(max_examples=40, deadline=None,
+               suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@ANY
+@given(leaf=st.integers(0, SIZE - 1), offset=st.integers(0, 400), mask=st.integers(1, 255))
+def test_any_byte_changed_in_a_record_is_a_modified_record(tampered, pristine, leaf, offset,
+                                                           mask) -> None:
+    shutil.copy(pristine, tampered)
+    record = value(tampered, "SELECT record FROM audit_leaves WHERE leaf_index = ?", leaf)
+    edit(tampered, "UPDATE audit_leaves SET record = ? WHERE leaf_index = ?",
+         flip(record, offset, mask), leaf)
+    report = verify.verify_log(tampered, VERIFIER)
+    assert report.first.position == leaf
+    assert verify.MODIFIED_RECORD in {p.kind for p in report.problems if p.position == leaf}
+
+
+@ANY
+@given(data=st.data(), offset=st.integers(0, 31), mask=st.integers(1, 255))
+def test_any_byte_changed_in_a_tree_node_is_a_modified_node(tampered, pristine, data, offset,
+                                                            mask) -> None:
+    shutil.copy(pristine, tampered)
+    level = data.draw(st.integers(0, SIZE.bit_length() - 1))
+    idx = data.draw(st.integers(0, (SIZE >> level) - 1))
+    digest = value(tampered, "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", level, idx)
+    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE level = ? AND idx = ?",
+         flip(digest, offset, mask), level, idx)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (idx << level, verify.MODIFIED_NODE)
+
+
+@ANY
+@given(data=st.data())
+def test_a_deleted_tree_node_is_missing(tampered, pristine, data) -> None:
+    shutil.copy(pristine, tampered)
+    level = data.draw(st.integers(0, SIZE.bit_length() - 1))
+    idx = data.draw(st.integers(0, (SIZE >> level) - 1))
+    edit(tampered, "DELETE FROM tree_nodes WHERE level = ? AND idx = ?", level, idx)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (idx << level, verify.MISSING_NODE)
+
+
+@ANY
+@given(leaf=st.integers(0, SIZE - 1))
+def test_a_deleted_record_is_missing(tampered, pristine, leaf) -> None:
+    shutil.copy(pristine, tampered)
+    edit(tampered, "DELETE FROM audit_subjects WHERE leaf_index = ?", leaf)
+    edit(tampered, "DELETE FROM audit_leaves WHERE leaf_index = ?", leaf)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (leaf, verify.MISSING_RECORD)
+
+
+@ANY
+@given(leaf=st.integers(0, SIZE - 1))
+def test_a_record_inserted_in_the_middle_is_caught_where_it_went_in(tampered, pristine,
+                                                                    leaf) -> None:
+    shutil.copy(pristine, tampered)
+    edit(tampered, "UPDATE audit_leaves SET leaf_index = -leaf_index - 1000"
+         " WHERE leaf_index >= ?", leaf)
+    edit(tampered, "UPDATE audit_leaves SET leaf_index = -leaf_index - 999 WHERE leaf_index < 0")
+    edit(tampered, "INSERT INTO audit_leaves SELECT ?, record, create_time, actor, action,"
+         " outcome FROM audit_leaves WHERE leaf_index = 0", leaf)
+    report = verify.verify_log(tampered, VERIFIER)
+    assert report.first.position == leaf
+    assert {p.kind for p in report.problems} >= {verify.MODIFIED_RECORD, verify.EXTRA_RECORD}
+
+
+@ANY
+@given(pair=st.lists(st.integers(0, SIZE - 1), min_size=2, max_size=2, unique=True))
+def test_two_records_swapped_are_caught_at_the_first(tampered, pristine, pair) -> None:
+    shutil.copy(pristine, tampered)
+    a, b = sorted(pair)
+    edit(tampered, "UPDATE audit_leaves SET leaf_index = -1 WHERE leaf_index = ?", a)
+    edit(tampered, "UPDATE audit_leaves SET leaf_index = ? WHERE leaf_index = ?", a, b)
+    edit(tampered, "UPDATE audit_leaves SET leaf_index = ? WHERE leaf_index = -1", b)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (a, verify.MODIFIED_RECORD)
+
+
+@ANY
+@given(pair=st.lists(st.integers(0, SIZE - 1), min_size=2, max_size=2, unique=True))
+def test_two_leaf_hashes_swapped_are_caught_at_the_first(tampered, pristine, pair) -> None:
+    shutil.copy(pristine, tampered)
+    a, b = sorted(pair)
+    ha = value(tampered, "SELECT hash FROM tree_nodes WHERE level = 0 AND idx = ?", a)
+    hb = value(tampered, "SELECT hash FROM tree_nodes WHERE level = 0 AND idx = ?", b)
+    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE level = 0 AND idx = ?", hb, a)
+    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE level = 0 AND idx = ?", ha, b)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (a, verify.MODIFIED_NODE)
+
+
+@ANY
+@given(offset=st.integers(0, 300), mask=st.integers(1, 255), which=st.integers(0, 8))
+def test_any_byte_changed_in_a_checkpoint_is_caught_at_its_size(tampered, pristine, offset,
+                                                                 mask, which) -> None:
+    shutil.copy(pristine, tampered)
+    size = value(tampered, "SELECT tree_size FROM checkpoints ORDER BY tree_size"
+                 " LIMIT 1 OFFSET ?", which)
+    signed = value(tampered, "SELECT note FROM checkpoints WHERE tree_size = ?", size)
+    edit(tampered, "UPDATE checkpoints SET note = ? WHERE tree_size = ?",
+         flip(signed, offset, mask), size)
+    problem = first_problem(tampered)
+    assert problem.position <= size
+    assert problem.kind in {verify.BAD_SIGNATURE, verify.BAD_CHECKPOINT}
+
+
+def test_extra_record_and_extra_node(tampered: Path) -> None:
+    edit(tampered, "INSERT INTO audit_leaves SELECT 40, record, create_time, actor, action,"
+         " outcome FROM audit_leaves WHERE leaf_index = 3")
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (40, verify.EXTRA_RECORD)
+    edit(tampered, "DELETE FROM audit_leaves WHERE leaf_index = 40")
+    edit(tampered, "INSERT INTO tree_nodes VALUES (1, 18, zeroblob(32))")
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (SIZE, verify.EXTRA_NODE)
+
+
+def test_a_deleted_latest_checkpoint_leaves_records_uncovered(tampered: Path) -> None:
+    edit(tampered, f"DELETE FROM checkpoints WHERE tree_size = {SIZE}")
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (35, verify.EXTRA_RECORD)
+
+
+def test_an_edited_subject_row_is_an_index_mismatch(tampered: Path) -> None:
+    edit(tampered, "UPDATE audit_subjects SET subject = 'agencies/zz' WHERE leaf_index = 7"
+         " AND subject = 'agencies/a1'")
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (7, verify.INDEX_MISMATCH)
+    edit(tampered, "UPDATE audit_subjects SET subject = 'agencies/a1' WHERE leaf_index = 7"
+         " AND subject = 'agencies/zz'")
+    edit(tampered, "UPDATE audit_leaves SET actor = 'urn:govshare:agency:b' WHERE leaf_index = 9")
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (9, verify.INDEX_MISMATCH)
+
+
+def truncate(path: Path, size: int) -> None:
+    """Cut the log back to `size` leaves consistently, as someone editing the database could."""
+    edit(path, "DELETE FROM audit_subjects WHERE leaf_index >= ?", size)
+    edit(path, "DELETE FROM audit_leaves WHERE leaf_index >= ?", size)
+    edit(path, "DELETE FROM checkpoints WHERE tree_size > ?", size)
+    with sqlite3.connect(path) as conn:
+        for level in range(8):
+            conn.execute("DELETE FROM tree_nodes WHERE level = ? AND idx >= ?",
+                         (level, size >> level))
+    conn.close()
+
+
+def test_truncation_is_caught_only_against_a_saved_checkpoint(pristine, tampered) -> None:
+    saved = verify.verify_log(pristine, VERIFIER).latest_checkpoint
+    truncate(tampered, 20)
+    assert verify.verify_log(tampered, VERIFIER).ok
+    problem = first_problem(tampered, against=saved)
+    assert (problem.position, problem.kind) == (20, verify.TRUNCATION)
+
+
+def test_a_rewritten_history_is_a_fork_against_a_saved_checkpoint(pristine, tmp_path) -> None:
+    saved = verify.verify_log(pristine, VERIFIER).latest_checkpoint
+    other = build_log(tmp_path / "other.db", size=SIZE + 3, actor="urn:govshare:agency:z")
+    assert verify.verify_log(other, VERIFIER).ok
+    problem = first_problem(other, against=saved)
+    assert problem.kind == verify.FORK
+    assert verify.verify_log(pristine, VERIFIER, against=saved).ok
+
+
+def test_a_saved_checkpoint_from_another_key_is_refused(pristine) -> None:
+    stranger = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(32)))
+    forged = note.sign_note(note.Checkpoint(ORIGIN, 1, bytes(32)).to_text(), [stranger])
+    problem = first_problem(pristine, against=forged)
+    assert (problem.position, problem.kind) == (0, verify.BAD_SIGNATURE)
