@@ -51,8 +51,10 @@ class Call:
     request_digest: str = ""
 
     def event(self, action: str | None = None, **fields: Any) -> record.Event:
-        """An ALLOWED audit event for this call; `fields` are record.Event fields."""
+        """An ALLOWED audit event for this call; `fields` are record.Event fields. The caller's
+        own agency is always among the agencies concerned, so it sees its own actions."""
         fields.setdefault("resources", tuple(self.resources))
+        fields["agencies"] = (*self._own_agency(), *fields.get("agencies", ()))
         return record.Event(
             actor=self.caller.uri,
             action=action or self.action,
@@ -63,11 +65,15 @@ class Call:
     def refusal(self, error: errors.GatewayError) -> record.Event:
         """The REFUSED audit event for `error` raised by this call."""
         return refusal_event(self.caller.uri, self.action, self.resources, self.request_digest,
-                             error)
+                             error, self._own_agency())
+
+    def _own_agency(self) -> tuple[str, ...]:
+        return (self.caller.agency_name,) if self.caller.agency_name else ()
 
 
 def refusal_event(
-    actor: str, action: str, resources: Iterable[str], digest: str, error: errors.GatewayError
+    actor: str, action: str, resources: Iterable[str], digest: str, error: errors.GatewayError,
+    agencies: tuple[str, ...] = (),
 ) -> record.Event:
     return record.Event(
         actor=actor,
@@ -76,6 +82,7 @@ def refusal_event(
         outcome=record.REFUSED,
         reason=f"{error.reason}: {error.message}",
         request_digest=digest,
+        agencies=agencies,
     )
 
 
@@ -96,7 +103,8 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
                 started = time.perf_counter()
                 call = None
                 try:
-                    call = _begin(gateway, context, action, allow, request)
+                    call = _identify(gateway, context, action, request)
+                    _admit(gateway, call, allow)
                     yield from method(self, request, call)
                     _log(call, context, action, "OK", started)
                 except Exception as exc:
@@ -110,7 +118,8 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
             started = time.perf_counter()
             call = None
             try:
-                call = _begin(gateway, context, action, allow, request)
+                call = _identify(gateway, context, action, request)
+                _admit(gateway, call, allow)
                 response = method(self, request, call)
                 _log(call, context, action, "OK", started)
                 return response
@@ -122,28 +131,30 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
     return decorate
 
 
-def _begin(
-    gateway: Gateway,
-    context: grpc.ServicerContext,
-    action: str,
-    allow: tuple[str, ...],
-    request: Any,
+def _identify(
+    gateway: Gateway, context: grpc.ServicerContext, action: str, request: Any
 ) -> Call:
+    """The Call of an authenticated caller (UNAUTHENTICATED otherwise)."""
     caller = gateway.authenticator.authenticate(context)
     call = Call(caller=caller, action=action, context=context)
     if hasattr(request, "SerializeToString"):
         call.request_digest = digest_of(request)
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
+    return call
+
+
+def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...]) -> None:
+    """Refuse callers of the wrong kind, agencies not registered and active, and floods."""
+    caller = call.caller
     if caller.kind not in allow:
         raise errors.PermissionDenied(
-            f"{caller.kind} certificates may not call {action}",
+            f"{caller.kind} certificates may not call {call.action}",
             reason="ROLE_NOT_ALLOWED",
             role=caller.kind,
         )
     if caller.kind == AGENCY:
         call.agency = gateway.registered_agency(caller)
     gateway.limiter.admit(caller.uri)
-    return call
 
 
 def _fail(

@@ -114,7 +114,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         visible = [call.caller.agency_name] if call.caller.kind == AGENCY else []
         found = sql.list_leaves(
             self.gateway.db.reader(), after=-1 if after is None else after, limit=size + 1,
-            any_subject=visible, or_actor=call.caller.uri, **filters,
+            any_subject=visible, **filters,
         )
         response = audit_pb2.ListAuditEventsResponse(
             audit_events=[event_proto(row["leaf_index"], row["record"]) for row in found[:size]]
@@ -130,7 +130,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         leaf_index = parse_event_name(request.name)
         conn = self.gateway.db.reader()
         if call.caller.kind == AGENCY and not sql.leaf_visible(
-            conn, leaf_index, [call.caller.agency_name], call.caller.uri
+            conn, leaf_index, [call.caller.agency_name]
         ):
             raise errors.PermissionDenied(
                 f"{request.name} does not concern {call.caller.agency_name} (or does not"

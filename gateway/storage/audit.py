@@ -104,8 +104,8 @@ def iter_nodes(conn: sqlite3.Connection, level: int) -> Iterator[tuple[int, byte
 
 
 _VISIBLE = (
-    "(l.actor = ? OR EXISTS (SELECT 1 FROM audit_subjects s WHERE s.leaf_index = l.leaf_index"
-    " AND s.subject IN ({marks})))"
+    "EXISTS (SELECT 1 FROM audit_subjects s WHERE s.leaf_index = l.leaf_index"
+    " AND s.subject IN ({marks}))"
 )
 
 
@@ -119,14 +119,13 @@ def list_leaves(
     outcome: str = "",
     subjects: Sequence[str] = (),
     any_subject: Sequence[str] = (),
-    or_actor: str = "",
     start_time: str = "",
     end_time: str = "",
 ) -> list[dict[str, Any]]:
     """Leaves with leaf_index > after matching every filter, oldest first.
 
-    `subjects`: the leaf must concern each of these; `any_subject`: at least one of these, or
-    else be an action of `or_actor` (the visibility rule for an agency).
+    `subjects`: the leaf must concern each of these; `any_subject`: at least one of these (the
+    visibility rule for an agency: an agency is a subject of its own actions too).
     """
     where = ["l.leaf_index > ?"]
     params: list[Any] = [after]
@@ -148,7 +147,7 @@ def list_leaves(
         params.append(subject)
     if any_subject:
         where.append(_VISIBLE.format(marks=", ".join("?" for _ in any_subject)))
-        params.extend([or_actor, *any_subject])
+        params.extend(any_subject)
     params.append(limit)
     return rows(
         conn.execute(
@@ -173,14 +172,12 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def leaf_visible(
-    conn: sqlite3.Connection, leaf_index: int, subjects: Sequence[str], actor: str
-) -> bool:
-    """Whether the leaf exists and is by `actor` or names one of `subjects` (an agency's view)."""
+def leaf_visible(conn: sqlite3.Connection, leaf_index: int, subjects: Sequence[str]) -> bool:
+    """Whether the leaf exists and names one of `subjects` (an agency's view)."""
     where = _VISIBLE.format(marks=", ".join("?" for _ in subjects))
     row = conn.execute(
         f"SELECT 1 FROM audit_leaves l WHERE l.leaf_index = ? AND {where}",
-        [leaf_index, actor, *subjects],
+        [leaf_index, *subjects],
     ).fetchone()
     return row is not None
 

@@ -266,3 +266,14 @@ def test_paging_walks_every_agency_once(network_factory):
         request.page_token = reply.next_page_token
     assert seen == [f"agencies/{s.id}" for s in specs]
     assert pages == 3
+
+
+def test_role_refusal_names_the_caller_and_its_agency(network):
+    client = network.agency("gd-health")
+    with pytest.raises(errors.PermissionDenied):
+        client._call(client.directory.SuspendAgency,
+                     directory_pb2.SuspendAgencyRequest(name="agencies/sz-market", reason="x"))
+    last = _records(network)[-1]
+    assert last["actor"] == "urn:govshare:agency:gd-health"
+    assert "agencies/gd-health" in last["subjects"]
+    assert "agencies/sz-market" in last["subjects"]
