@@ -15,7 +15,7 @@ ErrorInfo reason and the message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,7 +44,7 @@ class BaseClient:
     """A mutual-TLS channel to the gateway and the typed stubs of every service."""
 
     def __init__(self, target: str, certs: str | Path, *, server_name: str | None = None,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, channel_options: Sequence[tuple[str, Any]] = ()):
         from cryptography import x509
 
         folder = Path(certs)
@@ -62,6 +62,7 @@ class BaseClient:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
+            *channel_options,
         ]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))

@@ -1,7 +1,344 @@
-"""Exchange operations of the SDK (mixed into agencies.client.AgencyClient)."""
+"""Exchange operations of the SDK (mixed into agencies.client.AgencyClient).
+
+    created = client.request_access("agencies/gd-health/datasets/beds", purpose="STATISTICS",
+                                    purpose_text="bed capacity report",
+                                    legal_basis="Statistics Law art. 7")
+    client.fetch("agencies/gd-health/datasets/beds", to="beds.csv", progress=print)
+    for event in client.watch():
+        print(event.summary)
+
+Statements (access requests, decisions) are signed here with the agency's key. `fetch` returns
+data only after end-to-end verification, and raises VerificationError otherwise:
+
+1. the manifest is signed by the dataset owner's signing certificate from the directory,
+   which chains to the national CA (ca.pem in the certificate folder), and names the version
+   delivered;
+2. the content written has the manifest's size and SHA-256 (hashed while writing);
+3. the receipt is signed by the gateway's signing certificate, sent in the stream's initial
+   metadata and checked against the same national CA with the `gateway` identity — so trust in
+   the receipt rests on the CA, not on what the gateway says about itself;
+4. the receipt names this exchange, this agency, the owner, the version, the content hash and
+   size, and the grant.
+
+Content goes to `to + ".part"` (with the exchange name in `to + ".part.exchange"`) and is
+renamed to `to` once verified. A fetch that broke off keeps both files; calling `fetch` again
+resumes the same exchange from the bytes already written (re-hashing them first).
+"""
 
 from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography import x509
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from agencies import errors
+from agencies.catalog import enum_value, verify_signed_manifest
+from certs import ca as certs_ca
+from certs.identity import identity_from_certificate
+from gateway import signing, statements
+from gateway.fetch import GATEWAY_CERTIFICATE_KEY
+from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+
+Progress = Callable[[int, int], None]
+"""Called after each chunk with (bytes written, total bytes)."""
+
+DEFAULT_DURATION = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified fetch: where the content is, and what vouches for it."""
+
+    path: Path
+    manifest: catalog_pb2.Manifest
+    receipt: exchange_pb2.Receipt
+    signed_receipt: envelope_pb2.Envelope
+
+
+def _nonce() -> bytes:
+    return os.urandom(16)
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _duration(value: timedelta) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(value)
+    return message
+
+
+def _direction(value: str) -> int:
+    return enum_value(exchange_pb2.Direction, value)
 
 
 class ExchangeMixin:
     """Exchange calls; relies on BaseClient's _call/_stream/_pages and stubs."""
+
+    exchange: Any
+    name: str
+    certs: Path
+    signing_key: signing.SigningKey
+    _call: Callable[..., Any]
+    _pages: Callable[..., Iterator[Any]]
+    agency: Callable[..., Any]
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def access_request_statement(
+        self, dataset: str, *, purpose: int | str, purpose_text: str, legal_basis: str,
+        duration: timedelta = DEFAULT_DURATION, fields: Iterable[str] = (),
+        request_id: str | None = None,
+    ) -> exchange_pb2.AccessRequestStatement:
+        """The statement `request_access` signs (fresh nonce and time)."""
+        return exchange_pb2.AccessRequestStatement(
+            requester=self.name, dataset=dataset,
+            purpose=enum_value(exchange_pb2.Purpose, purpose), purpose_text=purpose_text,
+            legal_basis=legal_basis, duration=_duration(duration), fields=list(fields),
+            request_id=request_id or uuid.uuid4().hex, nonce=_nonce(), create_time=_now(),
+        )
+
+    def request_access(
+        self, dataset: str, *, purpose: int | str, purpose_text: str, legal_basis: str,
+        duration: timedelta = DEFAULT_DURATION, fields: Iterable[str] = (),
+        request_id: str | None = None, validate_only: bool = False,
+    ) -> exchange_pb2.CreateAccessRequestResponse:
+        """Sign and send an access request; `validate_only` asks what would happen."""
+        statement = self.access_request_statement(
+            dataset, purpose=purpose, purpose_text=purpose_text, legal_basis=legal_basis,
+            duration=duration, fields=fields, request_id=request_id)
+        return self.send_access_request(
+            statements.seal(self.signing_key, statements.ACCESS_REQUEST, statement),
+            validate_only=validate_only)
+
+    def send_access_request(
+        self, envelope: envelope_pb2.Envelope, *, validate_only: bool = False
+    ) -> exchange_pb2.CreateAccessRequestResponse:
+        """Send an already signed statement (a retry sends the same envelope again)."""
+        request = exchange_pb2.CreateAccessRequestRequest(
+            parent=self.name, signed_statement=envelope, validate_only=validate_only)
+        return self._call(self.exchange.CreateAccessRequest, request)
+
+    def access_request(self, name: str) -> exchange_pb2.AccessRequest:
+        request = exchange_pb2.GetAccessRequestRequest(name=name)
+        return self._call(self.exchange.GetAccessRequest, request).access_request
+
+    def access_requests(
+        self, direction: str = "OUTGOING", *, state: int | str = 0, overdue_only: bool = False,
+        dataset: str = "",
+    ) -> Iterator[exchange_pb2.AccessRequest]:
+        """The caller's outgoing or incoming requests, newest first."""
+        request = exchange_pb2.ListAccessRequestsRequest(
+            parent=self.name, direction=_direction(direction),
+            state=enum_value(exchange_pb2.AccessRequestState, state),
+            overdue_only=overdue_only, dataset=dataset)
+        return self._pages(self.exchange.ListAccessRequests, request, "access_requests")
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def decision(
+        self, name: str, outcome: int, *, duration: timedelta | None = None,
+        fields: Iterable[str] = (), reason: str = "",
+    ) -> envelope_pb2.Envelope:
+        """A signed DecisionStatement on access request `name`."""
+        statement = exchange_pb2.DecisionStatement(
+            access_request=name, outcome=outcome, fields=list(fields), reason=reason,
+            create_time=_now(), nonce=_nonce())
+        if duration is not None:
+            statement.duration.FromTimedelta(duration)
+        return statements.seal(self.signing_key, statements.DECISION, statement)
+
+    def approve(
+        self, name: str, *, duration: timedelta | None = None, fields: Iterable[str] = (),
+        reason: str = "",
+    ) -> exchange_pb2.ApproveAccessRequestResponse:
+        """Approve a request to one of this agency's datasets, optionally narrowing it."""
+        envelope = self.decision(name, exchange_pb2.DECISION_OUTCOME_APPROVE,
+                                 duration=duration, fields=fields, reason=reason)
+        request = exchange_pb2.ApproveAccessRequestRequest(name=name, signed_decision=envelope)
+        return self._call(self.exchange.ApproveAccessRequest, request)
+
+    def deny(self, name: str, reason: str) -> exchange_pb2.AccessRequest:
+        """Deny a request to one of this agency's datasets, saying why."""
+        envelope = self.decision(name, exchange_pb2.DECISION_OUTCOME_DENY, reason=reason)
+        request = exchange_pb2.DenyAccessRequestRequest(name=name, signed_decision=envelope)
+        return self._call(self.exchange.DenyAccessRequest, request).access_request
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def grants(
+        self, direction: str = "OUTGOING", *, state: int | str = 0, dataset: str = "",
+    ) -> Iterator[exchange_pb2.Grant]:
+        """Grants the caller holds (OUTGOING) or has given (INCOMING), newest first."""
+        request = exchange_pb2.ListGrantsRequest(
+            parent=self.name, direction=_direction(direction),
+            state=enum_value(exchange_pb2.GrantState, state), dataset=dataset)
+        return self._pages(self.exchange.ListGrants, request, "grants")
+
+    def revoke(self, grant: str, reason: str) -> exchange_pb2.Grant:
+        request = exchange_pb2.RevokeGrantRequest(name=grant, reason=reason)
+        return self._call(self.exchange.RevokeGrant, request).grant
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def fetch(self, dataset: str, to: str | os.PathLike, *,
+              progress: Progress | None = None) -> Fetched:
+        """Fetch a dataset (latest version) or a version into file `to`, verified end to end;
+        resumes a fetch of the same target that broke off."""
+        target = Path(to)
+        part = target.with_name(target.name + ".part")
+        marker = target.with_name(target.name + ".part.exchange")
+        exchange = marker.read_text().strip() if marker.exists() and part.exists() else ""
+        offset = part.stat().st_size if exchange else 0
+        request = exchange_pb2.FetchDatasetRequest(dataset=dataset, offset=offset,
+                                                   exchange=exchange)
+        responses = self.exchange.FetchDataset(request)
+        try:
+            fetched = self._receive(responses, dataset, part, marker, offset, progress)
+        except (errors.VerificationError, errors.DataLoss):
+            part.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            responses.cancel()
+            raise
+        os.replace(part, target)
+        marker.unlink(missing_ok=True)
+        return Fetched(target, fetched[0], fetched[1], fetched[2])
+
+    def _receive(
+        self, responses: Any, dataset: str, part: Path, marker: Path, offset: int,
+        progress: Progress | None,
+    ) -> tuple[catalog_pb2.Manifest, exchange_pb2.Receipt, envelope_pb2.Envelope]:
+        stream = self._checked(responses)
+        first = next(stream, None)
+        if first is None or first.WhichOneof("part") != "start":
+            raise errors.VerificationError("the fetch did not begin with a FetchStart")
+        start = first.start
+        manifest = self._verified_manifest(start, dataset)
+        gateway_key = self._gateway_key(responses.initial_metadata())
+        marker.write_text(start.exchange + "\n")
+        hasher = _resume(part, offset)
+        with part.open("ab") as out:
+            for message in stream:
+                if message.WhichOneof("part") == "receipt":
+                    out.flush()
+                    os.fsync(out.fileno())
+                    receipt = _check_receipt(message.receipt, gateway_key, start, manifest,
+                                             hasher, self.name)
+                    return manifest, receipt, message.receipt
+                out.write(message.chunk)
+                hasher.update(message.chunk)
+                if hasher.size > manifest.content_size:
+                    raise errors.VerificationError("the gateway sent more bytes than the"
+                                                   " manifest's content_size")
+                if progress is not None:
+                    progress(hasher.size, manifest.content_size)
+        raise errors.VerificationError("the fetch ended without a receipt")
+
+    def _checked(self, responses: Any) -> Iterator[Any]:
+        try:
+            yield from responses
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+
+    def _verified_manifest(self, start: exchange_pb2.FetchStart, dataset: str) -> Any:
+        owner = start.dataset_version.split("/datasets/")[0]
+        certificate = self.agency(owner).signing_certificate_pem
+        manifest = verify_signed_manifest(start.signed_manifest, certificate,
+                                          (self.certs / "ca.pem").read_bytes())
+        delivered = f"{manifest.dataset}/versions/{manifest.version}"
+        if delivered != start.dataset_version or dataset not in (manifest.dataset, delivered):
+            raise errors.VerificationError(
+                f"the manifest is for {delivered}, but {start.dataset_version} was delivered"
+                f" for {dataset}")
+        return manifest
+
+    def _gateway_key(self, metadata: Any) -> signing.VerifyKey:
+        """The receipt key: the gateway's signing certificate, checked against the CA."""
+        pem = dict(metadata or ()).get(GATEWAY_CERTIFICATE_KEY)
+        if not pem:
+            raise errors.VerificationError("the gateway sent no signing certificate")
+        certificate = x509.load_pem_x509_certificate(pem)
+        ca = x509.load_pem_x509_certificate((self.certs / "ca.pem").read_bytes())
+        try:
+            certs_ca.verify_chain(certificate, ca)
+            identity = identity_from_certificate(certificate)
+        except (certs_ca.CAError, ValueError) as exc:
+            raise errors.VerificationError(f"the gateway's signing certificate is not valid:"
+                                           f" {exc}") from None
+        if identity.kind != "gateway":
+            raise errors.VerificationError(
+                f"the receipt certificate belongs to {identity.uri}, not to a gateway")
+        return signing.VerifyKey.from_certificate(certificate)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def watch(self, cursor: str = "", follow: Iterable[str] = ()) -> Iterator[exchange_pb2.Event]:
+        """Events that concern this agency, in order, from after `cursor` (or from now); the
+        stream ends when the caller closes the iterator."""
+        request = exchange_pb2.WatchEventsRequest(parent=self.name, cursor=cursor,
+                                                  follow=list(follow))
+        responses = self.exchange.WatchEvents(request)
+        try:
+            for response in self._checked(responses):
+                yield response.event
+        finally:
+            responses.cancel()
+
+
+def _resume(part: Path, offset: int) -> signing.StreamHasher:
+    """A hasher over the first `offset` bytes already in `part` (truncating anything after)."""
+    hasher = signing.StreamHasher()
+    if not offset:
+        part.write_bytes(b"")
+        return hasher
+    with part.open("r+b") as handle:
+        handle.truncate(offset)
+        while block := handle.read(1024 * 1024):
+            hasher.update(block)
+    return hasher
+
+
+def _check_receipt(
+    envelope: envelope_pb2.Envelope, key: signing.VerifyKey, start: exchange_pb2.FetchStart,
+    manifest: catalog_pb2.Manifest, hasher: signing.StreamHasher, requester: str,
+) -> exchange_pb2.Receipt:
+    """The receipt, after its signature and every field it binds have been checked."""
+    if (envelope.payload_type != statements.RECEIPT or len(envelope.signatures) != 1
+            or envelope.signatures[0].key_id != key.key_id):
+        raise errors.VerificationError("the receipt is not signed by the gateway's key")
+    try:
+        signing.verify_envelope(key, envelope.payload_type, envelope.payload,
+                                envelope.signatures[0].signature)
+    except signing.SignatureError:
+        raise errors.VerificationError("the receipt signature does not verify") from None
+    receipt = exchange_pb2.Receipt.FromString(envelope.payload)
+    content = hasher.digest()
+    checks = {
+        "content SHA-256 (manifest)": content == manifest.content_sha256,
+        "content size (manifest)": hasher.size == manifest.content_size,
+        "content SHA-256 (receipt)": receipt.content_sha256 == content,
+        "content size (receipt)": receipt.content_size == hasher.size,
+        "exchange": receipt.exchange == start.exchange,
+        "requester": receipt.requester == requester,
+        "owner": manifest.dataset.startswith(receipt.owner + "/datasets/"),
+        "dataset version": receipt.dataset_version == start.dataset_version,
+        "grant": receipt.grant == start.grant,
+    }
+    failed = [what for what, ok in checks.items() if not ok]
+    if failed:
+        raise errors.VerificationError(f"the fetched data failed verification: {', '.join(failed)}"
+                                       " does not match")
+    return receipt

@@ -12,6 +12,7 @@ import click
 from gateway.cli.agency import agency
 from gateway.cli.audit import audit
 from gateway.cli.certs import certs as certs_group
+from gateway.cli.demo import demo
 from gateway.cli.serve import gateway_group
 
 
@@ -25,6 +26,7 @@ cli.add_command(certs_group)
 cli.add_command(gateway_group)
 cli.add_command(agency)
 cli.add_command(audit)
+cli.add_command(demo)
 
 
 def main() -> None:

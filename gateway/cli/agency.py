@@ -108,4 +108,4 @@ def directory(ctx: click.Context, region: str) -> None:
     console.print(table)
 
 
-from gateway.cli import agency_catalog  # noqa: E402,F401  (registers the catalog commands)
+from gateway.cli import agency_catalog, agency_exchange  # noqa: E402,F401  (registers commands)

@@ -1,12 +1,153 @@
-"""ExchangeService."""
+"""ExchangeService: access requests, decisions, grants, fetches and events."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
-from gateway.v1 import exchange_pb2_grpc
+from gateway import events, exchange, fetch, paging, times
+from gateway.rpc import ADMIN, AGENCY, Call, rpc
+from gateway.storage import exchange as sql
+from gateway.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
+
+
+def request_proto(row: dict[str, Any], now: str) -> exchange_pb2.AccessRequest:
+    state = row.get("effective_state", row["state"])
+    deadline = row["decide_deadline"]
+    message = exchange_pb2.AccessRequest(
+        name=row["name"],
+        requester=exchange.agency_name(row["requester"]),
+        owner=exchange.agency_name(row["owner"]),
+        dataset=row["dataset"],
+        statement=exchange.decode_statement(row),
+        signed_statement=envelope_pb2.Envelope.FromString(row["signed_statement"]),
+        state=exchange_pb2.AccessRequestState.Value(f"ACCESS_REQUEST_STATE_{state}"),
+        state_reason=row["state_reason"],
+        decide_deadline=times.to_timestamp(deadline),
+        overdue=state == exchange.PENDING and deadline is not None and deadline < now,
+        grant=row["grant_name"] or "",
+        create_time=times.to_timestamp(row["create_time"]),
+        decide_time=times.to_timestamp(row["decide_time"]),
+    )
+    if row["signed_decision"]:
+        message.signed_decision.ParseFromString(row["signed_decision"])
+    return message
+
+
+def grant_proto(row: dict[str, Any]) -> exchange_pb2.Grant:
+    state = row.get("effective_state", row["state"])
+    return exchange_pb2.Grant(
+        name=row["name"],
+        grantee=exchange.agency_name(row["grantee"]),
+        owner=exchange.agency_name(row["owner"]),
+        dataset=row["dataset"],
+        access_request=row["access_request"],
+        fields=json.loads(row["fields"]),
+        state=exchange_pb2.GrantState.Value(f"GRANT_STATE_{state}"),
+        signed_statement=envelope_pb2.Envelope.FromString(row["signed_statement"]),
+        create_time=times.to_timestamp(row["create_time"]),
+        expire_time=times.to_timestamp(row["expire_time"]),
+        revoke_time=times.to_timestamp(row["revoke_time"]),
+        revoke_reason=row["revoke_reason"],
+    )
+
+
+def _state_filter(enum: Any, prefix: str, value: int) -> str:
+    """The stored state name a filter enum asks for; empty for UNSPECIFIED."""
+    return enum.Name(value).removeprefix(prefix) if value else ""
 
 
 class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
     def __init__(self, gateway: Any):
         self.gateway = gateway
+
+    def _now(self) -> str:
+        return times.to_text(self.gateway.now())
+
+    @rpc("exchange.request.create")
+    def CreateAccessRequest(self, request: Any, call: Call) -> Any:
+        created = exchange.create_request(self.gateway, call, request.parent,
+                                          request.signed_statement, request.validate_only)
+        response = exchange_pb2.CreateAccessRequestResponse(
+            access_request=request_proto(created.request, self._now()))
+        if created.grant is not None:
+            response.grant.CopyFrom(grant_proto(created.grant))
+        return response
+
+    @rpc("exchange.request.get")
+    def GetAccessRequest(self, request: Any, call: Call) -> Any:
+        row = exchange.get_request(self.gateway, call, request.name)
+        return exchange_pb2.GetAccessRequestResponse(
+            access_request=request_proto(row, self._now()))
+
+    @rpc("exchange.request.list")
+    def ListAccessRequests(self, request: Any, call: Call) -> Any:
+        agency = exchange.require_parent(call, request.parent)
+        incoming = exchange.direction_incoming(request.direction)
+        size = paging.page_size(request.page_size)
+        now = self._now()
+        found = sql.list_access_requests(
+            self.gateway.db.reader(), agency=agency, incoming=incoming,
+            state=_state_filter(exchange_pb2.AccessRequestState, "ACCESS_REQUEST_STATE_",
+                                request.state),
+            overdue_only=request.overdue_only, dataset=request.dataset, now=now,
+            before=self.gateway.page_tokens.decode(request.page_token, request),
+            limit=size + 1,
+        )
+        response = exchange_pb2.ListAccessRequestsResponse(
+            access_requests=[request_proto(row, now) for row in found[:size]])
+        if len(found) > size:
+            response.next_page_token = self.gateway.page_tokens.encode(found[size - 1]["seq"],
+                                                                       request)
+        return response
+
+    @rpc("exchange.request.approve")
+    def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
+        decided = exchange.decide_request(self.gateway, call, request.name,
+                                          request.signed_decision, approve=True)
+        return exchange_pb2.ApproveAccessRequestResponse(
+            access_request=request_proto(decided.request, self._now()),
+            grant=grant_proto(decided.grant))
+
+    @rpc("exchange.request.deny")
+    def DenyAccessRequest(self, request: Any, call: Call) -> Any:
+        decided = exchange.decide_request(self.gateway, call, request.name,
+                                          request.signed_decision, approve=False)
+        return exchange_pb2.DenyAccessRequestResponse(
+            access_request=request_proto(decided.request, self._now()))
+
+    @rpc("exchange.grant.list")
+    def ListGrants(self, request: Any, call: Call) -> Any:
+        agency = exchange.require_parent(call, request.parent)
+        incoming = exchange.direction_incoming(request.direction)
+        size = paging.page_size(request.page_size)
+        found = sql.list_grants(
+            self.gateway.db.reader(), agency=agency, incoming=incoming,
+            state=_state_filter(exchange_pb2.GrantState, "GRANT_STATE_", request.state),
+            dataset=request.dataset, now=self._now(),
+            before=self.gateway.page_tokens.decode(request.page_token, request),
+            limit=size + 1,
+        )
+        response = exchange_pb2.ListGrantsResponse(grants=[grant_proto(r) for r in found[:size]])
+        if len(found) > size:
+            response.next_page_token = self.gateway.page_tokens.encode(found[size - 1]["seq"],
+                                                                       request)
+        return response
+
+    @rpc("exchange.grant.revoke", allow=(AGENCY, ADMIN))
+    def RevokeGrant(self, request: Any, call: Call) -> Any:
+        row = exchange.revoke_grant(self.gateway, call, request.name, request.reason)
+        return exchange_pb2.RevokeGrantResponse(grant=grant_proto(row))
+
+    @rpc("exchange.fetch")
+    def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
+        with self.gateway.limiter.stream(call.caller.uri):
+            yield from fetch.serve(self.gateway, call, request.dataset, request.offset,
+                                   request.exchange)
+
+    @rpc("exchange.watch")
+    def WatchEvents(self, request: Any, call: Call) -> Iterator[Any]:
+        exchange.require_parent(call, request.parent)
+        with self.gateway.limiter.stream(call.caller.uri):
+            yield from events.watch(self.gateway, call, request.cursor, list(request.follow))

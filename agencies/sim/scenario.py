@@ -1,0 +1,421 @@
+"""The demo scenario: a whole network brought up in one folder and every capability shown.
+
+`Scenario.steps()` returns named steps; each runs against the gateway through the SDK only
+(mutual TLS, signed statements, verified fetches) and returns one line saying what it showed.
+A step that does not see what it should raises `StepFailed`. `summary()` reads the figures back
+from the gateway: directory, catalog, grants, the audit log and its verified checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from agencies import errors
+from agencies.audit import AuditMixin
+from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.network import NetworkLayout, lay_out
+from agencies.sim import behaviour, datasets
+from agencies.sim.roster import roster
+from gateway import config as config_module
+from gateway import statements
+from gateway.audit import note, verify
+from gateway.server import GatewayServer, create_server
+from gateway.v1 import catalog_pb2
+from gateway.v1 import exchange_pb2 as x
+
+MiB = 1024 * 1024
+SERVER_NAME = "localhost"
+SUMMARY_FILE = "demo-summary.json"
+
+UNCONDITIONAL_NEEDS = (
+    ("zj-stats", "agencies/sz-market/datasets/enterprise-registrations"),
+    ("gd-health", "agencies/bj-ecology/datasets/air-quality-hourly"),
+    ("gd-miit", "agencies/zj-stats/datasets/regional-gdp"),
+)
+BEDS = "agencies/gd-health/datasets/hospital-beds"
+ADMISSIONS = "agencies/gd-health/datasets/inpatient-admissions"
+TRAFFIC = "agencies/sc-traffic/datasets/traffic-counts"
+VIOLATIONS = "agencies/sc-traffic/datasets/traffic-violations"
+ALLOWANCE = "agencies/js-civil/datasets/minimum-living-allowance"
+REGISTRATIONS = "agencies/sz-market/datasets/enterprise-registrations"
+
+
+class StepFailed(Exception):
+    """A step did not see what it should have."""
+
+
+class AuditorClient(AuditMixin, BaseClient):
+    """A staff client with the `auditor` role: reads and verifies the audit log."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step of the scenario; `run` returns what it showed."""
+
+    title: str
+    run: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures the demo ends with, as the gateway reports them."""
+
+    agencies: int
+    provinces: int
+    datasets: int
+    versions: int
+    grants: int
+    exchanges: int
+    denials: int
+    refusals: int
+    audit_size: int
+    audit_root: str
+
+
+@dataclass
+class Scenario:
+    """A demo network under `root`: its gateway, its agencies and the steps that exercise them."""
+
+    root: Path
+    agency_count: int = 7
+    large_bytes: int = 64 * MiB
+    seed: int = 2025
+    layout: NetworkLayout | None = None
+    server: GatewayServer | None = None
+    agencies: dict[str, behaviour.Agency] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    clients: list[BaseClient] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.port
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def steps(self) -> list[Step]:
+        return [
+            Step("Create the CA, every certificate and gateway.toml", self.lay_out),
+            Step("Start the gateway (mutual TLS)", self.start_gateway),
+            Step("Register the agencies", self.register),
+            Step("Publish signed datasets", self.publish),
+            Step("Agencies follow their events", self.start_agencies),
+            Step("Automatic grants for UNCONDITIONAL datasets", self.automatic_grants),
+            Step("Conditional request approved by its owner", self.conditional_approved),
+            Step("Conditional request denied with a reason", self.conditional_denied),
+            Step("NOT_SHARED and CONFIDENTIAL datasets refused", self.not_shared),
+            Step("New version followed through WatchEvents", self.new_version_followed),
+            Step("Large dataset fetched and verified end to end", self.large_fetch),
+            Step("Revocation stops a running fetch", self.revocation),
+            Step("Forged manifests refused", self.forged_manifest),
+            Step("Audit log verified", self.verify_audit),
+        ]
+
+    # -- the network -------------------------------------------------------------------------
+
+    def lay_out(self) -> str:
+        self.layout = lay_out(self.root, roster(self.agency_count),
+                              listen=f"127.0.0.1:{_free_port()}")
+        return (f"{self.agency_count} agencies, admin and auditor certificates in "
+                f"{self.layout.root / 'certs'}; config {self.layout.config_path}")
+
+    def start_gateway(self) -> str:
+        self.server = create_server(config_module.load(self._layout.config_path))
+        self.server.start()
+        return f"listening on {self.target}; database and blobs in {self.root}"
+
+    def register(self) -> str:
+        admin = self._track(AdminClient(self.target, self._layout.certs("admin"),
+                                        server_name=SERVER_NAME))
+        for spec in roster(self.agency_count):
+            pem = (self._layout.certs(spec.id) / "signing.pem").read_text()
+            admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
+        listed = list(admin.agencies())
+        provinces = {agency.region_code[:2] for agency in listed}
+        return f"{len(listed)} agencies in {len(provinces)} provinces: " + ", ".join(
+            agency.name.removeprefix("agencies/") for agency in listed)
+
+    def publish(self) -> str:
+        inbox = self.root / "inbox"
+        for spec in roster(self.agency_count):
+            client = self._track(AgencyClient(self.target, self._layout.certs(spec.id),
+                                              server_name=SERVER_NAME))
+            self.agencies[spec.id] = behaviour.Agency(
+                client, self.seed, inbox / spec.id, self.large_bytes,
+                policy=behaviour.policy_of(spec.id), follow=self._follows(spec.id))
+            (inbox / spec.id).mkdir(parents=True, exist_ok=True)
+        published = sum(agency.publish_all() for agency in self.agencies.values())
+        large = self.agency("sc-traffic").client.get(TRAFFIC).manifest.content_size
+        return (f"{published} datasets, each manifest signed by its publisher; "
+                f"traffic-counts streamed in chunks ({large / MiB:.1f} MiB)")
+
+    def start_agencies(self) -> str:
+        for agency in self.agencies.values():
+            thread = threading.Thread(target=agency.run, args=(self.stop,),
+                                      name=f"agency-{agency.id}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        following = sum(len(agency.follow) for agency in self.agencies.values())
+        return (f"{len(self.agencies)} agencies watching their events, following "
+                f"{following} datasets they need; owners decide requests by their own rules")
+
+    # -- exchanges ---------------------------------------------------------------------------
+
+    def automatic_grants(self) -> str:
+        shown = []
+        for requester, dataset in UNCONDITIONAL_NEEDS:
+            agency = self.agency(requester)
+            created = agency.ask(behaviour.need(requester, dataset))
+            if created.grant.state != x.GRANT_STATE_ACTIVE:
+                raise StepFailed(f"{dataset}: no grant at once ({created.access_request.state})")
+            fetched = agency.fetch(dataset)
+            shown.append(f"{requester} ← {_short(dataset)} ({_size(fetched.receipt)})")
+        return "granted at once and fetched, verified: " + "; ".join(shown)
+
+    def conditional_approved(self) -> str:
+        request = self._decided("js-civil", BEDS, x.ACCESS_REQUEST_STATE_APPROVED)
+        fetched = self.agency("js-civil").fetch(BEDS)
+        return (f"gd-health approved js-civil's {_purpose(request)} request "
+                f"(\"{self._reason('gd-health', request)}\"); "
+                f"js-civil fetched {_short(BEDS)} ({_size(fetched.receipt)}), verified")
+
+    def conditional_denied(self) -> str:
+        request = self._decided("zj-stats", ADMISSIONS, x.ACCESS_REQUEST_STATE_DENIED)
+        return f"gd-health denied zj-stats: \"{self._reason('gd-health', request)}\""
+
+    def not_shared(self) -> str:
+        agency = self.agency("zj-stats")
+        shown = []
+        for dataset in (VIOLATIONS, ALLOWANCE):
+            item = behaviour.Need("zj-stats", dataset, x.Purpose.Value("PURPOSE_STATISTICS"),
+                                  "Cross-provincial comparison", "《中华人民共和国统计法》第七条")
+            try:
+                agency.ask(item)
+            except errors.GovshareError as exc:
+                shown.append(f"{_short(dataset)}: {exc.code.name} {exc.reason}")
+                continue
+            raise StepFailed(f"the request for {dataset} was accepted")
+        return "; ".join(shown)
+
+    def new_version_followed(self) -> str:
+        self.agency("gd-health").publish(datasets.dataset(BEDS), version=2)
+        version = f"{BEDS}/versions/2"
+        follower = self.agency("js-civil")
+        follower.wait_for(lambda: version in follower.fetched)
+        return (f"gd-health published {_short(BEDS)} v2; js-civil received the WatchEvent "
+                "and fetched v2 under its grant, verified")
+
+    def large_fetch(self) -> str:
+        self._decided("bj-ecology", TRAFFIC, x.ACCESS_REQUEST_STATE_APPROVED)
+        agency = self.agency("bj-ecology")
+        started = time.monotonic()
+        fetched = agency.fetch(TRAFFIC)
+        seconds = time.monotonic() - started
+        receipt = fetched.receipt
+        proof = agency.client.prove_inclusion(receipt.audit_leaf_index)
+        return (f"{receipt.content_size / MiB:.1f} MiB in {seconds:.1f} s, SHA-256 "
+                f"{receipt.content_sha256.hex()[:16]}… matches sc-traffic's signed manifest; "
+                f"receipt leaf {receipt.audit_leaf_index} proved in a tree of {proof.tree_size}")
+
+    def revocation(self) -> str:
+        """zj-stats reads slowly, on a channel without BDP window growth so the gateway cannot
+        run ahead of it by more than a message; sc-traffic revokes after the first chunk."""
+        request = self._decided("zj-stats", TRAFFIC, x.ACCESS_REQUEST_STATE_APPROVED)
+        slow = self._track(AgencyClient(self.target, self._layout.certs("zj-stats"),
+                                        server_name=SERVER_NAME,
+                                        channel_options=[("grpc.http2.bdp_probe", 0)]))
+        first_chunk, revoked = threading.Event(), threading.Event()
+        outcome: list[errors.GovshareError | None] = []
+
+        def slow_reader(done: int, total: int) -> None:
+            first_chunk.set()
+            revoked.wait(20)
+
+        def fetch() -> None:
+            try:
+                slow.fetch(TRAFFIC, to=self.agency("zj-stats").inbox / "revoked-traffic-counts",
+                           progress=slow_reader)
+                outcome.append(None)
+            except errors.GovshareError as exc:
+                outcome.append(exc)
+
+        reader = threading.Thread(target=fetch, name="revoked-fetch", daemon=True)
+        reader.start()
+        if not first_chunk.wait(20):
+            raise StepFailed("the fetch to be revoked never started")
+        self.agency("sc-traffic").client.revoke(
+            request.grant, "the one-off traffic survey is closed; access is no longer needed")
+        revoked.set()
+        reader.join(30)
+        if not outcome or outcome[0] is None:
+            raise StepFailed("the fetch completed although its grant was revoked")
+        return f"sc-traffic revoked zj-stats's grant mid-fetch; the fetch stopped: {outcome[0]}"
+
+    def forged_manifest(self) -> str:
+        forger = self.agency("sz-market")
+        spec = datasets.dataset(REGISTRATIONS)
+        content = b"".join(spec.chunks(self.seed, 2))
+        honest = self._manifest(spec, content, version=2)
+        sealed = statements.seal(forger.client.signing_key, statements.MANIFEST, honest)
+        altered = catalog_pb2.Manifest()
+        altered.CopyFrom(honest)
+        altered.title = "深圳市商事主体登记信息 (altered after signing)"
+        sealed.payload = altered.SerializeToString(deterministic=True)
+        borrowed = statements.seal(self.agency("gd-health").client.signing_key,
+                                   statements.MANIFEST, honest)
+        shown = []
+        for what, envelope in (("altered after signing", sealed),
+                               ("signed with gd-health's key", borrowed)):
+            try:
+                forger.client.upload(envelope, [content], len(content))
+            except errors.GovshareError as exc:
+                shown.append(f"{what}: {exc.code.name} {exc.reason}")
+                continue
+            raise StepFailed(f"the gateway accepted a manifest {what}")
+        return "; ".join(shown)
+
+    def verify_audit(self) -> str:
+        """The auditor's verified checkpoint, then the whole log rebuilt from the database."""
+        checkpoint = self.auditor().checkpoint()
+        config = config_module.load(self._layout.config_path)
+        key = config.path(config.audit.verifier_key_file).read_text().strip()
+        report = verify.verify_log(config.path(config.storage.database),
+                                   note.NoteVerifier.from_verifier_key(key))
+        if not report.ok:
+            raise StepFailed(f"the audit log does not verify: {report.first}")
+        if (report.tree_size, report.root_hash) != (checkpoint.size, checkpoint.root_hash):
+            raise StepFailed("the rebuilt log differs from the checkpoint the auditor verified")
+        return (f"{report.tree_size} entries rebuilt from their records, {report.checkpoints} "
+                f"signed checkpoints checked; root {report.root_hash.hex()[:16]}… equals the "
+                "auditor's verified checkpoint")
+
+    # -- figures -----------------------------------------------------------------------------
+
+    def summary(self) -> Summary:
+        """The figures, read back from the gateway; also written to DIR/demo-summary.json."""
+        auditor = self.auditor()
+        checkpoint = auditor.checkpoint()
+        owned = [dataset for agency in self.agencies.values()
+                 for dataset in agency.client.datasets(publisher=agency.id, show_withdrawn=True)]
+        summary = Summary(
+            agencies=len(self.agencies),
+            provinces=len({agency.region_code[:2] for agency in roster(self.agency_count)}),
+            datasets=len(owned), versions=sum(dataset.latest_version for dataset in owned),
+            grants=sum(_count(agency.client.grants("INCOMING"))
+                       for agency in self.agencies.values()),
+            exchanges=_count(auditor.audit_events(action="exchange.fetch.complete")),
+            denials=sum(_count(agency.client.access_requests("INCOMING", state="DENIED"))
+                        for agency in self.agencies.values()),
+            refusals=_count(auditor.audit_events(outcome="REFUSED")),
+            audit_size=checkpoint.size, audit_root=checkpoint.root_hash.hex(),
+        )
+        (self.root / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+        return summary
+
+    # -- keeping it running ------------------------------------------------------------------
+
+    def keep_publishing(self, interval: float) -> None:
+        """Each agency publishes a new version of its first dataset every `interval` seconds,
+        until `stop` is set (grantees following it fetch each one)."""
+        for agency in self.agencies.values():
+            thread = threading.Thread(target=agency.publish_on_schedule,
+                                      args=(self.stop, interval), daemon=True,
+                                      name=f"schedule-{agency.id}")
+            thread.start()
+            self.threads.append(thread)
+
+    def close(self) -> None:
+        """Stop the agencies, close every channel, stop the gateway."""
+        self.stop.set()
+        for client in self.clients:
+            client.close()
+        for thread in self.threads:
+            thread.join(5)
+        if self.server is not None:
+            self.server.stop(grace=1)
+            self.server = None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def agency(self, agency_id: str) -> behaviour.Agency:
+        return self.agencies[agency_id]
+
+    def auditor(self) -> AuditorClient:
+        return self._track(AuditorClient(self.target, self._layout.certs("auditor"),
+                                         server_name=SERVER_NAME))
+
+    @property
+    def _layout(self) -> NetworkLayout:
+        assert self.layout is not None, "lay_out() first"
+        return self.layout
+
+    def _track(self, client: BaseClient) -> BaseClient:
+        self.clients.append(client)
+        return client
+
+    def _follows(self, agency_id: str) -> tuple[str, ...]:
+        """The shareable datasets an agency needs (those it may see and follow)."""
+        return tuple(name for name in behaviour.follows_of(agency_id)
+                     if datasets.dataset(name).sharing_type != catalog_pb2.SHARING_TYPE_NOT_SHARED)
+
+    def _decided(self, requester: str, dataset: str, expected: int) -> x.AccessRequest:
+        """Ask for a CONDITIONAL dataset and wait for its owner's decision, which must be
+        `expected`."""
+        asker = self.agency(requester)
+        created = asker.ask(behaviour.need(requester, dataset)).access_request
+        if created.state != x.ACCESS_REQUEST_STATE_PENDING:
+            raise StepFailed(f"{dataset}: expected a pending request, got {created.state}")
+        owner = self.agency(datasets.dataset(dataset).owner)
+        owner.wait_for(lambda: created.name in owner.decisions)
+        decided = asker.client.access_request(created.name)
+        if decided.state != expected:
+            raise StepFailed(f"{created.name} is {x.AccessRequestState.Name(decided.state)}: "
+                             f"{decided.state_reason}")
+        return decided
+
+    def _reason(self, owner: str, request: x.AccessRequest) -> str:
+        return self.agency(owner).decisions[request.name].reason
+
+    def _manifest(self, spec: datasets.DatasetSpec, content: bytes,
+                  version: int) -> catalog_pb2.Manifest:
+        from gateway.signing import sha256
+
+        manifest = spec.manifest()
+        manifest.version = version
+        manifest.content_sha256 = sha256(content)
+        manifest.content_size = len(content)
+        manifest.create_time.GetCurrentTime()
+        return manifest
+
+
+def _free_port() -> int:
+    """A port free on loopback now, written into gateway.toml so a restart finds it again."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _count(items: Iterable[object]) -> int:
+    return sum(1 for _ in items)
+
+
+def _short(dataset: str) -> str:
+    return dataset.rsplit("/", 1)[-1]
+
+
+def _size(receipt: x.Receipt) -> str:
+    size = receipt.content_size
+    return f"{size / MiB:.1f} MiB" if size >= MiB else f"{size / 1024:.1f} KiB"
+
+
+def _purpose(request: x.AccessRequest) -> str:
+    return behaviour.PURPOSE_NAMES[request.statement.purpose]

@@ -1,0 +1,223 @@
+"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|watch`: the exchange.
+
+Registered onto the `agency` group when gateway.cli.agency is imported.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from gateway.cli.agency import agency, client_from, console, emit_json, handles_errors, wants_json
+from gateway.v1 import exchange_pb2
+
+
+def _choices(enum: Any) -> click.Choice:
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return click.Choice([v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values[1:]],
+                        case_sensitive=False)
+
+
+def _short(enum: Any, value: int) -> str:
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return enum.Name(value).removeprefix(prefix)
+
+
+def _when(stamp: Any) -> str:
+    return stamp.ToDatetime().strftime("%Y-%m-%d %H:%M") if stamp.seconds else ""
+
+
+def _direction(incoming: bool) -> str:
+    return "INCOMING" if incoming else "OUTGOING"
+
+
+def _days(value: int | None) -> timedelta | None:
+    return None if value is None else timedelta(days=value)
+
+
+def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -> None:
+    if wants_json(ctx):
+        for item in found:
+            emit_json(item)
+        return
+    table = Table("access request", "requester", "dataset", "state", "deadline", "reason")
+    for item in found:
+        state = _short(exchange_pb2.AccessRequestState, item.state)
+        table.add_row(item.name, item.requester, item.dataset,
+                      f"{state} (overdue)" if item.overdue else state,
+                      _when(item.decide_deadline), item.state_reason)
+    console.print(table)
+
+
+def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
+    if wants_json(ctx):
+        for item in found:
+            emit_json(item)
+        return
+    table = Table("grant", "grantee", "dataset", "state", "fields", "expires")
+    for item in found:
+        table.add_row(item.name, item.grantee, item.dataset,
+                      _short(exchange_pb2.GrantState, item.state),
+                      ", ".join(item.fields) or "all", _when(item.expire_time))
+    console.print(table)
+
+
+@agency.command("request")
+@click.argument("dataset")
+@click.option("--purpose", type=_choices(exchange_pb2.Purpose), required=True,
+              help="Why the data is needed.")
+@click.option("--purpose-text", required=True, help="The purpose in your words.")
+@click.option("--legal-basis", required=True, help="The law or duty the request rests on.")
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="For how long access is asked.")
+@click.option("--field", "fields", multiple=True, help="A field asked for (default: all).")
+@click.option("--request-id", default=None, help="Idempotency key, to retry safely.")
+@click.option("--validate-only", is_flag=True, help="Only say what would happen and why.")
+@click.pass_context
+@handles_errors
+def request(ctx: click.Context, dataset: str, purpose: str, purpose_text: str,
+            legal_basis: str, days: int, fields: tuple[str, ...], request_id: str | None,
+            validate_only: bool) -> None:
+    """Ask for access to another agency's DATASET with a signed request."""
+    with client_from(ctx) as client:
+        created = client.request_access(
+            dataset, purpose=purpose, purpose_text=purpose_text, legal_basis=legal_basis,
+            duration=timedelta(days=days), fields=fields, request_id=request_id,
+            validate_only=validate_only)
+    if wants_json(ctx):
+        emit_json(created)
+        return
+    show_requests(ctx, [created.access_request])
+    if created.HasField("grant"):
+        show_grants(ctx, [created.grant])
+
+
+@agency.command("requests")
+@click.option("--incoming", is_flag=True, help="Requests for your datasets (default: yours).")
+@click.option("--state", type=_choices(exchange_pb2.AccessRequestState), default=None,
+              help="Only requests in this state.")
+@click.option("--overdue", is_flag=True, help="Only requests past their decision deadline.")
+@click.option("--dataset", default="", help="Only requests for this dataset.")
+@click.pass_context
+@handles_errors
+def requests(ctx: click.Context, incoming: bool, state: str | None, overdue: bool,
+             dataset: str) -> None:
+    """List your outgoing (or --incoming) access requests."""
+    with client_from(ctx) as client:
+        found = list(client.access_requests(_direction(incoming), state=state or 0,
+                                            overdue_only=overdue, dataset=dataset))
+    show_requests(ctx, found)
+
+
+@agency.command("approve")
+@click.argument("name")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Grant fewer days than asked.")
+@click.option("--field", "fields", multiple=True, help="Grant only these fields.")
+@click.option("--reason", default="", help="A note for the requester.")
+@click.pass_context
+@handles_errors
+def approve(ctx: click.Context, name: str, days: int | None, fields: tuple[str, ...],
+            reason: str) -> None:
+    """Approve access request NAME to one of your datasets (signed by you)."""
+    with client_from(ctx) as client:
+        approved = client.approve(name, duration=_days(days), fields=fields, reason=reason)
+    if wants_json(ctx):
+        emit_json(approved)
+        return
+    show_grants(ctx, [approved.grant])
+
+
+@agency.command("deny")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why access is refused.")
+@click.pass_context
+@handles_errors
+def deny(ctx: click.Context, name: str, reason: str) -> None:
+    """Deny access request NAME to one of your datasets (signed by you)."""
+    with client_from(ctx) as client:
+        show_requests(ctx, [client.deny(name, reason)])
+
+
+@agency.command("grants")
+@click.option("--incoming", is_flag=True, help="Grants on your datasets (default: held).")
+@click.option("--state", type=_choices(exchange_pb2.GrantState), default=None,
+              help="Only grants in this state.")
+@click.option("--dataset", default="", help="Only grants for this dataset.")
+@click.pass_context
+@handles_errors
+def grants(ctx: click.Context, incoming: bool, state: str | None, dataset: str) -> None:
+    """List the grants you hold (or have given, with --incoming)."""
+    with client_from(ctx) as client:
+        show_grants(ctx, list(client.grants(_direction(incoming), state=state or 0,
+                                            dataset=dataset)))
+
+
+@agency.command("revoke")
+@click.argument("grant")
+@click.option("--reason", required=True, help="Why the grant is revoked.")
+@click.pass_context
+@handles_errors
+def revoke(ctx: click.Context, grant: str, reason: str) -> None:
+    """Revoke GRANT on one of your datasets; running fetches stop."""
+    with client_from(ctx) as client:
+        show_grants(ctx, [client.revoke(grant, reason)])
+
+
+@agency.command("fetch")
+@click.argument("dataset")
+@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="File to write; a broken fetch to it resumes.")
+@click.pass_context
+@handles_errors
+def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
+    """Fetch DATASET (or a version) under your grant, verified end to end."""
+    with client_from(ctx) as client, Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), console=console, disable=wants_json(ctx),
+    ) as bar:
+        task = bar.add_task(f"fetching {dataset}", total=None)
+        fetched = client.fetch(dataset, target,
+                               progress=lambda done, total: bar.update(task, completed=done,
+                                                                       total=total))
+    if wants_json(ctx):
+        emit_json({"path": str(fetched.path), "receipt": _receipt_dict(fetched.receipt)})
+        return
+    receipt = fetched.receipt
+    console.print(f"verified {receipt.dataset_version} ({receipt.content_size} bytes,"
+                  f" sha256 {receipt.content_sha256.hex()}) -> {fetched.path}")
+    console.print(f"receipt: {receipt.exchange}, audit leaf {receipt.audit_leaf_index}")
+
+
+def _receipt_dict(receipt: exchange_pb2.Receipt) -> dict[str, Any]:
+    return {"exchange": receipt.exchange, "dataset_version": receipt.dataset_version,
+            "content_sha256": receipt.content_sha256.hex(), "content_size": receipt.content_size,
+            "grant": receipt.grant, "audit_leaf_index": receipt.audit_leaf_index}
+
+
+@agency.command("watch")
+@click.option("--cursor", default="", help="Resume after this event cursor.")
+@click.option("--follow", multiple=True, help="Also follow this dataset (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Stop after this many events (default: run until interrupted).")
+@click.pass_context
+@handles_errors
+def watch(ctx: click.Context, cursor: str, follow: tuple[str, ...], limit: int | None) -> None:
+    """Print the events that concern you as they happen."""
+    with client_from(ctx) as client:
+        stream = client.watch(cursor=cursor, follow=follow)
+        for count, event in enumerate(stream, start=1):
+            if wants_json(ctx):
+                emit_json(event)
+            else:
+                console.print(f"[{event.cursor}] {_when(event.create_time)}"
+                              f" {_short(exchange_pb2.EventType, event.type)}"
+                              f" {event.resource}: {event.summary}")
+            if limit is not None and count >= limit:
+                stream.close()
+                return

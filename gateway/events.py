@@ -1,0 +1,84 @@
+"""WatchEvents: the events that concern an agency, in order, resumable from a cursor.
+
+Events are rows of the `events` table written in the same change as what they report. A
+watcher polls the table (every POLL_SECONDS while nothing is new) and ends when the client
+cancels or the server shuts down. The cursor is the event's position as decimal text: it
+grants nothing (every read is filtered by the caller), and it stays valid across restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from gateway import catalog, errors, times
+from gateway.exchange import DATASET_NAME
+from gateway.rpc import Call
+from gateway.storage import catalog as catalog_sql
+from gateway.storage import events as sql
+from gateway.v1 import exchange_pb2
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+POLL_SECONDS = 0.2
+BATCH = 100
+MAX_FOLLOW = 100
+
+
+def watch(
+    gateway: Gateway, call: Call, cursor: str, follow: list[str]
+) -> Iterator[exchange_pb2.WatchEventsResponse]:
+    """Events after `cursor` (or from now on) for the caller, until the call ends."""
+    agency = call.caller.identity.id
+    _check_follow(gateway, call, follow)
+    reader = gateway.db.reader()
+    after = _position(reader, cursor)
+    ended = threading.Event()
+    call.context.add_callback(ended.set)
+    while True:
+        found = sql.events_for(reader, agency, follow, after=after, limit=BATCH)
+        for row in found:
+            yield exchange_pb2.WatchEventsResponse(event=event_proto(row))
+            after = row["seq"]
+        if len(found) < BATCH and ended.wait(POLL_SECONDS):
+            return
+
+
+def event_proto(row: dict[str, Any]) -> exchange_pb2.Event:
+    kind = "EVENT_TYPE_" + row["type"].removeprefix("EVENT_TYPE_")
+    return exchange_pb2.Event(
+        cursor=str(row["seq"]), type=exchange_pb2.EventType.Value(kind),
+        resource=row["resource"], dataset=row["dataset"], actor=row["actor"],
+        summary=row["summary"], create_time=times.to_timestamp(row["create_time"]),
+    )
+
+
+def _position(reader: Any, cursor: str) -> int:
+    """The position after which to deliver: the cursor's, or the newest event's."""
+    last = sql.last_seq(reader)
+    if not cursor:
+        return last
+    if not cursor.isascii() or not cursor.isdigit() or int(cursor) > last:
+        raise errors.InvalidArgument(
+            "cursor is not one this gateway gave out: pass the cursor of the last event"
+            " received, or none to watch from now on",
+            reason="INVALID_CURSOR", field="cursor")
+    return int(cursor)
+
+
+def _check_follow(gateway: Gateway, call: Call, follow: list[str]) -> None:
+    """Followed datasets must exist and be visible to the caller."""
+    if len(follow) > MAX_FOLLOW:
+        raise errors.InvalidArgument(f"follow at most {MAX_FOLLOW} datasets", field="follow")
+    reader = gateway.db.reader()
+    for name in follow:
+        if not DATASET_NAME.match(name):
+            raise errors.InvalidArgument(
+                "follow takes dataset names agencies/{agency}/datasets/{dataset}",
+                field="follow")
+        row = catalog_sql.get_dataset(reader, name)
+        if row is None or not catalog.can_see(gateway, call.caller, row):
+            raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
+                                  dataset=name)

@@ -1,0 +1,474 @@
+"""Access requests, the owners' decisions and grants: checks, sharing rules, commits.
+
+Every state change runs as one audit-log change: the rows, the audit events and the
+WatchEvents notifications are written together or not at all, and a refusal raised inside a
+change leaves only its refusal event. The sharing rules themselves live in `gateway.policy`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway import errors, policy, statements, times
+from gateway.audit.log import Tx
+from gateway.rpc import ADMIN, Call
+from gateway.storage import catalog as catalog_sql
+from gateway.storage import events as events_sql
+from gateway.storage import exchange as sql
+from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway
+
+AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
+DATASET_NAME = re.compile(r"^agencies/([^/]+)/datasets/([^/]+)$")
+REQUEST_NAME = re.compile(r"^agencies/([^/]+)/accessRequests/([0-9a-f]{32})$")
+GRANT_NAME = re.compile(r"^agencies/([^/]+)/grants/([0-9a-f]{32})$")
+
+MIN_NONCE_BYTES = 16
+MAX_REQUEST_ID = 128
+
+PENDING, APPROVED, DENIED = "PENDING", "APPROVED", "DENIED"
+
+
+@dataclass
+class Created:
+    """The outcome of CreateAccessRequest: the request row and the grant row, if granted."""
+
+    request: dict[str, Any]
+    grant: dict[str, Any] | None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def agency_name(agency_id: str) -> str:
+    return f"agencies/{agency_id}"
+
+
+def owner_of(dataset: str) -> str:
+    """The agency id owning "agencies/{agency}/datasets/..."."""
+    return dataset.split("/", 2)[1]
+
+
+def require_parent(call: Call, parent: str) -> str:
+    """The caller's agency id when `parent` names the caller; PERMISSION_DENIED otherwise."""
+    if not AGENCY_NAME.match(parent):
+        raise errors.InvalidArgument("parent must be agencies/{agency}", field="parent")
+    if parent != call.caller.agency_name:
+        raise errors.PermissionDenied(
+            f"parent {parent} is not the calling agency {call.caller.agency_name}",
+            reason="PARENT_NOT_CALLER", parent=parent,
+        )
+    return call.caller.identity.id
+
+
+def check_fresh(gateway: Gateway, stamp: Timestamp, field: str, now: datetime) -> None:
+    """Refuse a signed create_time outside the configured clock-skew window."""
+    skew = gateway.config.exchange.clock_skew_seconds
+    if not stamp.seconds and not stamp.nanos:
+        raise errors.InvalidArgument(f"{field} is required", field=field)
+    offset = abs((times.from_timestamp(stamp) - now).total_seconds())
+    if offset > skew:
+        raise errors.InvalidArgument(
+            f"{field} is {offset:.0f} s from the gateway's clock (allowed: {skew} s);"
+            " check your system clock and sign again",
+            reason="CLOCK_SKEW", field=field, gateway_time=times.to_text(now),
+            allowed_seconds=skew,
+        )
+
+
+def _check_text(value: str, field: str, longest: int) -> None:
+    if not 1 <= len(value) <= longest:
+        raise errors.InvalidArgument(f"{field} must be 1 to {longest} characters", field=field)
+
+
+def _check_nonce(nonce: bytes, field: str) -> None:
+    if len(nonce) < MIN_NONCE_BYTES:
+        raise errors.InvalidArgument(f"{field} must be at least {MIN_NONCE_BYTES} random bytes",
+                                     field=field)
+
+
+def check_statement(gateway: Gateway, statement: Any, requester: str, now: datetime) -> None:
+    """The AccessRequestStatement's own fields (the dataset is checked against the catalog)."""
+    field = "signed_statement"
+    if statement.requester != agency_name(requester):
+        raise errors.InvalidArgument(
+            f"{field}.requester must be the calling agency {agency_name(requester)}",
+            field=f"{field}.requester",
+        )
+    if not DATASET_NAME.match(statement.dataset):
+        raise errors.InvalidArgument(
+            f"{field}.dataset must be agencies/{{agency}}/datasets/{{dataset}}",
+            field=f"{field}.dataset",
+        )
+    if statement.purpose not in exchange_pb2.Purpose.values() or not statement.purpose:
+        raise errors.InvalidArgument(
+            f"{field}.purpose must be one of the Purpose codes (PURPOSE_PUBLIC_SERVICE ...)",
+            field=f"{field}.purpose",
+        )
+    _check_text(statement.purpose_text, f"{field}.purpose_text", 1000)
+    _check_text(statement.legal_basis, f"{field}.legal_basis", 500)
+    if statement.duration.ToTimedelta() <= timedelta(0):
+        raise errors.InvalidArgument(f"{field}.duration must be positive",
+                                     field=f"{field}.duration")
+    _check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID)
+    _check_nonce(statement.nonce, f"{field}.nonce")
+    check_fresh(gateway, statement.create_time, f"{field}.create_time", now)
+
+
+def dataset_fields(conn: Any, dataset: str) -> set[str]:
+    """The schema field names of the dataset's latest signed manifest."""
+    version = catalog_sql.latest_version(conn, dataset)
+    if version is None:
+        return set()
+    envelope = envelope_pb2.Envelope.FromString(version["signed_manifest"])
+    manifest = catalog_pb2.Manifest.FromString(envelope.payload)
+    return {field.name for field in manifest.schema}
+
+
+def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
+    unknown = sorted(set(asked) - allowed)
+    if unknown:
+        raise errors.InvalidArgument(
+            f"{field} names fields that are not available: {', '.join(unknown)}",
+            reason="FIELD_UNKNOWN", field=field, fields=",".join(unknown),
+        )
+
+
+def evaluate(
+    conn: Any, requester: str, statement: Any, gateway: Gateway, now: datetime
+) -> tuple[dict[str, Any], policy.PolicyDecision]:
+    """The dataset asked for and what the sharing rules decide for it."""
+    dataset = catalog_sql.get_dataset(conn, statement.dataset)
+    if dataset is None:
+        raise errors.NotFound(f"{statement.dataset} does not exist", reason="DATASET_NOT_FOUND",
+                              dataset=statement.dataset)
+    if not _visible(conn, dataset, requester, now):
+        raise errors.PermissionDenied(
+            f"{statement.dataset} does not exist or is not visible to you: CONFIDENTIAL datasets"
+            " are visible only to their publisher and to agencies holding an active grant",
+            reason="DATASET_NOT_VISIBLE", dataset=statement.dataset,
+        )
+    if dataset["publisher"] == requester:
+        raise errors.FailedPrecondition(
+            f"{statement.dataset} is your own dataset: no access request is needed",
+            reason="OWN_DATASET", dataset=statement.dataset,
+        )
+    if statement.fields:
+        check_fields(list(statement.fields), dataset_fields(conn, statement.dataset),
+                     "signed_statement.fields")
+    return dataset, policy.decide(dataset, statement, gateway.config.exchange, now)
+
+
+def _visible(conn: Any, dataset: dict[str, Any], agency: str, now: datetime) -> bool:
+    """The catalog's visibility rule (gateway.catalog.can_see), on the change's connection:
+    CONFIDENTIAL datasets are visible only to their owner and current grantees."""
+    if dataset["classification"] != "CONFIDENTIAL" or dataset["publisher"] == agency:
+        return True
+    return catalog_sql.has_active_grant(conn, agency, dataset["name"], times.to_text(now))
+
+
+# -- CreateAccessRequest -------------------------------------------------------------------------
+
+
+def create_request(
+    gateway: Gateway, call: Call, parent: str, envelope: envelope_pb2.Envelope,
+    validate_only: bool,
+) -> Created:
+    """Check, decide and (unless validate_only) record an access request."""
+    requester = require_parent(call, parent)
+    statement = statements.open_signed(gateway, call.caller, envelope, statements.ACCESS_REQUEST,
+                                       "signed_statement")
+    call.resources = [parent, statement.dataset,
+                      agency_name(owner_of(statement.dataset)) if
+                      DATASET_NAME.match(statement.dataset) else ""]
+    check_statement(gateway, statement, requester, gateway.now())
+    envelope_bytes = envelope.SerializeToString()
+    digest = statements.envelope_id(envelope)
+    if validate_only:
+        now = gateway.now()
+        dataset, decision = evaluate(gateway.db.reader(), requester, statement, gateway, now)
+        return Created(_request_row("", requester, dataset, statement, envelope_bytes, digest,
+                                    decision, now), None)
+
+    def change(tx: Tx) -> tuple[Created, list]:
+        existing = sql.find_by_request_id(tx.conn, requester, statement.request_id,
+                                          times.to_text(tx.now))
+        if existing is not None:
+            return _retry(tx, existing, digest), []
+        dataset, decision = evaluate(tx.conn, requester, statement, gateway, tx.now)
+        if decision.outcome == policy.REFUSE:
+            raise errors.FailedPrecondition(decision.reason, reason=decision.refusal,
+                                            dataset=dataset["name"])
+        name = f"{parent}/accessRequests/{new_id()}"
+        row = _request_row(name, requester, dataset, statement, envelope_bytes, digest,
+                           decision, tx.now)
+        grant = None
+        audit = [call.event("exchange.request.create", envelope_ids=(digest,),
+                            resources=_resources(name, row), reason=decision.reason)]
+        if decision.outcome == policy.GRANT_NOW:
+            grant = _grant_row(gateway, row, list(statement.fields), decision.duration,
+                               exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, tx.now)
+            row.update(state=APPROVED, grant_name=grant["name"], decide_time=row["create_time"])
+            audit.append(call.event("exchange.grant.create", resources=_resources(
+                grant["name"], row), envelope_ids=(statements.envelope_id(
+                    envelope_pb2.Envelope.FromString(grant["signed_statement"])),)))
+        sql.insert_access_request(tx.conn, row)
+        if grant is not None:
+            sql.insert_grant(tx.conn, grant)
+        _notify(tx, row["owner"], "ACCESS_REQUEST_CREATED", name, row, call,
+                f"{parent} asks for {row['dataset']}: {decision.reason}")
+        return Created(row, grant), audit
+
+    return gateway.log.commit(change, call.refusal).value
+
+
+def _retry(tx: Tx, existing: dict[str, Any], digest: str) -> Created:
+    """An idempotent retry returns the first request; a different statement is refused."""
+    if existing["statement_digest"] != digest:
+        raise errors.AlreadyExists(
+            f"request_id {existing['request_id']} was already used for another statement"
+            f" ({existing['name']}); choose a new request_id for a new request",
+            reason="REQUEST_ID_REUSED", access_request=existing["name"],
+        )
+    grant = None
+    if existing["grant_name"]:
+        grant = sql.get_grant(tx.conn, existing["grant_name"], times.to_text(tx.now))
+    return Created(existing, grant)
+
+
+def _request_row(
+    name: str, requester: str, dataset: dict[str, Any], statement: Any, envelope_bytes: bytes,
+    digest: str, decision: policy.PolicyDecision, now: datetime,
+) -> dict[str, Any]:
+    deadline = decision.decide_deadline
+    return {
+        "name": name, "requester": requester, "owner": dataset["publisher"],
+        "dataset": dataset["name"], "request_id": statement.request_id,
+        "statement_digest": digest, "signed_statement": envelope_bytes,
+        "state": {policy.REFUSE: DENIED, policy.GRANT_NOW: APPROVED}.get(decision.outcome,
+                                                                           PENDING),
+        "state_reason": decision.reason,
+        "decide_deadline": times.to_text(deadline) if deadline else None,
+        "signed_decision": None, "grant_name": None, "create_time": times.to_text(now),
+        "decide_time": None,
+    }
+
+
+def _grant_row(
+    gateway: Gateway, request: dict[str, Any], fields: list[str], duration: timedelta,
+    basis: int, now: datetime,
+) -> dict[str, Any]:
+    """A new grant answering `request`, sealed by the gateway."""
+    name = f"agencies/{request['requester']}/grants/{new_id()}"
+    expire = now + duration
+    statement = exchange_pb2.GrantStatement(
+        grant=name, grantee=agency_name(request["requester"]),
+        owner=agency_name(request["owner"]), dataset=request["dataset"], fields=fields,
+        access_request=request["name"], basis=basis, create_time=times.to_timestamp(now),
+        expire_time=times.to_timestamp(expire),
+    )
+    envelope = statements.seal(gateway.signing_key, statements.GRANT, statement)
+    return {
+        "name": name, "grantee": request["requester"], "owner": request["owner"],
+        "dataset": request["dataset"], "access_request": request["name"],
+        "fields": json.dumps(fields), "state": "ACTIVE",
+        "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
+        "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
+    }
+
+
+def _resources(name: str, row: dict[str, Any]) -> tuple[str, ...]:
+    """What an exchange event concerns: the resource, both agencies and the dataset."""
+    return (name, agency_name(row["requester"] if "requester" in row else row["grantee"]),
+            agency_name(row["owner"]), row["dataset"])
+
+
+def _notify(tx: Tx, recipient: str, kind: str, resource: str, row: dict[str, Any], call: Call,
+            summary: str) -> None:
+    events_sql.insert_event(tx.conn, recipient=recipient, type=kind, resource=resource,
+                            dataset=row["dataset"], actor=call.caller.uri, summary=summary,
+                            when=times.to_text(tx.now))
+
+
+# -- Approve / Deny ------------------------------------------------------------------------------
+
+
+def decide_request(
+    gateway: Gateway, call: Call, name: str, envelope: envelope_pb2.Envelope, approve: bool,
+) -> Created:
+    """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
+    if not REQUEST_NAME.match(name):
+        raise errors.InvalidArgument(
+            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    decision = statements.open_signed(gateway, call.caller, envelope, statements.DECISION,
+                                      "signed_decision")
+    _check_decision(gateway, decision, name, approve)
+    digest = statements.envelope_id(envelope)
+    owner = call.caller.identity.id
+    action = "exchange.request.approve" if approve else "exchange.request.deny"
+
+    def change(tx: Tx) -> tuple[Created, list]:
+        now = times.to_text(tx.now)
+        row = sql.get_access_request(tx.conn, name, now)
+        if row is None:
+            raise errors.NotFound(f"access request {name} does not exist", access_request=name)
+        call.resources = list(_resources(name, row))
+        if row["owner"] != owner:
+            raise errors.PermissionDenied(
+                f"only the owner of {row['dataset']} may decide on {name}",
+                reason="NOT_OWNER", access_request=name,
+            )
+        if row["effective_state"] != PENDING:
+            raise errors.FailedPrecondition(
+                f"{name} is {row['effective_state']}, not PENDING: it was decided already",
+                reason="REQUEST_NOT_PENDING", state=row["effective_state"],
+            )
+        grant = None
+        audit = [call.event(action, resources=tuple(call.resources), envelope_ids=(digest,),
+                            reason=decision.reason)]
+        if approve:
+            statement = decode_statement(row)
+            grant = _grant_row(gateway, row, _approved_fields(tx, row, statement, decision),
+                               _approved_duration(gateway, statement, decision),
+                               exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now)
+            sql.insert_grant(tx.conn, grant)
+            audit.append(call.event("exchange.grant.create",
+                                    resources=_resources(grant["name"], row)))
+        reason = decision.reason or ("approved by the owner" if approve else "")
+        sql.decide_access_request(
+            tx.conn, name, state=APPROVED if approve else DENIED, reason=reason,
+            signed_decision=envelope.SerializeToString(),
+            grant_name=grant["name"] if grant else None, when=now,
+        )
+        kind = "ACCESS_REQUEST_APPROVED" if approve else "ACCESS_REQUEST_DENIED"
+        _notify(tx, row["requester"], kind, name, row, call,
+                f"{agency_name(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
+        return Created(sql.get_access_request(tx.conn, name, now), grant), audit
+
+    return gateway.log.commit(change, call.refusal).value
+
+
+def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -> None:
+    field = "signed_decision"
+    if decision.access_request != name:
+        raise errors.InvalidArgument(f"{field}.access_request must be {name}",
+                                     field=f"{field}.access_request")
+    wanted = exchange_pb2.DECISION_OUTCOME_APPROVE if approve else \
+        exchange_pb2.DECISION_OUTCOME_DENY
+    if decision.outcome != wanted:
+        raise errors.InvalidArgument(
+            f"{field}.outcome must be {exchange_pb2.DecisionOutcome.Name(wanted)} for this call",
+            reason="OUTCOME_MISMATCH", field=f"{field}.outcome",
+        )
+    if approve:
+        if len(decision.reason) > 1000:
+            raise errors.InvalidArgument(f"{field}.reason must be at most 1000 characters",
+                                         field=f"{field}.reason")
+    elif not 1 <= len(decision.reason) <= 1000:
+        raise errors.InvalidArgument(
+            f"a denial needs {field}.reason (1 to 1000 characters) saying why",
+            reason="REASON_REQUIRED", field=f"{field}.reason",
+        )
+    _check_nonce(decision.nonce, f"{field}.nonce")
+    check_fresh(gateway, decision.create_time, f"{field}.create_time", gateway.now())
+
+
+def _approved_duration(gateway: Gateway, statement: Any, decision: Any) -> timedelta:
+    """The request's (capped) duration, or the owner's shorter one."""
+    allowed = policy.cap_duration(statement.duration.ToTimedelta(), gateway.config.exchange)
+    if not decision.HasField("duration"):
+        return allowed
+    narrowed = decision.duration.ToTimedelta()
+    if not timedelta(0) < narrowed <= allowed:
+        raise errors.InvalidArgument(
+            f"signed_decision.duration must be positive and at most {allowed.days} days",
+            field="signed_decision.duration",
+        )
+    return narrowed
+
+
+def _approved_fields(tx: Tx, row: dict[str, Any], statement: Any, decision: Any) -> list[str]:
+    """The requested fields, or the owner's subset of them."""
+    if not decision.fields:
+        return list(statement.fields)
+    allowed = set(statement.fields) or dataset_fields(tx.conn, row["dataset"])
+    check_fields(list(decision.fields), allowed, "signed_decision.fields")
+    return list(decision.fields)
+
+
+def decode_statement(row: dict[str, Any]) -> Any:
+    envelope = envelope_pb2.Envelope.FromString(row["signed_statement"])
+    return exchange_pb2.AccessRequestStatement.FromString(envelope.payload)
+
+
+# -- reading requests ----------------------------------------------------------------------------
+
+
+def get_request(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
+    """One access request, for its requester or its owner."""
+    match = REQUEST_NAME.match(name)
+    if not match:
+        raise errors.InvalidArgument(
+            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    agency = call.caller.identity.id
+    row = sql.get_access_request(gateway.db.reader(), name, times.to_text(gateway.now()))
+    if row is None and match.group(1) == agency:
+        raise errors.NotFound(f"access request {name} does not exist", access_request=name)
+    if row is None or agency not in (row["requester"], row["owner"]):
+        raise errors.PermissionDenied(
+            f"only the requester and the dataset's owner may read {name}",
+            reason="NOT_A_PARTY", access_request=name,
+        )
+    return row
+
+
+def direction_incoming(direction: int) -> bool:
+    if direction == exchange_pb2.DIRECTION_UNSPECIFIED:
+        raise errors.InvalidArgument("direction must be DIRECTION_OUTGOING or DIRECTION_INCOMING",
+                                     field="direction")
+    return direction == exchange_pb2.DIRECTION_INCOMING
+
+
+# -- grants --------------------------------------------------------------------------------------
+
+
+def revoke_grant(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
+    """Revoke a grant (its owner or an administrator); fetches under it stop."""
+    if not GRANT_NAME.match(name):
+        raise errors.InvalidArgument("name must be agencies/{agency}/grants/{grant}",
+                                     field="name")
+    _check_text(reason, "reason", 500)
+
+    def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        now = times.to_text(tx.now)
+        grant = sql.get_grant(tx.conn, name, now)
+        if grant is None:
+            raise errors.NotFound(f"grant {name} does not exist", grant=name)
+        call.resources = list(_resources(name, grant))
+        if call.caller.kind != ADMIN and grant["owner"] != call.caller.identity.id:
+            raise errors.PermissionDenied(
+                f"only the owner of {grant['dataset']} or an administrator may revoke {name}",
+                reason="NOT_OWNER", grant=name,
+            )
+        if grant["effective_state"] != "ACTIVE":
+            raise errors.FailedPrecondition(f"{name} is {grant['effective_state']}, not ACTIVE",
+                                            reason="GRANT_NOT_ACTIVE",
+                                            state=grant["effective_state"])
+        sql.revoke_grant(tx.conn, name, reason, now)
+        _notify(tx, grant["grantee"], "GRANT_REVOKED", name, grant, call,
+                f"{name} on {grant['dataset']} was revoked: {reason}")
+        event = call.event("exchange.grant.revoke", resources=tuple(call.resources),
+                           reason=reason)
+        return sql.get_grant(tx.conn, name, now), [event]
+
+    return gateway.log.commit(change, call.refusal).value

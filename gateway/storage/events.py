@@ -1,0 +1,56 @@
+"""SQL for WatchEvents notifications.
+
+An event has a recipient agency id, or a NULL recipient for dataset events that the agency
+owning the dataset, agencies holding a grant on it at the time, and its followers receive.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.storage.database import rows
+
+
+def insert_event(
+    conn: sqlite3.Connection, *, recipient: str, type: str, resource: str, dataset: str,
+    actor: str, summary: str, when: str,
+) -> None:
+    """A notification for one agency id."""
+    conn.execute(
+        "INSERT INTO events (recipient, type, resource, dataset, actor, summary, create_time)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (recipient, type, resource, dataset, actor, summary, when),
+    )
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The position of the newest event (0 when there is none)."""
+    return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
+
+def events_for(
+    conn: sqlite3.Connection, agency: str, follow: Sequence[str], *, after: int, limit: int,
+) -> list[dict[str, Any]]:
+    """Events after position `after` that concern agency id `agency`, oldest first.
+
+    A dataset event counts for a grantee when it happened while the grant was in force, so a
+    later revocation or expiry does not open gaps in what a reconnecting watcher receives."""
+    marks = ", ".join("?" for _ in follow)
+    followed = f" OR e.dataset IN ({marks})" if follow else ""
+    return rows(conn.execute(
+        "SELECT e.* FROM events e WHERE e.seq > ? AND (e.recipient = ? OR (e.recipient IS NULL"
+        " AND (e.dataset LIKE ? ESCAPE '\\'" + followed +
+        " OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.dataset = e.dataset"
+        " AND g.create_time <= e.create_time AND g.expire_time > e.create_time"
+        " AND (g.revoke_time IS NULL OR g.revoke_time > e.create_time)))))"
+        " ORDER BY e.seq LIMIT ?",
+        (after, agency, _owned_prefix(agency), *follow, agency, limit),
+    ))
+
+
+def _owned_prefix(agency: str) -> str:
+    """A LIKE pattern matching the datasets of agency id `agency`."""
+    escaped = agency.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"agencies/{escaped}/datasets/%"

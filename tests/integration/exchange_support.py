@@ -1,0 +1,73 @@
+"""Helpers shared by the exchange tests: publishing, asking, and checking what a call left."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agencies.client import AgencyClient
+from gateway.v1 import catalog_pb2
+
+SCHEMA = [
+    catalog_pb2.SchemaField(name=name, type=catalog_pb2.FIELD_TYPE_STRING,
+                            sensitivity=catalog_pb2.SENSITIVITY_NONE)
+    for name in ("region", "beds", "doctors")
+]
+TABLES = ("access_requests", "grants", "exchanges", "events", "datasets", "dataset_versions")
+
+
+def publish(client: AgencyClient, dataset_id: str, content: bytes = b"region,beds\n1,2\n", *,
+            sharing_type: str = "UNCONDITIONAL", classification: str = "INTERNAL",
+            **fields: Any) -> str:
+    """Publish a CSV dataset of the client's agency; returns its name."""
+    if sharing_type == "NOT_SHARED":
+        fields.setdefault("legal_basis", "State Secrets Law art. 9")
+    client.publish(dataset_id, content, title=f"{dataset_id} title", media_type="CSV",
+                   schema=SCHEMA, classification=classification, sharing_type=sharing_type,
+                   **fields)
+    return client.dataset_name(dataset_id)
+
+
+def ask(client: AgencyClient, dataset: str, **fields: Any) -> Any:
+    """An access request with ordinary purpose and legal basis."""
+    fields.setdefault("purpose", "STATISTICS")
+    fields.setdefault("purpose_text", "quarterly health statistics report")
+    fields.setdefault("legal_basis", "Statistics Law of the PRC, article 7")
+    return client.request_access(dataset, **fields)
+
+
+def counts(network: Any) -> dict[str, int]:
+    conn = network.gateway.db.reader()
+    found = {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+             for table in (*TABLES, "audit_leaves")}
+    return found
+
+
+def last_leaf(network: Any) -> dict[str, Any]:
+    conn = network.gateway.db.reader()
+    row = conn.execute("SELECT actor, action, outcome, record FROM audit_leaves"
+                       " ORDER BY leaf_index DESC LIMIT 1").fetchone()
+    return {"actor": row[0], "action": row[1], "outcome": row[2], "record": row[3].decode()}
+
+
+def assert_only_refusal(network: Any, before: dict[str, int], action: str, reason: str) -> None:
+    """Nothing changed but one REFUSED audit event for `action` carrying `reason`."""
+    after = counts(network)
+    assert after["audit_leaves"] == before["audit_leaves"] + 1
+    assert {k: v for k, v in after.items() if k != "audit_leaves"} == \
+        {k: v for k, v in before.items() if k != "audit_leaves"}
+    leaf = last_leaf(network)
+    assert (leaf["action"], leaf["outcome"]) == (action, "REFUSED")
+    assert reason in leaf["record"]
+
+
+def wait_for(condition: Callable[[], Any], seconds: float = 10.0) -> Any:
+    """Poll until `condition()` is truthy (for state the gateway reaches asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")

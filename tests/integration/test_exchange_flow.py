@@ -1,0 +1,143 @@
+"""The whole exchange across three agencies in two regions: request, decide, fetch, revoke."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from gateway import statements
+from gateway.signing import VerifyKey
+from gateway.v1 import exchange_pb2
+from tests.integration.exchange_support import ask, counts, publish
+
+PENDING = exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+APPROVED = exchange_pb2.ACCESS_REQUEST_STATE_APPROVED
+DENIED = exchange_pb2.ACCESS_REQUEST_STATE_DENIED
+
+
+def audit_actions(network) -> list[str]:
+    conn = network.gateway.db.reader()
+    return [row[0] for row in conn.execute(
+        "SELECT action FROM audit_leaves WHERE action LIKE 'exchange.%' ORDER BY leaf_index")]
+
+
+def test_unconditional_is_granted_at_once_and_fetched(network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    content = b"region,beds\n440100,5321\n" * 1000
+    dataset = publish(health, "hospital-beds", content, classification="PUBLIC")
+
+    created = ask(market, dataset, duration=timedelta(days=30))
+
+    request, grant = created.access_request, created.grant
+    assert request.state == APPROVED and request.grant == grant.name
+    assert request.requester == "agencies/sz-market" and request.owner == "agencies/gd-health"
+    assert "granted at once" in request.state_reason
+    assert grant.state == exchange_pb2.GRANT_STATE_ACTIVE
+    signed = exchange_pb2.GrantStatement.FromString(grant.signed_statement.payload)
+    assert signed.grant == grant.name and signed.basis == \
+        exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING
+    assert (signed.expire_time.ToDatetime() - signed.create_time.ToDatetime()).days == 30
+    gateway_key = VerifyKey.from_certificate(network.gateway.signing_certificate_pem)
+    assert grant.signed_statement.signatures[0].key_id == gateway_key.key_id
+
+    fetched = market.fetch(dataset, tmp_path / "beds.csv")
+
+    assert (tmp_path / "beds.csv").read_bytes() == content
+    assert fetched.receipt.requester == "agencies/sz-market"
+    assert fetched.receipt.dataset_version == f"{dataset}/versions/1"
+    assert fetched.receipt.content_size == len(content)
+    conn = network.gateway.db.reader()
+    leaf = conn.execute("SELECT action, record FROM audit_leaves WHERE leaf_index = ?",
+                        (fetched.receipt.audit_leaf_index,)).fetchone()
+    assert leaf[0] == "exchange.fetch.complete"
+    assert fetched.receipt.exchange in json.loads(leaf[1])["resources"]
+    assert audit_actions(network) == ["exchange.request.create", "exchange.grant.create",
+                                      "exchange.fetch.start", "exchange.fetch.complete"]
+    owner_view = conn.execute(
+        "SELECT COUNT(*) FROM audit_subjects s JOIN audit_leaves l USING (leaf_index)"
+        " WHERE s.subject = 'agencies/gd-health' AND l.action = 'exchange.fetch.complete'"
+    ).fetchone()[0]
+    assert owner_view == 1
+
+
+def test_conditional_waits_for_the_owner_who_approves_narrower(network, tmp_path):
+    health, market, stats = (network.agency(a) for a in ("gd-health", "sz-market", "zj-stats"))
+    dataset = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
+
+    pending = ask(stats, dataset, duration=timedelta(days=60), fields=["region", "beds"])
+    request = pending.access_request
+    assert request.state == PENDING and not pending.HasField("grant")
+    assert request.HasField("decide_deadline") and not request.overdue
+    assert "10 working days" in request.state_reason
+
+    incoming = list(health.access_requests("INCOMING"))
+    assert [r.name for r in incoming] == [request.name]
+    assert list(market.access_requests("INCOMING")) == []
+    assert [r.name for r in stats.access_requests("OUTGOING", state="PENDING")] == [request.name]
+
+    approved = health.approve(request.name, duration=timedelta(days=10), fields=["region"],
+                              reason="for the 2024 report only")
+
+    assert approved.access_request.state == APPROVED
+    assert approved.access_request.signed_decision.payload
+    assert list(approved.grant.fields) == ["region"]
+    assert approved.grant.expire_time.ToDatetime() - approved.grant.create_time.ToDatetime() \
+        == timedelta(days=10)
+    assert [g.name for g in stats.grants()] == [approved.grant.name]
+    assert [g.name for g in health.grants("INCOMING")] == [approved.grant.name]
+    assert stats.access_request(request.name).state == APPROVED
+    assert health.access_request(request.name).grant == approved.grant.name
+
+    stats.fetch(dataset, tmp_path / "visits.csv")
+    revoked = health.revoke(approved.grant.name, "report published")
+    assert revoked.state == exchange_pb2.GRANT_STATE_REVOKED
+    assert revoked.revoke_reason == "report published"
+    assert [g.name for g in stats.grants(state="REVOKED")] == [approved.grant.name]
+
+
+def test_owner_denies_with_reason(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "patient-records", sharing_type="CONDITIONAL")
+    request = ask(market, dataset).access_request
+
+    denied = health.deny(request.name, "personal data: no legal basis for market regulation")
+
+    assert denied.state == DENIED
+    assert denied.state_reason == "personal data: no legal basis for market regulation"
+    assert [r.name for r in market.access_requests(state="DENIED")] == [request.name]
+    assert list(market.grants()) == []
+
+
+def test_retry_with_the_same_request_id_returns_the_same_request(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "hospital-beds")
+    statement = market.access_request_statement(
+        dataset, purpose="PUBLIC_SERVICE", purpose_text="licensing", legal_basis="law")
+    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+
+    first = market.send_access_request(envelope)
+    before = counts(network)
+    second = market.send_access_request(envelope)
+
+    assert second.access_request.name == first.access_request.name
+    assert second.grant.name == first.grant.name
+    assert counts(network) == before
+
+
+def test_validate_only_answers_and_writes_nothing(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    shared = publish(health, "hospital-beds")
+    conditional = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
+    secret = publish(health, "secret-stats", sharing_type="NOT_SHARED")
+    before = counts(network)
+
+    now = ask(market, shared, validate_only=True, duration=timedelta(days=900))
+    wait = ask(market, conditional, validate_only=True)
+    refused = ask(market, secret, validate_only=True)
+
+    assert now.access_request.state == APPROVED and not now.access_request.name
+    assert "capped at 365 days" in now.access_request.state_reason
+    assert wait.access_request.state == PENDING
+    assert refused.access_request.state == DENIED
+    assert "not shared" in refused.access_request.state_reason
+    assert counts(network) == before

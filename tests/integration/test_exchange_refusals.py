@@ -1,0 +1,165 @@
+"""Every refusal of the exchange: its status, its reason, its audit event and nothing else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.protobuf import timestamp_pb2
+
+from agencies import errors
+from gateway import statements
+from gateway.v1 import exchange_pb2
+from tests.integration.exchange_support import (
+    ask,
+    assert_only_refusal,
+    counts,
+    publish,
+    wait_for,
+)
+
+
+@pytest.fixture
+def parties(network):
+    health, market, stats = (network.agency(a) for a in ("gd-health", "sz-market", "zj-stats"))
+    return health, market, stats
+
+
+def refused(network, call, code: grpc.StatusCode, reason: str, action: str):
+    """Run `call`, expect the refusal, and check it left only its audit event."""
+    before = counts(network)
+    with pytest.raises(errors.GovshareError) as caught:
+        call()
+    assert (caught.value.code, caught.value.reason) == (code, reason)
+    assert_only_refusal(network, before, action, reason)
+    return caught.value
+
+
+def test_fetch_without_grant(network, parties, tmp_path):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds", classification="PUBLIC")
+    error = refused(network, lambda: market.fetch(dataset, tmp_path / "x"),
+                    grpc.StatusCode.PERMISSION_DENIED, "NO_ACTIVE_GRANT", "exchange.fetch")
+    assert "request access first" in error.message
+
+
+def test_fetch_with_expired_grant(network, parties, tmp_path):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds")
+    ask(market, dataset, duration=timedelta(seconds=1))
+    wait_for(lambda: list(market.grants(state="EXPIRED")), seconds=5)
+    refused(network, lambda: market.fetch(dataset, tmp_path / "x"),
+            grpc.StatusCode.PERMISSION_DENIED, "NO_ACTIVE_GRANT", "exchange.fetch")
+
+
+def test_wrong_owner_approving(network, parties):
+    health, market, stats = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    refused(network, lambda: stats.approve(request.name), grpc.StatusCode.PERMISSION_DENIED,
+            "NOT_OWNER", "exchange.request.approve")
+
+
+def test_approving_twice(network, parties):
+    health, market, _ = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    health.approve(request.name)
+    refused(network, lambda: health.approve(request.name), grpc.StatusCode.FAILED_PRECONDITION,
+            "REQUEST_NOT_PENDING", "exchange.request.approve")
+
+
+def test_deny_without_reason(network, parties):
+    health, market, _ = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    refused(network, lambda: health.deny(request.name, ""), grpc.StatusCode.INVALID_ARGUMENT,
+            "REASON_REQUIRED", "exchange.request.deny")
+    assert health.access_request(request.name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+def test_request_signed_by_another_agency(network, parties):
+    health, market, stats = parties
+    dataset = publish(health, "hospital-beds")
+    statement = market.access_request_statement(dataset, purpose="STATISTICS",
+                                                purpose_text="t", legal_basis="l")
+    forged = statements.seal(stats.signing_key, statements.ACCESS_REQUEST, statement)
+    refused(network, lambda: market.send_access_request(forged),
+            grpc.StatusCode.PERMISSION_DENIED, "SIGNER_NOT_CALLER", "exchange.request.create")
+
+
+@pytest.mark.parametrize("offset", [timedelta(hours=-1), timedelta(hours=1)],
+                         ids=["stale", "future"])
+def test_create_time_outside_the_skew_window(network, parties, offset):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds")
+    statement = market.access_request_statement(dataset, purpose="STATISTICS",
+                                                purpose_text="t", legal_basis="l")
+    moment = timestamp_pb2.Timestamp()
+    moment.FromDatetime(statement.create_time.ToDatetime() + offset)
+    statement.create_time.CopyFrom(moment)
+    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    error = refused(network, lambda: market.send_access_request(envelope),
+                    grpc.StatusCode.INVALID_ARGUMENT, "CLOCK_SKEW", "exchange.request.create")
+    assert "gateway_time" in error.metadata
+
+
+def test_replayed_request_id_with_different_content(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds")
+    ask(market, dataset, request_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d")
+    error = refused(
+        network,
+        lambda: ask(market, dataset, request_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+                    purpose_text="something else"),
+        grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED", "exchange.request.create")
+    assert "access_request" in error.metadata
+
+
+def test_not_shared_dataset(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "secret-stats", sharing_type="NOT_SHARED")
+    refused(network, lambda: ask(market, dataset), grpc.StatusCode.FAILED_PRECONDITION,
+            "DATASET_NOT_SHARED", "exchange.request.create")
+
+
+def test_withdrawn_dataset(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "old-stats")
+    health.withdraw(dataset, "superseded")
+    refused(network, lambda: ask(market, dataset), grpc.StatusCode.FAILED_PRECONDITION,
+            "DATASET_WITHDRAWN", "exchange.request.create")
+
+
+def test_confidential_dataset_is_not_visible(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "case-files", classification="CONFIDENTIAL",
+                      sharing_type="CONDITIONAL")
+    refused(network, lambda: ask(market, dataset), grpc.StatusCode.PERMISSION_DENIED,
+            "DATASET_NOT_VISIBLE", "exchange.request.create")
+
+
+def test_only_parties_read_a_request(network, parties):
+    health, market, stats = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    refused(network, lambda: stats.access_request(request.name),
+            grpc.StatusCode.PERMISSION_DENIED, "NOT_A_PARTY", "exchange.request.get")
+
+
+def test_revoke_by_grantee_is_refused_and_by_admin_allowed(network, parties):
+    health, market, _ = parties
+    grant = ask(market, publish(health, "hospital-beds")).grant
+    refused(network, lambda: market.revoke(grant.name, "mine"),
+            grpc.StatusCode.PERMISSION_DENIED, "NOT_OWNER", "exchange.grant.revoke")
+    admin = network.admin()
+    response = admin._call(admin.exchange.RevokeGrant,
+                           exchange_pb2.RevokeGrantRequest(name=grant.name, reason="audit"))
+    assert response.grant.state == exchange_pb2.GRANT_STATE_REVOKED
+    refused(network, lambda: health.revoke(grant.name, "again"),
+            grpc.StatusCode.FAILED_PRECONDITION, "GRANT_NOT_ACTIVE", "exchange.grant.revoke")
+
+
+def test_parent_must_be_the_caller(network, parties):
+    _, market, _ = parties
+    request = exchange_pb2.ListGrantsRequest(parent="agencies/gd-health",
+                                             direction=exchange_pb2.DIRECTION_INCOMING)
+    refused(network, lambda: market._call(market.exchange.ListGrants, request),
+            grpc.StatusCode.PERMISSION_DENIED, "PARENT_NOT_CALLER", "exchange.grant.list")

@@ -1,0 +1,151 @@
+"""FetchDataset end to end: verification, tampering, resume, revocation mid-stream."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+
+import pytest
+
+from agencies import errors
+from tests.integration.exchange_support import ask, publish, wait_for
+
+MiB = 1024 * 1024
+BIG = os.urandom(24 * MiB)
+"""Larger than what gRPC buffers in flight, so a fetch can be interrupted half-way."""
+
+
+class Interrupt(Exception):
+    """Raised from a progress callback to break a fetch off."""
+
+
+def exchange_rows(network) -> list[tuple[str, str]]:
+    conn = network.gateway.db.reader()
+    return conn.execute("SELECT name, state FROM exchanges ORDER BY create_time").fetchall()
+
+
+def fetch_events(network) -> list[tuple[str, str, str]]:
+    conn = network.gateway.db.reader()
+    rows = conn.execute("SELECT action, outcome, record FROM audit_leaves"
+                        " WHERE action LIKE 'exchange.fetch%' ORDER BY leaf_index").fetchall()
+    return [(action, outcome, record.decode()) for action, outcome, record in rows]
+
+
+def blob_path(network, content: bytes):
+    return network.gateway.blobs.path(hashlib.sha256(content).hexdigest())
+
+
+@pytest.fixture
+def granted(network):
+    """gd-health publishes a 24 MiB dataset; sz-market holds a grant on it."""
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "big-table", BIG)
+    grant = ask(market, dataset).grant
+    return health, market, dataset, grant
+
+
+def test_fetch_verifies_and_reports_progress(network, granted, tmp_path):
+    _, market, dataset, grant = granted
+    seen = []
+
+    fetched = market.fetch(f"{dataset}/versions/1", tmp_path / "big.bin",
+                           progress=lambda done, total: seen.append((done, total)))
+
+    assert (tmp_path / "big.bin").read_bytes() == BIG
+    assert not (tmp_path / "big.bin.part").exists()
+    assert seen[-1] == (len(BIG), len(BIG)) and len(seen) == 24
+    assert fetched.receipt.grant == grant.name
+    assert fetched.receipt.content_sha256 == hashlib.sha256(BIG).digest()
+    assert fetched.manifest.dataset == dataset
+    assert exchange_rows(network)[0][1] == "COMPLETED"
+
+
+def test_resume_after_a_broken_fetch(network, granted, tmp_path):
+    _, market, dataset, _ = granted
+    target = tmp_path / "big.bin"
+
+    def stop_early(done: int, total: int) -> None:
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        market.fetch(dataset, target, progress=stop_early)
+    wait_for(lambda: exchange_rows(network)[0][1] == "BROKEN")
+    kept = (tmp_path / "big.bin.part").stat().st_size
+    assert 0 < kept < len(BIG)
+
+    fetched = market.fetch(dataset, target)
+
+    assert target.read_bytes() == BIG
+    assert [name for name, _ in exchange_rows(network)] == [fetched.receipt.exchange]
+    actions = [(action, outcome) for action, outcome, _ in fetch_events(network)]
+    assert actions == [("exchange.fetch.start", "ALLOWED"), ("exchange.fetch.break", "ALLOWED"),
+                       ("exchange.fetch.start", "ALLOWED"),
+                       ("exchange.fetch.complete", "ALLOWED")]
+    assert f"offset {kept}" in fetch_events(network)[2][2]
+
+
+def test_revocation_stops_a_running_fetch(network, granted, tmp_path):
+    health, market, dataset, grant = granted
+    revoked = []
+
+    def revoke_once(done: int, total: int) -> None:
+        if not revoked:
+            revoked.append(health.revoke(grant.name, "suspected misuse"))
+
+    with pytest.raises(errors.PermissionDenied) as refused:
+        market.fetch(dataset, tmp_path / "big.bin", progress=revoke_once)
+
+    assert refused.value.reason == "GRANT_REVOKED"
+    assert not (tmp_path / "big.bin").exists()
+    assert exchange_rows(network)[0][1] == "BROKEN"
+    action, outcome, record = fetch_events(network)[-1]
+    assert (action, outcome) == ("exchange.fetch.break", "REFUSED")
+    assert "GRANT_REVOKED" in record
+    with pytest.raises(errors.PermissionDenied) as again:
+        market.fetch(dataset, tmp_path / "again.bin")
+    assert again.value.reason == "NO_ACTIVE_GRANT"
+
+
+def test_tampered_blob_is_refused_by_the_gateway(network, granted, tmp_path):
+    _, market, dataset, _ = granted
+    path = blob_path(network, BIG)
+    path.chmod(0o644)
+    with path.open("r+b") as blob:
+        blob.seek(len(BIG) // 2)
+        blob.write(bytes([BIG[len(BIG) // 2] ^ 1]))
+
+    with pytest.raises(errors.DataLoss) as lost:
+        market.fetch(dataset, tmp_path / "big.bin")
+
+    assert lost.value.reason == "CONTENT_MISMATCH"
+    assert not (tmp_path / "big.bin").exists() and not (tmp_path / "big.bin.part").exists()
+    assert exchange_rows(network)[0][1] == "BROKEN"
+    assert fetch_events(network)[-1][:2] == ("exchange.fetch.break", "REFUSED")
+
+
+def test_truncated_blob_is_refused_before_streaming(network, granted, tmp_path):
+    _, market, dataset, _ = granted
+    path = blob_path(network, BIG)
+    path.chmod(0o644)
+    with path.open("r+b") as blob:
+        blob.truncate(MiB)
+
+    with pytest.raises(errors.DataLoss):
+        market.fetch(dataset, tmp_path / "big.bin")
+    assert exchange_rows(network) == []
+
+
+def test_sdk_refuses_a_manifest_the_publisher_did_not_sign(network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "hospital-beds", b"region,beds\n1,2\n")
+    ask(market, dataset)
+    with sqlite3.connect(network.gateway.db.path) as conn:
+        signed = conn.execute("SELECT signed_manifest FROM dataset_versions").fetchone()[0]
+        altered = signed.replace(b"hospital-beds title", b"hospital-beds TITLE")
+        assert altered != signed
+        conn.execute("UPDATE dataset_versions SET signed_manifest = ?", (altered,))
+
+    with pytest.raises(errors.VerificationError):
+        market.fetch(dataset, tmp_path / "beds.csv")
+    assert not (tmp_path / "beds.csv").exists() and not (tmp_path / "beds.csv.part").exists()

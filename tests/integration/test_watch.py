@@ -1,0 +1,80 @@
+"""WatchEvents: what concerns an agency, in order, resumable from a cursor without gaps."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import grpc
+import pytest
+
+from agencies import errors
+from gateway.v1 import exchange_pb2 as pb
+from tests.integration.exchange_support import ask, publish
+
+
+def kinds(events) -> list[str]:
+    return [pb.EventType.Name(event.type).removeprefix("EVENT_TYPE_") for event in events]
+
+
+def test_watch_in_order_then_resume_live_from_a_cursor(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    visits = publish(health, "visits", sharing_type="CONDITIONAL")
+    beds = publish(health, "beds")
+    request = ask(market, visits).access_request
+    grant = ask(market, beds).grant
+    health.approve(request.name)
+    publish(health, "beds", b"region,beds\n1,3\n")
+
+    stream = market.watch(cursor="0")
+    first = list(islice(stream, 2))
+    stream.close()
+
+    assert kinds(first) == ["ACCESS_REQUEST_APPROVED", "DATASET_VERSION_PUBLISHED"]
+    assert first[0].resource == request.name and first[0].actor.endswith("gd-health")
+    assert first[1].resource == f"{beds}/versions/2"
+    resumed = market.watch(cursor=first[-1].cursor)
+    health.revoke(grant.name, "report done")
+    following = next(resumed)
+    resumed.close()
+    assert kinds([following]) == ["GRANT_REVOKED"]
+    assert int(following.cursor) > int(first[-1].cursor)
+    assert "report done" in following.summary
+
+
+def test_owner_sees_requests_and_its_own_publications(network):
+    health, market, stats = (network.agency(a) for a in ("gd-health", "sz-market", "zj-stats"))
+    visits = publish(health, "visits", sharing_type="CONDITIONAL")
+    ask(market, visits)
+    ask(stats, visits)
+
+    stream = health.watch(cursor="0")
+    seen = list(islice(stream, 3))
+    stream.close()
+
+    assert kinds(seen) == ["DATASET_VERSION_PUBLISHED", "ACCESS_REQUEST_CREATED",
+                           "ACCESS_REQUEST_CREATED"]
+    assert [int(e.cursor) for e in seen] == sorted(int(e.cursor) for e in seen)
+
+
+def test_follow_a_dataset_without_a_grant(network):
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    beds = publish(health, "beds")
+    other = publish(health, "other")
+    publish(health, "other", b"v2")
+    publish(health, "beds", b"v2")
+
+    stream = stats.watch(cursor="0", follow=[beds])
+    seen = list(islice(stream, 2))
+    stream.close()
+
+    assert [e.resource for e in seen] == [f"{beds}/versions/1", f"{beds}/versions/2"]
+    assert other not in {e.dataset for e in seen}
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "-1", "99999999"])
+def test_garbage_cursor_is_refused(network, cursor):
+    market = network.agency("sz-market")
+    with pytest.raises(errors.InvalidArgument) as refused:
+        next(market.watch(cursor=cursor))
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.reason == "INVALID_CURSOR"
