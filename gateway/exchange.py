@@ -147,17 +147,16 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
 def evaluate(
     conn: Any, requester: str, statement: Any, gateway: Gateway, now: datetime
 ) -> tuple[dict[str, Any], policy.PolicyDecision]:
-    """The dataset asked for and what the sharing rules decide for it."""
+    """The dataset asked for and what the sharing rules decide for it.
+
+    A CONFIDENTIAL dataset is hidden from listings and reads, but an agency that learned its
+    exact name out of band may ask for it: the owner decides, and the request (like every
+    probe of a name) is audited and shown to the owner.
+    """
     dataset = catalog_sql.get_dataset(conn, statement.dataset)
     if dataset is None:
         raise errors.NotFound(f"{statement.dataset} does not exist", reason="DATASET_NOT_FOUND",
                               dataset=statement.dataset)
-    if not _visible(conn, dataset, requester, now):
-        raise errors.PermissionDenied(
-            f"{statement.dataset} does not exist or is not visible to you: CONFIDENTIAL datasets"
-            " are visible only to their publisher and to agencies holding an active grant",
-            reason="DATASET_NOT_VISIBLE", dataset=statement.dataset,
-        )
     if dataset["publisher"] == requester:
         raise errors.FailedPrecondition(
             f"{statement.dataset} is your own dataset: no access request is needed",
@@ -167,14 +166,6 @@ def evaluate(
         check_fields(list(statement.fields), dataset_fields(conn, statement.dataset),
                      "signed_statement.fields")
     return dataset, policy.decide(dataset, statement, gateway.config.exchange, now)
-
-
-def _visible(conn: Any, dataset: dict[str, Any], agency: str, now: datetime) -> bool:
-    """The catalog's visibility rule (gateway.catalog.can_see), on the change's connection:
-    CONFIDENTIAL datasets are visible only to their owner and current grantees."""
-    if dataset["classification"] != "CONFIDENTIAL" or dataset["publisher"] == agency:
-        return True
-    return catalog_sql.has_active_grant(conn, agency, dataset["name"], times.to_text(now))
 
 
 # -- CreateAccessRequest -------------------------------------------------------------------------

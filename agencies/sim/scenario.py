@@ -112,7 +112,7 @@ class Scenario:
             Step("Automatic grants for UNCONDITIONAL datasets", self.automatic_grants),
             Step("Conditional request approved by its owner", self.conditional_approved),
             Step("Conditional request denied with a reason", self.conditional_denied),
-            Step("NOT_SHARED and CONFIDENTIAL datasets refused", self.not_shared),
+            Step("NOT_SHARED datasets refused", self.not_shared),
             Step("New version followed through WatchEvents", self.new_version_followed),
             Step("Large dataset fetched and verified end to end", self.large_fetch),
             Step("Revocation stops a running fetch", self.revocation),

@@ -129,12 +129,17 @@ def test_withdrawn_dataset(network, parties):
             "DATASET_WITHDRAWN", "exchange.request.create")
 
 
-def test_confidential_dataset_is_not_visible(network, parties):
+def test_confidential_dataset_is_requested_by_exact_name_only(network, parties):
     health, market, _ = parties
     dataset = publish(health, "case-files", classification="CONFIDENTIAL",
                       sharing_type="CONDITIONAL")
-    refused(network, lambda: ask(market, dataset), grpc.StatusCode.PERMISSION_DENIED,
-            "DATASET_NOT_VISIBLE", "exchange.request.create")
+    assert dataset not in [d.name for d in market.datasets()]
+    refused(network, lambda: market.get(dataset), grpc.StatusCode.PERMISSION_DENIED,
+            "DATASET_NOT_VISIBLE", "catalog.get")
+    request = ask(market, dataset).access_request
+    assert request.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    health.approve(request.name)
+    assert market.get(dataset).name == dataset
 
 
 def test_only_parties_read_a_request(network, parties):
