@@ -21,6 +21,7 @@ from rich.console import Console
 
 from agencies import errors
 from agencies.client import AgencyClient
+from gateway.v1 import directory_pb2
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 3
@@ -70,6 +71,19 @@ def emit_json(message: Any) -> None:
     click.echo(json.dumps(message, ensure_ascii=False, sort_keys=True))
 
 
+def enum_choice(enum: Any) -> click.Choice:
+    """A case-insensitive choice of an enum's short names ("CSV" for MEDIA_TYPE_CSV)."""
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return click.Choice([v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values[1:]],
+                        case_sensitive=False)
+
+
+def enum_short(enum: Any, value: int) -> str:
+    """The short name of an enum value, as `enum_choice` offers it."""
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    return enum.Name(value).removeprefix(prefix)
+
+
 def handles_errors(command: Callable) -> Callable:
     """Turn SDK errors into one line on stderr and a reliable exit code."""
 
@@ -104,7 +118,7 @@ def directory(ctx: click.Context, region: str) -> None:
     table = Table("agency", "name", "region", "state")
     for item in found:
         table.add_row(item.name, item.display_name, item.region_code,
-                      item.AgencyState.Name(item.state).removeprefix("AGENCY_STATE_"))
+                      enum_short(directory_pb2.AgencyState, item.state))
     console.print(table)
 
 

@@ -8,29 +8,26 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from agencies.catalog import enum_value
-from gateway.cli.agency import agency, client_from, console, emit_json, handles_errors, wants_json
+from gateway.cli.agency import (
+    agency,
+    client_from,
+    console,
+    emit_json,
+    enum_choice,
+    enum_short,
+    handles_errors,
+    wants_json,
+)
 from gateway.v1 import catalog_pb2
 
 MEDIA_TYPES = {".csv": "CSV", ".jsonl": "JSON_LINES", ".ndjson": "JSON_LINES",
                ".parquet": "PARQUET"}
-
-
-def _choices(enum: Any) -> click.Choice:
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return click.Choice([v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values[1:]],
-                        case_sensitive=False)
-
-
-def _short(enum: Any, value: int) -> str:
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return enum.Name(value).removeprefix(prefix)
 
 
 def load_schema(path: Path) -> list[catalog_pb2.SchemaField]:
@@ -63,15 +60,15 @@ def infer_schema(path: Path) -> list[catalog_pb2.SchemaField]:
 @click.option("--abstract", default="", help="What the dataset contains.")
 @click.option("--version", "version", type=click.IntRange(min=1), default=None,
               help="Version number (default: latest + 1).")
-@click.option("--media-type", type=_choices(catalog_pb2.MediaType), default=None,
+@click.option("--media-type", type=enum_choice(catalog_pb2.MediaType), default=None,
               help="Content format (default: from the file extension).")
-@click.option("--classification", type=_choices(catalog_pb2.Classification),
+@click.option("--classification", type=enum_choice(catalog_pb2.Classification),
               default="INTERNAL", show_default=True, help="Security classification.")
-@click.option("--sharing-type", type=_choices(catalog_pb2.SharingType), default="CONDITIONAL",
+@click.option("--sharing-type", type=enum_choice(catalog_pb2.SharingType), default="CONDITIONAL",
               show_default=True, help="How the dataset may be shared.")
 @click.option("--legal-basis", default="", help="Law or regulation; required for NOT_SHARED.")
 @click.option("--conditions", default="", help="Conditions a requester must meet.")
-@click.option("--update-cycle", type=_choices(catalog_pb2.UpdateCycle), default="IRREGULAR",
+@click.option("--update-cycle", type=enum_choice(catalog_pb2.UpdateCycle), default="IRREGULAR",
               show_default=True, help="How often new versions appear.")
 @click.option("--tag", "tags", multiple=True, help="A search keyword (repeatable).")
 @click.option("--schema", "schema_file", type=click.Path(exists=True, dir_okay=False,
@@ -115,9 +112,9 @@ def publish(ctx: click.Context, file: Path, dataset_id: str, title: str, abstrac
 @click.option("--publisher", default="-", help="Only this agency's datasets.")
 @click.option("--region", default="", help="Only publishers in this GB/T 2260 region code.")
 @click.option("--tag", default="", help="Only datasets with this tag.")
-@click.option("--classification", type=_choices(catalog_pb2.Classification), default=None,
+@click.option("--classification", type=enum_choice(catalog_pb2.Classification), default=None,
               help="Only this classification.")
-@click.option("--sharing-type", type=_choices(catalog_pb2.SharingType), default=None,
+@click.option("--sharing-type", type=enum_choice(catalog_pb2.SharingType), default=None,
               help="Only this sharing type.")
 @click.option("--withdrawn", is_flag=True, help="Include withdrawn datasets.")
 @click.pass_context
@@ -138,9 +135,9 @@ def datasets(ctx: click.Context, query: str, publisher: str, region: str, tag: s
     table = Table("dataset", "title", "version", "classification", "sharing", "state")
     for item in found:
         table.add_row(item.name, item.manifest.title, str(item.latest_version),
-                      _short(catalog_pb2.Classification, item.manifest.classification),
-                      _short(catalog_pb2.SharingType, item.manifest.sharing_type),
-                      _short(catalog_pb2.DatasetState, item.state))
+                      enum_short(catalog_pb2.Classification, item.manifest.classification),
+                      enum_short(catalog_pb2.SharingType, item.manifest.sharing_type),
+                      enum_short(catalog_pb2.DatasetState, item.state))
     console.print(table)
 
 
@@ -161,13 +158,13 @@ def show(ctx: click.Context, name: str) -> None:
         ("name", dataset.name), ("title", manifest.title), ("abstract", manifest.abstract),
         ("publisher", f"{dataset.publisher} ({dataset.region_code})"),
         ("version", str(dataset.latest_version)),
-        ("state", _short(catalog_pb2.DatasetState, dataset.state)
+        ("state", enum_short(catalog_pb2.DatasetState, dataset.state)
          + (f": {dataset.withdraw_reason}" if dataset.withdraw_reason else "")),
-        ("media type", _short(catalog_pb2.MediaType, manifest.media_type)),
-        ("classification", _short(catalog_pb2.Classification, manifest.classification)),
-        ("sharing", _short(catalog_pb2.SharingType, manifest.sharing_type)),
+        ("media type", enum_short(catalog_pb2.MediaType, manifest.media_type)),
+        ("classification", enum_short(catalog_pb2.Classification, manifest.classification)),
+        ("sharing", enum_short(catalog_pb2.SharingType, manifest.sharing_type)),
         ("conditions", manifest.sharing_conditions), ("legal basis", manifest.legal_basis),
-        ("update cycle", _short(catalog_pb2.UpdateCycle, manifest.update_cycle)),
+        ("update cycle", enum_short(catalog_pb2.UpdateCycle, manifest.update_cycle)),
         ("tags", ", ".join(manifest.tags)),
         ("content", f"{manifest.content_size} bytes, sha256 {manifest.content_sha256.hex()}"),
     ):
@@ -177,8 +174,8 @@ def show(ctx: click.Context, name: str) -> None:
     if manifest.schema:
         fields = Table("field", "type", "sensitivity", "description")
         for item in manifest.schema:
-            fields.add_row(item.name, _short(catalog_pb2.FieldType, item.type),
-                           _short(catalog_pb2.Sensitivity, item.sensitivity), item.description)
+            fields.add_row(item.name, enum_short(catalog_pb2.FieldType, item.type),
+                           enum_short(catalog_pb2.Sensitivity, item.sensitivity), item.description)
         console.print(fields)
 
 

@@ -13,19 +13,17 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from gateway.cli.agency import agency, client_from, console, emit_json, handles_errors, wants_json
+from gateway.cli.agency import (
+    agency,
+    client_from,
+    console,
+    emit_json,
+    enum_choice,
+    enum_short,
+    handles_errors,
+    wants_json,
+)
 from gateway.v1 import exchange_pb2
-
-
-def _choices(enum: Any) -> click.Choice:
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return click.Choice([v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values[1:]],
-                        case_sensitive=False)
-
-
-def _short(enum: Any, value: int) -> str:
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return enum.Name(value).removeprefix(prefix)
 
 
 def _when(stamp: Any) -> str:
@@ -47,7 +45,7 @@ def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -
         return
     table = Table("access request", "requester", "dataset", "state", "deadline", "reason")
     for item in found:
-        state = _short(exchange_pb2.AccessRequestState, item.state)
+        state = enum_short(exchange_pb2.AccessRequestState, item.state)
         table.add_row(item.name, item.requester, item.dataset,
                       f"{state} (overdue)" if item.overdue else state,
                       _when(item.decide_deadline), item.state_reason)
@@ -62,14 +60,14 @@ def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
     table = Table("grant", "grantee", "dataset", "state", "fields", "expires")
     for item in found:
         table.add_row(item.name, item.grantee, item.dataset,
-                      _short(exchange_pb2.GrantState, item.state),
+                      enum_short(exchange_pb2.GrantState, item.state),
                       ", ".join(item.fields) or "all", _when(item.expire_time))
     console.print(table)
 
 
 @agency.command("request")
 @click.argument("dataset")
-@click.option("--purpose", type=_choices(exchange_pb2.Purpose), required=True,
+@click.option("--purpose", type=enum_choice(exchange_pb2.Purpose), required=True,
               help="Why the data is needed.")
 @click.option("--purpose-text", required=True, help="The purpose in your words.")
 @click.option("--legal-basis", required=True, help="The law or duty the request rests on.")
@@ -99,7 +97,7 @@ def request(ctx: click.Context, dataset: str, purpose: str, purpose_text: str,
 
 @agency.command("requests")
 @click.option("--incoming", is_flag=True, help="Requests for your datasets (default: yours).")
-@click.option("--state", type=_choices(exchange_pb2.AccessRequestState), default=None,
+@click.option("--state", type=enum_choice(exchange_pb2.AccessRequestState), default=None,
               help="Only requests in this state.")
 @click.option("--overdue", is_flag=True, help="Only requests past their decision deadline.")
 @click.option("--dataset", default="", help="Only requests for this dataset.")
@@ -146,7 +144,7 @@ def deny(ctx: click.Context, name: str, reason: str) -> None:
 
 @agency.command("grants")
 @click.option("--incoming", is_flag=True, help="Grants on your datasets (default: held).")
-@click.option("--state", type=_choices(exchange_pb2.GrantState), default=None,
+@click.option("--state", type=enum_choice(exchange_pb2.GrantState), default=None,
               help="Only grants in this state.")
 @click.option("--dataset", default="", help="Only grants for this dataset.")
 @click.pass_context
@@ -216,7 +214,7 @@ def watch(ctx: click.Context, cursor: str, follow: tuple[str, ...], limit: int |
                 emit_json(event)
             else:
                 console.print(f"[{event.cursor}] {_when(event.create_time)}"
-                              f" {_short(exchange_pb2.EventType, event.type)}"
+                              f" {enum_short(exchange_pb2.EventType, event.type)}"
                               f" {event.resource}: {event.summary}")
             if limit is not None and count >= limit:
                 stream.close()
