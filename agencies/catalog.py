@@ -62,9 +62,9 @@ def verify_signed_manifest(
 
     1. the payload type is the manifest's;
     2. the certificate chains to the national CA (when `ca_certificate_pem` is given);
-    3. it carries one Ed25519 signature by the certificate's key;
-    4. the signature verifies over the exact payload bytes;
-    5. the manifest names a dataset of the certificate's agency.
+    3. it carries one Ed25519 signature by the certificate's key, which verifies over the exact
+       payload bytes;
+    4. the manifest names a dataset of the certificate's agency.
     """
     if envelope.payload_type != statements.MANIFEST:
         raise errors.VerificationError(f"not a manifest: payload type {envelope.payload_type!r}")
@@ -76,16 +76,12 @@ def verify_signed_manifest(
         except certs_ca.CAError as exc:
             raise errors.VerificationError(f"the signing certificate is not valid: {exc}") \
                 from None
-    key = signing.VerifyKey.from_certificate(certificate)
-    if (len(envelope.signatures) != 1
-            or envelope.signatures[0].algorithm != envelope_pb2.SIGNATURE_ALGORITHM_ED25519
-            or envelope.signatures[0].key_id != key.key_id):
-        raise errors.VerificationError("the manifest is not signed by this certificate's key")
     try:
-        signing.verify_envelope(key, envelope.payload_type, envelope.payload,
-                                envelope.signatures[0].signature)
+        statements.check_sealed(envelope, signing.VerifyKey.from_certificate(certificate),
+                                statements.MANIFEST)
     except signing.SignatureError:
-        raise errors.VerificationError("the manifest signature does not verify") from None
+        raise errors.VerificationError(
+            "the manifest signature does not verify with the publisher's certificate") from None
     manifest = catalog_pb2.Manifest.FromString(envelope.payload)
     agency = identity_from_certificate(certificate).id
     if not manifest.dataset.startswith(f"agencies/{agency}/datasets/"):

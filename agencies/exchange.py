@@ -316,14 +316,12 @@ def _check_receipt(
     manifest: catalog_pb2.Manifest, hasher: signing.StreamHasher, requester: str,
 ) -> exchange_pb2.Receipt:
     """The receipt, after its signature and every field it binds have been checked."""
-    if (envelope.payload_type != statements.RECEIPT or len(envelope.signatures) != 1
-            or envelope.signatures[0].key_id != key.key_id):
-        raise errors.VerificationError("the receipt is not signed by the gateway's key")
     try:
-        signing.verify_envelope(key, envelope.payload_type, envelope.payload,
-                                envelope.signatures[0].signature)
+        statements.check_sealed(envelope, key, statements.RECEIPT)
     except signing.SignatureError:
-        raise errors.VerificationError("the receipt signature does not verify") from None
+        raise errors.VerificationError(
+            "the receipt is not signed by the gateway's key, or its signature does not verify"
+        ) from None
     receipt = exchange_pb2.Receipt.FromString(envelope.payload)
     content = hasher.digest()
     checks = {

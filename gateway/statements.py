@@ -59,6 +59,20 @@ def seal(key: signing.SigningKey, payload_type: str, statement: Message) -> enve
     )
 
 
+def check_sealed(
+    envelope: envelope_pb2.Envelope, key: signing.VerifyKey, payload_type: str
+) -> None:
+    """Raise signing.SignatureError unless `envelope` is a `payload_type` statement carrying one
+    Ed25519 signature by `key` that verifies over its exact bytes (the SDK's check of what the
+    gateway or a publisher signed)."""
+    if (envelope.payload_type != payload_type or len(envelope.signatures) != 1
+            or envelope.signatures[0].algorithm != envelope_pb2.SIGNATURE_ALGORITHM_ED25519
+            or envelope.signatures[0].key_id != key.key_id):
+        raise signing.SignatureError()
+    signing.verify_envelope(key, envelope.payload_type, envelope.payload,
+                            envelope.signatures[0].signature)
+
+
 def open_signed(
     gateway: Gateway, caller: Caller, envelope: envelope_pb2.Envelope, payload_type: str,
     field: str,
