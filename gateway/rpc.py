@@ -99,36 +99,73 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
 
             @functools.wraps(method)
             def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterable:
-                gateway: Gateway = self.gateway
-                started = time.perf_counter()
-                call = None
+                scope = _Scope(self.gateway, context, action, request)
                 try:
-                    call = _identify(gateway, context, action, request)
-                    _admit(gateway, call, allow)
-                    yield from method(self, request, call)
-                    _log(call, context, action, "OK", started)
+                    yield from method(self, request, scope.begin(allow))
+                    scope.finish("OK")
+                except GeneratorExit:  # the client went away mid-stream
+                    scope.finish("CANCELLED")
+                    raise
                 except Exception as exc:
-                    _fail(gateway, context, action, call, request, exc, started)
+                    scope.fail(exc)
 
             return streaming
 
         @functools.wraps(method)
         def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            gateway: Gateway = self.gateway
-            started = time.perf_counter()
-            call = None
+            scope = _Scope(self.gateway, context, action, request)
             try:
-                call = _identify(gateway, context, action, request)
-                _admit(gateway, call, allow)
-                response = method(self, request, call)
-                _log(call, context, action, "OK", started)
+                response = method(self, request, scope.begin(allow))
+                scope.finish("OK")
                 return response
             except Exception as exc:
-                _fail(gateway, context, action, call, request, exc, started)
+                scope.fail(exc)
 
         return unary
 
     return decorate
+
+
+class _Scope:
+    """One RPC inside the wrapper: establishes the Call, then logs, or maps and audits a
+    failure."""
+
+    def __init__(self, gateway: Gateway, context: grpc.ServicerContext, action: str,
+                 request: Any):
+        self.gateway = gateway
+        self.context = context
+        self.action = action
+        self.request = request
+        self.call: Call | None = None
+        self.started = time.perf_counter()
+
+    def begin(self, allow: tuple[str, ...]) -> Call:
+        self.call = _identify(self.gateway, self.context, self.action, self.request)
+        _admit(self.gateway, self.call, allow)
+        return self.call
+
+    def finish(self, status: str) -> None:
+        caller = self.call.caller.uri if self.call else "-"
+        log.info(
+            "rpc method=%s caller=%s peer=%s status=%s ms=%.1f",
+            self.action, caller, self.context.peer(), status,
+            (time.perf_counter() - self.started) * 1000,
+        )
+
+    def fail(self, exc: Exception) -> None:
+        """Abort the RPC with the status of `exc`; refusals are audited, surprises logged."""
+        if not isinstance(exc, errors.GatewayError):
+            request_id = uuid.uuid4().hex
+            log.exception("unexpected error in %s (request id %s)", self.action, request_id)
+            exc = errors.GatewayError(
+                f"internal error; quote request id {request_id} to the operator",
+                reason="INTERNAL",
+                request_id=request_id,
+            )
+        else:
+            _audit_refusal(self.gateway, self.action, self.call, self.request, exc)
+        self.finish(exc.code.name)
+        self.context.abort_with_status(errors.to_rpc_status(exc))
 
 
 def _identify(
@@ -157,32 +194,6 @@ def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...]) -> None:
     gateway.limiter.admit(caller.uri)
 
 
-def _fail(
-    gateway: Gateway,
-    context: grpc.ServicerContext,
-    action: str,
-    call: Call | None,
-    request: Any,
-    exc: Exception,
-    started: float,
-) -> None:
-    if isinstance(exc, GeneratorExit):
-        _log(call, context, action, "CANCELLED", started)
-        raise exc
-    if not isinstance(exc, errors.GatewayError):
-        request_id = uuid.uuid4().hex
-        log.exception("unexpected error in %s (request id %s)", action, request_id)
-        exc = errors.GatewayError(
-            f"internal error; quote request id {request_id} to the operator",
-            reason="INTERNAL",
-            request_id=request_id,
-        )
-    else:
-        _audit_refusal(gateway, action, call, request, exc)
-    _log(call, context, action, exc.code.name, started)
-    context.abort_with_status(errors.to_rpc_status(exc))
-
-
 def _audit_refusal(
     gateway: Gateway, action: str, call: Call | None, request: Any, error: errors.GatewayError
 ) -> None:
@@ -200,12 +211,3 @@ def _audit_refusal(
     except errors.GatewayError as failure:
         log.error("could not audit refusal of %s: %s", action, failure.message)
 
-
-def _log(
-    call: Call | None, context: grpc.ServicerContext, action: str, status: str, started: float
-) -> None:
-    caller = call.caller.uri if call else "-"
-    log.info(
-        "rpc method=%s caller=%s peer=%s status=%s ms=%.1f",
-        action, caller, context.peer(), status, (time.perf_counter() - started) * 1000,
-    )
