@@ -44,7 +44,6 @@ from agencies.catalog import enum_value, verify_signed_manifest
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import signing, statements
-from gateway.fetch import GATEWAY_CERTIFICATE_KEY
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 Progress = Callable[[int, int], None]
@@ -267,7 +266,7 @@ class ExchangeMixin:
 
     def _gateway_key(self, metadata: Any) -> signing.VerifyKey:
         """The receipt key: the gateway's signing certificate, checked against the CA."""
-        pem = dict(metadata or ()).get(GATEWAY_CERTIFICATE_KEY)
+        pem = dict(metadata or ()).get(statements.GATEWAY_CERTIFICATE_KEY)
         if not pem:
             raise errors.VerificationError("the gateway sent no signing certificate")
         certificate = x509.load_pem_x509_certificate(pem)

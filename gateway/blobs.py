@@ -13,7 +13,6 @@ once. Temp files left by a crash are removed by `recover()` at start-up.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -82,11 +81,11 @@ class BlobStore:
 
     def verify(self, sha256_hex: str) -> bool:
         """Re-hash a stored blob: True when its bytes still match its name."""
-        digest = hashlib.sha256()
+        hasher = StreamHasher()
         with self.open(sha256_hex) as handle:
             while block := handle.read(_READ_SIZE):
-                digest.update(block)
-        return digest.hexdigest() == sha256_hex
+                hasher.update(block)
+        return hasher.hexdigest() == sha256_hex
 
     @contextmanager
     def upload(self) -> Iterator[Upload]:

@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from certs.identity import ID_PATTERN
 from gateway import errors, paging, statements, times
 from gateway.audit.log import Tx
@@ -51,13 +49,6 @@ MAX_QUERY = 500
 
 PUBLISHED = "DATASET_VERSION_PUBLISHED"
 WITHDRAWN = "DATASET_WITHDRAWN"
-
-
-class UploadCancelled(errors.GatewayError):
-    """The publisher cancelled the upload before it ended; nothing was kept."""
-
-    code = grpc.StatusCode.CANCELLED
-    reason = "UPLOAD_CANCELLED"
 
 
 # -- names and enums ------------------------------------------------------------------------------

@@ -94,6 +94,13 @@ class DataLoss(GatewayError):
     reason = "CONTENT_MISMATCH"
 
 
+class Cancelled(GatewayError):
+    """The caller cancelled the call before it ended; nothing was kept."""
+
+    code = grpc.StatusCode.CANCELLED
+    reason = "CANCELLED"
+
+
 class Unavailable(GatewayError):
     """The gateway cannot serve now (shutting down, storage unwritable); retry later."""
 

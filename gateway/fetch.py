@@ -12,7 +12,7 @@ Costs per fetch: the blob is read once, one copy per chunk; the gateway hashes w
 receipt; the grant row is re-read at most every GRANT_CHECK_SECONDS.
 
 The gateway's CA-issued signing certificate travels in the stream's initial metadata
-(GATEWAY_CERTIFICATE_KEY), so the SDK can check the receipt against the national CA.
+(statements.GATEWAY_CERTIFICATE_KEY), so the SDK can check the receipt against the national CA.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 VERSION_NAME = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)/versions/([1-9][0-9]*)$")
 EXCHANGE_NAME = re.compile(r"^agencies/([^/]+)/exchanges/([0-9a-f]{32})$")
 
-GATEWAY_CERTIFICATE_KEY = "govshare-gateway-signing-certificate-bin"
 GRANT_CHECK_SECONDS = 0.1
 """How often a running fetch re-reads its grant: a revocation stops it within this time."""
 
@@ -69,7 +68,7 @@ def serve(
     with blob:
         _start(gateway, call, plan)
         call.context.send_initial_metadata(
-            ((GATEWAY_CERTIFICATE_KEY, gateway.signing_certificate_pem.encode()),))
+            ((statements.GATEWAY_CERTIFICATE_KEY, gateway.signing_certificate_pem.encode()),))
         try:
             yield _first_message(plan)
             hasher = StreamHasher()

@@ -9,13 +9,12 @@ secret: after a restart a listing starts again from its first page.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
 from typing import Any
 
-from gateway import errors
+from gateway import errors, signing
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -59,7 +58,7 @@ class PageTokens:
         )
 
     def _mac(self, body: bytes, request: Any) -> bytes:
-        return hmac.new(self._secret, _filters(request) + b"\0" + body, hashlib.sha256).digest()
+        return signing.hmac_sha256(self._secret, _filters(request) + b"\0" + body)
 
 
 def _filters(request: Any) -> bytes:

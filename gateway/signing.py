@@ -9,6 +9,7 @@ signature for one type can not be replayed as another.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from pathlib import Path
 from typing import Protocol, Self
@@ -58,6 +59,11 @@ class StreamHasher:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA-256 of ``data`` (page tokens and other values the gateway must recognise)."""
+    return hmac.new(key, data, hashlib.sha256).digest()
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -27,6 +27,10 @@ DECISION = "application/vnd.govshare.decision.v1+proto"
 GRANT = "application/vnd.govshare.grant.v1+proto"
 RECEIPT = "application/vnd.govshare.receipt.v1+proto"
 
+GATEWAY_CERTIFICATE_KEY = "govshare-gateway-signing-certificate-bin"
+"""Initial-metadata key of FetchDataset carrying the gateway's CA-issued signing certificate, with
+which the SDK checks receipts."""
+
 PAYLOAD_TYPES: dict[str, type[Message]] = {
     MANIFEST: catalog_pb2.Manifest,
     ACCESS_REQUEST: exchange_pb2.AccessRequestStatement,

@@ -88,15 +88,17 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
 
 
 def _until_cancelled(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-    """The request stream; a client that cancels mid-stream surfaces as UploadCancelled (grpc
+    """The request stream; a client that cancels mid-stream surfaces as errors.Cancelled (grpc
     either raises or ends the stream early, depending on when the cancellation lands)."""
     try:
         yield from requests
     except grpc.RpcError as exc:
-        raise catalog.UploadCancelled("the publisher cancelled the upload; nothing was kept") \
+        raise errors.Cancelled("the publisher cancelled the upload; nothing was kept",
+                               reason="UPLOAD_CANCELLED") \
             from exc
     if not context.is_active():
-        raise catalog.UploadCancelled("the publisher cancelled the upload; nothing was kept")
+        raise errors.Cancelled("the publisher cancelled the upload; nothing was kept",
+                               reason="UPLOAD_CANCELLED")
 
 
 def _manifest(messages: Iterator[Any]) -> envelope_pb2.Envelope:
