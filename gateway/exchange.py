@@ -76,7 +76,7 @@ def check_fresh(gateway: Gateway, stamp: Timestamp, field: str, now: datetime) -
     skew = gateway.config.exchange.clock_skew_seconds
     if not stamp.seconds and not stamp.nanos:
         raise errors.InvalidArgument(f"{field} is required", field=field)
-    offset = abs((times.from_timestamp(stamp) - now).total_seconds())
+    offset = abs((times.from_timestamp(stamp, field) - now).total_seconds())
     if offset > skew:
         raise errors.InvalidArgument(
             f"{field} is {offset:.0f} s from the gateway's clock (allowed: {skew} s);"
@@ -101,9 +101,10 @@ def check_statement(gateway: Gateway, statement: Any, requester: str, now: datet
     """The AccessRequestStatement's own fields (the dataset is checked against the catalog)."""
     field = "signed_statement"
     if statement.requester != agency_name(requester):
-        raise errors.InvalidArgument(
-            f"{field}.requester must be the calling agency {agency_name(requester)}",
-            field=f"{field}.requester",
+        raise errors.PermissionDenied(
+            f"{field}.requester must be the calling agency {agency_name(requester)}: an agency"
+            " asks only in its own name",
+            reason="REQUESTER_NOT_CALLER", field=f"{field}.requester",
         )
     if not DATASET_NAME.match(statement.dataset):
         raise errors.InvalidArgument(
@@ -117,7 +118,7 @@ def check_statement(gateway: Gateway, statement: Any, requester: str, now: datet
         )
     _check_text(statement.purpose_text, f"{field}.purpose_text", 1000)
     _check_text(statement.legal_basis, f"{field}.legal_basis", 500)
-    if statement.duration.ToTimedelta() <= timedelta(0):
+    if times.from_duration(statement.duration, f"{field}.duration") <= timedelta(0):
         raise errors.InvalidArgument(f"{field}.duration must be positive",
                                      field=f"{field}.duration")
     _check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID)
@@ -379,7 +380,7 @@ def _approved_duration(gateway: Gateway, statement: Any, decision: Any) -> timed
     allowed = policy.cap_duration(statement.duration.ToTimedelta(), gateway.config.exchange)
     if not decision.HasField("duration"):
         return allowed
-    narrowed = decision.duration.ToTimedelta()
+    narrowed = times.from_duration(decision.duration, "signed_decision.duration")
     if not timedelta(0) < narrowed <= allowed:
         raise errors.InvalidArgument(
             f"signed_decision.duration must be positive and at most {allowed.days} days",

@@ -1,0 +1,224 @@
+"""Who may call what: the authorization matrix of gateway.v1, one row per RPC.
+
+This table is the single statement of the gateway's authorization rules. The matrix test
+(`test_authorization_matrix.py`) calls every RPC as every kind of caller with a valid request and
+compares the outcome with the cell; `docs/AUTHORIZATION.md` is rendered from it:
+
+    .venv/bin/python -m tests.security.authorization > docs/AUTHORIZATION.md
+
+and a test fails when the committed document differs from the rendering.
+
+A cell is "OK" or "STATUS REASON" (the gRPC status and the ErrorInfo reason). Every refusal with
+a reason reaches the gateway and is written to the audit log as a REFUSED event of the row's
+action, with the caller as actor. A cell without a reason ("UNAVAILABLE (TLS handshake)") is a
+connection the TLS handshake refused: it never reaches the gateway, so nothing is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+COLUMNS: dict[str, str] = {
+    "owner": "Owner",
+    "requester": "Requester / grantee",
+    "same_region": "Same-region agency",
+    "other_region": "Other-region agency",
+    "suspended": "Suspended agency",
+    "admin": "Admin",
+    "auditor": "Auditor",
+    "revoked": "Revoked certificate",
+    "foreign_ca": "Foreign-CA certificate",
+    "no_certificate": "No certificate",
+}
+"""Caller kinds, in column order, and their headings."""
+
+CAST: dict[str, str] = {
+    "owner": "agency gd-health (region 440000): publishes the datasets the requests, grants and"
+             " exchanges are about",
+    "requester": "agency js-stats (320000): asked for the owner's datasets and holds an active"
+                 " grant on the CONFIDENTIAL one",
+    "same_region": "agency sz-market (440300, inside the owner's province): registered, no"
+                   " dealings with the owner",
+    "other_region": "agency zj-stats (330000): registered, no dealings with the owner",
+    "suspended": "agency gz-police (440100): registered, then suspended by an administrator",
+    "admin": "a staff certificate with the `admin` role: manages the directory",
+    "auditor": "a staff certificate with the `auditor` role: reads the audit log",
+    "revoked": "agency hz-water (330100): registered, its TLS certificate revoked in the CRL",
+    "foreign_ca": "a certificate for gd-health issued by another CA",
+    "no_certificate": "a TLS connection without a client certificate",
+}
+
+OK = "OK"
+ROLE = "PERMISSION_DENIED ROLE_NOT_ALLOWED"
+SUSPENDED = "PERMISSION_DENIED AGENCY_SUSPENDED"
+REVOKED = "UNAUTHENTICATED CERTIFICATE_REVOKED"
+HANDSHAKE = "UNAVAILABLE (TLS handshake)"
+NOT_OWNER = "PERMISSION_DENIED NOT_OWNER"
+NOT_PARENT = "PERMISSION_DENIED PARENT_NOT_CALLER"
+NO_GRANT = "PERMISSION_DENIED NO_ACTIVE_GRANT"
+HIDDEN = "PERMISSION_DENIED DATASET_NOT_VISIBLE"
+NOT_PARTY = "PERMISSION_DENIED NOT_A_PARTY"
+NOT_VISIBLE = "PERMISSION_DENIED EVENT_NOT_VISIBLE"
+
+NO_CONNECTION = (REVOKED, HANDSHAKE, HANDSHAKE)
+"""The last three columns: always the same, whatever the RPC."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One RPC: what the request names, what "owner" means for it, and the expected cells."""
+
+    rpc: str
+    """"Service.Method" of gateway.v1."""
+    action: str
+    """The audit action of the RPC (refusals are audited under it)."""
+    request: str
+    """The valid request every caller sends (each with its own signature where one is needed)."""
+    cells: tuple[str, ...]
+    """One outcome per column of COLUMNS, in order."""
+
+    def outcome(self, column: str) -> str:
+        return self.cells[list(COLUMNS).index(column)]
+
+
+def _row(rpc: str, action: str, request: str, *cells: str) -> Row:
+    assert len(cells) == len(COLUMNS), rpc
+    return Row(rpc, action, request, cells)
+
+
+# Columns:            owner, requester, same region, other region, suspended, admin, auditor,
+#                     then NO_CONNECTION (revoked, foreign CA, no certificate).
+TABLE: tuple[Row, ...] = (
+    _row("DirectoryService.GetAgency", "directory.get",
+         "name = the owner (owner: the agency named)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("DirectoryService.ListAgencies", "directory.list",
+         "no filter (no owner: the owner column is gd-health calling)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("DirectoryService.RegisterAgency", "directory.register",
+         "a new agency with its CA-issued signing certificate (no owner: administration)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+    _row("DirectoryService.SuspendAgency", "directory.suspend",
+         "name = a spare registered agency (no owner: administration)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+    _row("CatalogService.PublishDataset", "catalog.publish",
+         "a new dataset under the owner, manifest signed by the caller (staff, who hold no"
+         " signing key, send the owner's)",
+         OK, "PERMISSION_DENIED NOT_PUBLISHER", "PERMISSION_DENIED NOT_PUBLISHER",
+         "PERMISSION_DENIED NOT_PUBLISHER", SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("CatalogService.GetDataset", "catalog.get",
+         "the owner's CONFIDENTIAL dataset (PUBLIC and INTERNAL ones are visible to every"
+         " registered agency)",
+         OK, OK, HIDDEN, HIDDEN, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("CatalogService.ListDatasets", "catalog.list",
+         "parent = the owner (each caller sees only the datasets it may see)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("CatalogService.ListDatasetVersions", "catalog.versions",
+         "parent = the owner's CONFIDENTIAL dataset",
+         OK, OK, HIDDEN, HIDDEN, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("CatalogService.WithdrawDataset", "catalog.withdraw",
+         "name = a dataset of the owner",
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.CreateAccessRequest", "exchange.request.create",
+         "parent = the caller, a statement signed by the caller asking for the owner's"
+         " CONDITIONAL dataset (staff send the requester's)",
+         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.GetAccessRequest", "exchange.request.get",
+         "name = the requester's pending request for the owner's dataset",
+         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.ListAccessRequests", "exchange.request.list",
+         "parent = the owner, incoming requests",
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.ApproveAccessRequest", "exchange.request.approve",
+         "name = a pending request for the owner's dataset, decision signed by the caller"
+         " (staff send the owner's)",
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.DenyAccessRequest", "exchange.request.deny",
+         "as ApproveAccessRequest, with a reason",
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.ListGrants", "exchange.grant.list",
+         "parent = the owner, grants given",
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.RevokeGrant", "exchange.grant.revoke",
+         "name = an active grant to the requester on the owner's dataset (administrators may"
+         " revoke any grant)",
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, OK, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.FetchDataset", "exchange.fetch",
+         "dataset = the owner's CONFIDENTIAL dataset (only a grantee fetches; the owner holds"
+         " its data already)",
+         NO_GRANT, OK, NO_GRANT, NO_GRANT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.WatchEvents", "exchange.watch",
+         "parent = the owner, from the first event",
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("AuditService.ListAuditEvents", "audit.list",
+         "every event (an agency sees only the events that name it; admins read none)",
+         OK, OK, OK, OK, SUSPENDED, ROLE, OK, *NO_CONNECTION),
+    _row("AuditService.GetAuditEvent", "audit.get",
+         "name = the event of the owner's publication",
+         OK, NOT_VISIBLE, NOT_VISIBLE, NOT_VISIBLE, SUSPENDED, ROLE, OK, *NO_CONNECTION),
+    _row("AuditService.GetCheckpoint", "audit.checkpoint",
+         "the latest checkpoint (hashes only: no owner)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("AuditService.GetInclusionProof", "audit.prove.inclusion",
+         "leaf 0 in the latest tree (hashes only: no owner)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+    _row("AuditService.GetConsistencyProof", "audit.prove.consistency",
+         "from tree size 1 to the latest (hashes only: no owner)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+)
+
+
+def expected(cell: str) -> tuple[str, str | None]:
+    """(gRPC status name, ErrorInfo reason or None when the call never reaches the gateway)."""
+    status, _, reason = cell.partition(" ")
+    return status, (reason if reason and not reason.startswith("(") else None)
+
+
+def render() -> str:
+    """docs/AUTHORIZATION.md."""
+    lines = [
+        "# Who may do what",
+        "",
+        "<!-- Generated from tests/security/authorization.py; do not edit. Regenerate with",
+        "     .venv/bin/python -m tests.security.authorization > docs/AUTHORIZATION.md -->",
+        "",
+        "Every RPC of `gateway.v1`, called by every kind of caller with a valid request, so that",
+        "only authorization decides. `tests/security/test_authorization_matrix.py` checks every",
+        "cell against a running gateway.",
+        "",
+        "A cell is `OK` or the gRPC status and the `ErrorInfo` reason of the refusal. Every",
+        "refusal with a reason is written to the audit log as a REFUSED event of the RPC's",
+        "action, with the caller's identity as actor. `UNAVAILABLE (TLS handshake)`: the",
+        "gateway's mutual TLS refuses the connection before any RPC, so nothing is audited.",
+        "",
+        "The callers:",
+        "",
+        *(f"- **{COLUMNS[column]}**: {text}." for column, text in CAST.items()),
+        "",
+        "Identity comes only from the verified client certificate, never from a request body;",
+        "no rule depends on the caller's region, so the same-region and other-region columns",
+        "agree (regions filter listings, they do not grant access). Staff see every dataset's",
+        "metadata, CONFIDENTIAL ones included, but never content: only a grantee fetches.",
+        "",
+        "| RPC | " + " | ".join(COLUMNS.values()) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+        *(f"| `{row.rpc}` | " + " | ".join(_cell(cell) for cell in row.cells) + " |"
+          for row in TABLE),
+        "",
+        "## The requests",
+        "",
+        "| RPC | Audit action | Request |",
+        "|---|---|---|",
+        *(f"| `{row.rpc}` | `{row.action}` | {row.request} |" for row in TABLE),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _cell(cell: str) -> str:
+    status, reason = expected(cell)
+    return f"{status}<br>{reason}" if reason else cell
+
+
+if __name__ == "__main__":
+    print(render(), end="")

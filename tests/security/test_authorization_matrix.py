@@ -1,0 +1,414 @@
+"""The authorization matrix: every RPC of gateway.v1 called by every kind of caller.
+
+One network holds an owner with datasets, a requester with a grant and a pending request, idle
+agencies of the same and of another region, a suspended agency, staff, a revoked certificate, a
+certificate of a foreign CA and a connection without one. Each cell of
+`tests.security.authorization.TABLE` is one valid request of that RPC sent by that caller; the
+outcome must be the cell's, and a refusal that reached the gateway must have left exactly one
+REFUSED audit event, naming the caller and carrying the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.network import AgencySpec, add_agency
+from certs.ca import CertificateAuthority
+from gateway import errors, statements
+from gateway.audit import record
+from gateway.signing import SigningKey
+from gateway.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+    exchange_pb2,
+    exchange_pb2_grpc,
+)
+from tests.integration.exchange_support import ask, publish
+from tests.security import security_support as support
+from tests.security.authorization import COLUMNS, TABLE, expected, render
+
+TIMEOUT = 10.0
+DOC = Path(__file__).parents[2] / "docs" / "AUTHORIZATION.md"
+SERVICES = (directory_pb2, catalog_pb2, exchange_pb2, audit_pb2)
+
+CAST = [
+    AgencySpec("gd-health", "Guangdong Provincial Health Commission", "440000"),
+    AgencySpec("js-stats", "Jiangsu Provincial Bureau of Statistics", "320000"),
+    AgencySpec("sz-market", "Shenzhen Market Regulation Bureau", "440300"),
+    AgencySpec("zj-stats", "Zhejiang Provincial Bureau of Statistics", "330000"),
+    AgencySpec("gz-police", "Guangzhou Public Security Bureau", "440100"),
+    AgencySpec("hz-water", "Hangzhou Water Resources Bureau", "330100"),
+]
+AGENCY_COLUMNS = {"owner": "gd-health", "requester": "js-stats", "same_region": "sz-market",
+                  "other_region": "zj-stats", "suspended": "gz-police", "revoked": "hz-water"}
+
+
+@dataclass
+class Caller:
+    """One column: a channel with some certificate (or none) and, for agencies, a signing key."""
+
+    column: str
+    uri: str
+    name: str
+    key: SigningKey | None
+    channel: grpc.Channel
+    directory: Any = field(init=False)
+    catalog: Any = field(init=False)
+    exchange: Any = field(init=False)
+    audit: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.directory = directory_pb2_grpc.DirectoryServiceStub(self.channel)
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
+        self.exchange = exchange_pb2_grpc.ExchangeServiceStub(self.channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+
+    @classmethod
+    def of(cls, column: str, client: BaseClient) -> Caller:
+        return cls(column, client.identity.uri, getattr(client, "name", ""),
+                   getattr(client, "signing_key", None), client.channel)
+
+    @property
+    def slug(self) -> str:
+        return self.column.replace("_", "-")
+
+
+@dataclass
+class World:
+    """The network and the resources the requests name."""
+
+    network: Any
+    owner: AgencyClient
+    requester: AgencyClient
+    admin: AdminClient
+    confidential: str
+    conditional: str
+    unconditional: str
+    pending: str
+    publish_leaf: int
+
+    def issue(self, agency_id: str) -> str:
+        """A new agency's CA-issued signing certificate (PEM)."""
+        folder = add_agency(self.network.layout, AgencySpec(agency_id, agency_id, "440000"))
+        return (folder / "signing.pem").read_text()
+
+    def new_pending(self) -> str:
+        return ask(self.requester, self.conditional).access_request.name
+
+
+def _world(network: Any) -> World:
+    owner, requester, admin = network.agency("gd-health"), network.agency("js-stats"), \
+        network.admin()
+    confidential = publish(owner, "clinics", classification="CONFIDENTIAL",
+                           sharing_type="CONDITIONAL")
+    conditional = publish(owner, "beds", sharing_type="CONDITIONAL")
+    unconditional = publish(owner, "bed-totals", classification="PUBLIC")
+    owner.approve(ask(requester, confidential).access_request.name)
+    publish_leaf = next(owner.versions(confidential)).audit_leaf_index
+    world = World(network, owner, requester, admin, confidential, conditional, unconditional,
+                  "", publish_leaf)
+    world.pending = world.new_pending()
+    admin.suspend_agency("gz-police", "under investigation")
+    ca = CertificateAuthority.open(network.layout.ca_folder)
+    tls = next(row for row in ca.list()
+               if row.identity == "urn:govshare:agency:hz-water" and row.purpose == "tls")
+    ca.revoke(tls.serial, reason="keyCompromise")
+    return world
+
+
+def _callers(network: Any, tmp_path: Path) -> list[Caller]:
+    clients: dict[str, BaseClient] = {column: network.agency(agency_id)
+                                      for column, agency_id in AGENCY_COLUMNS.items()}
+    clients.update(admin=network.admin(), auditor=network.auditor())
+    foreign = CertificateAuthority.init(tmp_path / "foreign-ca")
+    foreign.issue_agency("gd-health", tmp_path / "impostor")
+    root = (network.layout.ca_folder / "ca.pem").read_bytes()
+    impostor = grpc.ssl_channel_credentials(root, (tmp_path / "impostor/tls.key").read_bytes(),
+                                            (tmp_path / "impostor/tls.pem").read_bytes())
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    extra = {
+        "foreign_ca": Caller("foreign_ca", "urn:govshare:agency:gd-health", "agencies/gd-health",
+                             SigningKey.load(tmp_path / "impostor/signing.key"),
+                             grpc.secure_channel(network.target, impostor, options)),
+        "no_certificate": Caller("no_certificate", "", "", None, grpc.secure_channel(
+            network.target, grpc.ssl_channel_credentials(root), options)),
+    }
+    return [extra[column] if column in extra else Caller.of(column, clients[column])
+            for column in COLUMNS]
+
+
+# -- one valid request per RPC, prepared for one caller ----------------------------------------
+
+Call = Callable[[], Any]
+
+
+def _key(caller: Caller, fallback: AgencyClient) -> SigningKey:
+    """The caller's signing key; staff and bare connections hold none and send `fallback`'s."""
+    return caller.key or fallback.signing_key
+
+
+def get_agency(w: World, c: Caller) -> Call:
+    request = directory_pb2.GetAgencyRequest(name=w.owner.name)
+    return lambda: c.directory.GetAgency(request, timeout=TIMEOUT)
+
+
+def list_agencies(w: World, c: Caller) -> Call:
+    return lambda: c.directory.ListAgencies(directory_pb2.ListAgenciesRequest(), timeout=TIMEOUT)
+
+
+def register_agency(w: World, c: Caller) -> Call:
+    agency_id = f"new-{c.slug}"
+    request = directory_pb2.RegisterAgencyRequest(agency_id=agency_id, agency=directory_pb2.Agency(
+        display_name="A new agency", region_code="440000",
+        signing_certificate_pem=w.issue(agency_id)))
+    return lambda: c.directory.RegisterAgency(request, timeout=TIMEOUT)
+
+
+def suspend_agency(w: World, c: Caller) -> Call:
+    spare = f"spare-{c.slug}"
+    w.admin.register_agency(spare, "A spare agency", "440000", w.issue(spare))
+    request = directory_pb2.SuspendAgencyRequest(name=f"agencies/{spare}", reason="inquiry")
+    return lambda: c.directory.SuspendAgency(request, timeout=TIMEOUT)
+
+
+def publish_dataset(w: World, c: Caller) -> Call:
+    manifest = support.manifest(f"{w.owner.name}/datasets/new-{c.slug}")
+    envelope = support.sealed(_key(c, w.owner), statements.MANIFEST, manifest)
+    return lambda: c.catalog.PublishDataset(support.publish_stream(envelope), timeout=TIMEOUT)
+
+
+def get_dataset(w: World, c: Caller) -> Call:
+    request = catalog_pb2.GetDatasetRequest(name=w.confidential)
+    return lambda: c.catalog.GetDataset(request, timeout=TIMEOUT)
+
+
+def list_datasets(w: World, c: Caller) -> Call:
+    request = catalog_pb2.ListDatasetsRequest(parent=w.owner.name)
+    return lambda: c.catalog.ListDatasets(request, timeout=TIMEOUT)
+
+
+def list_dataset_versions(w: World, c: Caller) -> Call:
+    request = catalog_pb2.ListDatasetVersionsRequest(parent=w.confidential)
+    return lambda: c.catalog.ListDatasetVersions(request, timeout=TIMEOUT)
+
+
+def withdraw_dataset(w: World, c: Caller) -> Call:
+    name = publish(w.owner, f"old-{c.slug}")
+    request = catalog_pb2.WithdrawDatasetRequest(name=name, reason="superseded")
+    return lambda: c.catalog.WithdrawDataset(request, timeout=TIMEOUT)
+
+
+def create_access_request(w: World, c: Caller) -> Call:
+    statement = w.requester.access_request_statement(
+        w.conditional, purpose="STATISTICS", purpose_text="quarterly report",
+        legal_basis="Statistics Law of the PRC, article 7")
+    statement.requester = c.name or w.requester.name
+    envelope = support.sealed(_key(c, w.requester), statements.ACCESS_REQUEST, statement)
+    request = exchange_pb2.CreateAccessRequestRequest(parent=statement.requester,
+                                                      signed_statement=envelope)
+    return lambda: c.exchange.CreateAccessRequest(request, timeout=TIMEOUT)
+
+
+def get_access_request(w: World, c: Caller) -> Call:
+    request = exchange_pb2.GetAccessRequestRequest(name=w.pending)
+    return lambda: c.exchange.GetAccessRequest(request, timeout=TIMEOUT)
+
+
+def list_access_requests(w: World, c: Caller) -> Call:
+    request = exchange_pb2.ListAccessRequestsRequest(parent=w.owner.name,
+                                                     direction=exchange_pb2.DIRECTION_INCOMING)
+    return lambda: c.exchange.ListAccessRequests(request, timeout=TIMEOUT)
+
+
+def _decision(w: World, c: Caller, outcome: int, reason: str = "") -> tuple[str, Any]:
+    """A new pending request for the owner's dataset, and the caller's signed decision on it."""
+    name = w.new_pending()
+    return name, support.sealed(_key(c, w.owner), statements.DECISION,
+                                support.decision(name, outcome, reason))
+
+
+def approve_access_request(w: World, c: Caller) -> Call:
+    name, envelope = _decision(w, c, exchange_pb2.DECISION_OUTCOME_APPROVE)
+    request = exchange_pb2.ApproveAccessRequestRequest(name=name, signed_decision=envelope)
+    return lambda: c.exchange.ApproveAccessRequest(request, timeout=TIMEOUT)
+
+
+def deny_access_request(w: World, c: Caller) -> Call:
+    name, envelope = _decision(w, c, exchange_pb2.DECISION_OUTCOME_DENY,
+                               "no statistical need shown")
+    request = exchange_pb2.DenyAccessRequestRequest(name=name, signed_decision=envelope)
+    return lambda: c.exchange.DenyAccessRequest(request, timeout=TIMEOUT)
+
+
+def list_grants(w: World, c: Caller) -> Call:
+    request = exchange_pb2.ListGrantsRequest(parent=w.owner.name,
+                                             direction=exchange_pb2.DIRECTION_INCOMING)
+    return lambda: c.exchange.ListGrants(request, timeout=TIMEOUT)
+
+
+def revoke_grant(w: World, c: Caller) -> Call:
+    grant = ask(w.requester, w.unconditional).grant.name
+    request = exchange_pb2.RevokeGrantRequest(name=grant, reason="court order")
+    return lambda: c.exchange.RevokeGrant(request, timeout=TIMEOUT)
+
+
+def fetch_dataset(w: World, c: Caller) -> Call:
+    request = exchange_pb2.FetchDatasetRequest(dataset=w.confidential)
+    return lambda: list(c.exchange.FetchDataset(request, timeout=TIMEOUT))
+
+
+def watch_events(w: World, c: Caller) -> Call:
+    request = exchange_pb2.WatchEventsRequest(parent=w.owner.name, cursor="0")
+
+    def first_event() -> Any:
+        stream = c.exchange.WatchEvents(request, timeout=TIMEOUT)
+        try:
+            return next(stream)
+        finally:
+            stream.cancel()
+
+    return first_event
+
+
+def list_audit_events(w: World, c: Caller) -> Call:
+    request = audit_pb2.ListAuditEventsRequest()
+    return lambda: c.audit.ListAuditEvents(request, timeout=TIMEOUT)
+
+
+def get_audit_event(w: World, c: Caller) -> Call:
+    request = audit_pb2.GetAuditEventRequest(name=f"auditEvents/{w.publish_leaf}")
+    return lambda: c.audit.GetAuditEvent(request, timeout=TIMEOUT)
+
+
+def get_checkpoint(w: World, c: Caller) -> Call:
+    return lambda: c.audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=TIMEOUT)
+
+
+def get_inclusion_proof(w: World, c: Caller) -> Call:
+    request = audit_pb2.GetInclusionProofRequest(leaf_index=0)
+    return lambda: c.audit.GetInclusionProof(request, timeout=TIMEOUT)
+
+
+def get_consistency_proof(w: World, c: Caller) -> Call:
+    request = audit_pb2.GetConsistencyProofRequest(first_size=1)
+    return lambda: c.audit.GetConsistencyProof(request, timeout=TIMEOUT)
+
+
+REQUESTS: dict[str, Callable[[World, Caller], Call]] = {
+    "DirectoryService.GetAgency": get_agency,
+    "DirectoryService.ListAgencies": list_agencies,
+    "DirectoryService.RegisterAgency": register_agency,
+    "DirectoryService.SuspendAgency": suspend_agency,
+    "CatalogService.PublishDataset": publish_dataset,
+    "CatalogService.GetDataset": get_dataset,
+    "CatalogService.ListDatasets": list_datasets,
+    "CatalogService.ListDatasetVersions": list_dataset_versions,
+    "CatalogService.WithdrawDataset": withdraw_dataset,
+    "ExchangeService.CreateAccessRequest": create_access_request,
+    "ExchangeService.GetAccessRequest": get_access_request,
+    "ExchangeService.ListAccessRequests": list_access_requests,
+    "ExchangeService.ApproveAccessRequest": approve_access_request,
+    "ExchangeService.DenyAccessRequest": deny_access_request,
+    "ExchangeService.ListGrants": list_grants,
+    "ExchangeService.RevokeGrant": revoke_grant,
+    "ExchangeService.FetchDataset": fetch_dataset,
+    "ExchangeService.WatchEvents": watch_events,
+    "AuditService.ListAuditEvents": list_audit_events,
+    "AuditService.GetAuditEvent": get_audit_event,
+    "AuditService.GetCheckpoint": get_checkpoint,
+    "AuditService.GetInclusionProof": get_inclusion_proof,
+    "AuditService.GetConsistencyProof": get_consistency_proof,
+}
+
+
+# -- running the matrix ------------------------------------------------------------------------
+
+
+def _outcome(call: Call) -> tuple[str, str | None]:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        info = errors.error_info(exc)
+        return exc.code().name, info.reason if info else None
+    return "OK", None
+
+
+def _tree_size(network: Any) -> int:
+    return network.gateway.db.reader().execute(
+        "SELECT COUNT(*) FROM audit_leaves").fetchone()[0]
+
+
+def _leaves_from(network: Any, leaf_index: int) -> list[dict[str, Any]]:
+    rows = network.gateway.db.reader().execute(
+        "SELECT record FROM audit_leaves WHERE leaf_index >= ? ORDER BY leaf_index",
+        (leaf_index,)).fetchall()
+    return [record.decode(row[0]) for row in rows]
+
+
+def _audit_problem(leaves: list[dict[str, Any]], caller: Caller, action: str,
+                   reason: str | None) -> str:
+    """What is wrong with the audit events a refused cell left ("" when right)."""
+    if reason is None:
+        return f"a refused handshake left {len(leaves)} audit events" if leaves else ""
+    if len(leaves) != 1:
+        return f"{len(leaves)} audit events instead of the one refusal"
+    leaf = leaves[0]
+    seen = (leaf["actor"], leaf["action"], leaf["outcome"], leaf["reason"].split(":")[0])
+    wanted = (caller.uri, action, record.REFUSED, reason)
+    return "" if seen == wanted else f"audit event {seen}, expected {wanted}"
+
+
+def test_every_rpc_as_every_caller(network_factory, tmp_path):
+    network = network_factory("matrix", CAST,
+                              limits={"requests_per_second": 10000.0, "burst": 10000})
+    world = _world(network)
+    callers = _callers(network, tmp_path)
+    wrong = []
+    try:
+        for row in TABLE:
+            for caller in callers:
+                call = REQUESTS[row.rpc](world, caller)
+                size = _tree_size(network)
+                got = _outcome(call)
+                status, reason = expected(row.outcome(caller.column))
+                if got != (status, reason):
+                    wrong.append(f"{row.rpc} as {caller.column}: got {got}, expected"
+                                 f" {(status, reason)}")
+                elif status != "OK":
+                    problem = _audit_problem(_leaves_from(network, size), caller, row.action,
+                                             reason)
+                    if problem:
+                        wrong.append(f"{row.rpc} as {caller.column}: {problem}")
+    finally:
+        for caller in callers:
+            if caller.column in ("foreign_ca", "no_certificate"):
+                caller.channel.close()  # the others are the network's clients
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_table_covers_exactly_the_rpcs_of_gateway_v1():
+    rpcs = {f"{service.name}.{method.name}"
+            for module in SERVICES for service in module.DESCRIPTOR.services_by_name.values()
+            for method in service.methods}
+    rows = [row.rpc for row in TABLE]
+    assert len(rpcs) == 23
+    assert sorted(rows) == sorted(rpcs)
+    assert set(REQUESTS) == rpcs
+    # the document says so: regions filter listings, they grant nothing
+    assert all(row.outcome("same_region") == row.outcome("other_region") for row in TABLE)
+
+
+def test_the_document_is_the_rendered_table():
+    assert DOC.read_text() == render(), (
+        "docs/AUTHORIZATION.md differs from the table; regenerate it with"
+        " .venv/bin/python -m tests.security.authorization > docs/AUTHORIZATION.md")
