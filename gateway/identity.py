@@ -8,6 +8,7 @@ re-read whenever its file changes. Nothing in a request body can change the resu
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,16 @@ class Caller:
 
 
 class Authenticator:
-    """Turns a call's TLS peer certificate into a Caller, refusing revoked certificates."""
+    """Turns a call's TLS peer certificate into a Caller, refusing revoked certificates.
+
+    Parsed certificates are cached by their PEM bytes (a gateway sees the same few thousand
+    certificates again and again); revocation is checked on every call against the current CRL.
+    """
 
     def __init__(self, ca_certificate: x509.Certificate, crl_path: Path):
         self._ca = ca_certificate
         self._crl_path = Path(crl_path)
-        self._crl: x509.CertificateRevocationList | None = None
+        self._revoked_serials: frozenset[int] = frozenset()
         self._crl_mtime = -1.0
         self._lock = threading.Lock()
 
@@ -59,39 +64,48 @@ class Authenticator:
                 "a client certificate issued by the national CA is required",
                 reason="CERTIFICATE_REQUIRED",
             )
-        certificate = x509.load_pem_x509_certificate(pem[0])
-        try:
-            identity = identity_from_certificate(certificate)
-        except ValueError as exc:
+        serial, identity = _read_certificate(pem[0])
+        if isinstance(identity, ValueError):
             raise errors.Unauthenticated(
-                f"the client certificate carries no govshare identity: {exc}",
+                f"the client certificate carries no govshare identity: {identity}",
                 reason="IDENTITY_MISSING",
-            ) from exc
-        if self.revoked(certificate):
+            )
+        if self.revoked_serial(serial):
             raise errors.Unauthenticated(
                 "the client certificate has been revoked; ask the national CA for a new one",
                 reason="CERTIFICATE_REVOKED",
-                serial=format(certificate.serial_number, "x"),
+                serial=format(serial, "x"),
                 identity=identity.uri,
             )
-        return Caller(identity, certificate.serial_number)
+        return Caller(identity, serial)
 
     def revoked(self, certificate: x509.Certificate) -> bool:
         """Whether the CA has revoked `certificate` (by serial, per the current CRL)."""
-        crl = self._current_crl()
-        return crl is not None and crl.get_revoked_certificate_by_serial_number(
-            certificate.serial_number
-        ) is not None
+        return self.revoked_serial(certificate.serial_number)
 
-    def _current_crl(self) -> x509.CertificateRevocationList | None:
+    def revoked_serial(self, serial: int) -> bool:
+        return serial in self._current_revocations()
+
+    def _current_revocations(self) -> frozenset[int]:
         try:
             mtime = self._crl_path.stat().st_mtime
         except FileNotFoundError:
-            return None
+            return frozenset()
         with self._lock:
             if mtime != self._crl_mtime:
                 crl = certs_ca.load_crl(self._crl_path)
                 if not crl.is_signature_valid(self._ca.public_key()):  # type: ignore[arg-type]
                     raise errors.Unavailable("the CRL is not signed by the national CA")
-                self._crl, self._crl_mtime = crl, mtime
-            return self._crl
+                self._revoked_serials = frozenset(entry.serial_number for entry in crl)
+                self._crl_mtime = mtime
+            return self._revoked_serials
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_certificate(pem: bytes) -> tuple[int, Identity | ValueError]:
+    """(serial, identity) of a PEM certificate, or (serial, the reason it carries none)."""
+    certificate = x509.load_pem_x509_certificate(pem)
+    try:
+        return certificate.serial_number, identity_from_certificate(certificate)
+    except ValueError as exc:
+        return certificate.serial_number, exc

@@ -8,6 +8,7 @@ verifies over the exact bytes, and only then are the bytes decoded.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
@@ -119,23 +120,28 @@ def open_signed(
             " sign with your own signing key",
             reason="SIGNER_NOT_CALLER", field=field,
         )
-    certificate = x509.load_pem_x509_certificate(signer["signing_certificate_pem"].encode())
-    if gateway.authenticator.revoked(certificate):
+    serial, key = _signing_key(signer["signing_certificate_pem"])
+    if gateway.authenticator.revoked_serial(serial):
         raise errors.PermissionDenied(
             f"the signing certificate of agency {signer['id']} has been revoked",
             reason="SIGNING_CERTIFICATE_REVOKED", field=field,
         )
     try:
-        signing.verify_envelope(
-            signing.VerifyKey.from_certificate(certificate), envelope.payload_type,
-            envelope.payload, signature.signature,
-        )
+        signing.verify_envelope(key, envelope.payload_type, envelope.payload,
+                                signature.signature)
     except signing.SignatureError as exc:
         raise errors.PermissionDenied(
             f"{field} signature does not verify with the signer's registered certificate",
             reason="SIGNATURE_INVALID", field=field,
         ) from exc
     return decode(envelope, payload_type, field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _signing_key(certificate_pem: str) -> tuple[int, signing.VerifyKey]:
+    """(serial, public key) of a registered signing certificate, parsed once."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    return certificate.serial_number, signing.VerifyKey.from_certificate(certificate)
 
 
 def decode(envelope: envelope_pb2.Envelope, payload_type: str, field: str) -> Any:
