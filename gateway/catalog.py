@@ -176,7 +176,7 @@ def _check_create_time(manifest: catalog_pb2.Manifest, now: Any, skew: timedelta
     if not manifest.HasField("create_time"):
         raise errors.InvalidArgument("manifest.create_time is required",
                                      field="manifest.create_time")
-    if abs(times.from_timestamp(manifest.create_time) - now) > skew:
+    if abs(times.from_timestamp(manifest.create_time, "manifest.create_time") - now) > skew:
         raise errors.InvalidArgument(
             f"manifest.create_time is more than {int(skew.total_seconds())} s from the gateway's"
             " clock; sign a fresh manifest", reason="CLOCK_SKEW", field="manifest.create_time",

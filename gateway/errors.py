@@ -13,6 +13,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "govshare.gateway.v1"
+MAX_MESSAGE_BYTES = 1024
+MAX_METADATA_BYTES = 256
+"""Messages and metadata may quote a caller's input: clipped, so the status trailers stay under
+gRPC's 8 KiB metadata limit (past it the caller gets "Stream removed" instead of the error)
+and a refusal's audit event stays small."""
 
 
 class GatewayError(Exception):
@@ -24,11 +29,21 @@ class GatewayError(Exception):
     """True once the refusal this error causes has been written to the audit log."""
 
     def __init__(self, message: str, *, reason: str | None = None, **metadata: object):
+        message = clip(message, MAX_MESSAGE_BYTES)
         super().__init__(message)
         self.message = message
         if reason:
             self.reason = reason
-        self.metadata = {key: str(value) for key, value in metadata.items()}
+        self.metadata = {key: clip(str(value), MAX_METADATA_BYTES)
+                         for key, value in metadata.items()}
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, marked with "…" when cut."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "…"
 
 
 class InvalidArgument(GatewayError):

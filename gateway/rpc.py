@@ -5,7 +5,9 @@ gRPC context. The wrapper establishes the caller from the peer certificate (neve
 request), refuses callers of the wrong kind or agencies not registered and active, turns a
 `GatewayError` into its gRPC status with ErrorInfo, records every refusal in the audit log, and
 writes one log line per RPC. Anything unexpected becomes INTERNAL with a request id; the
-traceback goes to the log only.
+traceback goes to the log only. A request that does not parse (corrupt bytes, invalid UTF-8 in a
+string) reaches the wrapper as `Undecodable` (see `DecodeGuard`) and is refused, and audited,
+with INVALID_ARGUMENT once the caller is known.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from gateway import errors, signing
 from gateway.audit import record
@@ -91,6 +94,66 @@ def digest_of(message: Any) -> str:
     return signing.sha256(message.SerializeToString()).hex()
 
 
+class Undecodable:
+    """A request message that did not parse, kept as its bytes (so its digest is recorded)."""
+
+    def __init__(self, data: bytes, problem: str):
+        self.data = data
+        self.problem = problem
+
+    def SerializeToString(self) -> bytes:  # the protobuf name, which digest_of calls
+        return self.data
+
+    def refusal(self) -> errors.InvalidArgument:
+        return errors.InvalidArgument(
+            f"the request is not a valid message ({self.problem}); send the message the RPC"
+            " takes, with UTF-8 strings", reason="MALFORMED_REQUEST", field="request")
+
+
+class DecodeGuard(grpc.ServerInterceptor):
+    """Hands gateway.v1 requests that do not parse to the wrapper as `Undecodable`, instead of
+    letting grpcio answer INTERNAL ("Exception deserializing request!") unaudited."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def intercept_service(self, continuation: Callable, details: Any) -> Any:
+        guarded = self._handlers.get(details.method)
+        if guarded is None:
+            handler = continuation(details)
+            if handler is None or not details.method.startswith("/gateway.v1."):
+                return handler
+            guarded = handler._replace(
+                request_deserializer=_lenient(handler.request_deserializer))
+            self._handlers[details.method] = guarded
+        return guarded
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return Undecodable(data, str(exc))
+
+    return deserialize
+
+
+def _parsed(requests: Any) -> Any:
+    """A client stream whose messages are refused one by one if they did not parse; a single
+    request is checked by _Scope.begin."""
+    if not isinstance(requests, Iterator):
+        return requests
+    return _each_parsed(requests)
+
+
+def _each_parsed(requests: Iterator[Any]) -> Iterator[Any]:
+    for message in requests:
+        if isinstance(message, Undecodable):
+            raise message.refusal()
+        yield message
+
+
 def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
     """Decorate a servicer method `(self, request, call)`; see the module docstring."""
 
@@ -115,7 +178,7 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
         def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             scope = _Scope(self.gateway, context, action, request)
             try:
-                response = method(self, request, scope.begin(allow))
+                response = method(self, _parsed(request), scope.begin(allow))
                 scope.finish("OK")
                 return response
             except Exception as exc:
@@ -142,6 +205,8 @@ class _Scope:
     def begin(self, allow: tuple[str, ...]) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
         _admit(self.gateway, self.call, allow)
+        if isinstance(self.request, Undecodable):
+            raise self.request.refusal()
         return self.call
 
     def finish(self, status: str) -> None:

@@ -23,8 +23,10 @@ from gateway.config import Config
 from gateway.identity import Authenticator, Caller
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
+from gateway.rpc import DecodeGuard
 from gateway.signing import SigningKey
 from gateway.storage import Database
+from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 
@@ -65,7 +67,7 @@ class Gateway:
 
     def open(self) -> None:
         """Verify the audit log and start committing; publish the checkpoint verifier key."""
-        self.blobs.recover()
+        self.blobs.recover(catalog_sql.stored_content(self.db.writer))
         self.log.open()
         key_file = self.config.path(self.config.audit.verifier_key_file)
         key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +143,7 @@ def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer
                                    thread_name_prefix="rpc"),
         options=options,
         maximum_concurrent_rpcs=config.server.max_workers * 4,
+        interceptors=(DecodeGuard(),),
     )
     register_services(server, gateway)
     health_servicer = health.HealthServicer(

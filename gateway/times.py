@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway import errors
+
+MAX_DURATION_SECONDS = 315_576_000_000
+"""The protobuf Duration range: about 10,000 years either way."""
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -35,6 +41,22 @@ def to_timestamp(moment: datetime | str | None) -> Timestamp | None:
     return stamp
 
 
-def from_timestamp(stamp: Timestamp) -> datetime:
-    """An aware UTC datetime from a protobuf Timestamp."""
-    return stamp.ToDatetime(tzinfo=UTC)
+def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime:
+    """An aware UTC datetime from a protobuf Timestamp; INVALID_ARGUMENT naming `field` when
+    it is not a valid Timestamp (years 1 to 9999, nanos 0 to 999,999,999)."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except ValueError as exc:
+        raise errors.InvalidArgument(
+            f"{field} must be a valid Timestamp: years 1 to 9999, nanos 0 to 999999999",
+            field=field) from exc
+
+
+def from_duration(duration: Duration, field: str) -> timedelta:
+    """A timedelta from a protobuf Duration; INVALID_ARGUMENT naming `field` when it is out of
+    the Duration range."""
+    if abs(duration.seconds) > MAX_DURATION_SECONDS or abs(duration.nanos) > 999_999_999:
+        raise errors.InvalidArgument(
+            f"{field} must be a valid Duration: at most {MAX_DURATION_SECONDS} seconds",
+            field=field)
+    return duration.ToTimedelta()

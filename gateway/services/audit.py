@@ -86,9 +86,9 @@ def list_filters(request: audit_pb2.ListAuditEventsRequest) -> dict[str, Any]:
         )
     if request.outcome not in _OUTCOMES:
         raise errors.InvalidArgument(f"unknown outcome {request.outcome}", field="outcome")
-    start = times.to_text(times.from_timestamp(request.start_time)) \
+    start = times.to_text(times.from_timestamp(request.start_time, "start_time")) \
         if request.HasField("start_time") else ""
-    end = times.to_text(times.from_timestamp(request.end_time)) \
+    end = times.to_text(times.from_timestamp(request.end_time, "end_time")) \
         if request.HasField("end_time") else ""
     if start and end and end <= start:
         raise errors.InvalidArgument("end_time must be after start_time", field="end_time")
