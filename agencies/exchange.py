@@ -209,6 +209,14 @@ class ExchangeMixin:
             part.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
             raise
+        except errors.FailedPrecondition as exc:
+            if not exchange or exc.reason != "EXCHANGE_COMPLETED":
+                raise
+            # It completed but its receipt never arrived (the gateway or this process stopped
+            # in between): the bytes kept are unverifiable without it, so fetch anew.
+            part.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+            return self.fetch(dataset, to, progress=progress)
         except BaseException:
             responses.cancel()
             raise

@@ -8,14 +8,15 @@ Layout under the configured folder (`config.storage.blobs`):
 An upload streams into a temp file while it is hashed (`Upload.write`), is fsynced
 (`Upload.finish`), and is moved into place by `BlobStore.commit` inside the catalog's audit-log
 change, so a blob appears only together with the row that names it. Identical content is kept
-once. Temp files left by a crash are removed by `recover()` at start-up.
+once. At start-up `recover()` removes what a crash left: temp files, and blobs moved into place
+by a change whose transaction never committed (no row names them).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -57,11 +58,13 @@ class BlobStore:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
 
-    def recover(self) -> int:
-        """Create the folders and remove uploads a crash left behind; returns how many."""
+    def recover(self, named: Collection[str]) -> int:
+        """Create the folders, remove the uploads a crash left behind and the blobs no row
+        names (hex SHA-256s in `named`); returns how many files were removed."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         (self.root / "sha256").mkdir(exist_ok=True)
-        leftovers = list(self.tmp.iterdir())
+        leftovers = [*self.tmp.iterdir(), *(path for path in (self.root / "sha256").glob("*/*/*")
+                                            if path.name not in named)]
         for path in leftovers:
             path.unlink(missing_ok=True)
         return len(leftovers)

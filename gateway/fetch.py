@@ -78,10 +78,13 @@ def serve(
                     f"the stored content of {plan.version['name']} no longer matches its"
                     " SHA-256; the operator must restore it from a backup",
                     version=plan.version["name"]))
-            yield exchange_pb2.FetchDatasetResponse(receipt=_complete(gateway, call, plan))
+            receipt = _complete(gateway, call, plan)
         except GeneratorExit:
             _record_break(gateway, call, plan, "CANCELLED: the client ended the stream")
             raise
+        # Outside the try: a client that closes the stream once it has the receipt must not
+        # turn the COMPLETED exchange into a BROKEN one.
+        yield exchange_pb2.FetchDatasetResponse(receipt=receipt)
 
 
 def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str) -> Plan:

@@ -80,6 +80,9 @@ class AuditLog:
         self.clock = clock
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._open_lock = threading.Lock()
+        """Orders commits against close(): none may be queued behind the stop sentinel, where
+        it would wait forever (and keep the process from exiting)."""
         self._frontier = merkle.Frontier()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -101,10 +104,12 @@ class AuditLog:
 
     def close(self) -> None:
         """Finish the queued changes and stop the committer."""
-        if self._thread is not None:
+        with self._open_lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
             self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        thread.join()
 
     def _check_against_checkpoint(self, conn: sqlite3.Connection, size: int) -> None:
         latest = sql.latest_checkpoint(conn)
@@ -135,10 +140,11 @@ class AuditLog:
         If the change raises a GatewayError, its writes are rolled back, `refusal(error)` (when
         given) is appended instead, and the error is raised here once that refusal is durable.
         """
-        if self._thread is None:
-            raise errors.Unavailable("the audit log is not open")
         pending = _Pending(change, refusal)
-        self._queue.put(pending)
+        with self._open_lock:
+            if self._thread is None:
+                raise errors.Unavailable("the audit log is not open")
+            self._queue.put(pending)
         return pending.future.result()
 
     def append(self, events: list[record.Event]) -> Committed:

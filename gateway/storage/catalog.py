@@ -60,6 +60,11 @@ def list_versions(
     ))
 
 
+def stored_content(conn: sqlite3.Connection) -> set[str]:
+    """The hex SHA-256 of every version's content: the blobs that must be kept."""
+    return {row[0] for row in conn.execute("SELECT DISTINCT content_sha256 FROM dataset_versions")}
+
+
 def has_active_grant(conn: sqlite3.Connection, grantee: str, dataset: str, now: str) -> bool:
     """Whether agency `grantee` (an id) holds an ACTIVE grant on `dataset` expiring after `now`
     (times.to_text form)."""

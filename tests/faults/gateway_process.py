@@ -1,0 +1,211 @@
+"""The gateway as a child process (`govshare gateway serve`), so a test can SIGKILL or SIGTERM it
+and read its memory and open files; and client roles run as child processes that a test kills
+mid-call:
+
+    python tests/faults/gateway_process.py upload TARGET CERTS DATASET SIZE
+    python tests/faults/gateway_process.py fetch TARGET CERTS DATASET TO
+
+Each role prints one line once it is in the middle of its call, then hangs until killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from agencies import errors
+from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.network import AgencySpec, NetworkLayout, lay_out
+from gateway import config as config_module
+
+START_TIMEOUT = 60.0
+MIDWAY = "MIDWAY"
+"""The line a client role prints once it is in the middle of its call."""
+
+
+def free_port() -> int:
+    """A loopback port free now; written into gateway.toml so every restart binds it again."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class GatewayProcess:
+    """`govshare gateway serve` for a laid-out network, started and stopped at will."""
+
+    def __init__(self, layout: NetworkLayout, port: int):
+        self.layout = layout
+        self.port = port
+        self.process: subprocess.Popen | None = None
+        self.log = layout.root / "gateway.log"
+        self.starts = 0
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        """Start the gateway and wait until it reports SERVING."""
+        command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway",
+                   "serve", "--config", str(self.layout.config_path), "--log-level", "WARNING"]
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log,
+                                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.starts += 1
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "listening on" not in line:
+            self.process.wait(10)
+            raise RuntimeError(f"the gateway did not start:\n{self.log.read_text()[-4000:]}")
+        self._wait_serving()
+
+    def _wait_serving(self) -> None:
+        with BaseClient(self.target, self.layout.certs("admin"), server_name="localhost") as staff:
+            stub = health_pb2_grpc.HealthStub(staff.channel)
+            response = stub.Check(health_pb2.HealthCheckRequest(), timeout=START_TIMEOUT,
+                                  wait_for_ready=True)
+        if response.status != health_pb2.HealthCheckResponse.SERVING:
+            raise RuntimeError(f"the gateway reports {response.status}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a power cut or an OOM kill."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM and wait at most `timeout` seconds; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.kill()
+
+    def rss_bytes(self) -> int:
+        """The gateway's resident memory, from /proc (Linux)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS in /proc status")
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def agency(self, agency_id: str, **options: Any) -> AgencyClient:
+        return AgencyClient(self.target, self.layout.certs(agency_id), server_name="localhost",
+                            **options)
+
+    def register(self, specs: list[AgencySpec]) -> None:
+        with AdminClient(self.target, self.layout.certs("admin"),
+                         server_name="localhost") as admin:
+            for spec in specs:
+                pem = (self.layout.certs(spec.id) / "signing.pem").read_text()
+                admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
+
+
+@contextmanager
+def running_gateway(root: Path, specs: list[AgencySpec], **sections: dict) -> \
+        Iterator[GatewayProcess]:
+    """A new network under `root` with its gateway running in a child process and `specs`
+    registered; the gateway is killed on exit if a test left it running."""
+    port = free_port()
+    server = sections.pop("server", {})
+    layout = lay_out(root, specs, listen=f"127.0.0.1:{port}", **sections)
+    if server:
+        config = config_module.load(layout.config_path).replace(server=server)
+        layout.config_path.write_text(config_module.render(config))
+    gateway = GatewayProcess(layout, port)
+    try:
+        gateway.start()
+        gateway.register(specs)
+        yield gateway
+    finally:
+        gateway.close()
+
+
+# -- client roles run as child processes ---------------------------------------------------------
+
+
+def client_process(role: str, *args: object) -> subprocess.Popen:
+    """Start a client role (see the module docstring) and wait until it is midway."""
+    process = subprocess.Popen([sys.executable, __file__, role, *map(str, args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != MIDWAY:
+        process.kill()
+        raise RuntimeError(f"the {role} client failed: {line}{process.stderr.read()}")
+    return process
+
+
+def _hang() -> None:
+    print(MIDWAY, flush=True)
+    threading.Event().wait()
+
+
+def _upload(target: str, certs: str, dataset: str, size: str) -> None:
+    """Send a signed manifest for `size` zero bytes and one chunk of them, then hang."""
+    from google.protobuf import timestamp_pb2
+
+    from agencies.catalog import enum_value
+    from gateway import signing, statements
+    from gateway.v1 import catalog_pb2
+
+    content_size = int(size)
+    client = AgencyClient(target, certs, server_name="localhost")
+    created = timestamp_pb2.Timestamp()
+    created.GetCurrentTime()
+    manifest = catalog_pb2.Manifest(
+        dataset=dataset, version=1, title="An upload that never ends",
+        media_type=enum_value(catalog_pb2.MediaType, "CSV"),
+        classification=enum_value(catalog_pb2.Classification, "INTERNAL"),
+        sharing_type=enum_value(catalog_pb2.SharingType, "UNCONDITIONAL"),
+        update_cycle=enum_value(catalog_pb2.UpdateCycle, "IRREGULAR"),
+        content_sha256=signing.sha256(bytes(content_size)), content_size=content_size,
+        create_time=created)
+    envelope = statements.seal(client.signing_key, statements.MANIFEST, manifest)
+
+    def chunks() -> Iterator[bytes]:
+        yield bytes(64 * 1024)
+        _hang()
+
+    client.upload(envelope, chunks(), content_size)
+
+
+def _fetch(target: str, certs: str, dataset: str, to: str) -> None:
+    """Fetch `dataset` and stop reading after the first chunk, hanging."""
+    client = AgencyClient(target, certs, server_name="localhost")
+    client.fetch(dataset, to=to, progress=lambda done, total: _hang())
+
+
+if __name__ == "__main__":
+    roles = {"upload": _upload, "fetch": _fetch}
+    try:
+        roles[sys.argv[1]](*sys.argv[2:])
+    except errors.GovshareError as exc:
+        print(f"FAILED {exc}", flush=True)
+        sys.exit(1)
