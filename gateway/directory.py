@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -38,6 +39,44 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
     while prefix.endswith("00"):
         prefix = prefix[:-2]
     return prefix
+
+
+class DirectoryCache:
+    """Directory rows by agency id and by signing key id, kept in memory.
+
+    Every RPC looks up its caller and every signed statement its signer; the directory changes
+    only through `register` and `suspend` below, which invalidate the cache once their change
+    is committed. A generation counter keeps a lookup that raced with a change from storing
+    the row it read before that change.
+    """
+
+    def __init__(self, db: Any):
+        self._db = db
+        self._generation = 0
+        self._rows: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+
+    def by_id(self, agency_id: str) -> dict[str, Any] | None:
+        return self._get(("id", agency_id), sql.get_agency)
+
+    def by_key_id(self, key_id: str) -> dict[str, Any] | None:
+        return self._get(("key", key_id), sql.get_agency_by_key_id)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._rows.clear()
+
+    def _get(self, key: tuple[str, str], query: Any) -> dict[str, Any] | None:
+        with self._lock:
+            if key in self._rows:
+                return self._rows[key]
+            generation = self._generation
+        row = query(self._db.reader(), key[1])
+        with self._lock:
+            if generation == self._generation and len(self._rows) < 100_000:
+                self._rows[key] = row
+        return row
 
 
 def agency_id_from_name(name: str) -> str:
@@ -87,7 +126,10 @@ def register(
         sql.insert_agency(tx.conn, row)
         return row, [call.event(agencies=(name,))]
 
-    return gateway.log.commit(change, call.refusal).value
+    try:
+        return gateway.log.commit(change, call.refusal).value
+    finally:
+        gateway.directory.invalidate()
 
 
 def suspend(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
@@ -102,11 +144,14 @@ def suspend(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, A
         sql.set_agency_state(tx.conn, agency_id, "SUSPENDED", reason, times.to_text(tx.now))
         return sql.get_agency(tx.conn, agency_id), [call.event(reason=reason)]
 
-    return gateway.log.commit(change, call.refusal).value
+    try:
+        return gateway.log.commit(change, call.refusal).value
+    finally:
+        gateway.directory.invalidate()
 
 
 def get(gateway: Gateway, name: str) -> dict[str, Any]:
-    row = sql.get_agency(gateway.db.reader(), agency_id_from_name(name))
+    row = gateway.directory.by_id(agency_id_from_name(name))
     if row is None:
         raise errors.NotFound(f"{name} is not registered", agency=name)
     return row

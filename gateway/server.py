@@ -20,6 +20,7 @@ from gateway.audit import note
 from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore
 from gateway.config import Config
+from gateway.directory import DirectoryCache
 from gateway.identity import Authenticator, Caller
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
@@ -27,7 +28,6 @@ from gateway.rpc import DecodeGuard
 from gateway.signing import SigningKey
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
-from gateway.storage import directory as directory_sql
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 
 log = logging.getLogger("govshare.server")
@@ -63,6 +63,7 @@ class Gateway:
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
                                limits.max_streams_per_agency)
         self.page_tokens = PageTokens()
+        self.directory = DirectoryCache(self.db)
         self.blobs = BlobStore(config.path(config.storage.blobs))
 
     def open(self) -> None:
@@ -82,7 +83,7 @@ class Gateway:
 
     def registered_agency(self, caller: Caller) -> dict[str, Any]:
         """The directory row of an agency caller; PERMISSION_DENIED unless registered and active."""
-        row = directory_sql.get_agency(self.db.reader(), caller.identity.id)
+        row = self.directory.by_id(caller.identity.id)
         if row is None:
             raise errors.PermissionDenied(
                 f"agency {caller.identity.id} is not registered; ask an administrator to register"

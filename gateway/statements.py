@@ -16,7 +16,6 @@ from google.protobuf.message import DecodeError, Message
 
 from gateway import errors, signing
 from gateway.identity import Caller
-from gateway.storage import directory as directory_sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 if TYPE_CHECKING:
@@ -108,7 +107,7 @@ def open_signed(
             f"{field} signature algorithm is not supported (use SIGNATURE_ALGORITHM_ED25519)",
             reason="ALGORITHM_UNSUPPORTED", field=f"{field}.signatures.algorithm",
         )
-    signer = directory_sql.get_agency_by_key_id(gateway.db.reader(), signature.key_id)
+    signer = gateway.directory.by_key_id(signature.key_id)
     if signer is None:
         raise errors.PermissionDenied(
             f"{field} is signed by a key no registered agency holds",

@@ -91,10 +91,12 @@ def test_unregistered_agency_is_permission_denied(network):
         client.close()
 
 
-def test_suspended_agency_is_permission_denied(network):
+def test_suspended_agency_is_permission_denied_at_once(network):
+    client = network.agency("zj-stats")
+    assert list(client.agencies())  # the gateway now knows (and caches) zj-stats as active
     network.admin().suspend_agency("zj-stats", "audit finding 2026-17")
     with pytest.raises(errors.PermissionDenied) as refused:
-        list(network.agency("zj-stats").agencies())
+        list(client.agencies())
     assert refused.value.reason == "AGENCY_SUSPENDED"
     assert "audit finding 2026-17" in refused.value.message
 
