@@ -57,8 +57,9 @@ class Event:
         return list(found)
 
 
-def encode(event: Event, leaf_index: int, when: str) -> bytes:
-    """The record bytes of `event` at `leaf_index`, time `when` (times.to_text form)."""
+def encode(event: Event, leaf_index: int, when: str, subjects: list[str] | None = None) -> bytes:
+    """The record bytes of `event` at `leaf_index`, time `when` (times.to_text form);
+    `subjects` is event.subjects() when the caller has it already."""
     body = {
         "v": 1,
         "seq": leaf_index,
@@ -70,7 +71,7 @@ def encode(event: Event, leaf_index: int, when: str) -> bytes:
         "reason": event.reason,
         "request_digest": event.request_digest,
         "envelopes": list(event.envelope_ids),
-        "subjects": event.subjects(),
+        "subjects": event.subjects() if subjects is None else subjects,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

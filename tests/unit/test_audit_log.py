@@ -108,3 +108,57 @@ def test_start_up_refuses_a_modified_record(tmp_path: Path) -> None:
     with pytest.raises(LogIntegrityError, match="differs from the last signed checkpoint"):
         AuditLog(db, SIGNER, ORIGIN).open()
     db.close()
+
+
+def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
+    """Changes run without savepoints; one that fails after writing makes its batch run again
+    with savepoints, so its writes vanish and the others' stay."""
+    from threading import Barrier, Thread
+
+    from gateway import errors
+
+    log = open_log(tmp_path / "audit.db")
+    log.db.writer.execute("CREATE TABLE notes (body TEXT NOT NULL)")
+    gate = Barrier(2)
+
+    def held(tx):
+        gate.wait(5)
+        return None, []
+
+    hold = Thread(target=log.commit, args=(held,))
+    hold.start()  # keeps the committer busy while the next changes queue into one batch
+
+    def writes(body: str, fail: bool):
+        def change(tx):
+            tx.conn.execute("INSERT INTO notes (body) VALUES (?)", (body,))
+            if fail:
+                raise errors.FailedPrecondition("refused after writing", reason="LATE_REFUSAL")
+            return body, [Event(actor="urn:govshare:agency:a", action="test.note",
+                                resources=(f"notes/{body}",))]
+        return change
+
+    refusal = Event(actor="urn:govshare:agency:a", action="test.note", outcome="REFUSED")
+    results: dict[str, object] = {}
+
+    def run(body: str, fail: bool) -> None:
+        try:
+            results[body] = log.commit(writes(body, fail), lambda exc: refusal).value
+        except errors.GatewayError as exc:
+            results[body] = exc
+
+    workers = [Thread(target=run, args=(body, body == "bad")) for body in ("a", "bad", "b")]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.2)
+    gate.wait(5)
+    for worker in [*workers, hold]:
+        worker.join(10)
+    assert results["a"] == "a" and results["b"] == "b"
+    assert isinstance(results["bad"], errors.FailedPrecondition)
+    assert results["bad"].audited
+    notes = sorted(r[0] for r in log.db.writer.execute("SELECT body FROM notes"))
+    assert notes == ["a", "b"]
+    log.close()
+    report = verify.verify_log(log.db, SIGNER.verifier())
+    assert report.ok and report.tree_size == 3  # a, b and the refusal
+    log.db.close()
