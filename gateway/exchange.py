@@ -186,42 +186,70 @@ def create_request(
     check_statement(gateway, statement, requester, gateway.now())
     envelope_bytes = envelope.SerializeToString()
     digest = statements.envelope_id(envelope)
+    now = gateway.now()
     if validate_only:
-        now = gateway.now()
         dataset, decision = evaluate(gateway.db.reader(), requester, statement, gateway, now)
         return Created(_request_row("", requester, dataset, statement, envelope_bytes, digest,
                                     decision, now), None)
+    # Decide and sign on this thread; the committer re-checks that the dataset did not change
+    # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
+    try:
+        planned = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now)
+    except errors.GatewayError:
+        planned = None  # decided again inside the change, after the idempotent-retry check
 
     def change(tx: Tx) -> tuple[Created, list]:
         existing = sql.find_by_request_id(tx.conn, requester, statement.request_id,
                                           times.to_text(tx.now))
         if existing is not None:
             return _retry(tx, existing, digest), []
-        dataset, decision = evaluate(tx.conn, requester, statement, gateway, tx.now)
-        if decision.outcome == policy.REFUSE:
-            raise errors.FailedPrecondition(decision.reason, reason=decision.refusal,
-                                            dataset=dataset["name"])
-        name = f"{parent}/accessRequests/{new_id()}"
-        row = _request_row(name, requester, dataset, statement, envelope_bytes, digest,
-                           decision, tx.now)
-        grant = None
-        audit = [call.event("exchange.request.create", envelope_ids=(digest,),
-                            resources=_resources(name, row), reason=decision.reason)]
-        if decision.outcome == policy.GRANT_NOW:
-            grant = _grant_row(gateway, row, list(statement.fields), decision.duration,
-                               exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, tx.now)
-            row.update(state=APPROVED, grant_name=grant["name"], decide_time=row["create_time"])
-            audit.append(call.event("exchange.grant.create", resources=_resources(
-                grant["name"], row), envelope_ids=(statements.envelope_id(
-                    envelope_pb2.Envelope.FromString(grant["signed_statement"])),)))
-        sql.insert_access_request(tx.conn, row)
-        if grant is not None:
-            sql.insert_grant(tx.conn, grant)
-        _notify(tx, row["owner"], "ACCESS_REQUEST_CREATED", name, row, call,
-                f"{parent} asks for {row['dataset']}: {decision.reason}")
-        return Created(row, grant), audit
+        plan = planned
+        if plan is None or catalog_sql.sharing_terms(tx.conn, plan.dataset["name"]) != (
+                catalog_sql.terms_of(plan.dataset)):
+            plan = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest,
+                         tx.now, tx.conn)
+        sql.insert_access_request(tx.conn, plan.created.request)
+        if plan.created.grant is not None:
+            sql.insert_grant(tx.conn, plan.created.grant)
+        row = plan.created.request
+        _notify(tx, row["owner"], "ACCESS_REQUEST_CREATED", row["name"], row, call,
+                f"{parent} asks for {row['dataset']}: {row['state_reason']}")
+        return plan.created, plan.events
 
     return gateway.log.commit(change, call.refusal).value
+
+
+@dataclass
+class _Planned:
+    """A decided access request, its grant signed, ready to be written."""
+
+    dataset: dict[str, Any]
+    created: Created
+    events: list
+
+
+def _plan(
+    gateway: Gateway, call: Call, parent: str, requester: str, statement: Any,
+    envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None,
+) -> _Planned:
+    """Evaluate the request against the sharing rules and build its rows (and signed grant)."""
+    dataset, decision = evaluate(conn or gateway.db.reader(), requester, statement, gateway, now)
+    if decision.outcome == policy.REFUSE:
+        raise errors.FailedPrecondition(decision.reason, reason=decision.refusal,
+                                        dataset=dataset["name"])
+    name = f"{parent}/accessRequests/{new_id()}"
+    row = _request_row(name, requester, dataset, statement, envelope_bytes, digest, decision,
+                       now)
+    grant = None
+    audit = [call.event("exchange.request.create", envelope_ids=(digest,),
+                        resources=_resources(name, row), reason=decision.reason)]
+    if decision.outcome == policy.GRANT_NOW:
+        grant, grant_id = _grant_row(gateway, row, list(statement.fields), decision.duration,
+                                     exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now)
+        row.update(state=APPROVED, grant_name=grant["name"], decide_time=row["create_time"])
+        audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
+                                resources=_resources(grant["name"], row)))
+    return _Planned(dataset, Created(row, grant), audit)
 
 
 def _retry(tx: Tx, existing: dict[str, Any], digest: str) -> Created:
@@ -259,8 +287,8 @@ def _request_row(
 def _grant_row(
     gateway: Gateway, request: dict[str, Any], fields: list[str], duration: timedelta,
     basis: int, now: datetime,
-) -> dict[str, Any]:
-    """A new grant answering `request`, sealed by the gateway."""
+) -> tuple[dict[str, Any], str]:
+    """A new grant answering `request`, sealed by the gateway, and its envelope id."""
     name = f"agencies/{request['requester']}/grants/{new_id()}"
     expire = now + duration
     statement = exchange_pb2.GrantStatement(
@@ -276,7 +304,7 @@ def _grant_row(
         "fields": json.dumps(fields), "state": "ACTIVE",
         "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
         "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
-    }
+    }, statements.envelope_id(envelope)
 
 
 def _resources(name: str, row: dict[str, Any]) -> tuple[str, ...]:
@@ -330,11 +358,12 @@ def decide_request(
                             reason=decision.reason)]
         if approve:
             statement = decode_statement(row)
-            grant = _grant_row(gateway, row, _approved_fields(tx, row, statement, decision),
-                               _approved_duration(gateway, statement, decision),
-                               exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now)
+            grant, grant_id = _grant_row(
+                gateway, row, _approved_fields(tx, row, statement, decision),
+                _approved_duration(gateway, statement, decision),
+                exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now)
             sql.insert_grant(tx.conn, grant)
-            audit.append(call.event("exchange.grant.create",
+            audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                     resources=_resources(grant["name"], row)))
         reason = decision.reason or ("approved by the owner" if approve else "")
         sql.decide_access_request(

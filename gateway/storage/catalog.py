@@ -36,6 +36,22 @@ def get_dataset(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
     return first(conn.execute(f"{_DATASETS} WHERE d.name = ?", (name,)))
 
 
+_TERMS = ("state", "latest_version", "sharing_type", "classification")
+
+
+def sharing_terms(conn: sqlite3.Connection, name: str) -> tuple[Any, ...] | None:
+    """What an access decision on a dataset depends on (state, latest version, sharing type,
+    classification): one cheap read to confirm a decision taken moments earlier still holds."""
+    row = conn.execute(f"SELECT {', '.join(_TERMS)} FROM datasets WHERE name = ?",
+                       (name,)).fetchone()
+    return tuple(row) if row else None
+
+
+def terms_of(dataset: dict[str, Any]) -> tuple[Any, ...]:
+    """`sharing_terms` of a dataset row read earlier."""
+    return tuple(dataset[column] for column in _TERMS)
+
+
 def get_version(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
     """The version row named ".../datasets/{dataset}/versions/{n}", or None."""
     return first(conn.execute("SELECT * FROM dataset_versions WHERE name = ?", (name,)))

@@ -141,3 +141,18 @@ def test_validate_only_answers_and_writes_nothing(network):
     assert refused.access_request.state == DENIED
     assert "not shared" in refused.access_request.state_reason
     assert counts(network) == before
+
+
+def test_retry_returns_the_request_even_after_the_dataset_was_withdrawn(network):
+    """A retry is answered from the first request, before the sharing rules are consulted."""
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "clinic-hours")
+    statement = market.access_request_statement(
+        dataset, purpose="PUBLIC_SERVICE", purpose_text="opening hours for the citizen app",
+        legal_basis="State Council order 716")
+    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    first = market.send_access_request(envelope)
+    health.withdraw(dataset, "replaced by clinic-hours-2")
+    again = market.send_access_request(envelope)
+    assert again.access_request.name == first.access_request.name
+    assert again.grant.name == first.grant.name
