@@ -41,7 +41,8 @@ class Event:
     """Agency resource names concerned besides those derived from `resources`."""
 
     def subjects(self) -> list[str]:
-        """Every agency and dataset this event concerns, for filtering and visibility.
+        """Every agency and dataset this event concerns, for filtering and visibility (other
+        resource names stay in `resources` only: nothing filters on them).
 
         Names holding NUL (a refused request may carry any text) are no subjects: SQLite's JSON
         functions cut strings at NUL, so `audit verify` could not match them to their rows."""
@@ -49,7 +50,6 @@ class Event:
         for name in self.resources:
             if "\0" in name:
                 continue
-            found[name] = None
             for pattern in (_AGENCY, _DATASET):
                 match = pattern.match(name)
                 if match:
