@@ -210,7 +210,6 @@ class AuditLog:
         each in a savepoint for the rare batch where that did not hold.
         """
         now = self.clock()
-        when = times.to_text(now)
         size_before = self._frontier.size
         outcomes = []
         leaves: list[tuple[Any, ...]] = []
@@ -222,11 +221,10 @@ class AuditLog:
             indices = []
             for event in events:
                 index = self._frontier.size
-                concerned = event.subjects()
-                data = record.encode(event, index, when, concerned)
-                nodes.extend(self._frontier.append(merkle.leaf_hash(data)))
-                leaves.append((index, data, when, event.actor, event.action, event.outcome))
-                subjects.extend((subject, index) for subject in concerned)
+                nodes.extend(self._frontier.append(event.leaf_hash))
+                leaves.append((index, event.record, event.time, event.actor, event.action,
+                               event.outcome))
+                subjects.extend((subject, index) for subject in event.subjects)
                 indices.append(index)
             outcomes.append((pending, value, failure, indices))
         sql.insert_leaves(conn, leaves)

@@ -1,15 +1,21 @@
 """Audit records: the exact bytes of one event, serialised once and stored as they are.
 
 A record is compact JSON with sorted keys; verifiers hash the stored bytes and never re-encode
-the decoded fields. Field `v` names the format version.
+the decoded fields. Field `v` names the format version. A record does not hold its own position:
+the leaf index is where the tree puts it, and every inclusion proof binds it. So an event is
+encoded and hashed where it is created, on the request's thread, and the log's committer only
+places finished leaves.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from gateway import times
+from gateway.audit import merkle
 
 ALLOWED = "ALLOWED"
 REFUSED = "REFUSED"
@@ -21,7 +27,7 @@ _DATASET = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)")
 
 @dataclass(frozen=True)
 class Event:
-    """What happened, before the log gives it a position and a time."""
+    """What happened, before the log gives it a position."""
 
     actor: str
     """Identity URI of the caller, from its verified certificate."""
@@ -39,8 +45,22 @@ class Event:
     """Hex SHA-256 of each signed envelope payload involved."""
     agencies: tuple[str, ...] = ()
     """Agency resource names concerned besides those derived from `resources`."""
+    time: str = field(default_factory=lambda: times.to_text(times.utcnow()))
+    """When it happened (times.to_text form)."""
+    subjects: list[str] = field(init=False, compare=False)
+    """Every agency and dataset the event concerns (derived)."""
+    record: bytes = field(init=False, compare=False, repr=False)
+    """The record bytes, encoded once, when the event is made."""
+    leaf_hash: bytes = field(init=False, compare=False, repr=False)
+    """SHA-256(0x00 || record): the Merkle leaf (RFC 6962)."""
 
-    def subjects(self) -> list[str]:
+    def __post_init__(self) -> None:
+        # Encoded where the event is made (a request thread), not in the log's committer.
+        object.__setattr__(self, "subjects", self._subjects())
+        object.__setattr__(self, "record", self._encode())
+        object.__setattr__(self, "leaf_hash", merkle.leaf_hash(self.record))
+
+    def _subjects(self) -> list[str]:
         """Every agency and dataset this event concerns, for filtering and visibility (other
         resource names stay in `resources` only: nothing filters on them).
 
@@ -56,24 +76,21 @@ class Event:
                     found[match.group(1)] = None
         return list(found)
 
-
-def encode(event: Event, leaf_index: int, when: str, subjects: list[str] | None = None) -> bytes:
-    """The record bytes of `event` at `leaf_index`, time `when` (times.to_text form);
-    `subjects` is event.subjects() when the caller has it already."""
-    body = {
-        "v": 1,
-        "seq": leaf_index,
-        "time": when,
-        "actor": event.actor,
-        "action": event.action,
-        "resources": list(event.resources),
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "request_digest": event.request_digest,
-        "envelopes": list(event.envelope_ids),
-        "subjects": event.subjects() if subjects is None else subjects,
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    def _encode(self) -> bytes:
+        body = {
+            "v": 1,
+            "time": self.time,
+            "actor": self.actor,
+            "action": self.action,
+            "resources": list(self.resources),
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "request_digest": self.request_digest,
+            "envelopes": list(self.envelope_ids),
+            "subjects": self.subjects,
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
 
 
 def decode(record: bytes) -> dict[str, Any]:
