@@ -21,7 +21,7 @@ $(BUF):
 demo: $(STAMP)
 	$(VENV)/bin/govshare demo
 
-test: $(STAMP)
+test: $(STAMP) $(BUF)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) $(BUF)

@@ -57,11 +57,13 @@ class BlobStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self._hashed: dict[str, tuple[int, ...]] = {}
 
     def recover(self, named: Collection[str]) -> int:
         """Create the folders, remove the uploads a crash left behind and the blobs no row
         names (hex SHA-256s in `named`); returns how many files were removed."""
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # dataset content is for the gateway only
         (self.root / "sha256").mkdir(exist_ok=True)
         leftovers = [*self.tmp.iterdir(), *(path for path in (self.root / "sha256").glob("*/*/*")
                                             if path.name not in named)]
@@ -102,14 +104,33 @@ class BlobStore:
     def commit(self, upload: Upload) -> bool:
         """Move a finished upload into place; True when identical content was already stored
         (the upload is then dropped). Call inside the change that records the blob."""
-        target = self.path(upload.hasher.hexdigest())
+        digest = upload.hasher.hexdigest()
+        target = self.path(digest)
         if target.is_file():
             upload.discard()
             return True
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(upload.path, target)
         _fsync_folder(target.parent)
+        self.hashed(digest, os.stat(target))
         return False
+
+    def unchanged_since_hashed(self, sha256_hex: str, handle: BinaryIO) -> bool:
+        """Whether the open blob is the very file last hashed to `sha256_hex`, untouched since.
+
+        Any write or chmod moves a file's ctime, which user space cannot set back, so a blob
+        whose (inode, size, mtime, ctime) is unchanged need not be hashed again to be served.
+        (Silent media corruption would not move ctime; the SDK's own hash catches that.)
+        """
+        return self._hashed.get(sha256_hex) == _stamp(os.fstat(handle.fileno()))
+
+    def hashed(self, sha256_hex: str, status: os.stat_result) -> None:
+        """Record that the file with `status` was just hashed to `sha256_hex`."""
+        self._hashed[sha256_hex] = _stamp(status)
+
+
+def _stamp(status: os.stat_result) -> tuple[int, ...]:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
 def _fsync_folder(folder: Path) -> None:

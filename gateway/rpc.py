@@ -210,6 +210,8 @@ class _Scope:
         return self.call
 
     def finish(self, status: str) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         caller = self.call.caller.uri if self.call else "-"
         log.info(
             "rpc method=%s caller=%s peer=%s status=%s ms=%.1f",

@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from certs.identity import Identity
-from gateway import errors, times
+from gateway import errors, fetch, times
 from gateway.audit import note
 from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore
@@ -70,6 +70,7 @@ class Gateway:
         """Verify the audit log and start committing; publish the checkpoint verifier key."""
         self.blobs.recover(catalog_sql.stored_content(self.db.writer))
         self.log.open()
+        fetch.break_interrupted(self)
         key_file = self.config.path(self.config.audit.verifier_key_file)
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(self.note_signer.verifier().verifier_key + "\n")

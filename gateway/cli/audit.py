@@ -30,19 +30,29 @@ console = Console()
 _EVENT = re.compile(r"(?:auditEvents/)?(0|[1-9][0-9]*)")
 
 
+def _remember_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
+    if path is not None:
+        ctx.obj = path
+
+
+def config_option(command: Any) -> Any:
+    """--config, accepted before the command (`audit --config F list`) or after it."""
+    return click.option(
+        "--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        expose_value=False, callback=_remember_config,
+        help="The gateway.toml whose log to read.")(command)
+
+
 @click.group("audit")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="The gateway.toml whose log to read.")
-@click.pass_context
-def audit(ctx: click.Context, config_path: Path | None) -> None:
+@config_option
+def audit() -> None:
     """Inspect, verify, export and prove the audit log (reads the database, read-only)."""
-    ctx.obj = config_path
 
 
 def _config(ctx: click.Context) -> config_module.Config:
     path = ctx.find_object(Path)
     if path is None:
-        raise click.UsageError("give --config gateway.toml before the command")
+        raise click.UsageError("give --config gateway.toml")
     try:
         return config_module.load(path)
     except (OSError, ValueError) as exc:
@@ -118,6 +128,7 @@ def _filters(actor: str, agency: str, dataset: str, action: str, outcome: str | 
 
 
 @audit.command("list")
+@config_option
 @filter_options
 @click.option("--after", default=-1, show_default=True, help="Only leaves after this index.")
 @click.option("--limit", default=100, show_default=True, help="At most this many events.")
@@ -143,6 +154,7 @@ def list_events(ctx: click.Context, after: int, limit: int, as_json: bool,
 
 
 @audit.command("show")
+@config_option
 @click.argument("event")
 @click.pass_context
 def show(ctx: click.Context, event: str) -> None:
@@ -158,6 +170,7 @@ def show(ctx: click.Context, event: str) -> None:
 
 
 @audit.command("verify")
+@config_option
 @click.option("--key", default=None, help="The log's note verifier key (name+id+key).")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A signed checkpoint saved earlier: the log must extend it.")
@@ -190,6 +203,7 @@ def verify_command(ctx: click.Context, key: str | None, against: Path | None,
 
 
 @audit.command("export")
+@config_option
 @filter_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True, help="Output format.")
@@ -218,6 +232,7 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
 
 
 @audit.command("proof")
+@config_option
 @click.argument("event")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="Output file.")
 @click.pass_context

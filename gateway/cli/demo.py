@@ -104,8 +104,8 @@ def _explore(scenario: Any) -> None:
     console.print("\nExplore further:", style="bold")
     for line in (
         f"govshare gateway serve --config {config}",
-        f"govshare audit --config {config} list",
-        f"govshare audit --config {config} verify",
+        f"govshare audit list --config {config}",
+        f"govshare audit verify --config {config}",
         f"govshare agency --certs {certs / 'zj-stats'} --gateway 127.0.0.1:{port}"
         " --server-name localhost directory",
         f"buf curl --protocol grpc --cacert {certs / 'ca' / 'ca.pem'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -39,6 +40,9 @@ class Database:
         self.synchronous = synchronous.upper()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # Dataset metadata and the audit log are for the gateway only: create the file
+            # 0600 (SQLite gives its -wal and -shm files the same mode).
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             self.writer = _connect(self.path, self.synchronous)
             migrate(sqlite_utils.Database(self.writer))
         except sqlite3.Error as exc:

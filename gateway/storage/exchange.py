@@ -152,6 +152,11 @@ def get_exchange(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
     return first(conn.execute("SELECT * FROM exchanges WHERE name = ?", (name,)))
 
 
+def started_exchanges(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Exchanges still marked STARTED (at start-up: those a stop interrupted)."""
+    return rows(conn.execute("SELECT * FROM exchanges WHERE state = 'STARTED'"))
+
+
 def set_exchange_state(
     conn: sqlite3.Connection, name: str, state: str, *, when: str | None = None,
     receipt: bytes | None = None,

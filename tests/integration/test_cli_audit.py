@@ -120,3 +120,12 @@ def test_proof_file_checks_offline_and_tampering_fails(network, tmp_path):
     assert failed.exit_code == 1
     assert "inclusion proof fails" in failed.output
     assert run(network, "proof", "7").exit_code == 1
+
+
+def test_config_may_follow_the_command(network):
+    config = str(network.layout.config_path)
+    after = CliRunner().invoke(cli, ["audit", "verify", "--config", config])
+    assert after.exit_code == 0, after.output
+    missing = CliRunner().invoke(cli, ["audit", "list"])
+    assert missing.exit_code == 2
+    assert "--config" in missing.output

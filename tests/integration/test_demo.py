@@ -46,7 +46,7 @@ def test_every_step_passes_and_the_folder_holds_everything(demo):
         assert (root / path).exists(), path
     assert "DATASET_NOT_SHARED" in output and "GRANT_REVOKED" in output
     assert "SIGNATURE_INVALID" in output and "SIGNER_NOT_CALLER" in output
-    assert f"audit --config {root / 'gateway.toml'} verify" in output
+    assert f"audit verify --config {root / 'gateway.toml'}" in output
     assert "buf curl --protocol grpc" in output
 
 

@@ -149,3 +149,49 @@ def test_sdk_refuses_a_manifest_the_publisher_did_not_sign(network, tmp_path):
     with pytest.raises(errors.VerificationError):
         market.fetch(dataset, tmp_path / "beds.csv")
     assert not (tmp_path / "beds.csv").exists() and not (tmp_path / "beds.csv.part").exists()
+
+
+def test_blob_altered_after_a_clean_fetch_is_still_refused(network, granted, tmp_path):
+    """Fetches skip re-hashing a blob only while its file is untouched since it was hashed."""
+    _, market, dataset, _ = granted
+    market.fetch(dataset, tmp_path / "first.bin")
+    path = blob_path(network, BIG)
+    path.chmod(0o644)
+    with path.open("r+b") as blob:
+        blob.seek(0)
+        blob.write(bytes([BIG[0] ^ 1]))
+    with pytest.raises(errors.DataLoss) as lost:
+        market.fetch(dataset, tmp_path / "second.bin")
+    assert lost.value.reason == "CONTENT_MISMATCH"
+    assert (tmp_path / "first.bin").read_bytes() == BIG
+
+
+def test_fetches_a_stop_interrupted_are_broken_at_start_up(network_factory, tmp_path):
+    """An exchange still STARTED when the gateway stopped is marked BROKEN, audited, at start."""
+    from gateway import config as config_module
+    from gateway.server import create_server
+
+    net = network_factory()
+    owner, market = net.agency("gd-health"), net.agency("sz-market")
+    dataset = publish(owner, "beds")
+    ask(market, dataset)
+    market.fetch(dataset, tmp_path / "beds.csv")
+    name = exchange_rows(net)[0][0]
+
+    def interrupted(tx):  # as if the gateway had been killed in the middle of this fetch
+        tx.conn.execute("UPDATE exchanges SET state = 'STARTED' WHERE name = ?", (name,))
+        return None, []
+
+    net.gateway.log.commit(interrupted)
+    net.close()
+    server = create_server(config_module.load(net.layout.config_path))
+    try:
+        conn = server.gateway.db.reader()
+        assert conn.execute("SELECT state FROM exchanges WHERE name = ?",
+                            (name,)).fetchone()[0] == "BROKEN"
+        last = conn.execute("SELECT record FROM audit_leaves ORDER BY leaf_index DESC"
+                            " LIMIT 1").fetchone()[0]
+        assert b'"exchange.fetch.break"' in last and name.encode() in last
+        assert b'"urn:govshare:gateway:gateway"' in last
+    finally:
+        server.gateway.close()

@@ -218,3 +218,13 @@ def test_reprs_show_no_secret(network):
              repr(network.gateway.signing_key), repr(network.gateway.note_signer)]
     assert leaked("\n".join(shown), forms) == []
     assert health.signing_key.key_id in repr(health.signing_key)
+
+
+def test_database_and_blob_store_are_private(network):
+    """Dataset content, metadata and the log are readable by the gateway's user only."""
+    root = network.layout.root
+    assert (root / "blobs").stat().st_mode & 0o777 == 0o700
+    for name in ("govshare.db", "govshare.db-wal", "govshare.db-shm"):
+        path = root / name
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, name
