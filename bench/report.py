@@ -266,11 +266,17 @@ def replace_between(text: str, markers: tuple[str, str], body: str) -> str:
 
 def write_docs(results: dict[str, Any], document: Path, plot: Path,
                readme: Path | None = None) -> None:
-    """Regenerate the plot, the generated part of `document`, and the README summary (only
-    where the README carries the summary markers)."""
+    """Regenerate the plot, the generated part of `document`, and the README summary."""
     write_plot(results, plot)
+    write_text(results, document, plot.name, readme)
+
+
+def write_text(results: dict[str, Any], document: Path, plot_name: str,
+               readme: Path | None = None) -> None:
+    """The generated part of `document` and the README summary (only where the README carries
+    the summary markers); the analysis written around them is kept."""
     text = document.read_text() if document.exists() else "# Benchmarks\n"
-    document.write_text(replace_between(text, GENERATED, generated_section(results, plot.name)))
+    document.write_text(replace_between(text, GENERATED, generated_section(results, plot_name)))
     if readme is not None and readme.exists() and SUMMARY[0] in readme.read_text():
         readme.write_text(replace_between(readme.read_text(), SUMMARY, summary(results)))
 
