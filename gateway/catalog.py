@@ -26,6 +26,7 @@ from gateway.config import LimitsConfig
 from gateway.identity import Caller
 from gateway.rpc import AGENCY, Call
 from gateway.storage import catalog as sql
+from gateway.storage import events as events_sql
 from gateway.v1 import catalog_pb2, envelope_pb2
 
 if TYPE_CHECKING:
@@ -310,9 +311,9 @@ def _store_version(
             "audit_leaf_index": tx.next_leaf_index,
         }
         sql.insert_version(tx.conn, row)
-        sql.insert_event(tx.conn, type=PUBLISHED, resource=version, dataset=name,
-                         actor=call.caller.uri, summary=f"version {manifest.version} published",
-                         when=when)
+        events_sql.insert_event(
+            tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
+            actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
         deduplicated = gateway.blobs.commit(upload)
         event = call.event(resources=(version, name),
                            envelope_ids=(statements.envelope_id(envelope),),
@@ -467,8 +468,9 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
         when = times.to_text(tx.now)
         sql.withdraw_dataset(tx.conn, name, reason, when)
         sql.withdraw_pending_requests(tx.conn, name, when)
-        sql.insert_event(tx.conn, type=WITHDRAWN, resource=name, dataset=name,
-                         actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
+        events_sql.insert_event(
+            tx.conn, recipient=None, type=WITHDRAWN, resource=name, dataset=name,
+            actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
         return sql.get_dataset(tx.conn, name), [call.event(reason=reason)]
 
     return gateway.log.commit(change, call.refusal).value

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.storage.database import first, rows
+from gateway.storage.database import first, insert, rows
 
 ACTIVE = "ACTIVE"
 WITHDRAWN = "WITHDRAWN"
@@ -167,10 +167,7 @@ def upsert_dataset(conn: sqlite3.Connection, row: dict[str, Any], tags: Sequence
 
 
 def insert_version(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    conn.execute(f"INSERT INTO dataset_versions ({columns}) VALUES ({marks})",
-                 tuple(row.values()))
+    insert(conn, "dataset_versions", row)
 
 
 def withdraw_dataset(conn: sqlite3.Connection, name: str, reason: str, when: str) -> None:
@@ -189,15 +186,3 @@ def withdraw_pending_requests(conn: sqlite3.Connection, dataset: str, when: str)
         " WHERE dataset = ? AND state = 'PENDING'",
         (when, dataset),
     ).rowcount
-
-
-def insert_event(
-    conn: sqlite3.Connection, *, type: str, resource: str, dataset: str, actor: str,
-    summary: str, when: str,
-) -> None:
-    """A WatchEvents notification for every agency following `dataset` (recipient NULL)."""
-    conn.execute(
-        "INSERT INTO events (recipient, type, resource, dataset, actor, summary, create_time)"
-        " VALUES (NULL, ?, ?, ?, ?, ?, ?)",
-        (type, resource, dataset, actor, summary, when),
-    )

@@ -77,6 +77,14 @@ def migrate(db: sqlite_utils.Database) -> None:
 
 
 
+def insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """Insert one row given as {column: value} (column names come from our code, never from
+    a request)."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+
+
 def rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     """Every row of a cursor as a dict keyed by column name."""
     names = [column[0] for column in cursor.description]

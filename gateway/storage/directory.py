@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from gateway.storage.database import first, rows
+from gateway.storage.database import first, insert, rows
 
 
 def get_agency(conn: sqlite3.Connection, agency_id: str) -> dict[str, Any] | None:
@@ -29,9 +29,7 @@ def list_agencies(
 
 
 def insert_agency(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    conn.execute(f"INSERT INTO agencies ({columns}) VALUES ({marks})", tuple(row.values()))
+    insert(conn, "agencies", row)
 
 
 def set_agency_state(

@@ -14,10 +14,11 @@ from gateway.storage.database import rows
 
 
 def insert_event(
-    conn: sqlite3.Connection, *, recipient: str, type: str, resource: str, dataset: str,
+    conn: sqlite3.Connection, *, recipient: str | None, type: str, resource: str, dataset: str,
     actor: str, summary: str, when: str,
 ) -> None:
-    """A notification for one agency id."""
+    """A notification for one agency id, or (recipient None) for every agency holding a grant
+    on or following `dataset`."""
     conn.execute(
         "INSERT INTO events (recipient, type, resource, dataset, actor, summary, create_time)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from gateway.storage.database import first, rows
+from gateway.storage.database import first, insert, rows
 
 _REQUEST_SELECT = """
     SELECT r.*, CASE WHEN r.state = 'APPROVED' AND g.expire_time <= :now THEN 'EXPIRED'
@@ -25,17 +25,11 @@ _GRANT_SELECT = """
 _MAX_SEQ = 2**63 - 1
 
 
-def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
-
-
 # -- access requests -----------------------------------------------------------------------------
 
 
 def insert_access_request(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    _insert(conn, "access_requests", row)
+    insert(conn, "access_requests", row)
 
 
 def get_access_request(conn: sqlite3.Connection, name: str, now: str) -> dict[str, Any] | None:
@@ -88,7 +82,7 @@ def list_access_requests(
 
 
 def insert_grant(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    _insert(conn, "grants", row)
+    insert(conn, "grants", row)
 
 
 def get_grant(conn: sqlite3.Connection, name: str, now: str) -> dict[str, Any] | None:
@@ -145,7 +139,7 @@ def list_grants(
 
 
 def insert_exchange(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    _insert(conn, "exchanges", row)
+    insert(conn, "exchanges", row)
 
 
 def get_exchange(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
