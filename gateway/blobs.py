@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import BinaryIO
 from gateway.signing import StreamHasher
 
 _READ_SIZE = 1024 * 1024
+HASHED_KEPT = 4096
+"""How many blobs' last-hashed file stamps are remembered (a few hundred KiB)."""
 
 
 class Upload:
@@ -57,7 +61,8 @@ class BlobStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
-        self._hashed: dict[str, tuple[int, ...]] = {}
+        self._hashed: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._hashed_lock = threading.Lock()
 
     def recover(self, named: Collection[str]) -> int:
         """Create the folders, remove the uploads a crash left behind and the blobs no row
@@ -122,11 +127,20 @@ class BlobStore:
         whose (inode, size, mtime, ctime) is unchanged need not be hashed again to be served.
         (Silent media corruption would not move ctime; the SDK's own hash catches that.)
         """
-        return self._hashed.get(sha256_hex) == _stamp(os.fstat(handle.fileno()))
+        with self._hashed_lock:
+            stamp = self._hashed.get(sha256_hex)
+            if stamp is not None:
+                self._hashed.move_to_end(sha256_hex)
+        return stamp == _stamp(os.fstat(handle.fileno()))
 
     def hashed(self, sha256_hex: str, status: os.stat_result) -> None:
-        """Record that the file with `status` was just hashed to `sha256_hex`."""
-        self._hashed[sha256_hex] = _stamp(status)
+        """Record that the file with `status` was just hashed to `sha256_hex` (the most recently
+        used HASHED_KEPT blobs are remembered; older ones are hashed again when fetched)."""
+        with self._hashed_lock:
+            self._hashed[sha256_hex] = _stamp(status)
+            self._hashed.move_to_end(sha256_hex)
+            while len(self._hashed) > HASHED_KEPT:
+                self._hashed.popitem(last=False)
 
 
 def _stamp(status: os.stat_result) -> tuple[int, ...]:

@@ -12,6 +12,9 @@ import sqlite_utils
 
 from gateway.storage import schema
 
+READER_CACHE_KIB = 1024
+"""Page cache of each per-thread read connection, KiB."""
+
 
 class StorageError(Exception):
     """The database cannot be opened or written (disk full, read-only file, corruption)."""
@@ -57,6 +60,9 @@ class Database:
         if conn is None:
             conn = _connect(self.path, self.synchronous)
             conn.execute("PRAGMA query_only=ON")
+            # One reader per RPC thread: a small page cache each keeps their sum bounded (the
+            # operating system caches the file as well).
+            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             self._local.conn = conn
             with self._lock:
                 self._readers.append(conn)
