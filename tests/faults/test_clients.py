@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from gateway_process import GatewayProcess, client_process, running_gateway
@@ -17,6 +16,7 @@ from agencies import errors
 from bench.workload import EXPECTED_WHILE_DOWN, Workload, agency_specs, inspect_storage
 from gateway import config as config_module
 from gateway.storage import audit as audit_sql
+from tests.integration.exchange_support import wait_for
 
 MiB = 1024 * 1024
 LARGE = 256 * MiB
@@ -72,27 +72,17 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
                       config.path(config.storage.database))
 
 
-def wait_for(condition: Callable[[], Any], seconds: float = 30.0) -> Any:
-    """Poll for state the gateway reaches on its own (no timing is asserted)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def test_client_killed_mid_upload_leaves_nothing(network: Network) -> None:
     gateway = network.gateway
     dataset = f"agencies/{OWNER}/datasets/never-finished"
     before = network.leaves()
     uploader = client_process("upload", gateway.target, gateway.layout.certs(OWNER), dataset,
                               64 * MiB)
-    wait_for(lambda: list((network.blobs / "tmp").iterdir()))
+    wait_for(lambda: list((network.blobs / "tmp").iterdir()), seconds=30)
     uploader.kill()
     uploader.wait()
-    wait_for(lambda: network.leaves() > before and not list((network.blobs / "tmp").iterdir()))
+    wait_for(lambda: network.leaves() > before and not list((network.blobs / "tmp").iterdir()),
+             seconds=30)
     assert network.leaves() == before + 1
     action, outcome, data = network.last_event()
     assert (action, outcome) == ("catalog.publish", "REFUSED")
@@ -108,7 +98,8 @@ def test_client_killed_mid_fetch_breaks_the_exchange(network: Network, tmp_path:
     fetcher.kill()
     fetcher.wait()
     [(name,)] = wait_for(lambda: network.query(
-        "SELECT name FROM exchanges WHERE requester = ? AND state = 'BROKEN'", READER))
+        "SELECT name FROM exchanges WHERE requester = ? AND state = 'BROKEN'", READER),
+        seconds=30)
     events = network.query("SELECT action, outcome FROM audit_leaves WHERE CAST(record AS TEXT)"
                            " LIKE ? ORDER BY leaf_index", f"%{name}%")
     assert events == [("exchange.fetch.start", "ALLOWED"), ("exchange.fetch.break", "ALLOWED")]
