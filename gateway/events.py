@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from gateway import catalog, errors, times
-from gateway.exchange import DATASET_NAME
 from gateway.rpc import Call
-from gateway.storage import catalog as catalog_sql
 from gateway.storage import events as sql
 from gateway.v1 import exchange_pb2
 
@@ -69,16 +67,8 @@ def _position(reader: Any, cursor: str) -> int:
 
 
 def _check_follow(gateway: Gateway, call: Call, follow: list[str]) -> None:
-    """Followed datasets must exist and be visible to the caller."""
+    """Followed datasets must exist and be visible to the caller (the catalog's rule)."""
     if len(follow) > MAX_FOLLOW:
         raise errors.InvalidArgument(f"follow at most {MAX_FOLLOW} datasets", field="follow")
-    reader = gateway.db.reader()
     for name in follow:
-        if not DATASET_NAME.match(name):
-            raise errors.InvalidArgument(
-                "follow takes dataset names agencies/{agency}/datasets/{dataset}",
-                field="follow")
-        row = catalog_sql.get_dataset(reader, name)
-        if row is None or not catalog.can_see(gateway, call.caller, row):
-            raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
-                                  dataset=name)
+        catalog.get_visible(gateway, call, name, field="follow")

@@ -78,3 +78,21 @@ def test_garbage_cursor_is_refused(network, cursor):
         next(market.watch(cursor=cursor))
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.reason == "INVALID_CURSOR"
+
+
+def test_following_what_you_may_not_see_is_refused(network):
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    hidden = publish(health, "case-files", classification="CONFIDENTIAL",
+                     sharing_type="CONDITIONAL")
+    cases = [
+        (hidden, errors.PermissionDenied, "DATASET_NOT_VISIBLE"),
+        ("agencies/gd-health/datasets/no-such", errors.PermissionDenied, "DATASET_NOT_VISIBLE"),
+        ("agencies/zj-stats/datasets/no-such", errors.NotFound, "DATASET_NOT_FOUND"),
+        ("datasets/../x", errors.InvalidArgument, "INVALID_ARGUMENT"),
+    ]
+    for name, error, reason in cases:
+        before = network.gateway.log.checkpoint()["tree_size"]
+        with pytest.raises(error) as refused:
+            next(stats.watch(follow=[name]))
+        assert refused.value.reason == reason
+        assert network.gateway.log.checkpoint()["tree_size"] == before + 1  # its refusal only
