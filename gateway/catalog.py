@@ -316,8 +316,7 @@ def _store_version(
             actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
         deduplicated = gateway.blobs.commit(upload)
         event = call.event(resources=(version, name),
-                           envelope_ids=(statements.envelope_id(envelope),),
-                           agencies=(f"agencies/{call.caller.identity.id}",))
+                           envelope_ids=(statements.envelope_id(envelope),))
         return (row, deduplicated), [event]
 
     return change
