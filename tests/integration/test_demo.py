@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -28,18 +27,9 @@ COUNTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("demo") / "net"
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(root), "--large-mib", "2"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return root, result.output
-
-
 @pytest.mark.timeout(120)
-def test_every_step_passes_and_the_folder_holds_everything(demo):
-    root, output = demo
+def test_every_step_passes_and_the_folder_holds_everything(demo_run):
+    root, output = demo_run
     assert output.count("✓") == 14 and "✗" not in output
     for path in ("gateway.toml", "govshare.db", "blobs", "certs/ca/ca.pem", "certs/admin",
                  "certs/auditor", "certs/gd-miit/signing.key", "certs/bj-ecology/tls.pem"):
@@ -50,8 +40,8 @@ def test_every_step_passes_and_the_folder_holds_everything(demo):
     assert "buf curl --protocol grpc" in output
 
 
-def test_summary_figures_match_the_database(demo):
-    root, output = demo
+def test_summary_figures_match_the_database(demo_run):
+    root, output = demo_run
     summary = json.loads((root / SUMMARY_FILE).read_text())
     conn = sqlite3.connect(f"file:{root / 'govshare.db'}?mode=ro", uri=True)
     try:
@@ -67,16 +57,16 @@ def test_summary_figures_match_the_database(demo):
     assert summary["audit_root"][:16] in output
 
 
-def test_audit_verify_passes_afterwards(demo):
-    root, _ = demo
+def test_audit_verify_passes_afterwards(demo_run):
+    root, _ = demo_run
     result = CliRunner().invoke(cli, ["audit", "--config", str(root / "gateway.toml"), "verify"])
     assert result.exit_code == 0, result.output
     summary = json.loads((root / SUMMARY_FILE).read_text())
     assert f"OK: {summary['audit_size']} entries" in result.output
 
 
-def test_the_gateway_restarts_from_the_demo_folder(demo):
-    root, _ = demo
+def test_the_gateway_restarts_from_the_demo_folder(demo_run):
+    root, _ = demo_run
     config = config_module.load(root / "gateway.toml").replace(server={"listen": "127.0.0.1:0"})
     server = create_server(config)  # re-verifies the audit log before serving
     server.start()

@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 import pytest
-from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -21,7 +20,6 @@ from agencies import errors
 from agencies.client import AgencyClient
 from agencies.network import lay_out
 from gateway import statements
-from gateway.cli import cli
 from gateway.v1 import envelope_pb2
 from tests.conftest import AGENCIES
 from tests.integration.exchange_support import ask, publish
@@ -30,15 +28,6 @@ from tests.security import security_support as support
 PRIVATE_PEM = b"PRIVATE KEY-----"
 _RAW = serialization.Encoding.Raw, serialization.PrivateFormat.Raw
 _DER = serialization.Encoding.DER, serialization.PrivateFormat.PKCS8
-
-
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("demo") / "net"
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(root), "--large-mib", "2"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return root, result.output
 
 
 # -- what to look for ----------------------------------------------------------------------------
@@ -130,13 +119,13 @@ def test_a_laid_out_network_keeps_its_keys_private(tmp_path):
     assert len(key_files(root)) == 1 + 2 + 2 + 2 * len(AGENCIES)  # CA, gateway, staff, agencies
 
 
-def test_the_demo_folder_keeps_its_keys_private(demo_folder):
-    root, _ = demo_folder
+def test_the_demo_folder_keeps_its_keys_private(demo_run):
+    root, _ = demo_run
     assert_keys_private(root)
 
 
-def test_the_demo_output_shows_no_key_or_signature(demo_folder):
-    root, output = demo_folder
+def test_the_demo_output_shows_no_key_or_signature(demo_run):
+    root, output = demo_run
     conn = sqlite3.connect(f"file:{root / 'govshare.db'}?mode=ro", uri=True)
     try:
         signatures = stored_signatures(conn)
