@@ -51,7 +51,13 @@ class Call:
     """The caller's directory row, for agency callers."""
     resources: list[str] = field(default_factory=list)
     """Resource names the call concerns, recorded with a refusal."""
-    request_digest: str = ""
+    request: Any = None
+    """The request message (None for client streams), digested only if an event needs it."""
+
+    @functools.cached_property
+    def request_digest(self) -> str:
+        """Hex SHA-256 of the request as received (reads that succeed never need it)."""
+        return digest_of(self.request) if self.request is not None else ""
 
     def event(self, action: str | None = None, **fields: Any) -> record.Event:
         """An ALLOWED audit event for this call; `fields` are record.Event fields. The caller's
@@ -242,7 +248,7 @@ def _identify(
     caller = gateway.authenticator.authenticate(context)
     call = Call(caller=caller, action=action, context=context)
     if hasattr(request, "SerializeToString"):
-        call.request_digest = digest_of(request)
+        call.request = request
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
     return call
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -116,6 +117,7 @@ def test_admin_only_rpc_refused_to_agency_and_audited(network):
     assert len(records) == before + 1
     assert records[-1]["action"] == "directory.register"
     assert records[-1]["outcome"] == "REFUSED"
+    assert records[-1]["request_digest"] == hashlib.sha256(request.SerializeToString()).hexdigest()
     assert [a.name for a in client.agencies()] == [
         "agencies/gd-health", "agencies/sz-market", "agencies/zj-stats"]
 
