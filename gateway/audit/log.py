@@ -238,7 +238,6 @@ class AuditLog:
         size_before = self._frontier.size
         outcomes = []
         leaves: list[tuple[Any, ...]] = []
-        subjects: list[tuple[str, int]] = []
         nodes: list[tuple[int, int, bytes]] = []
         conn.execute("BEGIN IMMEDIATE")
         for pending in batch:
@@ -248,12 +247,10 @@ class AuditLog:
                 index = self._frontier.size
                 nodes.extend(self._frontier.append(event.leaf_hash))
                 leaves.append((index, event.record, event.time, event.actor, event.action,
-                               event.outcome))
-                subjects.extend((subject, index) for subject in event.subjects)
+                               event.outcome, sql.frame(event.subjects)))
                 indices.append(index)
             outcomes.append((pending, value, failure, indices))
         sql.insert_leaves(conn, leaves)
-        sql.insert_subjects(conn, subjects)
         sql.insert_nodes(conn, nodes)
         if self._frontier.size != size_before:
             self._write_checkpoint(conn, now)

@@ -23,6 +23,7 @@ ANONYMOUS = "urn:govshare:anonymous"
 
 _AGENCY = re.compile(r"^(agencies/[^/]+)")
 _DATASET = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,12 @@ class Event:
         """Every agency and dataset this event concerns, for filtering and visibility (other
         resource names stay in `resources` only: nothing filters on them).
 
-        Names holding NUL (a refused request may carry any text) are no subjects: SQLite's JSON
-        functions cut strings at NUL, so `audit verify` could not match them to their rows."""
+        Names holding control characters (a refused request may carry any text) are no
+        subjects: the log stores subjects separated by newlines, and SQLite's JSON functions cut
+        strings at NUL, so `audit verify` could not match them to their leaf."""
         found = dict.fromkeys(self.agencies)
         for name in self.resources:
-            if "\0" in name:
+            if _CONTROL.search(name):
                 continue
             for pattern in (_AGENCY, _DATASET):
                 match = pattern.match(name)

@@ -1,4 +1,9 @@
-"""SQL for the audit log: leaves, their subjects, tree nodes and checkpoints."""
+"""SQL for the audit log: leaves, tree nodes and checkpoints.
+
+A leaf row keeps the record's subjects (the agencies and datasets it concerns) framed as
+"\nname\nname\n", so that "concerns X" is a substring test for "\nX\n": names never hold
+control characters (`record.Event` leaves such names out of its subjects).
+"""
 
 from __future__ import annotations
 
@@ -15,19 +20,18 @@ def tree_size(conn: sqlite3.Connection) -> int:
     return 0 if row[0] is None else row[0] + 1
 
 
+def frame(subjects: Sequence[str]) -> str:
+    """The stored form of a leaf's subjects."""
+    return "\n" + "\n".join(subjects) + "\n" if subjects else ""
+
+
 def insert_leaves(conn: sqlite3.Connection, leaves: Sequence[tuple[Any, ...]]) -> None:
-    """Rows of (leaf_index, record, create_time, actor, action, outcome)."""
+    """Rows of (leaf_index, record, create_time, actor, action, outcome, framed subjects)."""
     conn.executemany(
-        "INSERT INTO audit_leaves (leaf_index, record, create_time, actor, action, outcome)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_leaves"
+        " (leaf_index, record, create_time, actor, action, outcome, subjects)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         leaves,
-    )
-
-
-def insert_subjects(conn: sqlite3.Connection, subjects: Sequence[tuple[str, int]]) -> None:
-    """Rows of (subject, leaf_index)."""
-    conn.executemany(
-        "INSERT OR IGNORE INTO audit_subjects (subject, leaf_index) VALUES (?, ?)", subjects
     )
 
 
@@ -103,10 +107,10 @@ def iter_nodes(conn: sqlite3.Connection, level: int) -> Iterator[tuple[int, byte
     )
 
 
-_VISIBLE = (
-    "EXISTS (SELECT 1 FROM audit_subjects s WHERE s.leaf_index = l.leaf_index"
-    " AND s.subject IN ({marks}))"
-)
+def _concerns_any(subjects: Sequence[str]) -> tuple[str, list[str]]:
+    """A condition on leaf `l` naming at least one of `subjects`, and its parameters."""
+    clause = " OR ".join("instr(l.subjects, ?) > 0" for _ in subjects)
+    return f"({clause})", [frame([subject]) for subject in subjects]
 
 
 def list_leaves(
@@ -139,15 +143,10 @@ def list_leaves(
     if end_time:
         where.append("l.create_time < ?")
         params.append(end_time)
-    for subject in subjects:
-        where.append(
-            "EXISTS (SELECT 1 FROM audit_subjects s WHERE s.leaf_index = l.leaf_index"
-            " AND s.subject = ?)"
-        )
-        params.append(subject)
-    if any_subject:
-        where.append(_VISIBLE.format(marks=", ".join("?" for _ in any_subject)))
-        params.extend(any_subject)
+    for group in [*([subject] for subject in subjects), *([any_subject] if any_subject else [])]:
+        clause, values = _concerns_any(group)
+        where.append(clause)
+        params.extend(values)
     params.append(limit)
     return rows(
         conn.execute(
@@ -174,10 +173,10 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
 
 def leaf_visible(conn: sqlite3.Connection, leaf_index: int, subjects: Sequence[str]) -> bool:
     """Whether the leaf exists and names one of `subjects` (an agency's view)."""
-    where = _VISIBLE.format(marks=", ".join("?" for _ in subjects))
+    where, values = _concerns_any(subjects)
     row = conn.execute(
         f"SELECT 1 FROM audit_leaves l WHERE l.leaf_index = ? AND {where}",
-        [leaf_index, *subjects],
+        [leaf_index, *values],
     ).fetchone()
     return row is not None
 
@@ -221,47 +220,27 @@ def nodes_outside(conn: sqlite3.Connection, size: int) -> list[tuple[int, int]]:
 
 
 def index_mismatches(conn: sqlite3.Connection, limit: int = 100) -> list[tuple[int, str]]:
-    """Leaves whose filter columns or subject rows disagree with their record bytes.
+    """Leaves whose filter columns disagree with their record bytes.
 
-    The record is what the tree commits to; the columns and `audit_subjects` only serve listings
-    and agency visibility, so a row edited there would hide or misattribute an event. One pass
-    over the records (SQLite parses each once and caches it for the json_* calls) finds changed
-    columns and missing subject rows; subject rows the records do not name are looked for only
-    when the row count says there are some.
+    The record is what the tree commits to; the columns only serve listings and agency
+    visibility, so a column edited there would hide or misattribute an event. One pass over the
+    records (SQLite parses each once and caches it for the json_* calls).
     """
-    found = conn.execute(
+    return conn.execute(
         """
-        SELECT leaf_index, 'columns or subjects' FROM (
-            SELECT leaf_index, CAST(record AS TEXT) AS doc, actor, action, outcome, create_time
+        SELECT leaf_index, 'columns' FROM (
+            SELECT leaf_index, CAST(record AS TEXT) AS doc, actor, action, outcome, create_time,
+                   subjects
               FROM audit_leaves) AS r
          WHERE json_valid(doc) AND (
                actor IS NOT json_extract(doc, '$.actor')
             OR action IS NOT json_extract(doc, '$.action')
             OR outcome IS NOT json_extract(doc, '$.outcome')
             OR create_time IS NOT json_extract(doc, '$.time')
-            OR EXISTS (SELECT 1 FROM json_each(doc, '$.subjects') AS j
-                        WHERE NOT EXISTS (SELECT 1 FROM audit_subjects AS s
-                                           WHERE s.subject = j.value
-                                             AND s.leaf_index = r.leaf_index)))
+            OR subjects IS NOT coalesce(
+                   (SELECT char(10) || group_concat(value, char(10)) || char(10)
+                      FROM json_each(doc, '$.subjects')), ''))
          ORDER BY leaf_index LIMIT ?
         """,
         (limit,),
     ).fetchall()
-    expected, stored = conn.execute(
-        "SELECT (SELECT SUM(json_array_length(CAST(record AS TEXT), '$.subjects'))"
-        " FROM audit_leaves WHERE json_valid(CAST(record AS TEXT))),"
-        " (SELECT COUNT(*) FROM audit_subjects)"
-    ).fetchone()
-    if stored != (expected or 0):
-        found += conn.execute(
-            """
-            SELECT s.leaf_index, 'subjects' FROM (
-                SELECT leaf_index, COUNT(*) AS n FROM audit_subjects GROUP BY leaf_index) AS s
-              LEFT JOIN audit_leaves AS l ON l.leaf_index = s.leaf_index
-             WHERE l.leaf_index IS NULL OR NOT json_valid(CAST(l.record AS TEXT))
-                OR s.n > json_array_length(CAST(l.record AS TEXT), '$.subjects')
-             ORDER BY 1 LIMIT ?
-            """,
-            (limit,),
-        ).fetchall()
-    return sorted(found)[:limit]

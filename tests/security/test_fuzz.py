@@ -342,11 +342,14 @@ def test_an_error_quoting_a_huge_input_still_reaches_the_caller(fuzz: Fuzz) -> N
     assert len(error.details().encode()) <= errors.MAX_MESSAGE_BYTES
 
 
-def test_a_refused_name_with_nul_keeps_the_log_verifiable(fuzz: Fuzz) -> None:
-    # The name became an audit subject; SQLite's JSON functions cut it at the NUL, so
-    # `audit verify` reported an index mismatch.
+@pytest.mark.parametrize("control", ["\0", "\n"])
+def test_a_refused_name_with_a_control_character_keeps_the_log_verifiable(
+        fuzz: Fuzz, control: str) -> None:
+    # Such a name must not become an audit subject: SQLite's JSON functions cut it at a NUL,
+    # and subjects are stored newline-separated, so `audit verify` would report a mismatch.
     market = fuzz.network.agency("sz-market")
-    request = catalog_pb2.GetDatasetRequest(name="agencies/gd-health/datasets/beds\0")
+    request = catalog_pb2.GetDatasetRequest(name=f"agencies/gd-health/datasets/beds{control}"
+                                            "agencies/other")
 
     assert rpc_error(lambda: market.catalog.GetDataset(request, timeout=UNARY_TIMEOUT)).code() \
         == Code.INVALID_ARGUMENT

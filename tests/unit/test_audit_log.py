@@ -162,3 +162,10 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
     report = verify.verify_log(log.db, SIGNER.verifier())
     assert report.ok and report.tree_size == 3  # a, b and the refusal
     log.db.close()
+
+
+def test_names_with_control_characters_are_no_subjects() -> None:
+    # Subjects are stored newline-separated and matched as "\nname\n".
+    event = Event(actor="urn:x", action="catalog.get",
+                  resources=("agencies/a\nagencies", "agencies/b\0", "agencies/c/datasets/d"))
+    assert event.subjects == ["agencies/c", "agencies/c/datasets/d"]

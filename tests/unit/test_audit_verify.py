@@ -146,7 +146,6 @@ def test_a_deleted_tree_node_is_missing(tampered, pristine, data) -> None:
 @given(leaf=st.integers(0, SIZE - 1))
 def test_a_deleted_record_is_missing(tampered, pristine, leaf) -> None:
     shutil.copy(pristine, tampered)
-    edit(tampered, "DELETE FROM audit_subjects WHERE leaf_index = ?", leaf)
     edit(tampered, "DELETE FROM audit_leaves WHERE leaf_index = ?", leaf)
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (leaf, verify.MISSING_RECORD)
@@ -161,7 +160,7 @@ def test_a_record_inserted_in_the_middle_is_caught_where_it_went_in(tampered, pr
          " WHERE leaf_index >= ?", leaf)
     edit(tampered, "UPDATE audit_leaves SET leaf_index = -leaf_index - 999 WHERE leaf_index < 0")
     edit(tampered, "INSERT INTO audit_leaves SELECT ?, record, create_time, actor, action,"
-         " outcome FROM audit_leaves WHERE leaf_index = 0", leaf)
+         " outcome, subjects FROM audit_leaves WHERE leaf_index = 0", leaf)
     report = verify.verify_log(tampered, VERIFIER)
     assert report.first.position == leaf
     assert {p.kind for p in report.problems} >= {verify.MODIFIED_RECORD, verify.EXTRA_RECORD}
@@ -209,7 +208,7 @@ def test_any_byte_changed_in_a_checkpoint_is_caught_at_its_size(tampered, pristi
 
 def test_extra_record_and_extra_node(tampered: Path) -> None:
     edit(tampered, "INSERT INTO audit_leaves SELECT 40, record, create_time, actor, action,"
-         " outcome FROM audit_leaves WHERE leaf_index = 3")
+         " outcome, subjects FROM audit_leaves WHERE leaf_index = 3")
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (40, verify.EXTRA_RECORD)
     edit(tampered, "DELETE FROM audit_leaves WHERE leaf_index = 40")
@@ -224,13 +223,13 @@ def test_a_deleted_latest_checkpoint_leaves_records_uncovered(tampered: Path) ->
     assert (problem.position, problem.kind) == (35, verify.EXTRA_RECORD)
 
 
-def test_an_edited_subject_row_is_an_index_mismatch(tampered: Path) -> None:
-    edit(tampered, "UPDATE audit_subjects SET subject = 'agencies/zz' WHERE leaf_index = 7"
-         " AND subject = 'agencies/a1'")
+def test_edited_subjects_are_an_index_mismatch(tampered: Path) -> None:
+    edit(tampered, "UPDATE audit_leaves SET subjects = replace(subjects, 'agencies/a1',"
+         " 'agencies/zz') WHERE leaf_index = 7")
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (7, verify.INDEX_MISMATCH)
-    edit(tampered, "UPDATE audit_subjects SET subject = 'agencies/a1' WHERE leaf_index = 7"
-         " AND subject = 'agencies/zz'")
+    edit(tampered, "UPDATE audit_leaves SET subjects = replace(subjects, 'agencies/zz',"
+         " 'agencies/a1') WHERE leaf_index = 7")
     edit(tampered, "UPDATE audit_leaves SET actor = 'urn:govshare:agency:b' WHERE leaf_index = 9")
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (9, verify.INDEX_MISMATCH)
@@ -238,7 +237,6 @@ def test_an_edited_subject_row_is_an_index_mismatch(tampered: Path) -> None:
 
 def truncate(path: Path, size: int) -> None:
     """Cut the log back to `size` leaves consistently, as someone editing the database could."""
-    edit(path, "DELETE FROM audit_subjects WHERE leaf_index >= ?", size)
     edit(path, "DELETE FROM audit_leaves WHERE leaf_index >= ?", size)
     edit(path, "DELETE FROM checkpoints WHERE tree_size > ?", size)
     with sqlite3.connect(path) as conn:
