@@ -28,7 +28,6 @@ resumes the same exchange from the bytes already written (re-hashing them first)
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +43,8 @@ from agencies.catalog import enum_value, verify_signed_manifest
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import signing, statements
+from gateway.ids import new_id
+from gateway.spool import Spool
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 Progress = Callable[[int, int], None]
@@ -105,7 +106,7 @@ class ExchangeMixin:
             requester=self.name, dataset=dataset,
             purpose=enum_value(exchange_pb2.Purpose, purpose), purpose_text=purpose_text,
             legal_basis=legal_basis, duration=_duration(duration), fields=list(fields),
-            request_id=request_id or uuid.uuid4().hex, nonce=_nonce(), create_time=_now(),
+            request_id=request_id or new_id(), nonce=_nonce(), create_time=_now(),
         )
 
     def request_access(
@@ -236,22 +237,18 @@ class ExchangeMixin:
         manifest = self._verified_manifest(start, dataset)
         gateway_key = self._gateway_key(responses.initial_metadata())
         marker.write_text(start.exchange + "\n")
-        hasher = _resume(part, offset)
-        with part.open("ab") as out:
+        with Spool(part.open("ab"), _resume(part, offset)) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
-                    out.flush()
-                    os.fsync(out.fileno())
                     receipt = _check_receipt(message.receipt, gateway_key, start, manifest,
-                                             hasher, self.name)
+                                             spool.finish(), self.name)
                     return manifest, receipt, message.receipt
-                out.write(message.chunk)
-                hasher.update(message.chunk)
-                if hasher.size > manifest.content_size:
+                spool.write(message.chunk)
+                if spool.size > manifest.content_size:
                     raise errors.VerificationError("the gateway sent more bytes than the"
                                                    " manifest's content_size")
                 if progress is not None:
-                    progress(hasher.size, manifest.content_size)
+                    progress(spool.size, manifest.content_size)
         raise errors.VerificationError("the fetch ended without a receipt")
 
     def _checked(self, responses: Any) -> Iterator[Any]:

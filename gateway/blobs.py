@@ -5,11 +5,12 @@ Layout under the configured folder (`config.storage.blobs`):
     sha256/ab/cd/abcd...   a stored blob, named by its hex SHA-256
     tmp/                   uploads in progress (same filesystem, so the final move is atomic)
 
-An upload streams into a temp file while it is hashed (`Upload.write`), is fsynced
-(`Upload.finish`), and is moved into place by `BlobStore.commit` inside the catalog's audit-log
-change, so a blob appears only together with the row that names it. Identical content is kept
-once. At start-up `recover()` removes what a crash left: temp files, and blobs moved into place
-by a change whose transaction never committed (no row names them).
+An upload streams into a temp file while it is hashed (`Upload.write`, through a
+`spool.Spool`), is fsynced (`Upload.finish`), and is moved into place by `BlobStore.commit`
+inside the catalog's audit-log change, so a blob appears only together with the row that names
+it. Identical content is kept once. At start-up `recover()` removes what a crash left: temp
+files, and blobs moved into place by a change whose transaction never committed (no row names
+them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.signing import StreamHasher
+from gateway.spool import Spool
 
 _READ_SIZE = 1024 * 1024
 HASHED_KEPT = 4096
@@ -36,22 +38,27 @@ class Upload:
     def __init__(self, folder: Path):
         fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
         self.path = Path(name)
-        self.hasher = StreamHasher()
-        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._spool = Spool(os.fdopen(fd, "wb"))
+        self.write = self._spool.write
 
-    def write(self, chunk: bytes) -> None:
-        self.hasher.update(chunk)
-        self._file.write(chunk)
+    @property
+    def size(self) -> int:
+        """Bytes received so far."""
+        return self._spool.size
+
+    @property
+    def hasher(self) -> StreamHasher:
+        """The content's hash; complete after `finish`."""
+        return self._spool.hasher
 
     def finish(self) -> None:
-        """Flush and fsync the content, so the later move publishes durable bytes."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        """Wait for every byte, then fsync, so the later move publishes durable bytes."""
+        self._spool.finish()
+        self._spool.close()
 
     def discard(self) -> None:
         """Close and remove the temp file if it is still there."""
-        self._file.close()
+        self._spool.close()
         self.path.unlink(missing_ok=True)
 
 

@@ -237,31 +237,32 @@ def publish(
     _check_sharing(manifest)
     with gateway.blobs.upload() as upload:
         _receive(upload, chunks, manifest, gateway.config.limits.max_chunk_bytes)
-        upload.finish()
         return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
                                   call.refusal).value
 
 
 def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
              max_chunk: int) -> None:
-    """Stream chunks into the upload; stop before writing more than the manifest declares."""
+    """Stream chunks into the upload, stopping before more than the manifest declares; then
+    make it durable and check its hash."""
     declared = manifest.content_size
     for chunk in chunks:
         if not 1 <= len(chunk) <= max_chunk:
             raise errors.InvalidArgument(f"chunks must be 1 to {max_chunk} bytes",
                                          reason="CHUNK_SIZE", field="chunk", limit=max_chunk)
-        if upload.hasher.size + len(chunk) > declared:
+        if upload.size + len(chunk) > declared:
             raise errors.InvalidArgument(
                 f"the content is longer than manifest.content_size ({declared} bytes)",
                 reason="CONTENT_SIZE_MISMATCH", field="chunk", declared=declared,
             )
         upload.write(chunk)
-    if upload.hasher.size != declared:
+    if upload.size != declared:
         raise errors.DataLoss(
-            f"the stream ended after {upload.hasher.size} of the {declared} bytes the manifest"
-            " declares", reason="CONTENT_SIZE_MISMATCH", received=upload.hasher.size,
+            f"the stream ended after {upload.size} of the {declared} bytes the manifest"
+            " declares", reason="CONTENT_SIZE_MISMATCH", received=upload.size,
             declared=declared,
         )
+    upload.finish()
     if upload.hasher.digest() != manifest.content_sha256:
         raise errors.DataLoss(
             "the content's SHA-256 differs from manifest.content_sha256",

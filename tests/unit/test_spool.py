@@ -1,0 +1,83 @@
+"""The spool: chunks written and hashed on a thread of its own, failures raised to the caller."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway import spool as spool_module
+from gateway.signing import StreamHasher
+from gateway.spool import Spool
+
+
+def test_every_chunk_is_written_and_hashed_in_order(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(spool_module, "SYNC_EVERY", 3000)  # flush to disk along the way too
+    chunks = [os.urandom(1000 + n) for n in range(40)]
+    target = tmp_path / "out"
+    with Spool(target.open("wb")) as spool:
+        for chunk in chunks:
+            spool.write(chunk)
+        assert spool.size == sum(map(len, chunks))
+        hasher = spool.finish()
+    content = b"".join(chunks)
+    assert target.read_bytes() == content
+    assert hasher.digest() == hashlib.sha256(content).digest()
+    assert hasher.size == len(content)
+
+
+def test_a_resumed_hash_continues_after_its_prefix(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.write_bytes(b"prefix-")
+    prefix = StreamHasher()
+    prefix.update(b"prefix-")
+    with Spool(target.open("ab"), prefix) as spool:
+        spool.write(b"rest")
+        assert spool.size == len(b"prefix-rest")
+        assert spool.finish().digest() == hashlib.sha256(b"prefix-rest").digest()
+
+
+class FullDisk:
+    """A file whose writes fail as on a full disk after the first one."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.closed = False
+
+    def write(self, chunk: bytes) -> None:
+        self.writes += 1
+        if self.writes > 1:
+            raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise AssertionError("a failed spool must not sync")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failed_write_is_raised_to_the_caller_and_nothing_blocks() -> None:
+    file = FullDisk()
+    spool = Spool(file)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(100):  # more than the queue holds: the caller never blocks for good
+            spool.write(b"x" * 10)
+        spool.finish()
+    spool.close()
+    assert file.closed and file.writes == 2
+
+
+def test_close_writes_what_was_handed_over_and_closes_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    spool = Spool(target.open("wb"))
+    for chunk in (b"abc", b"def"):
+        spool.write(chunk)
+    spool.close()
+    spool.close()
+    assert spool.file.closed
+    assert target.read_bytes() == b"abcdef"
