@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import errors, policy, statements, times
 from gateway.audit.log import Tx
+from gateway.ids import new_id
 from gateway.rpc import ADMIN, Call
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import events as events_sql
@@ -44,10 +44,6 @@ class Created:
 
     request: dict[str, Any]
     grant: dict[str, Any] | None
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def agency_name(agency_id: str) -> str:

@@ -29,7 +29,8 @@ from typing import IO, TYPE_CHECKING, Any
 from gateway import errors, statements, times
 from gateway.audit import record
 from gateway.audit.log import Tx
-from gateway.exchange import DATASET_NAME, agency_name, new_id
+from gateway.exchange import DATASET_NAME, agency_name
+from gateway.ids import new_id
 from gateway.rpc import Call
 from gateway.signing import StreamHasher
 from gateway.storage import catalog as catalog_sql
