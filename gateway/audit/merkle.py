@@ -43,6 +43,31 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return sha256(b"\x01" + left + right)
 
 
+def stored_index(level: int, idx: int) -> int:
+    """Where the perfect subtree ``(level, idx)`` goes in append order (the order of Go's
+    ``tlog.StoredHashIndex``): each leaf's hash, then every subtree that leaf completes, lowest
+    first. A store keyed by it only ever appends, and the nodes under any aligned range of
+    leaves sit in one contiguous run."""
+    n = ((idx + 1) << level) - 1  # the last leaf under the subtree
+    return 2 * n - n.bit_count() + level  # sum(n >> k for k >= 0) hashes come before leaf n's
+
+
+def split_stored_index(index: int) -> Coord:
+    """The ``(level, idx)`` stored at ``index``: the inverse of `stored_index`."""
+    if index < 0:
+        raise ValueError(f"stored index must not be negative (got {index})")
+    leaf = index // 2  # stored_index(0, n) <= 2n: the leaf is at most log2 leaves further
+    start = stored_index(0, leaf)
+    while True:
+        # Leaf n adds its hash and one per trailing one bit of n (the subtrees it completes).
+        following = start + 1 + ((leaf + 1) & -(leaf + 1)).bit_length() - 1
+        if following > index:
+            break
+        leaf, start = leaf + 1, following
+    level = index - start
+    return level, leaf >> level
+
+
 def _split(size: int) -> int:
     """Largest power of two strictly smaller than ``size`` (``size`` > 1): RFC 6962's k."""
     return 1 << ((size - 1).bit_length() - 1)

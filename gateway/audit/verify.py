@@ -9,7 +9,7 @@ Checklist, over the database alone (no gateway needed):
 3. every checkpoint's root must equal the rebuilt root at its size. As all roots come from one
    rebuilt tree, successive checkpoints that match are consistent with each other by
    construction; a mismatch means the records under it were rewritten;
-4. the filter columns and subject rows agree with the record bytes (they decide what an agency
+4. the filter columns (subjects among them) agree with the record bytes (they decide what an agency
    sees, though the tree does not cover them);
 5. with `against`, a checkpoint saved outside the database must be a prefix of the rebuilt tree,
    which catches a truncated or rewritten history even when every stored checkpoint was replaced.
@@ -193,12 +193,17 @@ class _Rebuild:
         tops: list[bytes] = []
         for begin in range(0, self.size, chunk):
             end = min(begin + chunk, self.size)
-            levels = self._levels(self._leaf_hashes(begin, end), 0, begin)
+            stored = sql.hashes_between(self.conn, merkle.stored_index(0, begin),
+                                        merkle.stored_index(0, end))
+            levels = self._levels(self._leaf_hashes(begin, end), 0, begin, stored)
             if end - begin == chunk:
                 tops.append(levels[-1][0])
             if self.progress:
                 self.progress(end, self.size)
-        self._levels(tops, CHUNK_LEVEL, 0, compare_first=False)
+        upper = [merkle.stored_index(level, idx)
+                 for level in range(CHUNK_LEVEL + 1, self.size.bit_length())
+                 for idx in range(self.size >> level)]
+        self._levels(tops, CHUNK_LEVEL, 0, sql.hashes_at(self.conn, upper), compare_first=False)
         self._check_records_beyond()
         self._check_nodes_beyond()
 
@@ -222,13 +227,14 @@ class _Rebuild:
         return [merkle.leaf_hash(present.get(index, b"")) for index in range(begin, end)]
 
     def _levels(self, nodes: list[bytes], level: int, first_leaf: int,
-                compare_first: bool = True) -> list[list[bytes]]:
-        """Every perfect-subtree level from `nodes` (at `level`) up, compared with storage."""
+                stored: dict[int, bytes], compare_first: bool = True) -> list[list[bytes]]:
+        """Every perfect-subtree level from `nodes` (at `level`) up, compared with `stored`
+        (node hashes by stored index)."""
         levels = []
         start = first_leaf >> level
         while nodes:
             if compare_first or levels:
-                self._compare(level, start, nodes)
+                self._compare(level, start, nodes, stored)
             for idx in self.wanted.get(level, ()):
                 if start <= idx < start + len(nodes):
                     self.kept[(level, idx)] = nodes[idx - start]
@@ -238,14 +244,13 @@ class _Rebuild:
             level, start = level + 1, start >> 1
         return levels
 
-    def _compare(self, level: int, start: int, nodes: list[bytes]) -> None:
-        stored = sql.nodes_between(self.conn, level, start, start + len(nodes))
-        if len(stored) == len(nodes) and [digest for _, digest in stored] == nodes:
-            return
-        present = dict(stored)
+    def _compare(self, level: int, start: int, nodes: list[bytes],
+                 stored: dict[int, bytes]) -> None:
         for offset, expected in enumerate(nodes):
             idx = start + offset
-            found = present.get(idx)
+            found = stored.get(merkle.stored_index(level, idx))
+            if found == expected:
+                continue
             if len(self.node_problems) >= MAX_PROBLEMS:
                 return
             if found is None:
@@ -261,11 +266,14 @@ class _Rebuild:
                             f" latest is for {self.size} leaves)")
 
     def _check_nodes_beyond(self) -> None:
-        for level, idx in sql.nodes_outside(self.conn, self.size):
-            position = max(idx, 0) << level if 0 <= level < 63 else self.size
-            self.report.add(max(position, self.size), EXTRA_NODE,
-                            f"tree node ({level}, {idx}) is stored but a tree of {self.size}"
-                            " leaves has no such node")
+        # A tree of n leaves holds exactly the nodes stored before leaf n's hash would be.
+        extra = sql.first_node_from(self.conn, merkle.stored_index(0, self.size))
+        if extra is not None:
+            level, idx = merkle.split_stored_index(extra) if extra >= 0 else (0, -1)
+            node = (level, idx) if extra >= 0 else f"id {extra}"
+            self.report.add(max(idx << level, self.size), EXTRA_NODE,
+                            f"tree node {node} is stored but a tree of {self.size} leaves has"
+                            " no such node")
 
 
 def _as_bytes(value: object) -> bytes:

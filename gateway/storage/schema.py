@@ -7,6 +7,8 @@ applied migration: add a new one.
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from gateway.audit import merkle
+
 MIGRATIONS = Migrations("govshare")
 
 
@@ -54,7 +56,8 @@ def _audit_log(db: Database) -> None:
             PRIMARY KEY (subject, leaf_index)
         ) WITHOUT ROWID"""
     )
-    # Perfect-subtree hashes: (level, index) covers leaves [index*2^level, (index+1)*2^level).
+    # Perfect-subtree hashes: (level, index) covers leaves [index*2^level, (index+1)*2^level)
+    # (rekeyed by 0006).
     db.execute(
         """
         CREATE TABLE tree_nodes (
@@ -218,3 +221,14 @@ def _audit_subjects_inline(db: Database) -> None:
     )
     db.execute("DROP TABLE audit_subjects")
     db.execute("DROP INDEX audit_leaves_actor")
+
+
+@MIGRATIONS(name="0006_tree_nodes_in_append_order")
+def _tree_nodes_in_append_order(db: Database) -> None:
+    # Keyed by (level, idx), a batch's new nodes touched one page (and its parents) per level:
+    # half the pages a commit wrote. Keyed by their append order they land at the end.
+    db.register_function(merkle.stored_index, deterministic=True, name="stored_index")
+    db.execute("CREATE TABLE tree_hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL)")
+    db.execute("INSERT INTO tree_hashes SELECT stored_index(level, idx), hash FROM tree_nodes")
+    db.execute("DROP TABLE tree_nodes")
+    db.execute("ALTER TABLE tree_hashes RENAME TO tree_nodes")

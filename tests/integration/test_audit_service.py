@@ -65,7 +65,7 @@ def test_auditor_reads_every_event_with_its_exact_record(network):
     assert "agencies/gd-health" in first.resources
     assert list(first.agencies) == ["agencies/gd-health"]
     stored = network.gateway.db.reader().execute(
-        "SELECT hash FROM tree_nodes WHERE level = 0 AND idx = 0").fetchone()[0]
+        "SELECT hash FROM tree_nodes WHERE id = 0").fetchone()[0]
     assert merkle.leaf_hash(first.record) == stored
 
 

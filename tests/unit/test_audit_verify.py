@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.audit import note, verify
+from gateway.audit import merkle, note, verify
 from gateway.audit.log import AuditLog
 from gateway.audit.record import Event
 from gateway.signing import SigningKey
@@ -50,15 +50,22 @@ def tampered(pristine: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A plain connection, with node(level, idx) giving a tree node's stored id."""
+    conn = sqlite3.connect(path)
+    conn.create_function("node", 2, merkle.stored_index, deterministic=True)
+    return conn
+
+
 def edit(path: Path, sql: str, *params: object) -> None:
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute(sql, params)
     conn.close()
 
 
 def value(path: Path, sql: str, *params: object) -> object:
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         found = conn.execute(sql, params).fetchone()[0]
     conn.close()
     return found
@@ -90,7 +97,7 @@ def test_a_log_larger_than_one_chunk_verifies(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(verify, "CHUNK_LEVEL", 2)
     path = build_log(tmp_path / "big.db", size=45, batch=4)
     assert verify.verify_log(path, VERIFIER).ok
-    edit(path, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 1")
+    edit(path, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE id = node(3, 1)")
     problem = first_problem(path)
     assert (problem.position, problem.kind) == (8, verify.MODIFIED_NODE)
 
@@ -124,8 +131,8 @@ def test_any_byte_changed_in_a_tree_node_is_a_modified_node(tampered, pristine, 
     shutil.copy(pristine, tampered)
     level = data.draw(st.integers(0, SIZE.bit_length() - 1))
     idx = data.draw(st.integers(0, (SIZE >> level) - 1))
-    digest = value(tampered, "SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", level, idx)
-    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE level = ? AND idx = ?",
+    digest = value(tampered, "SELECT hash FROM tree_nodes WHERE id = node(?, ?)", level, idx)
+    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE id = node(?, ?)",
          flip(digest, offset, mask), level, idx)
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (idx << level, verify.MODIFIED_NODE)
@@ -137,7 +144,7 @@ def test_a_deleted_tree_node_is_missing(tampered, pristine, data) -> None:
     shutil.copy(pristine, tampered)
     level = data.draw(st.integers(0, SIZE.bit_length() - 1))
     idx = data.draw(st.integers(0, (SIZE >> level) - 1))
-    edit(tampered, "DELETE FROM tree_nodes WHERE level = ? AND idx = ?", level, idx)
+    edit(tampered, "DELETE FROM tree_nodes WHERE id = node(?, ?)", level, idx)
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (idx << level, verify.MISSING_NODE)
 
@@ -183,10 +190,10 @@ def test_two_records_swapped_are_caught_at_the_first(tampered, pristine, pair) -
 def test_two_leaf_hashes_swapped_are_caught_at_the_first(tampered, pristine, pair) -> None:
     shutil.copy(pristine, tampered)
     a, b = sorted(pair)
-    ha = value(tampered, "SELECT hash FROM tree_nodes WHERE level = 0 AND idx = ?", a)
-    hb = value(tampered, "SELECT hash FROM tree_nodes WHERE level = 0 AND idx = ?", b)
-    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE level = 0 AND idx = ?", hb, a)
-    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE level = 0 AND idx = ?", ha, b)
+    ha = value(tampered, "SELECT hash FROM tree_nodes WHERE id = node(0, ?)", a)
+    hb = value(tampered, "SELECT hash FROM tree_nodes WHERE id = node(0, ?)", b)
+    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE id = node(0, ?)", hb, a)
+    edit(tampered, "UPDATE tree_nodes SET hash = ? WHERE id = node(0, ?)", ha, b)
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (a, verify.MODIFIED_NODE)
 
@@ -212,7 +219,7 @@ def test_extra_record_and_extra_node(tampered: Path) -> None:
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (40, verify.EXTRA_RECORD)
     edit(tampered, "DELETE FROM audit_leaves WHERE leaf_index = 40")
-    edit(tampered, "INSERT INTO tree_nodes VALUES (1, 18, zeroblob(32))")
+    edit(tampered, "INSERT INTO tree_nodes VALUES (node(1, 18), zeroblob(32))")
     problem = first_problem(tampered)
     assert (problem.position, problem.kind) == (SIZE, verify.EXTRA_NODE)
 
@@ -239,11 +246,7 @@ def truncate(path: Path, size: int) -> None:
     """Cut the log back to `size` leaves consistently, as someone editing the database could."""
     edit(path, "DELETE FROM audit_leaves WHERE leaf_index >= ?", size)
     edit(path, "DELETE FROM checkpoints WHERE tree_size > ?", size)
-    with sqlite3.connect(path) as conn:
-        for level in range(8):
-            conn.execute("DELETE FROM tree_nodes WHERE level = ? AND idx >= ?",
-                         (level, size >> level))
-    conn.close()
+    edit(path, "DELETE FROM tree_nodes WHERE id >= node(0, ?)", size)
 
 
 def test_truncation_is_caught_only_against_a_saved_checkpoint(pristine, tampered) -> None:

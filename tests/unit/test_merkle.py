@@ -21,6 +21,8 @@ from gateway.audit.merkle import (
     nodes_for_inclusion,
     root_at,
     root_from_leaf_hashes,
+    split_stored_index,
+    stored_index,
     verify_consistency,
     verify_inclusion,
 )
@@ -153,6 +155,16 @@ def test_append_reports_exactly_the_completed_perfect_subtrees(size: int) -> Non
         assert (index + 1) << level == size  # ends at the new leaf
         assert h == root_from_leaf_hashes(LEAVES[index << level : (index + 1) << level])
     assert len(completed) == 1 + (size & -size).bit_length() - 1
+
+
+def test_stored_indices_number_the_nodes_in_the_order_appends_complete_them() -> None:
+    frontier, order = Frontier(), []
+    for _ in range(1 << 12):
+        order += [(level, index) for level, index, _ in frontier.append(bytes(32))]
+    assert [stored_index(*coord) for coord in order] == list(range(len(order)))
+    assert [split_stored_index(i) for i in range(len(order))] == order
+    # 26 hashes precede leaf 15's (15 + 7 + 3 + 1); then come (1, 7) and (2, 3).
+    assert stored_index(2, 3) == 28 and stored_index(0, 1 << 40) == (1 << 41) - 1
 
 
 @given(case=tree_and_index())

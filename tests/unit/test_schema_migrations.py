@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from gateway.audit import merkle
 from gateway.storage import Database
 from gateway.storage import audit as sql
 from gateway.storage.schema import MIGRATIONS
@@ -34,3 +35,20 @@ def test_audit_subjects_move_from_rows_into_their_leaves(tmp_path: Path) -> None
     assert sql.list_leaves(conn, after=-1, limit=10, any_subject=["agencies/b"]) == []
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
     assert "audit_subjects" not in tables and "audit_leaves_actor" not in tables
+
+
+def test_tree_nodes_are_rekeyed_by_their_append_order(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0006_tree_nodes_in_append_order")
+    frontier = merkle.Frontier()
+    completed = [node for n in range(21) for node in frontier.append(bytes([n]) * 32)]
+    old["tree_nodes"].insert_all(
+        [{"level": level, "idx": idx, "hash": digest} for level, idx, digest in completed])
+    old.close()
+
+    conn = Database(path).writer
+    stored = conn.execute("SELECT id, hash FROM tree_nodes ORDER BY id").fetchall()
+    assert stored == [(merkle.stored_index(level, idx), digest)
+                      for level, idx, digest in completed]
+    assert merkle.root_at(21, lambda coords: sql.fetch_nodes(conn, coords)) == frontier.root()
