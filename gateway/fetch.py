@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway import errors, statements, times
+from gateway import errors, spool, statements, times
 from gateway.audit import record
 from gateway.audit.log import Tx
 from gateway.exchange import DATASET_NAME, agency_name
@@ -212,10 +212,14 @@ def _chunks(
         hasher.update(block)
         remaining -= len(block)
     next_check = time.monotonic() + GRANT_CHECK_SECONDS
+    dropped = 0
     while chunk := blob.read(size):
         if hasher is not None:
             hasher.update(chunk)
         yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
+        if (position := blob.tell()) - dropped >= spool.SYNC_EVERY:
+            spool.drop_cached(blob, position)  # large content streams through recycled pages
+            dropped = position
         if time.monotonic() >= next_check:
             _check_grant(gateway, call, plan)
             next_check = time.monotonic() + GRANT_CHECK_SECONDS

@@ -3,9 +3,13 @@
 A receiving thread (the gateway's publish servicer, the SDK's fetch) hands each chunk over and
 goes back to receiving while the spool's thread hashes and writes it: SHA-256 and file writes
 release the GIL, so on two cores the three overlap instead of running one after another (a
-1 GiB fetch went from 425 to 726 MB/s here). The spool also flushes its writes to disk every
-SYNC_EVERY bytes, so the final fsync is short and dirty pages stay bounded. At most DEPTH
-chunks wait in between, which bounds memory and passes back-pressure to gRPC's flow control.
+1 GiB fetch went from 425 to 726 MB/s here). At most DEPTH chunks wait in between, which bounds
+memory and passes back-pressure to gRPC's flow control.
+
+Every SYNC_EVERY bytes the spool flushes what it wrote to disk and drops those pages from the
+page cache: the final fsync stays short, and a large file does not fill memory with pages
+nobody will read soon. Allocating fresh page-cache pages is what writing costs most here: 2 GiB
+took 2.6-4.1 s of kernel time written plainly and 0.55 s written this way.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from gateway.signing import StreamHasher
 
@@ -57,6 +61,8 @@ class Spool:
         self._raise_failure()
         self.file.flush()
         os.fsync(self.file.fileno())
+        if self.size >= SYNC_EVERY:
+            drop_cached(self.file)
         return self.hasher
 
     def close(self) -> None:
@@ -89,6 +95,15 @@ class Spool:
                 if unsynced >= SYNC_EVERY:
                     self.file.flush()
                     os.fdatasync(self.file.fileno())
+                    drop_cached(self.file)
                     unsynced = 0
             except BaseException as exc:  # raised on the receiving thread's next call
                 self._error = exc
+
+
+def drop_cached(file: IO[bytes], length: int = 0) -> None:
+    """Evict the clean pages of the file's first `length` bytes (0: all) from the page cache
+    (a hint; the bytes stay on disk). Streaming large content through recycled pages costs the
+    kernel far less than filling memory with fresh ones: reading 2 GiB that were not cached
+    took 0.1 s of kernel time this way and 0.8-2.0 s plainly."""
+    os.posix_fadvise(file.fileno(), 0, length, os.POSIX_FADV_DONTNEED)

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from agencies import errors
+from gateway import spool
 from tests.integration.exchange_support import ask, publish, wait_for
 
 MiB = 1024 * 1024
@@ -45,8 +46,10 @@ def granted(network):
     return health, market, dataset, grant
 
 
-def test_fetch_verifies_and_reports_progress(network, granted, tmp_path):
+def test_fetch_verifies_and_reports_progress(network, granted, tmp_path, monkeypatch):
     _, market, dataset, grant = granted
+    # Both ends flush and drop pages every 3 MiB, as they would every 32 in a large transfer.
+    monkeypatch.setattr(spool, "SYNC_EVERY", 3 * MiB)
     seen = []
 
     fetched = market.fetch(f"{dataset}/versions/1", tmp_path / "big.bin",
