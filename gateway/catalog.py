@@ -24,6 +24,7 @@ from gateway.audit.log import Tx
 from gateway.blobs import Upload
 from gateway.config import LimitsConfig
 from gateway.identity import Caller
+from gateway.readcache import ReadCache
 from gateway.rpc import AGENCY, Call
 from gateway.storage import catalog as sql
 from gateway.storage import events as events_sql
@@ -31,6 +32,14 @@ from gateway.v1 import catalog_pb2, envelope_pb2
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
+
+
+class DatasetCache(ReadCache):
+    """Dataset rows (with the latest signed manifest) by name: every access request and
+    GetDataset reads one; publishing and withdrawing invalidate it."""
+
+    def dataset(self, name: str) -> dict[str, Any] | None:
+        return self.get(("name", name), sql.get_dataset)
 
 DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 PARENT_NAME = re.compile(r"agencies/([^/]*)")
@@ -237,8 +246,11 @@ def publish(
     _check_sharing(manifest)
     with gateway.blobs.upload() as upload:
         _receive(upload, chunks, manifest, gateway.config.limits.max_chunk_bytes)
-        return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
-                                  call.refusal).value
+        try:
+            return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
+                                      call.refusal).value
+        finally:
+            gateway.datasets.invalidate()
 
 
 def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
@@ -345,7 +357,7 @@ def get_visible(gateway: Gateway, call: Call, name: str, field: str = "name") ->
     """
     agency_id, _ = parse_dataset_name(name, field)
     call.resources = [name]
-    row = sql.get_dataset(gateway.db.reader(), name)
+    row = gateway.datasets.dataset(name)
     if row is not None and can_see(gateway, call.caller, row):
         return row
     if row is None and (call.caller.kind != AGENCY or call.caller.identity.id == agency_id):
@@ -473,4 +485,7 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
             actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
         return sql.get_dataset(tx.conn, name), [call.event(reason=reason)]
 
-    return gateway.log.commit(change, call.refusal).value
+    try:
+        return gateway.log.commit(change, call.refusal).value
+    finally:
+        gateway.datasets.invalidate()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -12,6 +11,7 @@ from certs import ca as certs_ca
 from certs.identity import ID_PATTERN, Identity, identity_from_certificate
 from gateway import errors, times
 from gateway.audit.log import Tx
+from gateway.readcache import ReadCache
 from gateway.rpc import Call
 from gateway.signing import VerifyKey
 from gateway.storage import directory as sql
@@ -41,42 +41,15 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
     return prefix
 
 
-class DirectoryCache:
-    """Directory rows by agency id and by signing key id, kept in memory.
-
-    Every RPC looks up its caller and every signed statement its signer; the directory changes
-    only through `register` and `suspend` below, which invalidate the cache once their change
-    is committed. A generation counter keeps a lookup that raced with a change from storing
-    the row it read before that change.
-    """
-
-    def __init__(self, db: Any):
-        self._db = db
-        self._generation = 0
-        self._rows: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self._lock = threading.Lock()
+class DirectoryCache(ReadCache):
+    """Directory rows by agency id and by signing key id: every RPC looks up its caller and
+    every signed statement its signer; `register` and `suspend` below invalidate it."""
 
     def by_id(self, agency_id: str) -> dict[str, Any] | None:
-        return self._get(("id", agency_id), sql.get_agency)
+        return self.get(("id", agency_id), sql.get_agency)
 
     def by_key_id(self, key_id: str) -> dict[str, Any] | None:
-        return self._get(("key", key_id), sql.get_agency_by_key_id)
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._rows.clear()
-
-    def _get(self, key: tuple[str, str], query: Any) -> dict[str, Any] | None:
-        with self._lock:
-            if key in self._rows:
-                return self._rows[key]
-            generation = self._generation
-        row = query(self._db.reader(), key[1])
-        with self._lock:
-            if generation == self._generation and len(self._rows) < 100_000:
-                self._rows[key] = row
-        return row
+        return self.get(("key", key_id), sql.get_agency_by_key_id)
 
 
 def agency_id_from_name(name: str) -> str:

@@ -144,13 +144,15 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
 def evaluate(
     conn: Any, requester: str, statement: Any, gateway: Gateway, now: datetime
 ) -> tuple[dict[str, Any], policy.PolicyDecision]:
-    """The dataset asked for and what the sharing rules decide for it.
+    """The dataset asked for and what the sharing rules decide for it (read through `conn`,
+    or from the gateway's dataset cache when it is None).
 
     A CONFIDENTIAL dataset is hidden from listings and reads, but an agency that learned its
     exact name out of band may ask for it: the owner decides, and the request (like every
     probe of a name) is audited and shown to the owner.
     """
-    dataset = catalog_sql.get_dataset(conn, statement.dataset)
+    dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
+               else catalog_sql.get_dataset(conn, statement.dataset))
     if dataset is None:
         raise errors.NotFound(f"{statement.dataset} does not exist", reason="DATASET_NOT_FOUND",
                               dataset=statement.dataset)
@@ -160,7 +162,8 @@ def evaluate(
             reason="OWN_DATASET", dataset=statement.dataset,
         )
     if statement.fields:
-        check_fields(list(statement.fields), dataset_fields(conn, statement.dataset),
+        check_fields(list(statement.fields),
+                     dataset_fields(conn or gateway.db.reader(), statement.dataset),
                      "signed_statement.fields")
     return dataset, policy.decide(dataset, statement, gateway.config.exchange, now)
 
@@ -184,7 +187,7 @@ def create_request(
     digest = statements.envelope_id(envelope)
     now = gateway.now()
     if validate_only:
-        dataset, decision = evaluate(gateway.db.reader(), requester, statement, gateway, now)
+        dataset, decision = evaluate(None, requester, statement, gateway, now)
         return Created(_request_row("", requester, dataset, statement, envelope_bytes, digest,
                                     decision, now), None)
     # Decide and sign on this thread; the committer re-checks that the dataset did not change
@@ -229,7 +232,7 @@ def _plan(
     envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None,
 ) -> _Planned:
     """Evaluate the request against the sharing rules and build its rows (and signed grant)."""
-    dataset, decision = evaluate(conn or gateway.db.reader(), requester, statement, gateway, now)
+    dataset, decision = evaluate(conn, requester, statement, gateway, now)
     if decision.outcome == policy.REFUSE:
         raise errors.FailedPrecondition(decision.reason, reason=decision.refusal,
                                         dataset=dataset["name"])

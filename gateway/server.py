@@ -19,6 +19,7 @@ from gateway import errors, fetch, times
 from gateway.audit import note
 from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore
+from gateway.catalog import DatasetCache
 from gateway.config import Config
 from gateway.directory import DirectoryCache
 from gateway.identity import Authenticator, Caller
@@ -64,6 +65,7 @@ class Gateway:
                                limits.max_streams_per_agency)
         self.page_tokens = PageTokens()
         self.directory = DirectoryCache(self.db)
+        self.datasets = DatasetCache(self.db)
         self.blobs = BlobStore(config.path(config.storage.blobs))
 
     def open(self) -> None:

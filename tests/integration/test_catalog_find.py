@@ -252,3 +252,16 @@ def test_malformed_names_are_invalid(network: Any) -> None:
             stats.get(name)
         assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.metadata["field"] == "name"
+
+
+def test_reads_see_each_new_version_and_withdrawal_at_once(catalog: Any) -> None:
+    # Dataset rows are cached between changes: publishing and withdrawing must invalidate them.
+    health, market = catalog.agency("gd-health"), catalog.agency("sz-market")
+    assert market.get(BEDS).latest_version == 1
+    publish(health, "hospital-beds", classification="PUBLIC", sharing_type="UNCONDITIONAL")
+    assert market.get(BEDS).latest_version == 2
+    health.withdraw(BEDS, "superseded by the national bed register")
+    assert market.get(BEDS).state == catalog_pb2.DATASET_STATE_WITHDRAWN
+    with pytest.raises(errors.FailedPrecondition):
+        market.request_access(BEDS, purpose="STATISTICS", purpose_text="beds report",
+                              legal_basis="Statistics Law art. 7")

@@ -1,0 +1,44 @@
+"""Rows read on every call and changed rarely, kept in memory until a change commits."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+LIMIT = 100_000
+"""Rows kept at most; beyond it lookups go to storage (and nothing more is kept)."""
+
+
+class ReadCache:
+    """Rows by key, read through `query` on first use.
+
+    Whatever changes the rows must call `invalidate` once its change is committed (between
+    the commit and that call, lookups may still see the old row, as a read just before the
+    commit would have). A generation counter keeps a lookup that raced with a change from
+    storing the row it read before that change.
+    """
+
+    def __init__(self, db: Any):
+        self._db = db
+        self._generation = 0
+        self._rows: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._rows.clear()
+
+    def get(self, key: tuple[str, str], query: Callable[[sqlite3.Connection, str], Any]) -> Any:
+        """The row `query(reader, key[-1])` returns, from memory when it was read before."""
+        with self._lock:
+            if key in self._rows:
+                return self._rows[key]
+            generation = self._generation
+        row = query(self._db.reader(), key[-1])
+        with self._lock:
+            if generation == self._generation and len(self._rows) < LIMIT:
+                self._rows[key] = row
+        return row
