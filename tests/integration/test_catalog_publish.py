@@ -4,6 +4,7 @@ but its audit event."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from google.protobuf import timestamp_pb2
 
 from agencies import errors
 from agencies.catalog import verify_signed_manifest
-from gateway import statements
+from gateway import spool, statements
 from gateway.signing import SigningKey
 from gateway.v1 import catalog_pb2
 from tests.conftest import start_network
@@ -121,6 +122,17 @@ def test_publish_round_trip(network: Any, tmp_path: Path) -> None:
     assert statements.envelope_id(version.signed_manifest) in leaf[2].decode()
     event = network.gateway.db.reader().execute("SELECT type, resource FROM events").fetchall()
     assert event == [("DATASET_VERSION_PUBLISHED", version.name)]
+
+
+def test_content_flushed_in_segments_is_stored_intact(network: Any, monkeypatch) -> None:
+    # Large uploads are made durable and dropped from the page cache every SYNC_EVERY bytes.
+    monkeypatch.setattr(spool, "SYNC_EVERY", 64 * 1024)
+    content = os.urandom(1024 * 1024 + 7)
+    version = network.agency("gd-health").publish(
+        "hospital-beds", content, title="Hospital beds", chunk_size=16 * 1024).dataset_version
+    digest = hashlib.sha256(content).hexdigest()
+    assert version.manifest.content_sha256.hex() == digest
+    assert network.gateway.blobs.open(digest).read() == content
 
 
 def test_new_versions_and_identical_content_stored_once(network: Any) -> None:
