@@ -27,6 +27,9 @@ SYNC_EVERY = 32 * 1024 * 1024
 
 _STOP = object()
 
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+"""The SDK runs on systems without fdatasync (macOS, Windows) too."""
+
 
 class _Worker:
     """A thread applying `step` to each chunk handed over, in order; the first failure stops
@@ -118,7 +121,7 @@ class Spool:
         self._unsynced += len(chunk)
         if self._unsynced >= SYNC_EVERY:
             self.file.flush()
-            os.fdatasync(self.file.fileno())
+            _fdatasync(self.file.fileno())
             drop_cached(self.file)
             self._unsynced = 0
 
@@ -128,4 +131,5 @@ def drop_cached(file: IO[bytes], length: int = 0) -> None:
     (a hint; the bytes stay on disk). Streaming large content through recycled pages costs the
     kernel far less than filling memory with fresh ones: reading 2 GiB that were not cached
     took 0.1 s of kernel time this way and 0.8-2.0 s plainly."""
-    os.posix_fadvise(file.fileno(), 0, length, os.POSIX_FADV_DONTNEED)
+    if hasattr(os, "posix_fadvise"):  # Linux and most Unixes; elsewhere the kernel decides
+        os.posix_fadvise(file.fileno(), 0, length, os.POSIX_FADV_DONTNEED)

@@ -81,3 +81,16 @@ def test_close_writes_what_was_handed_over_and_closes_the_file(tmp_path: Path) -
     spool.close()
     assert spool.file.closed
     assert target.read_bytes() == b"abcdef"
+
+
+def test_systems_without_fadvise_or_fdatasync_still_spool(tmp_path: Path, monkeypatch) -> None:
+    # macOS and Windows have neither: the SDK's fetch must work there all the same.
+    monkeypatch.delattr(os, "posix_fadvise")
+    monkeypatch.setattr(spool_module, "_fdatasync", os.fsync)
+    monkeypatch.setattr(spool_module, "SYNC_EVERY", 1000)
+    target = tmp_path / "out"
+    with Spool(target.open("wb")) as spool:
+        for _ in range(5):
+            spool.write(b"y" * 700)
+        spool.finish()
+    assert target.read_bytes() == b"y" * 3500
