@@ -41,6 +41,10 @@ class DatasetCache(ReadCache):
     def dataset(self, name: str) -> dict[str, Any] | None:
         return self.get(("name", name), sql.get_dataset)
 
+    def changed(self, name: str) -> None:
+        """Call once a change to dataset `name` has committed."""
+        self.invalidate(("name", name))
+
 DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 PARENT_NAME = re.compile(r"agencies/([^/]*)")
 ALL_PUBLISHERS = "agencies/-"
@@ -250,7 +254,7 @@ def publish(
             return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
                                       call.refusal).value
         finally:
-            gateway.datasets.invalidate()
+            gateway.datasets.changed(manifest.dataset)
 
 
 def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
@@ -488,4 +492,4 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
     try:
         return gateway.log.commit(change, call.refusal).value
     finally:
-        gateway.datasets.invalidate()
+        gateway.datasets.changed(name)

@@ -26,10 +26,14 @@ class ReadCache:
         self._rows: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self) -> None:
+    def invalidate(self, key: tuple[str, str] | None = None) -> None:
+        """Forget the row at `key` (every row when None). Lookups in flight store nothing."""
         with self._lock:
             self._generation += 1
-            self._rows.clear()
+            if key is None:
+                self._rows.clear()
+            else:
+                self._rows.pop(key, None)
 
     def get(self, key: tuple[str, str], query: Callable[[sqlite3.Connection, str], Any]) -> Any:
         """The row `query(reader, key[-1])` returns, from memory when it was read before."""
