@@ -237,7 +237,8 @@ class ExchangeMixin:
         manifest = self._verified_manifest(start, dataset)
         gateway_key = self._gateway_key(responses.initial_metadata())
         marker.write_text(start.exchange + "\n")
-        with Spool(part.open("ab"), _resume(part, offset)) as spool:
+        hasher = _resume(part, offset)  # truncates what follows the offset first
+        with Spool(part.open("ab"), hasher) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
                     receipt = _check_receipt(message.receipt, gateway_key, start, manifest,

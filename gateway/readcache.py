@@ -12,7 +12,8 @@ LIMIT = 100_000
 
 
 class ReadCache:
-    """Rows by key, read through `query` on first use.
+    """Rows by key, read through `query` on first use (a row that is not found is looked up
+    again each time).
 
     Whatever changes the rows must call `invalidate` once its change is committed (between
     the commit and that call, lookups may still see the old row, as a read just before the
@@ -43,6 +44,8 @@ class ReadCache:
             generation = self._generation
         row = query(self._db.reader(), key[-1])
         with self._lock:
-            if generation == self._generation and len(self._rows) < LIMIT:
+            # Misses are not kept: callers choose the keys, and a name that does not exist
+            # should not take the place of one that does.
+            if row is not None and generation == self._generation and len(self._rows) < LIMIT:
                 self._rows[key] = row
         return row

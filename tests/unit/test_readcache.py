@@ -56,3 +56,11 @@ def test_a_lookup_that_raced_a_change_is_not_kept(tmp_path: Path) -> None:
 
     assert cache.get(("k", "a"), read_then_change) == "old"
     assert cache.get(("k", "a"), storage.query) == "new"
+
+
+def test_a_row_not_found_is_looked_up_again(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "kv.db")
+    cache = ReadCache(storage)
+    assert cache.get(("k", "later"), storage.query) is None
+    storage.put("later", "1")
+    assert cache.get(("k", "later"), storage.query) == "1"
