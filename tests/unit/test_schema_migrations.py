@@ -7,10 +7,16 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway.audit import merkle
+from gateway.audit import merkle, note, verify
+from gateway.audit.log import AuditLog
+from gateway.audit.record import Event
+from gateway.signing import SigningKey
 from gateway.storage import Database
 from gateway.storage import audit as sql
 from gateway.storage.schema import MIGRATIONS
+
+ORIGIN = "test.local/audit"
+SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))
 
 
 def test_audit_subjects_move_from_rows_into_their_leaves(tmp_path: Path) -> None:
@@ -52,3 +58,40 @@ def test_tree_nodes_are_rekeyed_by_their_append_order(tmp_path: Path) -> None:
     assert stored == [(merkle.stored_index(level, idx), digest)
                       for level, idx, digest in completed]
     assert merkle.root_at(21, lambda coords: sql.fetch_nodes(conn, coords)) == frontier.root()
+
+
+def test_a_log_written_before_both_migrations_opens_and_verifies(tmp_path: Path) -> None:
+    # A gateway upgraded in place recomputes its root at start-up and refuses to serve if it
+    # differs from the last signed checkpoint: the migrations must keep the log intact.
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0005_audit_subjects_inline")
+    frontier = merkle.Frontier()
+    for index in range(37):
+        event = Event(actor=f"urn:govshare:agency:a{index % 3}", action="catalog.get",
+                      resources=(f"agencies/a{index % 3}/datasets/d{index}",),
+                      agencies=(f"agencies/a{index % 3}",))
+        old.execute("INSERT INTO audit_leaves VALUES (?, ?, ?, ?, ?, ?)",
+                    [index, event.record, event.time, event.actor, event.action, event.outcome])
+        for subject in event.subjects:
+            old.execute("INSERT INTO audit_subjects VALUES (?, ?)", [subject, index])
+        for level, idx, digest in frontier.append(event.leaf_hash):
+            old.execute("INSERT INTO tree_nodes VALUES (?, ?, ?)", [level, idx, digest])
+    text = note.Checkpoint(ORIGIN, frontier.size, frontier.root()).to_text()
+    old.execute("INSERT INTO checkpoints VALUES (?, ?, ?, 't')",
+                [frontier.size, frontier.root(), note.sign_note(text, [SIGNER])])
+    old.conn.commit()
+    old.close()
+
+    log = AuditLog(Database(path), SIGNER, ORIGIN)
+    log.open()  # raises LogIntegrityError if the stored tree no longer matches
+    try:
+        assert log.inclusion_proof(5, 37) == merkle.inclusion_proof(
+            5, 37, lambda coords: sql.fetch_nodes(log.db.reader(), coords))
+        report = verify.verify_log(log.db.reader(), SIGNER.verifier())
+        assert report.ok, report.problems
+        visible = sql.list_leaves(log.db.reader(), after=-1, limit=100,
+                                  any_subject=["agencies/a1"])
+        assert [row["leaf_index"] for row in visible] == list(range(1, 37, 3))
+    finally:
+        log.close()
