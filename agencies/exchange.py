@@ -238,7 +238,8 @@ class ExchangeMixin:
         gateway_key = self._gateway_key(responses.initial_metadata())
         marker.write_text(start.exchange + "\n")
         hasher = _resume(part, offset)  # truncates what follows the offset first
-        with Spool(part.open("ab"), hasher) as spool:
+        with Spool(part.open("ab"), hasher,
+                   expected=manifest.content_size - hasher.size) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
                     receipt = _check_receipt(message.receipt, gateway_key, start, manifest,

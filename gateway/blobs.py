@@ -35,10 +35,10 @@ HASHED_KEPT = 4096
 class Upload:
     """Content being received: written to a temp file and hashed in one pass."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, expected: int):
         fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
         self.path = Path(name)
-        self._spool = Spool(os.fdopen(fd, "wb"))
+        self._spool = Spool(os.fdopen(fd, "wb"), expected=expected)
         self.write = self._spool.write
 
     @property
@@ -105,9 +105,10 @@ class BlobStore:
         return hasher.hexdigest() == sha256_hex
 
     @contextmanager
-    def upload(self) -> Iterator[Upload]:
-        """A temp file to stream into; it is removed on leaving unless `commit` moved it."""
-        upload = Upload(self.tmp)
+    def upload(self, expected: int) -> Iterator[Upload]:
+        """A temp file to stream `expected` bytes into; it is removed on leaving unless `commit`
+        moved it."""
+        upload = Upload(self.tmp, expected)
         try:
             yield upload
         finally:

@@ -248,7 +248,7 @@ def publish(
     call.resources = [manifest.dataset]
     _check_version(sql.get_dataset(gateway.db.reader(), manifest.dataset), manifest)
     _check_sharing(manifest)
-    with gateway.blobs.upload() as upload:
+    with gateway.blobs.upload(manifest.content_size) as upload:
         _receive(upload, chunks, manifest, gateway.config.limits.max_chunk_bytes)
         try:
             return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),

@@ -4,7 +4,7 @@ A receiving thread (the gateway's publish servicer, the SDK's fetch) hands each 
 goes back to receiving while one thread hashes it and another writes it: SHA-256 and file
 writes release the GIL, so the three overlap instead of running one after another. At most
 DEPTH chunks wait for each, which bounds memory and passes back-pressure to gRPC's flow
-control.
+control. Content known to fit in one chunk has nothing to overlap and is spooled inline.
 
 Every SYNC_EVERY bytes the spool flushes what it wrote to disk and drops those pages from the
 page cache: the final fsync stays short, and a large file does not fill memory with pages
@@ -24,6 +24,9 @@ from gateway.signing import StreamHasher
 
 DEPTH = 2
 SYNC_EVERY = 32 * 1024 * 1024
+INLINE_UP_TO = 1024 * 1024
+"""Content expected to be at most this long (one chunk: nothing to overlap) is hashed and
+written on the caller's thread; starting and stopping the two threads costs about 0.35 ms."""
 
 _STOP = object()
 
@@ -64,7 +67,9 @@ class Spool:
     """Chunks written to `file` and fed to `hasher` (which may hold a prefix already), each on
     a thread of its own."""
 
-    def __init__(self, file: BinaryIO, hasher: StreamHasher | None = None):
+    def __init__(self, file: BinaryIO, hasher: StreamHasher | None = None, *,
+                 expected: int | None = None):
+        """`expected`: the bytes still to come, when known (small content is spooled inline)."""
         self.file = file
         self.hasher = hasher or StreamHasher()
         """Complete only after `finish`."""
@@ -72,8 +77,9 @@ class Spool:
         """Bytes accepted so far, written or still waiting."""
         self._unsynced = 0
         self._closed = False
-        self._workers = (_Worker("spool-hash", self.hasher.update),
-                         _Worker("spool-write", self._write))
+        inline = expected is not None and expected <= INLINE_UP_TO
+        self._workers = () if inline else (_Worker("spool-hash", self.hasher.update),
+                                           _Worker("spool-write", self._write))
 
     def __enter__(self) -> Spool:
         return self
@@ -84,10 +90,14 @@ class Spool:
     def write(self, chunk: bytes) -> None:
         """Hand a chunk over; raises what an earlier write failed with."""
         self._raise_failure()
-        if chunk:
-            self.size += len(chunk)
-            for worker in self._workers:
-                worker.put(chunk)
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if not self._workers:
+            self.hasher.update(chunk)
+            self._write(chunk)
+        for worker in self._workers:
+            worker.put(chunk)
 
     def finish(self) -> StreamHasher:
         """Wait until every chunk is written and hashed, then make the file durable."""

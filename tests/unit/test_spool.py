@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,17 @@ from gateway import spool as spool_module
 from gateway.signing import StreamHasher
 from gateway.spool import Spool
 
+BOTH = pytest.mark.parametrize("expected", [None, 1], ids=["threads", "inline"])
+"""Content of unknown or large size goes through the threads, small content inline."""
 
-def test_every_chunk_is_written_and_hashed_in_order(tmp_path: Path, monkeypatch) -> None:
+
+@BOTH
+def test_every_chunk_is_written_and_hashed_in_order(tmp_path: Path, monkeypatch,
+                                                    expected: int | None) -> None:
     monkeypatch.setattr(spool_module, "SYNC_EVERY", 3000)  # flush to disk along the way too
     chunks = [os.urandom(1000 + n) for n in range(40)]
     target = tmp_path / "out"
-    with Spool(target.open("wb")) as spool:
+    with Spool(target.open("wb"), expected=expected) as spool:
         for chunk in chunks:
             spool.write(chunk)
         assert spool.size == sum(map(len, chunks))
@@ -61,9 +67,10 @@ class FullDisk:
         self.closed = True
 
 
-def test_a_failed_write_is_raised_to_the_caller_and_nothing_blocks() -> None:
+@BOTH
+def test_a_failed_write_is_raised_to_the_caller_and_nothing_blocks(expected: int | None) -> None:
     file = FullDisk()
-    spool = Spool(file)  # type: ignore[arg-type]
+    spool = Spool(file, expected=expected)  # type: ignore[arg-type]
     with pytest.raises(OSError, match="No space left"):
         for _ in range(100):  # more than the queue holds: the caller never blocks for good
             spool.write(b"x" * 10)
@@ -72,9 +79,19 @@ def test_a_failed_write_is_raised_to_the_caller_and_nothing_blocks() -> None:
     assert file.closed and file.writes == 2
 
 
-def test_close_writes_what_was_handed_over_and_closes_the_file(tmp_path: Path) -> None:
+def test_only_small_expected_content_is_spooled_inline(tmp_path: Path) -> None:
+    sizes = {"small": spool_module.INLINE_UP_TO, "large": spool_module.INLINE_UP_TO + 1}
+    for label, expected in sizes.items():
+        with Spool((tmp_path / label).open("wb"), expected=expected):
+            threads = {thread.name for thread in threading.enumerate()}
+            assert ("spool-hash" in threads) == (label == "large")
+
+
+@BOTH
+def test_close_writes_what_was_handed_over_and_closes_the_file(tmp_path: Path,
+                                                               expected: int | None) -> None:
     target = tmp_path / "out"
-    spool = Spool(target.open("wb"))
+    spool = Spool(target.open("wb"), expected=expected)
     for chunk in (b"abc", b"def"):
         spool.write(chunk)
     spool.close()
