@@ -35,8 +35,13 @@ if TYPE_CHECKING:
 
 
 class DatasetCache(ReadCache):
-    """Dataset rows (with the latest signed manifest) by name: every access request and
-    GetDataset reads one; publishing and withdrawing invalidate it."""
+    """Dataset rows (with the latest signed manifest, a few KiB each) by name: every access
+    request and GetDataset reads one; publishing and withdrawing invalidate it."""
+
+    CAPACITY = 4096
+
+    def __init__(self, db: Any):
+        super().__init__(db, self.CAPACITY)
 
     def dataset(self, name: str) -> dict[str, Any] | None:
         return self.get(("name", name), sql.get_dataset)

@@ -45,6 +45,11 @@ class DirectoryCache(ReadCache):
     """Directory rows by agency id and by signing key id: every RPC looks up its caller and
     every signed statement its signer; `register` and `suspend` below invalidate it."""
 
+    CAPACITY = 20_000  # two keys per agency, a signing certificate in each row
+
+    def __init__(self, db: Any):
+        super().__init__(db, self.CAPACITY)
+
     def by_id(self, agency_id: str) -> dict[str, Any] | None:
         return self.get(("id", agency_id), sql.get_agency)
 

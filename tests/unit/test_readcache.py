@@ -32,7 +32,7 @@ def test_rows_stay_until_their_own_change(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "kv.db")
     storage.put("a", "1")
     storage.put("b", "1")
-    cache = ReadCache(storage)
+    cache = ReadCache(storage, capacity=10)
     assert [cache.get(("k", key), storage.query) for key in "ab"] == ["1", "1"]
     storage.put("a", "2")
     storage.put("b", "2")
@@ -46,7 +46,7 @@ def test_rows_stay_until_their_own_change(tmp_path: Path) -> None:
 def test_a_lookup_that_raced_a_change_is_not_kept(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "kv.db")
     storage.put("a", "old")
-    cache = ReadCache(storage)
+    cache = ReadCache(storage, capacity=10)
 
     def read_then_change(conn: sqlite3.Connection, key: str) -> str | None:
         value = storage.query(conn, key)  # read before the change commits...
@@ -60,7 +60,25 @@ def test_a_lookup_that_raced_a_change_is_not_kept(tmp_path: Path) -> None:
 
 def test_a_row_not_found_is_looked_up_again(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "kv.db")
-    cache = ReadCache(storage)
+    cache = ReadCache(storage, capacity=10)
     assert cache.get(("k", "later"), storage.query) is None
     storage.put("later", "1")
     assert cache.get(("k", "later"), storage.query) == "1"
+
+
+def test_the_least_recently_used_row_goes_first(tmp_path: Path) -> None:
+    # Bounded: names keep arriving (every newly published dataset is read).
+    storage = Storage(tmp_path / "kv.db")
+    for key in "abc":
+        storage.put(key, key)
+    cache = ReadCache(storage, capacity=2)
+    cache.get(("k", "a"), storage.query)
+    cache.get(("k", "b"), storage.query)
+    cache.get(("k", "a"), storage.query)  # a is now the most recent
+    cache.get(("k", "c"), storage.query)  # evicts b
+    reads = storage.reads
+    cache.get(("k", "a"), storage.query)
+    cache.get(("k", "c"), storage.query)
+    assert storage.reads == reads
+    cache.get(("k", "b"), storage.query)
+    assert storage.reads == reads + 1
