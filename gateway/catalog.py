@@ -50,6 +50,7 @@ class DatasetCache(ReadCache):
         """Call once a change to dataset `name` has committed."""
         self.invalidate(("name", name))
 
+
 DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 PARENT_NAME = re.compile(r"agencies/([^/]*)")
 ALL_PUBLISHERS = "agencies/-"
