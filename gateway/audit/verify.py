@@ -255,7 +255,7 @@ class _Rebuild:
                 return
             if found is None:
                 self.node_problems.append((level, idx, MISSING_NODE))
-            elif found != expected and not (level == 0 and idx in self.missing):
+            elif not (level == 0 and idx in self.missing):
                 self.node_problems.append((level, idx, MODIFIED_NODE))
 
     def _check_records_beyond(self) -> None:
