@@ -95,6 +95,9 @@ class GatewayProcess:
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"the gateway did not stop within {timeout} s; its threads:\n"
+                                 f"{_thread_stacks(self.process.pid)}") from exc
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -209,3 +212,14 @@ if __name__ == "__main__":
     except errors.GovshareError as exc:
         print(f"FAILED {exc}", flush=True)
         sys.exit(1)
+
+
+def _thread_stacks(pid: int) -> str:
+    """What every thread of a live process is doing (py-spy, from the bench extra), so that a
+    gateway that hangs on its way out says where."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        return "(py-spy is not installed)"
+    dumped = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True,
+                            text=True, timeout=30, check=False)
+    return dumped.stdout or dumped.stderr
