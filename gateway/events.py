@@ -34,7 +34,8 @@ def watch(
     reader = gateway.db.reader()
     after = _position(reader, cursor)
     ended = threading.Event()
-    call.context.add_callback(ended.set)
+    if not call.context.add_callback(ended.set):
+        return  # the call ended already: nothing would ever set `ended`
     while True:
         found = sql.events_for(reader, agency, follow, after=after, limit=BATCH)
         for row in found:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from itertools import islice
 
 import grpc
 import pytest
 
 from agencies import errors
+from certs.identity import Identity
+from gateway import events
+from gateway.identity import Caller
+from gateway.rpc import Call
 from gateway.v1 import exchange_pb2 as pb
 from tests.integration.exchange_support import ask, publish
 
@@ -96,3 +101,22 @@ def test_following_what_you_may_not_see_is_refused(network):
             next(stats.watch(follow=[name]))
         assert refused.value.reason == reason
         assert network.gateway.log.checkpoint()["tree_size"] == before + 1  # its refusal only
+
+
+class EndedContext:
+    """A servicer context whose call ended before the watch began (the client went away)."""
+
+    def add_callback(self, callback) -> bool:
+        return False  # what grpc answers once the RPC has terminated
+
+
+def test_a_watch_whose_call_already_ended_returns_at_once(network):
+    # Otherwise it would poll every POLL_SECONDS, holding a server thread, until shutdown.
+    call = Call(caller=Caller(Identity("agency", "sz-market"), 1), action="exchange.watch",
+                context=EndedContext())
+    delivered: list = []
+    watcher = threading.Thread(target=lambda: delivered.extend(
+        events.watch(network.gateway, call, cursor="0", follow=[])), daemon=True)
+    watcher.start()
+    watcher.join(timeout=10)
+    assert not watcher.is_alive() and delivered == []
