@@ -217,7 +217,7 @@ def _chunks(
         if hasher is not None:
             hasher.update(chunk)
         yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
-        if (position := blob.tell()) - dropped >= spool.SYNC_EVERY:
+        if (position := blob.tell()) - dropped >= spool.RECYCLE_EVERY:
             spool.drop_cached(blob, position)  # large content streams through recycled pages
             dropped = position
         if time.monotonic() >= next_check:

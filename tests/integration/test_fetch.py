@@ -48,8 +48,8 @@ def granted(network):
 
 def test_fetch_verifies_and_reports_progress(network, granted, tmp_path, monkeypatch):
     _, market, dataset, grant = granted
-    # Both ends flush and drop pages every 3 MiB, as they would every 32 in a large transfer.
-    monkeypatch.setattr(spool, "SYNC_EVERY", 3 * MiB)
+    # Both ends drop cached pages every 3 MiB, as they would every 8 in a large transfer.
+    monkeypatch.setattr(spool, "RECYCLE_EVERY", 3 * MiB)
     seen = []
 
     fetched = market.fetch(f"{dataset}/versions/1", tmp_path / "big.bin",

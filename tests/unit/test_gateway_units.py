@@ -1,5 +1,6 @@
-"""Config, page tokens, limits and error mapping."""
+"""Config, page tokens, limits, error mapping and process set-up."""
 
+import platform
 from pathlib import Path
 
 import grpc
@@ -11,6 +12,7 @@ from gateway import config as config_module
 from gateway import errors
 from gateway.limits import Limiter
 from gateway.paging import PageTokens, page_size
+from gateway.cli import serve
 from gateway.v1 import catalog_pb2
 
 
@@ -92,3 +94,10 @@ def test_errors_map_to_status_with_error_info():
     proto.details[0].Unpack(info)
     assert (info.reason, info.domain, dict(info.metadata)) == (
         "AGENCY_UNKNOWN", errors.DOMAIN, {"agency": "x"})
+
+
+def test_the_gateway_process_keeps_one_malloc_arena():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        assert serve.one_malloc_arena() is False
+        pytest.skip("malloc arenas are glibc's: elsewhere the gateway leaves malloc as it is")
+    assert serve.one_malloc_arena() is True

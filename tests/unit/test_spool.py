@@ -20,7 +20,7 @@ BOTH = pytest.mark.parametrize("expected", [None, 1], ids=["threads", "inline"])
 @BOTH
 def test_every_chunk_is_written_and_hashed_in_order(tmp_path: Path, monkeypatch,
                                                     expected: int | None) -> None:
-    monkeypatch.setattr(spool_module, "SYNC_EVERY", 3000)  # flush to disk along the way too
+    monkeypatch.setattr(spool_module, "RECYCLE_EVERY", 3000)  # drop cached pages along the way
     chunks = [os.urandom(1000 + n) for n in range(40)]
     target = tmp_path / "out"
     with Spool(target.open("wb"), expected=expected) as spool:
@@ -100,11 +100,10 @@ def test_close_writes_what_was_handed_over_and_closes_the_file(tmp_path: Path,
     assert target.read_bytes() == b"abcdef"
 
 
-def test_systems_without_fadvise_or_fdatasync_still_spool(tmp_path: Path, monkeypatch) -> None:
-    # macOS and Windows have neither: the SDK's fetch must work there all the same.
+def test_systems_without_fadvise_still_spool(tmp_path: Path, monkeypatch) -> None:
+    # macOS and Windows have no posix_fadvise: the SDK's fetch must work there all the same.
     monkeypatch.delattr(os, "posix_fadvise")
-    monkeypatch.setattr(spool_module, "_fdatasync", os.fsync)
-    monkeypatch.setattr(spool_module, "SYNC_EVERY", 1000)
+    monkeypatch.setattr(spool_module, "RECYCLE_EVERY", 1000)
     target = tmp_path / "out"
     with Spool(target.open("wb")) as spool:
         for _ in range(5):
