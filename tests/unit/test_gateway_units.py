@@ -10,9 +10,9 @@ from grpc_status import rpc_status
 
 from gateway import config as config_module
 from gateway import errors
+from gateway.cli import serve
 from gateway.limits import Limiter
 from gateway.paging import PageTokens, page_size
-from gateway.cli import serve
 from gateway.v1 import catalog_pb2
 
 
