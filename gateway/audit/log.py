@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 512
 GATHER_YIELDS = 4
 """At most this many yields between batches while the queue keeps growing."""
+INDEX_STEP = 256
+"""Leaves whose subjects one transaction of the subject index takes in: small, so a change
+that arrives meanwhile waits little (steps of 2,048 cost 64 writers 5% of their appends/s and
+doubled their p99 commit; 256 measured within the noise)."""
+INDEX_LAG = 65536
+"""Leaves the subject index may fall behind under load before a step goes before each batch
+(a listing then scans at most this many); when the queue is empty the committer indexes
+whatever is left."""
 
 
 class _WroteBeforeFailing(Exception):
@@ -114,6 +122,9 @@ class AuditLog:
         """Orders commits against close(): none may be queued behind the stop sentinel, where
         it would wait forever (and keep the process from exiting)."""
         self._frontier = merkle.Frontier()
+        self._indexed: int | None = 0
+        """The first leaf the subject index does not cover (None: indexing failed, so
+        listings scan beyond the last good step until a restart)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -127,6 +138,7 @@ class AuditLog:
         size = sql.tree_size(conn)
         self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
         self._check_against_checkpoint(conn, size)
+        self._indexed = sql.subjects_indexed_upto(conn)
         if sql.latest_checkpoint(conn) is None:
             self._write_checkpoint(conn, self.clock())
         self._thread = threading.Thread(target=self._run, name="audit-committer", daemon=True)
@@ -186,6 +198,9 @@ class AuditLog:
         while True:
             if previous > 1:
                 self._gather()
+            if self._index_due():
+                self._index_subjects()
+                continue
             first = self._queue.get()
             if first is None:
                 return
@@ -217,6 +232,29 @@ class AuditLog:
             if now == waiting:
                 return
             waiting = now
+
+    def _index_due(self) -> bool:
+        if self._indexed is None:
+            return False
+        behind = self._frontier.size - self._indexed
+        return behind >= INDEX_LAG or (behind > 0 and self._queue.empty())
+
+    def _index_subjects(self) -> None:
+        """One step of the subject index, in a transaction of its own. It is derived data:
+        a failure stops the indexing (listings then scan past the last step) but no commit."""
+        assert self._indexed is not None
+        conn = self.db.writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            upto = sql.index_subjects(conn, self._indexed, INDEX_STEP)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("audit subject index stopped at leaf %d: %s", self._indexed, exc)
+            self._indexed = None
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return
+        self._indexed = upto
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         conn = self.db.writer

@@ -9,8 +9,9 @@ Checklist, over the database alone (no gateway needed):
 3. every checkpoint's root must equal the rebuilt root at its size. As all roots come from one
    rebuilt tree, successive checkpoints that match are consistent with each other by
    construction; a mismatch means the records under it were rewritten;
-4. the filter columns (subjects among them) agree with the record bytes (they decide what an agency
-   sees, though the tree does not cover them);
+4. the filter columns (subjects among them) and the subject index, as far as it claims to cover
+   the log, agree with the record bytes (they decide what an agency sees, though the tree does
+   not cover them);
 5. with `against`, a checkpoint saved outside the database must be a prefix of the rebuilt tree,
    which catches a truncated or rewritten history even when every stored checkpoint was replaced.
 
@@ -116,11 +117,17 @@ def verify_log(
         rebuilt.run()
         report.tree_size, report.root_hash = size, rebuilt.root(size)
         _classify(stored, rebuilt, report)
-        changed = {p.position for p in report.problems if p.kind == MODIFIED_RECORD}
+        # A record changed, missing or out of place explains what is indexed for it already.
+        explained = {p.position for p in report.problems
+                     if p.kind in (MODIFIED_RECORD, MISSING_RECORD, EXTRA_RECORD)}
         for leaf_index, what in sql.index_mismatches(conn):
-            if leaf_index not in changed:  # a changed record explains its columns already
+            if leaf_index not in explained:
                 report.add(leaf_index, INDEX_MISMATCH,
                            f"the {what} stored for listings disagree with the record")
+        for leaf_index, what in sql.subject_index_mismatches(conn):
+            if leaf_index not in explained:
+                report.add(leaf_index, INDEX_MISMATCH,
+                           f"the {what} disagrees with the record's subjects")
         if saved is not None:
             _check_against(saved, rebuilt, size, report)
         return report

@@ -1,4 +1,4 @@
-"""SQL for the audit log: leaves, tree nodes and checkpoints.
+"""SQL for the audit log: leaves, tree nodes, checkpoints and the subject index.
 
 Tree nodes are keyed by `merkle.stored_index`, their append order: a batch's new nodes land
 at the end of one B-tree (keyed by level first, they touched a page per level), and the nodes
@@ -6,7 +6,8 @@ under an aligned range of leaves are one range of keys.
 
 A leaf row keeps the record's subjects (the agencies and datasets it concerns) framed as
 "\nname\nname\n", so that "concerns X" is a substring test for "\nX\n": names never hold
-control characters (`record.Event` leaves such names out of its subjects).
+control characters (`record.Event` leaves such names out of its subjects). The subject index
+maps each subject to its leaves, filled by the committer between batches up to a recorded leaf.
 """
 
 from __future__ import annotations
@@ -119,6 +120,29 @@ def _concerns_any(subjects: Sequence[str]) -> tuple[str, list[str]]:
     return f"({clause})", [frame([subject]) for subject in subjects]
 
 
+def subjects_indexed_upto(conn: sqlite3.Connection) -> int:
+    """The first leaf the subject index does not cover yet."""
+    return conn.execute("SELECT upto FROM audit_subject_index_state").fetchone()[0]
+
+
+def index_subjects(conn: sqlite3.Connection, upto: int, limit: int) -> int:
+    """Index the subjects of at most `limit` leaves from `upto` on, in the caller's
+    transaction; the new `upto`. Rows go in sorted by subject, so a step of many leaves
+    touches about one page per subject."""
+    found = conn.execute(
+        "SELECT leaf_index, subjects FROM audit_leaves WHERE leaf_index >= ?"
+        " ORDER BY leaf_index LIMIT ?",
+        (upto, limit),
+    ).fetchall()
+    if not found:
+        return upto
+    pairs = sorted((name, leaf) for leaf, framed in found for name in framed.split("\n") if name)
+    conn.executemany("INSERT INTO audit_subject_index (subject, leaf_index) VALUES (?, ?)", pairs)
+    upto = found[-1][0] + 1
+    conn.execute("UPDATE audit_subject_index_state SET upto = ?", (upto,))
+    return upto
+
+
 def list_leaves(
     conn: sqlite3.Connection,
     *,
@@ -135,10 +159,12 @@ def list_leaves(
     """Leaves with leaf_index > after matching every filter, oldest first.
 
     `subjects`: the leaf must concern each of these; `any_subject`: at least one of these (the
-    visibility rule for an agency: an agency is a subject of its own actions too).
+    visibility rule for an agency: an agency is a subject of its own actions too). With a
+    subject to go by, the indexed leaves are read through the subject index and only the rest
+    (the leaves the committer has not indexed yet) are scanned.
     """
-    where = ["l.leaf_index > ?"]
-    params: list[Any] = [after]
+    where = ["1"]
+    params: list[Any] = []
     for column, value in (("actor", actor), ("action", action), ("outcome", outcome)):
         if value:
             where.append(f"l.{column} = ?")
@@ -153,14 +179,25 @@ def list_leaves(
         clause, values = _concerns_any(group)
         where.append(clause)
         params.extend(values)
-    params.append(limit)
-    return rows(
-        conn.execute(
-            f"SELECT l.leaf_index, l.record FROM audit_leaves l WHERE {' AND '.join(where)}"
-            " ORDER BY l.leaf_index LIMIT ?",
-            params,
-        )
-    )
+    condition = " AND ".join(where)
+    found: list[dict[str, Any]] = []
+    driving = subjects[:1] or (any_subject if len(any_subject) == 1 else ())
+    if driving and after + 1 < (upto := subjects_indexed_upto(conn)):
+        found = rows(conn.execute(
+            "SELECT l.leaf_index, l.record FROM audit_subject_index i"
+            " JOIN audit_leaves l ON l.leaf_index = i.leaf_index"
+            f" WHERE i.subject = ? AND i.leaf_index > ? AND i.leaf_index < ? AND {condition}"
+            " ORDER BY i.leaf_index LIMIT ?",
+            [driving[0], after, upto, *params, limit],
+        ))
+        after = upto - 1
+    if len(found) < limit:
+        found += rows(conn.execute(
+            f"SELECT l.leaf_index, l.record FROM audit_leaves l WHERE l.leaf_index > ?"
+            f" AND {condition} ORDER BY l.leaf_index LIMIT ?",
+            [after, *params, limit - len(found)],
+        ))
+    return found
 
 
 # -- reading for verification, listings and tools ----------------------------------------------
@@ -233,6 +270,44 @@ def index_mismatches(conn: sqlite3.Connection, limit: int = 100) -> list[tuple[i
                    (SELECT char(10) || group_concat(value, char(10)) || char(10)
                       FROM json_each(doc, '$.subjects')), ''))
          ORDER BY leaf_index LIMIT ?
+        """,
+        (limit,),
+    ).fetchall()
+
+
+def subject_index_mismatches(conn: sqlite3.Connection,
+                             limit: int = 100) -> list[tuple[int, str]]:
+    """Leaves the subject index misses or misattributes, up to where it claims to cover.
+
+    An index row missing hides the event from that subject's listing, an extra one shows it
+    to a subject it does not concern. Every (subject, leaf) pair a covered record names must be
+    indexed; the count then tells whether anything else is (and only then are the extra rows
+    looked for). A record that is not JSON names no subjects (verify reports it as modified)."""
+    upto = subjects_indexed_upto(conn)
+    named = f"""
+        (SELECT l.leaf_index, j.value AS subject FROM audit_leaves l, json_each(
+             CASE WHEN json_valid(CAST(l.record AS TEXT)) THEN CAST(l.record AS TEXT)
+                  ELSE '{{}}' END, '$.subjects') j
+          WHERE l.leaf_index < {int(upto)})"""
+    missing = conn.execute(
+        f"""
+        SELECT n.leaf_index, 'subject index' FROM {named} n
+         WHERE NOT EXISTS (SELECT 1 FROM audit_subject_index i
+                            WHERE i.subject = n.subject AND i.leaf_index = n.leaf_index)
+         ORDER BY n.leaf_index LIMIT ?
+        """,
+        (limit,),
+    ).fetchall()
+    expected = conn.execute(f"SELECT count(*) FROM {named}").fetchone()[0]
+    indexed = conn.execute("SELECT count(*) FROM audit_subject_index").fetchone()[0]
+    if missing or indexed == expected:
+        return missing
+    return conn.execute(
+        f"""
+        SELECT i.leaf_index, 'subject index' FROM audit_subject_index i
+         WHERE NOT EXISTS (SELECT 1 FROM {named} n
+                            WHERE n.leaf_index = i.leaf_index AND n.subject = i.subject)
+         ORDER BY i.leaf_index LIMIT ?
         """,
         (limit,),
     ).fetchall()

@@ -232,3 +232,24 @@ def _tree_nodes_in_append_order(db: Database) -> None:
     db.execute("INSERT INTO tree_hashes SELECT stored_index(level, idx), hash FROM tree_nodes")
     db.execute("DROP TABLE tree_nodes")
     db.execute("ALTER TABLE tree_hashes RENAME TO tree_nodes")
+
+
+@MIGRATIONS(name="0007_audit_subject_index")
+def _audit_subject_index(db: Database) -> None:
+    # Which leaves concern each agency and dataset, for listings that filter by one: without
+    # it, an agency's page scans the log until it fills. The committer fills it in steps of
+    # many leaves between batches (grouped by subject, a step writes few pages), so it may lag
+    # behind the log; `upto` is the first leaf not yet indexed, and listings scan from there.
+    db.execute(
+        """
+        CREATE TABLE audit_subject_index (
+            subject TEXT NOT NULL,
+            leaf_index INTEGER NOT NULL,
+            PRIMARY KEY (subject, leaf_index)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        "CREATE TABLE audit_subject_index_state (id INTEGER PRIMARY KEY CHECK (id = 0),"
+        " upto INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO audit_subject_index_state (id, upto) VALUES (0, 0)")

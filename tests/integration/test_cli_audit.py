@@ -79,7 +79,9 @@ def test_verify_against_a_saved_checkpoint_catches_truncation(network, tmp_path)
     network.server.stop(grace=1)
     for sql in ("DELETE FROM audit_leaves WHERE leaf_index = 2",
                 "DELETE FROM tree_nodes WHERE id >= 3",  # leaf 2's hash: stored_index(0, 2)
-                "DELETE FROM checkpoints WHERE tree_size = 3"):
+                "DELETE FROM checkpoints WHERE tree_size = 3",
+                "DELETE FROM audit_subject_index WHERE leaf_index >= 2",
+                "UPDATE audit_subject_index_state SET upto = min(upto, 2)"):
         edit(network, sql)
     ok(network, "verify")
     result = run(network, "verify", "--against", saved)

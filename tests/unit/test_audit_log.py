@@ -1,4 +1,5 @@
-"""The write path under stress: many threads, a killed writer, a modified record at start-up."""
+"""The write path under stress (many threads, a killed writer, a modified record at start-up)
+and the subject index the committer keeps."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.audit import note, verify
+from gateway.audit import note, record, verify
 from gateway.audit.log import AuditLog, LogIntegrityError
 from gateway.audit.record import Event
 from gateway.signing import SigningKey
 from gateway.storage import Database
+from gateway.storage import audit as sql
 
 ORIGIN = "test.local/audit"
 SEED = bytes(range(32))
@@ -169,3 +173,70 @@ def test_names_with_control_characters_are_no_subjects() -> None:
     event = Event(actor="urn:x", action="catalog.get",
                   resources=("agencies/a\nagencies", "agencies/b\0", "agencies/c/datasets/d"))
     assert event.subjects == ["agencies/c", "agencies/c/datasets/d"]
+
+
+def test_the_committer_indexes_subjects_while_idle(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "audit.db")
+    for n in range(50):
+        log.append([Event(actor="urn:govshare:agency:a", action="test.append",
+                          resources=(f"agencies/a{n % 4}/datasets/d{n}",))])
+    reader = log.db.reader()
+    deadline = time.monotonic() + 30
+    while sql.subjects_indexed_upto(reader) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sql.subjects_indexed_upto(reader) == 50
+    assert reader.execute("SELECT count(*) FROM audit_subject_index"
+                          " WHERE subject = 'agencies/a1'").fetchone()[0] == 13
+    log.close()
+    assert verify.verify_log(log.db, SIGNER.verifier()).ok
+    log.db.close()
+
+
+SUBJECTS = [f"agencies/a{n}" for n in range(4)] + [f"agencies/a{n}/datasets/d{n}" for n in range(4)]
+
+
+@pytest.fixture(scope="module")
+def mixed_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """A closed log of 120 events, each concerning some of SUBJECTS, and its decoded records."""
+    import random
+
+    rng = random.Random(7)
+    path = tmp_path_factory.mktemp("mixed") / "audit.db"
+    log = open_log(path)
+    for n in range(120):
+        resources = tuple(rng.sample(SUBJECTS, rng.randint(0, 3)))
+        log.append([Event(actor=f"urn:govshare:agency:a{n % 3}", action=f"test.{n % 2}",
+                          resources=resources)])
+    log.close()
+    records = [record.decode(data) for _, data in sql.iter_records(log.db.reader())]
+    log.db.close()
+    return path, records
+
+
+@settings(max_examples=60, deadline=None)
+@given(upto=st.integers(0, 120), page=st.integers(1, 50),
+       wanted=st.lists(st.sampled_from(SUBJECTS), max_size=2, unique=True),
+       any_of=st.lists(st.sampled_from(SUBJECTS[:4]), max_size=2, unique=True),
+       action=st.sampled_from(["", "test.0"]))
+def test_listings_by_subject_match_a_scan_however_far_the_index_got(
+        mixed_log, upto, page, wanted, any_of, action) -> None:
+    path, records = mixed_log
+    conn = sqlite3.connect(path, isolation_level=None)
+    with conn:
+        conn.execute("DELETE FROM audit_subject_index")
+        conn.execute("UPDATE audit_subject_index_state SET upto = 0")
+        sql.index_subjects(conn, 0, upto)
+    listed, after = [], -1
+    while True:
+        found = sql.list_leaves(conn, after=after, limit=page, subjects=wanted,
+                                any_subject=any_of, action=action)
+        listed += [row["leaf_index"] for row in found]
+        if len(found) < page:
+            break
+        after = found[-1]["leaf_index"]
+    conn.close()
+    expected = [n for n, body in enumerate(records)
+                if all(s in body["subjects"] for s in wanted)
+                and (not any_of or any(s in body["subjects"] for s in any_of))
+                and (not action or body["action"] == action)]
+    assert listed == expected

@@ -15,6 +15,7 @@ from gateway.audit.log import AuditLog
 from gateway.audit.record import Event
 from gateway.signing import SigningKey
 from gateway.storage import Database
+from gateway.storage import audit as sql
 
 ORIGIN = "test.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))
@@ -38,9 +39,18 @@ def build_log(path: Path, size: int = SIZE, actor: str = "urn:govshare:agency:a"
     return path
 
 
+def index_all(path: Path) -> None:
+    """Bring the subject index up to the end of the log (the committer does it when idle)."""
+    with connect(path) as conn:
+        sql.index_subjects(conn, sql.subjects_indexed_upto(conn), 1_000_000)
+    conn.close()
+
+
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_log(tmp_path_factory.mktemp("log") / "audit.db")
+    path = build_log(tmp_path_factory.mktemp("log") / "audit.db")
+    index_all(path)
+    return path
 
 
 @pytest.fixture
@@ -242,11 +252,36 @@ def test_edited_subjects_are_an_index_mismatch(tampered: Path) -> None:
     assert (problem.position, problem.kind) == (9, verify.INDEX_MISMATCH)
 
 
+@ANY
+@given(leaf=st.integers(0, SIZE - 1))
+def test_a_subject_index_row_taken_away_or_added_is_an_index_mismatch(tampered, pristine,
+                                                                      leaf) -> None:
+    shutil.copy(pristine, tampered)
+    edit(tampered, "DELETE FROM audit_subject_index WHERE leaf_index = ? AND subject ="
+         " (SELECT max(subject) FROM audit_subject_index WHERE leaf_index = ?)", leaf, leaf)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (leaf, verify.INDEX_MISMATCH)
+    shutil.copy(pristine, tampered)
+    edit(tampered, "INSERT INTO audit_subject_index VALUES ('agencies/zz', ?)", leaf)
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (leaf, verify.INDEX_MISMATCH)
+
+
+def test_a_subject_index_claiming_leaves_it_lacks_is_an_index_mismatch(tampered) -> None:
+    edit(tampered, "DELETE FROM audit_subject_index WHERE leaf_index >= 30")
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (30, verify.INDEX_MISMATCH)
+    edit(tampered, "UPDATE audit_subject_index_state SET upto = 30")
+    assert verify.verify_log(tampered, VERIFIER).ok  # a lagging index only costs a scan
+
+
 def truncate(path: Path, size: int) -> None:
     """Cut the log back to `size` leaves consistently, as someone editing the database could."""
     edit(path, "DELETE FROM audit_leaves WHERE leaf_index >= ?", size)
     edit(path, "DELETE FROM checkpoints WHERE tree_size > ?", size)
     edit(path, "DELETE FROM tree_nodes WHERE id >= node(0, ?)", size)
+    edit(path, "DELETE FROM audit_subject_index WHERE leaf_index >= ?", size)
+    edit(path, "UPDATE audit_subject_index_state SET upto = min(upto, ?)", size)
 
 
 def test_truncation_is_caught_only_against_a_saved_checkpoint(pristine, tampered) -> None:
