@@ -289,19 +289,18 @@ def subject_index_mismatches(conn: sqlite3.Connection,
              CASE WHEN json_valid(CAST(l.record AS TEXT)) THEN CAST(l.record AS TEXT)
                   ELSE '{{}}' END, '$.subjects') j
           WHERE l.leaf_index < {int(upto)})"""
-    missing = conn.execute(
-        f"""
-        SELECT n.leaf_index, 'subject index' FROM {named} n
-         WHERE NOT EXISTS (SELECT 1 FROM audit_subject_index i
-                            WHERE i.subject = n.subject AND i.leaf_index = n.leaf_index)
-         ORDER BY n.leaf_index LIMIT ?
-        """,
-        (limit,),
-    ).fetchall()
-    expected = conn.execute(f"SELECT count(*) FROM {named}").fetchone()[0]
-    indexed = conn.execute("SELECT count(*) FROM audit_subject_index").fetchone()[0]
-    if missing or indexed == expected:
-        return missing
+    absent = """NOT EXISTS (SELECT 1 FROM audit_subject_index i
+                             WHERE i.subject = n.subject AND i.leaf_index = n.leaf_index)"""
+    expected, missing = conn.execute(  # one pass over the records when all is well
+        f"SELECT count(*), coalesce(max({absent}), 0) FROM {named} n").fetchone()
+    if missing:
+        return conn.execute(
+            f"SELECT n.leaf_index, 'subject index' FROM {named} n WHERE {absent}"
+            " ORDER BY n.leaf_index LIMIT ?",
+            (limit,),
+        ).fetchall()
+    if conn.execute("SELECT count(*) FROM audit_subject_index").fetchone()[0] == expected:
+        return []
     return conn.execute(
         f"""
         SELECT i.leaf_index, 'subject index' FROM audit_subject_index i
