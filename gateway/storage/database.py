@@ -82,7 +82,6 @@ def migrate(db: sqlite_utils.Database) -> None:
     schema.MIGRATIONS.apply(db)
 
 
-
 def insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     """Insert one row given as {column: value} (column names come from our code, never from
     a request)."""
