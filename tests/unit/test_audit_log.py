@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.audit import note, record, verify
-from gateway.audit.log import AuditLog, LogIntegrityError
+from gateway.audit.log import INDEX_STEP, AuditLog, LogIntegrityError
 from gateway.audit.record import Event
 from gateway.signing import SigningKey
 from gateway.storage import Database
@@ -175,18 +175,21 @@ def test_names_with_control_characters_are_no_subjects() -> None:
     assert event.subjects == ["agencies/c", "agencies/c/datasets/d"]
 
 
-def test_the_committer_indexes_subjects_while_idle(tmp_path: Path) -> None:
+def test_the_committer_indexes_subjects_in_whole_steps_while_idle(tmp_path: Path) -> None:
     log = open_log(tmp_path / "audit.db")
-    for n in range(50):
+    size = 2 * INDEX_STEP + 10
+    for begin in range(0, size, 10):
         log.append([Event(actor="urn:govshare:agency:a", action="test.append",
-                          resources=(f"agencies/a{n % 4}/datasets/d{n}",))])
+                          resources=(f"agencies/a{n % 4}/datasets/d{n}",))
+                    for n in range(begin, begin + 10)])
     reader = log.db.reader()
     deadline = time.monotonic() + 30
-    while sql.subjects_indexed_upto(reader) < 50 and time.monotonic() < deadline:
+    while sql.subjects_indexed_upto(reader) < 2 * INDEX_STEP and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert sql.subjects_indexed_upto(reader) == 50
+    time.sleep(0.05)  # nothing more: the last 10 leaves wait for a whole step
+    assert sql.subjects_indexed_upto(reader) == 2 * INDEX_STEP
     assert reader.execute("SELECT count(*) FROM audit_subject_index"
-                          " WHERE subject = 'agencies/a1'").fetchone()[0] == 13
+                          " WHERE subject = 'agencies/a1'").fetchone()[0] == INDEX_STEP // 2
     log.close()
     assert verify.verify_log(log.db, SIGNER.verifier()).ok
     log.db.close()
