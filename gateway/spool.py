@@ -16,6 +16,7 @@ from 578-664 to 706-779 MB/s; `finish` makes the whole file durable once.
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import threading
@@ -30,6 +31,11 @@ RECYCLE_EVERY = 8 * 1024 * 1024
 INLINE_UP_TO = 1024 * 1024
 """Content expected to be at most this long (one chunk: nothing to overlap) is hashed and
 written on the caller's thread; starting and stopping the two threads costs about 0.35 ms."""
+
+DIRECT_BUFFER = 4 * 1024 * 1024
+"""The staging buffer of a DirectFile: one write to the disk each time it fills."""
+BLOCK = 4096
+"""O_DIRECT writes whole, aligned blocks (4096 covers disks of 512-byte sectors too)."""
 
 _STOP = object()
 
@@ -67,7 +73,7 @@ class Spool:
     """Chunks written to `file` and fed to `hasher` (which may hold a prefix already), each on
     a thread of its own."""
 
-    def __init__(self, file: BinaryIO, hasher: StreamHasher | None = None, *,
+    def __init__(self, file: BinaryIO | DirectFile, hasher: StreamHasher | None = None, *,
                  expected: int | None = None):
         """`expected`: the bytes still to come, when known (small content is spooled inline)."""
         self.file = file
@@ -135,10 +141,81 @@ class Spool:
             self._unrecycled = 0
 
 
-def drop_cached(file: IO[bytes], length: int = 0) -> None:
+def drop_cached(file: IO[bytes] | DirectFile, length: int = 0) -> None:
     """Evict the clean pages of the file's first `length` bytes (0: all) from the page cache
     and start writing its dirty ones back (a hint; Linux does both). Streaming large content
     through recycled pages costs the kernel far less than filling memory with fresh ones:
     reading 2 GiB that were not cached took 0.1 s of kernel time this way, 0.8-2.0 s plainly."""
     if hasattr(os, "posix_fadvise"):  # Linux and most Unixes; elsewhere the kernel decides
         os.posix_fadvise(file.fileno(), 0, length, os.POSIX_FADV_DONTNEED)
+
+
+class DirectFile:
+    """A new file written around the page cache (O_DIRECT), through an aligned staging buffer.
+
+    For large uploads on the gateway: 1 GiB written this way took 0.05-0.1 s of CPU at 1.6-1.7
+    GB/s, against 0.36-0.44 s written through recycled page-cache pages, CPU that receiving
+    and hashing need. Content is copied into the buffer (an anonymous mmap, so page-aligned)
+    and written a full buffer at a time; `flush` also writes the last partial block padded and
+    cuts the file back to its length, and later writes rewrite that block."""
+
+    def __init__(self, fd: int, buffer_bytes: int = DIRECT_BUFFER):
+        self._fd = fd
+        self._buffer = mmap.mmap(-1, buffer_bytes)
+        self._filled = 0
+        self._offset = 0
+        """Where the buffer's first byte goes in the file (always a whole block)."""
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            taken = min(len(view), len(self._buffer) - self._filled)
+            self._buffer[self._filled:self._filled + taken] = view[:taken]
+            self._filled += taken
+            view = view[taken:]
+            if self._filled == len(self._buffer):
+                self._write_blocks(self._filled)
+        return len(data)
+
+    def flush(self) -> None:
+        """Put every byte written so far into the file."""
+        whole = self._filled - self._filled % BLOCK
+        if whole:
+            self._write_blocks(whole)
+        if self._filled:
+            with memoryview(self._buffer) as view:
+                os.pwrite(self._fd, view[:BLOCK], self._offset)
+            os.ftruncate(self._fd, self._offset + self._filled)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.flush()
+            finally:
+                self._buffer.close()
+                os.close(self._fd)
+
+    def _write_blocks(self, length: int) -> None:
+        """Write the buffer's first `length` bytes (whole blocks) and keep the rest."""
+        with memoryview(self._buffer) as view:
+            os.pwrite(self._fd, view[:length], self._offset)
+        self._buffer.move(0, length, self._filled - length)
+        self._offset += length
+        self._filled -= length
+
+
+def open_direct(fd: int) -> DirectFile | BinaryIO:
+    """The new file `fd` as a DirectFile where the system can write it around the page cache,
+    else as an ordinary buffered file."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+    except (ImportError, AttributeError, OSError):  # Windows, macOS, filesystems without it
+        return os.fdopen(fd, "wb")
+    return DirectFile(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import threading
 from pathlib import Path
@@ -110,3 +111,33 @@ def test_systems_without_fadvise_still_spool(tmp_path: Path, monkeypatch) -> Non
             spool.write(b"y" * 700)
         spool.finish()
     assert target.read_bytes() == b"y" * 3500
+
+
+@pytest.mark.parametrize("sizes", [[1], [4095, 1, 4096, 10_000], [8192] * 5, [3000] * 17])
+def test_a_direct_file_holds_every_byte_whatever_the_chunks(tmp_path: Path, sizes) -> None:
+    target = tmp_path / "direct"
+    file = spool_module.open_direct(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+    assert isinstance(file, spool_module.DirectFile)  # this filesystem takes O_DIRECT
+    file._buffer.close()  # a small buffer, so that it fills and wraps many times
+    file._buffer = mmap.mmap(-1, 8192)
+    written = b""
+    for n, size in enumerate(sizes):
+        chunk = os.urandom(size)
+        file.write(chunk)
+        written += chunk
+        if n % 2:
+            file.flush()  # the padded last block is rewritten by the next write
+            assert target.read_bytes() == written
+    file.close()
+    assert target.read_bytes() == written
+
+
+def test_without_o_direct_a_plain_file_is_used(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delattr(os, "O_DIRECT")  # as on macOS and Windows
+    target = tmp_path / "plain"
+    file = spool_module.open_direct(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+    assert not isinstance(file, spool_module.DirectFile)
+    with Spool(file) as spool:
+        spool.write(b"z" * 5000)
+        spool.finish()
+    assert target.read_bytes() == b"z" * 5000
