@@ -44,7 +44,7 @@ from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import signing, statements
 from gateway.ids import new_id
-from gateway.spool import Spool
+from gateway.spool import INLINE_UP_TO, Spool, open_direct
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 Progress = Callable[[int, int], None]
@@ -238,8 +238,10 @@ class ExchangeMixin:
         gateway_key = self._gateway_key(responses.initial_metadata())
         marker.write_text(start.exchange + "\n")
         hasher = _resume(part, offset)  # truncates what follows the offset first
-        with Spool(part.open("ab"), hasher,
-                   expected=manifest.content_size - hasher.size) as spool:
+        expected = manifest.content_size - hasher.size
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
+        file = os.fdopen(fd, "ab") if expected <= INLINE_UP_TO else open_direct(fd, hasher.size)
+        with Spool(file, hasher, expected=expected) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
                     receipt = _check_receipt(message.receipt, gateway_key, start, manifest,

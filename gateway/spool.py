@@ -159,11 +159,15 @@ class DirectFile:
     and written a full buffer at a time; `flush` also writes the last partial block padded and
     cuts the file back to its length, and later writes rewrite that block."""
 
-    def __init__(self, fd: int, buffer_bytes: int = DIRECT_BUFFER):
+    def __init__(self, fd: int, offset: int = 0, head: bytes = b"",
+                 buffer_bytes: int = DIRECT_BUFFER):
+        """Writing starts at `offset` (a whole block) with `head`, the bytes already there up
+        to the end of the file (less than a block), so that a resumed file carries on."""
         self._fd = fd
         self._buffer = mmap.mmap(-1, buffer_bytes)
-        self._filled = 0
-        self._offset = 0
+        self._buffer[:len(head)] = head
+        self._filled = len(head)
+        self._offset = offset
         """Where the buffer's first byte goes in the file (always a whole block)."""
         self.closed = False
 
@@ -209,13 +213,16 @@ class DirectFile:
         self._filled -= length
 
 
-def open_direct(fd: int) -> DirectFile | BinaryIO:
-    """The new file `fd` as a DirectFile where the system can write it around the page cache,
-    else as an ordinary buffered file."""
+def open_direct(fd: int, size: int = 0) -> DirectFile | BinaryIO:
+    """The file `fd` (opened for reading and writing, `size` bytes long) to be written on
+    from its end: a DirectFile where the system can write it around the page cache, else an
+    ordinary buffered file."""
+    offset = size - size % BLOCK
+    head = os.pread(fd, size - offset, offset)
     try:
         import fcntl
 
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
     except (ImportError, AttributeError, OSError):  # Windows, macOS, filesystems without it
-        return os.fdopen(fd, "wb")
-    return DirectFile(fd)
+        return os.fdopen(fd, "ab")
+    return DirectFile(fd, offset, head)

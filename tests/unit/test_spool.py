@@ -116,7 +116,7 @@ def test_systems_without_fadvise_still_spool(tmp_path: Path, monkeypatch) -> Non
 @pytest.mark.parametrize("sizes", [[1], [4095, 1, 4096, 10_000], [8192] * 5, [3000] * 17])
 def test_a_direct_file_holds_every_byte_whatever_the_chunks(tmp_path: Path, sizes) -> None:
     target = tmp_path / "direct"
-    file = spool_module.open_direct(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+    file = spool_module.open_direct(os.open(target, os.O_RDWR | os.O_CREAT, 0o600))
     assert isinstance(file, spool_module.DirectFile)  # this filesystem takes O_DIRECT
     file._buffer.close()  # a small buffer, so that it fills and wraps many times
     file._buffer = mmap.mmap(-1, 8192)
@@ -135,9 +135,24 @@ def test_a_direct_file_holds_every_byte_whatever_the_chunks(tmp_path: Path, size
 def test_without_o_direct_a_plain_file_is_used(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delattr(os, "O_DIRECT")  # as on macOS and Windows
     target = tmp_path / "plain"
-    file = spool_module.open_direct(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
+    file = spool_module.open_direct(os.open(target, os.O_RDWR | os.O_CREAT, 0o600))
     assert not isinstance(file, spool_module.DirectFile)
     with Spool(file) as spool:
         spool.write(b"z" * 5000)
         spool.finish()
     assert target.read_bytes() == b"z" * 5000
+
+
+@pytest.mark.parametrize("already", [4096, 5000, 100])
+def test_a_direct_file_carries_on_after_what_a_file_held(tmp_path: Path, already: int) -> None:
+    # A resumed fetch: the part file holds `already` bytes, the rest is appended to them.
+    target = tmp_path / "part"
+    before = os.urandom(already)
+    target.write_bytes(before)
+    file = spool_module.open_direct(os.open(target, os.O_RDWR), already)
+    assert isinstance(file, spool_module.DirectFile)
+    after = os.urandom(9000)
+    with Spool(file) as spool:
+        spool.write(after)
+        spool.finish()
+    assert target.read_bytes() == before + after
