@@ -6,12 +6,12 @@ writes release the GIL, so the three overlap instead of running one after anothe
 DEPTH chunks wait for each, which bounds memory and passes back-pressure to gRPC's flow
 control. Content known to fit in one chunk has nothing to overlap and is spooled inline.
 
-Every RECYCLE_EVERY bytes the spool drops what it wrote from the page cache: the hint starts
-writing the new dirty pages back and evicts the pages written back since the last time, so a
-large file streams through a few recycled pages instead of filling memory with fresh ones, which
-is what writing costs most here (2 GiB took 2.6-4.1 s of kernel time written plainly and 0.55 s
-with a flush to disk before each drop). Not waiting for the disk in between took a 1 GiB fetch
-from 578-664 to 706-779 MB/s; `finish` makes the whole file durable once.
+Large content is best written around the page cache (`DirectFile`, O_DIRECT). Where the
+system cannot, every RECYCLE_EVERY bytes the spool drops what it wrote from the page cache: the
+hint starts writing the new dirty pages back and evicts the pages written back since the last
+time, so a large file streams through a few recycled pages instead of filling memory with fresh
+ones, which is what writing costs most here (2 GiB took 2.6-4.1 s of kernel time written
+plainly and 0.55 s with a flush to disk before each drop). `finish` makes the file durable.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Spool:
     def _write(self, chunk: bytes) -> None:
         self.file.write(chunk)
         self._unrecycled += len(chunk)
-        if self._unrecycled >= RECYCLE_EVERY:
+        if self._unrecycled >= RECYCLE_EVERY and not isinstance(self.file, DirectFile):
             self.file.flush()
             drop_cached(self.file)
             self._unrecycled = 0
@@ -159,12 +159,11 @@ class DirectFile:
     and written a full buffer at a time; `flush` also writes the last partial block padded and
     cuts the file back to its length, and later writes rewrite that block."""
 
-    def __init__(self, fd: int, offset: int = 0, head: bytes = b"",
-                 buffer_bytes: int = DIRECT_BUFFER):
+    def __init__(self, fd: int, offset: int = 0, head: bytes = b""):
         """Writing starts at `offset` (a whole block) with `head`, the bytes already there up
         to the end of the file (less than a block), so that a resumed file carries on."""
         self._fd = fd
-        self._buffer = mmap.mmap(-1, buffer_bytes)
+        self._buffer = mmap.mmap(-1, DIRECT_BUFFER)
         self._buffer[:len(head)] = head
         self._filled = len(head)
         self._offset = offset

@@ -48,7 +48,8 @@ def granted(network):
 
 def test_fetch_verifies_and_reports_progress(network, granted, tmp_path, monkeypatch):
     _, market, dataset, grant = granted
-    # Both ends drop cached pages every 3 MiB, as they would every 8 in a large transfer.
+    # The gateway drops the pages behind its reader every 3 MiB, as it would every 8 in a large
+    # transfer (the SDK writes around the page cache).
     monkeypatch.setattr(spool, "RECYCLE_EVERY", 3 * MiB)
     seen = []
 

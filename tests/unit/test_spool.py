@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import threading
 from pathlib import Path
@@ -114,12 +113,12 @@ def test_systems_without_fadvise_still_spool(tmp_path: Path, monkeypatch) -> Non
 
 
 @pytest.mark.parametrize("sizes", [[1], [4095, 1, 4096, 10_000], [8192] * 5, [3000] * 17])
-def test_a_direct_file_holds_every_byte_whatever_the_chunks(tmp_path: Path, sizes) -> None:
+def test_a_direct_file_holds_every_byte_whatever_the_chunks(tmp_path: Path, monkeypatch,
+                                                            sizes) -> None:
+    monkeypatch.setattr(spool_module, "DIRECT_BUFFER", 8192)  # fills and wraps many times
     target = tmp_path / "direct"
     file = spool_module.open_direct(os.open(target, os.O_RDWR | os.O_CREAT, 0o600))
     assert isinstance(file, spool_module.DirectFile)  # this filesystem takes O_DIRECT
-    file._buffer.close()  # a small buffer, so that it fills and wraps many times
-    file._buffer = mmap.mmap(-1, 8192)
     written = b""
     for n, size in enumerate(sizes):
         chunk = os.urandom(size)
