@@ -9,6 +9,7 @@ that fails leaves nothing but its refusal event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -251,8 +252,9 @@ class AuditLog:
         except sqlite3.Error as exc:
             log.error("audit subject index stopped at leaf %d: %s", self._indexed, exc)
             self._indexed = None
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the next batch begins afresh anyway
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             return
         self._indexed = upto
 

@@ -243,3 +243,29 @@ def test_listings_by_subject_match_a_scan_however_far_the_index_got(
                 and (not any_of or any(s in body["subjects"] for s in any_of))
                 and (not action or body["action"] == action)]
     assert listed == expected
+
+
+def test_a_failing_subject_index_stops_indexing_but_not_commits(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    def broken(conn, upto, limit):
+        conn.execute("INSERT INTO audit_subject_index VALUES ('agencies/x', 0)")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sql, "index_subjects", broken)
+    log = open_log(tmp_path / "audit.db")
+    events = [Event(actor="urn:govshare:agency:a", action="test.append",
+                    resources=(f"agencies/a{n % 2}",)) for n in range(INDEX_STEP + 5)]
+    for event in events:
+        log.append([event])
+    deadline = time.monotonic() + 30
+    while log._indexed is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log._indexed is None  # it tried once, failed, and stopped
+    assert log.append([events[0]]).leaf_indices == [INDEX_STEP + 5]
+    reader = log.db.reader()
+    assert reader.execute("SELECT count(*) FROM audit_subject_index").fetchone()[0] == 0
+    listed = sql.list_leaves(reader, after=-1, limit=1000, any_subject=["agencies/a1"])
+    assert [row["leaf_index"] for row in listed] == list(range(1, INDEX_STEP + 5, 2))
+    log.close()
+    assert verify.verify_log(log.db, SIGNER.verifier()).ok
+    log.db.close()
