@@ -16,6 +16,7 @@ plainly and 0.55 s with a flush to disk before each drop). `finish` makes the fi
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import queue
@@ -187,8 +188,7 @@ class DirectFile:
         if whole:
             self._write_blocks(whole)
         if self._filled:
-            with memoryview(self._buffer) as view:
-                os.pwrite(self._fd, view[:BLOCK], self._offset)
+            self._pwrite(BLOCK)
             os.ftruncate(self._fd, self._offset + self._filled)
 
     def fileno(self) -> int:
@@ -205,11 +205,17 @@ class DirectFile:
 
     def _write_blocks(self, length: int) -> None:
         """Write the buffer's first `length` bytes (whole blocks) and keep the rest."""
-        with memoryview(self._buffer) as view:
-            os.pwrite(self._fd, view[:length], self._offset)
+        self._pwrite(length)
         self._buffer.move(0, length, self._filled - length)
         self._offset += length
         self._filled -= length
+
+
+    def _pwrite(self, length: int) -> None:
+        with memoryview(self._buffer) as view:
+            written = os.pwrite(self._fd, view[:length], self._offset)
+        if written != length:  # O_DIRECT cannot carry on from an unaligned offset
+            raise OSError(errno.EIO, f"short write: {written} of {length} bytes")
 
 
 def open_direct(fd: int, size: int = 0) -> DirectFile | BinaryIO:
