@@ -25,7 +25,8 @@ class _RandomPool:
 
     def __init__(self) -> None:
         self._reset()
-        os.register_at_fork(after_in_child=self._reset)  # a child must never repeat our bytes
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+            os.register_at_fork(after_in_child=self._reset)  # a child must not repeat our bytes
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
