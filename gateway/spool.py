@@ -169,9 +169,11 @@ class DirectFile:
         self._filled = len(head)
         self._offset = offset
         """Where the buffer's first byte goes in the file (always a whole block)."""
+        self._unflushed = False
         self.closed = False
 
     def write(self, data: bytes) -> int:
+        self._unflushed = True
         view = memoryview(data)
         while view:
             taken = min(len(view), len(self._buffer) - self._filled)
@@ -184,6 +186,9 @@ class DirectFile:
 
     def flush(self) -> None:
         """Put every byte written so far into the file."""
+        if not self._unflushed:
+            return
+        self._unflushed = False
         whole = self._filled - self._filled % BLOCK
         if whole:
             self._write_blocks(whole)
