@@ -44,7 +44,7 @@ from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import signing, statements
 from gateway.ids import new_id
-from gateway.spool import INLINE_UP_TO, Spool, open_direct
+from gateway.spool import Spool, open_direct
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 Progress = Callable[[int, int], None]
@@ -240,8 +240,7 @@ class ExchangeMixin:
         hasher = _resume(part, offset)  # truncates what follows the offset first
         expected = manifest.content_size - hasher.size
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
-        file = os.fdopen(fd, "ab") if expected <= INLINE_UP_TO else open_direct(fd, hasher.size)
-        with Spool(file, hasher, expected=expected) as spool:
+        with Spool(open_direct(fd, hasher.size, expected), hasher, expected=expected) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
                     receipt = _check_receipt(message.receipt, gateway_key, start, manifest,

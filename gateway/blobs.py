@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.signing import StreamHasher
-from gateway.spool import INLINE_UP_TO, Spool, open_direct
+from gateway.spool import Spool, open_direct
 
 _READ_SIZE = 1024 * 1024
 HASHED_KEPT = 4096
@@ -38,9 +38,7 @@ class Upload:
     def __init__(self, folder: Path, expected: int):
         fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
         self.path = Path(name)
-        # Small content is not worth a staging buffer; large content skips the page cache.
-        file = os.fdopen(fd, "wb") if expected <= INLINE_UP_TO else open_direct(fd)
-        self._spool = Spool(file, expected=expected)
+        self._spool = Spool(open_direct(fd, expected=expected), expected=expected)
         self.write = self._spool.write
 
     @property

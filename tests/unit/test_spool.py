@@ -131,6 +131,14 @@ def test_a_direct_file_holds_every_byte_whatever_the_chunks(tmp_path: Path, monk
     assert target.read_bytes() == written
 
 
+def test_content_that_fits_in_a_chunk_gets_a_plain_file(tmp_path: Path) -> None:
+    target = tmp_path / "small"
+    file = spool_module.open_direct(os.open(target, os.O_RDWR | os.O_CREAT, 0o600),
+                                    expected=spool_module.INLINE_UP_TO)
+    assert not isinstance(file, spool_module.DirectFile)
+    file.close()
+
+
 def test_without_o_direct_a_plain_file_is_used(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delattr(os, "O_DIRECT")  # as on macOS and Windows
     target = tmp_path / "plain"
