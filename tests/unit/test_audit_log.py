@@ -168,6 +168,62 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
     log.db.close()
 
 
+def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path) -> None:
+    """A batch's callers wake one another in queue order: refused changes in the middle and at
+    either end must not leave anyone after them waiting."""
+    from threading import Barrier, Thread
+    from threading import Event as Event_
+
+    from gateway import errors
+
+    log = open_log(tmp_path / "audit.db")
+    inside, gate = Event_(), Barrier(2)
+
+    def held(tx):
+        inside.set()
+        gate.wait(10)
+        return None, []
+
+    hold = Thread(target=log.commit, args=(held,))
+    hold.start()
+    assert inside.wait(10)  # the committer waits inside this change while the batch queues
+    refusal = Event(actor="urn:govshare:agency:a", action="test.turn", outcome="REFUSED")
+    refused = {0, 3, 4, 9}
+    results: dict[int, object] = {}
+
+    def change(n: int):
+        def run(tx):
+            if n in refused:
+                raise errors.FailedPrecondition(f"change {n} refused", reason="TEST")
+            return n, [Event(actor="urn:govshare:agency:a", action="test.turn")]
+        return run
+
+    def caller(n: int) -> None:
+        try:
+            results[n] = log.commit(change(n), lambda exc: refusal).value
+        except errors.FailedPrecondition as exc:
+            results[n] = exc
+
+    workers = []
+    for n in range(10):  # queued in this order, one batch
+        workers.append(Thread(target=caller, args=(n,)))
+        workers[-1].start()
+        deadline = time.monotonic() + 10
+        while log._queue.qsize() < n + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    gate.wait(10)
+    for worker in [hold, *workers]:
+        worker.join(10)
+    assert sorted(results) == list(range(10))
+    assert all(isinstance(results[n], errors.FailedPrecondition) == (n in refused)
+               for n in range(10))
+    assert [results[n] for n in range(10) if n not in refused] == [1, 2, 5, 6, 7, 8]
+    log.close()
+    checkpoints = sql.checkpoints(log.db.writer)
+    assert [c["tree_size"] for c in checkpoints] == [0, 10]  # the held change added no leaf
+    log.db.close()
+
+
 def test_names_with_control_characters_are_no_subjects() -> None:
     # Subjects are stored newline-separated and matched as "\nname\n".
     event = Event(actor="urn:x", action="catalog.get",
