@@ -3,6 +3,7 @@ and the subject index the committer keeps."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -222,6 +223,28 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
     checkpoints = sql.checkpoints(log.db.writer)
     assert [c["tree_size"] for c in checkpoints] == [0, 10]  # the held change added no leaf
     log.db.close()
+
+
+names = st.lists(st.text(), max_size=4).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(actor=st.text(), action=st.text(), resources=names, outcome=st.text(),
+       reason=st.text(), digest=st.text(), envelopes=names, agencies=names, time=st.text())
+def test_records_are_the_bytes_json_dumps_gives(actor, action, resources, outcome, reason,
+                                                 digest, envelopes, agencies, time) -> None:
+    """The record format is compact JSON with sorted keys; the encoder writes it out by hand
+    and must never drift from json.dumps (any text but lone surrogates,
+    which no UTF-8 record holds: quotes, control characters, non-ASCII)."""
+    event = Event(actor=actor, action=action, resources=resources, outcome=outcome,
+                  reason=reason, request_digest=digest, envelope_ids=envelopes,
+                  agencies=agencies, time=time)
+    body = {"v": record.FORMAT_VERSION, "time": time, "actor": actor, "action": action,
+            "resources": list(resources), "outcome": outcome, "reason": reason,
+            "request_digest": digest, "envelopes": list(envelopes), "subjects": event.subjects}
+    assert event.record == json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                      ensure_ascii=False).encode()
+    assert record.decode(event.record) == body
 
 
 def test_names_with_control_characters_are_no_subjects() -> None:
