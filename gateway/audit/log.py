@@ -78,8 +78,9 @@ class _Pending:
     The callers of a batch wake one after another: the committer releases the first, and each
     caller releases the next (`then`) once it runs. Released all at once, a batch's callers all
     ran for the interpreter lock together: at 64 writers, 0.95 involuntary context switches per
-    append and 18,700-19,300 appends/s; woken in turn, 0.28 and 23,000. The callers are request
-    threads, which no signal interrupts between queueing and waiting, so the chain holds."""
+    append and 18,700-19,300 appends/s; woken in turn, 0.28 and 23,000. Every caller waits
+    (`commit` does) on a thread no signal interrupts (a request thread, or start-up before
+    serving), so the chain holds."""
 
     __slots__ = ("change", "done", "error", "outcome", "refusal", "then")
 

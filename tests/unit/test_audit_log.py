@@ -225,21 +225,22 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
     log.db.close()
 
 
-names = st.lists(st.text(), max_size=4).map(tuple)
+text_tuples = st.lists(st.text(), max_size=4).map(tuple)
 
 
 @settings(max_examples=300, deadline=None)
-@given(actor=st.text(), action=st.text(), resources=names, outcome=st.text(),
-       reason=st.text(), digest=st.text(), envelopes=names, agencies=names, time=st.text())
+@given(actor=st.text(), action=st.text(), resources=text_tuples, outcome=st.text(),
+       reason=st.text(), digest=st.text(), envelopes=text_tuples, agencies=text_tuples,
+       when=st.text())
 def test_records_are_the_bytes_json_dumps_gives(actor, action, resources, outcome, reason,
-                                                 digest, envelopes, agencies, time) -> None:
+                                                 digest, envelopes, agencies, when) -> None:
     """The record format is compact JSON with sorted keys; the encoder writes it out by hand
-    and must never drift from json.dumps (any text but lone surrogates,
-    which no UTF-8 record holds: quotes, control characters, non-ASCII)."""
+    and must never drift from json.dumps (any text but lone surrogates, which no UTF-8 record
+    holds: quotes, backslashes, control characters, non-ASCII)."""
     event = Event(actor=actor, action=action, resources=resources, outcome=outcome,
                   reason=reason, request_digest=digest, envelope_ids=envelopes,
-                  agencies=agencies, time=time)
-    body = {"v": record.FORMAT_VERSION, "time": time, "actor": actor, "action": action,
+                  agencies=agencies, time=when)
+    body = {"v": record.FORMAT_VERSION, "time": when, "actor": actor, "action": action,
             "resources": list(resources), "outcome": outcome, "reason": reason,
             "request_digest": digest, "envelopes": list(envelopes), "subjects": event.subjects}
     assert event.record == json.dumps(body, sort_keys=True, separators=(",", ":"),
