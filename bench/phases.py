@@ -347,7 +347,10 @@ class Bulk:
             "mbps": mbps, "server_peak_rss_mib": server.peak_mib,
             "server_rss_growth_mib": server.growth_mib, "client_peak_rss_mib": client.peak_mib,
             "client_rss_growth_mib": client.growth_mib, "server_cpu_cores": server_cpu.cores,
-            "client_cpu_cores": client_cpu.cores})
+            "client_cpu_cores": client_cpu.cores,
+            # Both pairs keep the two cores about equally busy, so this, not MB/s, is what
+            # a ratio of gateway to baseline comes down to.
+            "cpu_seconds_per_gb": (server_cpu.cores + client_cpu.cores) * 1000 / mbps})
         return mbps
 
 

@@ -178,15 +178,17 @@ def unary_table(unary: dict[str, Any]) -> list[str]:
 
 def bulk_table(bulk: dict[str, Any]) -> list[str]:
     lines = ["| Transfer | MB/s median (min–max) | Server peak RSS MiB | Server RSS growth MiB"
-             " | Client peak RSS MiB | Server CPU cores | Client CPU cores |",
-             "|---|---|---|---|---|---|---|"]
+             " | Client peak RSS MiB | Server CPU cores | Client CPU cores"
+             " | CPU-seconds per GB, both ends |",
+             "|---|---|---|---|---|---|---|---|"]
     for key, run in bulk["runs"].items():
         lines.append(f"| {key} | {_spread(run['mbps'])}"
                      f" | {_number(run['server_peak_rss_mib']['max'])}"
                      f" | {_number(run['server_rss_growth_mib']['max'])}"
                      f" | {_number(run['client_peak_rss_mib']['max'])}"
                      f" | {_number(run['server_cpu_cores']['median'])}"
-                     f" | {_number(run['client_cpu_cores']['median'])} |")
+                     f" | {_number(run['client_cpu_cores']['median'])}"
+                     f" | {_spread(run['cpu_seconds_per_gb'])} |")
     return lines
 
 

@@ -76,7 +76,8 @@ def _details() -> dict:
     }
     run = {name: _spread(10.0) for name in (
         "mbps", "server_peak_rss_mib", "server_rss_growth_mib", "client_peak_rss_mib",
-        "client_rss_growth_mib", "server_cpu_cores", "client_cpu_cores")}
+        "client_rss_growth_mib", "server_cpu_cores", "client_cpu_cores",
+        "cpu_seconds_per_gb")}
     keys = ("publish/gateway", "publish/baseline", "fetch/gateway/c1", "fetch/baseline/c1",
             "fetch/gateway/c2", "fetch/baseline/c2")
     bulk = {"bytes": 1, "chunk_bytes": 1, "runs": {key: run for key in keys},
@@ -122,4 +123,5 @@ def test_documents_are_generated_around_the_written_analysis(tmp_path: Path):
     assert "| CreateAccessRequest / baseline, 16 agencies | `unary_ratio_c16` | 0.5 | >= 0.4" \
            " | met |" in text
     assert "![fetch throughput and unary latency against concurrency](bench.png)" in text
+    assert "| CPU-seconds per GB, both ends |" in text and "| 10 (9–11) |" in text
     assert "old" not in readme.read_text() and "rest" in readme.read_text()
