@@ -10,6 +10,7 @@ that fails leaves nothing but its refusal event.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import sqlite3
@@ -94,10 +95,6 @@ class _Pending:
         self.done = threading.Lock()
         self.done.acquire()
 
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.done.release()
-
     def wait(self) -> Committed:
         self.done.acquire()
         if self.then is not None:
@@ -106,6 +103,13 @@ class _Pending:
             raise self.error
         assert self.outcome is not None
         return self.outcome
+
+
+def _wake_in_turn(batch: list[_Pending]) -> None:
+    """Chain the batch's callers (each wakes the next, see _Pending) and wake the first."""
+    for pending, after in itertools.pairwise(batch):
+        pending.then = after
+    batch[0].done.release()
 
 
 class AuditLog:
@@ -282,16 +286,14 @@ class AuditLog:
                 self._rollback(conn, size_before)
             finally:
                 for pending in batch:
-                    pending.fail(failure)
+                    pending.error = failure
+                _wake_in_turn(batch)
             return
         size = self._frontier.size
-        first: _Pending | None = None
-        for pending, value, failure, indices in reversed(outcomes):
+        for pending, value, failure, indices in outcomes:
             pending.outcome = Committed(value, indices, size)
             pending.error = failure
-            pending.then, first = first, pending
-        assert first is not None
-        first.done.release()
+        _wake_in_turn(batch)
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Pending], *, isolated: bool
