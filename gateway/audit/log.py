@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway import errors, times
 from gateway.audit import merkle, note, record
-from gateway.storage import Database, StorageError
+from gateway.storage import Database, StorageError, transaction
 from gateway.storage import audit as sql
 
 log = logging.getLogger(__name__)
@@ -256,15 +256,14 @@ class AuditLog:
         assert self._indexed is not None
         conn = self.db.writer
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            transaction.begin(conn)
             upto = sql.index_subjects(conn, self._indexed, INDEX_STEP)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+            transaction.commit(conn)
+        except transaction.Error as exc:
             log.error("audit subject index stopped at leaf %d: %s", self._indexed, exc)
             self._indexed = None
-            with contextlib.suppress(sqlite3.Error):  # the next batch begins afresh anyway
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            with contextlib.suppress(transaction.Error):  # the next batch begins afresh anyway
+                transaction.rollback(conn)
             return
         self._indexed = upto
 
@@ -309,7 +308,7 @@ class AuditLog:
         outcomes = []
         leaves: list[tuple[Any, ...]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        conn.execute("BEGIN IMMEDIATE")
+        transaction.begin(conn)
         for pending in batch:
             value, failure, events = self._apply(conn, pending, now, isolated)
             indices = []
@@ -324,7 +323,7 @@ class AuditLog:
         sql.insert_nodes(conn, nodes)
         if self._frontier.size != size_before:
             self._write_checkpoint(conn, now)
-        conn.execute("COMMIT")
+        transaction.commit(conn)
         return outcomes
 
     def _apply(
@@ -332,17 +331,16 @@ class AuditLog:
     ) -> tuple[Any, BaseException | None, list[record.Event]]:
         """Run one change; on failure keep only its refusal event."""
         if isolated:
-            conn.execute("SAVEPOINT change")
-        written = conn.total_changes
+            transaction.savepoint(conn)
+        written = transaction.rows_written(conn)
         try:
             value, events = pending.change(Tx(conn, now, self._frontier.size))
         except Exception as exc:
-            if isinstance(exc, sqlite3.OperationalError) or not conn.in_transaction:
+            if isinstance(exc, transaction.OperationalError) or not transaction.is_open(conn):
                 raise  # the database itself failed (full, I/O error): the whole batch fails
             if isolated:
-                conn.execute("ROLLBACK TO change")
-                conn.execute("RELEASE change")
-            elif conn.total_changes != written:
+                transaction.undo_to_savepoint(conn)
+            elif transaction.rows_written(conn) != written:
                 raise _WroteBeforeFailing from exc
             refusal = []
             if isinstance(exc, errors.GatewayError) and pending.refusal is not None:
@@ -350,15 +348,14 @@ class AuditLog:
                 exc.audited = True
             return None, exc, refusal
         if isolated:
-            conn.execute("RELEASE change")
+            transaction.release(conn)
         return value, None, events
 
     def _rollback(self, conn: sqlite3.Connection, size: int) -> None:
         try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            transaction.rollback(conn)
             self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
-        except sqlite3.Error as exc:
+        except transaction.Error as exc:
             raise StorageError(f"cannot roll back the audit log: {exc}") from exc
 
     def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> None:
