@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +42,17 @@ from agencies import errors
 from agencies.catalog import enum_value, verify_signed_manifest
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway import signing, statements
+from gateway import signing, statements, times
 from gateway.ids import new_id
 from gateway.spool import Spool, open_direct
-from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+from gateway.v1 import audit_pb2, catalog_pb2, envelope_pb2, exchange_pb2
 
 Progress = Callable[[int, int], None]
 """Called after each chunk with (bytes written, total bytes)."""
 
 DEFAULT_DURATION = timedelta(days=90)
+FETCH_COMPLETE = "exchange.fetch.complete"
+"""The audit action of a fetch that delivered everything and its receipt."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ class Fetched:
     manifest: catalog_pb2.Manifest
     receipt: exchange_pb2.Receipt
     signed_receipt: envelope_pb2.Envelope
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    """A completed fetch of one of this agency's datasets, as the audit log records it."""
+
+    exchange: str
+    requester: str
+    """The agency that fetched: "agencies/{agency}"."""
+    dataset_version: str
+    complete_time: datetime
+    audit_event: audit_pb2.AuditEvent
+    """The log entry itself: `prove_inclusion(audit_event.leaf_index)` proves it is logged."""
 
 
 def _nonce() -> bytes:
@@ -289,6 +304,20 @@ class ExchangeMixin:
             raise errors.VerificationError(
                 f"the receipt certificate belongs to {identity.uri}, not to a gateway")
         return signing.VerifyKey.from_certificate(certificate)
+
+    def fetches(self, dataset: str = "") -> Iterator[FetchRecord]:
+        """Who fetched this agency's datasets (or `dataset`), oldest first: the completed
+        fetches the audit log records."""
+        events = (self.audit_events(dataset=self.dataset_name(dataset), action=FETCH_COMPLETE)
+                  if dataset else self.audit_events(agency=self.name, action=FETCH_COMPLETE))
+        mine = f"{self.name}/datasets/"
+        for event in events:
+            version = next((r for r in event.resources if "/versions/" in r), "")
+            if not version.startswith(mine):
+                continue  # a fetch this agency made of another agency's dataset
+            exchange = next(r for r in event.resources if "/exchanges/" in r)
+            yield FetchRecord(exchange, exchange.split("/exchanges/")[0], version,
+                              times.from_timestamp(event.create_time), event)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|watch`: the exchange.
+"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|fetches|watch`: the
+exchange.
 
 Registered onto the `agency` group when gateway.cli.agency is imported.
 """
@@ -190,6 +191,28 @@ def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
     console.print(f"verified {receipt.dataset_version} ({receipt.content_size} bytes,"
                   f" sha256 {receipt.content_sha256.hex()}) -> {fetched.path}")
     console.print(f"receipt: {receipt.exchange}, audit leaf {receipt.audit_leaf_index}")
+
+
+@agency.command("fetches")
+@click.option("--dataset", default="", help="Only fetches of this dataset.")
+@click.pass_context
+@handles_errors
+def fetches(ctx: click.Context, dataset: str) -> None:
+    """List who fetched your datasets: the completed fetches the audit log records."""
+    with client_from(ctx) as client:
+        found = list(client.fetches(dataset))
+    if wants_json(ctx):
+        for item in found:
+            emit_json({"exchange": item.exchange, "requester": item.requester,
+                       "dataset_version": item.dataset_version,
+                       "complete_time": item.complete_time.isoformat(),
+                       "audit_leaf_index": item.audit_event.leaf_index})
+        return
+    table = Table("completed", "requester", "dataset version", "exchange", "audit leaf")
+    for item in found:
+        table.add_row(item.complete_time.strftime("%Y-%m-%d %H:%M"), item.requester,
+                      item.dataset_version, item.exchange, str(item.audit_event.leaf_index))
+    console.print(table)
 
 
 def _receipt_dict(receipt: exchange_pb2.Receipt) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|watch` end to end."""
+"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|fetches|watch` end to
+end."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from click.testing import CliRunner, Result
 from gateway.cli.agency import agency
 from tests.integration.exchange_support import publish
 
-COMMANDS = ("request", "requests", "approve", "deny", "grants", "revoke", "fetch", "watch")
+COMMANDS = ("request", "requests", "approve", "deny", "grants", "revoke", "fetch", "fetches",
+            "watch")
 
 
 def run(network: Any, agency_id: str, *args: str | Path) -> Result:
@@ -64,6 +66,11 @@ def test_request_decide_fetch_revoke_watch(network: Any, tmp_path: Path) -> None
     target = tmp_path / "beds.csv"
     fetched = ok(network, "sz-market", "fetch", beds, "--to", target).output
     assert "verified" in fetched and target.read_bytes() == content
+    who = as_json(network, "gd-health", "fetches")
+    assert [(f["requester"], f["dataset_version"]) for f in who] == [
+        ("agencies/sz-market", f"{beds}/versions/1")]
+    assert "agencies/sz-market" in ok(network, "gd-health", "fetches", "--dataset", "beds").output
+    assert as_json(network, "sz-market", "fetches") == []
 
     grant = granted["grant"]["name"]
     ok(network, "gd-health", "revoke", grant, "--reason", "report done")

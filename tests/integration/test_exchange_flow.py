@@ -53,11 +53,27 @@ def test_unconditional_is_granted_at_once_and_fetched(network, tmp_path):
     assert fetched.receipt.exchange in json.loads(leaf[1])["resources"]
     assert audit_actions(network) == ["exchange.request.create", "exchange.grant.create",
                                       "exchange.fetch.start", "exchange.fetch.complete"]
-    owner_view = conn.execute(
-        "SELECT COUNT(*) FROM audit_leaves WHERE instr(subjects, char(10) || 'agencies/gd-health'"
-        " || char(10)) AND action = 'exchange.fetch.complete'"
-    ).fetchone()[0]
-    assert owner_view == 1
+
+
+def test_owners_list_who_fetched_their_data(network, tmp_path):
+    health, market, stats = (network.agency(a) for a in ("gd-health", "sz-market", "zj-stats"))
+    beds = publish(health, "hospital-beds", b"region,beds\n1,2\n")
+    visits = publish(stats, "visits", b"region,visits\n1,2\n")
+    ask(market, beds, duration=timedelta(days=30))
+    ask(health, visits, duration=timedelta(days=30))
+    by_market = market.fetch(beds, tmp_path / "beds.csv")
+    health.fetch(visits, tmp_path / "visits.csv")  # the owner fetching too: not its data
+
+    found = list(health.fetches())
+
+    assert [(f.requester, f.dataset_version, f.exchange) for f in found] == [
+        ("agencies/sz-market", f"{beds}/versions/1", by_market.receipt.exchange)]
+    assert found[0].audit_event.leaf_index == by_market.receipt.audit_leaf_index
+    health.prove_inclusion(found[0].audit_event.leaf_index)
+    assert [f.exchange for f in health.fetches("hospital-beds")] == [by_market.receipt.exchange]
+    assert [f.requester for f in stats.fetches()] == ["agencies/gd-health"]
+    assert list(market.fetches()) == []
+    assert list(stats.fetches(beds)) == []  # another agency's dataset: nothing to see
 
 
 def test_conditional_waits_for_the_owner_who_approves_narrower(network, tmp_path):
