@@ -19,6 +19,7 @@ from pathlib import Path
 from agencies import errors
 from agencies.audit import AuditMixin
 from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.exchange import FETCH_COMPLETE
 from agencies.network import NetworkLayout, lay_out
 from agencies.sim import behaviour, datasets
 from agencies.sim.roster import roster
@@ -312,7 +313,7 @@ class Scenario:
             datasets=len(owned), versions=sum(dataset.latest_version for dataset in owned),
             grants=sum(_count(agency.client.grants("INCOMING"))
                        for agency in self.agencies.values()),
-            exchanges=_count(auditor.audit_events(action="exchange.fetch.complete")),
+            exchanges=_count(auditor.audit_events(action=FETCH_COMPLETE)),
             denials=sum(_count(agency.client.access_requests("INCOMING", state="DENIED"))
                         for agency in self.agencies.values()),
             refusals=_count(auditor.audit_events(outcome="REFUSED")),
