@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import errors, policy, statements, times
+from gateway import catalog, errors, policy, statements, times
 from gateway.audit.log import Tx
 from gateway.ids import new_id
 from gateway.rpc import ADMIN, Call
 from gateway.storage import catalog as catalog_sql
+from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
@@ -34,8 +35,9 @@ GRANT_NAME = re.compile(r"^agencies/([^/]+)/grants/([0-9a-f]{32})$")
 
 MIN_NONCE_BYTES = 16
 MAX_REQUEST_ID = 128
+MAX_DECISION_REASON = 1000
 
-PENDING, APPROVED, DENIED = "PENDING", "APPROVED", "DENIED"
+PENDING, APPROVED, DENIED, WITHDRAWN = "PENDING", "APPROVED", "DENIED", "WITHDRAWN"
 
 
 @dataclass
@@ -93,15 +95,20 @@ def _check_nonce(nonce: bytes, field: str) -> None:
                                      field=field)
 
 
-def check_statement(gateway: Gateway, statement: Any, requester: str, now: datetime) -> None:
-    """The AccessRequestStatement's own fields (the dataset is checked against the catalog)."""
-    field = "signed_statement"
+def check_requester(statement: Any, requester: str) -> None:
+    """An agency asks only in its own name (checked before anything else in the statement)."""
     if statement.requester != agency_name(requester):
         raise errors.PermissionDenied(
-            f"{field}.requester must be the calling agency {agency_name(requester)}: an agency"
-            " asks only in its own name",
-            reason="REQUESTER_NOT_CALLER", field=f"{field}.requester",
+            f"signed_statement.requester must be the calling agency {agency_name(requester)}:"
+            " an agency asks only in its own name",
+            reason="REQUESTER_NOT_CALLER", field="signed_statement.requester",
         )
+
+
+def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
+    """The fields of a new AccessRequestStatement (the dataset is checked against the catalog);
+    a retry of a request already made is answered before this, whatever its create_time."""
+    field = "signed_statement"
     if not DATASET_NAME.match(statement.dataset):
         raise errors.InvalidArgument(
             f"{field}.dataset must be agencies/{{agency}}/datasets/{{dataset}}",
@@ -142,17 +149,23 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
 
 
 def evaluate(
-    conn: Any, requester: str, statement: Any, gateway: Gateway, now: datetime
+    gateway: Gateway, call: Call, requester: str, statement: Any, now: datetime, conn: Any = None,
+    *, dry_run: bool = False,
 ) -> tuple[dict[str, Any], policy.PolicyDecision]:
     """The dataset asked for and what the sharing rules decide for it (read through `conn`,
     or from the gateway's dataset cache when it is None).
 
     A CONFIDENTIAL dataset is hidden from listings and reads, but an agency that learned its
     exact name out of band may ask for it: the owner decides, and the request (like every
-    probe of a name) is audited and shown to the owner.
+    probe of a name) is audited and shown to the owner; the reason does not tell the requester
+    how it is shared. A dry run writes nothing the owner would see, so it answers a dataset the
+    caller may not see exactly as GetDataset does: it is no oracle of existence.
     """
-    dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
-               else catalog_sql.get_dataset(conn, statement.dataset))
+    if dry_run:
+        dataset = _visible_dataset(gateway, call, statement.dataset)
+    else:
+        dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
+                   else catalog_sql.get_dataset(conn, statement.dataset))
     if dataset is None:
         raise errors.NotFound(f"{statement.dataset} does not exist", reason="DATASET_NOT_FOUND",
                               dataset=statement.dataset)
@@ -165,7 +178,23 @@ def evaluate(
         check_fields(list(statement.fields),
                      dataset_fields(conn or gateway.db.reader(), statement.dataset),
                      "signed_statement.fields")
-    return dataset, policy.decide(dataset, statement, gateway.config.exchange, now)
+    return dataset, policy.decide(dataset, statement, gateway.config.exchange, now,
+                                  visible=catalog.can_see(gateway, call.caller, dataset))
+
+
+def _visible_dataset(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
+    """The catalog row of `name` if the caller may see it; GetDataset's refusal otherwise."""
+    resources = call.resources
+    try:
+        return catalog.get_visible(gateway, call, name, "signed_statement.dataset")
+    finally:
+        call.resources = resources  # get_visible names only the dataset
+
+
+def enforce(decision: policy.PolicyDecision, dataset: str) -> None:
+    """Raise the refusal of a REFUSE decision."""
+    if decision.outcome == policy.REFUSE:
+        raise errors.FailedPrecondition(decision.reason, reason=decision.refusal, dataset=dataset)
 
 
 # -- CreateAccessRequest -------------------------------------------------------------------------
@@ -175,21 +204,30 @@ def create_request(
     gateway: Gateway, call: Call, parent: str, envelope: envelope_pb2.Envelope,
     validate_only: bool,
 ) -> Created:
-    """Check, decide and (unless validate_only) record an access request."""
+    """Check, decide and (unless validate_only) record an access request.
+
+    A dry run takes the same path as the real call up to the write: same checks, same
+    idempotent-retry answer, same decision, same refusals (audited like every refusal).
+    """
     requester = require_parent(call, parent)
     statement = statements.open_signed(gateway, call.caller, envelope, statements.ACCESS_REQUEST,
                                        "signed_statement")
     call.resources = [parent, statement.dataset,
                       agency_name(owner_of(statement.dataset)) if
                       DATASET_NAME.match(statement.dataset) else ""]
-    check_statement(gateway, statement, requester, gateway.now())
+    check_requester(statement, requester)
+    # A retry is answered before the freshness check: it may come after the skew window.
+    reader, now = gateway.db.reader(), gateway.now()
+    existing = sql.find_by_request_id(reader, requester, statement.request_id,
+                                      times.to_text(now))
+    if existing is not None:
+        return _retry(reader, existing, statement, now)
+    check_statement(gateway, statement, now)
     envelope_bytes = envelope.SerializeToString()
     digest = statements.envelope_id(envelope)
-    now = gateway.now()
     if validate_only:
-        dataset, decision = evaluate(None, requester, statement, gateway, now)
-        return Created(_request_row("", requester, dataset, statement, envelope_bytes, digest,
-                                    decision, now), None)
+        return _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now,
+                     dry_run=True).created
     # Decide and sign on this thread; the committer re-checks that the dataset did not change
     # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
     try:
@@ -198,10 +236,11 @@ def create_request(
         planned = None  # decided again inside the change, after the idempotent-retry check
 
     def change(tx: Tx) -> tuple[Created, list]:
+        # Again inside the change: of concurrent identical retries, exactly one is written.
         existing = sql.find_by_request_id(tx.conn, requester, statement.request_id,
                                           times.to_text(tx.now))
         if existing is not None:
-            return _retry(tx, existing, digest), []
+            return _retry(tx.conn, existing, statement, tx.now), []
         plan = planned
         if plan is None or catalog_sql.sharing_terms(tx.conn, plan.dataset["name"]) != (
                 catalog_sql.terms_of(plan.dataset)):
@@ -229,31 +268,45 @@ class _Planned:
 
 def _plan(
     gateway: Gateway, call: Call, parent: str, requester: str, statement: Any,
-    envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None,
+    envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None, *,
+    dry_run: bool = False,
 ) -> _Planned:
-    """Evaluate the request against the sharing rules and build its rows (and signed grant)."""
-    dataset, decision = evaluate(conn, requester, statement, gateway, now)
-    if decision.outcome == policy.REFUSE:
-        raise errors.FailedPrecondition(decision.reason, reason=decision.refusal,
-                                        dataset=dataset["name"])
-    name = f"{parent}/accessRequests/{new_id()}"
+    """Evaluate the request against the sharing rules and build its rows (and signed grant);
+    a dry run builds the request as it would be created, without a name or a grant."""
+    dataset, decision = evaluate(gateway, call, requester, statement, now, conn,
+                                 dry_run=dry_run)
+    enforce(decision, dataset["name"])
+    name = "" if dry_run else f"{parent}/accessRequests/{new_id()}"
     row = _request_row(name, requester, dataset, statement, envelope_bytes, digest, decision,
                        now)
+    if dry_run:
+        return _Planned(dataset, Created(row, None), [])
     grant = None
     audit = [call.event("exchange.request.create", envelope_ids=(digest,),
                         resources=_resources(name, row), reason=decision.reason)]
     if decision.outcome == policy.GRANT_NOW:
-        grant, grant_id = _grant_row(gateway, row, list(statement.fields), decision.duration,
+        # The whole dataset (no fields): see policy.decide; the request keeps its fields.
+        grant, grant_id = _grant_row(gateway, row, [], decision.duration,
                                      exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now)
-        row.update(state=APPROVED, grant_name=grant["name"], decide_time=row["create_time"])
+        row.update(grant_name=grant["name"], decide_time=row["create_time"])
         audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                 resources=_resources(grant["name"], row)))
     return _Planned(dataset, Created(row, grant), audit)
 
 
-def _retry(tx: Tx, existing: dict[str, Any], digest: str) -> Created:
-    """An idempotent retry returns the first request; a different statement is refused."""
-    if existing["statement_digest"] != digest:
+def _content(statement: Any) -> Any:
+    """What a statement asks, without the nonce and create_time renewed on every signing."""
+    content = exchange_pb2.AccessRequestStatement()
+    content.CopyFrom(statement)
+    content.ClearField("nonce")
+    content.ClearField("create_time")
+    return content
+
+
+def _retry(conn: Any, existing: dict[str, Any], statement: Any, now: datetime) -> Created:
+    """A retry asking the same (a fresh nonce and create_time aside) returns the first request;
+    a different statement is refused."""
+    if _content(decode_statement(existing)) != _content(statement):
         raise errors.AlreadyExists(
             f"request_id {existing['request_id']} was already used for another statement"
             f" ({existing['name']}); choose a new request_id for a new request",
@@ -261,7 +314,7 @@ def _retry(tx: Tx, existing: dict[str, Any], digest: str) -> Created:
         )
     grant = None
     if existing["grant_name"]:
-        grant = sql.get_grant(tx.conn, existing["grant_name"], times.to_text(tx.now))
+        grant = sql.get_grant(conn, existing["grant_name"], times.to_text(now))
     return Created(existing, grant)
 
 
@@ -274,8 +327,7 @@ def _request_row(
         "name": name, "requester": requester, "owner": dataset["publisher"],
         "dataset": dataset["name"], "request_id": statement.request_id,
         "statement_digest": digest, "signed_statement": envelope_bytes,
-        "state": {policy.REFUSE: DENIED, policy.GRANT_NOW: APPROVED}.get(decision.outcome,
-                                                                           PENDING),
+        "state": APPROVED if decision.outcome == policy.GRANT_NOW else PENDING,
         "state_reason": decision.reason,
         "decide_deadline": times.to_text(deadline) if deadline else None,
         "signed_decision": None, "grant_name": None, "create_time": times.to_text(now),
@@ -347,20 +399,12 @@ def decide_request(
                 f"only the owner of {row['dataset']} may decide on {name}",
                 reason="NOT_OWNER", access_request=name,
             )
-        if row["effective_state"] != PENDING:
-            raise errors.FailedPrecondition(
-                f"{name} is {row['effective_state']}, not PENDING: it was decided already",
-                reason="REQUEST_NOT_PENDING", state=row["effective_state"],
-            )
+        _check_pending(row)
         grant = None
         audit = [call.event(action, resources=tuple(call.resources), envelope_ids=(digest,),
                             reason=decision.reason)]
         if approve:
-            statement = decode_statement(row)
-            grant, grant_id = _grant_row(
-                gateway, row, _approved_fields(tx, row, statement, decision),
-                _approved_duration(gateway, statement, decision),
-                exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now)
+            grant, grant_id = _approved_grant(gateway, tx, row, decision)
             sql.insert_grant(tx.conn, grant)
             audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                     resources=_resources(grant["name"], row)))
@@ -378,6 +422,38 @@ def decide_request(
     return gateway.log.commit(change, call.refusal).value
 
 
+def _check_pending(row: dict[str, Any]) -> None:
+    state = row["effective_state"]
+    if state == PENDING:
+        return
+    why = (f"it was closed when {row['dataset']} was withdrawn" if state == WITHDRAWN
+           else "it was decided already")
+    raise errors.FailedPrecondition(f"{row['name']} is {state}, not PENDING: {why}",
+                                    reason="REQUEST_NOT_PENDING", state=state)
+
+
+def _approved_grant(
+    gateway: Gateway, tx: Tx, row: dict[str, Any], decision: Any
+) -> tuple[dict[str, Any], str]:
+    """The grant an approval creates, if the requester and the dataset, as they are now, still
+    allow one."""
+    requester = directory_sql.get_agency(tx.conn, row["requester"])
+    if requester["state"] != "ACTIVE":
+        raise errors.FailedPrecondition(
+            f"{agency_name(row['requester'])} is {requester['state']}"
+            f" ({requester['suspend_reason']}): no grant is given to it; deny the request or"
+            " wait until an administrator reinstates it",
+            reason="REQUESTER_SUSPENDED", agency=agency_name(row["requester"]),
+        )
+    statement = decode_statement(row)
+    ruling = policy.decide_approval(catalog_sql.get_dataset(tx.conn, row["dataset"]),
+                                    statement.duration.ToTimedelta(), gateway.config.exchange)
+    enforce(ruling, row["dataset"])
+    return _grant_row(gateway, row, _approved_fields(tx, row, statement, decision),
+                      _approved_duration(ruling.duration, decision),
+                      exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now)
+
+
 def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -> None:
     field = "signed_decision"
     if decision.access_request != name:
@@ -390,22 +466,23 @@ def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -
             f"{field}.outcome must be {exchange_pb2.DecisionOutcome.Name(wanted)} for this call",
             reason="OUTCOME_MISMATCH", field=f"{field}.outcome",
         )
-    if approve:
-        if len(decision.reason) > 1000:
-            raise errors.InvalidArgument(f"{field}.reason must be at most 1000 characters",
-                                         field=f"{field}.reason")
-    elif not 1 <= len(decision.reason) <= 1000:
+    if len(decision.reason) > MAX_DECISION_REASON:
         raise errors.InvalidArgument(
-            f"a denial needs {field}.reason (1 to 1000 characters) saying why",
+            f"{field}.reason is {len(decision.reason)} characters, too long: shorten it to at"
+            f" most {MAX_DECISION_REASON}",
+            reason="REASON_TOO_LONG", field=f"{field}.reason",
+        )
+    if not approve and not decision.reason:
+        raise errors.InvalidArgument(
+            f"a denial needs {field}.reason (1 to {MAX_DECISION_REASON} characters) saying why",
             reason="REASON_REQUIRED", field=f"{field}.reason",
         )
     _check_nonce(decision.nonce, f"{field}.nonce")
     check_fresh(gateway, decision.create_time, f"{field}.create_time", gateway.now())
 
 
-def _approved_duration(gateway: Gateway, statement: Any, decision: Any) -> timedelta:
-    """The request's (capped) duration, or the owner's shorter one."""
-    allowed = policy.cap_duration(statement.duration.ToTimedelta(), gateway.config.exchange)
+def _approved_duration(allowed: timedelta, decision: Any) -> timedelta:
+    """The request's duration as the rules cap it (`allowed`), or the owner's shorter one."""
     if not decision.HasField("duration"):
         return allowed
     narrowed = times.from_duration(decision.duration, "signed_decision.duration")
@@ -453,7 +530,7 @@ def get_request(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
 
 
 def direction_incoming(direction: int) -> bool:
-    if direction == exchange_pb2.DIRECTION_UNSPECIFIED:
+    if direction not in (exchange_pb2.DIRECTION_OUTGOING, exchange_pb2.DIRECTION_INCOMING):
         raise errors.InvalidArgument("direction must be DIRECTION_OUTGOING or DIRECTION_INCOMING",
                                      field="direction")
     return direction == exchange_pb2.DIRECTION_INCOMING

@@ -20,7 +20,6 @@ REFUSE = "REFUSE"
 
 UNCONDITIONAL = "UNCONDITIONAL"
 CONDITIONAL = "CONDITIONAL"
-NOT_SHARED = "NOT_SHARED"
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,8 @@ class PolicyDecision:
     """What the rules say about one request."""
 
     outcome: str
-    """GRANT_NOW, WAIT_FOR_OWNER or REFUSE."""
+    """GRANT_NOW (a grant now; for a new request, on the whole dataset), WAIT_FOR_OWNER or
+    REFUSE."""
     reason: str
     """Why, in words for the people on both sides."""
     duration: timedelta
@@ -59,36 +59,65 @@ def add_working_days(start: datetime, days: int) -> datetime:
     return moment
 
 
-def decide(
-    dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime
-) -> PolicyDecision:
-    """The rules for a new AccessRequestStatement on `dataset` (its catalog row)."""
-    requested = statement.duration.ToTimedelta()
-    duration = cap_duration(requested, config)
-    capped = (f" (the {requested.days}-day request is capped at {config.max_grant_days} days)"
-              if duration < requested else "")
+def refusal(dataset: dict[str, Any], duration: timedelta) -> PolicyDecision | None:
+    """REFUSE when `dataset` is exchanged with nobody (withdrawn, or NOT_SHARED); None otherwise.
+    Both asking and approving answer to the dataset's terms at that moment."""
     if dataset["state"] == "WITHDRAWN":
         return PolicyDecision(
-            REFUSE, f"{dataset['name']} was withdrawn by its owner and takes no new requests",
+            REFUSE, f"{dataset['name']} was withdrawn by its owner and is no longer exchanged",
             duration, refusal="DATASET_WITHDRAWN",
         )
-    kind = sharing_type(dataset)
-    if kind == UNCONDITIONAL:
+    if sharing_type(dataset) not in (UNCONDITIONAL, CONDITIONAL):  # NOT_SHARED, or unknown
         return PolicyDecision(
-            GRANT_NOW,
-            f"{dataset['name']} is shared unconditionally: access is granted at once"
-            f" for {duration.days} days{capped}",
+            REFUSE,
+            f"{dataset['name']} is not shared: its owner's legal basis forbids exchanging it",
+            duration, refusal="DATASET_NOT_SHARED",
+        )
+    return None
+
+
+def decide(
+    dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime, *,
+    visible: bool = True,
+) -> PolicyDecision:
+    """The rules for a new AccessRequestStatement on `dataset` (its catalog row).
+
+    A GRANT_NOW grant covers the whole dataset whatever fields the statement names: the
+    gateway delivers content exactly as its publisher signed it, and an UNCONDITIONAL dataset
+    may be fetched whole by any registered agency. When the caller may not see the dataset
+    (`visible` False: CONFIDENTIAL, asked for by exact name), the reason does not name its
+    sharing type.
+    """
+    requested = statement.duration.ToTimedelta()
+    duration = cap_duration(requested, config)
+    refused = refusal(dataset, duration)
+    if refused is not None:
+        return refused
+    capped = (f" (the {requested.days}-day request is capped at {config.max_grant_days} days)"
+              if duration < requested else "")
+    if sharing_type(dataset) == UNCONDITIONAL:
+        subject = (f"{dataset['name']} is shared unconditionally: access" if visible
+                   else f"access to {dataset['name']}")
+        whole = " (the whole dataset, as its publisher signed it)" if statement.fields else ""
+        return PolicyDecision(
+            GRANT_NOW, f"{subject}{whole} is granted at once for {duration.days} days{capped}",
             duration,
         )
-    if kind == CONDITIONAL:
-        deadline = add_working_days(now, config.decision_working_days)
-        return PolicyDecision(
-            WAIT_FOR_OWNER,
-            f"{dataset['name']} is shared on conditions: its owner decides within"
-            f" {config.decision_working_days} working days{capped}",
-            duration, decide_deadline=deadline,
-        )
+    terms = f"{dataset['name']} is shared on conditions: its" if visible else \
+        f"{dataset['name']}'s"
     return PolicyDecision(
-        REFUSE, f"{dataset['name']} is not shared: its owner's legal basis forbids exchanging it",
-        duration, refusal="DATASET_NOT_SHARED",
+        WAIT_FOR_OWNER,
+        f"{terms} owner decides within {config.decision_working_days} working days{capped}",
+        duration, decide_deadline=add_working_days(now, config.decision_working_days),
     )
+
+
+def decide_approval(
+    dataset: dict[str, Any], requested: timedelta, config: ExchangeConfig
+) -> PolicyDecision:
+    """The rules for an owner approving a pending request on `dataset` now: the dataset's
+    current terms decide, not those it had when the request was made, and the requested
+    duration is capped by the current configuration."""
+    duration = cap_duration(requested, config)
+    return refusal(dataset, duration) or PolicyDecision(GRANT_NOW, "approved by the owner",
+                                                        duration)

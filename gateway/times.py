@@ -54,9 +54,11 @@ def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime:
 
 def from_duration(duration: Duration, field: str) -> timedelta:
     """A timedelta from a protobuf Duration; INVALID_ARGUMENT naming `field` when it is out of
-    the Duration range."""
-    if abs(duration.seconds) > MAX_DURATION_SECONDS or abs(duration.nanos) > 999_999_999:
+    the Duration range or its seconds and nanos have different signs."""
+    if (abs(duration.seconds) > MAX_DURATION_SECONDS or abs(duration.nanos) > 999_999_999
+            or duration.seconds * duration.nanos < 0):
         raise errors.InvalidArgument(
-            f"{field} must be a valid Duration: at most {MAX_DURATION_SECONDS} seconds",
+            f"{field} must be a valid Duration: at most {MAX_DURATION_SECONDS} seconds,"
+            " with seconds and nanos of the same sign",
             field=field)
     return duration.ToTimedelta()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway import events, exchange, fetch, paging, times
+from gateway.catalog import optional_enum
 from gateway.rpc import ADMIN, AGENCY, Call, rpc
 from gateway.storage import exchange as sql
 from gateway.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
@@ -53,11 +54,6 @@ def grant_proto(row: dict[str, Any]) -> exchange_pb2.Grant:
     )
 
 
-def _state_filter(enum: Any, prefix: str, value: int) -> str:
-    """The stored state name a filter enum asks for; empty for UNSPECIFIED."""
-    return enum.Name(value).removeprefix(prefix) if value else ""
-
-
 class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
     def __init__(self, gateway: Any):
         self.gateway = gateway
@@ -89,8 +85,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         now = self._now()
         found = sql.list_access_requests(
             self.gateway.db.reader(), agency=agency, incoming=incoming,
-            state=_state_filter(exchange_pb2.AccessRequestState, "ACCESS_REQUEST_STATE_",
-                                request.state),
+            state=optional_enum(exchange_pb2.AccessRequestState, request.state, "state"),
             overdue_only=request.overdue_only, dataset=request.dataset, now=now,
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
@@ -124,7 +119,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         size = paging.page_size(request.page_size)
         found = sql.list_grants(
             self.gateway.db.reader(), agency=agency, incoming=incoming,
-            state=_state_filter(exchange_pb2.GrantState, "GRANT_STATE_", request.state),
+            state=optional_enum(exchange_pb2.GrantState, request.state, "state"),
             dataset=request.dataset, now=self._now(),
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,

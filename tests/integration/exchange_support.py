@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from agencies.client import AgencyClient
+from agencies.network import lay_out
+from gateway import config as config_module
+from gateway.server import create_server
 from gateway.v1 import catalog_pb2
+from tests.conftest import AGENCIES, Network
 
 SCHEMA = [
     catalog_pb2.SchemaField(name=name, type=catalog_pb2.FIELD_TYPE_STRING,
@@ -71,3 +77,25 @@ def wait_for(condition: Callable[[], Any], seconds: float = 10.0) -> Any:
             return value
         time.sleep(0.02)
     raise AssertionError("condition not reached in time")
+
+
+class MovableClock:
+    """The gateway's clock, which a test moves forward by setting `offset`."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def start_clocked_network(root: Path) -> tuple[Network, MovableClock]:
+    """A network whose gateway reads the time from a MovableClock (close the network after)."""
+    clock = MovableClock()
+    layout = lay_out(root, AGENCIES)
+    server = create_server(config_module.load(layout.config_path), clock=clock)
+    server.start()
+    network = Network(layout, server)
+    for spec in AGENCIES:
+        network.register(spec)
+    return network, clock

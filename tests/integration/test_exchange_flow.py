@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
+import grpc
+import pytest
+
+from agencies import errors
 from gateway import statements
 from gateway.signing import VerifyKey
 from gateway.v1 import exchange_pb2
-from tests.integration.exchange_support import ask, counts, publish
+from tests.integration.exchange_support import ask, counts, publish, start_clocked_network
 
 PENDING = exchange_pb2.ACCESS_REQUEST_STATE_PENDING
 APPROVED = exchange_pb2.ACCESS_REQUEST_STATE_APPROVED
@@ -76,7 +81,7 @@ def test_owners_list_who_fetched_their_data(network, tmp_path):
     assert list(stats.fetches(beds)) == []  # another agency's dataset: nothing to see
 
 
-def test_conditional_waits_for_the_owner_who_approves_narrower(network, tmp_path):
+def test_conditional_waits_for_the_owner_who_approves_narrower(network):
     health, market, stats = (network.agency(a) for a in ("gd-health", "sz-market", "zj-stats"))
     dataset = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
 
@@ -104,7 +109,6 @@ def test_conditional_waits_for_the_owner_who_approves_narrower(network, tmp_path
     assert stats.access_request(request.name).state == APPROVED
     assert health.access_request(request.name).grant == approved.grant.name
 
-    stats.fetch(dataset, tmp_path / "visits.csv")
     revoked = health.revoke(approved.grant.name, "report published")
     assert revoked.state == exchange_pb2.GRANT_STATE_REVOKED
     assert revoked.revoke_reason == "report published"
@@ -144,18 +148,14 @@ def test_validate_only_answers_and_writes_nothing(network):
     health, market = network.agency("gd-health"), network.agency("sz-market")
     shared = publish(health, "hospital-beds")
     conditional = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
-    secret = publish(health, "secret-stats", sharing_type="NOT_SHARED")
     before = counts(network)
 
     now = ask(market, shared, validate_only=True, duration=timedelta(days=900))
     wait = ask(market, conditional, validate_only=True)
-    refused = ask(market, secret, validate_only=True)
 
     assert now.access_request.state == APPROVED and not now.access_request.name
     assert "capped at 365 days" in now.access_request.state_reason
     assert wait.access_request.state == PENDING
-    assert refused.access_request.state == DENIED
-    assert "not shared" in refused.access_request.state_reason
     assert counts(network) == before
 
 
@@ -172,3 +172,149 @@ def test_retry_returns_the_request_even_after_the_dataset_was_withdrawn(network)
     again = market.send_access_request(envelope)
     assert again.access_request.name == first.access_request.name
     assert again.grant.name == first.grant.name
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    """A network and the clock its gateway reads, which the test moves forward."""
+    network, clock = start_clocked_network(tmp_path / "net")
+    try:
+        yield network, clock
+    finally:
+        network.close()
+
+
+def test_unconditional_grant_covers_the_whole_dataset_whatever_fields_were_asked(network,
+                                                                                tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    content = b"region,beds,doctors\n440100,5321,812\n"
+    dataset = publish(health, "hospital-beds", content)
+
+    created = ask(market, dataset, fields=["region"])
+
+    assert list(created.access_request.statement.fields) == ["region"]
+    assert list(created.grant.fields) == []
+    signed = exchange_pb2.GrantStatement.FromString(created.grant.signed_statement.payload)
+    assert list(signed.fields) == []
+    assert "the whole dataset" in created.access_request.state_reason
+    market.fetch(dataset, tmp_path / "beds.csv")
+    assert (tmp_path / "beds.csv").read_bytes() == content
+
+
+def test_sdk_retry_with_the_same_request_id_returns_the_same_request(network):
+    """The SDK signs a fresh nonce and create_time on every call: the content decides."""
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "hospital-beds")
+    first = ask(market, dataset, request_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d")
+    before = counts(network)
+
+    again = ask(market, dataset, request_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d")
+
+    assert again.access_request.name == first.access_request.name
+    assert again.grant.name == first.grant.name
+    assert counts(network) == before
+
+
+def test_retry_after_the_skew_window_returns_the_same_request(clocked):
+    network, clock = clocked
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "hospital-beds")
+    statement = market.access_request_statement(dataset, purpose="STATISTICS",
+                                                purpose_text="t", legal_basis="l")
+    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    first = market.send_access_request(envelope)
+    clock.offset = timedelta(minutes=6)
+    before = counts(network)
+
+    again = market.send_access_request(envelope)
+
+    assert again.access_request.name == first.access_request.name
+    assert counts(network) == before
+    with pytest.raises(errors.GovshareError) as caught:  # a new request is still checked
+        ask(market, dataset)
+    assert (caught.value.code, caught.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                        "CLOCK_SKEW")
+
+
+def test_validate_only_answers_a_retry_with_the_existing_request(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
+    first = ask(market, dataset, request_id="rid-dry").access_request
+    before = counts(network)
+
+    dry = ask(market, dataset, request_id="rid-dry", validate_only=True).access_request
+
+    assert dry.name == first.name and dry.state == PENDING
+    assert counts(network) == before
+
+
+def test_concurrent_identical_retries_make_one_request(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
+    statement = market.access_request_statement(dataset, purpose="STATISTICS", purpose_text="t",
+                                                legal_basis="l", request_id="race-1")
+    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    names: list[str] = []
+
+    def send() -> None:
+        names.append(market.send_access_request(envelope).access_request.name)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(names) == 8 and len(set(names)) == 1
+    conn = network.gateway.db.reader()
+    assert conn.execute("SELECT COUNT(*) FROM access_requests").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM audit_leaves WHERE action ="
+                        " 'exchange.request.create'").fetchone()[0] == 1
+
+
+def test_approval_caps_the_duration_by_the_configuration(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
+    request = ask(market, dataset, duration=timedelta(days=900)).access_request
+
+    grant = health.approve(request.name).grant
+
+    assert (grant.expire_time.ToDatetime() - grant.create_time.ToDatetime()).days == 365
+
+
+@pytest.mark.parametrize("sharing_type, hidden", [("CONDITIONAL", "on conditions"),
+                                                  ("UNCONDITIONAL", "unconditionally")])
+def test_a_hidden_dataset_asked_for_by_name_keeps_its_sharing_type_hidden(network, sharing_type,
+                                                                          hidden):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "case-files", classification="CONFIDENTIAL",
+                      sharing_type=sharing_type)
+
+    request = ask(market, dataset).access_request
+
+    assert dataset in request.state_reason and hidden not in request.state_reason
+    visible = publish(health, "beds", sharing_type=sharing_type)
+    assert hidden in ask(market, visible).access_request.state_reason
+
+
+def test_expired_and_overdue_follow_the_gateway_clock(clocked):
+    network, clock = clocked
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    granted = ask(market, publish(health, "beds"), duration=timedelta(days=1))
+    pending = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    assert list(market.grants(state="EXPIRED")) == []
+    assert list(health.access_requests("INCOMING", overdue_only=True)) == []
+
+    clock.offset = timedelta(days=2)
+
+    assert [g.name for g in market.grants(state="EXPIRED")] == [granted.grant.name]
+    assert [g.name for g in market.grants(state="ACTIVE")] == []
+    assert [r.name for r in market.access_requests(state="EXPIRED")] == \
+        [granted.access_request.name]
+    assert list(health.access_requests("INCOMING", overdue_only=True)) == []
+
+    clock.offset = timedelta(days=30)
+
+    overdue = list(health.access_requests("INCOMING", overdue_only=True))
+    assert [(r.name, r.overdue) for r in overdue] == [(pending.name, True)]
+    assert market.access_request(pending.name).overdue

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from agencies import errors
 from gateway import statements
@@ -168,3 +168,141 @@ def test_parent_must_be_the_caller(network, parties):
                                              direction=exchange_pb2.DIRECTION_INCOMING)
     refused(network, lambda: market._call(market.exchange.ListGrants, request),
             grpc.StatusCode.PERMISSION_DENIED, "PARENT_NOT_CALLER", "exchange.grant.list")
+
+
+def test_approving_after_the_dataset_became_not_shared(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    request = ask(market, dataset).access_request
+    publish(health, "visits", b"region,beds\n3,4\n", sharing_type="NOT_SHARED")
+    refused(network, lambda: health.approve(request.name), grpc.StatusCode.FAILED_PRECONDITION,
+            "DATASET_NOT_SHARED", "exchange.request.approve")
+    assert health.deny(request.name, "no longer shared").state == \
+        exchange_pb2.ACCESS_REQUEST_STATE_DENIED
+
+
+def test_approving_for_a_suspended_requester(network, parties):
+    health, market, _ = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    network.admin().suspend_agency("agencies/sz-market", "under investigation")
+    error = refused(network, lambda: health.approve(request.name),
+                    grpc.StatusCode.FAILED_PRECONDITION, "REQUESTER_SUSPENDED",
+                    "exchange.request.approve")
+    assert "under investigation" in error.message
+
+
+def test_approving_a_request_closed_by_a_withdrawal(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    request = ask(market, dataset).access_request
+    health.withdraw(dataset, "superseded")
+    error = refused(network, lambda: health.approve(request.name),
+                    grpc.StatusCode.FAILED_PRECONDITION, "REQUEST_NOT_PENDING",
+                    "exchange.request.approve")
+    assert "withdrawn" in error.message and "decided already" not in error.message
+
+
+@pytest.mark.parametrize("narrowing", [
+    {"duration": timedelta(days=31)},
+    {"duration": timedelta(0)},
+    {"fields": ["region", "beds"]},
+    {"fields": ["nope"]},
+], ids=["longer", "zero-duration", "more-fields", "unknown-field"])
+def test_approving_wider_than_asked(network, parties, narrowing):
+    health, market, _ = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    request = ask(market, dataset, duration=timedelta(days=30), fields=["region"]).access_request
+    reason = "FIELD_UNKNOWN" if "fields" in narrowing else "INVALID_ARGUMENT"
+    error = refused(network, lambda: health.approve(request.name, **narrowing),
+                    grpc.StatusCode.INVALID_ARGUMENT, reason, "exchange.request.approve")
+    assert error.metadata["field"] == f"signed_decision.{next(iter(narrowing))}"
+
+
+def test_deny_with_a_reason_too_long(network, parties):
+    health, market, _ = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    error = refused(network, lambda: health.deny(request.name, "x" * 1001),
+                    grpc.StatusCode.INVALID_ARGUMENT, "REASON_TOO_LONG", "exchange.request.deny")
+    assert "too long" in error.message
+    assert health.access_request(request.name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+@pytest.mark.parametrize("validate_only", [False, True], ids=["real", "dry-run"])
+@pytest.mark.parametrize("closed, reason", [("NOT_SHARED", "DATASET_NOT_SHARED"),
+                                            ("WITHDRAWN", "DATASET_WITHDRAWN")])
+def test_dry_run_refuses_as_the_real_call(network, parties, validate_only, closed, reason):
+    health, market, _ = parties
+    if closed == "WITHDRAWN":
+        dataset = publish(health, "old-stats")
+        health.withdraw(dataset, "superseded")
+    else:
+        dataset = publish(health, "secret-stats", sharing_type="NOT_SHARED")
+    refused(network, lambda: ask(market, dataset, validate_only=validate_only),
+            grpc.StatusCode.FAILED_PRECONDITION, reason, "exchange.request.create")
+
+
+@pytest.mark.parametrize("hidden", ["CONDITIONAL", "NOT_SHARED", "missing"])
+def test_dry_run_on_a_dataset_the_caller_cannot_see_answers_as_get_dataset(network, parties,
+                                                                           hidden):
+    health, market, _ = parties
+    dataset = ("agencies/gd-health/datasets/no-such-thing" if hidden == "missing" else
+               publish(health, "case-files", classification="CONFIDENTIAL", sharing_type=hidden))
+    with pytest.raises(errors.GovshareError) as got:
+        market.get(dataset)
+    refused(network, lambda: ask(market, dataset, validate_only=True),
+            got.value.code, got.value.reason, "exchange.request.create")
+    assert got.value.reason == "DATASET_NOT_VISIBLE"
+
+
+def test_dry_run_with_a_request_id_used_for_another_statement(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds")
+    ask(market, dataset, request_id="rid-2")
+    refused(network, lambda: ask(market, dataset, request_id="rid-2", purpose_text="other",
+                                 validate_only=True),
+            grpc.StatusCode.ALREADY_EXISTS, "REQUEST_ID_REUSED", "exchange.request.create")
+
+
+@pytest.mark.parametrize("method, fields, field", [
+    ("ListAccessRequests", {"state": 99}, "state"),
+    ("ListGrants", {"state": 99}, "state"),
+    ("ListAccessRequests", {"direction": 7}, "direction"),
+    ("ListGrants", {"direction": 7}, "direction"),
+])
+def test_unknown_enum_values_in_list_filters(network, parties, method, fields, field):
+    _, market, _ = parties
+    request = getattr(exchange_pb2, f"{method}Request")(parent=market.name, **{"direction": 1,
+                                                                              **fields})
+    action = {"ListAccessRequests": "exchange.request.list",
+              "ListGrants": "exchange.grant.list"}[method]
+    error = refused(network, lambda: market._call(getattr(market.exchange, method), request),
+                    grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", action)
+    assert error.metadata["field"] == field
+
+
+@pytest.mark.parametrize("decide", [False, True], ids=["request", "approval"])
+def test_duration_with_mixed_signs(network, parties, decide):
+    health, market, _ = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    statement = market.access_request_statement(dataset, purpose="STATISTICS", purpose_text="t",
+                                                legal_basis="l")
+    mixed = duration_pb2.Duration(seconds=86_400, nanos=-5)
+    if decide:
+        name = market.send_access_request(
+            statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+        ).access_request.name
+        decision = exchange_pb2.DecisionStatement.FromString(
+            health.decision(name, exchange_pb2.DECISION_OUTCOME_APPROVE).payload)
+        decision.duration.CopyFrom(mixed)
+        request = exchange_pb2.ApproveAccessRequestRequest(
+            name=name, signed_decision=statements.seal(health.signing_key, statements.DECISION,
+                                                       decision))
+        call, field = (lambda: health._call(health.exchange.ApproveAccessRequest, request),
+                       "signed_decision.duration")
+    else:
+        statement.duration.CopyFrom(mixed)
+        envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+        call, field = lambda: market.send_access_request(envelope), "signed_statement.duration"
+    error = refused(network, call, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
+                    "exchange.request.approve" if decide else "exchange.request.create")
+    assert error.metadata["field"] == field
