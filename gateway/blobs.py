@@ -10,11 +10,14 @@ An upload streams into a temp file while it is hashed (`Upload.write`, through a
 inside the catalog's audit-log change, so a blob appears only together with the row that names
 it. Identical content is kept once. At start-up `recover()` removes what a crash left: temp
 files, and blobs moved into place by a change whose transaction never committed (no row names
-them).
+them). A disk that fills up (or a quota reached) while an upload is written or moved is
+refused as errors.Unavailable STORAGE_FULL, and the upload's temp file is removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 import threading
@@ -24,12 +27,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from gateway import errors
 from gateway.signing import StreamHasher
 from gateway.spool import Spool, open_direct
 
 _READ_SIZE = 1024 * 1024
 HASHED_KEPT = 4096
 """How many blobs' last-hashed file stamps are remembered (a few hundred KiB)."""
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def _refusing_full_disk() -> Iterator[None]:
+    """Turn a full disk or an exhausted quota into a typed refusal (audited like any other).
+
+    UNAVAILABLE, as a full database is: the condition is the gateway's and passes once an
+    administrator frees space, while RESOURCE_EXHAUSTED here tells a publisher that its own
+    request passed a limit (DATASET_TOO_LARGE, rates), which retrying could never fix."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in FULL:
+            raise
+        raise errors.Unavailable(
+            f"the gateway's content store is full ({os.strerror(exc.errno)}): nothing was kept;"
+            " publish again once an administrator has freed space", reason="STORAGE_FULL",
+        ) from exc
 
 
 class Upload:
@@ -39,7 +64,12 @@ class Upload:
         fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
         self.path = Path(name)
         self._spool = Spool(open_direct(fd, expected=expected), expected=expected)
-        self.write = self._spool.write
+        self.deduplicated: bool | None = None
+        """What `BlobStore.commit` found, once it ran: whether the content was stored before."""
+
+    def write(self, chunk: bytes) -> None:
+        with _refusing_full_disk():
+            self._spool.write(chunk)
 
     @property
     def size(self) -> int:
@@ -53,13 +83,18 @@ class Upload:
 
     def finish(self) -> None:
         """Wait for every byte, then fsync, so the later move publishes durable bytes."""
-        self._spool.finish()
-        self._spool.close()
+        with _refusing_full_disk():
+            self._spool.finish()
+            self._spool.close()
 
     def discard(self) -> None:
-        """Close and remove the temp file if it is still there."""
-        self._spool.close()
-        self.path.unlink(missing_ok=True)
+        """Close and remove the temp file if it is still there. Its bytes are thrown away, so
+        failing to write them out while closing (the disk still full) does not matter."""
+        try:
+            with contextlib.suppress(OSError):
+                self._spool.close()
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 class BlobStore:
@@ -116,7 +151,17 @@ class BlobStore:
 
     def commit(self, upload: Upload) -> bool:
         """Move a finished upload into place; True when identical content was already stored
-        (the upload is then dropped). Call inside the change that records the blob."""
+        (the upload is then dropped). Call inside the change that records the blob.
+
+        A change runs again when its batch is redone (audit.log); the rolled-back first run
+        left the blob it moved in place, and this run keeps it, with the first run's answer
+        (without it, fresh content would find itself and count as stored before)."""
+        if upload.deduplicated is None:
+            with _refusing_full_disk():
+                upload.deduplicated = self._place(upload)
+        return upload.deduplicated
+
+    def _place(self, upload: Upload) -> bool:
         digest = upload.hasher.hexdigest()
         target = self.path(digest)
         if target.is_file():
@@ -127,6 +172,10 @@ class BlobStore:
         _fsync_folder(target.parent)
         self.hashed(digest, os.stat(target))
         return False
+
+    def remove(self, sha256_hex: str) -> None:
+        """Remove a blob that no committed row names (one a failed change moved into place)."""
+        self.path(sha256_hex).unlink(missing_ok=True)
 
     def unchanged_since_hashed(self, sha256_hex: str, handle: BinaryIO) -> bool:
         """Whether the open blob is the very file last hashed to `sha256_hex`, untouched since.

@@ -9,12 +9,20 @@ metadata only to its publisher and to agencies holding an ACTIVE, unexpired gran
 (admin, auditor) see all metadata. Permission comes before existence: an agency that could not
 see a dataset of another publisher gets PERMISSION_DENIED whether it exists or not, so hidden
 datasets cannot be discovered by probing names; NOT_FOUND goes only to those who could see it.
+Each version is visible by its own classification: a CONFIDENTIAL version stays hidden from
+those agencies after a later version is published PUBLIC.
+
+Sizes: every reply must fit the gateway's message limit (`limits.max_message_bytes`). A reply
+holds each manifest twice (decoded, and signed), so a signed manifest may take at most a
+quarter of the limit (`max_manifest_bytes`), and list pages stop early when the next item would
+not fit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +40,9 @@ from gateway.v1 import catalog_pb2, envelope_pb2
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
+
+Render = Callable[[dict[str, Any]], Any]
+"""Turns a listed row into the message a reply carries (services.catalog)."""
 
 
 class DatasetCache(ReadCache):
@@ -66,6 +77,8 @@ MAX_TAGS = 20
 MAX_TAG = 40
 MAX_REASON = 500
 MAX_QUERY = 500
+REPLY_RESERVE = 1024
+"""Bytes of a list reply kept for what is not an item: its next_page_token and framing."""
 
 PUBLISHED = "DATASET_VERSION_PUBLISHED"
 WITHDRAWN = "DATASET_WITHDRAWN"
@@ -114,6 +127,22 @@ def _check_text(value: str, field: str, longest: int, *, required: bool = False)
 
 
 # -- manifest validation --------------------------------------------------------------------------
+
+
+def max_manifest_bytes(limits: LimitsConfig) -> int:
+    """The largest encoded signed manifest accepted: a quarter of the message limit (272 KiB by
+    default), so a reply holding one version twice, decoded and signed, always fits."""
+    return limits.max_message_bytes // 4
+
+
+def check_manifest_size(envelope: envelope_pb2.Envelope, limits: LimitsConfig) -> None:
+    size, largest = envelope.ByteSize(), max_manifest_bytes(limits)
+    if size > largest:
+        raise errors.InvalidArgument(
+            f"the signed manifest is {size} bytes; the gateway accepts at most {largest}:"
+            " shorten field descriptions, the abstract or the schema",
+            reason="MANIFEST_TOO_LARGE", field="manifest", size=size, limit=largest,
+        )
 
 
 def validate_manifest(
@@ -242,9 +271,10 @@ def publish(
     """Verify a signed manifest, receive its content, store the version.
 
     Returns the version row and whether the content was already stored. The checks run in
-    order (signature, fields, version, legal basis, then the bytes); any refusal leaves no blob,
-    temp file or row behind, only the refusal's audit event.
+    order (manifest size, signature, fields, version, legal basis, then the bytes); any refusal
+    leaves no blob, temp file or row behind, only the refusal's audit event.
     """
+    check_manifest_size(envelope, gateway.config.limits)
     manifest = statements.open_signed(gateway, call.caller, envelope, statements.MANIFEST,
                                       "manifest")
     validate_manifest(
@@ -259,8 +289,31 @@ def publish(
         try:
             return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
                                       call.refusal).value
+        except BaseException:
+            if upload.deduplicated is False:  # moved into place, but its row never committed
+                _remove_unnamed(gateway, upload.hasher.hexdigest())
+            raise
         finally:
             gateway.datasets.changed(manifest.dataset)
+
+
+def _remove_unnamed(gateway: Gateway, digest: str) -> None:
+    """Remove a blob a failed change moved into place, unless a row names it by now (a later
+    publish of the same content may have found it). Decided in the committer, where no change
+    can find the blob between the check and the removal; a redone batch does not decide again
+    (it would remove a blob a later change of the batch moved into place). If even this fails,
+    start-up recovery removes the blob."""
+    decided: list[bool] = []
+
+    def change(tx: Tx) -> tuple[None, list]:
+        if not decided:
+            decided.append(not sql.content_named(tx.conn, digest))
+            if decided[0]:
+                gateway.blobs.remove(digest)
+        return None, []
+
+    with contextlib.suppress(errors.GatewayError):
+        gateway.log.commit(change)
 
 
 def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
@@ -328,6 +381,7 @@ def _store_version(
             "dataset": name,
             "version": manifest.version,
             "signed_manifest": envelope.SerializeToString(),
+            "classification": enum_name(catalog_pb2.Classification, manifest.classification),
             "content_sha256": manifest.content_sha256.hex(),
             "content_size": manifest.content_size,
             "create_time": when,
@@ -351,9 +405,14 @@ def _store_version(
 def can_see(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
     """Whether `caller` may see the metadata of `dataset` (a storage.catalog.get_dataset row):
     staff always; agencies for PUBLIC/INTERNAL, their own, or with an active unexpired grant."""
-    if caller.kind != AGENCY:
-        return True
-    if dataset["classification"] != "CONFIDENTIAL" or dataset["publisher"] == caller.identity.id:
+    return dataset["classification"] != "CONFIDENTIAL" or sees_confidential(gateway, caller,
+                                                                            dataset)
+
+
+def sees_confidential(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
+    """Whether `caller` may see the CONFIDENTIAL metadata of `dataset`: staff, its publisher,
+    and agencies holding an active unexpired grant on it."""
+    if caller.kind != AGENCY or dataset["publisher"] == caller.identity.id:
         return True
     return sql.has_active_grant(gateway.db.reader(), caller.identity.id, dataset["name"],
                                 times.to_text(gateway.now()))
@@ -380,51 +439,63 @@ def get_visible(gateway: Gateway, call: Call, name: str, field: str = "name") ->
 
 
 def list_datasets(
-    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetsRequest
-) -> tuple[list[dict[str, Any]], str]:
-    """The page of datasets `request` asks for, and the next page token ("" at the end)."""
+    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetsRequest, render: Render,
+) -> tuple[list[Any], str]:
+    """The page of datasets `request` asks for, rendered (a page stops at page_size items or
+    when the next would not fit the reply), and the next page token ("" at the end)."""
     size = paging.page_size(request.page_size)
     where = sql.DatasetFilter(
         publisher=_publisher_filter(request.parent),
         region_prefix=_region_prefix(request.region_code),
         tag=request.tag,
-        classification=_optional_enum(catalog_pb2.Classification, request.classification,
+        classification=optional_enum(catalog_pb2.Classification, request.classification,
                                       "classification"),
-        sharing_type=_optional_enum(catalog_pb2.SharingType, request.sharing_type,
+        sharing_type=optional_enum(catalog_pb2.SharingType, request.sharing_type,
                                     "sharing_type"),
         fts_query=fts_query(request.query),
         show_withdrawn=request.show_withdrawn,
         viewer=call.caller.identity.id if call.caller.kind == AGENCY else None,
         now=times.to_text(gateway.now()),
     )
-    before = _position(gateway, request)
-    found = sql.list_datasets(gateway.db.reader(), where, before=before, limit=size + 1)
-    token = gateway.page_tokens.encode(found[size - 1]["seq"], request) if len(found) > size else ""
-    return found[:size], token
+    found = sql.list_datasets(gateway.db.reader(), where, before=_position(gateway, request),
+                              limit=size + 1)
+    return _page(gateway, request, found, size, render, "seq")
 
 
 def list_versions(
-    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetVersionsRequest
-) -> tuple[list[dict[str, Any]], str]:
-    """A page of a visible dataset's versions, newest first, and the next page token."""
+    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetVersionsRequest,
+    render: Render,
+) -> tuple[list[Any], str]:
+    """A page of a visible dataset's versions the caller may see, newest first, rendered as
+    `list_datasets` does, and the next page token."""
     dataset = get_visible(gateway, call, request.parent, "parent")
     size = paging.page_size(request.page_size)
-    before = _position(gateway, request)
-    found = sql.list_versions(gateway.db.reader(), dataset["name"], before=before,
-                              limit=size + 1)
-    token = (gateway.page_tokens.encode(found[size - 1]["version"], request)
-             if len(found) > size else "")
-    return found[:size], token
+    found = sql.list_versions(gateway.db.reader(), dataset["name"],
+                              before=_position(gateway, request), limit=size + 1,
+                              confidential=sees_confidential(gateway, call.caller, dataset))
+    return _page(gateway, request, found, size, render, "version")
+
+
+def _page(gateway: Gateway, request: Any, found: Iterable[dict[str, Any]], size: int,
+          render: Render, position: str) -> tuple[list[Any], str]:
+    """Fill a page from `found` and make the token continuing after its last row's
+    `position` column."""
+    budget = gateway.config.limits.max_message_bytes - REPLY_RESERVE
+    items, last = paging.fill(found, size, budget, render)
+    token = gateway.page_tokens.encode(last[position], request) if last is not None else ""
+    return items, token
 
 
 def fts_query(text: str) -> str:
     """An FTS5 MATCH expression requiring every word of `text` as a prefix: words are quoted,
-    so FTS5 syntax in user input is never interpreted."""
+    so FTS5 syntax in user input is never interpreted. Chinese is indexed a character at a
+    time (storage.catalog.search_text), so a run of Chinese characters becomes a phrase of
+    adjacent characters: 医院 matches 广东省医院床位统计."""
     _check_text(text, "query", MAX_QUERY)
     words = re.findall(r"\w+", text)
     if text.strip() and not words:
         raise errors.InvalidArgument("query must contain at least one word", field="query")
-    return " AND ".join(f'"{word}"*' for word in words)
+    return " AND ".join(f'"{sql.search_text(word).strip()}"*' for word in words)
 
 
 def _position(gateway: Gateway, request: Any) -> int | None:
@@ -459,7 +530,7 @@ def _region_prefix(code: str) -> str:
     return code
 
 
-def _optional_enum(enum: Any, value: int, field: str) -> str:
+def optional_enum(enum: Any, value: int, field: str) -> str:
     if value == 0:
         return ""
     _check_enum(enum, value, field)
@@ -489,11 +560,21 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
                                             reason="DATASET_WITHDRAWN", dataset=name)
         when = times.to_text(tx.now)
         sql.withdraw_dataset(tx.conn, name, reason, when)
-        sql.withdraw_pending_requests(tx.conn, name, when)
+        closed = sql.withdraw_pending_requests(tx.conn, name, when)
         events_sql.insert_event(
             tx.conn, recipient=None, type=WITHDRAWN, resource=name, dataset=name,
             actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
-        return sql.get_dataset(tx.conn, name), [call.event(reason=reason)]
+        for request in closed:  # requesters hold no grant, so the event above misses them
+            events_sql.insert_event(
+                tx.conn, recipient=request["requester"], type=WITHDRAWN,
+                resource=request["name"], dataset=name, actor=call.caller.uri,
+                summary=f"{name} was withdrawn ({reason}); your access request"
+                        f" {request['name']} is closed", when=when)
+        event = call.event(
+            reason=reason, resources=(name, *(request["name"] for request in closed)),
+            agencies=tuple(dict.fromkeys(f"agencies/{request['requester']}"
+                                         for request in closed)))
+        return sql.get_dataset(tx.conn, name), [event]
 
     try:
         return gateway.log.commit(change, call.refusal).value

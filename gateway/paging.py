@@ -1,23 +1,30 @@
-"""Opaque, tamper-evident page tokens and page sizes (AIP-158).
+"""Opaque, tamper-evident page tokens, page sizes (AIP-158), and pages filled by size.
 
-A token carries the position after the last item returned, bound by an HMAC to the gateway and
-to the list request's filters, so a token that was altered, comes from another gateway, or is
-reused with other filters is refused with INVALID_ARGUMENT. Tokens are signed with a per-process
-secret: after a restart a listing starts again from its first page.
+A token carries the position after the last item returned, encrypted and authenticated
+(AES-256-GCM) with a per-process key, with the list request's filters as associated data. A
+token that was altered, comes from another gateway, or is reused with other filters is refused
+with INVALID_ARGUMENT; and a token reveals nothing, not even the position (a global sequence
+number would tell how many hidden datasets lie between two visible ones). After a restart a
+listing starts again from its first page.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 import json
-import secrets
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
 
 from gateway import errors, signing
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+ITEM_FRAMING = 6
+"""Bytes a repeated message field adds around each item: its tag and length (up to 5)."""
+
+Row = TypeVar("Row")
 
 
 def page_size(value: int, default: int = DEFAULT_PAGE_SIZE) -> int:
@@ -27,17 +34,37 @@ def page_size(value: int, default: int = DEFAULT_PAGE_SIZE) -> int:
     return min(value or default, MAX_PAGE_SIZE)
 
 
+def fill(rows: Iterable[Row], size: int, budget: int,
+         render: Callable[[Row], Message]) -> tuple[list[Message], Row | None]:
+    """A page of rendered `rows`: at most `size` items, and stopped before the items' encoded
+    size passes `budget` bytes (the first item always goes). Returns the items and, when rows
+    remain, the last row on the page (the position to continue after), else None."""
+    page: list[Message] = []
+    used = 0
+    last: Row | None = None
+    for row in rows:
+        if len(page) == size:
+            return page, last
+        item = render(row)
+        used += item.ByteSize() + ITEM_FRAMING
+        if page and used > budget:
+            return page, last
+        page.append(item)
+        last = row
+    return page, None
+
+
 class PageTokens:
     """Makes and checks page tokens."""
 
     def __init__(self, secret: bytes | None = None):
-        self._secret = secret or secrets.token_bytes(32)
+        self._box = signing.SecretBox(secret)
 
     def encode(self, position: Any, request: Any) -> str:
         """A token for the page after `position` of the listing `request` describes."""
         body = json.dumps(position, separators=(",", ":")).encode()
-        mac = self._mac(body, request)
-        return base64.urlsafe_b64encode(mac + body).decode().rstrip("=")
+        sealed = self._box.seal(body, _filters(request))
+        return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
     def decode(self, token: str, request: Any) -> Any:
         """The position in `token`, or None for an empty token."""
@@ -45,20 +72,14 @@ class PageTokens:
             return None
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            mac, body = raw[:32], raw[32:]
-            if len(mac) == 32 and hmac.compare_digest(mac, self._mac(body, request)):
-                return json.loads(body)
-        except (ValueError, json.JSONDecodeError):
-            pass
-        raise errors.InvalidArgument(
-            "page_token is not valid for this request: pass the next_page_token of the previous"
-            " response with the same filters, or none to start over",
-            reason="INVALID_PAGE_TOKEN",
-            field="page_token",
-        )
-
-    def _mac(self, body: bytes, request: Any) -> bytes:
-        return signing.hmac_sha256(self._secret, _filters(request) + b"\0" + body)
+            return json.loads(self._box.open(raw, _filters(request)))
+        except ValueError:  # not base64, not sealed here for these filters, or not JSON
+            raise errors.InvalidArgument(
+                "page_token is not valid for this request: pass the next_page_token of the"
+                " previous response with the same filters, or none to start over",
+                reason="INVALID_PAGE_TOKEN",
+                field="page_token",
+            ) from None
 
 
 def _filters(request: Any) -> bytes:

@@ -9,15 +9,15 @@ signature for one type can not be replayed as another.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from pathlib import Path
 from typing import Protocol, Self
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ED25519 = "ED25519"
 """Algorithm name carried on the wire (an enum there) for Ed25519 signatures."""
@@ -61,9 +61,27 @@ class StreamHasher:
         return self._hash.hexdigest()
 
 
-def hmac_sha256(key: bytes, data: bytes) -> bytes:
-    """HMAC-SHA-256 of ``data`` (page tokens and other values the gateway must recognise)."""
-    return hmac.new(key, data, hashlib.sha256).digest()
+class SecretBox:
+    """Authenticated encryption (AES-256-GCM) under a key kept by this process: what it seals
+    can be neither read nor altered by anyone else (page tokens)."""
+
+    NONCE_BYTES = 12
+
+    def __init__(self, key: bytes | None = None):
+        self._aead = AESGCM(key or os.urandom(32))
+
+    def seal(self, data: bytes, associated: bytes) -> bytes:
+        """`data` encrypted, bound to `associated` (authenticated, not encrypted)."""
+        nonce = os.urandom(self.NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, associated)
+
+    def open(self, sealed: bytes, associated: bytes) -> bytes:
+        """The data `seal` was given; ValueError unless this box sealed it with `associated`."""
+        try:
+            return self._aead.decrypt(sealed[:self.NONCE_BYTES], sealed[self.NONCE_BYTES:],
+                                      associated)
+        except InvalidTag:
+            raise ValueError("not sealed by this box for this purpose") from None
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

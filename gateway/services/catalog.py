@@ -69,17 +69,15 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
 
     @rpc("catalog.list", allow=EVERYONE)
     def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, call: Call) -> Any:
-        found, token = catalog.list_datasets(self.gateway, call, request)
-        return catalog_pb2.ListDatasetsResponse(datasets=[dataset_proto(row) for row in found],
-                                                next_page_token=token)
+        found, token = catalog.list_datasets(self.gateway, call, request, dataset_proto)
+        return catalog_pb2.ListDatasetsResponse(datasets=found, next_page_token=token)
 
     @rpc("catalog.versions", allow=EVERYONE)
     def ListDatasetVersions(self, request: catalog_pb2.ListDatasetVersionsRequest,
                             call: Call) -> Any:
-        found, token = catalog.list_versions(self.gateway, call, request)
-        return catalog_pb2.ListDatasetVersionsResponse(
-            dataset_versions=[version_proto(row) for row in found], next_page_token=token,
-        )
+        found, token = catalog.list_versions(self.gateway, call, request, version_proto)
+        return catalog_pb2.ListDatasetVersionsResponse(dataset_versions=found,
+                                                       next_page_token=token)
 
     @rpc("catalog.withdraw")
     def WithdrawDataset(self, request: catalog_pb2.WithdrawDatasetRequest, call: Call) -> Any:

@@ -1,15 +1,18 @@
 """SQL for the catalog: datasets (latest version's metadata), their tags and versions.
 
 A dataset row carries its latest version's metadata denormalised (title, abstract, tags,
-field_names, classification, sharing_type), so filters and the `datasets_fts` full-text index
-work on one table. Listing is newest first by `seq`, paged by keyset (`seq < after`), so
-datasets added while a caller pages never shift the pages.
+field_names, classification, sharing_type), so filters work on one table; `datasets_fts`
+(rowid = seq) holds the same four texts as `search_text`, written with the row. Listing is
+newest first by `seq`, paged by keyset (`seq < after`), so datasets added while a caller pages
+never shift the pages. Listings are returned as iterators read row by row, so a caller that
+fills a page by size reads no more rows than it sends.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,27 @@ from gateway.storage.database import first, insert, rows
 
 ACTIVE = "ACTIVE"
 WITHDRAWN = "WITHDRAWN"
+
+_HAN = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f])")
+"""A Han character (CJK unified and compatibility ideographs, extensions A to H)."""
+
+
+def search_text(text: str) -> str:
+    """`text` as the full-text index sees it: every Han character a word of its own.
+
+    FTS5's unicode61 tokenizer takes a run of Chinese characters for one word, and queries
+    match words by prefix only, so 医院 would never find 广东省医院床位统计. Spaced out, the
+    index holds single characters and a query's run of characters becomes a phrase of them
+    (医院 -> "医 院", adjacent); trigrams would miss the many two-character words. The same
+    function builds the index and the queries, so the two always agree."""
+    return _HAN.sub(r" \1 ", text)
+
+
+def _each(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    """The rows of a cursor as dicts, read one at a time."""
+    names = [column[0] for column in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
 
 
 # -- reading (used by the catalog and the exchange) ----------------------------------------------
@@ -66,19 +90,33 @@ def latest_version(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | N
 
 
 def list_versions(
-    conn: sqlite3.Connection, dataset: str, *, before: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """Versions of a dataset newest first, those below `before` when given."""
-    return rows(conn.execute(
-        "SELECT * FROM dataset_versions WHERE dataset = ? AND version < ?"
+    conn: sqlite3.Connection, dataset: str, *, before: int | None, limit: int,
+    confidential: bool,
+) -> Iterator[dict[str, Any]]:
+    """Versions of a dataset newest first, those below `before` when given; CONFIDENTIAL ones
+    only when `confidential` (each version by its own classification)."""
+    clauses, params = ["dataset = ?"], [dataset]
+    if before is not None:
+        clauses.append("version < ?")
+        params.append(before)
+    if not confidential:
+        clauses.append("classification != 'CONFIDENTIAL'")
+    return _each(conn.execute(
+        f"SELECT * FROM dataset_versions WHERE {' AND '.join(clauses)}"
         " ORDER BY version DESC LIMIT ?",
-        (dataset, before if before is not None else 2**63 - 1, limit),
+        (*params, limit),
     ))
 
 
 def stored_content(conn: sqlite3.Connection) -> set[str]:
     """The hex SHA-256 of every version's content: the blobs that must be kept."""
     return {row[0] for row in conn.execute("SELECT DISTINCT content_sha256 FROM dataset_versions")}
+
+
+def content_named(conn: sqlite3.Connection, sha256_hex: str) -> bool:
+    """Whether a version names the content `sha256_hex` (its blob must be kept)."""
+    return conn.execute("SELECT 1 FROM dataset_versions WHERE content_sha256 = ? LIMIT 1",
+                        (sha256_hex,)).fetchone() is not None
 
 
 def has_active_grant(conn: sqlite3.Connection, grantee: str, dataset: str, now: str) -> bool:
@@ -112,10 +150,13 @@ class DatasetFilter:
 
 def list_datasets(
     conn: sqlite3.Connection, where: DatasetFilter, *, before: int | None, limit: int
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     """Datasets matching `where`, newest first, those with seq below `before` when given."""
-    clauses = ["d.seq < ?"]
-    params: list[Any] = [before if before is not None else 2**63 - 1]
+    clauses: list[str] = []
+    params: list[Any] = []
+    if before is not None:
+        clauses.append("d.seq < ?")
+        params.append(before)
     for column, value in (("publisher", where.publisher), ("classification", where.classification),
                           ("sharing_type", where.sharing_type)):
         if value:
@@ -141,8 +182,9 @@ def list_datasets(
         )
         params.extend((where.viewer, where.viewer, where.now))
     params.append(limit)
-    return rows(conn.execute(
-        f"{_DATASETS} WHERE {' AND '.join(clauses)} ORDER BY d.seq DESC LIMIT ?",
+    matching = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return _each(conn.execute(
+        f"{_DATASETS}{matching} ORDER BY d.seq DESC LIMIT ?",
         params,
     ))
 
@@ -151,7 +193,8 @@ def list_datasets(
 
 
 def upsert_dataset(conn: sqlite3.Connection, row: dict[str, Any], tags: Sequence[str]) -> None:
-    """Insert a dataset, or update its latest-version metadata; its tag rows follow `tags`."""
+    """Insert a dataset, or update its latest-version metadata; its tag rows and its search
+    text follow."""
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in ("name", "create_time"))
@@ -164,6 +207,19 @@ def upsert_dataset(conn: sqlite3.Connection, row: dict[str, Any], tags: Sequence
     conn.execute("DELETE FROM dataset_tags WHERE dataset_seq = ?", (seq,))
     conn.executemany("INSERT INTO dataset_tags (tag, dataset_seq) VALUES (?, ?)",
                      [(tag, seq) for tag in tags])
+    index_search_text(conn, seq, [row[column] for column in SEARCHED])
+
+
+SEARCHED = ("title", "abstract", "tags", "field_names")
+"""The dataset columns full-text search covers, in `datasets_fts` column order."""
+
+
+def index_search_text(conn: sqlite3.Connection, seq: int, texts: Sequence[str]) -> None:
+    """Index (or re-index) dataset `seq` under the SEARCHED texts, as `search_text`."""
+    conn.execute(
+        "INSERT OR REPLACE INTO datasets_fts (rowid, title, abstract, tags, field_names)"
+        " VALUES (?, ?, ?, ?, ?)", (seq, *map(search_text, texts)),
+    )
 
 
 def insert_version(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
@@ -178,11 +234,15 @@ def withdraw_dataset(conn: sqlite3.Connection, name: str, reason: str, when: str
     )
 
 
-def withdraw_pending_requests(conn: sqlite3.Connection, dataset: str, when: str) -> int:
-    """Mark a withdrawn dataset's PENDING access requests WITHDRAWN; returns how many."""
-    return conn.execute(
+def withdraw_pending_requests(
+    conn: sqlite3.Connection, dataset: str, when: str
+) -> list[dict[str, Any]]:
+    """Mark a withdrawn dataset's PENDING access requests WITHDRAWN; returns their names and
+    requesters (agency ids), oldest first."""
+    closed = rows(conn.execute(
         "UPDATE access_requests SET state = 'WITHDRAWN',"
         " state_reason = 'the dataset was withdrawn by its owner', decide_time = ?"
-        " WHERE dataset = ? AND state = 'PENDING'",
+        " WHERE dataset = ? AND state = 'PENDING' RETURNING seq, name, requester",
         (when, dataset),
-    ).rowcount
+    ))
+    return sorted(closed, key=lambda row: row["seq"])

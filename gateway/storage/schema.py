@@ -8,6 +8,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from gateway.audit import merkle
+from gateway.v1 import catalog_pb2, envelope_pb2
 
 MIGRATIONS = Migrations("govshare")
 
@@ -253,3 +254,37 @@ def _audit_subject_index(db: Database) -> None:
         " upto INTEGER NOT NULL)"
     )
     db.execute("INSERT INTO audit_subject_index_state (id, upto) VALUES (0, 0)")
+
+
+@MIGRATIONS(name="0008_search_text_by_han_character")
+def _search_text_by_han_character(db: Database) -> None:
+    # unicode61 takes a run of Chinese characters for one word, matched by prefix only, so a
+    # word inside a title was never found. The index now holds catalog.search_text of each
+    # column (every Han character a word), written with the dataset row instead of by
+    # triggers copying the raw columns.
+    # Imported here: gateway.storage.catalog imports the database module, which imports this.
+    from gateway.storage.catalog import SEARCHED, index_search_text
+
+    for suffix in ("ai", "ad", "au"):
+        db.execute(f"DROP TRIGGER datasets_{suffix}")
+    db.execute("DROP TABLE datasets_fts")
+    db.execute(
+        "CREATE VIRTUAL TABLE datasets_fts USING fts5"
+        f" ({', '.join(SEARCHED)}, tokenize='unicode61')"
+    )
+    for seq, *texts in db.execute(f"SELECT seq, {', '.join(SEARCHED)} FROM datasets").fetchall():
+        index_search_text(db.conn, seq, texts)
+
+
+@MIGRATIONS(name="0009_version_classification")
+def _version_classification(db: Database) -> None:
+    # Each version is visible by its own classification: an older CONFIDENTIAL version stays
+    # hidden after a later one is published PUBLIC.
+    db.execute("ALTER TABLE dataset_versions ADD COLUMN classification TEXT NOT NULL"
+               " DEFAULT 'CONFIDENTIAL'")
+    for name, signed in db.execute("SELECT name, signed_manifest FROM dataset_versions").fetchall():
+        payload = envelope_pb2.Envelope.FromString(signed).payload
+        value = catalog_pb2.Manifest.FromString(payload).classification
+        classification = catalog_pb2.Classification.Name(value).removeprefix("CLASSIFICATION_")
+        db.execute("UPDATE dataset_versions SET classification = ? WHERE name = ?",
+                   [classification, name])

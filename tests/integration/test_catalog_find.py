@@ -3,15 +3,22 @@ and page tokens."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import sqlite_utils
 
 from agencies import errors
+from gateway import catalog as gateway_catalog
 from gateway import times
+from gateway.storage import Database
+from gateway.storage.schema import MIGRATIONS
 from gateway.v1 import catalog_pb2
 
 CONTENT = b"id,value\n1,2\n"
@@ -170,20 +177,31 @@ def test_withdraw_refusals(catalog: Any) -> None:
     assert caught.value.reason == "ROLE_NOT_ALLOWED"
 
 
-def test_withdraw_marks_pending_access_requests_withdrawn(catalog: Any) -> None:
+def test_withdraw_closes_pending_access_requests_and_tells_their_requesters(
+        catalog: Any) -> None:
     conn = catalog.gateway.db.reader()
+    pending = {"zj-stats": "agencies/zj-stats/accessRequests/p1",
+               "sz-market": "agencies/sz-market/accessRequests/p2"}
 
     def change(tx: Any) -> tuple[None, list]:
-        tx.conn.execute(
-            "INSERT INTO access_requests (name, requester, owner, dataset, request_id,"
-            " statement_digest, signed_statement, state, state_reason, create_time)"
-            " VALUES ('agencies/zj-stats/accessRequests/p1', 'zj-stats', 'gd-health', ?, 'p1',"
-            " '', x'', 'PENDING', '', ?)", (BEDS, times.to_text(catalog.gateway.now())))
+        for requester, name in pending.items():
+            tx.conn.execute(
+                "INSERT INTO access_requests (name, requester, owner, dataset, request_id,"
+                " statement_digest, signed_statement, state, state_reason, create_time)"
+                " VALUES (?, ?, 'gd-health', ?, ?, '', x'', 'PENDING', '', ?)",
+                (name, requester, BEDS, name[-2:], times.to_text(catalog.gateway.now())))
         return None, []
 
     catalog.gateway.log.commit(change)
     catalog.agency("gd-health").withdraw("hospital-beds", "obsolete")
-    assert conn.execute("SELECT state FROM access_requests").fetchall() == [("WITHDRAWN",)]
+    assert conn.execute("SELECT state FROM access_requests").fetchall() == [("WITHDRAWN",)] * 2
+    record = json.loads(conn.execute(
+        "SELECT record FROM audit_leaves WHERE action = 'catalog.withdraw'").fetchone()[0])
+    assert record["resources"] == [BEDS, *pending.values()]
+    assert {"agencies/zj-stats", "agencies/sz-market"} <= set(record["subjects"])
+    told = conn.execute("SELECT recipient, type, resource FROM events WHERE recipient IS NOT NULL"
+                        " ORDER BY seq").fetchall()
+    assert told == [(requester, "DATASET_WITHDRAWN", name) for requester, name in pending.items()]
 
 
 def test_page_tokens(catalog: Any) -> None:
@@ -265,3 +283,96 @@ def test_reads_see_each_new_version_and_withdrawal_at_once(catalog: Any) -> None
     with pytest.raises(errors.FailedPrecondition):
         market.request_access(BEDS, purpose="STATISTICS", purpose_text="beds report",
                               legal_basis="Statistics Law art. 7")
+
+
+def test_chinese_search_matches_words_inside_a_run_of_characters(network: Any) -> None:
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    publish(health, "beds", title="广东省医院床位统计", abstract="全省各市医院床位数",
+            tags=["卫生健康"], classification="PUBLIC",
+            schema=[catalog_pb2.SchemaField(name="床位数", type=catalog_pb2.FIELD_TYPE_INTEGER,
+                                            sensitivity=catalog_pb2.SENSITIVITY_NONE)])
+    publish(health, "clinics", title="Clinics 2023年社区诊所名录", abstract="Community clinics",
+            classification="PUBLIC")
+    publish(health, "schools", title="学校名录", abstract="院校 listing", classification="PUBLIC")
+    beds, clinics, schools = (f"agencies/gd-health/datasets/{n}"
+                              for n in ("beds", "clinics", "schools"))
+    for query, found in [
+        ("医", [beds]),                       # one character, inside the title
+        ("医院", [beds]),                     # two, in the middle of a run
+        ("院", [schools, beds]),              # in 院校 and in 医院
+        ("院医", []),                         # characters must be adjacent and in order
+        ("床位统计", [beds]),                 # four
+        ("健康", [beds]),                     # a tag
+        ("位数", [beds]),                     # a field name (and the abstract)
+        ("诊所 clinics", [clinics]),          # mixed, as two words
+        ("2023年社区", [clinics]),            # mixed, as one word
+        ("clin", [clinics]),                  # Latin prefixes as before
+        ("名录 学", [schools]),
+    ]:
+        assert names(stats.search(query)) == found, query
+    assert names(stats.search('医院" OR "学校')) == []  # still no FTS5 syntax
+
+
+def test_chinese_search_covers_datasets_indexed_before_the_migration(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0008_search_text_by_han_character")
+    old.execute("INSERT INTO agencies VALUES ('gd-health', 'GD', '440000', '', 'k', 'ACTIVE',"
+                " '', 't', 't')")
+    old.execute("INSERT INTO datasets (name, publisher, region_code, latest_version, state,"
+                " classification, sharing_type, title, abstract, tags, field_names,"
+                " create_time, update_time) VALUES (?, 'gd-health', '440000', 1, 'ACTIVE',"
+                " 'PUBLIC', 'UNCONDITIONAL', '广东省医院床位统计', '', '', '', 't', 't')",
+                [BEDS])
+    old.conn.commit()
+    old.close()
+    conn = Database(path).writer
+    assert conn.execute("SELECT rowid FROM datasets_fts WHERE datasets_fts MATCH ?",
+                        (gateway_catalog.fts_query("医院"),)).fetchall() == [(1,)]
+
+
+def test_an_older_confidential_version_stays_hidden_after_a_public_one(network: Any) -> None:
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    publish(health, "cases", title="HIV cases by district", abstract="named patients",
+            classification="CONFIDENTIAL")
+    publish(health, "cases", title="Case counts", classification="PUBLIC")
+    publish(health, "cases", title="Case counts, again", classification="PUBLIC")
+    cases = "agencies/gd-health/datasets/cases"
+    assert [v.version for v in stats.versions(cases, page_size=1)] == [3, 2]
+    assert [v.version for v in health.versions(cases)] == [3, 2, 1]
+    _grant(network, "zj-stats", cases, timedelta(days=1))
+    assert [v.version for v in stats.versions(cases)] == [3, 2, 1]
+
+
+def test_pages_stop_before_the_reply_outgrows_the_message_limit(network: Any) -> None:
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    for index in range(50):  # ~24 KiB each in a reply: 50 make more than the 1.06 MiB limit
+        publish(health, f"beds-{index:02d}", title="医院床位" * 10,
+                abstract="广东省医院床位统计数据" * 363, classification="PUBLIC")
+    request = catalog_pb2.ListDatasetsRequest(parent="agencies/-")
+    first = stats._call(stats.catalog.ListDatasets, request)
+    assert 0 < len(first.datasets) < 50 and first.next_page_token
+    assert first.ByteSize() <= network.gateway.config.limits.max_message_bytes
+    seen = names(stats.datasets(page_size=1000))
+    assert seen == [f"agencies/gd-health/datasets/beds-{i:02d}" for i in reversed(range(50))]
+
+
+def test_version_int64_max_is_listed(network: Any) -> None:
+    health = network.agency("gd-health")
+    publish(health, "monthly", version=1)
+    publish(health, "monthly", version=2**63 - 1)
+    assert [v.version for v in health.versions("monthly")] == [2**63 - 1, 1]
+    assert [v.version for v in health.versions("monthly", page_size=1)] == [2**63 - 1, 1]
+
+
+def test_page_tokens_reveal_nothing(catalog: Any) -> None:
+    stats = catalog.agency("zj-stats")
+    request = catalog_pb2.ListDatasetsRequest(parent="agencies/-", page_size=1)
+    tokens = [stats._call(stats.catalog.ListDatasets, request).next_page_token for _ in "ab"]
+    assert tokens[0] != tokens[1]  # the same position, sealed afresh each time
+    for token in tokens:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        with pytest.raises(ValueError):
+            json.loads(raw[32:])  # the old layout: a MAC, then the position in plain JSON
+        request.page_token = token
+        assert len(stats._call(stats.catalog.ListDatasets, request).datasets) == 1

@@ -3,7 +3,9 @@ but its audit event."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -16,7 +18,8 @@ from google.protobuf import timestamp_pb2
 
 from agencies import errors
 from agencies.catalog import verify_signed_manifest
-from gateway import spool, statements
+from gateway import blobs, catalog, spool, statements
+from gateway import errors as gateway_errors
 from gateway.signing import SigningKey
 from gateway.v1 import catalog_pb2
 from tests.conftest import start_network
@@ -75,7 +78,9 @@ class Snapshot:
     def _leaves(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM audit_leaves").fetchone()[0]
 
-    def assert_only_refusal(self, reason: str) -> None:
+    def assert_only_refusal(self, reason: str = "") -> str:
+        """Check that only one refusal was written, its reason ("REASON: message") holding
+        `reason`; returns that reason."""
         assert self._counts() == self.counts
         assert self._files() == self.files
         rows = self._conn().execute(
@@ -83,7 +88,9 @@ class Snapshot:
             " ORDER BY leaf_index", (self.leaves,)).fetchall()
         assert [(action, outcome) for action, outcome, _ in rows] == [
             ("catalog.publish", "REFUSED")]
-        assert reason in rows[0][2].decode()
+        refusal = json.loads(rows[0][2])["reason"]
+        assert reason in refusal
+        return refusal
 
 
 def test_publish_round_trip(network: Any, tmp_path: Path) -> None:
@@ -295,16 +302,24 @@ def test_oversize_dataset_is_refused_before_its_bytes(tmp_path: Path) -> None:
     try:
         client = network.agency("gd-health")
         before = Snapshot(network)
+        offered = 256 * 1024 * 1024
         sent: list[int] = []
 
         def chunks() -> Iterator[bytes]:
-            for chunk in chunked(CONTENT):
+            chunk = b"x" * (1024 * 1024)
+            for _ in range(offered // len(chunk)):
                 sent.append(len(chunk))
                 yield chunk
 
-        error = _upload(client, manifest(), chunks())  # type: ignore[arg-type]
-        _expect(error, grpc.StatusCode.RESOURCE_EXHAUSTED, "DATASET_TOO_LARGE")
-        assert error.metadata["limit"] == "1000"
+        statement = manifest(content_size=offered)
+        envelope = statements.seal(client.signing_key, statements.MANIFEST, statement)
+        with pytest.raises(errors.GovshareError) as caught:
+            client.upload(envelope, chunks(), offered)
+        _expect(caught.value, grpc.StatusCode.RESOURCE_EXHAUSTED, "DATASET_TOO_LARGE")
+        assert caught.value.metadata["limit"] == "1000"
+        # Refused on the manifest alone: the stream ended while gRPC's flow control still held
+        # the client to its first few MiB of the 256 offered.
+        assert sum(sent) <= 32 * 1024 * 1024
         before.assert_only_refusal("DATASET_TOO_LARGE")
     finally:
         network.close()
@@ -332,7 +347,8 @@ def test_cancelled_upload_leaves_nothing(network: Any) -> None:
     _wait_for(lambda: not list(network.gateway.blobs.tmp.iterdir()))
     # The refusal says UPLOAD_CANCELLED, or CONTENT_SIZE_MISMATCH when grpc delivered the
     # cancellation as an early end of stream.
-    before.assert_only_refusal("catalog.publish")
+    reason = before.assert_only_refusal().split(":")[0]
+    assert reason in ("UPLOAD_CANCELLED", "CONTENT_SIZE_MISMATCH")
 
 
 def _wait_for(condition: Any) -> None:
@@ -343,3 +359,126 @@ def _wait_for(condition: Any) -> None:
             return
         done.wait(0.05)
     raise AssertionError("condition not reached")
+
+
+def _schema_of_size(target: int) -> list[catalog_pb2.SchemaField]:
+    """Schema fields making a manifest's encoding about `target` bytes."""
+    field = catalog_pb2.SchemaField(name="f", type=catalog_pb2.FIELD_TYPE_STRING,
+                                    description="d" * 500,
+                                    sensitivity=catalog_pb2.SENSITIVITY_NONE)
+    count = target // (field.ByteSize() + 8)
+    return [catalog_pb2.SchemaField(name=f"f{i}", type=field.type, description=field.description,
+                                    sensitivity=field.sensitivity) for i in range(count)]
+
+
+def test_manifest_too_large_for_a_reply_is_refused(network: Any) -> None:
+    # 1000 fields with 200-character Chinese descriptions pass every field limit, but a reply
+    # holding the manifest twice would not fit the message limit.
+    client = network.agency("gd-health")
+    limit = catalog.max_manifest_bytes(network.gateway.config.limits)
+    before = Snapshot(network)
+    big = [catalog_pb2.SchemaField(name=f"f{i}", type=catalog_pb2.FIELD_TYPE_STRING,
+                                   description="字" * 200, sensitivity=catalog_pb2.SENSITIVITY_NONE)
+           for i in range(1000)]
+    error = _upload(client, manifest(schema=big), chunked(CONTENT))
+    _expect(error, grpc.StatusCode.INVALID_ARGUMENT, "MANIFEST_TOO_LARGE")
+    assert error.metadata["limit"] == str(limit) and str(limit) in str(error)
+    before.assert_only_refusal("MANIFEST_TOO_LARGE")
+
+
+def test_the_largest_manifest_accepted_fits_every_reply(network: Any) -> None:
+    client = network.agency("gd-health")
+    limit = catalog.max_manifest_bytes(network.gateway.config.limits)
+    schema = _schema_of_size(limit - 2000)
+    version = client.publish("wide", CONTENT, title="Wide", schema=schema,
+                             classification="PUBLIC").dataset_version
+    assert limit - 4000 < version.signed_manifest.ByteSize() <= limit
+    client.publish("wide-too", CONTENT, title="Wide", schema=schema, classification="PUBLIC")
+    stats = network.agency("zj-stats")
+    assert len(stats.get("agencies/gd-health/datasets/wide").manifest.schema) == len(schema)
+    assert [v.version for v in stats.versions("agencies/gd-health/datasets/wide")] == [1]
+    assert len(list(stats.datasets(page_size=1000))) == 2
+
+
+def test_full_disk_refuses_the_upload_and_leaves_nothing(network: Any, monkeypatch) -> None:
+    def full(self: Any, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool.DirectFile, "_pwrite", full)
+    # Written around the page cache even where O_DIRECT is not supported (tmpfs).
+    monkeypatch.setattr(blobs, "open_direct", lambda fd, expected: spool.DirectFile(fd))
+    client = network.agency("gd-health")
+    before = Snapshot(network)
+    content = os.urandom(spool.DIRECT_BUFFER + 1)
+    statement = manifest(content=content)
+    error = _upload(client, statement, chunked(content, 1024 * 1024))
+    _expect(error, grpc.StatusCode.UNAVAILABLE, "STORAGE_FULL")
+    before.assert_only_refusal("STORAGE_FULL")
+    assert list(network.gateway.blobs.tmp.iterdir()) == []
+
+
+def _hold_committer(network: Any) -> threading.Event:
+    """Block the audit committer in a change of its own until the returned event is set, so
+    the changes queued meanwhile run together in its next batch."""
+    release = threading.Event()
+    threading.Thread(target=network.gateway.log.commit,
+                     args=(lambda tx: (release.wait(30), []),)).start()
+    _wait_for(lambda: network.gateway.log._queue.qsize() == 0)
+    return release
+
+
+def _publish_in_batch_with(network: Any, failing: Any) -> tuple[Any, Any]:
+    """Publish fresh content in one batch with `failing`, a change that writes, then raises;
+    returns the publish's response or error, and the content's digest."""
+    client = network.agency("gd-health")
+    content = os.urandom(5000)
+    outcome: list[Any] = []
+
+    def publish() -> None:
+        try:
+            outcome.append(client.publish("fresh", content, title="Fresh", version=1))
+        except errors.GovshareError as exc:
+            outcome.append(exc)
+
+    release = _hold_committer(network)
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    _wait_for(lambda: network.gateway.log._queue.qsize() == 1)
+    breaker = threading.Thread(target=_commit_failing, args=(network, failing))
+    breaker.start()
+    _wait_for(lambda: network.gateway.log._queue.qsize() == 2)
+    release.set()
+    publisher.join(30)
+    breaker.join(30)
+    return outcome[0], hashlib.sha256(content).hexdigest()
+
+
+def _commit_failing(network: Any, failing: Any) -> None:
+    with pytest.raises(gateway_errors.GatewayError):
+        network.gateway.log.commit(failing)
+
+
+def _write_event(tx: Any) -> None:
+    tx.conn.execute("INSERT INTO events (recipient, type, resource, dataset, actor, summary,"
+                    " create_time) VALUES (NULL, 'X', 'r', 'd', 'a', 's', 't')")
+
+
+def test_a_redone_batch_does_not_count_fresh_content_as_stored_before(network: Any) -> None:
+    def failing(tx: Any) -> None:
+        _write_event(tx)
+        raise gateway_errors.InvalidArgument("fails after writing", field="x")
+
+    response, digest = _publish_in_batch_with(network, failing)
+    assert response.content_deduplicated is False
+    assert network.gateway.blobs.verify(digest)
+
+
+def test_a_failed_batch_leaves_no_blob(network: Any) -> None:
+    def failing(tx: Any) -> None:
+        _write_event(tx)
+        tx.conn.execute("SELECT * FROM no_such_table")  # the database fails: the whole batch
+
+    error, digest = _publish_in_batch_with(network, failing)
+    _expect(error, grpc.StatusCode.UNAVAILABLE, "STORAGE_ERROR")
+    assert not network.gateway.blobs.exists(digest)
+    assert list(network.gateway.blobs.tmp.iterdir()) == []

@@ -1,8 +1,11 @@
-"""The blob store remembers a bounded number of hashed-file stamps."""
+"""The blob store: bounded hashed-file stamps, uploads refused and removed on a full disk."""
 
+import errno
 import os
 
-from gateway import blobs
+import pytest
+
+from gateway import blobs, errors, spool
 from gateway.blobs import BlobStore
 
 
@@ -23,3 +26,20 @@ def test_hashed_stamps_are_bounded_and_recognised(tmp_path, monkeypatch):
     files[4].write_bytes(b"changed")
     with files[4].open("rb") as handle:
         assert not store.unchanged_since_hashed(f"{4:064x}", handle)
+
+
+def test_discarding_an_upload_on_a_full_disk_still_removes_it(tmp_path, monkeypatch):
+    def full(self, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool.DirectFile, "_pwrite", full)
+    monkeypatch.setattr(blobs, "open_direct", lambda fd, expected: spool.DirectFile(fd))
+    store = BlobStore(tmp_path / "blobs")
+    store.recover(())
+    upload = blobs.Upload(store.tmp, spool.INLINE_UP_TO + 1)
+    with pytest.raises(errors.Unavailable) as refused:
+        upload.write(b"x" * spool.DIRECT_BUFFER)
+        upload.finish()
+    assert refused.value.reason == "STORAGE_FULL"
+    upload.discard()
+    assert list(store.tmp.iterdir()) == []

@@ -109,3 +109,10 @@ def test_fts_query_quotes_every_word_as_a_prefix() -> None:
                                               ("441000", "4410"), ("440305", "440305")])
 def test_region_prefix(code: str, prefix: str) -> None:
     assert catalog._region_prefix(code) == prefix
+
+
+def test_fts_query_makes_a_run_of_chinese_characters_a_phrase_of_single_characters() -> None:
+    assert catalog.fts_query("医院") == '"医  院"*'
+    assert catalog.fts_query("医") == '"医"*'
+    assert catalog.fts_query("2023年 beds") == '"2023 年"* AND "beds"*'
+    assert catalog.fts_query('医院" OR "x') == '"医  院"* AND "OR"* AND "x"*'
