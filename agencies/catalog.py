@@ -64,7 +64,8 @@ def verify_signed_manifest(
     2. the certificate chains to the national CA (when `ca_certificate_pem` is given);
     3. it carries one Ed25519 signature by the certificate's key, which verifies over the exact
        payload bytes;
-    4. the manifest names a dataset of the certificate's agency.
+    4. the certificate is an agency's (not a gateway's or staff member's), and the manifest
+       names a dataset of that agency.
     """
     if envelope.payload_type != statements.MANIFEST:
         raise errors.VerificationError(f"not a manifest: payload type {envelope.payload_type!r}")
@@ -83,10 +84,17 @@ def verify_signed_manifest(
         raise errors.VerificationError(
             "the manifest signature does not verify with the publisher's certificate") from None
     manifest = catalog_pb2.Manifest.FromString(envelope.payload)
-    agency = identity_from_certificate(certificate).id
-    if not manifest.dataset.startswith(f"agencies/{agency}/datasets/"):
+    try:
+        signer = identity_from_certificate(certificate)
+    except ValueError as exc:
+        raise errors.VerificationError(f"the signing certificate names no signer: {exc}") \
+            from None
+    if signer.kind != "agency":
         raise errors.VerificationError(
-            f"the manifest names {manifest.dataset}, not a dataset of agency {agency}")
+            f"the manifest is signed by {signer.uri}, not by an agency: only agencies publish")
+    if not manifest.dataset.startswith(f"agencies/{signer.id}/datasets/"):
+        raise errors.VerificationError(
+            f"the manifest names {manifest.dataset}, not a dataset of agency {signer.id}")
     return manifest
 
 

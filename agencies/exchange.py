@@ -20,9 +20,11 @@ data only after end-to-end verification, and raises VerificationError otherwise:
 4. the receipt names this exchange, this agency, the owner, the version, the content hash and
    size, and the grant.
 
-Content goes to `to + ".part"` (with the exchange name in `to + ".part.exchange"`) and is
-renamed to `to` once verified. A fetch that broke off keeps both files; calling `fetch` again
-resumes the same exchange from the bytes already written (re-hashing them first).
+Content goes to `to + ".part"` (with the exchange and dataset names in `to + ".part.exchange"`)
+and is renamed to `to` once verified. A fetch that broke off keeps both files; calling `fetch`
+again for the same dataset resumes the same exchange from the bytes already written
+(re-hashing them first). Leftovers the gateway will not resume (another dataset, an unknown or
+completed exchange, more bytes than the content) are dropped and the fetch starts anew.
 """
 
 from __future__ import annotations
@@ -210,11 +212,11 @@ class ExchangeMixin:
     def fetch(self, dataset: str, to: str | os.PathLike, *,
               progress: Progress | None = None) -> Fetched:
         """Fetch a dataset (latest version) or a version into file `to`, verified end to end;
-        resumes a fetch of the same target that broke off."""
+        resumes a fetch of the same dataset to the same target that broke off."""
         target = Path(to)
         part = target.with_name(target.name + ".part")
         marker = target.with_name(target.name + ".part.exchange")
-        exchange = marker.read_text().strip() if marker.exists() and part.exists() else ""
+        exchange = _resumable(part, marker, dataset)
         offset = part.stat().st_size if exchange else 0
         request = exchange_pb2.FetchDatasetRequest(dataset=dataset, offset=offset,
                                                    exchange=exchange)
@@ -222,16 +224,17 @@ class ExchangeMixin:
         try:
             fetched = self._receive(responses, dataset, part, marker, offset, progress)
         except (errors.VerificationError, errors.DataLoss):
-            part.unlink(missing_ok=True)
-            marker.unlink(missing_ok=True)
+            responses.cancel()
+            _discard(part, marker)
             raise
-        except errors.FailedPrecondition as exc:
-            if not exchange or exc.reason != "EXCHANGE_COMPLETED":
+        except errors.GovshareError as exc:
+            responses.cancel()
+            if not exchange or not _not_resumable(exc):
                 raise
-            # It completed but its receipt never arrived (the gateway or this process stopped
-            # in between): the bytes kept are unverifiable without it, so fetch anew.
-            part.unlink(missing_ok=True)
-            marker.unlink(missing_ok=True)
+            # The bytes kept cannot be resumed (the exchange completed without its receipt
+            # arriving, is unknown, delivers something else, or is shorter than them): fetch
+            # anew, once (the retry resumes nothing).
+            _discard(part, marker)
             return self.fetch(dataset, to, progress=progress)
         except BaseException:
             responses.cancel()
@@ -251,7 +254,7 @@ class ExchangeMixin:
         start = first.start
         manifest = self._verified_manifest(start, dataset)
         gateway_key = self._gateway_key(responses.initial_metadata())
-        marker.write_text(start.exchange + "\n")
+        marker.write_text(f"{start.exchange}\n{dataset}\n")
         hasher = _resume(part, offset)  # truncates what follows the offset first
         expected = manifest.content_size - hasher.size
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
@@ -332,6 +335,32 @@ class ExchangeMixin:
                 yield response.event
         finally:
             responses.cancel()
+
+
+def _resumable(part: Path, marker: Path, dataset: str) -> str:
+    """The exchange a broken-off fetch of `dataset` left in `part`, or "" (a fetch of another
+    dataset to the same target, or none, is not resumed: its leftovers are dropped)."""
+    if not (marker.exists() and part.exists()):
+        return ""
+    exchange, _, marked = marker.read_text().strip().partition("\n")
+    if marked.strip() == dataset:
+        return exchange.strip()
+    _discard(part, marker)
+    return ""
+
+
+def _discard(part: Path, marker: Path) -> None:
+    part.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
+
+
+_NOT_RESUMABLE = {"EXCHANGE_COMPLETED", "OFFSET_OUT_OF_RANGE", "NOT_A_PARTY"}
+
+
+def _not_resumable(exc: errors.GovshareError) -> bool:
+    """Whether the gateway refused to resume the exchange named (rather than the fetch)."""
+    return (exc.reason in _NOT_RESUMABLE or exc.code == grpc.StatusCode.OUT_OF_RANGE
+            or isinstance(exc, (errors.InvalidArgument, errors.NotFound)))
 
 
 def _resume(part: Path, offset: int) -> signing.StreamHasher:

@@ -2,8 +2,12 @@
 
 Events are rows of the `events` table written in the same change as what they report. A
 watcher polls the table (every POLL_SECONDS while nothing is new) and ends when the client
-cancels or the server shuts down. The cursor is the event's position as decimal text: it
-grants nothing (every read is filtered by the caller), and it stays valid across restarts.
+cancels, the server shuts down, or the agency is suspended (checked at every poll, with the
+status a suspended agency gets at the start of a call). Followed datasets must be visible to
+the caller when the watch opens, and their events keep coming only while they stay visible
+(the catalog's rule, applied at every poll). The cursor is the event's position as decimal
+text: it grants nothing (every read is filtered by the caller), and it stays valid across
+restarts.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.2
 BATCH = 100
 MAX_FOLLOW = 100
+MAX_CURSOR_DIGITS = 19
+"""A position is a SQLite integer (below 2**63), so a longer cursor is none of ours; the bound
+comes before int(), which refuses texts of over 4300 digits."""
 
 
 def watch(
@@ -37,7 +44,9 @@ def watch(
     if not call.context.add_callback(ended.set):
         return  # the call ended already: nothing would ever set `ended`
     while True:
-        found = sql.events_for(reader, agency, follow, after=after, limit=BATCH)
+        gateway.registered_agency(call.caller)  # a suspended agency's watch ends at once
+        found = sql.events_for(reader, agency, follow, after=after, limit=BATCH,
+                               now=times.to_text(gateway.now()))
         for row in found:
             yield exchange_pb2.WatchEventsResponse(event=event_proto(row))
             after = row["seq"]
@@ -59,10 +68,11 @@ def _position(reader: Any, cursor: str) -> int:
     last = sql.last_seq(reader)
     if not cursor:
         return last
-    if not cursor.isascii() or not cursor.isdigit() or int(cursor) > last:
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= MAX_CURSOR_DIGITS
+            and int(cursor) <= last):
         raise errors.InvalidArgument(
             "cursor is not one this gateway gave out: pass the cursor of the last event"
-            " received, or none to watch from now on",
+            f" received (at most {MAX_CURSOR_DIGITS} digits), or none to watch from now on",
             reason="INVALID_CURSOR", field="cursor")
     return int(cursor)
 

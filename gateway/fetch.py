@@ -4,14 +4,21 @@ The stream is a FetchStart (exchange, version, the publisher's signed manifest, 
 the content from `offset` in config.limits.max_chunk_bytes chunks, then the gateway's signed
 Receipt. The exchange row and its audit events follow the stream: STARTED with
 "exchange.fetch.start", COMPLETED with "exchange.fetch.complete" (the receipt names that
-event's leaf), BROKEN with "exchange.fetch.break" when the client goes away, the grant is
-revoked or expires mid-stream, or the stored content no longer matches its hash.
+event's leaf), BROKEN with "exchange.fetch.break" when the stream ends any other way: the client
+goes away, the grant is revoked or expires or the requester is suspended mid-stream, the stored
+content no longer matches its hash, or the gateway fails. Only a STARTED exchange completes or
+breaks, so a COMPLETED one never goes back; one exchange is streamed by one call at a time.
 
-Costs per fetch: the blob is read once, one copy per chunk; the grant row is re-read at most
-every GRANT_CHECK_SECONDS. The gateway hashes what it streams whenever the blob file may have
-changed since it was last hashed (always after a restart; never right after its own publish),
-so altered content is refused with DATA_LOSS instead of a receipt, without paying a second
-SHA-256 pass, beside the SDK's, on every fetch.
+What is delivered is the publisher's signed content, whole: the gateway never cuts it (that
+would break end-to-end verification). So a grant naming fields delivers a version only when
+the version's schema holds no other field, and nothing is delivered from a dataset whose
+owner now marks it NOT_SHARED.
+
+Costs per fetch: the blob is read once, one copy per chunk; the grant row (and the requester's
+cached directory row) is re-read at most every GRANT_CHECK_SECONDS. The gateway hashes what it
+streams whenever the blob file may have changed since it was last hashed (always after a
+restart; never right after its own publish), so altered content is refused with DATA_LOSS
+instead of a receipt, without paying a second SHA-256 pass, beside the SDK's, on every fetch.
 
 The gateway's CA-issued signing certificate travels in the stream's initial metadata
 (statements.GATEWAY_CERTIFICATE_KEY), so the SDK can check the receipt against the national CA.
@@ -19,10 +26,13 @@ The gateway's CA-issued signing certificate travels in the stream's initial meta
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -35,7 +45,7 @@ from gateway.rpc import Call
 from gateway.signing import StreamHasher
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
-from gateway.v1 import envelope_pb2, exchange_pb2
+from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -44,7 +54,11 @@ VERSION_NAME = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)/versions/([1-9][0-9
 EXCHANGE_NAME = re.compile(r"^agencies/([^/]+)/exchanges/([0-9a-f]{32})$")
 
 GRANT_CHECK_SECONDS = 0.1
-"""How often a running fetch re-reads its grant: a revocation stops it within this time."""
+"""How often a running fetch re-reads its grant and its requester's directory state: a
+revocation or suspension stops it within this time."""
+
+CLAIM_WAIT_SECONDS = 1.0
+"""How long a resume waits for the stream it follows to notice its client has gone."""
 
 
 @dataclass
@@ -63,35 +77,59 @@ class Plan:
                 self.version["dataset"], self.version["name"], self.grant["name"])
 
 
+class Streaming:
+    """The exchanges being streamed in this process: a second stream of one exchange would
+    write its bytes and states over the first's."""
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+        self._released = threading.Condition()
+
+    @contextmanager
+    def claim(self, name: str) -> Iterator[None]:
+        """Hold `name` while streaming it; FAILED_PRECONDITION if another call still does after
+        CLAIM_WAIT_SECONDS (so a client that cancelled and resumes at once is not refused)."""
+        with self._released:
+            if not self._released.wait_for(lambda: name not in self._names, CLAIM_WAIT_SECONDS):
+                raise errors.FailedPrecondition(
+                    f"{name} is being streamed by another call right now: wait for that fetch"
+                    " to end, or cancel it, then resume",
+                    reason="EXCHANGE_IN_PROGRESS", exchange=name)
+            self._names.add(name)
+        try:
+            yield
+        finally:
+            with self._released:
+                self._names.discard(name)
+                self._released.notify_all()
+
+
+STREAMING = Streaming()
+"""Process-wide: exchange names are random 128-bit ids, unique across gateways."""
+
+
 def serve(
     gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str,
 ) -> Iterator[exchange_pb2.FetchDatasetResponse]:
     """The FetchDataset stream (see the module docstring)."""
     plan = _plan(gateway, call, dataset, offset, exchange)
-    blob = _open_blob(gateway, plan.version)
-    with blob:
-        _start(gateway, call, plan)
-        call.context.send_initial_metadata(
-            ((statements.GATEWAY_CERTIFICATE_KEY, gateway.signing_certificate_pem.encode()),))
-        try:
-            yield _first_message(plan)
-            digest = plan.version["content_sha256"]
-            hasher = None if gateway.blobs.unchanged_since_hashed(digest, blob) else StreamHasher()
-            yield from _chunks(gateway, call, plan, blob, hasher)
-            if hasher is not None:
-                if hasher.hexdigest() != digest:
-                    _break(gateway, call, plan, errors.DataLoss(
-                        f"the stored content of {plan.version['name']} no longer matches its"
-                        " SHA-256; the operator must restore it from a backup",
-                        version=plan.version["name"]))
-                gateway.blobs.hashed(digest, os.fstat(blob.fileno()))
-            receipt = _complete(gateway, call, plan)
-        except GeneratorExit:
-            _record_break(gateway, call, plan, "CANCELLED: the client ended the stream")
-            raise
-        # Outside the try: a client that closes the stream once it has the receipt must not
-        # turn the COMPLETED exchange into a BROKEN one.
-        yield exchange_pb2.FetchDatasetResponse(receipt=receipt)
+    with STREAMING.claim(plan.name):
+        blob, opened = _open_blob(gateway, plan.version)
+        with blob:
+            _start(gateway, call, plan)
+            try:
+                call.context.send_initial_metadata(
+                    ((statements.GATEWAY_CERTIFICATE_KEY,
+                      gateway.signing_certificate_pem.encode()),))
+                yield _first_message(plan)
+                yield from _content(gateway, call, plan, blob, opened)
+                receipt = _complete(gateway, call, plan)
+            except BaseException as exc:  # the client left, a refusal, or a failure
+                _record_break(gateway, call, plan, exc)
+                raise
+    # Outside the try: a client that closes the stream once it has the receipt must not
+    # turn the COMPLETED exchange into a BROKEN one.
+    yield exchange_pb2.FetchDatasetResponse(receipt=receipt)
 
 
 def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str) -> Plan:
@@ -115,6 +153,9 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
     if version is None:
         raise errors.NotFound(f"{version_name or dataset_name} has no such version",
                               reason="VERSION_NOT_FOUND", dataset=dataset)
+    manifest = _manifest(version["signed_manifest"])
+    _check_shared(gateway, version["name"], manifest)
+    _check_fields(grant, version["name"], manifest)
     if not 0 <= offset <= version["content_size"]:
         raise errors.InvalidArgument(
             f"offset must be between 0 and the content size {version['content_size']}",
@@ -150,23 +191,73 @@ def _resumable(reader: Any, requester: str, name: str) -> dict[str, Any]:
     if row is None:
         raise errors.NotFound(f"exchange {name} does not exist", exchange=name)
     if row["state"] == "COMPLETED":
-        raise errors.FailedPrecondition(f"{name} completed already: start a new fetch",
-                                        reason="EXCHANGE_COMPLETED", exchange=name)
+        raise _completed(name)
     return row
 
 
-def _open_blob(gateway: Gateway, version: dict[str, Any]) -> IO[bytes]:
-    """The stored content, refused at once when it is missing or its size changed."""
+def _completed(name: str) -> errors.FailedPrecondition:
+    return errors.FailedPrecondition(f"{name} completed already: start a new fetch",
+                                     reason="EXCHANGE_COMPLETED", exchange=name)
+
+
+def _check_shared(gateway: Gateway, version: str, manifest: catalog_pb2.Manifest) -> None:
+    """Refuse a NOT_SHARED version, and every version once the owner's latest one is
+    NOT_SHARED: the owner's current decision governs the grants it gave earlier."""
+    if manifest.sharing_type == catalog_pb2.SHARING_TYPE_NOT_SHARED:
+        which = version
+    elif _manifest(gateway.datasets.dataset(manifest.dataset)["signed_manifest"]).sharing_type \
+            == catalog_pb2.SHARING_TYPE_NOT_SHARED:
+        which = f"the latest version of {manifest.dataset}"
+    else:
+        return
+    raise errors.FailedPrecondition(
+        f"{which} is NOT_SHARED: its owner does not share {manifest.dataset} now, so no grant"
+        " delivers it; ask the owner", reason="DATASET_NOT_SHARED", dataset=manifest.dataset)
+
+
+def _manifest(signed: bytes) -> catalog_pb2.Manifest:
+    """The manifest inside a stored signed manifest (its signature was checked at publish)."""
+    return catalog_pb2.Manifest.FromString(envelope_pb2.Envelope.FromString(signed).payload)
+
+
+def _check_fields(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manifest) -> None:
+    """A grant naming fields delivers only versions whose schema holds no other field (the
+    signed content is delivered whole, never cut)."""
+    granted = json.loads(grant["fields"])
+    if not granted:
+        return
+    schema = [field.name for field in manifest.schema]
+    extra = [name for name in schema if name not in granted]
+    if schema and not extra:
+        return
+    holds = f"also holds {', '.join(extra)}" if schema else \
+        "declares no schema, so nothing shows it holds only those fields"
+    raise errors.FailedPrecondition(
+        f"{grant['name']} covers only the fields {', '.join(granted)}, but {version} {holds}:"
+        " the gateway delivers a dataset's signed content whole. Ask the owner to publish a"
+        " dataset holding only the granted fields, or to grant the whole dataset",
+        reason="GRANT_FIELDS_NARROWER", grant=grant["name"], fields=",".join(extra))
+
+
+def _open_blob(gateway: Gateway, version: dict[str, Any]) -> tuple[IO[bytes], os.stat_result]:
+    """The stored content and its file status at open, refused at once when it is missing or
+    its size changed."""
     try:
         blob = gateway.blobs.open(version["content_sha256"])
     except FileNotFoundError:
         raise errors.DataLoss(f"the stored content of {version['name']} is missing",
                               reason="CONTENT_MISSING", version=version["name"]) from None
-    if os.fstat(blob.fileno()).st_size != version["content_size"]:
+    opened = os.fstat(blob.fileno())
+    if opened.st_size != version["content_size"]:
         blob.close()
-        raise errors.DataLoss(f"the stored content of {version['name']} no longer matches its"
-                              " size", version=version["name"])
-    return blob
+        raise _altered(version)
+    return blob, opened
+
+
+def _altered(version: dict[str, Any]) -> errors.DataLoss:
+    return errors.DataLoss(f"the stored content of {version['name']} no longer matches its"
+                           " SHA-256 or size; the operator must restore it from a backup",
+                           version=version["name"])
 
 
 def _start(gateway: Gateway, call: Call, plan: Plan) -> None:
@@ -176,7 +267,8 @@ def _start(gateway: Gateway, call: Call, plan: Plan) -> None:
             raise errors.PermissionDenied(f"{plan.grant['name']} is no longer active",
                                           reason="NO_ACTIVE_GRANT", grant=plan.grant["name"])
         if plan.resumed:
-            sql.set_exchange_state(tx.conn, plan.name, "STARTED")
+            if not sql.restart_exchange(tx.conn, plan.name, plan.grant["name"]):
+                raise _completed(plan.name)
         else:
             sql.insert_exchange(tx.conn, {
                 "name": plan.name, "requester": plan.requester, "owner": plan.grant["owner"],
@@ -198,22 +290,39 @@ def _first_message(plan: Plan) -> exchange_pb2.FetchDatasetResponse:
     ))
 
 
+def _content(
+    gateway: Gateway, call: Call, plan: Plan, blob: IO[bytes], opened: os.stat_result
+) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+    """The content chunks, hashed unless the blob is untouched since it was last hashed;
+    DATA_LOSS when what was read does not match the version."""
+    digest = plan.version["content_sha256"]
+    hasher = None if gateway.blobs.unchanged_since_hashed(digest, blob) else StreamHasher()
+    yield from _chunks(gateway, call, plan, blob, hasher)
+    if blob.tell() != plan.version["content_size"] or (
+            hasher is not None and hasher.hexdigest() != digest):
+        raise _altered(plan.version)
+    if hasher is not None:
+        # The status at open, not now: a write during the stream moved the file's ctime past
+        # it, so the next fetch hashes again instead of trusting bytes this one never read.
+        gateway.blobs.hashed(digest, opened)
+
+
 def _chunks(
     gateway: Gateway, call: Call, plan: Plan, blob: IO[bytes], hasher: StreamHasher | None
 ) -> Iterator[exchange_pb2.FetchDatasetResponse]:
-    """The content from plan.offset (hashed from byte 0 when `hasher` is given), stopping when
-    the grant ends."""
+    """The content from plan.offset to the version's size (hashed from byte 0 when `hasher`
+    is given), stopping when the fetch may no longer go on."""
     size = gateway.config.limits.max_chunk_bytes
+    end = plan.version["content_size"]
     if hasher is None:
         blob.seek(plan.offset)
-    remaining = plan.offset if hasher is not None else 0
-    while remaining:
-        block = blob.read(min(size, remaining))
-        hasher.update(block)
-        remaining -= len(block)
+    else:
+        while (remaining := plan.offset - blob.tell()) > 0 and (
+                block := blob.read(min(size, remaining))):
+            hasher.update(block)
     next_check = time.monotonic() + GRANT_CHECK_SECONDS
     dropped = 0
-    while chunk := blob.read(size):
+    while (remaining := end - blob.tell()) > 0 and (chunk := blob.read(min(size, remaining))):
         if hasher is not None:
             hasher.update(chunk)
         yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
@@ -221,37 +330,39 @@ def _chunks(
             spool.drop_cached(blob, position)  # large content streams through recycled pages
             dropped = position
         if time.monotonic() >= next_check:
-            _check_grant(gateway, call, plan)
+            _check_allowed(gateway, call, plan)
             next_check = time.monotonic() + GRANT_CHECK_SECONDS
-    _check_grant(gateway, call, plan)
+    _check_allowed(gateway, call, plan)
 
 
-def _check_grant(gateway: Gateway, call: Call, plan: Plan) -> None:
-    """Break the exchange off when its grant was revoked or has expired."""
+def _check_allowed(gateway: Gateway, call: Call, plan: Plan) -> None:
+    """Stop the exchange when its requester was suspended or its grant revoked or expired."""
+    gateway.registered_agency(call.caller)  # PERMISSION_DENIED, as at the start of a call
     state = sql.grant_usable(gateway.db.reader(), plan.grant["name"],
                              times.to_text(gateway.now()))
     if state != "ACTIVE":
-        _break(gateway, call, plan, errors.PermissionDenied(
-            f"{plan.grant['name']} is {state}: the fetch was stopped",
-            reason=f"GRANT_{state}", grant=plan.grant["name"]))
+        raise errors.PermissionDenied(f"{plan.grant['name']} is {state}: the fetch was stopped",
+                                      reason=f"GRANT_{state}", grant=plan.grant["name"])
 
 
-def _break(gateway: Gateway, call: Call, plan: Plan, error: errors.GatewayError) -> None:
-    """Record the exchange as BROKEN with its refusal event, then raise `error`."""
-    _record_break(gateway, call, plan, f"{error.reason}: {error.message}", refused=True)
-    error.audited = True
-    raise error
+def _record_break(gateway: Gateway, call: Call, plan: Plan, exc: BaseException) -> None:
+    """Mark the exchange BROKEN with its audit event: the refusal itself when `exc` is one
+    (so it is not audited twice). Nothing is written when the exchange is no longer STARTED."""
+    if isinstance(exc, errors.GatewayError):
+        reason, outcome = f"{exc.reason}: {exc.message}", record.REFUSED
+    elif isinstance(exc, GeneratorExit):
+        reason, outcome = "CANCELLED: the client ended the stream", record.ALLOWED
+    else:  # the wrapper logs it and answers INTERNAL
+        reason, outcome = f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
 
+    def change(tx: Tx) -> tuple[bool, list]:
+        if not sql.end_exchange(tx.conn, plan.name, "BROKEN"):
+            return False, []
+        return True, [call.event("exchange.fetch.break", resources=plan.resources(),
+                                 reason=reason, outcome=outcome)]
 
-def _record_break(gateway: Gateway, call: Call, plan: Plan, reason: str, *,
-                  refused: bool = False) -> None:
-    def change(tx: Tx) -> tuple[None, list]:
-        sql.set_exchange_state(tx.conn, plan.name, "BROKEN")
-        event = call.event("exchange.fetch.break", resources=plan.resources(), reason=reason,
-                           outcome="REFUSED" if refused else "ALLOWED")
-        return None, [event]
-
-    gateway.log.commit(change)
+    if gateway.log.commit(change).value and isinstance(exc, errors.GatewayError):
+        exc.audited = True
 
 
 def break_interrupted(gateway: Gateway) -> None:
@@ -285,8 +396,11 @@ def _complete(gateway: Gateway, call: Call, plan: Plan) -> envelope_pb2.Envelope
             complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
             audit_log_origin=gateway.config.audit.origin,
         ))
-        sql.set_exchange_state(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
-                               receipt=receipt.SerializeToString())
+        if not sql.end_exchange(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
+                                receipt=receipt.SerializeToString()):
+            raise errors.FailedPrecondition(
+                f"{plan.name} ended while it was streamed: resume it",
+                reason="EXCHANGE_NOT_STARTED", exchange=plan.name)
         event = call.event("exchange.fetch.complete", resources=plan.resources(),
                            envelope_ids=(statements.envelope_id(receipt),))
         return receipt, [event]

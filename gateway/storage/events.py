@@ -33,13 +33,21 @@ def last_seq(conn: sqlite3.Connection) -> int:
 
 def events_for(
     conn: sqlite3.Connection, agency: str, follow: Sequence[str], *, after: int, limit: int,
+    now: str,
 ) -> list[dict[str, Any]]:
     """Events after position `after` that concern agency id `agency`, oldest first.
 
     A dataset event counts for a grantee when it happened while the grant was in force, so a
-    later revocation or expiry does not open gaps in what a reconnecting watcher receives."""
+    later revocation or expiry does not open gaps in what a reconnecting watcher receives. A
+    followed dataset's events count while the dataset is visible to the agency at `now` (the
+    catalog's rule: not CONFIDENTIAL, or an ACTIVE grant unexpired at `now`; its own datasets
+    count anyway), so a follower that lost its grant stops receiving them."""
     marks = ", ".join("?" for _ in follow)
-    followed = f" OR e.dataset IN ({marks})" if follow else ""
+    followed = (f" OR (e.dataset IN ({marks}) AND EXISTS (SELECT 1 FROM datasets d"
+                " WHERE d.name = e.dataset AND (d.classification != 'CONFIDENTIAL'"
+                " OR EXISTS (SELECT 1 FROM grants v WHERE v.grantee = ? AND v.dataset = d.name"
+                " AND v.state = 'ACTIVE' AND v.expire_time > ?))))") if follow else ""
+    visibility = (agency, now) if follow else ()
     return rows(conn.execute(
         "SELECT e.* FROM events e WHERE e.seq > ? AND (e.recipient = ? OR (e.recipient IS NULL"
         " AND (e.dataset LIKE ? ESCAPE '\\'" + followed +
@@ -47,7 +55,7 @@ def events_for(
         " AND g.create_time <= e.create_time AND g.expire_time > e.create_time"
         " AND (g.revoke_time IS NULL OR g.revoke_time > e.create_time)))))"
         " ORDER BY e.seq LIMIT ?",
-        (after, agency, _owned_prefix(agency), *follow, agency, limit),
+        (after, agency, _owned_prefix(agency), *follow, *visibility, agency, limit),
     ))
 
 

@@ -159,3 +159,26 @@ def set_exchange_state(
         "UPDATE exchanges SET state = ?, complete_time = ?, receipt = ? WHERE name = ?",
         (state, when, receipt, name),
     )
+
+
+def restart_exchange(conn: sqlite3.Connection, name: str, grant_name: str) -> bool:
+    """Mark a resumed exchange STARTED again under `grant_name` (the grant the requester holds
+    now); False, changing nothing, when it has COMPLETED (a completed exchange never reopens)."""
+    return conn.execute(
+        "UPDATE exchanges SET state = 'STARTED', grant_name = ?, complete_time = NULL,"
+        " receipt = NULL WHERE name = ? AND state != 'COMPLETED'",
+        (grant_name, name),
+    ).rowcount == 1
+
+
+def end_exchange(
+    conn: sqlite3.Connection, name: str, state: str, *, when: str | None = None,
+    receipt: bytes | None = None,
+) -> bool:
+    """Move a STARTED exchange to `state` (COMPLETED or BROKEN); False, changing nothing, when
+    it is not STARTED (it ended already)."""
+    return conn.execute(
+        "UPDATE exchanges SET state = ?, complete_time = ?, receipt = ?"
+        " WHERE name = ? AND state = 'STARTED'",
+        (state, when, receipt, name),
+    ).rowcount == 1

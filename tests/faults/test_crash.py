@@ -88,7 +88,8 @@ def test_fetch_whose_receipt_was_lost_starts_anew(tmp_path: Path) -> None:
             target = tmp_path / "survey.csv"
             first = client.fetch(dataset, to=target)
             target.with_name("survey.csv.part").write_bytes(b"region")
-            target.with_name("survey.csv.part.exchange").write_text(first.receipt.exchange)
+            target.with_name("survey.csv.part.exchange").write_text(
+                f"{first.receipt.exchange}\n{dataset}\n")
             again = client.fetch(dataset, to=target)
         assert again.receipt.exchange != first.receipt.exchange
         assert target.read_bytes() == b"region,count\n1,2\n"

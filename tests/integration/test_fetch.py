@@ -1,4 +1,5 @@
-"""FetchDataset end to end: verification, tampering, resume, revocation mid-stream."""
+"""FetchDataset end to end: verification, resume, what stops a fetch (revocation, suspension,
+sharing terms, grant fields, a second stream, failures), and what the SDK does with leftovers."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ import hashlib
 import os
 import sqlite3
 
+import grpc
 import pytest
 
 from agencies import errors
 from gateway import spool
-from tests.integration.exchange_support import ask, publish, wait_for
+from gateway.v1 import exchange_pb2 as pb
+from tests.integration.exchange_support import (
+    ask,
+    assert_only_refusal,
+    counts,
+    publish,
+    wait_for,
+)
 
 MiB = 1024 * 1024
 BIG = os.urandom(24 * MiB)
@@ -199,3 +208,174 @@ def test_fetches_a_stop_interrupted_are_broken_at_start_up(network_factory, tmp_
         assert b'"urn:govshare:gateway:gateway"' in last
     finally:
         server.gateway.close()
+
+
+def raw_fetch(client, **fields) -> errors.GovshareError:
+    """The error a FetchDataset call without the SDK ends with."""
+    try:
+        for _ in client.exchange.FetchDataset(pb.FetchDatasetRequest(**fields)):
+            pass
+    except grpc.RpcError as exc:
+        return errors.from_rpc_error(exc)
+    raise AssertionError("the fetch did not fail")
+
+
+def exchange_row(network, name: str) -> dict:
+    conn = network.gateway.db.reader()
+    row = conn.execute("SELECT state, grant_name, receipt FROM exchanges WHERE name = ?",
+                       (name,)).fetchone()
+    return dict(zip(("state", "grant_name", "receipt"), row, strict=True))
+
+
+def break_off(network, client, dataset: str, target) -> str:
+    """Start a fetch of `dataset` to `target` and break it off after the first chunk; returns
+    the exchange name (BROKEN by the time this returns)."""
+    def stop(done: int, total: int) -> None:
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        client.fetch(dataset, target, progress=stop)
+    name = target.with_name(target.name + ".part.exchange").read_text().split()[0]
+    wait_for(lambda: exchange_row(network, name)["state"] == "BROKEN")
+    return name
+
+
+def test_a_second_stream_of_a_running_exchange_is_refused(network, granted, tmp_path):
+    _, market, dataset, _ = granted
+    target = tmp_path / "big.bin"
+    seen = {}
+
+    def second_stream(done: int, total: int) -> None:
+        if seen:
+            return
+        seen["name"] = target.with_name("big.bin.part.exchange").read_text().split()[0]
+        seen["before"] = counts(network)
+        seen["error"] = raw_fetch(market, dataset=dataset, exchange=seen["name"], offset=0)
+        seen["after"] = counts(network)
+
+    fetched = market.fetch(dataset, target, progress=second_stream)
+
+    assert seen["error"].code == grpc.StatusCode.FAILED_PRECONDITION
+    assert seen["error"].reason == "EXCHANGE_IN_PROGRESS"
+    assert "wait" in seen["error"].message and "cancel" in seen["error"].message
+    assert seen["after"]["audit_leaves"] == seen["before"]["audit_leaves"] + 1
+    assert {k: v for k, v in seen["after"].items() if k != "audit_leaves"} == \
+        {k: v for k, v in seen["before"].items() if k != "audit_leaves"}
+    refusal = [r for r in fetch_events(network) if "EXCHANGE_IN_PROGRESS" in r[2]]
+    assert len(refusal) == 1 and refusal[0][:2] == ("exchange.fetch", "REFUSED")
+    # The running stream went on undisturbed and completed, its receipt kept.
+    assert target.read_bytes() == BIG and fetched.receipt.exchange == seen["name"]
+    row = exchange_row(network, seen["name"])
+    assert row["state"] == "COMPLETED" and row["receipt"]
+
+
+def test_an_exchange_left_started_without_a_stream_resumes(network, granted, tmp_path):
+    """A STARTED exchange nobody streams (its stream's ending was never recorded) resumes."""
+    _, market, dataset, _ = granted
+    name = break_off(network, market, dataset, tmp_path / "big.bin")
+
+    def left_started(tx):
+        tx.conn.execute("UPDATE exchanges SET state = 'STARTED' WHERE name = ?", (name,))
+        return None, []
+
+    network.gateway.log.commit(left_started)
+    fetched = market.fetch(dataset, tmp_path / "big.bin")
+    assert fetched.receipt.exchange == name and exchange_row(network, name)["state"] == "COMPLETED"
+
+
+def test_a_resumed_exchange_runs_under_the_grant_held_now(network, granted, tmp_path):
+    health, market, dataset, grant = granted
+    name = break_off(network, market, dataset, tmp_path / "big.bin")
+    health.revoke(grant.name, "renewed below")
+    renewed = ask(market, dataset).grant
+
+    fetched = market.fetch(dataset, tmp_path / "big.bin")
+
+    assert fetched.receipt.exchange == name and fetched.receipt.grant == renewed.name
+    assert exchange_row(network, name)["grant_name"] == renewed.name
+
+
+def test_a_grant_naming_fewer_fields_than_the_version_delivers_nothing(network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "visits", BIG, sharing_type="CONDITIONAL")
+    whole = health.approve(ask(market, dataset).access_request.name).grant
+    name = break_off(network, market, dataset, tmp_path / "visits.bin")
+    health.revoke(whole.name, "narrowed below")
+    request = ask(market, dataset, fields=["region", "beds"]).access_request
+    narrow = health.approve(request.name).grant
+    assert list(narrow.fields) == ["region", "beds"]
+
+    for target in ("visits.bin", "fresh.bin"):  # resuming the exchange, and a new fetch
+        before = counts(network)
+        with pytest.raises(errors.FailedPrecondition) as refused:
+            market.fetch(dataset, tmp_path / target)
+        assert refused.value.reason == "GRANT_FIELDS_NARROWER"
+        assert "doctors" in refused.value.message and "publish" in refused.value.message
+        assert_only_refusal(network, before, "exchange.fetch", "GRANT_FIELDS_NARROWER")
+    assert exchange_row(network, name)["state"] == "BROKEN"
+
+    health.revoke(narrow.name, "widened below")
+    every = ask(market, dataset, fields=["region", "beds", "doctors"]).access_request
+    health.approve(every.name)
+    assert market.fetch(dataset, tmp_path / "visits.bin").receipt.exchange == name
+
+
+def test_nothing_is_delivered_once_the_owner_stops_sharing(network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "beds")
+    ask(market, dataset)
+    publish(health, "beds", b"region,beds\n1,9\n", sharing_type="NOT_SHARED")
+
+    for asked in (dataset, f"{dataset}/versions/2", f"{dataset}/versions/1"):
+        before = counts(network)
+        with pytest.raises(errors.FailedPrecondition) as refused:
+            market.fetch(asked, tmp_path / "beds.csv")
+        assert refused.value.reason == "DATASET_NOT_SHARED"
+        assert_only_refusal(network, before, "exchange.fetch", "DATASET_NOT_SHARED")
+
+
+def test_suspension_stops_a_running_fetch(network, granted, tmp_path):
+    _, market, dataset, _ = granted
+    admin = network.admin()
+    suspended = []
+
+    def suspend_once(done: int, total: int) -> None:
+        if not suspended:
+            suspended.append(admin.suspend_agency("sz-market", "certificate compromised"))
+
+    with pytest.raises(errors.PermissionDenied) as refused:
+        market.fetch(dataset, tmp_path / "big.bin", progress=suspend_once)
+
+    assert refused.value.reason == "AGENCY_SUSPENDED"
+    assert not (tmp_path / "big.bin").exists()
+    assert exchange_rows(network)[0][1] == "BROKEN"
+    action, outcome, record = fetch_events(network)[-1]
+    assert (action, outcome) == ("exchange.fetch.break", "REFUSED")
+    assert "AGENCY_SUSPENDED" in record
+
+
+def test_the_sdk_starts_afresh_when_its_leftovers_cannot_be_resumed(network, granted, tmp_path):
+    health, market, dataset, _ = granted
+    small = publish(health, "small", b"a,b\n1,2\n")
+    ask(market, small)
+    target = tmp_path / "out.bin"
+    part, marker = tmp_path / "out.bin.part", tmp_path / "out.bin.part.exchange"
+    first = break_off(network, market, dataset, target)
+
+    # Another dataset to the same file: the leftovers are dropped without asking the gateway.
+    before = counts(network)
+    assert market.fetch(small, target).manifest.dataset == small
+    assert target.read_bytes() == b"a,b\n1,2\n" and not part.exists() and not marker.exists()
+    assert counts(network)["audit_leaves"] == before["audit_leaves"] + 2  # start, complete
+
+    # More bytes than the content (the gateway refuses the offset), then an unknown exchange:
+    # each time one refused resume, then a fresh exchange that completes.
+    unknown = f"agencies/sz-market/exchanges/{'0' * 32}"
+    for leftover in (lambda: part.write_bytes(BIG + b"more"),
+                     lambda: marker.write_text(f"{unknown}\n{dataset}\n")):
+        break_off(network, market, dataset, target)
+        leftover()
+        fetched = market.fetch(dataset, target)
+        assert target.read_bytes() == BIG and not part.exists() and not marker.exists()
+        assert fetched.receipt.exchange != first
+        assert fetch_events(network)[-3][:2] == ("exchange.fetch", "REFUSED")

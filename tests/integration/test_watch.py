@@ -76,13 +76,14 @@ def test_follow_a_dataset_without_a_grant(network):
     assert other not in {e.dataset for e in seen}
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "-1", "99999999"])
+@pytest.mark.parametrize("cursor", ["garbage", "-1", "99999999", "9" * 20, "1" * 5000])
 def test_garbage_cursor_is_refused(network, cursor):
     market = network.agency("sz-market")
     with pytest.raises(errors.InvalidArgument) as refused:
         next(market.watch(cursor=cursor))
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.reason == "INVALID_CURSOR"
+    assert refused.value.metadata["field"] == "cursor"
 
 
 def test_following_what_you_may_not_see_is_refused(network):
@@ -120,3 +121,51 @@ def test_a_watch_whose_call_already_ended_returns_at_once(network):
     watcher.start()
     watcher.join(timeout=10)
     assert not watcher.is_alive() and delivered == []
+
+
+def watching(network, client, follow=()):
+    """A watch of `client` open at the gateway (its first event, the client's publication of
+    a dataset of its own, has been read)."""
+    last = network.gateway.db.reader().execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    own = publish(client, "watch-opened")
+    stream = client.watch(cursor=str(last), follow=follow)
+    assert next(stream).dataset == own
+    return stream
+
+
+def test_a_followed_confidential_dataset_stops_reporting_once_it_is_hidden(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    cases = publish(health, "case-files", classification="CONFIDENTIAL",
+                    sharing_type="CONDITIONAL")
+    beds = publish(health, "beds")
+    grant = health.approve(ask(market, cases).access_request.name).grant
+    stream = watching(network, market, follow=[cases, beds])
+
+    health.revoke(grant.name, "misuse")
+    publish(health, "case-files", b"secret,v2\n", classification="CONFIDENTIAL",
+            sharing_type="CONDITIONAL")
+    publish(health, "beds", b"region,beds\n1,3\n")
+    seen = list(islice(stream, 2))
+    stream.close()
+
+    assert kinds(seen) == ["GRANT_REVOKED", "DATASET_VERSION_PUBLISHED"]
+    assert seen[1].resource == f"{beds}/versions/2"  # not case-files v2
+
+
+def test_a_suspended_agency_s_watch_ends(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    beds = publish(health, "beds")
+    ask(market, beds)
+    stream = watching(network, market)
+    leaves = network.gateway.log.checkpoint()["tree_size"]
+
+    network.admin().suspend_agency("sz-market", "certificate compromised")
+    publish(health, "beds", b"region,beds\n1,3\n")
+
+    with pytest.raises(errors.PermissionDenied) as refused:
+        next(stream)
+    assert refused.value.reason == "AGENCY_SUSPENDED"
+    conn = network.gateway.db.reader()
+    refusals = conn.execute("SELECT action FROM audit_leaves WHERE leaf_index >= ?"
+                            " AND outcome = 'REFUSED'", (leaves,)).fetchall()
+    assert refusals == [("exchange.watch",)]
