@@ -14,6 +14,10 @@ from typing import Any
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+FRAMING_BYTES = 64 * 1024
+"""Room a gRPC message needs around a content chunk (the other fields and protobuf framing)."""
+CLIENT_MESSAGE_BYTES = 4 * MiB
+"""The largest message gRPC clients receive unless told otherwise: fetch chunks must fit."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class TLSConfig:
     """The gateway's Ed25519 signing key."""
 
 
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """Where state lives."""
@@ -55,7 +62,8 @@ class StorageConfig:
     blobs: Path = Path("blobs")
     """The content-addressed store of dataset content."""
     synchronous: str = "FULL"
-    """SQLite synchronous mode: FULL makes every acknowledged commit survive power loss."""
+    """SQLite synchronous mode (OFF, NORMAL, FULL or EXTRA): FULL makes every acknowledged
+    commit survive power loss."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,10 @@ class LimitsConfig:
     """Largest gRPC message accepted (a chunk plus its framing)."""
     max_streams_per_agency: int = 8
     """Concurrent streaming calls (publish, fetch, watch) one agency may hold."""
+    max_streams: int = 0
+    """Concurrent streaming calls of all callers together; each holds a server thread for its
+    whole life, so this must stay below [server] max_workers. 0: three quarters of max_workers
+    (48 of the default 64), leaving the rest for unary calls."""
     requests_per_second: float = 200.0
     """Sustained request rate per caller (token bucket refill)."""
     burst: int = 400
@@ -116,6 +128,11 @@ class Config:
         """`value` resolved against base_dir."""
         return value if value.is_absolute() else (self.base_dir / value).resolve()
 
+    @property
+    def max_streams(self) -> int:
+        """The gateway-wide cap on concurrent streams ([limits] max_streams, or its default)."""
+        return self.limits.max_streams or max(1, self.server.max_workers * 3 // 4)
+
     def replace(self, **sections: dict[str, Any]) -> Config:
         """A copy with some fields of some sections replaced, as flags do."""
         changes = {
@@ -135,20 +152,79 @@ def load(path: Path) -> Config:
     unknown = set(raw) - set(sections)
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}")
-    values = {name: _section(sections[name].default_factory(), raw.get(name, {}), path)
+    values = {name: _section(name, sections[name].default_factory(), raw.get(name, {}), path)
               for name in sections}
-    return Config(**values, base_dir=path.resolve().parent)
+    config = Config(**values, base_dir=path.resolve().parent)
+    found = problems(config)
+    if found:
+        raise ValueError(f"{path}: " + "; ".join(found))
+    return config
 
 
-def _section(default: Any, raw: dict[str, Any], path: Path) -> Any:
+def _section(name: str, default: Any, raw: Any, path: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: [{name}] must be a table of keys")
     kinds = {f.name: f.type for f in dataclasses.fields(default)}
     unknown = set(raw) - set(kinds)
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)} in [{type(default).__name__}]")
-    converted = {
-        key: Path(value) if kinds[key] == "Path" else value for key, value in raw.items()
-    }
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)} in [{name}]")
+    converted = {key: _typed(f"[{name}] {key}", kinds[key], value, path)
+                 for key, value in raw.items()}
     return dataclasses.replace(default, **converted)
+
+
+_KINDS: dict[str, tuple[type, ...]] = {"str": (str,), "Path": (str,), "int": (int,),
+                                       "float": (int, float)}
+_KIND_NAMES = {"str": "a string", "Path": "a path string", "int": "an integer",
+               "float": "a number"}
+
+
+def _typed(key: str, kind: str, value: Any, path: Path) -> Any:
+    """`value` as the field's type; a value of another TOML type is an error naming the key."""
+    if isinstance(value, bool) or not isinstance(value, _KINDS[kind]):
+        raise ValueError(f"{path}: {key} must be {_KIND_NAMES[kind]} (without units), got"
+                         f" {value!r}")
+    if kind == "Path":
+        return Path(value)
+    return float(value) if kind == "float" else value
+
+
+def problems(config: Config) -> list[str]:
+    """What is out of range or inconsistent in `config`, each naming its key."""
+    found = [f"{key} must be positive, got {value!r}" for key, value in (
+        ("[server] max_workers", config.server.max_workers),
+        ("[limits] max_dataset_bytes", config.limits.max_dataset_bytes),
+        ("[limits] max_chunk_bytes", config.limits.max_chunk_bytes),
+        ("[limits] max_message_bytes", config.limits.max_message_bytes),
+        ("[limits] max_streams_per_agency", config.limits.max_streams_per_agency),
+        ("[limits] requests_per_second", config.limits.requests_per_second),
+        ("[limits] burst", config.limits.burst),
+        ("[exchange] clock_skew_seconds", config.exchange.clock_skew_seconds),
+        ("[exchange] max_grant_days", config.exchange.max_grant_days),
+        ("[exchange] decision_working_days", config.exchange.decision_working_days),
+    ) if value <= 0]
+    if config.server.grace_seconds < 0:
+        found.append(f"[server] grace_seconds must be 0 or more, got {config.server.grace_seconds}")
+    limits = config.limits
+    if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
+        found.append("[limits] max_chunk_bytes must be at most"
+                     f" {CLIENT_MESSAGE_BYTES - FRAMING_BYTES} (fetch chunks must fit the 4 MiB"
+                     " messages gRPC clients accept by default),"
+                     f" got {limits.max_chunk_bytes}")
+    if limits.max_message_bytes < limits.max_chunk_bytes + FRAMING_BYTES:
+        found.append(f"[limits] max_message_bytes must be at least [limits] max_chunk_bytes +"
+                     f" {FRAMING_BYTES} (a chunk and its framing), that is"
+                     f" {limits.max_chunk_bytes + FRAMING_BYTES}; got {limits.max_message_bytes}")
+    if not 0 <= limits.max_streams < config.server.max_workers:
+        found.append(f"[limits] max_streams must be 0 (the default) or below [server] max_workers"
+                     f" ({config.server.max_workers}), so unary calls keep threads; got"
+                     f" {limits.max_streams}")
+    if config.storage.synchronous.upper() not in SYNCHRONOUS_MODES:
+        found.append(f"[storage] synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got"
+                     f" {config.storage.synchronous!r}")
+    if ":" not in config.server.listen:
+        found.append(f"[server] listen must be host:port, got {config.server.listen!r}")
+    return found
 
 
 def render(config: Config) -> str:

@@ -1,4 +1,5 @@
-"""Per-caller limits: a token bucket for request rate, a counter for concurrent streams."""
+"""Caller limits: a token bucket for request rate, counters for concurrent streams (per caller
+and gateway-wide: each stream holds a server thread for its whole life)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,25 @@ from gateway import errors
 
 class Limiter:
     """Admits requests per caller at `rate` per second with bursts up to `burst`, and at most
-    `max_streams` concurrent streaming calls per caller."""
+    `max_streams` concurrent streaming calls per caller and `max_total_streams` in all, so that
+    streams always leave server threads for unary calls."""
 
     def __init__(
         self,
         rate: float,
         burst: int,
         max_streams: int,
+        max_total_streams: int,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.rate = rate
         self.burst = burst
         self.max_streams = max_streams
+        self.max_total_streams = max_total_streams
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._streams: dict[str, int] = {}
+        self._total_streams = 0
         self._lock = threading.Lock()
 
     def admit(self, caller: str) -> None:
@@ -56,9 +61,18 @@ class Limiter:
                     reason="TOO_MANY_STREAMS",
                     limit=self.max_streams,
                 )
+            if self._total_streams >= self.max_total_streams:
+                raise errors.ResourceExhausted(
+                    f"the gateway is serving its maximum of {self.max_total_streams} concurrent"
+                    " streams; retry later",
+                    reason="GATEWAY_STREAMS_EXHAUSTED",
+                    limit=self.max_total_streams,
+                )
             self._streams[caller] = held + 1
+            self._total_streams += 1
         try:
             yield
         finally:
             with self._lock:
                 self._streams[caller] -= 1
+                self._total_streams -= 1

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -33,6 +36,17 @@ from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 
 log = logging.getLogger("govshare.server")
 
+LOCK_FILE = "gateway.lock"
+"""The lock file in the blob folder; the database's is `<database>.lock` beside it."""
+OWNER_FILE = "database"
+"""The file in the blob folder naming, relative to the folder, the database whose rows name its
+blobs."""
+
+
+class StartError(Exception):
+    """The gateway cannot start: its files are in use, its port is taken, or its blob folder
+    belongs to another database. The message says what to change."""
+
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in (
@@ -50,6 +64,14 @@ class Gateway:
     def __init__(self, config: Config, *, clock: Any = times.utcnow):
         self.config = config
         self.clock = clock
+        self._locks = _lock_files(config)
+        try:
+            self._load(config)
+        except BaseException:
+            _unlock(self._locks)
+            raise
+
+    def _load(self, config: Config) -> None:
         tls = config.tls
         self.ca_certificate = x509.load_pem_x509_certificate(config.path(tls.ca).read_bytes())
         self.authenticator = Authenticator(self.ca_certificate, config.path(tls.crl))
@@ -59,10 +81,10 @@ class Gateway:
         self.note_signer = note.NoteSigner(config.audit.origin, self.signing_key)
         self.db = Database(config.path(config.storage.database),
                            synchronous=config.storage.synchronous)
-        self.log = AuditLog(self.db, self.note_signer, config.audit.origin, clock=clock)
+        self.log = AuditLog(self.db, self.note_signer, config.audit.origin, clock=self.clock)
         limits = config.limits
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
-                               limits.max_streams_per_agency)
+                               limits.max_streams_per_agency, config.max_streams)
         self.page_tokens = PageTokens()
         self.directory = DirectoryCache(self.db)
         self.datasets = DatasetCache(self.db)
@@ -70,16 +92,27 @@ class Gateway:
 
     def open(self) -> None:
         """Verify the audit log and start committing; publish the checkpoint verifier key."""
-        self.blobs.recover(catalog_sql.stored_content(self.db.writer))
+        self._recover_blobs()
         self.log.open()
         fetch.break_interrupted(self)
         key_file = self.config.path(self.config.audit.verifier_key_file)
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(self.note_signer.verifier().verifier_key + "\n")
 
+    def _recover_blobs(self) -> None:
+        """Remove the crash leftovers of the blob folder, and the blobs no row names only when
+        the folder is known to belong to this database: deleting blobs another database names
+        (a gateway started with another --database over the same folder) would lose them."""
+        named = catalog_sql.stored_content(self.db.writer)
+        stored = {path.name for path in self.blobs.root.glob("sha256/*/*/*")}
+        if not _claim_blobs(self.blobs.root, self.db.path, named, stored):
+            named |= stored  # not yet proven ours: keep every blob this time
+        self.blobs.recover(named)
+
     def close(self) -> None:
         self.log.close()
         self.db.close()
+        _unlock(self._locks)
 
     def now(self) -> datetime:
         return self.clock()
@@ -131,11 +164,31 @@ class GatewayServer:
 
 
 def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer:
-    """Build the gateway and its server bound to config.server.listen (port 0 picks one)."""
+    """Build the gateway and its server bound to config.server.listen (port 0 picks one).
+
+    Raises StartError when another gateway uses the same files or the port is taken: before
+    any start-up recovery, so a second gateway never alters a live one's state."""
+    gateway = Gateway(config, clock=clock)
+    try:
+        server, health_servicer = _grpc_server(config, gateway)
+    except BaseException:
+        gateway.close()
+        raise
+    try:
+        port = _bind(server, config)
+        # Recovery runs once the port is ours, so a gateway that cannot serve changes nothing;
+        # no call is served before start().
+        gateway.open()
+    except BaseException:
+        server.stop(None)
+        gateway.close()
+        raise
+    return GatewayServer(server, port, gateway, health_servicer)
+
+
+def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.HealthServicer]:
     from gateway.services import register_services
 
-    gateway = Gateway(config, clock=clock)
-    gateway.open()
     limits = config.limits
     options = [
         ("grpc.max_receive_message_length", limits.max_message_bytes),
@@ -158,11 +211,19 @@ def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_secure_port(config.server.listen, _credentials(config))
+    return server, health_servicer
+
+
+def _bind(server: grpc.Server, config: Config) -> int:
+    """Bind the listening port (grpcio raises RuntimeError or returns 0 when it cannot)."""
+    try:
+        port = server.add_secure_port(config.server.listen, _credentials(config))
+    except RuntimeError:
+        port = 0
     if port == 0:
-        gateway.close()
-        raise OSError(f"cannot listen on {config.server.listen}")
-    return GatewayServer(server, port, gateway, health_servicer)
+        raise StartError(f"cannot listen on {config.server.listen}: the address is in use or"
+                         " not local; stop what uses it or change [server] listen (--listen)")
+    return port
 
 
 def _credentials(config: Config) -> grpc.ServerCredentials:
@@ -172,6 +233,68 @@ def _credentials(config: Config) -> grpc.ServerCredentials:
         root_certificates=config.path(tls.ca).read_bytes(),
         require_client_auth=True,
     )
+
+
+def _lock_files(config: Config) -> list[int]:
+    """Exclusive locks beside the database and in the blob folder, held while the gateway runs
+    (the kernel drops them when the process dies, even by SIGKILL)."""
+    database = config.path(config.storage.database)
+    blobs = config.path(config.storage.blobs)
+    held: list[int] = []
+    try:
+        for path, what in ((database.with_name(database.name + ".lock"), f"database {database}"),
+                           (blobs / LOCK_FILE, f"blob folder {blobs}")):
+            held.append(_lock(path, what))
+    except BaseException:
+        _unlock(held)
+        raise
+    return held
+
+
+def _lock(path: Path, what: str) -> int:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StartError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StartError(f"another gateway is using the {what}; stop it first, or give this one"
+                         " its own [storage] database and blobs") from None
+    return fd
+
+
+def _unlock(held: list[int]) -> None:
+    while held:
+        os.close(held.pop())
+
+
+def _claim_blobs(root: Path, database: Path, named: set[str], stored: set[str]) -> bool:
+    """Whether the blob folder `root` is proven to belong to `database`, recording it if the
+    folder is new; StartError if it belongs to another database.
+
+    The owner file names the database relative to the folder, so a network folder moved as a
+    whole keeps its claim. A folder with blobs but no owner file (made before it existed) is
+    adopted without a proof only if the database names some of its blobs."""
+    owner_file = root / OWNER_FILE
+    expected = os.path.relpath(database.resolve(), root.resolve())
+    if owner_file.is_file():
+        owner = owner_file.read_text().strip()
+        if owner != expected:
+            raise StartError(
+                f"the blob folder {root} belongs to the database"
+                f" {os.path.normpath(root / owner)}, not {database}:"
+                f" give this database its own [storage] blobs folder (if {database} really"
+                f" replaces the other, write {expected!r} into {owner_file})")
+        return True
+    if stored and not stored & named:
+        raise StartError(
+            f"the blob folder {root} holds content the database {database} does not name: give"
+            " this database its own [storage] blobs folder")
+    owner_file.write_text(expected + "\n")
+    return not stored
 
 
 def serve_forever(server: GatewayServer) -> None:

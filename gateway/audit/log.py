@@ -16,6 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -279,8 +280,12 @@ class AuditLog:
                 self._rollback(conn, size_before)
                 outcomes = self._run_batch(conn, batch, isolated=True)
         except Exception as exc:  # storage failure: nothing of the batch is kept
-            log.error("audit batch of %d failed to commit: %s", len(batch), exc)
-            failure = errors.Unavailable(f"storage is not writable: {exc}", reason="STORAGE_ERROR")
+            request_id = uuid.uuid4().hex  # the detail is for the operator's log only
+            log.error("audit batch of %d failed to commit (request id %s): %s", len(batch),
+                      request_id, exc)
+            failure = errors.Unavailable(
+                f"storage is not writable; retry later, or quote request id {request_id} to the"
+                " operator", reason="STORAGE_ERROR", request_id=request_id)
             try:
                 self._rollback(conn, size_before)
             finally:

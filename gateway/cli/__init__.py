@@ -1,11 +1,12 @@
 """The `govshare` command line: a thin layer over the library.
 
-Library errors are turned into one-line messages in exactly one place (`main`).
+Errors become one-line messages and exit codes in `agency.handles_errors` (SDK errors and
+local mistakes) and here (Ctrl-C: exit 130, as shells report an interrupt).
 """
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import click
 
@@ -15,8 +16,22 @@ from gateway.cli.certs import certs as certs_group
 from gateway.cli.demo import demo
 from gateway.cli.serve import gateway_group
 
+EXIT_INTERRUPTED = 130
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Interruptible(click.Group):
+    """Ctrl-C exits 130 with a short message, not click's "Aborted!" and exit 1 (which
+    `govshare agency` documents as "refused by the gateway")."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=_Interruptible, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="govshare")
 def cli() -> None:
     """govshare: signed, audited data sharing between government agencies over gRPC."""
@@ -31,7 +46,4 @@ cli.add_command(demo)
 
 def main() -> None:
     """Entry point of the `govshare` console script."""
-    try:
-        cli.main(standalone_mode=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    cli.main(standalone_mode=True)

@@ -18,13 +18,16 @@ from typing import Any
 import click
 from google.protobuf import json_format
 from rich.console import Console
+from rich.table import Column, Table
 
 from agencies import errors
 from agencies.client import AgencyClient
 from gateway.v1 import directory_pb2
 
 EXIT_REFUSED = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+CERT_FILES = "ca.pem, tls.pem, tls.key, signing.pem and signing.key"
 
 console = Console()
 
@@ -43,8 +46,7 @@ def agency(ctx: click.Context, certs_dir: Path | None, target: str | None,
            profile: Path | None, server_name: str | None, as_json: bool) -> None:
     """Act as an agency: publish, search, request, decide, fetch, watch."""
     if profile:
-        with profile.open("rb") as handle:
-            values = tomllib.load(handle)
+        values = _profile(profile)
         certs_dir = certs_dir or (profile.parent / values["certs"])
         target = target or values.get("gateway")
         server_name = server_name or values.get("server_name")
@@ -52,12 +54,46 @@ def agency(ctx: click.Context, certs_dir: Path | None, target: str | None,
                "json": as_json}
 
 
+class LocalMistake(click.ClickException):
+    """A mistake on this side (a missing file, a wrong certificate folder, a bad profile): one
+    line saying what to fix, exit 2 (usage error)."""
+
+    exit_code = EXIT_USAGE
+
+
+def _profile(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LocalMistake(f"cannot read the profile {path}: {exc}") from None
+    if not isinstance(values.get("certs"), str):
+        raise LocalMistake(f"the profile {path} needs certs = \"<the agency's certificate"
+                           " folder>\" (relative to the profile)")
+    return values
+
+
 def client_from(ctx: click.Context) -> AgencyClient:
     """The AgencyClient the group options describe."""
     obj = ctx.find_root().find_object(dict) or ctx.obj
     if not obj.get("certs") or not obj.get("target"):
         raise click.UsageError("give --certs and --gateway (or --profile)")
-    return AgencyClient(obj["target"], obj["certs"], server_name=obj.get("server_name"))
+    certs = Path(obj["certs"])
+    try:
+        return AgencyClient(obj["target"], certs, server_name=obj.get("server_name"))
+    except OSError as exc:
+        missing = Path(exc.filename).name if exc.filename else "its files"
+        raise LocalMistake(
+            f"cannot read {missing} in the certificate folder {certs} ({exc.strerror}): give"
+            f" --certs an agency's folder, with {CERT_FILES}") from None
+    except ValueError as exc:
+        raise LocalMistake(f"unusable certificate or key in {certs}: {exc}") from None
+
+
+def folding_table(*headers: str) -> Table:
+    """A table whose long cells fold onto more lines instead of being cut (as rich cuts them to
+    fit 80 columns, or a pipe), so every resource name can be copied into the next command."""
+    return Table(*(Column(header, overflow="fold") for header in headers))
 
 
 def wants_json(ctx: click.Context) -> bool:
@@ -85,20 +121,44 @@ def enum_short(enum: Any, value: int) -> str:
 
 
 def handles_errors(command: Callable) -> Callable:
-    """Turn SDK errors into one line on stderr and a reliable exit code."""
+    """Turn SDK errors and local mistakes into one line on stderr and a reliable exit code."""
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except errors.Unavailable as exc:
-            click.echo(f"Error: gateway unreachable or unavailable: {exc.message}", err=True)
+            click.echo(f"Error: {_unreachable(exc.message)}", err=True)
             sys.exit(EXIT_UNREACHABLE)
         except errors.GovshareError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(EXIT_REFUSED)
+        except OSError as exc:  # a local file: the content to publish, the --to of a fetch
+            where = f" {exc.filename}" if exc.filename else ""
+            raise LocalMistake(f"cannot use{where}: {exc.strerror or exc}; check the path and"
+                               " its permissions") from None
 
     return run
+
+
+_HANDSHAKE_REFUSED = "Socket closed"
+"""What grpc reports when the gateway closes the connection in the TLS handshake, as it does
+for a client certificate it does not trust."""
+_GATEWAY_UNTRUSTED = "Tls handshake failed"
+"""What grpc reports when this side does not trust the gateway's certificate."""
+
+
+def _unreachable(message: str) -> str:
+    """The one-line cause of an UNAVAILABLE call; TLS handshake refusals say which side."""
+    if message.startswith("failed to connect to all addresses"):
+        if message.endswith(_HANDSHAKE_REFUSED):
+            return ("the gateway closed the connection during the TLS handshake: the"
+                    " certificate may not be trusted by this gateway (issued by another CA, or"
+                    f" expired); check --certs ({message})")
+        if _GATEWAY_UNTRUSTED in message and "CERTIFICATE_VERIFY_FAILED" in message:
+            return ("the gateway's TLS certificate is not trusted by the ca.pem of --certs:"
+                    f" use a certificate folder of this gateway's network ({message})")
+    return f"gateway unreachable or unavailable: {message}"
 
 
 @agency.command("directory")
@@ -107,15 +167,13 @@ def handles_errors(command: Callable) -> Callable:
 @handles_errors
 def directory(ctx: click.Context, region: str) -> None:
     """List the agencies on the network."""
-    from rich.table import Table
-
     with client_from(ctx) as client:
         found = list(client.agencies(region))
     if wants_json(ctx):
         for item in found:
             emit_json(item)
         return
-    table = Table("agency", "name", "region", "state")
+    table = folding_table("agency", "name", "region", "state")
     for item in found:
         table.add_row(item.name, item.display_name, item.region_code,
                       enum_short(directory_pb2.AgencyState, item.state))

@@ -15,12 +15,14 @@ from rich.table import Table
 
 from agencies.catalog import enum_value
 from gateway.cli.agency import (
+    LocalMistake,
     agency,
     client_from,
     console,
     emit_json,
     enum_choice,
     enum_short,
+    folding_table,
     handles_errors,
     wants_json,
 )
@@ -45,8 +47,13 @@ def load_schema(path: Path) -> list[catalog_pb2.SchemaField]:
 
 def infer_schema(path: Path) -> list[catalog_pb2.SchemaField]:
     """STRING fields named after a CSV file's header row."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), [])
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except UnicodeDecodeError:
+        raise LocalMistake(f"{path} is not UTF-8 text, so its header cannot name the fields:"
+                           " give --schema, or convert the file to UTF-8 (for example"
+                           " `iconv -f GBK -t UTF-8`)") from None
     return [catalog_pb2.SchemaField(name=name, type=catalog_pb2.FIELD_TYPE_STRING,
                                     sensitivity=catalog_pb2.SENSITIVITY_NONE)
             for name in header]
@@ -132,7 +139,7 @@ def datasets(ctx: click.Context, query: str, publisher: str, region: str, tag: s
         for item in found:
             emit_json(item)
         return
-    table = Table("dataset", "title", "version", "classification", "sharing", "state")
+    table = folding_table("dataset", "title", "version", "classification", "sharing", "state")
     for item in found:
         table.add_row(item.name, item.manifest.title, str(item.latest_version),
                       enum_short(catalog_pb2.Classification, item.manifest.classification),
@@ -172,7 +179,7 @@ def show(ctx: click.Context, name: str) -> None:
             details.add_row(label, value)
     console.print(details)
     if manifest.schema:
-        fields = Table("field", "type", "sensitivity", "description")
+        fields = folding_table("field", "type", "sensitivity", "description")
         for item in manifest.schema:
             fields.add_row(item.name, enum_short(catalog_pb2.FieldType, item.type),
                            enum_short(catalog_pb2.Sensitivity, item.sensitivity), item.description)
@@ -195,7 +202,7 @@ def versions(ctx: click.Context, name: str, verify: bool) -> None:
         for item in found:
             emit_json(item)
         return
-    table = Table("version", "created", "size", "sha256", "audit leaf",
+    table = folding_table("version", "created", "size", "sha256", "audit leaf",
                   *(("signature",) if verify else ()))
     for item in found:
         table.add_row(str(item.version), item.create_time.ToJsonString(),

@@ -12,15 +12,16 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-from rich.table import Table
 
 from gateway.cli.agency import (
+    LocalMistake,
     agency,
     client_from,
     console,
     emit_json,
     enum_choice,
     enum_short,
+    folding_table,
     handles_errors,
     wants_json,
 )
@@ -44,7 +45,7 @@ def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -
         for item in found:
             emit_json(item)
         return
-    table = Table("access request", "requester", "dataset", "state", "deadline", "reason")
+    table = folding_table("access request", "requester", "dataset", "state", "deadline", "reason")
     for item in found:
         state = enum_short(exchange_pb2.AccessRequestState, item.state)
         table.add_row(item.name, item.requester, item.dataset,
@@ -58,7 +59,7 @@ def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
         for item in found:
             emit_json(item)
         return
-    table = Table("grant", "grantee", "dataset", "state", "fields", "expires")
+    table = folding_table("grant", "grantee", "dataset", "state", "fields", "expires")
     for item in found:
         table.add_row(item.name, item.grantee, item.dataset,
                       enum_short(exchange_pb2.GrantState, item.state),
@@ -176,6 +177,9 @@ def revoke(ctx: click.Context, grant: str, reason: str) -> None:
 @handles_errors
 def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
     """Fetch DATASET (or a version) under your grant, verified end to end."""
+    if not target.parent.is_dir():  # before the gateway starts an exchange for nothing
+        raise LocalMistake(f"cannot write {target}: the folder {target.parent} does not exist;"
+                           " create it or choose another --to")
     with client_from(ctx) as client, Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), console=console, disable=wants_json(ctx),
@@ -208,7 +212,7 @@ def fetches(ctx: click.Context, dataset: str) -> None:
                        "complete_time": item.complete_time.isoformat(),
                        "audit_leaf_index": item.audit_event.leaf_index})
         return
-    table = Table("completed", "requester", "dataset version", "exchange", "audit leaf")
+    table = folding_table("completed", "requester", "dataset version", "exchange", "audit leaf")
     for item in found:
         table.add_row(item.complete_time.strftime("%Y-%m-%d %H:%M"), item.requester,
                       item.dataset_version, item.exchange, str(item.audit_event.leaf_index))

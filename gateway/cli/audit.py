@@ -21,6 +21,8 @@ from rich.console import Console
 from gateway import config as config_module
 from gateway import times
 from gateway.audit import export, merkle, note, record, verify
+from gateway.cli.agency import folding_table
+from gateway.services.audit import MAX_LEAF_INDEX
 from gateway.signing import SigningKey
 from gateway.storage import audit as sql
 
@@ -28,6 +30,8 @@ EXIT_FAILED = 1
 
 console = Console()
 _EVENT = re.compile(r"(?:auditEvents/)?(0|[1-9][0-9]*)")
+_AGENCY = re.compile(r"agencies/[^/]+")
+_DATASET = re.compile(r"agencies/[^/]+/datasets/[^/]+")
 
 
 def _remember_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -93,17 +97,35 @@ def _verifier(ctx: click.Context, key: str | None) -> note.NoteVerifier:
 
 def _leaf_index(event: str) -> int:
     match = _EVENT.fullmatch(event)
-    if not match:
-        raise click.BadParameter(f"expected a leaf index or auditEvents/N, got {event!r}")
+    if not match or int(match.group(1)) > MAX_LEAF_INDEX:
+        raise click.BadParameter(f"expected a leaf index (0 to {MAX_LEAF_INDEX}) or"
+                                 f" auditEvents/N, got {event!r}")
     return int(match.group(1))
+
+
+def _agency_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """agencies/{id} for a bare id, so `--agency gd-health` filters as it reads."""
+    name = value if not value or value.startswith("agencies/") else f"agencies/{value}"
+    if name and not _AGENCY.fullmatch(name):
+        raise click.BadParameter(f"expected agencies/{{id}} or an agency id, got {value!r}")
+    return name
+
+
+def _dataset_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if value and not _DATASET.fullmatch(value):
+        raise click.BadParameter(f"expected agencies/{{id}}/datasets/{{dataset}}, got {value!r}")
+    return value
 
 
 def filter_options(command: Any) -> Any:
     """The filters of ListAuditEvents, as options."""
     options = [
         click.option("--actor", default="", help="Only events by this identity URI."),
-        click.option("--agency", default="", help="Only events concerning agencies/{id}."),
-        click.option("--dataset", default="", help="Only events concerning this dataset."),
+        click.option("--agency", default="", callback=_agency_name,
+                     help="Only events concerning this agency (agencies/{id} or its id)."),
+        click.option("--dataset", default="", callback=_dataset_name,
+                     help="Only events concerning this dataset"
+                     " (agencies/{id}/datasets/{dataset})."),
         click.option("--action", default="", help="Only events with this action."),
         click.option("--outcome", type=click.Choice(["ALLOWED", "REFUSED"]), default=None,
                      help="Only allowed or refused events."),
@@ -137,15 +159,13 @@ def _filters(actor: str, agency: str, dataset: str, action: str, outcome: str | 
 def list_events(ctx: click.Context, after: int, limit: int, as_json: bool,
                 **filters: Any) -> None:
     """List audit events, oldest first."""
-    from rich.table import Table
-
     found = sql.list_leaves(_connect(ctx), after=after, limit=limit, **_filters(**filters))
     if as_json:
         for row in found:
             click.echo(export.json_line({"leaf_index": row["leaf_index"],
                                          **record.decode(row["record"])}))
         return
-    table = Table("leaf", "time", "actor", "action", "outcome", "resources")
+    table = folding_table("leaf", "time", "actor", "action", "outcome", "resources")
     for row in found:
         fields = record.decode(row["record"])
         table.add_row(str(row["leaf_index"]), fields["time"], fields["actor"], fields["action"],

@@ -24,14 +24,16 @@ def gateway_group() -> None:
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), required=True, help="The gateway.toml to run with.")
 @click.option("--listen", help="host:port to bind, overriding [server] listen.")
-@click.option("--database", type=click.Path(path_type=Path),
-              help="SQLite file, overriding [storage] database.")
+@click.option("--database", type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file, overriding [storage] database (relative to the current"
+              " folder).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log verbosity.")
 def serve(config_path: Path, listen: str | None, database: Path | None, log_level: str) -> None:
     """Serve the gateway.v1 API over mutual TLS until SIGTERM or Ctrl-C."""
     from gateway.audit.log import LogIntegrityError
-    from gateway.server import create_server, serve_forever
+    from gateway.server import StartError, create_server, serve_forever
+    from gateway.storage.database import StorageError
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     one_malloc_arena()
@@ -39,13 +41,15 @@ def serve(config_path: Path, listen: str | None, database: Path | None, log_leve
         config = config_module.load(config_path)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    # A path given on the command line means what it means in the shell: relative to the
+    # current folder (paths in the file stay relative to the file).
     config = config.replace(
         server={"listen": listen} if listen else {},
-        storage={"database": database} if database else {},
+        storage={"database": database.resolve()} if database else {},
     )
     try:
         server = create_server(config)
-    except LogIntegrityError as exc:
+    except (LogIntegrityError, StartError, StorageError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(str(exc)) from exc

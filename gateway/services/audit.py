@@ -25,6 +25,8 @@ EVERYONE = (AGENCY, ADMIN, AUDITOR)
 READERS = (AGENCY, AUDITOR)
 
 _EVENT_NAME = re.compile(r"auditEvents/(0|[1-9][0-9]{0,18})")
+MAX_LEAF_INDEX = 2**63 - 1
+"""Leaf indexes are int64 (the proto's and SQLite's integer)."""
 _AGENCY_NAME = re.compile(r"agencies/[^/]+")
 _DATASET_NAME = re.compile(r"agencies/[^/]+/datasets/[^/]+")
 _OUTCOMES = {
@@ -65,9 +67,10 @@ def _actor_agency(actor: str) -> list[str]:
 def parse_event_name(name: str) -> int:
     """The leaf index in "auditEvents/{leaf_index}"."""
     match = _EVENT_NAME.fullmatch(name)
-    if not match:
+    if not match or int(match.group(1)) > MAX_LEAF_INDEX:
         raise errors.InvalidArgument(
-            f"name must be auditEvents/{{leaf_index}} with a decimal index, got {name!r}",
+            f"name must be auditEvents/{{leaf_index}} with a decimal index from 0 to"
+            f" {MAX_LEAF_INDEX}, got {name!r}",
             field="name",
         )
     return int(match.group(1))

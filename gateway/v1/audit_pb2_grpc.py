@@ -30,6 +30,11 @@ class AuditServiceStub:
     RFC 6962 / RFC 9162 Merkle tree, committed to by checkpoints the gateway signs as C2SP signed
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
     and every action on its datasets).
+
+    Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
+    (default 200) with bursts of `burst` (default 400); a call above that is refused with
+    RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
+    `max_message_bytes` (default 1 MiB + 64 KiB) is refused by gRPC with RESOURCE_EXHAUSTED.
     """
 
     def __init__(self, channel):
@@ -70,6 +75,11 @@ class AuditServiceServicer:
     RFC 6962 / RFC 9162 Merkle tree, committed to by checkpoints the gateway signs as C2SP signed
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
     and every action on its datasets).
+
+    Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
+    (default 200) with bursts of `burst` (default 400); a call above that is refused with
+    RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
+    `max_message_bytes` (default 1 MiB + 64 KiB) is refused by gRPC with RESOURCE_EXHAUSTED.
     """
 
     def ListAuditEvents(self, request, context):
@@ -80,7 +90,8 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAuditEvent(self, request, context):
-        """Returns one audit event with its exact record bytes.
+        """Returns one audit event with its exact record bytes. The leaf index in the name is an int64:
+        a larger one is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,6 +159,11 @@ class AuditService:
     RFC 6962 / RFC 9162 Merkle tree, committed to by checkpoints the gateway signs as C2SP signed
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
     and every action on its datasets).
+
+    Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
+    (default 200) with bursts of `burst` (default 400); a call above that is refused with
+    RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
+    `max_message_bytes` (default 1 MiB + 64 KiB) is refused by gRPC with RESOURCE_EXHAUSTED.
     """
 
     @staticmethod

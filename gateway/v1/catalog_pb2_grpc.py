@@ -70,6 +70,13 @@ class CatalogServiceServicer:
         """Publishes a new version of a dataset. The first message carries the publisher's signed
         manifest; every following message carries a chunk of the content, in order. The version is
         stored only when the streamed bytes match the manifest's size and SHA-256.
+
+        The encoded signed manifest (the Envelope) may take at most a quarter of the gateway's
+        message limit (272 KiB with the default limit of 1 MiB + 64 KiB), because every reply
+        carries it twice, decoded and signed; a larger one is INVALID_ARGUMENT with reason
+        MANIFEST_TOO_LARGE (metadata: size, limit) before any content is read. A disk that fills up
+        during the upload is UNAVAILABLE with reason STORAGE_FULL: nothing is kept; publish again
+        once space has been freed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,7 +97,10 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDatasetVersions(self, request, context):
-        """Lists every version of a dataset, newest first, each with its signed manifest.
+        """Lists the versions of a dataset the caller may see, newest first, each with its signed
+        manifest. Each version is visible by its own classification: a CONFIDENTIAL version is
+        left out for agencies that are not its publisher and hold no active grant on the dataset,
+        even when a later version is PUBLIC or INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,7 +108,9 @@ class CatalogServiceServicer:
 
     def WithdrawDataset(self, request, context):
         """Withdraws a dataset: it takes no new access requests and leaves default listings. Its history
-        stays retrievable. Owner only.
+        stays retrievable. Owner only. Pending access requests on it become WITHDRAWN; the audit
+        event names each of them and its requester, and each requester receives a
+        DATASET_WITHDRAWN event whose resource is its closed request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -28,6 +28,11 @@ if _version_not_supported:
 class DirectoryServiceStub:
     """The directory of agencies on the network. Every registered agency may read it; only an
     administrator (a staff certificate with the `admin` role) may change it.
+
+    Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
+    (default 200) with bursts of `burst` (default 400); a call above that is refused with
+    RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
+    `max_message_bytes` (default 1 MiB + 64 KiB) is refused by gRPC with RESOURCE_EXHAUSTED.
     """
 
     def __init__(self, channel):
@@ -61,6 +66,11 @@ class DirectoryServiceStub:
 class DirectoryServiceServicer:
     """The directory of agencies on the network. Every registered agency may read it; only an
     administrator (a staff certificate with the `admin` role) may change it.
+
+    Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
+    (default 200) with bursts of `burst` (default 400); a call above that is refused with
+    RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
+    `max_message_bytes` (default 1 MiB + 64 KiB) is refused by gRPC with RESOURCE_EXHAUSTED.
     """
 
     def GetAgency(self, request, context):
@@ -85,7 +95,9 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SuspendAgency(self, request, context):
-        """Suspends an agency: its calls are refused until it is reinstated. Administrators only.
+        """Suspends an agency: every call it makes from then on is refused with PERMISSION_DENIED,
+        ErrorInfo reason AGENCY_SUSPENDED. This API has no way to reinstate an agency, so suspend
+        only one that must stop acting on the network. Administrators only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,6 +137,11 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
 class DirectoryService:
     """The directory of agencies on the network. Every registered agency may read it; only an
     administrator (a staff certificate with the `admin` role) may change it.
+
+    Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
+    (default 200) with bursts of `burst` (default 400); a call above that is refused with
+    RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
+    `max_message_bytes` (default 1 MiB + 64 KiB) is refused by gRPC with RESOURCE_EXHAUSTED.
     """
 
     @staticmethod

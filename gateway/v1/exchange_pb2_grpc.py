@@ -88,8 +88,13 @@ class ExchangeServiceServicer:
 
     def CreateAccessRequest(self, request, context):
         """Asks for access to another agency's dataset with a signed statement. UNCONDITIONAL datasets
-        are granted at once; CONDITIONAL ones wait for the owner; NOT_SHARED ones are refused.
-        Retrying with the same request_id returns the same access request.
+        are granted at once, whole; CONDITIONAL ones wait for the owner; NOT_SHARED and withdrawn
+        ones are refused (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN). Retrying with
+        the same request_id and the same statement (its nonce and create_time aside) returns the
+        same access request, even after the clock-skew window; with a different statement it is
+        refused (ALREADY_EXISTS REQUEST_ID_REUSED). An agency that knows the exact name of a
+        CONFIDENTIAL dataset it cannot see may ask for it: the request is audited and shown to the
+        owner, and its state_reason does not say how the dataset is shared.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,7 +115,11 @@ class ExchangeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ApproveAccessRequest(self, request, context):
-        """Approves a pending access request with the owner's signed decision, creating a grant.
+        """Approves a pending access request with the owner's signed decision, creating a grant. The
+        dataset's terms at the time of approval decide: NOT_SHARED or withdrawn by now is refused
+        (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN), as is a requester suspended
+        since it asked (FAILED_PRECONDITION REQUESTER_SUSPENDED); the duration is capped by the
+        gateway's configuration at that time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,13 +149,27 @@ class ExchangeServiceServicer:
     def FetchDataset(self, request, context):
         """Streams a dataset version under an active grant: first the publisher's signed manifest, then
         the content in chunks, then a receipt signed by the gateway. Resumable from a byte offset.
+        Refused with FAILED_PRECONDITION DATASET_NOT_SHARED when the version, or the dataset's
+        latest version, is NOT_SHARED (the owner's current decision governs existing grants). The
+        signed content is delivered whole, never cut: a grant naming fields delivers a version only
+        when every field of its schema is among them (otherwise FAILED_PRECONDITION
+        GRANT_FIELDS_NARROWER). One exchange is streamed by one call at a time: resuming it while
+        another call streams it is FAILED_PRECONDITION EXCHANGE_IN_PROGRESS (wait for that call to
+        end, or cancel it). A fetch stops, its exchange BROKEN, when its grant is revoked or expires
+        or its requester is suspended. At most [limits] max_streams_per_agency streams per agency
+        (RESOURCE_EXHAUSTED TOO_MANY_STREAMS) and max_streams in all (GATEWAY_STREAMS_EXHAUSTED:
+        retry later).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """Streams, in order, the events that concern the caller. Resumable from a cursor.
+        """Streams, in order, the events that concern the caller. Resumable from a cursor. Followed
+        datasets must be visible when the watch opens, and their events are delivered only while
+        they stay visible (checked at every poll). The stream ends with PERMISSION_DENIED
+        AGENCY_SUSPENDED once the caller's agency is suspended. Counts against the same stream
+        limits as FetchDataset.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

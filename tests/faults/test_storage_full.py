@@ -29,7 +29,7 @@ def _root_of_records(conn: sqlite3.Connection) -> bytes:
     )
 
 
-def test_full_disk_refuses_cleanly_and_recovers(network):
+def test_full_disk_refuses_cleanly_and_recovers(network, caplog):
     gateway = network.gateway
     admin = network.admin()
     reader = gateway.db.reader()
@@ -47,7 +47,11 @@ def test_full_disk_refuses_cleanly_and_recovers(network):
     assert refused, "the capped database never filled up"
     spec, pem, error = refused
     assert error.reason == "STORAGE_ERROR"
-    assert "full" in error.message
+    # The caller gets a request id; the SQLite detail stays in the operator's log.
+    request_id = error.metadata["request_id"]
+    assert error.message == ("storage is not writable; retry later, or quote request id"
+                             f" {request_id} to the operator")
+    assert any(request_id in line and "full" in line for line in caplog.messages)
     # Nothing half-written: the refused agency has no row and no ALLOWED event (its refusal may
     # be audited if it fits); the log still verifies.
     names = {a.name for a in admin.agencies()}

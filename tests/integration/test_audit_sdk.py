@@ -30,7 +30,7 @@ def copy_database(network, target: Path) -> Path:
 def second_gateway(network, database: Path) -> Iterator[str]:
     """Another gateway with the same keys and origin over `database`; yields its address."""
     config = config_module.load(network.layout.config_path).replace(
-        storage={"database": database},
+        storage={"database": database, "blobs": database.with_suffix(".blobs")},
         audit={"verifier_key_file": database.with_suffix(".vkey")},
     )
     server = create_server(config)

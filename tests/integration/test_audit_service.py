@@ -110,6 +110,21 @@ def test_get_event_checks_permission_before_existence(network):
     assert bad.metadata["field"] == "name"
 
 
+@pytest.mark.parametrize("index", ["9223372036854775808", "9999999999999999999"])
+def test_get_event_beyond_int64_is_invalid_argument(network, index):
+    name = f"auditEvents/{index}"
+    for client in (network.auditor(), network.agency("gd-health")):
+        bad = refused(network, lambda c=client: c._call(c.audit.GetAuditEvent,
+                                                        audit_pb2.GetAuditEventRequest(name=name)),
+                      grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "audit.get")
+        assert bad.metadata["field"] == "name" and "9223372036854775807" in bad.message
+    auditor = network.auditor()
+    refused(network, lambda: auditor._call(auditor.audit.GetAuditEvent,
+                                           audit_pb2.GetAuditEventRequest(
+                                               name="auditEvents/9223372036854775807")),
+            grpc.StatusCode.NOT_FOUND, "NOT_FOUND", "audit.get")
+
+
 def test_pages_and_filters(network):
     provoke_refusal(network)
     auditor = network.auditor()

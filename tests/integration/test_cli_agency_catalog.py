@@ -85,3 +85,16 @@ def test_refusals_exit_1_with_one_line(network: Any, tmp_path: Path) -> None:
                  "--reason", "x")
     assert result.exit_code == 1 and "NOT_OWNER" in result.output
     assert run(network, "gd-health", "publish", data, "-d", "x").exit_code == 2
+
+
+def test_a_csv_that_is_not_utf8_needs_a_schema(network: Any, tmp_path: Path) -> None:
+    data = tmp_path / "beds.csv"
+    data.write_bytes("地区,床位\n440100,5321\n".encode("gbk"))
+    before = network.gateway.db.reader().execute("SELECT COUNT(*) FROM audit_leaves").fetchone()
+    result = run(network, "gd-health", "publish", data, "-d", "beds", "--title", "Beds")
+    assert result.exit_code == 2, result.output
+    assert result.output == (f"Error: {data} is not UTF-8 text, so its header cannot name the"
+                             " fields: give --schema, or convert the file to UTF-8 (for example"
+                             " `iconv -f GBK -t UTF-8`)\n")
+    after = network.gateway.db.reader().execute("SELECT COUNT(*) FROM audit_leaves").fetchone()
+    assert after == before

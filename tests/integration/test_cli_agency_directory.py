@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 
 from click.testing import CliRunner
 
+from certs.ca import CertificateAuthority
 from gateway.cli.agency import EXIT_UNREACHABLE, agency
 
 
@@ -46,3 +48,44 @@ def test_exit_codes(network):
     assert unreachable.output.startswith("Error: gateway unreachable")
     usage = CliRunner().invoke(agency, ["directory"])
     assert usage.exit_code == 2 and "--certs" in usage.output
+
+
+def _one_line_usage_error(result, *expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    for text in expected:
+        assert text in result.output
+
+
+def test_local_mistakes_exit_2_with_one_line(network, tmp_path):
+    options = _options(network)
+    certs = options.index("--certs") + 1
+    for folder, expected in ((tmp_path / "missing", "tls.pem"),
+                             (network.layout.certs("admin"), "signing.key")):
+        options[certs] = str(folder)
+        _one_line_usage_error(CliRunner().invoke(agency, [*options, "directory"]), str(folder),
+                              expected, "give --certs an agency's folder")
+    profile = tmp_path / "profile.toml"
+    profile.write_text(f'gateway = "{network.target}"\n')
+    _one_line_usage_error(CliRunner().invoke(agency, ["--profile", str(profile), "directory"]),
+                          str(profile), "needs certs =")
+
+
+def test_a_certificate_of_another_ca_is_said_to_be_untrusted(network, tmp_path):
+    foreign = CertificateAuthority.init(tmp_path / "foreign-ca")
+    foreign.issue_agency("gd-health", tmp_path / "impostor")
+    shutil.copy(network.layout.ca_folder / "ca.pem", tmp_path / "impostor" / "ca.pem")
+    options = _options(network)
+    options[options.index("--certs") + 1] = str(tmp_path / "impostor")
+    refused = CliRunner().invoke(agency, [*options, "directory"])
+    assert refused.exit_code == EXIT_UNREACHABLE
+    assert refused.output.startswith("Error: the gateway closed the connection during the TLS"
+                                     " handshake: the certificate may not be trusted by this"
+                                     " gateway")
+    (tmp_path / "impostor" / "ca.pem").write_bytes((tmp_path / "foreign-ca" / "ca.pem")
+                                                   .read_bytes())
+    untrusting = CliRunner().invoke(agency, [*options, "directory"])
+    assert untrusting.exit_code == EXIT_UNREACHABLE
+    assert untrusting.output.startswith("Error: the gateway's TLS certificate is not trusted by"
+                                        " the ca.pem of --certs")

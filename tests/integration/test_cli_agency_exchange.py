@@ -4,6 +4,10 @@ end."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +88,47 @@ def test_fetch_without_grant_exits_1(network: Any, tmp_path: Path) -> None:
     beds = publish(network.agency("gd-health"), "beds")
     result = run(network, "sz-market", "fetch", beds, "--to", tmp_path / "x")
     assert result.exit_code == 1 and "NO_ACTIVE_GRANT" in result.output
+
+
+def test_request_and_grant_tables_fold_names_at_80_columns(network: Any) -> None:
+    beds = publish(network.agency("gd-health"), "beds")
+    granted = as_json(network, "sz-market", *ask_args(beds))[0]
+    options = ["--certs", str(network.layout.certs("sz-market")), "--gateway", network.target,
+               "--server-name", "localhost"]
+    for command, name in (("requests", granted["access_request"]["name"]),
+                          ("grants", granted["grant"]["name"])):
+        table = CliRunner().invoke(agency, [*options, command], env={"COLUMNS": "80"})
+        assert table.exit_code == 0, table.output
+        assert "…" not in table.output
+        first_column = "".join(line.split("│")[1].strip() for line in table.output.splitlines()
+                               if line.count("│") > 2)
+        assert name in first_column
+
+
+def test_fetch_to_a_missing_folder_is_a_usage_error(network: Any, tmp_path: Path) -> None:
+    beds = publish(network.agency("gd-health"), "beds")
+    ok(network, "sz-market", *ask_args(beds))
+    missing = tmp_path / "no-such-folder" / "beds.csv"
+    result = run(network, "sz-market", "fetch", beds, "--to", missing)
+    assert result.exit_code == 2, result.output
+    assert result.output == (f"Error: cannot write {missing}: the folder {missing.parent} does"
+                             " not exist; create it or choose another --to\n")
+
+
+def test_ctrl_c_during_watch_exits_130(network: Any) -> None:
+    publish(network.agency("gd-health"), "beds")
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "agency",
+               "--certs", str(network.layout.certs("gd-health")), "--gateway", network.target,
+               "--server-name", "localhost", "--json", "watch", "--cursor", "0"]
+    watching = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert "EVENT_TYPE_" in watching.stdout.readline()  # it is watching
+        watching.send_signal(signal.SIGINT)
+        _, err = watching.communicate(timeout=30)
+    finally:
+        if watching.poll() is None:
+            watching.kill()
+            watching.wait()
+    assert watching.returncode == 130, err
+    assert err.strip() == "Interrupted."

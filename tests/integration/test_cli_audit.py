@@ -130,3 +130,30 @@ def test_config_may_follow_the_command(network):
     missing = CliRunner().invoke(cli, ["audit", "list"])
     assert missing.exit_code == 2
     assert "--config" in missing.output
+
+
+def test_agency_filter_takes_a_bare_id_and_refuses_malformed_names(network):
+    named = ok(network, "list", "--json", "--agency", "agencies/sz-market").output
+    assert named and ok(network, "list", "--json", "--agency", "sz-market").output == named
+    for option, value in (("--agency", "agencies/sz-market/datasets/x"),
+                          ("--dataset", "beds")):
+        refused = run(network, "list", option, value)
+        assert refused.exit_code == 2 and value in refused.output
+
+
+def test_show_refuses_an_index_beyond_int64_without_a_traceback(network):
+    for event in ("auditEvents/9999999999999999999", "9223372036854775808"):
+        refused = run(network, "show", event)
+        assert refused.exit_code == 2, refused.output
+        assert "0 to 9223372036854775807" in refused.output
+        assert refused.exception is None or isinstance(refused.exception, SystemExit)
+    assert run(network, "show", "9223372036854775807").exit_code == 1  # does not exist
+
+
+def test_tables_fold_resource_names_instead_of_cutting_them(network):
+    narrow = CliRunner().invoke(cli, ["audit", "--config", str(network.layout.config_path),
+                                      "list"], env={"COLUMNS": "60"})
+    assert narrow.exit_code == 0, narrow.output
+    assert "…" not in narrow.output
+    assert "urn:govshare:admin:admin" in "".join(
+        cell.strip() for line in narrow.output.splitlines() for cell in line.split("│")[3:4])

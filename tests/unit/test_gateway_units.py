@@ -36,6 +36,41 @@ def test_config_rejects_unknown_names(tmp_path, text):
         config_module.load(path)
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[limits]\nmax_chunk_bytes = "1MiB"\n', "[limits] max_chunk_bytes must be an integer"),
+    ("[limits]\nmax_chunk_bytes = 2097152\n",
+     "[limits] max_message_bytes must be at least [limits] max_chunk_bytes"),
+    ("[limits]\nmax_chunk_bytes = 8388608\nmax_message_bytes = 9000000\n",
+     "[limits] max_chunk_bytes must be at most"),
+    ("[exchange]\nclock_skew_seconds = 0\n", "[exchange] clock_skew_seconds must be positive"),
+    ("[exchange]\ndecision_working_days = -1\n",
+     "[exchange] decision_working_days must be positive"),
+    ("[exchange]\nmax_grant_days = 0\n", "[exchange] max_grant_days must be positive"),
+    ("[server]\nmax_workers = true\n", "[server] max_workers must be an integer"),
+    ("[server]\nmax_workers = 8\n[limits]\nmax_streams = 8\n",
+     "[limits] max_streams must be 0 (the default) or below [server] max_workers"),
+    ('[storage]\nsynchronous = "SOMETIMES"\n', "[storage] synchronous must be one of"),
+    ("[storage]\ndatabase = 5\n", "[storage] database must be a path string"),
+    ("limits = 5\n", "[limits] must be a table"),
+])
+def test_config_refuses_wrong_types_and_inconsistent_sizes(tmp_path, text, problem):
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as refused:
+        config_module.load(path)
+    assert str(refused.value).startswith(f"{path}: ")
+    assert problem in str(refused.value)
+
+
+def test_config_stream_cap_defaults_below_the_thread_pool(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text("[server]\nmax_workers = 8\n[limits]\nrequests_per_second = 5\n")
+    loaded = config_module.load(path)
+    assert loaded.max_streams == 6
+    assert loaded.limits.requests_per_second == 5.0
+    assert config_module.Config().max_streams == 48
+
+
 def test_page_tokens_round_trip_and_refuse_tampering():
     tokens = PageTokens()
     request = catalog_pb2.ListDatasetsRequest(parent="agencies/-", tag="health")
@@ -62,7 +97,7 @@ def test_page_size_bounds():
 
 def test_token_bucket_refuses_above_rate_and_refills():
     now = [0.0]
-    limiter = Limiter(rate=2, burst=3, max_streams=1, clock=lambda: now[0])
+    limiter = Limiter(rate=2, burst=3, max_streams=1, max_total_streams=1, clock=lambda: now[0])
     for _ in range(3):
         limiter.admit("a")
     with pytest.raises(errors.ResourceExhausted) as refused:
@@ -74,13 +109,23 @@ def test_token_bucket_refuses_above_rate_and_refills():
 
 
 def test_stream_slots_are_per_caller_and_released():
-    limiter = Limiter(rate=1, burst=1, max_streams=1)
+    limiter = Limiter(rate=1, burst=1, max_streams=1, max_total_streams=2)
     with limiter.stream("a"):
         with pytest.raises(errors.ResourceExhausted), limiter.stream("a"):
             pass
         with limiter.stream("b"):
             pass
     with limiter.stream("a"):
+        pass
+
+
+def test_stream_slots_are_capped_gateway_wide_and_released():
+    limiter = Limiter(rate=1, burst=1, max_streams=1, max_total_streams=2)
+    with limiter.stream("a"), limiter.stream("b"):
+        with pytest.raises(errors.ResourceExhausted) as refused, limiter.stream("c"):
+            pass
+        assert refused.value.reason == "GATEWAY_STREAMS_EXHAUSTED"
+    with limiter.stream("c"):
         pass
 
 

@@ -1,0 +1,71 @@
+"""A second `govshare gateway serve` over the files of a running gateway, or over its blob folder
+with another database, refuses to start before touching anything, and the first keeps working."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway_process import client_process, running_gateway
+
+from agencies.network import AgencySpec
+from gateway import config as config_module
+from gateway.storage.audit import connect_readonly
+
+SPECS = [AgencySpec("gd-health", "Guangdong Provincial Health Commission", "440000"),
+         AgencySpec("sz-market", "Shenzhen Market Regulation Bureau", "440300")]
+
+
+def serve(config: Path, *flags: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway", "serve",
+               "--config", str(config), "--log-level", "WARNING", *flags]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def leaves(config: config_module.Config) -> list[tuple[str, str]]:
+    conn = connect_readonly(config.path(config.storage.database))
+    try:
+        return conn.execute("SELECT action, outcome FROM audit_leaves").fetchall()
+    finally:
+        conn.close()
+
+
+def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tmp_path):
+    owner, reader = (spec.id for spec in SPECS)
+    with running_gateway(tmp_path / "net", SPECS) as gateway:
+        config = config_module.load(gateway.layout.config_path)
+        with gateway.agency(owner) as client:
+            client.publish("survey", bytes(3 * 1024 * 1024), title="Survey", media_type="CSV",
+                           sharing_type="UNCONDITIONAL")
+            dataset = client.dataset_name("survey")
+        with gateway.agency(reader) as client:
+            client.request_access(dataset, purpose="STATISTICS", purpose_text="survey",
+                                  legal_basis="Statistics Law of the PRC, article 7")
+        fetching = client_process("fetch", gateway.target, gateway.layout.certs(reader), dataset,
+                                  tmp_path / "survey.csv")
+        try:
+            same = serve(gateway.layout.config_path, cwd=tmp_path)
+            other_db = serve(gateway.layout.config_path, "--database", "other.db", cwd=tmp_path)
+        finally:
+            fetching.kill()
+            fetching.wait()
+        for second in (same, other_db):
+            assert second.returncode != 0
+            assert "another gateway is using the" in second.stderr
+            assert "Traceback" not in second.stderr and "listening" not in second.stdout
+        assert "database" in same.stderr and "blob folder" in other_db.stderr
+        assert ("exchange.fetch.break", "ALLOWED") not in leaves(config)
+        with gateway.agency(owner) as client:  # the first gateway still writes its log
+            assert client.publish("survey", b"a,b\n", title="Survey", media_type="CSV",
+                                  sharing_type="UNCONDITIONAL").dataset_version.version == 2
+        assert gateway.terminate(timeout=30) == 0
+
+    blobs = sorted(config.path(config.storage.blobs).glob("sha256/*/*/*"))
+    fresh = serve(gateway.layout.config_path, "--database", "fresh.db", cwd=tmp_path)
+    assert fresh.returncode != 0 and "Traceback" not in fresh.stderr
+    assert f"belongs to the database {config.path(config.storage.database)}" in fresh.stderr
+    assert f"not {tmp_path / 'fresh.db'}" in fresh.stderr  # a flag's path is the shell's
+    assert sorted(config.path(config.storage.blobs).glob("sha256/*/*/*")) == blobs
+    assert len(blobs) == 2
