@@ -119,6 +119,19 @@ def content_named(conn: sqlite3.Connection, sha256_hex: str) -> bool:
                         (sha256_hex,)).fetchone() is not None
 
 
+VISIBLE_TO = (
+    "(d.classification != 'CONFIDENTIAL' OR d.publisher = ? OR EXISTS (SELECT 1 FROM"
+    " grants g WHERE g.grantee = ? AND g.dataset = d.name AND g.state = 'ACTIVE'"
+    " AND g.expire_time > ?))"
+)
+"""SQL condition: the dataset row `d` is visible to an agency (the catalog's rule); its
+parameters come from `visible_to_params`."""
+
+
+def visible_to_params(agency: str, now: str) -> tuple[str, str, str]:
+    return (agency, agency, now)
+
+
 def has_active_grant(conn: sqlite3.Connection, grantee: str, dataset: str, now: str) -> bool:
     """Whether agency `grantee` (an id) holds an ACTIVE grant on `dataset` expiring after `now`
     (times.to_text form)."""
@@ -175,12 +188,8 @@ def list_datasets(
     if not where.show_withdrawn:
         clauses.append("d.state = 'ACTIVE'")
     if where.viewer is not None:
-        clauses.append(
-            "(d.classification != 'CONFIDENTIAL' OR d.publisher = ? OR EXISTS (SELECT 1 FROM"
-            " grants g WHERE g.grantee = ? AND g.dataset = d.name AND g.state = 'ACTIVE'"
-            " AND g.expire_time > ?))"
-        )
-        params.extend((where.viewer, where.viewer, where.now))
+        clauses.append(VISIBLE_TO)
+        params.extend(visible_to_params(where.viewer, where.now))
     params.append(limit)
     matching = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return _each(conn.execute(

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.storage import catalog
 from gateway.storage.database import rows
 
 
@@ -44,10 +45,8 @@ def events_for(
     count anyway), so a follower that lost its grant stops receiving them."""
     marks = ", ".join("?" for _ in follow)
     followed = (f" OR (e.dataset IN ({marks}) AND EXISTS (SELECT 1 FROM datasets d"
-                " WHERE d.name = e.dataset AND (d.classification != 'CONFIDENTIAL'"
-                " OR EXISTS (SELECT 1 FROM grants v WHERE v.grantee = ? AND v.dataset = d.name"
-                " AND v.state = 'ACTIVE' AND v.expire_time > ?))))") if follow else ""
-    visibility = (agency, now) if follow else ()
+                f" WHERE d.name = e.dataset AND {catalog.VISIBLE_TO}))") if follow else ""
+    visibility = catalog.visible_to_params(agency, now) if follow else ()
     return rows(conn.execute(
         "SELECT e.* FROM events e WHERE e.seq > ? AND (e.recipient = ? OR (e.recipient IS NULL"
         " AND (e.dataset LIKE ? ESCAPE '\\'" + followed +
