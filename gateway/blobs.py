@@ -57,6 +57,15 @@ def _refusing_full_disk() -> Iterator[None]:
         ) from exc
 
 
+OWNER_FILE = "database"
+"""The file in the blob folder naming, relative to the folder, the database whose rows name
+its blobs."""
+
+
+class ForeignFolder(Exception):
+    """The blob folder belongs to another database; the message says what to change."""
+
+
 class Upload:
     """Content being received: written to a temp file and hashed in one pass."""
 
@@ -106,17 +115,48 @@ class BlobStore:
         self._hashed: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._hashed_lock = threading.Lock()
 
-    def recover(self, named: Collection[str]) -> int:
+    def recover(self, named: Collection[str], database: Path | None = None) -> int:
         """Create the folders, remove the uploads a crash left behind and the blobs no row
-        names (hex SHA-256s in `named`); returns how many files were removed."""
+        names (hex SHA-256s in `named`); returns how many files were removed.
+
+        With `database`, blobs no row names are removed only once the folder is proven to be
+        that database's (`claim`): a gateway started over another database with the same folder
+        would otherwise delete every blob the first one names."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)  # dataset content is for the gateway only
         (self.root / "sha256").mkdir(exist_ok=True)
-        leftovers = [*self.tmp.iterdir(), *(path for path in (self.root / "sha256").glob("*/*/*")
-                                            if path.name not in named)]
+        stored = list((self.root / "sha256").glob("*/*/*"))
+        if database is not None and not self.claim(database, named, {p.name for p in stored}):
+            stored = []  # not yet proven ours: keep every blob this time
+        leftovers = [*self.tmp.iterdir(), *(path for path in stored if path.name not in named)]
         for path in leftovers:
             path.unlink(missing_ok=True)
         return len(leftovers)
+
+    def claim(self, database: Path, named: Collection[str], stored: set[str]) -> bool:
+        """Whether this folder is proven to belong to `database`, recording it if the folder is
+        new; ForeignFolder if it belongs to another database.
+
+        The owner file names the database relative to the folder, so a network folder moved as
+        a whole keeps its claim. A folder with blobs but no owner file (made before it existed)
+        is adopted without a proof only if the database names some of its blobs."""
+        owner_file = self.root / OWNER_FILE
+        expected = os.path.relpath(database.resolve(), self.root.resolve())
+        if owner_file.is_file():
+            owner = owner_file.read_text().strip()
+            if owner != expected:
+                raise ForeignFolder(
+                    f"the blob folder {self.root} belongs to the database"
+                    f" {os.path.normpath(self.root / owner)}, not {database}: give this"
+                    f" database its own [storage] blobs folder (if {database} really replaces"
+                    f" the other, write {expected!r} into {owner_file})")
+            return True
+        if stored and not stored & set(named):
+            raise ForeignFolder(
+                f"the blob folder {self.root} holds content the database {database} does not"
+                " name: give this database its own [storage] blobs folder")
+        owner_file.write_text(expected + "\n")
+        return not stored
 
     def path(self, sha256_hex: str) -> Path:
         """Where the blob `sha256_hex` is (or would be) stored."""

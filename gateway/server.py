@@ -21,7 +21,7 @@ from certs.identity import Identity
 from gateway import errors, fetch, times
 from gateway.audit import note
 from gateway.audit.log import AuditLog
-from gateway.blobs import BlobStore
+from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import DatasetCache
 from gateway.config import Config
 from gateway.directory import DirectoryCache
@@ -38,9 +38,6 @@ log = logging.getLogger("govshare.server")
 
 LOCK_FILE = "gateway.lock"
 """The lock file in the blob folder; the database's is `<database>.lock` beside it."""
-OWNER_FILE = "database"
-"""The file in the blob folder naming, relative to the folder, the database whose rows name its
-blobs."""
 
 
 class StartError(Exception):
@@ -100,14 +97,10 @@ class Gateway:
         key_file.write_text(self.note_signer.verifier().verifier_key + "\n")
 
     def _recover_blobs(self) -> None:
-        """Remove the crash leftovers of the blob folder, and the blobs no row names only when
-        the folder is known to belong to this database: deleting blobs another database names
-        (a gateway started with another --database over the same folder) would lose them."""
-        named = catalog_sql.stored_content(self.db.writer)
-        stored = {path.name for path in self.blobs.root.glob("sha256/*/*/*")}
-        if not _claim_blobs(self.blobs.root, self.db.path, named, stored):
-            named |= stored  # not yet proven ours: keep every blob this time
-        self.blobs.recover(named)
+        try:
+            self.blobs.recover(catalog_sql.stored_content(self.db.writer), self.db.path)
+        except ForeignFolder as exc:
+            raise StartError(str(exc)) from None
 
     def close(self) -> None:
         self.log.close()
@@ -269,32 +262,6 @@ def _lock(path: Path, what: str) -> int:
 def _unlock(held: list[int]) -> None:
     while held:
         os.close(held.pop())
-
-
-def _claim_blobs(root: Path, database: Path, named: set[str], stored: set[str]) -> bool:
-    """Whether the blob folder `root` is proven to belong to `database`, recording it if the
-    folder is new; StartError if it belongs to another database.
-
-    The owner file names the database relative to the folder, so a network folder moved as a
-    whole keeps its claim. A folder with blobs but no owner file (made before it existed) is
-    adopted without a proof only if the database names some of its blobs."""
-    owner_file = root / OWNER_FILE
-    expected = os.path.relpath(database.resolve(), root.resolve())
-    if owner_file.is_file():
-        owner = owner_file.read_text().strip()
-        if owner != expected:
-            raise StartError(
-                f"the blob folder {root} belongs to the database"
-                f" {os.path.normpath(root / owner)}, not {database}:"
-                f" give this database its own [storage] blobs folder (if {database} really"
-                f" replaces the other, write {expected!r} into {owner_file})")
-        return True
-    if stored and not stored & named:
-        raise StartError(
-            f"the blob folder {root} holds content the database {database} does not name: give"
-            " this database its own [storage] blobs folder")
-    owner_file.write_text(expected + "\n")
-    return not stored
 
 
 def serve_forever(server: GatewayServer) -> None:

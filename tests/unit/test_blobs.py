@@ -43,3 +43,37 @@ def test_discarding_an_upload_on_a_full_disk_still_removes_it(tmp_path, monkeypa
     assert refused.value.reason == "STORAGE_FULL"
     upload.discard()
     assert list(store.tmp.iterdir()) == []
+
+
+def _store_blob(store: BlobStore, digest: str) -> None:
+    path = store.path(digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+
+
+def test_recovery_removes_unnamed_blobs_only_from_a_folder_proven_to_be_the_databases(tmp_path):
+    mine, orphan = f"{1:064x}", f"{2:064x}"
+    store = BlobStore(tmp_path / "blobs")
+    store.recover((), tmp_path / "gateway.db")  # a new folder is claimed at once
+    assert (store.root / blobs.OWNER_FILE).read_text().strip() == "../gateway.db"
+    _store_blob(store, mine)
+    _store_blob(store, orphan)
+    assert store.recover({mine}, tmp_path / "gateway.db") == 1
+    assert store.exists(mine) and not store.exists(orphan)
+    with pytest.raises(blobs.ForeignFolder, match="belongs to the database"):
+        store.recover({mine}, tmp_path / "other.db")
+    assert store.exists(mine)
+
+
+def test_a_folder_from_before_the_claim_is_adopted_without_deleting_anything(tmp_path):
+    mine, orphan = f"{1:064x}", f"{2:064x}"
+    store = BlobStore(tmp_path / "blobs")
+    store.recover(())
+    _store_blob(store, mine)
+    _store_blob(store, orphan)
+    with pytest.raises(blobs.ForeignFolder, match="does not name"):
+        store.recover((), tmp_path / "other.db")  # names none of its blobs: not its folder
+    assert store.recover({mine}, tmp_path / "gateway.db") == 0  # adopted: nothing removed yet
+    assert store.exists(orphan)
+    assert store.recover({mine}, tmp_path / "gateway.db") == 1  # proven now
+    assert not store.exists(orphan)
