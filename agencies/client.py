@@ -40,6 +40,11 @@ T = TypeVar("T")
 MAX_MESSAGE = 4 * 1024 * 1024
 
 
+def _agency_name(name: str) -> str:
+    """"agencies/{id}" from a resource name or a bare agency id."""
+    return name if name.startswith("agencies/") else f"agencies/{name}"
+
+
 class BaseClient:
     """A mutual-TLS channel to the gateway and the typed stubs of every service."""
 
@@ -111,9 +116,8 @@ class BaseClient:
 
     def agency(self, name: str) -> directory_pb2.Agency:
         """One agency by resource name ("agencies/{id}") or bare id."""
-        name = name if name.startswith("agencies/") else f"agencies/{name}"
         return self._call(self.directory.GetAgency,
-                          directory_pb2.GetAgencyRequest(name=name)).agency
+                          directory_pb2.GetAgencyRequest(name=_agency_name(name))).agency
 
     def agencies(self, region_code: str = "") -> Iterator[directory_pb2.Agency]:
         """Every agency on the network (optionally within a region), page by page."""
@@ -136,9 +140,13 @@ class AdminClient(AuditMixin, BaseClient):
 
     def suspend_agency(self, name: str, reason: str) -> directory_pb2.Agency:
         """Suspend an agency; its calls are refused from now on."""
-        name = name if name.startswith("agencies/") else f"agencies/{name}"
-        request = directory_pb2.SuspendAgencyRequest(name=name, reason=reason)
+        request = directory_pb2.SuspendAgencyRequest(name=_agency_name(name), reason=reason)
         return self._call(self.directory.SuspendAgency, request).agency
+
+    def reinstate_agency(self, name: str, reason: str) -> directory_pb2.Agency:
+        """Reinstate a suspended agency; its calls are served again from now on."""
+        request = directory_pb2.ReinstateAgencyRequest(name=_agency_name(name), reason=reason)
+        return self._call(self.directory.ReinstateAgency, request).agency
 
 
 class AgencyClient(CatalogMixin, ExchangeMixin, AuditMixin, BaseClient):

@@ -1,8 +1,9 @@
-"""The directory of agencies: registration and suspension by administrators."""
+"""The directory of agencies: registration, suspension and reinstatement by administrators."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 REGION_CODE = re.compile(r"^[1-9]\d{5}$")
 AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
+MAX_REASON = 500
+"""Characters in the reason of a suspension or a reinstatement."""
 
 
 def region_prefix(region_code: str, field: str = "region_code") -> str:
@@ -43,7 +46,7 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
 
 class DirectoryCache(ReadCache):
     """Directory rows by agency id and by signing key id: every RPC looks up its caller and
-    every signed statement its signer; `register` and `suspend` below invalidate it."""
+    every signed statement its signer; `register`, `suspend` and `reinstate` below invalidate it."""
 
     CAPACITY = 20_000  # two keys per agency, a signing certificate in each row
 
@@ -112,20 +115,49 @@ def register(
 
 def suspend(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
     """Suspend an agency; its calls are refused from now on."""
+    return _set_state(gateway, call, name, reason, "SUSPENDED")
+
+
+def reinstate(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
+    """Make a suspended agency active again; its calls are served from now on. Its grants are
+    left as they are: expiry and revocation during the suspension stand."""
+    return _set_state(gateway, call, name, reason, "ACTIVE", check=_must_be_suspended)
+
+
+def _must_be_suspended(row: dict[str, Any]) -> None:
+    if row["state"] != "SUSPENDED":
+        raise errors.FailedPrecondition(
+            f"agency {row['id']} is {row['state']}, not SUSPENDED: only a suspended agency can"
+            " be reinstated",
+            reason="AGENCY_NOT_SUSPENDED", agency=row["id"], state=row["state"],
+        )
+
+
+def _set_state(
+    gateway: Gateway, call: Call, name: str, reason: str, state: str,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Move an agency to `state` (once `check` passes on its row), audited with `reason`."""
     agency_id = agency_id_from_name(name)
-    if not 1 <= len(reason) <= 500:
-        raise errors.InvalidArgument("reason must be 1 to 500 characters", field="reason")
+    if not 1 <= len(reason) <= MAX_REASON:
+        raise errors.InvalidArgument(f"reason must be 1 to {MAX_REASON} characters",
+                                     field="reason")
+    # Only a suspended agency shows a reason; the reasons of past suspensions stay in the log.
+    suspend_reason = reason if state == "SUSPENDED" else ""
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        if sql.get_agency(tx.conn, agency_id) is None:
+        row = sql.get_agency(tx.conn, agency_id)
+        if row is None:
             raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
-        sql.set_agency_state(tx.conn, agency_id, "SUSPENDED", reason, times.to_text(tx.now))
+        if check:
+            check(row)
+        sql.set_agency_state(tx.conn, agency_id, state, suspend_reason, times.to_text(tx.now))
         return sql.get_agency(tx.conn, agency_id), [call.event(reason=reason)]
 
     try:
         return gateway.log.commit(change, call.refusal).value
     finally:
-        gateway.directory.invalidate()
+        gateway.directory.invalidate()  # the agency's next call sees the new state
 
 
 def get(gateway: Gateway, name: str) -> dict[str, Any]:

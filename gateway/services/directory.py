@@ -63,3 +63,8 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
     def SuspendAgency(self, request: directory_pb2.SuspendAgencyRequest, call: Call) -> Any:
         row = directory.suspend(self.gateway, call, request.name, request.reason)
         return directory_pb2.SuspendAgencyResponse(agency=agency_proto(row))
+
+    @rpc("directory.reinstate", allow=(ADMIN,))
+    def ReinstateAgency(self, request: directory_pb2.ReinstateAgencyRequest, call: Call) -> Any:
+        row = directory.reinstate(self.gateway, call, request.name, request.reason)
+        return directory_pb2.ReinstateAgencyResponse(agency=agency_proto(row))

@@ -98,3 +98,17 @@ class SuspendAgencyResponse(_message.Message):
     AGENCY_FIELD_NUMBER: _ClassVar[int]
     agency: Agency
     def __init__(self, agency: _Optional[_Union[Agency, _Mapping]] = ...) -> None: ...
+
+class ReinstateAgencyRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReinstateAgencyResponse(_message.Message):
+    __slots__ = ("agency",)
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    agency: Agency
+    def __init__(self, agency: _Optional[_Union[Agency, _Mapping]] = ...) -> None: ...

@@ -61,6 +61,11 @@ class DirectoryServiceStub:
                 request_serializer=gateway_dot_v1_dot_directory__pb2.SuspendAgencyRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_directory__pb2.SuspendAgencyResponse.FromString,
                 _registered_method=True)
+        self.ReinstateAgency = channel.unary_unary(
+                '/gateway.v1.DirectoryService/ReinstateAgency',
+                request_serializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -96,8 +101,21 @@ class DirectoryServiceServicer:
 
     def SuspendAgency(self, request, context):
         """Suspends an agency: every call it makes from then on is refused with PERMISSION_DENIED,
-        ErrorInfo reason AGENCY_SUSPENDED. This API has no way to reinstate an agency, so suspend
-        only one that must stop acting on the network. Administrators only.
+        ErrorInfo reason AGENCY_SUSPENDED; ReinstateAgency lifts the suspension. An unknown agency
+        is NOT_FOUND. Administrators only; the suspension is recorded in the audit log with its
+        reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReinstateAgency(self, request, context):
+        """Reinstates a suspended agency: it is ACTIVE again and its calls are served from then on,
+        with the certificates it was registered with. Grants it holds are as they were: those
+        still active and unexpired work again, those that expired or were revoked meanwhile stay
+        expired or revoked. An agency that is not SUSPENDED is FAILED_PRECONDITION, ErrorInfo
+        reason AGENCY_NOT_SUSPENDED; an unknown agency is NOT_FOUND. Administrators only; the
+        reinstatement is recorded in the audit log with its reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,6 +143,11 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.SuspendAgency,
                     request_deserializer=gateway_dot_v1_dot_directory__pb2.SuspendAgencyRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_directory__pb2.SuspendAgencyResponse.SerializeToString,
+            ),
+            'ReinstateAgency': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinstateAgency,
+                    request_deserializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -242,6 +265,33 @@ class DirectoryService:
             '/gateway.v1.DirectoryService/SuspendAgency',
             gateway_dot_v1_dot_directory__pb2.SuspendAgencyRequest.SerializeToString,
             gateway_dot_v1_dot_directory__pb2.SuspendAgencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinstateAgency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.DirectoryService/ReinstateAgency',
+            gateway_dot_v1_dot_directory__pb2.ReinstateAgencyRequest.SerializeToString,
+            gateway_dot_v1_dot_directory__pb2.ReinstateAgencyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,6 +101,9 @@ TABLE: tuple[Row, ...] = (
     _row("DirectoryService.SuspendAgency", "directory.suspend",
          "name = a spare registered agency (no owner: administration)",
          ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+    _row("DirectoryService.ReinstateAgency", "directory.reinstate",
+         "name = a spare agency an administrator suspended (no owner: administration)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
     _row("CatalogService.PublishDataset", "catalog.publish",
          "a new dataset under the owner, manifest signed by the caller (staff, who hold no"
          " signing key, send the owner's)",
