@@ -106,8 +106,8 @@ def check_requester(statement: Any, requester: str) -> None:
 
 
 def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
-    """The fields of a new AccessRequestStatement (the dataset is checked against the catalog);
-    a retry of a request already made is answered before this, whatever its create_time."""
+    """The fields of an AccessRequestStatement (the dataset is checked against the catalog),
+    its create_time last: a retry refused only for that is answered with the first request."""
     field = "signed_statement"
     if not DATASET_NAME.match(statement.dataset):
         raise errors.InvalidArgument(
@@ -216,18 +216,22 @@ def create_request(
                       agency_name(owner_of(statement.dataset)) if
                       DATASET_NAME.match(statement.dataset) else ""]
     check_requester(statement, requester)
-    # A retry is answered before the freshness check: it may come after the skew window.
-    reader, now = gateway.db.reader(), gateway.now()
-    existing = sql.find_by_request_id(reader, requester, statement.request_id,
-                                      times.to_text(now))
-    if existing is not None:
-        return _retry(reader, existing, statement, now)
-    check_statement(gateway, statement, now)
+    now = gateway.now()
+    try:
+        check_statement(gateway, statement, now)
+    except errors.InvalidArgument as refused:
+        # A retry may come after the skew window: it is answered with the first request.
+        retried = (_earlier_request(gateway, requester, statement, now)
+                   if refused.reason == "CLOCK_SKEW" else None)
+        if retried is None:
+            raise
+        return retried
     envelope_bytes = envelope.SerializeToString()
     digest = statements.envelope_id(envelope)
-    if validate_only:
-        return _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now,
-                     dry_run=True).created
+    if validate_only:  # a real call finds a retry inside its change, off this hot path
+        return (_earlier_request(gateway, requester, statement, now)
+                or _plan(gateway, call, parent, requester, statement, envelope_bytes, digest,
+                         now, dry_run=True).created)
     # Decide and sign on this thread; the committer re-checks that the dataset did not change
     # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
     try:
@@ -292,6 +296,16 @@ def _plan(
         audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                 resources=_resources(grant["name"], row)))
     return _Planned(dataset, Created(row, grant), audit)
+
+
+def _earlier_request(
+    gateway: Gateway, requester: str, statement: Any, now: datetime
+) -> Created | None:
+    """What a retry of an earlier statement with this request_id answers, if there was one."""
+    reader = gateway.db.reader()
+    existing = sql.find_by_request_id(reader, requester, statement.request_id,
+                                      times.to_text(now))
+    return None if existing is None else _retry(reader, existing, statement, now)
 
 
 def _content(statement: Any) -> Any:
