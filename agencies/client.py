@@ -38,6 +38,19 @@ from gateway.v1 import (
 T = TypeVar("T")
 
 MAX_MESSAGE = 4 * 1024 * 1024
+KEEPALIVE_OPTIONS = (
+    # A PING after 30 s without traffic during a call, unanswered for 20 s, ends the call with
+    # UNAVAILABLE: a fetch or watch to a gateway that vanished (no FIN or RST) would hang for
+    # as long as TCP keeps the connection, hours. 30 s is above the gateway's shortest
+    # accepted interval ([server] min_client_ping_seconds, 10 s); pinging more often than
+    # that is answered with GOAWAY ENHANCE_YOUR_CALM.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.ping_timeout_ms", 20_000),  # what bounds the wait in grpc 1.85 (default 60 s)
+    # grpc stops pinging after 2 pings while it sends nothing (by default), and a watch sends
+    # nothing after its request.
+    ("grpc.http2.max_pings_without_data", 0),
+)
 
 
 def _agency_name(name: str) -> str:
@@ -64,14 +77,15 @@ class BaseClient:
             private_key=(folder / "tls.key").read_bytes(),
             certificate_chain=tls_pem,
         )
-        options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
-            *channel_options,
-        ]
+        options = {  # channel_options override the defaults
+            "grpc.max_receive_message_length": MAX_MESSAGE,
+            "grpc.max_send_message_length": MAX_MESSAGE,
+            **dict(KEEPALIVE_OPTIONS),
+            **dict(channel_options),
+        }
         if server_name:
-            options.append(("grpc.ssl_target_name_override", server_name))
-        self.channel = grpc.secure_channel(target, credentials, options=options)
+            options["grpc.ssl_target_name_override"] = server_name
+        self.channel = grpc.secure_channel(target, credentials, options=list(options.items()))
         self.directory = directory_pb2_grpc.DirectoryServiceStub(self.channel)
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
         self.exchange = exchange_pb2_grpc.ExchangeServiceStub(self.channel)

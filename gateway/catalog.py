@@ -82,6 +82,7 @@ REPLY_RESERVE = 1024
 
 PUBLISHED = "DATASET_VERSION_PUBLISHED"
 WITHDRAWN = "DATASET_WITHDRAWN"
+REQUEST_WITHDRAWN = "ACCESS_REQUEST_WITHDRAWN"
 
 
 # -- names and enums ------------------------------------------------------------------------------
@@ -566,7 +567,7 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
             actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
         for request in closed:  # requesters hold no grant, so the event above misses them
             events_sql.insert_event(
-                tx.conn, recipient=request["requester"], type=WITHDRAWN,
+                tx.conn, recipient=request["requester"], type=REQUEST_WITHDRAWN,
                 resource=request["name"], dataset=name, actor=call.caller.uri,
                 summary=f"{name} was withdrawn ({reason}); your access request"
                         f" {request['name']} is closed", when=when)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -30,6 +32,16 @@ class ServerConfig:
     """Threads serving RPCs; also the most requests one group commit can batch."""
     grace_seconds: float = 10.0
     """On SIGTERM/SIGINT, how long in-flight calls may take to finish."""
+    keepalive_seconds: float = 30.0
+    """After this long without traffic on a connection the gateway sends an HTTP/2 PING, so a
+    client host that vanished (powered off, unplugged: no FIN or RST) is found out and its
+    streams release their threads and slots. At least 1."""
+    keepalive_timeout_seconds: float = 20.0
+    """How long a PING may go unanswered before the gateway closes the connection and ends its
+    calls; a dead peer is found within keepalive_seconds + this (50 s by default). At least 1."""
+    min_client_ping_seconds: float = 10.0
+    """The shortest interval between a client's PINGs the gateway accepts; a client pinging more
+    often gets GOAWAY ENHANCE_YOUR_CALM ("too_many_pings"). The SDK pings every 30 s."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,14 @@ class ExchangeConfig:
     max_grant_days: int = 365
     """Longest access a grant may give; longer requests are capped."""
     decision_working_days: int = 10
-    """Working days an owner has to decide on a CONDITIONAL request before it shows as overdue."""
+    """Working days an owner has to decide on a CONDITIONAL request before it shows as overdue
+    (until the end of the last one, in `timezone`)."""
+    timezone: str = "Asia/Shanghai"
+    """The IANA time zone whose calendar days working days are counted in."""
+    holidays: tuple[date, ...] = ()
+    """Dates that are not working days (statutory holidays), e.g. [2026-10-01, 2026-10-02]."""
+    extra_working_days: tuple[date, ...] = ()
+    """Saturdays and Sundays that are working days (those China works around its holidays)."""
 
 
 @dataclass(frozen=True)
@@ -181,12 +200,44 @@ _KIND_NAMES = {"str": "a string", "Path": "a path string", "int": "an integer",
 
 def _typed(key: str, kind: str, value: Any, path: Path) -> Any:
     """`value` as the field's type; a value of another TOML type is an error naming the key."""
+    if kind == "tuple[date, ...]":
+        return _dates(key, value, path)
     if isinstance(value, bool) or not isinstance(value, _KINDS[kind]):
         raise ValueError(f"{path}: {key} must be {_KIND_NAMES[kind]} (without units), got"
                          f" {value!r}")
     if kind == "Path":
         return Path(value)
     return float(value) if kind == "float" else value
+
+
+def _dates(key: str, value: Any, path: Path) -> tuple[date, ...]:
+    """A list of TOML dates (2026-10-01) or ISO date strings ("2026-10-01") as dates."""
+    try:
+        if not isinstance(value, list):
+            raise TypeError
+        return tuple(item if type(item) is date else date.fromisoformat(item) for item in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {key} must be a list of dates like [2026-10-01, 2026-10-02],"
+                         f" got {value!r}") from None
+
+
+def _calendar_problems(exchange: ExchangeConfig) -> list[str]:
+    """What is wrong in the [exchange] keys that make the working-day calendar."""
+    found = []
+    try:
+        ZoneInfo(exchange.timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        found.append("[exchange] timezone must be an IANA time zone name such as Asia/Shanghai,"
+                     f" got {exchange.timezone!r}")
+    weekdays = [day.isoformat() for day in exchange.extra_working_days if day.weekday() < 5]
+    if weekdays:
+        found.append("[exchange] extra_working_days must be Saturdays or Sundays (Monday to"
+                     f" Friday are working days unless a holiday), got {', '.join(weekdays)}")
+    both = sorted(set(exchange.holidays) & set(exchange.extra_working_days))
+    if both:
+        found.append("[exchange] holidays and extra_working_days both list"
+                     f" {', '.join(day.isoformat() for day in both)}: remove it from one")
+    return found
 
 
 def problems(config: Config) -> list[str]:
@@ -205,6 +256,13 @@ def problems(config: Config) -> list[str]:
     ) if value <= 0]
     if config.server.grace_seconds < 0:
         found.append(f"[server] grace_seconds must be 0 or more, got {config.server.grace_seconds}")
+    found += [f"[server] {key} must be at least 1 (seconds), got {value!r}" for key, value in (
+        ("keepalive_seconds", config.server.keepalive_seconds),
+        ("keepalive_timeout_seconds", config.server.keepalive_timeout_seconds),
+    ) if value < 1]
+    if config.server.min_client_ping_seconds < 0:
+        found.append("[server] min_client_ping_seconds must be 0 (any rate) or more, got"
+                     f" {config.server.min_client_ping_seconds!r}")
     limits = config.limits
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"
@@ -222,6 +280,7 @@ def problems(config: Config) -> list[str]:
     if config.storage.synchronous.upper() not in SYNCHRONOUS_MODES:
         found.append(f"[storage] synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got"
                      f" {config.storage.synchronous!r}")
+    found += _calendar_problems(config.exchange)
     if ":" not in config.server.listen:
         found.append(f"[server] listen must be host:port, got {config.server.listen!r}")
     return found
@@ -246,4 +305,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, date):
+        return value.isoformat()  # a TOML local date
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

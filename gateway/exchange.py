@@ -229,9 +229,13 @@ def create_request(
     envelope_bytes = envelope.SerializeToString()
     digest = statements.envelope_id(envelope)
     if validate_only:  # a real call finds a retry inside its change, off this hot path
-        return (_earlier_request(gateway, requester, statement, now)
-                or _plan(gateway, call, parent, requester, statement, envelope_bytes, digest,
-                         now, dry_run=True).created)
+        earlier = _earlier_request(gateway, requester, statement, now)
+        if earlier is not None:
+            return earlier
+        dry = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now,
+                    dry_run=True).created
+        _check_none_pending(gateway.db.reader(), call, dry.request)
+        return dry
     # Decide and sign on this thread; the committer re-checks that the dataset did not change
     # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
     try:
@@ -250,6 +254,7 @@ def create_request(
                 catalog_sql.terms_of(plan.dataset)):
             plan = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest,
                          tx.now, tx.conn)
+        _check_none_pending(tx.conn, call, plan.created.request)  # one at a time
         sql.insert_access_request(tx.conn, plan.created.request)
         if plan.created.grant is not None:
             sql.insert_grant(tx.conn, plan.created.grant)
@@ -296,6 +301,24 @@ def _plan(
         audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                 resources=_resources(grant["name"], row)))
     return _Planned(dataset, Created(row, grant), audit)
+
+
+def _check_none_pending(conn: Any, call: Call, request: dict[str, Any]) -> None:
+    """Refuse a `request` that would wait for the owner while its requester's earlier request
+    for the dataset still waits (overdue or not: the owner can still decide it), so an owner is
+    not flooded with copies. Granted at once (a renewal, say), it is not checked: that path
+    makes no read for this."""
+    if request["state"] != PENDING:
+        return
+    waiting = sql.pending_request(conn, request["requester"], request["dataset"])
+    if waiting is not None:
+        name, deadline = waiting["name"], waiting["decide_deadline"]
+        call.resources = [*call.resources, name]
+        raise errors.FailedPrecondition(
+            f"your access request {name} for {request['dataset']} is still PENDING (the owner"
+            f" decides by {deadline}): wait for that decision rather than asking again",
+            reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request["dataset"],
+        )
 
 
 def _earlier_request(

@@ -1,16 +1,16 @@
 """The sharing rules: the one place that decides what happens to an access request, and why.
 
 `decide` answers with an outcome and a reason a person can read; callers never re-derive the
-rules. Time is a parameter. Working days are Monday to Friday: public holidays (and the
-working weekends China swaps in around them) are not modelled, so a deadline may fall on a
-holiday.
+rules. Time is a parameter. Working days follow the network's calendar ([exchange] timezone,
+holidays and extra_working_days): see `decide_deadline`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.config import ExchangeConfig
 
@@ -49,14 +49,28 @@ def cap_duration(requested: timedelta, config: ExchangeConfig) -> timedelta:
     return min(requested, timedelta(days=config.max_grant_days))
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """`start` moved forward by `days` working days (Mon-Fri), keeping the time of day."""
-    moment = start
-    while days > 0:
-        moment += timedelta(days=1)
-        if moment.weekday() < 5:
-            days -= 1
-    return moment
+def decide_deadline(requested: datetime, config: ExchangeConfig) -> datetime:
+    """When the owner must decide on a request made at `requested`: the end (midnight, local
+    time) of the config.decision_working_days-th working day after the request's local date,
+    as an aware UTC datetime.
+
+    Days are calendar days in config.timezone (China Standard Time by default), not in UTC: a
+    request at 20:00 UTC on a Friday is made on Saturday in Beijing. A working day is Monday to
+    Friday unless listed in config.holidays, or a weekend day listed in
+    config.extra_working_days (the weekends China works around its statutory holidays).
+    "Within 10 working days" is read as a person (and the law counting a period) reads it:
+    counting starts the day after the request, and the owner has the whole of the last day,
+    whatever the time of day the request came in.
+    """
+    zone = ZoneInfo(config.timezone)
+    day = requested.astimezone(zone).date()
+    left = config.decision_working_days
+    while left > 0:
+        day += timedelta(days=1)
+        if (day.weekday() < 5 and day not in config.holidays) or \
+                day in config.extra_working_days:
+            left -= 1
+    return datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
 
 
 def refusal(dataset: dict[str, Any], duration: timedelta) -> PolicyDecision | None:
@@ -108,7 +122,7 @@ def decide(
     return PolicyDecision(
         WAIT_FOR_OWNER,
         f"{terms} owner decides within {config.decision_working_days} working days{capped}",
-        duration, decide_deadline=add_working_days(now, config.decision_working_days),
+        duration, decide_deadline=decide_deadline(now, config),
     )
 
 

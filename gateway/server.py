@@ -23,7 +23,7 @@ from gateway.audit import note
 from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import DatasetCache
-from gateway.config import Config
+from gateway.config import Config, ServerConfig
 from gateway.directory import DirectoryCache
 from gateway.identity import Authenticator, Caller
 from gateway.limits import Limiter
@@ -187,6 +187,7 @@ def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.
         ("grpc.max_receive_message_length", limits.max_message_bytes),
         ("grpc.max_send_message_length", limits.max_message_bytes),
         ("grpc.so_reuseport", 0),
+        *_keepalive_options(config.server),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.server.max_workers,
@@ -205,6 +206,29 @@ def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return server, health_servicer
+
+
+def _keepalive_options(server: ServerConfig) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive (grpc core's doc/keepalive.md): ping a connection quiet for
+    keepalive_seconds, between calls too, and close it when a ping goes unanswered for
+    keepalive_timeout_seconds; a client host that vanished without FIN or RST would otherwise
+    hold its streams' threads and slots until TCP gives up, hours later. Clients may ping every
+    min_client_ping_seconds, with or without calls; more often, and after two strikes the
+    gateway answers GOAWAY ENHANCE_YOUR_CALM. (max_pings_without_data limits clients only.)"""
+    return [
+        ("grpc.keepalive_time_ms", _ms(server.keepalive_seconds)),
+        ("grpc.keepalive_timeout_ms", _ms(server.keepalive_timeout_seconds)),
+        # grpc 1.85 closes the connection when any PING goes unanswered this long (default
+        # 1 minute), whatever keepalive_timeout_ms says (measured: tests/faults/test_dead_peers)
+        ("grpc.http2.ping_timeout_ms", _ms(server.keepalive_timeout_seconds)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS (its key has no "recv")
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(server.min_client_ping_seconds)),
+    ]
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def _bind(server: grpc.Server, config: Config) -> int:

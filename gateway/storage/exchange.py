@@ -182,3 +182,14 @@ def end_exchange(
         " WHERE name = ? AND state = 'STARTED'",
         (state, when, receipt, name),
     ).rowcount == 1
+
+
+def pending_request(
+    conn: sqlite3.Connection, requester: str, dataset: str
+) -> dict[str, Any] | None:
+    """The PENDING access request of agency id `requester` for `dataset`, if any."""
+    return first(conn.execute(
+        "SELECT name, decide_deadline FROM access_requests"
+        " WHERE requester = ? AND dataset = ? AND state = 'PENDING' LIMIT 1",
+        (requester, dataset),
+    ))

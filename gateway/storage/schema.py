@@ -288,3 +288,11 @@ def _version_classification(db: Database) -> None:
         classification = catalog_pb2.Classification.Name(value).removeprefix("CLASSIFICATION_")
         db.execute("UPDATE dataset_versions SET classification = ? WHERE name = ?",
                    [classification, name])
+
+
+@MIGRATIONS(name="0010_pending_access_requests")
+def _pending_access_requests(db: Database) -> None:
+    # One pending request per requester and dataset: the check reads this index, not every
+    # request the requester ever made.
+    db.execute("CREATE INDEX access_requests_pending ON access_requests (requester, dataset)"
+               " WHERE state = 'PENDING'")

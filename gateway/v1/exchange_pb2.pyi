@@ -67,6 +67,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_ACCESS_REQUEST_APPROVED: _ClassVar[EventType]
     EVENT_TYPE_ACCESS_REQUEST_DENIED: _ClassVar[EventType]
     EVENT_TYPE_GRANT_REVOKED: _ClassVar[EventType]
+    EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN: _ClassVar[EventType]
 PURPOSE_UNSPECIFIED: Purpose
 PURPOSE_PUBLIC_SERVICE: Purpose
 PURPOSE_ADMINISTRATIVE_LICENSING: Purpose
@@ -102,6 +103,7 @@ EVENT_TYPE_ACCESS_REQUEST_CREATED: EventType
 EVENT_TYPE_ACCESS_REQUEST_APPROVED: EventType
 EVENT_TYPE_ACCESS_REQUEST_DENIED: EventType
 EVENT_TYPE_GRANT_REVOKED: EventType
+EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN: EventType
 
 class AccessRequestStatement(_message.Message):
     __slots__ = ("requester", "dataset", "purpose", "purpose_text", "legal_basis", "duration", "fields", "request_id", "nonce", "create_time")

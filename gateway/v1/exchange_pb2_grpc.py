@@ -94,7 +94,12 @@ class ExchangeServiceServicer:
         same access request, even after the clock-skew window; with a different statement it is
         refused (ALREADY_EXISTS REQUEST_ID_REUSED). An agency that knows the exact name of a
         CONFIDENTIAL dataset it cannot see may ask for it: the request is audited and shown to the
-        owner, and its state_reason does not say how the dataset is shared.
+        owner, and its state_reason does not say how the dataset is shared. A request that would
+        wait for the owner is refused while the caller's earlier request for the same dataset is
+        still PENDING, overdue or not (FAILED_PRECONDITION REQUEST_ALREADY_PENDING; the message and
+        the access_request metadata name the pending request): one question at a time per dataset.
+        Asking again while holding an ACTIVE grant (to renew it) is allowed. validate_only answers
+        the same.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

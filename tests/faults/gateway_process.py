@@ -4,6 +4,7 @@ mid-call:
 
     python tests/faults/gateway_process.py upload TARGET CERTS DATASET SIZE
     python tests/faults/gateway_process.py fetch TARGET CERTS DATASET TO
+    python tests/faults/gateway_process.py watch TARGET CERTS
 
 Each role prints one line once it is in the middle of its call, then hangs until killed.
 """
@@ -205,8 +206,15 @@ def _fetch(target: str, certs: str, dataset: str, to: str) -> None:
     client.fetch(dataset, to=to, progress=lambda done, total: _hang())
 
 
+def _watch(target: str, certs: str) -> None:
+    """Watch the agency's events from the first and hang once one arrived (the stream is open)."""
+    client = AgencyClient(target, certs, server_name="localhost")
+    for _event in client.watch(cursor="0"):
+        _hang()
+
+
 if __name__ == "__main__":
-    roles = {"upload": _upload, "fetch": _fetch}
+    roles = {"upload": _upload, "fetch": _fetch, "watch": _watch}
     try:
         roles[sys.argv[1]](*sys.argv[2:])
     except errors.GovshareError as exc:

@@ -89,10 +89,11 @@ class MovableClock:
         return datetime.now(UTC) + self.offset
 
 
-def start_clocked_network(root: Path) -> tuple[Network, MovableClock]:
-    """A network whose gateway reads the time from a MovableClock (close the network after)."""
+def start_clocked_network(root: Path, **sections: Any) -> tuple[Network, MovableClock]:
+    """A network whose gateway reads the time from a MovableClock (close the network after);
+    `sections` override its configuration as in `lay_out`."""
     clock = MovableClock()
-    layout = lay_out(root, AGENCIES)
+    layout = lay_out(root, AGENCIES, **sections)
     server = create_server(config_module.load(layout.config_path), clock=clock)
     server.start()
     network = Network(layout, server)

@@ -201,7 +201,8 @@ def test_withdraw_closes_pending_access_requests_and_tells_their_requesters(
     assert {"agencies/zj-stats", "agencies/sz-market"} <= set(record["subjects"])
     told = conn.execute("SELECT recipient, type, resource FROM events WHERE recipient IS NOT NULL"
                         " ORDER BY seq").fetchall()
-    assert told == [(requester, "DATASET_WITHDRAWN", name) for requester, name in pending.items()]
+    assert told == [(requester, "ACCESS_REQUEST_WITHDRAWN", name)
+                    for requester, name in pending.items()]
 
 
 def test_page_tokens(catalog: Any) -> None:

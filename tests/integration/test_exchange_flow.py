@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import grpc
 import pytest
@@ -13,7 +13,12 @@ from agencies import errors
 from gateway import statements
 from gateway.signing import VerifyKey
 from gateway.v1 import exchange_pb2
-from tests.integration.exchange_support import ask, counts, publish, start_clocked_network
+from tests.integration.exchange_support import (
+    ask,
+    counts,
+    publish,
+    start_clocked_network,
+)
 
 PENDING = exchange_pb2.ACCESS_REQUEST_STATE_PENDING
 APPROVED = exchange_pb2.ACCESS_REQUEST_STATE_APPROVED
@@ -318,3 +323,57 @@ def test_expired_and_overdue_follow_the_gateway_clock(clocked):
     overdue = list(health.access_requests("INCOMING", overdue_only=True))
     assert [(r.name, r.overdue) for r in overdue] == [(pending.name, True)]
     assert market.access_request(pending.name).overdue
+
+
+def test_overdue_requests_still_wait_for_the_owner_so_a_new_one_is_refused(clocked):
+    network, clock = clocked
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    pending = ask(market, dataset).access_request
+    clock.offset = timedelta(days=30)
+    assert market.access_request(pending.name).overdue
+    statement = market.access_request_statement(dataset, purpose="STATISTICS", purpose_text="t",
+                                                legal_basis="l")
+    statement.create_time.FromDatetime(clock())
+    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+
+    with pytest.raises(errors.GovshareError) as caught:
+        market.send_access_request(envelope)
+
+    assert (caught.value.code, caught.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                        "REQUEST_ALREADY_PENDING")
+
+
+BEIJING = timedelta(hours=8)
+
+
+def test_a_configured_holiday_week_extends_the_owner_deadline(tmp_path):
+    """A National Day-like week: the request comes on the Wednesday before seven days off, and
+    the Saturday after them is worked."""
+    today = (datetime.now(UTC) + BEIJING).date()
+    eve = today + timedelta(days=(2 - today.weekday()) % 7 or 7)  # next Wednesday
+    days_off = tuple(eve + timedelta(days=n) for n in range(1, 8))
+    network, clock = start_clocked_network(tmp_path / "net", exchange={
+        "holidays": days_off, "extra_working_days": (eve + timedelta(days=10),)})
+    try:
+        health, market = network.agency("gd-health"), network.agency("sz-market")
+        dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+        clock.offset = datetime.combine(eve, time(10), UTC) - BEIJING - datetime.now(UTC)
+        statement = market.access_request_statement(dataset, purpose="STATISTICS",
+                                                    purpose_text="t", legal_basis="l")
+        statement.create_time.FromDatetime(clock())
+        market.send_access_request(
+            statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement))
+
+        [request] = health.access_requests("INCOMING")
+        # Days 8, 9, 10 (the worked Saturday), 12 to 16, 19 and 20 after the eve: until the end
+        # of day 20 in Beijing, where without the holidays it would be the end of day 14.
+        end = datetime.combine(eve + timedelta(days=21), time(), UTC) - BEIJING
+        assert request.decide_deadline.ToDatetime(tzinfo=UTC) == end
+        clock.offset += timedelta(days=15)
+        assert list(health.access_requests("INCOMING", overdue_only=True)) == []
+        clock.offset += timedelta(days=6)
+        assert [r.name for r in health.access_requests("INCOMING", overdue_only=True)] == \
+            [request.name]
+    finally:
+        network.close()

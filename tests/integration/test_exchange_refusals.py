@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import grpc
@@ -15,6 +16,7 @@ from tests.integration.exchange_support import (
     ask,
     assert_only_refusal,
     counts,
+    last_leaf,
     publish,
     wait_for,
 )
@@ -306,3 +308,58 @@ def test_duration_with_mixed_signs(network, parties, decide):
     error = refused(network, call, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
                     "exchange.request.approve" if decide else "exchange.request.create")
     assert error.metadata["field"] == field
+
+
+@pytest.mark.parametrize("validate_only", [False, True], ids=["real", "dry-run"])
+def test_a_second_request_while_one_is_pending(network, parties, validate_only):
+    health, market, stats = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    first = ask(market, dataset).access_request
+
+    error = refused(network, lambda: ask(market, dataset, validate_only=validate_only),
+                    grpc.StatusCode.FAILED_PRECONDITION, "REQUEST_ALREADY_PENDING",
+                    "exchange.request.create")
+
+    assert error.metadata["access_request"] == first.name and first.name in error.message
+    assert first.name in last_leaf(network)["record"]
+    assert ask(stats, dataset).access_request.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    health.deny(first.name, "name the report the figures are for")
+    again = ask(market, dataset, validate_only=validate_only).access_request
+    assert again.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+def test_renewing_while_a_grant_is_active_is_asked_once(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    health.approve(ask(market, dataset).access_request.name)
+    renewal = ask(market, dataset).access_request
+    assert renewal.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    refused(network, lambda: ask(market, dataset), grpc.StatusCode.FAILED_PRECONDITION,
+            "REQUEST_ALREADY_PENDING", "exchange.request.create")
+
+
+def test_concurrent_new_requests_make_one_pending_request(network, parties):
+    health, market, _ = parties
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    envelopes = [statements.seal(market.signing_key, statements.ACCESS_REQUEST,
+                                 market.access_request_statement(
+                                     dataset, purpose="STATISTICS", purpose_text="t",
+                                     legal_basis="l"))
+                 for _ in range(8)]
+    outcomes: list[str] = []
+
+    def send(envelope) -> None:
+        try:
+            outcomes.append(market.send_access_request(envelope).access_request.name)
+        except errors.GovshareError as error:
+            outcomes.append(error.reason)
+
+    threads = [threading.Thread(target=send, args=(envelope,)) for envelope in envelopes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    created = [outcome for outcome in outcomes if outcome != "REQUEST_ALREADY_PENDING"]
+    assert len(outcomes) == 8 and len(created) == 1
+    assert [r.name for r in market.access_requests()] == created

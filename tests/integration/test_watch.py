@@ -46,6 +46,21 @@ def test_watch_in_order_then_resume_live_from_a_cursor(network):
     assert "report done" in following.summary
 
 
+def test_a_requester_is_told_its_pending_request_closed_with_the_withdrawn_dataset(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    visits = publish(health, "visits", sharing_type="CONDITIONAL")
+    request = ask(market, visits).access_request
+    health.withdraw(visits, "merged into clinic-visits")
+
+    stream = market.watch(cursor="0")
+    told = next(stream)
+    stream.close()
+
+    assert kinds([told]) == ["ACCESS_REQUEST_WITHDRAWN"]
+    assert (told.resource, told.dataset) == (request.name, visits)
+    assert "merged into clinic-visits" in told.summary
+
+
 def test_owner_sees_requests_and_its_own_publications(network):
     health, market, stats = (network.agency(a) for a in ("gd-health", "sz-market", "zj-stats"))
     visits = publish(health, "visits", sharing_type="CONDITIONAL")

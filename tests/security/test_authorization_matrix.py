@@ -96,6 +96,8 @@ class World:
     unconditional: str
     pending: str
     publish_leaf: int
+    asked: int = 0
+    """Datasets published for new pending requests (one pending request per dataset)."""
 
     def issue(self, agency_id: str) -> str:
         """A new agency's CA-issued signing certificate (PEM)."""
@@ -103,7 +105,9 @@ class World:
         return (folder / "signing.pem").read_text()
 
     def new_pending(self) -> str:
-        return ask(self.requester, self.conditional).access_request.name
+        self.asked += 1
+        dataset = publish(self.owner, f"beds-{self.asked}", sharing_type="CONDITIONAL")
+        return ask(self.requester, dataset).access_request.name
 
 
 def _world(network: Any) -> World:
