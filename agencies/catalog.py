@@ -9,7 +9,10 @@
 
 The manifest is signed here with the agency's signing key; the gateway never sees the key.
 Content is hashed in one pass before the upload (the manifest must carry its SHA-256), then
-streamed in chunks.
+streamed in chunks. CSV and JSON Lines content with a schema is parsed in that same pass for its
+column digests and row count (gateway.columns), which the manifest carries too: they let the
+gateway deliver only the fields a grant names, verifiably. Such content must parse
+(columns.ColumnError, a ValueError, otherwise).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +31,7 @@ from google.protobuf import timestamp_pb2
 from agencies import errors
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway import signing, statements
+from gateway import columns, signing, statements
 from gateway.v1 import catalog_pb2, envelope_pb2
 
 CHUNK_SIZE = 1024 * 1024
@@ -127,21 +131,24 @@ class CatalogMixin:
         numbers or short names ("CSV", "PUBLIC", "NOT_SHARED", "MONTHLY").
         """
         name = self.dataset_name(dataset)
-        with _content(content, chunk_size) as (sha256, size, chunks):
+        kind = enum_value(catalog_pb2.MediaType, media_type)
+        fields = list(schema)
+        with _content(content, chunk_size, kind, [f.name for f in fields]) as (measured, chunks):
             created = timestamp_pb2.Timestamp()
             created.GetCurrentTime()
             manifest = catalog_pb2.Manifest(
                 dataset=name, version=version or self._next_version(name), title=title,
-                abstract=abstract, media_type=enum_value(catalog_pb2.MediaType, media_type),
-                schema=list(schema),
+                abstract=abstract, media_type=kind, schema=_with_digests(fields, measured),
                 classification=enum_value(catalog_pb2.Classification, classification),
                 sharing_type=enum_value(catalog_pb2.SharingType, sharing_type),
                 sharing_conditions=sharing_conditions, legal_basis=legal_basis,
                 update_cycle=enum_value(catalog_pb2.UpdateCycle, update_cycle), tags=list(tags),
-                content_sha256=sha256, content_size=size, create_time=created,
+                content_sha256=measured.sha256, content_size=measured.size,
+                row_count=measured.columns.row_count if measured.columns else 0,
+                create_time=created,
             )
             envelope = statements.seal(self.signing_key, statements.MANIFEST, manifest)
-            return self.upload(envelope, chunks, size, progress)
+            return self.upload(envelope, chunks, measured.size, progress)
 
     def upload(
         self, envelope: envelope_pb2.Envelope, chunks: Iterable[bytes], size: int,
@@ -225,36 +232,81 @@ def _as_bytes(pem: str | bytes) -> bytes:
     return pem.encode() if isinstance(pem, str) else pem
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What one pass over the content found: its SHA-256 and size, and for CSV or JSON Lines
+    with a schema its column digests and row count."""
+
+    sha256: bytes
+    size: int
+    columns: columns.Columns | None
+
+
 @contextmanager
-def _content(content: Content, chunk_size: int) -> Iterator[tuple[bytes, int, Iterator[bytes]]]:
-    """(SHA-256, size, chunks) of `content`, hashed in one pass. An iterator is spooled to a
-    temp file while hashed, since the digest must be signed before the first byte is sent."""
+def _content(content: Content, chunk_size: int, media_type: int,
+             fields: list[str]) -> Iterator[tuple[Measured, Iterator[bytes]]]:
+    """(what `content` measures, its chunks), measured in one pass. An iterator is spooled to a
+    temp file while measured, since the manifest must be signed before the first byte is sent."""
     if isinstance(content, bytes):
         view = memoryview(content)
-        hasher = signing.StreamHasher()
-        hasher.update(view)
-        yield hasher.digest(), hasher.size, (
-            bytes(view[i:i + chunk_size]) for i in range(0, len(view), chunk_size))
+
+        def chunks() -> Iterator[bytes]:
+            return (bytes(view[i:i + chunk_size]) for i in range(0, len(view), chunk_size))
+
+        yield _measure(chunks(), media_type, fields), chunks()
     elif isinstance(content, str | os.PathLike):
         with open(content, "rb") as handle:
-            yield (*_hash_file(handle, chunk_size), _read_chunks(handle, chunk_size))
+            measured = _measure(_read_chunks(handle, chunk_size), media_type, fields)
+            handle.seek(0)
+            yield measured, _read_chunks(handle, chunk_size)
     else:
         with tempfile.TemporaryFile() as spool:
-            hasher = signing.StreamHasher()
-            for chunk in content:
-                hasher.update(chunk)
-                spool.write(chunk)
+            measured = _measure(_spooled(content, spool), media_type, fields)
             spool.seek(0)
-            yield hasher.digest(), hasher.size, _read_chunks(spool, chunk_size)
+            yield measured, _read_chunks(spool, chunk_size)
 
 
-def _hash_file(handle: IO[bytes], chunk_size: int) -> tuple[bytes, int]:
-    """Hash a file from its start, then rewind it for the upload."""
+def _measure(chunks: Iterable[bytes], media_type: int, fields: list[str]) -> Measured:
+    """Hash the chunks and, for tabular content with a schema, take its column digests in the
+    same pass; ValueError (columns.ColumnError) when that content does not parse."""
     hasher = signing.StreamHasher()
-    while block := handle.read(chunk_size):
-        hasher.update(block)
-    handle.seek(0)
-    return hasher.digest(), hasher.size
+
+    def hashed() -> Iterator[bytes]:
+        for chunk in chunks:
+            hasher.update(chunk)
+            yield chunk
+
+    found = None
+    if fields and columns.is_tabular(media_type):
+        try:
+            found = columns.scan(hashed(), media_type, fields)
+        except columns.ColumnError as exc:
+            raise columns.ColumnError(f"{exc}; fix the content, or publish it as OCTET_STREAM")\
+                from None
+    else:
+        for _ in hashed():
+            pass
+    return Measured(hasher.digest(), hasher.size, found)
+
+
+def _with_digests(schema: list[catalog_pb2.SchemaField],
+                  measured: Measured) -> list[catalog_pb2.SchemaField]:
+    """The schema fields, each carrying its column digest when the content has them."""
+    if measured.columns is None:
+        return schema
+    signed = []
+    for field in schema:
+        copy = catalog_pb2.SchemaField()
+        copy.CopyFrom(field)
+        copy.values_sha256 = measured.columns.digests[field.name]
+        signed.append(copy)
+    return signed
+
+
+def _spooled(content: Iterable[bytes], spool: IO[bytes]) -> Iterator[bytes]:
+    for chunk in content:
+        spool.write(chunk)
+        yield chunk
 
 
 def _read_chunks(handle: IO[bytes], chunk_size: int) -> Iterator[bytes]:

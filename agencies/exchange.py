@@ -18,7 +18,13 @@ data only after end-to-end verification, and raises VerificationError otherwise:
    metadata and checked against the same national CA with the `gateway` identity — so trust in
    the receipt rests on the CA, not on what the gateway says about itself;
 4. the receipt names this exchange, this agency, the owner, the version, the content hash and
-   size, and the grant.
+   size, the grant, the fields delivered, and the hash and size of what was received.
+
+Under a grant naming fewer fields than the version's schema, the gateway delivers a projection
+(FetchStart.fields: only those fields, in schema order; gateway.columns). Then the fields must be
+the grant's, and once the receipt checks out one streaming pass over the received file must find
+exactly those fields with the column digests and row count the publisher signed (5.);
+`Fetched.fields` names them. A projection's offset counts projected bytes.
 
 Content goes to `to + ".part"` (with the exchange and dataset names in `to + ".part.exchange"`)
 and is renamed to `to` once verified. A fetch that broke off keeps both files; calling `fetch`
@@ -44,13 +50,14 @@ from agencies import errors
 from agencies.catalog import enum_value, verify_signed_manifest
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway import signing, statements, times
+from gateway import columns, signing, statements, times
 from gateway.ids import new_id
 from gateway.spool import Spool, open_direct
 from gateway.v1 import audit_pb2, catalog_pb2, envelope_pb2, exchange_pb2
 
 Progress = Callable[[int, int], None]
-"""Called after each chunk with (bytes written, total bytes)."""
+"""Called after each chunk with (bytes written, total bytes); for a projection the total is the
+size of the content it is projected from (its own is known only at its end)."""
 
 DEFAULT_DURATION = timedelta(days=90)
 FETCH_COMPLETE = "exchange.fetch.complete"
@@ -65,6 +72,11 @@ class Fetched:
     manifest: catalog_pb2.Manifest
     receipt: exchange_pb2.Receipt
     signed_receipt: envelope_pb2.Envelope
+
+    @property
+    def fields(self) -> list[str]:
+        """The fields delivered, in schema order; empty when the whole content was."""
+        return list(self.receipt.fields)
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,7 @@ class ExchangeMixin:
         responses = self.exchange.FetchDataset(request)
         try:
             fetched = self._receive(responses, dataset, part, marker, offset, progress)
+            _check_columns(part, fetched[0], list(fetched[1].fields))
         except (errors.VerificationError, errors.DataLoss):
             responses.cancel()
             _discard(part, marker)
@@ -254,9 +267,13 @@ class ExchangeMixin:
         start = first.start
         manifest = self._verified_manifest(start, dataset)
         gateway_key = self._gateway_key(responses.initial_metadata())
+        if start.fields:
+            self._check_projected_fields(start, manifest)
         marker.write_text(f"{start.exchange}\n{dataset}\n")
         hasher = _resume(part, offset)  # truncates what follows the offset first
-        expected = manifest.content_size - hasher.size
+        most = (columns.projected_bound(manifest.content_size, manifest.row_count, start.fields)
+                if start.fields else manifest.content_size)
+        expected = None if start.fields else manifest.content_size - hasher.size
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
         with Spool(open_direct(fd, hasher.size, expected), hasher, expected=expected) as spool:
             for message in stream:
@@ -265,9 +282,9 @@ class ExchangeMixin:
                                              spool.finish(), self.name)
                     return manifest, receipt, message.receipt
                 spool.write(message.chunk)
-                if spool.size > manifest.content_size:
-                    raise errors.VerificationError("the gateway sent more bytes than the"
-                                                   " manifest's content_size")
+                if spool.size > most:
+                    raise errors.VerificationError(
+                        f"the gateway sent more bytes than the content can take ({most})")
                 if progress is not None:
                     progress(spool.size, manifest.content_size)
         raise errors.VerificationError("the fetch ended without a receipt")
@@ -289,6 +306,22 @@ class ExchangeMixin:
                 f"the manifest is for {delivered}, but {start.dataset_version} was delivered"
                 f" for {dataset}")
         return manifest
+
+    def _check_projected_fields(self, start: exchange_pb2.FetchStart,
+                                manifest: catalog_pb2.Manifest) -> None:
+        """A projection must carry exactly the fields the grant names that the schema holds,
+        in schema order; only a grant naming fields is served one."""
+        grant = next((g for g in self.grants(dataset=manifest.dataset) if g.name == start.grant),
+                     None)
+        if grant is None:
+            raise errors.VerificationError(f"the fetch ran under {start.grant}, which is not one"
+                                           " of your grants")
+        schema = [field.name for field in manifest.schema]
+        granted = [name for name in schema if name in grant.fields]
+        if list(start.fields) != granted or not grant.fields:
+            raise errors.VerificationError(
+                f"the gateway delivers the fields {', '.join(start.fields)}, but {grant.name}"
+                f" gives {', '.join(granted) or 'the whole dataset'} of {manifest.dataset}")
 
     def _gateway_key(self, metadata: Any) -> signing.VerifyKey:
         """The receipt key: the gateway's signing certificate, checked against the CA."""
@@ -354,7 +387,8 @@ def _discard(part: Path, marker: Path) -> None:
     marker.unlink(missing_ok=True)
 
 
-_NOT_RESUMABLE = {"EXCHANGE_COMPLETED", "OFFSET_OUT_OF_RANGE", "NOT_A_PARTY"}
+_NOT_RESUMABLE = {"EXCHANGE_COMPLETED", "OFFSET_OUT_OF_RANGE", "NOT_A_PARTY",
+                  "EXCHANGE_FIELDS_CHANGED"}
 
 
 def _not_resumable(exc: errors.GovshareError) -> bool:
@@ -388,12 +422,16 @@ def _check_receipt(
             "the receipt is not signed by the gateway's key, or its signature does not verify"
         ) from None
     receipt = exchange_pb2.Receipt.FromString(envelope.payload)
-    content = hasher.digest()
+    received = hasher.digest()
+    whole = not start.fields
     checks = {
-        "content SHA-256 (manifest)": content == manifest.content_sha256,
-        "content size (manifest)": hasher.size == manifest.content_size,
-        "content SHA-256 (receipt)": receipt.content_sha256 == content,
-        "content size (receipt)": receipt.content_size == hasher.size,
+        "content SHA-256 (manifest)": not whole or received == manifest.content_sha256,
+        "content size (manifest)": not whole or hasher.size == manifest.content_size,
+        "content SHA-256 (receipt)": receipt.content_sha256 == manifest.content_sha256,
+        "content size (receipt)": receipt.content_size == manifest.content_size,
+        "delivered SHA-256 (receipt)": receipt.delivered_sha256 == received,
+        "delivered size (receipt)": receipt.delivered_size == hasher.size,
+        "fields (receipt)": list(receipt.fields) == list(start.fields),
         "exchange": receipt.exchange == start.exchange,
         "requester": receipt.requester == requester,
         "owner": manifest.dataset.startswith(receipt.owner + "/datasets/"),
@@ -405,3 +443,21 @@ def _check_receipt(
         raise errors.VerificationError(f"the fetched data failed verification: {', '.join(failed)}"
                                        " does not match")
     return receipt
+
+
+def _check_columns(path: Path, manifest: catalog_pb2.Manifest, fields: list[str]) -> None:
+    """A projection received into `path` holds exactly `fields`, whose column digests and row
+    count are the ones the publisher signed (nothing to do for the whole content)."""
+    if not fields:
+        return
+    try:
+        with path.open("rb") as handle:
+            found = columns.scan(iter(lambda: handle.read(1024 * 1024), b""),
+                                 manifest.media_type, fields, exact=True)
+    except columns.ColumnError as exc:
+        raise errors.VerificationError(f"the projection received does not parse: {exc}") \
+            from None
+    if found != columns.signed_columns(manifest, fields):
+        raise errors.VerificationError(
+            f"the fields {', '.join(fields)} received do not match the column digests and row"
+            " count the publisher signed")

@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from certs.identity import ID_PATTERN
-from gateway import errors, paging, statements, times
+from gateway import columns, errors, paging, statements, times
 from gateway.audit.log import Tx
 from gateway.blobs import Upload
 from gateway.config import LimitsConfig
@@ -169,6 +169,7 @@ def validate_manifest(
     _check_text(manifest.abstract, "manifest.abstract", MAX_ABSTRACT)
     _check_enum(catalog_pb2.MediaType, manifest.media_type, "manifest.media_type")
     _check_schema(manifest.schema)
+    _check_columns(manifest)
     _check_enum(catalog_pb2.Classification, manifest.classification, "manifest.classification")
     _check_enum(catalog_pb2.SharingType, manifest.sharing_type, "manifest.sharing_type")
     _check_text(manifest.sharing_conditions, "manifest.sharing_conditions", MAX_CONDITIONS)
@@ -198,6 +199,31 @@ def _check_schema(schema: Iterable[catalog_pb2.SchemaField]) -> None:
         _check_enum(catalog_pb2.FieldType, item.type, f"{field}.type")
         _check_text(item.description, f"{field}.description", MAX_FIELD_DESCRIPTION)
         _check_enum(catalog_pb2.Sensitivity, item.sensitivity, f"{field}.sensitivity")
+
+
+def _check_columns(manifest: catalog_pb2.Manifest) -> None:
+    """Column digests: on CSV or JSON Lines only, on every schema field or none, 32 bytes each,
+    with a row count that is not negative (their values are checked when a projection is
+    served, not here: parsing every upload would cost more than storing it)."""
+    carried = [bool(item.values_sha256) for item in manifest.schema]
+    if not any(carried):
+        if manifest.row_count:
+            raise errors.InvalidArgument("manifest.row_count is set only with column digests"
+                                         " (schema values_sha256)", field="manifest.row_count")
+        return
+    if not columns.is_tabular(manifest.media_type):
+        raise errors.InvalidArgument(
+            "column digests (manifest.schema[].values_sha256) are for CSV and JSON Lines content"
+            " only: drop them or publish as one of those", field="manifest.schema")
+    for index, item in enumerate(manifest.schema):
+        if len(item.values_sha256) != 32:
+            field = f"manifest.schema[{index}].values_sha256"
+            raise errors.InvalidArgument(
+                f"{field} must be the 32-byte column digest: give one for every schema field"
+                " or none", field=field)
+    if manifest.row_count < 0:
+        raise errors.InvalidArgument("manifest.row_count must not be negative",
+                                     field="manifest.row_count")
 
 
 def _check_tags(tags: Iterable[str]) -> None:

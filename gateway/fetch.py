@@ -9,16 +9,20 @@ goes away, the grant is revoked or expires or the requester is suspended mid-str
 content no longer matches its hash, or the gateway fails. Only a STARTED exchange completes or
 breaks, so a COMPLETED one never goes back; one exchange is streamed by one call at a time.
 
-What is delivered is the publisher's signed content, whole: the gateway never cuts it (that
-would break end-to-end verification). So a grant naming fields delivers a version only when
-the version's schema holds no other field, and nothing is delivered from a dataset whose
-owner now marks it NOT_SHARED.
+What is delivered is the publisher's signed content, whole, unless the grant names fewer fields
+than the version's schema: then it is a projection (gateway.columns) of the granted fields, in
+schema order, which the SDK verifies against the column digests the publisher signed. The
+gateway recomputes those digests from what it projects and refuses with DATA_LOSS, before the
+receipt, when they differ; a version without them is refused (GRANT_FIELDS_NARROWER). Nothing
+is delivered from a dataset whose owner now marks it NOT_SHARED.
 
 Costs per fetch: the blob is read once, one copy per chunk; the grant row (and the requester's
 cached directory row) is re-read at most every GRANT_CHECK_SECONDS. The gateway hashes what it
 streams whenever the blob file may have changed since it was last hashed (always after a
 restart; never right after its own publish), so altered content is refused with DATA_LOSS
 instead of a receipt, without paying a second SHA-256 pass, beside the SDK's, on every fetch.
+A projection parses the whole content (CSV at tens of MB/s) and hashes what it delivers (the
+receipt binds it), one row in memory at a time; a resumed one is regenerated from the start.
 
 The gateway's CA-issued signing certificate travels in the stream's initial metadata
 (statements.GATEWAY_CERTIFICATE_KEY), so the SDK can check the receipt against the national CA.
@@ -31,12 +35,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway import errors, spool, statements, times
+from gateway import columns, errors, spool, statements, times
 from gateway.audit import record
 from gateway.audit.log import Tx
 from gateway.exchange import DATASET_NAME, agency_name
@@ -68,7 +72,10 @@ class Plan:
     name: str
     requester: str
     version: dict[str, Any]
+    manifest: catalog_pb2.Manifest
     grant: dict[str, Any]
+    fields: list[str]
+    """The fields projected, in schema order; empty: the whole content."""
     offset: int
     resumed: bool
 
@@ -122,8 +129,8 @@ def serve(
                     ((statements.GATEWAY_CERTIFICATE_KEY,
                       gateway.signing_certificate_pem.encode()),))
                 yield _first_message(plan)
-                yield from _content(gateway, call, plan, blob, opened)
-                receipt = _complete(gateway, call, plan)
+                delivered = yield from _content(gateway, call, plan, blob, opened)
+                receipt = _complete(gateway, call, plan, delivered)
             except BaseException as exc:  # the client left, a refusal, or a failure
                 _record_break(gateway, call, plan, exc)
                 raise
@@ -155,16 +162,32 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
                               reason="VERSION_NOT_FOUND", dataset=dataset)
     manifest = _manifest(version["signed_manifest"])
     _check_shared(gateway, version["name"], manifest)
-    _check_fields(grant, version["name"], manifest)
-    if not 0 <= offset <= version["content_size"]:
-        raise errors.InvalidArgument(
-            f"offset must be between 0 and the content size {version['content_size']}",
-            reason="OFFSET_OUT_OF_RANGE", field="offset")
+    fields = _projection(grant, version["name"], manifest)
+    if offset < 0 or (offset > version["content_size"] and not fields):
+        raise _offset_out_of_range(version["content_size"])
     if offset and not resumed:
         raise errors.InvalidArgument("an offset resumes an exchange: give its name too",
                                      field="exchange")
+    if offset and resumed:
+        _check_same_fields(reader, resumed, fields, version["name"], manifest, now)
     name = exchange or f"agencies/{requester}/exchanges/{new_id()}"
-    return Plan(name, requester, version, grant, offset, resumed is not None)
+    return Plan(name, requester, version, manifest, grant, fields, offset, resumed is not None)
+
+
+def _offset_out_of_range(size: int) -> errors.InvalidArgument:
+    return errors.InvalidArgument(f"offset must be between 0 and the size delivered, {size}",
+                                  reason="OFFSET_OUT_OF_RANGE", field="offset")
+
+
+def _check_same_fields(reader: Any, exchange: dict[str, Any], fields: list[str], version: str,
+                       manifest: catalog_pb2.Manifest, now: str) -> None:
+    """A resume continues the bytes the exchange delivered so far: refused when the grant it
+    now runs under projects other fields than the one it started under."""
+    started = sql.get_grant(reader, exchange["grant_name"], now)
+    if started is not None and _projection(started, version, manifest) != fields:
+        raise errors.FailedPrecondition(
+            f"{exchange['name']} delivered other fields than your grant now gives: start a new"
+            " fetch", reason="EXCHANGE_FIELDS_CHANGED", exchange=exchange["name"])
 
 
 def _parse(dataset: str) -> tuple[str, str]:
@@ -220,22 +243,26 @@ def _manifest(signed: bytes) -> catalog_pb2.Manifest:
     return catalog_pb2.Manifest.FromString(envelope_pb2.Envelope.FromString(signed).payload)
 
 
-def _check_fields(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manifest) -> None:
-    """A grant naming fields delivers only versions whose schema holds no other field (the
-    signed content is delivered whole, never cut)."""
+def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manifest) -> list[str]:
+    """The fields to project `version` onto under `grant` (empty: the whole content). A grant
+    naming fewer fields than the schema needs the publisher's column digests to deliver them;
+    with digests, a grant naming fields always gets a projection, so columns the content holds
+    beyond its schema never reach it."""
     granted = json.loads(grant["fields"])
-    if not granted:
-        return
     schema = [field.name for field in manifest.schema]
     extra = [name for name in schema if name not in granted]
-    if schema and not extra:
-        return
-    holds = f"also holds {', '.join(extra)}" if schema else \
-        "declares no schema, so nothing shows it holds only those fields"
+    digested = bool(schema) and bool(manifest.schema[0].values_sha256)  # all fields, or none
+    if not granted or (schema and not extra and not digested):
+        return []
+    if digested:
+        return [name for name in schema if name in granted]
+    holds = (f"also holds {', '.join(extra)} and carries no column digests" if schema
+             else "declares no schema")
     raise errors.FailedPrecondition(
-        f"{grant['name']} covers only the fields {', '.join(granted)}, but {version} {holds}:"
-        " the gateway delivers a dataset's signed content whole. Ask the owner to publish a"
-        " dataset holding only the granted fields, or to grant the whole dataset",
+        f"{grant['name']} covers only the fields {', '.join(granted)}, but {version} {holds},"
+        " so those fields cannot be delivered on their own, verifiably. The publisher must"
+        " republish it with column digests (the SDK adds them for CSV and JSON Lines content"
+        " with a schema), or the owner grant the whole dataset",
         reason="GRANT_FIELDS_NARROWER", grant=grant["name"], fields=",".join(extra))
 
 
@@ -277,27 +304,41 @@ def _start(gateway: Gateway, call: Call, plan: Plan) -> None:
                 "receipt": None,
             })
         return None, [call.event("exchange.fetch.start", resources=plan.resources(),
-                                 reason=f"offset {plan.offset}")]
+                                 reason=f"offset {plan.offset}; {_delivering(plan)}")]
 
     gateway.log.commit(change, call.refusal)
+
+
+def _delivering(plan: Plan) -> str:
+    """What the fetch delivers, as its audit events say it."""
+    return f"fields {','.join(plan.fields)}" if plan.fields else "the whole content"
 
 
 def _first_message(plan: Plan) -> exchange_pb2.FetchDatasetResponse:
     return exchange_pb2.FetchDatasetResponse(start=exchange_pb2.FetchStart(
         exchange=plan.name, dataset_version=plan.version["name"],
         signed_manifest=envelope_pb2.Envelope.FromString(plan.version["signed_manifest"]),
-        grant=plan.grant["name"], offset=plan.offset,
+        grant=plan.grant["name"], offset=plan.offset, fields=plan.fields,
     ))
+
+
+Delivered = tuple[bytes, int]
+"""(SHA-256, size) of what a fetch delivered, as its receipt binds them."""
 
 
 def _content(
     gateway: Gateway, call: Call, plan: Plan, blob: IO[bytes], opened: os.stat_result
-) -> Iterator[exchange_pb2.FetchDatasetResponse]:
-    """The content chunks, hashed unless the blob is untouched since it was last hashed;
-    DATA_LOSS when what was read does not match the version."""
+) -> Generator[exchange_pb2.FetchDatasetResponse, None, Delivered]:
+    """The content chunks (or its projection's), the blob hashed unless it is untouched since it
+    was last hashed; DATA_LOSS when what was read does not match the version, or a projection's
+    columns do not match the publisher's digests."""
     digest = plan.version["content_sha256"]
     hasher = None if gateway.blobs.unchanged_since_hashed(digest, blob) else StreamHasher()
-    yield from _chunks(gateway, call, plan, blob, hasher)
+    if plan.fields:
+        projected, found = yield from _project(gateway, call, plan,
+                                               _blocks(gateway, plan, blob, 0, hasher))
+    else:
+        yield from _send(gateway, call, plan, _blocks(gateway, plan, blob, plan.offset, hasher))
     if blob.tell() != plan.version["content_size"] or (
             hasher is not None and hasher.hexdigest() != digest):
         raise _altered(plan.version)
@@ -305,30 +346,77 @@ def _content(
         # The status at open, not now: a write during the stream moved the file's ctime past
         # it, so the next fetch hashes again instead of trusting bytes this one never read.
         gateway.blobs.hashed(digest, opened)
+    if not plan.fields:
+        return bytes.fromhex(digest), plan.version["content_size"]
+    if found != columns.signed_columns(plan.manifest, plan.fields):
+        raise _columns_mismatch(plan, "do not match the column digests and row count its"
+                                      " publisher signed")
+    return projected.digest(), projected.size
 
 
-def _chunks(
-    gateway: Gateway, call: Call, plan: Plan, blob: IO[bytes], hasher: StreamHasher | None
-) -> Iterator[exchange_pb2.FetchDatasetResponse]:
-    """The content from plan.offset to the version's size (hashed from byte 0 when `hasher`
-    is given), stopping when the fetch may no longer go on."""
+def _columns_mismatch(plan: Plan, why: str) -> errors.DataLoss:
+    return errors.DataLoss(
+        f"the fields {', '.join(plan.fields)} of {plan.version['name']} {why}: its publisher"
+        " must republish it", reason="COLUMNS_MISMATCH", version=plan.version["name"])
+
+
+def _blocks(gateway: Gateway, plan: Plan, blob: IO[bytes], start: int,
+            hasher: StreamHasher | None) -> Iterator[bytes]:
+    """The blob from `start` to the version's size (hashed from byte 0 when `hasher` is given),
+    in blocks of max_chunk_bytes; large content streams through recycled pages."""
     size = gateway.config.limits.max_chunk_bytes
     end = plan.version["content_size"]
     if hasher is None:
-        blob.seek(plan.offset)
+        blob.seek(start)
     else:
-        while (remaining := plan.offset - blob.tell()) > 0 and (
+        while (remaining := start - blob.tell()) > 0 and (
                 block := blob.read(min(size, remaining))):
             hasher.update(block)
-    next_check = time.monotonic() + GRANT_CHECK_SECONDS
     dropped = 0
     while (remaining := end - blob.tell()) > 0 and (chunk := blob.read(min(size, remaining))):
         if hasher is not None:
             hasher.update(chunk)
-        yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
+        yield chunk
         if (position := blob.tell()) - dropped >= spool.RECYCLE_EVERY:
-            spool.drop_cached(blob, position)  # large content streams through recycled pages
+            spool.drop_cached(blob, position)
             dropped = position
+
+
+def _project(
+    gateway: Gateway, call: Call, plan: Plan, blocks: Iterable[bytes]
+) -> Generator[exchange_pb2.FetchDatasetResponse, None, tuple[StreamHasher, columns.Columns]]:
+    """Send the projection of the content onto plan.fields from plan.offset; returns the hash
+    of the whole projection and the columns it holds."""
+    projection = columns.Projection(blocks, plan.manifest.media_type, plan.fields)
+    projected = StreamHasher()
+    size = gateway.config.limits.max_chunk_bytes
+    try:
+        yield from _send(gateway, call, plan, _from(projection, plan.offset, projected, size))
+    except columns.ColumnError as exc:
+        raise _columns_mismatch(plan, f"cannot be projected: {exc}") from None
+    if projected.size < plan.offset:
+        raise _offset_out_of_range(projected.size)
+    assert projection.columns is not None  # set once the projection is exhausted
+    return projected, projection.columns
+
+
+def _from(blocks: Iterable[bytes], offset: int, hasher: StreamHasher,
+          size: int) -> Iterator[bytes]:
+    """The bytes of `blocks` from `offset` in chunks of at most `size`, hashing all of them."""
+    for block in blocks:
+        skip = max(0, offset - hasher.size)
+        hasher.update(block)
+        view = memoryview(block)[skip:]
+        for start in range(0, len(view), size):
+            yield bytes(view[start:start + size])
+
+
+def _send(gateway: Gateway, call: Call, plan: Plan,
+          chunks: Iterable[bytes]) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+    """Send the chunks, stopping when the fetch may no longer go on."""
+    next_check = time.monotonic() + GRANT_CHECK_SECONDS
+    for chunk in chunks:
+        yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
         if time.monotonic() >= next_check:
             _check_allowed(gateway, call, plan)
             next_check = time.monotonic() + GRANT_CHECK_SECONDS
@@ -383,8 +471,10 @@ def break_interrupted(gateway: Gateway) -> None:
     gateway.log.commit(change)
 
 
-def _complete(gateway: Gateway, call: Call, plan: Plan) -> envelope_pb2.Envelope:
-    """Mark the exchange COMPLETED and sign the receipt naming its audit leaf."""
+def _complete(gateway: Gateway, call: Call, plan: Plan,
+              delivered: Delivered) -> envelope_pb2.Envelope:
+    """Mark the exchange COMPLETED and sign the receipt naming its audit leaf and what was
+    delivered."""
     version = plan.version
 
     def change(tx: Tx) -> tuple[envelope_pb2.Envelope, list]:
@@ -394,7 +484,8 @@ def _complete(gateway: Gateway, call: Call, plan: Plan) -> envelope_pb2.Envelope
             content_sha256=bytes.fromhex(version["content_sha256"]),
             content_size=version["content_size"], grant=plan.grant["name"],
             complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
-            audit_log_origin=gateway.config.audit.origin,
+            audit_log_origin=gateway.config.audit.origin, fields=plan.fields,
+            delivered_sha256=delivered[0], delivered_size=delivered[1],
         ))
         if not sql.end_exchange(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
                                 receipt=receipt.SerializeToString()):
@@ -402,7 +493,8 @@ def _complete(gateway: Gateway, call: Call, plan: Plan) -> envelope_pb2.Envelope
                 f"{plan.name} ended while it was streamed: resume it",
                 reason="EXCHANGE_NOT_STARTED", exchange=plan.name)
         event = call.event("exchange.fetch.complete", resources=plan.resources(),
-                           envelope_ids=(statements.envelope_id(receipt),))
+                           envelope_ids=(statements.envelope_id(receipt),),
+                           reason=_delivering(plan))
         return receipt, [event]
 
     return gateway.log.commit(change, call.refusal).value

@@ -105,7 +105,7 @@ DATASET_STATE_ACTIVE: DatasetState
 DATASET_STATE_WITHDRAWN: DatasetState
 
 class Manifest(_message.Message):
-    __slots__ = ("dataset", "version", "title", "abstract", "media_type", "schema", "classification", "sharing_type", "sharing_conditions", "legal_basis", "update_cycle", "tags", "content_sha256", "content_size", "create_time")
+    __slots__ = ("dataset", "version", "title", "abstract", "media_type", "schema", "classification", "sharing_type", "sharing_conditions", "legal_basis", "update_cycle", "tags", "content_sha256", "content_size", "create_time", "row_count")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class Manifest(_message.Message):
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SIZE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     version: int
     title: str
@@ -136,19 +137,22 @@ class Manifest(_message.Message):
     content_sha256: bytes
     content_size: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, dataset: _Optional[str] = ..., version: _Optional[int] = ..., title: _Optional[str] = ..., abstract: _Optional[str] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., schema: _Optional[_Iterable[_Union[SchemaField, _Mapping]]] = ..., classification: _Optional[_Union[Classification, str]] = ..., sharing_type: _Optional[_Union[SharingType, str]] = ..., sharing_conditions: _Optional[str] = ..., legal_basis: _Optional[str] = ..., update_cycle: _Optional[_Union[UpdateCycle, str]] = ..., tags: _Optional[_Iterable[str]] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    row_count: int
+    def __init__(self, dataset: _Optional[str] = ..., version: _Optional[int] = ..., title: _Optional[str] = ..., abstract: _Optional[str] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., schema: _Optional[_Iterable[_Union[SchemaField, _Mapping]]] = ..., classification: _Optional[_Union[Classification, str]] = ..., sharing_type: _Optional[_Union[SharingType, str]] = ..., sharing_conditions: _Optional[str] = ..., legal_basis: _Optional[str] = ..., update_cycle: _Optional[_Union[UpdateCycle, str]] = ..., tags: _Optional[_Iterable[str]] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., row_count: _Optional[int] = ...) -> None: ...
 
 class SchemaField(_message.Message):
-    __slots__ = ("name", "type", "description", "sensitivity")
+    __slots__ = ("name", "type", "description", "sensitivity", "values_sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
+    VALUES_SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: FieldType
     description: str
     sensitivity: Sensitivity
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., description: _Optional[str] = ..., sensitivity: _Optional[_Union[Sensitivity, str]] = ...) -> None: ...
+    values_sha256: bytes
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., description: _Optional[str] = ..., sensitivity: _Optional[_Union[Sensitivity, str]] = ..., values_sha256: _Optional[bytes] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("name", "publisher", "region_code", "latest_version", "manifest", "signed_manifest", "state", "withdraw_reason", "create_time", "update_time")

@@ -230,7 +230,7 @@ class Grant(_message.Message):
     def __init__(self, name: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., access_request: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin")
+    __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin", "fields", "delivered_sha256", "delivered_size")
     EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +241,9 @@ class Receipt(_message.Message):
     COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
     AUDIT_LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     AUDIT_LOG_ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_SIZE_FIELD_NUMBER: _ClassVar[int]
     exchange: str
     requester: str
     owner: str
@@ -251,7 +254,10 @@ class Receipt(_message.Message):
     complete_time: _timestamp_pb2.Timestamp
     audit_leaf_index: int
     audit_log_origin: str
-    def __init__(self, exchange: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset_version: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., grant: _Optional[str] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_leaf_index: _Optional[int] = ..., audit_log_origin: _Optional[str] = ...) -> None: ...
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    delivered_sha256: bytes
+    delivered_size: int
+    def __init__(self, exchange: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset_version: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., grant: _Optional[str] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_leaf_index: _Optional[int] = ..., audit_log_origin: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., delivered_sha256: _Optional[bytes] = ..., delivered_size: _Optional[int] = ...) -> None: ...
 
 class CreateAccessRequestRequest(_message.Message):
     __slots__ = ("parent", "signed_statement", "validate_only")
@@ -388,18 +394,20 @@ class FetchDatasetRequest(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., offset: _Optional[int] = ..., exchange: _Optional[str] = ...) -> None: ...
 
 class FetchStart(_message.Message):
-    __slots__ = ("exchange", "dataset_version", "signed_manifest", "grant", "offset")
+    __slots__ = ("exchange", "dataset_version", "signed_manifest", "grant", "offset", "fields")
     EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
     SIGNED_MANIFEST_FIELD_NUMBER: _ClassVar[int]
     GRANT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     exchange: str
     dataset_version: str
     signed_manifest: _envelope_pb2.Envelope
     grant: str
     offset: int
-    def __init__(self, exchange: _Optional[str] = ..., dataset_version: _Optional[str] = ..., signed_manifest: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., grant: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, exchange: _Optional[str] = ..., dataset_version: _Optional[str] = ..., signed_manifest: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., grant: _Optional[str] = ..., offset: _Optional[int] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FetchDatasetResponse(_message.Message):
     __slots__ = ("start", "chunk", "receipt")

@@ -156,11 +156,19 @@ class ExchangeServiceServicer:
         the content in chunks, then a receipt signed by the gateway. Resumable from a byte offset.
         Refused with FAILED_PRECONDITION DATASET_NOT_SHARED when the version, or the dataset's
         latest version, is NOT_SHARED (the owner's current decision governs existing grants). The
-        signed content is delivered whole, never cut: a grant naming fields delivers a version only
-        when every field of its schema is among them (otherwise FAILED_PRECONDITION
-        GRANT_FIELDS_NARROWER). One exchange is streamed by one call at a time: resuming it while
-        another call streams it is FAILED_PRECONDITION EXCHANGE_IN_PROGRESS (wait for that call to
-        end, or cancel it). A fetch stops, its exchange BROKEN, when its grant is revoked or expires
+        content is delivered as its publisher signed it. A grant naming fields gets a projection of
+        a version whose manifest carries column digests (FetchStart.fields): the content
+        re-encoded with only the granted fields, in schema order (columns beyond the schema never
+        reach it), which the SDK verifies against the column digests the publisher signed
+        (SchemaField.values_sha256); the gateway recomputes those digests while projecting and
+        breaks the exchange with DATA_LOSS COLUMNS_MISMATCH when they differ (no receipt). A
+        version without column digests is delivered whole to a grant naming every field of its
+        schema and refused to one naming fewer with FAILED_PRECONDITION GRANT_FIELDS_NARROWER (its
+        publisher must republish with them). An offset then counts projected bytes; resuming an
+        exchange whose grant now projects other fields is FAILED_PRECONDITION
+        EXCHANGE_FIELDS_CHANGED (start a new fetch). One exchange is streamed by one call at a
+        time: resuming it while another call streams it is FAILED_PRECONDITION
+        EXCHANGE_IN_PROGRESS (wait for that call to end, or cancel it). A fetch stops, its exchange BROKEN, when its grant is revoked or expires
         or its requester is suspended. At most [limits] max_streams_per_agency streams per agency
         (RESOURCE_EXHAUSTED TOO_MANY_STREAMS) and max_streams in all (GATEWAY_STREAMS_EXHAUSTED:
         retry later).

@@ -26,10 +26,12 @@ TABLES = ("access_requests", "grants", "exchanges", "events", "datasets", "datas
 def publish(client: AgencyClient, dataset_id: str, content: bytes = b"region,beds\n1,2\n", *,
             sharing_type: str = "UNCONDITIONAL", classification: str = "INTERNAL",
             **fields: Any) -> str:
-    """Publish a CSV dataset of the client's agency; returns its name."""
+    """Publish a dataset of the client's agency (CSV unless `media_type` says otherwise: the
+    SDK adds column digests to CSV); returns its name."""
     if sharing_type == "NOT_SHARED":
         fields.setdefault("legal_basis", "State Secrets Law art. 9")
-    client.publish(dataset_id, content, title=f"{dataset_id} title", media_type="CSV",
+    fields.setdefault("media_type", "CSV")
+    client.publish(dataset_id, content, title=f"{dataset_id} title",
                    schema=SCHEMA, classification=classification, sharing_type=sharing_type,
                    **fields)
     return client.dataset_name(dataset_id)

@@ -50,7 +50,7 @@ def blob_path(network, content: bytes):
 def granted(network):
     """gd-health publishes a 24 MiB dataset; sz-market holds a grant on it."""
     health, market = network.agency("gd-health"), network.agency("sz-market")
-    dataset = publish(health, "big-table", BIG)
+    dataset = publish(health, "big-table", BIG, media_type="OCTET_STREAM")
     grant = ask(market, dataset).grant
     return health, market, dataset, grant
 
@@ -295,9 +295,11 @@ def test_a_resumed_exchange_runs_under_the_grant_held_now(network, granted, tmp_
     assert exchange_row(network, name)["grant_name"] == renewed.name
 
 
-def test_a_grant_naming_fewer_fields_than_the_version_delivers_nothing(network, tmp_path):
+def test_a_grant_naming_fewer_fields_of_a_version_without_column_digests_delivers_nothing(
+        network, tmp_path):
     health, market = network.agency("gd-health"), network.agency("sz-market")
-    dataset = publish(health, "visits", BIG, sharing_type="CONDITIONAL")
+    dataset = publish(health, "visits", BIG, sharing_type="CONDITIONAL",
+                      media_type="OCTET_STREAM")
     whole = health.approve(ask(market, dataset).access_request.name).grant
     name = break_off(network, market, dataset, tmp_path / "visits.bin")
     health.revoke(whole.name, "narrowed below")

@@ -41,7 +41,7 @@ def granted(network):
     """gd-health publishes a 24 MiB dataset; sz-market holds a grant on it. Returns the
     fetching client, the dataset and the blob's path."""
     health, market = network.agency("gd-health"), network.agency("sz-market")
-    dataset = publish(health, "big-table", BIG)
+    dataset = publish(health, "big-table", BIG, media_type="OCTET_STREAM")
     ask(market, dataset)
     return market, dataset, network.gateway.blobs.path(hashlib.sha256(BIG).hexdigest())
 

@@ -198,7 +198,8 @@ def test_request_rate_per_agency_is_limited(network_factory):
 
 def test_a_fetch_past_its_deadline_breaks_the_exchange(network):
     health, market = network.agency("gd-health"), network.agency("sz-market")
-    beds = publish(health, "beds", os.urandom(24 * MiB))  # more than gRPC buffers in flight
+    # more than gRPC buffers in flight
+    beds = publish(health, "beds", os.urandom(24 * MiB), media_type="OCTET_STREAM")
     ask(market, beds)
     responses = market.exchange.FetchDataset(exchange_pb2.FetchDatasetRequest(dataset=beds),
                                              timeout=1.0)

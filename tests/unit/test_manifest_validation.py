@@ -116,3 +116,33 @@ def test_fts_query_makes_a_run_of_chinese_characters_a_phrase_of_single_characte
     assert catalog.fts_query("医") == '"医"*'
     assert catalog.fts_query("2023年 beds") == '"2023 年"* AND "beds"*'
     assert catalog.fts_query('医院" OR "x') == '"医  院"* AND "OR"* AND "x"*'
+
+
+def digested(*digests: bytes, **fields: Any) -> catalog_pb2.Manifest:
+    """A manifest whose schema fields x0, x1, ... carry `digests` (b"" for none)."""
+    schema = [catalog_pb2.SchemaField(name=f"x{index}", type=catalog_pb2.FIELD_TYPE_STRING,
+                                      sensitivity=catalog_pb2.SENSITIVITY_NONE,
+                                      values_sha256=digest)
+              for index, digest in enumerate(digests)]
+    return valid(schema=schema, **fields)
+
+
+def test_column_digests_on_csv_and_json_lines_pass() -> None:
+    for media_type in (catalog_pb2.MEDIA_TYPE_CSV, catalog_pb2.MEDIA_TYPE_JSON_LINES):
+        check(digested(bytes(32), bytes(32), media_type=media_type, row_count=3))
+
+
+@pytest.mark.parametrize(("manifest", "field"), [
+    (digested(bytes(32), media_type=catalog_pb2.MEDIA_TYPE_OCTET_STREAM), "manifest.schema"),
+    (digested(bytes(32), media_type=catalog_pb2.MEDIA_TYPE_PARQUET), "manifest.schema"),
+    (digested(bytes(32), bytes(31)), "manifest.schema[1].values_sha256"),
+    (digested(bytes(32), b""), "manifest.schema[1].values_sha256"),
+    (digested(b"", bytes(32)), "manifest.schema[0].values_sha256"),
+    (digested(bytes(32), row_count=-1), "manifest.row_count"),
+    (digested(b"", row_count=2), "manifest.row_count"),
+])
+def test_column_digests_out_of_place_are_refused(manifest: catalog_pb2.Manifest,
+                                                 field: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as caught:
+        check(manifest)
+    assert caught.value.metadata["field"] == field

@@ -1,0 +1,276 @@
+"""Column digests of tabular content (CSV, JSON Lines), and projections onto some of its fields.
+
+A publisher signs, per schema field, the SHA-256 of that field's values: for each data row in
+order, the value's canonical bytes prefixed by their length as 8-byte big-endian. Canonical
+value: CSV (RFC 4180 as Python's csv module reads it, the header row naming the fields, lines
+that are empty are not rows): the cell's text in UTF-8, "" for a cell a short row (or the
+header) lacks; a row with more cells than the header is refused. JSON Lines (one object per
+line, empty lines skipped): json.dumps(obj.get(field), sort_keys=True, separators=(",", ":"),
+ensure_ascii=False) in UTF-8, so a missing key is null.
+
+A projection re-encodes the content with only some fields, in the order given: CSV as the header
+and rows written by csv.writer (lineterminator "\\n"), JSON Lines as one object per row holding
+every projected field as its canonical value (null for a missing key). Reading a projection back
+gives the same values, so its column digests are the publisher's: the gateway checks them while
+it projects, the SDK on the file it received. The SDK, the gateway and the tests use this one
+definition. Everything streams: memory is bounded by one row (a CSV cell by csv.field_size_limit,
+a JSON line by MAX_JSON_LINE).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.v1 import catalog_pb2
+
+TABULAR = (catalog_pb2.MEDIA_TYPE_CSV, catalog_pb2.MEDIA_TYPE_JSON_LINES)
+"""The media types that carry column digests."""
+
+MAX_JSON_LINE = 16 * 1024 * 1024
+"""The longest JSON Lines row read, in characters."""
+
+BLOCK = 64 * 1024
+"""Projected output is yielded in blocks of about this many bytes."""
+
+GROWTH = 8
+"""A projected value takes at most this many times the bytes it took in the content (a CSV cell
+gains quotes and doubled quotes; a JSON number such as 1e15 is written out in full)."""
+
+
+class ColumnError(ValueError):
+    """Content that is not what its media type says: the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What one pass over tabular content found."""
+
+    digests: dict[str, bytes]
+    row_count: int
+
+
+def is_tabular(media_type: int) -> bool:
+    return media_type in TABULAR
+
+
+def signed_columns(manifest: catalog_pb2.Manifest, fields: Sequence[str]) -> Columns:
+    """The publisher-signed digests of `fields` and the row count, from a manifest."""
+    digests = {field.name: field.values_sha256 for field in manifest.schema}
+    return Columns({name: digests[name] for name in fields}, manifest.row_count)
+
+
+def scan(chunks: Iterable[bytes], media_type: int, fields: Sequence[str], *,
+         exact: bool = False) -> Columns:
+    """The column digests of `fields` and the row count of content given as chunks.
+    `exact`: the content must hold exactly `fields` (a projection's check that nothing else
+    came with it)."""
+    digests = _Digests(fields)
+    for row in _rows(chunks, media_type, fields, exact):
+        digests.add(row)
+    return digests.result()
+
+
+class Projection:
+    """Iterate for the projected bytes of content given as chunks; once done, `columns` holds
+    the digests and row count of what was projected."""
+
+    def __init__(self, chunks: Iterable[bytes], media_type: int, fields: Sequence[str]):
+        self._rows = _rows(chunks, media_type, fields, exact=False)
+        self._writer = _CsvOut(fields) if media_type == catalog_pb2.MEDIA_TYPE_CSV \
+            else _JsonOut(fields)
+        self._digests = _Digests(fields)
+        self.columns: Columns | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        out = self._writer
+        for row in self._rows:
+            self._digests.add(row)
+            out.write(row)
+            if out.size() >= BLOCK:
+                yield out.take()
+        if block := out.take():
+            yield block
+        self.columns = self._digests.result()
+
+
+def projected_bound(content_size: int, row_count: int, fields: Sequence[str]) -> int:
+    """The most bytes a projection of `fields` can take: its values at most GROWTH times their
+    bytes in the content, each row (and the header) written with every field empty or null."""
+    per_row = 2 + sum(len(_dumps(name).encode()) + 6 for name in fields)
+    return GROWTH * content_size + (row_count + 1) * per_row
+
+
+class _Digests:
+    def __init__(self, fields: Sequence[str]):
+        self._hashes = [hashlib.sha256() for _ in fields]
+        self._fields = fields
+        self._rows = 0
+
+    def add(self, row: Sequence[str]) -> None:
+        self._rows += 1
+        for hasher, value in zip(self._hashes, row, strict=True):
+            data = _utf8(value, self._rows)
+            hasher.update(len(data).to_bytes(8, "big"))
+            hasher.update(data)
+
+    def result(self) -> Columns:
+        return Columns({name: h.digest() for name, h in zip(self._fields, self._hashes,
+                                                              strict=True)}, self._rows)
+
+
+def _utf8(value: str, row: int) -> bytes:
+    try:
+        return value.encode()
+    except UnicodeEncodeError:  # a lone surrogate escaped in JSON ("\ud800")
+        raise ColumnError(f"row {row} holds text that is not valid Unicode") from None
+
+
+def _rows(chunks: Iterable[bytes], media_type: int, fields: Sequence[str],
+          exact: bool) -> Iterator[list[str]]:
+    """The canonical text values of `fields`, row by row."""
+    if media_type == catalog_pb2.MEDIA_TYPE_CSV:
+        return _csv_rows(_text(chunks, ""), fields, exact)
+    if media_type == catalog_pb2.MEDIA_TYPE_JSON_LINES:
+        return _json_rows(_text(chunks, "\n"), fields, exact)
+    raise ColumnError("only CSV and JSON Lines content has columns")
+
+
+def _text(chunks: Iterable[bytes], newline: str) -> io.TextIOWrapper:
+    """The chunks as strict UTF-8 text, lines ending as `newline` says (csv wants "")."""
+    return io.TextIOWrapper(io.BufferedReader(_ChunkReader(chunks), BLOCK), encoding="utf-8",
+                            errors="strict", newline=newline)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable raw stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _csv_rows(text: io.TextIOWrapper, fields: Sequence[str], exact: bool) -> Iterator[list[str]]:
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, [])
+        where = _header_positions(header, fields, exact)
+        width = len(header)
+        for cells in reader:
+            if not cells:
+                continue
+            if len(cells) > width:
+                raise ColumnError(f"line {reader.line_num} has {len(cells)} cells, but the"
+                                  f" header names {width} fields")
+            yield [cells[i] if i is not None and i < len(cells) else "" for i in where]
+    except csv.Error as exc:
+        raise ColumnError(f"line {reader.line_num} is not valid CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> ColumnError:
+    return ColumnError(f"the content is not valid UTF-8 ({exc.reason}): publish text as UTF-8")
+
+
+def _header_positions(header: list[str], fields: Sequence[str], exact: bool) -> list[int | None]:
+    """Where each field is in the header (None: absent, so its cells are "")."""
+    if len(set(header)) != len(header):
+        raise ColumnError("the CSV header names a field twice")
+    if exact and header != list(fields):
+        raise ColumnError(f"the CSV header is {','.join(header)}, not {','.join(fields)}")
+    positions = {name: index for index, name in enumerate(header)}
+    return [positions.get(name) for name in fields]
+
+
+def _json_rows(text: io.TextIOWrapper, fields: Sequence[str],
+               exact: bool) -> Iterator[list[str]]:
+    number = 0
+    while True:
+        try:
+            line = text.readline(MAX_JSON_LINE + 1)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(exc) from None
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_JSON_LINE:
+            raise ColumnError(f"line {number} is longer than {MAX_JSON_LINE} characters")
+        if line.strip():
+            yield _json_values(line, number, fields, exact)
+
+
+def _json_values(line: str, number: int, fields: Sequence[str], exact: bool) -> list[str]:
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise ColumnError(f"line {number} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ColumnError(f"line {number} is not a JSON object")
+    if exact and set(value) != set(fields):
+        raise ColumnError(f"line {number} holds the fields {','.join(sorted(value))}, not"
+                          f" {','.join(sorted(fields))}")
+    return [_dumps(value.get(name)) for name in fields]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _CsvOut:
+    def __init__(self, fields: Sequence[str]):
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._writer.writerow(fields)
+
+    def write(self, row: Sequence[str]) -> None:
+        self._writer.writerow(row)
+
+    def size(self) -> int:
+        return self._buffer.tell()
+
+    def take(self) -> bytes:
+        data = self._buffer.getvalue().encode()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return data
+
+
+class _JsonOut:
+    def __init__(self, fields: Sequence[str]):
+        self._keys = [_dumps(name) + ":" for name in fields]
+        self._lines: list[str] = []
+        self._size = 0
+
+    def write(self, row: Sequence[str]) -> None:
+        line = "{" + ",".join(key + value for key, value in zip(self._keys, row,
+                                                                  strict=True)) + "}\n"
+        self._lines.append(line)
+        self._size += len(line)
+
+    def size(self) -> int:
+        return self._size
+
+    def take(self) -> bytes:
+        data = "".join(self._lines).encode()
+        self._lines, self._size = [], 0
+        return data
