@@ -155,7 +155,7 @@ class BlobStore:
             raise ForeignFolder(
                 f"the blob folder {self.root} holds content the database {database} does not"
                 " name: give this database its own [storage] blobs folder")
-        owner_file.write_text(expected + "\n")
+        _write_atomically(owner_file, expected + "\n")
         return not stored
 
     def path(self, sha256_hex: str) -> Path:
@@ -242,6 +242,18 @@ class BlobStore:
 
 def _stamp(status: os.stat_result) -> tuple[int, ...]:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a crash mid-write must not leave an empty owner file,
+    which would read as another database's claim."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:

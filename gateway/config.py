@@ -20,6 +20,8 @@ FRAMING_BYTES = 64 * 1024
 """Room a gRPC message needs around a content chunk (the other fields and protobuf framing)."""
 CLIENT_MESSAGE_BYTES = 4 * MiB
 """The largest message gRPC clients receive unless told otherwise: fetch chunks must fit."""
+LONGEST_TIMER = (2**31 - 1) // 1000
+"""The longest keepalive setting in seconds: gRPC takes them as 32-bit milliseconds."""
 
 
 @dataclass(frozen=True)
@@ -256,19 +258,24 @@ def problems(config: Config) -> list[str]:
     ) if value <= 0]
     if config.server.grace_seconds < 0:
         found.append(f"[server] grace_seconds must be 0 or more, got {config.server.grace_seconds}")
-    found += [f"[server] {key} must be at least 1 (seconds), got {value!r}" for key, value in (
-        ("keepalive_seconds", config.server.keepalive_seconds),
-        ("keepalive_timeout_seconds", config.server.keepalive_timeout_seconds),
-    ) if value < 1]
-    if config.server.min_client_ping_seconds < 0:
-        found.append("[server] min_client_ping_seconds must be 0 (any rate) or more, got"
-                     f" {config.server.min_client_ping_seconds!r}")
+    if config.server.max_workers == 1:
+        found.append("[server] max_workers must be at least 2: streams may hold all but one")
+    found += [f"[server] {key} must be {least} to {LONGEST_TIMER} seconds, got {value!r}"
+              for key, value, least in (
+                  ("keepalive_seconds", config.server.keepalive_seconds, 1),
+                  ("keepalive_timeout_seconds", config.server.keepalive_timeout_seconds, 1),
+                  ("min_client_ping_seconds", config.server.min_client_ping_seconds, 0),
+              ) if not least <= value <= LONGEST_TIMER]
     limits = config.limits
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"
                      f" {CLIENT_MESSAGE_BYTES - FRAMING_BYTES} (fetch chunks must fit the 4 MiB"
                      " messages gRPC clients accept by default),"
                      f" got {limits.max_chunk_bytes}")
+    if limits.max_message_bytes > CLIENT_MESSAGE_BYTES:
+        found.append(f"[limits] max_message_bytes must be at most {CLIENT_MESSAGE_BYTES} (replies"
+                     " must fit the 4 MiB messages gRPC clients accept by default), got"
+                     f" {limits.max_message_bytes}")
     if limits.max_message_bytes < limits.max_chunk_bytes + FRAMING_BYTES:
         found.append(f"[limits] max_message_bytes must be at least [limits] max_chunk_bytes +"
                      f" {FRAMING_BYTES} (a chunk and its framing), that is"

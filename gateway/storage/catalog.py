@@ -119,11 +119,13 @@ def content_named(conn: sqlite3.Connection, sha256_hex: str) -> bool:
                         (sha256_hex,)).fetchone() is not None
 
 
-VISIBLE_TO = (
-    "(d.classification != 'CONFIDENTIAL' OR d.publisher = ? OR EXISTS (SELECT 1 FROM"
-    " grants g WHERE g.grantee = ? AND g.dataset = d.name AND g.state = 'ACTIVE'"
-    " AND g.expire_time > ?))"
+SEES_CONFIDENTIAL = (
+    "(d.publisher = ? OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND"
+    " g.dataset = d.name AND g.state = 'ACTIVE' AND g.expire_time > ?))"
 )
+"""SQL condition: an agency may see the CONFIDENTIAL metadata of the dataset row `d` (its
+publisher, or an active unexpired grant); parameters from `visible_to_params`."""
+VISIBLE_TO = f"(d.classification != 'CONFIDENTIAL' OR {SEES_CONFIDENTIAL})"
 """SQL condition: the dataset row `d` is visible to an agency (the catalog's rule); its
 parameters come from `visible_to_params`."""
 

@@ -40,12 +40,16 @@ def events_for(
 
     A dataset event counts for a grantee when it happened while the grant was in force, so a
     later revocation or expiry does not open gaps in what a reconnecting watcher receives. A
-    followed dataset's events count while the dataset is visible to the agency at `now` (the
-    catalog's rule: not CONFIDENTIAL, or an ACTIVE grant unexpired at `now`; its own datasets
-    count anyway), so a follower that lost its grant stops receiving them."""
+    followed dataset's events count while the agency may see them at `now` (the catalog's
+    rule, version by version: CONFIDENTIAL metadata, of the dataset or of the version an event
+    names, only with an ACTIVE grant unexpired at `now`; its own datasets count anyway), so a
+    follower that lost its grant stops receiving them."""
     marks = ", ".join("?" for _ in follow)
     followed = (f" OR (e.dataset IN ({marks}) AND EXISTS (SELECT 1 FROM datasets d"
-                f" WHERE d.name = e.dataset AND {catalog.VISIBLE_TO}))") if follow else ""
+                f" WHERE d.name = e.dataset AND ({catalog.SEES_CONFIDENTIAL}"
+                " OR (d.classification != 'CONFIDENTIAL' AND NOT EXISTS (SELECT 1 FROM"
+                " dataset_versions v WHERE v.name = e.resource"
+                " AND v.classification = 'CONFIDENTIAL')))))") if follow else ""
     visibility = catalog.visible_to_params(agency, now) if follow else ()
     return rows(conn.execute(
         "SELECT e.* FROM events e WHERE e.seq > ? AND (e.recipient = ? OR (e.recipient IS NULL"

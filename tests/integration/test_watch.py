@@ -167,6 +167,21 @@ def test_a_followed_confidential_dataset_stops_reporting_once_it_is_hidden(netwo
     assert seen[1].resource == f"{beds}/versions/2"  # not case-files v2
 
 
+def test_a_followed_dataset_keeps_its_confidential_versions_hidden(network):
+    """v1 PUBLIC, v2 CONFIDENTIAL, v3 PUBLIC: a follower without a grant hears of v1 and v3
+    only, as ListDatasetVersions shows it, even reading them after v3 made the dataset PUBLIC."""
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    mixed = publish(health, "mixed", classification="PUBLIC")
+    stream = watching(network, market, follow=[mixed])
+    publish(health, "mixed", b"region,beds\n1,2\n", classification="CONFIDENTIAL")
+    publish(health, "mixed", b"region,beds\n1,3\n", classification="PUBLIC")
+    seen = list(islice(stream, 1))
+    stream.close()
+
+    assert [event.resource for event in seen] == [f"{mixed}/versions/3"]
+    assert [v.version for v in market.versions(mixed)] == [3, 1]
+
+
 def test_a_suspended_agency_s_watch_ends(network):
     health, market = network.agency("gd-health"), network.agency("sz-market")
     beds = publish(health, "beds")

@@ -47,6 +47,8 @@ def test_config_rejects_unknown_names(tmp_path, text):
      "[exchange] decision_working_days must be positive"),
     ("[exchange]\nmax_grant_days = 0\n", "[exchange] max_grant_days must be positive"),
     ("[server]\nmax_workers = true\n", "[server] max_workers must be an integer"),
+    ("[server]\nmax_workers = 1\n", "[server] max_workers must be at least 2"),
+    ("[limits]\nmax_message_bytes = 8388608\n", "[limits] max_message_bytes must be at most"),
     ("[server]\nmax_workers = 8\n[limits]\nmax_streams = 8\n",
      "[limits] max_streams must be 0 (the default) or below [server] max_workers"),
     ('[storage]\nsynchronous = "SOMETIMES"\n', "[storage] synchronous must be one of"),
