@@ -204,6 +204,12 @@ class ExchangeMixin:
         request = exchange_pb2.DenyAccessRequestRequest(name=name, signed_decision=envelope)
         return self._call(self.exchange.DenyAccessRequest, request).access_request
 
+    def withdraw_request(self, name: str, reason: str) -> exchange_pb2.AccessRequest:
+        """Withdraw one of this agency's own PENDING requests, saying why (the owner is told);
+        another request for the same dataset may then be made."""
+        request = exchange_pb2.WithdrawAccessRequestRequest(name=name, reason=reason)
+        return self._call(self.exchange.WithdrawAccessRequest, request).access_request
+
     # -- grants ------------------------------------------------------------------------------
 
     def grants(

@@ -77,8 +77,6 @@ MAX_TAGS = 20
 MAX_TAG = 40
 MAX_REASON = 500
 MAX_QUERY = 500
-REPLY_RESERVE = 1024
-"""Bytes of a list reply kept for what is not an item: its next_page_token and framing."""
 
 PUBLISHED = "DATASET_VERSION_PUBLISHED"
 WITHDRAWN = "DATASET_WITHDRAWN"
@@ -486,7 +484,7 @@ def list_datasets(
     )
     found = sql.list_datasets(gateway.db.reader(), where, before=_position(gateway, request),
                               limit=size + 1)
-    return _page(gateway, request, found, size, render, "seq")
+    return paging.page(gateway, request, found, size, render, "seq")
 
 
 def list_versions(
@@ -500,17 +498,7 @@ def list_versions(
     found = sql.list_versions(gateway.db.reader(), dataset["name"],
                               before=_position(gateway, request), limit=size + 1,
                               confidential=sees_confidential(gateway, call.caller, dataset))
-    return _page(gateway, request, found, size, render, "version")
-
-
-def _page(gateway: Gateway, request: Any, found: Iterable[dict[str, Any]], size: int,
-          render: Render, position: str) -> tuple[list[Any], str]:
-    """Fill a page from `found` and make the token continuing after its last row's
-    `position` column."""
-    budget = gateway.config.limits.max_message_bytes - REPLY_RESERVE
-    items, last = paging.fill(found, size, budget, render)
-    token = gateway.page_tokens.encode(last[position], request) if last is not None else ""
-    return items, token
+    return paging.page(gateway, request, found, size, render, "version")
 
 
 def fts_query(text: str) -> str:

@@ -36,6 +36,8 @@ GRANT_NAME = re.compile(r"^agencies/([^/]+)/grants/([0-9a-f]{32})$")
 MIN_NONCE_BYTES = 16
 MAX_REQUEST_ID = 128
 MAX_DECISION_REASON = 1000
+MAX_REASON = 500
+"""Longest reason for a revocation or a withdrawal."""
 
 PENDING, APPROVED, DENIED, WITHDRAWN = "PENDING", "APPROVED", "DENIED", "WITHDRAWN"
 
@@ -316,7 +318,8 @@ def _check_none_pending(conn: Any, call: Call, request: dict[str, Any]) -> None:
         call.resources = [*call.resources, name]
         raise errors.FailedPrecondition(
             f"your access request {name} for {request['dataset']} is still PENDING (the owner"
-            f" decides by {deadline}): wait for that decision rather than asking again",
+            f" decides by {deadline}): wait for that decision, or withdraw that request"
+            " (WithdrawAccessRequest) and ask again",
             reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request["dataset"],
         )
 
@@ -463,7 +466,8 @@ def _check_pending(row: dict[str, Any]) -> None:
     state = row["effective_state"]
     if state == PENDING:
         return
-    why = (f"it was closed when {row['dataset']} was withdrawn" if state == WITHDRAWN
+    # Its requester or the dataset's withdrawal closed it: the state_reason says which.
+    why = (f"it was closed without a decision ({row['state_reason']})" if state == WITHDRAWN
            else "it was decided already")
     raise errors.FailedPrecondition(f"{row['name']} is {state}, not PENDING: {why}",
                                     reason="REQUEST_NOT_PENDING", state=state)
@@ -545,6 +549,46 @@ def decode_statement(row: dict[str, Any]) -> Any:
     return exchange_pb2.AccessRequestStatement.FromString(envelope.payload)
 
 
+# -- Withdraw ------------------------------------------------------------------------------------
+
+
+def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
+    """Close the caller's own PENDING request without a decision and tell the owner, so that
+    the requester may ask again (it may have one PENDING request per dataset). Only the
+    requester named in `name` may: refused before any read, so no one learns whether another
+    agency's request exists."""
+    match = REQUEST_NAME.match(name)
+    if not match:
+        raise errors.InvalidArgument(
+            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    call.resources = [name]
+    if match.group(1) != call.caller.identity.id:
+        raise errors.PermissionDenied(
+            f"only {agency_name(match.group(1))}, which made {name}, may withdraw it (the"
+            " dataset's owner denies a request instead)",
+            reason="NOT_REQUESTER", access_request=name,
+        )
+    _check_text(reason, "reason", MAX_REASON)
+
+    def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        now = times.to_text(tx.now)
+        row = sql.get_access_request(tx.conn, name, now)
+        if row is None:
+            raise errors.NotFound(f"access request {name} does not exist", access_request=name)
+        call.resources = list(_resources(name, row))
+        _check_pending(row)
+        sql.decide_access_request(tx.conn, name, state=WITHDRAWN,
+                                  reason=f"withdrawn by its requester: {reason}",
+                                  signed_decision=None, grant_name=None, when=now)
+        _notify(tx, row["owner"], "ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", name, row, call,
+                f"{agency_name(row['requester'])} withdrew {name} for {row['dataset']}:"
+                f" {reason}")
+        event = call.event(resources=tuple(call.resources), reason=reason)
+        return sql.get_access_request(tx.conn, name, now), [event]
+
+    return gateway.log.commit(change, call.refusal).value
+
+
 # -- reading requests ----------------------------------------------------------------------------
 
 
@@ -581,7 +625,7 @@ def revoke_grant(gateway: Gateway, call: Call, name: str, reason: str) -> dict[s
     if not GRANT_NAME.match(name):
         raise errors.InvalidArgument("name must be agencies/{agency}/grants/{grant}",
                                      field="name")
-    _check_text(reason, "reason", 500)
+    _check_text(reason, "reason", MAX_REASON)
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:
         now = times.to_text(tx.now)

@@ -21,6 +21,8 @@ from gateway import errors, signing
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+REPLY_RESERVE = 1024
+"""Bytes of a list reply kept for what is not an item: its next_page_token and framing."""
 ITEM_FRAMING = 6
 """Bytes a repeated message field adds around each item: its tag and length (up to 5)."""
 
@@ -52,6 +54,16 @@ def fill(rows: Iterable[Row], size: int, budget: int,
         page.append(item)
         last = row
     return page, None
+
+
+def page(gateway: Any, request: Any, rows: Iterable[Row], size: int,
+         render: Callable[[Row], Message], position: str) -> tuple[list[Message], str]:
+    """A page of a list reply: `rows` rendered by `fill` within the gateway's message limit,
+    and the token continuing after the last row's `position` column ("" at the end)."""
+    budget = gateway.config.limits.max_message_bytes - REPLY_RESERVE
+    items, last = fill(rows, size, budget, render)
+    token = gateway.page_tokens.encode(last[position], request) if last is not None else ""
+    return items, token
 
 
 class PageTokens:

@@ -1,5 +1,5 @@
-"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|fetches|watch`: the
-exchange.
+"""`govshare agency request|requests|withdraw-request|approve|deny|grants|revoke|fetch|fetches|
+watch`: the exchange.
 
 Registered onto the `agency` group when gateway.cli.agency is imported.
 """
@@ -112,6 +112,17 @@ def requests(ctx: click.Context, incoming: bool, state: str | None, overdue: boo
         found = list(client.access_requests(_direction(incoming), state=state or 0,
                                             overdue_only=overdue, dataset=dataset))
     show_requests(ctx, found)
+
+
+@agency.command("withdraw-request")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why the request is withdrawn (the owner sees it).")
+@click.pass_context
+@handles_errors
+def withdraw_request(ctx: click.Context, name: str, reason: str) -> None:
+    """Withdraw your PENDING access request NAME; you may then ask again."""
+    with client_from(ctx) as client:
+        show_requests(ctx, [client.withdraw_request(name, reason)])
 
 
 @agency.command("approve")

@@ -90,12 +90,10 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
         )
-        response = exchange_pb2.ListAccessRequestsResponse(
-            access_requests=[request_proto(row, now) for row in found[:size]])
-        if len(found) > size:
-            response.next_page_token = self.gateway.page_tokens.encode(found[size - 1]["seq"],
-                                                                       request)
-        return response
+        items, token = paging.page(self.gateway, request, found, size,
+                            lambda row: request_proto(row, now), "seq")
+        return exchange_pb2.ListAccessRequestsResponse(access_requests=items,
+                                                       next_page_token=token)
 
     @rpc("exchange.request.approve")
     def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
@@ -112,6 +110,12 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         return exchange_pb2.DenyAccessRequestResponse(
             access_request=request_proto(decided.request, self._now()))
 
+    @rpc("exchange.request.withdraw")
+    def WithdrawAccessRequest(self, request: Any, call: Call) -> Any:
+        row = exchange.withdraw_request(self.gateway, call, request.name, request.reason)
+        return exchange_pb2.WithdrawAccessRequestResponse(
+            access_request=request_proto(row, self._now()))
+
     @rpc("exchange.grant.list")
     def ListGrants(self, request: Any, call: Call) -> Any:
         agency = exchange.require_parent(call, request.parent)
@@ -124,11 +128,8 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
         )
-        response = exchange_pb2.ListGrantsResponse(grants=[grant_proto(r) for r in found[:size]])
-        if len(found) > size:
-            response.next_page_token = self.gateway.page_tokens.encode(found[size - 1]["seq"],
-                                                                       request)
-        return response
+        items, token = paging.page(self.gateway, request, found, size, grant_proto, "seq")
+        return exchange_pb2.ListGrantsResponse(grants=items, next_page_token=token)
 
     @rpc("exchange.grant.revoke", allow=(AGENCY, ADMIN))
     def RevokeGrant(self, request: Any, call: Call) -> Any:

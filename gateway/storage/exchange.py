@@ -48,9 +48,10 @@ def find_by_request_id(
 
 
 def decide_access_request(
-    conn: sqlite3.Connection, name: str, *, state: str, reason: str, signed_decision: bytes,
-    grant_name: str | None, when: str,
+    conn: sqlite3.Connection, name: str, *, state: str, reason: str,
+    signed_decision: bytes | None, grant_name: str | None, when: str,
 ) -> None:
+    """Close a request: decided by the owner, or withdrawn by its requester (no decision)."""
     conn.execute(
         "UPDATE access_requests SET state = ?, state_reason = ?, signed_decision = ?,"
         " grant_name = ?, decide_time = ? WHERE name = ?",

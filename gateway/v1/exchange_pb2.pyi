@@ -68,6 +68,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_ACCESS_REQUEST_DENIED: _ClassVar[EventType]
     EVENT_TYPE_GRANT_REVOKED: _ClassVar[EventType]
     EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN: _ClassVar[EventType]
+    EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER: _ClassVar[EventType]
 PURPOSE_UNSPECIFIED: Purpose
 PURPOSE_PUBLIC_SERVICE: Purpose
 PURPOSE_ADMINISTRATIVE_LICENSING: Purpose
@@ -104,6 +105,7 @@ EVENT_TYPE_ACCESS_REQUEST_APPROVED: EventType
 EVENT_TYPE_ACCESS_REQUEST_DENIED: EventType
 EVENT_TYPE_GRANT_REVOKED: EventType
 EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN: EventType
+EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER: EventType
 
 class AccessRequestStatement(_message.Message):
     __slots__ = ("requester", "dataset", "purpose", "purpose_text", "legal_basis", "duration", "fields", "request_id", "nonce", "create_time")
@@ -340,6 +342,20 @@ class DenyAccessRequestRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., signed_decision: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
 
 class DenyAccessRequestResponse(_message.Message):
+    __slots__ = ("access_request",)
+    ACCESS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    access_request: AccessRequest
+    def __init__(self, access_request: _Optional[_Union[AccessRequest, _Mapping]] = ...) -> None: ...
+
+class WithdrawAccessRequestRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WithdrawAccessRequestResponse(_message.Message):
     __slots__ = ("access_request",)
     ACCESS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     access_request: AccessRequest

@@ -60,6 +60,11 @@ class ExchangeServiceStub:
                 request_serializer=gateway_dot_v1_dot_exchange__pb2.DenyAccessRequestRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_exchange__pb2.DenyAccessRequestResponse.FromString,
                 _registered_method=True)
+        self.WithdrawAccessRequest = channel.unary_unary(
+                '/gateway.v1.ExchangeService/WithdrawAccessRequest',
+                request_serializer=gateway_dot_v1_dot_exchange__pb2.WithdrawAccessRequestRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_exchange__pb2.WithdrawAccessRequestResponse.FromString,
+                _registered_method=True)
         self.ListGrants = channel.unary_unary(
                 '/gateway.v1.ExchangeService/ListGrants',
                 request_serializer=gateway_dot_v1_dot_exchange__pb2.ListGrantsRequest.SerializeToString,
@@ -97,8 +102,8 @@ class ExchangeServiceServicer:
         owner, and its state_reason does not say how the dataset is shared. A request that would
         wait for the owner is refused while the caller's earlier request for the same dataset is
         still PENDING, overdue or not (FAILED_PRECONDITION REQUEST_ALREADY_PENDING; the message and
-        the access_request metadata name the pending request): one question at a time per dataset.
-        Asking again while holding an ACTIVE grant (to renew it) is allowed. validate_only answers
+        the access_request metadata name the pending request): one question at a time per dataset;
+        the requester may withdraw the pending one (WithdrawAccessRequest) to ask anew. Asking again while holding an ACTIVE grant (to renew it) is allowed. validate_only answers
         the same.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -124,14 +129,32 @@ class ExchangeServiceServicer:
         dataset's terms at the time of approval decide: NOT_SHARED or withdrawn by now is refused
         (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN), as is a requester suspended
         since it asked (FAILED_PRECONDITION REQUESTER_SUSPENDED); the duration is capped by the
-        gateway's configuration at that time.
+        gateway's configuration at that time. A request that is no longer PENDING (decided, or
+        withdrawn by its requester or with its dataset) is refused with FAILED_PRECONDITION
+        REQUEST_NOT_PENDING, whose state metadata and message say what closed it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DenyAccessRequest(self, request, context):
-        """Denies a pending access request with the owner's signed decision and a reason.
+        """Denies a pending access request with the owner's signed decision and a reason; refused as
+        ApproveAccessRequest is when the request is no longer PENDING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawAccessRequest(self, request, context):
+        """Withdraws one of the caller's own PENDING access requests, with a reason: it becomes
+        WITHDRAWN, can no longer be decided (its decide_deadline no longer applies, and it is never
+        overdue), and the owner is told (EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER), so the
+        requester may ask again without waiting for an owner who does not decide. Only the
+        requester may: anyone else, the dataset's owner included, is refused with PERMISSION_DENIED
+        NOT_REQUESTER whether the request exists or not (the owner denies instead), and staff with
+        ROLE_NOT_ALLOWED (a withdrawal speaks for the requester; an administrator who must stop an
+        agency's requests suspends it). A request no longer PENDING is refused with
+        FAILED_PRECONDITION REQUEST_NOT_PENDING and its state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -215,6 +238,11 @@ def add_ExchangeServiceServicer_to_server(servicer, server):
                     servicer.DenyAccessRequest,
                     request_deserializer=gateway_dot_v1_dot_exchange__pb2.DenyAccessRequestRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_exchange__pb2.DenyAccessRequestResponse.SerializeToString,
+            ),
+            'WithdrawAccessRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawAccessRequest,
+                    request_deserializer=gateway_dot_v1_dot_exchange__pb2.WithdrawAccessRequestRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_exchange__pb2.WithdrawAccessRequestResponse.SerializeToString,
             ),
             'ListGrants': grpc.unary_unary_rpc_method_handler(
                     servicer.ListGrants,
@@ -373,6 +401,33 @@ class ExchangeService:
             '/gateway.v1.ExchangeService/DenyAccessRequest',
             gateway_dot_v1_dot_exchange__pb2.DenyAccessRequestRequest.SerializeToString,
             gateway_dot_v1_dot_exchange__pb2.DenyAccessRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawAccessRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.ExchangeService/WithdrawAccessRequest',
+            gateway_dot_v1_dot_exchange__pb2.WithdrawAccessRequestRequest.SerializeToString,
+            gateway_dot_v1_dot_exchange__pb2.WithdrawAccessRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,5 @@
-"""`govshare agency request|requests|approve|deny|grants|revoke|fetch|fetches|watch` end to
-end."""
+"""`govshare agency request|requests|withdraw-request|approve|deny|grants|revoke|fetch|fetches|
+watch` end to end."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 from gateway.cli.agency import agency
 from tests.integration.exchange_support import publish
 
-COMMANDS = ("request", "requests", "approve", "deny", "grants", "revoke", "fetch", "fetches",
-            "watch")
+COMMANDS = ("request", "requests", "withdraw-request", "approve", "deny", "grants", "revoke",
+            "fetch", "fetches", "watch")
 
 
 def run(network: Any, agency_id: str, *args: str | Path) -> Result:
@@ -132,3 +132,21 @@ def test_ctrl_c_during_watch_exits_130(network: Any) -> None:
             watching.wait()
     assert watching.returncode == 130, err
     assert err.strip() == "Interrupted."
+
+
+def test_withdraw_request_then_ask_again(network: Any) -> None:
+    visits = publish(network.agency("gd-health"), "visits", sharing_type="CONDITIONAL")
+    pending = as_json(network, "sz-market", *ask_args(visits))[0]["access_request"]["name"]
+
+    assert run(network, "sz-market", "withdraw-request", pending).exit_code == 2  # --reason
+    refused = run(network, "gd-health", "withdraw-request", pending, "--reason", "mine")
+    assert refused.exit_code == 1 and "NOT_REQUESTER" in refused.output
+    table = ok(network, "sz-market", "withdraw-request", pending, "--reason", "wrong quarter")
+    assert "WITHDRAWN" in table.output and "wrong quarter" in table.output
+
+    refused = run(network, "gd-health", "approve", pending)
+    assert refused.exit_code == 1 and "REQUEST_NOT_PENDING" in refused.output
+    again = as_json(network, "sz-market", *ask_args(visits))[0]["access_request"]
+    assert again["state"] == "ACCESS_REQUEST_STATE_PENDING" and again["name"] != pending
+    withdrawn = as_json(network, "sz-market", "requests", "--state", "withdrawn")
+    assert [r["name"] for r in withdrawn] == [pending]

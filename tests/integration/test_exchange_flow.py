@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, time, timedelta
+from itertools import islice
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from gateway.v1 import exchange_pb2
 from tests.integration.exchange_support import (
     ask,
     counts,
+    last_leaf,
     publish,
     start_clocked_network,
 )
@@ -377,3 +379,109 @@ def test_a_configured_holiday_week_extends_the_owner_deadline(tmp_path):
             [request.name]
     finally:
         network.close()
+
+
+WITHDRAWN = exchange_pb2.ACCESS_REQUEST_STATE_WITHDRAWN
+
+
+def test_a_requester_withdraws_its_pending_request_tells_the_owner_and_asks_again(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    first = ask(market, dataset).access_request
+    before = counts(network)
+
+    withdrawn = market.withdraw_request(first.name, "asked for the wrong quarter")
+
+    assert withdrawn.state == WITHDRAWN and not withdrawn.overdue
+    assert withdrawn.state_reason == "withdrawn by its requester: asked for the wrong quarter"
+    assert withdrawn.decide_time.seconds and not withdrawn.signed_decision.payload
+    assert withdrawn.signed_statement == first.signed_statement  # what was signed stays
+    after = counts(network)
+    assert after["access_requests"] == before["access_requests"]
+    assert (after["events"], after["audit_leaves"]) == (before["events"] + 1,
+                                                        before["audit_leaves"] + 1)
+    leaf = last_leaf(network)
+    assert (leaf["actor"], leaf["action"], leaf["outcome"]) == (
+        "urn:govshare:agency:sz-market", "exchange.request.withdraw", "ALLOWED")
+    assert first.name in leaf["record"] and "asked for the wrong quarter" in leaf["record"]
+    assert health.access_request(first.name).state == WITHDRAWN
+
+    again = ask(market, dataset).access_request
+
+    assert again.state == PENDING and again.name != first.name
+    stream = health.watch(cursor="0")
+    told = list(islice(stream, 4))
+    stream.close()
+    assert [exchange_pb2.EventType.Name(e.type) for e in told] == [
+        "EVENT_TYPE_DATASET_VERSION_PUBLISHED", "EVENT_TYPE_ACCESS_REQUEST_CREATED",
+        "EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", "EVENT_TYPE_ACCESS_REQUEST_CREATED"]
+    assert (told[2].resource, told[2].dataset, told[2].actor) == (
+        first.name, dataset, "urn:govshare:agency:sz-market")
+    assert "asked for the wrong quarter" in told[2].summary
+    assert [(r.name, r.state) for r in health.access_requests("INCOMING")] == [
+        (again.name, PENDING), (first.name, WITHDRAWN)]
+    assert [r.name for r in market.access_requests(state="WITHDRAWN")] == [first.name]
+
+
+def test_an_overdue_request_withdrawn_no_longer_locks_the_requester_out(clocked):
+    network, clock = clocked
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "visits", sharing_type="CONDITIONAL")
+    pending = ask(market, dataset).access_request
+    clock.offset = timedelta(days=30)
+    assert [r.name for r in health.access_requests("INCOMING", overdue_only=True)] == \
+        [pending.name]
+
+    withdrawn = market.withdraw_request(pending.name, "the owner never answered")
+
+    assert withdrawn.state == WITHDRAWN and not withdrawn.overdue
+    assert list(health.access_requests("INCOMING", overdue_only=True)) == []
+    statement = market.access_request_statement(dataset, purpose="STATISTICS", purpose_text="t",
+                                                legal_basis="l")
+    statement.create_time.FromDatetime(clock())
+    again = market.send_access_request(
+        statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement))
+    assert again.access_request.state == PENDING and not again.access_request.overdue
+
+
+LONG_PURPOSE = ("为编制全省医疗卫生资源统计年报核对床位数据" * 50)[:1000]  # 3000 bytes in UTF-8
+
+
+def _list_every_page(client, method, request, field) -> tuple[list[str], int]:
+    """The names listed page by page with page_size=1000, and the number of pages."""
+    request.page_size = 1000
+    names, pages = [], 0
+    while True:
+        response = client._call(method, request)
+        pages += 1
+        names += [item.name for item in getattr(response, field)]
+        if not response.next_page_token:
+            return names, pages
+        request.page_token = response.next_page_token
+
+
+def test_access_requests_are_listed_in_pages_that_fit_the_message_limit(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "beds")  # granted at once: a request again is a renewal
+    made = [ask(market, dataset, purpose_text=LONG_PURPOSE, legal_basis=LONG_PURPOSE[:500])
+            .access_request.name for _ in range(150)]  # ~9 KiB each: over 1.06 MiB in all
+
+    for client, direction in ((market, exchange_pb2.DIRECTION_OUTGOING),
+                              (health, exchange_pb2.DIRECTION_INCOMING)):
+        request = exchange_pb2.ListAccessRequestsRequest(parent=client.name, direction=direction)
+        names, pages = _list_every_page(client, client.exchange.ListAccessRequests, request,
+                                        "access_requests")
+        assert names == made[::-1] and pages > 1
+
+
+def test_grants_are_listed_in_pages_that_fit_the_message_limit(network_factory):
+    network = network_factory(limits={"max_chunk_bytes": 16 * 1024,
+                                      "max_message_bytes": 80 * 1024})
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "beds")
+    made = [ask(market, dataset).grant.name for _ in range(150)]  # over 80 KiB in all
+
+    request = exchange_pb2.ListGrantsRequest(parent=market.name,
+                                             direction=exchange_pb2.DIRECTION_OUTGOING)
+    names, pages = _list_every_page(market, market.exchange.ListGrants, request, "grants")
+    assert names == made[::-1] and pages > 1

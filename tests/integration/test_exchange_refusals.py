@@ -363,3 +363,71 @@ def test_concurrent_new_requests_make_one_pending_request(network, parties):
     created = [outcome for outcome in outcomes if outcome != "REQUEST_ALREADY_PENDING"]
     assert len(outcomes) == 8 and len(created) == 1
     assert [r.name for r in market.access_requests()] == created
+
+
+@pytest.mark.parametrize("decide", ["approve", "deny"])
+def test_deciding_a_request_its_requester_withdrew(network, parties, decide):
+    health, market, _ = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    market.withdraw_request(request.name, "asked for the wrong quarter")
+    call = (lambda: health.approve(request.name)) if decide == "approve" else \
+        (lambda: health.deny(request.name, "too late"))
+    error = refused(network, call, grpc.StatusCode.FAILED_PRECONDITION, "REQUEST_NOT_PENDING",
+                    f"exchange.request.{decide}")
+    assert error.metadata["state"] == "WITHDRAWN"
+    assert "withdrawn by its requester: asked for the wrong quarter" in error.message
+    assert "decided already" not in error.message
+
+
+@pytest.mark.parametrize("who", ["owner", "other agency"])
+def test_only_the_requester_withdraws(network, parties, who):
+    health, market, stats = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    caller = health if who == "owner" else stats
+    error = refused(network, lambda: caller.withdraw_request(request.name, "not wanted"),
+                    grpc.StatusCode.PERMISSION_DENIED, "NOT_REQUESTER",
+                    "exchange.request.withdraw")
+    assert "agencies/sz-market" in error.message
+    assert health.access_request(request.name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+def test_withdrawing_another_agencys_request_says_nothing_of_its_existence(network, parties):
+    _, _, stats = parties
+    unknown = "agencies/sz-market/accessRequests/" + "0" * 32
+    refused(network, lambda: stats.withdraw_request(unknown, "not wanted"),
+            grpc.StatusCode.PERMISSION_DENIED, "NOT_REQUESTER", "exchange.request.withdraw")
+    own = "agencies/zj-stats/accessRequests/" + "0" * 32
+    refused(network, lambda: stats.withdraw_request(own, "not wanted"),
+            grpc.StatusCode.NOT_FOUND, "NOT_FOUND", "exchange.request.withdraw")
+
+
+@pytest.mark.parametrize("closed", ["APPROVED", "DENIED", "WITHDRAWN"])
+def test_withdrawing_a_request_that_is_not_pending(network, parties, closed):
+    health, market, _ = parties
+    if closed == "APPROVED":  # granted at once
+        request = ask(market, publish(health, "beds")).access_request
+    else:
+        request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")
+                      ).access_request
+        if closed == "DENIED":
+            health.deny(request.name, "no legal basis")
+        else:
+            market.withdraw_request(request.name, "first time")
+    error = refused(network, lambda: market.withdraw_request(request.name, "again"),
+                    grpc.StatusCode.FAILED_PRECONDITION, "REQUEST_NOT_PENDING",
+                    "exchange.request.withdraw")
+    assert error.metadata["state"] == closed
+    assert market.access_request(request.name).state == \
+        exchange_pb2.AccessRequestState.Value(f"ACCESS_REQUEST_STATE_{closed}")
+
+
+@pytest.mark.parametrize("reason", ["", "x" * 501], ids=["missing", "too-long"])
+def test_withdrawing_needs_a_reason(network, parties, reason):
+    health, market, _ = parties
+    request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
+    error = refused(network, lambda: market.withdraw_request(request.name, reason),
+                    grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
+                    "exchange.request.withdraw")
+    assert error.metadata["field"] == "reason"
+    assert market.access_request(request.name).state == \
+        exchange_pb2.ACCESS_REQUEST_STATE_PENDING

@@ -54,6 +54,7 @@ SUSPENDED = "PERMISSION_DENIED AGENCY_SUSPENDED"
 REVOKED = "UNAUTHENTICATED CERTIFICATE_REVOKED"
 HANDSHAKE = "UNAVAILABLE (TLS handshake)"
 NOT_OWNER = "PERMISSION_DENIED NOT_OWNER"
+NOT_REQUESTER = "PERMISSION_DENIED NOT_REQUESTER"
 NOT_PARENT = "PERMISSION_DENIED PARENT_NOT_CALLER"
 NO_GRANT = "PERMISSION_DENIED NO_ACTIVE_GRANT"
 HIDDEN = "PERMISSION_DENIED DATASET_NOT_VISIBLE"
@@ -139,6 +140,11 @@ TABLE: tuple[Row, ...] = (
     _row("ExchangeService.DenyAccessRequest", "exchange.request.deny",
          "as ApproveAccessRequest, with a reason",
          OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+    _row("ExchangeService.WithdrawAccessRequest", "exchange.request.withdraw",
+         "name = a new pending request of the requester for the owner's dataset, with a reason"
+         " (only the requester withdraws: the owner denies instead)",
+         NOT_REQUESTER, OK, NOT_REQUESTER, NOT_REQUESTER, SUSPENDED, ROLE, ROLE,
+         *NO_CONNECTION),
     _row("ExchangeService.ListGrants", "exchange.grant.list",
          "parent = the owner, grants given",
          OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
