@@ -71,6 +71,15 @@ def require_parent(call: Call, parent: str) -> str:
     return call.caller.identity.id
 
 
+def request_name(name: str) -> re.Match[str]:
+    """`name` parsed as "agencies/{agency}/accessRequests/{id}"; INVALID_ARGUMENT otherwise."""
+    match = REQUEST_NAME.match(name)
+    if not match:
+        raise errors.InvalidArgument(
+            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    return match
+
+
 def check_fresh(gateway: Gateway, stamp: Timestamp, field: str, now: datetime) -> None:
     """Refuse a signed create_time outside the configured clock-skew window."""
     skew = gateway.config.exchange.clock_skew_seconds
@@ -418,9 +427,7 @@ def decide_request(
     gateway: Gateway, call: Call, name: str, envelope: envelope_pb2.Envelope, approve: bool,
 ) -> Created:
     """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
-    if not REQUEST_NAME.match(name):
-        raise errors.InvalidArgument(
-            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    request_name(name)
     decision = statements.open_signed(gateway, call.caller, envelope, statements.DECISION,
                                       "signed_decision")
     _check_decision(gateway, decision, name, approve)
@@ -557,10 +564,7 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
     the requester may ask again (it may have one PENDING request per dataset). Only the
     requester named in `name` may: refused before any read, so no one learns whether another
     agency's request exists."""
-    match = REQUEST_NAME.match(name)
-    if not match:
-        raise errors.InvalidArgument(
-            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    match = request_name(name)
     call.resources = [name]
     if match.group(1) != call.caller.identity.id:
         raise errors.PermissionDenied(
@@ -594,10 +598,7 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
 
 def get_request(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
     """One access request, for its requester or its owner."""
-    match = REQUEST_NAME.match(name)
-    if not match:
-        raise errors.InvalidArgument(
-            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
+    match = request_name(name)
     agency = call.caller.identity.id
     row = sql.get_access_request(gateway.db.reader(), name, times.to_text(gateway.now()))
     if row is None and match.group(1) == agency:
