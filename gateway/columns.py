@@ -1,16 +1,20 @@
 """Column digests of tabular content (CSV, JSON Lines), and projections onto some of its fields.
 
 A publisher signs, per schema field, the SHA-256 of that field's values: for each data row in
-order, the value's canonical bytes prefixed by their length as 8-byte big-endian. Canonical
-value: CSV (RFC 4180 as Python's csv module reads it, the header row naming the fields, lines
-that are empty are not rows): the cell's text in UTF-8, "" for a cell a short row (or the
-header) lacks; a row with more cells than the header is refused. JSON Lines (one object per
-line, empty lines skipped): json.dumps(obj.get(field), sort_keys=True, separators=(",", ":"),
-ensure_ascii=False) in UTF-8, so a missing key is null.
+order, the value's canonical bytes prefixed by their length as 8-byte big-endian. Content is
+UTF-8 (a leading byte order mark, as spreadsheets write, is not part of it). Canonical value:
+CSV (RFC 4180 as Python's csv module reads it, the header row naming the fields, every schema
+field among them; lines that are empty are not rows): the cell's text in UTF-8, "" for a cell
+a short row lacks; a row with more cells than the header is refused. JSON Lines (one object per
+line, empty lines skipped): the value of the field's key (null when missing) written as JSON
+with keys sorted, no spaces, text unescaped, and numbers exactly as their decimal value reads
+(12345678901234567.89 stays so, never rounded through a binary float; NaN and Infinity are
+refused), in UTF-8.
 
 A projection re-encodes the content with only some fields, in the order given: CSV as the header
-and rows written by csv.writer (lineterminator "\\n"), JSON Lines as one object per row holding
-every projected field as its canonical value (null for a missing key). Reading a projection back
+and rows written by csv.writer with RFC 4180 line ends (CRLF, so a cell holding a lone CR is
+quoted), JSON Lines as one object per row holding every projected field as its canonical value
+(null for a missing key). Reading a projection back
 gives the same values, so its column digests are the publisher's: the gateway checks them while
 it projects, the SDK on the file it received. The SDK, the gateway and the tests use this one
 definition. Everything streams: memory is bounded by one row (a CSV cell by csv.field_size_limit,
@@ -25,6 +29,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from gateway.v1 import catalog_pb2
@@ -143,7 +148,7 @@ def _rows(chunks: Iterable[bytes], media_type: int, fields: Sequence[str],
 
 def _text(chunks: Iterable[bytes], newline: str) -> io.TextIOWrapper:
     """The chunks as strict UTF-8 text, lines ending as `newline` says (csv wants "")."""
-    return io.TextIOWrapper(io.BufferedReader(_ChunkReader(chunks), BLOCK), encoding="utf-8",
+    return io.TextIOWrapper(io.BufferedReader(_ChunkReader(chunks), BLOCK), encoding="utf-8-sig",
                             errors="strict", newline=newline)
 
 
@@ -193,11 +198,15 @@ def _not_utf8(exc: UnicodeDecodeError) -> ColumnError:
 
 
 def _header_positions(header: list[str], fields: Sequence[str], exact: bool) -> list[int | None]:
-    """Where each field is in the header (None: absent, so its cells are "")."""
+    """Where each field is in the header; every field must be there (a schema field the header
+    lacks would otherwise be signed as a column of empty cells)."""
     if len(set(header)) != len(header):
         raise ColumnError("the CSV header names a field twice")
     if exact and header != list(fields):
         raise ColumnError(f"the CSV header is {','.join(header)}, not {','.join(fields)}")
+    if missing := [name for name in fields if name not in header]:
+        raise ColumnError(f"the CSV header ({','.join(header)}) lacks the schema fields"
+                          f" {','.join(missing)}: names must match exactly")
     positions = {name: index for index, name in enumerate(header)}
     return [positions.get(name) for name in fields]
 
@@ -221,7 +230,7 @@ def _json_rows(text: io.TextIOWrapper, fields: Sequence[str],
 
 def _json_values(line: str, number: int, fields: Sequence[str], exact: bool) -> list[str]:
     try:
-        value = json.loads(line)
+        value = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
     except ValueError as exc:
         raise ColumnError(f"line {number} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -229,17 +238,36 @@ def _json_values(line: str, number: int, fields: Sequence[str], exact: bool) -> 
     if exact and set(value) != set(fields):
         raise ColumnError(f"line {number} holds the fields {','.join(sorted(value))}, not"
                           f" {','.join(sorted(fields))}")
-    return [_dumps(value.get(name)) for name in fields]
+    try:
+        return [_canonical(value.get(name)) for name in fields]
+    except RecursionError:
+        raise ColumnError(f"line {number} nests values too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _canonical(value: Any) -> str:
+    """A JSON value as the digests read it (decimal numbers kept exactly as parsed)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_dumps(key)}:{_canonical(value[key])}"
+                              for key in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(item) for item in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return _dumps(value)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
 
 
 class _CsvOut:
     def __init__(self, fields: Sequence[str]):
         self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
         self._writer.writerow(fields)
 
     def write(self, row: Sequence[str]) -> None:

@@ -258,6 +258,10 @@ def problems(config: Config) -> list[str]:
     ) if value <= 0]
     if config.server.grace_seconds < 0:
         found.append(f"[server] grace_seconds must be 0 or more, got {config.server.grace_seconds}")
+    found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
+        ("decision_working_days", config.exchange.decision_working_days, 366),
+        ("max_grant_days", config.exchange.max_grant_days, 36_525),
+    ) if value > most]
     if config.server.max_workers == 1:
         found.append("[server] max_workers must be at least 2: streams may hold all but one")
     found += [f"[server] {key} must be {least} to {LONGEST_TIMER} seconds, got {value!r}"

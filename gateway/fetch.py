@@ -254,8 +254,14 @@ def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manif
     digested = bool(schema) and bool(manifest.schema[0].values_sha256)  # all fields, or none
     if not granted or (schema and not extra and not digested):
         return []
-    if digested:
-        return [name for name in schema if name in granted]
+    projected = [name for name in schema if name in granted]
+    if digested and projected:
+        return projected
+    if digested:  # another version's fields: an older schema, say
+        raise errors.FailedPrecondition(
+            f"{grant['name']} covers the fields {', '.join(granted)}, and {version} holds none"
+            " of them: fetch a version that does", reason="GRANT_FIELDS_ABSENT",
+            grant=grant["name"], version=version)
     holds = (f"also holds {', '.join(extra)} and carries no column digests" if schema
              else "declares no schema")
     raise errors.FailedPrecondition(

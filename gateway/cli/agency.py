@@ -22,6 +22,7 @@ from rich.table import Column, Table
 
 from agencies import errors
 from agencies.client import AgencyClient
+from gateway.columns import ColumnError
 from gateway.v1 import directory_pb2
 
 EXIT_REFUSED = 1
@@ -133,6 +134,8 @@ def handles_errors(command: Callable) -> Callable:
         except errors.GovshareError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(EXIT_REFUSED)
+        except ColumnError as exc:  # content to publish that is not what its media type says
+            raise LocalMistake(f"the content does not read as its media type: {exc}") from None
         except OSError as exc:  # a local file: the content to publish, the --to of a fetch
             where = f" {exc.filename}" if exc.filename else ""
             raise LocalMistake(f"cannot use{where}: {exc.strerror or exc}; check the path and"

@@ -92,19 +92,19 @@ class ExchangeServiceServicer:
     """
 
     def CreateAccessRequest(self, request, context):
-        """Asks for access to another agency's dataset with a signed statement. UNCONDITIONAL datasets
-        are granted at once, whole; CONDITIONAL ones wait for the owner; NOT_SHARED and withdrawn
-        ones are refused (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN). Retrying with
-        the same request_id and the same statement (its nonce and create_time aside) returns the
-        same access request, even after the clock-skew window; with a different statement it is
-        refused (ALREADY_EXISTS REQUEST_ID_REUSED). An agency that knows the exact name of a
-        CONFIDENTIAL dataset it cannot see may ask for it: the request is audited and shown to the
-        owner, and its state_reason does not say how the dataset is shared. A request that would
-        wait for the owner is refused while the caller's earlier request for the same dataset is
-        still PENDING, overdue or not (FAILED_PRECONDITION REQUEST_ALREADY_PENDING; the message and
-        the access_request metadata name the pending request): one question at a time per dataset;
-        the requester may withdraw the pending one (WithdrawAccessRequest) to ask anew. Asking again while holding an ACTIVE grant (to renew it) is allowed. validate_only answers
-        the same.
+        """Asks for access to another agency's dataset with a signed statement. UNCONDITIONAL datasets are
+        granted at once, whole; CONDITIONAL ones wait for the owner; NOT_SHARED and withdrawn ones are
+        refused (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN). Retrying with the same
+        request_id and the same statement (its nonce and create_time aside) returns the same access
+        request, even after the clock-skew window; with a different statement it is refused
+        (ALREADY_EXISTS REQUEST_ID_REUSED). An agency that knows the exact name of a CONFIDENTIAL
+        dataset it cannot see may ask for it: the request is audited and shown to the owner, and its
+        state_reason does not say how the dataset is shared. A request that would wait for the owner is
+        refused while the caller's earlier request for the same dataset is still PENDING, overdue or
+        not (FAILED_PRECONDITION REQUEST_ALREADY_PENDING; the message and the access_request metadata
+        name the pending request): one question at a time per dataset; the requester may withdraw the
+        pending one (WithdrawAccessRequest) to ask anew. Asking again while holding an ACTIVE grant (to
+        renew it) is allowed. validate_only answers the same.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -177,24 +177,24 @@ class ExchangeServiceServicer:
     def FetchDataset(self, request, context):
         """Streams a dataset version under an active grant: first the publisher's signed manifest, then
         the content in chunks, then a receipt signed by the gateway. Resumable from a byte offset.
-        Refused with FAILED_PRECONDITION DATASET_NOT_SHARED when the version, or the dataset's
-        latest version, is NOT_SHARED (the owner's current decision governs existing grants). The
-        content is delivered as its publisher signed it. A grant naming fields gets a projection of
-        a version whose manifest carries column digests (FetchStart.fields): the content
-        re-encoded with only the granted fields, in schema order (columns beyond the schema never
-        reach it), which the SDK verifies against the column digests the publisher signed
-        (SchemaField.values_sha256); the gateway recomputes those digests while projecting and
-        breaks the exchange with DATA_LOSS COLUMNS_MISMATCH when they differ (no receipt). A
-        version without column digests is delivered whole to a grant naming every field of its
-        schema and refused to one naming fewer with FAILED_PRECONDITION GRANT_FIELDS_NARROWER (its
-        publisher must republish with them). An offset then counts projected bytes; resuming an
-        exchange whose grant now projects other fields is FAILED_PRECONDITION
-        EXCHANGE_FIELDS_CHANGED (start a new fetch). One exchange is streamed by one call at a
-        time: resuming it while another call streams it is FAILED_PRECONDITION
-        EXCHANGE_IN_PROGRESS (wait for that call to end, or cancel it). A fetch stops, its exchange BROKEN, when its grant is revoked or expires
-        or its requester is suspended. At most [limits] max_streams_per_agency streams per agency
-        (RESOURCE_EXHAUSTED TOO_MANY_STREAMS) and max_streams in all (GATEWAY_STREAMS_EXHAUSTED:
-        retry later).
+        Refused with FAILED_PRECONDITION DATASET_NOT_SHARED when the version, or the dataset's latest
+        version, is NOT_SHARED (the owner's current decision governs existing grants). The content is
+        delivered as its publisher signed it. A grant naming fields gets a projection of a version
+        whose manifest carries column digests (FetchStart.fields): the content re-encoded with only the
+        granted fields, in schema order (CSV with CRLF line ends; columns beyond the schema never reach
+        it), which the SDK verifies against the column digests the publisher signed
+        (SchemaField.values_sha256); a version holding none of the granted fields is
+        FAILED_PRECONDITION GRANT_FIELDS_ABSENT. The gateway recomputes those digests while projecting
+        and breaks the exchange with DATA_LOSS COLUMNS_MISMATCH when they differ (no receipt). A
+        version without column digests is delivered whole to a grant naming every field of its schema
+        and refused to one naming fewer with FAILED_PRECONDITION GRANT_FIELDS_NARROWER (its publisher
+        must republish with them). An offset then counts projected bytes; resuming an exchange whose
+        grant now projects other fields is FAILED_PRECONDITION EXCHANGE_FIELDS_CHANGED (start a new
+        fetch). One exchange is streamed by one call at a time: resuming it while another call streams
+        it is FAILED_PRECONDITION EXCHANGE_IN_PROGRESS (wait for that call to end, or cancel it). A
+        fetch stops, its exchange BROKEN, when its grant is revoked or expires or its requester is
+        suspended. At most [limits] max_streams_per_agency streams per agency (RESOURCE_EXHAUSTED
+        TOO_MANY_STREAMS) and max_streams in all (GATEWAY_STREAMS_EXHAUSTED: retry later).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -98,3 +98,13 @@ def test_a_csv_that_is_not_utf8_needs_a_schema(network: Any, tmp_path: Path) -> 
                              " `iconv -f GBK -t UTF-8`)\n")
     after = network.gateway.db.reader().execute("SELECT COUNT(*) FROM audit_leaves").fetchone()
     assert after == before
+
+
+def test_a_csv_that_does_not_parse_is_a_usage_error(network: Any, tmp_path: Path) -> None:
+    data = tmp_path / "beds.csv"
+    data.write_text("region,beds\n440100,5321,7\n")
+    result = run(network, "gd-health", "publish", data, "-d", "beds", "--title", "Beds")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        "Error: the content does not read as its media type: line 2 has 3 cells, but the header"
+        " names 2 fields; fix the content, or publish it as OCTET_STREAM")

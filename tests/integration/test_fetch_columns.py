@@ -165,5 +165,32 @@ def test_columns_beyond_the_schema_never_reach_a_grant_naming_fields(network, tm
     health.approve(ask(market, dataset, fields=["region", "beds", "doctors"])
                    .access_request.name)
     fetched = market.fetch(dataset, tmp_path / "beds.csv")
-    assert (tmp_path / "beds.csv").read_bytes() == b"region,beds,doctors\n1,2,3\n"
+    assert (tmp_path / "beds.csv").read_bytes() == b"region,beds,doctors\r\n1,2,3\r\n"
     assert fetched.fields == ["region", "beds", "doctors"]
+
+
+def test_a_grant_naming_fields_gets_nothing_of_a_version_holding_none_of_them(network, tmp_path):
+    """v2 renamed the columns: a grant on v2's field cannot fetch v1, whole or projected."""
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+
+    def schema(*names):
+        return [catalog_pb2.SchemaField(name=name, type=catalog_pb2.FIELD_TYPE_STRING,
+                                        sensitivity=catalog_pb2.SENSITIVITY_NONE)
+                for name in names]
+
+    health.publish("people", b"region,idcard\nGZ,440101199001011234\n", title="People",
+                   media_type="CSV", schema=schema("region", "idcard"),
+                   sharing_type="CONDITIONAL")
+    health.publish("people", b"city,count\nGZ,1\n", title="People", media_type="CSV",
+                   schema=schema("city", "count"), sharing_type="CONDITIONAL")
+    dataset = health.dataset_name("people")
+    health.approve(ask(market, dataset, fields=["city"]).access_request.name)
+    before = counts(network)
+
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        market.fetch(f"{dataset}/versions/1", tmp_path / "people.csv")
+    assert refused.value.reason == "GRANT_FIELDS_ABSENT"
+    assert not (tmp_path / "people.csv").exists()
+    assert counts(network) == {**before, "audit_leaves": before["audit_leaves"] + 1}  # refusal
+    market.fetch(dataset, tmp_path / "people.csv")
+    assert (tmp_path / "people.csv").read_bytes() == b"city\r\nGZ\r\n"

@@ -21,4 +21,4 @@ def test_sdk_example_runs(network, tmp_path, monkeypatch):
     code = code.replace('"net/certs/sz-market"', repr(str(network.layout.certs("sz-market"))))
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {})  # the documented example, as written
-    assert (tmp_path / "beds.csv").read_bytes() == b"region,beds\n1,2\n"
+    assert (tmp_path / "beds.csv").read_bytes() == b"region,beds,doctors\n1,2,3\n"

@@ -72,8 +72,8 @@ def test_a_projection_holds_exactly_the_fields_with_the_same_digests(media_type,
 
 def test_a_csv_projection_keeps_quoting_and_schema_order():
     projected = b"".join(columns.Projection([TABLE], CSV, ["区域", "note"]))
-    assert projected.decode() == ('区域,note\n"广州, 越秀","line one\nline two"\n深圳,\n'
-                                  '佛山,\n')
+    assert projected.decode() == ('区域,note\r\n"广州, 越秀","line one\nline two"\r\n深圳,\r\n'
+                                  '佛山,\r\n')
 
 
 def test_a_json_lines_projection_writes_every_field_null_when_missing():
@@ -135,3 +135,33 @@ def test_the_sdk_refuses_a_projection_whose_values_differ_from_the_signed_digest
         received.write_bytes(altered)
         with pytest.raises(errors.VerificationError):
             _check_columns(Path(received), manifest, ["区域", "beds"])
+
+
+def test_a_lone_carriage_return_in_a_cell_survives_the_projection():
+    content = b'a,b\r\n"x\ry",1\r\n'
+    projected = b"".join(columns.Projection([content], CSV, ["a"]))
+    assert columns.scan([projected], CSV, ["a"], exact=True) == columns.scan([content], CSV, ["a"])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_field_name():
+    with_bom = columns.scan([b"\xef\xbb\xbfregion,beds\n\xe5\xb9\xbf,1\n"], CSV, ["region"])
+    assert with_bom == columns.scan([b"region,beds\n\xe5\xb9\xbf,1\n"], CSV, ["region"])
+
+
+def test_a_schema_field_missing_from_the_header_is_refused():
+    with pytest.raises(columns.ColumnError, match="lacks the schema fields Region"):
+        columns.scan([b"region,beds\n1,2\n"], CSV, ["Region", "beds"])
+
+
+def test_json_numbers_keep_their_decimal_value():
+    precise = columns.scan([b'{"n":12345678901234567.89}\n'], JSONL, ["n"])
+    rounded = columns.scan([b'{"n":1.2345678901234568e16}\n'], JSONL, ["n"])
+    assert precise != rounded
+    projected = b"".join(columns.Projection([b'{"n":12345678901234567.89}\n'], JSONL, ["n"]))
+    assert projected == b'{"n":12345678901234567.89}\n'
+
+
+@pytest.mark.parametrize("line", [b'{"n":NaN}\n', b'{"n":Infinity}\n', b'{"n":-Infinity}\n'])
+def test_json_constants_that_are_not_numbers_are_refused(line):
+    with pytest.raises(columns.ColumnError, match="not valid JSON"):
+        columns.scan([line], JSONL, ["n"])
