@@ -190,7 +190,8 @@ def evaluate(
                      dataset_fields(conn or gateway.db.reader(), statement.dataset),
                      "signed_statement.fields")
     return dataset, policy.decide(dataset, statement, gateway.config.exchange, now,
-                                  visible=catalog.can_see(gateway, call.caller, dataset))
+                                  visible=dry_run or catalog.can_see(gateway, call.caller,
+                                                                     dataset))
 
 
 def _visible_dataset(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:

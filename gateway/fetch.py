@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway import columns, errors, spool, statements, times
+from gateway import columns, errors, policy, spool, statements, times
 from gateway.audit import record
 from gateway.audit.log import Tx
 from gateway.exchange import DATASET_NAME, agency_name
@@ -228,8 +228,7 @@ def _check_shared(gateway: Gateway, version: str, manifest: catalog_pb2.Manifest
     NOT_SHARED: the owner's current decision governs the grants it gave earlier."""
     if manifest.sharing_type == catalog_pb2.SHARING_TYPE_NOT_SHARED:
         which = version
-    elif _manifest(gateway.datasets.dataset(manifest.dataset)["signed_manifest"]).sharing_type \
-            == catalog_pb2.SHARING_TYPE_NOT_SHARED:
+    elif policy.sharing_type(gateway.datasets.dataset(manifest.dataset)) == "NOT_SHARED":
         which = f"the latest version of {manifest.dataset}"
     else:
         return
@@ -412,6 +411,9 @@ def _from(blocks: Iterable[bytes], offset: int, hasher: StreamHasher,
     for block in blocks:
         skip = max(0, offset - hasher.size)
         hasher.update(block)
+        if not skip and len(block) <= size:  # the usual case: blocks are smaller than chunks
+            yield block
+            continue
         view = memoryview(block)[skip:]
         for start in range(0, len(view), size):
             yield bytes(view[start:start + size])
@@ -466,7 +468,7 @@ def break_interrupted(gateway: Gateway) -> None:
     def change(tx: Tx) -> tuple[None, list]:
         events = []
         for row in sql.started_exchanges(tx.conn):
-            sql.set_exchange_state(tx.conn, row["name"], "BROKEN")
+            sql.end_exchange(tx.conn, row["name"], "BROKEN")
             events.append(record.Event(
                 actor=gateway.identity.uri, action="exchange.fetch.break",
                 resources=(row["name"], agency_name(row["requester"]),

@@ -152,16 +152,6 @@ def started_exchanges(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return rows(conn.execute("SELECT * FROM exchanges WHERE state = 'STARTED'"))
 
 
-def set_exchange_state(
-    conn: sqlite3.Connection, name: str, state: str, *, when: str | None = None,
-    receipt: bytes | None = None,
-) -> None:
-    conn.execute(
-        "UPDATE exchanges SET state = ?, complete_time = ?, receipt = ? WHERE name = ?",
-        (state, when, receipt, name),
-    )
-
-
 def restart_exchange(conn: sqlite3.Connection, name: str, grant_name: str) -> bool:
     """Mark a resumed exchange STARTED again under `grant_name` (the grant the requester holds
     now); False, changing nothing, when it has COMPLETED (a completed exchange never reopens)."""
