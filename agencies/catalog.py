@@ -43,6 +43,11 @@ Progress = Callable[[int, int], None]
 """Called after each chunk with (bytes sent, total bytes)."""
 
 
+def agency_name(value: str) -> str:
+    """"agencies/{id}" from a resource name or a bare agency id."""
+    return value if value.startswith("agencies/") else f"agencies/{value}"
+
+
 def enum_value(enum: Any, value: int | str) -> int:
     """An enum value from its number, full name or short name ("PUBLIC", "csv")."""
     if isinstance(value, int):
@@ -180,9 +185,8 @@ class CatalogMixin:
     ) -> Iterator[catalog_pb2.Dataset]:
         """Every dataset the caller may see matching the filters, newest first, page by page.
         `publisher` is an agency id or name, "-" for all."""
-        parent = publisher if publisher.startswith("agencies/") else f"agencies/{publisher}"
         request = catalog_pb2.ListDatasetsRequest(
-            parent=parent, query=query, region_code=region_code, tag=tag,
+            parent=agency_name(publisher), query=query, region_code=region_code, tag=tag,
             classification=enum_value(catalog_pb2.Classification, classification),
             sharing_type=enum_value(catalog_pb2.SharingType, sharing_type),
             show_withdrawn=show_withdrawn, page_size=page_size,

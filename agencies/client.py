@@ -23,7 +23,7 @@ import grpc
 
 from agencies import errors
 from agencies.audit import AuditMixin
-from agencies.catalog import CatalogMixin
+from agencies.catalog import CatalogMixin, agency_name
 from agencies.exchange import ExchangeMixin
 from certs.identity import Identity, identity_from_certificate
 from gateway.signing import SigningKey
@@ -51,11 +51,6 @@ KEEPALIVE_OPTIONS = (
     # nothing after its request.
     ("grpc.http2.max_pings_without_data", 0),
 )
-
-
-def _agency_name(name: str) -> str:
-    """"agencies/{id}" from a resource name or a bare agency id."""
-    return name if name.startswith("agencies/") else f"agencies/{name}"
 
 
 class BaseClient:
@@ -131,7 +126,7 @@ class BaseClient:
     def agency(self, name: str) -> directory_pb2.Agency:
         """One agency by resource name ("agencies/{id}") or bare id."""
         return self._call(self.directory.GetAgency,
-                          directory_pb2.GetAgencyRequest(name=_agency_name(name))).agency
+                          directory_pb2.GetAgencyRequest(name=agency_name(name))).agency
 
     def agencies(self, region_code: str = "") -> Iterator[directory_pb2.Agency]:
         """Every agency on the network (optionally within a region), page by page."""
@@ -154,12 +149,12 @@ class AdminClient(AuditMixin, BaseClient):
 
     def suspend_agency(self, name: str, reason: str) -> directory_pb2.Agency:
         """Suspend an agency; its calls are refused from now on."""
-        request = directory_pb2.SuspendAgencyRequest(name=_agency_name(name), reason=reason)
+        request = directory_pb2.SuspendAgencyRequest(name=agency_name(name), reason=reason)
         return self._call(self.directory.SuspendAgency, request).agency
 
     def reinstate_agency(self, name: str, reason: str) -> directory_pb2.Agency:
         """Reinstate a suspended agency; its calls are served again from now on."""
-        request = directory_pb2.ReinstateAgencyRequest(name=_agency_name(name), reason=reason)
+        request = directory_pb2.ReinstateAgencyRequest(name=agency_name(name), reason=reason)
         return self._call(self.directory.ReinstateAgency, request).agency
 
 

@@ -443,18 +443,17 @@ def sees_confidential(gateway: Gateway, caller: Caller, dataset: dict[str, Any])
                                 times.to_text(gateway.now()))
 
 
-def get_visible(gateway: Gateway, call: Call, name: str, field: str = "name") -> dict[str, Any]:
-    """The dataset row `name` if the caller may see it (withdrawn ones included).
+def get_visible(gateway: Gateway, caller: Caller, name: str, field: str = "name") -> dict[str, Any]:
+    """The dataset row `name` if `caller` may see it (withdrawn ones included).
 
     INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
     whether or not it exists (permission before existence); NOT_FOUND otherwise.
     """
     agency_id, _ = parse_dataset_name(name, field)
-    call.resources = [name]
     row = gateway.datasets.dataset(name)
-    if row is not None and can_see(gateway, call.caller, row):
+    if row is not None and can_see(gateway, caller, row):
         return row
-    if row is None and (call.caller.kind != AGENCY or call.caller.identity.id == agency_id):
+    if row is None and (caller.kind != AGENCY or caller.identity.id == agency_id):
         raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND", dataset=name)
     raise errors.PermissionDenied(
         f"{name} does not exist or is not visible to you: CONFIDENTIAL datasets are visible"
@@ -493,7 +492,8 @@ def list_versions(
 ) -> tuple[list[Any], str]:
     """A page of a visible dataset's versions the caller may see, newest first, rendered as
     `list_datasets` does, and the next page token."""
-    dataset = get_visible(gateway, call, request.parent, "parent")
+    call.resources = [request.parent]
+    dataset = get_visible(gateway, call.caller, request.parent, "parent")
     size = paging.page_size(request.page_size)
     found = sql.list_versions(gateway.db.reader(), dataset["name"],
                               before=_position(gateway, request), limit=size + 1,

@@ -82,4 +82,5 @@ def _check_follow(gateway: Gateway, call: Call, follow: list[str]) -> None:
     if len(follow) > MAX_FOLLOW:
         raise errors.InvalidArgument(f"follow at most {MAX_FOLLOW} datasets", field="follow")
     for name in follow:
-        catalog.get_visible(gateway, call, name, field="follow")
+        call.resources = [name]
+        catalog.get_visible(gateway, call.caller, name, field="follow")

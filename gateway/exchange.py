@@ -173,7 +173,8 @@ def evaluate(
     caller may not see exactly as GetDataset does: it is no oracle of existence.
     """
     if dry_run:
-        dataset = _visible_dataset(gateway, call, statement.dataset)
+        dataset = catalog.get_visible(gateway, call.caller, statement.dataset,
+                                      "signed_statement.dataset")
     else:
         dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
                    else catalog_sql.get_dataset(conn, statement.dataset))
@@ -192,15 +193,6 @@ def evaluate(
     return dataset, policy.decide(dataset, statement, gateway.config.exchange, now,
                                   visible=dry_run or catalog.can_see(gateway, call.caller,
                                                                      dataset))
-
-
-def _visible_dataset(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
-    """The catalog row of `name` if the caller may see it; GetDataset's refusal otherwise."""
-    resources = call.resources
-    try:
-        return catalog.get_visible(gateway, call, name, "signed_statement.dataset")
-    finally:
-        call.resources = resources  # get_visible names only the dataset
 
 
 def enforce(decision: policy.PolicyDecision, dataset: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from agencies.catalog import agency_name
 from gateway import config as config_module
 from gateway import times
 from gateway.audit import export, merkle, note, record, verify
@@ -105,7 +106,7 @@ def _leaf_index(event: str) -> int:
 
 def _agency_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """agencies/{id} for a bare id, so `--agency gd-health` filters as it reads."""
-    name = value if not value or value.startswith("agencies/") else f"agencies/{value}"
+    name = agency_name(value) if value else value
     if name and not _AGENCY.fullmatch(name):
         raise click.BadParameter(f"expected agencies/{{id}} or an agency id, got {value!r}")
     return name

@@ -64,7 +64,8 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
 
     @rpc("catalog.get", allow=EVERYONE)
     def GetDataset(self, request: catalog_pb2.GetDatasetRequest, call: Call) -> Any:
-        row = catalog.get_visible(self.gateway, call, request.name)
+        call.resources = [request.name]
+        row = catalog.get_visible(self.gateway, call.caller, request.name)
         return catalog_pb2.GetDatasetResponse(dataset=dataset_proto(row))
 
     @rpc("catalog.list", allow=EVERYONE)
