@@ -36,6 +36,7 @@ from gateway.readcache import ReadCache
 from gateway.rpc import AGENCY, Call
 from gateway.storage import catalog as sql
 from gateway.storage import events as events_sql
+from gateway.text import check_reason, check_text
 from gateway.v1 import catalog_pb2, envelope_pb2
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ MAX_CONDITIONS = 4000
 MAX_LEGAL_BASIS = 4000
 MAX_TAGS = 20
 MAX_TAG = 40
-MAX_REASON = 500
 MAX_QUERY = 500
 
 PUBLISHED = "DATASET_VERSION_PUBLISHED"
@@ -113,16 +113,6 @@ def _check_enum(enum: Any, value: int, field: str) -> None:
     if value == 0 or value not in enum.values():
         allowed = ", ".join(value.name for value in enum.DESCRIPTOR.values[1:])
         raise errors.InvalidArgument(f"{field} must be one of {allowed}", field=field)
-
-
-def _check_text(value: str, field: str, longest: int, *, required: bool = False) -> None:
-    if required and not value.strip():
-        raise errors.InvalidArgument(f"{field} is required", field=field)
-    if len(value) > longest:
-        raise errors.InvalidArgument(f"{field} must be at most {longest} characters",
-                                     field=field, limit=longest)
-    if "\0" in value:
-        raise errors.InvalidArgument(f"{field} must not contain NUL characters", field=field)
 
 
 # -- manifest validation --------------------------------------------------------------------------
@@ -163,15 +153,15 @@ def validate_manifest(
     if manifest.version < 1:
         raise errors.InvalidArgument("manifest.version must be 1 or more",
                                      field="manifest.version")
-    _check_text(manifest.title, "manifest.title", MAX_TITLE, required=True)
-    _check_text(manifest.abstract, "manifest.abstract", MAX_ABSTRACT)
+    check_text(manifest.title, "manifest.title", MAX_TITLE, required=True)
+    check_text(manifest.abstract, "manifest.abstract", MAX_ABSTRACT)
     _check_enum(catalog_pb2.MediaType, manifest.media_type, "manifest.media_type")
     _check_schema(manifest.schema)
     _check_columns(manifest)
     _check_enum(catalog_pb2.Classification, manifest.classification, "manifest.classification")
     _check_enum(catalog_pb2.SharingType, manifest.sharing_type, "manifest.sharing_type")
-    _check_text(manifest.sharing_conditions, "manifest.sharing_conditions", MAX_CONDITIONS)
-    _check_text(manifest.legal_basis, "manifest.legal_basis", MAX_LEGAL_BASIS)
+    check_text(manifest.sharing_conditions, "manifest.sharing_conditions", MAX_CONDITIONS)
+    check_text(manifest.legal_basis, "manifest.legal_basis", MAX_LEGAL_BASIS)
     _check_enum(catalog_pb2.UpdateCycle, manifest.update_cycle, "manifest.update_cycle")
     _check_tags(manifest.tags)
     if len(manifest.content_sha256) != 32:
@@ -189,13 +179,13 @@ def _check_schema(schema: Iterable[catalog_pb2.SchemaField]) -> None:
     seen: set[str] = set()
     for index, item in enumerate(schema):
         field = f"manifest.schema[{index}]"
-        _check_text(item.name, f"{field}.name", MAX_FIELD_NAME, required=True)
+        check_text(item.name, f"{field}.name", MAX_FIELD_NAME, required=True)
         if item.name in seen:
             raise errors.InvalidArgument(f"{field}.name {item.name!r} is repeated",
                                          field=f"{field}.name")
         seen.add(item.name)
         _check_enum(catalog_pb2.FieldType, item.type, f"{field}.type")
-        _check_text(item.description, f"{field}.description", MAX_FIELD_DESCRIPTION)
+        check_text(item.description, f"{field}.description", MAX_FIELD_DESCRIPTION)
         _check_enum(catalog_pb2.Sensitivity, item.sensitivity, f"{field}.sensitivity")
 
 
@@ -230,7 +220,7 @@ def _check_tags(tags: Iterable[str]) -> None:
         raise errors.InvalidArgument(f"manifest.tags may have at most {MAX_TAGS} tags",
                                      field="manifest.tags")
     for index, tag in enumerate(tags):
-        _check_text(tag, f"manifest.tags[{index}]", MAX_TAG, required=True)
+        check_text(tag, f"manifest.tags[{index}]", MAX_TAG, required=True)
     if len(set(tags)) != len(tags):
         raise errors.InvalidArgument("manifest.tags must not repeat a tag", field="manifest.tags")
 
@@ -506,7 +496,7 @@ def fts_query(text: str) -> str:
     so FTS5 syntax in user input is never interpreted. Chinese is indexed a character at a
     time (storage.catalog.search_text), so a run of Chinese characters becomes a phrase of
     adjacent characters: 医院 matches 广东省医院床位统计."""
-    _check_text(text, "query", MAX_QUERY)
+    check_text(text, "query", MAX_QUERY)
     words = re.findall(r"\w+", text)
     if text.strip() and not words:
         raise errors.InvalidArgument("query must contain at least one word", field="query")
@@ -560,7 +550,7 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
     requests; pending requests become WITHDRAWN; its versions stay retrievable."""
     agency_id, _ = parse_dataset_name(name)
     call.resources = [name]
-    _check_text(reason, "reason", MAX_REASON, required=True)
+    check_reason(reason)
     if agency_id != call.caller.identity.id:
         raise errors.PermissionDenied(f"only agencies/{agency_id} may withdraw {name}",
                                       reason="NOT_OWNER", dataset=name)

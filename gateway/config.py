@@ -110,6 +110,15 @@ class LimitsConfig:
     """Sustained request rate per caller (token bucket refill)."""
     burst: int = 400
     """Token bucket size: requests a caller may make at once."""
+    audited_refusals_per_second: float = 10.0
+    """Refusals at the door (certificate revoked or unknown, role not allowed, agency not
+    registered or suspended, rate above the limit) audited one by one per caller, sustained;
+    beyond them refusals are counted and summarised (gateway/refusals.py)."""
+    audited_refusals_burst: int = 100
+    """Door refusals of one caller audited one by one at once."""
+    refusal_summary_seconds: float = 10.0
+    """How often the counted refusals are written to the audit log, one REFUSED event per
+    caller, action and reason."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +261,9 @@ def problems(config: Config) -> list[str]:
         ("[limits] max_streams_per_agency", config.limits.max_streams_per_agency),
         ("[limits] requests_per_second", config.limits.requests_per_second),
         ("[limits] burst", config.limits.burst),
+        ("[limits] audited_refusals_per_second", config.limits.audited_refusals_per_second),
+        ("[limits] audited_refusals_burst", config.limits.audited_refusals_burst),
+        ("[limits] refusal_summary_seconds", config.limits.refusal_summary_seconds),
         ("[exchange] clock_skew_seconds", config.exchange.clock_skew_seconds),
         ("[exchange] max_grant_days", config.exchange.max_grant_days),
         ("[exchange] decision_working_days", config.exchange.decision_working_days),
@@ -271,6 +283,9 @@ def problems(config: Config) -> list[str]:
                   ("min_client_ping_seconds", config.server.min_client_ping_seconds, 0),
               ) if not least <= value <= LONGEST_TIMER]
     limits = config.limits
+    if limits.refusal_summary_seconds > LONGEST_TIMER:
+        found.append(f"[limits] refusal_summary_seconds must be at most {LONGEST_TIMER}, got"
+                     f" {limits.refusal_summary_seconds!r}")
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"
                      f" {CLIENT_MESSAGE_BYTES - FRAMING_BYTES} (fetch chunks must fit the 4 MiB"

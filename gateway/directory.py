@@ -16,14 +16,13 @@ from gateway.readcache import ReadCache
 from gateway.rpc import Call
 from gateway.signing import VerifyKey
 from gateway.storage import directory as sql
+from gateway.text import check_reason
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
 
 REGION_CODE = re.compile(r"^[1-9]\d{5}$")
 AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
-MAX_REASON = 500
-"""Characters in the reason of a suspension or a reinstatement."""
 
 
 def region_prefix(region_code: str, field: str = "region_code") -> str:
@@ -139,9 +138,7 @@ def _set_state(
 ) -> dict[str, Any]:
     """Move an agency to `state` (once `check` passes on its row), audited with `reason`."""
     agency_id = agency_id_from_name(name)
-    if not 1 <= len(reason) <= MAX_REASON:
-        raise errors.InvalidArgument(f"reason must be 1 to {MAX_REASON} characters",
-                                     field="reason")
+    check_reason(reason)
     # Only a suspended agency shows a reason; the reasons of past suspensions stay in the log.
     suspend_reason = reason if state == "SUSPENDED" else ""
 

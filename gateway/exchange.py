@@ -23,6 +23,7 @@ from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
+from gateway.text import check_reason, check_text
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ GRANT_NAME = re.compile(r"^agencies/([^/]+)/grants/([0-9a-f]{32})$")
 MIN_NONCE_BYTES = 16
 MAX_REQUEST_ID = 128
 MAX_DECISION_REASON = 1000
-MAX_REASON = 500
-"""Longest reason for a revocation or a withdrawal."""
 
 PENDING, APPROVED, DENIED, WITHDRAWN = "PENDING", "APPROVED", "DENIED", "WITHDRAWN"
 
@@ -95,11 +94,6 @@ def check_fresh(gateway: Gateway, stamp: Timestamp, field: str, now: datetime) -
         )
 
 
-def _check_text(value: str, field: str, longest: int) -> None:
-    if not 1 <= len(value) <= longest:
-        raise errors.InvalidArgument(f"{field} must be 1 to {longest} characters", field=field)
-
-
 def _check_nonce(nonce: bytes, field: str) -> None:
     if len(nonce) < MIN_NONCE_BYTES:
         raise errors.InvalidArgument(f"{field} must be at least {MIN_NONCE_BYTES} random bytes",
@@ -130,12 +124,12 @@ def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
             f"{field}.purpose must be one of the Purpose codes (PURPOSE_PUBLIC_SERVICE ...)",
             field=f"{field}.purpose",
         )
-    _check_text(statement.purpose_text, f"{field}.purpose_text", 1000)
-    _check_text(statement.legal_basis, f"{field}.legal_basis", 500)
+    check_text(statement.purpose_text, f"{field}.purpose_text", 1000, required=True)
+    check_text(statement.legal_basis, f"{field}.legal_basis", 500, required=True)
     if times.from_duration(statement.duration, f"{field}.duration") <= timedelta(0):
         raise errors.InvalidArgument(f"{field}.duration must be positive",
                                      field=f"{field}.duration")
-    _check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID)
+    check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID, required=True)
     _check_nonce(statement.nonce, f"{field}.nonce")
     check_fresh(gateway, statement.create_time, f"{field}.create_time", now)
 
@@ -513,7 +507,7 @@ def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -
             f" most {MAX_DECISION_REASON}",
             reason="REASON_TOO_LONG", field=f"{field}.reason",
         )
-    if not approve and not decision.reason:
+    if not approve and not decision.reason.strip():
         raise errors.InvalidArgument(
             f"a denial needs {field}.reason (1 to {MAX_DECISION_REASON} characters) saying why",
             reason="REASON_REQUIRED", field=f"{field}.reason",
@@ -565,7 +559,7 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
             " dataset's owner denies a request instead)",
             reason="NOT_REQUESTER", access_request=name,
         )
-    _check_text(reason, "reason", MAX_REASON)
+    check_reason(reason)
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:
         now = times.to_text(tx.now)
@@ -619,7 +613,7 @@ def revoke_grant(gateway: Gateway, call: Call, name: str, reason: str) -> dict[s
     if not GRANT_NAME.match(name):
         raise errors.InvalidArgument("name must be agencies/{agency}/grants/{grant}",
                                      field="name")
-    _check_text(reason, "reason", MAX_REASON)
+    check_reason(reason)
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:
         now = times.to_text(tx.now)

@@ -206,11 +206,13 @@ class _Scope:
         self.action = action
         self.request = request
         self.call: Call | None = None
+        self.admitted = False
         self.started = time.perf_counter()
 
     def begin(self, allow: tuple[str, ...]) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
         _admit(self.gateway, self.call, allow)
+        self.admitted = True
         if isinstance(self.request, Undecodable):
             raise self.request.refusal()
         return self.call
@@ -236,7 +238,8 @@ class _Scope:
                 request_id=request_id,
             )
         else:
-            _audit_refusal(self.gateway, self.action, self.call, self.request, exc)
+            _audit_refusal(self.gateway, self.action, self.call, self.request, exc,
+                           at_door=not self.admitted)
         self.finish(exc.code.name)
         self.context.abort_with_status(errors.to_rpc_status(exc))
 
@@ -268,8 +271,11 @@ def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...]) -> None:
 
 
 def _audit_refusal(
-    gateway: Gateway, action: str, call: Call | None, request: Any, error: errors.GatewayError
+    gateway: Gateway, action: str, call: Call | None, request: Any, error: errors.GatewayError,
+    *, at_door: bool,
 ) -> None:
+    """Audit a refusal; one made before the call was admitted only within the caller's budget
+    of audited refusals (counted and summarised beyond it: gateway/refusals.py)."""
     if getattr(error, "audited", False):
         return  # the change's own refusal event was committed with it
     if call is not None:
@@ -279,6 +285,8 @@ def _audit_refusal(
         digest = digest_of(request) if hasattr(request, "SerializeToString") else ""
         names = [getattr(request, f, "") for f in _NAME_FIELDS]
         event = refusal_event(actor, action, names, digest, error)
+    if at_door and not gateway.refusals.admit(event, error.reason):
+        return
     try:
         gateway.log.append([event])
     except errors.GatewayError as failure:

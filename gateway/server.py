@@ -28,6 +28,7 @@ from gateway.directory import DirectoryCache
 from gateway.identity import Authenticator, Caller
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
+from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
 from gateway.signing import SigningKey
 from gateway.storage import Database
@@ -82,6 +83,10 @@ class Gateway:
         limits = config.limits
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
                                limits.max_streams_per_agency, config.max_streams)
+        self.refusals = RefusalBudget(limits.audited_refusals_per_second,
+                                      limits.audited_refusals_burst)
+        self._summaries = SummaryWriter(self.refusals, self.log.append,
+                                        limits.refusal_summary_seconds)
         self.page_tokens = PageTokens()
         self.directory = DirectoryCache(self.db)
         self.datasets = DatasetCache(self.db)
@@ -91,6 +96,7 @@ class Gateway:
         """Verify the audit log and start committing; publish the checkpoint verifier key."""
         self._recover_blobs()
         self.log.open()
+        self._summaries.start()
         fetch.break_interrupted(self)
         key_file = self.config.path(self.config.audit.verifier_key_file)
         key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +109,7 @@ class Gateway:
             raise StartError(str(exc)) from None
 
     def close(self) -> None:
+        self._summaries.stop()
         self.log.close()
         self.db.close()
         _unlock(self._locks)

@@ -70,10 +70,11 @@ def test_approving_twice(network, parties):
             "REQUEST_NOT_PENDING", "exchange.request.approve")
 
 
-def test_deny_without_reason(network, parties):
+@pytest.mark.parametrize("reason", ["", " \n "], ids=["empty", "blank"])
+def test_deny_without_reason(network, parties, reason):
     health, market, _ = parties
     request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
-    refused(network, lambda: health.deny(request.name, ""), grpc.StatusCode.INVALID_ARGUMENT,
+    refused(network, lambda: health.deny(request.name, reason), grpc.StatusCode.INVALID_ARGUMENT,
             "REASON_REQUIRED", "exchange.request.deny")
     assert health.access_request(request.name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
 
@@ -431,3 +432,24 @@ def test_withdrawing_needs_a_reason(network, parties, reason):
     assert error.metadata["field"] == "reason"
     assert market.access_request(request.name).state == \
         exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+def test_revoke_needs_a_reason(network, parties):
+    health, market, _ = parties
+    grant = ask(market, publish(health, "hospital-beds")).grant
+    error = refused(network, lambda: health.revoke(grant.name, "   "),
+                    grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "exchange.grant.revoke")
+    assert error.metadata["field"] == "reason"
+    assert next(market.grants()).state == exchange_pb2.GRANT_STATE_ACTIVE
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("purpose_text", " \t"), ("legal_basis", ""), ("purpose_text", "statistics\0report"),
+], ids=["blank-purpose", "no-legal-basis", "nul-in-purpose"])
+def test_request_text_must_say_something(network, parties, field, value):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds")
+    error = refused(network, lambda: ask(market, dataset, **{field: value}),
+                    grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
+                    "exchange.request.create")
+    assert error.metadata["field"] == f"signed_statement.{field}"

@@ -1,0 +1,117 @@
+"""Door refusals (before a call is admitted) are audited one by one within a budget per caller,
+counted and summarised beyond it, so a flood cannot grow the audit log without bound."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import grpc
+import pytest
+
+from certs.ca import CertificateAuthority
+from gateway import errors
+from gateway.v1 import directory_pb2
+from tests.integration.exchange_support import wait_for
+
+SUMMARY = re.compile(r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+), counted")
+
+
+def refused_leaves(conn: sqlite3.Connection, action: str, after: int) -> list[str]:
+    rows = conn.execute("SELECT CAST(record AS TEXT) FROM audit_leaves WHERE action = ? AND"
+                        " outcome = 'REFUSED' AND leaf_index >= ? ORDER BY leaf_index",
+                        (action, after)).fetchall()
+    return [row[0] for row in rows]
+
+
+def summarised(records: list[str]) -> dict[str, int]:
+    """Refusals each reason code's summary events stand for, added up."""
+    found: dict[str, int] = {}
+    for text in records:
+        match = SUMMARY.search(_reason(text))
+        if match:
+            found[match.group(1)] = found.get(match.group(1), 0) + int(match.group(2))
+    return found
+
+
+def _reason(text: str) -> str:
+    return json.loads(text)["reason"]
+
+
+def leaf_count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM audit_leaves").fetchone()[0]
+
+
+def test_a_flood_over_the_rate_limit_is_summarised(network_factory):
+    # No token comes back during the test: ten admitted calls, three refusals audited singly.
+    network = network_factory(limits={
+        "requests_per_second": 0.001, "burst": 10, "audited_refusals_per_second": 0.001,
+        "audited_refusals_burst": 3, "refusal_summary_seconds": 0.2})
+    market = network.agency("sz-market")
+    request = directory_pb2.GetAgencyRequest(name="agencies/gd-health")
+    for _ in range(10):
+        market.directory.GetAgency(request, timeout=10)
+    conn = network.gateway.db.reader()
+    first = leaf_count(conn)
+
+    for _ in range(40):
+        with pytest.raises(grpc.RpcError) as caught:
+            market.directory.GetAgency(request, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # each still told
+        assert errors.error_info(caught.value).reason == "RATE_LIMITED"
+
+    assert wait_for(lambda: summarised(refused_leaves(conn, "directory.get", first))
+                    == {"RATE_LIMITED": 37})
+    records = refused_leaves(conn, "directory.get", first)
+    singles = [r for r in records if not SUMMARY.search(_reason(r))]
+    assert len(singles) == 3
+    assert all(_reason(r).startswith("RATE_LIMITED: request rate above") for r in singles)
+    summary = next(r for r in records if SUMMARY.search(_reason(r)))
+    assert '"actor":"urn:govshare:agency:sz-market"' in summary
+    assert "agencies/sz-market" in summary  # the caller sees its own summary in its view
+    assert leaf_count(conn) - first == len(records)  # nothing else was written
+
+
+def test_a_revoked_certificate_cannot_grow_the_log(network_factory):
+    network = network_factory(limits={
+        "audited_refusals_per_second": 0.001, "audited_refusals_burst": 2,
+        "refusal_summary_seconds": 3600})
+    market = network.agency("sz-market")
+    assert list(market.agencies())
+    CertificateAuthority.open(network.layout.ca_folder).revoke("urn:govshare:agency:sz-market",
+                                                               reason="keyCompromise")
+    conn = network.gateway.db.reader()
+    first = leaf_count(conn)
+    for _ in range(25):
+        with pytest.raises(grpc.RpcError) as caught:
+            market.directory.ListAgencies(directory_pb2.ListAgenciesRequest(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert len(refused_leaves(conn, "directory.list", first)) == 2
+
+    database = network.gateway.db.path
+    network.close()  # stopping writes what was counted
+
+    with sqlite3.connect(database) as stopped:
+        records = refused_leaves(stopped, "directory.list", first)
+    assert summarised(records) == {"CERTIFICATE_REVOKED": 23}
+    assert len(records) == 3
+
+
+def test_callers_have_budgets_of_their_own(network_factory):
+    network = network_factory(limits={
+        "requests_per_second": 0.001, "burst": 10, "audited_refusals_per_second": 0.001,
+        "audited_refusals_burst": 2, "refusal_summary_seconds": 3600})
+    conn = network.gateway.db.reader()
+    first = leaf_count(conn)
+    for agency in ("sz-market", "zj-stats"):
+        client = network.agency(agency)
+        for _ in range(14):  # ten admitted, four refused
+            try:
+                client.directory.GetAgency(
+                    directory_pb2.GetAgencyRequest(name="agencies/gd-health"), timeout=10)
+            except grpc.RpcError as refused:
+                assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    actors = [re.search(r'"actor":"([^"]+)"', r).group(1)
+              for r in refused_leaves(conn, "directory.get", first)]
+    assert actors == ["urn:govshare:agency:sz-market"] * 2 + ["urn:govshare:agency:zj-stats"] * 2
