@@ -70,8 +70,10 @@ def _handlers(replies: Path, chunk_bytes: int) -> grpc.GenericRpcHandler:
 def serve(config: config_module.Config, replies: Path) -> None:
     """Serve the baseline with the gateway's listen address, thread pool, message limits and
     mutual-TLS credentials until SIGTERM."""
+    from gateway.cli.serve import one_malloc_arena
     from gateway.server import _credentials
 
+    one_malloc_arena()  # as `govshare gateway serve` does: the same allocator for both
     limits = config.limits
     workers = config.server.max_workers
     server = grpc.server(
