@@ -38,6 +38,10 @@ ADMIN = "admin"
 AUDITOR = "auditor"
 
 _NAME_FIELDS = ("name", "parent", "dataset")
+MAX_RECORDED_NAME = 256
+"""A refused request may name anything, of any length; its event records each name clipped to
+this many bytes (the request digest binds the whole request), so that one refusal cannot make an
+event larger than a reply may carry."""
 
 
 @dataclass
@@ -87,7 +91,7 @@ def refusal_event(
     return record.Event(
         actor=actor,
         action=action,
-        resources=tuple(dict.fromkeys(r for r in resources if r)),
+        resources=tuple(dict.fromkeys(errors.clip(r, MAX_RECORDED_NAME) for r in resources if r)),
         outcome=record.REFUSED,
         reason=f"{error.reason}: {error.message}",
         request_digest=digest,

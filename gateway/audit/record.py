@@ -25,9 +25,11 @@ ANONYMOUS = "urn:govshare:anonymous"
 FORMAT_VERSION = 1
 """Field `v` of every record this code writes."""
 
-_AGENCY = re.compile(r"^(agencies/[^/]+)")
-_DATASET = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ID = r"[a-z0-9][a-z0-9-]{0,63}"
+"""What an agency or dataset id in a subject may look like: at most 64 characters of those
+certs.identity.ID_PATTERN allows."""
+_AGENCY = re.compile(rf"^(agencies/{_ID})(?:/|$)")
+_DATASET = re.compile(rf"^(agencies/{_ID}/datasets/{_ID})(?:/|$)")
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,11 @@ class Event:
         """Every agency and dataset this event concerns, for filtering and visibility (other
         resource names stay in `resources` only: nothing filters on them).
 
-        Names holding control characters (a refused request may carry any text) are no
-        subjects: the log stores subjects separated by newlines, and SQLite's JSON functions cut
-        strings at NUL, so `audit verify` could not match them to their leaf."""
+        Only names of valid ids are subjects: a refused request may carry any text, and the
+        log stores subjects separated by newlines (SQLite's JSON functions cut strings at NUL,
+        so `audit verify` could not match such names to their leaf)."""
         found = dict.fromkeys(self.agencies)
         for name in self.resources:
-            if _CONTROL.search(name):
-                continue
             for pattern in (_AGENCY, _DATASET):
                 match = pattern.match(name)
                 if match:

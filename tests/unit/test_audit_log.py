@@ -248,11 +248,15 @@ def test_records_are_the_bytes_json_dumps_gives(actor, action, resources, outcom
     assert record.decode(event.record) == body
 
 
-def test_names_with_control_characters_are_no_subjects() -> None:
-    # Subjects are stored newline-separated and matched as "\nname\n".
+def test_only_names_of_valid_ids_are_subjects() -> None:
+    # Subjects are stored newline-separated and matched as "\nname\n"; a refused request may
+    # name anything, of any length.
     event = Event(actor="urn:x", action="catalog.get",
-                  resources=("agencies/a\nagencies", "agencies/b\0", "agencies/c/datasets/d"))
-    assert event.subjects == ["agencies/c", "agencies/c/datasets/d"]
+                  resources=("agencies/sz-market\nagencies", "agencies/zj-stats\0",
+                             "agencies/gd-health/datasets/beds", "agencies/" + "x" * 70,
+                             "agencies/Upper/datasets/beds", "agencies/hn-water/datasets/a b"))
+    assert event.subjects == ["agencies/gd-health", "agencies/gd-health/datasets/beds",
+                              "agencies/hn-water"]
 
 
 def test_the_committer_indexes_subjects_in_whole_steps_while_idle(tmp_path: Path) -> None:
