@@ -19,12 +19,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway import errors
 from gateway.audit import record
 
 log = logging.getLogger(__name__)
+
+
+MAX_SUMMARY_NAMES = 16
+"""Names a summary keeps of those its refusals carried (a flood may name thousands)."""
 
 
 @dataclass
@@ -33,6 +37,21 @@ class _Count:
     refusals: int
     first: str
     last: str
+    names: dict[str, None] = field(default_factory=dict)
+    """The first MAX_SUMMARY_NAMES distinct resource names, in order (an ordered set)."""
+    unnamed: int = 0
+    """Distinct names beyond those."""
+
+    def add(self, event: record.Event) -> None:
+        self.refusals += 1
+        self.last = event.time
+        for name in event.resources:
+            if name in self.names:
+                continue
+            if len(self.names) < MAX_SUMMARY_NAMES:
+                self.names[name] = None
+            else:
+                self.unnamed += 1
 
 
 class RefusalBudget:
@@ -58,12 +77,8 @@ class RefusalBudget:
                 return True
             self._buckets[event.actor] = (tokens, now)
             key = (event.actor, event.action, code)
-            count = self._counts.get(key)
-            if count is None:
-                self._counts[key] = _Count(event.agencies, 1, event.time, event.time)
-            else:
-                count.refusals += 1
-                count.last = event.time
+            count = self._counts.setdefault(key, _Count(event.agencies, 0, event.time, ""))
+            count.add(event)
             return False
 
     def summaries(self) -> list[record.Event]:
@@ -76,16 +91,21 @@ class RefusalBudget:
                 actor: (tokens, last) for actor, (tokens, last) in self._buckets.items()
                 if tokens + (now - last) * self.rate < self.burst
             }
-        return [
-            record.Event(
-                actor=actor, action=action, outcome=record.REFUSED, agencies=count.agencies,
-                reason=(f"{code}: {count.refusals} more refusals like this from"
-                        f" {count.first} to {count.last},"
-                        " counted and not recorded one by one (the caller was over its"
-                        " budget of audited refusals)"),
-            )
-            for (actor, action, code), count in counts.items()
-        ]
+        return [_summary(actor, action, code, count)
+                for (actor, action, code), count in counts.items()]
+
+
+def _summary(actor: str, action: str, code: str, count: _Count) -> record.Event:
+    """The REFUSED event standing for `count`: the names it carried (so the agencies and
+    datasets they concern see it), how many refusals, and between which times."""
+    more = f" (and {count.unnamed} more names)" if count.unnamed else ""
+    return record.Event(
+        actor=actor, action=action, outcome=record.REFUSED, agencies=count.agencies,
+        resources=tuple(count.names),
+        reason=(f"{code}: {count.refusals} more refusals like this from {count.first} to"
+                f" {count.last}{more}, counted and not recorded one by one (the caller was"
+                " over its budget of audited refusals)"),
+    )
 
 
 class SummaryWriter:

@@ -12,10 +12,12 @@ import pytest
 
 from certs.ca import CertificateAuthority
 from gateway import errors
-from gateway.v1 import directory_pb2
+from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2
 from tests.integration.exchange_support import wait_for
 
-SUMMARY = re.compile(r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+), counted")
+SUMMARY = re.compile(
+    r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)(?: \(and \d+ more names\))?,"
+    r" counted")
 
 
 def refused_leaves(conn: sqlite3.Connection, action: str, after: int) -> list[str]:
@@ -115,3 +117,25 @@ def test_callers_have_budgets_of_their_own(network_factory):
     actors = [re.search(r'"actor":"([^"]+)"', r).group(1)
               for r in refused_leaves(conn, "directory.get", first)]
     assert actors == ["urn:govshare:agency:sz-market"] * 2 + ["urn:govshare:agency:zj-stats"] * 2
+
+
+def test_a_summary_keeps_the_names_its_refusals_carried(network_factory):
+    network = network_factory(limits={
+        "audited_refusals_per_second": 0.001, "audited_refusals_burst": 1,
+        "refusal_summary_seconds": 0.2})
+    health, stats = network.agency("gd-health"), network.agency("zj-stats")
+    network.admin().suspend_agency("zj-stats", "under investigation")
+    conn = network.gateway.db.reader()
+    first = leaf_count(conn)
+    for _ in range(5):
+        with pytest.raises(grpc.RpcError) as caught:
+            stats.catalog.GetDataset(
+                catalog_pb2.GetDatasetRequest(name="agencies/gd-health/datasets/beds"), timeout=10)
+        assert errors.error_info(caught.value).reason == "AGENCY_SUSPENDED"
+
+    assert wait_for(lambda: summarised(refused_leaves(conn, "catalog.get", first))
+                    == {"AGENCY_SUSPENDED": 4})
+    seen = [e for e in health.audit_events(action="catalog.get")
+            if e.outcome == audit_pb2.OUTCOME_REFUSED]
+    assert len(seen) == 2  # the one audited singly and the summary: the owner sees both
+    assert all(list(e.resources) == ["agencies/gd-health/datasets/beds"] for e in seen)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.audit import record
-from gateway.refusals import RefusalBudget
+from gateway.refusals import MAX_SUMMARY_NAMES, RefusalBudget
 
 
 class Clock:
@@ -14,8 +14,9 @@ class Clock:
         return self.now
 
 
-def refusal(actor: str = "urn:govshare:agency:a", action: str = "directory.get") -> record.Event:
-    return record.Event(actor=actor, action=action, outcome=record.REFUSED,
+def refusal(actor: str = "urn:govshare:agency:a", action: str = "directory.get",
+            resources: tuple[str, ...] = ()) -> record.Event:
+    return record.Event(actor=actor, action=action, outcome=record.REFUSED, resources=resources,
                         reason="RATE_LIMITED: slow down", agencies=("agencies/a",))
 
 
@@ -60,3 +61,16 @@ def test_full_buckets_are_forgotten():
     clock.now = 10.0
     budget.summaries()
     assert budget._buckets == {}
+
+
+def test_a_summary_keeps_a_bounded_set_of_names():
+    budget = RefusalBudget(rate=0.0, burst=0, clock=Clock())
+    for n in range(MAX_SUMMARY_NAMES + 5):
+        budget.admit(refusal(resources=(f"agencies/b/datasets/d{n}", "agencies/b")), "X")
+    [summary] = budget.summaries()
+    assert summary.resources == ("agencies/b/datasets/d0", "agencies/b",
+                                 *(f"agencies/b/datasets/d{n}"
+                                   for n in range(1, MAX_SUMMARY_NAMES - 1)))
+    assert f"{MAX_SUMMARY_NAMES + 5} more refusals" in summary.reason
+    assert "(and 6 more names)" in summary.reason
+    assert "agencies/b" in summary.subjects
