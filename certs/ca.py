@@ -3,15 +3,19 @@
 The root (ECDSA P-256, path_length=0) signs leaves only. Agencies and the gateway get two keys:
 ECDSA P-256 for TLS and a separate Ed25519 key for signing, so a stolen TLS key cannot forge
 signed records (as X-Road separates authentication and signing keys). Every file is created with
-O_EXCL: the CA never overwrites a key or certificate.
+O_EXCL: the CA never overwrites a key or certificate. Every read-modify-write of the index and the
+CRL holds an exclusive lock on ``ca.lock``, so several operators or scripts can share one CA.
 """
 
 from __future__ import annotations
 
 import builtins
+import fcntl
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
@@ -32,6 +36,7 @@ CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
 CRL_FILE = "crl.pem"
 INDEX_FILE = "index.json"
+LOCK_FILE = "ca.lock"
 TLS_CERT = "tls.pem"
 TLS_KEY = "tls.key"
 SIGNING_CERT = "signing.pem"
@@ -42,7 +47,8 @@ ROOT_DAYS = 3650
 LEAF_DAYS = 825
 STAFF_DAYS = 397
 CLOCK_SKEW = timedelta(minutes=5)
-CRL_LIFETIME = timedelta(days=7)
+CRL_DAYS = 7
+CRL_LIFETIME = timedelta(days=CRL_DAYS)
 REVOCATION_REASONS = (
     "unspecified",
     "keyCompromise",
@@ -77,6 +83,10 @@ class InvalidCertificate(CAError):
 
 class InvalidCRL(CAError):
     """A CRL is unreadable or not signed by the CA, so it says nothing either way."""
+
+
+class InvalidValidity(CAError):
+    """A validity in days that is not positive, or ends after the last date X.509 can hold."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +173,6 @@ class CertificateAuthority:
         """Create a self-signed root in ``folder``; refuses if a CA is already there."""
         folder = Path(folder)
         _refuse_existing(folder, (CA_KEY, CA_CERT, CRL_FILE, INDEX_FILE))
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         now = _now(now)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name(
@@ -173,7 +182,7 @@ class CertificateAuthority:
             ]
         )
         certificate = (
-            _validity(x509.CertificateBuilder(), now, now + timedelta(days=validity_days))
+            _validity(x509.CertificateBuilder(), now, valid_until(validity_days, now=now))
             .subject_name(subject)
             .issuer_name(subject)
             .public_key(key.public_key())
@@ -183,11 +192,13 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
-        _write_new(folder / CA_KEY, _private_pem(key), mode=0o600)
-        _write_new(folder / CA_CERT, certificate.public_bytes(_PEM))
+        _private_folder(folder)
         ca = cls(folder, certificate, key)
-        ca._write_index([])
-        ca._write_crl([], now)
+        with ca._locked():
+            _write_new(folder / CA_KEY, _private_pem(key), mode=0o600)
+            _write_new(folder / CA_CERT, certificate.public_bytes(_PEM))
+            ca._write_index([])
+            ca._write_crl([], now, CRL_LIFETIME)
         return ca
 
     @classmethod
@@ -290,16 +301,29 @@ class CertificateAuthority:
             )
         now = _now(now)
         matches = _matcher(serial_or_uri)
-        rows = self._read_index()
-        hits = [i for i, row in enumerate(rows) if matches(row)]
-        if not hits:
-            raise NotFound(f"no certificate issued for {serial_or_uri!r}")
-        for i in hits:
-            if rows[i].revoked_at is None:
-                rows[i] = replace(rows[i], revoked_at=now, reason=reason)
-        self._write_index(rows)
-        self._write_crl(rows, now)
+        with self._locked():
+            rows = self._read_index()
+            hits = [i for i, row in enumerate(rows) if matches(row)]
+            if not hits:
+                raise NotFound(f"no certificate issued for {serial_or_uri!r}")
+            for i in hits:
+                if rows[i].revoked_at is None:
+                    rows[i] = replace(rows[i], revoked_at=now, reason=reason)
+            self._write_index(rows)
+            self._write_crl(rows, now, CRL_LIFETIME)
         return [rows[i] for i in hits]
+
+    def renew_crl(
+        self, validity_days: int = CRL_DAYS, *, now: datetime | None = None
+    ) -> x509.CertificateRevocationList:
+        """Re-sign the CRL with the same revocations and the next CRL number.
+
+        Run it before the CRL's nextUpdate: a gateway refuses every client once its CRL expired.
+        """
+        now = _now(now)
+        next_update = valid_until(validity_days, now=now)
+        with self._locked():
+            return self._write_crl(self._read_index(), now, next_update - now)
 
     def list(self) -> builtins.list[IssuedCertificate]:
         """Every certificate issued, oldest first, with its revocation state."""
@@ -319,51 +343,63 @@ class CertificateAuthority:
         now: datetime,
         hosts: Iterable[x509.GeneralName] = (),
     ) -> IssuedBundle:
-        """Write ``ca.pem``, the TLS pair and maybe the signing pair, none of them existing."""
+        """Write ``ca.pem``, the TLS pair and maybe the signing pair, none of them existing.
+
+        Everything is signed before the first file is written, so a refusal writes nothing; the
+        index row comes before the files, so no certificate exists that cannot be revoked.
+        """
         names = (CA_CERT, TLS_CERT, TLS_KEY) + ((SIGNING_CERT, SIGNING_KEY) if signing else ())
         _refuse_existing(out, names)
-        out.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_new(out / CA_CERT, self.certificate_pem)
         uri = x509.UniformResourceIdentifier(identity.uri)
-        not_after = min(now + timedelta(days=validity_days), self.certificate.not_valid_after_utc)
-        tls = self._leaf(
-            identity,
-            "tls",
-            ec.generate_private_key(ec.SECP256R1()),
-            [
-                (x509.SubjectAlternativeName([*hosts, uri]), False),
-                (_key_usage(*_TLS_USAGE), True),
-                (x509.ExtendedKeyUsage([tls_eku]), False),
-            ],
-            out,
-            not_after=not_after,
-            now=now,
-        )
-        signer = None
+        not_after = min(valid_until(validity_days, now=now), self.certificate.not_valid_after_utc)
+        tls_key = ec.generate_private_key(ec.SECP256R1())
+        tls_extensions = [
+            (x509.SubjectAlternativeName([*hosts, uri]), False),
+            (_key_usage(*_TLS_USAGE), True),
+            (x509.ExtendedKeyUsage([tls_eku]), False),
+        ]
+        leaves: dict[str, tuple[PrivateKey, x509.Certificate]] = {
+            "tls": (tls_key, self._leaf(identity, tls_key, tls_extensions, not_after, now))
+        }
         if signing:
-            signer = self._leaf(
-                identity,
-                "signing",
-                ed25519.Ed25519PrivateKey.generate(),
-                [(x509.SubjectAlternativeName([uri]), False), (_key_usage(*_SIGNING_USAGE), True)],
-                out,
-                not_after=not_after,
-                now=now,
+            signing_key = ed25519.Ed25519PrivateKey.generate()
+            signing_extensions = [
+                (x509.SubjectAlternativeName([uri]), False),
+                (_key_usage(*_SIGNING_USAGE), True),
+            ]
+            leaves["signing"] = (
+                signing_key,
+                self._leaf(identity, signing_key, signing_extensions, not_after, now),
             )
-        return IssuedBundle(identity, out, tls, signer, tuple(out / name for name in names))
+        records = {
+            purpose: _record(certificate, identity, purpose)
+            for purpose, (_, certificate) in leaves.items()
+        }
+        _private_folder(out)
+        with self._locked():
+            self._write_index([*self._read_index(), *records.values()])
+        _write_new(out / CA_CERT, self.certificate_pem)
+        for purpose, (key, certificate) in leaves.items():
+            cert_name, key_name = _FILES[purpose]
+            _write_new(out / key_name, _private_pem(key), mode=0o600)
+            _write_new(out / cert_name, certificate.public_bytes(_PEM))
+        return IssuedBundle(
+            identity,
+            out,
+            records["tls"],
+            records.get("signing"),
+            tuple(out / name for name in names),
+        )
 
     def _leaf(
         self,
         identity: Identity,
-        purpose: str,
         key: PrivateKey,
         extensions: Sequence[tuple[x509.ExtensionType, bool]],
-        out: Path,
-        *,
         not_after: datetime,
         now: datetime,
-    ) -> IssuedCertificate:
-        """Sign one leaf, write its certificate and key, and record it in the index."""
+    ) -> x509.Certificate:
+        """Sign one leaf certificate for ``key``."""
         builder = (
             _validity(x509.CertificateBuilder(), now, not_after)
             .subject_name(
@@ -383,13 +419,18 @@ class CertificateAuthority:
         )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical)
-        certificate = builder.sign(self._key, hashes.SHA256())
-        cert_name, key_name = _FILES[purpose]
-        _write_new(out / key_name, _private_pem(key), mode=0o600)
-        _write_new(out / cert_name, certificate.public_bytes(_PEM))
-        record = _record(certificate, identity, purpose)
-        self._write_index([*self._read_index(), record])
-        return record
+        return builder.sign(self._key, hashes.SHA256())
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the CA's exclusive lock, across processes and threads: flock belongs to the open
+        file, so each caller opening ``ca.lock`` waits for the others. Closing releases it."""
+        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @property
     def _authority_key_id(self) -> x509.AuthorityKeyIdentifier:
@@ -407,18 +448,19 @@ class CertificateAuthority:
         document = {"version": 1, "certificates": [row.to_json() for row in rows]}
         _replace(self.folder / INDEX_FILE, json.dumps(document, indent=2).encode() + b"\n")
 
-    def _write_crl(self, rows: Iterable[IssuedCertificate], now: datetime) -> None:
-        """Re-sign the whole CRL with the next CRL number (1 for a new CA)."""
+    def _write_crl(
+        self, rows: Iterable[IssuedCertificate], now: datetime, lifetime: timedelta
+    ) -> x509.CertificateRevocationList:
+        """Re-sign the whole CRL with the next CRL number (1 for a new CA); hold the lock."""
         try:
-            number = self.crl().extensions.get_extension_for_class(x509.CRLNumber).value
-            next_number = number.crl_number + 1
+            next_number = crl_number(self.crl()) + 1
         except NotFound:
             next_number = 1
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.certificate.subject)
             .last_update(now)
-            .next_update(now + CRL_LIFETIME)
+            .next_update(now + lifetime)
             .add_extension(x509.CRLNumber(next_number), critical=False)
             .add_extension(self._authority_key_id, critical=False)
         )
@@ -428,6 +470,7 @@ class CertificateAuthority:
                 builder = builder.add_revoked_certificate(entry)
         crl = builder.sign(self._key, hashes.SHA256())
         _replace(self.folder / CRL_FILE, crl.public_bytes(_PEM))
+        return crl
 
 
 def load_crl(path: StrPath) -> x509.CertificateRevocationList:
@@ -440,6 +483,27 @@ def load_crl(path: StrPath) -> x509.CertificateRevocationList:
         return x509.load_pem_x509_crl(data)
     except ValueError:
         raise InvalidCRL(f"{path} is not a PEM CRL") from None
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    """The CRL number: each re-signed CRL has a higher one, so an older copy can be told apart."""
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        raise InvalidCRL("the CRL has no CRL number") from None
+
+
+def valid_until(days: int, *, now: datetime | None = None) -> datetime:
+    """``now`` plus ``days``, refused unless ``days`` is positive and the end fits in X.509."""
+    if days < 1:
+        raise InvalidValidity(f"a validity of {days} days is not positive: give at least 1 day")
+    try:
+        return _now(now) + timedelta(days=days)
+    except OverflowError:  # past year 9999, the last GeneralizedTime and datetime can hold
+        raise InvalidValidity(
+            f"a validity of {days} days ends after 9999-12-31, the last date a certificate or"
+            " CRL can hold: give fewer days"
+        ) from None
 
 
 def verify_chain(
@@ -561,6 +625,12 @@ def _private_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` if needed, and make it 0700 even if it existed: it holds private keys."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+
+
 def _write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Create ``path`` with ``mode`` from the first byte; O_EXCL never replaces a file."""
     try:
@@ -577,8 +647,17 @@ def _write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Swap in a new index or CRL atomically, so a crash never leaves half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+def _replace(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Swap in a new index or CRL atomically, so a crash never leaves half a file; the temporary
+    file has a unique name, so two writers never write into the same one."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
@@ -13,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from certs import (
+    CRL_DAYS,
+    CRL_FILE,
     DEFAULT_CA_NAME,
     ID_PATTERN,
     LEAF_DAYS,
@@ -24,17 +27,33 @@ from certs import (
     CertificateAuthority,
     IssuedBundle,
     IssuedCertificate,
+    crl_number,
+    valid_until,
 )
+from gateway.cli.agency import LocalMistake
+
+_COMMON_NAME_MAX = 64
+"""ub-common-name in RFC 5280."""
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_DNS_NAME_MAX = 253
 
 
 class _CertsGroup(click.Group):
-    """The one place that catches CAError: one ``Error:`` line on stderr, exit code 1."""
+    """The one place that turns errors into one ``Error:`` line on stderr: a CA refusal exits 1,
+    a malformed argument or an unusable folder exits 2 (usage), like ``govshare agency``."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CAError as exc:
             raise click.ClickException(str(exc)) from exc
+        except click.BadParameter as exc:
+            raise LocalMistake(exc.format_message()) from None
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            raise LocalMistake(
+                f"cannot use{where}: {exc.strerror or exc}; check the path and its permissions"
+            ) from None
 
 
 # Click types that check arguments before the CA runs: a typo is a usage error, not a traceback.
@@ -46,6 +65,39 @@ def _identifier(value: str) -> str:
 
 def _ip(value: str) -> str:
     return str(ip_address(value))
+
+
+def _common_name(value: str) -> str:
+    if not value.strip() or len(value) > _COMMON_NAME_MAX or not value.isprintable():
+        raise ValueError(
+            f"{value!r} must be 1 to {_COMMON_NAME_MAX} printable characters, not all blank"
+        )
+    return value
+
+
+def _dns(value: str) -> str:
+    """An A-label DNS name, as X.509 holds only ASCII: ``中国.gov`` becomes ``xn--fiqs8s.gov``
+    (IDNA 2003, Python's ``idna`` codec). A leading ``*.`` is a wildcard."""
+    try:
+        name = value.encode("idna").decode("ascii").lower().removesuffix(".")
+    except UnicodeError:
+        name = ""
+    labels = name.removeprefix("*.").split(".")
+    if len(name) > _DNS_NAME_MAX or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            f"{value!r} is not a DNS name: give dot-separated labels of 1 to 63 letters, digits"
+            " or inner hyphens"
+        )
+    return name
+
+
+def _days(ctx: click.Context, param: click.Parameter, days: int) -> int:
+    """Refuse a validity whose end X.509 cannot hold, before anything is written."""
+    try:
+        valid_until(days)
+    except CAError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return days
 
 
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -65,13 +117,16 @@ _out_option = click.option(
 )
 
 
-def _days_option(default: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _days_option(
+    default: int, help_text: str = "Validity in days."
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--days",
         default=default,
         show_default=True,
         type=click.IntRange(min=1),
-        help="Validity in days.",
+        callback=_days,
+        help=help_text,
     )
 
 
@@ -82,7 +137,14 @@ def certs() -> None:
 
 @certs.command()
 @_ca_option
-@click.option("--name", default=DEFAULT_CA_NAME, show_default=True, help="Root certificate CN.")
+@click.option(
+    "--name",
+    default=DEFAULT_CA_NAME,
+    show_default=True,
+    type=_common_name,
+    metavar="TEXT",
+    help="Root certificate CN.",
+)
 @_days_option(ROOT_DAYS)
 def init(ca_dir: Path, name: str, days: int) -> None:
     """Create a new root CA in --ca; refuses to overwrite an existing one."""
@@ -107,9 +169,11 @@ def issue_agency(agency_id: str, ca_dir: Path, out_dir: Path, days: int) -> None
     "--dns",
     "dns_names",
     multiple=True,
+    type=_dns,
+    metavar="NAME",
     default=("localhost",),
     show_default=True,
-    help="DNS name of the gateway; repeat for several.",
+    help="DNS name of the gateway (non-ASCII names are IDNA-encoded); repeat for several.",
 )
 @click.option(
     "--ip",
@@ -168,6 +232,18 @@ def revoke(serial_or_uri: str, ca_dir: Path, reason: str) -> None:
     """Revoke a certificate by hex serial, or all of an identity's by URN, and re-sign the CRL."""
     for row in CertificateAuthority.open(ca_dir).revoke(serial_or_uri, reason):
         click.echo(f"Revoked {row.serial} ({row.identity} {row.purpose}, {row.reason})")
+
+
+@certs.command("crl")
+@_ca_option
+@_days_option(CRL_DAYS, help_text="Days until the CRL's nextUpdate.")
+def renew_crl(ca_dir: Path, days: int) -> None:
+    """Re-sign the CRL with the same revocations and the next CRL number, before it expires."""
+    crl = CertificateAuthority.open(ca_dir).renew_crl(days)
+    click.echo(
+        f"Re-signed {ca_dir / CRL_FILE} (CRL number {crl_number(crl)}, {len(crl)} revoked);"
+        f" next update {crl.next_update_utc} - copy it to the gateway before then"
+    )
 
 
 @certs.command("list")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
@@ -27,6 +31,7 @@ from certs import (
     Identity,
     InvalidCertificate,
     InvalidCRL,
+    InvalidValidity,
     NotFound,
     identity_from_certificate,
     is_revoked,
@@ -146,6 +151,7 @@ def test_identity_from_certificate_ignores_other_uris() -> None:
 def test_init_writes_a_root_ca(ca: CertificateAuthority) -> None:
     assert sorted(p.name for p in ca.folder.iterdir()) == [
         "ca.key",
+        "ca.lock",
         "ca.pem",
         "crl.pem",
         "index.json",
@@ -535,3 +541,119 @@ def test_list_shows_expiry_and_revocation(ca: CertificateAuthority, tmp_path: Pa
     ]
     assert rows[4].not_after == load(tmp_path / "a" / "tls.pem").not_valid_after_utc
     assert rows[5].revoked_at is not None and rows[5].reason == "keyCompromise"
+
+
+# Several operators at once, refusals that write nothing, folder modes, CRL renewal
+
+_ISSUER = """
+import sys, time
+from pathlib import Path
+from certs import CertificateAuthority
+ca_dir, root, worker = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+ca = CertificateAuthority.open(ca_dir)
+(root / f"ready-{worker}").touch()
+while not (root / "go").exists():
+    time.sleep(0.001)
+for n in range(3):
+    ca.issue_agency(f"agency-{worker}-{n}", root / f"out-{worker}-{n}")
+"""
+
+
+def test_concurrent_issuances_all_reach_the_index_and_can_be_revoked(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    workers = range(6)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ISSUER, str(ca.folder), str(tmp_path), str(worker)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in workers
+    ]
+    while len(list(tmp_path.glob("ready-*"))) < len(workers):
+        time.sleep(0.01)
+    (tmp_path / "go").touch()  # every process starts issuing at the same moment
+    for process in processes:
+        assert process.wait(60) == 0, process.stderr.read() if process.stderr else ""
+
+    written = {
+        f"{load(path).serial_number:x}"
+        for path in tmp_path.glob("out-*/*.pem")
+        if path.name != "ca.pem"
+    }
+    assert len(written) == 2 * 3 * len(workers)
+    assert {row.serial for row in ca.list()} == written
+    assert not list(ca.folder.glob("*.tmp"))
+    for worker in workers:
+        for n in range(3):
+            ca.revoke(f"urn:govshare:agency:agency-{worker}-{n}")
+    assert {f"{entry.serial_number:x}" for entry in ca.crl()} == written
+
+
+def test_days_past_the_x509_limit_write_nothing(ca: CertificateAuthority, tmp_path: Path) -> None:
+    index = (ca.folder / "index.json").read_bytes()
+    with pytest.raises(InvalidValidity, match="9999-12-31"):
+        ca.issue_agency("health-ministry", tmp_path / "out", validity_days=999_999_999)
+    with pytest.raises(InvalidValidity, match="not positive"):
+        ca.issue_staff("carol", "admin", tmp_path / "out", validity_days=0)
+    assert not (tmp_path / "out").exists()
+    assert (ca.folder / "index.json").read_bytes() == index
+    ca.issue_agency("health-ministry", tmp_path / "out")  # the retry is not blocked
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"validity_days": 10**9}, InvalidValidity), ({"name": ""}, ValueError)],
+)
+def test_refused_init_writes_nothing(
+    tmp_path: Path, kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        CertificateAuthority.init(tmp_path / "ca", **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "ca").exists()
+
+
+def test_folders_holding_keys_are_0700_even_if_they_existed(tmp_path: Path) -> None:
+    folders = [tmp_path / name for name in ("ca", "agency", "gateway", "staff")]
+    for folder in folders:
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
+    ca = CertificateAuthority.init(folders[0])
+    ca.issue_agency("health-ministry", folders[1])
+    ca.issue_gateway(folders[2])
+    ca.issue_staff("carol", "admin", folders[3])
+    assert [stat.S_IMODE(os.stat(folder).st_mode) for folder in folders] == [0o700] * 4
+
+
+def test_renew_crl_keeps_the_revocations_with_a_higher_number(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    bundle = ca.issue_agency("health-ministry", tmp_path / "a")
+    ca.revoke(bundle.tls.serial, "keyCompromise")
+    before = ca.crl()
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=6)
+    renewed = ca.renew_crl(30, now=later)
+    assert renewed == ca.crl()
+    assert crl_number(renewed) == crl_number(before) + 1
+    assert renewed.last_update_utc == later
+    assert renewed.next_update_utc == later + timedelta(days=30)
+
+    def entries(crl: x509.CertificateRevocationList) -> list[tuple[object, ...]]:
+        return [(e.serial_number, e.revocation_date_utc, list(e.extensions)) for e in crl]
+
+    assert entries(renewed) == entries(before) and len(entries(renewed)) == 1
+    assert is_revoked(load(tmp_path / "a" / "tls.pem"), renewed, ca.certificate)
+    assert crl_number(ca.renew_crl()) == crl_number(before) + 2
+    assert stat.S_IMODE(os.stat(ca.folder / "crl.pem").st_mode) == 0o644
+    assert json.loads((ca.folder / "index.json").read_text())["certificates"][0]["reason"] == (
+        "keyCompromise"
+    )
+
+
+def test_renew_crl_refuses_a_bad_lifetime(ca: CertificateAuthority) -> None:
+    crl = (ca.folder / "crl.pem").read_bytes()
+    for days in (0, 10**9):
+        with pytest.raises(InvalidValidity):
+            ca.renew_crl(days)
+    assert (ca.folder / "crl.pem").read_bytes() == crl

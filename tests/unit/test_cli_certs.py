@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography import x509
 
-from certs import CertificateAuthority, is_revoked, verify_chain
+from certs import CertificateAuthority, crl_number, is_revoked, verify_chain
 from gateway.cli.certs import certs
 
 
@@ -50,12 +51,19 @@ def test_every_command_has_help_text() -> None:
         "issue-gateway",
         "issue-staff",
         "revoke",
+        "crl",
         "list",
     }
 
 
 def test_init_creates_a_ca(ca_dir: Path) -> None:
-    assert {p.name for p in ca_dir.iterdir()} == {"ca.key", "ca.pem", "crl.pem", "index.json"}
+    assert {p.name for p in ca_dir.iterdir()} == {
+        "ca.key",
+        "ca.lock",
+        "ca.pem",
+        "crl.pem",
+        "index.json",
+    }
     assert CertificateAuthority.open(ca_dir).certificate.subject.rfc4514_string() == (
         "O=govshare,CN=govshare national root CA"
     )
@@ -103,7 +111,100 @@ def test_bad_arguments_are_usage_errors(
 ) -> None:
     result = run(*args, "--ca", ca_dir, "--out", tmp_path / "out")
     assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: Invalid value for")
     assert not (tmp_path / "out").exists()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("issue-agency", "o-one", "--out", "{tmp}/out", "--days", "999999999"), "9999-12-31"),
+        (("issue-staff", "carol", "--role", "admin", "--out", "{tmp}/out", "--days", "0"), "1"),
+        (("issue-gateway", "--out", "{tmp}/out", "--dns", ""), "not a DNS name"),
+        (("issue-gateway", "--out", "{tmp}/out", "--dns", "gw..gov"), "not a DNS name"),
+        (("issue-gateway", "--out", "{tmp}/out", "--dns", "-gw.gov"), "not a DNS name"),
+        (("issue-gateway", "--out", "{tmp}/out", "--dns", "gw_1.gov"), "not a DNS name"),
+        (("crl", "--days", "0"), "1"),
+        (("crl", "--days", "99999999"), "9999-12-31"),
+    ],
+)
+def test_usage_mistakes_are_one_line_exit_2_and_write_nothing(
+    ca_dir: Path, tmp_path: Path, args: tuple[str, ...], reason: str
+) -> None:
+    before = snapshot(tmp_path)
+    result = run(*(arg.format(tmp=tmp_path) for arg in args), "--ca", ca_dir)
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: Invalid value for") and reason in line
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args", [("--name", ""), ("--name", "   "), ("--name", "x" * 65), ("--days", "99999999")]
+)
+def test_refused_init_is_one_line_and_creates_no_folder(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    result = run("init", "--ca", tmp_path / "ca", *args)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: Invalid value for")
+    assert not (tmp_path / "ca").exists()
+
+
+def test_a_refused_issuance_can_be_retried(ca_dir: Path, tmp_path: Path) -> None:
+    args = ("issue-agency", "o-one", "--ca", ca_dir, "--out", tmp_path / "o1")
+    assert run(*args, "--days", "999999999").exit_code == 2
+    ok(*args)
+    assert len(CertificateAuthority.open(ca_dir).list()) == 2
+
+
+def test_non_ascii_dns_names_are_idna_encoded(ca_dir: Path, tmp_path: Path) -> None:
+    ok(
+        "issue-gateway",
+        "--ca",
+        ca_dir,
+        "--out",
+        tmp_path / "gw",
+        "--dns",
+        "中国.gov",
+        "--dns",
+        "GW.Gov.",
+    )
+    san = load(tmp_path / "gw" / "tls.pem").extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert san.value.get_values_for_type(x509.DNSName) == ["xn--fiqs8s.gov", "gw.gov"]
+
+
+def test_an_unusable_out_folder_is_one_line_exit_2(ca_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = run("issue-agency", "o-one", "--ca", ca_dir, "--out", tmp_path / "file" / "out")
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: cannot use") and "file" in line
+
+
+def test_crl_renews_with_the_same_revocations(ca_dir: Path, tmp_path: Path) -> None:
+    ok("issue-agency", "health-ministry", "--ca", ca_dir, "--out", tmp_path / "a")
+    ok("revoke", "urn:govshare:agency:health-ministry", "--ca", ca_dir)
+    ca = CertificateAuthority.open(ca_dir)
+    before = ca.crl()
+    result = ok("crl", "--ca", ca_dir, "--days", "30")
+    renewed = ca.crl()
+    assert crl_number(renewed) == crl_number(before) + 1
+    assert [e.serial_number for e in renewed] == [e.serial_number for e in before]
+    assert renewed.next_update_utc == renewed.last_update_utc + timedelta(days=30)
+    [line] = result.output.strip().splitlines()
+    assert str(ca_dir / "crl.pem") in line and str(renewed.next_update_utc) in line
+    assert "2 revoked" in line and f"CRL number {crl_number(renewed)}" in line
+    ok("crl", "--ca", ca_dir)
+    assert ca.crl().next_update_utc == ca.crl().last_update_utc + timedelta(days=7)
 
 
 def test_issue_agency(ca_dir: Path, tmp_path: Path) -> None:
