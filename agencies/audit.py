@@ -5,22 +5,32 @@ The client keeps the last checkpoint it accepted in a state file beside its cert
 forks its log (shows different histories to different agencies) or truncates it is caught by the
 agencies themselves, without trusting the gateway. The checkpoint verifier key is pinned on first
 use in the same file, unless given explicitly (`client.audit_verifier_key = "name+id+key"`,
-for instance the gateway's published `audit.vkey`).
+for instance the gateway's published `audit.vkey`). Threads and processes of one agency share
+the file under a lock; the checkpoint saved never goes back to a smaller one.
+
+Proofs hash the record bytes here, never taking the gateway's leaf hash on trust, and
+`prove_receipt` checks that the event a fetch receipt names is that fetch's completion.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agencies.errors import VerificationError
-from gateway import times
-from gateway.audit import merkle, note
-from gateway.v1 import audit_pb2
+import grpc
+
+from agencies.errors import GovshareError, VerificationError
+from agencies.exchange import FETCH_COMPLETE
+from gateway import statements, times
+from gateway.audit import merkle, note, record
+from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
 
 STATE_FILE = "audit-state.json"
 
@@ -47,34 +57,48 @@ class AuditMixin:
         the log shrank (LOG_TRUNCATED) or does not contain the previously seen tree (LOG_FORKED).
         """
         response = self._call(self.audit.GetCheckpoint, audit_pb2.GetCheckpointRequest())
-        state = self._audit_state()
-        key = self.audit_verifier_key or state.get("verifier_key") or response.verifier_key
-        current = _open_checkpoint(response.signed_checkpoint, key)
-        previous = state.get("checkpoint")
-        if previous:
-            self._check_extends(_open_checkpoint(previous, key), current)
-        self._save_audit_state(
-            {"verifier_key": key, "checkpoint": response.signed_checkpoint}
-        )
+        # Threads and processes of one agency share the state file: one at a time reads,
+        # checks and saves it, so none checks against a checkpoint another is replacing.
+        with self._audit_state_lock():
+            state = self._audit_state()
+            key = self.audit_verifier_key or state.get("verifier_key") or response.verifier_key
+            current = _open_checkpoint(response.signed_checkpoint, key)
+            previous = state.get("checkpoint")
+            if previous:
+                old = _open_checkpoint(previous, key)
+                if current.size < old.size:
+                    # Another thread or process saved a later checkpoint after the gateway
+                    # signed this one: the log must still hold that one, grown from this one.
+                    self._check_extends(current, old, saved_later=True)
+                    return current
+                self._check_extends(old, current)
+            self._save_audit_state(
+                {"verifier_key": key, "checkpoint": response.signed_checkpoint}
+            )
         return current
 
-    def _check_extends(self, old: note.Checkpoint, new: note.Checkpoint) -> None:
-        """Raise VerificationError unless `new` is `old` or a tree grown from it."""
+    def _check_extends(self, old: note.Checkpoint, new: note.Checkpoint,
+                       saved_later: bool = False) -> None:
+        """Raise VerificationError unless `new` is `old` or a tree grown from it. With
+        `saved_later`, `new` is the saved checkpoint, and a gateway whose log no longer reaches
+        its size (so cannot prove it) truncated the log."""
         if new.origin != old.origin:
             raise _refuse(f"the log's origin changed from {old.origin!r} to {new.origin!r}",
                           "LOG_ORIGIN_CHANGED", old=old.origin, new=new.origin)
         if new.size < old.size:
-            raise _refuse(
-                f"the audit log shrank from {old.size} to {new.size} entries: it was truncated",
-                "LOG_TRUNCATED", old_size=old.size, new_size=new.size,
-            )
+            raise _truncated(old.size, new.size)
         if old.size == 0:
             return
         hashes: list[bytes] = []
         if new.size > old.size:
             request = audit_pb2.GetConsistencyProofRequest(first_size=old.size,
                                                           second_size=new.size)
-            hashes = list(self._call(self.audit.GetConsistencyProof, request).hashes)
+            try:
+                hashes = list(self._call(self.audit.GetConsistencyProof, request).hashes)
+            except GovshareError as exc:
+                if saved_later and exc.code == grpc.StatusCode.OUT_OF_RANGE:
+                    raise _truncated(new.size, old.size) from None
+                raise
         try:
             merkle.verify_consistency(old.size, new.size, hashes, old.root_hash, new.root_hash)
         except merkle.ProofError as exc:
@@ -89,13 +113,23 @@ class AuditMixin:
     def prove_inclusion(
         self, leaf_index: int, record: bytes | None = None
     ) -> audit_pb2.GetInclusionProofResponse:
-        """Prove leaf `leaf_index` is in the current verified checkpoint; with `record`, prove
-        that these exact bytes are that leaf. Raises VerificationError if the proof fails."""
+        """Prove that the exact bytes `record` are leaf `leaf_index` of the current verified
+        checkpoint. Without `record`, the event's record is fetched (GetAuditEvent: the caller
+        must be allowed to read it) and hashed here: a leaf hash the gateway supplied would
+        prove only that the log has a leaf there. Raises VerificationError if the proof fails.
+        """
+        if record is None:
+            record = self.audit_event(leaf_index).record
+        return self._prove(leaf_index, record)[0]
+
+    def _prove(self, leaf_index: int, record: bytes) \
+            -> tuple[audit_pb2.GetInclusionProofResponse, note.Checkpoint]:
+        """The proof that `record` is leaf `leaf_index`, and the verified checkpoint it is in."""
         checkpoint = self.checkpoint()
         request = audit_pb2.GetInclusionProofRequest(leaf_index=leaf_index,
                                                      tree_size=checkpoint.size)
         proof = self._call(self.audit.GetInclusionProof, request)
-        leaf = merkle.leaf_hash(record) if record is not None else proof.leaf_hash
+        leaf = merkle.leaf_hash(record)
         if leaf != proof.leaf_hash:
             raise _refuse(f"the record is not leaf {leaf_index}: its hash differs",
                           "LEAF_HASH_MISMATCH", leaf_index=leaf_index)
@@ -105,7 +139,41 @@ class AuditMixin:
         except merkle.ProofError as exc:
             raise _refuse(f"inclusion proof of leaf {leaf_index} failed: {exc}",
                           "INCLUSION_PROOF_INVALID", leaf_index=leaf_index) from None
-        return proof
+        return proof, checkpoint
+
+    def prove_receipt(self, signed_receipt: envelope_pb2.Envelope) -> audit_pb2.AuditEvent:
+        """Prove that the log records the fetch a receipt vouches for (`Fetched.signed_receipt`,
+        verified by the fetch): the event at its audit_leaf_index must be the completion
+        (exchange.fetch.complete) of its exchange by this agency naming this very receipt, and
+        its record bytes must be that leaf of a verified checkpoint of the receipt's log.
+        Returns the event; raises VerificationError (RECEIPT_NOT_LOGGED) otherwise."""
+        receipt = exchange_pb2.Receipt.FromString(signed_receipt.payload)
+        index = receipt.audit_leaf_index
+        event = self.audit_event(index)
+        fields = _record_fields(event.record, index)
+        checks = {
+            "payload type": signed_receipt.payload_type == statements.RECEIPT,
+            "action": fields.get("action") == FETCH_COMPLETE,
+            "outcome": fields.get("outcome") == record.ALLOWED,
+            "actor": fields.get("actor") == self.identity.uri,
+            "exchange": fields.get("resources", [])[:1] == [receipt.exchange],
+            "receipt": statements.envelope_id(signed_receipt) in fields.get("envelopes", []),
+        }
+        wrong = [what for what, ok in checks.items() if not ok]
+        if wrong:
+            raise _refuse(
+                f"audit event {index}, named by the receipt of {receipt.exchange}, is not that"
+                f" exchange's completion by {self.identity.uri}: its {', '.join(wrong)} differ",
+                "RECEIPT_NOT_LOGGED", leaf_index=index, mismatch=",".join(wrong),
+            )
+        _, checkpoint = self._prove(index, event.record)
+        if receipt.audit_log_origin != checkpoint.origin:
+            raise _refuse(
+                f"the receipt names log {receipt.audit_log_origin!r}, but the gateway's"
+                f" checkpoint is for {checkpoint.origin!r}",
+                "RECEIPT_NOT_LOGGED", leaf_index=index, mismatch="origin",
+            )
+        return event
 
     def audit_event(self, leaf_index: int) -> audit_pb2.AuditEvent:
         """One audit event by leaf index."""
@@ -150,12 +218,65 @@ class AuditMixin:
             raise _refuse(f"cannot read the saved audit state {path}: {exc}",
                           "AUDIT_STATE_UNREADABLE", path=path) from None
 
+    @contextlib.contextmanager
+    def _audit_state_lock(self) -> Iterator[None]:
+        """Hold the state file's lock (a lock file beside it; flock excludes other threads'
+        descriptors as well as other processes)."""
+        path = self._audit_state_path()
+        lock = path.with_name(f".{path.name}.lock")
+        try:
+            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
     def _save_audit_state(self, state: dict[str, Any]) -> None:
         """Replace the state file atomically, so a crash never leaves half a checkpoint."""
         path = self._audit_state_path()
-        scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        scratch.write_text(json.dumps(state, indent=2) + "\n")
-        os.replace(scratch, path)
+        try:
+            descriptor, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                                   suffix=".tmp")
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(json.dumps(state, indent=2) + "\n")
+            os.replace(scratch, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)
+            raise _unwritable(path, exc) from None
+
+
+def _truncated(old_size: int, new_size: int) -> VerificationError:
+    return _refuse(
+        f"the audit log shrank from {old_size} to {new_size} entries: it was truncated",
+        "LOG_TRUNCATED", old_size=old_size, new_size=new_size,
+    )
+
+
+def _unwritable(path: Path, exc: OSError) -> VerificationError:
+    return _refuse(
+        f"cannot save the audit state {path} ({exc.strerror or exc}): make its folder writable,"
+        " or set audit_state_file to a writable path",
+        "AUDIT_STATE_UNWRITABLE", path=path,
+    )
+
+
+def _record_fields(data: bytes, leaf_index: int) -> dict[str, Any]:
+    """The fields of a record as its bytes say (not as the gateway decoded them)."""
+    try:
+        fields = record.decode(data)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise _refuse(f"audit event {leaf_index} holds no valid record", "RECEIPT_NOT_LOGGED",
+                      leaf_index=leaf_index, mismatch="record")
+    return fields
 
 
 def _open_checkpoint(signed: str, verifier_key: str) -> note.Checkpoint:

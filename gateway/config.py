@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.audit import note
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 FRAMING_BYTES = 64 * 1024
@@ -88,6 +90,16 @@ class AuditConfig:
     """The checkpoint origin line, naming this log to verifiers."""
     verifier_key_file: Path = Path("audit.vkey")
     """Where the gateway writes its note verifier key for third-party verifiers."""
+    previous_verifier_keys: tuple[str, ...] = ()
+    """Verifier keys (as audit.vkey held them) the log was signed with before the current
+    signing key or origin: the last stored checkpoint may be signed by one of them, and
+    `govshare audit verify` accepts checkpoints they signed. New checkpoints use the current
+    key."""
+
+    def previous_verifiers(self) -> list[note.NoteVerifier]:
+        """previous_verifier_keys, parsed (load has checked them)."""
+        return [note.NoteVerifier.from_verifier_key(key.strip())
+                for key in self.previous_verifier_keys]
 
 
 @dataclass(frozen=True)
@@ -213,6 +225,10 @@ def _typed(key: str, kind: str, value: Any, path: Path) -> Any:
     """`value` as the field's type; a value of another TOML type is an error naming the key."""
     if kind == "tuple[date, ...]":
         return _dates(key, value, path)
+    if kind == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{path}: {key} must be a list of strings, got {value!r}")
+        return tuple(value)
     if isinstance(value, bool) or not isinstance(value, _KINDS[kind]):
         raise ValueError(f"{path}: {key} must be {_KIND_NAMES[kind]} (without units), got"
                          f" {value!r}")
@@ -248,6 +264,21 @@ def _calendar_problems(exchange: ExchangeConfig) -> list[str]:
     if both:
         found.append("[exchange] holidays and extra_working_days both list"
                      f" {', '.join(day.isoformat() for day in both)}: remove it from one")
+    return found
+
+
+def _audit_problems(audit: AuditConfig) -> list[str]:
+    """What is wrong in the [audit] keys that name and sign the log."""
+    found = []
+    if not note.is_key_name(audit.origin):
+        found.append("[audit] origin must be a note key name: not empty, without spaces or '+'"
+                     f" (for instance govshare.local/audit), got {audit.origin!r}")
+    for key in audit.previous_verifier_keys:
+        try:
+            note.NoteVerifier.from_verifier_key(key.strip())
+        except ValueError as exc:
+            found.append("[audit] previous_verifier_keys must hold verifier keys as audit.vkey"
+                         f" holds them (name+id+key): {key!r} is not one ({exc})")
     return found
 
 
@@ -307,6 +338,7 @@ def problems(config: Config) -> list[str]:
         found.append(f"[storage] synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got"
                      f" {config.storage.synchronous!r}")
     found += _calendar_problems(config.exchange)
+    found += _audit_problems(config.audit)
     if ":" not in config.server.listen:
         found.append(f"[server] listen must be host:port, got {config.server.listen!r}")
     return found

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,11 @@ class _WroteBeforeFailing(Exception):
 
 class LogIntegrityError(Exception):
     """The stored log does not match its last signed checkpoint."""
+
+
+class CheckpointKeyMismatch(Exception):
+    """The last stored checkpoint is signed by neither the log's key nor a previous key the
+    configuration lists, or names another origin: the signing key or [audit] origin changed."""
 
 
 @dataclass
@@ -122,11 +127,14 @@ class AuditLog:
         signer: note.NoteSigner,
         origin: str,
         *,
+        previous: Sequence[note.NoteVerifier] = (),
         clock: Callable[[], datetime] = times.utcnow,
     ):
         self.db = db
         self.signer = signer
         self.origin = origin
+        self.previous = tuple(previous)
+        """Keys that signed this log before `signer` ([audit] previous_verifier_keys)."""
         self.clock = clock
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -149,9 +157,9 @@ class AuditLog:
         conn = self.db.writer
         size = sql.tree_size(conn)
         self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
-        self._check_against_checkpoint(conn, size)
+        signed_now = self._check_against_checkpoint(conn, size)
         self._indexed = sql.subjects_indexed_upto(conn)
-        if sql.latest_checkpoint(conn) is None:
+        if not signed_now:  # no checkpoint yet, or one of a previous key or origin
             self._write_checkpoint(conn, self.clock())
         self._thread = threading.Thread(target=self._run, name="audit-committer", daemon=True)
         self._thread.start()
@@ -165,14 +173,15 @@ class AuditLog:
             self._queue.put(None)
         thread.join()
 
-    def _check_against_checkpoint(self, conn: sqlite3.Connection, size: int) -> None:
+    def _check_against_checkpoint(self, conn: sqlite3.Connection, size: int) -> bool:
+        """Whether the latest checkpoint is signed by the current key for the current origin
+        (if not, open() signs it again); LogIntegrityError unless it holds for the log."""
         latest = sql.latest_checkpoint(conn)
         if latest is None:
             if size:
                 raise LogIntegrityError(f"{size} audit leaves but no signed checkpoint")
-            return
-        text = note.open_note(latest["note"], [self.signer.verifier()])
-        checkpoint = note.Checkpoint.parse(text)
+            return False
+        checkpoint, signers = self._open_latest(bytes(latest["note"]))
         if checkpoint.size != size:
             raise LogIntegrityError(
                 f"log holds {size} leaves but the last signed checkpoint is for {checkpoint.size}"
@@ -181,6 +190,29 @@ class AuditLog:
         root = merkle.root_from_leaf_hashes(list(leaf_hashes))
         if root != checkpoint.root_hash or root != self._frontier.root():
             raise LogIntegrityError("the recomputed root differs from the last signed checkpoint")
+        current = self.signer.verifier()
+        return checkpoint.origin == self.origin and \
+            f"{current.name}+{current.key_id.hex()}" in signers
+
+    def _open_latest(self, signed: bytes) -> tuple[note.Checkpoint, list[str]]:
+        """The latest stored checkpoint and the keys it names, once a known key's signature
+        verifies; CheckpointKeyMismatch, saying what differs, when none is known."""
+        try:
+            keys = note.signing_keys(signed)
+            checkpoint = note.Checkpoint.parse(
+                note.open_note(signed, [self.signer.verifier(), *self.previous]))
+        except note.UnknownKeyError:
+            current = self.signer.verifier()
+            raise CheckpointKeyMismatch(
+                f"the audit log's last checkpoint is signed by {' and '.join(keys)}, but this"
+                f" gateway signs as {current.name}+{current.key_id.hex()} (origin+key hash: the"
+                " origin is [audit] origin, the hash covers it and the [tls] signing key):"
+                " restore the previous signing key and origin, or add the verifier key the log"
+                " had (the line audit.vkey held before) to [audit] previous_verifier_keys"
+                ) from None
+        except note.NoteError as exc:
+            raise LogIntegrityError(f"the last signed checkpoint: {exc}") from None
+        return checkpoint, keys
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -29,9 +29,17 @@ class NoteError(Exception):
     """A note or checkpoint is malformed or carries no valid signature from a known key."""
 
 
-def _check_name(name: str) -> None:
+class UnknownKeyError(NoteError):
+    """No signature of the note is from a trusted key (one may be of a key not trusted)."""
+
+
+def is_key_name(name: str) -> bool:
     """Key names are non-empty, without Unicode spaces or '+', as the spec requires."""
-    if not name or "+" in name or any(ch.isspace() for ch in name):
+    return bool(name) and "+" not in name and not any(ch.isspace() for ch in name)
+
+
+def _check_name(name: str) -> None:
+    if not is_key_name(name):
         raise ValueError(f"invalid key name {name!r}")
 
 
@@ -207,8 +215,19 @@ def open_note(note: bytes, verifiers: Iterable[NoteVerifier]) -> str:
             raise NoteError("note signature verification failed")
         verified = True
     if not verified:
-        raise NoteError("note has no signature from a known key")
+        raise UnknownKeyError("note has no signature from a known key")
     return text
+
+
+def signing_keys(note: bytes) -> list[str]:
+    """The keys a note names in its signature lines, as "name+hex key id" (whether their
+    signatures verify is open_note's question); NoteError if the note is malformed."""
+    try:
+        _, lines = _split_note(note)
+        return [f"{name}+{key_id.hex()}"
+                for name, key_id, _ in map(_parse_signature_line, lines)]
+    except ValueError:
+        raise NoteError("malformed note") from None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Checklist, over the database alone (no gateway needed):
 
-1. every stored checkpoint's note verifies against the log's key, names the log's origin and
-   agrees with its row;
+1. every stored checkpoint's note verifies against the log's key (or a previous key of the log,
+   after the signing key or origin changed), names that key's origin and agrees with its row;
 2. the tree is rebuilt from the stored record bytes, chunk by chunk, and every stored tree node
    is compared with the recomputed one (a node altered, missing or extra is caught where it is);
 3. every checkpoint's root must equal the rebuilt root at its size. As all roots come from one
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,12 +103,16 @@ def verify_log(
     verifier: note.NoteVerifier,
     against: bytes | None = None,
     progress: Progress | None = None,
+    previous: Sequence[note.NoteVerifier] = (),
 ) -> Report:
-    """Verify the stored log against its signed checkpoints; see the module docstring."""
-    with _connection(database) as conn:
+    """Verify the stored log against its signed checkpoints; see the module docstring. The
+    whole check reads one snapshot, so a gateway writing meanwhile changes nothing it sees.
+    Checkpoints may be signed by `verifier` or by one of the `previous` keys of the log."""
+    verifiers = [verifier, *previous]
+    with _connection(database) as conn, sql.snapshot(conn):
         report = Report()
-        saved = None if against is None else _open_saved(against, verifier, report)
-        stored, size = _check_checkpoints(conn, verifier, report)
+        saved = None if against is None else _open_saved(against, verifiers, report)
+        stored, size = _check_checkpoints(conn, verifiers, report)
         sizes = {size, *(c.size for c in stored)}
         if saved is not None and saved.size <= size:
             sizes.add(saved.size)
@@ -147,16 +151,20 @@ def _connection(database: Database | sqlite3.Connection | str | Path) -> Iterato
             conn.close()
 
 
-def open_checkpoint(signed: bytes, verifier: note.NoteVerifier) -> note.Checkpoint:
-    """The checkpoint of a signed note; NoteError unless it verifies and names the log."""
-    checkpoint = note.Checkpoint.parse(note.open_note(signed, [verifier]))
-    if checkpoint.origin != verifier.name:
-        raise note.NoteError(f"checkpoint is for log {checkpoint.origin!r}, not {verifier.name!r}")
+def open_checkpoint(signed: bytes, verifiers: Sequence[note.NoteVerifier]) -> note.Checkpoint:
+    """The checkpoint of a signed note; NoteError unless a key of `verifiers` whose name is
+    the checkpoint's origin signed it."""
+    checkpoint = note.Checkpoint.parse(note.open_note(signed, verifiers))
+    named = [v for v in verifiers if v.name == checkpoint.origin]
+    if not named:
+        raise note.NoteError(f"checkpoint is for log {checkpoint.origin!r}, not"
+                             f" {' or '.join(repr(v.name) for v in verifiers)}")
+    note.open_note(signed, named)  # a key of another log may have signed it
     return checkpoint
 
 
 def _check_checkpoints(
-    conn: sqlite3.Connection, verifier: note.NoteVerifier, report: Report
+    conn: sqlite3.Connection, verifiers: Sequence[note.NoteVerifier], report: Report
 ) -> tuple[list[_Stored], int]:
     """Checklist step 1: the checkpoints whose notes hold, and the largest size claimed.
 
@@ -167,7 +175,7 @@ def _check_checkpoints(
         size, signed = row["tree_size"], bytes(row["note"])
         report.checkpoints += 1
         try:
-            checkpoint = open_checkpoint(signed, verifier)
+            checkpoint = open_checkpoint(signed, verifiers)
             if checkpoint.size != size or checkpoint.root_hash != bytes(row["root_hash"]):
                 report.add(previous, BAD_CHECKPOINT,
                            f"the row of size {size} disagrees with its signed note")
@@ -324,10 +332,10 @@ def _any_between(positions: list[int], begin: int, end: int) -> bool:
     return at < len(positions) and positions[at] < end
 
 
-def _open_saved(against: bytes, verifier: note.NoteVerifier, report: Report) \
+def _open_saved(against: bytes, verifiers: Sequence[note.NoteVerifier], report: Report) \
         -> note.Checkpoint | None:
     try:
-        return open_checkpoint(against, verifier)
+        return open_checkpoint(against, verifiers)
     except note.NoteError as exc:
         report.add(0, BAD_SIGNATURE, f"the saved checkpoint does not verify: {exc}")
         return None

@@ -153,8 +153,10 @@ def _filters(actor: str, agency: str, dataset: str, action: str, outcome: str | 
 @audit.command("list")
 @config_option
 @filter_options
-@click.option("--after", default=-1, show_default=True, help="Only leaves after this index.")
-@click.option("--limit", default=100, show_default=True, help="At most this many events.")
+@click.option("--after", type=click.IntRange(min=-1), default=-1, show_default=True,
+              help="Only leaves after this index.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many events.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @click.pass_context
 def list_events(ctx: click.Context, after: int, limit: int, as_json: bool,
@@ -192,23 +194,27 @@ def show(ctx: click.Context, event: str) -> None:
 
 @audit.command("verify")
 @config_option
-@click.option("--key", default=None, help="The log's note verifier key (name+id+key).")
+@click.option("--key", "keys", multiple=True,
+              help="The log's note verifier key (name+id+key); repeat it to accept checkpoints"
+              " signed by previous keys too. Default: the gateway's, and [audit]"
+              " previous_verifier_keys.")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A signed checkpoint saved earlier: the log must extend it.")
 @click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the latest verified signed checkpoint here.")
 @click.pass_context
-def verify_command(ctx: click.Context, key: str | None, against: Path | None,
+def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | None,
                    save_checkpoint: Path | None) -> None:
     """Rebuild the tree from the records and check every checkpoint, node and index."""
     from rich.progress import Progress
 
-    verifier = _verifier(ctx, key)
+    verifier, *previous = [_verifier(ctx, key) for key in keys] or [_verifier(ctx, None)]
+    previous += _config(ctx).audit.previous_verifiers()
     conn = _connect(ctx)
     saved = against.read_bytes() if against else None
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("verifying", total=None)
-        report = verify.verify_log(conn, verifier, against=saved,
+        report = verify.verify_log(conn, verifier, against=saved, previous=previous,
                                    progress=lambda done, total: bar.update(task, completed=done,
                                                                            total=total))
     if not report.ok:
@@ -236,17 +242,18 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
                    **filters: Any) -> None:
     """Export events with leaf index and exact record bytes (base64) for outside auditors."""
     conn = _connect(ctx)
-    latest = sql.latest_checkpoint(conn)
-    size = latest["tree_size"] if proofs and latest else 0
-    rows = export.export_rows(conn, _filters(**filters), proof_size=size)
-    if fmt == "csv":
-        writer = csv.DictWriter(output, fieldnames=export.CSV_FIELDS)
-        writer.writeheader()
-        for item in rows:
-            writer.writerow(export.csv_row(item))
-    else:
-        for item in rows:
-            output.write(export.json_line(item) + "\n")
+    with sql.snapshot(conn):  # the proofs are for the checkpoint read here
+        latest = sql.latest_checkpoint(conn)
+        size = latest["tree_size"] if proofs and latest else 0
+        rows = export.export_rows(conn, _filters(**filters), proof_size=size)
+        if fmt == "csv":
+            writer = csv.DictWriter(output, fieldnames=export.CSV_FIELDS)
+            writer.writeheader()
+            for item in rows:
+                writer.writerow(export.csv_row(item))
+        else:
+            for item in rows:
+                output.write(export.json_line(item) + "\n")
     if proofs and latest:
         click.echo(f"proofs are for this checkpoint:\n{bytes(latest['note']).decode()}",
                    err=True)
@@ -260,13 +267,15 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
 def proof(ctx: click.Context, event: str, output: Any) -> None:
     """Print a c2sp.org/tlog-proof of one event, checkable offline with `check-proof`."""
     conn = _connect(ctx)
-    latest = sql.latest_checkpoint(conn)
-    if latest is None:
-        raise click.ClickException("the log has no checkpoint")
-    try:
-        output.write(export.proof_text(conn, _leaf_index(event), latest))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with sql.snapshot(conn):
+        latest = sql.latest_checkpoint(conn)
+        if latest is None:
+            raise click.ClickException("the log has no checkpoint")
+        try:
+            text = export.proof_text(conn, _leaf_index(event), latest)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    output.write(text)
 
 
 @audit.command("check-proof")

@@ -119,14 +119,10 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             self.gateway.db.reader(), after=-1 if after is None else after, limit=size + 1,
             any_subject=visible, **filters,
         )
-        response = audit_pb2.ListAuditEventsResponse(
-            audit_events=[event_proto(row["leaf_index"], row["record"]) for row in found[:size]]
-        )
-        if len(found) > size:
-            response.next_page_token = self.gateway.page_tokens.encode(
-                found[size - 1]["leaf_index"], request
-            )
-        return response
+        items, token = paging.page(self.gateway, request, found, size,
+                                   lambda row: event_proto(row["leaf_index"], row["record"]),
+                                   "leaf_index")
+        return audit_pb2.ListAuditEventsResponse(audit_events=items, next_page_token=token)
 
     @rpc("audit.get", allow=READERS)
     def GetAuditEvent(self, request: audit_pb2.GetAuditEventRequest, call: Call) -> Any:

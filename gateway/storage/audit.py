@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,22 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
                            check_same_thread=False)
     conn.execute("PRAGMA query_only=ON")
     return conn
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the reads inside on one snapshot of the database. In WAL mode each autocommit
+    SELECT sees the log as of its own moment, so a checkpoint read before the gateway's next
+    commit and records read after it would disagree; a read transaction pins one moment (and
+    keeps the WAL from being checkpointed past it, so hold it no longer than the reads)."""
+    if conn.in_transaction:  # the caller's transaction is a snapshot already
+        yield conn
+        return
+    conn.execute("BEGIN")  # deferred: the first read fixes the snapshot, no lock is taken
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
 
 
 def leaf_visible(conn: sqlite3.Connection, leaf_index: int, subjects: Sequence[str]) -> bool:
