@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,25 +71,25 @@ def verify_signed_manifest(
     directory) and return the manifest; VerificationError at the first failed check.
 
     1. the payload type is the manifest's;
-    2. the certificate chains to the national CA (when `ca_certificate_pem` is given);
-    3. it carries one Ed25519 signature by the certificate's key, which verifies over the exact
+    2. it carries one Ed25519 signature by the certificate's key, which verifies over the exact
        payload bytes;
-    4. the certificate is an agency's (not a gateway's or staff member's), and the manifest
-       names a dataset of that agency.
+    3. the certificate is an agency's (not a gateway's or staff member's), and the manifest
+       names a dataset of that agency;
+    4. its create_time (which the publisher signed) is not later than now, give or take the
+       clock skew certificates allow;
+    5. the certificate chains to the national CA and was valid at that create_time (when
+       `ca_certificate_pem` is given): what was published while it was valid stays verifiable
+       after it expires.
     """
     if envelope.payload_type != statements.MANIFEST:
         raise errors.VerificationError(f"not a manifest: payload type {envelope.payload_type!r}")
-    certificate = x509.load_pem_x509_certificate(_as_bytes(certificate_pem))
-    if ca_certificate_pem is not None:
-        ca = x509.load_pem_x509_certificate(_as_bytes(ca_certificate_pem))
-        try:
-            certs_ca.verify_chain(certificate, ca)
-        except certs_ca.CAError as exc:
-            raise errors.VerificationError(f"the signing certificate is not valid: {exc}") \
-                from None
+    certificate = load_certificate(certificate_pem, "the publisher's signing certificate")
     try:
         statements.check_sealed(envelope, signing.VerifyKey.from_certificate(certificate),
                                 statements.MANIFEST)
+    except ValueError as exc:  # not an Ed25519 key
+        raise errors.VerificationError(f"the publisher's signing certificate is not a signing"
+                                       f" certificate: {exc}") from None
     except signing.SignatureError:
         raise errors.VerificationError(
             "the manifest signature does not verify with the publisher's certificate") from None
@@ -104,7 +105,42 @@ def verify_signed_manifest(
     if not manifest.dataset.startswith(f"agencies/{signer.id}/datasets/"):
         raise errors.VerificationError(
             f"the manifest names {manifest.dataset}, not a dataset of agency {signer.id}")
+    signed_at = _signed_at(manifest)
+    if ca_certificate_pem is not None:
+        ca = load_certificate(ca_certificate_pem, "the national CA certificate")
+        try:
+            certs_ca.verify_chain(certificate, ca, now=signed_at)
+        except certs_ca.CAError as exc:
+            raise errors.VerificationError(f"the signing certificate was not valid when the"
+                                           f" manifest was signed, at {signed_at}: {exc}") \
+                from None
     return manifest
+
+
+def load_certificate(pem: str | bytes, what: str) -> x509.Certificate:
+    """A PEM certificate received (or read) for a check; VerificationError naming `what` when it
+    does not parse."""
+    try:
+        return x509.load_pem_x509_certificate(_as_bytes(pem))
+    except ValueError as exc:
+        raise errors.VerificationError(f"{what} is not a PEM certificate: {exc}") from None
+
+
+def _signed_at(manifest: catalog_pb2.Manifest) -> datetime:
+    """When the publisher says it signed the manifest: not later than now (with the skew a
+    fresh certificate allows), or it could claim any time a certificate was valid."""
+    if not manifest.HasField("create_time"):
+        raise errors.VerificationError("the manifest carries no create_time")
+    try:
+        signed_at = manifest.create_time.ToDatetime(tzinfo=UTC)
+    except ValueError:
+        raise errors.VerificationError("the manifest's create_time is not a valid time") \
+            from None
+    if signed_at > datetime.now(UTC) + certs_ca.CLOCK_SKEW:
+        raise errors.VerificationError(
+            f"the manifest says it was signed at {signed_at}, later than now: a publisher"
+            " signs with the current time")
+    return signed_at
 
 
 class CatalogMixin:

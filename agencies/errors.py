@@ -23,9 +23,10 @@ class GovshareError(Exception):
         self.metadata = metadata or {}
 
     def __str__(self) -> str:
-        prefix = f"{self.code.name}" if self.code else "ERROR"
+        if self.code is None:  # raised here, not by the gateway: the message says it all
+            return self.message
         reason = f" [{self.reason}]" if self.reason else ""
-        return f"{prefix}{reason}: {self.message}"
+        return f"{self.code.name}{reason}: {self.message}"
 
 
 class InvalidArgument(GovshareError):
@@ -64,6 +65,14 @@ class Unavailable(GovshareError):
     """The gateway cannot be reached or cannot serve now; retry later."""
 
 
+class DeadlineExceeded(GovshareError):
+    """The gateway did not answer within the call's timeout; retry later, or allow longer."""
+
+
+class Cancelled(GovshareError):
+    """The call was cancelled before it completed (by this side, or the gateway stopping)."""
+
+
 class VerificationError(GovshareError):
     """A response failed end-to-end verification: a signature, hash or checkpoint was wrong.
     The SDK refuses to return the data."""
@@ -79,6 +88,8 @@ _BY_CODE = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.DATA_LOSS: DataLoss,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
 }
 
 

@@ -26,8 +26,9 @@ the grant's, and once the receipt checks out one streaming pass over the receive
 exactly those fields with the column digests and row count the publisher signed (5.);
 `Fetched.fields` names them. A projection's offset counts projected bytes.
 
-Content goes to `to + ".part"` (with the exchange and dataset names in `to + ".part.exchange"`)
-and is renamed to `to` once verified. A fetch that broke off keeps both files; calling `fetch`
+Content goes to `to + ".part"` (mode 0600: the owner's only, as the data may be confidential;
+with the exchange and dataset names in `to + ".part.exchange"`) and is renamed to `to` once
+verified. A fetch that broke off keeps both files; calling `fetch`
 again for the same dataset resumes the same exchange from the bytes already written
 (re-hashing them first). Leftovers the gateway will not resume (another dataset, an unknown or
 completed exchange, more bytes than the content) are dropped and the fetch starts anew.
@@ -43,11 +44,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from agencies import errors
-from agencies.catalog import enum_value, verify_signed_manifest
+from agencies.catalog import enum_value, load_certificate, verify_signed_manifest
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import columns, signing, statements, times
@@ -58,6 +58,10 @@ from gateway.v1 import audit_pb2, catalog_pb2, envelope_pb2, exchange_pb2
 Progress = Callable[[int, int], None]
 """Called after each chunk with (bytes written, total bytes); for a projection the total is the
 size of the content it is projected from (its own is known only at its end)."""
+
+PART_MODE = 0o600
+"""Fetched content is readable by its owner only (it may be confidential); the file keeps this
+mode once renamed to its target."""
 
 DEFAULT_DURATION = timedelta(days=90)
 FETCH_COMPLETE = "exchange.fetch.complete"
@@ -122,6 +126,7 @@ class ExchangeMixin:
     _call: Callable[..., Any]
     _pages: Callable[..., Iterator[Any]]
     agency: Callable[..., Any]
+    dataset_name: Callable[[str], str]
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -167,11 +172,12 @@ class ExchangeMixin:
         self, direction: str = "OUTGOING", *, state: int | str = 0, overdue_only: bool = False,
         dataset: str = "",
     ) -> Iterator[exchange_pb2.AccessRequest]:
-        """The caller's outgoing or incoming requests, newest first."""
+        """The caller's outgoing or incoming requests, newest first; `dataset` (a bare id means
+        one of this agency's) keeps those for that dataset."""
         request = exchange_pb2.ListAccessRequestsRequest(
             parent=self.name, direction=_direction(direction),
             state=enum_value(exchange_pb2.AccessRequestState, state),
-            overdue_only=overdue_only, dataset=dataset)
+            overdue_only=overdue_only, dataset=self.dataset_name(dataset) if dataset else "")
         return self._pages(self.exchange.ListAccessRequests, request, "access_requests")
 
     # -- decisions ---------------------------------------------------------------------------
@@ -215,10 +221,12 @@ class ExchangeMixin:
     def grants(
         self, direction: str = "OUTGOING", *, state: int | str = 0, dataset: str = "",
     ) -> Iterator[exchange_pb2.Grant]:
-        """Grants the caller holds (OUTGOING) or has given (INCOMING), newest first."""
+        """Grants the caller holds (OUTGOING) or has given (INCOMING), newest first; `dataset`
+        (a bare id means one of this agency's) keeps those on that dataset."""
         request = exchange_pb2.ListGrantsRequest(
             parent=self.name, direction=_direction(direction),
-            state=enum_value(exchange_pb2.GrantState, state), dataset=dataset)
+            state=enum_value(exchange_pb2.GrantState, state),
+            dataset=self.dataset_name(dataset) if dataset else "")
         return self._pages(self.exchange.ListGrants, request, "grants")
 
     def revoke(self, grant: str, reason: str) -> exchange_pb2.Grant:
@@ -242,9 +250,14 @@ class ExchangeMixin:
         try:
             fetched = self._receive(responses, dataset, part, marker, offset, progress)
             _check_columns(part, fetched[0], list(fetched[1].fields))
-        except (errors.VerificationError, errors.DataLoss):
+        except (errors.VerificationError, errors.DataLoss) as exc:
             responses.cancel()
             _discard(part, marker)
+            if offset and isinstance(exc, errors.VerificationError):
+                # The bytes kept on this side are hashed too, and may be what changed.
+                raise errors.VerificationError(
+                    f"{exc.message}. The fetch resumed after the {offset} bytes kept in {part}:"
+                    " that partial file is discarded, so fetching again starts anew") from None
             raise
         except errors.GovshareError as exc:
             responses.cancel()
@@ -280,7 +293,8 @@ class ExchangeMixin:
         most = (columns.projected_bound(manifest.content_size, manifest.row_count, start.fields)
                 if start.fields else manifest.content_size)
         expected = None if start.fields else manifest.content_size - hasher.size
-        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, PART_MODE)
+        os.fchmod(fd, PART_MODE)  # a partial file an older SDK left readable to all
         with Spool(open_direct(fd, hasher.size, expected), hasher, expected=expected) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
@@ -334,8 +348,8 @@ class ExchangeMixin:
         pem = dict(metadata or ()).get(statements.GATEWAY_CERTIFICATE_KEY)
         if not pem:
             raise errors.VerificationError("the gateway sent no signing certificate")
-        certificate = x509.load_pem_x509_certificate(pem)
-        ca = x509.load_pem_x509_certificate((self.certs / "ca.pem").read_bytes())
+        certificate = load_certificate(pem, "the gateway's signing certificate")
+        ca = load_certificate((self.certs / "ca.pem").read_bytes(), "ca.pem of this agency")
         try:
             certs_ca.verify_chain(certificate, ca)
             identity = identity_from_certificate(certificate)
@@ -345,7 +359,11 @@ class ExchangeMixin:
         if identity.kind != "gateway":
             raise errors.VerificationError(
                 f"the receipt certificate belongs to {identity.uri}, not to a gateway")
-        return signing.VerifyKey.from_certificate(certificate)
+        try:
+            return signing.VerifyKey.from_certificate(certificate)
+        except ValueError as exc:  # not an Ed25519 key
+            raise errors.VerificationError(f"the gateway's signing certificate is not a"
+                                           f" signing certificate: {exc}") from None
 
     def fetches(self, dataset: str = "") -> Iterator[FetchRecord]:
         """Who fetched this agency's datasets (or `dataset`), oldest first: the completed
@@ -407,7 +425,7 @@ def _resume(part: Path, offset: int) -> signing.StreamHasher:
     """A hasher over the first `offset` bytes already in `part` (truncating anything after)."""
     hasher = signing.StreamHasher()
     if not offset:
-        part.write_bytes(b"")
+        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PART_MODE))
         return hasher
     with part.open("r+b") as handle:
         handle.truncate(offset)

@@ -136,6 +136,8 @@ class _Digests:
 
     def _hash_batch(self) -> None:
         batch, self._batch = self._batch, []
+        if not batch:  # no rows at all, or a multiple of BATCH already hashed
+            return
         for hasher, values in zip(self._hashes, zip(*batch, strict=True), strict=True):
             try:
                 data = [value.encode() for value in values]

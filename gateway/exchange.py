@@ -598,6 +598,14 @@ def get_request(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
     return row
 
 
+def dataset_filter(dataset: str) -> str:
+    """A list's dataset filter: empty (every dataset) or a dataset name. A malformed one (a bare
+    id, say) would match nothing and answer with an empty list as if there were none."""
+    if dataset:
+        catalog.parse_dataset_name(dataset, "dataset")
+    return dataset
+
+
 def direction_incoming(direction: int) -> bool:
     if direction not in (exchange_pb2.DIRECTION_OUTGOING, exchange_pb2.DIRECTION_INCOMING):
         raise errors.InvalidArgument("direction must be DIRECTION_OUTGOING or DIRECTION_INCOMING",

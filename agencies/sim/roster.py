@@ -14,16 +14,17 @@ ROSTER: tuple[AgencySpec, ...] = (
     AgencySpec("sc-traffic",
                "成都市公安局交通管理局 (Chengdu Public Security Traffic Management Bureau)",
                "510100"),
+    AgencySpec("bj-ecology", "北京市生态环境局 (Beijing Municipal Ecology and Environment Bureau)",
+               "110000"),
     AgencySpec("gd-miit",
                "广东省工业和信息化厅 (Guangdong Department of Industry and Information Technology)",
                "440000"),
-    AgencySpec("bj-ecology", "北京市生态环境局 (Beijing Municipal Ecology and Environment Bureau)",
-               "110000"),
 )
 """Every simulated agency, the ones the demo scenario cannot do without first."""
 
 MINIMUM = 6
-"""The scenario's exchanges involve the first six agencies."""
+"""Every step of the scenario runs among the first six agencies (bj-ecology makes the large
+fetch); the seventh, gd-miit, adds one automatic grant."""
 
 
 def roster(count: int = len(ROSTER)) -> list[AgencySpec]:

@@ -8,6 +8,7 @@ by the gateway or failed verification, 2 usage error, 3 gateway unreachable.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Callable
@@ -71,7 +72,22 @@ def _profile(path: Path) -> dict[str, Any]:
     if not isinstance(values.get("certs"), str):
         raise LocalMistake(f"the profile {path} needs certs = \"<the agency's certificate"
                            " folder>\" (relative to the profile)")
+    for key, example in (("gateway", "host:port"), ("server_name", "localhost")):
+        if not isinstance(values.get(key, ""), str):
+            raise LocalMistake(f"{key} in the profile {path} must be text in quotes:"
+                               f" {key} = \"{example}\"")
     return values
+
+
+def _target(value: str) -> str:
+    """The --gateway address, which must be host:port (grpc would take port 99999 as another
+    port, and connect there)."""
+    host, _, port = value.rpartition(":")
+    if not (host and _encodes(host) and re.fullmatch(r"[0-9]{1,5}", port)
+            and 1 <= int(port) <= 65535):
+        raise LocalMistake(f"the gateway address {value!r} is not host:port with a port from 1"
+                           " to 65535: check --gateway (or the profile's gateway)")
+    return value
 
 
 def client_from(ctx: click.Context) -> AgencyClient:
@@ -81,7 +97,7 @@ def client_from(ctx: click.Context) -> AgencyClient:
         raise click.UsageError("give --certs and --gateway (or --profile)")
     certs = Path(obj["certs"])
     try:
-        return AgencyClient(obj["target"], certs, server_name=obj.get("server_name"))
+        return AgencyClient(_target(obj["target"]), certs, server_name=obj.get("server_name"))
     except OSError as exc:
         missing = Path(exc.filename).name if exc.filename else "its files"
         raise LocalMistake(
@@ -126,10 +142,14 @@ def handles_errors(command: Callable) -> Callable:
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        _check_text(click.get_current_context())
         try:
             return command(*args, **kwargs)
         except errors.Unavailable as exc:
             click.echo(f"Error: {_unreachable(exc.message)}", err=True)
+            sys.exit(EXIT_UNREACHABLE)
+        except (errors.DeadlineExceeded, errors.Cancelled) as exc:  # no answer: retry later
+            click.echo(f"Error: {exc}", err=True)
             sys.exit(EXIT_UNREACHABLE)
         except errors.GovshareError as exc:
             click.echo(f"Error: {exc}", err=True)
@@ -142,6 +162,30 @@ def handles_errors(command: Callable) -> Callable:
                                " its permissions") from None
 
     return run
+
+
+def _check_text(ctx: click.Context | None) -> None:
+    """Every text argument of the command and its groups encodes as UTF-8: one that does not
+    (bytes the terminal's encoding cannot decode reach Python as lone surrogates) could not go
+    into a request."""
+    while ctx is not None:
+        for param in ctx.command.params:
+            value = ctx.params.get(param.name or "")
+            texts = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(text, str) and not _encodes(text) for text in texts):
+                name = param.opts[0] if isinstance(param, click.Option) else \
+                    param.human_readable_name
+                raise LocalMistake(f"{name} is not valid UTF-8 text: give it in UTF-8 (check"
+                                   " the terminal's encoding, or convert with iconv)")
+        ctx = ctx.parent
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _HANDSHAKE_REFUSED = "Socket closed"

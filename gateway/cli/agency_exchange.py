@@ -102,7 +102,8 @@ def request(ctx: click.Context, dataset: str, purpose: str, purpose_text: str,
 @click.option("--state", type=enum_choice(exchange_pb2.AccessRequestState), default=None,
               help="Only requests in this state.")
 @click.option("--overdue", is_flag=True, help="Only requests past their decision deadline.")
-@click.option("--dataset", default="", help="Only requests for this dataset.")
+@click.option("--dataset", default="",
+              help="Only requests for this dataset (full name, or an id of your own).")
 @click.pass_context
 @handles_errors
 def requests(ctx: click.Context, incoming: bool, state: str | None, overdue: bool,
@@ -159,7 +160,8 @@ def deny(ctx: click.Context, name: str, reason: str) -> None:
 @click.option("--incoming", is_flag=True, help="Grants on your datasets (default: held).")
 @click.option("--state", type=enum_choice(exchange_pb2.GrantState), default=None,
               help="Only grants in this state.")
-@click.option("--dataset", default="", help="Only grants for this dataset.")
+@click.option("--dataset", default="",
+              help="Only grants on this dataset (full name, or an id of your own).")
 @click.pass_context
 @handles_errors
 def grants(ctx: click.Context, incoming: bool, state: str | None, dataset: str) -> None:
@@ -187,7 +189,11 @@ def revoke(ctx: click.Context, grant: str, reason: str) -> None:
 @click.pass_context
 @handles_errors
 def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
-    """Fetch DATASET (or a version) under your grant, verified end to end."""
+    """Fetch DATASET (or a version) under your grant, verified end to end.
+
+    Under a grant naming fields the file holds only those: its hash and size are the receipt's
+    delivered_sha256 and delivered_size, while content_sha256 and content_size are those of the
+    version's content it was projected from."""
     if not target.parent.is_dir():  # before the gateway starts an exchange for nothing
         raise LocalMistake(f"cannot write {target}: the folder {target.parent} does not exist;"
                            " create it or choose another --to")
@@ -203,8 +209,12 @@ def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
         emit_json({"path": str(fetched.path), "receipt": _receipt_dict(fetched.receipt)})
         return
     receipt = fetched.receipt
-    console.print(f"verified {receipt.dataset_version} ({receipt.content_size} bytes,"
-                  f" sha256 {receipt.content_sha256.hex()}) -> {fetched.path}")
+    fields = f" fields {', '.join(receipt.fields)}" if receipt.fields else ""
+    console.print(f"verified {receipt.dataset_version}{fields} ({receipt.delivered_size} bytes,"
+                  f" sha256 {receipt.delivered_sha256.hex()}) -> {fetched.path}")
+    if receipt.fields:
+        console.print(f"projected from its content of {receipt.content_size} bytes, sha256"
+                      f" {receipt.content_sha256.hex()}")
     console.print(f"receipt: {receipt.exchange}, audit leaf {receipt.audit_leaf_index}")
 
 
@@ -231,7 +241,11 @@ def fetches(ctx: click.Context, dataset: str) -> None:
 
 
 def _receipt_dict(receipt: exchange_pb2.Receipt) -> dict[str, Any]:
+    """The receipt with the receipt's own names: delivered_* describe the file written, content_*
+    the version's content (the same unless `fields` names a projection of it)."""
     return {"exchange": receipt.exchange, "dataset_version": receipt.dataset_version,
+            "fields": list(receipt.fields), "delivered_sha256": receipt.delivered_sha256.hex(),
+            "delivered_size": receipt.delivered_size,
             "content_sha256": receipt.content_sha256.hex(), "content_size": receipt.content_size,
             "grant": receipt.grant, "audit_leaf_index": receipt.audit_leaf_index}
 

@@ -31,7 +31,8 @@ console = Console()
               help="Folder for the network (must not hold one yet); default: a new"
               " ./govshare-demo-<time> folder.")
 @click.option("--agencies", "agency_count", type=click.IntRange(6, 7), default=7,
-              show_default=True, help="How many simulated agencies to run.")
+              show_default=True, help="How many simulated agencies to run (6 leaves out"
+              " gd-miit and its automatic grant; every step still runs).")
 @click.option("--large-mib", type=click.FloatRange(min=2), default=64.0, show_default=True,
               help="Size of the large streamed dataset, MiB (at least 2, so that the revoked"
               " fetch is still running when the revocation lands).")

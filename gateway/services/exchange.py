@@ -86,7 +86,8 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         found = sql.list_access_requests(
             self.gateway.db.reader(), agency=agency, incoming=incoming,
             state=optional_enum(exchange_pb2.AccessRequestState, request.state, "state"),
-            overdue_only=request.overdue_only, dataset=request.dataset, now=now,
+            overdue_only=request.overdue_only, now=now,
+            dataset=exchange.dataset_filter(request.dataset),
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
         )
@@ -124,7 +125,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         found = sql.list_grants(
             self.gateway.db.reader(), agency=agency, incoming=incoming,
             state=optional_enum(exchange_pb2.GrantState, request.state, "state"),
-            dataset=request.dataset, now=self._now(),
+            dataset=exchange.dataset_filter(request.dataset), now=self._now(),
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
         )

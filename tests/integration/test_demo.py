@@ -84,3 +84,16 @@ def test_demo_refuses_a_folder_that_holds_something(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "not empty" in result.output
+
+
+@pytest.mark.timeout(120)
+def test_the_smallest_roster_runs_every_step(tmp_path):
+    """Six agencies leave out the last of the roster and the needs that involve it."""
+    root = tmp_path / "net"
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(root), "--agencies", "6",
+                                      "--large-mib", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓") == 14 and "✗" not in result.output
+    assert "gd-miit" not in result.output and not (root / "certs" / "gd-miit").exists()
+    assert "bj-ecology" in result.output
+    assert json.loads((root / SUMMARY_FILE).read_text())["agencies"] == 6

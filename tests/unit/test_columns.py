@@ -165,3 +165,38 @@ def test_json_numbers_keep_their_decimal_value():
 def test_json_constants_that_are_not_numbers_are_refused(line):
     with pytest.raises(columns.ColumnError, match="not valid JSON"):
         columns.scan([line], JSONL, ["n"])
+
+
+def by_definition(values: list[str]) -> bytes:
+    """A column digest computed value by value, as the module docstring defines it."""
+    hasher = hashlib.sha256()
+    for value in values:
+        data = value.encode()
+        hasher.update(len(data).to_bytes(8, "big") + data)
+    return hasher.digest()
+
+
+@pytest.mark.parametrize("rows", [0, 1, 1023, 1024, 1025, 2048])
+@pytest.mark.parametrize("media_type", [CSV, JSONL], ids=["csv", "json-lines"])
+def test_any_row_count_scans_and_projects_across_batch_boundaries(media_type, rows):
+    """Rows are hashed BATCH at a time: a count that is a multiple of it (0 included) leaves an
+    empty last batch."""
+    if media_type == CSV:
+        content = ("id,v\n" + "".join(f"{i},x{i}\n" for i in range(rows))).encode()
+    else:
+        content = "".join(f'{{"id":"{i}","v":"x{i}"}}\n' for i in range(rows)).encode()
+    found = columns.scan([content], media_type, ["id", "v"])
+    quote = '"' if media_type == JSONL else ""
+    assert found == columns.Columns({
+        "id": by_definition([f"{quote}{i}{quote}" for i in range(rows)]),
+        "v": by_definition([f"{quote}x{i}{quote}" for i in range(rows)]),
+    }, rows)
+    projection = columns.Projection([content], media_type, ["v"])
+    projected = b"".join(projection)
+    assert projection.columns == columns.Columns({"v": found.digests["v"]}, rows)
+    assert columns.scan([projected], media_type, ["v"], exact=True) == projection.columns
+
+
+def test_a_header_only_csv_has_no_rows():
+    assert columns.scan([b"id,v\n"], CSV, ["id", "v"]) == \
+        columns.Columns({"id": by_definition([]), "v": by_definition([])}, 0)
