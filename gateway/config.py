@@ -55,7 +55,9 @@ class TLSConfig:
     ca: Path = Path("certs/ca/ca.pem")
     """The national root CA certificate: client certificates must chain to it."""
     crl: Path = Path("certs/ca/crl.pem")
-    """The CA's revocation list, re-read when the file changes."""
+    """The CA's revocation list: required at start; a changed file is taken only if it is a
+    newer CRL of the CA (else the last good one stays in force); past its nextUpdate every call
+    is refused (UNAVAILABLE CRL_EXPIRED) until the CA re-signs it (govshare certs crl)."""
     certificate: Path = Path("certs/gateway/tls.pem")
     """The gateway's TLS server certificate."""
     key: Path = Path("certs/gateway/tls.key")

@@ -10,7 +10,7 @@ from cryptography import x509
 
 from certs import ca as certs_ca
 from certs.identity import ID_PATTERN, Identity, identity_from_certificate
-from gateway import errors, times
+from gateway import errors, statements, times
 from gateway.audit.log import Tx
 from gateway.readcache import ReadCache
 from gateway.rpc import Call
@@ -165,11 +165,15 @@ def get(gateway: Gateway, name: str) -> dict[str, Any]:
 
 
 def _signing_key(gateway: Gateway, agency_id: str, pem: str) -> VerifyKey:
-    """The Ed25519 key of a signing certificate issued by the national CA to `agency_id`."""
+    """The Ed25519 key of a signing certificate issued by the national CA to `agency_id`, which
+    may sign now (not expired, not revoked)."""
     field = "agency.signing_certificate_pem"
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
-        certs_ca.verify_chain(certificate, gateway.ca_certificate, now=gateway.now())
+        # An expired certificate is checked as of its last day, so that its refusal says
+        # SIGNING_CERTIFICATE_EXPIRED only when the CA did issue it.
+        when = min(gateway.now(), certificate.not_valid_after_utc)
+        certs_ca.verify_chain(certificate, gateway.ca_certificate, now=when)
         key = VerifyKey.from_certificate(certificate)
         identity = identity_from_certificate(certificate)
     except (ValueError, certs_ca.CAError) as exc:
@@ -183,4 +187,6 @@ def _signing_key(gateway: Gateway, agency_id: str, pem: str) -> VerifyKey:
             f"the signing certificate is issued to {identity.uri}, not to agency {agency_id}",
             reason="CERTIFICATE_IDENTITY_MISMATCH", field=field,
         )
+    statements.check_signing_certificate(gateway, agency_id, certificate,
+                                         errors.FailedPrecondition, field)
     return key

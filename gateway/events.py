@@ -2,12 +2,12 @@
 
 Events are rows of the `events` table written in the same change as what they report. A
 watcher polls the table (every POLL_SECONDS while nothing is new) and ends when the client
-cancels, the server shuts down, or the agency is suspended (checked at every poll, with the
-status a suspended agency gets at the start of a call). Followed datasets must be visible to
-the caller when the watch opens, and their events keep coming only while they stay visible
-(the catalog's rule, applied at every poll). The cursor is the event's position as decimal
-text: it grants nothing (every read is filtered by the caller), and it stays valid across
-restarts.
+cancels, the server shuts down, the agency is suspended or its certificate revoked (checked at
+every poll, with the status it would get at the start of a call). Followed datasets must be
+visible to the caller when the watch opens, and their events keep coming only while they stay
+visible (the catalog's rule, applied at every poll). The cursor is the event's position as
+decimal text: it grants nothing (every read is filtered by the caller), and it stays valid
+across restarts.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def watch(
     if not call.context.add_callback(ended.set):
         return  # the call ended already: nothing would ever set `ended`
     while True:
-        gateway.registered_agency(call.caller)  # a suspended agency's watch ends at once
+        # A watch ends at once when its certificate is revoked or its agency suspended.
+        gateway.authenticator.recheck(call.caller)
+        gateway.registered_agency(call.caller)
         found = sql.events_for(reader, agency, follow, after=after, limit=BATCH,
                                now=times.to_text(gateway.now()))
         for row in found:

@@ -5,9 +5,11 @@ the content from `offset` in config.limits.max_chunk_bytes chunks, then the gate
 Receipt. The exchange row and its audit events follow the stream: STARTED with
 "exchange.fetch.start", COMPLETED with "exchange.fetch.complete" (the receipt names that
 event's leaf), BROKEN with "exchange.fetch.break" when the stream ends any other way: the client
-goes away, the grant is revoked or expires or the requester is suspended mid-stream, the stored
-content no longer matches its hash, or the gateway fails. Only a STARTED exchange completes or
-breaks, so a COMPLETED one never goes back; one exchange is streamed by one call at a time.
+goes away, the grant is revoked or expires, the requester is suspended or its certificate
+revoked mid-stream, the stored content no longer matches its hash, or the gateway fails. Only a
+STARTED exchange completes or breaks, so a COMPLETED one never goes back; one exchange is
+streamed by one call at a time. An owner does not fetch its own dataset (OWN_DATASET): there is
+no grant to deliver it under, and so no receipt to give.
 
 What is delivered is the publisher's signed content, whole, unless the grant names fewer fields
 than the version's schema: then it is a projection (gateway.columns) of the granted fields, in
@@ -58,8 +60,9 @@ VERSION_NAME = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)/versions/([1-9][0-9
 EXCHANGE_NAME = re.compile(r"^agencies/([^/]+)/exchanges/([0-9a-f]{32})$")
 
 GRANT_CHECK_SECONDS = 0.1
-"""How often a running fetch re-reads its grant and its requester's directory state: a
-revocation or suspension stops it within this time."""
+"""How often a running fetch re-reads its grant, its requester's directory state and the CRL: a
+revocation (of the grant or of the requester's certificate) or a suspension stops it within this
+time."""
 
 CLAIM_WAIT_SECONDS = 1.0
 """How long a resume waits for the stream it follows to notice its client has gone."""
@@ -148,7 +151,14 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
     if resumed and dataset not in (dataset_name, version_name):
         raise errors.InvalidArgument(f"exchange {exchange} delivers {version_name}, not {dataset}",
                                      field="dataset")
-    call.resources = [dataset_name, agency_name(dataset_name.split("/")[1]), exchange]
+    owner = dataset_name.split("/")[1]
+    call.resources = [dataset_name, agency_name(owner), exchange]
+    if owner == requester:
+        raise errors.FailedPrecondition(
+            f"{dataset_name} is your own dataset: owners read their own datasets with GetDataset"
+            " and ListDatasetVersions (show, versions); its content stays with the publisher,"
+            " and FetchDataset delivers it to other agencies under a grant",
+            reason="OWN_DATASET", dataset=dataset_name)
     grant = sql.active_grant(reader, requester, dataset_name, now)
     if grant is None:
         raise errors.PermissionDenied(
@@ -432,8 +442,10 @@ def _send(gateway: Gateway, call: Call, plan: Plan,
 
 
 def _check_allowed(gateway: Gateway, call: Call, plan: Plan) -> None:
-    """Stop the exchange when its requester was suspended or its grant revoked or expired."""
-    gateway.registered_agency(call.caller)  # PERMISSION_DENIED, as at the start of a call
+    """Stop the exchange when its requester's certificate was revoked or the requester
+    suspended, or its grant revoked or expired."""
+    gateway.authenticator.recheck(call.caller)  # UNAUTHENTICATED, as at the start of a call
+    gateway.registered_agency(call.caller)  # PERMISSION_DENIED, likewise
     state = sql.grant_usable(gateway.db.reader(), plan.grant["name"],
                              times.to_text(gateway.now()))
     if state != "ACTIVE":

@@ -2,23 +2,37 @@
 
 This is the only place a caller's identity is established. The TLS handshake has already
 verified the certificate chain to the national CA; here the govshare identity URI is read from
-the certificate's SAN and the certificate is checked against the CA's revocation list, which is
-re-read whenever its file changes. Nothing in a request body can change the result.
+the certificate's SAN and the certificate is checked against the CA's revocation list. Nothing in
+a request body can change the result.
+
+The CRL is read and verified when the gateway starts (a gateway without one does not start) and
+re-read whenever its file changes. A new file is taken only when it is a CRL the CA signed with a
+CRL number at least the loaded one's; anything else (a missing, half-copied or foreign file, an
+older CRL put back) is logged once and the last good CRL stays in force. Once the CRL in force
+is past its nextUpdate, every check fails closed with UNAVAILABLE CRL_EXPIRED until the CA
+re-signs it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
 from gateway import errors
+
+log = logging.getLogger("govshare.identity")
 
 
 @dataclass(frozen=True)
@@ -42,19 +56,72 @@ class Caller:
         return f"agencies/{self.identity.id}" if self.identity.kind == "agency" else ""
 
 
+@dataclass(frozen=True)
+class Revocations:
+    """What the gateway keeps of a verified CRL."""
+
+    number: int
+    next_update: datetime
+    serials: frozenset[int]
+
+
+def read_crl(path: Path, ca_certificate: x509.Certificate) -> Revocations:
+    """The CRL at `path`; certs.ca.CAError saying what is wrong unless the CA issued and signed
+    it with a CRL number and a nextUpdate."""
+    try:
+        crl = certs_ca.load_crl(path)
+    except OSError as exc:  # load_crl turns only a missing file into a CAError
+        raise certs_ca.InvalidCRL(f"cannot read {path}: {exc.strerror}") from None
+    if crl.issuer != ca_certificate.subject:
+        raise certs_ca.InvalidCRL(f"{path} is issued by {crl.issuer.rfc4514_string()}, not by"
+                                  f" the national CA {ca_certificate.subject.rfc4514_string()}")
+    key = ca_certificate.public_key()
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)):
+        raise certs_ca.InvalidCRL(f"{path} is not signed by the national CA's key")
+    try:
+        number = certs_ca.crl_number(crl)
+    except certs_ca.InvalidCRL as exc:
+        raise certs_ca.InvalidCRL(f"{path}: {exc}") from None
+    if crl.next_update_utc is None:
+        raise certs_ca.InvalidCRL(f"{path} carries no nextUpdate")
+    try:  # entries are parsed lazily
+        serials = frozenset(entry.serial_number for entry in crl)
+    except ValueError as exc:
+        raise certs_ca.InvalidCRL(f"{path} holds a malformed entry: {exc}") from None
+    return Revocations(number, crl.next_update_utc, serials)
+
+
+FileState = tuple[int, int, int] | None
+"""(inode, size, mtime in ns) of the CRL file, None when it cannot be seen: a change in any of
+them (an atomic replace, a `cp` over it, a touch) makes the file be read again."""
+
+
+def _file_state(path: Path) -> FileState:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 class Authenticator:
     """Turns a call's TLS peer certificate into a Caller, refusing revoked certificates.
 
     Parsed certificates are cached by their PEM bytes (a gateway sees the same few thousand
-    certificates again and again); revocation is checked on every call against the current CRL.
+    certificates again and again); revocation is checked on every call against the CRL in force.
+    Raises certs.ca.CAError when `crl_path` holds no usable CRL now (see the module docstring).
     """
 
-    def __init__(self, ca_certificate: x509.Certificate, crl_path: Path):
+    def __init__(self, ca_certificate: x509.Certificate, crl_path: Path,
+                 clock: Callable[[], datetime]):
         self._ca = ca_certificate
         self._crl_path = Path(crl_path)
-        self._revoked_serials: frozenset[int] = frozenset()
-        self._crl_mtime = -1.0
+        self._clock = clock
         self._lock = threading.Lock()
+        self._file = _file_state(self._crl_path)
+        self._crl = read_crl(self._crl_path, ca_certificate)
+        if self._clock() > self._crl.next_update:
+            raise certs_ca.InvalidCRL(f"{self._crl_path}: {_expired(self._crl)}")
 
     def authenticate(self, context: grpc.ServicerContext) -> Caller:
         """The caller of this RPC; raises errors.Unauthenticated when it has no usable identity."""
@@ -70,35 +137,67 @@ class Authenticator:
                 f"the client certificate carries no govshare identity: {identity}",
                 reason="IDENTITY_MISSING",
             )
-        if self.revoked_serial(serial):
+        caller = Caller(identity, serial)
+        self.recheck(caller)
+        return caller
+
+    def recheck(self, caller: Caller) -> None:
+        """Raise errors.Unauthenticated once the CA has revoked the caller's certificate (a
+        stream checks again while it runs)."""
+        if self.revoked_serial(caller.serial, identity=caller.uri):
             raise errors.Unauthenticated(
                 "the client certificate has been revoked; ask the national CA for a new one",
                 reason="CERTIFICATE_REVOKED",
-                serial=format(serial, "x"),
-                identity=identity.uri,
+                serial=format(caller.serial, "x"),
+                identity=caller.uri,
             )
-        return Caller(identity, serial)
 
     def revoked(self, certificate: x509.Certificate) -> bool:
-        """Whether the CA has revoked `certificate` (by serial, per the current CRL)."""
+        """Whether the CA has revoked `certificate` (by serial, per the CRL in force)."""
         return self.revoked_serial(certificate.serial_number)
 
-    def revoked_serial(self, serial: int) -> bool:
-        return serial in self._current_revocations()
+    def revoked_serial(self, serial: int, **metadata: str) -> bool:
+        """Whether `serial` is revoked; errors.Unavailable CRL_EXPIRED when the CRL in force is
+        past its nextUpdate (`metadata` goes with that error: the caller's identity)."""
+        crl = self._current()
+        if self._clock() > crl.next_update:
+            raise errors.Unavailable(_expired(crl) + "; retry once it has",
+                                     reason="CRL_EXPIRED",
+                                     next_update=crl.next_update.isoformat(), **metadata)
+        return serial in crl.serials
 
-    def _current_revocations(self) -> frozenset[int]:
-        try:
-            mtime = self._crl_path.stat().st_mtime
-        except FileNotFoundError:
-            return frozenset()
+    def _current(self) -> Revocations:
+        state = _file_state(self._crl_path)
+        if state == self._file:  # the usual case: one stat, no lock
+            return self._crl
         with self._lock:
-            if mtime != self._crl_mtime:
-                crl = certs_ca.load_crl(self._crl_path)
-                if not crl.is_signature_valid(self._ca.public_key()):  # type: ignore[arg-type]
-                    raise errors.Unavailable("the CRL is not signed by the national CA")
-                self._revoked_serials = frozenset(entry.serial_number for entry in crl)
-                self._crl_mtime = mtime
-            return self._revoked_serials
+            if state != self._file:
+                self._file = state
+                self._reload()
+            return self._crl
+
+    def _reload(self) -> None:
+        """Take the file's CRL if it is the CA's and not older than the one in force; otherwise
+        keep that one and log why (once: the file is not read again until it changes)."""
+        try:
+            crl = read_crl(self._crl_path, self._ca)
+            if crl.number < self._crl.number:
+                raise certs_ca.InvalidCRL(
+                    f"{self._crl_path} holds CRL number {crl.number}, older than the one in force"
+                    " (an old CRL put back would un-revoke certificates)")
+        except certs_ca.CAError as exc:
+            log.error("[tls] crl: %s; keeping CRL number %d in force until a valid CRL replaces"
+                      " it", exc, self._crl.number)
+            return
+        log.info("[tls] crl: CRL number %d in force, %d certificates revoked", crl.number,
+                 len(crl.serials))
+        self._crl = crl
+
+
+def _expired(crl: Revocations) -> str:
+    return (f"the national CA's revocation list (CRL number {crl.number}) expired at"
+            f" {crl.next_update:%Y-%m-%d %H:%M:%S} UTC, so no certificate can be checked: the CA"
+            " must re-sign it (govshare certs crl) and the operator copy it to [tls] crl")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,18 +6,21 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from certs.identity import Identity
+from certs import ca as certs_ca
+from certs.identity import identity_from_certificate
 from gateway import errors, fetch, times
 from gateway.audit import note
 from gateway.audit.log import AuditLog
@@ -30,20 +33,23 @@ from gateway.limits import Limiter
 from gateway.paging import PageTokens
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
-from gateway.signing import SigningKey
+from gateway.signing import SigningKey, VerifyKey
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 
 log = logging.getLogger("govshare.server")
 
+T = TypeVar("T")
+
 LOCK_FILE = "gateway.lock"
 """The lock file in the blob folder; the database's is `<database>.lock` beside it."""
 
 
 class StartError(Exception):
-    """The gateway cannot start: its files are in use, its port is taken, or its blob folder
-    belongs to another database. The message says what to change."""
+    """The gateway cannot start: its files are in use, its port is taken, its blob folder
+    belongs to another database, or its CRL, CA or signing certificate and key are unusable.
+    The message says what to change."""
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -70,16 +76,24 @@ class Gateway:
             raise
 
     def _load(self, config: Config) -> None:
-        tls = config.tls
-        self.ca_certificate = x509.load_pem_x509_certificate(config.path(tls.ca).read_bytes())
-        self.authenticator = Authenticator(self.ca_certificate, config.path(tls.crl))
-        self.signing_key = SigningKey.load(config.path(tls.signing_key))
-        self.signing_certificate_pem = config.path(tls.signing_certificate).read_text()
-        self.identity = Identity("gateway", "gateway")
+        self.ca_certificate = _read_tls(config, "ca", x509.load_pem_x509_certificate)
+        try:
+            self.authenticator = Authenticator(self.ca_certificate, config.path(config.tls.crl),
+                                               self.clock)
+        except certs_ca.CAError as exc:
+            raise StartError(f"[tls] crl: {exc}; every caller's certificate is checked against"
+                             " it: copy the national CA's current crl.pem there (govshare certs"
+                             " crl re-signs an expired one) or correct [tls] crl") from None
+        self.signing_key = _read_tls(config, "signing_key", SigningKey.from_pem)
+        certificate = _read_tls(config, "signing_certificate", x509.load_pem_x509_certificate)
+        self._check_signing_certificate(certificate)
+        self.identity = identity_from_certificate(certificate)
+        self.signing_certificate_pem = certificate.public_bytes(Encoding.PEM).decode()
         self.note_signer = note.NoteSigner(config.audit.origin, self.signing_key)
         self.db = Database(config.path(config.storage.database),
                            synchronous=config.storage.synchronous)
-        self.log = AuditLog(self.db, self.note_signer, config.audit.origin, clock=self.clock)
+        self.log = AuditLog(self.db, self.note_signer, config.audit.origin,
+                            previous=config.audit.previous_verifiers(), clock=self.clock)
         limits = config.limits
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
                                limits.max_streams_per_agency, config.max_streams)
@@ -91,6 +105,31 @@ class Gateway:
         self.directory = DirectoryCache(self.db)
         self.datasets = DatasetCache(self.db)
         self.blobs = BlobStore(config.path(config.storage.blobs))
+
+    def _check_signing_certificate(self, certificate: x509.Certificate) -> None:
+        """Refuse to start with a signing certificate that receipts and checkpoints could not be
+        verified with (every fetch would otherwise fail at its very end)."""
+        problem = self._signing_certificate_problem(certificate)
+        if problem:
+            raise StartError(f"[tls] signing_certificate {self.config.tls.signing_certificate}"
+                             f" {problem}; issue the gateway's certificates again (govshare"
+                             " certs issue-gateway) or correct the paths in [tls]")
+
+    def _signing_certificate_problem(self, certificate: x509.Certificate) -> str:
+        try:
+            certs_ca.verify_chain(certificate, self.ca_certificate, now=self.now())
+            identity = identity_from_certificate(certificate)
+            key = VerifyKey.from_certificate(certificate)
+        except (ValueError, certs_ca.CAError) as exc:
+            return f"is not a signing certificate of the national CA: {exc}"
+        if identity.kind != "gateway":
+            return f"is issued to {identity.uri}, not to a gateway"
+        if key != self.signing_key.verifier():
+            return (f"does not hold the public key of [tls] signing_key"
+                    f" {self.config.tls.signing_key}: they come from different issuances")
+        if self.authenticator.revoked(certificate):
+            return "has been revoked by the national CA"
+        return ""
 
     def open(self) -> None:
         """Verify the audit log and start committing; publish the checkpoint verifier key."""
@@ -257,6 +296,17 @@ def _credentials(config: Config) -> grpc.ServerCredentials:
         root_certificates=config.path(tls.ca).read_bytes(),
         require_client_auth=True,
     )
+
+
+def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:
+    """The file of [tls] `key`, parsed; StartError naming the key when it cannot be."""
+    path = config.path(getattr(config.tls, key))
+    try:
+        return parse(path.read_bytes())
+    except OSError as exc:
+        raise StartError(f"[tls] {key}: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise StartError(f"[tls] {key}: {path} is not what it should be: {exc}") from None
 
 
 def _lock_files(config: Config) -> list[int]:

@@ -2,8 +2,8 @@
 
 Every statement an agency signs (manifest, access request, decision) is opened here, so the
 checks are the same everywhere: known payload type, supported algorithm, a signer registered in
-the directory, the signer is the caller, the signing certificate is not revoked, the signature
-verifies over the exact bytes, and only then are the bytes decoded.
+the directory, the signer is the caller, the signing certificate is within its validity and not
+revoked, the signature verifies over the exact bytes, and only then are the bytes decoded.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def open_signed(
     2. it carries exactly one signature, with a supported algorithm;
     3. the key id belongs to an agency registered in the directory;
     4. that agency is the caller (PERMISSION_DENIED otherwise);
-    5. its signing certificate is not revoked;
+    5. its signing certificate is within its validity and not revoked (PERMISSION_DENIED);
     6. the signature verifies over the exact bytes (PERMISSION_DENIED otherwise);
     7. the bytes decode as the statement.
     """
@@ -119,12 +119,8 @@ def open_signed(
             " sign with your own signing key",
             reason="SIGNER_NOT_CALLER", field=field,
         )
-    serial, key = _signing_key(signer["signing_certificate_pem"])
-    if gateway.authenticator.revoked_serial(serial):
-        raise errors.PermissionDenied(
-            f"the signing certificate of agency {signer['id']} has been revoked",
-            reason="SIGNING_CERTIFICATE_REVOKED", field=field,
-        )
+    certificate, key = _registered(signer["signing_certificate_pem"])
+    check_signing_certificate(gateway, signer["id"], certificate, errors.PermissionDenied, field)
     try:
         signing.verify_envelope(key, envelope.payload_type, envelope.payload,
                                 signature.signature)
@@ -136,11 +132,32 @@ def open_signed(
     return decode(envelope, payload_type, field)
 
 
+def check_signing_certificate(
+    gateway: Gateway, agency_id: str, certificate: x509.Certificate,
+    refusal: type[errors.GatewayError], field: str,
+) -> None:
+    """Raise `refusal` unless `certificate`, agency_id's signing certificate, may sign now: it is
+    within its validity and the CA has not revoked it."""
+    now = gateway.now()
+    renew = "the national CA must issue a new one and an administrator register it"
+    if now > certificate.not_valid_after_utc:
+        raise refusal(f"the signing certificate of agency {agency_id} expired at"
+                      f" {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC: {renew}",
+                      reason="SIGNING_CERTIFICATE_EXPIRED", field=field)
+    if now < certificate.not_valid_before_utc:
+        raise refusal(f"the signing certificate of agency {agency_id} is not valid before"
+                      f" {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
+                      reason="SIGNING_CERTIFICATE_NOT_YET_VALID", field=field)
+    if gateway.authenticator.revoked(certificate):
+        raise refusal(f"the signing certificate of agency {agency_id} has been revoked: {renew}",
+                      reason="SIGNING_CERTIFICATE_REVOKED", field=field)
+
+
 @functools.lru_cache(maxsize=4096)
-def _signing_key(certificate_pem: str) -> tuple[int, signing.VerifyKey]:
-    """(serial, public key) of a registered signing certificate, parsed once."""
+def _registered(certificate_pem: str) -> tuple[x509.Certificate, signing.VerifyKey]:
+    """A registered signing certificate and its public key, parsed once."""
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return certificate.serial_number, signing.VerifyKey.from_certificate(certificate)
+    return certificate, signing.VerifyKey.from_certificate(certificate)
 
 
 def decode(envelope: envelope_pb2.Envelope, payload_type: str, field: str) -> Any:

@@ -31,7 +31,7 @@ def gateway_group() -> None:
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log verbosity.")
 def serve(config_path: Path, listen: str | None, database: Path | None, log_level: str) -> None:
     """Serve the gateway.v1 API over mutual TLS until SIGTERM or Ctrl-C."""
-    from gateway.audit.log import LogIntegrityError
+    from gateway.audit.log import CheckpointKeyMismatch, LogIntegrityError
     from gateway.server import StartError, create_server, serve_forever
     from gateway.storage.database import StorageError
 
@@ -49,7 +49,7 @@ def serve(config_path: Path, listen: str | None, database: Path | None, log_leve
     )
     try:
         server = create_server(config)
-    except (LogIntegrityError, StartError, StorageError) as exc:
+    except (CheckpointKeyMismatch, LogIntegrityError, StartError, StorageError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(str(exc)) from exc

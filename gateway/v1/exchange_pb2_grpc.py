@@ -192,8 +192,10 @@ class ExchangeServiceServicer:
         grant now projects other fields is FAILED_PRECONDITION EXCHANGE_FIELDS_CHANGED (start a new
         fetch). One exchange is streamed by one call at a time: resuming it while another call streams
         it is FAILED_PRECONDITION EXCHANGE_IN_PROGRESS (wait for that call to end, or cancel it). A
-        fetch stops, its exchange BROKEN, when its grant is revoked or expires or its requester is
-        suspended. At most [limits] max_streams_per_agency streams per agency (RESOURCE_EXHAUSTED
+        fetch stops, its exchange BROKEN, when its grant is revoked or expires, its requester is
+        suspended, or the requester's certificate is revoked (UNAUTHENTICATED CERTIFICATE_REVOKED).
+        The owner of a dataset does not fetch it: FAILED_PRECONDITION OWN_DATASET (it reads its own
+        dataset with CatalogService.GetDataset and ListDatasetVersions). At most [limits] max_streams_per_agency streams per agency (RESOURCE_EXHAUSTED
         TOO_MANY_STREAMS) and max_streams in all (GATEWAY_STREAMS_EXHAUSTED: retry later).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -204,7 +206,8 @@ class ExchangeServiceServicer:
         """Streams, in order, the events that concern the caller. Resumable from a cursor. Followed
         datasets must be visible when the watch opens, and their events are delivered only while
         they stay visible (checked at every poll). The stream ends with PERMISSION_DENIED
-        AGENCY_SUSPENDED once the caller's agency is suspended. Counts against the same stream
+        AGENCY_SUSPENDED once the caller's agency is suspended, and with UNAUTHENTICATED
+        CERTIFICATE_REVOKED once its certificate is revoked. Counts against the same stream
         limits as FetchDataset.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

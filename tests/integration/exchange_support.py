@@ -10,6 +10,7 @@ from typing import Any
 
 from agencies.client import AgencyClient
 from agencies.network import lay_out
+from certs.ca import CertificateAuthority
 from gateway import config as config_module
 from gateway.server import create_server
 from gateway.v1 import catalog_pb2
@@ -100,6 +101,8 @@ def start_clocked_network(root: Path, **sections: Any) -> tuple[Network, Movable
     `sections` override its configuration as in `lay_out`."""
     clock = MovableClock()
     layout = lay_out(root, AGENCIES, **sections)
+    # A CRL that outlives any move of the clock: past its nextUpdate the gateway refuses calls.
+    CertificateAuthority.open(layout.ca_folder).renew_crl(validity_days=3650)
     server = create_server(config_module.load(layout.config_path), clock=clock)
     server.start()
     network = Network(layout, server)

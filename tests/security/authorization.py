@@ -153,9 +153,10 @@ TABLE: tuple[Row, ...] = (
          " revoke any grant)",
          OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, OK, ROLE, *NO_CONNECTION),
     _row("ExchangeService.FetchDataset", "exchange.fetch",
-         "dataset = the owner's CONFIDENTIAL dataset (only a grantee fetches; the owner holds"
-         " its data already)",
-         NO_GRANT, OK, NO_GRANT, NO_GRANT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         "dataset = the owner's CONFIDENTIAL dataset (only a grantee fetches; the owner reads"
+         " its own dataset with GetDataset and ListDatasetVersions)",
+         "FAILED_PRECONDITION OWN_DATASET", OK, NO_GRANT, NO_GRANT, SUSPENDED, ROLE, ROLE,
+         *NO_CONNECTION),
     _row("ExchangeService.WatchEvents", "exchange.watch",
          "parent = the owner, from the first event",
          OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
