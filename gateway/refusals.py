@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway import errors
@@ -45,7 +45,17 @@ class _Count:
     def add(self, event: record.Event) -> None:
         self.refusals += 1
         self.last = event.time
-        for name in event.resources:
+        self._name(event.resources)
+
+    def merge(self, other: _Count) -> None:
+        """Take in `other`, counted earlier (a summary that could not be written)."""
+        self.refusals += other.refusals
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        self.unnamed += other.unnamed
+        self._name(other.names)
+
+    def _name(self, names: Iterable[str]) -> None:
+        for name in names:
             if name in self.names:
                 continue
             if len(self.names) < MAX_SUMMARY_NAMES:
@@ -54,15 +64,20 @@ class _Count:
                 self.unnamed += 1
 
 
+Counts = dict[tuple[str, str, str], _Count]
+"""Counted refusals by caller, action and reason code."""
+
+
 class RefusalBudget:
-    """Decides which door refusals are audited one by one, and summarises the others."""
+    """Decides which door refusals are audited one by one, and counts the others (and any
+    refusal the audit log could not take) for summaries."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
         self.rate = rate
         self.burst = burst
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._counts: dict[tuple[str, str, str], _Count] = {}
+        self._counts: Counts = {}
         self._lock = threading.Lock()
 
     def admit(self, event: record.Event, code: str) -> bool:
@@ -72,18 +87,24 @@ class RefusalBudget:
             now = self._clock()
             tokens, last = self._buckets.get(event.actor, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[event.actor] = (tokens - 1.0, now)
-                return True
-            self._buckets[event.actor] = (tokens, now)
-            key = (event.actor, event.action, code)
-            count = self._counts.setdefault(key, _Count(event.agencies, 0, event.time, ""))
-            count.add(event)
-            return False
+            admitted = tokens >= 1.0
+            self._buckets[event.actor] = (tokens - 1.0 if admitted else tokens, now)
+            if not admitted:
+                self._count(event, code)
+            return admitted
 
-    def summaries(self) -> list[record.Event]:
-        """One REFUSED event per caller, action and reason counted since the last call; callers
-        whose buckets are full again are forgotten (a new bucket starts full)."""
+    def count(self, event: record.Event, code: str) -> None:
+        """Count a refusal the audit log could not take, for the next summary."""
+        with self._lock:
+            self._count(event, code)
+
+    def _count(self, event: record.Event, code: str) -> None:
+        key = (event.actor, event.action, code)
+        self._counts.setdefault(key, _Count(event.agencies, 0, event.time, "")).add(event)
+
+    def take(self) -> Counts:
+        """What was counted since the last call; callers whose buckets are full again are
+        forgotten (a new bucket starts full)."""
         with self._lock:
             counts, self._counts = self._counts, {}
             now = self._clock()
@@ -91,8 +112,22 @@ class RefusalBudget:
                 actor: (tokens, last) for actor, (tokens, last) in self._buckets.items()
                 if tokens + (now - last) * self.rate < self.burst
             }
-        return [_summary(actor, action, code, count)
-                for (actor, action, code), count in counts.items()]
+        return counts
+
+    def restore(self, counts: Counts) -> None:
+        """Put back counts whose summaries could not be written, to be written later."""
+        with self._lock:
+            for key, count in counts.items():
+                if key in self._counts:
+                    self._counts[key].merge(count)
+                else:
+                    self._counts[key] = count
+
+
+def summaries(counts: Counts) -> list[record.Event]:
+    """One REFUSED event per caller, action and reason code counted."""
+    return [_summary(actor, action, code, count)
+            for (actor, action, code), count in counts.items()]
 
 
 def _summary(actor: str, action: str, code: str, count: _Count) -> record.Event:
@@ -103,8 +138,8 @@ def _summary(actor: str, action: str, code: str, count: _Count) -> record.Event:
         actor=actor, action=action, outcome=record.REFUSED, agencies=count.agencies,
         resources=tuple(count.names),
         reason=(f"{code}: {count.refusals} more refusals like this from {count.first} to"
-                f" {count.last}{more}, counted and not recorded one by one (the caller was"
-                " over its budget of audited refusals)"),
+                f" {count.last}{more}, counted and not recorded one by one (over the caller's"
+                " budget of audited refusals, or while the audit log could not be written)"),
     )
 
 
@@ -135,11 +170,12 @@ class SummaryWriter:
         self._write()
 
     def _write(self) -> None:
-        events = self._budget.summaries()
-        if not events:
+        counts = self._budget.take()
+        if not counts:
             return
         try:
-            self._append(events)
+            self._append(summaries(counts))
         except errors.GatewayError as failure:
-            log.error("could not audit %d summaries of refusals: %s", len(events),
-                      failure.message)
+            self._budget.restore(counts)  # written once the log takes them again
+            log.error("could not audit %d summaries of refusals (kept for later): %s",
+                      len(counts), failure.message)

@@ -293,6 +293,8 @@ def _audit_refusal(
         return
     try:
         gateway.log.append([event])
-    except errors.GatewayError as failure:
-        log.error("could not audit refusal of %s: %s", action, failure.message)
+    except errors.GatewayError as failure:  # a full disk, say: counted, summarised later
+        gateway.refusals.count(event, error.reason)
+        log.error("could not audit refusal of %s (counted for a summary): %s", action,
+                  failure.message)
 
