@@ -33,7 +33,7 @@ from agencies import errors
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import columns, signing, statements
-from gateway.v1 import catalog_pb2, envelope_pb2
+from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2
 
 CHUNK_SIZE = 1024 * 1024
 """Upload chunk size; the gateway accepts up to its max_chunk_bytes (1 MiB by default)."""
@@ -61,6 +61,21 @@ def enum_value(enum: Any, value: int | str) -> int:
         choices = ", ".join(n.removeprefix(prefix) for n in enum.keys()[1:])
         raise ValueError(f"unknown {enum.DESCRIPTOR.name} {value!r}; use one of {choices}") \
             from None
+
+
+def signer_certificate(agency: directory_pb2.Agency, envelope: envelope_pb2.Envelope) -> str:
+    """The agency's signing certificate, current or previous, whose key made the envelope's
+    signature (the current one when none did: its verification then says what is wrong)."""
+    wanted = {signature.key_id for signature in envelope.signatures}
+    for pem in agency.previous_signing_certificates_pem:
+        try:
+            key_id = signing.VerifyKey.from_certificate(
+                x509.load_pem_x509_certificate(pem.encode())).key_id
+        except ValueError:
+            continue  # not one that signs; the current certificate is tried
+        if key_id in wanted:
+            return pem
+    return agency.signing_certificate_pem
 
 
 def verify_signed_manifest(
@@ -253,7 +268,7 @@ class CatalogMixin:
         publisher = manifest.dataset.split("/datasets/")[0]
         agency = self.agency(publisher)  # type: ignore[attr-defined]
         verified = verify_signed_manifest(version.signed_manifest,
-                                          agency.signing_certificate_pem,
+                                          signer_certificate(agency, version.signed_manifest),
                                           (self.certs / "ca.pem").read_bytes())
         if version.name != f"{verified.dataset}/versions/{verified.version}" or (
                 version.HasField("manifest") and version.manifest != verified):

@@ -157,6 +157,15 @@ class AdminClient(AuditMixin, BaseClient):
         request = directory_pb2.ReinstateAgencyRequest(name=agency_name(name), reason=reason)
         return self._call(self.directory.ReinstateAgency, request).agency
 
+    def replace_signing_certificate(self, name: str, signing_certificate_pem: str,
+                                    reason: str) -> directory_pb2.Agency:
+        """Give an agency a new signing certificate (a renewal, a lost or compromised key); the
+        old one only verifies what it signed before."""
+        request = directory_pb2.ReplaceSigningCertificateRequest(
+            name=agency_name(name), signing_certificate_pem=signing_certificate_pem,
+            reason=reason)
+        return self._call(self.directory.ReplaceSigningCertificate, request).agency
+
 
 class AgencyClient(CatalogMixin, ExchangeMixin, AuditMixin, BaseClient):
     """An agency's client: its TLS identity plus its signing key for statements."""

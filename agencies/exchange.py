@@ -47,7 +47,12 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from agencies import errors
-from agencies.catalog import enum_value, load_certificate, verify_signed_manifest
+from agencies.catalog import (
+    enum_value,
+    load_certificate,
+    signer_certificate,
+    verify_signed_manifest,
+)
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import columns, signing, statements, times
@@ -317,7 +322,7 @@ class ExchangeMixin:
 
     def _verified_manifest(self, start: exchange_pb2.FetchStart, dataset: str) -> Any:
         owner = start.dataset_version.split("/datasets/")[0]
-        certificate = self.agency(owner).signing_certificate_pem
+        certificate = signer_certificate(self.agency(owner), start.signed_manifest)
         manifest = verify_signed_manifest(start.signed_manifest, certificate,
                                           (self.certs / "ca.pem").read_bytes())
         delivered = f"{manifest.dataset}/versions/{manifest.version}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,7 @@ def register(
             raise errors.AlreadyExists("this signing certificate is registered to another agency",
                                        reason="SIGNING_KEY_IN_USE")
         sql.insert_agency(tx.conn, row)
-        return row, [call.event(agencies=(name,))]
+        return sql.get_agency(tx.conn, agency_id), [call.event(agencies=(name,))]
 
     try:
         return gateway.log.commit(change, call.refusal).value
@@ -157,6 +158,40 @@ def _set_state(
         gateway.directory.invalidate()  # the agency's next call sees the new state
 
 
+def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: str,
+                                reason: str) -> dict[str, Any]:
+    """Give an agency a new signing certificate; the old one joins its previous ones, which
+    verify what it signed before but sign nothing new."""
+    agency_id = agency_id_from_name(name)
+    call.resources = [name]
+    check_reason(reason)
+    key = _signing_key(gateway, agency_id, pem, "signing_certificate_pem")
+
+    def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        row = sql.get_agency(tx.conn, agency_id)
+        if row is None:
+            raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
+        if pem.strip() == row["signing_certificate_pem"].strip():
+            raise errors.FailedPrecondition(
+                f"this is already the signing certificate of agency {agency_id}",
+                reason="CERTIFICATE_UNCHANGED", agency=agency_id)
+        holder = sql.get_agency_by_key_id(tx.conn, key.key_id)
+        if holder is not None and holder["id"] != agency_id:
+            raise errors.AlreadyExists("this signing key is registered to another agency",
+                                       reason="SIGNING_KEY_IN_USE")
+        previous = [*json.loads(row["previous_signing_certificates"]),
+                    row["signing_certificate_pem"]]
+        sql.replace_signing_certificate(tx.conn, agency_id, pem, key.key_id,
+                                        json.dumps(previous), times.to_text(tx.now))
+        replaced = f"{reason} (signing key {row['signing_key_id']} replaced by {key.key_id})"
+        return sql.get_agency(tx.conn, agency_id), [call.event(reason=replaced)]
+
+    try:
+        return gateway.log.commit(change, call.refusal).value
+    finally:
+        gateway.directory.invalidate()  # the next statement is checked against the new key
+
+
 def get(gateway: Gateway, name: str) -> dict[str, Any]:
     row = gateway.directory.by_id(agency_id_from_name(name))
     if row is None:
@@ -164,10 +199,10 @@ def get(gateway: Gateway, name: str) -> dict[str, Any]:
     return row
 
 
-def _signing_key(gateway: Gateway, agency_id: str, pem: str) -> VerifyKey:
+def _signing_key(gateway: Gateway, agency_id: str, pem: str,
+                 field: str = "agency.signing_certificate_pem") -> VerifyKey:
     """The Ed25519 key of a signing certificate issued by the national CA to `agency_id`, which
-    may sign now (not expired, not revoked)."""
-    field = "agency.signing_certificate_pem"
+    may sign now (not expired, not revoked); refusals name `field`."""
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
         # An expired certificate is checked as of its last day, so that its refusal says

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gateway import directory, paging, times
@@ -23,6 +24,7 @@ def agency_proto(row: dict[str, Any]) -> directory_pb2.Agency:
         suspend_reason=row["suspend_reason"],
         create_time=times.to_timestamp(row["create_time"]),
         update_time=times.to_timestamp(row["update_time"]),
+        previous_signing_certificates_pem=json.loads(row["previous_signing_certificates"]),
     )
 
 
@@ -68,3 +70,10 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
     def ReinstateAgency(self, request: directory_pb2.ReinstateAgencyRequest, call: Call) -> Any:
         row = directory.reinstate(self.gateway, call, request.name, request.reason)
         return directory_pb2.ReinstateAgencyResponse(agency=agency_proto(row))
+
+    @rpc("directory.signing_certificate.replace", allow=(ADMIN,))
+    def ReplaceSigningCertificate(self, request: directory_pb2.ReplaceSigningCertificateRequest,
+                                  call: Call) -> Any:
+        row = directory.replace_signing_certificate(
+            self.gateway, call, request.name, request.signing_certificate_pem, request.reason)
+        return directory_pb2.ReplaceSigningCertificateResponse(agency=agency_proto(row))

@@ -39,3 +39,15 @@ def set_agency_state(
         "UPDATE agencies SET state = ?, suspend_reason = ?, update_time = ? WHERE id = ?",
         (state, reason, when, agency_id),
     )
+
+
+def replace_signing_certificate(
+    conn: sqlite3.Connection, agency_id: str, pem: str, key_id: str, previous: str, when: str
+) -> None:
+    """Make `pem` the agency's signing certificate; `previous` is the JSON array of the ones
+    it had before."""
+    conn.execute(
+        "UPDATE agencies SET signing_certificate_pem = ?, signing_key_id = ?,"
+        " previous_signing_certificates = ?, update_time = ? WHERE id = ?",
+        (pem, key_id, previous, when, agency_id),
+    )

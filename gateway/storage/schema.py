@@ -296,3 +296,11 @@ def _pending_access_requests(db: Database) -> None:
     # request the requester ever made.
     db.execute("CREATE INDEX access_requests_pending ON access_requests (requester, dataset)"
                " WHERE state = 'PENDING'")
+
+
+@MIGRATIONS(name="0011_previous_signing_certificates")
+def _previous_signing_certificates(db: Database) -> None:
+    # A JSON array of PEM certificates, oldest first: an agency's directory row (cached whole)
+    # carries what verifying its older manifests needs.
+    db.execute("ALTER TABLE agencies ADD COLUMN previous_signing_certificates TEXT NOT NULL"
+               " DEFAULT '[]'")

@@ -20,7 +20,7 @@ AGENCY_STATE_ACTIVE: AgencyState
 AGENCY_STATE_SUSPENDED: AgencyState
 
 class Agency(_message.Message):
-    __slots__ = ("name", "display_name", "region_code", "signing_certificate_pem", "signing_key_id", "state", "suspend_reason", "create_time", "update_time")
+    __slots__ = ("name", "display_name", "region_code", "signing_certificate_pem", "signing_key_id", "state", "suspend_reason", "create_time", "update_time", "previous_signing_certificates_pem")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class Agency(_message.Message):
     SUSPEND_REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SIGNING_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     region_code: str
@@ -39,7 +40,8 @@ class Agency(_message.Message):
     suspend_reason: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., signing_key_id: _Optional[str] = ..., state: _Optional[_Union[AgencyState, str]] = ..., suspend_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    previous_signing_certificates_pem: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., signing_key_id: _Optional[str] = ..., state: _Optional[_Union[AgencyState, str]] = ..., suspend_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_signing_certificates_pem: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetAgencyRequest(_message.Message):
     __slots__ = ("name",)
@@ -108,6 +110,22 @@ class ReinstateAgencyRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReinstateAgencyResponse(_message.Message):
+    __slots__ = ("agency",)
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    agency: Agency
+    def __init__(self, agency: _Optional[_Union[Agency, _Mapping]] = ...) -> None: ...
+
+class ReplaceSigningCertificateRequest(_message.Message):
+    __slots__ = ("name", "signing_certificate_pem", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    signing_certificate_pem: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReplaceSigningCertificateResponse(_message.Message):
     __slots__ = ("agency",)
     AGENCY_FIELD_NUMBER: _ClassVar[int]
     agency: Agency

@@ -66,6 +66,11 @@ class DirectoryServiceStub:
                 request_serializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyResponse.FromString,
                 _registered_method=True)
+        self.ReplaceSigningCertificate = channel.unary_unary(
+                '/gateway.v1.DirectoryService/ReplaceSigningCertificate',
+                request_serializer=gateway_dot_v1_dot_directory__pb2.ReplaceSigningCertificateRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_directory__pb2.ReplaceSigningCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -121,6 +126,23 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplaceSigningCertificate(self, request, context):
+        """Replaces an agency's signing certificate with another the national CA issued to it: to
+        renew one that is about to expire, or after its key was lost or compromised (then revoke the
+        old certificate too). From then on the statements the agency signs are verified with the
+        new certificate alone; the old one moves to previous_signing_certificates_pem, so that the
+        manifests it signed while it was valid can still be verified. The new certificate must be
+        an Ed25519 signing certificate issued to the same agency, valid now and not revoked
+        (INVALID_ARGUMENT CERTIFICATE_INVALID or CERTIFICATE_IDENTITY_MISMATCH, FAILED_PRECONDITION
+        SIGNING_CERTIFICATE_EXPIRED or SIGNING_CERTIFICATE_REVOKED), other than the current one
+        (FAILED_PRECONDITION CERTIFICATE_UNCHANGED), and its key no other agency's (ALREADY_EXISTS
+        SIGNING_KEY_IN_USE). An unknown agency is NOT_FOUND. Administrators only; recorded in the
+        audit log with the reason and both key ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +170,11 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.ReinstateAgency,
                     request_deserializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_directory__pb2.ReinstateAgencyResponse.SerializeToString,
+            ),
+            'ReplaceSigningCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceSigningCertificate,
+                    request_deserializer=gateway_dot_v1_dot_directory__pb2.ReplaceSigningCertificateRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_directory__pb2.ReplaceSigningCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -292,6 +319,33 @@ class DirectoryService:
             '/gateway.v1.DirectoryService/ReinstateAgency',
             gateway_dot_v1_dot_directory__pb2.ReinstateAgencyRequest.SerializeToString,
             gateway_dot_v1_dot_directory__pb2.ReinstateAgencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceSigningCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.DirectoryService/ReplaceSigningCertificate',
+            gateway_dot_v1_dot_directory__pb2.ReplaceSigningCertificateRequest.SerializeToString,
+            gateway_dot_v1_dot_directory__pb2.ReplaceSigningCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

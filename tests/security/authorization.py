@@ -105,6 +105,10 @@ TABLE: tuple[Row, ...] = (
     _row("DirectoryService.ReinstateAgency", "directory.reinstate",
          "name = a spare agency an administrator suspended (no owner: administration)",
          ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+    _row("DirectoryService.ReplaceSigningCertificate", "directory.signing_certificate.replace",
+         "name = a spare agency, with a second signing certificate the CA issued to it (no"
+         " owner: administration)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
     _row("CatalogService.PublishDataset", "catalog.publish",
          "a new dataset under the owner, manifest signed by the caller (staff, who hold no"
          " signing key, send the owner's)",
