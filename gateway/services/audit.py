@@ -37,7 +37,18 @@ _OUTCOMES = {
 
 
 def event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
-    """The AuditEvent of a stored record: fields decoded from the exact bytes, which go along."""
+    """The AuditEvent of a stored record: fields decoded from the exact bytes, which go along;
+    DATA_LOSS for a record this gateway never wrote (altered on disk)."""
+    try:
+        return _event_proto(leaf_index, data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.DataLoss(
+            f"the stored record of auditEvents/{leaf_index} is not one the gateway writes"
+            f" ({type(exc).__name__}: {exc}); the log may have been altered: run govshare"
+            " audit verify", reason="RECORD_CORRUPT", leaf_index=leaf_index) from None
+
+
+def _event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
     fields = record.decode(data)
     subjects = fields.get("subjects", [])
     return audit_pb2.AuditEvent(

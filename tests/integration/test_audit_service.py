@@ -204,3 +204,16 @@ def test_bad_proof_requests_say_which_field(network, request_, code, field):
                     getattr(grpc.StatusCode, code), code, action)
     assert error.metadata["field"] == field
     assert field in error.message
+
+
+def test_a_record_altered_on_disk_is_data_loss_not_internal(network):
+    auditor = network.auditor()
+    writer = network.gateway.db.writer
+    writer.execute("UPDATE audit_leaves SET record = CAST(replace(CAST(record AS TEXT),"
+                   " '\"outcome\":\"ALLOWED\"', '\"outcome\":\"FORGED\"') AS BLOB)"
+                   " WHERE leaf_index = 0")
+    with pytest.raises(grpc.RpcError) as caught:
+        auditor.audit.GetAuditEvent(audit_pb2.GetAuditEventRequest(name="auditEvents/0"),
+                                    timeout=10)
+    assert caught.value.code() == grpc.StatusCode.DATA_LOSS
+    assert "audit verify" in caught.value.details()
