@@ -4,7 +4,9 @@ The root (ECDSA P-256, path_length=0) signs leaves only. Agencies and the gatewa
 ECDSA P-256 for TLS and a separate Ed25519 key for signing, so a stolen TLS key cannot forge
 signed records (as X-Road separates authentication and signing keys). Every file is created with
 O_EXCL: the CA never overwrites a key or certificate. Every read-modify-write of the index and the
-CRL holds an exclusive lock on ``ca.lock``, so several operators or scripts can share one CA.
+CRL holds an exclusive lock on ``ca.lock``, so several operators or scripts can share one CA. The
+index also keeps the last CRL number, so a deleted or damaged ``crl.pem`` does not restart the
+numbering (gateways refuse a CRL not numbered above the one they hold).
 """
 
 from __future__ import annotations
@@ -197,7 +199,6 @@ class CertificateAuthority:
         with ca._locked():
             _write_new(folder / CA_KEY, _private_pem(key), mode=0o600)
             _write_new(folder / CA_CERT, certificate.public_bytes(_PEM))
-            ca._write_index([])
             ca._write_crl([], now, CRL_LIFETIME)
         return ca
 
@@ -309,7 +310,6 @@ class CertificateAuthority:
             for i in hits:
                 if rows[i].revoked_at is None:
                     rows[i] = replace(rows[i], revoked_at=now, reason=reason)
-            self._write_index(rows)
             self._write_crl(rows, now, CRL_LIFETIME)
         return [rows[i] for i in hits]
 
@@ -437,25 +437,52 @@ class CertificateAuthority:
         ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
 
-    def _read_index(self) -> builtins.list[IssuedCertificate]:
+    def _read_document(self) -> dict:
         try:
-            data = json.loads((self.folder / INDEX_FILE).read_text())
+            return json.loads((self.folder / INDEX_FILE).read_text())
         except FileNotFoundError:
             raise NotFound(f"no CA index at {self.folder / INDEX_FILE}") from None
-        return [IssuedCertificate.from_json(row) for row in data["certificates"]]
 
-    def _write_index(self, rows: Iterable[IssuedCertificate]) -> None:
-        document = {"version": 1, "certificates": [row.to_json() for row in rows]}
+    def _read_index(self) -> builtins.list[IssuedCertificate]:
+        return [IssuedCertificate.from_json(row) for row in self._read_document()["certificates"]]
+
+    def _write_index(
+        self, rows: Iterable[IssuedCertificate], last_crl: int | None = None
+    ) -> None:
+        """Write the certificates and the last CRL number (kept unless ``last_crl`` is given);
+        hold the lock."""
+        if last_crl is None:
+            last_crl = self._last_crl_number()
+        document = {
+            "version": 1,
+            "crl_number": last_crl,
+            "certificates": [row.to_json() for row in rows],
+        }
         _replace(self.folder / INDEX_FILE, json.dumps(document, indent=2).encode() + b"\n")
+
+    def _last_crl_number(self) -> int:
+        """The highest CRL number signed, as the index and crl.pem record it (0 before the first):
+        the index keeps it when crl.pem is deleted or damaged, since gateways refuse a CRL whose
+        number is not above the one they hold."""
+        try:
+            indexed = self._read_document().get("crl_number", 0)  # absent in older indexes
+        except NotFound:
+            indexed = 0
+        try:
+            on_file = crl_number(self.crl())
+        except (NotFound, InvalidCRL):
+            on_file = 0
+        return max(indexed, on_file)
 
     def _write_crl(
         self, rows: Iterable[IssuedCertificate], now: datetime, lifetime: timedelta
     ) -> x509.CertificateRevocationList:
-        """Re-sign the whole CRL with the next CRL number (1 for a new CA); hold the lock."""
-        try:
-            next_number = crl_number(self.crl()) + 1
-        except NotFound:
-            next_number = 1
+        """Record ``rows`` and the next CRL number in the index, then re-sign the whole CRL with
+        that number (1 for a new CA); hold the lock. A crash between the two leaves a gap in the
+        numbering, never a repeat."""
+        rows = builtins.list(rows)
+        next_number = self._last_crl_number() + 1
+        self._write_index(rows, next_number)
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.certificate.subject)

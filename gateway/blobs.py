@@ -63,7 +63,8 @@ its blobs."""
 
 
 class ForeignFolder(Exception):
-    """The blob folder belongs to another database; the message says what to change."""
+    """The blob folder belongs to another database, or the database's content is in another
+    folder; the message says what to change."""
 
 
 class Upload:
@@ -139,7 +140,9 @@ class BlobStore:
 
         The owner file names the database relative to the folder, so a network folder moved as
         a whole keeps its claim. A folder with blobs but no owner file (made before it existed)
-        is adopted without a proof only if the database names some of its blobs."""
+        is adopted without a proof only if the database names some of its blobs; a folder
+        without either is claimed only by a database that names no content yet (one that does
+        was given a new folder, and every fetch from it would find its content missing)."""
         owner_file = self.root / OWNER_FILE
         expected = os.path.relpath(database.resolve(), self.root.resolve())
         if owner_file.is_file():
@@ -155,6 +158,14 @@ class BlobStore:
             raise ForeignFolder(
                 f"the blob folder {self.root} holds content the database {database} does not"
                 " name: give this database its own [storage] blobs folder")
+        if named and not stored:
+            raise ForeignFolder(
+                f"the database {database} names {len(named)} stored contents and the blob"
+                f" folder {self.root} holds none and names no database: the database's"
+                " content is elsewhere; set"
+                " [storage] blobs to the folder holding it (the one whose file"
+                f" {OWNER_FILE!r} names this database). If that content is lost, write"
+                f" {expected!r} into {owner_file} to serve without it")
         _write_atomically(owner_file, expected + "\n")
         return not stored
 

@@ -7,6 +7,7 @@ Relative paths in the file are resolved against the file's own folder, so a netw
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,7 +24,8 @@ FRAMING_BYTES = 64 * 1024
 CLIENT_MESSAGE_BYTES = 4 * MiB
 """The largest message gRPC clients receive unless told otherwise: fetch chunks must fit."""
 LONGEST_TIMER = (2**31 - 1) // 1000
-"""The longest keepalive setting in seconds: gRPC takes them as 32-bit milliseconds."""
+"""The longest timer setting in seconds (24 days): gRPC takes keepalives as 32-bit
+milliseconds, and Python's waits overflow on much longer ones."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class ServerConfig:
     max_workers: int = 64
     """Threads serving RPCs; also the most requests one group commit can batch."""
     grace_seconds: float = 10.0
-    """On SIGTERM/SIGINT, how long in-flight calls may take to finish."""
+    """On SIGTERM/SIGINT, how long in-flight calls may take to finish (0 to 2147483)."""
     keepalive_seconds: float = 30.0
     """After this long without traffic on a connection the gateway sends an HTTP/2 PING, so a
     client host that vanished (powered off, unplugged: no FIN or RST) is found out and its
@@ -191,7 +193,10 @@ def load(path: Path) -> Config:
     """Read a gateway.toml; unknown sections or keys are errors, so typos do not pass silently."""
     path = Path(path)
     with path.open("rb") as handle:
-        raw = tomllib.load(handle)
+        try:
+            raw = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path} is not valid TOML: {exc}") from None
     sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "base_dir"}
     unknown = set(raw) - set(sections)
     if unknown:
@@ -236,6 +241,8 @@ def _typed(key: str, kind: str, value: Any, path: Path) -> Any:
                          f" {value!r}")
     if kind == "Path":
         return Path(value)
+    if kind == "float" and not math.isfinite(value):
+        raise ValueError(f"{path}: {key} must be a finite number, got {value!r}")
     return float(value) if kind == "float" else value
 
 
@@ -300,9 +307,7 @@ def problems(config: Config) -> list[str]:
         ("[exchange] clock_skew_seconds", config.exchange.clock_skew_seconds),
         ("[exchange] max_grant_days", config.exchange.max_grant_days),
         ("[exchange] decision_working_days", config.exchange.decision_working_days),
-    ) if value <= 0]
-    if config.server.grace_seconds < 0:
-        found.append(f"[server] grace_seconds must be 0 or more, got {config.server.grace_seconds}")
+    ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
         ("decision_working_days", config.exchange.decision_working_days, 366),
         ("max_grant_days", config.exchange.max_grant_days, 36_525),
@@ -314,9 +319,10 @@ def problems(config: Config) -> list[str]:
                   ("keepalive_seconds", config.server.keepalive_seconds, 1),
                   ("keepalive_timeout_seconds", config.server.keepalive_timeout_seconds, 1),
                   ("min_client_ping_seconds", config.server.min_client_ping_seconds, 0),
+                  ("grace_seconds", config.server.grace_seconds, 0),
               ) if not least <= value <= LONGEST_TIMER]
     limits = config.limits
-    if limits.refusal_summary_seconds > LONGEST_TIMER:
+    if not limits.refusal_summary_seconds <= LONGEST_TIMER:
         found.append(f"[limits] refusal_summary_seconds must be at most {LONGEST_TIMER}, got"
                      f" {limits.refusal_summary_seconds!r}")
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
@@ -341,9 +347,18 @@ def problems(config: Config) -> list[str]:
                      f" {config.storage.synchronous!r}")
     found += _calendar_problems(config.exchange)
     found += _audit_problems(config.audit)
-    if ":" not in config.server.listen:
-        found.append(f"[server] listen must be host:port, got {config.server.listen!r}")
+    found += _listen_problems(config.server.listen)
     return found
+
+
+def _listen_problems(listen: str) -> list[str]:
+    """What is wrong with [server] listen (grpc would otherwise bind a port number past 65535
+    modulo 65536, or refuse it only as "the address is in use")."""
+    host, _, port = listen.rpartition(":")
+    if host and port.isascii() and port.isdigit() and int(port) <= 65535:
+        return []
+    return ["[server] listen must be host:port with a host and a port from 0 to 65535 (0 picks"
+            f" a free one), for instance 127.0.0.1:8443; got {listen!r}"]
 
 
 def render(config: Config) -> str:

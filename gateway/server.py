@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -15,6 +17,8 @@ from typing import Any, TypeVar
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -43,13 +47,15 @@ log = logging.getLogger("govshare.server")
 T = TypeVar("T")
 
 LOCK_FILE = "gateway.lock"
-"""The lock file in the blob folder; the database's is `<database>.lock` beside it."""
+"""The lock file in the blob folder; the database's is `<database>.lock` beside the database's
+real path (symlinks resolved)."""
 
 
 class StartError(Exception):
-    """The gateway cannot start: its files are in use, its port is taken, its blob folder
-    belongs to another database, or its CRL, CA or signing certificate and key are unusable.
-    The message says what to change."""
+    """The gateway cannot start: its files are in use, its port is taken, its database is
+    damaged or has another name (a hard link), its blob folder belongs to another database or
+    its database's content is elsewhere, or its CRL, CA, TLS or signing certificates and keys
+    are unusable. The message says what to change."""
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -77,6 +83,7 @@ class Gateway:
 
     def _load(self, config: Config) -> None:
         self.ca_certificate = _read_tls(config, "ca", x509.load_pem_x509_certificate)
+        self.credentials = _credentials(config)
         try:
             self.authenticator = Authenticator(self.ca_certificate, config.path(config.tls.crl),
                                                self.clock)
@@ -132,14 +139,35 @@ class Gateway:
         return ""
 
     def open(self) -> None:
-        """Verify the audit log and start committing; publish the checkpoint verifier key."""
-        self._recover_blobs()
-        self.log.open()
-        self._summaries.start()
-        fetch.break_interrupted(self)
+        """Verify the audit log and start committing; publish the checkpoint verifier key.
+
+        StartError when the database turns out damaged or cannot be written: the first reads
+        of most of its pages, and its first write, happen here."""
+        try:
+            self._recover_blobs()
+            self.log.open()
+            self._summaries.start()
+            fetch.break_interrupted(self)
+        except sqlite3.DatabaseError as exc:
+            raise StartError(f"the database {self.db.path} cannot be used: {exc}; if it is"
+                             " damaged, restore it from a backup") from None
+        except errors.GatewayError as exc:  # the first commit failed
+            logged = exc.metadata.get("request_id")
+            raise StartError(f"cannot write to the database {self.db.path}: "
+                             + (f"the error logged with request id {logged} says why"
+                                if logged else exc.message)
+                             + "; if it is damaged, restore it from a backup; if its disk is"
+                             " full, free space") from None
+        self._publish_verifier_key()
+
+    def _publish_verifier_key(self) -> None:
         key_file = self.config.path(self.config.audit.verifier_key_file)
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(self.note_signer.verifier().verifier_key + "\n")
+        try:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(self.note_signer.verifier().verifier_key + "\n")
+        except OSError as exc:
+            raise StartError(f"[audit] verifier_key_file: cannot write {key_file}:"
+                             f" {exc.strerror}") from None
 
     def _recover_blobs(self) -> None:
         try:
@@ -214,7 +242,7 @@ def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer
         gateway.close()
         raise
     try:
-        port = _bind(server, config)
+        port = _bind(server, config, gateway.credentials)
         # Recovery runs once the port is ours, so a gateway that cannot serve changes nothing;
         # no call is served before start().
         gateway.open()
@@ -277,25 +305,16 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _bind(server: grpc.Server, config: Config) -> int:
+def _bind(server: grpc.Server, config: Config, credentials: grpc.ServerCredentials) -> int:
     """Bind the listening port (grpcio raises RuntimeError or returns 0 when it cannot)."""
     try:
-        port = server.add_secure_port(config.server.listen, _credentials(config))
+        port = server.add_secure_port(config.server.listen, credentials)
     except RuntimeError:
         port = 0
     if port == 0:
         raise StartError(f"cannot listen on {config.server.listen}: the address is in use or"
                          " not local; stop what uses it or change [server] listen (--listen)")
     return port
-
-
-def _credentials(config: Config) -> grpc.ServerCredentials:
-    tls = config.tls
-    return grpc.ssl_server_credentials(
-        [(config.path(tls.key).read_bytes(), config.path(tls.certificate).read_bytes())],
-        root_certificates=config.path(tls.ca).read_bytes(),
-        require_client_auth=True,
-    )
 
 
 def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:
@@ -309,20 +328,70 @@ def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:
         raise StartError(f"[tls] {key}: {path} is not what it should be: {exc}") from None
 
 
+def _credentials(config: Config) -> grpc.ServerCredentials:
+    """The TLS pair and CA for grpc, checked here: grpc finds a bad key only when binding, and
+    then reports the address as in use."""
+    key, key_pem = _read_tls(config, "key", _private_key)
+    certificate = _read_tls(config, "certificate", x509.load_pem_x509_certificate)
+    if key.public_key() != certificate.public_key():
+        raise StartError(f"[tls] key {config.tls.key} is not the key of [tls] certificate"
+                         f" {config.tls.certificate}: they come from different issuances; issue"
+                         " the gateway's certificates again (govshare certs issue-gateway) or"
+                         " correct the paths in [tls]")
+    ca = _read_tls(config, "ca", x509.load_pem_x509_certificate)
+    return grpc.ssl_server_credentials(
+        [(key_pem, certificate.public_bytes(Encoding.PEM))],
+        root_certificates=ca.public_bytes(Encoding.PEM),
+        require_client_auth=True,
+    )
+
+
+def _private_key(data: bytes) -> tuple[PrivateKeyTypes, bytes]:
+    """A PEM private key, parsed, and its bytes (grpc takes the bytes)."""
+    try:
+        return serialization.load_pem_private_key(data, None), data
+    except TypeError as exc:  # encrypted: the gateway has no passphrase to give
+        raise ValueError(str(exc)) from None
+
+
 def _lock_files(config: Config) -> list[int]:
     """Exclusive locks beside the database and in the blob folder, held while the gateway runs
-    (the kernel drops them when the process dies, even by SIGKILL)."""
-    database = config.path(config.storage.database)
+    (the kernel drops them when the process dies, even by SIGKILL).
+
+    The database's lock file is named after the database's real path, so a second gateway
+    naming the same file through a symlink meets the same lock. A hard link is a second real
+    path to the same file, and SQLite names its -wal journal after the path it opens (two
+    names, two journals over one database), so a database with more than one name is
+    refused."""
+    given = config.path(config.storage.database)
+    database = Path(os.path.realpath(given))
     blobs = config.path(config.storage.blobs)
+    named = f"database {database}" + (f" (named {given} here)" if database != given else "")
     held: list[int] = []
     try:
-        for path, what in ((database.with_name(database.name + ".lock"), f"database {database}"),
+        for path, what in ((database.with_name(database.name + ".lock"), named),
                            (blobs / LOCK_FILE, f"blob folder {blobs}")):
             held.append(_lock(path, what))
+        _refuse_hard_links(database)
     except BaseException:
         _unlock(held)
         raise
     return held
+
+
+def _refuse_hard_links(database: Path) -> None:
+    try:
+        status = database.stat()
+    except FileNotFoundError:
+        return  # a new database
+    except OSError as exc:
+        raise StartError(f"cannot read the database {database}: {exc.strerror}") from None
+    links = status.st_nlink
+    if stat.S_ISREG(status.st_mode) and links > 1:  # a folder is refused when opened
+        raise StartError(f"the database {database} has {links} names (hard links): SQLite keeps"
+                         " a journal per name, so a gateway writing through another name would"
+                         " corrupt it; remove the other names (find / -samefile"
+                         f" {database}) or give [storage] database a copy of its own")
 
 
 def _lock(path: Path, what: str) -> int:

@@ -38,23 +38,31 @@ def serve(config_path: Path, listen: str | None, database: Path | None, log_leve
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     one_malloc_arena()
     try:
-        config = config_module.load(config_path)
+        config = _configured(config_path, listen, database)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"refusing to serve: {exc}") from exc
+    try:
+        server = create_server(config)
+    except (CheckpointKeyMismatch, LogIntegrityError, StartError, StorageError, OSError) as exc:
+        raise click.ClickException(f"refusing to serve: {exc}") from exc
+    click.echo(f"govshare gateway listening on {_host(config.server.listen)}:{server.port}")
+    serve_forever(server)
+
+
+def _configured(config_path: Path, listen: str | None,
+                database: Path | None) -> config_module.Config:
+    """The config file with the flags applied; ValueError naming what is wrong."""
+    config = config_module.load(config_path)
     # A path given on the command line means what it means in the shell: relative to the
     # current folder (paths in the file stay relative to the file).
     config = config.replace(
         server={"listen": listen} if listen else {},
         storage={"database": database.resolve()} if database else {},
     )
-    try:
-        server = create_server(config)
-    except (CheckpointKeyMismatch, LogIntegrityError, StartError, StorageError) as exc:
-        raise click.ClickException(f"refusing to serve: {exc}") from exc
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"govshare gateway listening on {_host(config.server.listen)}:{server.port}")
-    serve_forever(server)
+    found = config_module.problems(config)  # the file's own values were checked by load
+    if found:
+        raise ValueError(f"with the flags given, {'; '.join(found)}")
+    return config
 
 
 def one_malloc_arena() -> bool:

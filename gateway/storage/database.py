@@ -47,8 +47,14 @@ class Database:
             # 0600 (SQLite gives its -wal and -shm files the same mode).
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             self.writer = _connect(self.path, self.synchronous)
-            migrate(sqlite_utils.Database(self.writer))
+        except OSError as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc.strerror}") from exc
         except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        try:
+            migrate(sqlite_utils.Database(self.writer))
+        except (sqlite3.Error, StorageError) as exc:
+            self.writer.close()
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -78,7 +84,16 @@ class Database:
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Apply the recorded schema migrations that are still pending."""
+    """Apply the recorded schema migrations that are still pending; StorageError, changing
+    nothing, if the database has had migrations this code does not know (this code would
+    misread or damage what they changed)."""
+    # Every migration is pending on an empty database: that lists the ones this code knows.
+    known = {m.name for m in schema.MIGRATIONS.pending(sqlite_utils.Database(memory=True))}
+    unknown = [m.name for m in schema.MIGRATIONS.applied(db) if m.name not in known]
+    if unknown:
+        raise StorageError(f"it was written by a newer govshare (schema migrations"
+                           f" {', '.join(unknown)} are unknown to this one): run that version,"
+                           " or restore a backup taken before the upgrade")
     schema.MIGRATIONS.apply(db)
 
 

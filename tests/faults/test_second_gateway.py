@@ -1,5 +1,6 @@
-"""A second `govshare gateway serve` over the files of a running gateway, or over its blob folder
-with another database, refuses to start before touching anything, and the first keeps working."""
+"""A second `govshare gateway serve` over the files of a running gateway (its database named
+directly or through a symlink, or a hard link), or over its blob folder with another database,
+refuses to start before touching anything, and the first keeps working."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def leaves(config: config_module.Config) -> list[tuple[str, str]]:
         conn.close()
 
 
+def _through_a_symlink(config_path: Path) -> Path:
+    """A config naming the same database through a symlink, with a blob folder of its own (an
+    absolute path: relative ones are resolved, symlinks and all, when the config loads)."""
+    alias = config_path.with_name("alias.db")
+    alias.symlink_to("govshare.db")
+    text = config_path.read_text().replace('database = "govshare.db"', f'database = "{alias}"')
+    second = config_path.with_name("second.toml")
+    second.write_text(text.replace('blobs = "blobs"', 'blobs = "blobs-second"'))
+    return second
+
+
 def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tmp_path):
     owner, reader = (spec.id for spec in SPECS)
     with running_gateway(tmp_path / "net", SPECS) as gateway:
@@ -48,14 +60,18 @@ def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tm
         try:
             same = serve(gateway.layout.config_path, cwd=tmp_path)
             other_db = serve(gateway.layout.config_path, "--database", "other.db", cwd=tmp_path)
+            through_link = serve(_through_a_symlink(gateway.layout.config_path), cwd=tmp_path)
         finally:
             fetching.kill()
             fetching.wait()
-        for second in (same, other_db):
+        for second in (same, other_db, through_link):
             assert second.returncode != 0
             assert "another gateway is using the" in second.stderr
             assert "Traceback" not in second.stderr and "listening" not in second.stdout
         assert "database" in same.stderr and "blob folder" in other_db.stderr
+        database = config.path(config.storage.database)
+        assert (f"another gateway is using the database {database} (named"
+                f" {database.with_name('alias.db')} here)") in through_link.stderr
         assert ("exchange.fetch.break", "ALLOWED") not in leaves(config)
         with gateway.agency(owner) as client:  # the first gateway still writes its log
             assert client.publish("survey", b"a,b\n", title="Survey", media_type="CSV",

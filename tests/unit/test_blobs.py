@@ -1,4 +1,5 @@
-"""The blob store: bounded hashed-file stamps, uploads refused and removed on a full disk."""
+"""The blob store: bounded hashed-file stamps, uploads refused and removed on a full disk, the
+folder claimed by its database only."""
 
 import errno
 import os
@@ -77,3 +78,15 @@ def test_a_folder_from_before_the_claim_is_adopted_without_deleting_anything(tmp
     assert store.exists(orphan)
     assert store.recover({mine}, tmp_path / "gateway.db") == 1  # proven now
     assert not store.exists(orphan)
+
+
+def test_a_new_folder_is_not_claimed_by_a_database_whose_content_is_elsewhere(tmp_path):
+    mine = f"{1:064x}"
+    store = BlobStore(tmp_path / "blobs-new")
+    with pytest.raises(blobs.ForeignFolder, match=(
+            r"names 1 stored contents and the blob folder .* holds none and names no database:"
+            r" the database's content is elsewhere; set \[storage\] blobs to the folder")):
+        store.recover({mine}, tmp_path / "gateway.db")
+    assert not (store.root / blobs.OWNER_FILE).exists()
+    (store.root / blobs.OWNER_FILE).write_text("../gateway.db\n")  # the content is lost: serve
+    assert store.recover({mine}, tmp_path / "gateway.db") == 0

@@ -657,3 +657,28 @@ def test_renew_crl_refuses_a_bad_lifetime(ca: CertificateAuthority) -> None:
         with pytest.raises(InvalidValidity):
             ca.renew_crl(days)
     assert (ca.folder / "crl.pem").read_bytes() == crl
+
+
+def test_crl_numbering_survives_a_deleted_or_damaged_crl_file(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    # Gateways refuse a CRL numbered at or below the one they hold: restarting at 1 would
+    # leave every later revocation unenforced.
+    bundle = ca.issue_agency("health-ministry", tmp_path / "a")
+    ca.revoke(bundle.tls.serial, "keyCompromise")
+    ca.renew_crl()
+    assert json.loads((ca.folder / "index.json").read_text())["crl_number"] == 3
+    (ca.folder / "crl.pem").unlink()
+    renewed = ca.renew_crl()
+    assert crl_number(renewed) == 4 and len(list(renewed)) == 1
+    (ca.folder / "crl.pem").write_bytes(b"half a CRL")
+    assert crl_number(ca.renew_crl()) == 5
+
+
+def test_an_index_without_a_crl_number_numbers_from_crl_pem(ca: CertificateAuthority) -> None:
+    ca.renew_crl()
+    index = json.loads((ca.folder / "index.json").read_text())
+    del index["crl_number"]  # as a CA made before the index kept it
+    (ca.folder / "index.json").write_text(json.dumps(index))
+    assert crl_number(ca.renew_crl()) == 3
+    assert json.loads((ca.folder / "index.json").read_text())["crl_number"] == 3

@@ -1,17 +1,18 @@
-"""Schema migrations carry existing data forward."""
+"""Schema migrations carry existing data forward; a database from a newer schema is refused."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from gateway.audit import merkle, note, verify
 from gateway.audit.log import AuditLog
 from gateway.audit.record import Event
 from gateway.signing import SigningKey
-from gateway.storage import Database
+from gateway.storage import Database, StorageError
 from gateway.storage import audit as sql
 from gateway.storage.schema import MIGRATIONS
 
@@ -95,3 +96,19 @@ def test_a_log_written_before_both_migrations_opens_and_verifies(tmp_path: Path)
         assert [row["leaf_index"] for row in visible] == list(range(1, 37, 3))
     finally:
         log.close()
+
+
+def test_a_database_from_a_newer_govshare_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    newer = sqlite_utils.Database(path)
+    MIGRATIONS.apply(newer, stop_before="0010_pending_access_requests")
+    newer["_sqlite_migrations"].insert({"migration_set": "govshare", "name": "0099_future",
+                                        "applied_at": "2030-01-01"})
+    before = [m.name for m in MIGRATIONS.applied(newer)], newer.schema
+    newer.close()
+    with pytest.raises(StorageError, match=(
+            f"cannot open database {path}: it was written by a newer govshare \\(schema"
+            " migrations 0099_future are unknown to this one\\)")):
+        Database(path)
+    after = sqlite_utils.Database(path)
+    assert ([m.name for m in MIGRATIONS.applied(after)], after.schema) == before  # no 0010

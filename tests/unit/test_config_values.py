@@ -1,0 +1,78 @@
+"""gateway.toml values that parse but cannot work are refused at load, naming their key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from gateway import config as config_module
+
+FLOAT_KEYS = [(section.name, item.name)
+              for section in dataclasses.fields(config_module.Config) if section.name != "base_dir"
+              for item in dataclasses.fields(section.default_factory())
+              if item.type == "float"]
+
+
+def load(tmp_path: Path, text: str) -> config_module.Config:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return config_module.load(path)
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ValueError) as refused:
+        load(tmp_path, text)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_every_number_must_be_finite(tmp_path, section, key, value):
+    assert f"[{section}] {key} must be a finite number, got {float(value)!r}" in refusal(
+        tmp_path, f"[{section}]\n{key} = {value}\n")
+
+
+def test_the_float_keys_are_all_found():
+    assert ("server", "grace_seconds") in FLOAT_KEYS
+    assert ("limits", "refusal_summary_seconds") in FLOAT_KEYS and len(FLOAT_KEYS) >= 7
+
+
+def test_a_nan_in_a_config_built_in_code_is_refused_too():
+    config = config_module.Config().replace(limits={"requests_per_second": float("nan")},
+                                            server={"grace_seconds": float("nan")})
+    found = "; ".join(config_module.problems(config))
+    assert "[limits] requests_per_second must be positive, got nan" in found
+    assert "[server] grace_seconds must be 0 to" in found
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    (0.0, True), (config_module.LONGEST_TIMER, True), (-1, False),
+    (config_module.LONGEST_TIMER + 1, False), (1e300, False)])
+def test_grace_seconds_is_bounded_by_the_longest_timer(tmp_path, value, accepted):
+    text = f"[server]\ngrace_seconds = {value!r}\n"
+    if accepted:
+        assert load(tmp_path, text).server.grace_seconds == value
+    else:
+        assert (f"[server] grace_seconds must be 0 to {config_module.LONGEST_TIMER} seconds"
+                in refusal(tmp_path, text))
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "127.0.0.1:65535", "localhost:8443",
+                                    "[::1]:8443", "0.0.0.0:443"])
+def test_listen_accepts_a_host_and_a_port(tmp_path, listen):
+    assert load(tmp_path, f'[server]\nlisten = "{listen}"\n').server.listen == listen
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:65536", ":8443", ":abc",
+                                    "127.0.0.1:", "127.0.0.1", "127.0.0.1:-1", "127.0.0.1:８",
+                                    "127.0.0.1:80 "])
+def test_listen_refuses_a_missing_host_or_a_port_out_of_range(tmp_path, listen):
+    assert ("[server] listen must be host:port with a host and a port from 0 to 65535"
+            in refusal(tmp_path, f'[server]\nlisten = "{listen}"\n'))
+
+
+def test_a_toml_syntax_error_names_the_file(tmp_path):
+    message = refusal(tmp_path, "[server\nlisten = 1\n")
+    assert message.startswith(f"{tmp_path / 'gateway.toml'} is not valid TOML: ")
