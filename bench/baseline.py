@@ -71,7 +71,7 @@ def serve(config: config_module.Config, replies: Path) -> None:
     """Serve the baseline with the gateway's listen address, thread pool, message limits and
     mutual-TLS credentials until SIGTERM."""
     from gateway.cli.serve import one_malloc_arena
-    from gateway.server import _credentials
+    from gateway.server import server_credentials
 
     one_malloc_arena()  # as `govshare gateway serve` does: the same allocator for both
     limits = config.limits
@@ -86,7 +86,7 @@ def serve(config: config_module.Config, replies: Path) -> None:
         maximum_concurrent_rpcs=workers * 4,
     )
     server.add_generic_rpc_handlers((_handlers(replies, limits.max_chunk_bytes),))
-    port = server.add_secure_port(config.server.listen, _credentials(config))
+    port = server.add_secure_port(config.server.listen, server_credentials(config))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     server.start()

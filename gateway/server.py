@@ -83,7 +83,7 @@ class Gateway:
 
     def _load(self, config: Config) -> None:
         self.ca_certificate = _read_tls(config, "ca", x509.load_pem_x509_certificate)
-        self.credentials = _credentials(config)
+        self.credentials = server_credentials(config)
         try:
             self.authenticator = Authenticator(self.ca_certificate, config.path(config.tls.crl),
                                                self.clock)
@@ -328,7 +328,7 @@ def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:
         raise StartError(f"[tls] {key}: {path} is not what it should be: {exc}") from None
 
 
-def _credentials(config: Config) -> grpc.ServerCredentials:
+def server_credentials(config: Config) -> grpc.ServerCredentials:
     """The TLS pair and CA for grpc, checked here: grpc finds a bad key only when binding, and
     then reports the address as in use."""
     key, key_pem = _read_tls(config, "key", _private_key)
