@@ -196,8 +196,8 @@ def show(ctx: click.Context, event: str) -> None:
 @config_option
 @click.option("--key", "keys", multiple=True,
               help="The log's note verifier key (name+id+key); repeat it to accept checkpoints"
-              " signed by previous keys too. Default: the gateway's, and [audit]"
-              " previous_verifier_keys.")
+              " signed by previous keys too. Only the keys given are trusted then. Default:"
+              " the gateway's, and [audit] previous_verifier_keys.")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A signed checkpoint saved earlier: the log must extend it.")
 @click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
@@ -208,8 +208,10 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
     """Rebuild the tree from the records and check every checkpoint, node and index."""
     from rich.progress import Progress
 
-    verifier, *previous = [_verifier(ctx, key) for key in keys] or [_verifier(ctx, None)]
-    previous += _config(ctx).audit.previous_verifiers()
+    # Keys an auditor gives are all it trusts: the configuration lies in the folder whose log
+    # is being checked, so its previous keys count only when no key is given.
+    verifier, *previous = [_verifier(ctx, key) for key in keys] or [
+        _verifier(ctx, None), *_config(ctx).audit.previous_verifiers()]
     conn = _connect(ctx)
     saved = against.read_bytes() if against else None
     with Progress(console=Console(stderr=True), transient=True) as bar:

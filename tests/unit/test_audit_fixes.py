@@ -125,7 +125,7 @@ def test_previous_verifier_keys_must_be_verifier_keys(tmp_path: Path):
         config_module.load(write_config(tmp_path, 'previous_verifier_keys = ["nope"]'))
 
 
-def test_cli_verify_accepts_every_key_given_and_the_configured_previous_ones(tmp_path: Path):
+def test_cli_verify_trusts_the_keys_given_or_else_the_configured_ones(tmp_path: Path):
     build(tmp_path / "audit.db")
     build(tmp_path / "audit.db", NEW_KEY, previous=(SIGNER.verifier(),))
     old, new = SIGNER.verifier().verifier_key, NEW_KEY.verifier().verifier_key
@@ -137,8 +137,10 @@ def test_cli_verify_accepts_every_key_given_and_the_configured_previous_ones(tmp
 
     assert run(plain, new).exit_code == 1
     assert run(plain, new, old).exit_code == 0
+    # The configuration lies beside the log it describes: an auditor's --key overrides it.
     listed = write_config(tmp_path, f'previous_verifier_keys = ["{old}"]')
-    assert run(listed, new).exit_code == 0
+    assert run(listed, new).exit_code == 1
+    assert run(listed, new, old).exit_code == 0
 
 
 def test_cli_list_refuses_a_limit_below_one(tmp_path: Path):
