@@ -326,6 +326,9 @@ def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:
         raise StartError(f"[tls] {key}: cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise StartError(f"[tls] {key}: {path} is not what it should be: {exc}") from None
+    except TypeError:  # cryptography's word for an encrypted key loaded without a password
+        raise StartError(f"[tls] {key}: {path} is encrypted, and the gateway has no passphrase"
+                         " to give: store it unencrypted, mode 0600") from None
 
 
 def server_credentials(config: Config) -> grpc.ServerCredentials:
@@ -348,10 +351,7 @@ def server_credentials(config: Config) -> grpc.ServerCredentials:
 
 def _private_key(data: bytes) -> tuple[PrivateKeyTypes, bytes]:
     """A PEM private key, parsed, and its bytes (grpc takes the bytes)."""
-    try:
-        return serialization.load_pem_private_key(data, None), data
-    except TypeError as exc:  # encrypted: the gateway has no passphrase to give
-        raise ValueError(str(exc)) from None
+    return serialization.load_pem_private_key(data, None), data
 
 
 def _lock_files(config: Config) -> list[int]:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from agencies.network import lay_out
 from gateway import config as config_module
@@ -61,6 +62,20 @@ def test_a_garbage_tls_file_is_named_by_its_key_and_path(layout, key):
     line = refusal(serve(layout.config_path))
     assert line.startswith(f"[tls] {key}: {garbage} is not what it should be")
     assert not (layout.root / "govshare.db").exists()
+
+
+@pytest.mark.parametrize("key", ["key", "signing_key"])
+def test_an_encrypted_key_is_named_with_what_to_do(layout, key):
+    name = "tls.key" if key == "key" else "signing.key"
+    plain = layout.certs("gateway") / name
+    loaded = serialization.load_pem_private_key(plain.read_bytes(), None)
+    plain.write_bytes(loaded.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"a passphrase")))
+    line = refusal(serve(layout.config_path))
+    assert line == (f"[tls] {key}: {layout.config_path.parent / 'certs/gateway' / name} is"
+                    " encrypted, and the gateway has no passphrase to give: store it"
+                    " unencrypted, mode 0600")
 
 
 def test_a_tls_key_of_another_certificate_is_named_not_taken_for_a_busy_port(layout):
