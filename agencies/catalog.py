@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from cryptography import x509
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from agencies import errors
 from certs import ca as certs_ca
@@ -64,18 +65,33 @@ def enum_value(enum: Any, value: int | str) -> int:
 
 
 def signer_certificate(agency: directory_pb2.Agency, envelope: envelope_pb2.Envelope) -> str:
-    """The agency's signing certificate, current or previous, whose key made the envelope's
-    signature (the current one when none did: its verification then says what is wrong)."""
+    """The agency's signing certificate that made a manifest's signature: among the current one
+    and those it replaced (each for what it signed before its retire_time), one whose key id the
+    signature names and that was valid when the manifest says it was signed. The current one
+    when none fits: its verification then says what is wrong."""
     wanted = {signature.key_id for signature in envelope.signatures}
-    for pem in agency.previous_signing_certificates_pem:
-        try:
-            key_id = signing.VerifyKey.from_certificate(
-                x509.load_pem_x509_certificate(pem.encode())).key_id
-        except ValueError:
-            continue  # not one that signs; the current certificate is tried
-        if key_id in wanted:
+    try:
+        signed_at = _signed_at(catalog_pb2.Manifest.FromString(envelope.payload))
+    except (DecodeError, errors.VerificationError):
+        return agency.signing_certificate_pem  # verify_signed_manifest says why
+    candidates = [agency.signing_certificate_pem] if agency.signing_key_id in wanted else []
+    retired_since = []
+    for retired in reversed(agency.previous_signing_certificates):
+        if retired.key_id not in wanted:
+            continue
+        if signed_at < retired.retire_time.ToDatetime(tzinfo=UTC):
+            candidates.append(retired.certificate_pem)
+        else:
+            retired_since.append(retired.retire_time.ToDatetime(tzinfo=UTC))
+    for pem in candidates:
+        certificate = load_certificate(pem, "the publisher's signing certificate")
+        if certificate.not_valid_before_utc <= signed_at <= certificate.not_valid_after_utc:
             return pem
-    return agency.signing_certificate_pem
+    if not candidates and retired_since:
+        raise errors.VerificationError(
+            f"the manifest is signed with a key {agency.name} stopped using at"
+            f" {max(retired_since)}, but says it was signed later, at {signed_at}")
+    return candidates[0] if candidates else agency.signing_certificate_pem
 
 
 def verify_signed_manifest(

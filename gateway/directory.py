@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
 from certs.identity import ID_PATTERN, Identity, identity_from_certificate
@@ -166,12 +167,13 @@ def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: st
     call.resources = [name]
     check_reason(reason)
     key = _signing_key(gateway, agency_id, pem, "signing_certificate_pem")
+    pem = _canonical(pem)  # the same certificate is the same text, however it was sent
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:
         row = sql.get_agency(tx.conn, agency_id)
         if row is None:
             raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
-        if pem.strip() == row["signing_certificate_pem"].strip():
+        if pem == _canonical(row["signing_certificate_pem"]):
             raise errors.FailedPrecondition(
                 f"this is already the signing certificate of agency {agency_id}",
                 reason="CERTIFICATE_UNCHANGED", agency=agency_id)
@@ -179,10 +181,12 @@ def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: st
         if holder is not None and holder["id"] != agency_id:
             raise errors.AlreadyExists("this signing key is registered to another agency",
                                        reason="SIGNING_KEY_IN_USE")
-        previous = [*json.loads(row["previous_signing_certificates"]),
-                    row["signing_certificate_pem"]]
+        now = times.to_text(tx.now)
+        retired = {"certificate_pem": row["signing_certificate_pem"],
+                   "key_id": row["signing_key_id"], "retire_time": now}
+        previous = [*json.loads(row["previous_signing_certificates"]), retired]
         sql.replace_signing_certificate(tx.conn, agency_id, pem, key.key_id,
-                                        json.dumps(previous), times.to_text(tx.now))
+                                        json.dumps(previous), now)
         replaced = f"{reason} (signing key {row['signing_key_id']} replaced by {key.key_id})"
         return sql.get_agency(tx.conn, agency_id), [call.event(reason=replaced)]
 
@@ -190,6 +194,11 @@ def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: st
         return gateway.log.commit(change, call.refusal).value
     finally:
         gateway.directory.invalidate()  # the next statement is checked against the new key
+
+
+def _canonical(pem: str) -> str:
+    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(
+        serialization.Encoding.PEM).decode()
 
 
 def get(gateway: Gateway, name: str) -> dict[str, Any]:

@@ -24,7 +24,11 @@ def agency_proto(row: dict[str, Any]) -> directory_pb2.Agency:
         suspend_reason=row["suspend_reason"],
         create_time=times.to_timestamp(row["create_time"]),
         update_time=times.to_timestamp(row["update_time"]),
-        previous_signing_certificates_pem=json.loads(row["previous_signing_certificates"]),
+        previous_signing_certificates=[
+            directory_pb2.RetiredSigningCertificate(
+                certificate_pem=retired["certificate_pem"], key_id=retired["key_id"],
+                retire_time=times.to_timestamp(retired["retire_time"]))
+            for retired in json.loads(row["previous_signing_certificates"])],
     )
 
 

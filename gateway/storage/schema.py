@@ -300,7 +300,7 @@ def _pending_access_requests(db: Database) -> None:
 
 @MIGRATIONS(name="0011_previous_signing_certificates")
 def _previous_signing_certificates(db: Database) -> None:
-    # A JSON array of PEM certificates, oldest first: an agency's directory row (cached whole)
-    # carries what verifying its older manifests needs.
+    # A JSON array of {certificate_pem, key_id, retire_time}, oldest first: an agency's
+    # directory row (cached whole) carries what verifying its older manifests needs.
     db.execute("ALTER TABLE agencies ADD COLUMN previous_signing_certificates TEXT NOT NULL"
                " DEFAULT '[]'")

@@ -20,7 +20,7 @@ AGENCY_STATE_ACTIVE: AgencyState
 AGENCY_STATE_SUSPENDED: AgencyState
 
 class Agency(_message.Message):
-    __slots__ = ("name", "display_name", "region_code", "signing_certificate_pem", "signing_key_id", "state", "suspend_reason", "create_time", "update_time", "previous_signing_certificates_pem")
+    __slots__ = ("name", "display_name", "region_code", "signing_certificate_pem", "signing_key_id", "state", "suspend_reason", "create_time", "update_time", "previous_signing_certificates")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -30,7 +30,7 @@ class Agency(_message.Message):
     SUSPEND_REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
-    PREVIOUS_SIGNING_CERTIFICATES_PEM_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SIGNING_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     region_code: str
@@ -40,8 +40,18 @@ class Agency(_message.Message):
     suspend_reason: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    previous_signing_certificates_pem: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., signing_key_id: _Optional[str] = ..., state: _Optional[_Union[AgencyState, str]] = ..., suspend_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_signing_certificates_pem: _Optional[_Iterable[str]] = ...) -> None: ...
+    previous_signing_certificates: _containers.RepeatedCompositeFieldContainer[RetiredSigningCertificate]
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., signing_key_id: _Optional[str] = ..., state: _Optional[_Union[AgencyState, str]] = ..., suspend_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_signing_certificates: _Optional[_Iterable[_Union[RetiredSigningCertificate, _Mapping]]] = ...) -> None: ...
+
+class RetiredSigningCertificate(_message.Message):
+    __slots__ = ("certificate_pem", "key_id", "retire_time")
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: str
+    key_id: str
+    retire_time: _timestamp_pb2.Timestamp
+    def __init__(self, certificate_pem: _Optional[str] = ..., key_id: _Optional[str] = ..., retire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetAgencyRequest(_message.Message):
     __slots__ = ("name",)

@@ -130,8 +130,8 @@ class DirectoryServiceServicer:
         """Replaces an agency's signing certificate with another the national CA issued to it: to
         renew one that is about to expire, or after its key was lost or compromised (then revoke the
         old certificate too). From then on the statements the agency signs are verified with the
-        new certificate alone; the old one moves to previous_signing_certificates_pem, so that the
-        manifests it signed while it was valid can still be verified. The new certificate must be
+        new certificate alone; the old one moves to previous_signing_certificates with the time it
+        was retired, so that the manifests it signed before can still be verified. The new certificate must be
         an Ed25519 signing certificate issued to the same agency, valid now and not revoked
         (INVALID_ARGUMENT CERTIFICATE_INVALID or CERTIFICATE_IDENTITY_MISMATCH, FAILED_PRECONDITION
         SIGNING_CERTIFICATE_EXPIRED or SIGNING_CERTIFICATE_REVOKED), other than the current one

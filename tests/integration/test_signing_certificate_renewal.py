@@ -33,6 +33,7 @@ def test_the_new_certificate_signs_and_the_old_ones_manifests_still_verify(
     beds = publish(health, "hospital-beds", b"region,beds\n1,2\n")
     ask(market, beds)
     old_pem = (network.layout.certs("gd-health") / "signing.pem").read_text()
+    old_key_id = admin.agency("gd-health").signing_key_id
     new_pem = (renewal / "signing.pem").read_text()
 
     agency = admin.replace_signing_certificate("gd-health", new_pem, "renewal before expiry")
@@ -43,7 +44,8 @@ def test_the_new_certificate_signs_and_the_old_ones_manifests_still_verify(
     assert "renewal before expiry" in event["record"]
     assert agency.signing_key_id in event["record"]
     assert agency.signing_certificate_pem == new_pem
-    assert list(agency.previous_signing_certificates_pem) == [old_pem]
+    [retired] = agency.previous_signing_certificates
+    assert (retired.certificate_pem, retired.key_id) == (old_pem, old_key_id)
     assert market.agency("gd-health").signing_key_id == agency.signing_key_id
     # The old key signs nothing more.
     before = counts(network)
@@ -66,6 +68,7 @@ def test_the_new_certificate_signs_and_the_old_ones_manifests_still_verify(
 
 @pytest.mark.parametrize(("case", "code", "reason"), [
     ("unchanged", grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_UNCHANGED"),
+    ("unchanged, other line ends", grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_UNCHANGED"),
     ("another agency's", grpc.StatusCode.INVALID_ARGUMENT, "CERTIFICATE_IDENTITY_MISMATCH"),
     ("not a certificate", grpc.StatusCode.INVALID_ARGUMENT, "CERTIFICATE_INVALID"),
     ("no reason", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
@@ -77,6 +80,8 @@ def test_refusals(network, renewal, tmp_path, case, code, reason):
     name, pem, why = "gd-health", (renewal / "signing.pem").read_text(), "renewal"
     if case == "unchanged":
         pem = (certs("gd-health") / "signing.pem").read_text()
+    elif case == "unchanged, other line ends":
+        pem = (certs("gd-health") / "signing.pem").read_text().replace("\n", "\r\n")
     elif case == "another agency's":
         pem = (certs("sz-market") / "signing.pem").read_text()
     elif case == "not a certificate":
@@ -96,5 +101,5 @@ def test_refusals(network, renewal, tmp_path, case, code, reason):
     assert_only_refusal(network, before, "directory.signing_certificate.replace", reason)
     agency = admin.agency("gd-health")
     assert agency.signing_certificate_pem == (certs("gd-health") / "signing.pem").read_text()
-    assert not agency.previous_signing_certificates_pem
+    assert not agency.previous_signing_certificates
 
