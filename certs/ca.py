@@ -653,9 +653,12 @@ def _private_pem(key: PrivateKey) -> bytes:
 
 
 def _private_folder(folder: Path) -> None:
-    """Create ``folder`` if needed, and make it 0700 even if it existed: it holds private keys."""
+    """Create ``folder`` 0700 (it will hold private keys), or make an existing empty one 0700.
+    An existing folder that holds other files keeps its mode: it may be the current folder or
+    one shared with other things (the keys themselves are written 0600)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    if not any(folder.iterdir()):
+        folder.chmod(0o700)
 
 
 def _write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:

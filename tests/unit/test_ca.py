@@ -614,7 +614,18 @@ def test_refused_init_writes_nothing(
     assert not (tmp_path / "ca").exists()
 
 
-def test_folders_holding_keys_are_0700_even_if_they_existed(tmp_path: Path) -> None:
+def test_a_folder_holding_other_files_keeps_its_mode(ca: CertificateAuthority,
+                                                     tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    (shared / "gateway.toml").write_text("# the operator's\n")
+    ca.issue_gateway(shared)
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755  # not ours to close
+    assert stat.S_IMODE(os.stat(shared / "signing.key").st_mode) == 0o600
+
+
+def test_folders_holding_keys_are_0700_even_if_they_existed_empty(tmp_path: Path) -> None:
     folders = [tmp_path / name for name in ("ca", "agency", "gateway", "staff")]
     for folder in folders:
         folder.mkdir(mode=0o755)
