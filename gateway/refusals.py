@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gateway import errors
 from gateway.audit import record
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,8 @@ class _Count:
     last: str
     names: dict[str, None] = field(default_factory=dict)
     """The first MAX_SUMMARY_NAMES distinct resource names, in order (an ordered set)."""
-    unnamed: int = 0
-    """Distinct names beyond those."""
+    unlisted: bool = False
+    """Whether the refusals named more than those."""
 
     def add(self, event: record.Event) -> None:
         self.refusals += 1
@@ -51,7 +50,7 @@ class _Count:
         """Take in `other`, counted earlier (a summary that could not be written)."""
         self.refusals += other.refusals
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
-        self.unnamed += other.unnamed
+        self.unlisted |= other.unlisted
         self._name(other.names)
 
     def _name(self, names: Iterable[str]) -> None:
@@ -61,7 +60,7 @@ class _Count:
             if len(self.names) < MAX_SUMMARY_NAMES:
                 self.names[name] = None
             else:
-                self.unnamed += 1
+                self.unlisted = True
 
 
 Counts = dict[tuple[str, str, str], _Count]
@@ -133,7 +132,7 @@ def summaries(counts: Counts) -> list[record.Event]:
 def _summary(actor: str, action: str, code: str, count: _Count) -> record.Event:
     """The REFUSED event standing for `count`: the names it carried (so the agencies and
     datasets they concern see it), how many refusals, and between which times."""
-    more = f" (and {count.unnamed} more names)" if count.unnamed else ""
+    more = " (and other names not listed)" if count.unlisted else ""
     return record.Event(
         actor=actor, action=action, outcome=record.REFUSED, agencies=count.agencies,
         resources=tuple(count.names),
@@ -175,7 +174,7 @@ class SummaryWriter:
             return
         try:
             self._append(summaries(counts))
-        except errors.GatewayError as failure:
+        except Exception:  # a thread of its own: keep the counts, and the thread, alive
             self._budget.restore(counts)  # written once the log takes them again
-            log.error("could not audit %d summaries of refusals (kept for later): %s",
-                      len(counts), failure.message)
+            log.exception("could not audit %d summaries of refusals (kept for later)",
+                          len(counts))

@@ -16,7 +16,7 @@ from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2
 from tests.integration.exchange_support import wait_for
 
 SUMMARY = re.compile(
-    r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)(?: \(and \d+ more names\))?,"
+    r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)(?: \(and other names not listed\))?,"
     r" counted")
 
 
