@@ -351,14 +351,21 @@ def problems(config: Config) -> list[str]:
     return found
 
 
+UNIX_SCHEMES = ("unix", "unix-abstract")
+"""grpc's address schemes for Unix sockets, which [server] listen may name."""
+
+
 def _listen_problems(listen: str) -> list[str]:
     """What is wrong with [server] listen (grpc would otherwise bind a port number past 65535
     modulo 65536, or refuse it only as "the address is in use")."""
+    scheme, _, path = listen.partition(":")
+    if scheme in UNIX_SCHEMES and path:
+        return []  # a Unix socket (grpc's unix:PATH and unix-abstract:NAME): no port
     host, _, port = listen.rpartition(":")
     if host and port.isascii() and port.isdigit() and int(port) <= 65535:
         return []
     return ["[server] listen must be host:port with a host and a port from 0 to 65535 (0 picks"
-            f" a free one), for instance 127.0.0.1:8443; got {listen!r}"]
+            f" a free one), for instance 127.0.0.1:8443, or unix:PATH; got {listen!r}"]
 
 
 def render(config: Config) -> str:

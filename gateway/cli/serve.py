@@ -45,7 +45,7 @@ def serve(config_path: Path, listen: str | None, database: Path | None, log_leve
         server = create_server(config)
     except (CheckpointKeyMismatch, LogIntegrityError, StartError, StorageError, OSError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from exc
-    click.echo(f"govshare gateway listening on {_host(config.server.listen)}:{server.port}")
+    click.echo(f"govshare gateway listening on {_address(config.server.listen, server.port)}")
     serve_forever(server)
 
 
@@ -79,5 +79,9 @@ def one_malloc_arena() -> bool:
     return ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1) == 1
 
 
-def _host(listen: str) -> str:
-    return listen.rsplit(":", 1)[0]
+def _address(listen: str, port: int) -> str:
+    """Where the gateway listens: host and the port bound (a port of 0 picks one), or the
+    Unix socket named."""
+    if listen.partition(":")[0] in config_module.UNIX_SCHEMES:
+        return listen
+    return f"{listen.rsplit(':', 1)[0]}:{port}"

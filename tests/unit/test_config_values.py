@@ -60,14 +60,15 @@ def test_grace_seconds_is_bounded_by_the_longest_timer(tmp_path, value, accepted
 
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:0", "127.0.0.1:65535", "localhost:8443",
-                                    "[::1]:8443", "0.0.0.0:443"])
+                                    "[::1]:8443", "0.0.0.0:443", "unix:/run/govshare.sock",
+                                    "unix-abstract:govshare"])
 def test_listen_accepts_a_host_and_a_port(tmp_path, listen):
     assert load(tmp_path, f'[server]\nlisten = "{listen}"\n').server.listen == listen
 
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:65536", ":8443", ":abc",
                                     "127.0.0.1:", "127.0.0.1", "127.0.0.1:-1", "127.0.0.1:８",
-                                    "127.0.0.1:80 "])
+                                    "127.0.0.1:80 ", "unix:"])
 def test_listen_refuses_a_missing_host_or_a_port_out_of_range(tmp_path, listen):
     assert ("[server] listen must be host:port with a host and a port from 0 to 65535"
             in refusal(tmp_path, f'[server]\nlisten = "{listen}"\n'))
