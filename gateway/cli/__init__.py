@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from gateway.cli.admin import admin
 from gateway.cli.agency import agency
 from gateway.cli.audit import audit
 from gateway.cli.certs import certs as certs_group
@@ -40,6 +41,7 @@ def cli() -> None:
 cli.add_command(certs_group)
 cli.add_command(gateway_group)
 cli.add_command(agency)
+cli.add_command(admin)
 cli.add_command(audit)
 cli.add_command(demo)
 

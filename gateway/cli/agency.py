@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from google.protobuf import json_format
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from agencies import errors
-from agencies.client import AgencyClient
+from agencies.client import AgencyClient, BaseClient
 from gateway.columns import ColumnError
 from gateway.v1 import directory_pb2
 
@@ -30,23 +30,34 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 CERT_FILES = "ca.pem, tls.pem, tls.key, signing.pem and signing.key"
+C = TypeVar("C", bound=BaseClient)
 
 console = Console()
 
 
-@click.group("agency")
-@click.option("--certs", "certs_dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="GOVSHARE_CERTS", help="The agency's certificate folder.")
-@click.option("--gateway", "target", envvar="GOVSHARE_GATEWAY",
-              help="Gateway address host:port.")
-@click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML file with `certs` and `gateway` keys.")
-@click.option("--server-name", default=None, help="TLS name to expect (default: the host).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of tables.")
-@click.pass_context
-def agency(ctx: click.Context, certs_dir: Path | None, target: str | None,
-           profile: Path | None, server_name: str | None, as_json: bool) -> None:
-    """Act as an agency: publish, search, request, decide, fetch, watch."""
+def connection_options(group: Callable) -> Callable:
+    """The options of a command group that calls the gateway: where, as whom, how to print.
+    The group receives them as `connection` (see `connect`)."""
+    options = [
+        click.option("--certs", "certs_dir", type=click.Path(file_okay=False, path_type=Path),
+                     envvar="GOVSHARE_CERTS", help="The caller's certificate folder."),
+        click.option("--gateway", "target", envvar="GOVSHARE_GATEWAY",
+                     help="Gateway address host:port."),
+        click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="TOML file with `certs` and `gateway` keys."),
+        click.option("--server-name", default=None,
+                     help="TLS name to expect (default: the host)."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print JSON lines instead of tables."),
+    ]
+    for option in reversed(options):
+        group = option(group)
+    return group
+
+
+def connect(ctx: click.Context, certs_dir: Path | None, target: str | None,
+            profile: Path | None, server_name: str | None, as_json: bool) -> None:
+    """Keep the connection options (a profile fills what flags leave out) for client_from."""
     if profile:
         values = _profile(profile)
         certs_dir = certs_dir or (profile.parent / values["certs"])
@@ -54,6 +65,14 @@ def agency(ctx: click.Context, certs_dir: Path | None, target: str | None,
         server_name = server_name or values.get("server_name")
     ctx.obj = {"certs": certs_dir, "target": target, "server_name": server_name,
                "json": as_json}
+
+
+@click.group("agency")
+@connection_options
+@click.pass_context
+def agency(ctx: click.Context, **connection: Any) -> None:
+    """Act as an agency: publish, search, request, decide, fetch, watch."""
+    connect(ctx, **connection)
 
 
 class LocalMistake(click.ClickException):
@@ -90,19 +109,21 @@ def _target(value: str) -> str:
     return value
 
 
-def client_from(ctx: click.Context) -> AgencyClient:
-    """The AgencyClient the group options describe."""
+def client_from(ctx: click.Context, kind: type[C] = AgencyClient) -> C:
+    """The client (an AgencyClient unless `kind` says otherwise) the group options describe."""
     obj = ctx.find_root().find_object(dict) or ctx.obj
     if not obj.get("certs") or not obj.get("target"):
         raise click.UsageError("give --certs and --gateway (or --profile)")
     certs = Path(obj["certs"])
     try:
-        return AgencyClient(_target(obj["target"]), certs, server_name=obj.get("server_name"))
+        return kind(_target(obj["target"]), certs, server_name=obj.get("server_name"))
     except OSError as exc:
         missing = Path(exc.filename).name if exc.filename else "its files"
+        folder = ("an agency's folder, with " + CERT_FILES if kind is AgencyClient
+                  else "a staff folder, with ca.pem, tls.pem and tls.key")
         raise LocalMistake(
             f"cannot read {missing} in the certificate folder {certs} ({exc.strerror}): give"
-            f" --certs an agency's folder, with {CERT_FILES}") from None
+            f" --certs {folder}") from None
     except ValueError as exc:
         raise LocalMistake(f"unusable certificate or key in {certs}: {exc}") from None
 
