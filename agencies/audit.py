@@ -15,10 +15,7 @@ Proofs hash the record bytes here, never taking the gateway's leaf hash on trust
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +25,7 @@ import grpc
 
 from agencies.errors import GovshareError, VerificationError
 from agencies.exchange import FETCH_COMPLETE
+from certs.files import exclusive_lock, replace_file
 from gateway import statements, times
 from gateway.audit import merkle, note, record
 from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
@@ -223,32 +221,19 @@ class AuditMixin:
         """Hold the state file's lock (a lock file beside it; flock excludes other threads'
         descriptors as well as other processes)."""
         path = self._audit_state_path()
-        lock = path.with_name(f".{path.name}.lock")
-        try:
-            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise _unwritable(path, exc) from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(exclusive_lock(path.with_name(f".{path.name}.lock")))
+            except OSError as exc:
+                raise _unwritable(path, exc) from None
             yield
-        finally:
-            os.close(descriptor)  # releases the lock
 
     def _save_audit_state(self, state: dict[str, Any]) -> None:
         """Replace the state file atomically, so a crash never leaves half a checkpoint."""
         path = self._audit_state_path()
         try:
-            descriptor, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                                   suffix=".tmp")
+            replace_file(path, (json.dumps(state, indent=2) + "\n").encode(), mode=0o600)
         except OSError as exc:
-            raise _unwritable(path, exc) from None
-        try:
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(json.dumps(state, indent=2) + "\n")
-            os.replace(scratch, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(scratch)
             raise _unwritable(path, exc) from None
 
 

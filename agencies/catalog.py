@@ -64,14 +64,16 @@ def enum_value(enum: Any, value: int | str) -> int:
             from None
 
 
-def signer_certificate(agency: directory_pb2.Agency, envelope: envelope_pb2.Envelope) -> str:
+def signer_certificate(agency: directory_pb2.Agency, envelope: envelope_pb2.Envelope,
+                       now: datetime | None = None) -> str:
     """The agency's signing certificate that made a manifest's signature: among the current one
     and those it replaced (each for what it signed before its retire_time), one whose key id the
-    signature names and that was valid when the manifest says it was signed. The current one
-    when none fits: its verification then says what is wrong."""
+    signature names and that was valid when the manifest says it was signed; else the first
+    whose key id matches, or the current one (its verification then says what is wrong).
+    VerificationError when only certificates retired before the signing time match."""
     wanted = {signature.key_id for signature in envelope.signatures}
     try:
-        signed_at = _signed_at(catalog_pb2.Manifest.FromString(envelope.payload))
+        signed_at = _signed_at(catalog_pb2.Manifest.FromString(envelope.payload), now)
     except (DecodeError, errors.VerificationError):
         return agency.signing_certificate_pem  # verify_signed_manifest says why
     candidates = [agency.signing_certificate_pem] if agency.signing_key_id in wanted else []
@@ -96,7 +98,7 @@ def signer_certificate(agency: directory_pb2.Agency, envelope: envelope_pb2.Enve
 
 def verify_signed_manifest(
     envelope: envelope_pb2.Envelope, certificate_pem: str | bytes,
-    ca_certificate_pem: str | bytes | None = None,
+    ca_certificate_pem: str | bytes | None = None, now: datetime | None = None,
 ) -> catalog_pb2.Manifest:
     """Verify a signed manifest offline against its publisher's signing certificate (from the
     directory) and return the manifest; VerificationError at the first failed check.
@@ -106,8 +108,8 @@ def verify_signed_manifest(
        payload bytes;
     3. the certificate is an agency's (not a gateway's or staff member's), and the manifest
        names a dataset of that agency;
-    4. its create_time (which the publisher signed) is not later than now, give or take the
-       clock skew certificates allow;
+    4. its create_time (which the publisher signed) is not later than `now` (default: the
+       clock), give or take the clock skew certificates allow;
     5. the certificate chains to the national CA and was valid at that create_time (when
        `ca_certificate_pem` is given): what was published while it was valid stays verifiable
        after it expires.
@@ -136,7 +138,7 @@ def verify_signed_manifest(
     if not manifest.dataset.startswith(f"agencies/{signer.id}/datasets/"):
         raise errors.VerificationError(
             f"the manifest names {manifest.dataset}, not a dataset of agency {signer.id}")
-    signed_at = _signed_at(manifest)
+    signed_at = _signed_at(manifest, now)
     if ca_certificate_pem is not None:
         ca = load_certificate(ca_certificate_pem, "the national CA certificate")
         try:
@@ -157,7 +159,7 @@ def load_certificate(pem: str | bytes, what: str) -> x509.Certificate:
         raise errors.VerificationError(f"{what} is not a PEM certificate: {exc}") from None
 
 
-def _signed_at(manifest: catalog_pb2.Manifest) -> datetime:
+def _signed_at(manifest: catalog_pb2.Manifest, now: datetime | None = None) -> datetime:
     """When the publisher says it signed the manifest: not later than now (with the skew a
     fresh certificate allows), or it could claim any time a certificate was valid."""
     if not manifest.HasField("create_time"):
@@ -167,7 +169,7 @@ def _signed_at(manifest: catalog_pb2.Manifest) -> datetime:
     except ValueError:
         raise errors.VerificationError("the manifest's create_time is not a valid time") \
             from None
-    if signed_at > datetime.now(UTC) + certs_ca.CLOCK_SKEW:
+    if signed_at > (now or datetime.now(UTC)) + certs_ca.CLOCK_SKEW:
         raise errors.VerificationError(
             f"the manifest says it was signed at {signed_at}, later than now: a publisher"
             " signs with the current time")

@@ -6,18 +6,16 @@ signed records (as X-Road separates authentication and signing keys). Every file
 O_EXCL: the CA never overwrites a key or certificate. Every read-modify-write of the index and the
 CRL holds an exclusive lock on ``ca.lock``, so several operators or scripts can share one CA. The
 index also keeps the last CRL number, so a deleted or damaged ``crl.pem`` does not restart the
-numbering (gateways refuse a CRL not numbered above the one they hold).
+numbering (gateways refuse a CRL numbered below the one they hold).
 """
 
 from __future__ import annotations
 
 import builtins
-import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
@@ -29,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .files import exclusive_lock, replace_file
 from .identity import STAFF_ROLES, URN_PREFIX, Identity
 
 StrPath = str | os.PathLike[str]
@@ -421,16 +420,9 @@ class CertificateAuthority:
             builder = builder.add_extension(extension, critical)
         return builder.sign(self._key, hashes.SHA256())
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the CA's exclusive lock, across processes and threads: flock belongs to the open
-        file, so each caller opening ``ca.lock`` waits for the others. Closing releases it."""
-        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self) -> AbstractContextManager[None]:
+        """The CA's exclusive lock, for every change of its folder."""
+        return exclusive_lock(self.folder / LOCK_FILE)
 
     @property
     def _authority_key_id(self) -> x509.AuthorityKeyIdentifier:
@@ -458,7 +450,7 @@ class CertificateAuthority:
             "crl_number": last_crl,
             "certificates": [row.to_json() for row in rows],
         }
-        _replace(self.folder / INDEX_FILE, json.dumps(document, indent=2).encode() + b"\n")
+        replace_file(self.folder / INDEX_FILE, json.dumps(document, indent=2).encode() + b"\n")
 
     def _last_crl_number(self) -> int:
         """The highest CRL number signed, as the index and crl.pem record it (0 before the first):
@@ -496,7 +488,7 @@ class CertificateAuthority:
                 entry = _revoked_entry(row.serial, row.revoked_at, row.reason)
                 builder = builder.add_revoked_certificate(entry)
         crl = builder.sign(self._key, hashes.SHA256())
-        _replace(self.folder / CRL_FILE, crl.public_bytes(_PEM))
+        replace_file(self.folder / CRL_FILE, crl.public_bytes(_PEM))
         return crl
 
 
@@ -677,17 +669,3 @@ def _write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise
 
 
-def _replace(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Swap in a new index or CRL atomically, so a crash never leaves half a file; the temporary
-    file has a unique name, so two writers never write into the same one."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), mode)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

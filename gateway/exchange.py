@@ -177,8 +177,8 @@ def evaluate(
                               dataset=statement.dataset)
     if dataset["publisher"] == requester:
         raise errors.FailedPrecondition(
-            f"{statement.dataset} is your own dataset: no access request is needed; read it"
-            " with GetDataset and ListDatasetVersions (govshare agency show, versions)",
+            f"{statement.dataset} is your own dataset: no access request is needed; owners"
+            " read their own datasets with GetDataset and ListDatasetVersions (show, versions)",
             reason="OWN_DATASET", dataset=statement.dataset,
         )
     if statement.fields:

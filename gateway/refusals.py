@@ -9,8 +9,9 @@ be a leaf. Admitted calls need no such bound: the rate limiter already bounds th
 Each caller (by the identity of its certificate) has a token bucket of refusals audited one by
 one. Beyond it, refusals are counted per caller, action and reason, and every
 `[limits] refusal_summary_seconds` one REFUSED event per count records how many there were and
-between which times, under the action and reason they had: nothing refused goes unrecorded,
-only the request digests of the counted ones are not kept.
+between which times, under the action and reason they had: nothing refused goes unrecorded
+(short of a crash before the next summary); only the request digests of the counted ones are
+not kept.
 """
 
 from __future__ import annotations

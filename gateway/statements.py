@@ -146,7 +146,8 @@ def check_signing_certificate(
                       reason="SIGNING_CERTIFICATE_EXPIRED", field=field)
     if now < certificate.not_valid_before_utc:
         raise refusal(f"the signing certificate of agency {agency_id} is not valid before"
-                      f" {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
+                      f" {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC: wait until"
+                      " then, or check the clocks of the gateway and the CA",
                       reason="SIGNING_CERTIFICATE_NOT_YET_VALID", field=field)
     if gateway.authenticator.revoked(certificate):
         raise refusal(f"the signing certificate of agency {agency_id} has been revoked: {renew}",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from gateway import errors
 
 MAX_REASON = 500
-"""Longest reason for a revocation, a withdrawal, a suspension or a reinstatement."""
+"""Longest reason for a revocation, a withdrawal, a suspension, a reinstatement or a
+signing-certificate replacement."""
 
 
 def check_text(value: str, field: str, longest: int, *, required: bool = False) -> None:
@@ -27,5 +28,6 @@ def check_text(value: str, field: str, longest: int, *, required: bool = False) 
 
 
 def check_reason(reason: str) -> None:
-    """A reason for a revocation, a withdrawal, a suspension or a reinstatement: required."""
+    """A reason for a revocation, a withdrawal, a suspension, a reinstatement or a
+    signing-certificate replacement: required."""
     check_text(reason, "reason", MAX_REASON, required=True)

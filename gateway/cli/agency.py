@@ -2,7 +2,8 @@
 
 Connection options come from flags or from a profile file (`--profile FILE`, TOML with `certs`
 and `gateway` keys). Tables by default, `--json` for scripts. Exit codes: 0 success, 1 refused
-by the gateway or failed verification, 2 usage error, 3 gateway unreachable.
+by the gateway or failed verification, 2 usage error, 3 gateway unreachable or no answer
+(deadline passed, call cancelled).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.table import Column, Table
 from agencies import errors
 from agencies.client import AgencyClient, BaseClient
 from gateway.columns import ColumnError
+from gateway.config import UNIX_SCHEMES
 from gateway.v1 import directory_pb2
 
 EXIT_REFUSED = 1
@@ -101,11 +103,15 @@ def _profile(path: Path) -> dict[str, Any]:
 def _target(value: str) -> str:
     """The --gateway address, which must be host:port (grpc would take port 99999 as another
     port, and connect there)."""
+    scheme, _, path = value.partition(":")
+    if scheme in UNIX_SCHEMES and path:
+        return value
     host, _, port = value.rpartition(":")
     if not (host and _encodes(host) and re.fullmatch(r"[0-9]{1,5}", port)
             and 1 <= int(port) <= 65535):
         raise LocalMistake(f"the gateway address {value!r} is not host:port with a port from 1"
-                           " to 65535: check --gateway (or the profile's gateway)")
+                           " to 65535, or unix:PATH: check --gateway (or the profile's"
+                           " gateway)")
     return value
 
 
@@ -163,7 +169,7 @@ def handles_errors(command: Callable) -> Callable:
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        _check_text(click.get_current_context())
+        _check_utf8_arguments(click.get_current_context())
         try:
             return command(*args, **kwargs)
         except errors.Unavailable as exc:
@@ -185,7 +191,7 @@ def handles_errors(command: Callable) -> Callable:
     return run
 
 
-def _check_text(ctx: click.Context | None) -> None:
+def _check_utf8_arguments(ctx: click.Context | None) -> None:
     """Every text argument of the command and its groups encodes as UTF-8: one that does not
     (bytes the terminal's encoding cannot decode reach Python as lone surrogates) could not go
     into a request."""

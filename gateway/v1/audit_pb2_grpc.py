@@ -83,7 +83,8 @@ class AuditServiceServicer:
     """
 
     def ListAuditEvents(self, request, context):
-        """Lists audit events, oldest first.
+        """Lists audit events, oldest first. A stored record that is not one the gateway writes (altered
+        on disk) is DATA_LOSS RECORD_CORRUPT, here and in GetAuditEvent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

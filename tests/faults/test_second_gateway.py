@@ -1,5 +1,5 @@
 """A second `govshare gateway serve` over the files of a running gateway (its database named
-directly or through a symlink, or a hard link), or over its blob folder with another database,
+directly or through a symlink), or over its blob folder with another database,
 refuses to start before touching anything, and the first keeps working."""
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from click.testing import CliRunner
+
 from agencies.client import AdminClient, AgencyClient
 from agencies.network import lay_out
 from gateway import config as config_module
+from gateway.cli.agency import agency
 from gateway.server import create_server
 from tests.conftest import AGENCIES
 
@@ -22,7 +25,12 @@ def test_a_gateway_on_a_unix_socket_serves_agencies(tmp_path):
             spec = AGENCIES[0]
             admin.register_agency(spec.id, spec.display_name, spec.region_code,
                                   (layout.certs(spec.id) / "signing.pem").read_text())
-        with AgencyClient(target, layout.certs(spec.id), server_name="localhost") as agency:
-            assert agency.agency(spec.id).name == f"agencies/{spec.id}"
+        with AgencyClient(target, layout.certs(spec.id), server_name="localhost") as client:
+            assert client.agency(spec.id).name == f"agencies/{spec.id}"
+        listed = CliRunner().invoke(agency, ["--certs", str(layout.certs(spec.id)), "--gateway",
+                                             target, "--server-name", "localhost", "--json",
+                                             "directory"])
+        assert listed.exit_code == 0, listed.output
+        assert f'"agencies/{spec.id}"' in listed.output
     finally:
         server.stop(grace=1)

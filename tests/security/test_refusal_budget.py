@@ -16,8 +16,8 @@ from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2
 from tests.integration.exchange_support import wait_for
 
 SUMMARY = re.compile(
-    r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)(?: \(and other names not listed\))?,"
-    r" counted")
+    r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)"
+    r"(?: \(and other names not listed\))?, counted")
 
 
 def refused_leaves(conn: sqlite3.Connection, action: str, after: int) -> list[str]:

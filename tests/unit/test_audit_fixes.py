@@ -125,7 +125,7 @@ def test_previous_verifier_keys_must_be_verifier_keys(tmp_path: Path):
         config_module.load(write_config(tmp_path, 'previous_verifier_keys = ["nope"]'))
 
 
-def test_cli_verify_trusts_the_keys_given_or_else_the_configured_ones(tmp_path: Path):
+def test_cli_verify_trusts_only_the_keys_given(tmp_path: Path):
     build(tmp_path / "audit.db")
     build(tmp_path / "audit.db", NEW_KEY, previous=(SIGNER.verifier(),))
     old, new = SIGNER.verifier().verifier_key, NEW_KEY.verifier().verifier_key
