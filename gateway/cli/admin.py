@@ -17,12 +17,9 @@ from gateway.cli.agency import (
     client_from,
     connect,
     connection_options,
-    console,
-    emit_json,
     enum_short,
-    folding_table,
     handles_errors,
-    wants_json,
+    print_items,
 )
 from gateway.v1 import directory_pb2
 
@@ -113,13 +110,8 @@ def _read(path: Path) -> str:
 
 
 def _show(ctx: click.Context, *found: directory_pb2.Agency) -> None:
-    if wants_json(ctx):
-        for agency in found:
-            emit_json(agency)
-        return
-    table = folding_table("agency", "name", "region", "state", "signing key", "previous keys")
-    for agency in found:
-        table.add_row(agency.name, agency.display_name, agency.region_code,
-                      enum_short(directory_pb2.AgencyState, agency.state),
-                      agency.signing_key_id, str(len(agency.previous_signing_certificates)))
-    console.print(table)
+    print_items(ctx, found, ("agency", "name", "region", "state", "signing key", "previous keys"),
+                lambda agency: (agency.name, agency.display_name, agency.region_code,
+                                enum_short(directory_pb2.AgencyState, agency.state),
+                                agency.signing_key_id,
+                                str(len(agency.previous_signing_certificates))))

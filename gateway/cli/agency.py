@@ -12,7 +12,7 @@ import json
 import re
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -144,6 +144,19 @@ def wants_json(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("json"))
 
 
+def print_items(ctx: click.Context, found: Iterable[Any], headers: Sequence[str],
+                row: Callable[[Any], Sequence[str]]) -> None:
+    """Items as JSON lines (--json), or as a folding table with `headers` and a `row` each."""
+    if wants_json(ctx):
+        for item in found:
+            emit_json(item)
+        return
+    table = folding_table(*headers)
+    for item in found:
+        table.add_row(*row(item))
+    console.print(table)
+
+
 def emit_json(message: Any) -> None:
     """One protobuf message (or dict) as one JSON line."""
     if hasattr(message, "DESCRIPTOR"):
@@ -243,15 +256,9 @@ def directory(ctx: click.Context, region: str) -> None:
     """List the agencies on the network."""
     with client_from(ctx) as client:
         found = list(client.agencies(region))
-    if wants_json(ctx):
-        for item in found:
-            emit_json(item)
-        return
-    table = folding_table("agency", "name", "region", "state")
-    for item in found:
-        table.add_row(item.name, item.display_name, item.region_code,
-                      enum_short(directory_pb2.AgencyState, item.state))
-    console.print(table)
+    print_items(ctx, found, ("agency", "name", "region", "state"), lambda item: (
+        item.name, item.display_name, item.region_code,
+        enum_short(directory_pb2.AgencyState, item.state)))
 
 
 from gateway.cli import agency_catalog, agency_exchange  # noqa: E402,F401  (registers commands)

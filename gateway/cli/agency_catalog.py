@@ -24,6 +24,7 @@ from gateway.cli.agency import (
     enum_short,
     folding_table,
     handles_errors,
+    print_items,
     wants_json,
 )
 from gateway.v1 import catalog_pb2
@@ -135,17 +136,12 @@ def datasets(ctx: click.Context, query: str, publisher: str, region: str, tag: s
             classification=classification or 0, sharing_type=sharing_type or 0,
             show_withdrawn=withdrawn,
         ))
-    if wants_json(ctx):
-        for item in found:
-            emit_json(item)
-        return
-    table = folding_table("dataset", "title", "version", "classification", "sharing", "state")
-    for item in found:
-        table.add_row(item.name, item.manifest.title, str(item.latest_version),
-                      enum_short(catalog_pb2.Classification, item.manifest.classification),
-                      enum_short(catalog_pb2.SharingType, item.manifest.sharing_type),
-                      enum_short(catalog_pb2.DatasetState, item.state))
-    console.print(table)
+    print_items(ctx, found, ("dataset", "title", "version", "classification", "sharing", "state"),
+                lambda item: (
+                    item.name, item.manifest.title, str(item.latest_version),
+                    enum_short(catalog_pb2.Classification, item.manifest.classification),
+                    enum_short(catalog_pb2.SharingType, item.manifest.sharing_type),
+                    enum_short(catalog_pb2.DatasetState, item.state)))
 
 
 @agency.command("show")
@@ -198,17 +194,11 @@ def versions(ctx: click.Context, name: str, verify: bool) -> None:
         found = list(client.versions(name))
         for item in found if verify else ():
             client.verify_manifest(item)
-    if wants_json(ctx):
-        for item in found:
-            emit_json(item)
-        return
-    table = folding_table("version", "created", "size", "sha256", "audit leaf",
-                  *(("signature",) if verify else ()))
-    for item in found:
-        table.add_row(str(item.version), item.create_time.ToJsonString(),
-                      str(item.manifest.content_size), item.manifest.content_sha256.hex()[:16],
-                      str(item.audit_leaf_index), *(("verified",) if verify else ()))
-    console.print(table)
+    print_items(ctx, found, ("version", "created", "size", "sha256", "audit leaf",
+                             *(("signature",) if verify else ())), lambda item: (
+        str(item.version), item.create_time.ToJsonString(), str(item.manifest.content_size),
+        item.manifest.content_sha256.hex()[:16], str(item.audit_leaf_index),
+        *(("verified",) if verify else ())))
 
 
 @agency.command("withdraw")

@@ -23,6 +23,7 @@ from gateway.cli.agency import (
     enum_short,
     folding_table,
     handles_errors,
+    print_items,
     wants_json,
 )
 from gateway.v1 import exchange_pb2
@@ -41,30 +42,21 @@ def _days(value: int | None) -> timedelta | None:
 
 
 def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -> None:
-    if wants_json(ctx):
-        for item in found:
-            emit_json(item)
-        return
-    table = folding_table("access request", "requester", "dataset", "state", "deadline", "reason")
-    for item in found:
+    def row(item: exchange_pb2.AccessRequest) -> tuple[str, ...]:
         state = enum_short(exchange_pb2.AccessRequestState, item.state)
-        table.add_row(item.name, item.requester, item.dataset,
-                      f"{state} (overdue)" if item.overdue else state,
-                      _when(item.decide_deadline), item.state_reason)
-    console.print(table)
+        return (item.name, item.requester, item.dataset,
+                f"{state} (overdue)" if item.overdue else state, _when(item.decide_deadline),
+                item.state_reason)
+
+    print_items(ctx, found, ("access request", "requester", "dataset", "state", "deadline",
+                             "reason"), row)
 
 
 def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
-    if wants_json(ctx):
-        for item in found:
-            emit_json(item)
-        return
-    table = folding_table("grant", "grantee", "dataset", "state", "fields", "expires")
-    for item in found:
-        table.add_row(item.name, item.grantee, item.dataset,
-                      enum_short(exchange_pb2.GrantState, item.state),
-                      ", ".join(item.fields) or "all", _when(item.expire_time))
-    console.print(table)
+    print_items(ctx, found, ("grant", "grantee", "dataset", "state", "fields", "expires"),
+                lambda item: (item.name, item.grantee, item.dataset,
+                              enum_short(exchange_pb2.GrantState, item.state),
+                              ", ".join(item.fields) or "all", _when(item.expire_time)))
 
 
 @agency.command("request")
