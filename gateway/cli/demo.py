@@ -109,6 +109,8 @@ def _explore(scenario: Any) -> None:
         f"govshare audit verify --config {config}",
         f"govshare agency --certs {certs / 'zj-stats'} --gateway 127.0.0.1:{port}"
         " --server-name localhost directory",
+        f"govshare admin --certs {certs / 'admin'} --gateway 127.0.0.1:{port}"
+        " --server-name localhost agencies",
         f"buf curl --protocol grpc --cacert {certs / 'ca' / 'ca.pem'}"
         f" --cert {certs / 'gd-health' / 'tls.pem'} --key {certs / 'gd-health' / 'tls.key'}"
         f" https://localhost:{port}/gateway.v1.DirectoryService/ListAgencies",

@@ -38,6 +38,7 @@ def test_every_step_passes_and_the_folder_holds_everything(demo_run):
     assert "SIGNATURE_INVALID" in output and "SIGNER_NOT_CALLER" in output
     assert f"audit verify --config {root / 'gateway.toml'}" in output
     assert "buf curl --protocol grpc" in output
+    assert f"govshare admin --certs {root / 'certs' / 'admin'}" in output
 
 
 def test_summary_figures_match_the_database(demo_run):
