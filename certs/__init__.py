@@ -32,6 +32,7 @@ from .ca import (
     load_crl,
     valid_until,
     verify_chain,
+    verify_crl,
 )
 from .identity import (
     ID_PATTERN,
@@ -80,4 +81,5 @@ __all__ = [
     "load_crl",
     "valid_until",
     "verify_chain",
+    "verify_crl",
 ]

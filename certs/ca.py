@@ -546,14 +546,21 @@ def verify_chain(
     _check_window(cert, f"certificate {cert.serial_number:x}", now)
 
 
+def verify_crl(crl: x509.CertificateRevocationList, ca_cert: x509.Certificate) -> None:
+    """InvalidCRL unless ``ca_cert`` issued ``crl`` and its (ECDSA) key signed it."""
+    if crl.issuer != ca_cert.subject:
+        raise InvalidCRL(f"the CRL is issued by {crl.issuer.rfc4514_string()}, not by"
+                         f" {ca_cert.subject.rfc4514_string()}")
+    key = ca_cert.public_key()
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)):
+        raise InvalidCRL(f"the CRL is not signed by the key of {ca_cert.subject.rfc4514_string()}")
+
+
 def is_revoked(
     cert: x509.Certificate, crl: x509.CertificateRevocationList, ca_cert: x509.Certificate
 ) -> bool:
-    """Whether ``crl`` lists ``cert``; the CRL counts only once the (ECDSA) root signed it."""
-    key = ca_cert.public_key()
-    signed = isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
-    if crl.issuer != ca_cert.subject or not signed:
-        raise InvalidCRL(f"the CRL is not signed by {ca_cert.subject.rfc4514_string()}")
+    """Whether ``crl`` lists ``cert``; the CRL counts only once the root issued and signed it."""
+    verify_crl(crl, ca_cert)
     return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import grpc
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
@@ -72,13 +71,8 @@ def read_crl(path: Path, ca_certificate: x509.Certificate) -> Revocations:
         crl = certs_ca.load_crl(path)
     except OSError as exc:  # load_crl turns only a missing file into a CAError
         raise certs_ca.InvalidCRL(f"cannot read {path}: {exc.strerror}") from None
-    if crl.issuer != ca_certificate.subject:
-        raise certs_ca.InvalidCRL(f"{path} is issued by {crl.issuer.rfc4514_string()}, not by"
-                                  f" the national CA {ca_certificate.subject.rfc4514_string()}")
-    key = ca_certificate.public_key()
-    if not (isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)):
-        raise certs_ca.InvalidCRL(f"{path} is not signed by the national CA's key")
     try:
+        certs_ca.verify_crl(crl, ca_certificate)
         number = certs_ca.crl_number(crl)
     except certs_ca.InvalidCRL as exc:
         raise certs_ca.InvalidCRL(f"{path}: {exc}") from None
@@ -172,8 +166,8 @@ class Authenticator:
             return self._crl
         with self._lock:
             if state != self._file:
-                self._file = state
                 self._reload()
+                self._file = state  # after: lock-free readers see the new CRL from now on
             return self._crl
 
     def _reload(self) -> None:
