@@ -74,8 +74,9 @@ def test_approving_twice(network, parties):
 def test_deny_without_reason(network, parties, reason):
     health, market, _ = parties
     request = ask(market, publish(health, "visits", sharing_type="CONDITIONAL")).access_request
-    refused(network, lambda: health.deny(request.name, reason), grpc.StatusCode.INVALID_ARGUMENT,
-            "REASON_REQUIRED", "exchange.request.deny")
+    error = refused(network, lambda: health.deny(request.name, reason),
+                    grpc.StatusCode.INVALID_ARGUMENT, "REASON_REQUIRED", "exchange.request.deny")
+    assert "a denial needs signed_decision.reason" in error.message
     assert health.access_request(request.name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
 
 
@@ -440,6 +441,7 @@ def test_revoke_needs_a_reason(network, parties):
     error = refused(network, lambda: health.revoke(grant.name, "   "),
                     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "exchange.grant.revoke")
     assert error.metadata["field"] == "reason"
+    assert "reason is required" in error.message
     assert next(market.grants()).state == exchange_pb2.GRANT_STATE_ACTIVE
 
 
@@ -453,3 +455,4 @@ def test_request_text_must_say_something(network, parties, field, value):
                     grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
                     "exchange.request.create")
     assert error.metadata["field"] == f"signed_statement.{field}"
+    assert error.message.startswith(f"signed_statement.{field} ")

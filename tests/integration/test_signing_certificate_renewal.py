@@ -66,15 +66,20 @@ def test_the_new_certificate_signs_and_the_old_ones_manifests_still_verify(
         market.verify_manifest(version)
 
 
-@pytest.mark.parametrize(("case", "code", "reason"), [
-    ("unchanged", grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_UNCHANGED"),
-    ("unchanged, other line ends", grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_UNCHANGED"),
-    ("another agency's", grpc.StatusCode.INVALID_ARGUMENT, "CERTIFICATE_IDENTITY_MISMATCH"),
-    ("not a certificate", grpc.StatusCode.INVALID_ARGUMENT, "CERTIFICATE_INVALID"),
-    ("no reason", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
-    ("unregistered agency", grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
+@pytest.mark.parametrize(("case", "code", "reason", "says"), [
+    ("unchanged", grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_UNCHANGED",
+     "this is already the signing certificate of agency gd-health"),
+    ("unchanged, other line ends", grpc.StatusCode.FAILED_PRECONDITION, "CERTIFICATE_UNCHANGED",
+     "this is already the signing certificate of agency gd-health"),
+    ("another agency's", grpc.StatusCode.INVALID_ARGUMENT, "CERTIFICATE_IDENTITY_MISMATCH",
+     "issued to urn:govshare:agency:sz-market, not to agency gd-health"),
+    ("not a certificate", grpc.StatusCode.INVALID_ARGUMENT, "CERTIFICATE_INVALID",
+     "must be an Ed25519 certificate issued by the national CA"),
+    ("no reason", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "reason is required"),
+    ("unregistered agency", grpc.StatusCode.NOT_FOUND, "NOT_FOUND",
+     "agency hn-water is not registered"),
 ])
-def test_refusals(network, renewal, tmp_path, case, code, reason):
+def test_refusals(network, renewal, tmp_path, case, code, reason, says):
     admin = network.admin()
     certs = network.layout.certs
     name, pem, why = "gd-health", (renewal / "signing.pem").read_text(), "renewal"
@@ -98,6 +103,7 @@ def test_refusals(network, renewal, tmp_path, case, code, reason):
         admin.replace_signing_certificate(name, pem, why)
 
     assert (refused.value.code, refused.value.reason) == (code, reason)
+    assert says in refused.value.message
     assert_only_refusal(network, before, "directory.signing_certificate.replace", reason)
     agency = admin.agency("gd-health")
     assert agency.signing_certificate_pem == (certs("gd-health") / "signing.pem").read_text()
