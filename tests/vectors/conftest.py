@@ -1,19 +1,20 @@
-"""Published test vectors from ../shared/testdata (see its README.md for sources and formats).
+"""Published test vectors, vendored under tests/vectors/data (PROVENANCE.md: sources, licenses,
+formats).
 
-Vector files become test parameters at collection time, one test per file, named after it. When
-the folder is absent each vector test skips with one explicit message; that is the only skip.
+Vector files become test parameters at collection time, one test per file, named after it. A
+folder that yields no vectors fails the run: a vector test never passes by having nothing to
+check.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-MISSING = "published vectors at ../shared/testdata were not found (set GOVSHARE_TESTDATA)"
+DATA = Path(__file__).resolve().parent / "data"
 
 _GLOBS = {
     "inclusion_vector": "merkle/inclusion/**/*.json",
@@ -21,20 +22,13 @@ _GLOBS = {
 }
 
 
-def vectors_root() -> Path:
-    override = os.environ.get("GOVSHARE_TESTDATA")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
-
-
 def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _signed_note_params(root: Path, need_private_key: bool) -> list[Any]:
+def _signed_note_params(need_private_key: bool) -> list[Any]:
     """One parameter per vector of signed-note.json (only those we can sign with, if asked)."""
-    vectors = _load(root / "signed-note.json")["vectors"]
+    vectors = _load(DATA / "signed-note.json")["vectors"]
     return [
         pytest.param(v, id=v["text"].split()[0] + str(i))
         for i, v in enumerate(vectors)
@@ -42,55 +36,47 @@ def _signed_note_params(root: Path, need_private_key: bool) -> list[Any]:
     ]
 
 
+def _require(params: list[Any], what: str) -> list[Any]:
+    if not params:
+        raise pytest.UsageError(f"no {what} vectors found under {DATA}")
+    return params
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize vector fixtures by file, or with one placeholder that skips if data is absent."""
-    root = vectors_root()
+    """Parametrize each vector fixture by file (or by vector, for signed notes)."""
     for fixture, pattern in _GLOBS.items():
         if fixture in metafunc.fixturenames:
-            files = sorted(root.glob(pattern)) if root.is_dir() else []
             params = [
-                pytest.param(path, id=path.relative_to(root / "merkle").with_suffix("").as_posix())
-                for path in files
+                pytest.param(path, id=path.relative_to(DATA / "merkle").with_suffix("").as_posix())
+                for path in sorted(DATA.glob(pattern))
             ]
-            metafunc.parametrize(fixture, params or [None], indirect=True)
+            metafunc.parametrize(fixture, _require(params, fixture), indirect=True)
     for fixture, need_private_key in (("note_vector", False), ("note_signing_vector", True)):
         if fixture in metafunc.fixturenames:
-            params = _signed_note_params(root, need_private_key) if root.is_dir() else []
-            metafunc.parametrize(fixture, params or [None], indirect=True)
-
-
-def _require(param: Any) -> Any:
-    """Skip when the vectors are absent; fail when the folder exists but yields nothing."""
-    if param is None:
-        if not vectors_root().is_dir():
-            pytest.skip(MISSING)
-        pytest.fail(f"no vector files found under {vectors_root()}")
-    return param
+            metafunc.parametrize(fixture, _require(_signed_note_params(need_private_key), fixture),
+                                 indirect=True)
 
 
 @pytest.fixture
 def inclusion_vector(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return _load(_require(request.param))
+    return _load(request.param)
 
 
 @pytest.fixture
 def consistency_vector(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return _load(_require(request.param))
+    return _load(request.param)
 
 
 @pytest.fixture
 def note_vector(request: pytest.FixtureRequest) -> dict[str, str]:
-    return _require(request.param)
+    return request.param
 
 
 @pytest.fixture
 def note_signing_vector(request: pytest.FixtureRequest) -> dict[str, str]:
-    return _require(request.param)
+    return request.param
 
 
 @pytest.fixture
 def reference_tree() -> dict[str, Any]:
-    path = vectors_root() / "merkle" / "reference-tree.json"
-    if not vectors_root().is_dir():
-        pytest.skip(MISSING)
-    return _load(path)
+    return _load(DATA / "merkle" / "reference-tree.json")
