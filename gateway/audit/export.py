@@ -18,19 +18,24 @@ hashes it into the leaf and needs nothing but the file and the log's verifier ke
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.audit import merkle, note, record
 from gateway.storage import audit as sql
+from gateway.text import json_text
+
+T = TypeVar("T")
 
 HEADER = "c2sp.org/tlog-proof@v1"
 CSV_FIELDS = ("leaf_index", "create_time", "actor", "action", "outcome", "reason", "resources",
               "subjects", "leaf_hash", "record", "tree_size", "inclusion_proof")
+
+
+MAX_PROOF_HASHES = 64
+"""Hashes in the audit path of a tree of at most 2**64 leaves."""
 
 
 class ProofFileError(Exception):
@@ -39,13 +44,6 @@ class ProofFileError(Exception):
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise ProofFileError(f"invalid base64 {text[:20]!r}") from None
 
 
 def export_rows(
@@ -90,7 +88,8 @@ def csv_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_line(item: dict[str, Any]) -> str:
-    return json.dumps(item, ensure_ascii=False, sort_keys=True)
+    """One JSON line, hidden characters of the text in it escaped (gateway.text.json_text)."""
+    return json_text(item)
 
 
 def proof_text(conn: sqlite3.Connection, leaf_index: int, checkpoint: dict[str, Any]) -> str:
@@ -116,33 +115,78 @@ class CheckedProof:
     checkpoint: note.Checkpoint
 
 
-def check_proof(text: str, verifier: note.NoteVerifier) -> CheckedProof:
-    """Check a tlog-proof file offline; ProofFileError at the first failed step.
+def check_proof(proof: bytes, verifier: note.NoteVerifier) -> CheckedProof:
+    """Check a tlog-proof file offline; ProofFileError, saying what is wrong, at the first
+    failed step.
 
-    1. the file has the header, an `extra` record, an index and base64 hashes, then a blank line;
+    1. the file is UTF-8: the header, an `extra` line (the record, base64), `index N` (ASCII
+       decimal without leading zeros, as the spec requires), at most MAX_PROOF_HASHES lines of
+       one base64 SHA-256 hash each, then a blank line;
     2. the checkpoint after it carries a valid signature of `verifier` and names its log;
     3. the audit path leads from the record's leaf hash to the checkpoint's root.
     """
+    data, index, hashes, signed = _parse_proof(proof)
+    checkpoint = _proof_checkpoint(signed, verifier)
+    try:
+        merkle.verify_inclusion(merkle.leaf_hash(data), index, checkpoint.size, hashes,
+                                checkpoint.root_hash)
+    except merkle.ProofError as exc:
+        raise ProofFileError(f"the inclusion proof fails: {exc}") from None
+    return CheckedProof(index, data, checkpoint)
+
+
+def _parse_proof(proof: bytes) -> tuple[bytes, int, list[bytes], bytes]:
+    """Checklist step 1: (record, leaf index, audit path, signed checkpoint)."""
+    try:
+        text = proof.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProofFileError("the file is not UTF-8 text") from None
     head, separator, signed = text.partition("\n\n")
     lines = head.split("\n")
-    if not separator or len(lines) < 3 or lines[0] != HEADER:
-        raise ProofFileError(f"not a {HEADER} proof")
-    if not lines[1].startswith("extra ") or not lines[2].startswith("index "):
-        raise ProofFileError("the proof must carry the record (extra) and the leaf index")
-    data = _unb64(lines[1].removeprefix("extra "))
-    index_text = lines[2].removeprefix("index ")
-    if not index_text.isdigit():
-        raise ProofFileError(f"invalid index {index_text!r}")
-    hashes = [_unb64(line) for line in lines[3:]]
+    if lines[0] != HEADER or not separator:
+        raise ProofFileError(f"not a {HEADER} proof: the first line must be {HEADER}, and a"
+                             " blank line must come before the checkpoint")
+    if len(lines) < 3 or not lines[1].startswith("extra ") or not lines[2].startswith("index "):
+        raise ProofFileError("the proof must carry the record (line 2: extra <base64>) and the"
+                             " leaf index (line 3: index <decimal>)")
+    if len(lines) - 3 > MAX_PROOF_HASHES:
+        raise ProofFileError(f"the audit path has {len(lines) - 3} hashes; a tree of at most"
+                             f" 2**64 leaves needs at most {MAX_PROOF_HASHES}")
+    data = _line(lines[1].removeprefix("extra "), 2, "the record", note.decode_base64)
+    index = _line(lines[2].removeprefix("index "), 3, "the leaf index", note.parse_decimal)
+    hashes = [_line(line, number, "a hash of the audit path", _hash)
+              for number, line in enumerate(lines[3:], start=4)]
+    return data, index, hashes, signed.encode()
+
+
+def _line(text: str, number: int, what: str, parse: Callable[[str], T]) -> T:
     try:
-        checkpoint = note.Checkpoint.parse(note.open_note(signed.encode(), [verifier]))
+        return parse(text)
+    except ValueError as exc:
+        raise ProofFileError(f"line {number} is not {what}: {exc}") from None
+
+
+def _hash(text: str) -> bytes:
+    digest = note.decode_base64(text)
+    if len(digest) != merkle.HASH_SIZE:
+        raise ValueError(f"{len(digest)} bytes, not {merkle.HASH_SIZE}")
+    return digest
+
+
+def _proof_checkpoint(signed: bytes, verifier: note.NoteVerifier) -> note.Checkpoint:
+    """Checklist step 2."""
+    try:
+        checkpoint = note.Checkpoint.parse(note.open_note(signed, [verifier]))
+    except note.UnknownKeyError:
+        raise ProofFileError(f"the checkpoint is not signed by the key given"
+                             f" ({verifier.name}+{verifier.key_id.hex()}): it is signed by"
+                             f" {_signers(signed)}") from None
     except note.NoteError as exc:
         raise ProofFileError(f"the checkpoint does not verify: {exc}") from None
     if checkpoint.origin != verifier.name:
         raise ProofFileError(f"the checkpoint is for {checkpoint.origin!r}, not {verifier.name!r}")
-    try:
-        merkle.verify_inclusion(merkle.leaf_hash(data), int(index_text), checkpoint.size, hashes,
-                                checkpoint.root_hash)
-    except merkle.ProofError as exc:
-        raise ProofFileError(f"the inclusion proof fails: {exc}") from None
-    return CheckedProof(int(index_text), data, checkpoint)
+    return checkpoint
+
+
+def _signers(signed: bytes) -> str:
+    return ", ".join(note.signing_keys(signed)) or "no key"

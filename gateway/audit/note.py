@@ -21,7 +21,7 @@ MAX_SIGNATURES = 100
 _ED25519 = b"\x01"
 _SIG_PREFIX = "\u2014 "
 _HEX_ID = re.compile(r"[0-9a-fA-F]{8}")
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")  # [0-9] is ASCII only; 2**64 - 1 has 20 digits
 _MAX_SIZE = 2**64 - 1
 
 
@@ -48,7 +48,16 @@ def _note_key_id(name: str, public_raw: bytes) -> bytes:
     return sha256(name.encode("utf-8") + b"\n" + _ED25519 + public_raw)[:4]
 
 
-def _b64decode(text: str) -> bytes:
+def parse_decimal(text: str, maximum: int = _MAX_SIZE) -> int:
+    """A number as the C2SP formats write it: ASCII digits, no leading zero (but "0"), no sign,
+    space or underscore, at most `maximum`; ValueError otherwise. (int() would take " 5", "+5",
+    "1_0", "05" and non-ASCII digits, Arabic-Indic or fullwidth.)"""
+    if not _DECIMAL.fullmatch(text) or int(text) > maximum:
+        raise ValueError(f"{text[:24]!r} is not a decimal number from 0 to {maximum}")
+    return int(text)
+
+
+def decode_base64(text: str) -> bytes:
     """Canonical standard base64 only (what our encoder emits), so encodings are not malleable."""
     try:
         data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
@@ -66,7 +75,7 @@ def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
         raise ValueError("malformed key")
     name, hex_id, encoded = fields[-3:]
     _check_name(name)
-    key = _b64decode(encoded)
+    key = decode_base64(encoded)
     if not _HEX_ID.fullmatch(hex_id) or key[:1] != _ED25519 or len(key) != 33:
         raise ValueError("malformed key or unsupported key type")
     return name, bytes.fromhex(hex_id), key[1:]
@@ -173,7 +182,7 @@ def _parse_signature_line(line: str) -> tuple[str, bytes, bytes]:
         raise ValueError("not a signature line")
     name, _, encoded = line[len(_SIG_PREFIX) :].partition(" ")
     _check_name(name)
-    blob = _b64decode(encoded)
+    blob = decode_base64(encoded)
     if len(blob) < 5:
         raise ValueError("signature too short")
     return name, blob[:4], blob[4:]
@@ -266,8 +275,6 @@ class Checkpoint:
             raise NoteError("malformed checkpoint")
         origin, size, root, *extensions = lines
         try:
-            if not _DECIMAL.fullmatch(size):
-                raise ValueError("size is not a plain decimal")
-            return cls(origin, int(size), _b64decode(root), tuple(extensions))
+            return cls(origin, parse_decimal(size), decode_base64(root), tuple(extensions))
         except ValueError:
             raise NoteError("malformed checkpoint") from None

@@ -14,16 +14,22 @@ Checklist, over the database alone (no gateway needed):
    not cover them);
 5. with `against`, a checkpoint saved outside the database must be a prefix of the rebuilt tree,
    which catches a truncated or rewritten history even when every stored checkpoint was replaced.
+   A signed root alone cannot say which leaf differs; given a copy of the earlier database
+   instead, the first leaf where the two histories part is found by binary search over the
+   roots of their prefixes (O(log n) roots, each from O(log n) stored nodes).
 
 Problems carry the first leaf position they concern, so a report says where the log went bad.
+A key or saved checkpoint that cannot check this log at all (another log's key, a file that is
+no signed checkpoint of it) raises UnusableInput instead: a mistake in the call, not tampering.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +55,15 @@ INDEX_MISMATCH = "index mismatch"
 FORK = "fork"
 TRUNCATION = "truncation"
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""How a database file begins, telling a copy of the log from a saved checkpoint."""
+
 Progress = Callable[[int, int], None]
 """Called with (leaves done, leaves in all) as the rebuild goes."""
+
+
+class UnusableInput(Exception):
+    """The key or the saved checkpoint given cannot check this log; the log is not at fault."""
 
 
 @dataclass(frozen=True, order=True)
@@ -98,24 +111,37 @@ class _Stored:
     root: bytes
 
 
+@dataclass(frozen=True)
+class _Saved:
+    """The checkpoint to check against, and the tree nodes of the copy it came from, if any."""
+
+    checkpoint: note.Checkpoint
+    fetch: merkle.Fetch | None = None
+
+
 def verify_log(
     database: Database | sqlite3.Connection | str | Path,
     verifier: note.NoteVerifier,
-    against: bytes | None = None,
+    against: bytes | Path | None = None,
     progress: Progress | None = None,
     previous: Sequence[note.NoteVerifier] = (),
 ) -> Report:
     """Verify the stored log against its signed checkpoints; see the module docstring. The
     whole check reads one snapshot, so a gateway writing meanwhile changes nothing it sees.
-    Checkpoints may be signed by `verifier` or by one of the `previous` keys of the log."""
+    Checkpoints may be signed by `verifier` or by one of the `previous` keys of the log.
+    `against` is a signed checkpoint saved earlier, or the path of an earlier copy of the
+    database (its latest checkpoint is the one checked against). UnusableInput if no stored
+    checkpoint is signed by a key given, or `against` is no checkpoint of this log."""
     verifiers = [verifier, *previous]
-    with _connection(database) as conn, sql.snapshot(conn):
+    with ExitStack() as stack:
+        conn = stack.enter_context(_connection(database))
+        stack.enter_context(sql.snapshot(conn))
+        saved = None if against is None else _open_saved(against, verifiers, stack)
         report = Report()
-        saved = None if against is None else _open_saved(against, verifiers, report)
         stored, size = _check_checkpoints(conn, verifiers, report)
         sizes = {size, *(c.size for c in stored)}
-        if saved is not None and saved.size <= size:
-            sizes.add(saved.size)
+        if saved is not None and saved.checkpoint.size <= size:
+            sizes.add(saved.checkpoint.size)
         wanted = {coord for s in sizes for coord in merkle._perfect(0, s)}
         rebuilt = _Rebuild(conn, size, wanted, report, progress)
         rebuilt.run()
@@ -133,7 +159,7 @@ def verify_log(
                 report.add(leaf_index, INDEX_MISMATCH,
                            f"the {what} disagrees with the record's subjects")
         if saved is not None:
-            _check_against(saved, rebuilt, size, report)
+            _check_against(saved, conn, rebuilt, size, report)
         return report
 
 
@@ -169,8 +195,11 @@ def _check_checkpoints(
     """Checklist step 1: the checkpoints whose notes hold, and the largest size claimed.
 
     A bad checkpoint is reported at the first leaf only it vouches for (the previous size).
+    UnusableInput when every checkpoint is signed by keys other than those given.
     """
-    stored, previous = [], 0
+    stored, previous, unknown = [], 0, 0
+    others: dict[str, None] = {}
+    """Keys signing the checkpoints no key given signed, in order."""
     for row in sql.checkpoints(conn):
         size, signed = row["tree_size"], bytes(row["note"])
         report.checkpoints += 1
@@ -182,10 +211,24 @@ def _check_checkpoints(
             else:
                 stored.append(_Stored(size, checkpoint.root_hash))
                 report.latest_checkpoint = signed
+        except note.UnknownKeyError:
+            signers = note.signing_keys(signed)
+            unknown += 1
+            others.update(dict.fromkeys(signers))
+            report.add(previous, BAD_SIGNATURE,
+                       f"checkpoint of size {size} is signed by {', '.join(signers)}, no key"
+                       " given (give a previous key of the log with --key too)")
         except note.NoteError as exc:
             report.add(previous, BAD_SIGNATURE, f"checkpoint of size {size}: {exc}")
         previous = size
+    if unknown and unknown == report.checkpoints:
+        raise UnusableInput(f"the key {_names(verifiers)} does not belong to this log (its"
+                            f" checkpoints are signed by {', '.join(others)})")
     return stored, previous
+
+
+def _names(verifiers: Sequence[note.NoteVerifier]) -> str:
+    return " or ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers)
 
 
 class _Rebuild:
@@ -332,22 +375,81 @@ def _any_between(positions: list[int], begin: int, end: int) -> bool:
     return at < len(positions) and positions[at] < end
 
 
-def _open_saved(against: bytes, verifiers: Sequence[note.NoteVerifier], report: Report) \
-        -> note.Checkpoint | None:
+def _open_saved(against: bytes | Path, verifiers: Sequence[note.NoteVerifier],
+                stack: ExitStack) -> _Saved:
+    """The checkpoint to check against: the bytes of a signed one, or a database copy's latest
+    (whose stored tree must lead to it); UnusableInput if it is no checkpoint of this log."""
+    if isinstance(against, bytes):
+        return _Saved(_saved_checkpoint(against, verifiers, "the saved checkpoint"))
+    what = f"the copy of the log {against}"
     try:
-        return open_checkpoint(against, verifiers)
+        copy = stack.enter_context(_connection(against))
+        stack.enter_context(sql.snapshot(copy))
+        latest = sql.latest_checkpoint(copy)
+        if latest is None:
+            raise UnusableInput(f"{what} has no checkpoint")
+        checkpoint = _saved_checkpoint(bytes(latest["note"]), verifiers, what)
+        fetch = functools.partial(sql.fetch_nodes, copy)
+        if merkle.root_at(checkpoint.size, fetch) != checkpoint.root_hash:
+            raise UnusableInput(f"{what} holds a tree that does not lead to its own latest"
+                                " checkpoint: verify it first")
+    except (sqlite3.Error, LookupError) as exc:
+        raise UnusableInput(f"{what} cannot be read as a database of the log: {exc}") from None
+    return _Saved(checkpoint, fetch)
+
+
+def _saved_checkpoint(signed: bytes, verifiers: Sequence[note.NoteVerifier],
+                      what: str) -> note.Checkpoint:
+    try:
+        return open_checkpoint(signed, verifiers)
+    except note.UnknownKeyError:
+        raise UnusableInput(f"{what} does not belong to this log: it is signed by"
+                            f" {', '.join(note.signing_keys(signed))}, not by {_names(verifiers)}"
+                            ) from None
     except note.NoteError as exc:
-        report.add(0, BAD_SIGNATURE, f"the saved checkpoint does not verify: {exc}")
-        return None
+        raise UnusableInput(f"{what} is not a valid signed checkpoint of this log: {exc}"
+                            ) from None
 
 
-def _check_against(saved: note.Checkpoint, rebuilt: _Rebuild, size: int, report: Report) -> None:
-    """Checklist step 5."""
-    if saved.size > size:
+def _check_against(saved: _Saved, conn: sqlite3.Connection, rebuilt: _Rebuild, size: int,
+                   report: Report) -> None:
+    """Checklist step 5: the saved checkpoint's tree must be a prefix of the rebuilt one."""
+    earlier = saved.checkpoint.size
+    if earlier <= size and rebuilt.root(earlier) == saved.checkpoint.root_hash:
+        return
+    agree = _agreeing_prefix(saved, conn, min(earlier, size))
+    if agree is not None and agree < min(earlier, size):
+        report.add(agree, FORK,
+                   f"leaf {agree} differs from the earlier copy's, whose checkpoint of {earlier}"
+                   f" leaves was signed (the first {agree} leaves agree): the history was"
+                   " rewritten")
+    elif earlier > size:
         report.add(size, TRUNCATION,
-                   f"the log holds {size} leaves but a checkpoint for {saved.size} was saved"
-                   " earlier: it was truncated")
-    elif saved.size and rebuilt.root(saved.size) != saved.root_hash:
-        report.add(saved.size - 1, FORK,
-                   f"the first {saved.size} leaves differ from the tree a saved checkpoint"
-                   " signed: the history was rewritten")
+                   f"the log holds {size} leaves but a checkpoint for {earlier} was saved"
+                   f" earlier: leaves {size} to {earlier - 1} are gone")
+    else:
+        report.add(0, FORK,
+                   f"the first {earlier} leaves do not hash to the root a saved checkpoint"
+                   f" signed: the history was rewritten, somewhere in leaves 0 to {earlier - 1}"
+                   " (a signed root cannot say where; --against an earlier copy of the"
+                   " database names the first leaf that differs)")
+
+
+def _agreeing_prefix(saved: _Saved, conn: sqlite3.Connection, upto: int) -> int | None:
+    """How many leading leaves the log and the earlier copy share (at most `upto`), by binary
+    search over their prefix roots (once two prefixes differ, every longer one does); None
+    without a copy, or when a tree node either side needs is missing."""
+    if saved.fetch is None:
+        return None
+    fetch = functools.partial(sql.fetch_nodes, conn)
+    lo, hi = 0, upto
+    try:
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if merkle.root_at(mid, saved.fetch) == merkle.root_at(mid, fetch):
+                lo = mid
+            else:
+                hi = mid - 1
+    except LookupError:
+        return None
+    return lo
