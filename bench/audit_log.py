@@ -48,7 +48,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def open_log(path: Path, synchronous: str) -> AuditLog:
-    log = AuditLog(Database(path, synchronous=synchronous), SIGNER, ORIGIN)
+    log = AuditLog(Database(path, synchronous=synchronous), SIGNER, ORIGIN,
+                   checkpoint_file=path.with_suffix(".checkpoint"))
     log.open()
     return log
 

@@ -99,6 +99,10 @@ class AuditConfig:
     signing key or origin: the last stored checkpoint may be signed by one of them, and
     `govshare audit verify` accepts checkpoints they signed. New checkpoints use the current
     key."""
+    checkpoint_file: Path = Path("audit.checkpoint")
+    """Where the gateway keeps its latest signed checkpoint outside the database, saved before
+    anyone sees it: a database whose log does not extend it (a restored backup, a copy that
+    went its own way) is refused at start."""
 
     def previous_verifiers(self) -> list[note.NoteVerifier]:
         """previous_verifier_keys, parsed (load has checked them)."""

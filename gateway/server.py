@@ -27,7 +27,7 @@ from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import errors, fetch, times
 from gateway.audit import note
-from gateway.audit.log import AuditLog
+from gateway.audit.log import AuditLog, Committed
 from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import DatasetCache
 from gateway.config import Config, ServerConfig
@@ -100,6 +100,7 @@ class Gateway:
         self.db = Database(config.path(config.storage.database),
                            synchronous=config.storage.synchronous)
         self.log = AuditLog(self.db, self.note_signer, config.audit.origin,
+                            checkpoint_file=config.path(config.audit.checkpoint_file),
                             previous=config.audit.previous_verifiers(), clock=self.clock)
         limits = config.limits
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
@@ -138,14 +139,15 @@ class Gateway:
             return "has been revoked by the national CA"
         return ""
 
-    def open(self) -> None:
+    def open(self, *, checkpoint_from_database: bool = False) -> None:
         """Verify the audit log and start committing; publish the checkpoint verifier key.
 
         StartError when the database turns out damaged or cannot be written: the first reads
-        of most of its pages, and its first write, happen here."""
+        of most of its pages, and its first write, happen here. `checkpoint_from_database`:
+        see AuditLog.open."""
         try:
             self._recover_blobs()
-            self.log.open()
+            self.log.open(checkpoint_from_database=checkpoint_from_database)
             self._summaries.start()
             fetch.break_interrupted(self)
         except sqlite3.DatabaseError as exc:
@@ -159,6 +161,13 @@ class Gateway:
                              + "; if it is damaged, restore it from a backup; if its disk is"
                              " full, free space") from None
         self._publish_verifier_key()
+
+    def open_new_origin(self) -> Committed:
+        """Continue the audit log under [audit] origin (AuditLog.open_new_origin), as this
+        gateway, and publish the new origin's verifier key; the caller closes the gateway."""
+        committed = self.log.open_new_origin(self.identity.uri)
+        self._publish_verifier_key()
+        return committed
 
     def _publish_verifier_key(self) -> None:
         key_file = self.config.path(self.config.audit.verifier_key_file)
@@ -230,11 +239,13 @@ class GatewayServer:
         self.server.wait_for_termination()
 
 
-def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer:
+def create_server(config: Config, *, clock: Any = times.utcnow,
+                  checkpoint_from_database: bool = False) -> GatewayServer:
     """Build the gateway and its server bound to config.server.listen (port 0 picks one).
 
     Raises StartError when another gateway uses the same files or the port is taken: before
-    any start-up recovery, so a second gateway never alters a live one's state."""
+    any start-up recovery, so a second gateway never alters a live one's state.
+    `checkpoint_from_database`: see AuditLog.open."""
     gateway = Gateway(config, clock=clock)
     try:
         server, health_servicer = _grpc_server(config, gateway)
@@ -245,7 +256,7 @@ def create_server(config: Config, *, clock: Any = times.utcnow) -> GatewayServer
         port = _bind(server, config, gateway.credentials)
         # Recovery runs once the port is ours, so a gateway that cannot serve changes nothing;
         # no call is served before start().
-        gateway.open()
+        gateway.open(checkpoint_from_database=checkpoint_from_database)
     except BaseException:
         server.stop(None)
         gateway.close()

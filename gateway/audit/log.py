@@ -5,10 +5,17 @@ committer thread takes whatever changes are waiting, runs each in its own savepo
 transaction, appends their events as leaves of the Merkle tree, signs one checkpoint for the
 batch and commits. A caller returns only after its change and its events are durable; a change
 that fails leaves nothing but its refusal event.
+
+A log must never sign two histories (a checkpoint inconsistent with one it signed before), so
+the latest checkpoint is also saved in a file outside the database ([audit] checkpoint_file)
+before anyone sees it, and a database whose log does not extend that file is refused at start:
+a restored backup would otherwise sign new checkpoints of sizes already signed, with other
+roots. A database that is truly lost continues under a new origin (`open_new_origin`).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import logging
@@ -20,8 +27,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from certs.files import replace_file
 from gateway import errors, times
 from gateway.audit import merkle, note, record
 from gateway.storage import Database, StorageError, transaction
@@ -40,6 +49,9 @@ quiet gateway does not pay a second commit for every event."""
 INDEX_LAG = 65536
 """Leaves the subject index may fall behind under load before a step goes before each batch;
 a listing scans at most this many."""
+NEW_ORIGIN = "audit.new_origin"
+"""The action of the first leaf under a new origin; its reason holds the signed checkpoint the
+previous origin ended with."""
 
 
 class _WroteBeforeFailing(Exception):
@@ -48,6 +60,11 @@ class _WroteBeforeFailing(Exception):
 
 class LogIntegrityError(Exception):
     """The stored log does not match its last signed checkpoint."""
+
+
+class LogRollback(LogIntegrityError):
+    """The database's log does not extend the checkpoint saved outside it: the database is
+    older than what the log published (a restored backup) or a copy that went its own way."""
 
 
 class CheckpointKeyMismatch(Exception):
@@ -127,12 +144,15 @@ class AuditLog:
         signer: note.NoteSigner,
         origin: str,
         *,
+        checkpoint_file: Path,
         previous: Sequence[note.NoteVerifier] = (),
         clock: Callable[[], datetime] = times.utcnow,
     ):
         self.db = db
         self.signer = signer
         self.origin = origin
+        self.checkpoint_file = checkpoint_file
+        """Where the latest signed checkpoint is saved outside the database."""
         self.previous = tuple(previous)
         """Keys that signed this log before `signer` ([audit] previous_verifier_keys)."""
         self.clock = clock
@@ -145,22 +165,69 @@ class AuditLog:
         self._indexed: int | None = 0
         """The first leaf the subject index does not cover (None: indexing failed, so
         listings scan beyond the last good step until a restart)."""
+        self._published: dict[str, Any] | None = None
+        """The latest checkpoint row saved in checkpoint_file: the only one shown to anyone."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Check the stored log against its last signed checkpoint, then start committing.
+    def open(self, *, checkpoint_from_database: bool = False) -> None:
+        """Check the stored log against its last signed checkpoint and against the checkpoint
+        saved outside the database, then start committing.
 
-        Raises LogIntegrityError when the recomputed root differs: a gateway must not serve on
-        top of a log that was altered.
+        Raises LogIntegrityError when the recomputed root differs (a gateway must not serve on
+        top of a log that was altered), LogRollback when the log does not extend the saved
+        checkpoint, or when that file is missing for a log with leaves unless
+        `checkpoint_from_database` (the operator vouches that the database is the newest).
         """
+        conn = self._load()
+        signed_now = self._check_against_checkpoint(conn, self._frontier.size)
+        self._check_against_saved(conn, checkpoint_from_database)
+        latest = sql.latest_checkpoint(conn)
+        if not signed_now:  # no checkpoint yet, or one of a previous key or origin
+            latest = self._write_checkpoint(conn, self.clock())
+        try:
+            self._publish(latest)
+        except OSError as exc:
+            raise StorageError(f"[audit] checkpoint_file: cannot write {self.checkpoint_file}:"
+                               f" {exc.strerror}") from None
+        self._start()
+
+    def open_new_origin(self, actor: str) -> Committed:
+        """Continue a log whose database was lost or rolled back under a new origin (the
+        configured one): its first leaf records the checkpoint the previous origin ended with
+        (the saved one), and no checkpoint of the previous origin is signed again. The leaves
+        the database holds stay where they are, so the records naming them keep their
+        meaning. LogIntegrityError when there is nothing to continue."""
+        conn = self._load()
+        self._check_against_checkpoint(conn, self._frontier.size)
+        try:
+            signed = self.checkpoint_file.read_bytes()
+        except FileNotFoundError:
+            raise LogIntegrityError(f"no checkpoint is saved in {self.checkpoint_file}: there"
+                                    " is no previous log to continue") from None
+        ended = self._open_saved(signed)
+        if ended.origin == self.origin:
+            raise LogIntegrityError(
+                f"the saved checkpoint is of origin {self.origin}, which [audit] origin still"
+                " names: set [audit] origin to a name this log never had, and add the line"
+                " audit.vkey holds to [audit] previous_verifier_keys")
+        if self._extends(conn, ended):
+            raise LogIntegrityError(
+                f"the database's log extends the checkpoint saved in {self.checkpoint_file}:"
+                " nothing was lost, so serve it as it is (with its previous [audit] origin)")
+        self._start()
+        when = times.to_text(self.clock())
+        return self.append([record.Event(actor, NEW_ORIGIN, reason=signed.decode(), time=when)])
+
+    def _load(self) -> sqlite3.Connection:
+        """The write connection, with the frontier and the subject index read from it."""
         conn = self.db.writer
         size = sql.tree_size(conn)
         self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
-        signed_now = self._check_against_checkpoint(conn, size)
         self._indexed = sql.subjects_indexed_upto(conn)
-        if not signed_now:  # no checkpoint yet, or one of a previous key or origin
-            self._write_checkpoint(conn, self.clock())
+        return conn
+
+    def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="audit-committer", daemon=True)
         self._thread.start()
 
@@ -193,6 +260,57 @@ class AuditLog:
         current = self.signer.verifier()
         return checkpoint.origin == self.origin and \
             f"{current.name}+{current.key_id.hex()}" in signers
+
+    def _check_against_saved(self, conn: sqlite3.Connection, from_database: bool) -> None:
+        """LogRollback unless the log extends the checkpoint saved outside the database."""
+        size = self._frontier.size
+        try:
+            signed = self.checkpoint_file.read_bytes()
+        except FileNotFoundError:
+            if size and not from_database:
+                raise LogRollback(
+                    f"the database {self.db.path} holds an audit log of {size} leaves, but its"
+                    f" saved checkpoint {self.checkpoint_file} is missing, so nothing shows the"
+                    " database is the newest: put the file back; on the first start after"
+                    " upgrading govshare, or if you know this database is the newest, start"
+                    " once with --checkpoint-from-database") from None
+            return
+        saved = self._open_saved(signed)
+        if not self._extends(conn, saved):
+            raise LogRollback(
+                f"the database {self.db.path} holds an audit log of {size} leaves with root"
+                f" {_b64(self._frontier.root())}, which does not extend the checkpoint this"
+                f" log signed and saved in {self.checkpoint_file} (size {saved.size}, root"
+                f" {_b64(saved.root_hash)}): the database is older than the log already"
+                " published (a restored backup?) or a copy that went its own way; put back the"
+                " newest database or, if it is lost, continue the log under a new origin"
+                " (govshare gateway new-origin, see docs/RELIABILITY.md)")
+
+    def _open_saved(self, signed: bytes) -> note.Checkpoint:
+        """The saved checkpoint, once a key of this log (current or previous) verifies it."""
+        try:
+            return note.Checkpoint.parse(
+                note.open_note(signed, [self.signer.verifier(), *self.previous]))
+        except note.NoteError as exc:
+            raise LogIntegrityError(
+                f"the checkpoint saved in {self.checkpoint_file} does not verify with this"
+                f" log's keys ({exc}): put back the file the gateway saved there, or add the key"
+                " that signed it to [audit] previous_verifier_keys") from None
+
+    def _extends(self, conn: sqlite3.Connection, saved: note.Checkpoint) -> bool:
+        """Whether the stored tree has `saved` as a prefix (RFC 6962 consistency)."""
+        size = self._frontier.size
+        if saved.size > size:
+            return False
+        if saved.size == 0:
+            return True
+        proof = merkle.consistency_proof(saved.size, size, lambda c: sql.fetch_nodes(conn, c))
+        try:
+            merkle.verify_consistency(saved.size, size, proof, saved.root_hash,
+                                      self._frontier.root())
+        except merkle.ProofError:
+            return False
+        return True
 
     def _open_latest(self, signed: bytes) -> tuple[note.Checkpoint, list[str]]:
         """The latest stored checkpoint and the keys it names, once a known key's signature
@@ -305,12 +423,12 @@ class AuditLog:
         size_before = self._frontier.size
         try:
             try:
-                outcomes = self._run_batch(conn, batch, isolated=False)
+                outcomes, signed = self._run_batch(conn, batch, isolated=False)
             except _WroteBeforeFailing:
                 # A change failed after writing: run the batch again, each change in a
                 # savepoint, so only that change's writes are undone.
                 self._rollback(conn, size_before)
-                outcomes = self._run_batch(conn, batch, isolated=True)
+                outcomes, signed = self._run_batch(conn, batch, isolated=True)
         except Exception as exc:  # storage failure: nothing of the batch is kept
             request_id = uuid.uuid4().hex  # the detail is for the operator's log only
             log.error("audit batch of %d failed to commit (request id %s): %s", len(batch),
@@ -325,6 +443,8 @@ class AuditLog:
                     pending.error = failure
                 _wake_in_turn(batch)
             return
+        if signed is not None:
+            self._publish_committed(signed)
         size = self._frontier.size
         for pending, value, failure, indices in outcomes:
             pending.outcome = Committed(value, indices, size)
@@ -333,8 +453,10 @@ class AuditLog:
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[_Pending], *, isolated: bool
-    ) -> list[tuple[_Pending, Any, BaseException | None, list[int]]]:
-        """Apply every change and append its events in one transaction, then commit.
+    ) -> tuple[list[tuple[_Pending, Any, BaseException | None, list[int]]],
+               dict[str, Any] | None]:
+        """Apply every change and append its events in one transaction, then commit; returns
+        the outcomes and the checkpoint signed, if the tree grew.
 
         Changes check before they write, so a failing change has usually written nothing and
         needs no savepoint (two statements saved per change on the hot path); `isolated` runs
@@ -358,10 +480,11 @@ class AuditLog:
             outcomes.append((pending, value, failure, indices))
         sql.insert_leaves(conn, leaves)
         sql.insert_nodes(conn, nodes)
+        signed = None
         if self._frontier.size != size_before:
-            self._write_checkpoint(conn, now)
+            signed = self._write_checkpoint(conn, now)
         transaction.commit(conn)
-        return outcomes
+        return outcomes, signed
 
     def _apply(
         self, conn: sqlite3.Connection, pending: _Pending, now: datetime, isolated: bool
@@ -395,17 +518,37 @@ class AuditLog:
         except transaction.Error as exc:
             raise StorageError(f"cannot roll back the audit log: {exc}") from exc
 
-    def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> None:
+    def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
+        """Sign and store a checkpoint of the tree as it stands; returns its row."""
         size, root = self._frontier.size, self._frontier.root()
         text = note.Checkpoint(self.origin, size, root).to_text()
         signed = note.sign_note(text, [self.signer])
-        sql.insert_checkpoint(conn, size, root, signed, times.to_text(now))
+        when = times.to_text(now)
+        sql.insert_checkpoint(conn, size, root, signed, when)
+        return {"tree_size": size, "root_hash": root, "note": signed, "create_time": when}
+
+    def _publish(self, latest: dict[str, Any]) -> None:
+        """Save the checkpoint outside the database (durably), and only then show it."""
+        replace_file(self.checkpoint_file, bytes(latest["note"]))
+        self._published = latest
+
+    def _publish_committed(self, signed: dict[str, Any]) -> None:
+        """Publish a batch's checkpoint once committed: saved after the commit, so a crash
+        between the two leaves the file behind the database (which start-up accepts and
+        catches up), never ahead of it. A checkpoint that cannot be saved stays unshown; the
+        batch's changes are durable all the same, and the next batch's checkpoint covers them."""
+        try:
+            self._publish(signed)
+        except OSError as exc:
+            log.error("audit checkpoint of size %d not saved in %s, so not shown: %s",
+                      signed["tree_size"], self.checkpoint_file, exc)
 
     # -- reading -----------------------------------------------------------------------------
 
     def checkpoint(self) -> dict[str, Any]:
-        """The latest signed checkpoint row (tree_size, root_hash, note, create_time)."""
-        latest = sql.latest_checkpoint(self.db.reader())
+        """The latest published checkpoint row (tree_size, root_hash, note, create_time): the
+        latest saved outside the database (a later one committed but not saved yet is not)."""
+        latest = self._published
         if latest is None:
             raise errors.Unavailable("the audit log has no checkpoint yet")
         return latest
@@ -419,3 +562,25 @@ class AuditLog:
         return merkle.consistency_proof(
             first_size, second_size, lambda c: sql.fetch_nodes(conn, c)
         )
+
+
+def origin_links(conn: sqlite3.Connection,
+                 verifiers: Sequence[note.NoteVerifier]) -> list[tuple[int, str]]:
+    """Where the log changed origin after a lost database: (leaf index, what it continues,
+    in words), the previous origin's last checkpoint verified with `verifiers`."""
+    links = []
+    for index, data in sql.records_of_action(conn, NEW_ORIGIN):
+        signed = record.decode(data)["reason"].encode()
+        try:
+            ended = note.Checkpoint.parse(note.open_note(signed, verifiers))
+        except note.NoteError as exc:
+            links.append((index, f"a checkpoint that does not verify ({exc})"))
+            continue
+        links.append((index, f"{ended.origin} after its checkpoint of size {ended.size}, root"
+                             f" {_b64(ended.root_hash)}"))
+    return links
+
+
+def _b64(digest: bytes) -> str:
+    """A root hash as checkpoints write it."""
+    return base64.b64encode(digest).decode()

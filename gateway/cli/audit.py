@@ -22,6 +22,7 @@ from agencies.catalog import agency_name
 from gateway import config as config_module
 from gateway import times
 from gateway.audit import export, merkle, note, record, verify
+from gateway.audit.log import origin_links
 from gateway.cli.agency import folding_table
 from gateway.services.audit import MAX_LEAF_INDEX
 from gateway.signing import SigningKey
@@ -229,6 +230,8 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
         save_checkpoint.write_bytes(report.latest_checkpoint)
     click.echo(f"OK: {report.tree_size} entries, {report.checkpoints} checkpoints, root"
                f" {report.root_hash.hex()}")
+    for leaf, continued in origin_links(conn, [verifier, *previous]):
+        click.echo(f"leaf {leaf} begins a new origin, continuing {continued}")
 
 
 @audit.command("export")

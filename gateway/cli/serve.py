@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from gateway import config as config_module
+from gateway.text import LogFormatter
 
 M_ARENA_MAX = -8
 """glibc's mallopt parameter for the number of malloc arenas (malloc.h)."""
@@ -29,24 +30,68 @@ def gateway_group() -> None:
               " folder).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log verbosity.")
-def serve(config_path: Path, listen: str | None, database: Path | None, log_level: str) -> None:
+@click.option("--checkpoint-from-database", is_flag=True,
+              help="When [audit] checkpoint_file is missing, save the database's latest"
+              " checkpoint there instead of refusing: for the first start after upgrading"
+              " govshare, or when you know this database is the newest.")
+def serve(config_path: Path, listen: str | None, database: Path | None, log_level: str,
+          checkpoint_from_database: bool) -> None:
     """Serve the gateway.v1 API over mutual TLS until SIGTERM or Ctrl-C."""
     from gateway.audit.log import CheckpointKeyMismatch, LogIntegrityError
     from gateway.server import StartError, create_server, serve_forever
     from gateway.storage.database import StorageError
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_to_stderr(log_level)
     one_malloc_arena()
     try:
         config = _configured(config_path, listen, database)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from exc
     try:
-        server = create_server(config)
+        server = create_server(config, checkpoint_from_database=checkpoint_from_database)
     except (CheckpointKeyMismatch, LogIntegrityError, StartError, StorageError, OSError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from exc
     click.echo(f"govshare gateway listening on {_address(config.server.listen, server.port)}")
     serve_forever(server)
+
+
+@gateway_group.command("new-origin")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), required=True,
+              help="The gateway.toml, its [audit] origin set to the new name.")
+def new_origin(config_path: Path) -> None:
+    """Continue the audit log under a new origin after its database was lost.
+
+    For a gateway that refuses to start because its database does not extend the checkpoint
+    it saved (and no newer database exists): the first leaf under the new [audit] origin
+    records that checkpoint, and no checkpoint of the old origin is ever signed again. Run it
+    with the gateway stopped; docs/RELIABILITY.md has the steps."""
+    from gateway.audit.log import CheckpointKeyMismatch, LogIntegrityError
+    from gateway.server import Gateway, StartError
+    from gateway.storage.database import StorageError
+
+    try:
+        config = _configured(config_path, None, None)
+        gateway = Gateway(config)
+        try:
+            committed = gateway.open_new_origin()
+        finally:
+            gateway.close()
+    except (CheckpointKeyMismatch, LogIntegrityError, StartError, StorageError, OSError,
+            ValueError) as exc:
+        raise click.ClickException(f"no new origin: {exc}") from exc
+    leaf = committed.leaf_indices[0]
+    click.echo(f"the log continues as {config.audit.origin}: leaf {leaf} records the previous"
+               f" origin's last checkpoint, and checkpoint {committed.tree_size} is saved in"
+               f" {config.path(config.audit.checkpoint_file)}")
+
+
+def log_to_stderr(level: str) -> None:
+    """One line per log record on stderr, network text in it escaped (gateway.text.LogFormatter),
+    tracebacks indented below it."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _configured(config_path: Path, listen: str | None,

@@ -96,6 +96,12 @@ def checkpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return rows(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size"))
 
 
+def records_of_action(conn: sqlite3.Connection, action: str) -> list[tuple[int, bytes]]:
+    """(leaf_index, record) of every leaf with `action`, in order."""
+    return conn.execute("SELECT leaf_index, record FROM audit_leaves WHERE action = ?"
+                        " ORDER BY leaf_index", (action,)).fetchall()
+
+
 def get_leaf(conn: sqlite3.Connection, leaf_index: int) -> dict[str, Any] | None:
     return first(conn.execute("SELECT * FROM audit_leaves WHERE leaf_index = ?", (leaf_index,)))
 

@@ -28,7 +28,7 @@ def event(i: int) -> Event:
 
 def test_verify_reads_one_snapshot_while_the_log_grows(tmp_path: Path):
     db = Database(tmp_path / "audit.db")
-    log = AuditLog(db, SIGNER, ORIGIN)
+    log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=tmp_path / "audit.checkpoint")
     log.open()
     stop = threading.Event()
 
@@ -61,7 +61,8 @@ NEW_ORIGIN = note.NoteSigner("other.local/audit", SigningKey.from_seed(bytes(ran
 def build(path: Path, signer: note.NoteSigner = SIGNER, count: int = 5,
           previous: tuple[note.NoteVerifier, ...] = ()) -> None:
     db = Database(path)
-    log = AuditLog(db, signer, signer.name, previous=previous)
+    log = AuditLog(db, signer, signer.name, checkpoint_file=path.with_suffix(".checkpoint"),
+                   previous=previous)
     try:
         log.open()
         for i in range(count):

@@ -31,9 +31,23 @@ SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(SEED))
 
 
 def open_log(path: Path) -> AuditLog:
-    log = AuditLog(Database(path), SIGNER, ORIGIN)
+    log = AuditLog(Database(path), SIGNER, ORIGIN,
+                   checkpoint_file=path.with_suffix(".checkpoint"))
     log.open()
     return log
+
+
+def test_the_checkpoint_is_saved_before_the_caller_is_answered(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "audit.db")
+    try:
+        committed = log.append([Event(actor="urn:govshare:test", action="test.saved")])
+        signed = (tmp_path / "audit.checkpoint").read_bytes()
+        saved = note.Checkpoint.parse(note.open_note(signed, [SIGNER.verifier()]))
+        assert saved.size == committed.tree_size == committed.leaf_indices[0] + 1
+        assert bytes(log.checkpoint()["note"]) == signed  # what GetCheckpoint shows
+    finally:
+        log.close()
+        log.db.close()
 
 
 def test_concurrent_appends_lose_nothing_and_verify(tmp_path: Path) -> None:
@@ -61,6 +75,8 @@ def test_concurrent_appends_lose_nothing_and_verify(tmp_path: Path) -> None:
 
 APPENDER = textwrap.dedent("""
     import sys
+    from pathlib import Path
+
     from gateway.audit import note
     from gateway.audit.log import AuditLog
     from gateway.audit.record import Event
@@ -68,7 +84,8 @@ APPENDER = textwrap.dedent("""
     from gateway.storage import Database
 
     signer = note.NoteSigner(sys.argv[2], SigningKey.from_seed(bytes(range(32))))
-    log = AuditLog(Database(sys.argv[1]), signer, sys.argv[2])
+    log = AuditLog(Database(sys.argv[1]), signer, sys.argv[2],
+                   checkpoint_file=Path(sys.argv[1]).with_suffix(".checkpoint"))
     log.open()
     n = 0
     while True:
@@ -111,7 +128,7 @@ def test_start_up_refuses_a_modified_record(tmp_path: Path) -> None:
     conn.close()
     db = Database(path)
     with pytest.raises(LogIntegrityError, match="differs from the last signed checkpoint"):
-        AuditLog(db, SIGNER, ORIGIN).open()
+        AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint")).open()
     db.close()
 
 

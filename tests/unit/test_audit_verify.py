@@ -28,7 +28,7 @@ def build_log(path: Path, size: int = SIZE, actor: str = "urn:govshare:agency:a"
               batch: int = BATCH) -> Path:
     """A real log of `size` events appended in batches through AuditLog."""
     db = Database(path)
-    log = AuditLog(db, SIGNER, ORIGIN)
+    log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
     log.open()
     for begin in range(0, size, batch):
         log.append([Event(actor=actor, action="catalog.publish",

@@ -84,8 +84,10 @@ def test_a_log_written_before_both_migrations_opens_and_verifies(tmp_path: Path)
     old.conn.commit()
     old.close()
 
-    log = AuditLog(Database(path), SIGNER, ORIGIN)
-    log.open()  # raises LogIntegrityError if the stored tree no longer matches
+    log = AuditLog(Database(path), SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
+    # A database from before the saved checkpoint file; LogIntegrityError if the stored tree
+    # no longer matches.
+    log.open(checkpoint_from_database=True)
     try:
         assert log.inclusion_proof(5, 37) == merkle.inclusion_proof(
             5, 37, lambda coords: sql.fetch_nodes(log.db.reader(), coords))

@@ -1,0 +1,208 @@
+"""A log never signs two histories: a gateway refuses a database whose audit log does not extend
+the checkpoint it saved outside it (a restored backup, a fork), signs nothing then, and a lost
+database continues under a new origin that records the old log's last checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway import config as config_module
+from gateway.audit import note, record
+from gateway.audit.log import NEW_ORIGIN
+from gateway.server import create_server
+from tests.conftest import start_network
+from tests.faults.test_start_checks import _edit, refusal, serve
+
+NEW = "govshare.local/audit/2"
+
+
+class Stopped:
+    """A network's files with its gateway stopped, and ways to run it again."""
+
+    def __init__(self, root: Path):
+        self.network = start_network(root)
+        self.network.close()
+        self.config_path = self.network.layout.config_path
+        config = config_module.load(self.config_path)
+        self.database = config.path(config.storage.database)
+        self.checkpoint_file = config.path(config.audit.checkpoint_file)
+        self.vkey = config.path(config.audit.verifier_key_file).read_text().strip()
+
+    def run(self, *events: str, **start) -> None:
+        """Start the gateway, append events named `events`, stop it."""
+        server = create_server(config_module.load(self.config_path), **start)
+        try:
+            server.gateway.log.append([record.Event("urn:govshare:test", action)
+                                       for action in events])
+        finally:
+            server.stop(grace=1)
+
+    def copy(self, to: Path) -> Path:
+        shutil.copyfile(self.database, to)
+        return to
+
+    def put_back(self, copy: Path) -> None:
+        for journal in ("-wal", "-shm"):
+            Path(f"{self.database}{journal}").unlink(missing_ok=True)
+        shutil.copyfile(copy, self.database)
+
+    def saved(self) -> note.Checkpoint:
+        signed = self.checkpoint_file.read_bytes()
+        verifiers = [note.NoteVerifier.from_verifier_key(self.vkey)]
+        return note.Checkpoint.parse(note.open_note(signed, verifiers))
+
+    def checkpoints(self) -> list[tuple[int, bytes, bytes]]:
+        """(tree_size, root_hash, note) of every stored checkpoint."""
+        conn = sqlite3.connect(self.database)
+        try:
+            return conn.execute("SELECT tree_size, root_hash, note FROM checkpoints"
+                                " ORDER BY tree_size").fetchall()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def stopped(tmp_path) -> Stopped:
+    return Stopped(tmp_path / "net")
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def expected_refusal(stopped: Stopped, size: int, root: bytes, saved: note.Checkpoint) -> str:
+    return (f"the database {stopped.database} holds an audit log of {size} leaves with root"
+            f" {b64(root)}, which does not extend the checkpoint this log signed and saved in"
+            f" {stopped.checkpoint_file} (size {saved.size}, root {b64(saved.root_hash)}): the"
+            " database is older than the log already published (a restored backup?) or a copy"
+            " that went its own way; put back the newest database or, if it is lost, continue"
+            " the log under a new origin (govshare gateway new-origin, see"
+            " docs/RELIABILITY.md)")
+
+
+def assert_refused_unchanged(stopped: Stopped, line: str) -> None:
+    """The start was refused with `line`, and neither the database nor the saved checkpoint
+    changed: nothing was signed."""
+    before = (stopped.database.read_bytes(), stopped.checkpoint_file.read_bytes())
+    assert refusal(serve(stopped.config_path)) == line
+    assert (stopped.database.read_bytes(), stopped.checkpoint_file.read_bytes()) == before
+
+
+def restore_older(stopped: Stopped, tmp_path: Path) -> tuple[int, bytes]:
+    """Publish more after a backup, then put the backup back; its (size, root)."""
+    backup = stopped.copy(tmp_path / "backup.db")
+    size, root, _ = stopped.checkpoints()[-1]
+    stopped.run("test.after_backup", "test.after_backup")
+    stopped.put_back(backup)
+    return size, root
+
+
+def test_a_restored_older_database_is_refused_and_signs_nothing(stopped, tmp_path):
+    size, root = restore_older(stopped, tmp_path)
+    saved = stopped.saved()
+    assert saved.size == size + 2
+    assert_refused_unchanged(stopped, expected_refusal(stopped, size, root, saved))
+    assert stopped.checkpoints()[-1][0] == size  # no checkpoint of a size already signed
+
+
+def test_a_forked_database_of_the_same_size_is_refused(stopped, tmp_path):
+    fork_point = stopped.copy(tmp_path / "fork-point.db")
+    saved_then = stopped.checkpoint_file.read_bytes()
+    stopped.run("test.one_history")
+    published = stopped.checkpoint_file.read_bytes()
+    stopped.put_back(fork_point)  # the other history grows from the same point
+    stopped.checkpoint_file.write_bytes(saved_then)
+    stopped.run("test.another_history")
+    stopped.checkpoint_file.write_bytes(published)
+    size, root, _ = stopped.checkpoints()[-1]
+    saved = stopped.saved()
+    assert saved.size == size and saved.root_hash != root
+    assert_refused_unchanged(stopped, expected_refusal(stopped, size, root, saved))
+
+
+def test_a_deleted_checkpoint_file_is_no_bypass(stopped, tmp_path):
+    restore_older(stopped, tmp_path)
+    stopped.checkpoint_file.unlink()
+    size = stopped.checkpoints()[-1][0]
+    line = refusal(serve(stopped.config_path))
+    assert line == (f"the database {stopped.database} holds an audit log of {size} leaves, but"
+                    f" its saved checkpoint {stopped.checkpoint_file} is missing, so nothing"
+                    " shows the database is the newest: put the file back; on the first start"
+                    " after upgrading govshare, or if you know this database is the newest,"
+                    " start once with --checkpoint-from-database")
+    assert not stopped.checkpoint_file.exists()
+    # The operator vouches for the database: its latest checkpoint is saved, and the log grows.
+    stopped.run("test.vouched", checkpoint_from_database=True)
+    assert stopped.saved().size == size + 1
+
+
+def test_a_database_that_extends_the_saved_checkpoint_starts(stopped):
+    """A crash after a commit but before its checkpoint was saved leaves the file behind the
+    database: start-up accepts it and catches the file up."""
+    behind = stopped.checkpoint_file.read_bytes()
+    stopped.run("test.committed")
+    stopped.checkpoint_file.write_bytes(behind)
+    stopped.run("test.next")
+    assert stopped.saved().size == stopped.checkpoints()[-1][0]
+
+
+def new_origin(config_path: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway",
+               "new-origin", "--config", str(config_path)]
+    return subprocess.run(command, cwd=config_path.parent.parent, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def audit_verify(config_path: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "audit", "--config",
+               str(config_path), "verify"]
+    return subprocess.run(command, cwd=config_path.parent.parent, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
+    size, _ = restore_older(stopped, tmp_path)
+    ended_signed = stopped.checkpoint_file.read_bytes()
+    ended = stopped.saved()
+    old_vkey = stopped.vkey
+
+    refused = new_origin(stopped.config_path)  # the origin must change first
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "Error: no new origin: the saved checkpoint is of origin govshare.local/audit, which"
+        " [audit] origin still names: set [audit] origin to a name this log never had, and add"
+        " the line audit.vkey holds to [audit] previous_verifier_keys")
+
+    _edit(stopped.config_path, 'origin = "govshare.local/audit"\n', f'origin = "{NEW}"\n')
+    _edit(stopped.config_path, "previous_verifier_keys = []",
+          f'previous_verifier_keys = ["{old_vkey}"]')
+    done = new_origin(stopped.config_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"the log continues as {NEW}: leaf {size} records the previous origin's last"
+        f" checkpoint, and checkpoint {size + 1} is saved in {stopped.checkpoint_file}")
+
+    stopped.run("test.after_recovery")  # the gateway starts again
+    conn = sqlite3.connect(stopped.database)
+    link = conn.execute("SELECT record FROM audit_leaves WHERE leaf_index = ?",
+                        (size,)).fetchone()[0]
+    conn.close()
+    fields = record.decode(link)
+    assert (fields["action"], fields["reason"]) == (NEW_ORIGIN, ended_signed.decode())
+    for tree_size, _, signed in stopped.checkpoints():
+        origin = bytes(signed).decode().splitlines()[0]
+        assert origin == ("govshare.local/audit" if tree_size <= size else NEW)
+    assert stopped.checkpoints()[-1][0] == size + 2
+
+    verified = audit_verify(stopped.config_path)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.splitlines()[-1] == (
+        f"leaf {size} begins a new origin, continuing govshare.local/audit after its"
+        f" checkpoint of size {ended.size}, root {b64(ended.root_hash)}")
