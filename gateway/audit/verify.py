@@ -185,7 +185,11 @@ def open_checkpoint(signed: bytes, verifiers: Sequence[note.NoteVerifier]) -> no
     if not named:
         raise note.NoteError(f"checkpoint is for log {checkpoint.origin!r}, not"
                              f" {' or '.join(repr(v.name) for v in verifiers)}")
-    note.open_note(signed, named)  # a key of another log may have signed it
+    try:
+        note.open_note(signed, named)  # a key of another log may have signed it
+    except note.UnknownKeyError:
+        raise note.NoteError(f"checkpoint is not signed by the key of {checkpoint.origin!r}"
+                             ) from None
     return checkpoint
 
 
