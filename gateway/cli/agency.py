@@ -1,14 +1,14 @@
 """`govshare agency ...`: every SDK operation from the terminal.
 
 Connection options come from flags or from a profile file (`--profile FILE`, TOML with `certs`
-and `gateway` keys). Tables by default, `--json` for scripts. Exit codes: 0 success, 1 refused
-by the gateway or failed verification, 2 usage error, 3 gateway unreachable or no answer
-(deadline passed, call cancelled).
+and `gateway` keys). Tables by default, `--json` for scripts. Text from the network is printed as
+text: never read as Rich markup, control and format characters escaped (gateway.text.shown; in
+JSON, `\\u` escapes). Exit codes: 0 success, 1 refused by the gateway or failed verification, 2
+usage error, 3 gateway unreachable or no answer (deadline passed, call cancelled).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tomllib
@@ -20,12 +20,15 @@ from typing import Any, TypeVar
 import click
 from google.protobuf import json_format
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from agencies import errors
 from agencies.client import AgencyClient, BaseClient
 from gateway.columns import ColumnError
 from gateway.config import UNIX_SCHEMES
+from gateway.text import json_text, shown
 from gateway.v1 import directory_pb2
 
 EXIT_REFUSED = 1
@@ -34,7 +37,9 @@ EXIT_UNREACHABLE = 3
 CERT_FILES = "ca.pem, tls.pem, tls.key, signing.pem and signing.key"
 C = TypeVar("C", bound=BaseClient)
 
-console = Console()
+console = Console(markup=False, emoji=False, highlight=False)
+"""Prints text as it is: no markup, no `:emoji:` codes, no colouring of what looks like numbers
+or URLs (what it prints goes through `cell` or `say` as well)."""
 
 
 def connection_options(group: Callable) -> Callable:
@@ -140,6 +145,29 @@ def folding_table(*headers: str) -> Table:
     return Table(*(Column(header, overflow="fold") for header in headers))
 
 
+def cell(value: str | Text) -> Text:
+    """A table cell: text as `shown` writes it; a Text built from shown parts as it is."""
+    return value if isinstance(value, Text) else Text(shown(value))
+
+
+def add_row(table: Table, *values: str | Text) -> None:
+    table.add_row(*map(cell, values))
+
+
+def say(line: str, **options: Any) -> None:
+    """Print one line that may quote network text (Console.print `options`), left for the
+    terminal to wrap so that it reads and copies as it was sent."""
+    console.print(cell(line), soft_wrap=True, **options)
+
+
+def transfer_progress(**options: Any) -> Progress:
+    """A progress bar of bytes sent or received (Progress `options`), whose task descriptions
+    are shown as text (give them through `shown`)."""
+    return Progress(TextColumn("{task.description}", markup=False, style="progress.description"),
+                    BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                    **options)
+
+
 def wants_json(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("json"))
 
@@ -153,7 +181,7 @@ def print_items(ctx: click.Context, found: Iterable[Any], headers: Sequence[str]
         return
     table = folding_table(*headers)
     for item in found:
-        table.add_row(*row(item))
+        add_row(table, *row(item))
     console.print(table)
 
 
@@ -161,7 +189,7 @@ def emit_json(message: Any) -> None:
     """One protobuf message (or dict) as one JSON line."""
     if hasattr(message, "DESCRIPTOR"):
         message = json_format.MessageToDict(message, preserving_proto_field_name=True)
-    click.echo(json.dumps(message, ensure_ascii=False, sort_keys=True))
+    click.echo(json_text(message))
 
 
 def enum_choice(enum: Any) -> click.Choice:
@@ -186,13 +214,13 @@ def handles_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except errors.Unavailable as exc:
-            click.echo(f"Error: {_unreachable(exc.message)}", err=True)
+            click.echo(f"Error: {shown(_unreachable(exc.message))}", err=True)
             sys.exit(EXIT_UNREACHABLE)
         except (errors.DeadlineExceeded, errors.Cancelled) as exc:  # no answer: retry later
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {shown(str(exc))}", err=True)
             sys.exit(EXIT_UNREACHABLE)
         except errors.GovshareError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {shown(str(exc))}", err=True)
             sys.exit(EXIT_REFUSED)
         except ColumnError as exc:  # content to publish that is not what its media type says
             raise LocalMistake(f"the content does not read as its media type: {exc}") from None

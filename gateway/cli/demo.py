@@ -3,7 +3,8 @@
 Creates the CA and every certificate under DIR, writes DIR/gateway.toml, starts the gateway,
 registers and starts the simulated agencies (agencies.sim) and runs the scenario, printing each
 step as it completes, then a summary read back from the gateway and the commands to explore
-further. `--keep-running` leaves the network up until Ctrl-C; `govshare gateway serve --config
+further (text read from the network shown as text, as `govshare agency` shows it).
+`--keep-running` leaves the network up until Ctrl-C; `govshare gateway serve --config
 DIR/gateway.toml` restarts it later from the same state.
 """
 
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agencies import errors
-
-console = Console()
+from gateway.cli.agency import add_row, console, say
+from gateway.text import shown
 
 
 @click.command("demo")
@@ -67,16 +68,19 @@ def demo(root: Path | None, agency_count: int, large_mib: float, seed: int,
 
 
 def _run(step: Any, failed: type[Exception]) -> bool:
-    """Run one step under a spinner; print ✓ with what it showed, or ✗ with why."""
+    """Run one step under a spinner; print ✓ with what it showed, or ✗ with why (both may quote
+    the gateway)."""
     started = time.monotonic()
     try:
         with console.status(step.title):
-            shown = step.run()
+            outcome = step.run()
     except (failed, errors.GovshareError, RuntimeError, TimeoutError, OSError) as exc:
-        console.print(f"[red]✗[/] {step.title}\n    [red]{exc}[/]")
+        console.print(Text.assemble(("✗", "red"), f" {step.title}\n    ",
+                                    (shown(str(exc)), "red")), soft_wrap=True)
         return False
-    console.print(f"[green]✓[/] {step.title} [dim]({time.monotonic() - started:.1f} s)[/]")
-    console.print(f"    {shown}", highlight=False)
+    console.print(Text.assemble(("✓", "green"), f" {step.title} ",
+                                (f"({time.monotonic() - started:.1f} s)", "dim")))
+    say(f"    {outcome}")
     return True
 
 
@@ -94,7 +98,7 @@ def _summary_table(summary: Any, seconds: float) -> Table:
         ("audit root", summary.audit_root),
     )
     for name, value in rows:
-        table.add_row(name, value)
+        add_row(table, name, value)
     return table
 
 
@@ -115,7 +119,7 @@ def _explore(scenario: Any) -> None:
         f" --cert {certs / 'gd-health' / 'tls.pem'} --key {certs / 'gd-health' / 'tls.key'}"
         f" https://localhost:{port}/gateway.v1.DirectoryService/ListAgencies",
     ):
-        console.print(f"  {line}", highlight=False, soft_wrap=True)
+        say(f"  {line}")
 
 
 def _keep_running(scenario: Any, publish_every: float) -> None:
