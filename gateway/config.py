@@ -150,6 +150,9 @@ class ExchangeConfig:
     refused."""
     max_grant_days: int = 365
     """Longest access a grant may give; longer requests are capped."""
+    max_pending_requests: int = 100
+    """PENDING access requests one agency may have waiting for one owner; more are refused
+    (RESOURCE_EXHAUSTED TOO_MANY_PENDING_REQUESTS)."""
     decision_working_days: int = 10
     """Working days an owner has to decide on a CONDITIONAL request before it shows as overdue
     (until the end of the last one, in `timezone`)."""
@@ -310,6 +313,7 @@ def problems(config: Config) -> list[str]:
         ("[limits] refusal_summary_seconds", config.limits.refusal_summary_seconds),
         ("[exchange] clock_skew_seconds", config.exchange.clock_skew_seconds),
         ("[exchange] max_grant_days", config.exchange.max_grant_days),
+        ("[exchange] max_pending_requests", config.exchange.max_pending_requests),
         ("[exchange] decision_working_days", config.exchange.decision_working_days),
     ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (

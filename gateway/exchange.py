@@ -114,11 +114,8 @@ def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
     """The fields of an AccessRequestStatement (the dataset is checked against the catalog),
     its create_time last: a retry refused only for that is answered with the first request."""
     field = "signed_statement"
-    if not DATASET_NAME.match(statement.dataset):
-        raise errors.InvalidArgument(
-            f"{field}.dataset must be agencies/{{agency}}/datasets/{{dataset}}",
-            field=f"{field}.dataset",
-        )
+    catalog.parse_dataset_name(statement.dataset, f"{field}.dataset")
+    _check_field_names(list(statement.fields), f"{field}.fields")
     if statement.purpose not in exchange_pb2.Purpose.values() or not statement.purpose:
         raise errors.InvalidArgument(
             f"{field}.purpose must be one of the Purpose codes (PURPOSE_PUBLIC_SERVICE ...)",
@@ -132,6 +129,21 @@ def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
     check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID, required=True)
     _check_nonce(statement.nonce, f"{field}.nonce")
     check_fresh(gateway, statement.create_time, f"{field}.create_time", now)
+
+
+def _check_field_names(names: list[str], field: str) -> None:
+    """Field names as a schema may hold them (at most catalog.MAX_SCHEMA_FIELDS, each of 1 to
+    catalog.MAX_FIELD_NAME characters, none repeated): checked whatever the dataset, since a
+    request for one the requester may not see is recorded without checking its schema."""
+    if len(names) > catalog.MAX_SCHEMA_FIELDS:
+        raise errors.InvalidArgument(f"{field} may name at most {catalog.MAX_SCHEMA_FIELDS}"
+                                     " fields", field=field)
+    for index, name in enumerate(names):
+        check_text(name, f"{field}[{index}]", catalog.MAX_FIELD_NAME, required=True)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise errors.InvalidArgument(f"{field} names {', '.join(repeated)} more than once",
+                                     field=field)
 
 
 def dataset_fields(conn: Any, dataset: str) -> set[str]:
@@ -155,39 +167,52 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
 
 def evaluate(
     gateway: Gateway, call: Call, requester: str, statement: Any, now: datetime, conn: Any = None,
-    *, dry_run: bool = False,
-) -> tuple[dict[str, Any], policy.PolicyDecision]:
-    """The dataset asked for and what the sharing rules decide for it (read through `conn`,
-    or from the gateway's dataset cache when it is None).
+) -> tuple[dict[str, Any] | None, policy.PolicyDecision]:
+    """The dataset asked for (None if it does not exist) and what the sharing rules decide
+    (read through `conn`, or from the gateway's caches when it is None).
 
-    A CONFIDENTIAL dataset is hidden from listings and reads, but an agency that learned its
-    exact name out of band may ask for it: the owner decides, and the request (like every
-    probe of a name) is audited and shown to the owner; the reason does not tell the requester
-    how it is shared. A dry run writes nothing the owner would see, so it answers a dataset the
-    caller may not see exactly as GetDataset does: it is no oracle of existence.
+    A dataset the requester may not see (CONFIDENTIAL, of any sharing type, withdrawn or not)
+    and a name that does not exist under a registered agency get the same answer, on the real
+    call and the dry run alike: a request the owner decides, with the same reason
+    (`policy.decide_unseen`), its fields checked against the schema only when the owner
+    approves. So an agency that learned a CONFIDENTIAL dataset's exact name out of band may ask
+    for it, and no answer tells whether a hidden dataset exists, how it is shared or which
+    fields it holds. Only the directory is public: a name under an agency that is not
+    registered is NOT_FOUND.
     """
-    if dry_run:
-        dataset = catalog.get_visible(gateway, call.caller, statement.dataset,
-                                      "signed_statement.dataset")
-    else:
-        dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
-                   else catalog_sql.get_dataset(conn, statement.dataset))
-    if dataset is None:
-        raise errors.NotFound(f"{statement.dataset} does not exist", reason="DATASET_NOT_FOUND",
-                              dataset=statement.dataset)
-    if dataset["publisher"] == requester:
-        raise errors.FailedPrecondition(
-            f"{statement.dataset} is your own dataset: no access request is needed; owners"
-            " read their own datasets with GetDataset and ListDatasetVersions (show, versions)",
-            reason="OWN_DATASET", dataset=statement.dataset,
-        )
+    owner = owner_of(statement.dataset)
+    dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
+               else catalog_sql.get_dataset(conn, statement.dataset))
+    if owner == requester:
+        raise _own_dataset(statement.dataset, dataset)
+    config = gateway.config.exchange
+    if dataset is None or not catalog.can_see(gateway, call.caller, dataset):
+        if gateway.directory.by_id(owner) is None:
+            raise errors.NotFound(
+                f"{agency_name(owner)} is not a registered agency, so {statement.dataset}"
+                " does not exist: check the name in the directory (ListAgencies)",
+                reason="AGENCY_NOT_FOUND", agency=agency_name(owner),
+                dataset=statement.dataset,
+            )
+        return dataset, policy.decide_unseen(statement.dataset, agency_name(owner), statement,
+                                             config, now)
     if statement.fields:
         check_fields(list(statement.fields),
                      dataset_fields(conn or gateway.db.reader(), statement.dataset),
                      "signed_statement.fields")
-    return dataset, policy.decide(dataset, statement, gateway.config.exchange, now,
-                                  visible=dry_run or catalog.can_see(gateway, call.caller,
-                                                                     dataset))
+    return dataset, policy.decide(dataset, statement, config, now)
+
+
+def _own_dataset(name: str, dataset: dict[str, Any] | None) -> errors.GatewayError:
+    """The refusal of a request for one of the requester's own dataset names."""
+    if dataset is None:
+        return errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
+                               dataset=name)
+    return errors.FailedPrecondition(
+        f"{name} is your own dataset: no access request is needed; owners read their own"
+        " datasets with GetDataset and ListDatasetVersions (show, versions)",
+        reason="OWN_DATASET", dataset=name,
+    )
 
 
 def enforce(decision: policy.PolicyDecision, dataset: str) -> None:
@@ -206,14 +231,18 @@ def create_request(
     """Check, decide and (unless validate_only) record an access request.
 
     A dry run takes the same path as the real call up to the write: same checks, same
-    idempotent-retry answer, same decision, same refusals (audited like every refusal).
+    idempotent-retry answer, same decision, same refusals (audited like every refusal), and
+    for a dataset the caller may not see, the same would-be PENDING request (see `evaluate`).
     """
     requester = require_parent(call, parent)
+    # Named before the signature is checked, so a forged statement's refusal names its target.
+    claimed = statements.claimed(envelope, statements.ACCESS_REQUEST)
+    if claimed is not None:
+        call.resources = [parent, claimed.dataset,
+                          agency_name(owner_of(claimed.dataset)) if
+                          DATASET_NAME.match(claimed.dataset) else ""]
     statement = statements.open_signed(gateway, call.caller, envelope, statements.ACCESS_REQUEST,
                                        "signed_statement")
-    call.resources = [parent, statement.dataset,
-                      agency_name(owner_of(statement.dataset)) if
-                      DATASET_NAME.match(statement.dataset) else ""]
     check_requester(statement, requester)
     now = gateway.now()
     try:
@@ -233,7 +262,7 @@ def create_request(
             return earlier
         dry = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now,
                     dry_run=True).created
-        _check_none_pending(gateway.db.reader(), call, dry.request)
+        _check_none_pending(gateway, gateway.db.reader(), call, dry.request)
         return dry
     # Decide and sign on this thread; the committer re-checks that the dataset did not change
     # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
@@ -249,11 +278,11 @@ def create_request(
         if existing is not None:
             return _retry(tx.conn, existing, statement, tx.now), []
         plan = planned
-        if plan is None or catalog_sql.sharing_terms(tx.conn, plan.dataset["name"]) != (
-                catalog_sql.terms_of(plan.dataset)):
+        if plan is None or catalog_sql.sharing_terms(tx.conn, statement.dataset) != (
+                plan.dataset and catalog_sql.terms_of(plan.dataset)):
             plan = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest,
                          tx.now, tx.conn)
-        _check_none_pending(tx.conn, call, plan.created.request)  # one at a time
+        _check_none_pending(gateway, tx.conn, call, plan.created.request)  # one at a time
         sql.insert_access_request(tx.conn, plan.created.request)
         if plan.created.grant is not None:
             sql.insert_grant(tx.conn, plan.created.grant)
@@ -269,7 +298,8 @@ def create_request(
 class _Planned:
     """A decided access request, its grant signed, ready to be written."""
 
-    dataset: dict[str, Any]
+    dataset: dict[str, Any] | None
+    """The dataset's row as decided on; None for a name that does not exist."""
     created: Created
     events: list
 
@@ -281,32 +311,31 @@ def _plan(
 ) -> _Planned:
     """Evaluate the request against the sharing rules and build its rows (and signed grant);
     a dry run builds the request as it would be created, without a name or a grant."""
-    dataset, decision = evaluate(gateway, call, requester, statement, now, conn,
-                                 dry_run=dry_run)
-    enforce(decision, dataset["name"])
+    dataset, decision = evaluate(gateway, call, requester, statement, now, conn)
+    enforce(decision, statement.dataset)
     name = "" if dry_run else f"{parent}/accessRequests/{new_id()}"
-    row = _request_row(name, requester, dataset, statement, envelope_bytes, digest, decision,
-                       now)
+    row = _request_row(name, requester, statement, envelope_bytes, digest, decision, now)
     if dry_run:
         return _Planned(dataset, Created(row, None), [])
     grant = None
     audit = [call.event("exchange.request.create", envelope_ids=(digest,),
                         resources=_resources(name, row), reason=decision.reason)]
     if decision.outcome == policy.GRANT_NOW:
-        # The whole dataset (no fields): see policy.decide; the request keeps its fields.
-        grant, grant_id = _grant_row(gateway, row, [], decision.duration,
-                                     exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now)
+        grant, grant_id = _grant_row(gateway, row, list(statement.fields), decision.duration,
+                                     exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now, dataset)
         row.update(grant_name=grant["name"], decide_time=row["create_time"])
         audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                 resources=_resources(grant["name"], row)))
     return _Planned(dataset, Created(row, grant), audit)
 
 
-def _check_none_pending(conn: Any, call: Call, request: dict[str, Any]) -> None:
+def _check_none_pending(gateway: Gateway, conn: Any, call: Call,
+                        request: dict[str, Any]) -> None:
     """Refuse a `request` that would wait for the owner while its requester's earlier request
-    for the dataset still waits (overdue or not: the owner can still decide it), so an owner is
-    not flooded with copies. Granted at once (a renewal, say), it is not checked: that path
-    makes no read for this."""
+    for the dataset still waits (overdue or not: the owner can still decide it), or while its
+    requester already has [exchange] max_pending_requests waiting for that owner, so an owner
+    is not flooded with copies or guesses (counted alike whether the datasets exist or not).
+    Granted at once (a renewal, say), it is not checked: that path makes no read for this."""
     if request["state"] != PENDING:
         return
     waiting = sql.pending_request(conn, request["requester"], request["dataset"])
@@ -318,6 +347,15 @@ def _check_none_pending(conn: Any, call: Call, request: dict[str, Any]) -> None:
             f" decides by {deadline}): wait for that decision, or withdraw that request"
             " (WithdrawAccessRequest) and ask again",
             reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request["dataset"],
+        )
+    most = gateway.config.exchange.max_pending_requests
+    if sql.count_pending(conn, request["requester"], request["owner"]) >= most:
+        owner = agency_name(request["owner"])
+        raise errors.ResourceExhausted(
+            f"you have {most} PENDING access requests to {owner}, the most one agency may have"
+            " waiting for one owner: wait for its decisions, or withdraw some"
+            " (WithdrawAccessRequest) and ask again",
+            reason="TOO_MANY_PENDING_REQUESTS", agency=owner, limit=most,
         )
 
 
@@ -356,13 +394,13 @@ def _retry(conn: Any, existing: dict[str, Any], statement: Any, now: datetime) -
 
 
 def _request_row(
-    name: str, requester: str, dataset: dict[str, Any], statement: Any, envelope_bytes: bytes,
-    digest: str, decision: policy.PolicyDecision, now: datetime,
+    name: str, requester: str, statement: Any, envelope_bytes: bytes, digest: str,
+    decision: policy.PolicyDecision, now: datetime,
 ) -> dict[str, Any]:
     deadline = decision.decide_deadline
     return {
-        "name": name, "requester": requester, "owner": dataset["publisher"],
-        "dataset": dataset["name"], "request_id": statement.request_id,
+        "name": name, "requester": requester, "owner": owner_of(statement.dataset),
+        "dataset": statement.dataset, "request_id": statement.request_id,
         "statement_digest": digest, "signed_statement": envelope_bytes,
         "state": APPROVED if decision.outcome == policy.GRANT_NOW else PENDING,
         "state_reason": decision.reason,
@@ -374,16 +412,23 @@ def _request_row(
 
 def _grant_row(
     gateway: Gateway, request: dict[str, Any], fields: list[str], duration: timedelta,
-    basis: int, now: datetime,
+    basis: int, now: datetime, dataset: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
-    """A new grant answering `request`, sealed by the gateway, and its envelope id."""
+    """A new grant answering `request`, sealed by the gateway, and its envelope id. It is given
+    under the terms of `dataset`'s latest version (its catalog row, read as the grant is
+    decided), and opens no version published under stricter ones."""
     name = f"agencies/{request['requester']}/grants/{new_id()}"
     expire = now + duration
+    terms = {"max_classification": dataset["classification"],
+             "max_sharing_type": policy.sharing_type(dataset)}
     statement = exchange_pb2.GrantStatement(
         grant=name, grantee=agency_name(request["requester"]),
         owner=agency_name(request["owner"]), dataset=request["dataset"], fields=fields,
         access_request=request["name"], basis=basis, create_time=times.to_timestamp(now),
         expire_time=times.to_timestamp(expire),
+        max_classification=catalog.enum_value(catalog_pb2.Classification,
+                                              terms["max_classification"]),
+        max_sharing_type=catalog.enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
     )
     envelope = statements.seal(gateway.signing_key, statements.GRANT, statement)
     return {
@@ -392,6 +437,7 @@ def _grant_row(
         "fields": json.dumps(fields), "state": "ACTIVE",
         "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
         "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
+        **terms,
     }, statements.envelope_id(envelope)
 
 
@@ -482,12 +528,18 @@ def _approved_grant(
             reason="REQUESTER_SUSPENDED", agency=agency_name(row["requester"]),
         )
     statement = decode_statement(row)
-    ruling = policy.decide_approval(catalog_sql.get_dataset(tx.conn, row["dataset"]),
-                                    statement.duration.ToTimedelta(), gateway.config.exchange)
+    dataset = catalog_sql.get_dataset(tx.conn, row["dataset"])
+    if dataset is None:  # asked for by a name its owner never published
+        raise errors.NotFound(
+            f"{row['dataset']} does not exist: deny the request, or publish the dataset first",
+            reason="DATASET_NOT_FOUND", dataset=row["dataset"],
+        )
+    ruling = policy.decide_approval(dataset, statement.duration.ToTimedelta(),
+                                    gateway.config.exchange)
     enforce(ruling, row["dataset"])
     return _grant_row(gateway, row, _approved_fields(tx, row, statement, decision),
                       _approved_duration(ruling.duration, decision),
-                      exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now)
+                      exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now, dataset)
 
 
 def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -> None:
@@ -531,12 +583,28 @@ def _approved_duration(allowed: timedelta, decision: Any) -> timedelta:
 
 
 def _approved_fields(tx: Tx, row: dict[str, Any], statement: Any, decision: Any) -> list[str]:
-    """The requested fields, or the owner's subset of them."""
-    if not decision.fields:
-        return list(statement.fields)
-    allowed = set(statement.fields) or dataset_fields(tx.conn, row["dataset"])
-    check_fields(list(decision.fields), allowed, "signed_decision.fields")
-    return list(decision.fields)
+    """The fields the grant covers: the requested ones (none: every field), or the owner's
+    subset of them; never more. They are checked against the dataset's schema here, where the
+    owner decides: a request for a dataset its requester may not see was recorded unchecked."""
+    field = "signed_decision.fields"
+    asked, chosen = list(statement.fields), list(decision.fields)
+    wider = sorted(set(chosen) - set(asked)) if asked else []
+    if wider:
+        raise errors.InvalidArgument(
+            f"{field} may only narrow the requested fields ({', '.join(asked)}):"
+            f" {', '.join(wider)} were not asked for",
+            reason="FIELDS_NOT_REQUESTED", field=field, fields=",".join(wider),
+        )
+    granted = chosen or asked
+    unknown = sorted(set(granted) - dataset_fields(tx.conn, row["dataset"]))
+    if unknown:
+        whose = field if chosen else "the request"
+        raise errors.InvalidArgument(
+            f"{whose} names fields that {row['dataset']} does not have: {', '.join(unknown)};"
+            f" approve with {field} naming fields of its schema, or deny the request",
+            reason="FIELD_UNKNOWN", field=field, fields=",".join(unknown),
+        )
+    return granted
 
 
 def decode_statement(row: dict[str, Any]) -> Any:

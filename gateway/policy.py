@@ -1,6 +1,7 @@
 """The sharing rules: the one place that decides what happens to an access request, and why.
 
-`decide` answers with an outcome and a reason a person can read; callers never re-derive the
+`decide` (a dataset the requester may see) and `decide_unseen` (one it may not see, or that does
+not exist) answer with an outcome and a reason a person can read; callers never re-derive the
 rules. Time is a parameter. Working days follow the network's calendar ([exchange] timezone,
 holidays and extra_working_days): see `decide_deadline`.
 """
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway import times
 from gateway.config import ExchangeConfig
 
 GRANT_NOW = "GRANT_NOW"
@@ -27,8 +29,7 @@ class PolicyDecision:
     """What the rules say about one request."""
 
     outcome: str
-    """GRANT_NOW (a grant now; for a new request, on the whole dataset), WAIT_FOR_OWNER or
-    REFUSE."""
+    """GRANT_NOW (a grant now, on the fields the request names), WAIT_FOR_OWNER or REFUSE."""
     reason: str
     """Why, in words for the people on both sides."""
     duration: timedelta
@@ -91,39 +92,57 @@ def refusal(dataset: dict[str, Any], duration: timedelta) -> PolicyDecision | No
 
 
 def decide(
-    dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime, *,
-    visible: bool = True,
+    dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime,
 ) -> PolicyDecision:
-    """The rules for a new AccessRequestStatement on `dataset` (its catalog row).
+    """The rules for a new AccessRequestStatement on `dataset` (its catalog row), which the
+    requester may see.
 
-    A GRANT_NOW grant covers the whole dataset whatever fields the statement names: the
-    gateway delivers content exactly as its publisher signed it, and an UNCONDITIONAL dataset
-    may be fetched whole by any registered agency. When the caller may not see the dataset
-    (`visible` False: CONFIDENTIAL, asked for by exact name), the reason does not name its
-    sharing type.
+    A GRANT_NOW grant covers the fields the statement names, or every field when it names
+    none: data minimisation holds for automatic grants as for the owner's.
     """
     requested = statement.duration.ToTimedelta()
     duration = cap_duration(requested, config)
     refused = refusal(dataset, duration)
     if refused is not None:
         return refused
-    capped = (f" (the {requested.days}-day request is capped at {config.max_grant_days} days)"
-              if duration < requested else "")
+    capped = _capped(requested, duration, config)
     if sharing_type(dataset) == UNCONDITIONAL:
-        subject = (f"{dataset['name']} is shared unconditionally: access" if visible
-                   else f"access to {dataset['name']}")
-        whole = " (the whole dataset, as its publisher signed it)" if statement.fields else ""
+        covered = (f"the fields {', '.join(statement.fields)}" if statement.fields
+                   else "every field")
         return PolicyDecision(
-            GRANT_NOW, f"{subject}{whole} is granted at once for {duration.days} days{capped}",
-            duration,
+            GRANT_NOW, f"{dataset['name']} is shared unconditionally: access to {covered} is"
+            f" granted at once for {duration.days} days{capped}", duration,
         )
-    terms = f"{dataset['name']} is shared on conditions: its" if visible else \
-        f"{dataset['name']}'s"
     return PolicyDecision(
         WAIT_FOR_OWNER,
-        f"{terms} owner decides within {config.decision_working_days} working days{capped}",
+        f"{dataset['name']} is shared on conditions: its owner decides within"
+        f" {config.decision_working_days} working days{capped}",
         duration, decide_deadline=decide_deadline(now, config),
     )
+
+
+def decide_unseen(
+    dataset: str, owner: str, statement: Any, config: ExchangeConfig, now: datetime,
+) -> PolicyDecision:
+    """The rules for a new AccessRequestStatement naming `dataset`, which the requester may not
+    see (CONFIDENTIAL, whatever its sharing type or state) or which does not exist: the owner
+    (`owner`, "agencies/{agency}") always decides, and the reason is the same in every case, so
+    that the answer tells nothing of the dataset's existence or terms."""
+    requested = statement.duration.ToTimedelta()
+    duration = cap_duration(requested, config)
+    deadline = decide_deadline(now, config)
+    return PolicyDecision(
+        WAIT_FOR_OWNER,
+        f"the owner of {owner} decides whether to share {dataset} with you, by"
+        f" {times.to_text(deadline)}{_capped(requested, duration, config)}",
+        duration, decide_deadline=deadline,
+    )
+
+
+def _capped(requested: timedelta, duration: timedelta, config: ExchangeConfig) -> str:
+    """What a reason adds when the requested duration was capped."""
+    return (f" (the {requested.days}-day request is capped at {config.max_grant_days} days)"
+            if duration < requested else "")
 
 
 def decide_approval(
@@ -135,3 +154,23 @@ def decide_approval(
     duration = cap_duration(requested, config)
     return refusal(dataset, duration) or PolicyDecision(GRANT_NOW, "approved by the owner",
                                                         duration)
+
+
+CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL")
+"""Classifications, from the least strict to the most."""
+SHARING_TYPES = (UNCONDITIONAL, CONDITIONAL, "NOT_SHARED")
+"""Sharing types, from the least strict to the most."""
+
+
+def covers(grant: dict[str, Any], terms: dict[str, Any]) -> bool:
+    """Whether `grant` (a grant row) opens what was published under `terms` (a version or
+    dataset row): a grant carries the terms of the latest version when it was given, and
+    opens no version whose classification or sharing type is stricter than those, so a
+    version published later under looser terms never opens an older, stricter one."""
+    return (_at_most(CLASSIFICATIONS, terms["classification"], grant["max_classification"])
+            and _at_most(SHARING_TYPES, sharing_type(terms), grant["max_sharing_type"]))
+
+
+def _at_most(order: tuple[str, ...], value: str, limit: str) -> bool:
+    """Whether `value` is no stricter than `limit` in `order`; an unknown one never is."""
+    return value in order and limit in order and order.index(value) <= order.index(limit)

@@ -91,13 +91,13 @@ def get_grant(conn: sqlite3.Connection, name: str, now: str) -> dict[str, Any] |
                               {"name": name, "now": now}))
 
 
-def active_grant(
+def active_grants(
     conn: sqlite3.Connection, grantee: str, dataset: str, now: str
-) -> dict[str, Any] | None:
-    """The grantee's (agency id) unexpired ACTIVE grant on `dataset` lasting longest, or None."""
-    return first(conn.execute(
+) -> list[dict[str, Any]]:
+    """The grantee's (agency id) unexpired ACTIVE grants on `dataset`, longest lasting first."""
+    return rows(conn.execute(
         f"{_GRANT_SELECT} WHERE g.grantee = :grantee AND g.dataset = :dataset"
-        " AND g.state = 'ACTIVE' AND g.expire_time > :now ORDER BY g.expire_time DESC LIMIT 1",
+        " AND g.state = 'ACTIVE' AND g.expire_time > :now ORDER BY g.expire_time DESC",
         {"grantee": grantee, "dataset": dataset, "now": now},
     ))
 
@@ -184,3 +184,12 @@ def pending_request(
         " WHERE requester = ? AND dataset = ? AND state = 'PENDING' LIMIT 1",
         (requester, dataset),
     ))
+
+
+def count_pending(conn: sqlite3.Connection, requester: str, owner: str) -> int:
+    """How many PENDING access requests agency id `requester` has for agency id `owner`."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM access_requests"
+        " WHERE requester = ? AND owner = ? AND state = 'PENDING'",
+        (requester, owner),
+    ).fetchone()[0]

@@ -4,6 +4,10 @@ Each migration runs in a transaction with the record of it having been applied. 
 applied migration: add a new one.
 """
 
+from typing import Any
+
+from google.protobuf import empty_pb2
+from google.protobuf.unknown_fields import UnknownFieldSet
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -304,3 +308,54 @@ def _previous_signing_certificates(db: Database) -> None:
     # directory row (cached whole) carries what verifying its older manifests needs.
     db.execute("ALTER TABLE agencies ADD COLUMN previous_signing_certificates TEXT NOT NULL"
                " DEFAULT '[]'")
+
+
+@MIGRATIONS(name="0012_sharing_terms_of_versions_and_grants")
+def _sharing_terms_of_versions_and_grants(db: Database) -> None:
+    # A grant opens only the versions whose terms are no stricter than those it was given
+    # under: each version keeps its sharing type beside its classification, and each grant the
+    # terms of its dataset's latest version when it was given. A grant given before this takes
+    # those of the latest version published at or before its create_time; without one, the
+    # narrowest terms (the column defaults), as a version whose sharing type cannot be read
+    # takes the strictest.
+    db.execute("ALTER TABLE dataset_versions ADD COLUMN sharing_type TEXT NOT NULL"
+               " DEFAULT 'NOT_SHARED'")
+    for name, signed in db.execute("SELECT name, signed_manifest FROM dataset_versions").fetchall():
+        db.execute("UPDATE dataset_versions SET sharing_type = ? WHERE name = ?",
+                   [_sharing_type_0012(signed), name])
+    db.execute("ALTER TABLE grants ADD COLUMN max_classification TEXT NOT NULL DEFAULT 'PUBLIC'")
+    db.execute("ALTER TABLE grants ADD COLUMN max_sharing_type TEXT NOT NULL"
+               " DEFAULT 'UNCONDITIONAL'")
+    given = ("FROM dataset_versions v WHERE v.dataset = grants.dataset"
+             " AND v.create_time <= grants.create_time")
+    db.execute(
+        "UPDATE grants SET (max_classification, max_sharing_type) ="
+        f" (SELECT v.classification, v.sharing_type {given} ORDER BY v.version DESC LIMIT 1)"
+        f" WHERE EXISTS (SELECT 1 {given})"
+    )
+
+
+def _sharing_type_0012(signed_manifest: bytes) -> str:
+    """The sharing type of a stored signed manifest, read by field number from the wire format
+    as it was at 0012 (Envelope.payload = 2, Manifest.sharing_type = 8, values 1 to 3), not
+    through the generated classes, which may change after this migration."""
+    payloads = _wire_values_0012(signed_manifest, 2)
+    values = _wire_values_0012(payloads[-1], 8) if payloads else []
+    return {1: "UNCONDITIONAL", 2: "CONDITIONAL"}.get(values[-1] if values else 0, "NOT_SHARED")
+
+
+def _wire_values_0012(message: bytes, number: int) -> list[Any]:
+    """The values of top-level field `number` in protobuf `message`, in order (the last one
+    counts, as protobuf reads a scalar)."""
+    return [field.data for field in UnknownFieldSet(empty_pb2.Empty.FromString(message))
+            if field.field_number == number]
+
+
+@MIGRATIONS(name="0013_requests_for_names_not_published")
+def _requests_for_names_not_published(db: Database) -> None:
+    # A request naming a dataset its requester may not see is recorded whether or not the
+    # dataset exists (an answer that differed would tell), so `dataset` names no datasets row.
+    db["access_requests"].transform(drop_foreign_keys=["dataset"])
+    # The cap on PENDING requests of one requester towards one owner reads this.
+    db.execute("CREATE INDEX access_requests_pending_owner ON access_requests (requester, owner)"
+               " WHERE state = 'PENDING'")

@@ -191,23 +191,6 @@ def clocked(tmp_path):
         network.close()
 
 
-def test_unconditional_grant_covers_the_whole_dataset_whatever_fields_were_asked(network,
-                                                                                tmp_path):
-    health, market = network.agency("gd-health"), network.agency("sz-market")
-    content = b"region,beds,doctors\n440100,5321,812\n"
-    dataset = publish(health, "hospital-beds", content)
-
-    created = ask(market, dataset, fields=["region"])
-
-    assert list(created.access_request.statement.fields) == ["region"]
-    assert list(created.grant.fields) == []
-    signed = exchange_pb2.GrantStatement.FromString(created.grant.signed_statement.payload)
-    assert list(signed.fields) == []
-    assert "the whole dataset" in created.access_request.state_reason
-    market.fetch(dataset, tmp_path / "beds.csv")
-    assert (tmp_path / "beds.csv").read_bytes() == content
-
-
 def test_sdk_retry_with_the_same_request_id_returns_the_same_request(network):
     """The SDK signs a fresh nonce and create_time on every call: the content decides."""
     health, market = network.agency("gd-health"), network.agency("sz-market")

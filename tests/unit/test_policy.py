@@ -20,8 +20,8 @@ def dataset(sharing_type: str = "UNCONDITIONAL", state: str = "ACTIVE") -> dict:
             "state": state}
 
 
-def statement(days: int = 30) -> exchange_pb2.AccessRequestStatement:
-    message = exchange_pb2.AccessRequestStatement()
+def statement(days: int = 30, fields: tuple[str, ...] = ()) -> exchange_pb2.AccessRequestStatement:
+    message = exchange_pb2.AccessRequestStatement(fields=fields)
     message.duration.FromTimedelta(timedelta(days=days))
     return message
 
@@ -31,7 +31,34 @@ def test_unconditional_is_granted_now():
     assert decision.outcome == policy.GRANT_NOW
     assert decision.duration == timedelta(days=30)
     assert decision.decide_deadline is None
-    assert "granted at once for 30 days" in decision.reason
+    assert decision.reason == ("agencies/gd-health/datasets/beds is shared unconditionally:"
+                               " access to every field is granted at once for 30 days")
+
+
+def test_an_unconditional_grant_covers_the_fields_asked_for_and_says_so():
+    decision = policy.decide(dataset(), statement(30, ("region", "beds")), CONFIG, FRIDAY)
+    assert decision.outcome == policy.GRANT_NOW
+    assert "access to the fields region, beds is granted at once" in decision.reason
+    assert "whole" not in decision.reason
+
+
+def test_a_dataset_the_requester_may_not_see_waits_for_its_owner_with_a_neutral_reason():
+    # It takes the name, not the row: the answer cannot depend on the dataset's terms, or on
+    # whether it exists.
+    decision = policy.decide_unseen("agencies/gd-health/datasets/beds", "agencies/gd-health",
+                                    statement(), CONFIG, FRIDAY)
+    assert decision.outcome == policy.WAIT_FOR_OWNER
+    assert decision.decide_deadline == datetime(2024, 5, 24, 16, 0, tzinfo=UTC)
+    assert decision.reason == (
+        "the owner of agencies/gd-health decides whether to share"
+        " agencies/gd-health/datasets/beds with you, by 2024-05-24T16:00:00.000000Z")
+
+
+def test_a_dataset_the_requester_may_not_see_still_caps_the_duration_and_says_so():
+    decision = policy.decide_unseen("agencies/gd-health/datasets/beds", "agencies/gd-health",
+                                    statement(1000), CONFIG, FRIDAY)
+    assert decision.duration == timedelta(days=365)
+    assert decision.reason.endswith("(the 1000-day request is capped at 365 days)")
 
 
 def test_conditional_waits_ten_working_days():
