@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from agencies.catalog import enum_value
 from gateway.cli.agency import (
     LocalMistake,
+    add_row,
     agency,
     client_from,
     console,
@@ -25,8 +25,11 @@ from gateway.cli.agency import (
     folding_table,
     handles_errors,
     print_items,
+    say,
+    transfer_progress,
     wants_json,
 )
+from gateway.text import shown
 from gateway.v1 import catalog_pb2
 
 MEDIA_TYPES = {".csv": "CSV", ".jsonl": "JSON_LINES", ".ndjson": "JSON_LINES",
@@ -101,16 +104,15 @@ def publish(ctx: click.Context, file: Path, dataset_id: str, title: str, abstrac
         if wants_json(ctx):
             emit_json(client.publish(dataset_id, file, **fields))
             return
-        columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"uploading {file.name}", total=file.stat().st_size)
+        with transfer_progress(transient=True) as bar:
+            task = bar.add_task(shown(f"uploading {file.name}"), total=file.stat().st_size)
             response = client.publish(dataset_id, file, **fields,
                                       progress=lambda sent, _: bar.update(task, completed=sent))
     version_row = response.dataset_version
-    note = " (identical content already stored)" if response.content_deduplicated else ""
-    console.print(f"published {version_row.name}{note}")
-    console.print(f"sha256 {version_row.manifest.content_sha256.hex()}  "
+    note = (" (the same content as a version you published before)"
+            if response.content_deduplicated else "")
+    say(f"published {version_row.name}{note}")
+    say(f"sha256 {version_row.manifest.content_sha256.hex()}  "
                   f"{version_row.manifest.content_size} bytes  "
                   f"audit leaf {version_row.audit_leaf_index}")
 
@@ -172,13 +174,13 @@ def show(ctx: click.Context, name: str) -> None:
         ("content", f"{manifest.content_size} bytes, sha256 {manifest.content_sha256.hex()}"),
     ):
         if value:
-            details.add_row(label, value)
+            add_row(details, label, value)
     console.print(details)
     if manifest.schema:
         fields = folding_table("field", "type", "sensitivity", "description")
         for item in manifest.schema:
-            fields.add_row(item.name, enum_short(catalog_pb2.FieldType, item.type),
-                           enum_short(catalog_pb2.Sensitivity, item.sensitivity), item.description)
+            add_row(fields, item.name, enum_short(catalog_pb2.FieldType, item.type),
+                    enum_short(catalog_pb2.Sensitivity, item.sensitivity), item.description)
         console.print(fields)
 
 
@@ -213,4 +215,4 @@ def withdraw(ctx: click.Context, name: str, reason: str) -> None:
     if wants_json(ctx):
         emit_json(dataset)
         return
-    console.print(f"withdrew {dataset.name}")
+    say(f"withdrew {dataset.name}")

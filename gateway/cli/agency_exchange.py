@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from gateway.cli.agency import (
     LocalMistake,
+    add_row,
     agency,
     client_from,
     console,
@@ -24,8 +24,11 @@ from gateway.cli.agency import (
     folding_table,
     handles_errors,
     print_items,
+    say,
+    transfer_progress,
     wants_json,
 )
+from gateway.text import shown
 from gateway.v1 import exchange_pb2
 
 
@@ -189,11 +192,8 @@ def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
     if not target.parent.is_dir():  # before the gateway starts an exchange for nothing
         raise LocalMistake(f"cannot write {target}: the folder {target.parent} does not exist;"
                            " create it or choose another --to")
-    with client_from(ctx) as client, Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), console=console, disable=wants_json(ctx),
-    ) as bar:
-        task = bar.add_task(f"fetching {dataset}", total=None)
+    with client_from(ctx) as client, transfer_progress(disable=wants_json(ctx)) as bar:
+        task = bar.add_task(shown(f"fetching {dataset}"), total=None)
         fetched = client.fetch(dataset, target,
                                progress=lambda done, total: bar.update(task, completed=done,
                                                                        total=total))
@@ -202,12 +202,12 @@ def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
         return
     receipt = fetched.receipt
     fields = f" fields {', '.join(receipt.fields)}" if receipt.fields else ""
-    console.print(f"verified {receipt.dataset_version}{fields} ({receipt.delivered_size} bytes,"
+    say(f"verified {receipt.dataset_version}{fields} ({receipt.delivered_size} bytes,"
                   f" sha256 {receipt.delivered_sha256.hex()}) -> {fetched.path}")
     if receipt.fields:
-        console.print(f"projected from its content of {receipt.content_size} bytes, sha256"
+        say(f"projected from its content of {receipt.content_size} bytes, sha256"
                       f" {receipt.content_sha256.hex()}")
-    console.print(f"receipt: {receipt.exchange}, audit leaf {receipt.audit_leaf_index}")
+    say(f"receipt: {receipt.exchange}, audit leaf {receipt.audit_leaf_index}")
 
 
 @agency.command("fetches")
@@ -227,8 +227,8 @@ def fetches(ctx: click.Context, dataset: str) -> None:
         return
     table = folding_table("completed", "requester", "dataset version", "exchange", "audit leaf")
     for item in found:
-        table.add_row(item.complete_time.strftime("%Y-%m-%d %H:%M"), item.requester,
-                      item.dataset_version, item.exchange, str(item.audit_event.leaf_index))
+        add_row(table, item.complete_time.strftime("%Y-%m-%d %H:%M"), item.requester,
+                item.dataset_version, item.exchange, str(item.audit_event.leaf_index))
     console.print(table)
 
 
@@ -257,9 +257,9 @@ def watch(ctx: click.Context, cursor: str, follow: tuple[str, ...], limit: int |
             if wants_json(ctx):
                 emit_json(event)
             else:
-                console.print(f"[{event.cursor}] {_when(event.create_time)}"
-                              f" {enum_short(exchange_pb2.EventType, event.type)}"
-                              f" {event.resource}: {event.summary}")
+                say(f"[{event.cursor}] {_when(event.create_time)}"
+                    f" {enum_short(exchange_pb2.EventType, event.type)}"
+                    f" {event.resource}: {event.summary}")
             if limit is not None and count >= limit:
                 stream.close()
                 return

@@ -17,20 +17,21 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from agencies.catalog import agency_name
 from gateway import config as config_module
 from gateway import times
 from gateway.audit import export, merkle, note, record, verify
 from gateway.audit.log import origin_links
-from gateway.cli.agency import folding_table
+from gateway.cli.agency import add_row, console, folding_table
 from gateway.services.audit import MAX_LEAF_INDEX
 from gateway.signing import SigningKey
 from gateway.storage import audit as sql
+from gateway.text import shown
 
 EXIT_FAILED = 1
 
-console = Console()
 _EVENT = re.compile(r"(?:auditEvents/)?(0|[1-9][0-9]*)")
 _AGENCY = re.compile(r"agencies/[^/]+")
 _DATASET = re.compile(r"agencies/[^/]+/datasets/[^/]+")
@@ -172,8 +173,8 @@ def list_events(ctx: click.Context, after: int, limit: int, as_json: bool,
     table = folding_table("leaf", "time", "actor", "action", "outcome", "resources")
     for row in found:
         fields = record.decode(row["record"])
-        table.add_row(str(row["leaf_index"]), fields["time"], fields["actor"], fields["action"],
-                      fields["outcome"], "\n".join(fields["resources"]))
+        add_row(table, str(row["leaf_index"]), fields["time"], fields["actor"], fields["action"],
+                fields["outcome"], Text("\n".join(map(shown, fields["resources"]))))
     console.print(table)
 
 
@@ -254,8 +255,9 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
         if fmt == "csv":
             writer = csv.DictWriter(output, fieldnames=export.CSV_FIELDS)
             writer.writeheader()
-            for item in rows:
-                writer.writerow(export.csv_row(item))
+            for item in rows:  # the record column keeps the exact bytes (base64)
+                writer.writerow({key: shown(value) if isinstance(value, str) else value
+                                 for key, value in export.csv_row(item).items()})
         else:
             for item in rows:
                 output.write(export.json_line(item) + "\n")
