@@ -18,6 +18,7 @@ gateway deliver only the fields a grant names, verifiably. Such content must par
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -32,9 +33,11 @@ from google.protobuf.message import DecodeError
 
 from agencies import errors
 from certs import ca as certs_ca
-from certs.identity import identity_from_certificate
+from certs.identity import ID_PATTERN, identity_from_certificate
 from gateway import columns, signing, statements
 from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2
+
+DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 
 CHUNK_SIZE = 1024 * 1024
 """Upload chunk size; the gateway accepts up to its max_chunk_bytes (1 MiB by default)."""
@@ -249,7 +252,7 @@ class CatalogMixin:
 
     def datasets(
         self, *, publisher: str = "-", query: str = "", region_code: str = "", tag: str = "",
-        classification: int | str = 0, sharing_type: int | str = 0,
+        classification: int | str = 0, sharing_type: int | str = 0, dataset_id: str = "",
         show_withdrawn: bool = False, page_size: int = 0,
     ) -> Iterator[catalog_pb2.Dataset]:
         """Every dataset the caller may see matching the filters, newest first, page by page.
@@ -258,7 +261,7 @@ class CatalogMixin:
             parent=agency_name(publisher), query=query, region_code=region_code, tag=tag,
             classification=enum_value(catalog_pb2.Classification, classification),
             sharing_type=enum_value(catalog_pb2.SharingType, sharing_type),
-            show_withdrawn=show_withdrawn, page_size=page_size,
+            dataset_id=dataset_id, show_withdrawn=show_withdrawn, page_size=page_size,
         )
         return self._pages(self.catalog.ListDatasets, request, "datasets")
 
@@ -295,10 +298,14 @@ class CatalogMixin:
         return verified
 
     def _next_version(self, name: str) -> int:
-        try:
-            return self.get(name).latest_version + 1
-        except errors.NotFound:
-            return 1
+        """The latest version + 1, or 1 for a dataset not published yet. Asked with a listing,
+        which answers an empty page for a new dataset: GetDataset would answer NOT_FOUND, and
+        every first publish would add a refusal to the audit log."""
+        parts = DATASET_NAME.fullmatch(name)
+        if not parts or not all(ID_PATTERN.fullmatch(part) for part in parts.groups()):
+            return 1  # no dataset name: the gateway refuses the manifest, saying what to fix
+        found = self.datasets(publisher=parts[1], dataset_id=parts[2], show_withdrawn=True)
+        return next((dataset.latest_version for dataset in found), 0) + 1
 
 
 def _as_bytes(pem: str | bytes) -> bytes:

@@ -8,10 +8,14 @@ Layout under the configured folder (`config.storage.blobs`):
 An upload streams into a temp file while it is hashed (`Upload.write`, through a
 `spool.Spool`), is fsynced (`Upload.finish`), and is moved into place by `BlobStore.commit`
 inside the catalog's audit-log change, so a blob appears only together with the row that names
-it. Identical content is kept once. At start-up `recover()` removes what a crash left: temp
-files, and blobs moved into place by a change whose transaction never committed (no row names
-them). A disk that fills up (or a quota reached) while an upload is written or moved is
-refused as errors.Unavailable STORAGE_FULL, and the upload's temp file is removed.
+it. Identical content is kept once, whoever published it, and the store never tells whether it
+was there before: an upload of stored content replaces the stored file with its own identical
+bytes, fsynced and just hashed, so a publish does the same work and leaves the same state
+either way (no publisher learns what content other agencies hold). At start-up `recover()`
+removes what a crash left: temp files, and blobs moved into place by a change whose transaction
+never committed (no row names them). A disk that fills up (or a quota reached) while an upload
+is written or moved is refused as errors.Unavailable STORAGE_FULL, and the upload's temp file
+is removed.
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ class Upload:
         fd, name = tempfile.mkstemp(dir=folder, prefix="upload-")
         self.path = Path(name)
         self._spool = Spool(open_direct(fd, expected=expected), expected=expected)
-        self.deduplicated: bool | None = None
-        """What `BlobStore.commit` found, once it ran: whether the content was stored before."""
+        self.placed = False
+        """Whether `BlobStore.commit` moved it into place (its temp file is gone then)."""
 
     def write(self, chunk: bytes) -> None:
         with _refusing_full_disk():
@@ -200,29 +204,23 @@ class BlobStore:
         finally:
             upload.discard()
 
-    def commit(self, upload: Upload) -> bool:
-        """Move a finished upload into place; True when identical content was already stored
-        (the upload is then dropped). Call inside the change that records the blob.
+    def commit(self, upload: Upload) -> None:
+        """Move a finished upload into place, over identical content already stored if there is
+        any (same bytes: readers with the old file open read on). Call inside the change that
+        records the blob.
 
         A change runs again when its batch is redone (audit.log); the rolled-back first run
-        left the blob it moved in place, and this run keeps it, with the first run's answer
-        (without it, fresh content would find itself and count as stored before)."""
-        if upload.deduplicated is None:
-            with _refusing_full_disk():
-                upload.deduplicated = self._place(upload)
-        return upload.deduplicated
-
-    def _place(self, upload: Upload) -> bool:
+        left the blob it moved in place, and this run keeps it."""
+        if upload.placed:
+            return
         digest = upload.hasher.hexdigest()
         target = self.path(digest)
-        if target.is_file():
-            upload.discard()
-            return True
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(upload.path, target)
-        _fsync_folder(target.parent)
+        with _refusing_full_disk():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(upload.path, target)
+            upload.placed = True
+            _fsync_folder(target.parent)
         self.hashed(digest, os.stat(target))
-        return False
 
     def remove(self, sha256_hex: str) -> None:
         """Remove a blob that no committed row names (one a failed change moved into place)."""

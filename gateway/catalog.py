@@ -285,10 +285,14 @@ def publish(
 ) -> tuple[dict[str, Any], bool]:
     """Verify a signed manifest, receive its content, store the version.
 
-    Returns the version row and whether the content was already stored. The checks run in
-    order (manifest size, signature, fields, version, legal basis, then the bytes); any refusal
-    leaves no blob, temp file or row behind, only the refusal's audit event.
+    Returns the version row and whether the publisher itself had already published the same
+    content (content other agencies hold counts as new: that is theirs to know). The checks run
+    in order (manifest size, signature, fields, version, legal basis, then the bytes); any
+    refusal leaves no blob, temp file or row behind, only the refusal's audit event, which names
+    the dataset the manifest claims (when that is a valid dataset name) even if the manifest
+    turns out forged.
     """
+    call.resources = _claimed_dataset(envelope)
     check_manifest_size(envelope, gateway.config.limits)
     manifest = statements.open_signed(gateway, call.caller, envelope, statements.MANIFEST,
                                       "manifest")
@@ -296,7 +300,6 @@ def publish(
         manifest, publisher=call.caller.identity.id, limits=gateway.config.limits,
         now=gateway.now(), clock_skew=timedelta(seconds=gateway.config.exchange.clock_skew_seconds),
     )
-    call.resources = [manifest.dataset]
     _check_version(sql.get_dataset(gateway.db.reader(), manifest.dataset), manifest)
     _check_sharing(manifest)
     with gateway.blobs.upload(manifest.content_size) as upload:
@@ -305,16 +308,31 @@ def publish(
             return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
                                       call.refusal).value
         except BaseException:
-            if upload.deduplicated is False:  # moved into place, but its row never committed
+            if upload.placed:  # moved into place, but its row never committed
                 _remove_unnamed(gateway, upload.hasher.hexdigest())
             raise
         finally:
             gateway.datasets.changed(manifest.dataset)
 
 
+def _claimed_dataset(envelope: envelope_pb2.Envelope) -> list[str]:
+    """The dataset an envelope's manifest names, read before its signature is checked: what a
+    refused publish claimed to be about, for its refusal event ([] when the payload is no
+    manifest or names no valid dataset)."""
+    claimed = statements.claimed(envelope, statements.MANIFEST)
+    if claimed is None:
+        return []
+    try:
+        parse_dataset_name(claimed.dataset)
+    except errors.InvalidArgument:
+        return []
+    return [claimed.dataset]
+
+
 def _remove_unnamed(gateway: Gateway, digest: str) -> None:
-    """Remove a blob a failed change moved into place, unless a row names it by now (a later
-    publish of the same content may have found it). Decided in the committer, where no change
+    """Remove a blob a failed change moved into place, unless a row names it by now (another
+    version with the same content, of any publisher: the check and its work are the same
+    whoever holds it). Decided in the committer, where no change
     can find the blob between the check and the removal; a redone batch does not decide again
     (it would remove a blob a later change of the batch moved into place). If even this fails,
     start-up recovery removes the blob."""
@@ -366,7 +384,8 @@ def _store_version(
     manifest: catalog_pb2.Manifest, upload: Upload,
 ) -> Any:
     """The change that records a version: rows, tags, watch event, then the blob moved into
-    place last, so a refused change never leaves content behind."""
+    place last, so a refused change never leaves content behind. It answers whether the
+    publisher's own versions already named the content, asked before this one is added."""
     name = manifest.dataset
     publisher = call.agency or {}
     version = version_name(name, manifest.version)
@@ -374,6 +393,8 @@ def _store_version(
     def change(tx: Tx) -> tuple[tuple[dict[str, Any], bool], list]:
         existing = sql.get_dataset(tx.conn, name)
         _check_version(existing, manifest)
+        republished = sql.publisher_named(tx.conn, call.caller.identity.id,
+                                          manifest.content_sha256.hex())
         when = times.to_text(tx.now)
         sql.upsert_dataset(tx.conn, {
             "name": name,
@@ -406,10 +427,10 @@ def _store_version(
         events_sql.insert_event(
             tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
             actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
-        deduplicated = gateway.blobs.commit(upload)
+        gateway.blobs.commit(upload)
         event = call.event(resources=(version, name),
                            envelope_ids=(statements.envelope_id(envelope),))
-        return (row, deduplicated), [event]
+        return (row, republished), [event]
 
     return change
 
@@ -467,6 +488,7 @@ def list_datasets(
         sharing_type=optional_enum(catalog_pb2.SharingType, request.sharing_type,
                                     "sharing_type"),
         fts_query=fts_query(request.query),
+        dataset_id=_dataset_id_filter(request.dataset_id),
         show_withdrawn=request.show_withdrawn,
         viewer=call.caller.identity.id if call.caller.kind == AGENCY else None,
         now=times.to_text(gateway.now()),
@@ -521,6 +543,13 @@ def _publisher_filter(parent: str) -> str:
             field="parent",
         )
     return match.group(1)
+
+
+def _dataset_id_filter(dataset_id: str) -> str:
+    if dataset_id and not ID_PATTERN.fullmatch(dataset_id):
+        raise errors.InvalidArgument(f"dataset_id must match {ID_PATTERN.pattern}",
+                                     field="dataset_id")
+    return dataset_id
 
 
 def _region_prefix(code: str) -> str:

@@ -161,6 +161,20 @@ def _registered(certificate_pem: str) -> tuple[x509.Certificate, signing.VerifyK
     return certificate, signing.VerifyKey.from_certificate(certificate)
 
 
+def claimed(envelope: envelope_pb2.Envelope, payload_type: str) -> Any | None:
+    """The `payload_type` statement an envelope carries, decoded WITHOUT any check (None if it
+    is of another type or does not decode): only to name, in the audit event of a refused call,
+    what the call claimed to be about; never to decide anything."""
+    if envelope.payload_type != payload_type:
+        return None
+    statement = PAYLOAD_TYPES[payload_type]()
+    try:
+        statement.ParseFromString(envelope.payload)
+    except DecodeError:
+        return None
+    return statement
+
+
 def decode(envelope: envelope_pb2.Envelope, payload_type: str, field: str) -> Any:
     """The statement in an envelope's payload (after its signature has been checked)."""
     statement = PAYLOAD_TYPES[payload_type]()

@@ -57,10 +57,10 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
                        call: Call) -> Any:
         with self.gateway.limiter.stream(call.caller.uri):
             messages = _until_cancelled(requests, call.context)
-            row, deduplicated = catalog.publish(self.gateway, call, _manifest(messages),
-                                                _chunks(messages))
+            row, republished = catalog.publish(self.gateway, call, _manifest(messages),
+                                               _chunks(messages))
         return catalog_pb2.PublishDatasetResponse(dataset_version=version_proto(row),
-                                                  content_deduplicated=deduplicated)
+                                                  content_deduplicated=republished)
 
     @rpc("catalog.get", allow=EVERYONE)
     def GetDataset(self, request: catalog_pb2.GetDatasetRequest, call: Call) -> Any:

@@ -119,6 +119,18 @@ def content_named(conn: sqlite3.Connection, sha256_hex: str) -> bool:
                         (sha256_hex,)).fetchone() is not None
 
 
+def publisher_named(conn: sqlite3.Connection, publisher: str, sha256_hex: str) -> bool:
+    """Whether a version of one of `publisher`'s own datasets names the content `sha256_hex`
+    (read through the publisher's datasets: their versions, not the whole table)."""
+    return conn.execute(
+        "SELECT 1 FROM datasets d JOIN dataset_versions v ON v.dataset = d.name"
+        " WHERE d.publisher = ? AND v.content_sha256 = ? LIMIT 1",
+        (publisher, sha256_hex)).fetchone() is not None
+
+
+CONFIDENTIAL_GRANT = "g.state = 'ACTIVE' AND g.max_classification = 'CONFIDENTIAL'"
+"""SQL condition: the grant row `g` is ACTIVE and covers CONFIDENTIAL versions (it was given
+under CONFIDENTIAL terms); its expiry is checked apart."""
 SEES_CONFIDENTIAL = (
     "(d.publisher = ? OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND"
     " g.dataset = d.name AND g.state = 'ACTIVE' AND g.expire_time > ?))"
@@ -156,6 +168,8 @@ class DatasetFilter:
     sharing_type: str = ""
     fts_query: str = ""
     """An FTS5 MATCH expression built by the catalog (never raw user text)."""
+    dataset_id: str = ""
+    """A valid dataset id: only datasets of that id (of `publisher`, or of any)."""
     show_withdrawn: bool = False
     viewer: str | None = None
     """Agency id whose visibility applies; None sees everything (staff)."""
@@ -187,6 +201,9 @@ def list_datasets(
     if where.fts_query:
         clauses.append("d.seq IN (SELECT rowid FROM datasets_fts WHERE datasets_fts MATCH ?)")
         params.append(where.fts_query)
+    if where.dataset_id:  # ids hold no GLOB wildcards: only the publisher's "*" matches any
+        clauses.append("d.name GLOB ?")
+        params.append(f"agencies/{where.publisher or '*'}/datasets/{where.dataset_id}")
     if not where.show_withdrawn:
         clauses.append("d.state = 'ACTIVE'")
     if where.viewer is not None:

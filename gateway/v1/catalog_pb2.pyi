@@ -223,7 +223,7 @@ class GetDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
-    __slots__ = ("parent", "page_size", "page_token", "query", "region_code", "tag", "classification", "sharing_type", "show_withdrawn")
+    __slots__ = ("parent", "page_size", "page_token", "query", "region_code", "tag", "classification", "sharing_type", "show_withdrawn", "dataset_id")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +233,7 @@ class ListDatasetsRequest(_message.Message):
     CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
     SHARING_TYPE_FIELD_NUMBER: _ClassVar[int]
     SHOW_WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     parent: str
     page_size: int
     page_token: str
@@ -242,7 +243,8 @@ class ListDatasetsRequest(_message.Message):
     classification: Classification
     sharing_type: SharingType
     show_withdrawn: bool
-    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., query: _Optional[str] = ..., region_code: _Optional[str] = ..., tag: _Optional[str] = ..., classification: _Optional[_Union[Classification, str]] = ..., sharing_type: _Optional[_Union[SharingType, str]] = ..., show_withdrawn: _Optional[bool] = ...) -> None: ...
+    dataset_id: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., query: _Optional[str] = ..., region_code: _Optional[str] = ..., tag: _Optional[str] = ..., classification: _Optional[_Union[Classification, str]] = ..., sharing_type: _Optional[_Union[SharingType, str]] = ..., show_withdrawn: _Optional[bool] = ..., dataset_id: _Optional[str] = ...) -> None: ...
 
 class ListDatasetsResponse(_message.Message):
     __slots__ = ("datasets", "next_page_token")

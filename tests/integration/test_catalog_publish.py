@@ -23,6 +23,7 @@ from gateway import errors as gateway_errors
 from gateway.signing import SigningKey
 from gateway.v1 import catalog_pb2
 from tests.conftest import start_network
+from tests.integration.publish_support import failing_batch, publish_in_batch_with, write_event
 
 CONTENT = b"region,beds\n440100,5321\n440300,4410\n" * 100
 SCHEMA = [
@@ -417,68 +418,22 @@ def test_full_disk_refuses_the_upload_and_leaves_nothing(network: Any, monkeypat
     assert list(network.gateway.blobs.tmp.iterdir()) == []
 
 
-def _hold_committer(network: Any) -> threading.Event:
-    """Block the audit committer in a change of its own until the returned event is set, so
-    the changes queued meanwhile run together in its next batch."""
-    release = threading.Event()
-    threading.Thread(target=network.gateway.log.commit,
-                     args=(lambda tx: (release.wait(30), []),)).start()
-    _wait_for(lambda: network.gateway.log._queue.qsize() == 0)
-    return release
-
-
-def _publish_in_batch_with(network: Any, failing: Any) -> tuple[Any, Any]:
-    """Publish fresh content in one batch with `failing`, a change that writes, then raises;
-    returns the publish's response or error, and the content's digest."""
-    client = network.agency("gd-health")
-    content = os.urandom(5000)
-    outcome: list[Any] = []
-
-    def publish() -> None:
-        try:
-            outcome.append(client.publish("fresh", content, title="Fresh", version=1))
-        except errors.GovshareError as exc:
-            outcome.append(exc)
-
-    release = _hold_committer(network)
-    publisher = threading.Thread(target=publish)
-    publisher.start()
-    _wait_for(lambda: network.gateway.log._queue.qsize() == 1)
-    breaker = threading.Thread(target=_commit_failing, args=(network, failing))
-    breaker.start()
-    _wait_for(lambda: network.gateway.log._queue.qsize() == 2)
-    release.set()
-    publisher.join(30)
-    breaker.join(30)
-    return outcome[0], hashlib.sha256(content).hexdigest()
-
-
-def _commit_failing(network: Any, failing: Any) -> None:
-    with pytest.raises(gateway_errors.GatewayError):
-        network.gateway.log.commit(failing)
-
-
-def _write_event(tx: Any) -> None:
-    tx.conn.execute("INSERT INTO events (recipient, type, resource, dataset, actor, summary,"
-                    " create_time) VALUES (NULL, 'X', 'r', 'd', 'a', 's', 't')")
-
-
 def test_a_redone_batch_does_not_count_fresh_content_as_stored_before(network: Any) -> None:
     def failing(tx: Any) -> None:
-        _write_event(tx)
+        write_event(tx)
         raise gateway_errors.InvalidArgument("fails after writing", field="x")
 
-    response, digest = _publish_in_batch_with(network, failing)
+    content = os.urandom(5000)
+    response = publish_in_batch_with(network, failing, network.agency("gd-health"), "fresh",
+                                     content)
     assert response.content_deduplicated is False
-    assert network.gateway.blobs.verify(digest)
+    assert network.gateway.blobs.verify(hashlib.sha256(content).hexdigest())
 
 
 def test_a_failed_batch_leaves_no_blob(network: Any) -> None:
-    def failing(tx: Any) -> None:
-        _write_event(tx)
-        tx.conn.execute("SELECT * FROM no_such_table")  # the database fails: the whole batch
-
-    error, digest = _publish_in_batch_with(network, failing)
+    content = os.urandom(5000)
+    error = publish_in_batch_with(network, failing_batch, network.agency("gd-health"), "fresh",
+                                  content)
     _expect(error, grpc.StatusCode.UNAVAILABLE, "STORAGE_ERROR")
-    assert not network.gateway.blobs.exists(digest)
+    assert not network.gateway.blobs.exists(hashlib.sha256(content).hexdigest())
     assert list(network.gateway.blobs.tmp.iterdir()) == []

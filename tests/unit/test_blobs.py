@@ -90,3 +90,27 @@ def test_a_new_folder_is_not_claimed_by_a_database_whose_content_is_elsewhere(tm
     assert not (store.root / blobs.OWNER_FILE).exists()
     (store.root / blobs.OWNER_FILE).write_text("../gateway.db\n")  # the content is lost: serve
     assert store.recover({mine}, tmp_path / "gateway.db") == 0
+
+
+def _commit(store: BlobStore, content: bytes) -> str:
+    with store.upload(len(content)) as upload:
+        upload.write(content)
+        upload.finish()
+        store.commit(upload)
+        assert upload.placed
+    return upload.hasher.hexdigest()
+
+
+def test_storing_content_already_stored_does_what_storing_new_content_does(tmp_path):
+    # Whether the bytes were there before (another agency's, say) must change nothing a
+    # publisher could observe: the upload is moved into place and counts as just hashed.
+    store = BlobStore(tmp_path / "blobs")
+    store.recover(())
+    digest = _commit(store, b"patient records")
+    before = os.stat(store.path(digest))
+    assert _commit(store, b"patient records") == digest
+    with store.open(digest) as handle:
+        assert os.fstat(handle.fileno()).st_ino != before.st_ino  # the new upload's file
+        assert store.unchanged_since_hashed(digest, handle)
+        assert handle.read() == b"patient records"
+    assert list(store.tmp.iterdir()) == []
