@@ -5,12 +5,15 @@ ids match `certs.identity.ID_PATTERN` (^[a-z][a-z0-9-]{1,62}[a-z0-9]$, 3 to 64 c
 checked with fullmatch), so names never carry path characters, NUL or surprises.
 
 Visibility: PUBLIC and INTERNAL metadata is visible to every registered agency; CONFIDENTIAL
-metadata only to its publisher and to agencies holding an ACTIVE, unexpired grant on it; staff
-(admin, auditor) see all metadata. Permission comes before existence: an agency that could not
-see a dataset of another publisher gets PERMISSION_DENIED whether it exists or not, so hidden
-datasets cannot be discovered by probing names; NOT_FOUND goes only to those who could see it.
+metadata only to its publisher and to agencies holding an ACTIVE, unexpired grant on it given
+under CONFIDENTIAL terms (a grant given while the latest version was PUBLIC or INTERNAL reveals
+no CONFIDENTIAL version, older or newer); staff (admin, auditor) see all metadata.
+Permission comes before existence: an agency that could not see a dataset of another publisher
+gets PERMISSION_DENIED whether it exists or not, so hidden datasets cannot be discovered by
+probing names; NOT_FOUND goes only to those who could see it.
 Each version is visible by its own classification: a CONFIDENTIAL version stays hidden from
-those agencies after a later version is published PUBLIC.
+those agencies after a later version is published PUBLIC. A dataset is visible by its latest
+version's classification.
 
 Sizes: every reply must fit the gateway's message limit (`limits.max_message_bytes`). A reply
 holds each manifest twice (decoded, and signed), so a signed manifest may take at most a
@@ -105,8 +108,16 @@ def version_name(dataset: str, version: int) -> str:
 
 def enum_name(enum: Any, value: int) -> str:
     """The stored form of an enum value: its name without the type prefix ("PUBLIC")."""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return enum.Name(value).removeprefix(prefix)
+    return enum.Name(value).removeprefix(_enum_prefix(enum))
+
+
+def enum_value(enum: Any, name: str) -> int:
+    """The enum value of a stored form `enum_name` gave ("PUBLIC")."""
+    return enum.Value(_enum_prefix(enum) + name)
+
+
+def _enum_prefix(enum: Any) -> str:
+    return enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
 
 
 def _check_enum(enum: Any, value: int, field: str) -> None:
@@ -292,7 +303,6 @@ def publish(
     the dataset the manifest claims (when that is a valid dataset name) even if the manifest
     turns out forged.
     """
-    call.resources = _claimed_dataset(envelope)
     check_manifest_size(envelope, gateway.config.limits)
     manifest = statements.open_signed(gateway, call.caller, envelope, statements.MANIFEST,
                                       "manifest")
@@ -300,6 +310,7 @@ def publish(
         manifest, publisher=call.caller.identity.id, limits=gateway.config.limits,
         now=gateway.now(), clock_skew=timedelta(seconds=gateway.config.exchange.clock_skew_seconds),
     )
+    call.resources = [manifest.dataset]
     _check_version(sql.get_dataset(gateway.db.reader(), manifest.dataset), manifest)
     _check_sharing(manifest)
     with gateway.blobs.upload(manifest.content_size) as upload:
@@ -418,6 +429,7 @@ def _store_version(
             "version": manifest.version,
             "signed_manifest": envelope.SerializeToString(),
             "classification": enum_name(catalog_pb2.Classification, manifest.classification),
+            "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
             "content_sha256": manifest.content_sha256.hex(),
             "content_size": manifest.content_size,
             "create_time": when,
@@ -440,18 +452,27 @@ def _store_version(
 
 def can_see(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
     """Whether `caller` may see the metadata of `dataset` (a storage.catalog.get_dataset row):
-    staff always; agencies for PUBLIC/INTERNAL, their own, or with an active unexpired grant."""
+    staff always; agencies for PUBLIC/INTERNAL, their own, or with an active unexpired grant
+    covering CONFIDENTIAL."""
     return dataset["classification"] != "CONFIDENTIAL" or sees_confidential(gateway, caller,
                                                                             dataset)
 
 
 def sees_confidential(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
     """Whether `caller` may see the CONFIDENTIAL metadata of `dataset`: staff, its publisher,
-    and agencies holding an active unexpired grant on it."""
+    and agencies holding an active unexpired grant on it that covers CONFIDENTIAL."""
     if caller.kind != AGENCY or dataset["publisher"] == caller.identity.id:
         return True
-    return sql.has_active_grant(gateway.db.reader(), caller.identity.id, dataset["name"],
-                                times.to_text(gateway.now()))
+    return sql.has_confidential_grant(gateway.db.reader(), caller.identity.id, dataset["name"],
+                                      times.to_text(gateway.now()))
+
+
+def visible_under(grants: list[dict[str, Any]], terms: dict[str, Any]) -> bool:
+    """Whether an agency holding `grants` (its active grants on a dataset it does not own) may
+    see the metadata of a version or dataset row published under `terms`: the rule of
+    `can_see`, for a caller whose grants are read already."""
+    return terms["classification"] != "CONFIDENTIAL" or any(
+        grant["max_classification"] == "CONFIDENTIAL" for grant in grants)
 
 
 def get_visible(gateway: Gateway, caller: Caller, name: str, field: str = "name") -> dict[str, Any]:

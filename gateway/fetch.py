@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway import columns, errors, policy, spool, statements, times
+from gateway import catalog, columns, errors, policy, spool, statements, times
 from gateway.audit import record
 from gateway.audit.log import Tx
 from gateway.exchange import DATASET_NAME, agency_name
@@ -159,8 +159,8 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
             " and ListDatasetVersions (show, versions); its content stays with the publisher,"
             " and FetchDataset delivers it to other agencies under a grant",
             reason="OWN_DATASET", dataset=dataset_name)
-    grant = sql.active_grant(reader, requester, dataset_name, now)
-    if grant is None:
+    grants = sql.active_grants(reader, requester, dataset_name, now)
+    if not grants:
         raise errors.PermissionDenied(
             f"you hold no active grant on {dataset_name}: request access first",
             reason="NO_ACTIVE_GRANT", dataset=dataset_name,
@@ -171,7 +171,7 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
         raise errors.NotFound(f"{version_name or dataset_name} has no such version",
                               reason="VERSION_NOT_FOUND", dataset=dataset)
     manifest = _manifest(version["signed_manifest"])
-    _check_shared(gateway, version["name"], manifest)
+    grant = _opening_grant(gateway, grants, version)
     fields = _projection(grant, version["name"], manifest)
     if offset < 0 or (offset > version["content_size"] and not fields):
         raise _offset_out_of_range(version["content_size"])
@@ -233,18 +233,50 @@ def _completed(name: str) -> errors.FailedPrecondition:
                                      reason="EXCHANGE_COMPLETED", exchange=name)
 
 
-def _check_shared(gateway: Gateway, version: str, manifest: catalog_pb2.Manifest) -> None:
-    """Refuse a NOT_SHARED version, and every version once the owner's latest one is
-    NOT_SHARED: the owner's current decision governs the grants it gave earlier."""
-    if manifest.sharing_type == catalog_pb2.SHARING_TYPE_NOT_SHARED:
-        which = version
-    elif policy.sharing_type(gateway.datasets.dataset(manifest.dataset)) == "NOT_SHARED":
-        which = f"the latest version of {manifest.dataset}"
-    else:
-        return
-    raise errors.FailedPrecondition(
-        f"{which} is NOT_SHARED: its owner does not share {manifest.dataset} now, so no grant"
-        " delivers it; ask the owner", reason="DATASET_NOT_SHARED", dataset=manifest.dataset)
+def _opening_grant(gateway: Gateway, grants: list[dict[str, Any]],
+                   version: dict[str, Any]) -> dict[str, Any]:
+    """The grant that delivers `version`: the longest lasting of the requester's active
+    `grants` whose terms cover it (policy.covers). Refused when the version, or the dataset's
+    latest version, is NOT_SHARED (the owner's current decision governs the grants it gave
+    earlier), or published under terms stricter than every grant covers. A refusal names a
+    version's terms only to a caller that may see that version."""
+    dataset = version["dataset"]
+    latest = gateway.datasets.dataset(dataset)
+    for row, which in ((version, version["name"]), (latest, f"the latest version of {dataset}")):
+        if policy.sharing_type(row) == "NOT_SHARED" and catalog.visible_under(grants, row):
+            raise errors.FailedPrecondition(
+                f"{which} is NOT_SHARED: its owner does not share {dataset} now, so no grant"
+                " delivers it; ask the owner", reason="DATASET_NOT_SHARED", dataset=dataset)
+    grant = next((grant for grant in grants if policy.covers(grant, version)), None)
+    if grant is None:
+        raise _stricter(grants, dataset, version, version["name"])
+    if policy.sharing_type(latest) == "NOT_SHARED":  # hidden from the caller: see above
+        raise _stricter(grants, dataset, latest)
+    return grant
+
+
+def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
+              version: str = "") -> errors.FailedPrecondition:
+    """GRANT_TERMS_STRICTER for `version` (or the latest version of `dataset`), published under
+    `terms` that none of the requester's `grants` covers; the terms are named only to a caller
+    that may see them."""
+    grant = grants[0]
+    said = {"version": version} if version else {}
+    named = ""
+    if catalog.visible_under(grants, terms):
+        said.update(terms=_terms(terms["classification"], policy.sharing_type(terms)),
+                    grant_terms=_terms(grant["max_classification"], grant["max_sharing_type"]))
+        named = f" ({said['terms']}; it covers {said['grant_terms']})"
+    return errors.FailedPrecondition(
+        f"{version or f'the latest version of {dataset}'} was published under stricter terms"
+        f" than your grant {grant['name']} covers{named}: a grant opens only versions whose"
+        " terms are no stricter than those it was given under; ask for access again so that"
+        " its owner decides", reason="GRANT_TERMS_STRICTER", grant=grant["name"],
+        dataset=dataset, **said)
+
+
+def _terms(classification: str, sharing_type: str) -> str:
+    return f"{classification} and {sharing_type}"
 
 
 def _manifest(signed: bytes) -> catalog_pb2.Manifest:
@@ -277,7 +309,7 @@ def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manif
         f"{grant['name']} covers only the fields {', '.join(granted)}, but {version} {holds},"
         " so those fields cannot be delivered on their own, verifiably. The publisher must"
         " republish it with column digests (the SDK adds them for CSV and JSON Lines content"
-        " with a schema), or the owner grant the whole dataset",
+        " with a schema), or the grantee ask for every field",
         reason="GRANT_FIELDS_NARROWER", grant=grant["name"], fields=",".join(extra))
 
 

@@ -29,7 +29,7 @@ from gateway.cli.agency import (
     wants_json,
 )
 from gateway.text import shown
-from gateway.v1 import exchange_pb2
+from gateway.v1 import catalog_pb2, exchange_pb2
 
 
 def _when(stamp: Any) -> str:
@@ -56,10 +56,18 @@ def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -
 
 
 def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
-    print_items(ctx, found, ("grant", "grantee", "dataset", "state", "fields", "expires"),
+    print_items(ctx, found, ("grant", "grantee", "dataset", "state", "fields", "terms",
+                             "expires"),
                 lambda item: (item.name, item.grantee, item.dataset,
                               enum_short(exchange_pb2.GrantState, item.state),
-                              ", ".join(item.fields) or "all", _when(item.expire_time)))
+                              ", ".join(item.fields) or "all", _terms(item),
+                              _when(item.expire_time)))
+
+
+def _terms(grant: exchange_pb2.Grant) -> str:
+    """The strictest terms of a version the grant delivers ("INTERNAL, CONDITIONAL")."""
+    return (f"{enum_short(catalog_pb2.Classification, grant.max_classification)},"
+            f" {enum_short(catalog_pb2.SharingType, grant.max_sharing_type)}")
 
 
 @agency.command("request")

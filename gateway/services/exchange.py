@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway import events, exchange, fetch, paging, times
-from gateway.catalog import optional_enum
+from gateway.catalog import enum_value, optional_enum
 from gateway.rpc import ADMIN, AGENCY, Call, rpc
 from gateway.storage import exchange as sql
-from gateway.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
+from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, exchange_pb2_grpc
 
 
 def request_proto(row: dict[str, Any], now: str) -> exchange_pb2.AccessRequest:
@@ -51,6 +51,8 @@ def grant_proto(row: dict[str, Any]) -> exchange_pb2.Grant:
         expire_time=times.to_timestamp(row["expire_time"]),
         revoke_time=times.to_timestamp(row["revoke_time"]),
         revoke_reason=row["revoke_reason"],
+        max_classification=enum_value(catalog_pb2.Classification, row["max_classification"]),
+        max_sharing_type=enum_value(catalog_pb2.SharingType, row["max_sharing_type"]),
     )
 
 

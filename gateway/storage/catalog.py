@@ -133,10 +133,11 @@ CONFIDENTIAL_GRANT = "g.state = 'ACTIVE' AND g.max_classification = 'CONFIDENTIA
 under CONFIDENTIAL terms); its expiry is checked apart."""
 SEES_CONFIDENTIAL = (
     "(d.publisher = ? OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND"
-    " g.dataset = d.name AND g.state = 'ACTIVE' AND g.expire_time > ?))"
+    f" g.dataset = d.name AND {CONFIDENTIAL_GRANT} AND g.expire_time > ?))"
 )
 """SQL condition: an agency may see the CONFIDENTIAL metadata of the dataset row `d` (its
-publisher, or an active unexpired grant); parameters from `visible_to_params`."""
+publisher, or an active unexpired grant covering CONFIDENTIAL); parameters from
+`visible_to_params`."""
 VISIBLE_TO = f"(d.classification != 'CONFIDENTIAL' OR {SEES_CONFIDENTIAL})"
 """SQL condition: the dataset row `d` is visible to an agency (the catalog's rule); its
 parameters come from `visible_to_params`."""
@@ -146,12 +147,13 @@ def visible_to_params(agency: str, now: str) -> tuple[str, str, str]:
     return (agency, agency, now)
 
 
-def has_active_grant(conn: sqlite3.Connection, grantee: str, dataset: str, now: str) -> bool:
-    """Whether agency `grantee` (an id) holds an ACTIVE grant on `dataset` expiring after `now`
-    (times.to_text form)."""
+def has_confidential_grant(conn: sqlite3.Connection, grantee: str, dataset: str,
+                           now: str) -> bool:
+    """Whether agency `grantee` (an id) holds an ACTIVE grant on `dataset` covering CONFIDENTIAL
+    versions and expiring after `now` (times.to_text form)."""
     return conn.execute(
-        "SELECT 1 FROM grants WHERE grantee = ? AND dataset = ? AND state = 'ACTIVE'"
-        " AND expire_time > ? LIMIT 1",
+        f"SELECT 1 FROM grants g WHERE g.grantee = ? AND g.dataset = ? AND {CONFIDENTIAL_GRANT}"
+        " AND g.expire_time > ? LIMIT 1",
         (grantee, dataset, now),
     ).fetchone() is not None
 

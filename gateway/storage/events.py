@@ -39,7 +39,9 @@ def events_for(
     """Events after position `after` that concern agency id `agency`, oldest first.
 
     A dataset event counts for a grantee when it happened while the grant was in force, so a
-    later revocation or expiry does not open gaps in what a reconnecting watcher receives. A
+    later revocation or expiry does not open gaps in what a reconnecting watcher receives; the
+    publication of a CONFIDENTIAL version counts only under a grant covering CONFIDENTIAL (the
+    catalog's rule: other grants do not reveal that version). A
     followed dataset's events count while the agency may see them at `now` (the catalog's
     rule, version by version: CONFIDENTIAL metadata, of the dataset or of the version an event
     names, only with an ACTIVE grant unexpired at `now`; its own datasets count anyway), so a
@@ -56,7 +58,10 @@ def events_for(
         " AND (e.dataset LIKE ? ESCAPE '\\'" + followed +
         " OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.dataset = e.dataset"
         " AND g.create_time <= e.create_time AND g.expire_time > e.create_time"
-        " AND (g.revoke_time IS NULL OR g.revoke_time > e.create_time)))))"
+        " AND (g.revoke_time IS NULL OR g.revoke_time > e.create_time)"
+        " AND (g.max_classification = 'CONFIDENTIAL' OR NOT EXISTS (SELECT 1 FROM"
+        " dataset_versions v WHERE v.name = e.resource AND v.classification = 'CONFIDENTIAL'))"
+        "))))"
         " ORDER BY e.seq LIMIT ?",
         (after, agency, _owned_prefix(agency), *follow, *visibility, agency, limit),
     ))

@@ -7,6 +7,7 @@ applied migration: add a new one.
 from typing import Any
 
 from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -346,9 +347,12 @@ def _sharing_type_0012(signed_manifest: bytes) -> str:
 
 def _wire_values_0012(message: bytes, number: int) -> list[Any]:
     """The values of top-level field `number` in protobuf `message`, in order (the last one
-    counts, as protobuf reads a scalar)."""
-    return [field.data for field in UnknownFieldSet(empty_pb2.Empty.FromString(message))
-            if field.field_number == number]
+    counts, as protobuf reads a scalar); none when `message` does not parse."""
+    try:
+        fields = UnknownFieldSet(empty_pb2.Empty.FromString(message))
+    except DecodeError:
+        return []
+    return [field.data for field in fields if field.field_number == number]
 
 
 @MIGRATIONS(name="0013_requests_for_names_not_published")

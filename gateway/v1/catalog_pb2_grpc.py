@@ -99,8 +99,9 @@ class CatalogServiceServicer:
     def ListDatasetVersions(self, request, context):
         """Lists the versions of a dataset the caller may see, newest first, each with its signed
         manifest. Each version is visible by its own classification: a CONFIDENTIAL version is
-        left out for agencies that are not its publisher and hold no active grant on the dataset,
-        even when a later version is PUBLIC or INTERNAL.
+        left out for agencies that are not its publisher and hold no active grant on the dataset
+        covering CONFIDENTIAL (Grant.max_classification), even when a later version is PUBLIC or
+        INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,5 +1,6 @@
 import datetime
 
+from gateway.v1 import catalog_pb2 as _catalog_pb2
 from gateway.v1 import envelope_pb2 as _envelope_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -182,7 +183,7 @@ class AccessRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., statement: _Optional[_Union[AccessRequestStatement, _Mapping]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., state: _Optional[_Union[AccessRequestState, str]] = ..., state_reason: _Optional[str] = ..., decide_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., signed_decision: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., grant: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GrantStatement(_message.Message):
-    __slots__ = ("grant", "grantee", "owner", "dataset", "fields", "access_request", "basis", "create_time", "expire_time")
+    __slots__ = ("grant", "grantee", "owner", "dataset", "fields", "access_request", "basis", "create_time", "expire_time", "max_classification", "max_sharing_type")
     GRANT_FIELD_NUMBER: _ClassVar[int]
     GRANTEE_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +193,8 @@ class GrantStatement(_message.Message):
     BASIS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHARING_TYPE_FIELD_NUMBER: _ClassVar[int]
     grant: str
     grantee: str
     owner: str
@@ -201,10 +204,12 @@ class GrantStatement(_message.Message):
     basis: GrantBasis
     create_time: _timestamp_pb2.Timestamp
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, grant: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., access_request: _Optional[str] = ..., basis: _Optional[_Union[GrantBasis, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    max_classification: _catalog_pb2.Classification
+    max_sharing_type: _catalog_pb2.SharingType
+    def __init__(self, grant: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., access_request: _Optional[str] = ..., basis: _Optional[_Union[GrantBasis, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_classification: _Optional[_Union[_catalog_pb2.Classification, str]] = ..., max_sharing_type: _Optional[_Union[_catalog_pb2.SharingType, str]] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("name", "grantee", "owner", "dataset", "access_request", "fields", "state", "signed_statement", "create_time", "expire_time", "revoke_time", "revoke_reason")
+    __slots__ = ("name", "grantee", "owner", "dataset", "access_request", "fields", "state", "signed_statement", "create_time", "expire_time", "revoke_time", "revoke_reason", "max_classification", "max_sharing_type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     GRANTEE_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +222,8 @@ class Grant(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHARING_TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     grantee: str
     owner: str
@@ -229,7 +236,9 @@ class Grant(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
     revoke_reason: str
-    def __init__(self, name: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., access_request: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ...) -> None: ...
+    max_classification: _catalog_pb2.Classification
+    max_sharing_type: _catalog_pb2.SharingType
+    def __init__(self, name: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., access_request: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., max_classification: _Optional[_Union[_catalog_pb2.Classification, str]] = ..., max_sharing_type: _Optional[_Union[_catalog_pb2.SharingType, str]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin", "fields", "delivered_sha256", "delivered_size")

@@ -92,19 +92,26 @@ class ExchangeServiceServicer:
     """
 
     def CreateAccessRequest(self, request, context):
-        """Asks for access to another agency's dataset with a signed statement. UNCONDITIONAL datasets are
-        granted at once, whole; CONDITIONAL ones wait for the owner; NOT_SHARED and withdrawn ones are
-        refused (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN). Retrying with the same
-        request_id and the same statement (its nonce and create_time aside) returns the same access
-        request, even after the clock-skew window; with a different statement it is refused
-        (ALREADY_EXISTS REQUEST_ID_REUSED). An agency that knows the exact name of a CONFIDENTIAL
-        dataset it cannot see may ask for it: the request is audited and shown to the owner, and its
-        state_reason does not say how the dataset is shared. A request that would wait for the owner is
-        refused while the caller's earlier request for the same dataset is still PENDING, overdue or
-        not (FAILED_PRECONDITION REQUEST_ALREADY_PENDING; the message and the access_request metadata
-        name the pending request): one question at a time per dataset; the requester may withdraw the
-        pending one (WithdrawAccessRequest) to ask anew. Asking again while holding an ACTIVE grant (to
-        renew it) is allowed. validate_only answers the same.
+        """Asks for access to another agency's dataset with a signed statement. Of a dataset the caller
+        may see, UNCONDITIONAL ones are granted at once, on the fields the statement names (every field
+        when it names none); CONDITIONAL ones wait for the owner; NOT_SHARED and withdrawn ones are
+        refused (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN). A dataset the caller may
+        not see (CONFIDENTIAL, whatever its sharing type, withdrawn or not) and a name that does not
+        exist under a registered agency get the same answer: a PENDING request the owner decides, whose
+        state_reason says only that ("the owner of agencies/X decides whether to share ... with you, by
+        ..."), its fields checked against the schema when the owner approves; so an agency that learned
+        a CONFIDENTIAL dataset's exact name out of band may ask for it, and no answer tells whether it
+        exists or how it is shared. A name under an agency that is not registered is NOT_FOUND
+        AGENCY_NOT_FOUND. Retrying with the same request_id and the same statement (its nonce and
+        create_time aside) returns the same access request, even after the clock-skew window; with a
+        different statement it is refused (ALREADY_EXISTS REQUEST_ID_REUSED). A request that would wait
+        for the owner is refused while the caller's earlier request for the same dataset is still
+        PENDING, overdue or not (FAILED_PRECONDITION REQUEST_ALREADY_PENDING; the message and the
+        access_request metadata name the pending request): one question at a time per dataset; the
+        requester may withdraw the pending one (WithdrawAccessRequest) to ask anew. It is refused too
+        while the caller has [exchange] max_pending_requests (100) PENDING requests to the same owner,
+        for datasets that exist or not (RESOURCE_EXHAUSTED TOO_MANY_PENDING_REQUESTS). Asking again
+        while holding an ACTIVE grant (to renew it) is allowed. validate_only answers the same.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,7 +134,8 @@ class ExchangeServiceServicer:
     def ApproveAccessRequest(self, request, context):
         """Approves a pending access request with the owner's signed decision, creating a grant. The
         dataset's terms at the time of approval decide: NOT_SHARED or withdrawn by now is refused
-        (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN), as is a requester suspended
+        (FAILED_PRECONDITION DATASET_NOT_SHARED, DATASET_WITHDRAWN), a name the owner never published
+        is NOT_FOUND DATASET_NOT_FOUND (deny it instead), as is a requester suspended
         since it asked (FAILED_PRECONDITION REQUESTER_SUSPENDED); the duration is capped by the
         gateway's configuration at that time. A request that is no longer PENDING (decided, or
         withdrawn by its requester or with its dataset) is refused with FAILED_PRECONDITION
@@ -178,7 +186,12 @@ class ExchangeServiceServicer:
         """Streams a dataset version under an active grant: first the publisher's signed manifest, then
         the content in chunks, then a receipt signed by the gateway. Resumable from a byte offset.
         Refused with FAILED_PRECONDITION DATASET_NOT_SHARED when the version, or the dataset's latest
-        version, is NOT_SHARED (the owner's current decision governs existing grants). The content is
+        version, is NOT_SHARED (the owner's current decision governs existing grants). A grant delivers
+        only versions published under terms no stricter than those it was given under
+        (Grant.max_classification, max_sharing_type): another version, asked for by name or as the
+        latest, fresh or resumed, is FAILED_PRECONDITION GRANT_TERMS_STRICTER (ask again: the owner
+        decides), whose message names the version's terms only to a caller that may see it (a
+        NOT_SHARED version or latest version the caller may not see is refused so too). The content is
         delivered as its publisher signed it. A grant naming fields gets a projection of a version
         whose manifest carries column digests (FetchStart.fields): the content re-encoded with only the
         granted fields, in schema order (CSV with CRLF line ends; columns beyond the schema never reach
@@ -205,7 +218,8 @@ class ExchangeServiceServicer:
     def WatchEvents(self, request, context):
         """Streams, in order, the events that concern the caller. Resumable from a cursor. Followed
         datasets must be visible when the watch opens, and their events are delivered only while
-        they stay visible (checked at every poll). The stream ends with PERMISSION_DENIED
+        they stay visible (checked at every poll). A grantee hears of a CONFIDENTIAL version's
+        publication only under a grant covering CONFIDENTIAL. The stream ends with PERMISSION_DENIED
         AGENCY_SUSPENDED once the caller's agency is suspended, and with UNAUTHENTICATED
         CERTIFICATE_REVOKED once its certificate is revoked. Counts against the same stream
         limits as FetchDataset.

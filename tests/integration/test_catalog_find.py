@@ -103,25 +103,27 @@ def test_filters(catalog: Any) -> None:
         list(stats.datasets(publisher="../x"))
 
 
-def _grant(network: Any, grantee: str, dataset: str, expire: timedelta) -> None:
-    """An ACTIVE grant row, as the exchange records one after an approval."""
+def _grant(network: Any, grantee: str, dataset: str, expire: timedelta,
+           classification: str = "CONFIDENTIAL") -> None:
+    """An ACTIVE grant row, as the exchange records one after an approval given while the
+    dataset's latest version was `classification` and CONDITIONAL."""
     owner = dataset.split("/")[1]
     now = network.gateway.now()
+    request = f"agencies/{grantee}/accessRequests/r-{classification.lower()}"
 
     def change(tx: Any) -> tuple[None, list]:
         tx.conn.execute(
             "INSERT INTO access_requests (name, requester, owner, dataset, request_id,"
             " statement_digest, signed_statement, state, state_reason, create_time)"
-            " VALUES (?, ?, ?, ?, 'r1', '', x'', 'APPROVED', '', ?)",
-            (f"agencies/{grantee}/accessRequests/r1", grantee, owner, dataset,
-             times.to_text(now)))
+            " VALUES (?, ?, ?, ?, ?, '', x'', 'APPROVED', '', ?)",
+            (request, grantee, owner, dataset, request, times.to_text(now)))
         tx.conn.execute(
             "INSERT INTO grants (name, grantee, owner, dataset, access_request, fields, state,"
-            " signed_statement, create_time, expire_time) VALUES (?, ?, ?, ?, ?, '', 'ACTIVE',"
-            " x'', ?, ?)",
-            (f"agencies/{owner}/grants/g-{grantee}", grantee, owner, dataset,
-             f"agencies/{grantee}/accessRequests/r1", times.to_text(now),
-             times.to_text(now + expire)))
+            " signed_statement, create_time, expire_time, max_classification,"
+            " max_sharing_type) VALUES (?, ?, ?, ?, ?, '', 'ACTIVE', x'', ?, ?, ?,"
+            " 'CONDITIONAL')",
+            (f"agencies/{grantee}/grants/g-{classification.lower()}", grantee, owner, dataset,
+             request, times.to_text(now), times.to_text(now + expire), classification))
         return None, []
 
     network.gateway.log.commit(change)
@@ -341,6 +343,8 @@ def test_an_older_confidential_version_stays_hidden_after_a_public_one(network: 
     cases = "agencies/gd-health/datasets/cases"
     assert [v.version for v in stats.versions(cases, page_size=1)] == [3, 2]
     assert [v.version for v in health.versions(cases)] == [3, 2, 1]
+    _grant(network, "zj-stats", cases, timedelta(days=1), classification="PUBLIC")
+    assert [v.version for v in stats.versions(cases)] == [3, 2]  # given under PUBLIC terms
     _grant(network, "zj-stats", cases, timedelta(days=1))
     assert [v.version for v in stats.versions(cases)] == [3, 2, 1]
 

@@ -114,3 +114,61 @@ def test_a_database_from_a_newer_govshare_is_refused_and_left_as_it_is(tmp_path:
         Database(path)
     after = sqlite_utils.Database(path)
     assert ([m.name for m in MIGRATIONS.applied(after)], after.schema) == before  # no 0010
+
+
+def _signed_manifest(classification: int, sharing_type: int) -> bytes:
+    from gateway.v1 import catalog_pb2, envelope_pb2
+
+    manifest = catalog_pb2.Manifest(dataset="agencies/gd-health/datasets/d", version=1,
+                                    classification=classification, sharing_type=sharing_type)
+    return envelope_pb2.Envelope(payload_type="application/vnd.govshare.manifest.v1+proto",
+                                 payload=manifest.SerializeToString()).SerializeToString()
+
+
+def test_existing_grants_get_the_terms_of_the_latest_version_when_they_were_given(
+        tmp_path: Path) -> None:
+    """v1 CONFIDENTIAL and CONDITIONAL at t1, v2 PUBLIC and UNCONDITIONAL at t3: a grant given
+    at t2 covers v1's terms, one given at t4 only v2's, one older than every version (none
+    can be) the narrowest terms; a version whose manifest cannot be read counts as
+    NOT_SHARED."""
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0012_sharing_terms_of_versions_and_grants")
+    dataset = "agencies/gd-health/datasets/d"
+    for agency in ("gd-health", "sz-market"):
+        old.execute("INSERT INTO agencies VALUES (?, '', '440000', '', ?, 'ACTIVE', '', 't',"
+                    " 't', '[]')", [agency, agency])
+    old.execute("INSERT INTO datasets (name, publisher, region_code, latest_version, state,"
+                " classification, sharing_type, title, abstract, tags, field_names,"
+                " create_time, update_time) VALUES (?, 'gd-health', '440000', 3, 'ACTIVE',"
+                " 'INTERNAL', 'NOT_SHARED', '', '', '', '', 't1', 't5')", [dataset])
+    old.execute("INSERT INTO access_requests (name, requester, owner, dataset, request_id,"
+                " statement_digest, signed_statement, state, state_reason, create_time)"
+                " VALUES ('r', 'sz-market', 'gd-health', ?, 'r', '', x'', 'APPROVED', '',"
+                " 't0')", [dataset])
+    versions = [(1, "CONFIDENTIAL", _signed_manifest(3, 2), "t1"),
+                (2, "PUBLIC", _signed_manifest(1, 1), "t3"),
+                (3, "INTERNAL", b"\xff not a manifest", "t5")]
+    for version, classification, signed, when in versions:
+        old["dataset_versions"].insert({
+            "name": f"{dataset}/versions/{version}", "dataset": dataset, "version": version,
+            "signed_manifest": signed, "content_sha256": "", "content_size": 0,
+            "create_time": when, "audit_leaf_index": version, "classification": classification})
+    for grant, when in (("before", "t0"), ("under-v1", "t2"), ("under-v2", "t4")):
+        old["grants"].insert({
+            "name": f"agencies/sz-market/grants/{grant}", "grantee": "sz-market",
+            "owner": "gd-health", "dataset": dataset, "access_request": "r", "fields": "[]",
+            "state": "ACTIVE", "signed_statement": b"", "create_time": when,
+            "expire_time": "t9"})
+    old.close()
+
+    conn = Database(path).writer
+    assert conn.execute("SELECT version, sharing_type FROM dataset_versions ORDER BY version"
+                        ).fetchall() == [(1, "CONDITIONAL"), (2, "UNCONDITIONAL"),
+                                         (3, "NOT_SHARED")]
+    assert conn.execute("SELECT name, max_classification, max_sharing_type FROM grants"
+                        " ORDER BY seq").fetchall() == [
+        ("agencies/sz-market/grants/before", "PUBLIC", "UNCONDITIONAL"),
+        ("agencies/sz-market/grants/under-v1", "CONFIDENTIAL", "CONDITIONAL"),
+        ("agencies/sz-market/grants/under-v2", "PUBLIC", "UNCONDITIONAL"),
+    ]
