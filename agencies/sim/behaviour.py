@@ -34,7 +34,8 @@ class Decision:
 
 @dataclass(frozen=True)
 class Policy:
-    """How an owner decides requests for its CONDITIONAL datasets."""
+    """How an owner decides requests for its CONDITIONAL datasets (and for the hidden ones an
+    agency asks for by name: those wait for the owner whatever their sharing type)."""
 
     purposes: frozenset[int]
     """Purposes it approves."""
@@ -42,6 +43,8 @@ class Policy:
     """Purposes for which it also releases personal fields."""
 
     def decide(self, request: x.AccessRequest, spec: datasets.DatasetSpec) -> Decision:
+        if spec.sharing_type == catalog_pb2.SHARING_TYPE_NOT_SHARED:  # asked for by name
+            return Decision(False, f"{spec.id} is not shared: {spec.legal_basis}")
         purpose = request.statement.purpose
         asked = list(request.statement.fields) or spec.field_names
         personal = [name for name in asked if name in spec.personal_fields()]
