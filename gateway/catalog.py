@@ -303,6 +303,7 @@ def publish(
     the dataset the manifest claims (when that is a valid dataset name) even if the manifest
     turns out forged.
     """
+    call.resources = _claimed_dataset(envelope)
     check_manifest_size(envelope, gateway.config.limits)
     manifest = statements.open_signed(gateway, call.caller, envelope, statements.MANIFEST,
                                       "manifest")
@@ -310,7 +311,6 @@ def publish(
         manifest, publisher=call.caller.identity.id, limits=gateway.config.limits,
         now=gateway.now(), clock_skew=timedelta(seconds=gateway.config.exchange.clock_skew_seconds),
     )
-    call.resources = [manifest.dataset]
     _check_version(sql.get_dataset(gateway.db.reader(), manifest.dataset), manifest)
     _check_sharing(manifest)
     with gateway.blobs.upload(manifest.content_size) as upload:
@@ -597,7 +597,9 @@ def optional_enum(enum: Any, value: int, field: str) -> str:
 
 def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
     """Withdraw a dataset (owner only): it leaves default listings and takes no new access
-    requests; pending requests become WITHDRAWN; its versions stay retrievable."""
+    requests; pending requests of agencies that may see it become WITHDRAWN (the others wait
+    for the owner's decision, see storage.catalog.withdraw_pending_requests); its versions stay
+    retrievable."""
     agency_id, _ = parse_dataset_name(name)
     call.resources = [name]
     check_reason(reason)

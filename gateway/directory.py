@@ -80,6 +80,8 @@ def register(
     if not ID_PATTERN.fullmatch(agency_id):
         raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN.pattern}",
                                      field="agency_id")
+    name = f"agencies/{agency_id}"
+    call.resources = [name]
     if not 1 <= len(display_name) <= 200:
         raise errors.InvalidArgument("agency.display_name must be 1 to 200 characters",
                                      field="agency.display_name")
@@ -89,8 +91,6 @@ def register(
             field="agency.region_code",
         )
     key = _signing_key(gateway, agency_id, signing_certificate_pem)
-    name = f"agencies/{agency_id}"
-    call.resources = [name]
     when = times.to_text(gateway.now())
     row = {
         "id": agency_id, "display_name": display_name, "region_code": region_code,

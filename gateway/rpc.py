@@ -37,7 +37,7 @@ AGENCY = "agency"
 ADMIN = "admin"
 AUDITOR = "auditor"
 
-_NAME_FIELDS = ("name", "parent", "dataset")
+_NAME_FIELDS = ("name", "parent", "dataset", "exchange")
 MAX_RECORDED_NAME = 256
 """A refused request may name anything, of any length; its event records each name clipped to
 this many bytes (the request digest binds the whole request), so that one refusal cannot make an

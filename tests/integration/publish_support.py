@@ -1,17 +1,52 @@
-"""Helpers for publishing tests: a publish that shares its audit-log batch with a change that
-writes and then fails, so the batch is redone or fails whole after the content was placed."""
+"""Helpers for publishing tests: manifests to sign (or forge), and a publish that shares its
+audit-log batch with a change that writes and then fails, so the batch is redone or fails whole
+after the content was placed."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any
 
 import pytest
+from google.protobuf import timestamp_pb2
 
 from agencies import errors
 from agencies.client import AgencyClient
 from gateway import errors as gateway_errors
+from gateway.v1 import catalog_pb2
 from tests.integration.exchange_support import wait_for
+
+CONTENT = b"region,beds\n440100,5321\n440300,4410\n" * 100
+SCHEMA = [
+    catalog_pb2.SchemaField(name="region", type=catalog_pb2.FIELD_TYPE_STRING,
+                            description="GB/T 2260 code",
+                            sensitivity=catalog_pb2.SENSITIVITY_NONE),
+    catalog_pb2.SchemaField(name="beds", type=catalog_pb2.FIELD_TYPE_INTEGER,
+                            sensitivity=catalog_pb2.SENSITIVITY_NONE),
+]
+
+
+def manifest(name: str = "agencies/gd-health/datasets/hospital-beds", content: bytes = CONTENT,
+             **fields: Any) -> catalog_pb2.Manifest:
+    """A valid manifest for `content` as version 1 of `name`, with `fields` replaced."""
+    created = timestamp_pb2.Timestamp()
+    created.GetCurrentTime()
+    values: dict[str, Any] = {
+        "dataset": name, "version": 1, "title": "Hospital beds", "abstract": "Beds by city",
+        "media_type": catalog_pb2.MEDIA_TYPE_CSV, "schema": SCHEMA,
+        "classification": catalog_pb2.CLASSIFICATION_PUBLIC,
+        "sharing_type": catalog_pb2.SHARING_TYPE_UNCONDITIONAL,
+        "update_cycle": catalog_pb2.UPDATE_CYCLE_MONTHLY, "tags": ["health", "beds"],
+        "content_sha256": hashlib.sha256(content).digest(), "content_size": len(content),
+        "create_time": created,
+    }
+    values.update(fields)
+    return catalog_pb2.Manifest(**values)
+
+
+def chunked(data: bytes, size: int = 1000) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
 
 
 def hold_committer(network: Any) -> threading.Event:

@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
 
 from agencies import errors
 from agencies.catalog import verify_signed_manifest
@@ -23,38 +22,17 @@ from gateway import errors as gateway_errors
 from gateway.signing import SigningKey
 from gateway.v1 import catalog_pb2
 from tests.conftest import start_network
-from tests.integration.publish_support import failing_batch, publish_in_batch_with, write_event
+from tests.integration.publish_support import (
+    CONTENT,
+    SCHEMA,
+    chunked,
+    failing_batch,
+    manifest,
+    publish_in_batch_with,
+    write_event,
+)
 
-CONTENT = b"region,beds\n440100,5321\n440300,4410\n" * 100
-SCHEMA = [
-    catalog_pb2.SchemaField(name="region", type=catalog_pb2.FIELD_TYPE_STRING,
-                            description="GB/T 2260 code",
-                            sensitivity=catalog_pb2.SENSITIVITY_NONE),
-    catalog_pb2.SchemaField(name="beds", type=catalog_pb2.FIELD_TYPE_INTEGER,
-                            sensitivity=catalog_pb2.SENSITIVITY_NONE),
-]
 TABLES = ("datasets", "dataset_versions", "dataset_tags", "events")
-
-
-def manifest(name: str = "agencies/gd-health/datasets/hospital-beds", content: bytes = CONTENT,
-             **fields: Any) -> catalog_pb2.Manifest:
-    created = timestamp_pb2.Timestamp()
-    created.GetCurrentTime()
-    values: dict[str, Any] = {
-        "dataset": name, "version": 1, "title": "Hospital beds", "abstract": "Beds by city",
-        "media_type": catalog_pb2.MEDIA_TYPE_CSV, "schema": SCHEMA,
-        "classification": catalog_pb2.CLASSIFICATION_PUBLIC,
-        "sharing_type": catalog_pb2.SHARING_TYPE_UNCONDITIONAL,
-        "update_cycle": catalog_pb2.UPDATE_CYCLE_MONTHLY, "tags": ["health", "beds"],
-        "content_sha256": hashlib.sha256(content).digest(), "content_size": len(content),
-        "create_time": created,
-    }
-    values.update(fields)
-    return catalog_pb2.Manifest(**values)
-
-
-def chunked(data: bytes, size: int = 1000) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
 
 
 class Snapshot:
