@@ -267,12 +267,18 @@ def withdraw_dataset(conn: sqlite3.Connection, name: str, reason: str, when: str
 def withdraw_pending_requests(
     conn: sqlite3.Connection, dataset: str, when: str
 ) -> list[dict[str, Any]]:
-    """Mark a withdrawn dataset's PENDING access requests WITHDRAWN; returns their names and
-    requesters (agency ids), oldest first."""
+    """Mark a withdrawn dataset's PENDING access requests WITHDRAWN, those of requesters that
+    may see it at `when`; returns their names and requesters (agency ids), oldest first. The
+    others stay PENDING for the owner to decide, as a request for a name never published does:
+    closing them would tell their requesters that the hidden dataset exists."""
     closed = rows(conn.execute(
         "UPDATE access_requests SET state = 'WITHDRAWN',"
-        " state_reason = 'the dataset was withdrawn by its owner', decide_time = ?"
-        " WHERE dataset = ? AND state = 'PENDING' RETURNING seq, name, requester",
-        (when, dataset),
+        " state_reason = 'the dataset was withdrawn by its owner', decide_time = :when"
+        " WHERE dataset = :dataset AND state = 'PENDING' AND EXISTS (SELECT 1 FROM datasets d"
+        " WHERE d.name = :dataset AND (d.classification != 'CONFIDENTIAL' OR EXISTS (SELECT 1"
+        " FROM grants g WHERE g.grantee = access_requests.requester AND g.dataset = d.name"
+        f" AND {CONFIDENTIAL_GRANT} AND g.expire_time > :when)))"
+        " RETURNING seq, name, requester",
+        {"when": when, "dataset": dataset},
     ))
     return sorted(closed, key=lambda row: row["seq"])

@@ -244,3 +244,31 @@ def test_flooding_an_owner_with_guessed_names_is_capped(network_factory):
     assert ask(market, own).access_request.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
     market.withdraw_request(first.name, "asked too early")
     assert ask(market, MISSING).access_request.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+def test_withdrawing_a_hidden_dataset_tells_its_requesters_nothing(network, parties):
+    health, market = parties
+    stats = network.agency("zj-stats")
+    hidden = hide(health, "CONDITIONAL", False)
+    asked = ask(market, hidden).access_request
+    missing = ask(market, MISSING).access_request
+    granted = ask(stats, hidden).access_request
+    health.approve(granted.name)  # stats may see it now
+    renewal = ask(stats, hidden, request_id="renewal").access_request
+
+    health.withdraw(hidden, "merged into case-files-2")
+
+    now = market.access_request(asked.name)
+    assert (now.state, anonymous(now.state_reason, hidden)) == \
+        (market.access_request(missing.name).state,
+         anonymous(market.access_request(missing.name).state_reason, MISSING))
+    assert now.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    conn = network.gateway.db.reader()
+    assert conn.execute("SELECT COUNT(*) FROM events WHERE recipient = 'sz-market'"
+                        ).fetchone()[0] == 0
+    # An agency that may see the dataset is told; the owner decides the rest.
+    assert stats.access_request(renewal.name).state == exchange_pb2.ACCESS_REQUEST_STATE_WITHDRAWN
+    code, reason, _, _ = refusal(health.approve, asked.name)
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "DATASET_WITHDRAWN")
+    assert health.deny(asked.name, "we do not share this").state == \
+        exchange_pb2.ACCESS_REQUEST_STATE_DENIED
