@@ -246,7 +246,7 @@ def test_a_manifest_is_checked_against_its_certificate_at_its_create_time(tmp_pa
 def test_fetched_content_is_readable_by_its_owner_only(network, tmp_path):
     health, market = network.agency("gd-health"), network.agency("sz-market")
     dataset = publish(health, "admissions", classification="CONFIDENTIAL")
-    ask(market, dataset)
+    health.approve(ask(market, dataset).access_request.name)  # hidden: its owner decides
     seen = []
     part = tmp_path / "admissions.csv.part"
     fetched = market.fetch(dataset, tmp_path / "admissions.csv",
