@@ -443,3 +443,21 @@ def test_request_text_must_say_something(network, parties, field, value):
                     "exchange.request.create")
     assert error.metadata["field"] == f"signed_statement.{field}"
     assert error.message.startswith(f"signed_statement.{field} ")
+
+
+@pytest.mark.parametrize(("fields", "field", "says"), [
+    (["region", "region"], "signed_statement.fields", "names region more than once"),
+    (["region", ""], "signed_statement.fields[1]", "signed_statement.fields[1] "),
+    (["x" * 65], "signed_statement.fields[0]", "signed_statement.fields[0] "),
+], ids=["repeated", "empty", "too-long"])
+@pytest.mark.parametrize("hidden", [False, True], ids=["visible", "hidden"])
+def test_requested_field_names_must_be_schema_names(network, parties, fields, field, says,
+                                                    hidden):
+    health, market, _ = parties
+    dataset = publish(health, "hospital-beds",
+                      classification="CONFIDENTIAL" if hidden else "INTERNAL")
+    error = refused(network, lambda: ask(market, dataset, fields=fields),
+                    grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
+                    "exchange.request.create")
+    assert error.metadata["field"] == field
+    assert says in error.message
