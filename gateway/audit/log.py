@@ -30,9 +30,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from certs.files import replace_file
 from gateway import errors, times
 from gateway.audit import merkle, note, record
+from gateway.audit.saved import CheckpointFile
 from gateway.storage import Database, StorageError, transaction
 from gateway.storage import audit as sql
 
@@ -151,7 +151,7 @@ class AuditLog:
         self.db = db
         self.signer = signer
         self.origin = origin
-        self.checkpoint_file = checkpoint_file
+        self.saved = CheckpointFile(checkpoint_file)
         """Where the latest signed checkpoint is saved outside the database."""
         self.previous = tuple(previous)
         """Keys that signed this log before `signer` ([audit] previous_verifier_keys)."""
@@ -185,11 +185,8 @@ class AuditLog:
         latest = sql.latest_checkpoint(conn)
         if not signed_now:  # no checkpoint yet, or one of a previous key or origin
             latest = self._write_checkpoint(conn, self.clock())
-        try:
-            self._publish(latest)
-        except OSError as exc:
-            raise StorageError(f"[audit] checkpoint_file: cannot write {self.checkpoint_file}:"
-                               f" {exc.strerror}") from None
+        self._reset_saved(bytes(latest["note"]))
+        self._published = latest
         self._start()
 
     def open_new_origin(self, actor: str) -> Committed:
@@ -200,12 +197,11 @@ class AuditLog:
         meaning. LogIntegrityError when there is nothing to continue."""
         conn = self._load()
         self._check_against_checkpoint(conn, self._frontier.size)
-        try:
-            signed = self.checkpoint_file.read_bytes()
-        except FileNotFoundError:
-            raise LogIntegrityError(f"no checkpoint is saved in {self.checkpoint_file}: there"
-                                    " is no previous log to continue") from None
-        ended = self._open_saved(signed)
+        found = self._saved_checkpoint()
+        if found is None:
+            raise LogIntegrityError(f"no checkpoint is saved in {self.saved.path}: there is no"
+                                    " previous log to continue")
+        signed, ended = found
         if ended.origin == self.origin:
             raise LogIntegrityError(
                 f"the saved checkpoint is of origin {self.origin}, which [audit] origin still"
@@ -213,8 +209,9 @@ class AuditLog:
                 " audit.vkey holds to [audit] previous_verifier_keys")
         if self._extends(conn, ended):
             raise LogIntegrityError(
-                f"the database's log extends the checkpoint saved in {self.checkpoint_file}:"
+                f"the database's log extends the checkpoint saved in {self.saved.path}:"
                 " nothing was lost, so serve it as it is (with its previous [audit] origin)")
+        self._reset_saved(signed)
         self._start()
         when = times.to_text(self.clock())
         return self.append([record.Event(actor, NEW_ORIGIN, reason=signed.decode(), time=when)])
@@ -239,6 +236,7 @@ class AuditLog:
                 return
             self._queue.put(None)
         thread.join()
+        self.saved.close()
 
     def _check_against_checkpoint(self, conn: sqlite3.Connection, size: int) -> bool:
         """Whether the latest checkpoint is signed by the current key for the current origin
@@ -264,38 +262,53 @@ class AuditLog:
     def _check_against_saved(self, conn: sqlite3.Connection, from_database: bool) -> None:
         """LogRollback unless the log extends the checkpoint saved outside the database."""
         size = self._frontier.size
-        try:
-            signed = self.checkpoint_file.read_bytes()
-        except FileNotFoundError:
+        found = self._saved_checkpoint()
+        if found is None:
             if size and not from_database:
                 raise LogRollback(
                     f"the database {self.db.path} holds an audit log of {size} leaves, but its"
-                    f" saved checkpoint {self.checkpoint_file} is missing, so nothing shows the"
+                    f" saved checkpoint {self.saved.path} is missing, so nothing shows the"
                     " database is the newest: put the file back; on the first start after"
                     " upgrading govshare, or if you know this database is the newest, start"
-                    " once with --checkpoint-from-database") from None
+                    " once with --checkpoint-from-database")
             return
-        saved = self._open_saved(signed)
+        _, saved = found
         if not self._extends(conn, saved):
             raise LogRollback(
                 f"the database {self.db.path} holds an audit log of {size} leaves with root"
                 f" {_b64(self._frontier.root())}, which does not extend the checkpoint this"
-                f" log signed and saved in {self.checkpoint_file} (size {saved.size}, root"
+                f" log signed and saved in {self.saved.path} (size {saved.size}, root"
                 f" {_b64(saved.root_hash)}): the database is older than the log already"
                 " published (a restored backup?) or a copy that went its own way; put back the"
                 " newest database or, if it is lost, continue the log under a new origin"
                 " (govshare gateway new-origin, see docs/RELIABILITY.md)")
 
-    def _open_saved(self, signed: bytes) -> note.Checkpoint:
-        """The saved checkpoint, once a key of this log (current or previous) verifies it."""
+    def _saved_checkpoint(self) -> tuple[bytes, note.Checkpoint] | None:
+        """The latest checkpoint saved outside the database that a key of this log (current
+        or previous) verifies, signed and parsed (a slot torn by a crash does not verify);
+        None when there is no file. LogIntegrityError when no checkpoint in it verifies."""
         try:
-            return note.Checkpoint.parse(
-                note.open_note(signed, [self.signer.verifier(), *self.previous]))
-        except note.NoteError as exc:
-            raise LogIntegrityError(
-                f"the checkpoint saved in {self.checkpoint_file} does not verify with this"
-                f" log's keys ({exc}): put back the file the gateway saved there, or add the key"
-                " that signed it to [audit] previous_verifier_keys") from None
+            slots = self.saved.read()
+        except FileNotFoundError:
+            return None
+        verifiers = [self.signer.verifier(), *self.previous]
+        problem = "it holds none"
+        for signed in slots:
+            try:
+                return signed, note.Checkpoint.parse(note.open_note(signed, verifiers))
+            except note.NoteError as exc:
+                problem = str(exc)
+        raise LogIntegrityError(
+            f"no checkpoint saved in {self.saved.path} verifies with this log's keys"
+            f" ({problem}): put back the file the gateway saved there, or add the key that"
+            " signed it to [audit] previous_verifier_keys")
+
+    def _reset_saved(self, signed: bytes) -> None:
+        try:
+            self.saved.reset(signed)
+        except OSError as exc:
+            raise StorageError(f"[audit] checkpoint_file: cannot write {self.saved.path}:"
+                               f" {exc.strerror}") from None
 
     def _extends(self, conn: sqlite3.Connection, saved: note.Checkpoint) -> bool:
         """Whether the stored tree has `saved` as a prefix (RFC 6962 consistency)."""
@@ -527,21 +540,19 @@ class AuditLog:
         sql.insert_checkpoint(conn, size, root, signed, when)
         return {"tree_size": size, "root_hash": root, "note": signed, "create_time": when}
 
-    def _publish(self, latest: dict[str, Any]) -> None:
-        """Save the checkpoint outside the database (durably), and only then show it."""
-        replace_file(self.checkpoint_file, bytes(latest["note"]))
-        self._published = latest
-
     def _publish_committed(self, signed: dict[str, Any]) -> None:
-        """Publish a batch's checkpoint once committed: saved after the commit, so a crash
-        between the two leaves the file behind the database (which start-up accepts and
-        catches up), never ahead of it. A checkpoint that cannot be saved stays unshown; the
-        batch's changes are durable all the same, and the next batch's checkpoint covers them."""
+        """Save a batch's checkpoint outside the database, and only then show it. Saved after
+        the commit, so a crash between the two leaves the file behind the database (which
+        start-up accepts and catches up), never ahead of it. A checkpoint that cannot be saved
+        stays unshown; the batch's changes are durable all the same, and the next batch's
+        checkpoint covers them."""
         try:
-            self._publish(signed)
-        except OSError as exc:
+            self.saved.save(bytes(signed["note"]))
+        except (OSError, ValueError) as exc:
             log.error("audit checkpoint of size %d not saved in %s, so not shown: %s",
-                      signed["tree_size"], self.checkpoint_file, exc)
+                      signed["tree_size"], self.saved.path, exc)
+            return
+        self._published = signed
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import pytest
 from gateway import config as config_module
 from gateway.audit import note, record
 from gateway.audit.log import NEW_ORIGIN
+from gateway.audit.saved import CheckpointFile
 from gateway.server import create_server
 from tests.conftest import start_network
 from tests.faults.test_start_checks import _edit, refusal, serve
@@ -53,8 +54,14 @@ class Stopped:
             Path(f"{self.database}{journal}").unlink(missing_ok=True)
         shutil.copyfile(copy, self.database)
 
+    def saved_note(self) -> bytes:
+        """The latest signed checkpoint in the checkpoint file."""
+        return CheckpointFile(self.checkpoint_file).read()[0]
+
     def saved(self) -> note.Checkpoint:
-        signed = self.checkpoint_file.read_bytes()
+        return self.open(self.saved_note())
+
+    def open(self, signed: bytes) -> note.Checkpoint:
         verifiers = [note.NoteVerifier.from_verifier_key(self.vkey)]
         return note.Checkpoint.parse(note.open_note(signed, verifiers))
 
@@ -169,7 +176,7 @@ def audit_verify(config_path: Path) -> subprocess.CompletedProcess:
 
 def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
     size, _ = restore_older(stopped, tmp_path)
-    ended_signed = stopped.checkpoint_file.read_bytes()
+    ended_signed = stopped.saved_note()
     ended = stopped.saved()
     old_vkey = stopped.vkey
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from gateway.audit import note, record, verify
 from gateway.audit.log import INDEX_STEP, AuditLog, LogIntegrityError
 from gateway.audit.record import Event
+from gateway.audit.saved import CheckpointFile
 from gateway.signing import SigningKey
 from gateway.storage import Database
 from gateway.storage import audit as sql
@@ -41,8 +42,9 @@ def test_the_checkpoint_is_saved_before_the_caller_is_answered(tmp_path: Path) -
     log = open_log(tmp_path / "audit.db")
     try:
         committed = log.append([Event(actor="urn:govshare:test", action="test.saved")])
-        signed = (tmp_path / "audit.checkpoint").read_bytes()
+        signed, first = CheckpointFile(tmp_path / "audit.checkpoint").read()
         saved = note.Checkpoint.parse(note.open_note(signed, [SIGNER.verifier()]))
+        assert note.Checkpoint.parse(note.open_note(first, [SIGNER.verifier()])).size == 0
         assert saved.size == committed.tree_size == committed.leaf_indices[0] + 1
         assert bytes(log.checkpoint()["note"]) == signed  # what GetCheckpoint shows
     finally:
