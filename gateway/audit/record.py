@@ -45,7 +45,8 @@ class Event:
     outcome: str = ALLOWED
     """ALLOWED or REFUSED."""
     reason: str = ""
-    """For refusals: the ErrorInfo reason and message."""
+    """For refusals: the ErrorInfo reason and message; for audit.new_origin, the signed
+    checkpoint the previous origin ended with."""
     request_digest: str = ""
     """Hex SHA-256 of the request as received."""
     envelope_ids: tuple[str, ...] = ()
