@@ -34,12 +34,17 @@ def copy_database(network, target: Path) -> Path:
 
 @contextmanager
 def second_gateway(network, database: Path) -> Iterator[str]:
-    """Another gateway with the same keys and origin over `database`; yields its address."""
+    """Another gateway with the same keys and origin over `database`; yields its address.
+
+    It keeps no saved checkpoint of the first one (a copy on another machine, started by an
+    operator who vouches for its database), so the gateway does not refuse it: only the
+    agencies' saved checkpoints can catch it."""
     config = config_module.load(network.layout.config_path).replace(
         storage={"database": database, "blobs": database.with_suffix(".blobs")},
-        audit={"verifier_key_file": database.with_suffix(".vkey")},
+        audit={"verifier_key_file": database.with_suffix(".vkey"),
+               "checkpoint_file": database.with_suffix(".checkpoint")},
     )
-    server = create_server(config)
+    server = create_server(config, checkpoint_from_database=True)
     server.start()
     try:
         yield f"127.0.0.1:{server.port}"
