@@ -2,7 +2,9 @@
 
 Every command but `check-proof` reads the gateway's database directly and read-only
 (`--config gateway.toml`); no gateway needs to run. Exit codes: 0 success (log intact, proof
-valid), 1 verification failed, 2 usage error.
+valid), 1 verification failed (the log is not intact, the proof does not prove its record), 2
+usage error or bad input (a key, file or configuration that cannot be used): a cron job that
+sees 1 has found tampering, never a typo.
 """
 
 from __future__ import annotations
@@ -31,10 +33,17 @@ from gateway.storage import audit as sql
 from gateway.text import shown
 
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 
-_EVENT = re.compile(r"(?:auditEvents/)?(0|[1-9][0-9]*)")
 _AGENCY = re.compile(r"agencies/[^/]+")
 _DATASET = re.compile(r"agencies/[^/]+/datasets/[^/]+")
+
+
+class BadInput(click.ClickException):
+    """A key, file or configuration the command cannot use: exit 2, so that exit 1 always
+    means a failed verification."""
+
+    exit_code = EXIT_USAGE
 
 
 def _remember_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -63,7 +72,7 @@ def _config(ctx: click.Context) -> config_module.Config:
     try:
         return config_module.load(path)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise BadInput(str(exc)) from exc
 
 
 def _connect(ctx: click.Context) -> sqlite3.Connection:
@@ -71,7 +80,7 @@ def _connect(ctx: click.Context) -> sqlite3.Connection:
     try:
         conn = sql.connect_readonly(config.path(config.storage.database))
     except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot open the database: {exc}") from exc
+        raise BadInput(f"cannot open the database: {exc}") from exc
     ctx.call_on_close(conn.close)
     return conn
 
@@ -92,18 +101,18 @@ def _verifier(ctx: click.Context, key: str | None) -> note.NoteVerifier:
         if signing.is_file():
             return note.NoteSigner(config.audit.origin, SigningKey.load(signing)).verifier()
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"unusable verifier key: {exc}") from exc
-    raise click.ClickException(
+        raise BadInput(f"unusable verifier key: {exc}") from exc
+    raise BadInput(
         f"no verifier key: give --key, or make {key_file} or {signing} readable"
     )
 
 
 def _leaf_index(event: str) -> int:
-    match = _EVENT.fullmatch(event)
-    if not match or int(match.group(1)) > MAX_LEAF_INDEX:
+    try:
+        return note.parse_decimal(event.removeprefix("auditEvents/"), MAX_LEAF_INDEX)
+    except ValueError:
         raise click.BadParameter(f"expected a leaf index (0 to {MAX_LEAF_INDEX}) or"
-                                 f" auditEvents/N, got {event!r}")
-    return int(match.group(1))
+                                 f" auditEvents/N, got {event!r}") from None
 
 
 def _agency_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -201,7 +210,8 @@ def show(ctx: click.Context, event: str) -> None:
               " signed by previous keys too. Only the keys given are trusted then. Default:"
               " the gateway's, and [audit] previous_verifier_keys.")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A signed checkpoint saved earlier: the log must extend it.")
+              help="A signed checkpoint saved earlier, or an earlier copy of the database: the"
+              " log must extend it (a copy also lets a fork name the first leaf that differs).")
 @click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the latest verified signed checkpoint here.")
 @click.pass_context
@@ -215,12 +225,15 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
     verifier, *previous = [_verifier(ctx, key) for key in keys] or [
         _verifier(ctx, None), *_config(ctx).audit.previous_verifiers()]
     conn = _connect(ctx)
-    saved = against.read_bytes() if against else None
+    saved = _against(against) if against else None
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("verifying", total=None)
-        report = verify.verify_log(conn, verifier, against=saved, previous=previous,
-                                   progress=lambda done, total: bar.update(task, completed=done,
-                                                                           total=total))
+        try:
+            report = verify.verify_log(
+                conn, verifier, against=saved, previous=previous,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except verify.UnusableInput as exc:
+            raise BadInput(str(exc)) from None
     if not report.ok:
         first = report.first
         click.echo(f"FAILED: {first}", err=True)
@@ -233,6 +246,25 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
                f" {report.root_hash.hex()}")
     for leaf, continued in origin_links(conn, [verifier, *previous]):
         click.echo(f"leaf {leaf} begins a new origin, continuing {continued}")
+
+
+def _against(path: Path) -> bytes | Path:
+    """An earlier copy of the database as its path, a saved checkpoint as its bytes."""
+    try:
+        with path.open("rb") as file:
+            if file.read(len(verify.SQLITE_HEADER)) == verify.SQLITE_HEADER:
+                return path
+            file.seek(0)
+            return file.read()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 @audit.command("export")
@@ -293,7 +325,7 @@ def check_proof(ctx: click.Context, proof_file: Path, key: str) -> None:
     """Check a tlog-proof file offline against the log's verifier key (no --config needed)."""
     verifier = _verifier(ctx, key)
     try:
-        checked = export.check_proof(proof_file.read_text(), verifier)
+        checked = export.check_proof(_read(proof_file, "the proof"), verifier)
     except export.ProofFileError as exc:
         click.echo(f"FAILED: {exc}", err=True)
         sys.exit(EXIT_FAILED)

@@ -112,9 +112,22 @@ def test_a_log_larger_than_one_chunk_verifies(tmp_path: Path, monkeypatch) -> No
     assert (problem.position, problem.kind) == (8, verify.MODIFIED_NODE)
 
 
-def test_the_wrong_key_is_a_bad_signature(pristine: Path) -> None:
+def test_another_logs_key_does_not_belong_to_the_log(pristine: Path) -> None:
     other = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(32))).verifier()
-    assert verify.verify_log(pristine, other).first.kind == verify.BAD_SIGNATURE
+    with pytest.raises(verify.UnusableInput) as caught:
+        verify.verify_log(pristine, other)
+    assert str(caught.value) == (
+        f"the key {ORIGIN}+{other.key_id.hex()} does not belong to this log (its checkpoints"
+        f" are signed by {ORIGIN}+{VERIFIER.key_id.hex()})")
+
+
+def test_a_checkpoint_forged_under_the_logs_key_id_is_tampering(tampered: Path) -> None:
+    signed = value(tampered, f"SELECT note FROM checkpoints WHERE tree_size = {SIZE}")
+    line = signed.rindex(b"\n\n") + 2
+    edit(tampered, f"UPDATE checkpoints SET note = ? WHERE tree_size = {SIZE}",
+         flip(signed, line + len("\u2014 ".encode()) + len(ORIGIN) + 10, 1))
+    problem = first_problem(tampered)
+    assert (problem.position, problem.kind) == (35, verify.BAD_SIGNATURE)
 
 
 ANY = settings(max_examples=40, deadline=None,
@@ -292,17 +305,91 @@ def test_truncation_is_caught_only_against_a_saved_checkpoint(pristine, tampered
     assert (problem.position, problem.kind) == (20, verify.TRUNCATION)
 
 
+@pytest.fixture(scope="module")
+def stepwise(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log with a checkpoint after every leaf, so a history can be rewritten from any one."""
+    return build_log(tmp_path_factory.mktemp("log") / "stepwise.db", batch=1)
+
+
+@pytest.fixture
+def forked(stepwise: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "forked.db"
+    shutil.copy(stepwise, copy)
+    return copy
+
+
+def fork(path: Path, leaf: int, size: int = SIZE + 3) -> None:
+    """Rewrite the history of `path` from `leaf` on as a gateway holding the key could: new
+    records, tree and re-signed checkpoints, so the log verifies by itself. `leaf` must be
+    the size of a stored checkpoint."""
+    truncate(path, leaf)
+    db = Database(path)
+    log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".forked"))
+    log.open(checkpoint_from_database=True)
+    log.append([Event(actor="urn:govshare:agency:z", action="catalog.publish",
+                      resources=(f"agencies/a0/datasets/d{i}",)) for i in range(leaf, size)])
+    log.close()
+    db.close()
+
+
 def test_a_rewritten_history_is_a_fork_against_a_saved_checkpoint(pristine, tmp_path) -> None:
     saved = verify.verify_log(pristine, VERIFIER).latest_checkpoint
     other = build_log(tmp_path / "other.db", size=SIZE + 3, actor="urn:govshare:agency:z")
     assert verify.verify_log(other, VERIFIER).ok
     problem = first_problem(other, against=saved)
-    assert problem.kind == verify.FORK
+    assert (problem.position, problem.kind) == (0, verify.FORK)
+    assert f"somewhere in leaves 0 to {SIZE - 1}" in problem.detail
     assert verify.verify_log(pristine, VERIFIER, against=saved).ok
+
+
+@pytest.mark.parametrize("leaf", [0, 1, 12, 20, SIZE - 1])
+def test_a_fork_against_an_earlier_copy_names_the_first_leaf_that_differs(stepwise, forked,
+                                                                          leaf) -> None:
+    fork(forked, leaf)
+    assert verify.verify_log(forked, VERIFIER).ok
+    problem = first_problem(forked, against=stepwise)
+    assert (problem.position, problem.kind) == (leaf, verify.FORK)
+    assert problem.detail.startswith(f"leaf {leaf} differs from the earlier copy's, whose"
+                                     f" checkpoint of {SIZE} leaves was signed")
+    assert verify.verify_log(stepwise, VERIFIER, against=stepwise).ok
+
+
+def test_a_truncation_against_an_earlier_copy_names_the_first_leaf_gone_or_changed(
+        stepwise, forked) -> None:
+    truncate(forked, 20)
+    problem = first_problem(forked, against=stepwise)
+    assert (problem.position, problem.kind) == (20, verify.TRUNCATION)
+    assert problem.detail.endswith(f"leaves 20 to {SIZE - 1} are gone")
+    fork(forked, 13, size=20)  # shorter and rewritten: the rewrite is what comes first
+    problem = first_problem(forked, against=stepwise)
+    assert (problem.position, problem.kind) == (13, verify.FORK)
+
+
+def test_an_earlier_copy_that_is_no_log_is_unusable(pristine, tampered, tmp_path) -> None:
+    edit(tampered, "UPDATE tree_nodes SET hash = zeroblob(32) WHERE id = node(5, 0)")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(verify.SQLITE_HEADER + bytes(200))
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    for copy, message in ((tampered, "does not lead to its own latest checkpoint"),
+                          (junk, "cannot be read as a database of the log"),
+                          (empty, "cannot be read as a database of the log")):
+        with pytest.raises(verify.UnusableInput, match=message):
+            verify.verify_log(pristine, VERIFIER, against=copy)
 
 
 def test_a_saved_checkpoint_from_another_key_is_refused(pristine) -> None:
     stranger = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(32)))
     forged = note.sign_note(note.Checkpoint(ORIGIN, 1, bytes(32)).to_text(), [stranger])
-    problem = first_problem(pristine, against=forged)
-    assert (problem.position, problem.kind) == (0, verify.BAD_SIGNATURE)
+    with pytest.raises(verify.UnusableInput) as caught:
+        verify.verify_log(pristine, VERIFIER, against=forged)
+    assert str(caught.value) == (
+        f"the saved checkpoint does not belong to this log: it is signed by"
+        f" {ORIGIN}+{stranger.key_id.hex()}, not by {ORIGIN}+{VERIFIER.key_id.hex()}")
+
+
+@pytest.mark.parametrize("saved", [b"", b"not a checkpoint\n", b"\xff\xfe", b"a\n\n\n"])
+def test_a_malformed_saved_checkpoint_is_unusable(pristine, saved) -> None:
+    with pytest.raises(verify.UnusableInput, match="the saved checkpoint is not a valid signed"
+                       " checkpoint of this log: malformed note"):
+        verify.verify_log(pristine, VERIFIER, against=saved)
