@@ -38,10 +38,11 @@ def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)  # the rename itself survives a crash only once its folder is
+    fsync_folder(path.parent)  # the rename itself survives a crash only once its folder is
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make the entries of `folder` (a file created, renamed or removed in it) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from certs.files import fsync_folder, replace_file
 from gateway import errors
 from gateway.signing import StreamHasher
 from gateway.spool import Spool, open_direct
@@ -170,7 +171,7 @@ class BlobStore:
                 " [storage] blobs to the folder holding it (the one whose file"
                 f" {OWNER_FILE!r} names this database). If that content is lost, write"
                 f" {expected!r} into {owner_file} to serve without it")
-        _write_atomically(owner_file, expected + "\n")
+        replace_file(owner_file, (expected + "\n").encode())
         return not stored
 
     def path(self, sha256_hex: str) -> Path:
@@ -219,7 +220,7 @@ class BlobStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(upload.path, target)
             upload.placed = True
-            _fsync_folder(target.parent)
+            fsync_folder(target.parent)
         self.hashed(digest, os.stat(target))
 
     def remove(self, sha256_hex: str) -> None:
@@ -251,23 +252,3 @@ class BlobStore:
 
 def _stamp(status: os.stat_result) -> tuple[int, ...]:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `path` whole or not at all: a crash mid-write must not leave an empty owner file,
-    which would read as another database's claim."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
