@@ -39,9 +39,10 @@ def events_for(
     """Events after position `after` that concern agency id `agency`, oldest first.
 
     A dataset event counts for a grantee when it happened while the grant was in force, so a
-    later revocation or expiry does not open gaps in what a reconnecting watcher receives; the
-    publication of a CONFIDENTIAL version counts only under a grant covering CONFIDENTIAL (the
-    catalog's rule: other grants do not reveal that version). A
+    later revocation or expiry does not open gaps in what a reconnecting watcher receives; under
+    a grant not covering CONFIDENTIAL, neither an event about the dataset itself (its
+    withdrawal) counts while the dataset is CONFIDENTIAL (by its latest version), nor the
+    publication of a CONFIDENTIAL version (the catalog's rule: such a grant reveals neither). A
     followed dataset's events count while the agency may see them at `now` (the catalog's
     rule, version by version: CONFIDENTIAL metadata, of the dataset or of the version an event
     names, only with an ACTIVE grant unexpired at `now`; its own datasets count anyway), so a
@@ -59,8 +60,10 @@ def events_for(
         " OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.dataset = e.dataset"
         " AND g.create_time <= e.create_time AND g.expire_time > e.create_time"
         " AND (g.revoke_time IS NULL OR g.revoke_time > e.create_time)"
-        " AND (g.max_classification = 'CONFIDENTIAL' OR NOT EXISTS (SELECT 1 FROM"
-        " dataset_versions v WHERE v.name = e.resource AND v.classification = 'CONFIDENTIAL'))"
+        " AND (g.max_classification = 'CONFIDENTIAL' OR NOT EXISTS (SELECT 1 FROM datasets d"
+        " WHERE d.name = e.resource AND d.classification = 'CONFIDENTIAL') AND NOT EXISTS"
+        " (SELECT 1 FROM dataset_versions v WHERE v.name = e.resource"
+        " AND v.classification = 'CONFIDENTIAL'))"
         "))))"
         " ORDER BY e.seq LIMIT ?",
         (after, agency, _owned_prefix(agency), *follow, *visibility, agency, limit),

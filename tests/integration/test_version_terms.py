@@ -121,15 +121,21 @@ class Scenario:
 
     def _watched(self, cursor: str, sentinel: str) -> list[str]:
         """The events about the dataset sz-market's watch delivers, up to its own sentinel."""
-        stream = self.market.watch(cursor=cursor)
-        seen = []
-        for event in stream:
-            if event.dataset == sentinel:
-                break
-            if event.dataset == self.dataset:
-                seen.append(event.resource)
-        stream.close()
-        return seen
+        return [event.resource for event in watched(self.market, cursor, sentinel, self.dataset)]
+
+
+def watched(agency: Any, cursor: str, sentinel: str, dataset: str) -> list[exchange_pb2.Event]:
+    """The events about `dataset` that `agency`'s watch from `cursor` delivers, up to the
+    publication of its own `sentinel` dataset."""
+    stream = agency.watch(cursor=cursor)
+    seen = []
+    for event in stream:
+        if event.dataset == sentinel:
+            break
+        if event.dataset == dataset:
+            seen.append(event)
+    stream.close()
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +311,26 @@ def test_a_hidden_latest_version_not_shared_stops_the_grant_without_naming_its_t
     assert "NOT_SHARED" not in str(refused.value) and "CONFIDENTIAL" not in str(refused.value)
     assert_only_refusal(network, before, "exchange.fetch", "GRANT_TERMS_STRICTER")
     assert list(out.iterdir()) == []
+
+
+def test_a_withdrawal_of_a_dataset_now_confidential_does_not_reach_a_public_grantee(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    stats = network.agency("zj-stats")
+    summary = publish(health, "summary", b"region,beds\n1,2\n", classification="PUBLIC")
+    ask(market, summary)  # granted at once, under PUBLIC and UNCONDITIONAL
+    publish(health, "summary", b"region,beds\n3,4\n", classification="CONFIDENTIAL",
+            sharing_type="CONDITIONAL")
+    health.approve(ask(stats, summary).access_request.name)  # under CONFIDENTIAL terms
+    health.withdraw(summary, "merged into hiv-case-files")
+
+    with pytest.raises(errors.PermissionDenied) as refused:
+        market.get(summary)
+    assert refused.value.reason == "DATASET_NOT_VISIBLE"
+    seen = watched(market, "0", publish(market, "sentinel"), summary)
+    assert seen == []  # v1 came before the grant, v2 and the withdrawal are hidden from it
+    confidential = watched(stats, "0", publish(stats, "sentinel"), summary)
+    assert [(e.type, e.summary) for e in confidential][-1] == (
+        exchange_pb2.EVENT_TYPE_DATASET_WITHDRAWN, "withdrawn: merged into hiv-case-files")
 
 
 def test_a_resumed_fetch_under_a_grant_that_does_not_cover_the_version_is_refused(network):
