@@ -11,9 +11,9 @@ STARTED exchange completes or breaks, so a COMPLETED one never goes back; one ex
 streamed by one call at a time. An owner does not fetch its own dataset (OWN_DATASET): there is
 no grant to deliver it under, and so no receipt to give.
 
-What is delivered is the publisher's signed content, whole, unless the grant names fewer fields
-than the version's schema: then it is a projection (gateway.columns) of the granted fields, in
-schema order, which the SDK verifies against the column digests the publisher signed. The
+What is delivered is the publisher's signed content, whole, to a grant naming no fields; to a
+grant naming fields it is a projection (gateway.columns) of the granted fields, in schema
+order, which the SDK verifies against the column digests the publisher signed. The
 gateway recomputes those digests from what it projects and refuses with DATA_LOSS, before the
 receipt, when they differ; a version without them is refused (GRANT_FIELDS_NARROWER). Nothing
 is delivered from a dataset whose owner now marks it NOT_SHARED.
@@ -286,31 +286,31 @@ def _manifest(signed: bytes) -> catalog_pb2.Manifest:
 
 def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manifest) -> list[str]:
     """The fields to project `version` onto under `grant` (empty: the whole content). A grant
-    naming fewer fields than the schema needs the publisher's column digests to deliver them;
-    with digests, a grant naming fields always gets a projection, so columns the content holds
-    beyond its schema never reach it."""
+    naming fields always gets a projection, checked against the publisher's column digests,
+    so columns the content holds beyond its schema never reach it; without digests nothing
+    shows which bytes are those fields, so the version is refused."""
     granted = json.loads(grant["fields"])
-    schema = [field.name for field in manifest.schema]
-    extra = [name for name in schema if name not in granted]
-    digested = bool(schema) and bool(manifest.schema[0].values_sha256)  # all fields, or none
-    if not granted or (schema and not extra and not digested):
+    if not granted:
         return []
+    schema = [field.name for field in manifest.schema]
     projected = [name for name in schema if name in granted]
-    if digested and projected:
-        return projected
-    if digested:  # another version's fields: an older schema, say
-        raise errors.FailedPrecondition(
+    if schema and manifest.schema[0].values_sha256:  # digests for all fields, or none
+        if projected:
+            return projected
+        raise errors.FailedPrecondition(  # another version's fields: an older schema, say
             f"{grant['name']} covers the fields {', '.join(granted)}, and {version} holds none"
             " of them: fetch a version that does", reason="GRANT_FIELDS_ABSENT",
             grant=grant["name"], version=version)
-    holds = (f"also holds {', '.join(extra)} and carries no column digests" if schema
-             else "declares no schema")
+    extra = [name for name in schema if name not in granted]
+    holds = ("declares no schema" if not schema else "carries no column digests" if not extra
+             else f"also holds {', '.join(extra)} and carries no column digests")
     raise errors.FailedPrecondition(
         f"{grant['name']} covers only the fields {', '.join(granted)}, but {version} {holds},"
         " so those fields cannot be delivered on their own, verifiably. The publisher must"
         " republish it with column digests (the SDK adds them for CSV and JSON Lines content"
-        " with a schema), or the grantee ask for every field",
-        reason="GRANT_FIELDS_NARROWER", grant=grant["name"], fields=",".join(extra))
+        " with a schema), or the grantee ask for the whole dataset (naming no fields)",
+        reason="GRANT_FIELDS_NARROWER", grant=grant["name"], version=version,
+        fields=",".join(granted))
 
 
 def _open_blob(gateway: Gateway, version: dict[str, Any]) -> tuple[IO[bytes], os.stat_result]:

@@ -199,9 +199,9 @@ class ExchangeServiceServicer:
         (SchemaField.values_sha256); a version holding none of the granted fields is
         FAILED_PRECONDITION GRANT_FIELDS_ABSENT. The gateway recomputes those digests while projecting
         and breaks the exchange with DATA_LOSS COLUMNS_MISMATCH when they differ (no receipt). A
-        version without column digests is delivered whole to a grant naming every field of its schema
-        and refused to one naming fewer with FAILED_PRECONDITION GRANT_FIELDS_NARROWER (its publisher
-        must republish with them). An offset then counts projected bytes; resuming an exchange whose
+        version without column digests is delivered whole only to a grant naming no fields and
+        refused to one naming any with FAILED_PRECONDITION GRANT_FIELDS_NARROWER (its publisher
+        must republish with them, or the grantee ask for the whole dataset). An offset then counts projected bytes; resuming an exchange whose
         grant now projects other fields is FAILED_PRECONDITION EXCHANGE_FIELDS_CHANGED (start a new
         fetch). One exchange is streamed by one call at a time: resuming it while another call streams
         it is FAILED_PRECONDITION EXCHANGE_IN_PROGRESS (wait for that call to end, or cancel it). A

@@ -11,8 +11,10 @@ import grpc
 import pytest
 
 from agencies import errors
+from gateway import statements
 from gateway.v1 import exchange_pb2
 from tests.integration.exchange_support import ask, assert_only_refusal, counts, publish
+from tests.integration.publish_support import chunked, manifest
 
 CONTENT = b"region,beds,doctors\n440100,5321,812\n440300,4100,640\n"
 
@@ -76,6 +78,39 @@ def test_an_automatic_grant_on_fewer_fields_without_column_digests_delivers_noth
     assert refused.value.reason == "GRANT_FIELDS_NARROWER"
     assert_only_refusal(network, before, "exchange.fetch", "GRANT_FIELDS_NARROWER")
     assert not (tmp_path / "scans.bin").exists()
+
+
+def test_a_grant_naming_every_schema_field_gets_no_undeclared_column_without_digests(
+        network, parties, tmp_path):
+    health, market = parties
+    dataset = "agencies/gd-health/datasets/beds"
+    content = b"region,beds,secret_id\n440100,5321,110101199001011234\n"
+    undigested = manifest(dataset, content)  # its schema declares region and beds only
+    health.upload(statements.seal(health.signing_key, statements.MANIFEST, undigested),
+                  chunked(content), len(content))
+    grant = ask(market, dataset, fields=["region", "beds"]).grant
+    before = counts(network)
+
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        market.fetch(dataset, tmp_path / "beds.csv")
+
+    error = refused.value
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                          "GRANT_FIELDS_NARROWER")
+    assert error.message == (
+        f"{grant.name} covers only the fields region, beds, but {dataset}/versions/1 carries no"
+        " column digests, so those fields cannot be delivered on their own, verifiably. The"
+        " publisher must republish it with column digests (the SDK adds them for CSV and JSON"
+        " Lines content with a schema), or the grantee ask for the whole dataset (naming no"
+        " fields)")
+    assert error.metadata == {"grant": grant.name, "version": f"{dataset}/versions/1",
+                              "fields": "region,beds"}
+    assert_only_refusal(network, before, "exchange.fetch", "GRANT_FIELDS_NARROWER")
+    assert not (tmp_path / "beds.csv").exists()
+    assert not (tmp_path / "beds.csv.part").exists()
+    whole = network.agency("zj-stats")
+    ask(whole, dataset)  # naming no fields: the publisher's signed content, whole
+    assert whole.fetch(dataset, tmp_path / "whole.csv").path.read_bytes() == content
 
 
 def test_the_owner_may_narrow_the_fields_asked_for(network, parties, tmp_path):
