@@ -1,9 +1,12 @@
 """AuditService: read the audit log and prove what it holds.
 
 Visibility (separation of duties): auditors read every event; an agency reads its own actions
-and the events that name it among their subjects (every action on it and on its datasets);
-admins manage the directory and read no events. Checkpoints and proofs reveal only hashes, so every
-authenticated caller may fetch them.
+and the events that name it among their subjects (every action on it and on its datasets),
+but of refused calls only its own and the attempts on its datasets: a refusal answers its
+caller and may tell it what only it may know (an owner's refused approval names the schema or
+terms of a dataset the requester may not see), so it is not listed to the other agencies it
+names; admins manage the directory and read no events. Checkpoints and proofs reveal only
+hashes, so every authenticated caller may fetch them.
 
 GetAuditEvent checks permission before existence: an agency gets PERMISSION_DENIED both for an
 event that does not concern it and for one that does not exist; only an auditor learns NOT_FOUND.
@@ -125,10 +128,11 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         size = paging.page_size(request.page_size, default=100)
         filters = list_filters(request)
         after = self.gateway.page_tokens.decode(request.page_token, request)
-        visible = [call.caller.agency_name] if call.caller.kind == AGENCY else []
+        visible = ({"any_subject": [call.caller.agency_name],
+                    "refusals_seen_by": _viewer(call)} if call.caller.kind == AGENCY else {})
         found = sql.list_leaves(
             self.gateway.db.reader(), after=-1 if after is None else after, limit=size + 1,
-            any_subject=visible, **filters,
+            **visible, **filters,
         )
         items, token = paging.page(self.gateway, request, found, size,
                                    lambda row: event_proto(row["leaf_index"], row["record"]),
@@ -139,12 +143,11 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
     def GetAuditEvent(self, request: audit_pb2.GetAuditEventRequest, call: Call) -> Any:
         leaf_index = parse_event_name(request.name)
         conn = self.gateway.db.reader()
-        if call.caller.kind == AGENCY and not sql.leaf_visible(
-            conn, leaf_index, [call.caller.agency_name]
-        ):
+        if call.caller.kind == AGENCY and not sql.leaf_visible(conn, leaf_index, _viewer(call)):
             raise errors.PermissionDenied(
                 f"{request.name} does not concern {call.caller.agency_name} (or does not"
-                " exist); agencies read only the events that name them",
+                " exist); agencies read only the events that name them, and of refused calls"
+                " only their own and those on their datasets",
                 reason="EVENT_NOT_VISIBLE",
                 name=request.name,
             )
@@ -215,6 +218,11 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
 
     def _latest_size(self) -> int:
         return int(self.gateway.log.checkpoint()["tree_size"])
+
+
+def _viewer(call: Call) -> tuple[str, str]:
+    """An agency caller's (identity URI, agency name), whose view of the log storage applies."""
+    return call.caller.uri, call.caller.agency_name
 
 
 def _check_size(field: str, requested: int, size: int, latest: int) -> None:

@@ -127,6 +127,17 @@ def _concerns_any(subjects: Sequence[str]) -> tuple[str, list[str]]:
     return f"({clause})", [frame([subject]) for subject in subjects]
 
 
+def _refusals_seen_by(viewer: tuple[str, str]) -> tuple[str, list[str]]:
+    """A condition on leaf `l` for `viewer`, an agency's (identity URI, agency name): carried
+    out, or refused either to the agency itself or in an attempt on one of its datasets. A
+    refusal answers the caller, and may tell it what only it may know (an owner's refused
+    approval names the schema or terms of its dataset), so it is not shown to the other
+    agencies it names."""
+    actor, agency = viewer
+    return ("(l.outcome != 'REFUSED' OR l.actor = ? OR instr(l.subjects, ?) > 0)",
+            [actor, f"\n{agency}/datasets/"])
+
+
 def subjects_indexed_upto(conn: sqlite3.Connection) -> int:
     """The first leaf the subject index does not cover yet."""
     return conn.execute("SELECT upto FROM audit_subject_index_state").fetchone()[0]
@@ -160,18 +171,24 @@ def list_leaves(
     outcome: str = "",
     subjects: Sequence[str] = (),
     any_subject: Sequence[str] = (),
+    refusals_seen_by: tuple[str, str] | None = None,
     start_time: str = "",
     end_time: str = "",
 ) -> list[dict[str, Any]]:
     """Leaves with leaf_index > after matching every filter, oldest first.
 
     `subjects`: the leaf must concern each of these; `any_subject`: at least one of these (the
-    visibility rule for an agency: an agency is a subject of its own actions too). With a
-    subject to go by, the indexed leaves are read through the subject index and only the rest
-    (the leaves the committer has not indexed yet) are scanned.
+    visibility rule for an agency: an agency is a subject of its own actions too);
+    `refusals_seen_by`: an agency's (identity URI, agency name), to leave out the refusals it
+    may not read. With a subject to go by, the indexed leaves are read through the subject
+    index and only the rest (the leaves the committer has not indexed yet) are scanned.
     """
     where = ["1"]
     params: list[Any] = []
+    if refusals_seen_by:
+        clause, values = _refusals_seen_by(refusals_seen_by)
+        where.append(clause)
+        params.extend(values)
     for column, value in (("actor", actor), ("action", action), ("outcome", outcome)):
         if value:
             where.append(f"l.{column} = ?")
@@ -237,12 +254,14 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
-def leaf_visible(conn: sqlite3.Connection, leaf_index: int, subjects: Sequence[str]) -> bool:
-    """Whether the leaf exists and names one of `subjects` (an agency's view)."""
-    where, values = _concerns_any(subjects)
+def leaf_visible(conn: sqlite3.Connection, leaf_index: int, viewer: tuple[str, str]) -> bool:
+    """Whether the leaf exists and agency `viewer` (identity URI, agency name) may read it:
+    it names the agency, and is not a refusal kept from it (`_refusals_seen_by`)."""
+    where, values = _concerns_any([viewer[1]])
+    refused, params = _refusals_seen_by(viewer)
     row = conn.execute(
-        f"SELECT 1 FROM audit_leaves l WHERE l.leaf_index = ? AND {where}",
-        [leaf_index, *values],
+        f"SELECT 1 FROM audit_leaves l WHERE l.leaf_index = ? AND {where} AND {refused}",
+        [leaf_index, *values, *params],
     ).fetchone()
     return row is not None
 

@@ -29,7 +29,8 @@ class AuditServiceStub:
     """The tamper-evident audit log: every action and every refusal on the network is a leaf of an
     RFC 6962 / RFC 9162 Merkle tree, committed to by checkpoints the gateway signs as C2SP signed
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
-    and every action on its datasets).
+    and every action on its datasets), but of refused calls only its own and the attempts on its
+    datasets: a refusal answers its caller, so it is not shown to the other agencies it names.
 
     Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
     (default 200) with bursts of `burst` (default 400); a call above that is refused with
@@ -74,7 +75,8 @@ class AuditServiceServicer:
     """The tamper-evident audit log: every action and every refusal on the network is a leaf of an
     RFC 6962 / RFC 9162 Merkle tree, committed to by checkpoints the gateway signs as C2SP signed
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
-    and every action on its datasets).
+    and every action on its datasets), but of refused calls only its own and the attempts on its
+    datasets: a refusal answers its caller, so it is not shown to the other agencies it names.
 
     Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
     (default 200) with bursts of `burst` (default 400); a call above that is refused with
@@ -159,7 +161,8 @@ class AuditService:
     """The tamper-evident audit log: every action and every refusal on the network is a leaf of an
     RFC 6962 / RFC 9162 Merkle tree, committed to by checkpoints the gateway signs as C2SP signed
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
-    and every action on its datasets).
+    and every action on its datasets), but of refused calls only its own and the attempts on its
+    datasets: a refusal answers its caller, so it is not shown to the other agencies it names.
 
     Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
     (default 200) with bursts of `burst` (default 400); a call above that is refused with

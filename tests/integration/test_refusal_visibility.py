@@ -14,8 +14,15 @@ import grpc
 import pytest
 
 from agencies import errors
-from gateway.v1 import exchange_pb2
-from tests.integration.exchange_support import TABLES, ask, counts, last_leaf, publish
+from gateway.v1 import audit_pb2, exchange_pb2
+from tests.integration.exchange_support import (
+    TABLES,
+    ask,
+    assert_only_refusal,
+    counts,
+    last_leaf,
+    publish,
+)
 
 SHARING_TYPES = ("UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED")
 MISSING = "agencies/gd-health/datasets/never-published"
@@ -179,6 +186,51 @@ def test_the_owner_cannot_approve_what_it_does_not_share_and_denies_it(network, 
     denied = health.deny(request.name, "we do not share this")
     assert denied.state == exchange_pb2.ACCESS_REQUEST_STATE_DENIED
     assert market.access_request(request.name).state_reason == "we do not share this"
+
+
+@pytest.mark.parametrize("closed, fields, reason", [
+    ("never-published", [], "DATASET_NOT_FOUND"),
+    ("NOT_SHARED", [], "DATASET_NOT_SHARED"),
+    ("withdrawn", [], "DATASET_WITHDRAWN"),
+    ("CONDITIONAL", ["salary"], "FIELD_UNKNOWN"),
+])
+def test_reading_the_audit_log_after_the_owner_fails_to_approve_tells_the_requester_nothing(
+        network, parties, closed, fields, reason):
+    health, market = parties
+    dataset = (MISSING if closed == "never-published" else
+               hide(health, "CONDITIONAL" if closed == "withdrawn" else closed,
+                    closed == "withdrawn"))
+    request = ask(market, dataset, fields=fields).access_request
+    with pytest.raises(errors.GovshareError) as caught:
+        health.approve(request.name)
+    assert caught.value.reason == reason
+    leaf = network.gateway.db.reader().execute("SELECT MAX(leaf_index) FROM audit_leaves"
+                                               ).fetchone()[0]
+    refused = f"auditEvents/{leaf}"
+
+    listed = list(market.audit_events(dataset=dataset))
+    assert [(e.action, e.outcome) for e in listed] == [
+        ("exchange.request.create", audit_pb2.OUTCOME_ALLOWED)]
+    assert list(market.audit_events(dataset=dataset, outcome="REFUSED")) == []
+    assert list(market.audit_events(agency="agencies/gd-health", outcome="REFUSED")) == []
+    assert_tells_nothing(*(str(e) for e in listed))
+    before = counts(network)
+    with pytest.raises(errors.PermissionDenied) as hidden:
+        market.audit_event(leaf)
+    assert (hidden.value.code, hidden.value.reason) == (grpc.StatusCode.PERMISSION_DENIED,
+                                                        "EVENT_NOT_VISIBLE")
+    assert hidden.value.message == (
+        f"{refused} does not concern agencies/sz-market (or does not exist); agencies read only"
+        " the events that name them, and of refused calls only their own and those on their"
+        " datasets")
+    assert hidden.value.metadata == {"name": refused}
+    assert_only_refusal(network, before, "audit.get", "EVENT_NOT_VISIBLE")
+    # The owner reads its own refusal, and the auditor every one.
+    own = list(health.audit_events(dataset=dataset, outcome="REFUSED"))
+    assert [(e.name, e.action) for e in own] == [(refused, "exchange.request.approve")]
+    auditor = network.auditor()
+    seen = auditor.audit.GetAuditEvent(audit_pb2.GetAuditEventRequest(name=refused))
+    assert seen.audit_event.reason.startswith(reason)
 
 
 def test_a_hidden_unconditional_dataset_is_granted_only_by_its_owner(network, parties,
