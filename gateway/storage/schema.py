@@ -4,6 +4,7 @@ Each migration runs in a transaction with the record of it having been applied. 
 applied migration: add a new one.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import empty_pb2
@@ -363,3 +364,33 @@ def _requests_for_names_not_published(db: Database) -> None:
     # The cap on PENDING requests of one requester towards one owner reads this.
     db.execute("CREATE INDEX access_requests_pending_owner ON access_requests (requester, owner)"
                " WHERE state = 'PENDING'")
+
+
+@MIGRATIONS(name="0014_grants_wider_than_their_requests")
+def _grants_wider_than_their_requests(db: Database) -> None:
+    # A grant covers at most the fields its request named. Earlier releases gave some grants
+    # every field (fields '[]') for a request naming a few. Narrowing the row would contradict
+    # the grant statement the gateway signed, which the grantee holds, and re-signing would
+    # date a statement never made then; so such a grant still in force is revoked, its signed
+    # record kept as it was, and its grantee asks again for a grant that names the fields.
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # times.to_text's form
+    wide = db.execute(
+        "SELECT g.name, r.signed_statement FROM grants g JOIN access_requests r"
+        " ON r.name = g.access_request WHERE g.fields = '[]' AND g.state = 'ACTIVE'"
+        " AND g.expire_time > ?", [now]).fetchall()
+    for name, signed in wide:
+        asked = _request_fields_0014(signed)
+        if asked:
+            db.execute(
+                "UPDATE grants SET state = 'REVOKED', revoke_time = ?, revoke_reason = ?"
+                " WHERE name = ?",
+                [now, f"it covered every field, but its request asked only for"
+                      f" {', '.join(asked)}: request access again", name])
+
+
+def _request_fields_0014(signed_statement: bytes) -> list[str]:
+    """The fields a stored signed access request names, read by field number from the wire
+    format as it was at 0014 (Envelope.payload = 2, AccessRequestStatement.fields = 7)."""
+    payloads = _wire_values_0012(signed_statement, 2)
+    values = _wire_values_0012(payloads[-1], 7) if payloads else []
+    return [value.decode("utf-8", "replace") for value in values if isinstance(value, bytes)]

@@ -172,3 +172,63 @@ def test_existing_grants_get_the_terms_of_the_latest_version_when_they_were_give
         ("agencies/sz-market/grants/under-v1", "CONFIDENTIAL", "CONDITIONAL"),
         ("agencies/sz-market/grants/under-v2", "PUBLIC", "UNCONDITIONAL"),
     ]
+
+
+def _signed_request(fields: list[str]) -> bytes:
+    from gateway.v1 import envelope_pb2, exchange_pb2
+
+    statement = exchange_pb2.AccessRequestStatement(
+        requester="agencies/sz-market", dataset="agencies/gd-health/datasets/d", fields=fields)
+    return envelope_pb2.Envelope(payload_type="application/vnd.govshare.access-request.v1+proto",
+                                 payload=statement.SerializeToString()).SerializeToString()
+
+
+def test_a_grant_wider_than_its_request_from_an_earlier_release_is_revoked(
+        tmp_path: Path) -> None:
+    """An earlier release granted every field at once to requests naming a few: after the
+    upgrade such a grant in force is revoked (its signed statement kept as given), so its
+    grantee fetches no column it did not ask for; a grant its request's fields match, one for
+    a request naming none, and one no longer in force are left as they were."""
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0014_grants_wider_than_their_requests")
+    dataset = "agencies/gd-health/datasets/d"
+    for agency in ("gd-health", "sz-market"):
+        old.execute("INSERT INTO agencies VALUES (?, '', '440000', '', ?, 'ACTIVE', '', 't',"
+                    " 't', '[]')", [agency, agency])
+    cases = {  # grant: (fields its request named, the grant's fields, state, expire_time)
+        "wide": (["region"], "[]", "ACTIVE", "9999-01-01T00:00:00.000000Z"),
+        "wide-two": (["region", "beds"], "[]", "ACTIVE", "9999-01-01T00:00:00.000000Z"),
+        "narrow": (["region"], '["region"]', "ACTIVE", "9999-01-01T00:00:00.000000Z"),
+        "whole": ([], "[]", "ACTIVE", "9999-01-01T00:00:00.000000Z"),
+        "expired": (["region"], "[]", "ACTIVE", "2020-01-01T00:00:00.000000Z"),
+        "revoked": (["region"], "[]", "REVOKED", "9999-01-01T00:00:00.000000Z"),
+    }
+    for grant, (asked, fields, state, expire) in cases.items():
+        old["access_requests"].insert({
+            "name": f"r-{grant}", "requester": "sz-market", "owner": "gd-health",
+            "dataset": dataset, "request_id": grant, "statement_digest": "",
+            "signed_statement": _signed_request(asked), "state": "APPROVED",
+            "state_reason": "", "create_time": "2024-01-01T00:00:00.000000Z"})
+        old["grants"].insert({
+            "name": f"agencies/sz-market/grants/{grant}", "grantee": "sz-market",
+            "owner": "gd-health", "dataset": dataset, "access_request": f"r-{grant}",
+            "fields": fields, "state": state, "signed_statement": grant.encode(),
+            "create_time": "2024-01-01T00:00:00.000000Z", "expire_time": expire,
+            "revoke_reason": "merged" if state == "REVOKED" else ""})
+    old.close()
+
+    conn = Database(path).writer
+    found = {row[0].rsplit("/", 1)[1]: row[1:] for row in conn.execute(
+        "SELECT name, state, revoke_reason, fields, signed_statement, revoke_time IS NULL"
+        " FROM grants")}
+    assert found == {
+        "wide": ("REVOKED", "it covered every field, but its request asked only for region:"
+                 " request access again", "[]", b"wide", False),
+        "wide-two": ("REVOKED", "it covered every field, but its request asked only for"
+                     " region, beds: request access again", "[]", b"wide-two", False),
+        "narrow": ("ACTIVE", "", '["region"]', b"narrow", True),
+        "whole": ("ACTIVE", "", "[]", b"whole", True),
+        "expired": ("ACTIVE", "", "[]", b"expired", True),
+        "revoked": ("REVOKED", "merged", "[]", b"revoked", True),
+    }
