@@ -207,6 +207,12 @@ class AuditLog:
                 f"the saved checkpoint is of origin {self.origin}, which [audit] origin still"
                 " names: set [audit] origin to a name this log never had, and add the line"
                 " audit.vkey holds to [audit] previous_verifier_keys")
+        had = self._origins_had(conn)
+        if self.origin in had:
+            raise LogIntegrityError(
+                f"the log already had origin {self.origin} (named in {had[self.origin]}):"
+                " checkpoints signed under it could be signed again with other roots; set"
+                " [audit] origin to a new name, one this log never had")
         if self._extends(conn, ended):
             raise LogIntegrityError(
                 f"the database's log extends the checkpoint saved in {self.saved.path}:"
@@ -215,6 +221,21 @@ class AuditLog:
         self._start()
         when = times.to_text(self.clock())
         return self.append([record.Event(actor, NEW_ORIGIN, reason=signed.decode(), time=when)])
+
+    def _origins_had(self, conn: sqlite3.Connection) -> dict[str, str]:
+        """Every origin the log is known to have had, and where it shows: the stored
+        checkpoints, the checkpoints the new-origin links record, the previous keys, the
+        checkpoint file."""
+        had = dict.fromkeys(sql.checkpoint_origins(conn), "the database's checkpoints")
+        for _, data in sql.records_of_action(conn, NEW_ORIGIN):
+            linked = record.decode(data)["reason"].split("\n", 1)[0]
+            had.setdefault(linked, "the database's new-origin records")
+        for verifier in self.previous:
+            had.setdefault(verifier.name, "[audit] previous_verifier_keys")
+        for signed in self.saved.read():
+            origin = signed.split(b"\n", 1)[0].decode(errors="replace")
+            had.setdefault(origin, str(self.saved.path))
+        return had
 
     def _load(self) -> sqlite3.Connection:
         """The write connection, with the frontier and the subject index read from it."""

@@ -96,6 +96,13 @@ def checkpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return rows(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size"))
 
 
+def checkpoint_origins(conn: sqlite3.Connection) -> set[str]:
+    """The origins (first lines) the stored checkpoints name."""
+    found = conn.execute("SELECT DISTINCT substr(note, 1, instr(note, X'0A') - 1)"
+                         " FROM checkpoints")
+    return {bytes(origin).decode(errors="replace") for (origin,) in found}
+
+
 def records_of_action(conn: sqlite3.Connection, action: str) -> list[tuple[int, bytes]]:
     """(leaf_index, record) of every leaf with `action`, in order."""
     return conn.execute("SELECT leaf_index, record FROM audit_leaves WHERE action = ?"
