@@ -98,7 +98,7 @@ class Gateway:
         self.signing_certificate_pem = certificate.public_bytes(Encoding.PEM).decode()
         self.note_signer = note.NoteSigner(config.audit.origin, self.signing_key)
         self.db = Database(config.path(config.storage.database),
-                           synchronous=config.storage.synchronous)
+                           synchronous=config.storage.synchronous, migrated=False)
         self.log = AuditLog(self.db, self.note_signer, config.audit.origin,
                             checkpoint_file=config.path(config.audit.checkpoint_file),
                             previous=config.audit.previous_verifiers(), clock=self.clock)
@@ -144,10 +144,18 @@ class Gateway:
 
         StartError when the database turns out damaged or cannot be written: the first reads
         of most of its pages, and its first write, happen here. `checkpoint_from_database`:
-        see AuditLog.open."""
+        see AuditLog.check.
+
+        A refused start changes nothing: the checks that can refuse run in the transaction
+        that migrates the schema, which commits only once they pass (so the release that
+        wrote the database can still open it), and before any blob or the checkpoint file is
+        touched (a restored backup would otherwise delete the content of the newer database
+        the operator puts back)."""
         try:
-            self._recover_blobs()
-            self.log.open(checkpoint_from_database=checkpoint_from_database)
+            with self.db.migrating():
+                self.log.check(checkpoint_from_database=checkpoint_from_database)
+                self._recover_blobs()  # refuses a foreign folder before removing anything
+            self.log.start()
             self._summaries.start()
             fetch.break_interrupted(self)
         except sqlite3.DatabaseError as exc:
@@ -165,6 +173,7 @@ class Gateway:
     def open_new_origin(self) -> Committed:
         """Continue the audit log under [audit] origin (AuditLog.open_new_origin), as this
         gateway, and publish the new origin's verifier key; the caller closes the gateway."""
+        self.db.migrate()
         committed = self.log.open_new_origin(self.identity.uri)
         self._publish_verifier_key()
         return committed

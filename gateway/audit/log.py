@@ -167,12 +167,19 @@ class AuditLog:
         listings scan beyond the last good step until a restart)."""
         self._published: dict[str, Any] | None = None
         """The latest checkpoint row saved in checkpoint_file: the only one shown to anyone."""
+        self._signed_now = False
+        """Whether `check` found the latest checkpoint signed by the current key and origin."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self, *, checkpoint_from_database: bool = False) -> None:
+        """`check`, then `start`."""
+        self.check(checkpoint_from_database=checkpoint_from_database)
+        self.start()
+
+    def check(self, *, checkpoint_from_database: bool = False) -> None:
         """Check the stored log against its last signed checkpoint and against the checkpoint
-        saved outside the database, then start committing.
+        saved outside the database, writing nothing (a refused start changes nothing).
 
         Raises LogIntegrityError when the recomputed root differs (a gateway must not serve on
         top of a log that was altered), LogRollback when the log does not extend the saved
@@ -180,10 +187,16 @@ class AuditLog:
         `checkpoint_from_database` (the operator vouches that the database is the newest).
         """
         conn = self._load()
-        signed_now = self._check_against_checkpoint(conn, self._frontier.size)
+        self._signed_now = self._check_against_checkpoint(conn, self._frontier.size)
         self._check_against_saved(conn, checkpoint_from_database)
+
+    def start(self) -> None:
+        """Start committing on the log `check` accepted: sign its latest checkpoint again if
+        a previous key or origin signed it (or none exists), and save it outside the
+        database."""
+        conn = self.db.writer
         latest = sql.latest_checkpoint(conn)
-        if not signed_now:  # no checkpoint yet, or one of a previous key or origin
+        if not self._signed_now:  # no checkpoint yet, or one of a previous key or origin
             latest = self._write_checkpoint(conn, self.clock())
         self._reset_saved(bytes(latest["note"]))
         self._published = latest

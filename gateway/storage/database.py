@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,11 @@ class Database:
 
     Writes go through `writer`, a single connection used by one thread at a time (the audit log's
     committer); reads use `reader()`, a connection per thread, so they never wait for a write.
+    `migrated=False` leaves the schema migrations to `migrating()`, for a caller that checks
+    the database before anything is written to it.
     """
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL"):
+    def __init__(self, path: Path, *, synchronous: str = "FULL", migrated: bool = True):
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"unknown SQLite synchronous mode {synchronous!r}")
         self.path = Path(path)
@@ -51,14 +55,37 @@ class Database:
             raise StorageError(f"cannot open database {self.path}: {exc.strerror}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
-        try:
-            migrate(sqlite_utils.Database(self.writer))
-        except (sqlite3.Error, StorageError) as exc:
-            self.writer.close()
-            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        if migrated:
+            try:
+                self.migrate()
+            except StorageError:
+                self.writer.close()
+                raise
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+
+    def migrate(self) -> None:
+        """Apply the pending schema migrations."""
+        with self.migrating():
+            pass
+
+    @contextlib.contextmanager
+    def migrating(self) -> Iterator[None]:
+        """Apply the pending schema migrations in a transaction of the writer that commits
+        only if the block completes: a check in the block that refuses the database (raises)
+        leaves it as it was, so the release that wrote it can still open it."""
+        try:
+            try:
+                self.writer.execute("BEGIN IMMEDIATE")
+                migrate(sqlite_utils.Database(self.writer))
+            except (sqlite3.Error, StorageError) as exc:
+                raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+            yield
+            self.writer.execute("COMMIT")
+        finally:
+            if self.writer.in_transaction:
+                self.writer.execute("ROLLBACK")
 
     def reader(self) -> sqlite3.Connection:
         """This thread's read connection."""

@@ -5,19 +5,26 @@ database continues under a new origin that records the old log's last checkpoint
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
+from agencies.client import AgencyClient
 from gateway import config as config_module
 from gateway.audit import note, record
-from gateway.audit.log import NEW_ORIGIN
+from gateway.audit.log import NEW_ORIGIN, AuditLog
 from gateway.audit.saved import CheckpointFile
 from gateway.server import create_server
+from gateway.signing import SigningKey
+from gateway.storage import Database
+from gateway.storage.schema import MIGRATIONS
 from tests.conftest import start_network
 from tests.faults.test_start_checks import _edit, refusal, serve
 
@@ -160,6 +167,95 @@ def test_a_database_that_extends_the_saved_checkpoint_starts(stopped):
     assert stopped.saved().size == stopped.checkpoints()[-1][0]
 
 
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` and its content."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@contextlib.contextmanager
+def serving(stopped: Stopped, agency: str) -> Iterator[AgencyClient]:
+    """The gateway started on the stopped network's files, and a client of `agency`; the
+    gateway stops after the block."""
+    server = create_server(config_module.load(stopped.config_path))
+    server.start()
+    try:
+        with AgencyClient(f"127.0.0.1:{server.port}", stopped.network.layout.certs(agency),
+                          server_name="localhost") as client:
+            yield client
+    finally:
+        server.stop(grace=1)
+
+
+AFTER_BACKUP = "agencies/gd-health/datasets/after-backup"
+
+
+def test_a_restored_backup_refused_at_start_deletes_no_newer_content(stopped, tmp_path):
+    backup = stopped.copy(tmp_path / "backup.db")
+    with serving(stopped, "gd-health") as owner:  # only the newest database names its blob
+        owner.publish("after-backup", b"a,b\n1,2\n", title="after", media_type="CSV",
+                      classification="PUBLIC", sharing_type="UNCONDITIONAL")
+    newest = stopped.copy(tmp_path / "newest.db")
+    config = config_module.load(stopped.config_path)
+    blobs = config.path(config.storage.blobs)
+    content = folder_bytes(blobs)
+    assert any(name.startswith("sha256/") for name in content)
+
+    stopped.put_back(backup)  # by mistake: the start is refused and changes nothing
+    size, root, _ = stopped.checkpoints()[-1]
+    assert_refused_unchanged(stopped, expected_refusal(stopped, size, root, stopped.saved()))
+    assert folder_bytes(blobs) == content
+
+    stopped.put_back(newest)  # the newest database serves its content again
+    with serving(stopped, "zj-stats") as reader:
+        reader.request_access(AFTER_BACKUP, purpose="STATISTICS", purpose_text="statistics",
+                              legal_basis="Statistics Law of the PRC, article 7")
+        reader.fetch(AFTER_BACKUP, to=tmp_path / "got.csv")
+    assert (tmp_path / "got.csv").read_bytes() == b"a,b\n1,2\n"
+
+
+PREVIOUS_RELEASE_ENDS_BEFORE = "0012_sharing_terms_of_versions_and_grants"
+"""The first schema migration the previous release of govshare does not know."""
+
+
+def previous_release_database(stopped: Stopped) -> None:
+    """Replace the network's database with one as the previous release leaves it: its schema
+    (no migration from PREVIOUS_RELEASE_ENDS_BEFORE on) and an audit log signed by the
+    gateway's key, but no checkpoint file (that release wrote none)."""
+    config = config_module.load(stopped.config_path)
+    for name in ("", "-wal", "-shm"):
+        Path(f"{stopped.database}{name}").unlink(missing_ok=True)
+    stopped.checkpoint_file.unlink()
+    old = sqlite_utils.Database(stopped.database)
+    MIGRATIONS.apply(old, stop_before=PREVIOUS_RELEASE_ENDS_BEFORE)
+    old.close()
+    signer = note.NoteSigner(config.audit.origin,
+                             SigningKey.load(config.path(config.tls.signing_key)))
+    log = AuditLog(Database(stopped.database, migrated=False), signer, config.audit.origin,
+                   checkpoint_file=stopped.checkpoint_file)
+    log.open()
+    log.append([record.Event("urn:govshare:test", "test.previous_release")])
+    log.close()
+    log.db.close()
+    stopped.checkpoint_file.unlink()  # the file the log wrote, which that release would not
+
+
+def test_an_upgrade_refused_for_a_missing_checkpoint_file_leaves_the_old_database(stopped):
+    previous_release_database(stopped)
+    before = stopped.database.read_bytes()
+    assert refusal(serve(stopped.config_path)) == (
+        f"the database {stopped.database} holds an audit log of 1 leaves, but its saved"
+        f" checkpoint {stopped.checkpoint_file} is missing, so nothing shows the database is"
+        " the newest: put the file back; on the first start after upgrading govshare, or if"
+        " you know this database is the newest, start once with --checkpoint-from-database")
+    assert stopped.database.read_bytes() == before  # no migration of the new release applied
+    assert not stopped.checkpoint_file.exists()
+    # the operator vouches for it: the new release migrates it and serves
+    stopped.run("test.upgraded", checkpoint_from_database=True)
+    applied = {m.name for m in MIGRATIONS.applied(sqlite_utils.Database(stopped.database))}
+    assert PREVIOUS_RELEASE_ENDS_BEFORE in applied
+
+
 def new_origin(config_path: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway",
                "new-origin", "--config", str(config_path)]
@@ -213,3 +309,4 @@ def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
     assert verified.stdout.splitlines()[-1] == (
         f"leaf {size} begins a new origin, continuing govshare.local/audit after its"
         f" checkpoint of size {ended.size}, root {b64(ended.root_hash)}")
+

@@ -44,6 +44,18 @@ def _through_a_symlink(config_path: Path) -> Path:
     return second
 
 
+def _own_checkpoint_file(config_path: Path) -> Path:
+    """A config saving its log's checkpoint in a file of its own, so that a database given
+    with --database shares only the blob folder (a database whose log does not extend the
+    first one's saved checkpoint is refused for that first)."""
+    text = config_path.read_text()
+    assert 'checkpoint_file = "audit.checkpoint"' in text
+    own = config_path.with_name("own-checkpoint.toml")
+    own.write_text(text.replace('checkpoint_file = "audit.checkpoint"',
+                                'checkpoint_file = "own.checkpoint"'))
+    return own
+
+
 def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tmp_path):
     owner, reader = (spec.id for spec in SPECS)
     with running_gateway(tmp_path / "net", SPECS) as gateway:
@@ -79,7 +91,8 @@ def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tm
         assert gateway.terminate(timeout=30) == 0
 
     blobs = sorted(config.path(config.storage.blobs).glob("sha256/*/*/*"))
-    fresh = serve(gateway.layout.config_path, "--database", "fresh.db", cwd=tmp_path)
+    fresh = serve(_own_checkpoint_file(gateway.layout.config_path), "--database", "fresh.db",
+                  cwd=tmp_path)
     assert fresh.returncode != 0 and "Traceback" not in fresh.stderr
     assert f"belongs to the database {config.path(config.storage.database)}" in fresh.stderr
     assert f"not {tmp_path / 'fresh.db'}" in fresh.stderr  # a flag's path is the shell's
