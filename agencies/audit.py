@@ -8,6 +8,13 @@ use in the same file, unless given explicitly (`client.audit_verifier_key = "nam
 for instance the gateway's published `audit.vkey`). Threads and processes of one agency share
 the file under a lock; the checkpoint saved never goes back to a smaller one.
 
+Checkpoints are kept per origin. A gateway whose database was lost continues its log under a new
+origin, whose first leaf (audit.new_origin) records the old origin's last signed checkpoint. The
+client follows it only with the new origin's verifier key given explicitly (`audit_verifier_key`,
+from the gateway's operator): it proves the link leaf is in the new log, verifies the recorded
+checkpoint with the old origin's pinned key and checks its own saved one against it, then keeps
+the old origin's checkpoints in the state file (`previous_origins`) as evidence.
+
 Proofs hash the record bytes here, never taking the gateway's leaf hash on trust, and
 `prove_receipt` checks that the event a fetch receipt names is that fetch's completion.
 """
@@ -15,6 +22,7 @@ Proofs hash the record bytes here, never taking the gateway's leaf hash on trust
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,6 +36,7 @@ from agencies.exchange import FETCH_COMPLETE
 from certs.files import exclusive_lock, replace_file
 from gateway import statements, times
 from gateway.audit import merkle, note, record
+from gateway.audit.log import NEW_ORIGIN
 from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
 
 STATE_FILE = "audit-state.json"
@@ -48,20 +57,27 @@ class AuditMixin:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def checkpoint(self) -> note.Checkpoint:
+    def checkpoint(self, *, accept_unproven_origin: bool = False) -> note.Checkpoint:
         """The gateway's latest checkpoint, verified and proved to extend the last one seen.
 
         Raises VerificationError when the signature does not verify against the pinned key, or
         the log shrank (LOG_TRUNCATED) or does not contain the previously seen tree (LOG_FORKED).
+        A log that moved to a new origin is followed as `_follow_origin` says; with
+        `accept_unproven_origin` the client continues where the lost leaves leave unproven that
+        the old origin's last checkpoint extends the one saved here (LOG_ORIGIN_UNPROVEN
+        otherwise), and notes it in the state file.
         """
         response = self._call(self.audit.GetCheckpoint, audit_pb2.GetCheckpointRequest())
         # Threads and processes of one agency share the state file: one at a time reads,
         # checks and saves it, so none checks against a checkpoint another is replacing.
         with self._audit_state_lock():
             state = self._audit_state()
+            previous = state.get("checkpoint")
+            if previous and _origin_line(response.signed_checkpoint) != \
+                    _origin_line(previous):
+                return self._follow_origin(state, response, accept_unproven_origin)
             key = self.audit_verifier_key or state.get("verifier_key") or response.verifier_key
             current = _open_checkpoint(response.signed_checkpoint, key)
-            previous = state.get("checkpoint")
             if previous:
                 old = _open_checkpoint(previous, key)
                 if current.size < old.size:
@@ -70,10 +86,94 @@ class AuditMixin:
                     self._check_extends(current, old, saved_later=True)
                     return current
                 self._check_extends(old, current)
-            self._save_audit_state(
-                {"verifier_key": key, "checkpoint": response.signed_checkpoint}
-            )
+            self._save_audit_state({**state, "verifier_key": key,
+                                    "checkpoint": response.signed_checkpoint})
         return current
+
+    def _follow_origin(self, state: dict[str, Any], response: audit_pb2.GetCheckpointResponse,
+                       accept_unproven: bool) -> note.Checkpoint:
+        """Move to the new origin of `response` from the saved one: verify the new checkpoint
+        with the explicitly given key of that origin, prove the origin's link leaf under it,
+        verify the checkpoint it records with the old origin's pinned key and check the saved
+        checkpoint against it; then save the new origin's state, the old one's kept."""
+        old_key, saved_signed = state["verifier_key"], state["checkpoint"]
+        saved = _open_checkpoint(saved_signed, old_key)
+        origin = _origin_line(response.signed_checkpoint)
+        if origin in {entry["origin"] for entry in state.get("previous_origins", [])}:
+            raise _refuse(f"the audit log went back from {saved.origin!r} to {origin!r}, an"
+                          " origin it left: a log never signs an origin again",
+                          "LOG_ORIGIN_CHANGED", old=saved.origin, new=origin)
+        key = self._new_origin_key(saved.origin, origin)
+        current = _open_checkpoint(response.signed_checkpoint, key)
+        link, ended_signed = self._linked_checkpoint(response, saved.origin, current)
+        ended = _open_checkpoint(ended_signed, old_key)
+        unproven = self._check_continues(saved, ended, current, link.leaf_index)
+        if unproven and not accept_unproven:
+            raise _refuse(f"{unproven}; call checkpoint(accept_unproven_origin=True) to continue"
+                          f" on {origin!r} regardless (the state file keeps what was unproven)",
+                          "LOG_ORIGIN_UNPROVEN", origin=origin, saved_size=saved.size,
+                          recorded_size=ended.size)
+        evidence = {"origin": saved.origin, "verifier_key": old_key, "checkpoint": saved_signed,
+                    "ended_with": ended_signed, "link_leaf_index": link.leaf_index,
+                    "unproven": unproven}
+        self._save_audit_state({
+            **state, "verifier_key": key, "checkpoint": response.signed_checkpoint,
+            "previous_origins": [*state.get("previous_origins", []), evidence],
+        })
+        return current
+
+    def _new_origin_key(self, old_origin: str, origin: str) -> str:
+        """The explicitly given verifier key of `origin`: a key pinned from the gateway itself
+        would take the gateway's word for its own new identity."""
+        key = self.audit_verifier_key
+        if key is None or _key_name(key) != origin:
+            raise _refuse(
+                f"the audit log changed origin from {old_origin!r} to {origin!r}: get the new"
+                f" origin's verifier key (the gateway's audit.vkey, {origin}+...) from the"
+                " gateway's operator and set it as audit_verifier_key to follow the change",
+                "LOG_ORIGIN_CHANGED", old=old_origin, new=origin)
+        return key
+
+    def _linked_checkpoint(self, response: audit_pb2.GetCheckpointResponse, old_origin: str,
+                           current: note.Checkpoint) -> tuple[audit_pb2.AuditEvent, str]:
+        """The new origin's link leaf and the signed checkpoint of `old_origin` it records,
+        once the leaf's bytes are proved to be in `current`."""
+        link = response.origin_link
+        if not response.HasField("origin_link"):
+            raise _refuse(f"the gateway's log moved from {old_origin!r} to {current.origin!r}"
+                          " but shows no audit.new_origin leaf linking them",
+                          "ORIGIN_LINK_INVALID", old=old_origin, new=current.origin)
+        fields = _record_fields(link.record, link.leaf_index, "ORIGIN_LINK_INVALID")
+        recorded = fields.get("reason")
+        if fields.get("action") != NEW_ORIGIN or not isinstance(recorded, str) or \
+                _origin_line(recorded) != old_origin:
+            raise _refuse(f"audit event {link.leaf_index} does not link {old_origin!r} to"
+                          f" {current.origin!r}: it is no audit.new_origin leaf recording a"
+                          f" checkpoint of {old_origin!r}", "ORIGIN_LINK_INVALID",
+                          leaf_index=link.leaf_index)
+        self._prove_in(current, link.leaf_index, link.record)
+        return link, recorded
+
+    def _check_continues(self, saved: note.Checkpoint, ended: note.Checkpoint,
+                         current: note.Checkpoint, link_index: int) -> str:
+        """Check the saved checkpoint of the old origin against `ended`, the last one the old
+        origin signed (as the link leaf at `link_index` records it). Raises VerificationError
+        for what is proven wrong; returns what cannot be proven ("" when nothing)."""
+        if saved.size > ended.size:
+            raise _refuse(
+                f"the old origin {saved.origin!r} signed a checkpoint of {saved.size} entries"
+                f" seen here, but the new origin records its last one as {ended.size}: the"
+                " old log's history was truncated", "LOG_TRUNCATED",
+                old_size=saved.size, new_size=ended.size)
+        if saved.size == ended.size:
+            self._check_extends(saved, ended)  # the same tree: the same root
+            return ""
+        if saved.size <= link_index:
+            # The leaves seen here are all before the link: the new log must begin with them.
+            self._check_extends(dataclasses.replace(saved, origin=current.origin), current)
+        return (f"the old origin {saved.origin!r} ended at {ended.size} entries, but the"
+                f" gateway lost the leaves that would prove it extends the {saved.size} seen"
+                f" here (its log keeps {link_index} of them)")
 
     def _check_extends(self, old: note.Checkpoint, new: note.Checkpoint,
                        saved_later: bool = False) -> None:
@@ -124,6 +224,11 @@ class AuditMixin:
             -> tuple[audit_pb2.GetInclusionProofResponse, note.Checkpoint]:
         """The proof that `record` is leaf `leaf_index`, and the verified checkpoint it is in."""
         checkpoint = self.checkpoint()
+        return self._prove_in(checkpoint, leaf_index, record), checkpoint
+
+    def _prove_in(self, checkpoint: note.Checkpoint, leaf_index: int,
+                  record: bytes) -> audit_pb2.GetInclusionProofResponse:
+        """The proof that `record` is leaf `leaf_index` of the verified `checkpoint`."""
         request = audit_pb2.GetInclusionProofRequest(leaf_index=leaf_index,
                                                      tree_size=checkpoint.size)
         proof = self._call(self.audit.GetInclusionProof, request)
@@ -137,7 +242,7 @@ class AuditMixin:
         except merkle.ProofError as exc:
             raise _refuse(f"inclusion proof of leaf {leaf_index} failed: {exc}",
                           "INCLUSION_PROOF_INVALID", leaf_index=leaf_index) from None
-        return proof, checkpoint
+        return proof
 
     def prove_receipt(self, signed_receipt: envelope_pb2.Envelope) -> audit_pb2.AuditEvent:
         """Prove that the log records the fetch a receipt vouches for (`Fetched.signed_receipt`,
@@ -252,14 +357,15 @@ def _unwritable(path: Path, exc: OSError) -> VerificationError:
     )
 
 
-def _record_fields(data: bytes, leaf_index: int) -> dict[str, Any]:
+def _record_fields(data: bytes, leaf_index: int,
+                   reason: str = "RECEIPT_NOT_LOGGED") -> dict[str, Any]:
     """The fields of a record as its bytes say (not as the gateway decoded them)."""
     try:
         fields = record.decode(data)
     except ValueError:
         fields = None
     if not isinstance(fields, dict):
-        raise _refuse(f"audit event {leaf_index} holds no valid record", "RECEIPT_NOT_LOGGED",
+        raise _refuse(f"audit event {leaf_index} holds no valid record", reason,
                       leaf_index=leaf_index, mismatch="record")
     return fields
 
@@ -274,3 +380,13 @@ def _open_checkpoint(signed: str, verifier_key: str) -> note.Checkpoint:
             f"the gateway's checkpoint does not verify against the pinned key: {exc}",
             "CHECKPOINT_SIGNATURE_INVALID", verifier_key=verifier_key,
         ) from None
+
+
+def _origin_line(signed: str) -> str:
+    """The origin a signed checkpoint names (its first line), readable before it verifies."""
+    return signed.partition("\n")[0]
+
+
+def _key_name(verifier_key: str) -> str:
+    """The name (the origin) a note verifier key "name+id+key" is for: names hold no '+'."""
+    return verifier_key.partition("+")[0]

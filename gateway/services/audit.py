@@ -20,6 +20,7 @@ from typing import Any
 from certs.identity import URN_PREFIX
 from gateway import errors, paging, times
 from gateway.audit import merkle, note, record
+from gateway.audit.log import NEW_ORIGIN
 from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.storage import audit as sql
 from gateway.v1 import audit_pb2, audit_pb2_grpc
@@ -171,7 +172,15 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             root_hash=checkpoint.root_hash,
             origin=checkpoint.origin,
             create_time=times.to_timestamp(latest["create_time"]),
+            origin_link=self._origin_link(checkpoint.size),
         )
+
+    def _origin_link(self, size: int) -> audit_pb2.AuditEvent | None:
+        """The latest audit.new_origin event in a tree of `size` (the one that began the
+        current origin), for agencies to follow the change; None when the log never had one."""
+        links = [(index, data) for index, data in
+                 sql.records_of_action(self.gateway.db.reader(), NEW_ORIGIN) if index < size]
+        return event_proto(*links[-1]) if links else None
 
     @rpc("audit.prove.inclusion", allow=EVERYONE)
     def GetInclusionProof(self, request: audit_pb2.GetInclusionProofRequest, call: Call) -> Any:

@@ -94,20 +94,22 @@ class GetCheckpointRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetCheckpointResponse(_message.Message):
-    __slots__ = ("signed_checkpoint", "verifier_key", "tree_size", "root_hash", "origin", "create_time")
+    __slots__ = ("signed_checkpoint", "verifier_key", "tree_size", "root_hash", "origin", "create_time", "origin_link")
     SIGNED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     VERIFIER_KEY_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_LINK_FIELD_NUMBER: _ClassVar[int]
     signed_checkpoint: str
     verifier_key: str
     tree_size: int
     root_hash: bytes
     origin: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, signed_checkpoint: _Optional[str] = ..., verifier_key: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., origin: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    origin_link: AuditEvent
+    def __init__(self, signed_checkpoint: _Optional[str] = ..., verifier_key: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., origin: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., origin_link: _Optional[_Union[AuditEvent, _Mapping]] = ...) -> None: ...
 
 class GetInclusionProofRequest(_message.Message):
     __slots__ = ("leaf_index", "tree_size")

@@ -163,6 +163,7 @@ def test_checkpoint_and_proofs_verify_client_side(network):
         note.open_note(response.signed_checkpoint.encode(), [verifier]))
     assert (checkpoint.size, checkpoint.root_hash, checkpoint.origin) == (
         response.tree_size, response.root_hash, response.origin)
+    assert not response.HasField("origin_link")  # the log never changed origin
     size = checkpoint.size
     records = [e.record for e in events(network.auditor())]
     for index in range(size):
