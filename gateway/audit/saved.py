@@ -35,13 +35,9 @@ class CheckpointFile:
         """Saves since the file was written anew: the next goes to slot _saves % 2."""
 
     def read(self) -> list[bytes]:
-        """The signed notes the slots hold, the latest saved first (a torn slot reads as what
-        it holds: whoever reads verifies). FileNotFoundError when there is no file."""
-        data = self.path.read_bytes()
-        slots = [data[start:start + SLOT] for start in range(0, len(data), SLOT)]
-        found = sorted(((_NUMBER.unpack_from(slot)[0], slot[_NUMBER.size:].rstrip(b"\0"))
-                        for slot in slots if len(slot) == SLOT), reverse=True)
-        return [signed for _, signed in found if signed]
+        """The signed notes the slots hold, the latest saved first (`slots`).
+        FileNotFoundError when there is no file."""
+        return slots(self.path.read_bytes())
 
     def reset(self, signed: bytes) -> None:
         """Write the file anew with `signed` as its only checkpoint, and open it for saves."""
@@ -61,6 +57,21 @@ class CheckpointFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def is_checkpoint_file(data: bytes) -> bool:
+    """Whether `data` has the shape of a checkpoint file: whole slots, with the NUL bytes of
+    their save numbers and padding, which a signed note never holds."""
+    return bool(data) and len(data) % SLOT == 0 and b"\0" in data
+
+
+def slots(data: bytes) -> list[bytes]:
+    """The signed notes the slots of a checkpoint file's `data` hold, the latest saved first
+    (a torn slot reads as what it holds: whoever reads verifies)."""
+    whole = [data[start:start + SLOT] for start in range(0, len(data), SLOT)]
+    found = sorted(((_NUMBER.unpack_from(slot)[0], slot[_NUMBER.size:].rstrip(b"\0"))
+                    for slot in whole if len(slot) == SLOT), reverse=True)
+    return [signed for _, signed in found if signed]
 
 
 def _slot(number: int, signed: bytes) -> bytes:

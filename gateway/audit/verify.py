@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import merkle, note
+from gateway.audit.saved import is_checkpoint_file, slots
 from gateway.storage import Database
 from gateway.storage import audit as sql
 
@@ -129,8 +130,9 @@ def verify_log(
     """Verify the stored log against its signed checkpoints; see the module docstring. The
     whole check reads one snapshot, so a gateway writing meanwhile changes nothing it sees.
     Checkpoints may be signed by `verifier` or by one of the `previous` keys of the log.
-    `against` is a signed checkpoint saved earlier, or the path of an earlier copy of the
-    database (its latest checkpoint is the one checked against). UnusableInput if no stored
+    `against` is a signed checkpoint saved earlier (a note, or the bytes of the gateway's
+    checkpoint file), or the path of an earlier copy of the database (its latest checkpoint is
+    the one checked against). UnusableInput if no stored
     checkpoint is signed by a key given, or `against` is no checkpoint of this log."""
     verifiers = [verifier, *previous]
     with ExitStack() as stack:
@@ -384,7 +386,7 @@ def _open_saved(against: bytes | Path, verifiers: Sequence[note.NoteVerifier],
     """The checkpoint to check against: the bytes of a signed one, or a database copy's latest
     (whose stored tree must lead to it); UnusableInput if it is no checkpoint of this log."""
     if isinstance(against, bytes):
-        return _Saved(_saved_checkpoint(against, verifiers, "the saved checkpoint"))
+        return _Saved(_given_checkpoint(against, verifiers))
     what = f"the copy of the log {against}"
     try:
         copy = stack.enter_context(_connection(against))
@@ -400,6 +402,29 @@ def _open_saved(against: bytes | Path, verifiers: Sequence[note.NoteVerifier],
     except (sqlite3.Error, LookupError) as exc:
         raise UnusableInput(f"{what} cannot be read as a database of the log: {exc}") from None
     return _Saved(checkpoint, fetch)
+
+
+def _given_checkpoint(data: bytes, verifiers: Sequence[note.NoteVerifier]) -> note.Checkpoint:
+    """The checkpoint in a file given to check against: a signed checkpoint note, or the
+    gateway's checkpoint file (its latest slot that verifies: a slot torn by a crash does
+    not); UnusableInput, naming the formats read, for any other file."""
+    if is_checkpoint_file(data):
+        what = "the gateway's checkpoint file"
+        problems = []
+        for signed in slots(data):
+            try:
+                return _saved_checkpoint(signed, verifiers, what)
+            except UnusableInput as exc:
+                problems.append(exc)
+        raise problems[0] if problems else UnusableInput(f"{what} holds no checkpoint")
+    try:
+        note.signing_keys(data)
+    except note.NoteError:
+        raise UnusableInput("the saved checkpoint is none of the files it can be: a signed"
+                            " checkpoint note (as audit verify --save-checkpoint writes it), the"
+                            " gateway's checkpoint file ([audit] checkpoint_file) or an earlier"
+                            " copy of the database") from None
+    return _saved_checkpoint(data, verifiers, "the saved checkpoint")
 
 
 def _saved_checkpoint(signed: bytes, verifiers: Sequence[note.NoteVerifier],

@@ -210,8 +210,9 @@ def show(ctx: click.Context, event: str) -> None:
               " signed by previous keys too. Only the keys given are trusted then. Default:"
               " the gateway's, and [audit] previous_verifier_keys.")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A signed checkpoint saved earlier, or an earlier copy of the database: the"
-              " log must extend it (a copy also lets a fork name the first leaf that differs).")
+              help="A signed checkpoint saved earlier (by --save-checkpoint, or the gateway's"
+              " [audit] checkpoint_file), or an earlier copy of the database: the log must"
+              " extend it (a copy also lets a fork name the first leaf that differs).")
 @click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the latest verified signed checkpoint here.")
 @click.pass_context
@@ -249,7 +250,8 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
 
 
 def _against(path: Path) -> bytes | Path:
-    """An earlier copy of the database as its path, a saved checkpoint as its bytes."""
+    """An earlier copy of the database as its path, a saved checkpoint (a signed note or the
+    gateway's checkpoint file) as its bytes."""
     try:
         with path.open("rb") as file:
             if file.read(len(verify.SQLITE_HEADER)) == verify.SQLITE_HEADER:

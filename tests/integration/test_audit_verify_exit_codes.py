@@ -13,6 +13,7 @@ from gateway import config as config_module
 from gateway.audit import merkle, note
 from gateway.audit.log import AuditLog
 from gateway.audit.record import Event
+from gateway.audit.saved import CheckpointFile
 from gateway.cli import cli
 from gateway.signing import SigningKey
 from gateway.storage import Database
@@ -52,8 +53,10 @@ def test_a_key_that_does_not_parse_exits_2(network):
 def test_a_malformed_foreign_or_unreadable_saved_checkpoint_exits_2(network, tmp_path):
     malformed = tmp_path / "malformed"
     malformed.write_bytes(b"not a checkpoint\xff")
-    usage_error(run(network, "--against", malformed), "the saved checkpoint is not a valid"
-                " signed checkpoint of this log: malformed note")
+    usage_error(run(network, "--against", malformed), "the saved checkpoint is none of the files"
+                " it can be: a signed checkpoint note (as audit verify --save-checkpoint writes"
+                " it), the gateway's checkpoint file ([audit] checkpoint_file) or an earlier copy"
+                " of the database")
     foreign = tmp_path / "foreign"
     foreign.write_bytes(note.sign_note(note.Checkpoint(STRANGER.name, 1, bytes(32)).to_text(),
                                        [STRANGER]))
@@ -61,6 +64,53 @@ def test_a_malformed_foreign_or_unreadable_saved_checkpoint_exits_2(network, tmp
                 f" this log: it is signed by {STRANGER.name}+{STRANGER.key_id.hex()}")
     usage_error(run(network, "--against", tmp_path / "missing"), "does not exist")
     usage_error(run(network, "--against", tmp_path), "is a directory")
+
+
+def truncate(network, leaf: int) -> None:
+    """Remove the leaves from `leaf` on and every trace of them, as a rollback would; the
+    gateway must be stopped."""
+    with sqlite3.connect(network.layout.root / "govshare.db") as conn:
+        for sql in ("DELETE FROM audit_leaves WHERE leaf_index >= ?",
+                    "DELETE FROM checkpoints WHERE tree_size > ?",
+                    "DELETE FROM audit_subject_index WHERE leaf_index >= ?",
+                    "UPDATE audit_subject_index_state SET upto = min(upto, ?)"):
+            conn.execute(sql, (leaf,))
+        conn.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_index(0, leaf),))
+    conn.close()
+
+
+def test_a_truncated_log_is_caught_against_the_gateways_own_checkpoint_file(network, tmp_path):
+    checkpoint_file = network.layout.root / "audit.checkpoint"
+    intact = run(network, "--against", checkpoint_file)
+    assert intact.exit_code == 0, intact.output
+    assert "OK: 3 entries" in intact.output
+    network.server.stop(grace=1)
+    kept = tmp_path / "audit.checkpoint"
+    shutil.copy(checkpoint_file, kept)
+    truncate(network, 2)
+    result = run(network, "--against", kept)
+    assert result.exit_code == 1
+    assert "FAILED: truncation" in result.output
+
+
+def test_a_torn_latest_slot_of_the_checkpoint_file_falls_back_to_the_other(network, tmp_path):
+    """A crash in the middle of a save tears the slot being written; the other still holds
+    the checkpoint before it, which the log extends."""
+    network.agency("gd-health").publish("torn", b"a,b\n1,2\n", title="t", media_type="CSV",
+                                        sharing_type="UNCONDITIONAL")
+    network.server.stop(grace=1)
+    data = bytearray((network.layout.root / "audit.checkpoint").read_bytes())
+    latest = CheckpointFile(network.layout.root / "audit.checkpoint").read()[0]
+    at = data.index(latest)
+    data[at + 40:at + 80] = b"x" * 40  # the latest slot's note, torn
+    torn = tmp_path / "torn.checkpoint"
+    torn.write_bytes(bytes(data))
+    result = run(network, "--against", torn)
+    assert result.exit_code == 0, result.output
+    data[:] = bytes(len(data))  # no slot holds a checkpoint
+    torn.write_bytes(bytes(data))
+    usage_error(run(network, "--against", torn), "the gateway's checkpoint file holds no"
+                " checkpoint")
 
 
 def test_an_altered_record_exits_1(network):
