@@ -49,7 +49,8 @@ def _b64(data: bytes) -> str:
 def export_rows(
     conn: sqlite3.Connection, filters: dict[str, Any], proof_size: int = 0, batch: int = 1000
 ) -> Iterator[dict[str, Any]]:
-    """Every matching event as a flat dict; with `proof_size`, its inclusion proof in that tree."""
+    """Every matching event as a flat dict; with `proof_size`, only those in that tree, each
+    with its inclusion proof in it."""
     def fetch(coords: list[merkle.Coord]) -> list[bytes]:
         return sql.fetch_nodes(conn, coords)
 
@@ -58,6 +59,8 @@ def export_rows(
         found = sql.list_leaves(conn, after=after, limit=batch, **filters)
         for row in found:
             index, data = row["leaf_index"], bytes(row["record"])
+            if proof_size and index >= proof_size:
+                return
             fields = record.decode(data)
             item = {
                 "leaf_index": index,
@@ -71,7 +74,7 @@ def export_rows(
                 "leaf_hash": _b64(merkle.leaf_hash(data)),
                 "record": _b64(data),
             }
-            if proof_size and index < proof_size:
+            if proof_size:
                 item["tree_size"] = proof_size
                 item["inclusion_proof"] = [_b64(h) for h in
                                            merkle.inclusion_proof(index, proof_size, fetch)]

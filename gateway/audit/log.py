@@ -167,6 +167,8 @@ class AuditLog:
         listings scan beyond the last good step until a restart)."""
         self._published: dict[str, Any] | None = None
         """The latest checkpoint row saved in checkpoint_file: the only one shown to anyone."""
+        self._unsaved: dict[str, Any] | None = None
+        """The checkpoint row committed whose save failed: no batch commits until it is."""
         self._signed_now = False
         """Whether `check` found the latest checkpoint signed by the current key and origin."""
 
@@ -469,6 +471,7 @@ class AuditLog:
         conn = self.db.writer
         size_before = self._frontier.size
         try:
+            self._save_unsaved()
             try:
                 outcomes, signed = self._run_batch(conn, batch, isolated=False)
             except _WroteBeforeFailing:
@@ -577,16 +580,35 @@ class AuditLog:
     def _publish_committed(self, signed: dict[str, Any]) -> None:
         """Save a batch's checkpoint outside the database, and only then show it. Saved after
         the commit, so a crash between the two leaves the file behind the database (which
-        start-up accepts and catches up), never ahead of it. A checkpoint that cannot be saved
-        stays unshown; the batch's changes are durable all the same, and the next batch's
-        checkpoint covers them."""
+        start-up accepts and catches up), never ahead of it.
+
+        A checkpoint that cannot be saved stays unshown. The batch's changes are durable in
+        the database all the same (they were committed; their callers are told so), but no
+        later batch commits until the checkpoint is saved (`_save_unsaved`): those fail
+        UNAVAILABLE and roll back. Otherwise the database would run ever further ahead of the
+        file, and a restored backup that extends the file could take the place of all those
+        acknowledged changes; so at most one batch is ever committed beyond the file."""
         try:
             self.saved.save(bytes(signed["note"]))
         except (OSError, ValueError) as exc:
-            log.error("audit checkpoint of size %d not saved in %s, so not shown: %s",
-                      signed["tree_size"], self.saved.path, exc)
+            log.error("audit checkpoint of size %d not saved in %s, so not shown: %s; no change"
+                      " commits until it is", signed["tree_size"], self.saved.path, exc)
+            self._unsaved = signed
             return
         self._published = signed
+
+    def _save_unsaved(self) -> None:
+        """Save the checkpoint whose save failed, before the next batch; OSError if it still
+        cannot be (the batch then fails, writing nothing)."""
+        if self._unsaved is None:
+            return
+        try:
+            self.saved.save(bytes(self._unsaved["note"]))
+        except ValueError as exc:
+            raise OSError(str(exc)) from exc
+        log.info("audit checkpoint of size %d saved in %s at last: changes commit again",
+                 self._unsaved["tree_size"], self.saved.path)
+        self._published, self._unsaved = self._unsaved, None
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -14,9 +14,16 @@ Checklist, over the database alone (no gateway needed):
    not cover them);
 5. with `against`, a checkpoint saved outside the database must be a prefix of the rebuilt tree,
    which catches a truncated or rewritten history even when every stored checkpoint was replaced.
-   A signed root alone cannot say which leaf differs; given a copy of the earlier database
-   instead, the first leaf where the two histories part is found by binary search over the
-   roots of their prefixes (O(log n) roots, each from O(log n) stored nodes).
+   A signed root alone cannot say which leaf differs (nor whether a shorter log was truncated
+   or forked); given a copy of the earlier database instead, the first leaf where the two
+   histories part is found by binary search over the roots of their prefixes (O(log n) roots,
+   each from O(log n) stored nodes). The same holds for `published`, the checkpoint the
+   gateway saved in its checkpoint file: the only one it showed anyone, so the only one a
+   report hands out (`Report.published`); a later stored one may never have been saved.
+
+Checkpoints signed by a key not given are tampering, except those of a previous origin that a
+new-origin link (a lost database's recovery) records as signed by that key, up to the link:
+they are not verified (`Report.unverified`), though the later checkpoints cover their leaves.
 
 Problems carry the first leaf position they concern, so a report says where the log went bad.
 A key or saved checkpoint that cannot check this log at all (another log's key, a file that is
@@ -26,6 +33,7 @@ no signed checkpoint of it) raises UnusableInput instead: a mistake in the call,
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.audit import merkle, note
+from gateway.audit import merkle, note, record
+from gateway.audit.log import NEW_ORIGIN
 from gateway.audit.saved import is_checkpoint_file, slots
 from gateway.storage import Database
 from gateway.storage import audit as sql
@@ -55,6 +64,7 @@ BAD_CHECKPOINT = "bad checkpoint"
 INDEX_MISMATCH = "index mismatch"
 FORK = "fork"
 TRUNCATION = "truncation"
+TRUNCATION_OR_FORK = "truncation or fork"
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 """How a database file begins, telling a copy of the log from a saved checkpoint."""
@@ -87,8 +97,11 @@ class Report:
     root_hash: bytes = merkle.EMPTY_ROOT
     checkpoints: int = 0
     """Stored checkpoints checked."""
-    latest_checkpoint: bytes = b""
-    """The latest stored signed checkpoint, when it verified."""
+    published: bytes = b""
+    """The checkpoint `published` gave, when it verified and the log extends it."""
+    unverified: dict[str, int] = field(default_factory=dict)
+    """Keys not given that signed the earliest checkpoints, and the largest size each
+    signed: the leaves up to it are covered by later checkpoints, the signatures unchecked."""
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -126,24 +139,29 @@ def verify_log(
     against: bytes | Path | None = None,
     progress: Progress | None = None,
     previous: Sequence[note.NoteVerifier] = (),
+    published: bytes | None = None,
 ) -> Report:
     """Verify the stored log against its signed checkpoints; see the module docstring. The
     whole check reads one snapshot, so a gateway writing meanwhile changes nothing it sees.
     Checkpoints may be signed by `verifier` or by one of the `previous` keys of the log.
     `against` is a signed checkpoint saved earlier (a note, or the bytes of the gateway's
     checkpoint file), or the path of an earlier copy of the database (its latest checkpoint is
-    the one checked against). UnusableInput if no stored
-    checkpoint is signed by a key given, or `against` is no checkpoint of this log."""
+    the one checked against). `published` is the signed checkpoint the gateway saved outside
+    the database, checked as `against` is. UnusableInput if no stored checkpoint is signed by
+    a key given, or `against` or `published` is no checkpoint of this log."""
     verifiers = [verifier, *previous]
     with ExitStack() as stack:
         conn = stack.enter_context(_connection(database))
         stack.enter_context(sql.snapshot(conn))
         saved = None if against is None else _open_saved(against, verifiers, stack)
+        shown = None if published is None else _Saved(_saved_checkpoint(
+            published, verifiers, "the checkpoint the gateway saved"))
         report = Report()
         stored, size = _check_checkpoints(conn, verifiers, report)
         sizes = {size, *(c.size for c in stored)}
-        if saved is not None and saved.checkpoint.size <= size:
-            sizes.add(saved.checkpoint.size)
+        for given in (saved, shown):
+            if given is not None and given.checkpoint.size <= size:
+                sizes.add(given.checkpoint.size)
         wanted = {coord for s in sizes for coord in merkle._perfect(0, s)}
         rebuilt = _Rebuild(conn, size, wanted, report, progress)
         rebuilt.run()
@@ -162,6 +180,8 @@ def verify_log(
                            f"the {what} disagrees with the record's subjects")
         if saved is not None:
             _check_against(saved, conn, rebuilt, size, report)
+        if shown is not None and _check_against(shown, conn, rebuilt, size, report):
+            report.published = published
         return report
 
 
@@ -204,6 +224,7 @@ def _check_checkpoints(
     UnusableInput when every checkpoint is signed by keys other than those given.
     """
     stored, previous, unknown = [], 0, 0
+    ended = _previous_origins(conn)
     others: dict[str, None] = {}
     """Keys signing the checkpoints no key given signed, in order."""
     for row in sql.checkpoints(conn):
@@ -216,14 +237,16 @@ def _check_checkpoints(
                            f"the row of size {size} disagrees with its signed note")
             else:
                 stored.append(_Stored(size, checkpoint.root_hash))
-                report.latest_checkpoint = signed
         except note.UnknownKeyError:
             signers = note.signing_keys(signed)
             unknown += 1
             others.update(dict.fromkeys(signers))
-            report.add(previous, BAD_SIGNATURE,
-                       f"checkpoint of size {size} is signed by {', '.join(signers)}, no key"
-                       " given (give a previous key of the log with --key too)")
+            if all(size <= ended.get(key, -1) for key in signers):
+                report.unverified.update(dict.fromkeys(signers, size))
+            else:
+                report.add(previous, BAD_SIGNATURE,
+                           f"checkpoint of size {size} is signed by {', '.join(signers)}, no"
+                           " key given (give a previous key of the log with --key too)")
         except note.NoteError as exc:
             report.add(previous, BAD_SIGNATURE, f"checkpoint of size {size}: {exc}")
         previous = size
@@ -231,6 +254,18 @@ def _check_checkpoints(
         raise UnusableInput(f"the key {_names(verifiers)} does not belong to this log (its"
                             f" checkpoints are signed by {', '.join(others)})")
     return stored, previous
+
+
+def _previous_origins(conn: sqlite3.Connection) -> dict[str, int]:
+    """The keys that signed the checkpoints the log's new-origin links record, each with the
+    link's position: a previous origin's checkpoints up to there may be signed by a key not
+    given without being tampering."""
+    ended: dict[str, int] = {}
+    for index, data in sql.records_of_action(conn, NEW_ORIGIN):
+        with contextlib.suppress(note.NoteError, ValueError, LookupError):
+            signed = record.decode(data)["reason"].encode()
+            ended.update(dict.fromkeys(note.signing_keys(signed), index))
+    return ended
 
 
 def _names(verifiers: Sequence[note.NoteVerifier]) -> str:
@@ -441,13 +476,20 @@ def _saved_checkpoint(signed: bytes, verifiers: Sequence[note.NoteVerifier],
 
 
 def _check_against(saved: _Saved, conn: sqlite3.Connection, rebuilt: _Rebuild, size: int,
-                   report: Report) -> None:
-    """Checklist step 5: the saved checkpoint's tree must be a prefix of the rebuilt one."""
+                   report: Report) -> bool:
+    """Checklist step 5: the saved checkpoint's tree must be a prefix of the rebuilt one
+    (whether it is)."""
     earlier = saved.checkpoint.size
     if earlier <= size and rebuilt.root(earlier) == saved.checkpoint.root_hash:
-        return
+        return True
+    if earlier <= size and _stored_root(conn, earlier) == saved.checkpoint.root_hash:
+        # The stored tree leads to the saved root, the records do not: the rebuild reported
+        # where, at the first record that changed.
+        return False
     agree = _agreeing_prefix(saved, conn, min(earlier, size))
-    if agree is not None and agree < min(earlier, size):
+    if agree is None:
+        _unlocated(earlier, size, report)
+    elif agree < min(earlier, size):
         report.add(agree, FORK,
                    f"leaf {agree} differs from the earlier copy's, whose checkpoint of {earlier}"
                    f" leaves was signed (the first {agree} leaves agree): the history was"
@@ -456,6 +498,25 @@ def _check_against(saved: _Saved, conn: sqlite3.Connection, rebuilt: _Rebuild, s
         report.add(size, TRUNCATION,
                    f"the log holds {size} leaves but a checkpoint for {earlier} was saved"
                    f" earlier: leaves {size} to {earlier - 1} are gone")
+    return False
+
+
+def _stored_root(conn: sqlite3.Connection, size: int) -> bytes | None:
+    """The root of the first `size` leaves from the stored tree nodes (None: one is missing)."""
+    try:
+        return merkle.root_at(size, functools.partial(sql.fetch_nodes, conn))
+    except LookupError:
+        return None
+
+
+def _unlocated(earlier: int, size: int, report: Report) -> None:
+    """A saved checkpoint the log does not extend, with only its signed root to go by."""
+    if earlier > size:
+        report.add(0, TRUNCATION_OR_FORK,
+                   f"the log holds {size} leaves but a checkpoint for {earlier} was saved"
+                   " earlier: it was truncated or forked, and a signed root cannot say where"
+                   " (--against an earlier copy of the database names the first leaf that"
+                   " differs)")
     else:
         report.add(0, FORK,
                    f"the first {earlier} leaves do not hash to the root a saved checkpoint"

@@ -1,7 +1,11 @@
 """`govshare audit ...`: read, verify, export and prove the audit log, offline.
 
 Every command but `check-proof` reads the gateway's database directly and read-only
-(`--config gateway.toml`); no gateway needs to run. Exit codes: 0 success (log intact, proof
+(`--config gateway.toml`); no gateway needs to run. The checkpoints they hand out (`proof`,
+`export --proofs`, `verify --save-checkpoint`) are the one the gateway saved in [audit]
+checkpoint_file, never a later one stored in the database: that one may never be saved (a
+failed save, a crash between commit and save), and a restored backup could then sign its
+size again with another root. Exit codes: 0 success (log intact, proof
 valid), 1 verification failed (the log is not intact, the proof does not prove its record), 2
 usage error or bad input (a key, file or configuration that cannot be used): a cron job that
 sees 1 has found tampering, never a typo.
@@ -10,6 +14,7 @@ sees 1 has found tampering, never a typo.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import sqlite3
 import sys
@@ -26,6 +31,7 @@ from gateway import config as config_module
 from gateway import times
 from gateway.audit import export, merkle, note, record, verify
 from gateway.audit.log import origin_links
+from gateway.audit.saved import CheckpointFile
 from gateway.cli.agency import add_row, console, folding_table
 from gateway.services.audit import MAX_LEAF_INDEX
 from gateway.signing import SigningKey
@@ -87,7 +93,10 @@ def _connect(ctx: click.Context) -> sqlite3.Connection:
 
 def _verifier(ctx: click.Context, key: str | None) -> note.NoteVerifier:
     """--key, else the published verifier key file, else the gateway's own signing key."""
-    if key:
+    if key is not None:
+        if not key.strip():
+            raise BadInput("--key is empty: give the log's note verifier key (name+id+key,"
+                           " the line audit.vkey holds)")
         try:
             return note.NoteVerifier.from_verifier_key(key.strip())
         except ValueError as exc:
@@ -105,6 +114,31 @@ def _verifier(ctx: click.Context, key: str | None) -> note.NoteVerifier:
     raise BadInput(
         f"no verifier key: give --key, or make {key_file} or {signing} readable"
     )
+
+
+def _log_verifiers(ctx: click.Context) -> list[note.NoteVerifier]:
+    """The log's keys as the configuration names them: its own, then the previous ones."""
+    return [_verifier(ctx, None), *_config(ctx).audit.previous_verifiers()]
+
+
+def _saved(ctx: click.Context, verifiers: list[note.NoteVerifier]) -> tuple[bytes, int]:
+    """The latest checkpoint the gateway saved in [audit] checkpoint_file that a key of
+    `verifiers` signed, and its size: the only checkpoint the log has shown anyone."""
+    config = _config(ctx)
+    path = config.path(config.audit.checkpoint_file)
+    try:
+        slots = CheckpointFile(path).read()
+    except OSError as exc:
+        raise BadInput(f"cannot read the saved checkpoint [audit] checkpoint_file {path}:"
+                       f" {exc.strerror or exc}; the tools hand out only the checkpoint the"
+                       " gateway saved there") from None
+    problem = "it holds none"
+    for signed in slots:
+        try:
+            return signed, verify.open_checkpoint(signed, verifiers).size
+        except note.NoteError as exc:
+            problem = str(exc)
+    raise BadInput(f"no checkpoint saved in {path} verifies with the log's keys ({problem})")
 
 
 def _leaf_index(event: str) -> int:
@@ -214,27 +248,35 @@ def show(ctx: click.Context, event: str) -> None:
               " [audit] checkpoint_file), or an earlier copy of the database: the log must"
               " extend it (a copy also lets a fork name the first leaf that differs).")
 @click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the latest verified signed checkpoint here.")
+              help="Write the checkpoint the gateway saved in [audit] checkpoint_file here,"
+              " once the log is verified to extend it.")
 @click.pass_context
 def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | None,
                    save_checkpoint: Path | None) -> None:
     """Rebuild the tree from the records and check every checkpoint, node and index."""
     from rich.progress import Progress
 
+    if save_checkpoint:
+        _check_writable(save_checkpoint)  # before the long verification, not after it
     # Keys an auditor gives are all it trusts: the configuration lies in the folder whose log
     # is being checked, so its previous keys count only when no key is given.
-    verifier, *previous = [_verifier(ctx, key) for key in keys] or [
-        _verifier(ctx, None), *_config(ctx).audit.previous_verifiers()]
+    verifier, *previous = [_verifier(ctx, key) for key in keys] or _log_verifiers(ctx)
     conn = _connect(ctx)
     saved = _against(against) if against else None
+    published = (_saved(ctx, [verifier, *previous])[0] if save_checkpoint
+                 else _shown(ctx, [verifier, *previous]))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("verifying", total=None)
         try:
             report = verify.verify_log(
-                conn, verifier, against=saved, previous=previous,
+                conn, verifier, against=saved, previous=previous, published=published,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         except verify.UnusableInput as exc:
             raise BadInput(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise BadInput(f"the database {_database(ctx)} is not a govshare database SQLite"
+                           f" can read ({exc}): check [storage] database, or restore the file"
+                           " from a backup") from None
     if not report.ok:
         first = report.first
         click.echo(f"FAILED: {first}", err=True)
@@ -242,11 +284,58 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
                    err=True)
         sys.exit(EXIT_FAILED)
     if save_checkpoint:
-        save_checkpoint.write_bytes(report.latest_checkpoint)
-    click.echo(f"OK: {report.tree_size} entries, {report.checkpoints} checkpoints, root"
-               f" {report.root_hash.hex()}")
+        _write(save_checkpoint, report.published)
+    click.echo(f"OK: {report.tree_size} entries, {report.checkpoints} checkpoints; "
+               + _published_words(report.published, [verifier, *previous]))
     for leaf, continued in origin_links(conn, [verifier, *previous]):
         click.echo(f"leaf {leaf} begins a new origin, continuing {continued}")
+    if report.unverified:
+        keys_named = ", ".join(f"{key} (up to size {size})"
+                               for key, size in report.unverified.items())
+        click.echo(f"NOT VERIFIED: the earliest checkpoints are signed by {keys_named}, a key"
+                   " not given: the leaves they cover verify against the later checkpoints,"
+                   " but their signatures were not checked; add that key with --key (the"
+                   " log's previous key, as [audit] previous_verifier_keys lists it)", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _shown(ctx: click.Context, verifiers: list[note.NoteVerifier]) -> bytes | None:
+    """The saved checkpoint to check and name, if the configuration's folder holds one a key
+    given verifies (without one, verify names none)."""
+    try:
+        return _saved(ctx, verifiers)[0]
+    except BadInput:
+        return None
+
+
+def _published_words(published: bytes, verifiers: list[note.NoteVerifier]) -> str:
+    if not published:
+        return "no checkpoint saved in [audit] checkpoint_file that a key given verifies"
+    checkpoint = verify.open_checkpoint(published, verifiers)
+    return (f"saved checkpoint of size {checkpoint.size}, root"
+            f" {checkpoint.root_hash.hex()}")
+
+
+def _database(ctx: click.Context) -> Path:
+    config = _config(ctx)
+    return config.path(config.storage.database)
+
+
+def _check_writable(path: Path) -> None:
+    """BadInput unless `path` can be written (its folder exists and takes files)."""
+    folder = path.parent
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        raise BadInput(f"--save-checkpoint {path}: cannot write there (is its folder there and"
+                       " writable?); give a writable path")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise BadInput(f"--save-checkpoint {path}: cannot write it: {exc.strerror or exc}"
+                       ) from None
 
 
 def _against(path: Path) -> bytes | Path:
@@ -282,9 +371,9 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
                    **filters: Any) -> None:
     """Export events with leaf index and exact record bytes (base64) for outside auditors."""
     conn = _connect(ctx)
-    with sql.snapshot(conn):  # the proofs are for the checkpoint read here
-        latest = sql.latest_checkpoint(conn)
-        size = latest["tree_size"] if proofs and latest else 0
+    signed, size = _saved(ctx, _log_verifiers(ctx)) if proofs else (b"", 0)
+    with sql.snapshot(conn):
+        _check_holds(conn, size)
         rows = export.export_rows(conn, _filters(**filters), proof_size=size)
         if fmt == "csv":
             writer = csv.DictWriter(output, fieldnames=export.CSV_FIELDS)
@@ -295,9 +384,8 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
         else:
             for item in rows:
                 output.write(export.json_line(item) + "\n")
-    if proofs and latest:
-        click.echo(f"proofs are for this checkpoint:\n{bytes(latest['note']).decode()}",
-                   err=True)
+    if proofs:
+        click.echo(f"proofs are for this checkpoint:\n{signed.decode()}", err=True)
 
 
 @audit.command("proof")
@@ -307,16 +395,26 @@ def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,
 @click.pass_context
 def proof(ctx: click.Context, event: str, output: Any) -> None:
     """Print a c2sp.org/tlog-proof of one event, checkable offline with `check-proof`."""
+    index = _leaf_index(event)
     conn = _connect(ctx)
+    signed, size = _saved(ctx, _log_verifiers(ctx))
     with sql.snapshot(conn):
-        latest = sql.latest_checkpoint(conn)
-        if latest is None:
-            raise click.ClickException("the log has no checkpoint")
+        _check_holds(conn, size)
         try:
-            text = export.proof_text(conn, _leaf_index(event), latest)
+            text = export.proof_text(conn, index, {"tree_size": size, "note": signed})
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     output.write(text)
+
+
+def _check_holds(conn: sqlite3.Connection, size: int) -> None:
+    """ClickException unless the database holds the tree of the saved checkpoint."""
+    held = sql.tree_size(conn)
+    if held < size:
+        raise click.ClickException(
+            f"the database holds {held} leaves, fewer than the {size} of the checkpoint the"
+            " gateway saved: it is older than the log published (a restored backup?); run"
+            " govshare audit verify")
 
 
 @audit.command("check-proof")

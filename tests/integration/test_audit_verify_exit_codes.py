@@ -153,6 +153,8 @@ def test_a_forked_log_names_the_first_leaf_that_differs(network, tmp_path):
     network.server.stop(grace=1)
     shutil.copy(network.layout.root / "govshare.db", earlier)
     fork(network, 1)
+    assert "fork at position 0" in run(network).output  # the gateway's saved checkpoint tells
+    network.gateway.log.saved.path.unlink()
     assert run(network).exit_code == 0  # consistent by itself: only the earlier state tells
     alone = run(network, "--against", saved)
     assert alone.exit_code == 1
