@@ -155,7 +155,7 @@ class Gateway:
             with self.db.migrating():
                 self.log.check(checkpoint_from_database=checkpoint_from_database)
                 self._recover_blobs()  # refuses a foreign folder before removing anything
-            self.log.start()
+            self.log.start(self.identity.uri)
             self._summaries.start()
             fetch.break_interrupted(self)
         except sqlite3.DatabaseError as exc:

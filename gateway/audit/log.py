@@ -49,6 +49,10 @@ quiet gateway does not pay a second commit for every event."""
 INDEX_LAG = 65536
 """Leaves the subject index may fall behind under load before a step goes before each batch;
 a listing scans at most this many."""
+CHECKPOINT_VOUCHED = "audit.checkpoint_vouched"
+"""The action recording that a start saved the database's checkpoint because the checkpoint
+file was missing and the operator vouched for the database (--checkpoint-from-database): a
+restored backup started that way stays visible to auditors."""
 NEW_ORIGIN = "audit.new_origin"
 """The action of the first leaf under a new origin; its reason holds the signed checkpoint the
 previous origin ended with."""
@@ -171,6 +175,8 @@ class AuditLog:
         """The checkpoint row committed whose save failed: no batch commits until it is."""
         self._signed_now = False
         """Whether `check` found the latest checkpoint signed by the current key and origin."""
+        self._vouched = False
+        """Whether `check` accepted the database on the operator's word, the file missing."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -192,10 +198,11 @@ class AuditLog:
         self._signed_now = self._check_against_checkpoint(conn, self._frontier.size)
         self._check_against_saved(conn, checkpoint_from_database)
 
-    def start(self) -> None:
+    def start(self, actor: str = "") -> None:
         """Start committing on the log `check` accepted: sign its latest checkpoint again if
         a previous key or origin signed it (or none exists), and save it outside the
-        database."""
+        database; if the operator vouched for the database, log and audit it as `actor` (the
+        gateway's identity; the origin when not given)."""
         conn = self.db.writer
         latest = sql.latest_checkpoint(conn)
         if not self._signed_now:  # no checkpoint yet, or one of a previous key or origin
@@ -203,6 +210,16 @@ class AuditLog:
         self._reset_saved(bytes(latest["note"]))
         self._published = latest
         self._start()
+        if self._vouched:
+            self._record_vouched(latest, actor or self.origin)
+
+    def _record_vouched(self, latest: dict[str, Any], actor: str) -> None:
+        """Log and audit that the database's checkpoint was taken on the operator's word."""
+        reason = (f"{self.saved.path} was missing; the operator vouched that the database is"
+                  f" the newest (--checkpoint-from-database), so its checkpoint of size"
+                  f" {latest['tree_size']}, root {_b64(latest['root_hash'])}, was saved there")
+        log.warning("audit checkpoint vouched for: %s", reason)
+        self.append([record.Event(actor, CHECKPOINT_VOUCHED, reason=reason)])
 
     def open_new_origin(self, actor: str) -> Committed:
         """Continue a log whose database was lost or rolled back under a new origin (the
@@ -307,6 +324,7 @@ class AuditLog:
                     " database is the newest: put the file back; on the first start after"
                     " upgrading govshare, or if you know this database is the newest, start"
                     " once with --checkpoint-from-database")
+            self._vouched = bool(size)
             return
         _, saved = found
         if not self._extends(conn, saved):

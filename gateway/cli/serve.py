@@ -33,7 +33,8 @@ def gateway_group() -> None:
 @click.option("--checkpoint-from-database", is_flag=True,
               help="When [audit] checkpoint_file is missing, save the database's latest"
               " checkpoint there instead of refusing: for the first start after upgrading"
-              " govshare, or when you know this database is the newest.")
+              " govshare, or when you know this database is the newest. Such a start is"
+              " logged at WARNING and recorded in the audit log (audit.checkpoint_vouched).")
 def serve(config_path: Path, listen: str | None, database: Path | None, log_level: str,
           checkpoint_from_database: bool) -> None:
     """Serve the gateway.v1 API over mutual TLS until SIGTERM or Ctrl-C."""

@@ -152,9 +152,10 @@ def test_a_deleted_checkpoint_file_is_no_bypass(stopped, tmp_path):
                     " after upgrading govshare, or if you know this database is the newest,"
                     " start once with --checkpoint-from-database")
     assert not stopped.checkpoint_file.exists()
-    # The operator vouches for the database: its latest checkpoint is saved, and the log grows.
+    # The operator vouches for the database: its latest checkpoint is saved, the start is
+    # audited (audit.checkpoint_vouched), and the log grows.
     stopped.run("test.vouched", checkpoint_from_database=True)
-    assert stopped.saved().size == size + 1
+    assert stopped.saved().size == size + 2
 
 
 def test_a_database_that_extends_the_saved_checkpoint_starts(stopped):
