@@ -137,7 +137,7 @@ class ExchangeMixin:
 
     def access_request_statement(
         self, dataset: str, *, purpose: int | str, purpose_text: str, legal_basis: str,
-        duration: timedelta = DEFAULT_DURATION, fields: Iterable[str] = (),
+        duration: timedelta = DEFAULT_DURATION, fields: Iterable[str] = (), version: int = 0,
         request_id: str | None = None,
     ) -> exchange_pb2.AccessRequestStatement:
         """The statement `request_access` signs (fresh nonce and time)."""
@@ -145,18 +145,21 @@ class ExchangeMixin:
             requester=self.name, dataset=dataset,
             purpose=enum_value(exchange_pb2.Purpose, purpose), purpose_text=purpose_text,
             legal_basis=legal_basis, duration=_duration(duration), fields=list(fields),
-            request_id=request_id or new_id(), nonce=_nonce(), create_time=_now(),
+            version=version, request_id=request_id or new_id(), nonce=_nonce(),
+            create_time=_now(),
         )
 
     def request_access(
         self, dataset: str, *, purpose: int | str, purpose_text: str, legal_basis: str,
-        duration: timedelta = DEFAULT_DURATION, fields: Iterable[str] = (),
+        duration: timedelta = DEFAULT_DURATION, fields: Iterable[str] = (), version: int = 0,
         request_id: str | None = None, validate_only: bool = False,
     ) -> exchange_pb2.CreateAccessRequestResponse:
-        """Sign and send an access request; `validate_only` asks what would happen."""
+        """Sign and send an access request; `version` names the version whose terms it asks
+        for (0: the latest), so that a grant opens an older version published under stricter
+        terms; `validate_only` asks what would happen."""
         statement = self.access_request_statement(
             dataset, purpose=purpose, purpose_text=purpose_text, legal_basis=legal_basis,
-            duration=duration, fields=fields, request_id=request_id)
+            duration=duration, fields=fields, version=version, request_id=request_id)
         return self.send_access_request(
             statements.seal(self.signing_key, statements.ACCESS_REQUEST, statement),
             validate_only=validate_only)

@@ -127,6 +127,10 @@ def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
         raise errors.InvalidArgument(f"{field}.duration must be positive",
                                      field=f"{field}.duration")
     check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID, required=True)
+    if statement.version < 0:
+        raise errors.InvalidArgument(
+            f"{field}.version must be a version number, or 0 for the latest version",
+            field=f"{field}.version")
     _check_nonce(statement.nonce, f"{field}.nonce")
     check_fresh(gateway, statement.create_time, f"{field}.create_time", now)
 
@@ -146,12 +150,18 @@ def _check_field_names(names: list[str], field: str) -> None:
                                      field=field)
 
 
-def dataset_fields(conn: Any, dataset: str) -> set[str]:
-    """The schema field names of the dataset's latest signed manifest."""
-    version = catalog_sql.latest_version(conn, dataset)
-    if version is None:
+def version_name(dataset: str, version: int) -> str:
+    return f"{dataset}/versions/{version}"
+
+
+def dataset_fields(conn: Any, dataset: str, version: int = 0) -> set[str]:
+    """The schema field names of the signed manifest of the dataset's version `version` (0: its
+    latest)."""
+    row = (catalog_sql.get_version(conn, version_name(dataset, version)) if version
+           else catalog_sql.latest_version(conn, dataset))
+    if row is None:
         return set()
-    envelope = envelope_pb2.Envelope.FromString(version["signed_manifest"])
+    envelope = envelope_pb2.Envelope.FromString(row["signed_manifest"])
     manifest = catalog_pb2.Manifest.FromString(envelope.payload)
     return {field.name for field in manifest.schema}
 
@@ -167,9 +177,10 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
 
 def evaluate(
     gateway: Gateway, call: Call, requester: str, statement: Any, now: datetime, conn: Any = None,
-) -> tuple[dict[str, Any] | None, policy.PolicyDecision]:
-    """The dataset asked for (None if it does not exist) and what the sharing rules decide
-    (read through `conn`, or from the gateway's caches when it is None).
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, policy.PolicyDecision]:
+    """The dataset asked for (None if it does not exist), the terms asked for (`seen_terms`)
+    and what the sharing rules decide (read through `conn`, or from the gateway's caches when
+    it is None).
 
     A dataset the requester may not see (CONFIDENTIAL, of any sharing type, withdrawn or not)
     and a name that does not exist under a registered agency get the same answer, on the real
@@ -177,8 +188,9 @@ def evaluate(
     (`policy.decide_unseen`), its fields checked against the schema only when the owner
     approves. So an agency that learned a CONFIDENTIAL dataset's exact name out of band may ask
     for it, and no answer tells whether a hidden dataset exists, how it is shared or which
-    fields it holds. Only the directory is public: a name under an agency that is not
-    registered is NOT_FOUND.
+    fields it holds. A version the statement names that does not exist or that the requester
+    may not see is answered alike. Only the directory is public: a name under an agency that
+    is not registered is NOT_FOUND.
     """
     owner = owner_of(statement.dataset)
     dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
@@ -186,7 +198,9 @@ def evaluate(
     if owner == requester:
         raise _own_dataset(statement.dataset, dataset)
     config = gateway.config.exchange
-    if dataset is None or not catalog.can_see(gateway, call.caller, dataset):
+    reader = conn or gateway.db.reader()
+    terms = seen_terms(gateway, call, reader, dataset, statement.version)
+    if terms is None:
         if gateway.directory.by_id(owner) is None:
             raise errors.NotFound(
                 f"{agency_name(owner)} is not a registered agency, so {statement.dataset}"
@@ -194,13 +208,33 @@ def evaluate(
                 reason="AGENCY_NOT_FOUND", agency=agency_name(owner),
                 dataset=statement.dataset,
             )
-        return dataset, policy.decide_unseen(statement.dataset, agency_name(owner), statement,
-                                             config, now)
+        return dataset, None, policy.decide_unseen(statement.dataset, agency_name(owner),
+                                                   statement, config, now)
     if statement.fields:
         check_fields(list(statement.fields),
-                     dataset_fields(conn or gateway.db.reader(), statement.dataset),
+                     dataset_fields(reader, statement.dataset, statement.version),
                      "signed_statement.fields")
-    return dataset, policy.decide(dataset, statement, config, now)
+    return dataset, terms, policy.decide(dataset, statement, config, now, terms)
+
+
+def seen_terms(gateway: Gateway, call: Call, conn: Any, dataset: dict[str, Any] | None,
+               version: int) -> dict[str, Any] | None:
+    """The terms a request asks for, if its requester may see them: `dataset` itself (for the
+    latest version, `version` 0) or the row of the version it names, judged by that version's
+    own classification. None for a dataset or version that does not exist or is hidden, and
+    for a named version of a dataset whose latest version is hidden and exchanged with nobody
+    (withdrawn, NOT_SHARED): the answer tells nothing of that latest version."""
+    if dataset is None:
+        return None
+    if not version:
+        return dataset if catalog.can_see(gateway, call.caller, dataset) else None
+    row = catalog_sql.get_version(conn, version_name(dataset["name"], version))
+    if row is None or (row["classification"] == "CONFIDENTIAL"
+                       and not catalog.sees_confidential(gateway, call.caller, dataset)):
+        return None
+    if policy.stopped(dataset) and not catalog.can_see(gateway, call.caller, dataset):
+        return None
+    return row
 
 
 def _own_dataset(name: str, dataset: dict[str, Any] | None) -> errors.GatewayError:
@@ -311,7 +345,7 @@ def _plan(
 ) -> _Planned:
     """Evaluate the request against the sharing rules and build its rows (and signed grant);
     a dry run builds the request as it would be created, without a name or a grant."""
-    dataset, decision = evaluate(gateway, call, requester, statement, now, conn)
+    dataset, terms, decision = evaluate(gateway, call, requester, statement, now, conn)
     enforce(decision, statement.dataset)
     name = "" if dry_run else f"{parent}/accessRequests/{new_id()}"
     row = _request_row(name, requester, statement, envelope_bytes, digest, decision, now)
@@ -322,7 +356,7 @@ def _plan(
                         resources=_resources(name, row), reason=decision.reason)]
     if decision.outcome == policy.GRANT_NOW:
         grant, grant_id = _grant_row(gateway, row, list(statement.fields), decision.duration,
-                                     exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now, dataset)
+                                     exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now, terms)
         row.update(grant_name=grant["name"], decide_time=row["create_time"])
         audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
                                 resources=_resources(grant["name"], row)))
@@ -412,15 +446,16 @@ def _request_row(
 
 def _grant_row(
     gateway: Gateway, request: dict[str, Any], fields: list[str], duration: timedelta,
-    basis: int, now: datetime, dataset: dict[str, Any],
+    basis: int, now: datetime, given: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
     """A new grant answering `request`, sealed by the gateway, and its envelope id. It is given
-    under the terms of `dataset`'s latest version (its catalog row, read as the grant is
-    decided), and opens no version published under stricter ones."""
+    under the terms `given` (the row of the version the request names, or the dataset's row
+    for its latest version, read as the grant is decided), and opens no version published
+    under stricter ones."""
     name = f"agencies/{request['requester']}/grants/{new_id()}"
     expire = now + duration
-    terms = {"max_classification": dataset["classification"],
-             "max_sharing_type": policy.sharing_type(dataset)}
+    terms = {"max_classification": given["classification"],
+             "max_sharing_type": policy.sharing_type(given)}
     statement = exchange_pb2.GrantStatement(
         grant=name, grantee=agency_name(request["requester"]),
         owner=agency_name(request["owner"]), dataset=request["dataset"], fields=fields,
@@ -534,12 +569,28 @@ def _approved_grant(
             f"{row['dataset']} does not exist: deny the request, or publish the dataset first",
             reason="DATASET_NOT_FOUND", dataset=row["dataset"],
         )
-    ruling = policy.decide_approval(dataset, statement.duration.ToTimedelta(),
+    terms = _asked_version(tx.conn, dataset, statement.version)
+    ruling = policy.decide_approval(dataset, terms, statement.duration.ToTimedelta(),
                                     gateway.config.exchange)
     enforce(ruling, row["dataset"])
     return _grant_row(gateway, row, _approved_fields(tx, row, statement, decision),
                       _approved_duration(ruling.duration, decision),
-                      exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now, dataset)
+                      exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now, terms)
+
+
+def _asked_version(conn: Any, dataset: dict[str, Any], version: int) -> dict[str, Any]:
+    """The row of the version an approved request names (`dataset` for the latest), as it
+    is now; NOT_FOUND for a version its owner never published."""
+    if not version:
+        return dataset
+    name = version_name(dataset["name"], version)
+    row = catalog_sql.get_version(conn, name)
+    if row is None:  # asked for by a number its owner never published
+        raise errors.NotFound(
+            f"{name} does not exist: deny the request, or publish that version first",
+            reason="VERSION_NOT_FOUND", dataset=dataset["name"], version=name,
+        )
+    return row
 
 
 def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -> None:
@@ -596,7 +647,7 @@ def _approved_fields(tx: Tx, row: dict[str, Any], statement: Any, decision: Any)
             reason="FIELDS_NOT_REQUESTED", field=field, fields=",".join(wider),
         )
     granted = chosen or asked
-    unknown = sorted(set(granted) - dataset_fields(tx.conn, row["dataset"]))
+    unknown = sorted(set(granted) - dataset_fields(tx.conn, row["dataset"], statement.version))
     if unknown:
         whose = field if chosen else "the request"
         raise errors.InvalidArgument(

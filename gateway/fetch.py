@@ -258,9 +258,11 @@ def _opening_grant(gateway: Gateway, grants: list[dict[str, Any]],
 def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
               version: str = "") -> errors.FailedPrecondition:
     """GRANT_TERMS_STRICTER for `version` (or the latest version of `dataset`), published under
-    `terms` that none of the requester's `grants` covers; the terms are named only to a caller
-    that may see them."""
+    `terms` (its version or dataset row) that none of the requester's `grants` covers; the terms
+    are named only to a caller that may see them. It names the way on: an access request
+    naming that version, whose terms its owner then decides on."""
     grant = grants[0]
+    number = terms["version"] if version else terms["latest_version"]
     said = {"version": version} if version else {}
     named = ""
     if catalog.visible_under(grants, terms):
@@ -270,9 +272,10 @@ def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
     return errors.FailedPrecondition(
         f"{version or f'the latest version of {dataset}'} was published under stricter terms"
         f" than your grant {grant['name']} covers{named}: a grant opens only versions whose"
-        " terms are no stricter than those it was given under; ask for access again so that"
-        " its owner decides", reason="GRANT_TERMS_STRICTER", grant=grant["name"],
-        dataset=dataset, **said)
+        f" terms are no stricter than those it was given under; request access to version {number}"
+        f" (govshare agency request --version {number} / AccessRequestStatement.version) so that"
+        " its owner decides on its terms", reason="GRANT_TERMS_STRICTER", grant=grant["name"],
+        dataset=dataset, request_version=number, **said)
 
 
 def _terms(classification: str, sharing_type: str) -> str:

@@ -74,48 +74,61 @@ def decide_deadline(requested: datetime, config: ExchangeConfig) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
 
 
-def refusal(dataset: dict[str, Any], duration: timedelta) -> PolicyDecision | None:
-    """REFUSE when `dataset` is exchanged with nobody (withdrawn, or NOT_SHARED); None otherwise.
-    Both asking and approving answer to the dataset's terms at that moment."""
+def refusal(dataset: dict[str, Any], terms: dict[str, Any],
+            duration: timedelta) -> PolicyDecision | None:
+    """REFUSE when `dataset` is exchanged with nobody (withdrawn, or its latest version
+    NOT_SHARED: the owner's current decision governs every version) or the version asked for
+    (`terms`, a version row or `dataset` itself for the latest) is NOT_SHARED; None otherwise.
+    Both asking and approving answer to the terms at that moment."""
     if dataset["state"] == "WITHDRAWN":
         return PolicyDecision(
             REFUSE, f"{dataset['name']} was withdrawn by its owner and is no longer exchanged",
             duration, refusal="DATASET_WITHDRAWN",
         )
-    if sharing_type(dataset) not in (UNCONDITIONAL, CONDITIONAL):  # NOT_SHARED, or unknown
-        return PolicyDecision(
-            REFUSE,
-            f"{dataset['name']} is not shared: its owner's legal basis forbids exchanging it",
-            duration, refusal="DATASET_NOT_SHARED",
-        )
+    for row in (dataset, terms):
+        if sharing_type(row) not in (UNCONDITIONAL, CONDITIONAL):  # NOT_SHARED, or unknown
+            return PolicyDecision(
+                REFUSE,
+                f"{row['name']} is not shared: its owner's legal basis forbids exchanging it",
+                duration, refusal="DATASET_NOT_SHARED",
+            )
     return None
+
+
+def stopped(dataset: dict[str, Any]) -> bool:
+    """Whether `dataset` is exchanged with nobody now (withdrawn, or its latest version
+    NOT_SHARED), whatever version a request names."""
+    return refusal(dataset, dataset, timedelta(0)) is not None
 
 
 def decide(
     dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime,
+    terms: dict[str, Any] | None = None,
 ) -> PolicyDecision:
-    """The rules for a new AccessRequestStatement on `dataset` (its catalog row), which the
-    requester may see.
+    """The rules for a new AccessRequestStatement on `dataset` (its catalog row) under the
+    terms of the version it asks for (`terms`: that version's row; None: the latest), which
+    the requester may see: that version's sharing type decides.
 
     A GRANT_NOW grant covers the fields the statement names, or every field when it names
     none: data minimisation holds for automatic grants as for the owner's.
     """
     requested = statement.duration.ToTimedelta()
     duration = cap_duration(requested, config)
-    refused = refusal(dataset, duration)
+    terms = terms or dataset
+    refused = refusal(dataset, terms, duration)
     if refused is not None:
         return refused
     capped = _capped(requested, duration, config)
-    if sharing_type(dataset) == UNCONDITIONAL:
+    if sharing_type(terms) == UNCONDITIONAL:
         covered = (f"the fields {', '.join(statement.fields)}" if statement.fields
                    else "every field")
         return PolicyDecision(
-            GRANT_NOW, f"{dataset['name']} is shared unconditionally: access to {covered} is"
+            GRANT_NOW, f"{terms['name']} is shared unconditionally: access to {covered} is"
             f" granted at once for {duration.days} days{capped}", duration,
         )
     return PolicyDecision(
         WAIT_FOR_OWNER,
-        f"{dataset['name']} is shared on conditions: its owner decides within"
+        f"{terms['name']} is shared on conditions: its owner decides within"
         f" {config.decision_working_days} working days{capped}",
         duration, decide_deadline=decide_deadline(now, config),
     )
@@ -146,14 +159,15 @@ def _capped(requested: timedelta, duration: timedelta, config: ExchangeConfig) -
 
 
 def decide_approval(
-    dataset: dict[str, Any], requested: timedelta, config: ExchangeConfig
+    dataset: dict[str, Any], terms: dict[str, Any], requested: timedelta, config: ExchangeConfig
 ) -> PolicyDecision:
-    """The rules for an owner approving a pending request on `dataset` now: the dataset's
-    current terms decide, not those it had when the request was made, and the requested
-    duration is capped by the current configuration."""
+    """The rules for an owner approving a pending request on `dataset` now: the current terms
+    of the dataset and of the version asked for (`terms`, as in `decide`) decide, not those
+    they had when the request was made, and the requested duration is capped by the current
+    configuration."""
     duration = cap_duration(requested, config)
-    return refusal(dataset, duration) or PolicyDecision(GRANT_NOW, "approved by the owner",
-                                                        duration)
+    return refusal(dataset, terms, duration) or PolicyDecision(
+        GRANT_NOW, "approved by the owner", duration)
 
 
 CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL")
@@ -164,9 +178,10 @@ SHARING_TYPES = (UNCONDITIONAL, CONDITIONAL, "NOT_SHARED")
 
 def covers(grant: dict[str, Any], terms: dict[str, Any]) -> bool:
     """Whether `grant` (a grant row) opens what was published under `terms` (a version or
-    dataset row): a grant carries the terms of the latest version when it was given, and
-    opens no version whose classification or sharing type is stricter than those, so a
-    version published later under looser terms never opens an older, stricter one."""
+    dataset row): a grant carries the terms of the version its request named (the latest
+    when it named none) when it was given, and opens no version whose classification or
+    sharing type is stricter than those, so a version published later under looser terms
+    never opens an older, stricter one."""
     return (_at_most(CLASSIFICATIONS, terms["classification"], grant["max_classification"])
             and _at_most(SHARING_TYPES, sharing_type(terms), grant["max_sharing_type"]))
 

@@ -48,11 +48,12 @@ def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -
     def row(item: exchange_pb2.AccessRequest) -> tuple[str, ...]:
         state = enum_short(exchange_pb2.AccessRequestState, item.state)
         return (item.name, item.requester, item.dataset,
+                str(item.statement.version) if item.statement.version else "latest",
                 f"{state} (overdue)" if item.overdue else state, _when(item.decide_deadline),
                 item.state_reason)
 
-    print_items(ctx, found, ("access request", "requester", "dataset", "state", "deadline",
-                             "reason"), row)
+    print_items(ctx, found, ("access request", "requester", "dataset", "version", "state",
+                             "deadline", "reason"), row)
 
 
 def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
@@ -79,19 +80,22 @@ def _terms(grant: exchange_pb2.Grant) -> str:
 @click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
               help="For how long access is asked.")
 @click.option("--field", "fields", multiple=True, help="A field asked for (default: all).")
+@click.option("--version", type=click.IntRange(min=1), default=None,
+              help="The version whose terms you ask for (default: the latest).")
 @click.option("--request-id", default=None, help="Idempotency key, to retry safely.")
 @click.option("--validate-only", is_flag=True, help="Only say what would happen and why.")
 @click.pass_context
 @handles_errors
 def request(ctx: click.Context, dataset: str, purpose: str, purpose_text: str,
-            legal_basis: str, days: int, fields: tuple[str, ...], request_id: str | None,
-            validate_only: bool) -> None:
-    """Ask for access to another agency's DATASET with a signed request."""
+            legal_basis: str, days: int, fields: tuple[str, ...], version: int | None,
+            request_id: str | None, validate_only: bool) -> None:
+    """Ask for access to another agency's DATASET with a signed request; with --version, to
+    that version and every one published under terms no stricter."""
     with client_from(ctx) as client:
         created = client.request_access(
             dataset, purpose=purpose, purpose_text=purpose_text, legal_basis=legal_basis,
-            duration=timedelta(days=days), fields=fields, request_id=request_id,
-            validate_only=validate_only)
+            duration=timedelta(days=days), fields=fields, version=version or 0,
+            request_id=request_id, validate_only=validate_only)
     if wants_json(ctx):
         emit_json(created)
         return

@@ -109,7 +109,7 @@ EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN: EventType
 EVENT_TYPE_ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER: EventType
 
 class AccessRequestStatement(_message.Message):
-    __slots__ = ("requester", "dataset", "purpose", "purpose_text", "legal_basis", "duration", "fields", "request_id", "nonce", "create_time")
+    __slots__ = ("requester", "dataset", "purpose", "purpose_text", "legal_basis", "duration", "fields", "request_id", "nonce", "create_time", "version")
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,7 @@ class AccessRequestStatement(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     requester: str
     dataset: str
     purpose: Purpose
@@ -130,7 +131,8 @@ class AccessRequestStatement(_message.Message):
     request_id: str
     nonce: bytes
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, requester: _Optional[str] = ..., dataset: _Optional[str] = ..., purpose: _Optional[_Union[Purpose, str]] = ..., purpose_text: _Optional[str] = ..., legal_basis: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fields: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: int
+    def __init__(self, requester: _Optional[str] = ..., dataset: _Optional[str] = ..., purpose: _Optional[_Union[Purpose, str]] = ..., purpose_text: _Optional[str] = ..., legal_basis: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fields: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., nonce: _Optional[bytes] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class DecisionStatement(_message.Message):
     __slots__ = ("access_request", "outcome", "duration", "fields", "reason", "create_time", "nonce")

@@ -189,8 +189,9 @@ class ExchangeServiceServicer:
         version, is NOT_SHARED (the owner's current decision governs existing grants). A grant delivers
         only versions published under terms no stricter than those it was given under
         (Grant.max_classification, max_sharing_type): another version, asked for by name or as the
-        latest, fresh or resumed, is FAILED_PRECONDITION GRANT_TERMS_STRICTER (ask again: the owner
-        decides), whose message names the version's terms only to a caller that may see it (a
+        latest, fresh or resumed, is FAILED_PRECONDITION GRANT_TERMS_STRICTER (request access to that
+        version: AccessRequestStatement.version; its metadata `request_version` says which), whose
+        message names the version's terms only to a caller that may see it (a
         NOT_SHARED version or latest version the caller may not see is refused so too). The content is
         delivered as its publisher signed it. A grant naming fields gets a projection of a version
         whose manifest carries column digests (FetchStart.fields): the content re-encoded with only the

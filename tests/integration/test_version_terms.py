@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from agencies import errors
+from agencies.network import AgencySpec
 from gateway.cli.agency import agency
 from gateway.v1 import catalog_pb2, exchange_pb2
 from tests.conftest import start_network
@@ -31,6 +32,7 @@ from tests.integration.exchange_support import (
     publish,
     wait_for,
 )
+from tests.integration.test_refusal_visibility import MISSING, answer, assert_tells_nothing
 
 CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL")
 SHARING_TYPES = ("UNCONDITIONAL", "CONDITIONAL")
@@ -53,13 +55,16 @@ def visible(grant: Terms, version: Terms) -> bool:
 
 
 def stricter_message(which: str, grant: str, terms: Terms | None = None,
-                     granted: Terms | None = None) -> str:
-    """GRANT_TERMS_STRICTER's message; the terms appear only when the caller may see them."""
+                     granted: Terms | None = None, *, latest: int = 0) -> str:
+    """GRANT_TERMS_STRICTER's message; the terms appear only when the caller may see them, the
+    way on (a request naming the version, `latest` for "the latest version of") always."""
     said = (f" ({terms[0]} and {terms[1]}; it covers {granted[0]} and {granted[1]})"
             if terms and granted else "")
+    number = latest or which.rsplit("/", 1)[1]
     return (f"{which} was published under stricter terms than your grant {grant} covers{said}:"
             " a grant opens only versions whose terms are no stricter than those it was given"
-            " under; ask for access again so that its owner decides")
+            f" under; request access to version {number} (govshare agency request --version"
+            f" {number} / AccessRequestStatement.version) so that its owner decides on its terms")
 
 
 def outcome(call: Callable[[], Any]) -> Any:
@@ -269,7 +274,7 @@ def test_a_public_unconditional_version_does_not_open_an_older_confidential_cond
     assert refused.value.reason == "GRANT_TERMS_STRICTER"
     assert refused.value.message == stricter_message(f"{cases}/versions/1", grant.name)
     assert refused.value.metadata == {"grant": grant.name, "dataset": cases,
-                                      "version": f"{cases}/versions/1"}
+                                      "version": f"{cases}/versions/1", "request_version": "1"}
     assert "CONFIDENTIAL" not in str(refused.value) and "CONDITIONAL" not in str(refused.value)
     assert_only_refusal(network, before, "exchange.fetch", "GRANT_TERMS_STRICTER")
     assert list(out.iterdir()) == []
@@ -307,7 +312,7 @@ def test_a_hidden_latest_version_not_shared_stops_the_grant_without_naming_its_t
         market.fetch(f"{beds}/versions/1", out / "v1.csv")
     assert refused.value.reason == "GRANT_TERMS_STRICTER"
     assert refused.value.message == stricter_message(f"the latest version of {beds}",
-                                                     grant.name)
+                                                     grant.name, latest=2)
     assert "NOT_SHARED" not in str(refused.value) and "CONFIDENTIAL" not in str(refused.value)
     assert_only_refusal(network, before, "exchange.fetch", "GRANT_TERMS_STRICTER")
     assert list(out.iterdir()) == []
@@ -373,3 +378,206 @@ def test_the_grants_listing_shows_the_terms_a_grant_covers(network):
     assert result.exit_code == 0, result.output
     assert "terms" in result.output and "INTERNAL, UNCONDITIONAL" in result.output
 
+
+
+# -- a request names the version whose terms it asks for ----------------------------------------
+
+
+def test_refused_an_older_stricter_version_an_agency_asks_for_it_and_its_owner_decides(
+        network_factory, tmp_path):
+    """Terms newest-looser then stricter: v1 CONFIDENTIAL and CONDITIONAL, v2 PUBLIC and
+    UNCONDITIONAL, v3 INTERNAL and CONDITIONAL. A grant under the latest terms refuses v1 and
+    says how to ask for it; a request naming version 1, once approved, opens it."""
+    network = network_factory("newcomer", [
+        AgencySpec("js-civil", "Jiangsu Provincial Department of Civil Affairs", "320000"),
+        AgencySpec("gd-miit", "Guangdong Department of Industry and Information Technology",
+                   "440000")])
+    civil, miit = network.agency("js-civil"), network.agency("gd-miit")
+    terms = publish(civil, "r4-terms", b"region,beds\nfull,record\n",
+                    classification="CONFIDENTIAL", sharing_type="CONDITIONAL")
+    publish(civil, "r4-terms", b"region,beds\n1,2\n", classification="PUBLIC")
+    publish(civil, "r4-terms", b"region,beds\n3,4\n", sharing_type="CONDITIONAL")
+    latest = civil.approve(ask(miit, terms).access_request.name).grant
+    v1 = f"{terms}/versions/1"
+
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        miit.fetch(v1, tmp_path / "refused.csv")
+    assert refused.value.message == stricter_message(v1, latest.name)
+    assert refused.value.metadata["request_version"] == "1"
+    assert "CONFIDENTIAL" not in str(refused.value)
+
+    asked = ask(miit, terms, version=1).access_request
+    assert asked.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    assert asked.state_reason.startswith(  # v1 is hidden from gd-miit: the neutral answer
+        f"the owner of agencies/js-civil decides whether to share {terms} with you, by ")
+    seen = civil.access_request(asked.name)
+    assert (seen.statement.version, seen.dataset) == (1, terms)
+    assert [r.statement.version for r in civil.access_requests("INCOMING")] == [1, 0]
+    grant = civil.approve(asked.name, reason="ok, v1 too").grant
+
+    assert (grant.max_classification, grant.max_sharing_type) == (
+        catalog_pb2.CLASSIFICATION_CONFIDENTIAL, catalog_pb2.SHARING_TYPE_CONDITIONAL)
+    signed = exchange_pb2.GrantStatement.FromString(grant.signed_statement.payload)
+    assert signed.max_classification == catalog_pb2.CLASSIFICATION_CONFIDENTIAL
+    fetched = miit.fetch(v1, tmp_path / "v1.csv")
+    assert fetched.receipt.grant == grant.name
+    assert fetched.path.read_bytes() == b"region,beds\nfull,record\n"
+
+
+def test_a_request_naming_an_older_public_unconditional_version_is_granted_only_that_at_once(
+        network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    summary = publish(health, "summary", b"region,beds\n1,2\n", classification="PUBLIC")
+    publish(health, "summary", b"region,beds\nnamed,patients\n", classification="CONFIDENTIAL",
+            sharing_type="CONDITIONAL")
+    v1 = f"{summary}/versions/1"
+
+    dry = ask(market, summary, version=1, validate_only=True)
+    created = ask(market, summary, version=1)
+
+    reason = f"{v1} is shared unconditionally: access to every field is granted at once for 90 days"
+    assert (dry.access_request.state_reason, dry.HasField("grant")) == (reason, False)
+    assert created.access_request.state == exchange_pb2.ACCESS_REQUEST_STATE_APPROVED
+    assert created.access_request.state_reason == reason
+    grant = created.grant
+    assert (grant.max_classification, grant.max_sharing_type) == (
+        catalog_pb2.CLASSIFICATION_PUBLIC, catalog_pb2.SHARING_TYPE_UNCONDITIONAL)
+    assert market.fetch(v1, tmp_path / "v1.csv").path.read_bytes() == b"region,beds\n1,2\n"
+    before = counts(network)
+    with pytest.raises(errors.FailedPrecondition) as refused:  # the latest stays the owner's
+        market.fetch(summary, tmp_path / "v2.csv")
+    assert refused.value.message == stricter_message(f"{summary}/versions/2", grant.name)
+    assert "CONFIDENTIAL" not in str(refused.value) and "CONDITIONAL" not in str(refused.value)
+    assert_only_refusal(network, before, "exchange.fetch", "GRANT_TERMS_STRICTER")
+    assert not (tmp_path / "v2.csv").exists()
+
+
+HIDDEN_VERSIONS = {
+    # name: (terms of v1, terms of v2, whether withdrawn, the version asked for)
+    "confidential-version": (("CONFIDENTIAL", "UNCONDITIONAL"), ("PUBLIC", "UNCONDITIONAL"),
+                             False, 1),
+    "missing-version": (("PUBLIC", "UNCONDITIONAL"), ("INTERNAL", "UNCONDITIONAL"), False, 9),
+    "hidden-latest-withdrawn": (("PUBLIC", "UNCONDITIONAL"), ("CONFIDENTIAL", "CONDITIONAL"),
+                                True, 1),
+    "hidden-latest-not-shared": (("PUBLIC", "UNCONDITIONAL"), ("CONFIDENTIAL", "NOT_SHARED"),
+                                 False, 1),
+}
+
+
+@pytest.mark.parametrize("case", HIDDEN_VERSIONS)
+def test_a_request_naming_a_hidden_or_missing_version_answers_as_for_a_hidden_dataset(
+        network, case):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    first, second, withdrawn, version = HIDDEN_VERSIONS[case]
+    dataset = publish(health, "cases", b"region,beds\n1,2\n", classification=first[0],
+                      sharing_type=first[1])
+    publish(health, "cases", b"region,beds\n3,4\n", classification=second[0],
+            sharing_type=second[1])
+    if withdrawn:
+        health.withdraw(dataset, "merged into case-files-2")
+
+    dry = {name: ask(market, name, version=version, validate_only=True)
+           for name in (dataset, MISSING)}
+    before = counts(network)
+    real = {name: ask(market, name, version=version) for name in (dataset, MISSING)}
+
+    assert answer(dry[dataset], dataset) == answer(dry[MISSING], MISSING)
+    assert answer(real[dataset], dataset) == answer(real[MISSING], MISSING)
+    assert answer(dry[dataset], dataset) == answer(real[dataset], dataset)
+    request = real[dataset].access_request
+    assert request.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    assert request.state_reason.startswith(
+        f"the owner of agencies/gd-health decides whether to share {dataset} with you, by ")
+    assert_tells_nothing(*(r.access_request.state_reason for r in (*dry.values(), *real.values())))
+    after = counts(network)
+    assert (after["access_requests"], after["grants"]) == \
+        (before["access_requests"] + 2, before["grants"])
+
+
+def test_an_approval_answers_to_the_named_versions_terms_as_they_are_then(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    visits = publish(health, "visits", b"region,beds\n1,2\n", sharing_type="CONDITIONAL")
+    publish(health, "visits", b"region,beds\n3,4\n", classification="PUBLIC")
+    asked = ask(market, visits, version=1).access_request
+    assert asked.state_reason.startswith(f"{visits}/versions/1 is shared on conditions: ")
+    publish(health, "visits", b"region,beds\n5,6\n", sharing_type="NOT_SHARED")
+    before = counts(network)
+
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        health.approve(asked.name)
+
+    assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                          "DATASET_NOT_SHARED")
+    assert refused.value.message == (f"{visits} is not shared: its owner's legal basis forbids"
+                                     " exchanging it")
+    assert_only_refusal(network, before, "exchange.request.approve", "DATASET_NOT_SHARED")
+    assert market.access_request(asked.name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+
+def test_approving_a_request_for_a_version_never_published_is_refused_to_the_owner(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    beds = publish(health, "beds", sharing_type="CONDITIONAL")
+    asked = ask(market, beds, version=5).access_request
+    before = counts(network)
+
+    with pytest.raises(errors.NotFound) as refused:
+        health.approve(asked.name)
+
+    assert refused.value.reason == "VERSION_NOT_FOUND"
+    assert refused.value.message == (f"{beds}/versions/5 does not exist: deny the request, or"
+                                     " publish that version first")
+    assert refused.value.metadata == {"dataset": beds, "version": f"{beds}/versions/5"}
+    assert_only_refusal(network, before, "exchange.request.approve", "VERSION_NOT_FOUND")
+
+
+def test_a_request_naming_a_visible_not_shared_version_is_refused_naming_it(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    beds = publish(health, "beds", sharing_type="NOT_SHARED")
+    publish(health, "beds", b"region,beds\n3,4\n")
+    before = counts(network)
+
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        ask(market, beds, version=1)
+
+    assert refused.value.reason == "DATASET_NOT_SHARED"
+    assert refused.value.message == (f"{beds}/versions/1 is not shared: its owner's legal basis"
+                                     " forbids exchanging it")
+    assert_only_refusal(network, before, "exchange.request.create", "DATASET_NOT_SHARED")
+
+
+def test_a_request_naming_a_negative_version_is_invalid(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    beds = publish(health, "beds")
+    before = counts(network)
+
+    with pytest.raises(errors.InvalidArgument) as refused:
+        ask(market, beds, version=-1)
+
+    assert refused.value.message == ("signed_statement.version must be a version number, or 0"
+                                     " for the latest version")
+    assert refused.value.metadata == {"field": "signed_statement.version"}
+    assert_only_refusal(network, before, "exchange.request.create", "INVALID_ARGUMENT")
+
+
+def test_the_cli_asks_for_a_version_and_shows_it_to_both_sides(network):
+    health = network.agency("gd-health")
+    visits = publish(health, "visits", sharing_type="CONDITIONAL")
+    publish(health, "visits", b"region,beds\n3,4\n", classification="PUBLIC")
+    options = ["--gateway", network.target, "--server-name", "localhost"]
+
+    def cli(agency_id: str, *args: str) -> str:
+        result = CliRunner().invoke(
+            agency, ["--certs", str(network.layout.certs(agency_id)), *options, *args],
+            env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    asked = cli("sz-market", "request", visits, "--purpose", "statistics", "--purpose-text",
+                "annual report", "--legal-basis", "Statistics Law art. 7", "--version", "1")
+    incoming = cli("gd-health", "requests", "--incoming")
+
+    for table in (asked, incoming):
+        row = next(line for line in table.splitlines() if "visits" in line)
+        assert [cell.strip() for cell in row.split("│")][4:6] == ["1", "PENDING"], table
+    assert health.access_request(
+        next(iter(health.access_requests("INCOMING"))).name).statement.version == 1
