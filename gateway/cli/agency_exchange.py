@@ -47,13 +47,18 @@ def _days(value: int | None) -> timedelta | None:
 def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -> None:
     def row(item: exchange_pb2.AccessRequest) -> tuple[str, ...]:
         state = enum_short(exchange_pb2.AccessRequestState, item.state)
-        return (item.name, item.requester, item.dataset,
-                str(item.statement.version) if item.statement.version else "latest",
+        return (item.name, item.requester, _asked(item),
                 f"{state} (overdue)" if item.overdue else state, _when(item.decide_deadline),
                 item.state_reason)
 
-    print_items(ctx, found, ("access request", "requester", "dataset", "version", "state",
-                             "deadline", "reason"), row)
+    print_items(ctx, found, ("access request", "requester", "dataset", "state", "deadline",
+                             "reason"), row)
+
+
+def _asked(item: exchange_pb2.AccessRequest) -> str:
+    """The dataset a request asks for, or the version whose terms it names."""
+    version = item.statement.version
+    return f"{item.dataset}/versions/{version}" if version else item.dataset
 
 
 def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:

@@ -578,6 +578,7 @@ def test_the_cli_asks_for_a_version_and_shows_it_to_both_sides(network):
 
     for table in (asked, incoming):
         row = next(line for line in table.splitlines() if "visits" in line)
-        assert [cell.strip() for cell in row.split("│")][4:6] == ["1", "PENDING"], table
+        assert [cell.strip() for cell in row.split("│")][3:5] == [
+            f"{visits}/versions/1", "PENDING"], table
     assert health.access_request(
         next(iter(health.access_requests("INCOMING"))).name).statement.version == 1
