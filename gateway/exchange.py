@@ -220,19 +220,18 @@ def evaluate(
 def seen_terms(gateway: Gateway, call: Call, conn: Any, dataset: dict[str, Any] | None,
                version: int) -> dict[str, Any] | None:
     """The terms a request asks for, if its requester may see them: `dataset` itself (for the
-    latest version, `version` 0) or the row of the version it names, judged by that version's
-    own classification. None for a dataset or version that does not exist or is hidden, and
-    for a named version of a dataset whose latest version is hidden and exchanged with nobody
-    (withdrawn, NOT_SHARED): the answer tells nothing of that latest version."""
-    if dataset is None:
+    latest version, `version` 0) or the row of the version it names. None, so that the owner
+    decides and the answer tells nothing, for a dataset or version that does not exist or is
+    hidden, and for any version of a dataset whose latest version the requester may not see:
+    whether that latest version is still exchanged (not withdrawn, not NOT_SHARED) would show
+    in a grant given at once."""
+    if dataset is None or not catalog.can_see(gateway, call.caller, dataset):
         return None
     if not version:
-        return dataset if catalog.can_see(gateway, call.caller, dataset) else None
+        return dataset
     row = catalog_sql.get_version(conn, version_name(dataset["name"], version))
     if row is None or (row["classification"] == "CONFIDENTIAL"
                        and not catalog.sees_confidential(gateway, call.caller, dataset)):
-        return None
-    if policy.stopped(dataset) and not catalog.can_see(gateway, call.caller, dataset):
         return None
     return row
 
@@ -497,9 +496,13 @@ def decide_request(
 ) -> Created:
     """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
     request_name(name)
-    decision = statements.open_signed(gateway, call.caller, envelope, statements.DECISION,
-                                      "signed_decision")
-    _check_decision(gateway, decision, name, approve)
+    try:
+        decision = statements.open_signed(gateway, call.caller, envelope, statements.DECISION,
+                                          "signed_decision")
+        _check_decision(gateway, decision, name, approve)
+    except errors.GatewayError:
+        _name_parties(gateway, call, name)
+        raise
     digest = statements.envelope_id(envelope)
     owner = call.caller.identity.id
     action = "exchange.request.approve" if approve else "exchange.request.deny"
@@ -536,6 +539,15 @@ def decide_request(
         return Created(sql.get_access_request(tx.conn, name, now), grant), audit
 
     return gateway.log.commit(change, call.refusal).value
+
+
+def _name_parties(gateway: Gateway, call: Call, name: str) -> None:
+    """Let a refused decision name the dataset and both agencies, so that the owner finds a
+    forged one under its dataset; only for a party to the request, so that a refusal never tells
+    a stranger guessing names whose dataset a request is for."""
+    row = sql.get_access_request(gateway.db.reader(), name, times.to_text(gateway.now()))
+    if row is not None and call.caller.identity.id in (row["requester"], row["owner"]):
+        call.resources = list(_resources(name, row))
 
 
 def _check_pending(row: dict[str, Any]) -> None:

@@ -424,22 +424,23 @@ def test_refused_an_older_stricter_version_an_agency_asks_for_it_and_its_owner_d
     assert fetched.path.read_bytes() == b"region,beds\nfull,record\n"
 
 
-def test_a_request_naming_an_older_public_unconditional_version_is_granted_only_that_at_once(
+def test_a_visible_older_version_of_a_dataset_whose_latest_is_hidden_waits_for_the_owner(
         network, tmp_path):
+    """A grant at once would tell the requester that the hidden latest version is still
+    exchanged (a withdrawn or NOT_SHARED one stops it): the owner decides, and its approval
+    opens that version only."""
     health, market = network.agency("gd-health"), network.agency("sz-market")
     summary = publish(health, "summary", b"region,beds\n1,2\n", classification="PUBLIC")
     publish(health, "summary", b"region,beds\nnamed,patients\n", classification="CONFIDENTIAL",
             sharing_type="CONDITIONAL")
     v1 = f"{summary}/versions/1"
 
-    dry = ask(market, summary, version=1, validate_only=True)
     created = ask(market, summary, version=1)
-
-    reason = f"{v1} is shared unconditionally: access to every field is granted at once for 90 days"
-    assert (dry.access_request.state_reason, dry.HasField("grant")) == (reason, False)
-    assert created.access_request.state == exchange_pb2.ACCESS_REQUEST_STATE_APPROVED
-    assert created.access_request.state_reason == reason
-    grant = created.grant
+    assert created.access_request.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+    assert created.access_request.state_reason.startswith(
+        f"the owner of agencies/gd-health decides whether to share {summary} with you, by ")
+    assert not created.HasField("grant")
+    grant = health.approve(created.access_request.name).grant
     assert (grant.max_classification, grant.max_sharing_type) == (
         catalog_pb2.CLASSIFICATION_PUBLIC, catalog_pb2.SHARING_TYPE_UNCONDITIONAL)
     assert market.fetch(v1, tmp_path / "v1.csv").path.read_bytes() == b"region,beds\n1,2\n"
@@ -461,6 +462,8 @@ HIDDEN_VERSIONS = {
                                 True, 1),
     "hidden-latest-not-shared": (("PUBLIC", "UNCONDITIONAL"), ("CONFIDENTIAL", "NOT_SHARED"),
                                  False, 1),
+    "hidden-latest-shared": (("PUBLIC", "UNCONDITIONAL"), ("CONFIDENTIAL", "CONDITIONAL"),
+                             False, 1),
 }
 
 
