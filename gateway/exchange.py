@@ -501,7 +501,8 @@ def decide_request(
                                           "signed_decision")
         _check_decision(gateway, decision, name, approve)
     except errors.GatewayError:
-        _name_parties(gateway, call, name)
+        _name_parties(call, name, sql.get_access_request(gateway.db.reader(), name,
+                                                         times.to_text(gateway.now())))
         raise
     digest = statements.envelope_id(envelope)
     owner = call.caller.identity.id
@@ -512,10 +513,10 @@ def decide_request(
         row = sql.get_access_request(tx.conn, name, now)
         if row is None:
             raise errors.NotFound(f"access request {name} does not exist", access_request=name)
-        call.resources = list(_resources(name, row))
+        _name_parties(call, name, row)
         if row["owner"] != owner:
             raise errors.PermissionDenied(
-                f"only the owner of {row['dataset']} may decide on {name}",
+                f"only the owner of the requested dataset may decide on {name}",
                 reason="NOT_OWNER", access_request=name,
             )
         _check_pending(row)
@@ -541,11 +542,10 @@ def decide_request(
     return gateway.log.commit(change, call.refusal).value
 
 
-def _name_parties(gateway: Gateway, call: Call, name: str) -> None:
-    """Let a refused decision name the dataset and both agencies, so that the owner finds a
-    forged one under its dataset; only for a party to the request, so that a refusal never tells
-    a stranger guessing names whose dataset a request is for."""
-    row = sql.get_access_request(gateway.db.reader(), name, times.to_text(gateway.now()))
+def _name_parties(call: Call, name: str, row: dict[str, Any] | None) -> None:
+    """Let a decision, refused or not, name the dataset and both agencies of request `row`, so
+    that its owner finds a forged one under the dataset; only when the caller is a party to the
+    request, so that no refusal tells a stranger guessing names whose dataset it is for."""
     if row is not None and call.caller.identity.id in (row["requester"], row["owner"]):
         call.resources = list(_resources(name, row))
 

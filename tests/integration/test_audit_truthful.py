@@ -1,7 +1,8 @@
 """The audit log says what happened, not what the tools did: publishing a new dataset from the
 CLI or the SDK logs no refusal, and a refused call names the resources it claimed to be about,
 so `govshare audit list --dataset X` and ListAuditEvents(dataset=X) find every attempt against
-X, forged manifests and statements included."""
+X, forged manifests, statements and decisions included; a stranger's refused decision names only
+the request it guessed."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from agencies import errors
 from gateway import statements
 from gateway.cli import cli
 from gateway.signing import SigningKey
-from gateway.v1 import catalog_pb2, envelope_pb2
-from tests.integration.exchange_support import publish
+from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+from tests.integration.exchange_support import ask, counts, publish
 from tests.integration.publish_support import CONTENT, chunked, manifest
 
 BEDS = "agencies/gd-health/datasets/hospital-beds"
@@ -55,7 +56,7 @@ def stored(network: Any) -> tuple[int, int, list[Path]]:
     conn = network.gateway.db.reader()
     return (conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0],
             conn.execute("SELECT COUNT(*) FROM dataset_versions").fetchone()[0],
-            [p for p in (network.gateway.blobs.root / "sha256").rglob("*") if p.is_file()])
+            [p for p in network.gateway.blobs.agencies.rglob("*") if p.is_file()])
 
 
 def test_publishing_a_new_dataset_from_the_cli_logs_no_refusal(network: Any,
@@ -181,3 +182,105 @@ def test_refused_registration_is_found_by_the_agency_it_names(network: Any) -> N
     found = audit_list(network, "--agency", "hb-health")
     assert [(e["action"], e["outcome"], e["resources"]) for e in found] == [
         ("directory.register", "REFUSED", ["agencies/hb-health"])]
+
+
+OTHER_REQUEST = f"agencies/zj-stats/accessRequests/{'0' * 32}"
+
+
+def _garbage_signature(envelope: envelope_pb2.Envelope, network: Any) -> None:
+    envelope.signatures[0].signature = b"\0" * 64
+
+
+def _owners_key_id(envelope: envelope_pb2.Envelope, network: Any) -> None:
+    envelope.signatures[0].key_id = network.agency("gd-health").signing_key.key_id
+
+
+def _another_request(envelope: envelope_pb2.Envelope, network: Any) -> None:
+    statement = exchange_pb2.DecisionStatement.FromString(envelope.payload)
+    statement.access_request = OTHER_REQUEST
+    envelope.CopyFrom(statements.seal(network.agency("zj-stats").signing_key,
+                                      statements.DECISION, statement))
+
+
+FORGED_DECISIONS = {
+    "approval-with-a-forged-signature": (
+        True, _garbage_signature, "SIGNATURE_INVALID",
+        "signed_decision signature does not verify with the signer's registered certificate"),
+    "approval-under-the-owners-key-id": (
+        True, _owners_key_id, "SIGNER_NOT_CALLER", "signed_decision is signed by agency"
+        " gd-health, but the caller is urn:govshare:agency:zj-stats: sign with your own signing"
+        " key"),
+    "denial-with-a-forged-signature": (
+        False, _garbage_signature, "SIGNATURE_INVALID",
+        "signed_decision signature does not verify with the signer's registered certificate"),
+    "approval-of-another-request": (
+        True, _another_request, "INVALID_ARGUMENT", "signed_decision.access_request must be {}"),
+}
+
+
+def _decide(client: Any, name: str, approve: bool, forge: Any, network: Any) -> Any:
+    """`client` sends a decision on `name`, altered by `forge`, as ApproveAccessRequest (or
+    DenyAccessRequest)."""
+    outcome = (exchange_pb2.DECISION_OUTCOME_APPROVE if approve
+               else exchange_pb2.DECISION_OUTCOME_DENY)
+    envelope = client.decision(name, outcome, reason="" if approve else "not needed")
+    forge(envelope, network)
+    if approve:
+        return client._call(client.exchange.ApproveAccessRequest,
+                            exchange_pb2.ApproveAccessRequestRequest(
+                                name=name, signed_decision=envelope))
+    return client._call(client.exchange.DenyAccessRequest,
+                        exchange_pb2.DenyAccessRequestRequest(name=name, signed_decision=envelope))
+
+
+@pytest.mark.parametrize("attack", FORGED_DECISIONS)
+def test_forged_decision_is_found_by_the_dataset_of_its_request(network: Any,
+                                                                 attack: str) -> None:
+    approve, forge, reason, message = FORGED_DECISIONS[attack]
+    publish(network.agency("gd-health"), "hospital-beds", sharing_type="CONDITIONAL")
+    requester = network.agency("zj-stats")
+    name = ask(requester, BEDS).access_request.name
+    before = counts(network)
+    with pytest.raises(errors.GovshareError) as refused:
+        _decide(requester, name, approve, forge, network)
+    status = (grpc.StatusCode.INVALID_ARGUMENT if reason == "INVALID_ARGUMENT"
+              else grpc.StatusCode.PERMISSION_DENIED)
+    assert (refused.value.code, refused.value.reason) == (status, reason)
+    assert refused.value.message == message.format(name)
+    assert counts(network) == {**before, "audit_leaves": before["audit_leaves"] + 1}
+    assert requester.access_request(name).state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
+
+    action = "exchange.request.approve" if approve else "exchange.request.deny"
+    found = audit_list(network, "--dataset", BEDS, "--outcome", "REFUSED")
+    assert [(e["actor"], e["action"], e["resources"]) for e in found] == [
+        ("urn:govshare:agency:zj-stats", action,
+         [name, "agencies/zj-stats", "agencies/gd-health", BEDS])]
+    assert found[0]["reason"] == f"{reason}: {message.format(name)}"
+    owner = network.agency("gd-health")
+    for subject in ({"dataset": BEDS}, {"agency": "agencies/gd-health"}):
+        assert [e.leaf_index for e in owner.audit_events(outcome="REFUSED", **subject)] == [
+            found[0]["leaf_index"]]
+
+
+@pytest.mark.parametrize("forge", [_garbage_signature, lambda envelope, network: None],
+                         ids=["forged-signature", "own-signature"])
+def test_strangers_decision_on_a_guessed_request_names_only_the_request(
+        network: Any, forge: Any) -> None:
+    publish(network.agency("gd-health"), "hospital-beds", sharing_type="CONDITIONAL")
+    name = ask(network.agency("zj-stats"), BEDS).access_request.name
+    stranger = network.agency("sz-market")
+    before = counts(network)
+    with pytest.raises(errors.PermissionDenied) as refused:
+        _decide(stranger, name, True, forge, network)
+    assert refused.value.reason in ("SIGNATURE_INVALID", "NOT_OWNER")
+    assert refused.value.message in (
+        "signed_decision signature does not verify with the signer's registered certificate",
+        f"only the owner of the requested dataset may decide on {name}")
+    assert "hospital-beds" not in str(refused.value) + str(refused.value.metadata)
+    assert counts(network) == {**before, "audit_leaves": before["audit_leaves"] + 1}
+
+    [event] = [json.loads(e.record) for e in stranger.audit_events(outcome="REFUSED")]
+    assert (event["action"], event["resources"]) == ("exchange.request.approve", [name])
+    assert "hospital-beds" not in json.dumps(event)
+    assert audit_list(network, "--dataset", BEDS, "--outcome", "REFUSED") == []
+    assert list(network.agency("gd-health").audit_events(dataset=BEDS, outcome="REFUSED")) == []
