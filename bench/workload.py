@@ -27,7 +27,9 @@ from agencies.network import AgencySpec, NetworkLayout
 from gateway import config as config_module
 from gateway import statements
 from gateway.audit import note, record, verify
+from gateway.blobs import BlobStore
 from gateway.storage import audit as audit_sql
+from gateway.storage import catalog as catalog_sql
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -312,9 +314,8 @@ def _check_exchanges(conn: sqlite3.Connection, ledger: Ledger,
 
 
 def _check_blobs(conn: sqlite3.Connection, root: Path, found: Inspection) -> None:
-    stored = {path.name for path in (root / "sha256").rglob("*") if path.is_file()}
-    named = {row[0] for row in conn.execute("SELECT DISTINCT content_sha256 FROM"
-                                            " dataset_versions")}
+    stored = {"/".join(key) for key in BlobStore(root).stored()}
+    named = {"/".join(key) for key in catalog_sql.stored_content(conn)}
     found.orphan_blobs = sorted(stored - named)
     found.missing_blobs = sorted(named - stored)
     found.temp_files = sorted(path.name for path in (root / "tmp").iterdir()) \

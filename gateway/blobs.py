@@ -1,21 +1,28 @@
-"""The content-addressed store of dataset content: one file per distinct SHA-256.
+"""The content-addressed store of dataset content: one file per publishing agency and SHA-256.
 
 Layout under the configured folder (`config.storage.blobs`):
 
-    sha256/ab/cd/abcd...   a stored blob, named by its hex SHA-256
+    agencies/<agency id>/sha256/ab/cd/abcd...   a blob the agency published, by hex SHA-256
     tmp/                   uploads in progress (same filesystem, so the final move is atomic)
+    database               the owner file: the database whose rows name these blobs
 
 An upload streams into a temp file while it is hashed (`Upload.write`, through a
-`spool.Spool`), is fsynced (`Upload.finish`), and is moved into place by `BlobStore.commit`
-inside the catalog's audit-log change, so a blob appears only together with the row that names
-it. Identical content is kept once, whoever published it, and the store never tells whether it
-was there before: an upload of stored content replaces the stored file with its own identical
-bytes, fsynced and just hashed, so a publish does the same work and leaves the same state
-either way (no publisher learns what content other agencies hold). At start-up `recover()`
-removes what a crash left: temp files, and blobs moved into place by a change whose transaction
-never committed (no row names them). A disk that fills up (or a quota reached) while an upload
-is written or moved is refused as errors.Unavailable STORAGE_FULL, and the upload's temp file
-is removed.
+`spool.Spool`), is fsynced (`Upload.finish`), and is moved into its publisher's namespace by
+`BlobStore.commit` inside the catalog's audit-log change, so a blob appears only together with
+the row that names it. Each agency's content is kept apart: nothing an agency uploads replaces,
+finds or frees a file another agency's publish created, so the same bytes from two agencies are
+two files, and what a publish does and costs never depends on what other agencies hold. An
+agency's own identical content is kept once: its upload replaces its own stored file with the
+same bytes, fsynced and just hashed.
+
+At start-up `recover()` removes what a crash left: temp files, and blobs moved into place by a
+change whose transaction never committed (no row of that publisher names them). It also converts
+a folder of earlier releases (one global `sha256/` namespace): each stored blob is hard-linked
+into the namespace of every agency whose versions name it, then its global name is removed, so
+content several agencies published before the conversion stays one file with several
+names (see docs/SECURITY.md). A crash halfway leaves the global file in place and the next start
+finishes the conversion. A disk that fills up (or a quota reached) while an upload is written or
+moved is refused as errors.Unavailable STORAGE_FULL, and the upload's temp file is removed.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from certs.files import fsync_folder, replace_file
+from certs.identity import ID_PATTERN
 from gateway import errors
 from gateway.signing import StreamHasher
 from gateway.spool import Spool, open_direct
@@ -113,35 +121,81 @@ class Upload:
 
 
 class BlobStore:
-    """Blobs named by hex SHA-256 under `root`."""
+    """Blobs named by (publishing agency id, hex SHA-256) under `root`."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
-        self._hashed: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self.agencies = self.root / "agencies"
+        self._legacy = self.root / "sha256"
+        self._hashed: OrderedDict[tuple[str, str], tuple[int, ...]] = OrderedDict()
         self._hashed_lock = threading.Lock()
 
-    def recover(self, named: Collection[str], database: Path | None = None) -> int:
-        """Create the folders, remove the uploads a crash left behind and the blobs no row
-        names (hex SHA-256s in `named`); returns how many files were removed.
+    def recover(self, named: Collection[tuple[str, str]], database: Path | None = None) -> int:
+        """Create the folders, convert a folder of earlier releases, remove the uploads a crash
+        left behind and the blobs no row names ((publisher, hex SHA-256) pairs in `named`);
+        returns how many files were removed.
 
         With `database`, blobs no row names are removed only once the folder is proven to be
         that database's (`claim`): a gateway started over another database with the same folder
-        would otherwise delete every blob the first one names."""
+        would otherwise delete every blob the first one names. The claim is checked before
+        anything is converted or removed."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)  # dataset content is for the gateway only
-        (self.root / "sha256").mkdir(exist_ok=True)
-        stored = list((self.root / "sha256").glob("*/*/*"))
-        if database is not None and not self.claim(database, named, {p.name for p in stored}):
-            stored = []  # not yet proven ours: keep every blob this time
-        leftovers = [*self.tmp.iterdir(), *(path for path in stored if path.name not in named)]
+        self.agencies.mkdir(exist_ok=True)
+        legacy = sorted(self._legacy.glob("*/*/*"))
+        stored = self.stored()
+        proven = database is None or self.claim(
+            database, {digest for _, digest in named},
+            {path.name for path in legacy} | {digest for _, digest in stored})
+        removed = self._convert(legacy, named, proven)
+        leftovers = [*self.tmp.iterdir(),
+                     *(path for key, path in stored.items() if proven and key not in named)]
         for path in leftovers:
             path.unlink(missing_ok=True)
-        return len(leftovers)
+        return removed + len(leftovers)
+
+    def stored(self) -> dict[tuple[str, str], Path]:
+        """Every blob in the agencies' namespaces, by (agency id, hex SHA-256)."""
+        return {(path.parents[3].name, path.name): path
+                for path in self.agencies.glob("*/sha256/*/*/*")}
+
+    def _convert(self, legacy: list[Path], named: Collection[tuple[str, str]],
+                 proven: bool) -> int:
+        """Give every publisher naming a blob of the global layout its own name for it, then
+        drop the global name; returns how many unnamed global blobs were removed (only from a
+        proven folder). Every new name is durable before the global one goes, so a crash
+        halfway loses nothing and the next start finishes."""
+        owners: dict[str, list[str]] = {}
+        for owner, digest in named:
+            owners.setdefault(digest, []).append(owner)
+        removed = 0
+        for path in legacy:
+            if path.name not in owners and not proven:
+                continue
+            for owner in owners.get(path.name, ()):  # a hard link: O(1), the bytes stay once
+                self._link(path, owner)
+            path.unlink()
+            fsync_folder(path.parent)
+            removed += path.name not in owners
+        for folder in sorted(self._legacy.glob("**/"), reverse=True):
+            with contextlib.suppress(OSError):  # one still holding blobs stays
+                folder.rmdir()
+        return removed
+
+    def _link(self, blob: Path, owner: str) -> None:
+        """Give the owner its own durable name for a blob of the global layout (kept if a start
+        interrupted earlier already did)."""
+        target = self.path(owner, blob.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.link(blob, target)
+        fsync_folder(target.parent)
 
     def claim(self, database: Path, named: Collection[str], stored: set[str]) -> bool:
         """Whether this folder is proven to belong to `database`, recording it if the folder is
-        new; ForeignFolder if it belongs to another database.
+        new; ForeignFolder if it belongs to another database (`named` and `stored`: the hex
+        SHA-256s the database names and the folder holds).
 
         The owner file names the database relative to the folder, so a network folder moved as
         a whole keeps its claim. A folder with blobs but no owner file (made before it existed)
@@ -174,23 +228,26 @@ class BlobStore:
         replace_file(owner_file, (expected + "\n").encode())
         return not stored
 
-    def path(self, sha256_hex: str) -> Path:
-        """Where the blob `sha256_hex` is (or would be) stored."""
+    def path(self, owner: str, sha256_hex: str) -> Path:
+        """Where the agency `owner`'s blob `sha256_hex` is (or would be) stored."""
+        if not ID_PATTERN.fullmatch(owner):
+            raise ValueError(f"not an agency id: {owner!r}")
         if len(sha256_hex) != 64 or not all(c in "0123456789abcdef" for c in sha256_hex):
             raise ValueError(f"not a hex SHA-256: {sha256_hex!r}")
-        return self.root / "sha256" / sha256_hex[:2] / sha256_hex[2:4] / sha256_hex
+        return (self.agencies / owner / "sha256" / sha256_hex[:2] / sha256_hex[2:4]
+                / sha256_hex)
 
-    def exists(self, sha256_hex: str) -> bool:
-        return self.path(sha256_hex).is_file()
+    def exists(self, owner: str, sha256_hex: str) -> bool:
+        return self.path(owner, sha256_hex).is_file()
 
-    def open(self, sha256_hex: str) -> BinaryIO:
+    def open(self, owner: str, sha256_hex: str) -> BinaryIO:
         """The stored content for reading (FileNotFoundError when absent)."""
-        return self.path(sha256_hex).open("rb")
+        return self.path(owner, sha256_hex).open("rb")
 
-    def verify(self, sha256_hex: str) -> bool:
+    def verify(self, owner: str, sha256_hex: str) -> bool:
         """Re-hash a stored blob: True when its bytes still match its name."""
         hasher = StreamHasher()
-        with self.open(sha256_hex) as handle:
+        with self.open(owner, sha256_hex) as handle:
             while block := handle.read(_READ_SIZE):
                 hasher.update(block)
         return hasher.hexdigest() == sha256_hex
@@ -205,47 +262,50 @@ class BlobStore:
         finally:
             upload.discard()
 
-    def commit(self, upload: Upload) -> None:
-        """Move a finished upload into place, over identical content already stored if there is
-        any (same bytes: readers with the old file open read on). Call inside the change that
-        records the blob.
+    def commit(self, owner: str, upload: Upload) -> None:
+        """Move a finished upload into the agency `owner`'s namespace, over the identical
+        content `owner` already stored if there is any (same bytes: readers with the old file
+        open read on). Call inside the change that records the blob.
 
         A change runs again when its batch is redone (audit.log); the rolled-back first run
         left the blob it moved in place, and this run keeps it."""
         if upload.placed:
             return
         digest = upload.hasher.hexdigest()
-        target = self.path(digest)
+        target = self.path(owner, digest)
         with _refusing_full_disk():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(upload.path, target)
             upload.placed = True
             fsync_folder(target.parent)
-        self.hashed(digest, os.stat(target))
+        self.hashed(owner, digest, os.stat(target))
 
-    def remove(self, sha256_hex: str) -> None:
+    def remove(self, owner: str, sha256_hex: str) -> None:
         """Remove a blob that no committed row names (one a failed change moved into place)."""
-        self.path(sha256_hex).unlink(missing_ok=True)
+        self.path(owner, sha256_hex).unlink(missing_ok=True)
 
-    def unchanged_since_hashed(self, sha256_hex: str, handle: BinaryIO) -> bool:
+    def unchanged_since_hashed(self, owner: str, sha256_hex: str, handle: BinaryIO) -> bool:
         """Whether the open blob is the very file last hashed to `sha256_hex`, untouched since.
 
         Any write or chmod moves a file's ctime, which user space cannot set back, so a blob
         whose (inode, size, mtime, ctime) is unchanged need not be hashed again to be served.
         (Silent media corruption would not move ctime; the SDK's own hash catches that.)
         """
+        key = (owner, sha256_hex)
         with self._hashed_lock:
-            stamp = self._hashed.get(sha256_hex)
+            stamp = self._hashed.get(key)
             if stamp is not None:
-                self._hashed.move_to_end(sha256_hex)
+                self._hashed.move_to_end(key)
         return stamp == _stamp(os.fstat(handle.fileno()))
 
-    def hashed(self, sha256_hex: str, status: os.stat_result) -> None:
-        """Record that the file with `status` was just hashed to `sha256_hex` (the most recently
-        used HASHED_KEPT blobs are remembered; older ones are hashed again when fetched)."""
+    def hashed(self, owner: str, sha256_hex: str, status: os.stat_result) -> None:
+        """Record that the agency `owner`'s file with `status` was just hashed to `sha256_hex`
+        (the most recently used HASHED_KEPT blobs are remembered; older ones are hashed again
+        when fetched)."""
+        key = (owner, sha256_hex)
         with self._hashed_lock:
-            self._hashed[sha256_hex] = _stamp(status)
-            self._hashed.move_to_end(sha256_hex)
+            self._hashed[key] = _stamp(status)
+            self._hashed.move_to_end(key)
             while len(self._hashed) > HASHED_KEPT:
                 self._hashed.popitem(last=False)
 

@@ -320,7 +320,7 @@ def publish(
                                       call.refusal).value
         except BaseException:
             if upload.placed:  # moved into place, but its row never committed
-                _remove_unnamed(gateway, upload.hasher.hexdigest())
+                _remove_unnamed(gateway, call.caller.identity.id, upload.hasher.hexdigest())
             raise
         finally:
             gateway.datasets.changed(manifest.dataset)
@@ -340,20 +340,20 @@ def _claimed_dataset(envelope: envelope_pb2.Envelope) -> list[str]:
     return [claimed.dataset]
 
 
-def _remove_unnamed(gateway: Gateway, digest: str) -> None:
-    """Remove a blob a failed change moved into place, unless a row names it by now (another
-    version with the same content, of any publisher: the check and its work are the same
-    whoever holds it). Decided in the committer, where no change
-    can find the blob between the check and the removal; a redone batch does not decide again
-    (it would remove a blob a later change of the batch moved into place). If even this fails,
-    start-up recovery removes the blob."""
+def _remove_unnamed(gateway: Gateway, publisher: str, digest: str) -> None:
+    """Remove a blob a failed change moved into the publisher's namespace, unless a row names
+    it by now (another of the publisher's versions with the same content; other agencies'
+    content is in their own namespaces, never looked at). Decided in the committer, where no
+    change can find the blob between the check and the removal; a redone batch does not decide
+    again (it would remove a blob a later change of the batch moved into place). If even this
+    fails, start-up recovery removes the blob."""
     decided: list[bool] = []
 
     def change(tx: Tx) -> tuple[None, list]:
         if not decided:
-            decided.append(not sql.content_named(tx.conn, digest))
+            decided.append(not sql.publisher_named(tx.conn, publisher, digest))
             if decided[0]:
-                gateway.blobs.remove(digest)
+                gateway.blobs.remove(publisher, digest)
         return None, []
 
     with contextlib.suppress(errors.GatewayError):
@@ -439,7 +439,7 @@ def _store_version(
         events_sql.insert_event(
             tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
             actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
-        gateway.blobs.commit(upload)
+        gateway.blobs.commit(call.caller.identity.id, upload)
         event = call.event(resources=(version, name),
                            envelope_ids=(statements.envelope_id(envelope),))
         return (row, republished), [event]

@@ -124,7 +124,7 @@ def serve(
     """The FetchDataset stream (see the module docstring)."""
     plan = _plan(gateway, call, dataset, offset, exchange)
     with STREAMING.claim(plan.name):
-        blob, opened = _open_blob(gateway, plan.version)
+        blob, opened = _open_blob(gateway, plan)
         with blob:
             _start(gateway, call, plan)
             try:
@@ -316,11 +316,12 @@ def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manif
         fields=",".join(granted))
 
 
-def _open_blob(gateway: Gateway, version: dict[str, Any]) -> tuple[IO[bytes], os.stat_result]:
-    """The stored content and its file status at open, refused at once when it is missing or
-    its size changed."""
+def _open_blob(gateway: Gateway, plan: Plan) -> tuple[IO[bytes], os.stat_result]:
+    """The stored content (in its publisher's namespace, the grant's owner) and its file status
+    at open, refused at once when it is missing or its size changed."""
+    version = plan.version
     try:
-        blob = gateway.blobs.open(version["content_sha256"])
+        blob = gateway.blobs.open(plan.grant["owner"], version["content_sha256"])
     except FileNotFoundError:
         raise errors.DataLoss(f"the stored content of {version['name']} is missing",
                               reason="CONTENT_MISSING", version=version["name"]) from None
@@ -383,7 +384,8 @@ def _content(
     was last hashed; DATA_LOSS when what was read does not match the version, or a projection's
     columns do not match the publisher's digests."""
     digest = plan.version["content_sha256"]
-    hasher = None if gateway.blobs.unchanged_since_hashed(digest, blob) else StreamHasher()
+    owner = plan.grant["owner"]
+    hasher = None if gateway.blobs.unchanged_since_hashed(owner, digest, blob) else StreamHasher()
     if plan.fields:
         projected, found = yield from _project(gateway, call, plan,
                                                _blocks(gateway, plan, blob, 0, hasher))
@@ -395,7 +397,7 @@ def _content(
     if hasher is not None:
         # The status at open, not now: a write during the stream moved the file's ctime past
         # it, so the next fetch hashes again instead of trusting bytes this one never read.
-        gateway.blobs.hashed(digest, opened)
+        gateway.blobs.hashed(owner, digest, opened)
     if not plan.fields:
         return bytes.fromhex(digest), plan.version["content_size"]
     if found != columns.signed_columns(plan.manifest, plan.fields):

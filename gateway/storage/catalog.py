@@ -108,15 +108,12 @@ def list_versions(
     ))
 
 
-def stored_content(conn: sqlite3.Connection) -> set[str]:
-    """The hex SHA-256 of every version's content: the blobs that must be kept."""
-    return {row[0] for row in conn.execute("SELECT DISTINCT content_sha256 FROM dataset_versions")}
-
-
-def content_named(conn: sqlite3.Connection, sha256_hex: str) -> bool:
-    """Whether a version names the content `sha256_hex` (its blob must be kept)."""
-    return conn.execute("SELECT 1 FROM dataset_versions WHERE content_sha256 = ? LIMIT 1",
-                        (sha256_hex,)).fetchone() is not None
+def stored_content(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    """(publisher, hex SHA-256) of every version's content: the blobs that must be kept, each
+    in its publisher's namespace."""
+    return {(row[0], row[1]) for row in conn.execute(
+        "SELECT DISTINCT d.publisher, v.content_sha256 FROM datasets d"
+        " JOIN dataset_versions v ON v.dataset = d.name")}
 
 
 def publisher_named(conn: sqlite3.Connection, publisher: str, sha256_hex: str) -> bool:

@@ -60,7 +60,7 @@ def test_restart_removes_blobs_no_row_names(tmp_path: Path) -> None:
             client.publish("kept", b"kept content\n", title="Kept", media_type="CSV")
         gateway.kill()
         store = BlobStore(config.path(config.storage.blobs))
-        orphan = store.path("ab" * 32)
+        orphan = store.path("load-00", "ab" * 32)
         orphan.parent.mkdir(parents=True, exist_ok=True)
         orphan.write_bytes(b"content whose row was never committed")
         (store.tmp / "upload-interrupted").write_bytes(b"half an upload")

@@ -90,11 +90,11 @@ def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tm
                                   sharing_type="UNCONDITIONAL").dataset_version.version == 2
         assert gateway.terminate(timeout=30) == 0
 
-    blobs = sorted(config.path(config.storage.blobs).glob("sha256/*/*/*"))
+    blobs = sorted(config.path(config.storage.blobs).glob("agencies/*/sha256/*/*/*"))
     fresh = serve(_own_checkpoint_file(gateway.layout.config_path), "--database", "fresh.db",
                   cwd=tmp_path)
     assert fresh.returncode != 0 and "Traceback" not in fresh.stderr
     assert f"belongs to the database {config.path(config.storage.database)}" in fresh.stderr
     assert f"not {tmp_path / 'fresh.db'}" in fresh.stderr  # a flag's path is the shell's
-    assert sorted(config.path(config.storage.blobs).glob("sha256/*/*/*")) == blobs
+    assert sorted(config.path(config.storage.blobs).glob("agencies/*/sha256/*/*/*")) == blobs
     assert len(blobs) == 2

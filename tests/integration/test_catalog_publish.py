@@ -92,7 +92,7 @@ def test_publish_round_trip(network: Any, tmp_path: Path) -> None:
 
     blob = network.gateway.blobs
     digest = hashlib.sha256(CONTENT).hexdigest()
-    assert blob.open(digest).read() == CONTENT and blob.verify(digest)
+    assert blob.open("gd-health", digest).read() == CONTENT and blob.verify("gd-health", digest)
     assert list(blob.tmp.iterdir()) == []
 
     dataset = network.agency("zj-stats").get("agencies/gd-health/datasets/hospital-beds")
@@ -118,7 +118,7 @@ def test_content_flushed_in_segments_is_stored_intact(network: Any, monkeypatch)
         "hospital-beds", content, title="Hospital beds", chunk_size=16 * 1024).dataset_version
     digest = hashlib.sha256(content).hexdigest()
     assert version.manifest.content_sha256.hex() == digest
-    assert network.gateway.blobs.open(digest).read() == content
+    assert network.gateway.blobs.open("gd-health", digest).read() == content
 
 
 def test_new_versions_and_identical_content_stored_once(network: Any) -> None:
@@ -128,8 +128,8 @@ def test_new_versions_and_identical_content_stored_once(network: Any) -> None:
     other = client.publish("beds-copy", CONTENT, title="Copy")
     assert second.dataset_version.version == 2
     assert second.content_deduplicated and other.content_deduplicated
-    files = [p for p in (network.gateway.blobs.root / "sha256").rglob("*") if p.is_file()]
-    assert len(files) == 1
+    assert list(network.gateway.blobs.stored()) == [
+        ("gd-health", hashlib.sha256(CONTENT).hexdigest())]
     assert client.get("beds").manifest.title == "Beds, again"
     assert [v.version for v in client.versions("beds")] == [2, 1]
 
@@ -405,7 +405,7 @@ def test_a_redone_batch_does_not_count_fresh_content_as_stored_before(network: A
     response = publish_in_batch_with(network, failing, network.agency("gd-health"), "fresh",
                                      content)
     assert response.content_deduplicated is False
-    assert network.gateway.blobs.verify(hashlib.sha256(content).hexdigest())
+    assert network.gateway.blobs.verify("gd-health", hashlib.sha256(content).hexdigest())
 
 
 def test_a_failed_batch_leaves_no_blob(network: Any) -> None:
@@ -413,5 +413,5 @@ def test_a_failed_batch_leaves_no_blob(network: Any) -> None:
     error = publish_in_batch_with(network, failing_batch, network.agency("gd-health"), "fresh",
                                   content)
     _expect(error, grpc.StatusCode.UNAVAILABLE, "STORAGE_ERROR")
-    assert not network.gateway.blobs.exists(hashlib.sha256(content).hexdigest())
+    assert not network.gateway.blobs.exists("gd-health", hashlib.sha256(content).hexdigest())
     assert list(network.gateway.blobs.tmp.iterdir()) == []

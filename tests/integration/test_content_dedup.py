@@ -1,7 +1,9 @@
 """Content deduplication is no oracle: an agency publishing the exact bytes another agency stores
 (in a CONFIDENTIAL dataset, even a NOT_SHARED one) gets the answer, the CLI output, the audit
 events and the listings that new bytes get; only its own earlier content is reported as such.
-The content is still stored once, and every dataset naming it is still served intact."""
+Its upload becomes a file of its own: the holder's file is never replaced, freed or looked at
+(so no publish takes longer for bytes someone else holds), and every dataset naming the bytes
+is served intact."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ FRESH = SECRET.replace(b"condition", b"situation")
 """Bytes no one stores, of the same length."""
 OWNER_DATASET = "agencies/gd-health/datasets/patient-records"
 SAME_AGAIN = " (the same content as a version you published before)"
+GUESSERS = ("sz-market", "zj-stats")
 
 
 def cli(network: Any, agency_id: str, *args: str | Path) -> Result:
@@ -114,7 +117,7 @@ def test_publishing_bytes_another_agency_keeps_confidential_answers_as_new_bytes
 
     # Their audit events, listings and watch events are those of any new content, and none
     # is a refusal.
-    for agency_id in ("sz-market", "zj-stats"):
+    for agency_id in GUESSERS:
         records = publish_events(network, agency_id)
         assert [(r["action"], r["outcome"]) for r in records] == \
             [("catalog.publish", "ALLOWED")] * 2
@@ -125,12 +128,14 @@ def test_publishing_bytes_another_agency_keeps_confidential_answers_as_new_bytes
         assert listed(network, agency_id, guess_name) == listed(network, agency_id, fresh_name)
         assert watch_rows(network, guess_name) == watch_rows(network, fresh_name)
 
-    # The bytes are stored once, intact, and every dataset naming them is served.
+    # Each agency's bytes are stored in its own namespace, intact, and every dataset naming
+    # them is served.
     blobs = network.gateway.blobs
-    digest = hashlib.sha256(SECRET).hexdigest()
-    stored = [p.name for p in (blobs.root / "sha256").rglob("*") if p.is_file()]
-    assert sorted(stored) == sorted([digest, hashlib.sha256(FRESH).hexdigest()])
-    assert blobs.verify(digest)
+    digest, fresh_digest = hashlib.sha256(SECRET).hexdigest(), hashlib.sha256(FRESH).hexdigest()
+    assert set(blobs.stored()) == {("gd-health", digest),
+                                   *((agency_id, content) for agency_id in GUESSERS
+                                     for content in (digest, fresh_digest))}
+    assert blobs.verify("gd-health", digest)
     reader = network.agency("zj-stats")
     ask(reader, "agencies/sz-market/datasets/guess")
     assert reader.fetch("agencies/sz-market/datasets/guess", to=tmp_path / "got").receipt
@@ -178,10 +183,36 @@ def test_failed_publish_of_bytes_another_agency_holds_keeps_them_and_answers_as_
 
     # gd-health's content stays, intact and served; the new bytes left nothing.
     blobs = network.gateway.blobs
-    assert blobs.verify(hashlib.sha256(SECRET).hexdigest())
-    assert not blobs.exists(hashlib.sha256(FRESH).hexdigest())
+    assert blobs.verify("gd-health", hashlib.sha256(SECRET).hexdigest())
+    assert list(blobs.stored()) == [("gd-health", hashlib.sha256(SECRET).hexdigest())]
     assert list(blobs.tmp.iterdir()) == []
     reader = network.agency("zj-stats")
     owner.approve(ask(reader, OWNER_DATASET).access_request.name)
     reader.fetch(OWNER_DATASET, to=tmp_path / "owner")
     assert (tmp_path / "owner").read_bytes() == SECRET
+
+
+def test_publishing_bytes_another_agency_holds_leaves_its_blob_file_untouched(
+        network: Any) -> None:
+    # Replacing or unlinking the holder's file would free its blocks inside the publish, in
+    # time proportional to its size: a guess confirmed by a stopwatch. Nothing may touch it.
+    owner = network.agency("gd-health")
+    publish(owner, "patient-records", SECRET, media_type="OCTET_STREAM",
+            classification="CONFIDENTIAL", sharing_type="NOT_SHARED")
+    blobs = network.gateway.blobs
+    digest = hashlib.sha256(SECRET).hexdigest()
+    held = file_status(blobs.path("gd-health", digest))
+
+    guessed = network.agency("zj-stats").publish(
+        "guess", SECRET, title="Guess", media_type="OCTET_STREAM")
+    assert not guessed.content_deduplicated
+    assert file_status(blobs.path("gd-health", digest)) == held
+    assert file_status(blobs.path("zj-stats", digest))[0] != held[0]  # a file of its own
+    assert blobs.verify("gd-health", digest) and blobs.verify("zj-stats", digest)
+
+
+def file_status(path: Path) -> tuple[int, ...]:
+    """What replacing, unlinking or writing a file changes: inode, links, size, mtime, ctime."""
+    status = path.stat()
+    return (status.st_ino, status.st_nlink, status.st_size, status.st_mtime_ns,
+            status.st_ctime_ns)

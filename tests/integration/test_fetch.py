@@ -43,7 +43,7 @@ def fetch_events(network) -> list[tuple[str, str, str]]:
 
 
 def blob_path(network, content: bytes):
-    return network.gateway.blobs.path(hashlib.sha256(content).hexdigest())
+    return network.gateway.blobs.path("gd-health", hashlib.sha256(content).hexdigest())
 
 
 @pytest.fixture

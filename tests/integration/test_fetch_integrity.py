@@ -43,7 +43,8 @@ def granted(network):
     health, market = network.agency("gd-health"), network.agency("sz-market")
     dataset = publish(health, "big-table", BIG, media_type="OCTET_STREAM")
     ask(market, dataset)
-    return market, dataset, network.gateway.blobs.path(hashlib.sha256(BIG).hexdigest())
+    return market, dataset, network.gateway.blobs.path("gd-health",
+                                                  hashlib.sha256(BIG).hexdigest())
 
 
 def flip(path, offset: int) -> None:
@@ -121,7 +122,7 @@ class FailingDisk(io.FileIO):
 
 def test_a_failure_mid_stream_breaks_the_exchange(network, granted, tmp_path, monkeypatch):
     market, dataset, path = granted
-    monkeypatch.setattr(network.gateway.blobs, "open", lambda digest: FailingDisk(path))
+    monkeypatch.setattr(network.gateway.blobs, "open", lambda owner, digest: FailingDisk(path))
 
     with pytest.raises(errors.GovshareError) as failed:
         market.fetch(dataset, tmp_path / "big.bin")
