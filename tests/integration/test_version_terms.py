@@ -340,7 +340,9 @@ def test_a_withdrawal_of_a_dataset_now_confidential_does_not_reach_a_public_gran
 
 def test_a_resumed_fetch_under_a_grant_that_does_not_cover_the_version_is_refused(network):
     health, market = network.agency("gd-health"), network.agency("sz-market")
-    visits = publish(health, "visits", b"region,beds\n1,2\n", sharing_type="CONDITIONAL")
+    # Many chunks, so the stream cannot complete before the cancel reaches the gateway.
+    rows = b"region,beds\n" + b"".join(b"%d,%d\n" % (i, i % 97) for i in range(400_000))
+    visits = publish(health, "visits", rows, sharing_type="CONDITIONAL")
     first = health.approve(ask(market, visits).access_request.name).grant
     v1 = f"{visits}/versions/1"
     stream = market.exchange.FetchDataset(exchange_pb2.FetchDatasetRequest(dataset=v1))
