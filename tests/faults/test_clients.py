@@ -88,7 +88,8 @@ def test_client_killed_mid_upload_leaves_nothing(network: Network) -> None:
     assert (action, outcome) == ("catalog.publish", "REFUSED")
     assert "UPLOAD_CANCELLED" in data or "CONTENT_SIZE_MISMATCH" in data
     assert network.query("SELECT COUNT(*) FROM datasets WHERE name = ?", dataset) == [(0,)]
-    assert len(list((network.blobs / "agencies").glob("*/sha256/*/*/*"))) == 1  # the large dataset's
+    # Only the large dataset's blob is stored.
+    assert len(list((network.blobs / "agencies").glob("*/sha256/*/*/*"))) == 1
 
 
 def test_client_killed_mid_fetch_breaks_the_exchange(network: Network, tmp_path: Path) -> None:

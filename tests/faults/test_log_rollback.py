@@ -200,7 +200,7 @@ def test_a_restored_backup_refused_at_start_deletes_no_newer_content(stopped, tm
     config = config_module.load(stopped.config_path)
     blobs = config.path(config.storage.blobs)
     content = folder_bytes(blobs)
-    assert any(name.startswith("sha256/") for name in content)
+    assert any(name.startswith("agencies/gd-health/sha256/") for name in content)
 
     stopped.put_back(backup)  # by mistake: the start is refused and changes nothing
     size, root, _ = stopped.checkpoints()[-1]
