@@ -139,10 +139,16 @@ def client_from(ctx: click.Context, kind: type[C] = AgencyClient) -> C:
         raise LocalMistake(f"unusable certificate or key in {certs}: {exc}") from None
 
 
-def folding_table(*headers: str) -> Table:
+def folding_table(*headers: str, **options: Any) -> Table:
     """A table whose long cells fold onto more lines instead of being cut (as rich cuts them to
-    fit 80 columns, or a pipe), so every resource name can be copied into the next command."""
-    return Table(*(Column(header, overflow="fold") for header in headers))
+    fit 80 columns, or a pipe), so every resource name can be copied into the next command;
+    `options` are Table's (a title, say). Every table the CLI prints is one of these."""
+    return Table(*(Column(header, overflow="fold") for header in headers), **options)
+
+
+def folding_grid(columns: int) -> Table:
+    """A folding_table of `columns` columns with no header and no borders: label and value."""
+    return Table.grid(*(Column(overflow="fold") for _ in range(columns)), padding=(0, 2))
 
 
 def cell(value: str | Text) -> Text:

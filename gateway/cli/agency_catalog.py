@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from agencies.catalog import enum_value
 from gateway.cli.agency import (
@@ -22,6 +21,7 @@ from gateway.cli.agency import (
     emit_json,
     enum_choice,
     enum_short,
+    folding_grid,
     folding_table,
     handles_errors,
     print_items,
@@ -158,7 +158,7 @@ def show(ctx: click.Context, name: str) -> None:
         emit_json(dataset)
         return
     manifest = dataset.manifest
-    details = Table.grid(padding=(0, 2))
+    details = folding_grid(2)
     for label, value in (
         ("name", dataset.name), ("title", manifest.title), ("abstract", manifest.abstract),
         ("publisher", f"{dataset.publisher} ({dataset.region_code})"),

@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from certs import (
     CRL_DAYS,
@@ -30,7 +29,7 @@ from certs import (
     crl_number,
     valid_until,
 )
-from gateway.cli.agency import LocalMistake
+from gateway.cli.agency import LocalMistake, folding_table
 
 _COMMON_NAME_MAX = 64
 """ub-common-name in RFC 5280."""
@@ -258,9 +257,7 @@ def list_certificates(ca_dir: Path, as_json: bool) -> None:
         )
         return
     # Fold rather than elide: the serial and URN are what an operator copies to revoke.
-    table = Table("Purpose", "Expires (UTC)", "Status")
-    table.add_column("Serial", overflow="fold")
-    table.add_column("Identity", overflow="fold")
+    table = folding_table("Purpose", "Expires (UTC)", "Status", "Serial", "Identity")
     for row in rows:
         table.add_row(
             row.purpose, f"{row.not_after:%Y-%m-%d}", _status(row), row.serial, row.identity

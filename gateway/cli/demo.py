@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agencies import errors
-from gateway.cli.agency import add_row, console, say
+from gateway.cli.agency import add_row, console, folding_table, say
 from gateway.text import shown
 
 
@@ -85,8 +85,7 @@ def _run(step: Any, failed: type[Exception]) -> bool:
 
 
 def _summary_table(summary: Any, seconds: float) -> Table:
-    table = Table("figure", title=f"govshare demo: done in {seconds:.1f} s")
-    table.add_column("value", overflow="fold")
+    table = folding_table("figure", "value", title=f"govshare demo: done in {seconds:.1f} s")
     rows = (
         ("agencies", f"{summary.agencies} in {summary.provinces} provinces"),
         ("datasets", f"{summary.datasets} ({summary.versions} versions)"),

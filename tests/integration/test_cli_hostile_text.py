@@ -68,10 +68,10 @@ def hostile(network_factory) -> Any:
     return network
 
 
-def agency_cli(network: Any, agency_id: str, *args: str) -> Result:
+def agency_cli(network: Any, agency_id: str, *args: str, columns: int = 250) -> Result:
     options = ["--certs", str(network.layout.certs(agency_id)), "--gateway", network.target,
                "--server-name", "localhost"]
-    return CliRunner().invoke(cli, ["agency", *options, *args], env={"COLUMNS": "250"})
+    return CliRunner().invoke(cli, ["agency", *options, *args], env={"COLUMNS": str(columns)})
 
 
 def admin_cli(network: Any, *args: str) -> Result:
@@ -208,3 +208,45 @@ def test_hostile_name_in_a_refused_call_logs_one_line(hostile, tmp_path: Path) -
         "INFO govshare.rpc rpc method=directory.get caller=urn:govshare:agency:zj-stats"
         f" peer={lines[0].split(' peer=')[1].split(' ')[0]}"]
     assert "FORGED" not in stream.getvalue() and "\x1b" not in stream.getvalue()
+
+
+LONG_ID = "long-" + "x" * 59
+"""The longest dataset id."""
+LONG = {"title": "Ж" * 150, "abstract": "Щ" * 150, "sharing_conditions": "Ю" * 150,
+        "legal_basis": "Я" * 150}
+"""Manifest text with no space to wrap at, longer than a terminal line."""
+
+
+def publish_long(client: Any, **text: str) -> str:
+    """Publish dataset LONG_ID with manifest `text`; its name."""
+    client.publish(LONG_ID, b"\x00", media_type="OCTET_STREAM", classification="INTERNAL",
+                   sharing_type="CONDITIONAL", **text)
+    return client.dataset_name(LONG_ID)
+
+
+def assert_whole(result: Result, columns: int, *texts: str) -> None:
+    """The command succeeded within `columns` and printed each of `texts` whole: folded onto
+    lines of its own cell, never cut short with an ellipsis."""
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "…" not in result.output and max(map(len, lines)) <= columns, result.output
+    unfolded = "".join(line.strip(" │┃") for line in lines)
+    assert [text for text in texts if text not in unfolded] == [], result.output
+
+
+@pytest.mark.parametrize("columns", [80, 40])
+def test_long_manifest_text_is_folded_not_cut_in_show(network, columns: int) -> None:
+    health = network.agency("gd-health")
+    name = publish_long(health, **LONG)
+    digest = health.get(name).manifest.content_sha256.hex()
+    result = agency_cli(network, "gd-health", "show", name, columns=columns)
+    assert_whole(result, columns, name, digest, *LONG.values())
+
+
+@pytest.mark.parametrize("columns", [80, 40])
+def test_long_names_are_folded_not_cut_in_tables(network, columns: int) -> None:
+    publish_long(network.agency("gd-health"), title=LONG["title"])
+    result = agency_cli(network, "sz-market", "datasets", columns=columns)
+    assert_whole(result, columns)
+    assert result.output.count(LONG["title"][0]) == len(LONG["title"])
+    assert result.output.count("x") == LONG_ID.count("x")

@@ -287,6 +287,16 @@ def test_revoke_and_list(ca_dir: Path, tmp_path: Path) -> None:
     assert not is_revoked(load(tmp_path / "b" / "tls.pem"), ca.crl(), ca.certificate)
 
 
+def test_list_in_a_narrow_terminal_folds_every_column(ca_dir: Path, tmp_path: Path) -> None:
+    ok("issue-agency", "health-ministry", "--ca", ca_dir, "--out", tmp_path / "a")
+    ok("revoke", "urn:govshare:agency:health-ministry", "--ca", ca_dir, "--reason",
+       "keyCompromise")
+    result = CliRunner().invoke(certs, ["list", "--ca", str(ca_dir)], env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert max(map(len, result.output.splitlines())) <= 40
+
+
 def test_revoke_by_serial(ca_dir: Path, tmp_path: Path) -> None:
     ok("issue-staff", "carol", "--role", "admin", "--ca", ca_dir, "--out", tmp_path / "s")
     serial = f"{load(tmp_path / 's' / 'tls.pem').serial_number:x}"
