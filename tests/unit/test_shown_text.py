@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -39,6 +41,43 @@ def test_hidden_characters_are_shown_as_their_escapes(text: str, expected: str) 
     assert shown(text) == expected
 
 
+DEFAULT_IGNORABLE = Path(__file__).parents[1] / "vectors" / "data" / "default-ignorable.txt"
+"""Unicode's Default_Ignorable_Code_Point (tests/vectors/data/PROVENANCE.md): characters drawn
+as nothing."""
+
+
+def _default_ignorable() -> list[str]:
+    found = []
+    for line in DEFAULT_IGNORABLE.read_text(encoding="utf-8").splitlines():
+        if line := line.split("#", 1)[0].strip():
+            first, _, last = line.split(";")[0].strip().partition("..")
+            found += map(chr, range(int(first, 16), int(last or first, 16) + 1))
+    return found
+
+
+IGNORABLE = _default_ignorable()
+IGNORABLE_SET = frozenset(IGNORABLE)
+
+
+def test_every_default_ignorable_character_is_shown_escaped() -> None:
+    assert len(IGNORABLE_SET) == 4174  # the file's "Total code points"
+    for char in IGNORABLE:
+        assert _unescaped(shown(char)) == char != shown(char)
+        assert json.loads(json_text(char)) == char != json_text(char)[1:-1]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ad\u034fmin", "ad\\u034fmin"),  # combining grapheme joiner: a name that reads "admin"
+    ("gd\u17b4\u17b5health", "gd\\u17b4\\u17b5health"),  # Khmer inherent vowels
+    ("\u115f\u1160\u3164\uffa0", "\\u115f\\u1160\\u3164\\uffa0"),  # Hangul fillers: a blank name
+    ("\u2764\ufe0f \u845b\U000e0100", "\u2764\\ufe0f \u845b\\U000e0100"),  # variation selectors
+], ids=["grapheme-joiner", "khmer-vowels", "hangul-fillers", "variation-selectors"])
+def test_default_ignorable_marks_and_letters_are_shown_escaped(text: str, expected: str) -> None:
+    assert shown(text) == expected
+    assert json.loads(json_text(text)) == text
+    assert re.fullmatch(r'"[\u2764\u845b \\a-z0-9]*"', json_text(text)) is not None
+
+
 @pytest.mark.parametrize("text", [
     "", "Guangdong Provincial Health Commission", "广东省卫生健康委员会", "医院 床位　统计",
     "[link=https://evil]x[/link][bold green] :smile:", "Ünïcödé ﬁ 🏥", "100%", "a\xa0b",
@@ -55,7 +94,8 @@ def test_shown_hides_nothing_and_reads_back_as_the_text(text: str) -> None:
 
 
 def _hidden_in(text: str) -> list[str]:
-    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp")]
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Cn", "Zl", "Zp")
+            or c in IGNORABLE_SET]
 
 
 def _unescaped(result: str) -> str:
