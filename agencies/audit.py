@@ -34,10 +34,10 @@ import grpc
 from agencies.errors import GovshareError, VerificationError
 from agencies.exchange import FETCH_COMPLETE
 from certs.files import exclusive_lock, replace_file
-from gateway import statements, times
-from gateway.audit import merkle, note, record
 from gateway.audit.log import NEW_ORIGIN
 from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
+from govshare import envelopes, times
+from govshare.transparency import merkle, note, record
 
 STATE_FILE = "audit-state.json"
 
@@ -255,12 +255,12 @@ class AuditMixin:
         event = self.audit_event(index)
         fields = _record_fields(event.record, index)
         checks = {
-            "payload type": signed_receipt.payload_type == statements.RECEIPT,
+            "payload type": signed_receipt.payload_type == envelopes.RECEIPT,
             "action": fields.get("action") == FETCH_COMPLETE,
             "outcome": fields.get("outcome") == record.ALLOWED,
             "actor": fields.get("actor") == self.identity.uri,
             "exchange": fields.get("resources", [])[:1] == [receipt.exchange],
-            "receipt": statements.envelope_id(signed_receipt) in fields.get("envelopes", []),
+            "receipt": envelopes.envelope_id(signed_receipt) in fields.get("envelopes", []),
         }
         wrong = [what for what, ok in checks.items() if not ok]
         if wrong:

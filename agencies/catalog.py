@@ -10,7 +10,7 @@
 The manifest is signed here with the agency's signing key; the gateway never sees the key.
 Content is hashed in one pass before the upload (the manifest must carry its SHA-256), then
 streamed in chunks. CSV and JSON Lines content with a schema is parsed in that same pass for its
-column digests and row count (gateway.columns), which the manifest carries too: they let the
+column digests and row count (govshare.columns), which the manifest carries too: they let the
 gateway deliver only the fields a grant names, verifiably. Such content must parse
 (columns.ColumnError, a ValueError, otherwise).
 """
@@ -34,8 +34,8 @@ from google.protobuf.message import DecodeError
 from agencies import errors
 from certs import ca as certs_ca
 from certs.identity import ID_PATTERN, identity_from_certificate
-from gateway import columns, signing, statements
 from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2
+from govshare import columns, envelopes, signing
 
 DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 
@@ -117,12 +117,12 @@ def verify_signed_manifest(
        `ca_certificate_pem` is given): what was published while it was valid stays verifiable
        after it expires.
     """
-    if envelope.payload_type != statements.MANIFEST:
+    if envelope.payload_type != envelopes.MANIFEST:
         raise errors.VerificationError(f"not a manifest: payload type {envelope.payload_type!r}")
     certificate = load_certificate(certificate_pem, "the publisher's signing certificate")
     try:
-        statements.check_sealed(envelope, signing.VerifyKey.from_certificate(certificate),
-                                statements.MANIFEST)
+        envelopes.check_sealed(envelope, signing.VerifyKey.from_certificate(certificate),
+                                envelopes.MANIFEST)
     except ValueError as exc:  # not an Ed25519 key
         raise errors.VerificationError(f"the publisher's signing certificate is not a signing"
                                        f" certificate: {exc}") from None
@@ -224,7 +224,7 @@ class CatalogMixin:
                 row_count=measured.columns.row_count if measured.columns else 0,
                 create_time=created,
             )
-            envelope = statements.seal(self.signing_key, statements.MANIFEST, manifest)
+            envelope = envelopes.seal(self.signing_key, envelopes.MANIFEST, manifest)
             return self.upload(envelope, chunks, measured.size, progress)
 
     def upload(

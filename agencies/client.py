@@ -26,7 +26,6 @@ from agencies.audit import AuditMixin
 from agencies.catalog import CatalogMixin, agency_name
 from agencies.exchange import ExchangeMixin
 from certs.identity import Identity, identity_from_certificate
-from gateway.signing import SigningKey
 from gateway.v1 import (
     audit_pb2_grpc,
     catalog_pb2_grpc,
@@ -34,6 +33,7 @@ from gateway.v1 import (
     directory_pb2_grpc,
     exchange_pb2_grpc,
 )
+from govshare.signing import SigningKey
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ data only after end-to-end verification, and raises VerificationError otherwise:
    size, the grant, the fields delivered, and the hash and size of what was received.
 
 Under a grant naming fewer fields than the version's schema, the gateway delivers a projection
-(FetchStart.fields: only those fields, in schema order; gateway.columns). Then the fields must be
+(FetchStart.fields: only those fields, in schema order; govshare.columns). Then the fields must be
 the grant's, and once the receipt checks out one streaming pass over the received file must find
 exactly those fields with the column digests and row count the publisher signed (5.);
 `Fetched.fields` names them. A projection's offset counts projected bytes.
@@ -55,10 +55,10 @@ from agencies.catalog import (
 )
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway import columns, signing, statements, times
-from gateway.ids import new_id
-from gateway.spool import Spool, open_direct
 from gateway.v1 import audit_pb2, catalog_pb2, envelope_pb2, exchange_pb2
+from govshare import columns, envelopes, signing, times
+from govshare.ids import new_id
+from govshare.spool import Spool, open_direct
 
 Progress = Callable[[int, int], None]
 """Called after each chunk with (bytes written, total bytes); for a projection the total is the
@@ -161,7 +161,7 @@ class ExchangeMixin:
             dataset, purpose=purpose, purpose_text=purpose_text, legal_basis=legal_basis,
             duration=duration, fields=fields, version=version, request_id=request_id)
         return self.send_access_request(
-            statements.seal(self.signing_key, statements.ACCESS_REQUEST, statement),
+            envelopes.seal(self.signing_key, envelopes.ACCESS_REQUEST, statement),
             validate_only=validate_only)
 
     def send_access_request(
@@ -200,7 +200,7 @@ class ExchangeMixin:
             create_time=_now(), nonce=_nonce())
         if duration is not None:
             statement.duration.FromTimedelta(duration)
-        return statements.seal(self.signing_key, statements.DECISION, statement)
+        return envelopes.seal(self.signing_key, envelopes.DECISION, statement)
 
     def approve(
         self, name: str, *, duration: timedelta | None = None, fields: Iterable[str] = (),
@@ -353,7 +353,7 @@ class ExchangeMixin:
 
     def _gateway_key(self, metadata: Any) -> signing.VerifyKey:
         """The receipt key: the gateway's signing certificate, checked against the CA."""
-        pem = dict(metadata or ()).get(statements.GATEWAY_CERTIFICATE_KEY)
+        pem = dict(metadata or ()).get(envelopes.GATEWAY_CERTIFICATE_KEY)
         if not pem:
             raise errors.VerificationError("the gateway sent no signing certificate")
         certificate = load_certificate(pem, "the gateway's signing certificate")
@@ -448,7 +448,7 @@ def _check_receipt(
 ) -> exchange_pb2.Receipt:
     """The receipt, after its signature and every field it binds have been checked."""
     try:
-        statements.check_sealed(envelope, key, statements.RECEIPT)
+        envelopes.check_sealed(envelope, key, envelopes.RECEIPT)
     except signing.SignatureError:
         raise errors.VerificationError(
             "the receipt is not signed by the gateway's key, or its signature does not verify"

@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.audit import note, verify
+from gateway.audit import verify
 from gateway.audit.log import AuditLog
-from gateway.audit.record import Event
-from gateway.signing import SigningKey
 from gateway.storage import Database
+from govshare.signing import SigningKey
+from govshare.transparency import note
+from govshare.transparency.record import Event
 
 ORIGIN = "bench.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))

@@ -35,8 +35,8 @@ from bench.measure import (
     run_load,
     spread,
 )
-from gateway import signing, statements
 from gateway.v1 import catalog_pb2, exchange_pb2
+from govshare import envelopes, signing
 
 GiB = 1024 * MiB
 MB = 1_000_000
@@ -142,7 +142,7 @@ def access_request(client: AgencyClient,
     statement = client.access_request_statement(
         dataset, purpose="STATISTICS", purpose_text="Benchmark of the access request path",
         legal_basis="Statistics Law art. 7")
-    envelope = statements.seal(client.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(client.signing_key, envelopes.ACCESS_REQUEST, statement)
     return exchange_pb2.CreateAccessRequestRequest(parent=client.name, signed_statement=envelope)
 
 
@@ -280,7 +280,7 @@ class Bulk:
             sharing_type=catalog_pb2.SHARING_TYPE_UNCONDITIONAL,
             update_cycle=catalog_pb2.UPDATE_CYCLE_IRREGULAR,
             content_sha256=hasher.digest(), content_size=hasher.size, create_time=created)
-        return statements.seal(self.bench.owner.signing_key, statements.MANIFEST, manifest)
+        return envelopes.seal(self.bench.owner.signing_key, envelopes.MANIFEST, manifest)
 
     def publish_gateway(self) -> float:
         """Upload through the SDK (`upload`: the manifest is hashed and signed beforehand)."""

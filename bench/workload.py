@@ -25,11 +25,12 @@ from agencies import errors
 from agencies.client import AgencyClient
 from agencies.network import AgencySpec, NetworkLayout
 from gateway import config as config_module
-from gateway import statements
-from gateway.audit import note, record, verify
+from gateway.audit import verify
 from gateway.blobs import BlobStore
 from gateway.storage import audit as audit_sql
 from gateway.storage import catalog as catalog_sql
+from govshare import envelopes
+from govshare.transparency import note, record
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -114,7 +115,7 @@ class Worker:
         statement = self.client.access_request_statement(
             dataset, purpose="STATISTICS", purpose_text="load test",
             legal_basis="Statistics Law of the PRC, article 7")
-        envelope = statements.seal(self.client.signing_key, statements.ACCESS_REQUEST, statement)
+        envelope = envelopes.seal(self.client.signing_key, envelopes.ACCESS_REQUEST, statement)
         response = self._until_acknowledged(
             lambda: self.client.send_access_request(envelope), stop)
         if response is None:

@@ -40,9 +40,9 @@ from typing import BinaryIO
 
 from certs.files import fsync_folder, replace_file
 from certs.identity import ID_PATTERN
-from gateway import errors
-from gateway.signing import StreamHasher
-from gateway.spool import Spool, open_direct
+from govshare import errors
+from govshare.signing import StreamHasher
+from govshare.spool import Spool, open_direct
 
 _READ_SIZE = 1024 * 1024
 HASHED_KEPT = 4096

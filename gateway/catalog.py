@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from certs.identity import ID_PATTERN
-from gateway import columns, errors, paging, statements, times
+from gateway import paging, statements
 from gateway.audit.log import Tx
 from gateway.blobs import Upload
 from gateway.config import LimitsConfig
@@ -41,6 +41,7 @@ from gateway.storage import catalog as sql
 from gateway.storage import events as events_sql
 from gateway.text import check_reason, check_text
 from gateway.v1 import catalog_pb2, envelope_pb2
+from govshare import columns, envelopes, errors, times
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -305,7 +306,7 @@ def publish(
     """
     call.resources = _claimed_dataset(envelope)
     check_manifest_size(envelope, gateway.config.limits)
-    manifest = statements.open_signed(gateway, call.caller, envelope, statements.MANIFEST,
+    manifest = statements.open_signed(gateway, call.caller, envelope, envelopes.MANIFEST,
                                       "manifest")
     validate_manifest(
         manifest, publisher=call.caller.identity.id, limits=gateway.config.limits,
@@ -330,7 +331,7 @@ def _claimed_dataset(envelope: envelope_pb2.Envelope) -> list[str]:
     """The dataset an envelope's manifest names, read before its signature is checked: what a
     refused publish claimed to be about, for its refusal event ([] when the payload is no
     manifest or names no valid dataset)."""
-    claimed = statements.claimed(envelope, statements.MANIFEST)
+    claimed = envelopes.claimed(envelope, envelopes.MANIFEST)
     if claimed is None:
         return []
     try:
@@ -441,7 +442,7 @@ def _store_version(
             actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
         gateway.blobs.commit(call.caller.identity.id, upload)
         event = call.event(resources=(version, name),
-                           envelope_ids=(statements.envelope_id(envelope),))
+                           envelope_ids=(envelopes.envelope_id(envelope),))
         return (row, republished), [event]
 
     return change

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.audit import note
+from govshare.transparency import note
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -12,13 +12,14 @@ from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
 from certs.identity import ID_PATTERN, Identity, identity_from_certificate
-from gateway import errors, statements, times
+from gateway import statements
 from gateway.audit.log import Tx
 from gateway.readcache import ReadCache
 from gateway.rpc import Call
-from gateway.signing import VerifyKey
 from gateway.storage import directory as sql
 from gateway.text import check_reason
+from govshare import errors, times
+from govshare.signing import VerifyKey
 
 if TYPE_CHECKING:
     from gateway.server import Gateway

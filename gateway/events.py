@@ -16,10 +16,11 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from gateway import catalog, errors, times
+from gateway import catalog
 from gateway.rpc import Call
 from gateway.storage import events as sql
 from gateway.v1 import exchange_pb2
+from govshare import errors, times
 
 if TYPE_CHECKING:
     from gateway.server import Gateway

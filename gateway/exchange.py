@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import catalog, errors, policy, statements, times
+from gateway import catalog, policy, statements
 from gateway.audit.log import Tx
-from gateway.ids import new_id
 from gateway.rpc import ADMIN, Call
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
@@ -25,6 +24,8 @@ from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
 from gateway.text import check_reason, check_text
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+from govshare import envelopes, errors, times
+from govshare.ids import new_id
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -269,12 +270,12 @@ def create_request(
     """
     requester = require_parent(call, parent)
     # Named before the signature is checked, so a forged statement's refusal names its target.
-    claimed = statements.claimed(envelope, statements.ACCESS_REQUEST)
+    claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
     if claimed is not None:
         call.resources = [parent, claimed.dataset,
                           agency_name(owner_of(claimed.dataset)) if
                           DATASET_NAME.match(claimed.dataset) else ""]
-    statement = statements.open_signed(gateway, call.caller, envelope, statements.ACCESS_REQUEST,
+    statement = statements.open_signed(gateway, call.caller, envelope, envelopes.ACCESS_REQUEST,
                                        "signed_statement")
     check_requester(statement, requester)
     now = gateway.now()
@@ -288,7 +289,7 @@ def create_request(
             raise
         return retried
     envelope_bytes = envelope.SerializeToString()
-    digest = statements.envelope_id(envelope)
+    digest = envelopes.envelope_id(envelope)
     if validate_only:  # a real call finds a retry inside its change, off this hot path
         earlier = _earlier_request(gateway, requester, statement, now)
         if earlier is not None:
@@ -464,7 +465,7 @@ def _grant_row(
                                               terms["max_classification"]),
         max_sharing_type=catalog.enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
     )
-    envelope = statements.seal(gateway.signing_key, statements.GRANT, statement)
+    envelope = envelopes.seal(gateway.signing_key, envelopes.GRANT, statement)
     return {
         "name": name, "grantee": request["requester"], "owner": request["owner"],
         "dataset": request["dataset"], "access_request": request["name"],
@@ -472,7 +473,7 @@ def _grant_row(
         "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
         "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
         **terms,
-    }, statements.envelope_id(envelope)
+    }, envelopes.envelope_id(envelope)
 
 
 def _resources(name: str, row: dict[str, Any]) -> tuple[str, ...]:
@@ -497,14 +498,14 @@ def decide_request(
     """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
     request_name(name)
     try:
-        decision = statements.open_signed(gateway, call.caller, envelope, statements.DECISION,
+        decision = statements.open_signed(gateway, call.caller, envelope, envelopes.DECISION,
                                           "signed_decision")
         _check_decision(gateway, decision, name, approve)
     except errors.GatewayError:
         _name_parties(call, name, sql.get_access_request(gateway.db.reader(), name,
                                                          times.to_text(gateway.now())))
         raise
-    digest = statements.envelope_id(envelope)
+    digest = envelopes.envelope_id(envelope)
     owner = call.caller.identity.id
     action = "exchange.request.approve" if approve else "exchange.request.deny"
 

@@ -12,7 +12,7 @@ streamed by one call at a time. An owner does not fetch its own dataset (OWN_DAT
 no grant to deliver it under, and so no receipt to give.
 
 What is delivered is the publisher's signed content, whole, to a grant naming no fields; to a
-grant naming fields it is a projection (gateway.columns) of the granted fields, in schema
+grant naming fields it is a projection (govshare.columns) of the granted fields, in schema
 order, which the SDK verifies against the column digests the publisher signed. The
 gateway recomputes those digests from what it projects and refuses with DATA_LOSS, before the
 receipt, when they differ; a version without them is refused (GRANT_FIELDS_NARROWER). Nothing
@@ -27,7 +27,7 @@ A projection parses the whole content (CSV at tens of MB/s) and hashes what it d
 receipt binds it), one row in memory at a time; a resumed one is regenerated from the start.
 
 The gateway's CA-issued signing certificate travels in the stream's initial metadata
-(statements.GATEWAY_CERTIFICATE_KEY), so the SDK can check the receipt against the national CA.
+(envelopes.GATEWAY_CERTIFICATE_KEY), so the SDK can check the receipt against the national CA.
 """
 
 from __future__ import annotations
@@ -42,16 +42,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway import catalog, columns, errors, policy, spool, statements, times
-from gateway.audit import record
+from gateway import catalog, policy
 from gateway.audit.log import Tx
 from gateway.exchange import DATASET_NAME, agency_name
-from gateway.ids import new_id
 from gateway.rpc import Call
-from gateway.signing import StreamHasher
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+from govshare import columns, envelopes, errors, spool, times
+from govshare.ids import new_id
+from govshare.signing import StreamHasher
+from govshare.transparency import record
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -129,7 +130,7 @@ def serve(
             _start(gateway, call, plan)
             try:
                 call.context.send_initial_metadata(
-                    ((statements.GATEWAY_CERTIFICATE_KEY,
+                    ((envelopes.GATEWAY_CERTIFICATE_KEY,
                       gateway.signing_certificate_pem.encode()),))
                 yield _first_message(plan)
                 delivered = yield from _content(gateway, call, plan, blob, opened)
@@ -535,7 +536,7 @@ def _complete(gateway: Gateway, call: Call, plan: Plan,
     version = plan.version
 
     def change(tx: Tx) -> tuple[envelope_pb2.Envelope, list]:
-        receipt = statements.seal(gateway.signing_key, statements.RECEIPT, exchange_pb2.Receipt(
+        receipt = envelopes.seal(gateway.signing_key, envelopes.RECEIPT, exchange_pb2.Receipt(
             exchange=plan.name, requester=agency_name(plan.requester),
             owner=agency_name(plan.grant["owner"]), dataset_version=version["name"],
             content_sha256=bytes.fromhex(version["content_sha256"]),
@@ -550,7 +551,7 @@ def _complete(gateway: Gateway, call: Call, plan: Plan,
                 f"{plan.name} ended while it was streamed: resume it",
                 reason="EXCHANGE_NOT_STARTED", exchange=plan.name)
         event = call.event("exchange.fetch.complete", resources=plan.resources(),
-                           envelope_ids=(statements.envelope_id(receipt),),
+                           envelope_ids=(envelopes.envelope_id(receipt),),
                            reason=_delivering(plan))
         return receipt, [event]
 

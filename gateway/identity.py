@@ -29,7 +29,7 @@ from cryptography import x509
 
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
-from gateway import errors
+from govshare import errors
 
 log = logging.getLogger("govshare.identity")
 

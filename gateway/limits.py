@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gateway import errors
+from govshare import errors
 
 
 class Limiter:

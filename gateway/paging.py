@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from gateway import errors, signing
+from govshare import errors, signing
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

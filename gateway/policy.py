@@ -13,8 +13,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway import times
 from gateway.config import ExchangeConfig
+from govshare import times
 
 GRANT_NOW = "GRANT_NOW"
 WAIT_FOR_OWNER = "WAIT_FOR_OWNER"

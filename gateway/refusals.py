@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gateway.audit import record
+from govshare.transparency import record
 
 log = logging.getLogger(__name__)
 

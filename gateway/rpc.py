@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from gateway import errors, signing
-from gateway.audit import record
+from gateway import status
 from gateway.identity import Caller
+from govshare import errors, signing
+from govshare.transparency import record
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -244,8 +245,8 @@ class _Scope:
         else:
             _audit_refusal(self.gateway, self.action, self.call, self.request, exc,
                            at_door=not self.admitted)
-        self.finish(exc.code.name)
-        self.context.abort_with_status(errors.to_rpc_status(exc))
+        self.finish(exc.code)
+        self.context.abort_with_status(status.to_rpc_status(exc))
 
 
 def _identify(

@@ -25,8 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway import errors, fetch, times
-from gateway.audit import note
+from gateway import fetch
 from gateway.audit.log import AuditLog, Committed
 from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import DatasetCache
@@ -37,10 +36,12 @@ from gateway.limits import Limiter
 from gateway.paging import PageTokens
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
-from gateway.signing import SigningKey, VerifyKey
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
+from govshare import errors, times
+from govshare.signing import SigningKey, VerifyKey
+from govshare.transparency import note
 
 log = logging.getLogger("govshare.server")
 

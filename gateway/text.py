@@ -20,7 +20,7 @@ import re
 import unicodedata
 from typing import Any
 
-from gateway import errors
+from govshare import errors
 
 MAX_REASON = 500
 """Longest reason for a revocation, a withdrawal, a suspension, a reinstatement or a

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from gateway.signing import StreamHasher
 from gateway.v1 import catalog_pb2 as c
+from govshare.signing import StreamHasher
 
 CHUNK_CHARS = 256 * 1024
 """Characters of text gathered before a chunk is encoded and handed on."""

@@ -24,11 +24,12 @@ from agencies.network import NetworkLayout, lay_out
 from agencies.sim import behaviour, datasets
 from agencies.sim.roster import roster
 from gateway import config as config_module
-from gateway import statements
-from gateway.audit import note, verify
+from gateway.audit import verify
 from gateway.server import GatewayServer, create_server
 from gateway.v1 import catalog_pb2
 from gateway.v1 import exchange_pb2 as x
+from govshare import envelopes
+from govshare.transparency import note
 
 MiB = 1024 * 1024
 SERVER_NAME = "localhost"
@@ -273,13 +274,13 @@ class Scenario:
         spec = datasets.dataset(REGISTRATIONS)
         content = b"".join(spec.chunks(self.seed, 2))
         honest = self._manifest(spec, content, version=2)
-        sealed = statements.seal(forger.client.signing_key, statements.MANIFEST, honest)
+        sealed = envelopes.seal(forger.client.signing_key, envelopes.MANIFEST, honest)
         altered = catalog_pb2.Manifest()
         altered.CopyFrom(honest)
         altered.title = "深圳市商事主体登记信息 (altered after signing)"
         sealed.payload = altered.SerializeToString(deterministic=True)
-        borrowed = statements.seal(self.agency("gd-health").client.signing_key,
-                                   statements.MANIFEST, honest)
+        borrowed = envelopes.seal(self.agency("gd-health").client.signing_key,
+                                   envelopes.MANIFEST, honest)
         shown = []
         for what, envelope in (("altered after signing", sealed),
                                ("signed with gd-health's key", borrowed)):
@@ -401,7 +402,7 @@ class Scenario:
 
     def _manifest(self, spec: datasets.DatasetSpec, content: bytes,
                   version: int) -> catalog_pb2.Manifest:
-        from gateway.signing import sha256
+        from govshare.signing import sha256
 
         manifest = spec.manifest()
         manifest.version = version

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gateway.audit import merkle, note, record
 from gateway.storage import audit as sql
 from gateway.text import json_text
+from govshare.transparency import merkle, note, record
 
 T = TypeVar("T")
 

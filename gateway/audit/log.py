@@ -30,11 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import errors, times
-from gateway.audit import merkle, note, record
 from gateway.audit.saved import CheckpointFile
 from gateway.storage import Database, StorageError, transaction
 from gateway.storage import audit as sql
+from govshare import errors, times
+from govshare.transparency import merkle, note, record
 
 log = logging.getLogger(__name__)
 

@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.audit import merkle, note, record
 from gateway.audit.log import NEW_ORIGIN
 from gateway.audit.saved import is_checkpoint_file, slots
 from gateway.storage import Database
 from gateway.storage import audit as sql
+from govshare.transparency import merkle, note, record
 
 CHUNK_LEVEL = 14
 """Records are hashed in aligned chunks of 2**CHUNK_LEVEL leaves, bounding memory."""

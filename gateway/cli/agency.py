@@ -26,10 +26,10 @@ from rich.text import Text
 
 from agencies import errors
 from agencies.client import AgencyClient, BaseClient
-from gateway.columns import ColumnError
 from gateway.config import UNIX_SCHEMES
 from gateway.text import json_text, shown
 from gateway.v1 import directory_pb2
+from govshare.columns import ColumnError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2

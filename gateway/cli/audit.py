@@ -28,15 +28,16 @@ from rich.text import Text
 
 from agencies.catalog import agency_name
 from gateway import config as config_module
-from gateway import times
-from gateway.audit import export, merkle, note, record, verify
+from gateway.audit import export, verify
 from gateway.audit.log import origin_links
 from gateway.audit.saved import CheckpointFile
 from gateway.cli.agency import add_row, console, folding_table
 from gateway.services.audit import MAX_LEAF_INDEX
-from gateway.signing import SigningKey
 from gateway.storage import audit as sql
 from gateway.text import shown
+from govshare import times
+from govshare.signing import SigningKey
+from govshare.transparency import merkle, note, record
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

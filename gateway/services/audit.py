@@ -18,12 +18,13 @@ import re
 from typing import Any
 
 from certs.identity import URN_PREFIX
-from gateway import errors, paging, times
-from gateway.audit import merkle, note, record
+from gateway import paging
 from gateway.audit.log import NEW_ORIGIN
 from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.storage import audit as sql
 from gateway.v1 import audit_pb2, audit_pb2_grpc
+from govshare import errors, times
+from govshare.transparency import merkle, note, record
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 READERS = (AGENCY, AUDITOR)

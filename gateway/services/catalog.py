@@ -7,9 +7,10 @@ from typing import Any
 
 import grpc
 
-from gateway import catalog, errors, times
+from gateway import catalog
 from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.v1 import catalog_pb2, catalog_pb2_grpc, envelope_pb2
+from govshare import errors, times
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway import directory, paging, times
+from gateway import directory, paging
 from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.storage import directory as sql
 from gateway.v1 import directory_pb2, directory_pb2_grpc
+from govshare import times
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 

@@ -6,11 +6,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from gateway import events, exchange, fetch, paging, times
+from gateway import events, exchange, fetch, paging
 from gateway.catalog import enum_value, optional_enum
 from gateway.rpc import ADMIN, AGENCY, Call, rpc
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, exchange_pb2_grpc
+from govshare import times
 
 
 def request_proto(row: dict[str, Any], now: str) -> exchange_pb2.AccessRequest:

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.audit.merkle import Coord, stored_index
 from gateway.storage.database import first, rows
+from govshare.transparency.merkle import Coord, stored_index
 
 _MAX_PARAMS = 30_000
 """Bound parameters per statement (SQLite allows 32,766)."""

@@ -13,8 +13,8 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from gateway.audit import merkle
 from gateway.v1 import catalog_pb2, envelope_pb2
+from govshare.transparency import merkle
 
 MIGRATIONS = Migrations("govshare")
 

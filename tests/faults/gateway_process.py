@@ -176,8 +176,8 @@ def _upload(target: str, certs: str, dataset: str, size: str) -> None:
     from google.protobuf import timestamp_pb2
 
     from agencies.catalog import enum_value
-    from gateway import signing, statements
     from gateway.v1 import catalog_pb2
+    from govshare import envelopes, signing
 
     content_size = int(size)
     client = AgencyClient(target, certs, server_name="localhost")
@@ -191,7 +191,7 @@ def _upload(target: str, certs: str, dataset: str, size: str) -> None:
         update_cycle=enum_value(catalog_pb2.UpdateCycle, "IRREGULAR"),
         content_sha256=signing.sha256(bytes(content_size)), content_size=content_size,
         create_time=created)
-    envelope = statements.seal(client.signing_key, statements.MANIFEST, manifest)
+    envelope = envelopes.seal(client.signing_key, envelopes.MANIFEST, manifest)
 
     def chunks() -> Iterator[bytes]:
         yield bytes(64 * 1024)

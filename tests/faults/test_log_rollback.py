@@ -18,13 +18,13 @@ import sqlite_utils
 
 from agencies.client import AgencyClient
 from gateway import config as config_module
-from gateway.audit import note, record
 from gateway.audit.log import NEW_ORIGIN, AuditLog
 from gateway.audit.saved import CheckpointFile
 from gateway.server import create_server
-from gateway.signing import SigningKey
 from gateway.storage import Database
 from gateway.storage.schema import MIGRATIONS
+from govshare.signing import SigningKey
+from govshare.transparency import note, record
 from tests.conftest import start_network
 from tests.faults.test_start_checks import _edit, refusal, serve
 

@@ -13,8 +13,8 @@ import pytest
 from agencies.client import AgencyClient
 from agencies.errors import VerificationError
 from gateway import config as config_module
-from gateway.audit import record
 from gateway.server import create_server
+from govshare.transparency import record
 from tests.conftest import Network
 from tests.faults.test_log_rollback import NEW, Stopped, new_origin
 from tests.faults.test_start_checks import _edit

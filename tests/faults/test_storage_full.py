@@ -9,10 +9,10 @@ import pytest
 from agencies import errors
 from agencies.network import AgencySpec, add_agency
 from gateway import config as config_module
-from gateway.audit import merkle
 from gateway.server import create_server
 from gateway.storage import StorageError
 from gateway.storage import audit as audit_sql
+from govshare.transparency import merkle
 
 
 def _fill_disk(conn: sqlite3.Connection) -> int:

@@ -11,8 +11,8 @@ import pytest
 from agencies.client import AdminClient, AgencyClient
 from agencies.network import AgencySpec, NetworkLayout, lay_out
 from gateway import config as config_module
-from gateway.errors import error_info
 from gateway.server import GatewayServer, create_server
+from gateway.status import error_info
 from gateway.v1 import exchange_pb2
 
 SPECS = [AgencySpec(f"region-{n}", f"Region {n} Statistics Bureau", "440000") for n in range(3)]

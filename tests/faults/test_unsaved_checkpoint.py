@@ -14,9 +14,9 @@ import pytest
 
 from agencies import errors
 from agencies.network import AgencySpec, add_agency
-from gateway.audit import note
 from gateway.audit.saved import CheckpointFile
 from gateway.storage import audit as audit_sql
+from govshare.transparency import note
 
 
 def audit(network, *args: str) -> subprocess.CompletedProcess:

@@ -13,8 +13,8 @@ from google.protobuf import timestamp_pb2
 
 from agencies import errors
 from agencies.client import AgencyClient
-from gateway import errors as gateway_errors
 from gateway.v1 import catalog_pb2
+from govshare import errors as gateway_errors
 from tests.integration.exchange_support import wait_for
 
 CONTENT = b"region,beds\n440100,5321\n440300,4410\n" * 100

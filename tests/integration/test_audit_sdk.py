@@ -17,10 +17,10 @@ from agencies.client import AgencyClient
 from agencies.errors import PermissionDenied, VerificationError
 from agencies.exchange import FETCH_COMPLETE
 from gateway import config as config_module
-from gateway.audit import merkle, note
 from gateway.server import create_server
-from gateway.signing import SigningKey
 from gateway.v1 import audit_pb2, exchange_pb2
+from govshare.signing import SigningKey
+from govshare.transparency import merkle, note
 from tests.integration.exchange_support import ask, counts, last_leaf, publish
 
 

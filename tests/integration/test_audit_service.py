@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from agencies import errors
-from gateway import times
-from gateway.audit import merkle, note
 from gateway.v1 import audit_pb2
+from govshare import times
+from govshare.transparency import merkle, note
 
 GD = "urn:govshare:agency:gd-health"
 
@@ -25,7 +25,7 @@ def leaf_count(network) -> int:
 
 
 def last_event(network) -> dict:
-    from gateway.audit import record
+    from govshare.transparency import record
 
     row = network.gateway.db.reader().execute(
         "SELECT record FROM audit_leaves ORDER BY leaf_index DESC LIMIT 1"

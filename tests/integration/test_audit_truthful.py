@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agencies import errors
-from gateway import statements
 from gateway.cli import cli
-from gateway.signing import SigningKey
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+from govshare import envelopes
+from govshare.signing import SigningKey
 from tests.integration.exchange_support import ask, counts, publish
 from tests.integration.publish_support import CONTENT, chunked, manifest
 
@@ -79,14 +79,14 @@ def test_publishing_a_new_dataset_from_the_cli_logs_no_refusal(network: Any,
 
 def _altered_after_signing(network: Any) -> envelope_pb2.Envelope:
     client = network.agency("gd-health")
-    envelope = statements.seal(client.signing_key, statements.MANIFEST, manifest())
+    envelope = envelopes.seal(client.signing_key, envelopes.MANIFEST, manifest())
     envelope.payload = manifest(title="Altered after signing").SerializeToString()
     return envelope
 
 
 def _sealed(network: Any, statement: catalog_pb2.Manifest, signer: str = "gd-health",
             ) -> envelope_pb2.Envelope:
-    return statements.seal(network.agency(signer).signing_key, statements.MANIFEST, statement)
+    return envelopes.seal(network.agency(signer).signing_key, envelopes.MANIFEST, statement)
 
 
 def _stale() -> catalog_pb2.Manifest:
@@ -105,7 +105,7 @@ REFUSED_PUBLISHES = {
         "manifest is signed by agency sz-market, but the caller is"
         " urn:govshare:agency:gd-health: sign with your own signing key"),
     "unknown-key": (
-        lambda network: statements.seal(SigningKey.generate(), statements.MANIFEST, manifest()),
+        lambda network: envelopes.seal(SigningKey.generate(), envelopes.MANIFEST, manifest()),
         BEDS, grpc.StatusCode.PERMISSION_DENIED, "SIGNER_UNKNOWN",
         "manifest is signed by a key no registered agency holds"),
     "too-large": (
@@ -157,7 +157,7 @@ def test_forged_access_request_is_found_by_the_dataset_it_claims(network: Any) -
     statement = asker.access_request_statement(
         BEDS, purpose="STATISTICS", purpose_text="quarterly report",
         legal_basis="Statistics Law of the PRC, article 7")
-    envelope = statements.seal(asker.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(asker.signing_key, envelopes.ACCESS_REQUEST, statement)
     statement.purpose_text = "altered after signing"
     envelope.payload = statement.SerializeToString()
     with pytest.raises(errors.PermissionDenied) as refused:
@@ -198,8 +198,8 @@ def _owners_key_id(envelope: envelope_pb2.Envelope, network: Any) -> None:
 def _another_request(envelope: envelope_pb2.Envelope, network: Any) -> None:
     statement = exchange_pb2.DecisionStatement.FromString(envelope.payload)
     statement.access_request = OTHER_REQUEST
-    envelope.CopyFrom(statements.seal(network.agency("zj-stats").signing_key,
-                                      statements.DECISION, statement))
+    envelope.CopyFrom(envelopes.seal(network.agency("zj-stats").signing_key,
+                                      envelopes.DECISION, statement))
 
 
 FORGED_DECISIONS = {

@@ -10,13 +10,13 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from gateway import config as config_module
-from gateway.audit import merkle, note
 from gateway.audit.log import AuditLog
-from gateway.audit.record import Event
 from gateway.audit.saved import CheckpointFile
 from gateway.cli import cli
-from gateway.signing import SigningKey
 from gateway.storage import Database
+from govshare.signing import SigningKey
+from govshare.transparency import merkle, note
+from govshare.transparency.record import Event
 
 STRANGER = note.NoteSigner("other.example/audit", SigningKey.from_seed(bytes(32)))
 

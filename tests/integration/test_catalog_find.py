@@ -16,10 +16,10 @@ import sqlite_utils
 
 from agencies import errors
 from gateway import catalog as gateway_catalog
-from gateway import times
 from gateway.storage import Database
 from gateway.storage.schema import MIGRATIONS
 from gateway.v1 import catalog_pb2
+from govshare import times
 
 CONTENT = b"id,value\n1,2\n"
 BEDS = "agencies/gd-health/datasets/hospital-beds"

@@ -17,10 +17,11 @@ import pytest
 
 from agencies import errors
 from agencies.catalog import verify_signed_manifest
-from gateway import blobs, catalog, spool, statements
-from gateway import errors as gateway_errors
-from gateway.signing import SigningKey
+from gateway import blobs, catalog
 from gateway.v1 import catalog_pb2
+from govshare import envelopes, spool
+from govshare import errors as gateway_errors
+from govshare.signing import SigningKey
 from tests.conftest import start_network
 from tests.integration.publish_support import (
     CONTENT,
@@ -105,7 +106,7 @@ def test_publish_round_trip(network: Any, tmp_path: Path) -> None:
         "SELECT action, outcome, record FROM audit_leaves WHERE leaf_index = ?",
         (version.audit_leaf_index,)).fetchone()
     assert leaf[:2] == ("catalog.publish", "ALLOWED")
-    assert statements.envelope_id(version.signed_manifest) in leaf[2].decode()
+    assert envelopes.envelope_id(version.signed_manifest) in leaf[2].decode()
     event = network.gateway.db.reader().execute("SELECT type, resource FROM events").fetchall()
     assert event == [("DATASET_VERSION_PUBLISHED", version.name)]
 
@@ -148,7 +149,7 @@ def test_offline_verification_detects_a_changed_manifest(network: Any) -> None:
 
 def _upload(client: Any, statement: catalog_pb2.Manifest, chunks: list[bytes],
             key: SigningKey | None = None) -> errors.GovshareError:
-    envelope = statements.seal(key or client.signing_key, statements.MANIFEST, statement)
+    envelope = envelopes.seal(key or client.signing_key, envelopes.MANIFEST, statement)
     with pytest.raises(errors.GovshareError) as caught:
         client.upload(envelope, chunks, sum(map(len, chunks)))
     return caught.value
@@ -178,7 +179,7 @@ def test_manifest_signed_by_an_unknown_key_is_refused(network: Any) -> None:
 def test_tampered_manifest_is_refused(network: Any) -> None:
     client = network.agency("gd-health")
     before = Snapshot(network)
-    envelope = statements.seal(client.signing_key, statements.MANIFEST, manifest())
+    envelope = envelopes.seal(client.signing_key, envelopes.MANIFEST, manifest())
     envelope.payload = manifest(title="Tampered").SerializeToString()
     with pytest.raises(errors.PermissionDenied) as caught:
         client.upload(envelope, chunked(CONTENT), len(CONTENT))
@@ -244,7 +245,7 @@ def test_not_shared_without_legal_basis_is_refused(network: Any) -> None:
             grpc.StatusCode.INVALID_ARGUMENT, "LEGAL_BASIS_REQUIRED")
     before.assert_only_refusal("LEGAL_BASIS_REQUIRED")
     statement.legal_basis = "Personal Information Protection Law, art. 28"
-    envelope = statements.seal(client.signing_key, statements.MANIFEST, statement)
+    envelope = envelopes.seal(client.signing_key, envelopes.MANIFEST, statement)
     assert client.upload(envelope, chunked(CONTENT), len(CONTENT)).dataset_version.version == 1
 
 
@@ -291,7 +292,7 @@ def test_oversize_dataset_is_refused_before_its_bytes(tmp_path: Path) -> None:
                 yield chunk
 
         statement = manifest(content_size=offered)
-        envelope = statements.seal(client.signing_key, statements.MANIFEST, statement)
+        envelope = envelopes.seal(client.signing_key, envelopes.MANIFEST, statement)
         with pytest.raises(errors.GovshareError) as caught:
             client.upload(envelope, chunks(), offered)
         _expect(caught.value, grpc.StatusCode.RESOURCE_EXHAUSTED, "DATASET_TOO_LARGE")
@@ -309,7 +310,7 @@ def test_cancelled_upload_leaves_nothing(network: Any) -> None:
     before = Snapshot(network)
     half_sent = threading.Event()
     release = threading.Event()
-    envelope = statements.seal(client.signing_key, statements.MANIFEST, manifest())
+    envelope = envelopes.seal(client.signing_key, envelopes.MANIFEST, manifest())
 
     def requests() -> Iterator[catalog_pb2.PublishDatasetRequest]:
         yield catalog_pb2.PublishDatasetRequest(manifest=envelope)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from gateway.audit import merkle, note
 from gateway.cli import cli
 from gateway.cli.audit import audit
+from govshare.transparency import merkle, note
 
 
 def run(network, *args: str | Path) -> Result:

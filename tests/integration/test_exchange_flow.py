@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from agencies import errors
-from gateway import statements
-from gateway.signing import VerifyKey
 from gateway.v1 import exchange_pb2
+from govshare import envelopes
+from govshare.signing import VerifyKey
 from tests.integration.exchange_support import (
     ask,
     counts,
@@ -140,7 +140,7 @@ def test_retry_with_the_same_request_id_returns_the_same_request(network):
     dataset = publish(health, "hospital-beds")
     statement = market.access_request_statement(
         dataset, purpose="PUBLIC_SERVICE", purpose_text="licensing", legal_basis="law")
-    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
 
     first = market.send_access_request(envelope)
     before = counts(network)
@@ -173,7 +173,7 @@ def test_retry_returns_the_request_even_after_the_dataset_was_withdrawn(network)
     statement = market.access_request_statement(
         dataset, purpose="PUBLIC_SERVICE", purpose_text="opening hours for the citizen app",
         legal_basis="State Council order 716")
-    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
     first = market.send_access_request(envelope)
     health.withdraw(dataset, "replaced by clinic-hours-2")
     again = market.send_access_request(envelope)
@@ -211,7 +211,7 @@ def test_retry_after_the_skew_window_returns_the_same_request(clocked):
     dataset = publish(health, "hospital-beds")
     statement = market.access_request_statement(dataset, purpose="STATISTICS",
                                                 purpose_text="t", legal_basis="l")
-    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
     first = market.send_access_request(envelope)
     clock.offset = timedelta(minutes=6)
     before = counts(network)
@@ -243,7 +243,7 @@ def test_concurrent_identical_retries_make_one_request(network):
     dataset = publish(health, "clinic-visits", sharing_type="CONDITIONAL")
     statement = market.access_request_statement(dataset, purpose="STATISTICS", purpose_text="t",
                                                 legal_basis="l", request_id="race-1")
-    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
     names: list[str] = []
 
     def send() -> None:
@@ -320,7 +320,7 @@ def test_overdue_requests_still_wait_for_the_owner_so_a_new_one_is_refused(clock
     statement = market.access_request_statement(dataset, purpose="STATISTICS", purpose_text="t",
                                                 legal_basis="l")
     statement.create_time.FromDatetime(clock())
-    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
 
     with pytest.raises(errors.GovshareError) as caught:
         market.send_access_request(envelope)
@@ -348,7 +348,7 @@ def test_a_configured_holiday_week_extends_the_owner_deadline(tmp_path):
                                                     purpose_text="t", legal_basis="l")
         statement.create_time.FromDatetime(clock())
         market.send_access_request(
-            statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement))
+            envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement))
 
         [request] = health.access_requests("INCOMING")
         # Days 8, 9, 10 (the worked Saturday), 12 to 16, 19 and 20 after the eve: until the end
@@ -423,7 +423,7 @@ def test_an_overdue_request_withdrawn_no_longer_locks_the_requester_out(clocked)
                                                 legal_basis="l")
     statement.create_time.FromDatetime(clock())
     again = market.send_access_request(
-        statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement))
+        envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement))
     assert again.access_request.state == PENDING and not again.access_request.overdue
 
 

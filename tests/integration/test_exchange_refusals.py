@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from agencies import errors
-from gateway import statements
 from gateway.v1 import exchange_pb2
+from govshare import envelopes
 from tests.integration.exchange_support import (
     ask,
     assert_only_refusal,
@@ -85,7 +85,7 @@ def test_request_signed_by_another_agency(network, parties):
     dataset = publish(health, "hospital-beds")
     statement = market.access_request_statement(dataset, purpose="STATISTICS",
                                                 purpose_text="t", legal_basis="l")
-    forged = statements.seal(stats.signing_key, statements.ACCESS_REQUEST, statement)
+    forged = envelopes.seal(stats.signing_key, envelopes.ACCESS_REQUEST, statement)
     refused(network, lambda: market.send_access_request(forged),
             grpc.StatusCode.PERMISSION_DENIED, "SIGNER_NOT_CALLER", "exchange.request.create")
 
@@ -100,7 +100,7 @@ def test_create_time_outside_the_skew_window(network, parties, offset):
     moment = timestamp_pb2.Timestamp()
     moment.FromDatetime(statement.create_time.ToDatetime() + offset)
     statement.create_time.CopyFrom(moment)
-    envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+    envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
     error = refused(network, lambda: market.send_access_request(envelope),
                     grpc.StatusCode.INVALID_ARGUMENT, "CLOCK_SKEW", "exchange.request.create")
     assert "gateway_time" in error.metadata
@@ -280,19 +280,19 @@ def test_duration_with_mixed_signs(network, parties, decide):
     mixed = duration_pb2.Duration(seconds=86_400, nanos=-5)
     if decide:
         name = market.send_access_request(
-            statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+            envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
         ).access_request.name
         decision = exchange_pb2.DecisionStatement.FromString(
             health.decision(name, exchange_pb2.DECISION_OUTCOME_APPROVE).payload)
         decision.duration.CopyFrom(mixed)
         request = exchange_pb2.ApproveAccessRequestRequest(
-            name=name, signed_decision=statements.seal(health.signing_key, statements.DECISION,
+            name=name, signed_decision=envelopes.seal(health.signing_key, envelopes.DECISION,
                                                        decision))
         call, field = (lambda: health._call(health.exchange.ApproveAccessRequest, request),
                        "signed_decision.duration")
     else:
         statement.duration.CopyFrom(mixed)
-        envelope = statements.seal(market.signing_key, statements.ACCESS_REQUEST, statement)
+        envelope = envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST, statement)
         call, field = lambda: market.send_access_request(envelope), "signed_statement.duration"
     error = refused(network, call, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT",
                     "exchange.request.approve" if decide else "exchange.request.create")
@@ -330,11 +330,11 @@ def test_renewing_while_a_grant_is_active_is_asked_once(network, parties):
 def test_concurrent_new_requests_make_one_pending_request(network, parties):
     health, market, _ = parties
     dataset = publish(health, "visits", sharing_type="CONDITIONAL")
-    envelopes = [statements.seal(market.signing_key, statements.ACCESS_REQUEST,
-                                 market.access_request_statement(
-                                     dataset, purpose="STATISTICS", purpose_text="t",
-                                     legal_basis="l"))
-                 for _ in range(8)]
+    sealed = [envelopes.seal(market.signing_key, envelopes.ACCESS_REQUEST,
+                             market.access_request_statement(
+                                 dataset, purpose="STATISTICS", purpose_text="t",
+                                 legal_basis="l"))
+              for _ in range(8)]
     outcomes: list[str] = []
 
     def send(envelope) -> None:
@@ -343,7 +343,7 @@ def test_concurrent_new_requests_make_one_pending_request(network, parties):
         except errors.GovshareError as error:
             outcomes.append(error.reason)
 
-    threads = [threading.Thread(target=send, args=(envelope,)) for envelope in envelopes]
+    threads = [threading.Thread(target=send, args=(envelope,)) for envelope in sealed]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from agencies import errors
-from gateway import spool
 from gateway.v1 import exchange_pb2 as pb
+from govshare import spool
 from tests.integration.exchange_support import (
     ask,
     assert_only_refusal,

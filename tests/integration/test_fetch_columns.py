@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from agencies import errors
-from gateway import columns, statements
 from gateway.v1 import catalog_pb2
+from govshare import columns, envelopes
 from tests.integration.exchange_support import SCHEMA, ask, counts, publish
 from tests.integration.test_fetch import break_off, exchange_row, fetch_events
 
@@ -92,7 +92,7 @@ def publish_forged(client, dataset_id: str, content: bytes) -> str:
         update_cycle=catalog_pb2.UPDATE_CYCLE_IRREGULAR,
         content_sha256=hashlib.sha256(content).digest(), content_size=len(content),
         row_count=found.row_count, create_time=created)
-    client.upload(statements.seal(client.signing_key, statements.MANIFEST, manifest),
+    client.upload(envelopes.seal(client.signing_key, envelopes.MANIFEST, manifest),
                   [content], len(content))
     return client.dataset_name(dataset_id)
 

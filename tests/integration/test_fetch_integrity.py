@@ -14,8 +14,8 @@ import pytest
 
 from agencies import errors
 from agencies.catalog import verify_signed_manifest
-from gateway import signing, statements, times
 from gateway.v1 import catalog_pb2
+from govshare import envelopes, signing, times
 from tests.integration.exchange_support import ask, publish
 
 MiB = 1024 * 1024
@@ -153,8 +153,8 @@ def test_a_manifest_signed_by_the_gateway_is_not_an_agencys(network):
     certs = network.layout.certs("gateway")
     manifest = catalog_pb2.Manifest(dataset="agencies/gateway/datasets/forged", version=1,
                                     content_sha256=b"\0" * 32, content_size=1)
-    envelope = statements.seal(signing.SigningKey.load(certs / "signing.key"),
-                               statements.MANIFEST, manifest)
+    envelope = envelopes.seal(signing.SigningKey.load(certs / "signing.key"),
+                               envelopes.MANIFEST, manifest)
     with pytest.raises(errors.VerificationError) as refused:
         verify_signed_manifest(envelope, (certs / "signing.pem").read_bytes(),
                                (network.layout.certs("sz-market") / "ca.pem").read_bytes())

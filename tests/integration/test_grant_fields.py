@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from agencies import errors
-from gateway import statements
 from gateway.v1 import exchange_pb2
+from govshare import envelopes
 from tests.integration.exchange_support import ask, assert_only_refusal, counts, publish
 from tests.integration.publish_support import chunked, manifest
 
@@ -86,7 +86,7 @@ def test_a_grant_naming_every_schema_field_gets_no_undeclared_column_without_dig
     dataset = "agencies/gd-health/datasets/beds"
     content = b"region,beds,secret_id\n440100,5321,110101199001011234\n"
     undigested = manifest(dataset, content)  # its schema declares region and beds only
-    health.upload(statements.seal(health.signing_key, statements.MANIFEST, undigested),
+    health.upload(envelopes.seal(health.signing_key, envelopes.MANIFEST, undigested),
                   chunked(content), len(content))
     grant = ask(market, dataset, fields=["region", "beds"]).grant
     before = counts(network)

@@ -17,9 +17,9 @@ from click.testing import CliRunner, Result
 from agencies import errors
 from agencies.catalog import verify_signed_manifest
 from certs.ca import CertificateAuthority
-from gateway import columns, signing, statements
 from gateway.cli.agency import agency
 from gateway.v1 import catalog_pb2, exchange_pb2
+from govshare import columns, envelopes, signing
 from tests.integration.exchange_support import ask, assert_only_refusal, counts, publish
 from tests.integration.test_fetch import BIG, break_off
 
@@ -205,7 +205,7 @@ def sealed(certs: Path, signed_at: datetime) -> object:
     manifest = catalog_pb2.Manifest(dataset="agencies/gd-health/datasets/beds", version=1,
                                     title="Beds")
     manifest.create_time.FromDatetime(signed_at)
-    return statements.seal(signing.SigningKey.load(certs / "signing.key"), statements.MANIFEST,
+    return envelopes.seal(signing.SigningKey.load(certs / "signing.key"), envelopes.MANIFEST,
                            manifest)
 
 

@@ -11,7 +11,6 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from agencies.client import BaseClient
-from gateway import signing, statements, times
 from gateway.v1 import (
     audit_pb2_grpc,
     catalog_pb2,
@@ -21,6 +20,7 @@ from gateway.v1 import (
     exchange_pb2,
     exchange_pb2_grpc,
 )
+from govshare import envelopes, signing, times
 
 CONTENT = b"region,beds\n440000,1200\n"
 
@@ -59,7 +59,7 @@ def decision(name: str, outcome: int, reason: str = "",
 
 
 def sealed(key: signing.SigningKey, payload_type: str, statement: Any) -> envelope_pb2.Envelope:
-    return statements.seal(key, payload_type, statement)
+    return envelopes.seal(key, payload_type, statement)
 
 
 def flip_byte(data: bytes, index: int = -1) -> bytes:

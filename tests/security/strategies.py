@@ -29,9 +29,9 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from hypothesis import strategies as st
 
-from gateway import statements
-from gateway.signing import SigningKey
 from gateway.v1 import catalog_pb2
+from govshare import envelopes
+from govshare.signing import SigningKey
 
 Code = grpc.StatusCode
 FieldDescriptor = pb_descriptor.FieldDescriptor
@@ -186,14 +186,14 @@ class Strategies:
         if descriptor.full_name == "google.protobuf.Timestamp":
             return [st.integers(-900, 900).map(_timestamp_from_now)]
         if descriptor.full_name == "gateway.v1.Envelope":
-            return [self._sealed(payload_type) for payload_type in statements.PAYLOAD_TYPES]
+            return [self._sealed(payload_type) for payload_type in envelopes.PAYLOAD_TYPES]
         return []
 
     def _sealed(self, payload_type: str) -> st.SearchStrategy:
-        statement = statements.PAYLOAD_TYPES[payload_type].DESCRIPTOR
+        statement = envelopes.PAYLOAD_TYPES[payload_type].DESCRIPTOR
         return st.tuples(st.sampled_from(self.vocabulary.keys),
                          self.messages(statement, MAX_DEPTH - 1)).map(
-            lambda pair: statements.seal(pair[0], payload_type, pair[1]))
+            lambda pair: envelopes.seal(pair[0], payload_type, pair[1]))
 
     def _field(self, f: FieldDescriptor, depth: int) -> st.SearchStrategy:
         single = self._single(f, depth)
@@ -277,7 +277,7 @@ def _published(draw: st.DrawFn, dataset: str, key: SigningKey) -> list[Message]:
     if draw(st.booleans()):
         chunks = [sent[i:i + 1] for i in range(len(sent))] * draw(st.integers(1, 20))
     first = catalog_pb2.PublishDatasetRequest(
-        manifest=statements.seal(key, statements.MANIFEST, manifest))
+        manifest=envelopes.seal(key, envelopes.MANIFEST, manifest))
     return [first, *(catalog_pb2.PublishDatasetRequest(chunk=chunk) for chunk in chunks)]
 
 

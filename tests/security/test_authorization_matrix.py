@@ -20,9 +20,7 @@ import grpc
 from agencies.client import AdminClient, AgencyClient, BaseClient
 from agencies.network import AgencySpec, add_agency
 from certs.ca import CertificateAuthority
-from gateway import errors, statements
-from gateway.audit import record
-from gateway.signing import SigningKey
+from gateway import status
 from gateway.v1 import (
     audit_pb2,
     audit_pb2_grpc,
@@ -33,6 +31,9 @@ from gateway.v1 import (
     exchange_pb2,
     exchange_pb2_grpc,
 )
+from govshare import envelopes
+from govshare.signing import SigningKey
+from govshare.transparency import record
 from tests.integration.exchange_support import ask, publish
 from tests.security import security_support as support
 from tests.security.authorization import COLUMNS, TABLE, expected, render
@@ -206,7 +207,7 @@ def replace_signing_certificate(w: World, c: Caller) -> Call:
 
 def publish_dataset(w: World, c: Caller) -> Call:
     manifest = support.manifest(f"{w.owner.name}/datasets/new-{c.slug}")
-    envelope = support.sealed(_key(c, w.owner), statements.MANIFEST, manifest)
+    envelope = support.sealed(_key(c, w.owner), envelopes.MANIFEST, manifest)
     return lambda: c.catalog.PublishDataset(support.publish_stream(envelope), timeout=TIMEOUT)
 
 
@@ -236,7 +237,7 @@ def create_access_request(w: World, c: Caller) -> Call:
         w.conditional, purpose="STATISTICS", purpose_text="quarterly report",
         legal_basis="Statistics Law of the PRC, article 7")
     statement.requester = c.name or w.requester.name
-    envelope = support.sealed(_key(c, w.requester), statements.ACCESS_REQUEST, statement)
+    envelope = support.sealed(_key(c, w.requester), envelopes.ACCESS_REQUEST, statement)
     request = exchange_pb2.CreateAccessRequestRequest(parent=statement.requester,
                                                       signed_statement=envelope)
     return lambda: c.exchange.CreateAccessRequest(request, timeout=TIMEOUT)
@@ -256,7 +257,7 @@ def list_access_requests(w: World, c: Caller) -> Call:
 def _decision(w: World, c: Caller, outcome: int, reason: str = "") -> tuple[str, Any]:
     """A new pending request for the owner's dataset, and the caller's signed decision on it."""
     name = w.new_pending()
-    return name, support.sealed(_key(c, w.owner), statements.DECISION,
+    return name, support.sealed(_key(c, w.owner), envelopes.DECISION,
                                 support.decision(name, outcome, reason))
 
 
@@ -370,7 +371,7 @@ def _outcome(call: Call) -> tuple[str, str | None]:
     try:
         call()
     except grpc.RpcError as exc:
-        info = errors.error_info(exc)
+        info = status.error_info(exc)
         return exc.code().name, info.reason if info else None
     return "OK", None
 

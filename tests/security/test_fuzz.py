@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from agencies.client import BaseClient
 from agencies.network import AgencySpec
-from gateway import errors, statements
+from gateway import status
 from gateway.audit.verify import verify_log
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
+from govshare import envelopes, errors
 from tests.conftest import AGENCIES as SPECS
 from tests.conftest import Network, start_network
 from tests.integration.exchange_support import SCHEMA, ask, last_leaf, publish, wait_for
@@ -148,8 +149,8 @@ def _populate(network: Network, root: Path) -> dict[str, tuple]:
         "gateway.v1.Manifest": (manifest,),
         "gateway.v1.AccessRequestStatement": (statement,),
         "gateway.v1.CreateAccessRequestRequest": (exchange_pb2.CreateAccessRequestRequest(
-            parent=stats.name, validate_only=True, signed_statement=statements.seal(
-                stats.signing_key, statements.ACCESS_REQUEST, statement)),),
+            parent=stats.name, validate_only=True, signed_statement=envelopes.seal(
+                stats.signing_key, envelopes.ACCESS_REQUEST, statement)),),
         "gateway.v1.DecisionStatement": (exchange_pb2.DecisionStatement.FromString(
             health.decision(pending, exchange_pb2.DECISION_OUTCOME_APPROVE).payload),),
         "gateway.v1.FetchDatasetRequest": (exchange_pb2.FetchDatasetRequest(dataset=cases),),
@@ -170,7 +171,7 @@ def _names(network: Network) -> tuple[str, ...]:
         "agencies/ghost",
         *AGENCIES, "auditEvents/0", f"auditEvents/{size - 1}", f"auditEvents/{size + 10}",
         "0", "1", str(size), "440000", "440300", "330000", "health", "beds",
-        *statements.PAYLOAD_TYPES,
+        *envelopes.PAYLOAD_TYPES,
     )
 
 
@@ -279,7 +280,7 @@ def test_invalid_utf8_in_a_string_is_refused_and_audited(fuzz: Fuzz) -> None:
     error = rpc_error(lambda: get_agency(payload, timeout=UNARY_TIMEOUT))
 
     assert error.code() == Code.INVALID_ARGUMENT
-    assert errors.error_info(error).reason == "MALFORMED_REQUEST"
+    assert status.error_info(error).reason == "MALFORMED_REQUEST"
     leaf = last_leaf(fuzz.network)
     assert (leaf["actor"], leaf["action"], leaf["outcome"]) == \
         ("urn:govshare:agency:sz-market", "directory.get", "REFUSED")
@@ -291,8 +292,8 @@ def test_an_undecodable_message_in_a_publish_stream_is_refused(fuzz: Fuzz) -> No
     manifest.CopyFrom(fuzz.vocabulary.samples["gateway.v1.Manifest"][0])
     manifest.dataset = "agencies/gd-health/datasets/undecodable"
     manifest.create_time.GetCurrentTime()
-    first = catalog_pb2.PublishDatasetRequest(manifest=statements.seal(
-        fuzz.vocabulary.keys[AGENCIES.index("gd-health")], statements.MANIFEST, manifest))
+    first = catalog_pb2.PublishDatasetRequest(manifest=envelopes.seal(
+        fuzz.vocabulary.keys[AGENCIES.index("gd-health")], envelopes.MANIFEST, manifest))
     chunk = b"\x12\x05ab"  # a chunk of 5 bytes that holds 2
 
     code, details = fuzz.client_stream("gd-health", PUBLISH, [first.SerializeToString(), chunk])
@@ -310,7 +311,7 @@ def test_a_timestamp_out_of_range_is_invalid_argument_naming_the_field(fuzz: Fuz
     error = rpc_error(lambda: auditor.audit.ListAuditEvents(request, timeout=UNARY_TIMEOUT))
 
     assert error.code() == Code.INVALID_ARGUMENT
-    assert errors.error_info(error).metadata["field"] == "start_time"
+    assert status.error_info(error).metadata["field"] == "start_time"
 
 
 def test_a_duration_out_of_range_is_invalid_argument_naming_the_field(fuzz: Fuzz) -> None:
@@ -321,13 +322,13 @@ def test_a_duration_out_of_range_is_invalid_argument_naming_the_field(fuzz: Fuzz
     statement.duration.seconds = 2**63 - 1
     statement.create_time.GetCurrentTime()
     request = exchange_pb2.CreateAccessRequestRequest(
-        parent=stats.name, signed_statement=statements.seal(
-            stats.signing_key, statements.ACCESS_REQUEST, statement))
+        parent=stats.name, signed_statement=envelopes.seal(
+            stats.signing_key, envelopes.ACCESS_REQUEST, statement))
 
     error = rpc_error(lambda: stats.exchange.CreateAccessRequest(request, timeout=UNARY_TIMEOUT))
 
     assert error.code() == Code.INVALID_ARGUMENT
-    assert errors.error_info(error).metadata["field"] == "signed_statement.duration"
+    assert status.error_info(error).metadata["field"] == "signed_statement.duration"
 
 
 def test_an_error_quoting_a_huge_input_still_reaches_the_caller(fuzz: Fuzz) -> None:

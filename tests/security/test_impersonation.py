@@ -21,9 +21,9 @@ from cryptography import x509
 from agencies import errors
 from agencies.client import AgencyClient
 from certs.ca import CertificateAuthority
-from gateway import statements
-from gateway.signing import SigningKey
 from gateway.v1 import envelope_pb2, exchange_pb2
+from govshare import envelopes
+from govshare.signing import SigningKey
 from tests.integration.exchange_support import ask, assert_only_refusal, counts, publish
 from tests.security import security_support as support
 
@@ -47,7 +47,7 @@ class Statement:
 
 def manifest_statement(network: Any) -> Statement:
     health = network.agency("gd-health")
-    return Statement("catalog.publish", statements.MANIFEST,
+    return Statement("catalog.publish", envelopes.MANIFEST,
                      support.manifest(health.dataset_name("beds")), health,
                      lambda envelope: health.upload(envelope, [support.CONTENT],
                                                     len(support.CONTENT)))
@@ -59,7 +59,7 @@ def access_request_statement(network: Any) -> Statement:
     message = market.access_request_statement(
         beds, purpose="STATISTICS", purpose_text="market survey",
         legal_basis="Statistics Law of the PRC, article 7")
-    return Statement("exchange.request.create", statements.ACCESS_REQUEST, message, market,
+    return Statement("exchange.request.create", envelopes.ACCESS_REQUEST, message, market,
                      market.send_access_request)
 
 
@@ -67,7 +67,7 @@ def decision_statement(network: Any) -> Statement:
     health = network.agency("gd-health")
     beds = publish(health, "beds", sharing_type="CONDITIONAL")
     pending = ask(network.agency("sz-market"), beds).access_request.name
-    return Statement("exchange.request.approve", statements.DECISION,
+    return Statement("exchange.request.approve", envelopes.DECISION,
                      support.decision(pending, APPROVE), health,
                      lambda envelope: _approve(health, pending, envelope))
 
@@ -161,7 +161,7 @@ def test_dated_outside_the_clock_skew_window(network, make, direction):
 
 def test_manifest_for_another_agencys_dataset(network):
     market = network.agency("sz-market")
-    envelope = support.sealed(market.signing_key, statements.MANIFEST,
+    envelope = support.sealed(market.signing_key, envelopes.MANIFEST,
                               support.manifest("agencies/gd-health/datasets/beds"))
     refused(network, lambda: market.upload(envelope, [support.CONTENT], len(support.CONTENT)),
             DENIED, "NOT_PUBLISHER", "catalog.publish")
@@ -189,7 +189,7 @@ def test_decision_signed_by_a_non_owner(network, decider):
     beds = publish(network.agency("gd-health"), "beds", sharing_type="CONDITIONAL")
     pending = ask(network.agency("sz-market"), beds).access_request.name
     client = network.agency(decider)
-    envelope = support.sealed(client.signing_key, statements.DECISION,
+    envelope = support.sealed(client.signing_key, envelopes.DECISION,
                               support.decision(pending, APPROVE))
     refused(network, lambda: _approve(client, pending, envelope), DENIED, "NOT_OWNER",
             "exchange.request.approve")

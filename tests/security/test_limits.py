@@ -13,8 +13,9 @@ import pytest
 
 from agencies import errors as sdk_errors
 from agencies.client import AgencyClient
-from gateway import errors, statements
+from gateway import status
 from gateway.v1 import catalog_pb2, directory_pb2, exchange_pb2
+from govshare import envelopes
 from tests.integration.exchange_support import (
     ask,
     assert_only_refusal,
@@ -29,7 +30,7 @@ EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def reason_of(error: grpc.RpcError) -> str:
-    info = errors.error_info(error)
+    info = status.error_info(error)
     return info.reason if info else ""
 
 
@@ -46,7 +47,7 @@ def sealed_manifest(client: AgencyClient, dataset: str, content: bytes):
         update_cycle=catalog_pb2.UPDATE_CYCLE_IRREGULAR,
         content_sha256=hashlib.sha256(content).digest(), content_size=len(content))
     manifest.create_time.GetCurrentTime()
-    return statements.seal(client.signing_key, statements.MANIFEST, manifest)
+    return envelopes.seal(client.signing_key, envelopes.MANIFEST, manifest)
 
 
 # -- message size ---------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from agencies import errors
 from agencies.client import AgencyClient
 from agencies.network import lay_out
-from gateway import statements
 from gateway.v1 import envelope_pb2
+from govshare import envelopes
 from tests.conftest import AGENCIES
 from tests.integration.exchange_support import ask, publish
 from tests.security import security_support as support
@@ -143,9 +143,9 @@ def _refusals(network: Any, health: AgencyClient, market: AgencyClient,
               stranger: AgencyClient, tmp_path: Path) -> list[Exception]:
     """Refusals whose messages could be tempted to quote a signature or a key."""
     manifest = support.manifest(health.dataset_name("beds"), version=2)
-    envelope = support.sealed(health.signing_key, statements.MANIFEST, manifest)
+    envelope = support.sealed(health.signing_key, envelopes.MANIFEST, manifest)
     envelope.signatures[0].signature = support.flip_byte(envelope.signatures[0].signature)
-    stolen = support.sealed(market.signing_key, statements.MANIFEST,
+    stolen = support.sealed(market.signing_key, envelopes.MANIFEST,
                             support.manifest(market.dataset_name("stolen")))
     attempts = [
         lambda: health.upload(envelope, [support.CONTENT], len(support.CONTENT)),

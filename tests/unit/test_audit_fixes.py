@@ -10,12 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from gateway import config as config_module
-from gateway.audit import note, verify
+from gateway.audit import verify
 from gateway.audit.log import AuditLog, CheckpointKeyMismatch
-from gateway.audit.record import Event
 from gateway.cli import cli
-from gateway.signing import SigningKey
 from gateway.storage import Database
+from govshare.signing import SigningKey
+from govshare.transparency import note
+from govshare.transparency.record import Event
 
 ORIGIN = "test.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))

@@ -18,13 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit import note, record, verify
+from gateway.audit import verify
 from gateway.audit.log import INDEX_STEP, AuditLog, LogIntegrityError
-from gateway.audit.record import Event
 from gateway.audit.saved import CheckpointFile
-from gateway.signing import SigningKey
 from gateway.storage import Database
 from gateway.storage import audit as sql
+from govshare.signing import SigningKey
+from govshare.transparency import note, record
+from govshare.transparency.record import Event
 
 ORIGIN = "test.local/audit"
 SEED = bytes(range(32))
@@ -79,10 +80,10 @@ APPENDER = textwrap.dedent("""
     import sys
     from pathlib import Path
 
-    from gateway.audit import note
+    from govshare.transparency import note
     from gateway.audit.log import AuditLog
-    from gateway.audit.record import Event
-    from gateway.signing import SigningKey
+    from govshare.transparency.record import Event
+    from govshare.signing import SigningKey
     from gateway.storage import Database
 
     signer = note.NoteSigner(sys.argv[2], SigningKey.from_seed(bytes(range(32))))
@@ -139,7 +140,7 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
     with savepoints, so its writes vanish and the others' stay."""
     from threading import Barrier, Thread
 
-    from gateway import errors
+    from govshare import errors
 
     log = open_log(tmp_path / "audit.db")
     log.db.writer.execute("CREATE TABLE notes (body TEXT NOT NULL)")
@@ -194,7 +195,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
     from threading import Barrier, Thread
     from threading import Event as Event_
 
-    from gateway import errors
+    from govshare import errors
 
     log = open_log(tmp_path / "audit.db")
     inside, gate = Event_(), Barrier(2)

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.audit import merkle, note, verify
+from gateway.audit import verify
 from gateway.audit.log import AuditLog
-from gateway.audit.record import Event
-from gateway.signing import SigningKey
 from gateway.storage import Database
 from gateway.storage import audit as sql
+from govshare.signing import SigningKey
+from govshare.transparency import merkle, note
+from govshare.transparency.record import Event
 
 ORIGIN = "test.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))

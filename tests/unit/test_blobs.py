@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import blobs, errors, spool
+from gateway import blobs
 from gateway.blobs import BlobStore
+from govshare import errors, spool
 
 A, B, C = "gd-health", "zj-stats", "sz-market"
 

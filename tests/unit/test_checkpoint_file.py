@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit import note
 from gateway.audit.log import AuditLog, LogIntegrityError
-from gateway.audit.record import Event
 from gateway.audit.saved import SLOT, CheckpointFile
-from gateway.signing import SigningKey
 from gateway.storage import Database
+from govshare.signing import SigningKey
+from govshare.transparency import note
+from govshare.transparency.record import Event
 
 ORIGIN = "test.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))

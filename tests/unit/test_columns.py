@@ -1,4 +1,4 @@
-"""gateway.columns: the column digest definition, streaming, projections, malformed content; and
+"""govshare.columns: the column digest definition, streaming, projections, malformed content; and
 the SDK's check of a projection it received."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from agencies import errors
 from agencies.exchange import _check_columns
-from gateway import columns
 from gateway.v1 import catalog_pb2
+from govshare import columns
 
 CSV = catalog_pb2.MEDIA_TYPE_CSV
 JSONL = catalog_pb2.MEDIA_TYPE_JSON_LINES

@@ -9,11 +9,12 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from gateway import config as config_module
-from gateway import errors
+from gateway import status
 from gateway.cli import serve
 from gateway.limits import Limiter
 from gateway.paging import PageTokens, page_size
 from gateway.v1 import catalog_pb2
+from govshare import errors
 
 
 def test_config_round_trips_and_resolves_paths(tmp_path):
@@ -136,10 +137,10 @@ def test_stream_slots_are_capped_gateway_wide_and_released():
 
 def test_errors_map_to_status_with_error_info():
     error = errors.NotFound("agencies/x is not registered", reason="AGENCY_UNKNOWN", agency="x")
-    status = errors.to_rpc_status(error)
-    assert status.code == grpc.StatusCode.NOT_FOUND
-    assert status.details == "agencies/x is not registered"
-    proto = rpc_status.status_pb2.Status.FromString(status.trailing_metadata[0][1])
+    mapped = status.to_rpc_status(error)
+    assert mapped.code == grpc.StatusCode.NOT_FOUND
+    assert mapped.details == "agencies/x is not registered"
+    proto = rpc_status.status_pb2.Status.FromString(mapped.trailing_metadata[0][1])
     info = error_details_pb2.ErrorInfo()
     proto.details[0].Unpack(info)
     assert (info.reason, info.domain, dict(info.metadata)) == (

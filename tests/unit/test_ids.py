@@ -4,7 +4,7 @@ import os
 import time
 import uuid
 
-from gateway.ids import new_id
+from govshare.ids import new_id
 
 
 def test_ids_are_uuid7_hex() -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from google.protobuf import timestamp_pb2
 
-from gateway import catalog, errors, times
+from gateway import catalog
 from gateway.config import LimitsConfig
 from gateway.v1 import catalog_pb2
+from govshare import errors, times
 
 NOW = times.from_text(times.to_text(times.utcnow()))
 

@@ -1,4 +1,4 @@
-"""Merkle tree math in gateway.audit.merkle, against RFC 6962's recursive definitions."""
+"""Merkle tree math in govshare.transparency.merkle, against RFC 6962's recursive definitions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.audit.merkle import (
+from govshare.transparency.merkle import (
     EMPTY_ROOT,
     Coord,
     Frontier,

@@ -1,4 +1,4 @@
-"""C2SP signed notes and tlog checkpoints in gateway.audit.note."""
+"""C2SP signed notes and tlog checkpoints in govshare.transparency.note."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.audit.note import (
+from govshare.signing import SigningKey
+from govshare.transparency.note import (
     MAX_SIGNATURES,
     Checkpoint,
     NoteError,
@@ -19,7 +20,6 @@ from gateway.audit.note import (
     open_note,
     sign_note,
 )
-from gateway.signing import SigningKey
 
 TEXT = "govshare.example/audit\n42\n" + base64.b64encode(bytes(range(32))).decode() + "\n"
 EM_DASH = "\u2014"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.audit import record
 from gateway.refusals import MAX_SUMMARY_NAMES, RefusalBudget, summaries
+from govshare.transparency import record
 
 
 class Clock:

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from gateway.audit import merkle, note, verify
+from gateway.audit import verify
 from gateway.audit.log import AuditLog
-from gateway.audit.record import Event
-from gateway.signing import SigningKey
 from gateway.storage import Database, StorageError
 from gateway.storage import audit as sql
 from gateway.storage.schema import MIGRATIONS
+from govshare.signing import SigningKey
+from govshare.transparency import merkle, note
+from govshare.transparency.record import Event
 
 ORIGIN = "test.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))

@@ -14,8 +14,8 @@ from google.protobuf import timestamp_pb2
 
 from agencies import errors
 from agencies.catalog import signer_certificate
-from gateway import signing, statements
 from gateway.v1 import catalog_pb2, directory_pb2
+from govshare import envelopes, signing
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -41,7 +41,7 @@ def signed(key: Ed25519PrivateKey, when: datetime):
                                     create_time=created)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return statements.seal(signing.SigningKey.from_pem(pem), statements.MANIFEST, manifest)
+    return envelopes.seal(signing.SigningKey.from_pem(pem), envelopes.MANIFEST, manifest)
 
 
 def agency(current: str, *retired: tuple[str, datetime]) -> directory_pb2.Agency:

@@ -1,4 +1,4 @@
-"""Keys, DSSE envelopes and hashing in gateway.signing."""
+"""Keys, DSSE envelopes and hashing in govshare.signing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.signing import (
+from govshare.signing import (
     ED25519,
     VERIFIERS,
     SignatureError,

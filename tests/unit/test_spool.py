@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import spool as spool_module
-from gateway.signing import StreamHasher
-from gateway.spool import Spool
+from govshare import spool as spool_module
+from govshare.signing import StreamHasher
+from govshare.spool import Spool
 
 BOTH = pytest.mark.parametrize("expected", [None, 1], ids=["threads", "inline"])
 """Content of unknown or large size goes through the threads, small content inline."""

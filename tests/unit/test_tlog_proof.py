@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit import export, merkle, note
-from gateway.signing import SigningKey
+from gateway.audit import export
+from govshare.signing import SigningKey
+from govshare.transparency import merkle, note
 
 ORIGIN = "test.local/audit"
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.audit.merkle import (
+from govshare.transparency.merkle import (
     Coord,
     Frontier,
     ProofError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.audit.note import NoteError, NoteSigner, NoteVerifier, open_note, sign_note
+from govshare.transparency.note import NoteError, NoteSigner, NoteVerifier, open_note, sign_note
 
 
 def _note(vector: dict[str, str], name: str) -> bytes:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import errors
+from govshare import errors
 
 MAX_DURATION_SECONDS = 315_576_000_000
 """The protobuf Duration range: about 10,000 years either way."""

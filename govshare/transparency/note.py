@@ -2,7 +2,7 @@
 
 Our checkpoints use the same text and signature format as Go's sumdb and the transparency-dev
 tooling, so third-party witnesses and monitors can check our log without our code. Keys and
-signatures go through ``gateway.signing``; this module only formats and parses.
+signatures go through ``govshare.signing``; this module only formats and parses.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.signing import SignatureError, SigningKey, VerifyKey, sha256
+from govshare.signing import SignatureError, SigningKey, VerifyKey, sha256
 
 MAX_SIGNATURES = 100
 """Signature lines accepted in one note (the spec asks for at least 16), bounding the work."""

@@ -1,16 +1,11 @@
-"""The gateway's error hierarchy: each class carries its gRPC status code and ErrorInfo reason.
+"""The typed errors of govshare: each class names its gRPC status code (by name, so this
+module needs no gRPC) and its ErrorInfo reason.
 
-Services raise these; `to_rpc_status` is the only place that turns them into a gRPC status, with
-a `google.rpc.ErrorInfo` detail (reason, domain, metadata) that clients read with
-`grpc_status.rpc_status.from_call`.
+The domain raises these; `gateway.status` is the only place that turns them into a gRPC
+status, with a `google.rpc.ErrorInfo` detail (reason, domain, metadata).
 """
 
 from __future__ import annotations
-
-import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 DOMAIN = "govshare.gateway.v1"
 MAX_MESSAGE_BYTES = 1024
@@ -23,7 +18,7 @@ and a refusal's audit event stays small."""
 class GatewayError(Exception):
     """Base of every error the gateway reports to a caller."""
 
-    code = grpc.StatusCode.INTERNAL
+    code = "INTERNAL"
     reason = "INTERNAL"
     audited = False
     """True once the refusal this error causes has been written to the audit log."""
@@ -49,106 +44,82 @@ def clip(text: str, limit: int) -> str:
 class InvalidArgument(GatewayError):
     """The request is malformed: a field is missing, too long, or not in its pattern."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
     reason = "INVALID_ARGUMENT"
 
 
 class Unauthenticated(GatewayError):
     """The caller's certificate is not acceptable (revoked, or carries no govshare identity)."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
     reason = "CERTIFICATE_REJECTED"
 
 
 class PermissionDenied(GatewayError):
     """The caller is known but may not do this."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
     reason = "PERMISSION_DENIED"
 
 
 class NotFound(GatewayError):
     """The named resource does not exist."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
     reason = "NOT_FOUND"
 
 
 class AlreadyExists(GatewayError):
     """The resource to create exists already."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
     reason = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(GatewayError):
     """The resource is not in a state that allows this."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
     reason = "FAILED_PRECONDITION"
 
 
 class OutOfRange(GatewayError):
     """A position or size lies beyond what exists now (a leaf past the latest tree size)."""
 
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = "OUT_OF_RANGE"
     reason = "OUT_OF_RANGE"
 
 
 class ResourceExhausted(GatewayError):
     """A size, rate or concurrency limit was exceeded."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
     reason = "LIMIT_EXCEEDED"
 
 
 class DataLoss(GatewayError):
     """Bytes were lost or altered: streamed content or stored content does not match its hash."""
 
-    code = grpc.StatusCode.DATA_LOSS
+    code = "DATA_LOSS"
     reason = "CONTENT_MISMATCH"
 
 
 class Cancelled(GatewayError):
     """The caller cancelled the call before it ended; nothing was kept."""
 
-    code = grpc.StatusCode.CANCELLED
+    code = "CANCELLED"
     reason = "CANCELLED"
 
 
 class Unavailable(GatewayError):
     """The gateway cannot serve now (shutting down, storage unwritable); retry later."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
     reason = "UNAVAILABLE"
 
 
 class Unimplemented(GatewayError):
     """The RPC is part of the contract but not served by this gateway yet."""
 
-    code = grpc.StatusCode.UNIMPLEMENTED
+    code = "UNIMPLEMENTED"
     reason = "UNIMPLEMENTED"
-
-
-def to_rpc_status(error: GatewayError) -> grpc.Status:
-    """The gRPC status for `error`, carrying a google.rpc.ErrorInfo detail."""
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(
-        code=getattr(code_pb2, error.code.name), message=error.message, details=[detail]
-    )
-    return rpc_status.to_status(status)
-
-
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo detail of a failed call, if the gateway attached one."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _text
 from typing import Any
 
-from gateway import times
-from gateway.audit import merkle
+from govshare import times
+from govshare.transparency import merkle
 
 ALLOWED = "ALLOWED"
 REFUSED = "REFUSED"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from gateway.signing import sha256
+from govshare.signing import sha256
 
 Coord = tuple[int, int]
 """A perfect subtree as ``(level, index)``."""

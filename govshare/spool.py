@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, BinaryIO
 
-from gateway.signing import StreamHasher
+from govshare.signing import StreamHasher
 
 DEPTH = 2
 RECYCLE_EVERY = 8 * 1024 * 1024
