@@ -4,6 +4,7 @@ Each migration runs in a transaction with the record of it having been applied. 
 applied migration: add a new one.
 """
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,6 @@ from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
-
-from gateway.v1 import catalog_pb2, envelope_pb2
-from govshare.transparency import merkle
 
 MIGRATIONS = Migrations("govshare")
 
@@ -234,11 +232,18 @@ def _audit_subjects_inline(db: Database) -> None:
 def _tree_nodes_in_append_order(db: Database) -> None:
     # Keyed by (level, idx), a batch's new nodes touched one page (and its parents) per level:
     # half the pages a commit wrote. Keyed by their append order they land at the end.
-    db.register_function(merkle.stored_index, deterministic=True, name="stored_index")
+    db.register_function(_stored_index_0006, deterministic=True, name="stored_index")
     db.execute("CREATE TABLE tree_hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL)")
     db.execute("INSERT INTO tree_hashes SELECT stored_index(level, idx), hash FROM tree_nodes")
     db.execute("DROP TABLE tree_nodes")
     db.execute("ALTER TABLE tree_hashes RENAME TO tree_nodes")
+
+
+def _stored_index_0006(level: int, idx: int) -> int:
+    """Where the subtree (level, idx) goes in append order, as 0006 defined it (each leaf's
+    hash, then every subtree that leaf completes, lowest first)."""
+    n = ((idx + 1) << level) - 1
+    return 2 * n - n.bit_count() + level
 
 
 @MIGRATIONS(name="0007_audit_subject_index")
@@ -268,18 +273,21 @@ def _search_text_by_han_character(db: Database) -> None:
     # word inside a title was never found. The index now holds catalog.search_text of each
     # column (every Han character a word), written with the dataset row instead of by
     # triggers copying the raw columns.
-    # Imported here: gateway.storage.catalog imports the database module, which imports this.
-    from gateway.storage.catalog import SEARCHED, index_search_text
-
     for suffix in ("ai", "ad", "au"):
         db.execute(f"DROP TRIGGER datasets_{suffix}")
     db.execute("DROP TABLE datasets_fts")
-    db.execute(
-        "CREATE VIRTUAL TABLE datasets_fts USING fts5"
-        f" ({', '.join(SEARCHED)}, tokenize='unicode61')"
-    )
-    for seq, *texts in db.execute(f"SELECT seq, {', '.join(SEARCHED)} FROM datasets").fetchall():
-        index_search_text(db.conn, seq, texts)
+    columns = ", ".join(_SEARCHED_0008)
+    db.execute(f"CREATE VIRTUAL TABLE datasets_fts USING fts5 ({columns}, tokenize='unicode61')")
+    for seq, *texts in db.execute(f"SELECT seq, {columns} FROM datasets").fetchall():
+        db.execute(f"INSERT INTO datasets_fts (rowid, {columns}) VALUES (?, ?, ?, ?, ?)",
+                   [seq, *(_HAN_0008.sub(r" \1 ", text) for text in texts)])
+
+
+_SEARCHED_0008 = ("title", "abstract", "tags", "field_names")
+_HAN_0008 = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f])")
+"""The columns indexed and the Han characters spaced out as 0008 defined them; later
+tokenisers re-index through their own migrations, so a fresh database and an upgraded one get
+the same history."""
 
 
 @MIGRATIONS(name="0009_version_classification")
@@ -289,11 +297,17 @@ def _version_classification(db: Database) -> None:
     db.execute("ALTER TABLE dataset_versions ADD COLUMN classification TEXT NOT NULL"
                " DEFAULT 'CONFIDENTIAL'")
     for name, signed in db.execute("SELECT name, signed_manifest FROM dataset_versions").fetchall():
-        payload = envelope_pb2.Envelope.FromString(signed).payload
-        value = catalog_pb2.Manifest.FromString(payload).classification
-        classification = catalog_pb2.Classification.Name(value).removeprefix("CLASSIFICATION_")
         db.execute("UPDATE dataset_versions SET classification = ? WHERE name = ?",
-                   [classification, name])
+                   [_classification_0009(signed), name])
+
+
+def _classification_0009(signed_manifest: bytes) -> str:
+    """The classification of a stored signed manifest, read by field number as it was at 0009
+    (Envelope.payload = 2, Manifest.classification = 7, values 1 to 3); CONFIDENTIAL, the
+    column default, when it cannot be read."""
+    payloads = _wire_values(signed_manifest, 2)
+    values = _wire_values(payloads[-1], 7) if payloads else []
+    return {1: "PUBLIC", 2: "INTERNAL"}.get(values[-1] if values else 0, "CONFIDENTIAL")
 
 
 @MIGRATIONS(name="0010_pending_access_requests")
@@ -341,12 +355,12 @@ def _sharing_type_0012(signed_manifest: bytes) -> str:
     """The sharing type of a stored signed manifest, read by field number from the wire format
     as it was at 0012 (Envelope.payload = 2, Manifest.sharing_type = 8, values 1 to 3), not
     through the generated classes, which may change after this migration."""
-    payloads = _wire_values_0012(signed_manifest, 2)
-    values = _wire_values_0012(payloads[-1], 8) if payloads else []
+    payloads = _wire_values(signed_manifest, 2)
+    values = _wire_values(payloads[-1], 8) if payloads else []
     return {1: "UNCONDITIONAL", 2: "CONDITIONAL"}.get(values[-1] if values else 0, "NOT_SHARED")
 
 
-def _wire_values_0012(message: bytes, number: int) -> list[Any]:
+def _wire_values(message: bytes, number: int) -> list[Any]:
     """The values of top-level field `number` in protobuf `message`, in order (the last one
     counts, as protobuf reads a scalar); none when `message` does not parse."""
     try:
@@ -391,6 +405,6 @@ def _grants_wider_than_their_requests(db: Database) -> None:
 def _request_fields_0014(signed_statement: bytes) -> list[str]:
     """The fields a stored signed access request names, read by field number from the wire
     format as it was at 0014 (Envelope.payload = 2, AccessRequestStatement.fields = 7)."""
-    payloads = _wire_values_0012(signed_statement, 2)
-    values = _wire_values_0012(payloads[-1], 7) if payloads else []
+    payloads = _wire_values(signed_statement, 2)
+    values = _wire_values(payloads[-1], 7) if payloads else []
     return [value.decode("utf-8", "replace") for value in values if isinstance(value, bytes)]
