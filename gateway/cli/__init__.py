@@ -1,7 +1,9 @@
 """The `govshare` command line: a thin layer over the library.
 
-Errors become one-line messages and exit codes in `agency.handles_errors` (SDK errors and
-local mistakes) and here (Ctrl-C: exit 130, as shells report an interrupt).
+The one place that assembles the command groups: each command module defines its commands
+and imports only the shared options.py, output.py and exits.py, never another command module.
+Errors become one-line messages and exit codes in `exits.handles_errors` (SDK errors and local
+mistakes) and here (Ctrl-C: exit 130, as shells report an interrupt).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 import click
 
+from gateway.cli import agency_catalog, agency_exchange
 from gateway.cli.admin import admin
 from gateway.cli.agency import agency
 from gateway.cli.audit import audit
@@ -22,7 +25,7 @@ EXIT_INTERRUPTED = 130
 
 class _Interruptible(click.Group):
     """Ctrl-C exits 130 with a short message, not click's "Aborted!" and exit 1 (which
-    `govshare agency` documents as "refused by the gateway")."""
+    exits.py documents as "refused by the gateway")."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -37,6 +40,9 @@ class _Interruptible(click.Group):
 def cli() -> None:
     """govshare: signed, audited data sharing between government agencies over gRPC."""
 
+
+for command in (*agency_catalog.COMMANDS, *agency_exchange.COMMANDS):
+    agency.add_command(command)
 
 cli.add_command(certs_group)
 cli.add_command(gateway_group)

@@ -1,7 +1,8 @@
 """`govshare admin ...`: the directory as an administrator (a staff certificate with the
 `admin` role) manages it: register, suspend, reinstate, replace signing certificates.
 
-Connection options, output and exit codes as for `govshare agency` (see gateway/cli/agency.py).
+Connection options, output and exit codes as for `govshare agency` (options.py, output.py,
+exits.py).
 """
 
 from __future__ import annotations
@@ -12,15 +13,9 @@ from typing import Any
 import click
 
 from agencies.client import AdminClient
-from gateway.cli.agency import (
-    LocalMistake,
-    client_from,
-    connect,
-    connection_options,
-    enum_short,
-    handles_errors,
-    print_items,
-)
+from gateway.cli.exits import LocalMistake, handles_errors
+from gateway.cli.options import client_from, connect, connection_options
+from gateway.cli.output import enum_short, print_items
 from gateway.v1 import directory_pb2
 
 SIGNING_CERT = click.option(

@@ -1,6 +1,6 @@
 """`govshare agency publish|datasets|show|versions|withdraw`: the catalog from the terminal.
 
-Registered onto the `agency` group when gateway.cli.agency is imported.
+`COMMANDS` join the `agency` group in gateway/cli/__init__.py.
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ from pathlib import Path
 import click
 
 from agencies.catalog import enum_value
-from gateway.cli.agency import (
-    LocalMistake,
+from gateway.cli.exits import LocalMistake, handles_errors
+from gateway.cli.options import client_from, enum_choice
+from gateway.cli.output import (
     add_row,
-    agency,
-    client_from,
     console,
     emit_json,
-    enum_choice,
     enum_short,
     folding_grid,
     folding_table,
-    handles_errors,
     print_items,
     say,
     transfer_progress,
@@ -63,7 +60,7 @@ def infer_schema(path: Path) -> list[catalog_pb2.SchemaField]:
             for name in header]
 
 
-@agency.command("publish")
+@click.command("publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dataset", "-d", "dataset_id", required=True,
               help="Dataset id (e.g. hospital-beds) or full name.")
@@ -117,7 +114,7 @@ def publish(ctx: click.Context, file: Path, dataset_id: str, title: str, abstrac
                   f"audit leaf {version_row.audit_leaf_index}")
 
 
-@agency.command("datasets")
+@click.command("datasets")
 @click.option("--query", "-q", default="", help="Words to search for (all required).")
 @click.option("--publisher", default="-", help="Only this agency's datasets.")
 @click.option("--region", default="", help="Only publishers in this GB/T 2260 region code.")
@@ -146,7 +143,7 @@ def datasets(ctx: click.Context, query: str, publisher: str, region: str, tag: s
                     enum_short(catalog_pb2.DatasetState, item.state)))
 
 
-@agency.command("show")
+@click.command("show")
 @click.argument("name")
 @click.pass_context
 @handles_errors
@@ -184,7 +181,7 @@ def show(ctx: click.Context, name: str) -> None:
         console.print(fields)
 
 
-@agency.command("versions")
+@click.command("versions")
 @click.argument("name")
 @click.option("--verify", is_flag=True,
               help="Re-verify each signed manifest against the publisher's certificate.")
@@ -203,7 +200,7 @@ def versions(ctx: click.Context, name: str, verify: bool) -> None:
         *(("verified",) if verify else ())))
 
 
-@agency.command("withdraw")
+@click.command("withdraw")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @click.pass_context
@@ -216,3 +213,6 @@ def withdraw(ctx: click.Context, name: str, reason: str) -> None:
         emit_json(dataset)
         return
     say(f"withdrew {dataset.name}")
+
+
+COMMANDS = (publish, datasets, show, versions, withdraw)

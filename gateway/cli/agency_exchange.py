@@ -1,7 +1,7 @@
 """`govshare agency request|requests|withdraw-request|approve|deny|grants|revoke|fetch|fetches|
 watch`: the exchange.
 
-Registered onto the `agency` group when gateway.cli.agency is imported.
+`COMMANDS` join the `agency` group in gateway/cli/__init__.py.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ from typing import Any
 
 import click
 
-from gateway.cli.agency import (
-    LocalMistake,
+from gateway.cli.exits import LocalMistake, handles_errors
+from gateway.cli.options import client_from, enum_choice
+from gateway.cli.output import (
     add_row,
-    agency,
-    client_from,
     console,
     emit_json,
-    enum_choice,
     enum_short,
     folding_table,
-    handles_errors,
     print_items,
     say,
     transfer_progress,
@@ -76,7 +73,7 @@ def _terms(grant: exchange_pb2.Grant) -> str:
             f" {enum_short(catalog_pb2.SharingType, grant.max_sharing_type)}")
 
 
-@agency.command("request")
+@click.command("request")
 @click.argument("dataset")
 @click.option("--purpose", type=enum_choice(exchange_pb2.Purpose), required=True,
               help="Why the data is needed.")
@@ -109,7 +106,7 @@ def request(ctx: click.Context, dataset: str, purpose: str, purpose_text: str,
         show_grants(ctx, [created.grant])
 
 
-@agency.command("requests")
+@click.command("requests")
 @click.option("--incoming", is_flag=True, help="Requests for your datasets (default: yours).")
 @click.option("--state", type=enum_choice(exchange_pb2.AccessRequestState), default=None,
               help="Only requests in this state.")
@@ -127,7 +124,7 @@ def requests(ctx: click.Context, incoming: bool, state: str | None, overdue: boo
     show_requests(ctx, found)
 
 
-@agency.command("withdraw-request")
+@click.command("withdraw-request")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why the request is withdrawn (the owner sees it).")
 @click.pass_context
@@ -138,7 +135,7 @@ def withdraw_request(ctx: click.Context, name: str, reason: str) -> None:
         show_requests(ctx, [client.withdraw_request(name, reason)])
 
 
-@agency.command("approve")
+@click.command("approve")
 @click.argument("name")
 @click.option("--days", type=click.IntRange(min=1), default=None,
               help="Grant fewer days than asked.")
@@ -157,7 +154,7 @@ def approve(ctx: click.Context, name: str, days: int | None, fields: tuple[str, 
     show_grants(ctx, [approved.grant])
 
 
-@agency.command("deny")
+@click.command("deny")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why access is refused.")
 @click.pass_context
@@ -168,7 +165,7 @@ def deny(ctx: click.Context, name: str, reason: str) -> None:
         show_requests(ctx, [client.deny(name, reason)])
 
 
-@agency.command("grants")
+@click.command("grants")
 @click.option("--incoming", is_flag=True, help="Grants on your datasets (default: held).")
 @click.option("--state", type=enum_choice(exchange_pb2.GrantState), default=None,
               help="Only grants in this state.")
@@ -183,7 +180,7 @@ def grants(ctx: click.Context, incoming: bool, state: str | None, dataset: str) 
                                             dataset=dataset)))
 
 
-@agency.command("revoke")
+@click.command("revoke")
 @click.argument("grant")
 @click.option("--reason", required=True, help="Why the grant is revoked.")
 @click.pass_context
@@ -194,7 +191,7 @@ def revoke(ctx: click.Context, grant: str, reason: str) -> None:
         show_grants(ctx, [client.revoke(grant, reason)])
 
 
-@agency.command("fetch")
+@click.command("fetch")
 @click.argument("dataset")
 @click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="File to write; a broken fetch to it resumes.")
@@ -227,7 +224,7 @@ def fetch(ctx: click.Context, dataset: str, target: Path) -> None:
     say(f"receipt: {receipt.exchange}, audit leaf {receipt.audit_leaf_index}")
 
 
-@agency.command("fetches")
+@click.command("fetches")
 @click.option("--dataset", default="", help="Only fetches of this dataset.")
 @click.pass_context
 @handles_errors
@@ -259,7 +256,7 @@ def _receipt_dict(receipt: exchange_pb2.Receipt) -> dict[str, Any]:
             "grant": receipt.grant, "audit_leaf_index": receipt.audit_leaf_index}
 
 
-@agency.command("watch")
+@click.command("watch")
 @click.option("--cursor", default="", help="Resume after this event cursor.")
 @click.option("--follow", multiple=True, help="Also follow this dataset (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
@@ -280,3 +277,7 @@ def watch(ctx: click.Context, cursor: str, follow: tuple[str, ...], limit: int |
             if limit is not None and count >= limit:
                 stream.close()
                 return
+
+
+COMMANDS = (request, requests, withdraw_request, approve, deny, grants, revoke,
+            fetch, fetches, watch)

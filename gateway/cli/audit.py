@@ -31,7 +31,7 @@ from gateway import config as config_module
 from gateway.audit import export, verify
 from gateway.audit.log import origin_links
 from gateway.audit.saved import CheckpointFile
-from gateway.cli.agency import add_row, console, folding_table
+from gateway.cli.output import add_row, console, folding_table
 from gateway.services.audit import MAX_LEAF_INDEX
 from gateway.storage import audit as sql
 from gateway.text import shown

@@ -16,7 +16,6 @@ from certs import (
     CRL_DAYS,
     CRL_FILE,
     DEFAULT_CA_NAME,
-    ID_PATTERN,
     LEAF_DAYS,
     REVOCATION_REASONS,
     ROOT_DAYS,
@@ -29,7 +28,9 @@ from certs import (
     crl_number,
     valid_until,
 )
-from gateway.cli.agency import LocalMistake, folding_table
+from gateway.cli.exits import LocalMistake
+from gateway.cli.output import folding_table
+from govshare.names import ID_PATTERN
 
 _COMMON_NAME_MAX = 64
 """ub-common-name in RFC 5280."""

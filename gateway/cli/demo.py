@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agencies import errors
-from gateway.cli.agency import add_row, console, folding_table, say
+from gateway.cli.output import add_row, console, folding_table, say
 from gateway.text import shown
 
 

@@ -9,7 +9,8 @@ import socket
 from click.testing import CliRunner
 
 from certs.ca import CertificateAuthority
-from gateway.cli.agency import EXIT_UNREACHABLE, agency
+from gateway.cli.agency import agency
+from gateway.cli.exits import EXIT_UNREACHABLE
 
 
 def _options(network, agency_id: str = "gd-health") -> list[str]:
