@@ -39,6 +39,8 @@ from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes, times
 from govshare.transparency import merkle, note, record
 
+__all__ = ["STATE_FILE", "AuditMixin"]
+
 STATE_FILE = "audit-state.json"
 
 

@@ -37,6 +37,9 @@ from certs.identity import ID_PATTERN, identity_from_certificate
 from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2
 from govshare import columns, envelopes, signing
 
+__all__ = ["CatalogMixin", "Content", "Progress", "load_certificate", "signer_certificate",
+           "verify_signed_manifest"]
+
 DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 
 CHUNK_SIZE = 1024 * 1024

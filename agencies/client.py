@@ -1,6 +1,7 @@
-"""The SDK an agency system (or an administrator's tool) uses to talk to a govshare gateway.
+"""The SDK an agency system (or an administrator's or auditor's tool) uses to talk to a govshare
+gateway.
 
-    from agencies.client import AgencyClient
+    from agencies import AgencyClient
 
     with AgencyClient("127.0.0.1:8443", "certs/gd-health") as client:
         for agency in client.agencies():
@@ -34,6 +35,8 @@ from gateway.v1 import (
     exchange_pb2_grpc,
 )
 from govshare.signing import SigningKey
+
+__all__ = ["AdminClient", "AgencyClient", "AuditorClient", "BaseClient"]
 
 T = TypeVar("T")
 
@@ -165,6 +168,10 @@ class AdminClient(AuditMixin, BaseClient):
             name=agency_name(name), signing_certificate_pem=signing_certificate_pem,
             reason=reason)
         return self._call(self.directory.ReplaceSigningCertificate, request).agency
+
+
+class AuditorClient(AuditMixin, BaseClient):
+    """A staff client with the `auditor` role: reads and verifies the audit log."""
 
 
 class AgencyClient(CatalogMixin, ExchangeMixin, AuditMixin, BaseClient):

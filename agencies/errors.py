@@ -10,6 +10,11 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+__all__ = ["AlreadyExists", "Cancelled", "DataLoss", "DeadlineExceeded", "FailedPrecondition",
+           "GovshareError", "InvalidArgument", "NotFound", "PermissionDenied",
+           "ResourceExhausted", "Unauthenticated", "Unavailable", "VerificationError",
+           "from_rpc_error"]
+
 
 class GovshareError(Exception):
     """A call to the gateway failed, or a response failed end-to-end verification."""

@@ -60,6 +60,9 @@ from govshare import columns, envelopes, signing, times
 from govshare.ids import new_id
 from govshare.spool import Spool, open_direct
 
+__all__ = ["DEFAULT_DURATION", "FETCH_COMPLETE", "ExchangeMixin", "FetchRecord", "Fetched",
+           "Progress"]
+
 Progress = Callable[[int, int], None]
 """Called after each chunk with (bytes written, total bytes); for a projection the total is the
 size of the content it is projected from (its own is known only at its end)."""

@@ -21,7 +21,8 @@ from typing import Any
 import grpc
 
 from agencies.client import AdminClient, AgencyClient
-from agencies.network import AgencySpec, NetworkLayout, lay_out
+from agencies.sim.roster import AgencySpec
+from gateway.network import NetworkLayout, lay_out
 
 BENCH_LIMITS = {
     "requests_per_second": 1_000_000.0,

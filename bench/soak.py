@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from agencies.client import AgencyClient
-from agencies.network import NetworkLayout
 from agencies.sim import behaviour, datasets
 from agencies.sim.roster import roster
 from bench.gateway_proc import gateway_command, lay_out_network, register, run_server
 from bench.workload import Workload, agency_specs, inspect_storage
+from gateway.network import NetworkLayout
 from gateway.v1 import catalog_pb2
 
 MiB = 1024 * 1024

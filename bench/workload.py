@@ -23,10 +23,11 @@ import grpc
 
 from agencies import errors
 from agencies.client import AgencyClient
-from agencies.network import AgencySpec, NetworkLayout
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
 from gateway.audit import verify
 from gateway.blobs import BlobStore
+from gateway.network import NetworkLayout
 from gateway.storage import audit as audit_sql
 from gateway.storage import catalog as catalog_sql
 from govshare import envelopes

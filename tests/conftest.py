@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from agencies.client import AdminClient, AgencyClient, BaseClient
-from agencies.network import AgencySpec, NetworkLayout, lay_out
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
+from gateway.network import NetworkLayout, lay_out
 from gateway.server import GatewayServer, create_server
 
 AGENCIES = [

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from agencies.network import AgencySpec
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AgencySpec:
+    """An agency to create: id, display name and GB/T 2260 region code."""
+
+    id: str
+    display_name: str
+    region_code: str
+
 
 ROSTER: tuple[AgencySpec, ...] = (
     AgencySpec("gd-health", "广东省卫生健康委员会 (Guangdong Provincial Health Commission)",

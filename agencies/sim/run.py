@@ -1,11 +1,11 @@
 """Run one simulated agency as its own process against a running gateway:
 
-    python -m agencies.sim.run --config DIR/gateway.toml --agency gd-health
+    python -m agencies.sim.run --gateway 127.0.0.1:8443 --certs DIR/certs/gd-health
 
-It talks to the gateway only through the SDK over mutual TLS with the agency's certificates
-from DIR/certs/<agency>, exactly as an outside system would: it decides incoming requests by
-its policy, follows the datasets it needs (fetching new versions it may read) and publishes a
-new version of its first dataset on a schedule, until Ctrl-C.
+It talks to the gateway only through the SDK over mutual TLS with the agency's certificates,
+exactly as an outside system would: it decides incoming requests by its policy, follows the
+datasets it needs (fetching new versions it may read into its inbox) and publishes a new
+version of its first dataset on a schedule, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,26 +17,28 @@ from pathlib import Path
 
 from agencies.client import AgencyClient
 from agencies.sim import behaviour, datasets
-from gateway import config as config_module
 from gateway.v1 import catalog_pb2
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, required=True, help="The network's gateway.toml.")
-    parser.add_argument("--agency", required=True, help="The agency id, e.g. gd-health.")
+    parser.add_argument("--gateway", required=True, help="The gateway's HOST:PORT.")
+    parser.add_argument("--certs", type=Path, required=True,
+                        help="The agency's certificate folder, e.g. DIR/certs/gd-health.")
+    parser.add_argument("--inbox", type=Path,
+                        help="Where fetched content goes; default: DIR/inbox/<agency> for"
+                        " --certs DIR/certs/<agency>.")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--publish-every", type=float, default=30.0,
                         help="Seconds between new versions.")
     args = parser.parse_args(argv)
-    config = config_module.load(args.config)
-    root = args.config.resolve().parent
-    client = AgencyClient(config.server.listen, root / "certs" / args.agency,
-                          server_name="localhost")
-    follow = tuple(name for name in behaviour.follows_of(args.agency)
+    client = AgencyClient(args.gateway, args.certs, server_name="localhost")
+    agency_id = client.identity.id
+    inbox = args.inbox or args.certs.resolve().parent.parent / "inbox" / agency_id
+    follow = tuple(name for name in behaviour.follows_of(agency_id)
                    if datasets.dataset(name).sharing_type != catalog_pb2.SHARING_TYPE_NOT_SHARED)
-    agency = behaviour.Agency(client, args.seed, root / "inbox" / args.agency,
-                              policy=behaviour.policy_of(args.agency), follow=follow)
+    agency = behaviour.Agency(client, args.seed, inbox,
+                              policy=behaviour.policy_of(agency_id), follow=follow)
     agency.inbox.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     stop.wait()
     client.close()
     if agency.failure is not None:
-        raise SystemExit(f"{args.agency} failed: {agency.failure}")
+        raise SystemExit(f"{agency_id} failed: {agency.failure}")
 
 
 if __name__ == "__main__":

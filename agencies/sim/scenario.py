@@ -1,15 +1,16 @@
-"""The demo scenario: a whole network brought up in one folder and every capability shown.
+"""The demo scenario: the simulated agencies on a running gateway, every capability shown.
 
-`Scenario.steps()` returns named steps; each runs against the gateway through the SDK only
-(mutual TLS, signed statements, verified fetches) and returns one line saying what it showed.
-A step that does not see what it should raises `StepFailed`. `summary()` reads the figures back
-from the gateway: directory, catalog, grants, the audit log and its verified checkpoint.
+Whoever starts the gateway hands the scenario its address and the folder of certificate folders
+(`gateway.demo` composes the demo this way). `Scenario.steps()` returns named steps; each runs
+against the gateway through the SDK only (mutual TLS, signed statements, verified fetches) and
+returns one line saying what it showed. A step that does not see what it should raises
+`StepFailed`. `summary()` reads the figures back from the gateway: directory, catalog, grants,
+the audit log and its verified checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,19 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from agencies import errors
-from agencies.audit import AuditMixin
-from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.client import AdminClient, AgencyClient, AuditorClient, BaseClient
 from agencies.exchange import FETCH_COMPLETE
-from agencies.network import NetworkLayout, lay_out
 from agencies.sim import behaviour, datasets
 from agencies.sim.roster import roster
-from gateway import config as config_module
-from gateway.audit import verify
-from gateway.server import GatewayServer, create_server
 from gateway.v1 import catalog_pb2
 from gateway.v1 import exchange_pb2 as x
 from govshare import envelopes
-from govshare.transparency import note
 
 MiB = 1024 * 1024
 SERVER_NAME = "localhost"
@@ -50,10 +45,6 @@ REGISTRATIONS = "agencies/sz-market/datasets/enterprise-registrations"
 
 class StepFailed(Exception):
     """A step did not see what it should have."""
-
-
-class AuditorClient(AuditMixin, BaseClient):
-    """A staff client with the `auditor` role: reads and verifies the audit log."""
 
 
 @dataclass(frozen=True)
@@ -82,32 +73,23 @@ class Summary:
 
 @dataclass
 class Scenario:
-    """A demo network under `root`: its gateway, its agencies and the steps that exercise them."""
+    """The simulated agencies on the gateway at `target` and the steps that exercise them; their
+    inboxes and the summary go under `root`."""
 
     root: Path
+    target: str
+    certs: Path
+    """The folder holding a certificate folder per agency and for "admin" and "auditor"."""
     agency_count: int = 7
     large_bytes: int = 64 * MiB
     seed: int = 2025
-    layout: NetworkLayout | None = None
-    server: GatewayServer | None = None
     agencies: dict[str, behaviour.Agency] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     clients: list[BaseClient] = field(default_factory=list)
 
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return self.server.port
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def steps(self) -> list[Step]:
         return [
-            Step("Create the CA, every certificate and gateway.toml", self.lay_out),
-            Step("Start the gateway (mutual TLS)", self.start_gateway),
             Step("Register the agencies", self.register),
             Step("Publish signed datasets", self.publish),
             Step("Agencies follow their events", self.start_agencies),
@@ -119,27 +101,15 @@ class Scenario:
             Step("Large dataset fetched and verified end to end", self.large_fetch),
             Step("Revocation stops a running fetch", self.revocation),
             Step("Forged manifests refused", self.forged_manifest),
-            Step("Audit log verified", self.verify_audit),
         ]
 
-    # -- the network -------------------------------------------------------------------------
-
-    def lay_out(self) -> str:
-        self.layout = lay_out(self.root, roster(self.agency_count),
-                              listen=f"127.0.0.1:{_free_port()}")
-        return (f"{self.agency_count} agencies, admin and auditor certificates in "
-                f"{self.layout.root / 'certs'}; config {self.layout.config_path}")
-
-    def start_gateway(self) -> str:
-        self.server = create_server(config_module.load(self._layout.config_path))
-        self.server.start()
-        return f"listening on {self.target}; database and blobs in {self.root}"
+    # -- the agencies ------------------------------------------------------------------------
 
     def register(self) -> str:
-        admin = self._track(AdminClient(self.target, self._layout.certs("admin"),
+        admin = self._track(AdminClient(self.target, self.certs / "admin",
                                         server_name=SERVER_NAME))
         for spec in roster(self.agency_count):
-            pem = (self._layout.certs(spec.id) / "signing.pem").read_text()
+            pem = (self.certs / spec.id / "signing.pem").read_text()
             admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
         listed = list(admin.agencies())
         provinces = {agency.region_code[:2] for agency in listed}
@@ -149,7 +119,7 @@ class Scenario:
     def publish(self) -> str:
         inbox = self.root / "inbox"
         for spec in roster(self.agency_count):
-            client = self._track(AgencyClient(self.target, self._layout.certs(spec.id),
+            client = self._track(AgencyClient(self.target, self.certs / spec.id,
                                               server_name=SERVER_NAME))
             self.agencies[spec.id] = behaviour.Agency(
                 client, self.seed, inbox / spec.id, self.large_bytes,
@@ -239,7 +209,7 @@ class Scenario:
         """zj-stats reads slowly, on a channel without BDP window growth so the gateway cannot
         run ahead of it by more than a message; sc-traffic revokes after the first chunk."""
         request = self._decided("zj-stats", TRAFFIC, x.ACCESS_REQUEST_STATE_APPROVED)
-        slow = self._track(AgencyClient(self.target, self._layout.certs("zj-stats"),
+        slow = self._track(AgencyClient(self.target, self.certs / "zj-stats",
                                         server_name=SERVER_NAME,
                                         channel_options=[("grpc.http2.bdp_probe", 0)]))
         first_chunk, revoked = threading.Event(), threading.Event()
@@ -292,21 +262,6 @@ class Scenario:
             raise StepFailed(f"the gateway accepted a manifest {what}")
         return "; ".join(shown)
 
-    def verify_audit(self) -> str:
-        """The auditor's verified checkpoint, then the whole log rebuilt from the database."""
-        checkpoint = self.auditor().checkpoint()
-        config = config_module.load(self._layout.config_path)
-        key = config.path(config.audit.verifier_key_file).read_text().strip()
-        report = verify.verify_log(config.path(config.storage.database),
-                                   note.NoteVerifier.from_verifier_key(key))
-        if not report.ok:
-            raise StepFailed(f"the audit log does not verify: {report.first}")
-        if (report.tree_size, report.root_hash) != (checkpoint.size, checkpoint.root_hash):
-            raise StepFailed("the rebuilt log differs from the checkpoint the auditor verified")
-        return (f"{report.tree_size} entries rebuilt from their records, {report.checkpoints} "
-                f"signed checkpoints checked; root {report.root_hash.hex()[:16]}… equals the "
-                "auditor's verified checkpoint")
-
     # -- figures -----------------------------------------------------------------------------
 
     def summary(self) -> Summary:
@@ -343,15 +298,12 @@ class Scenario:
             self.threads.append(thread)
 
     def close(self) -> None:
-        """Stop the agencies, close every channel, stop the gateway."""
+        """Stop the agencies and close every channel."""
         self.stop.set()
         for client in self.clients:
             client.close()
         for thread in self.threads:
             thread.join(5)
-        if self.server is not None:
-            self.server.stop(grace=1)
-            self.server = None
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -359,13 +311,8 @@ class Scenario:
         return self.agencies[agency_id]
 
     def auditor(self) -> AuditorClient:
-        return self._track(AuditorClient(self.target, self._layout.certs("auditor"),
+        return self._track(AuditorClient(self.target, self.certs / "auditor",
                                          server_name=SERVER_NAME))
-
-    @property
-    def _layout(self) -> NetworkLayout:
-        assert self.layout is not None, "lay_out() first"
-        return self.layout
 
     def _track(self, client: BaseClient) -> BaseClient:
         self.clients.append(client)
@@ -410,13 +357,6 @@ class Scenario:
         manifest.content_size = len(content)
         manifest.create_time.GetCurrentTime()
         return manifest
-
-
-def _free_port() -> int:
-    """A port free on loopback now, written into gateway.toml so a restart finds it again."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _count(items: Iterable[object]) -> int:

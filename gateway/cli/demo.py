@@ -46,25 +46,26 @@ from gateway.text import shown
 def demo(root: Path | None, agency_count: int, large_mib: float, seed: int,
          keep_running: bool, publish_every: float) -> None:
     """Run the demo network: publish, grant, approve, deny, refuse, revoke, verify."""
-    from agencies.sim.scenario import MiB, Scenario, StepFailed
+    from agencies.sim.scenario import MiB, StepFailed
+    from gateway.demo import DemoNetwork
 
     root = (root or Path(f"govshare-demo-{datetime.now():%Y%m%d-%H%M%S}")).absolute()
     if root.exists() and any(root.iterdir()):
         raise click.UsageError(f"{root} is not empty: choose a new --dir, or restart the"
                                f" network in it with: govshare gateway serve --config"
                                f" {root / 'gateway.toml'}")
-    scenario = Scenario(root, agency_count, int(large_mib * MiB), seed)
+    network = DemoNetwork.create(root, agency_count, int(large_mib * MiB), seed)
     started = time.monotonic()
     try:
-        if not all(_run(step, StepFailed) for step in scenario.steps()):
+        if not all(_run(step, StepFailed) for step in network.steps()):
             sys.exit(1)
-        summary = scenario.summary()
+        summary = network.scenario.summary()
         console.print(_summary_table(summary, time.monotonic() - started))
-        _explore(scenario)
+        _explore(network)
         if keep_running:
-            _keep_running(scenario, publish_every)
+            _keep_running(network, publish_every)
     finally:
-        scenario.close()
+        network.close()
 
 
 def _run(step: Any, failed: type[Exception]) -> bool:
@@ -101,8 +102,8 @@ def _summary_table(summary: Any, seconds: float) -> Table:
     return table
 
 
-def _explore(scenario: Any) -> None:
-    root, port = scenario.root, scenario.port
+def _explore(network: Any) -> None:
+    root, port = network.root, network.port
     config = root / "gateway.toml"
     certs = root / "certs"
     console.print("\nExplore further:", style="bold")
@@ -121,11 +122,11 @@ def _explore(scenario: Any) -> None:
         say(f"  {line}")
 
 
-def _keep_running(scenario: Any, publish_every: float) -> None:
+def _keep_running(network: Any, publish_every: float) -> None:
     """Leave the network up, agencies publishing on a schedule, until SIGINT or SIGTERM."""
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    scenario.keep_publishing(publish_every)
-    console.print(f"\nThe network is up on 127.0.0.1:{scenario.port}; Ctrl-C stops it.")
+    network.scenario.keep_publishing(publish_every)
+    console.print(f"\nThe network is up on 127.0.0.1:{network.port}; Ctrl-C stops it.")
     stopping.wait()

@@ -26,8 +26,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agencies import errors
 from agencies.client import AdminClient, AgencyClient, BaseClient
-from agencies.network import AgencySpec, NetworkLayout, lay_out
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
+from gateway.network import NetworkLayout, lay_out
 
 START_TIMEOUT = 60.0
 MIDWAY = "MIDWAY"

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agencies import errors
-from agencies.network import lay_out
 from certs.ca import CertificateAuthority
 from gateway import config as config_module
+from gateway.network import lay_out
 from gateway.server import StartError, create_server
 from tests.conftest import AGENCIES, Network, start_network
 from tests.integration.exchange_support import MovableClock, last_leaf

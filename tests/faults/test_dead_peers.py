@@ -18,7 +18,7 @@ from gateway_process import GatewayProcess, client_process, running_gateway
 
 from agencies import errors
 from agencies.client import KEEPALIVE_OPTIONS
-from agencies.network import AgencySpec
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
 from gateway.storage import audit as audit_sql
 from tests.integration.exchange_support import wait_for

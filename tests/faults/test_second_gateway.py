@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway_process import client_process, running_gateway
 
-from agencies.network import AgencySpec
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
 from gateway.storage.audit import connect_readonly
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from agencies.network import lay_out
 from gateway import config as config_module
+from gateway.network import lay_out
 from gateway.server import StartError, create_server
 from gateway.storage import Database
 from tests.conftest import AGENCIES, start_network

@@ -7,8 +7,9 @@ import sqlite3
 import pytest
 
 from agencies import errors
-from agencies.network import AgencySpec, add_agency
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
+from gateway.network import add_agency
 from gateway.server import create_server
 from gateway.storage import StorageError
 from gateway.storage import audit as audit_sql

@@ -9,8 +9,9 @@ import grpc
 import pytest
 
 from agencies.client import AdminClient, AgencyClient
-from agencies.network import AgencySpec, NetworkLayout, lay_out
+from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
+from gateway.network import NetworkLayout, lay_out
 from gateway.server import GatewayServer, create_server
 from gateway.status import error_info
 from gateway.v1 import exchange_pb2

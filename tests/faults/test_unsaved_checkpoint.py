@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from agencies import errors
-from agencies.network import AgencySpec, add_agency
+from agencies.sim.roster import AgencySpec
 from gateway.audit.saved import CheckpointFile
+from gateway.network import add_agency
 from gateway.storage import audit as audit_sql
 from govshare.transparency import note
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from agencies.client import AgencyClient
-from agencies.network import lay_out
 from certs.ca import CertificateAuthority
 from gateway import config as config_module
+from gateway.network import lay_out
 from gateway.server import create_server
 from gateway.v1 import catalog_pb2
 from tests.conftest import AGENCIES, Network

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agencies import errors
-from agencies.network import AgencySpec
+from agencies.sim.roster import AgencySpec
 from agencies.sim.scenario import Step
 from gateway.cli import cli
 from gateway.cli.demo import _run

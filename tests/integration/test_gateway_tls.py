@@ -15,8 +15,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from agencies import errors
 from agencies.client import AgencyClient, BaseClient
-from agencies.network import AgencySpec, add_agency
+from agencies.sim.roster import AgencySpec
 from certs.ca import CertificateAuthority
+from gateway.network import add_agency
 from gateway.server import SERVICE_NAMES
 from gateway.storage import audit as audit_sql
 from gateway.v1 import directory_pb2, directory_pb2_grpc

@@ -13,9 +13,10 @@ import grpc
 import pytest
 
 from agencies import errors
-from agencies.network import AgencySpec, add_agency, lay_out
+from agencies.sim.roster import AgencySpec
 from certs.ca import CertificateAuthority
 from gateway import config as config_module
+from gateway.network import add_agency, lay_out
 from gateway.server import StartError, create_server
 from tests.conftest import AGENCIES
 from tests.integration.exchange_support import (

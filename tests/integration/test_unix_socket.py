@@ -5,9 +5,9 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from agencies.client import AdminClient, AgencyClient
-from agencies.network import lay_out
 from gateway import config as config_module
 from gateway.cli.agency import agency
+from gateway.network import lay_out
 from gateway.server import create_server
 from tests.conftest import AGENCIES
 

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from agencies import errors
-from agencies.network import AgencySpec
+from agencies.sim.roster import AgencySpec
 from gateway.cli.agency import agency
 from gateway.v1 import catalog_pb2, exchange_pb2
 from tests.conftest import start_network

@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 
 from agencies.client import AdminClient, AgencyClient, BaseClient
-from agencies.network import AgencySpec, add_agency
+from agencies.sim.roster import AgencySpec
 from certs.ca import CertificateAuthority
 from gateway import status
+from gateway.network import add_agency
 from gateway.v1 import (
     audit_pb2,
     audit_pb2_grpc,

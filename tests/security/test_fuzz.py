@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agencies.client import BaseClient
-from agencies.network import AgencySpec
+from agencies.sim.roster import AgencySpec
 from gateway import status
 from gateway.audit.verify import verify_log
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agencies import errors
 from agencies.client import AgencyClient
-from agencies.network import lay_out
+from gateway.network import lay_out
 from gateway.v1 import envelope_pb2
 from govshare import envelopes
 from tests.conftest import AGENCIES

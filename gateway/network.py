@@ -14,20 +14,20 @@ operator would deploy:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from certs.ca import CertificateAuthority
 from gateway import config as config_module
 
 
-@dataclass(frozen=True)
-class AgencySpec:
-    """An agency to create: id, display name and GB/T 2260 region code."""
+class Agency(Protocol):
+    """What laying out needs of an agency (the simulator's `AgencySpec` is one): its id."""
 
-    id: str
-    display_name: str
-    region_code: str
+    @property
+    def id(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class NetworkLayout:
 
 def lay_out(
     root: Path,
-    agencies: list[AgencySpec],
+    agencies: Iterable[Agency],
     *,
     listen: str = "127.0.0.1:0",
     **sections: dict,
@@ -81,7 +81,7 @@ def lay_out(
     return layout
 
 
-def add_agency(layout: NetworkLayout, spec: AgencySpec) -> Path:
+def add_agency(layout: NetworkLayout, spec: Agency) -> Path:
     """Issue certificates for one more agency; returns its folder."""
     CertificateAuthority.open(layout.ca_folder).issue_agency(spec.id, layout.certs(spec.id))
     return layout.certs(spec.id)
