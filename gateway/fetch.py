@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
@@ -44,21 +43,18 @@ from typing import IO, TYPE_CHECKING, Any
 
 from gateway import catalog, policy
 from gateway.audit.log import Tx
-from gateway.exchange import DATASET_NAME, agency_name
 from gateway.rpc import Call
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import columns, envelopes, errors, spool, times
 from govshare.ids import new_id
+from govshare.names import AgencyName, DatasetName, ExchangeName, VersionName
 from govshare.signing import StreamHasher
 from govshare.transparency import record
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
-
-VERSION_NAME = re.compile(r"^(agencies/[^/]+/datasets/[^/]+)/versions/([1-9][0-9]*)$")
-EXCHANGE_NAME = re.compile(r"^agencies/([^/]+)/exchanges/([0-9a-f]{32})$")
 
 GRANT_CHECK_SECONDS = 0.1
 """How often a running fetch re-reads its grant, its requester's directory state and the CRL: a
@@ -84,7 +80,7 @@ class Plan:
     resumed: bool
 
     def resources(self) -> tuple[str, ...]:
-        return (self.name, agency_name(self.requester), agency_name(self.grant["owner"]),
+        return (self.name, str(AgencyName(self.requester)), str(AgencyName(self.grant["owner"])),
                 self.version["dataset"], self.version["name"], self.grant["name"])
 
 
@@ -148,13 +144,13 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
     reader = gateway.db.reader()
     now = times.to_text(gateway.now())
     resumed = _resumable(reader, requester, exchange) if exchange else None
-    dataset_name, version_name = _parse(resumed["dataset_version"] if resumed else dataset)
+    parsed, version_name = _parse(resumed["dataset_version"] if resumed else dataset)
+    dataset_name = str(parsed)
     if resumed and dataset not in (dataset_name, version_name):
         raise errors.InvalidArgument(f"exchange {exchange} delivers {version_name}, not {dataset}",
                                      field="dataset")
-    owner = dataset_name.split("/")[1]
-    call.resources = [dataset_name, agency_name(owner), exchange]
-    if owner == requester:
+    call.resources = [dataset_name, str(parsed.owner), exchange]
+    if parsed.agency == requester:
         raise errors.FailedPrecondition(
             f"{dataset_name} is your own dataset: owners read their own datasets with GetDataset"
             " and ListDatasetVersions (show, versions); its content stays with the publisher,"
@@ -168,7 +164,9 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
         )
     version = (catalog_sql.get_version(reader, version_name) if version_name
                else catalog_sql.latest_version(reader, dataset_name))
-    if version is None:
+    if version is None or (version_name and not catalog.visible_under(grants, version)):
+        # A version the requester may not see answers as one never published: ListDatasetVersions
+        # leaves it out, and numbers tried in turn must not list it.
         raise errors.NotFound(f"{version_name or dataset_name} has no such version",
                               reason="VERSION_NOT_FOUND", dataset=dataset)
     manifest = _manifest(version["signed_manifest"])
@@ -181,7 +179,7 @@ def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str
                                      field="exchange")
     if offset and resumed:
         _check_same_fields(reader, resumed, fields, version["name"], manifest, now)
-    name = exchange or f"agencies/{requester}/exchanges/{new_id()}"
+    name = exchange or str(AgencyName(requester).exchange(new_id()))
     return Plan(name, requester, version, manifest, grant, fields, offset, resumed is not None)
 
 
@@ -201,24 +199,21 @@ def _check_same_fields(reader: Any, exchange: dict[str, Any], fields: list[str],
             " fetch", reason="EXCHANGE_FIELDS_CHANGED", exchange=exchange["name"])
 
 
-def _parse(dataset: str) -> tuple[str, str]:
+def _parse(dataset: str) -> tuple[DatasetName, str]:
     """(dataset name, version name or "") of a dataset or version resource name."""
-    match = VERSION_NAME.match(dataset)
-    if match:
-        return match.group(1), dataset
-    if DATASET_NAME.match(dataset):
-        return dataset, ""
+    version = VersionName.match(dataset)
+    if version is not None:
+        return version.dataset, dataset
+    name = DatasetName.match(dataset)
+    if name is not None:
+        return name, ""
     raise errors.InvalidArgument(
         "dataset must be agencies/{agency}/datasets/{dataset}[/versions/{version}]",
         field="dataset")
 
 
 def _resumable(reader: Any, requester: str, name: str) -> dict[str, Any]:
-    match = EXCHANGE_NAME.match(name)
-    if not match:
-        raise errors.InvalidArgument("exchange must be agencies/{agency}/exchanges/{exchange}",
-                                     field="exchange")
-    if match.group(1) != requester:
+    if ExchangeName.parse(name, "exchange").agency != requester:
         raise errors.PermissionDenied(f"{name} is not one of your exchanges",
                                       reason="NOT_A_PARTY", exchange=name)
     row = sql.get_exchange(reader, name)
@@ -263,20 +258,25 @@ def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
     are named only to a caller that may see them. It names the way on: an access request
     naming that version, whose terms its owner then decides on."""
     grant = grants[0]
-    number = terms["version"] if version else terms["latest_version"]
-    said = {"version": version} if version else {}
+    seen = catalog.visible_under(grants, terms)
+    version = version if seen else ""  # a hidden latest version: neither its number nor terms
+    said: dict[str, Any] = {"version": version} if version else {}
     named = ""
-    if catalog.visible_under(grants, terms):
+    ask = "request access to the dataset again"
+    if seen:
+        number = terms["version"] if version else terms["latest_version"]
         said.update(terms=_terms(terms["classification"], policy.sharing_type(terms)),
-                    grant_terms=_terms(grant["max_classification"], grant["max_sharing_type"]))
+                    grant_terms=_terms(grant["max_classification"], grant["max_sharing_type"]),
+                    request_version=number)
         named = f" ({said['terms']}; it covers {said['grant_terms']})"
+        ask = (f"request access to version {number} (govshare agency request --version {number}"
+               " / AccessRequestStatement.version)")
     return errors.FailedPrecondition(
         f"{version or f'the latest version of {dataset}'} was published under stricter terms"
         f" than your grant {grant['name']} covers{named}: a grant opens only versions whose"
-        f" terms are no stricter than those it was given under; request access to version {number}"
-        f" (govshare agency request --version {number} / AccessRequestStatement.version) so that"
-        " its owner decides on its terms", reason="GRANT_TERMS_STRICTER", grant=grant["name"],
-        dataset=dataset, request_version=number, **said)
+        f" terms are no stricter than those it was given under; {ask} so that its owner decides"
+        " on its terms", reason="GRANT_TERMS_STRICTER", grant=grant["name"], dataset=dataset,
+        **said)
 
 
 def _terms(classification: str, sharing_type: str) -> str:
@@ -521,8 +521,9 @@ def break_interrupted(gateway: Gateway) -> None:
             sql.end_exchange(tx.conn, row["name"], "BROKEN")
             events.append(record.Event(
                 actor=gateway.identity.uri, action="exchange.fetch.break",
-                resources=(row["name"], agency_name(row["requester"]),
-                           agency_name(row["owner"]), row["dataset_version"], row["grant_name"]),
+                resources=(row["name"], str(AgencyName(row["requester"])),
+                           str(AgencyName(row["owner"])), row["dataset_version"],
+                           row["grant_name"]),
                 reason="the gateway stopped while the fetch was running"))
         return None, events
 
@@ -537,8 +538,8 @@ def _complete(gateway: Gateway, call: Call, plan: Plan,
 
     def change(tx: Tx) -> tuple[envelope_pb2.Envelope, list]:
         receipt = envelopes.seal(gateway.signing_key, envelopes.RECEIPT, exchange_pb2.Receipt(
-            exchange=plan.name, requester=agency_name(plan.requester),
-            owner=agency_name(plan.grant["owner"]), dataset_version=version["name"],
+            exchange=plan.name, requester=str(AgencyName(plan.requester)),
+            owner=str(AgencyName(plan.grant["owner"])), dataset_version=version["name"],
             content_sha256=bytes.fromhex(version["content_sha256"]),
             content_size=version["content_size"], grant=plan.grant["name"],
             complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,

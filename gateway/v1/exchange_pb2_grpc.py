@@ -192,7 +192,9 @@ class ExchangeServiceServicer:
         latest, fresh or resumed, is FAILED_PRECONDITION GRANT_TERMS_STRICTER (request access to that
         version: AccessRequestStatement.version; its metadata `request_version` says which), whose
         message names the version's terms only to a caller that may see it (a
-        NOT_SHARED version or latest version the caller may not see is refused so too). The content is
+        NOT_SHARED version or latest version the caller may not see is refused so too; a version
+        the caller may not see, asked for by number, is NOT_FOUND VERSION_NOT_FOUND as one never
+        published). The content is
         delivered as its publisher signed it. A grant naming fields gets a projection of a version
         whose manifest carries column digests (FetchStart.fields): the content re-encoded with only the
         granted fields, in schema order (CSV with CRLF line ends; columns beyond the schema never reach

@@ -24,15 +24,15 @@ from agencies import errors
 from agencies.sim.roster import AgencySpec
 from gateway.cli.agency import agency
 from gateway.v1 import catalog_pb2, exchange_pb2
-from tests.conftest import start_network
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     assert_only_refusal,
     counts,
     publish,
     wait_for,
 )
-from tests.integration.test_refusal_visibility import MISSING, answer, assert_tells_nothing
+from tests.support.network import start_network
+from tests.support.visibility import MISSING, answer, assert_tells_nothing
 
 CLASSIFICATIONS = ("PUBLIC", "INTERNAL", "CONFIDENTIAL")
 SHARING_TYPES = ("UNCONDITIONAL", "CONDITIONAL")
@@ -58,13 +58,16 @@ def stricter_message(which: str, grant: str, terms: Terms | None = None,
                      granted: Terms | None = None, *, latest: int = 0) -> str:
     """GRANT_TERMS_STRICTER's message; the terms appear only when the caller may see them, the
     way on (a request naming the version, `latest` for "the latest version of") always."""
-    said = (f" ({terms[0]} and {terms[1]}; it covers {granted[0]} and {granted[1]})"
-            if terms and granted else "")
-    number = latest or which.rsplit("/", 1)[1]
+    ask = "request access to the dataset again"
+    said = ""
+    if terms and granted:
+        said = f" ({terms[0]} and {terms[1]}; it covers {granted[0]} and {granted[1]})"
+        number = latest or which.rsplit("/", 1)[1]
+        ask = (f"request access to version {number} (govshare agency request --version {number}"
+               " / AccessRequestStatement.version)")
     return (f"{which} was published under stricter terms than your grant {grant} covers{said}:"
             " a grant opens only versions whose terms are no stricter than those it was given"
-            f" under; request access to version {number} (govshare agency request --version"
-            f" {number} / AccessRequestStatement.version) so that its owner decides on its terms")
+            f" under; {ask} so that its owner decides on its terms")
 
 
 def outcome(call: Callable[[], Any]) -> Any:
@@ -172,14 +175,15 @@ def hidden(case: Scenario) -> tuple[grpc.StatusCode, str, str]:
 
 
 def expected_fetch(case: Scenario, version: int) -> Any:
-    """Version `version` (published under `case.older`) delivered, or refused as stricter."""
+    """Version `version` (published under `case.older`) delivered, refused as stricter, or, when
+    the grant does not reveal it, answered as a version never published."""
     name = f"{case.dataset}/versions/{version}"
     if covers(case.newer, case.older):
         return name
-    named = visible(case.newer, case.older)
+    if not visible(case.newer, case.older):
+        return grpc.StatusCode.NOT_FOUND, "VERSION_NOT_FOUND", f"{name} has no such version"
     return (grpc.StatusCode.FAILED_PRECONDITION, "GRANT_TERMS_STRICTER",
-            stricter_message(name, case.grant.name, case.older if named else None,
-                             case.newer if named else None))
+            stricter_message(name, case.grant.name, case.older, case.newer))
 
 
 # -- the grant records its terms -----------------------------------------------------------------
@@ -243,7 +247,11 @@ def test_fetch_by_version_refuses_a_version_under_stricter_terms(scenarios, olde
 def test_fetch_latest_refuses_a_latest_version_under_stricter_terms(scenarios, older, newer):
     case = scenarios(older, newer)
     assert case.seen["granted"]["fetch latest"] == f"{case.dataset}/versions/2"
-    assert case.seen["republished"]["fetch latest"] == expected_fetch(case, 3)
+    latest = expected_fetch(case, 3)
+    if not visible(newer, older):  # refused, without the hidden latest version's number
+        latest = (grpc.StatusCode.FAILED_PRECONDITION, "GRANT_TERMS_STRICTER",
+                  stricter_message(f"the latest version of {case.dataset}", case.grant.name))
+    assert case.seen["republished"]["fetch latest"] == latest
 
 
 @pytest.mark.parametrize(("older", "newer"), PAIRS, ids=IDS)
@@ -262,21 +270,18 @@ def test_a_public_unconditional_version_does_not_open_an_older_confidential_cond
     cases = publish(health, "hiv-cases", b"region,beds\nnamed,patients\n",
                     classification="CONFIDENTIAL", sharing_type="CONDITIONAL")
     publish(health, "hiv-cases", b"region,beds\n1,2\n", classification="PUBLIC")
-    grant = ask(market, cases).grant  # at once: v2 is UNCONDITIONAL
+    assert ask(market, cases).HasField("grant")  # at once: v2 is UNCONDITIONAL
     out = tmp_path / "fetched"
     out.mkdir()
 
     assert [v.version for v in market.versions(cases)] == [2]
     before = counts(network)
-    with pytest.raises(errors.FailedPrecondition) as refused:
+    with pytest.raises(errors.NotFound) as refused:  # as if v1 had never been published
         market.fetch(f"{cases}/versions/1", out / "v1.csv")
-    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert refused.value.reason == "GRANT_TERMS_STRICTER"
-    assert refused.value.message == stricter_message(f"{cases}/versions/1", grant.name)
-    assert refused.value.metadata == {"grant": grant.name, "dataset": cases,
-                                      "version": f"{cases}/versions/1", "request_version": "1"}
+    assert refused.value.reason == "VERSION_NOT_FOUND"
+    assert refused.value.message == f"{cases}/versions/1 has no such version"
     assert "CONFIDENTIAL" not in str(refused.value) and "CONDITIONAL" not in str(refused.value)
-    assert_only_refusal(network, before, "exchange.fetch", "GRANT_TERMS_STRICTER")
+    assert_only_refusal(network, before, "exchange.fetch", "VERSION_NOT_FOUND")
     assert list(out.iterdir()) == []
     assert market.fetch(cases, out / "v2.csv").path.read_bytes() == b"region,beds\n1,2\n"
 
@@ -389,7 +394,8 @@ def test_refused_an_older_stricter_version_an_agency_asks_for_it_and_its_owner_d
         network_factory, tmp_path):
     """Terms newest-looser then stricter: v1 CONFIDENTIAL and CONDITIONAL, v2 PUBLIC and
     UNCONDITIONAL, v3 INTERNAL and CONDITIONAL. A grant under the latest terms refuses v1 and
-    says how to ask for it; a request naming version 1, once approved, opens it."""
+    answers as if v1 had never been published; a request naming version 1 (learned out of
+    band), once approved, opens it."""
     network = network_factory("newcomer", [
         AgencySpec("js-civil", "Jiangsu Provincial Department of Civil Affairs", "320000"),
         AgencySpec("gd-miit", "Guangdong Department of Industry and Information Technology",
@@ -399,14 +405,12 @@ def test_refused_an_older_stricter_version_an_agency_asks_for_it_and_its_owner_d
                     classification="CONFIDENTIAL", sharing_type="CONDITIONAL")
     publish(civil, "r4-terms", b"region,beds\n1,2\n", classification="PUBLIC")
     publish(civil, "r4-terms", b"region,beds\n3,4\n", sharing_type="CONDITIONAL")
-    latest = civil.approve(ask(miit, terms).access_request.name).grant
+    civil.approve(ask(miit, terms).access_request.name)
     v1 = f"{terms}/versions/1"
 
-    with pytest.raises(errors.FailedPrecondition) as refused:
+    with pytest.raises(errors.NotFound) as refused:  # v1 is hidden from gd-miit's grant
         miit.fetch(v1, tmp_path / "refused.csv")
-    assert refused.value.message == stricter_message(v1, latest.name)
-    assert refused.value.metadata["request_version"] == "1"
-    assert "CONFIDENTIAL" not in str(refused.value)
+    assert refused.value.message == f"{v1} has no such version"
 
     asked = ask(miit, terms, version=1).access_request
     assert asked.state == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
@@ -449,8 +453,10 @@ def test_a_visible_older_version_of_a_dataset_whose_latest_is_hidden_waits_for_t
     before = counts(network)
     with pytest.raises(errors.FailedPrecondition) as refused:  # the latest stays the owner's
         market.fetch(summary, tmp_path / "v2.csv")
-    assert refused.value.message == stricter_message(f"{summary}/versions/2", grant.name)
+    assert refused.value.message == stricter_message(f"the latest version of {summary}",
+                                                     grant.name)
     assert "CONFIDENTIAL" not in str(refused.value) and "CONDITIONAL" not in str(refused.value)
+    assert "versions/2" not in str(refused.value)
     assert_only_refusal(network, before, "exchange.fetch", "GRANT_TERMS_STRICTER")
     assert not (tmp_path / "v2.csv").exists()
 
