@@ -6,15 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
-from tests.faults.test_log_rollback import Stopped
-from tests.integration.test_audit_verify_inputs import verify
-
-
-@pytest.fixture
-def stopped(tmp_path) -> Stopped:
-    return Stopped(tmp_path / "net")
+from tests.support.commands import verify
 
 
 def test_a_record_altered_after_a_clean_copy_is_named_where_it_is(stopped, tmp_path):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gateway_process import running_gateway
-
 from bench.workload import agency_specs
 from gateway import config as config_module
 from gateway.blobs import BlobStore
+from tests.support.gateway_process import running_gateway
 
 SHARED = b"region,count\n1,2\n"
 OWN = b"region,count\n3,4\n"

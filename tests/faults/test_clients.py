@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gateway_process import GatewayProcess, client_process, running_gateway
 
 from agencies import errors
 from bench.workload import EXPECTED_WHILE_DOWN, Workload, agency_specs, inspect_storage
 from gateway import config as config_module
 from gateway.storage import audit as audit_sql
-from tests.integration.exchange_support import wait_for
+from tests.support.exchange import wait_for
+from tests.support.gateway_process import GatewayProcess, client_process, running_gateway
 
 MiB = 1024 * 1024
 LARGE = 256 * MiB

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from gateway_process import running_gateway
 
 from bench.workload import Workload, agency_specs, inspect_storage
 from gateway import config as config_module
 from gateway.blobs import BlobStore
+from tests.support.gateway_process import running_gateway
 
 SEED = 20250806
 KILLS = 5

@@ -25,8 +25,8 @@ from certs.ca import CertificateAuthority
 from gateway import config as config_module
 from gateway.network import lay_out
 from gateway.server import StartError, create_server
-from tests.conftest import AGENCIES, Network, start_network
-from tests.integration.exchange_support import MovableClock, last_leaf
+from tests.support.exchange import MovableClock, last_leaf
+from tests.support.network import AGENCIES, Network, start_network
 
 REVOKED = "urn:govshare:agency:sz-market"
 

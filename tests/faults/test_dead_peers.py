@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_process import GatewayProcess, client_process, running_gateway
 
 from agencies import errors
 from agencies.client import KEEPALIVE_OPTIONS
 from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
 from gateway.storage import audit as audit_sql
-from tests.integration.exchange_support import wait_for
+from tests.support.exchange import wait_for
+from tests.support.gateway_process import GatewayProcess, client_process, running_gateway
 
 MiB = 1024 * 1024
 AGENCY = AgencySpec("gd-health", "Guangdong Provincial Health Commission", "440000")

@@ -4,91 +4,23 @@ database continues under a new origin that records the old log's last checkpoint
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlite_utils
 
 from agencies.client import AgencyClient
 from gateway import config as config_module
 from gateway.audit.log import NEW_ORIGIN, AuditLog
-from gateway.audit.saved import CheckpointFile
 from gateway.server import create_server
 from gateway.storage import Database
 from gateway.storage.schema import MIGRATIONS
 from govshare.signing import SigningKey
 from govshare.transparency import note, record
-from tests.conftest import start_network
-from tests.faults.test_start_checks import _edit, refusal, serve
-
-NEW = "govshare.local/audit/2"
-
-
-class Stopped:
-    """A network's files with its gateway stopped, and ways to run it again."""
-
-    def __init__(self, root: Path):
-        self.network = start_network(root)
-        self.network.close()
-        self.config_path = self.network.layout.config_path
-        config = config_module.load(self.config_path)
-        self.database = config.path(config.storage.database)
-        self.checkpoint_file = config.path(config.audit.checkpoint_file)
-        self.vkey = config.path(config.audit.verifier_key_file).read_text().strip()
-
-    def run(self, *events: str, **start) -> None:
-        """Start the gateway, append events named `events`, stop it."""
-        server = create_server(config_module.load(self.config_path), **start)
-        try:
-            server.gateway.log.append([record.Event("urn:govshare:test", action)
-                                       for action in events])
-        finally:
-            server.stop(grace=1)
-
-    def copy(self, to: Path) -> Path:
-        shutil.copyfile(self.database, to)
-        return to
-
-    def put_back(self, copy: Path) -> None:
-        for journal in ("-wal", "-shm"):
-            Path(f"{self.database}{journal}").unlink(missing_ok=True)
-        shutil.copyfile(copy, self.database)
-
-    def saved_note(self) -> bytes:
-        """The latest signed checkpoint in the checkpoint file."""
-        return CheckpointFile(self.checkpoint_file).read()[0]
-
-    def saved(self) -> note.Checkpoint:
-        return self.open(self.saved_note())
-
-    def open(self, signed: bytes) -> note.Checkpoint:
-        verifiers = [note.NoteVerifier.from_verifier_key(self.vkey)]
-        return note.Checkpoint.parse(note.open_note(signed, verifiers))
-
-    def checkpoints(self) -> list[tuple[int, bytes, bytes]]:
-        """(tree_size, root_hash, note) of every stored checkpoint."""
-        conn = sqlite3.connect(self.database)
-        try:
-            return conn.execute("SELECT tree_size, root_hash, note FROM checkpoints"
-                                " ORDER BY tree_size").fetchall()
-        finally:
-            conn.close()
-
-
-@pytest.fixture
-def stopped(tmp_path) -> Stopped:
-    return Stopped(tmp_path / "net")
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
+from tests.support.commands import new_origin, refusal, serve, verify
+from tests.support.stopped import NEW, Stopped, b64, edit, restore_older
 
 
 def expected_refusal(stopped: Stopped, size: int, root: bytes, saved: note.Checkpoint) -> str:
@@ -107,15 +39,6 @@ def assert_refused_unchanged(stopped: Stopped, line: str) -> None:
     before = (stopped.database.read_bytes(), stopped.checkpoint_file.read_bytes())
     assert refusal(serve(stopped.config_path)) == line
     assert (stopped.database.read_bytes(), stopped.checkpoint_file.read_bytes()) == before
-
-
-def restore_older(stopped: Stopped, tmp_path: Path) -> tuple[int, bytes]:
-    """Publish more after a backup, then put the backup back; its (size, root)."""
-    backup = stopped.copy(tmp_path / "backup.db")
-    size, root, _ = stopped.checkpoints()[-1]
-    stopped.run("test.after_backup", "test.after_backup")
-    stopped.put_back(backup)
-    return size, root
 
 
 def test_a_restored_older_database_is_refused_and_signs_nothing(stopped, tmp_path):
@@ -257,20 +180,6 @@ def test_an_upgrade_refused_for_a_missing_checkpoint_file_leaves_the_old_databas
     assert PREVIOUS_RELEASE_ENDS_BEFORE in applied
 
 
-def new_origin(config_path: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway",
-               "new-origin", "--config", str(config_path)]
-    return subprocess.run(command, cwd=config_path.parent.parent, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
-def audit_verify(config_path: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "audit", "--config",
-               str(config_path), "verify"]
-    return subprocess.run(command, cwd=config_path.parent.parent, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
 def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
     size, _ = restore_older(stopped, tmp_path)
     ended_signed = stopped.saved_note()
@@ -284,9 +193,9 @@ def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
         " [audit] origin still names: set [audit] origin to a name this log never had, and add"
         " the line audit.vkey holds to [audit] previous_verifier_keys")
 
-    _edit(stopped.config_path, 'origin = "govshare.local/audit"\n', f'origin = "{NEW}"\n')
-    _edit(stopped.config_path, "previous_verifier_keys = []",
-          f'previous_verifier_keys = ["{old_vkey}"]')
+    edit(stopped.config_path, 'origin = "govshare.local/audit"\n', f'origin = "{NEW}"\n')
+    edit(stopped.config_path, "previous_verifier_keys = []",
+         f'previous_verifier_keys = ["{old_vkey}"]')
     done = new_origin(stopped.config_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
@@ -305,7 +214,7 @@ def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
         assert origin == ("govshare.local/audit" if tree_size <= size else NEW)
     assert stopped.checkpoints()[-1][0] == size + 2
 
-    verified = audit_verify(stopped.config_path)
+    verified = verify(stopped)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.splitlines()[-1] == (
         f"leaf {size} begins a new origin, continuing govshare.local/audit after its"

@@ -3,26 +3,8 @@ already had, so no size of it is ever signed again with another root."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.faults.test_log_rollback import NEW, Stopped, new_origin
-
-
-@pytest.fixture
-def stopped(tmp_path) -> Stopped:
-    return Stopped(tmp_path / "net")
-
-
-def set_origin(stopped: Stopped, origin: str, previous: list[str]) -> None:
-    """Point [audit] origin and previous_verifier_keys of the stopped gateway elsewhere."""
-    text = stopped.config_path.read_text()
-    start = text.index("origin = ")
-    text = text[:start] + f'origin = "{origin}"' + text[text.index("\n", start):]
-    start = text.index("previous_verifier_keys = ")
-    keys = ", ".join(f'"{key}"' for key in previous)
-    text = (text[:start] + f"previous_verifier_keys = [{keys}]"
-            + text[text.index("\n", start):])
-    stopped.config_path.write_text(text)
+from tests.support.commands import new_origin
+from tests.support.stopped import NEW, set_origin
 
 
 def test_new_origin_refuses_a_name_the_log_already_had(stopped, tmp_path):

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from agencies import errors
-from tests.integration.exchange_support import wait_for
+from tests.support.exchange import wait_for
 
 
 def _summaries(conn: sqlite3.Connection) -> list[dict]:

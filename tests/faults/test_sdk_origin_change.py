@@ -15,16 +15,11 @@ from agencies.errors import VerificationError
 from gateway import config as config_module
 from gateway.server import create_server
 from govshare.transparency import record
-from tests.conftest import Network
-from tests.faults.test_log_rollback import NEW, Stopped, new_origin
-from tests.faults.test_start_checks import _edit
+from tests.support.commands import new_origin
+from tests.support.network import Network
+from tests.support.stopped import NEW, Stopped, edit
 
 OLD = "govshare.local/audit"
-
-
-@pytest.fixture
-def stopped(tmp_path) -> Stopped:
-    return Stopped(tmp_path / "net")
 
 
 class Running:
@@ -56,9 +51,9 @@ def state_of(agency: AgencyClient) -> dict:
 
 def to_new_origin(stopped: Stopped) -> str:
     """Follow the runbook; the new origin's verifier key."""
-    _edit(stopped.config_path, f'origin = "{OLD}"\n', f'origin = "{NEW}"\n')
-    _edit(stopped.config_path, "previous_verifier_keys = []",
-          f'previous_verifier_keys = ["{stopped.vkey}"]')
+    edit(stopped.config_path, f'origin = "{OLD}"\n', f'origin = "{NEW}"\n')
+    edit(stopped.config_path, "previous_verifier_keys = []",
+         f'previous_verifier_keys = ["{stopped.vkey}"]')
     done = new_origin(stopped.config_path)
     assert done.returncode == 0, done.stderr
     return (stopped.config_path.parent / "audit.vkey").read_text().strip()

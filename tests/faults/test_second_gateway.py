@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway_process import client_process, running_gateway
-
 from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
 from gateway.storage.audit import connect_readonly
+from tests.support.gateway_process import client_process, running_gateway
 
 SPECS = [AgencySpec("gd-health", "Guangdong Provincial Health Commission", "440000"),
          AgencySpec("sz-market", "Shenzhen Market Regulation Bureau", "440300")]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,39 +14,16 @@ from gateway import config as config_module
 from gateway.network import lay_out
 from gateway.server import StartError, create_server
 from gateway.storage import Database
-from tests.conftest import AGENCIES, start_network
+from tests.support.commands import refusal, serve
+from tests.support.network import AGENCIES, start_network
+from tests.support.stopped import edit
 
 GARBAGE = b"-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n"
-
-
-def serve(config_path: Path, *flags: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway", "serve",
-               "--config", str(config_path), "--log-level", "WARNING", *flags]
-    # Not from the network folder: its certs/ would shadow the certs package.
-    return subprocess.run(command, cwd=config_path.parent.parent, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
-def refusal(served: subprocess.CompletedProcess) -> str:
-    """The one line a refused start printed, without its "Error: refusing to serve: "."""
-    assert served.returncode == 1, served.stderr
-    assert "Traceback" not in served.stderr and "listening" not in served.stdout
-    lines = [line for line in served.stderr.splitlines() if "refusing to serve" in line]
-    assert len(lines) == 1 and served.stderr.splitlines()[-1] == lines[0], served.stderr
-    prefix = "Error: refusing to serve: "
-    assert lines[0].startswith(prefix)
-    return lines[0].removeprefix(prefix)
 
 
 @pytest.fixture
 def layout(tmp_path):
     return lay_out(tmp_path / "net", AGENCIES)
-
-
-def _edit(config_path: Path, old: str, new: str) -> None:
-    text = config_path.read_text()
-    assert old in text
-    config_path.write_text(text.replace(old, new, 1))
 
 
 # -- the config and the [tls] files --------------------------------------------------------------
@@ -58,7 +33,7 @@ def _edit(config_path: Path, old: str, new: str) -> None:
 def test_a_garbage_tls_file_is_named_by_its_key_and_path(layout, key):
     garbage = layout.root / "garbage.pem"
     garbage.write_bytes(GARBAGE)
-    _edit(layout.config_path, f'\n{key} = "', f'\n{key} = "garbage.pem"\n# was "')
+    edit(layout.config_path, f'\n{key} = "', f'\n{key} = "garbage.pem"\n# was "')
     line = refusal(serve(layout.config_path))
     assert line.startswith(f"[tls] {key}: {garbage} is not what it should be")
     assert not (layout.root / "govshare.db").exists()
@@ -80,7 +55,7 @@ def test_an_encrypted_key_is_named_with_what_to_do(layout, key):
 
 def test_a_tls_key_of_another_certificate_is_named_not_taken_for_a_busy_port(layout):
     other_key = layout.certs("gd-health") / "tls.key"
-    _edit(layout.config_path, 'key = "certs/gateway/tls.key"', f'key = "{other_key}"')
+    edit(layout.config_path, 'key = "certs/gateway/tls.key"', f'key = "{other_key}"')
     line = refusal(serve(layout.config_path))
     assert line.startswith(f"[tls] key {other_key} is not the key of [tls] certificate"
                            " certs/gateway/tls.pem")
@@ -88,16 +63,16 @@ def test_a_tls_key_of_another_certificate_is_named_not_taken_for_a_busy_port(lay
 
 
 def test_a_toml_syntax_error_names_the_file(layout):
-    _edit(layout.config_path, "[server]", "[server\n")
+    edit(layout.config_path, "[server]", "[server\n")
     assert refusal(serve(layout.config_path)).startswith(
         f"{layout.config_path} is not valid TOML: ")
 
 
 def test_values_that_would_misbehave_are_refused_naming_their_key(layout):
-    _edit(layout.config_path, "grace_seconds = 10.0", "grace_seconds = inf")
+    edit(layout.config_path, "grace_seconds = 10.0", "grace_seconds = inf")
     assert refusal(serve(layout.config_path)) == (
         f"{layout.config_path}: [server] grace_seconds must be a finite number, got inf")
-    _edit(layout.config_path, "grace_seconds = inf", "grace_seconds = 10.0")
+    edit(layout.config_path, "grace_seconds = inf", "grace_seconds = 10.0")
     assert refusal(serve(layout.config_path, "--listen", "127.0.0.1:99999")).startswith(
         "with the flags given, [server] listen must be host:port with a host and a port from 0"
         " to 65535")
@@ -180,7 +155,7 @@ def test_a_new_blob_folder_for_a_database_with_content_refuses_to_start(tmp_path
     finally:
         network.close()
     config_path = network.layout.config_path
-    _edit(config_path, 'blobs = "blobs"', 'blobs = "blobs-new"')
+    edit(config_path, 'blobs = "blobs"', 'blobs = "blobs-new"')
     line = refusal(serve(config_path))
     assert line.startswith(f"the database {network.layout.root / 'govshare.db'} names 1 stored"
                            f" contents and the blob folder {network.layout.root / 'blobs-new'}"

@@ -6,8 +6,6 @@ restored backup can never stand in for more than the one batch acknowledged befo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,14 +16,7 @@ from gateway.audit.saved import CheckpointFile
 from gateway.network import add_agency
 from gateway.storage import audit as audit_sql
 from govshare.transparency import note
-
-
-def audit(network, *args: str) -> subprocess.CompletedProcess:
-    config = network.layout.config_path
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "audit", "--config",
-               str(config), *args]
-    return subprocess.run(command, cwd=config.parent.parent, capture_output=True, text=True,
-                          timeout=60, check=False)
+from tests.support.commands import audit
 
 
 def broken_save(self, signed):

@@ -7,18 +7,11 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
-
 from gateway import config as config_module
 from gateway.audit.log import CHECKPOINT_VOUCHED
 from gateway.server import create_server
-from tests.faults.test_log_rollback import Stopped, b64, restore_older
-from tests.faults.test_unsaved_checkpoint import audit
-
-
-@pytest.fixture
-def stopped(tmp_path) -> Stopped:
-    return Stopped(tmp_path / "net")
+from tests.support.commands import audit
+from tests.support.stopped import b64, restore_older
 
 
 def test_a_restored_backup_started_on_the_operators_word_is_logged_and_audited(

@@ -21,7 +21,7 @@ from gateway.server import create_server
 from gateway.v1 import audit_pb2, exchange_pb2
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note
-from tests.integration.exchange_support import ask, counts, last_leaf, publish
+from tests.support.exchange import ask, counts, last_leaf, publish
 
 
 def copy_database(network, target: Path) -> Path:

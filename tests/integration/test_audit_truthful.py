@@ -20,8 +20,8 @@ from gateway.cli import cli
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes
 from govshare.signing import SigningKey
-from tests.integration.exchange_support import ask, counts, publish
-from tests.integration.publish_support import CONTENT, chunked, manifest
+from tests.support.exchange import ask, counts, publish
+from tests.support.publishing import CONTENT, chunked, manifest
 
 BEDS = "agencies/gd-health/datasets/hospital-beds"
 GIB = 1024 * 1024 * 1024

@@ -7,25 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.faults.test_log_rollback import NEW, Stopped, new_origin, restore_older
-from tests.faults.test_new_origin_names import set_origin
-
-
-def verify(stopped: Stopped, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "audit", "--config",
-               str(stopped.config_path), "verify", *args]
-    return subprocess.run(command, cwd=stopped.config_path.parent.parent, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
-@pytest.fixture
-def stopped(tmp_path) -> Stopped:
-    return Stopped(tmp_path / "net")
+from tests.support.commands import new_origin, verify
+from tests.support.stopped import NEW, Stopped, restore_older, set_origin
 
 
 def last_line(done: subprocess.CompletedProcess) -> str:

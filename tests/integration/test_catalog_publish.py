@@ -22,8 +22,8 @@ from gateway.v1 import catalog_pb2
 from govshare import envelopes, spool
 from govshare import errors as gateway_errors
 from govshare.signing import SigningKey
-from tests.conftest import start_network
-from tests.integration.publish_support import (
+from tests.support.network import start_network
+from tests.support.publishing import (
     CONTENT,
     SCHEMA,
     chunked,

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from certs.ca import CertificateAuthority
 from gateway.cli.admin import admin
-from tests.integration.exchange_support import last_leaf
+from tests.support.exchange import last_leaf
 
 
 def run(network, *args: str, certs: str = "admin"):

@@ -1,21 +1,34 @@
-"""`govshare agency directory`, profiles, and the exit codes scripts rely on."""
+"""`govshare agency directory`, profiles, and the exit codes scripts rely on: arguments that are
+not UTF-8, profile values that are not text and addresses that are not host:port are one-line
+usage errors."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import socket
+from pathlib import Path
 
-from click.testing import CliRunner
+import pytest
+from click.testing import CliRunner, Result
 
 from certs.ca import CertificateAuthority
 from gateway.cli.agency import agency
 from gateway.cli.exits import EXIT_UNREACHABLE
+from tests.support.exchange import counts, publish
+
+NOT_UTF8 = b"beds \xff".decode("utf-8", "surrogateescape")
+"""An argument as Python receives bytes the terminal's encoding cannot decode."""
 
 
 def _options(network, agency_id: str = "gd-health") -> list[str]:
     return ["--certs", str(network.layout.certs(agency_id)), "--gateway", network.target,
             "--server-name", "localhost"]
+
+
+def _run(network, agency_id: str, *args: str | Path) -> Result:
+    return CliRunner().invoke(agency, [*_options(network, agency_id), *map(str, args)],
+                              env={"COLUMNS": "250"})
 
 
 def test_directory_table_and_json(network):
@@ -90,3 +103,42 @@ def test_a_certificate_of_another_ca_is_said_to_be_untrusted(network, tmp_path):
     assert untrusting.exit_code == EXIT_UNREACHABLE
     assert untrusting.output.startswith("Error: the gateway's TLS certificate is not trusted by"
                                         " the ca.pem of --certs")
+
+
+def test_text_arguments_that_are_not_utf8_are_usage_errors(network, tmp_path):
+    health = network.agency("gd-health")
+    dataset = publish(health, "beds")
+    data = tmp_path / "beds.csv"
+    data.write_text("region,beds\n1,2\n")
+    before = counts(network)
+    for agency_id, args, option in [
+        ("sz-market", ["datasets", "-q", NOT_UTF8], "--query"),
+        ("gd-health", ["publish", data, "-d", "beds", "--title", NOT_UTF8], "--title"),
+        ("sz-market", ["request", dataset, "--purpose", "statistics", "--purpose-text",
+                       NOT_UTF8, "--legal-basis", "Statistics Law"], "--purpose-text"),
+        ("gd-health", ["withdraw", "beds", "--reason", NOT_UTF8], "--reason"),
+        ("sz-market", ["show", NOT_UTF8], "NAME"),
+    ]:
+        _one_line_usage_error(_run(network, agency_id, *args), option, "not valid UTF-8")
+    group = CliRunner().invoke(agency, ["--certs", str(network.layout.certs("sz-market")),
+                                        "--gateway", network.target, "--server-name", NOT_UTF8,
+                                        "directory"])
+    _one_line_usage_error(group, "--server-name", "not valid UTF-8")
+    assert counts(network) == before  # not even a refusal: nothing reached the gateway
+
+
+@pytest.mark.parametrize("line, key", [("gateway = 57607", "gateway"),
+                                       ("server_name = true", "server_name")])
+def test_a_profile_value_that_is_not_text_is_a_usage_error(network, tmp_path, line, key):
+    profile = tmp_path / "profile.toml"
+    profile.write_text(f'certs = "{network.layout.certs("zj-stats")}"\n{line}\n')
+    result = CliRunner().invoke(agency, ["--profile", str(profile), "directory"])
+    _one_line_usage_error(result, str(profile), f'{key} = "')
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", ":8443",
+                                     "127.0.0.1:８４４３", "127.0.0.1:-1"])
+def test_a_gateway_address_must_be_host_and_port(network, address):
+    result = CliRunner().invoke(agency, ["--certs", str(network.layout.certs("zj-stats")),
+                                         "--gateway", address, "directory"])
+    _one_line_usage_error(result, "not host:port with a port from 1 to 65535", "--gateway")

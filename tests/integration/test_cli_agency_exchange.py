@@ -3,6 +3,7 @@ watch` end to end."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from gateway.cli.agency import agency
-from tests.integration.exchange_support import publish
+from tests.support.exchange import ask, publish
+from tests.support.fetching import BIG, break_off
+from tests.support.publishing import rows_csv
 
 COMMANDS = ("request", "requests", "withdraw-request", "approve", "deny", "grants", "revoke",
             "fetch", "fetches", "watch")
@@ -150,3 +153,67 @@ def test_withdraw_request_then_ask_again(network: Any) -> None:
     assert again["state"] == "ACCESS_REQUEST_STATE_PENDING" and again["name"] != pending
     withdrawn = as_json(network, "sz-market", "requests", "--state", "withdrawn")
     assert [r["name"] for r in withdrawn] == [pending]
+
+
+def test_a_projected_fetch_reports_the_file_it_wrote(network, tmp_path):
+    health = network.agency("gd-health")
+    content = rows_csv(3)
+    dataset = publish(health, "beds", content, sharing_type="CONDITIONAL")
+    health.approve(ask(network.agency("sz-market"), dataset).access_request.name,
+                   fields=["beds"])
+    source = hashlib.sha256(content).hexdigest()
+
+    shown = run(network, "sz-market", "fetch", dataset, "--to", tmp_path / "a.csv")
+    assert shown.exit_code == 0, shown.output
+    written = (tmp_path / "a.csv").read_bytes()
+    digest = hashlib.sha256(written).hexdigest()
+    lines = shown.output.splitlines()[-3:]  # after the progress bar
+    assert f"fields beds ({len(written)} bytes, sha256 {digest})" in lines[0]
+    assert lines[1] == f"projected from its content of {len(content)} bytes, sha256 {source}"
+
+    emitted = run(network, "sz-market", "--json", "fetch", dataset, "--to", tmp_path / "b.csv")
+    assert emitted.exit_code == 0, emitted.output
+    receipt = json.loads(emitted.output)["receipt"]
+    assert (receipt["fields"], receipt["delivered_sha256"], receipt["delivered_size"]) == \
+        (["beds"], hashlib.sha256((tmp_path / "b.csv").read_bytes()).hexdigest(), len(written))
+    assert (receipt["content_sha256"], receipt["content_size"]) == (source, len(content))
+
+
+def test_dataset_filters_take_a_bare_id_of_ones_own(network):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "beds")
+    publish(health, "visits")
+    ask(market, dataset)
+    ask(market, health.dataset_name("visits"))
+
+    assert [g.dataset for g in health.grants("INCOMING", dataset="beds")] == [dataset]
+    assert [r.dataset for r in health.access_requests("INCOMING", dataset="beds")] == [dataset]
+    for command in ("grants", "requests"):
+        listed = run(network, "gd-health", "--json", command, "--incoming", "--dataset", "beds")
+        assert listed.exit_code == 0, listed.output
+        assert [json.loads(line)["dataset"] for line in listed.output.splitlines()] == [dataset]
+
+
+def test_a_locally_corrupted_partial_file_is_said_to_be_discarded(network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "big", BIG, media_type="OCTET_STREAM")
+    ask(market, dataset)
+    (tmp_path / "in").mkdir()
+    target = tmp_path / "in" / "big.bin"
+    break_off(network, market, dataset, target)
+    part = tmp_path / "in" / "big.bin.part"
+    with part.open("r+b") as handle:  # a byte changed on this side while the fetch was off
+        handle.seek(100)
+        handle.write(bytes([BIG[100] ^ 1]))
+
+    failed = run(network, "sz-market", "fetch", dataset, "--to", target)
+    assert failed.exit_code == 1, failed.output
+    message = failed.output.strip().splitlines()[-1]
+    assert message.startswith("Error: the fetched data failed verification: content SHA-256")
+    assert f"kept in {part}: that partial file is discarded, so fetching again starts anew" \
+        in message
+    assert "ERROR" not in message
+    assert list((tmp_path / "in").iterdir()) == []
+
+    assert run(network, "sz-market", "fetch", dataset, "--to", target).exit_code == 0
+    assert target.read_bytes() == BIG

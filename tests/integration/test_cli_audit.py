@@ -162,3 +162,9 @@ def test_tables_fold_resource_names_instead_of_cutting_them(network):
     assert "…" not in narrow.output
     assert "urn:govshare:admin:admin" in "".join(
         cell.strip() for line in narrow.output.splitlines() for cell in line.split("│")[3:4])
+
+
+def test_cli_list_refuses_a_limit_below_one(network):
+    for option, value in (("--limit", "0"), ("--limit", "-1"), ("--after", "-2")):
+        result = run(network, "list", option, value)
+        assert result.exit_code == 2 and option in result.output

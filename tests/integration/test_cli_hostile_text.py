@@ -22,8 +22,8 @@ from gateway.cli import cli
 from gateway.cli.demo import _run
 from gateway.text import LogFormatter
 from gateway.v1 import catalog_pb2
-from tests.conftest import AGENCIES
-from tests.integration.exchange_support import publish
+from tests.support.exchange import publish
+from tests.support.network import AGENCIES
 
 HOSTILE = "[link=https://evil.example]x[/link][bold green]:smile: \x1b[31m\u202eevil\nFORGED\tROW"
 """Markup, an emoji code, an ESC colour, a right-to-left override, a line break that would forge

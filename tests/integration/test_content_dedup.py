@@ -19,8 +19,8 @@ from click.testing import CliRunner, Result
 
 from agencies import errors
 from gateway.cli.agency import agency
-from tests.integration.exchange_support import ask, publish
-from tests.integration.publish_support import failing_batch, publish_in_batch_with
+from tests.support.exchange import ask, publish
+from tests.support.publishing import failing_batch, publish_in_batch_with
 
 SECRET = b"patient,diagnosis\n" + b"".join(b"%06d,condition-%d\n" % (n, n * 7) for n in range(300))
 """What gd-health keeps in a CONFIDENTIAL dataset; the others guess it exactly."""

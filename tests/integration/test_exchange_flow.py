@@ -14,7 +14,7 @@ from agencies import errors
 from gateway.v1 import exchange_pb2
 from govshare import envelopes
 from govshare.signing import VerifyKey
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     counts,
     last_leaf,

@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from agencies import errors
 from gateway.v1 import exchange_pb2
 from govshare import envelopes
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     assert_only_refusal,
     counts,
@@ -461,3 +461,34 @@ def test_requested_field_names_must_be_schema_names(network, parties, fields, fi
                     "exchange.request.create")
     assert error.metadata["field"] == field
     assert says in error.message
+
+
+def test_an_owner_fetching_its_own_dataset_is_told_where_it_is(network, tmp_path):
+    health = network.agency("gd-health")
+    beds = publish(health, "beds")
+    for asked in (beds, f"{beds}/versions/1"):
+        before = counts(network)
+        with pytest.raises(errors.FailedPrecondition) as refused:
+            health.fetch(asked, tmp_path / "beds.csv")
+        assert refused.value.reason == "OWN_DATASET"
+        assert "show" in str(refused.value) and "request access" not in str(refused.value)
+        assert_only_refusal(network, before, "exchange.fetch", "OWN_DATASET")
+    assert not (tmp_path / "beds.csv").exists()
+
+
+@pytest.mark.parametrize("method, action", [("ListGrants", "exchange.grant.list"),
+                                            ("ListAccessRequests", "exchange.request.list")])
+@pytest.mark.parametrize("dataset", ["beds", "agencies/gd-health/datasets/Not A Name!!",
+                                     "agencies/gd-health"])
+def test_a_malformed_dataset_filter_is_refused(network, method, action, dataset):
+    health = network.agency("gd-health")
+    publish(health, "beds")
+    request = getattr(exchange_pb2, f"{method}Request")(
+        parent=health.name, direction=exchange_pb2.DIRECTION_INCOMING, dataset=dataset)
+    before = counts(network)
+    with pytest.raises(errors.InvalidArgument) as caught:
+        health._call(getattr(health.exchange, method), request)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.metadata["field"] == "dataset"
+    assert "agencies/{agency}/datasets/{dataset}" in caught.value.message
+    assert_only_refusal(network, before, action, "INVALID_ARGUMENT")

@@ -1,10 +1,10 @@
 """FetchDataset end to end: verification, resume, what stops a fetch (revocation, suspension,
-sharing terms, grant fields, a second stream, failures), and what the SDK does with leftovers."""
+sharing terms, grant fields, a second stream, failures), what the SDK does with leftovers, and
+the mode of the files it writes."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 
 import grpc
@@ -13,33 +13,19 @@ import pytest
 from agencies import errors
 from gateway.v1 import exchange_pb2 as pb
 from govshare import spool
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     assert_only_refusal,
     counts,
     publish,
     wait_for,
 )
-
-MiB = 1024 * 1024
-BIG = os.urandom(24 * MiB)
-"""Larger than what gRPC buffers in flight, so a fetch can be interrupted half-way."""
-
-
-class Interrupt(Exception):
-    """Raised from a progress callback to break a fetch off."""
+from tests.support.fetching import BIG, Interrupt, MiB, break_off, exchange_row, fetch_events
 
 
 def exchange_rows(network) -> list[tuple[str, str]]:
     conn = network.gateway.db.reader()
     return conn.execute("SELECT name, state FROM exchanges ORDER BY create_time").fetchall()
-
-
-def fetch_events(network) -> list[tuple[str, str, str]]:
-    conn = network.gateway.db.reader()
-    rows = conn.execute("SELECT action, outcome, record FROM audit_leaves"
-                        " WHERE action LIKE 'exchange.fetch%' ORDER BY leaf_index").fetchall()
-    return [(action, outcome, record.decode()) for action, outcome, record in rows]
 
 
 def blob_path(network, content: bytes):
@@ -220,26 +206,6 @@ def raw_fetch(client, **fields) -> errors.GovshareError:
     raise AssertionError("the fetch did not fail")
 
 
-def exchange_row(network, name: str) -> dict:
-    conn = network.gateway.db.reader()
-    row = conn.execute("SELECT state, grant_name, receipt FROM exchanges WHERE name = ?",
-                       (name,)).fetchone()
-    return dict(zip(("state", "grant_name", "receipt"), row, strict=True))
-
-
-def break_off(network, client, dataset: str, target) -> str:
-    """Start a fetch of `dataset` to `target` and break it off after the first chunk; returns
-    the exchange name (BROKEN by the time this returns)."""
-    def stop(done: int, total: int) -> None:
-        raise Interrupt
-
-    with pytest.raises(Interrupt):
-        client.fetch(dataset, target, progress=stop)
-    name = target.with_name(target.name + ".part.exchange").read_text().split()[0]
-    wait_for(lambda: exchange_row(network, name)["state"] == "BROKEN")
-    return name
-
-
 def test_a_second_stream_of_a_running_exchange_is_refused(network, granted, tmp_path):
     _, market, dataset, _ = granted
     target = tmp_path / "big.bin"
@@ -380,3 +346,15 @@ def test_the_sdk_starts_afresh_when_its_leftovers_cannot_be_resumed(network, gra
         assert target.read_bytes() == BIG and not part.exists() and not marker.exists()
         assert fetched.receipt.exchange != first
         assert fetch_events(network)[-3][:2] == ("exchange.fetch", "REFUSED")
+
+
+def test_fetched_content_is_readable_by_its_owner_only(network, tmp_path):
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    dataset = publish(health, "admissions", classification="CONFIDENTIAL")
+    health.approve(ask(market, dataset).access_request.name)  # hidden: its owner decides
+    seen = []
+    part = tmp_path / "admissions.csv.part"
+    fetched = market.fetch(dataset, tmp_path / "admissions.csv",
+                           progress=lambda *_: seen.append(part.stat().st_mode & 0o777))
+    assert seen and set(seen) == {0o600}
+    assert fetched.path.stat().st_mode & 0o777 == 0o600

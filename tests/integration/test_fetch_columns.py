@@ -1,5 +1,6 @@
 """FetchDataset under a grant naming fewer fields than the schema: the gateway delivers a
-projection of those fields, which the SDK verifies against the publisher's column digests."""
+projection of those fields, which the SDK verifies against the publisher's column digests (row
+counts on a boundary of the digests' batches included)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from google.protobuf import timestamp_pb2
 from agencies import errors
 from gateway.v1 import catalog_pb2
 from govshare import columns, envelopes
-from tests.integration.exchange_support import SCHEMA, ask, counts, publish
-from tests.integration.test_fetch import break_off, exchange_row, fetch_events
+from tests.support.exchange import SCHEMA, ask, counts, publish
+from tests.support.fetching import break_off, exchange_row, fetch_events
+from tests.support.publishing import rows_csv
 
 GRANTED = ["region", "doctors"]
 TABLE = ('region,beds,doctors\n'
@@ -194,3 +196,21 @@ def test_a_grant_naming_fields_gets_nothing_of_a_version_holding_none_of_them(ne
     assert counts(network) == {**before, "audit_leaves": before["audit_leaves"] + 1}  # refusal
     market.fetch(dataset, tmp_path / "people.csv")
     assert (tmp_path / "people.csv").read_bytes() == b"city\r\nGZ\r\n"
+
+
+@pytest.mark.parametrize("rows", [0, 1024, 2048])
+def test_csv_on_a_batch_boundary_publishes_and_projects(network, tmp_path, rows):
+    """Column digests are hashed 1024 rows at a time: a row count that is a multiple of that
+    (0 included, a header-only CSV) publishes, and a field-limited fetch of it verifies."""
+    health, market = network.agency("gd-health"), network.agency("sz-market")
+    content = rows_csv(rows)
+    dataset = publish(health, f"rows-{rows}", content, sharing_type="CONDITIONAL")
+    health.approve(ask(market, dataset).access_request.name, fields=["beds"])
+
+    fetched = market.fetch(dataset, tmp_path / "beds.csv")
+
+    delivered = (tmp_path / "beds.csv").read_bytes()
+    assert delivered == b"".join(columns.Projection([content], catalog_pb2.MEDIA_TYPE_CSV,
+                                                    ["beds"]))
+    assert fetched.fields == ["beds"] and fetched.manifest.row_count == rows
+    assert fetched.receipt.delivered_sha256 == hashlib.sha256(delivered).digest()

@@ -16,7 +16,7 @@ from agencies import errors
 from agencies.catalog import verify_signed_manifest
 from gateway.v1 import catalog_pb2
 from govshare import envelopes, signing, times
-from tests.integration.exchange_support import ask, publish
+from tests.support.exchange import ask, publish
 
 MiB = 1024 * 1024
 BIG = os.urandom(24 * MiB)

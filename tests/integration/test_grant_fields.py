@@ -13,8 +13,8 @@ import pytest
 from agencies import errors
 from gateway.v1 import exchange_pb2
 from govshare import envelopes
-from tests.integration.exchange_support import ask, assert_only_refusal, counts, publish
-from tests.integration.publish_support import chunked, manifest
+from tests.support.exchange import ask, assert_only_refusal, counts, publish
+from tests.support.publishing import chunked, manifest
 
 CONTENT = b"region,beds,doctors\n440100,5321,812\n440300,4100,640\n"
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from tests.integration.exchange_support import publish
+from tests.support.exchange import publish
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

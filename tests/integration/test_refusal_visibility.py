@@ -15,7 +15,7 @@ import pytest
 
 from agencies import errors
 from gateway.v1 import audit_pb2, exchange_pb2
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     TABLES,
     ask,
     assert_only_refusal,
@@ -23,14 +23,9 @@ from tests.integration.exchange_support import (
     last_leaf,
     publish,
 )
+from tests.support.visibility import MISSING, anonymous, answer, assert_tells_nothing
 
 SHARING_TYPES = ("UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED")
-MISSING = "agencies/gd-health/datasets/never-published"
-SECRETS = ("State Secrets Law", "merged into case-files-2", "UNCONDITIONAL", "CONDITIONAL",
-           "NOT_SHARED", "unconditionally", "on conditions", "withdrawn", "not shared",
-           "legal basis")
-"""What no answer about a hidden dataset may say: its legal basis, its withdrawal reason, its
-terms."""
 
 
 @pytest.fixture
@@ -47,24 +42,6 @@ def hide(health, sharing_type: str, withdrawn: bool) -> str:
     return dataset
 
 
-def anonymous(text: str, name: str) -> str:
-    return text.replace(name, "<dataset>")
-
-
-def answer(response, name: str) -> tuple:
-    """What a CreateAccessRequest answer tells, the dataset's name and the request's own name
-    and times aside."""
-    request = response.access_request
-    statement = exchange_pb2.AccessRequestStatement()
-    statement.CopyFrom(request.statement)
-    for field in ("dataset", "request_id", "nonce", "create_time"):
-        statement.ClearField(field)
-    return (request.requester, request.owner, anonymous(request.dataset, name), request.state,
-            anonymous(request.state_reason, name), request.decide_deadline.ToDatetime().date(),
-            request.overdue, request.grant, bytes(request.signed_decision.SerializeToString()),
-            statement.SerializeToString(deterministic=True), response.HasField("grant"))
-
-
 def refusal(call, name: str) -> tuple:
     """What refusing `call(name)` told, the name aside."""
     with pytest.raises(errors.GovshareError) as caught:
@@ -72,11 +49,6 @@ def refusal(call, name: str) -> tuple:
     error = caught.value
     return (error.code, error.reason, anonymous(error.message, name),
             {key: anonymous(value, name) for key, value in error.metadata.items()})
-
-
-def assert_tells_nothing(*texts: str) -> None:
-    for text in texts:
-        assert not [secret for secret in SECRETS if secret in text], text
 
 
 HIDDEN = [pytest.param(sharing, withdrawn, id=f"{sharing}-{'withdrawn' if withdrawn else 'active'}")

@@ -12,7 +12,7 @@ import pytest
 from agencies import errors
 from gateway.storage import audit as audit_sql
 from gateway.v1 import directory_pb2
-from tests.integration.exchange_support import assert_only_refusal, counts, publish
+from tests.support.exchange import assert_only_refusal, counts, publish
 
 
 def _records(network) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import pytest
 from agencies import errors
 from agencies.client import AgencyClient
 from certs.ca import CertificateAuthority
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     assert_only_refusal,
     counts,

@@ -9,7 +9,7 @@ from gateway import config as config_module
 from gateway.cli.agency import agency
 from gateway.network import lay_out
 from gateway.server import create_server
-from tests.conftest import AGENCIES
+from tests.support.network import AGENCIES
 
 
 def test_a_gateway_on_a_unix_socket_serves_agencies(tmp_path):

@@ -1,4 +1,5 @@
-"""WatchEvents: what concerns an agency, in order, resumable from a cursor without gaps."""
+"""WatchEvents: what concerns an agency, in order, resumable from a cursor without gaps; a
+deadline or a cancellation raises its own SDK error."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from gateway import events
 from gateway.identity import Caller
 from gateway.rpc import Call
 from gateway.v1 import exchange_pb2 as pb
-from tests.integration.exchange_support import ask, publish
+from tests.support.exchange import ask, publish
 
 
 def kinds(events) -> list[str]:
@@ -199,3 +200,18 @@ def test_a_suspended_agency_s_watch_ends(network):
     refusals = conn.execute("SELECT action FROM audit_leaves WHERE leaf_index >= ?"
                             " AND outcome = 'REFUSED'", (leaves,)).fetchall()
     assert refusals == [("exchange.watch",)]
+
+
+def test_deadlines_and_cancellations_raise_their_own_types(network):
+    health = network.agency("gd-health")
+    # A watch with nothing to deliver runs until its deadline.
+    responses = health.exchange.WatchEvents(
+        pb.WatchEventsRequest(parent=health.name), timeout=0.3)
+    with pytest.raises(errors.DeadlineExceeded) as caught:
+        list(health._checked(responses))
+    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    responses = health.exchange.WatchEvents(pb.WatchEventsRequest(parent=health.name))
+    responses.cancel()
+    with pytest.raises(errors.Cancelled) as caught:
+        list(health._checked(responses))
+    assert caught.value.code == grpc.StatusCode.CANCELLED

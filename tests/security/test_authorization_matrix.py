@@ -3,7 +3,7 @@
 One network holds an owner with datasets, a requester with a grant and a pending request, idle
 agencies of the same and of another region, a suspended agency, staff, a revoked certificate, a
 certificate of a foreign CA and a connection without one. Each cell of
-`tests.security.authorization.TABLE` is one valid request of that RPC sent by that caller; the
+`tests.support.authorization.TABLE` is one valid request of that RPC sent by that caller; the
 outcome must be the cell's, and a refusal that reached the gateway must have left exactly one
 REFUSED audit event, naming the caller and carrying the reason.
 """
@@ -35,9 +35,9 @@ from gateway.v1 import (
 from govshare import envelopes
 from govshare.signing import SigningKey
 from govshare.transparency import record
-from tests.integration.exchange_support import ask, publish
-from tests.security import security_support as support
-from tests.security.authorization import COLUMNS, TABLE, expected, render
+from tests.support import security as support
+from tests.support.authorization import COLUMNS, TABLE, expected, render
+from tests.support.exchange import ask, publish
 
 TIMEOUT = 10.0
 DOC = Path(__file__).parents[2] / "docs" / "AUTHORIZATION.md"
@@ -445,4 +445,4 @@ def test_the_table_covers_exactly_the_rpcs_of_gateway_v1():
 def test_the_document_is_the_rendered_table():
     assert DOC.read_text() == render(), (
         "docs/AUTHORIZATION.md differs from the table; regenerate it with"
-        " .venv/bin/python -m tests.security.authorization > docs/AUTHORIZATION.md")
+        " .venv/bin/python -m tests.support.authorization > docs/AUTHORIZATION.md")

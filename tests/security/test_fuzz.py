@@ -25,10 +25,10 @@ from gateway import status
 from gateway.audit.verify import verify_log
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 from govshare import envelopes, errors
-from tests.conftest import AGENCIES as SPECS
-from tests.conftest import Network, start_network
-from tests.integration.exchange_support import SCHEMA, ask, last_leaf, publish, wait_for
-from tests.security.strategies import (
+from tests.support.exchange import SCHEMA, ask, last_leaf, publish, wait_for
+from tests.support.network import AGENCIES as SPECS
+from tests.support.network import Network, start_network
+from tests.support.strategies import (
     ALLOWED_CODES,
     STREAM_CODES,
     Code,

@@ -24,8 +24,8 @@ from certs.ca import CertificateAuthority
 from gateway.v1 import envelope_pb2, exchange_pb2
 from govshare import envelopes
 from govshare.signing import SigningKey
-from tests.integration.exchange_support import ask, assert_only_refusal, counts, publish
-from tests.security import security_support as support
+from tests.support import security as support
+from tests.support.exchange import ask, assert_only_refusal, counts, publish
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 APPROVE = exchange_pb2.DECISION_OUTCOME_APPROVE

@@ -16,7 +16,7 @@ from agencies.client import AgencyClient
 from gateway import status
 from gateway.v1 import catalog_pb2, directory_pb2, exchange_pb2
 from govshare import envelopes
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     assert_only_refusal,
     counts,

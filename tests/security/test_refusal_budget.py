@@ -13,7 +13,7 @@ import pytest
 from certs.ca import CertificateAuthority
 from gateway import status
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2
-from tests.integration.exchange_support import wait_for
+from tests.support.exchange import wait_for
 
 SUMMARY = re.compile(
     r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)"

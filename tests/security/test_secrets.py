@@ -21,9 +21,9 @@ from agencies.client import AgencyClient
 from gateway.network import lay_out
 from gateway.v1 import envelope_pb2
 from govshare import envelopes
-from tests.conftest import AGENCIES
-from tests.integration.exchange_support import ask, publish
-from tests.security import security_support as support
+from tests.support import security as support
+from tests.support.exchange import ask, publish
+from tests.support.network import AGENCIES
 
 PRIVATE_PEM = b"PRIVATE KEY-----"
 _RAW = serialization.Encoding.Raw, serialization.PrivateFormat.Raw

@@ -1,9 +1,11 @@
-"""verify_log finds every kind of tampering with the stored log, at the right position."""
+"""verify_log finds every kind of tampering with the stored log, at the right position, and reads
+one snapshot of a log the gateway keeps writing."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,11 @@ SIZE = 37
 BATCH = 5
 
 
+def event(i: int, actor: str = "urn:govshare:agency:a") -> Event:
+    return Event(actor=actor, action="catalog.publish",
+                 resources=(f"agencies/a{i % 3}/datasets/d{i}",))
+
+
 def build_log(path: Path, size: int = SIZE, actor: str = "urn:govshare:agency:a",
               batch: int = BATCH) -> Path:
     """A real log of `size` events appended in batches through AuditLog."""
@@ -32,9 +39,7 @@ def build_log(path: Path, size: int = SIZE, actor: str = "urn:govshare:agency:a"
     log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
     log.open()
     for begin in range(0, size, batch):
-        log.append([Event(actor=actor, action="catalog.publish",
-                          resources=(f"agencies/a{i % 3}/datasets/d{i}",))
-                    for i in range(begin, min(begin + batch, size))])
+        log.append([event(i, actor) for i in range(begin, min(begin + batch, size))])
     log.close()
     db.close()
     return path
@@ -409,3 +414,28 @@ def test_a_malformed_saved_checkpoint_is_unusable(pristine, saved) -> None:
         "the saved checkpoint is none of the files it can be: a signed checkpoint note (as audit"
         " verify --save-checkpoint writes it), the gateway's checkpoint file ([audit]"
         " checkpoint_file) or an earlier copy of the database")
+
+
+def test_verify_reads_one_snapshot_while_the_log_grows(tmp_path: Path):
+    db = Database(tmp_path / "audit.db")
+    log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=tmp_path / "audit.checkpoint")
+    log.open()
+    stop = threading.Event()
+
+    def write() -> None:
+        for i in range(20_000):  # bounded: stops at the end of the test or after this many
+            if stop.is_set():
+                return
+            log.append([event(i)])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        reports = [verify.verify_log(db.path, SIGNER.verifier()) for _ in range(15)]
+    finally:
+        stop.set()
+        writer.join()
+        log.close()
+        db.close()
+    assert [str(r.first) for r in reports if not r.ok] == []
+    assert reports[-1].tree_size > reports[0].tree_size  # the log did grow meanwhile

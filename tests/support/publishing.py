@@ -15,7 +15,7 @@ from agencies import errors
 from agencies.client import AgencyClient
 from gateway.v1 import catalog_pb2
 from govshare import errors as gateway_errors
-from tests.integration.exchange_support import wait_for
+from tests.support.exchange import wait_for
 
 CONTENT = b"region,beds\n440100,5321\n440300,4410\n" * 100
 SCHEMA = [
@@ -98,3 +98,8 @@ def failing_batch(tx: Any) -> None:
     """A change that writes, then makes the database fail the whole batch."""
     write_event(tx)
     tx.conn.execute("SELECT * FROM no_such_table")
+
+
+def rows_csv(rows: int) -> bytes:
+    return ("region,beds,doctors\n"
+            + "".join(f"r{i},{i},d{i}\n" for i in range(rows))).encode()

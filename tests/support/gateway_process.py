@@ -2,9 +2,9 @@
 and read its memory and open files; and client roles run as child processes that a test kills
 mid-call:
 
-    python tests/faults/gateway_process.py upload TARGET CERTS DATASET SIZE
-    python tests/faults/gateway_process.py fetch TARGET CERTS DATASET TO
-    python tests/faults/gateway_process.py watch TARGET CERTS
+    python tests/support/gateway_process.py upload TARGET CERTS DATASET SIZE
+    python tests/support/gateway_process.py fetch TARGET CERTS DATASET TO
+    python tests/support/gateway_process.py watch TARGET CERTS
 
 Each role prints one line once it is in the middle of its call, then hangs until killed.
 """
@@ -176,9 +176,9 @@ def _upload(target: str, certs: str, dataset: str, size: str) -> None:
     """Send a signed manifest for `size` zero bytes and one chunk of them, then hang."""
     from google.protobuf import timestamp_pb2
 
-    from agencies.catalog import enum_value
     from gateway.v1 import catalog_pb2
     from govshare import envelopes, signing
+    from govshare.enums import enum_value
 
     content_size = int(size)
     client = AgencyClient(target, certs, server_name="localhost")

@@ -4,7 +4,7 @@ This table is the single statement of the gateway's authorization rules. The mat
 (`test_authorization_matrix.py`) calls every RPC as every kind of caller with a valid request and
 compares the outcome with the cell; `docs/AUTHORIZATION.md` is rendered from it:
 
-    .venv/bin/python -m tests.security.authorization > docs/AUTHORIZATION.md
+    .venv/bin/python -m tests.support.authorization > docs/AUTHORIZATION.md
 
 and a test fails when the committed document differs from the rendering.
 
@@ -193,8 +193,8 @@ def render() -> str:
     lines = [
         "# Who may do what",
         "",
-        "<!-- Generated from tests/security/authorization.py; do not edit. Regenerate with",
-        "     .venv/bin/python -m tests.security.authorization > docs/AUTHORIZATION.md -->",
+        "<!-- Generated from tests/support/authorization.py; do not edit. Regenerate with",
+        "     .venv/bin/python -m tests.support.authorization > docs/AUTHORIZATION.md -->",
         "",
         "Every RPC of `gateway.v1`, called by every kind of caller with a valid request, so that",
         "only authorization decides. `tests/security/test_authorization_matrix.py` checks every",

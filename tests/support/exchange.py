@@ -14,7 +14,7 @@ from gateway import config as config_module
 from gateway.network import lay_out
 from gateway.server import create_server
 from gateway.v1 import catalog_pb2
-from tests.conftest import AGENCIES, Network
+from tests.support.network import AGENCIES, Network
 
 SCHEMA = [
     catalog_pb2.SchemaField(name=name, type=catalog_pb2.FIELD_TYPE_STRING,

@@ -1,11 +1,9 @@
 """Certificates over their whole life: a revoked TLS certificate ends the streams it holds open,
-signing certificates that have expired or been revoked neither register nor sign, the gateway
-does not start with a signing certificate that is not its own, and an owner asking for its own
-dataset is told where it is."""
+signing certificates that have expired or been revoked neither register nor sign, and the gateway
+does not start with a signing certificate that is not its own."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,17 +16,15 @@ from certs.ca import CertificateAuthority
 from gateway import config as config_module
 from gateway.network import add_agency, lay_out
 from gateway.server import StartError, create_server
-from tests.conftest import AGENCIES
-from tests.integration.exchange_support import (
+from tests.support.exchange import (
     ask,
     assert_only_refusal,
     counts,
     publish,
     start_clocked_network,
 )
-
-BIG = os.urandom(24 * 1024 * 1024)
-"""Larger than what gRPC buffers in flight, so a fetch is still running when it is stopped."""
+from tests.support.fetching import BIG
+from tests.support.network import AGENCIES
 
 
 def _serial(network, agency_id: str, purpose: str) -> str:
@@ -154,22 +150,6 @@ def test_a_statement_signed_once_the_signing_certificate_expired_is_refused(tmp_
                  "SIGNING_CERTIFICATE_EXPIRED", "exchange.request.create", "signed_statement")
     finally:
         net.close()
-
-
-# -- an owner and its own dataset ----------------------------------------------------------------
-
-
-def test_an_owner_fetching_its_own_dataset_is_told_where_it_is(network, tmp_path):
-    health = network.agency("gd-health")
-    beds = publish(health, "beds")
-    for asked in (beds, f"{beds}/versions/1"):
-        before = counts(network)
-        with pytest.raises(errors.FailedPrecondition) as refused:
-            health.fetch(asked, tmp_path / "beds.csv")
-        assert refused.value.reason == "OWN_DATASET"
-        assert "show" in str(refused.value) and "request access" not in str(refused.value)
-        assert_only_refusal(network, before, "exchange.fetch", "OWN_DATASET")
-    assert not (tmp_path / "beds.csv").exists()
 
 
 # -- the gateway's own signing certificate -------------------------------------------------------

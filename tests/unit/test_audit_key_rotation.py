@@ -1,9 +1,9 @@
-"""Offline verification of a log the gateway keeps writing, and key rotation of its log."""
+"""A log's signing key or origin changed: refused saying what differs, unless the previous key is
+listed, checked at config load, and trusted by `govshare audit verify` only when given."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,34 +25,6 @@ SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))
 def event(i: int) -> Event:
     return Event(actor="urn:govshare:agency:a", action="catalog.publish",
                  resources=(f"agencies/a{i % 3}/datasets/d{i}",))
-
-
-def test_verify_reads_one_snapshot_while_the_log_grows(tmp_path: Path):
-    db = Database(tmp_path / "audit.db")
-    log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=tmp_path / "audit.checkpoint")
-    log.open()
-    stop = threading.Event()
-
-    def write() -> None:
-        for i in range(20_000):  # bounded: stops at the end of the test or after this many
-            if stop.is_set():
-                return
-            log.append([event(i)])
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    try:
-        reports = [verify.verify_log(db.path, SIGNER.verifier()) for _ in range(15)]
-    finally:
-        stop.set()
-        writer.join()
-        log.close()
-        db.close()
-    assert [str(r.first) for r in reports if not r.ok] == []
-    assert reports[-1].tree_size > reports[0].tree_size  # the log did grow meanwhile
-
-
-# -- a new signing key or origin ----------------------------------------------------------------
 
 
 NEW_KEY = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(1, 33))))
@@ -143,12 +115,3 @@ def test_cli_verify_trusts_only_the_keys_given(tmp_path: Path):
     listed = write_config(tmp_path, f'previous_verifier_keys = ["{old}"]')
     assert run(listed, new).exit_code == 1
     assert run(listed, new, old).exit_code == 0
-
-
-def test_cli_list_refuses_a_limit_below_one(tmp_path: Path):
-    build(tmp_path / "audit.db")
-    config = write_config(tmp_path, "")
-    for option, value in (("--limit", "0"), ("--limit", "-1"), ("--after", "-2")):
-        result = CliRunner().invoke(cli, ["audit", "list", "--config", str(config),
-                                          option, value])
-        assert result.exit_code == 2 and option in result.output
