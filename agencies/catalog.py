@@ -18,7 +18,6 @@ gateway deliver only the fields a grant names, verifiably. Such content must par
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -33,14 +32,14 @@ from google.protobuf.message import DecodeError
 
 from agencies import errors
 from certs import ca as certs_ca
-from certs.identity import ID_PATTERN, identity_from_certificate
+from certs.identity import identity_from_certificate
 from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2
 from govshare import columns, envelopes, signing
+from govshare.enums import enum_value
+from govshare.names import AgencyName, DatasetName
 
 __all__ = ["CatalogMixin", "Content", "Progress", "load_certificate", "signer_certificate",
            "verify_signed_manifest"]
-
-DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
 
 CHUNK_SIZE = 1024 * 1024
 """Upload chunk size; the gateway accepts up to its max_chunk_bytes (1 MiB by default)."""
@@ -53,21 +52,7 @@ Progress = Callable[[int, int], None]
 
 def agency_name(value: str) -> str:
     """"agencies/{id}" from a resource name or a bare agency id."""
-    return value if value.startswith("agencies/") else f"agencies/{value}"
-
-
-def enum_value(enum: Any, value: int | str) -> int:
-    """An enum value from its number, full name or short name ("PUBLIC", "csv")."""
-    if isinstance(value, int):
-        return value
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    name = value.upper().replace("-", "_")
-    try:
-        return enum.Value(name if name.startswith(prefix) else prefix + name)
-    except ValueError:
-        choices = ", ".join(n.removeprefix(prefix) for n in enum.keys()[1:])
-        raise ValueError(f"unknown {enum.DESCRIPTOR.name} {value!r}; use one of {choices}") \
-            from None
+    return value if value.startswith("agencies/") else str(AgencyName(value))
 
 
 def signer_certificate(agency: directory_pb2.Agency, envelope: envelope_pb2.Envelope,
@@ -141,7 +126,8 @@ def verify_signed_manifest(
     if signer.kind != "agency":
         raise errors.VerificationError(
             f"the manifest is signed by {signer.uri}, not by an agency: only agencies publish")
-    if not manifest.dataset.startswith(f"agencies/{signer.id}/datasets/"):
+    dataset = DatasetName.match(manifest.dataset)
+    if dataset is None or dataset.agency != signer.id:
         raise errors.VerificationError(
             f"the manifest names {manifest.dataset}, not a dataset of agency {signer.id}")
     signed_at = _signed_at(manifest, now)
@@ -194,7 +180,7 @@ class CatalogMixin:
 
     def dataset_name(self, dataset: str) -> str:
         """A full dataset name; a bare id is taken as one of this agency's datasets."""
-        return dataset if "/" in dataset else f"{self.name}/datasets/{dataset}"
+        return dataset if "/" in dataset else str(AgencyName.parse(self.name).dataset(dataset))
 
     def publish(
         self, dataset: str, content: Content, *, title: str, abstract: str = "",
@@ -289,12 +275,15 @@ class CatalogMixin:
         """Re-verify a version's signed manifest against its publisher's certificate from the
         directory (checked against the national CA) and that the version is what it names."""
         manifest = catalog_pb2.Manifest.FromString(version.signed_manifest.payload)
-        publisher = manifest.dataset.split("/datasets/")[0]
-        agency = self.agency(publisher)  # type: ignore[attr-defined]
+        dataset = DatasetName.match(manifest.dataset)
+        if dataset is None:
+            raise errors.VerificationError(
+                f"{version.name} carries a manifest naming no dataset: {manifest.dataset!r}")
+        agency = self.agency(str(dataset.owner))  # type: ignore[attr-defined]
         verified = verify_signed_manifest(version.signed_manifest,
                                           signer_certificate(agency, version.signed_manifest),
                                           (self.certs / "ca.pem").read_bytes())
-        if version.name != f"{verified.dataset}/versions/{verified.version}" or (
+        if version.name != str(dataset.version(verified.version)) or (
                 version.HasField("manifest") and version.manifest != verified):
             raise errors.VerificationError(
                 f"{version.name} does not carry the manifest its signature covers")
@@ -304,10 +293,11 @@ class CatalogMixin:
         """The latest version + 1, or 1 for a dataset not published yet. Asked with a listing,
         which answers an empty page for a new dataset: GetDataset would answer NOT_FOUND, and
         every first publish would add a refusal to the audit log."""
-        parts = DATASET_NAME.fullmatch(name)
-        if not parts or not all(ID_PATTERN.fullmatch(part) for part in parts.groups()):
+        parsed = DatasetName.match(name)
+        if parsed is None:
             return 1  # no dataset name: the gateway refuses the manifest, saying what to fix
-        found = self.datasets(publisher=parts[1], dataset_id=parts[2], show_withdrawn=True)
+        found = self.datasets(publisher=parsed.agency, dataset_id=parsed.dataset,
+                              show_withdrawn=True)
         return next((dataset.latest_version for dataset in found), 0) + 1
 
 

@@ -47,17 +47,14 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from agencies import errors
-from agencies.catalog import (
-    enum_value,
-    load_certificate,
-    signer_certificate,
-    verify_signed_manifest,
-)
+from agencies.catalog import load_certificate, signer_certificate, verify_signed_manifest
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway.v1 import audit_pb2, catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import columns, envelopes, signing, times
+from govshare.enums import enum_value
 from govshare.ids import new_id
+from govshare.names import DatasetName, ExchangeName, VersionName
 from govshare.spool import Spool, open_direct
 
 __all__ = ["DEFAULT_DURATION", "FETCH_COMPLETE", "ExchangeMixin", "FetchRecord", "Fetched",
@@ -327,11 +324,15 @@ class ExchangeMixin:
             raise errors.from_rpc_error(exc) from None
 
     def _verified_manifest(self, start: exchange_pb2.FetchStart, dataset: str) -> Any:
-        owner = start.dataset_version.split("/datasets/")[0]
-        certificate = signer_certificate(self.agency(owner), start.signed_manifest)
+        version = VersionName.match(start.dataset_version)
+        if version is None:
+            raise errors.VerificationError(
+                f"the gateway delivered {start.dataset_version!r}, which names no version")
+        certificate = signer_certificate(self.agency(str(version.dataset.owner)),
+                                         start.signed_manifest)
         manifest = verify_signed_manifest(start.signed_manifest, certificate,
                                           (self.certs / "ca.pem").read_bytes())
-        delivered = f"{manifest.dataset}/versions/{manifest.version}"
+        delivered = str(DatasetName.parse(manifest.dataset).version(manifest.version))
         if delivered != start.dataset_version or dataset not in (manifest.dataset, delivered):
             raise errors.VerificationError(
                 f"the manifest is for {delivered}, but {start.dataset_version} was delivered"
@@ -381,13 +382,12 @@ class ExchangeMixin:
         fetches the audit log records."""
         events = (self.audit_events(dataset=self.dataset_name(dataset), action=FETCH_COMPLETE)
                   if dataset else self.audit_events(agency=self.name, action=FETCH_COMPLETE))
-        mine = f"{self.name}/datasets/"
         for event in events:
-            version = next((r for r in event.resources if "/versions/" in r), "")
-            if not version.startswith(mine):
+            version = next(filter(None, map(VersionName.match, event.resources)), None)
+            if version is None or str(version.dataset.owner) != self.name:
                 continue  # a fetch this agency made of another agency's dataset
-            exchange = next(r for r in event.resources if "/exchanges/" in r)
-            yield FetchRecord(exchange, exchange.split("/exchanges/")[0], version,
+            exchange = next(filter(None, map(ExchangeName.match, event.resources)))
+            yield FetchRecord(str(exchange), str(exchange.parent), str(version),
                               times.from_timestamp(event.create_time), event)
 
     # -- events ------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ def _check_receipt(
         "fields (receipt)": list(receipt.fields) == list(start.fields),
         "exchange": receipt.exchange == start.exchange,
         "requester": receipt.requester == requester,
-        "owner": manifest.dataset.startswith(receipt.owner + "/datasets/"),
+        "owner": str(DatasetName.parse(manifest.dataset).owner) == receipt.owner,
         "dataset version": receipt.dataset_version == start.dataset_version,
         "grant": receipt.grant == start.grant,
     }

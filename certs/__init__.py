@@ -35,7 +35,6 @@ from .ca import (
     verify_crl,
 )
 from .identity import (
-    ID_PATTERN,
     KINDS,
     STAFF_ROLES,
     URN_PREFIX,
@@ -51,7 +50,6 @@ __all__ = [
     "CRL_FILE",
     "CRL_LIFETIME",
     "DEFAULT_CA_NAME",
-    "ID_PATTERN",
     "INDEX_FILE",
     "KINDS",
     "LEAF_DAYS",

@@ -18,14 +18,13 @@ a TLS client certificate only, no signing key.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from cryptography import x509
 
+from govshare.names import ID_PATTERN
+
 URN_PREFIX = "urn:govshare:"
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$")
-"""Ids are DNS-label-like, 3-64 chars; use ``fullmatch``, as ``$`` accepts a final newline."""
 KINDS = ("agency", "admin", "auditor", "gateway")
 STAFF_ROLES = ("admin", "auditor")
 

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from certs.files import fsync_folder, replace_file
-from certs.identity import ID_PATTERN
 from govshare import errors
+from govshare.names import ID_PATTERN
 from govshare.signing import StreamHasher
 from govshare.spool import Spool, open_direct
 

@@ -1,8 +1,7 @@
 """The catalog: agencies publish signed, versioned datasets, find each other's, withdraw their own.
 
-Names: a dataset is "agencies/{agency}/datasets/{dataset}", a version ".../versions/{n}"; both
-ids match `certs.identity.ID_PATTERN` (^[a-z][a-z0-9-]{1,62}[a-z0-9]$, 3 to 64 characters,
-checked with fullmatch), so names never carry path characters, NUL or surprises.
+Names: datasets and versions are named as `govshare.names` parses them, so names never carry
+path characters, NUL or surprises.
 
 Visibility: PUBLIC and INTERNAL metadata is visible to every registered agency; CONFIDENTIAL
 metadata only to its publisher and to agencies holding an ACTIVE, unexpired grant on it given
@@ -29,7 +28,6 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from certs.identity import ID_PATTERN
 from gateway import paging, statements
 from gateway.audit.log import Tx
 from gateway.blobs import Upload
@@ -42,6 +40,8 @@ from gateway.storage import events as events_sql
 from gateway.text import check_reason, check_text
 from gateway.v1 import catalog_pb2, envelope_pb2
 from govshare import columns, envelopes, errors, times
+from govshare.enums import check_enum, enum_name, optional_enum
+from govshare.names import ID_PATTERN, AgencyName, DatasetName
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -67,8 +67,6 @@ class DatasetCache(ReadCache):
         self.invalidate(("name", name))
 
 
-DATASET_NAME = re.compile(r"agencies/([^/]*)/datasets/([^/]*)")
-PARENT_NAME = re.compile(r"agencies/([^/]*)")
 ALL_PUBLISHERS = "agencies/-"
 
 MAX_TITLE = 200
@@ -85,46 +83,6 @@ MAX_QUERY = 500
 PUBLISHED = "DATASET_VERSION_PUBLISHED"
 WITHDRAWN = "DATASET_WITHDRAWN"
 REQUEST_WITHDRAWN = "ACCESS_REQUEST_WITHDRAWN"
-
-
-# -- names and enums ------------------------------------------------------------------------------
-
-
-def parse_dataset_name(name: str, field: str = "name") -> tuple[str, str]:
-    """(agency id, dataset id) of "agencies/{agency}/datasets/{dataset}"; INVALID_ARGUMENT
-    naming `field` otherwise."""
-    match = DATASET_NAME.fullmatch(name)
-    if not match or not all(ID_PATTERN.fullmatch(part) for part in match.groups()):
-        raise errors.InvalidArgument(
-            f"{field} must be agencies/{{agency}}/datasets/{{dataset}} with ids matching"
-            f" {ID_PATTERN.pattern}",
-            field=field,
-        )
-    return match.group(1), match.group(2)
-
-
-def version_name(dataset: str, version: int) -> str:
-    return f"{dataset}/versions/{version}"
-
-
-def enum_name(enum: Any, value: int) -> str:
-    """The stored form of an enum value: its name without the type prefix ("PUBLIC")."""
-    return enum.Name(value).removeprefix(_enum_prefix(enum))
-
-
-def enum_value(enum: Any, name: str) -> int:
-    """The enum value of a stored form `enum_name` gave ("PUBLIC")."""
-    return enum.Value(_enum_prefix(enum) + name)
-
-
-def _enum_prefix(enum: Any) -> str:
-    return enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-
-
-def _check_enum(enum: Any, value: int, field: str) -> None:
-    if value == 0 or value not in enum.values():
-        allowed = ", ".join(value.name for value in enum.DESCRIPTOR.values[1:])
-        raise errors.InvalidArgument(f"{field} must be one of {allowed}", field=field)
 
 
 # -- manifest validation --------------------------------------------------------------------------
@@ -155,11 +113,11 @@ def validate_manifest(
     `publisher` is the caller's agency id: the dataset must be under it (PERMISSION_DENIED).
     A declared size above `limits.max_dataset_bytes` is RESOURCE_EXHAUSTED.
     """
-    agency_id, _ = parse_dataset_name(manifest.dataset, "manifest.dataset")
-    if agency_id != publisher:
+    owner = DatasetName.parse(manifest.dataset, "manifest.dataset").owner
+    if owner.agency != publisher:
         raise errors.PermissionDenied(
-            f"manifest.dataset is under agencies/{agency_id}; agency {publisher} may publish"
-            " only under agencies/" + publisher,
+            f"manifest.dataset is under {owner}; agency {publisher} may publish"
+            f" only under {AgencyName(publisher)}",
             reason="NOT_PUBLISHER", field="manifest.dataset", publisher=publisher,
         )
     if manifest.version < 1:
@@ -167,14 +125,14 @@ def validate_manifest(
                                      field="manifest.version")
     check_text(manifest.title, "manifest.title", MAX_TITLE, required=True)
     check_text(manifest.abstract, "manifest.abstract", MAX_ABSTRACT)
-    _check_enum(catalog_pb2.MediaType, manifest.media_type, "manifest.media_type")
+    check_enum(catalog_pb2.MediaType, manifest.media_type, "manifest.media_type")
     _check_schema(manifest.schema)
     _check_columns(manifest)
-    _check_enum(catalog_pb2.Classification, manifest.classification, "manifest.classification")
-    _check_enum(catalog_pb2.SharingType, manifest.sharing_type, "manifest.sharing_type")
+    check_enum(catalog_pb2.Classification, manifest.classification, "manifest.classification")
+    check_enum(catalog_pb2.SharingType, manifest.sharing_type, "manifest.sharing_type")
     check_text(manifest.sharing_conditions, "manifest.sharing_conditions", MAX_CONDITIONS)
     check_text(manifest.legal_basis, "manifest.legal_basis", MAX_LEGAL_BASIS)
-    _check_enum(catalog_pb2.UpdateCycle, manifest.update_cycle, "manifest.update_cycle")
+    check_enum(catalog_pb2.UpdateCycle, manifest.update_cycle, "manifest.update_cycle")
     _check_tags(manifest.tags)
     if len(manifest.content_sha256) != 32:
         raise errors.InvalidArgument("manifest.content_sha256 must be the 32-byte SHA-256",
@@ -196,9 +154,9 @@ def _check_schema(schema: Iterable[catalog_pb2.SchemaField]) -> None:
             raise errors.InvalidArgument(f"{field}.name {item.name!r} is repeated",
                                          field=f"{field}.name")
         seen.add(item.name)
-        _check_enum(catalog_pb2.FieldType, item.type, f"{field}.type")
+        check_enum(catalog_pb2.FieldType, item.type, f"{field}.type")
         check_text(item.description, f"{field}.description", MAX_FIELD_DESCRIPTION)
-        _check_enum(catalog_pb2.Sensitivity, item.sensitivity, f"{field}.sensitivity")
+        check_enum(catalog_pb2.Sensitivity, item.sensitivity, f"{field}.sensitivity")
 
 
 def _check_columns(manifest: catalog_pb2.Manifest) -> None:
@@ -332,11 +290,7 @@ def _claimed_dataset(envelope: envelope_pb2.Envelope) -> list[str]:
     refused publish claimed to be about, for its refusal event ([] when the payload is no
     manifest or names no valid dataset)."""
     claimed = envelopes.claimed(envelope, envelopes.MANIFEST)
-    if claimed is None:
-        return []
-    try:
-        parse_dataset_name(claimed.dataset)
-    except errors.InvalidArgument:
+    if claimed is None or DatasetName.match(claimed.dataset) is None:
         return []
     return [claimed.dataset]
 
@@ -400,7 +354,7 @@ def _store_version(
     publisher's own versions already named the content, asked before this one is added."""
     name = manifest.dataset
     publisher = call.agency or {}
-    version = version_name(name, manifest.version)
+    version = str(DatasetName.parse(name, "manifest.dataset").version(manifest.version))
 
     def change(tx: Tx) -> tuple[tuple[dict[str, Any], bool], list]:
         existing = sql.get_dataset(tx.conn, name)
@@ -482,7 +436,7 @@ def get_visible(gateway: Gateway, caller: Caller, name: str, field: str = "name"
     INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
     whether or not it exists (permission before existence); NOT_FOUND otherwise.
     """
-    agency_id, _ = parse_dataset_name(name, field)
+    agency_id = DatasetName.parse(name, field).agency
     row = gateway.datasets.dataset(name)
     if row is not None and can_see(gateway, caller, row):
         return row
@@ -556,15 +510,15 @@ def _position(gateway: Gateway, request: Any) -> int | None:
 
 
 def _publisher_filter(parent: str) -> str:
-    match = PARENT_NAME.fullmatch(parent)
     if parent == ALL_PUBLISHERS:
         return ""
-    if not match or not ID_PATTERN.fullmatch(match.group(1)):
+    publisher = AgencyName.match(parent)
+    if publisher is None:
         raise errors.InvalidArgument(
             "parent must be agencies/{agency} or agencies/- for the whole catalog",
             field="parent",
         )
-    return match.group(1)
+    return publisher.agency
 
 
 def _dataset_id_filter(dataset_id: str) -> str:
@@ -586,13 +540,6 @@ def _region_prefix(code: str) -> str:
     return code
 
 
-def optional_enum(enum: Any, value: int, field: str) -> str:
-    if value == 0:
-        return ""
-    _check_enum(enum, value, field)
-    return enum_name(enum, value)
-
-
 # -- withdrawing ----------------------------------------------------------------------------------
 
 
@@ -601,11 +548,11 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
     requests; pending requests of agencies that may see it become WITHDRAWN (the others wait
     for the owner's decision, see storage.catalog.withdraw_pending_requests); its versions stay
     retrievable."""
-    agency_id, _ = parse_dataset_name(name)
+    owner = DatasetName.parse(name).owner
     call.resources = [name]
     check_reason(reason)
-    if agency_id != call.caller.identity.id:
-        raise errors.PermissionDenied(f"only agencies/{agency_id} may withdraw {name}",
+    if owner.agency != call.caller.identity.id:
+        raise errors.PermissionDenied(f"only {owner} may withdraw {name}",
                                       reason="NOT_OWNER", dataset=name)
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:
@@ -630,7 +577,7 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
                         f" {request['name']} is closed", when=when)
         event = call.event(
             reason=reason, resources=(name, *(request["name"] for request in closed)),
-            agencies=tuple(dict.fromkeys(f"agencies/{request['requester']}"
+            agencies=tuple(dict.fromkeys(str(AgencyName(request["requester"]))
                                          for request in closed)))
         return sql.get_dataset(tx.conn, name), [event]
 

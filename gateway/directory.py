@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
-from certs.identity import ID_PATTERN, Identity, identity_from_certificate
+from certs.identity import Identity, identity_from_certificate
 from gateway import statements
 from gateway.audit.log import Tx
 from gateway.readcache import ReadCache
@@ -19,13 +19,13 @@ from gateway.rpc import Call
 from gateway.storage import directory as sql
 from gateway.text import check_reason
 from govshare import errors, times
+from govshare.names import ID_PATTERN, AgencyName
 from govshare.signing import VerifyKey
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
 
 REGION_CODE = re.compile(r"^[1-9]\d{5}$")
-AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
 
 
 def region_prefix(region_code: str, field: str = "region_code") -> str:
@@ -62,17 +62,6 @@ class DirectoryCache(ReadCache):
         return self.get(("key", key_id), sql.get_agency_by_key_id)
 
 
-def agency_id_from_name(name: str) -> str:
-    """The {agency} of "agencies/{agency}"; INVALID_ARGUMENT otherwise."""
-    match = AGENCY_NAME.match(name)
-    if not match or not ID_PATTERN.fullmatch(match.group(1)):
-        raise errors.InvalidArgument(
-            f"name must be agencies/{{agency}} with an agency id matching {ID_PATTERN.pattern}",
-            field="name",
-        )
-    return match.group(1)
-
-
 def register(
     gateway: Gateway, call: Call, agency_id: str, display_name: str, region_code: str,
     signing_certificate_pem: str,
@@ -81,7 +70,7 @@ def register(
     if not ID_PATTERN.fullmatch(agency_id):
         raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN.pattern}",
                                      field="agency_id")
-    name = f"agencies/{agency_id}"
+    name = str(AgencyName(agency_id))
     call.resources = [name]
     if not 1 <= len(display_name) <= 200:
         raise errors.InvalidArgument("agency.display_name must be 1 to 200 characters",
@@ -140,7 +129,7 @@ def _set_state(
     check: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Move an agency to `state` (once `check` passes on its row), audited with `reason`."""
-    agency_id = agency_id_from_name(name)
+    agency_id = AgencyName.parse(name).agency
     check_reason(reason)
     # Only a suspended agency shows a reason; the reasons of past suspensions stay in the log.
     suspend_reason = reason if state == "SUSPENDED" else ""
@@ -164,7 +153,7 @@ def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: st
                                 reason: str) -> dict[str, Any]:
     """Give an agency a new signing certificate; the old one joins its previous ones, which
     verify what it signed before but sign nothing new."""
-    agency_id = agency_id_from_name(name)
+    agency_id = AgencyName.parse(name).agency
     call.resources = [name]
     check_reason(reason)
     key = _signing_key(gateway, agency_id, pem, "signing_certificate_pem")
@@ -203,7 +192,7 @@ def _canonical(pem: str) -> str:
 
 
 def get(gateway: Gateway, name: str) -> dict[str, Any]:
-    row = gateway.directory.by_id(agency_id_from_name(name))
+    row = gateway.directory.by_id(AgencyName.parse(name).agency)
     if row is None:
         raise errors.NotFound(f"{name} is not registered", agency=name)
     return row

@@ -8,7 +8,6 @@ change leaves only its refusal event. The sharing rules themselves live in `gate
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,15 +24,12 @@ from gateway.storage import exchange as sql
 from gateway.text import check_reason, check_text
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes, errors, times
+from govshare.enums import enum_value
 from govshare.ids import new_id
+from govshare.names import AccessRequestName, AgencyName, DatasetName, GrantName
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
-
-AGENCY_NAME = re.compile(r"^agencies/([^/]+)$")
-DATASET_NAME = re.compile(r"^agencies/([^/]+)/datasets/([^/]+)$")
-REQUEST_NAME = re.compile(r"^agencies/([^/]+)/accessRequests/([0-9a-f]{32})$")
-GRANT_NAME = re.compile(r"^agencies/([^/]+)/grants/([0-9a-f]{32})$")
 
 MIN_NONCE_BYTES = 16
 MAX_REQUEST_ID = 128
@@ -50,34 +46,15 @@ class Created:
     grant: dict[str, Any] | None
 
 
-def agency_name(agency_id: str) -> str:
-    return f"agencies/{agency_id}"
-
-
-def owner_of(dataset: str) -> str:
-    """The agency id owning "agencies/{agency}/datasets/..."."""
-    return dataset.split("/", 2)[1]
-
-
 def require_parent(call: Call, parent: str) -> str:
     """The caller's agency id when `parent` names the caller; PERMISSION_DENIED otherwise."""
-    if not AGENCY_NAME.match(parent):
-        raise errors.InvalidArgument("parent must be agencies/{agency}", field="parent")
+    AgencyName.parse(parent, "parent")
     if parent != call.caller.agency_name:
         raise errors.PermissionDenied(
             f"parent {parent} is not the calling agency {call.caller.agency_name}",
             reason="PARENT_NOT_CALLER", parent=parent,
         )
     return call.caller.identity.id
-
-
-def request_name(name: str) -> re.Match[str]:
-    """`name` parsed as "agencies/{agency}/accessRequests/{id}"; INVALID_ARGUMENT otherwise."""
-    match = REQUEST_NAME.match(name)
-    if not match:
-        raise errors.InvalidArgument(
-            "name must be agencies/{agency}/accessRequests/{access_request}", field="name")
-    return match
 
 
 def check_fresh(gateway: Gateway, stamp: Timestamp, field: str, now: datetime) -> None:
@@ -103,9 +80,9 @@ def _check_nonce(nonce: bytes, field: str) -> None:
 
 def check_requester(statement: Any, requester: str) -> None:
     """An agency asks only in its own name (checked before anything else in the statement)."""
-    if statement.requester != agency_name(requester):
+    if statement.requester != str(AgencyName(requester)):
         raise errors.PermissionDenied(
-            f"signed_statement.requester must be the calling agency {agency_name(requester)}:"
+            f"signed_statement.requester must be the calling agency {AgencyName(requester)}:"
             " an agency asks only in its own name",
             reason="REQUESTER_NOT_CALLER", field="signed_statement.requester",
         )
@@ -115,7 +92,7 @@ def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
     """The fields of an AccessRequestStatement (the dataset is checked against the catalog),
     its create_time last: a retry refused only for that is answered with the first request."""
     field = "signed_statement"
-    catalog.parse_dataset_name(statement.dataset, f"{field}.dataset")
+    DatasetName.parse(statement.dataset, f"{field}.dataset")
     _check_field_names(list(statement.fields), f"{field}.fields")
     if statement.purpose not in exchange_pb2.Purpose.values() or not statement.purpose:
         raise errors.InvalidArgument(
@@ -151,15 +128,11 @@ def _check_field_names(names: list[str], field: str) -> None:
                                      field=field)
 
 
-def version_name(dataset: str, version: int) -> str:
-    return f"{dataset}/versions/{version}"
-
-
 def dataset_fields(conn: Any, dataset: str, version: int = 0) -> set[str]:
     """The schema field names of the signed manifest of the dataset's version `version` (0: its
     latest)."""
-    row = (catalog_sql.get_version(conn, version_name(dataset, version)) if version
-           else catalog_sql.latest_version(conn, dataset))
+    row = (catalog_sql.get_version(conn, str(DatasetName.parse(dataset).version(version)))
+           if version else catalog_sql.latest_version(conn, dataset))
     if row is None:
         return set()
     envelope = envelope_pb2.Envelope.FromString(row["signed_manifest"])
@@ -193,23 +166,22 @@ def evaluate(
     may not see is answered alike. Only the directory is public: a name under an agency that
     is not registered is NOT_FOUND.
     """
-    owner = owner_of(statement.dataset)
+    owner = DatasetName.parse(statement.dataset).owner
     dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
                else catalog_sql.get_dataset(conn, statement.dataset))
-    if owner == requester:
+    if owner.agency == requester:
         raise _own_dataset(statement.dataset, dataset)
     config = gateway.config.exchange
     reader = conn or gateway.db.reader()
     terms = seen_terms(gateway, call, reader, dataset, statement.version)
     if terms is None:
-        if gateway.directory.by_id(owner) is None:
+        if gateway.directory.by_id(owner.agency) is None:
             raise errors.NotFound(
-                f"{agency_name(owner)} is not a registered agency, so {statement.dataset}"
+                f"{owner} is not a registered agency, so {statement.dataset}"
                 " does not exist: check the name in the directory (ListAgencies)",
-                reason="AGENCY_NOT_FOUND", agency=agency_name(owner),
-                dataset=statement.dataset,
+                reason="AGENCY_NOT_FOUND", agency=owner, dataset=statement.dataset,
             )
-        return dataset, None, policy.decide_unseen(statement.dataset, agency_name(owner),
+        return dataset, None, policy.decide_unseen(statement.dataset, str(owner),
                                                    statement, config, now)
     if statement.fields:
         check_fields(list(statement.fields),
@@ -230,7 +202,7 @@ def seen_terms(gateway: Gateway, call: Call, conn: Any, dataset: dict[str, Any] 
         return None
     if not version:
         return dataset
-    row = catalog_sql.get_version(conn, version_name(dataset["name"], version))
+    row = catalog_sql.get_version(conn, str(DatasetName.parse(dataset["name"]).version(version)))
     if row is None or (row["classification"] == "CONFIDENTIAL"
                        and not catalog.sees_confidential(gateway, call.caller, dataset)):
         return None
@@ -272,9 +244,8 @@ def create_request(
     # Named before the signature is checked, so a forged statement's refusal names its target.
     claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
     if claimed is not None:
-        call.resources = [parent, claimed.dataset,
-                          agency_name(owner_of(claimed.dataset)) if
-                          DATASET_NAME.match(claimed.dataset) else ""]
+        dataset = DatasetName.match(claimed.dataset)
+        call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
     statement = statements.open_signed(gateway, call.caller, envelope, envelopes.ACCESS_REQUEST,
                                        "signed_statement")
     check_requester(statement, requester)
@@ -294,14 +265,14 @@ def create_request(
         earlier = _earlier_request(gateway, requester, statement, now)
         if earlier is not None:
             return earlier
-        dry = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now,
+        dry = _plan(gateway, call, requester, statement, envelope_bytes, digest, now,
                     dry_run=True).created
         _check_none_pending(gateway, gateway.db.reader(), call, dry.request)
         return dry
     # Decide and sign on this thread; the committer re-checks that the dataset did not change
     # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
     try:
-        planned = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest, now)
+        planned = _plan(gateway, call, requester, statement, envelope_bytes, digest, now)
     except errors.GatewayError:
         planned = None  # decided again inside the change, after the idempotent-retry check
 
@@ -314,7 +285,7 @@ def create_request(
         plan = planned
         if plan is None or catalog_sql.sharing_terms(tx.conn, statement.dataset) != (
                 plan.dataset and catalog_sql.terms_of(plan.dataset)):
-            plan = _plan(gateway, call, parent, requester, statement, envelope_bytes, digest,
+            plan = _plan(gateway, call, requester, statement, envelope_bytes, digest,
                          tx.now, tx.conn)
         _check_none_pending(gateway, tx.conn, call, plan.created.request)  # one at a time
         sql.insert_access_request(tx.conn, plan.created.request)
@@ -339,7 +310,7 @@ class _Planned:
 
 
 def _plan(
-    gateway: Gateway, call: Call, parent: str, requester: str, statement: Any,
+    gateway: Gateway, call: Call, requester: str, statement: Any,
     envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None, *,
     dry_run: bool = False,
 ) -> _Planned:
@@ -347,7 +318,7 @@ def _plan(
     a dry run builds the request as it would be created, without a name or a grant."""
     dataset, terms, decision = evaluate(gateway, call, requester, statement, now, conn)
     enforce(decision, statement.dataset)
-    name = "" if dry_run else f"{parent}/accessRequests/{new_id()}"
+    name = "" if dry_run else str(AgencyName(requester).access_request(new_id()))
     row = _request_row(name, requester, statement, envelope_bytes, digest, decision, now)
     if dry_run:
         return _Planned(dataset, Created(row, None), [])
@@ -384,7 +355,7 @@ def _check_none_pending(gateway: Gateway, conn: Any, call: Call,
         )
     most = gateway.config.exchange.max_pending_requests
     if sql.count_pending(conn, request["requester"], request["owner"]) >= most:
-        owner = agency_name(request["owner"])
+        owner = AgencyName(request["owner"])
         raise errors.ResourceExhausted(
             f"you have {most} PENDING access requests to {owner}, the most one agency may have"
             " waiting for one owner: wait for its decisions, or withdraw some"
@@ -433,7 +404,7 @@ def _request_row(
 ) -> dict[str, Any]:
     deadline = decision.decide_deadline
     return {
-        "name": name, "requester": requester, "owner": owner_of(statement.dataset),
+        "name": name, "requester": requester, "owner": DatasetName.parse(statement.dataset).agency,
         "dataset": statement.dataset, "request_id": statement.request_id,
         "statement_digest": digest, "signed_statement": envelope_bytes,
         "state": APPROVED if decision.outcome == policy.GRANT_NOW else PENDING,
@@ -452,18 +423,17 @@ def _grant_row(
     under the terms `given` (the row of the version the request names, or the dataset's row
     for its latest version, read as the grant is decided), and opens no version published
     under stricter ones."""
-    name = f"agencies/{request['requester']}/grants/{new_id()}"
+    name = str(AgencyName(request["requester"]).grant(new_id()))
     expire = now + duration
     terms = {"max_classification": given["classification"],
              "max_sharing_type": policy.sharing_type(given)}
     statement = exchange_pb2.GrantStatement(
-        grant=name, grantee=agency_name(request["requester"]),
-        owner=agency_name(request["owner"]), dataset=request["dataset"], fields=fields,
+        grant=name, grantee=str(AgencyName(request["requester"])),
+        owner=str(AgencyName(request["owner"])), dataset=request["dataset"], fields=fields,
         access_request=request["name"], basis=basis, create_time=times.to_timestamp(now),
         expire_time=times.to_timestamp(expire),
-        max_classification=catalog.enum_value(catalog_pb2.Classification,
-                                              terms["max_classification"]),
-        max_sharing_type=catalog.enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
+        max_classification=enum_value(catalog_pb2.Classification, terms["max_classification"]),
+        max_sharing_type=enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
     )
     envelope = envelopes.seal(gateway.signing_key, envelopes.GRANT, statement)
     return {
@@ -478,8 +448,8 @@ def _grant_row(
 
 def _resources(name: str, row: dict[str, Any]) -> tuple[str, ...]:
     """What an exchange event concerns: the resource, both agencies and the dataset."""
-    return (name, agency_name(row["requester"] if "requester" in row else row["grantee"]),
-            agency_name(row["owner"]), row["dataset"])
+    return (name, str(AgencyName(row["requester"] if "requester" in row else row["grantee"])),
+            str(AgencyName(row["owner"])), row["dataset"])
 
 
 def _notify(tx: Tx, recipient: str, kind: str, resource: str, row: dict[str, Any], call: Call,
@@ -496,7 +466,7 @@ def decide_request(
     gateway: Gateway, call: Call, name: str, envelope: envelope_pb2.Envelope, approve: bool,
 ) -> Created:
     """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
-    request_name(name)
+    AccessRequestName.parse(name)
     try:
         decision = statements.open_signed(gateway, call.caller, envelope, envelopes.DECISION,
                                           "signed_decision")
@@ -537,7 +507,7 @@ def decide_request(
         )
         kind = "ACCESS_REQUEST_APPROVED" if approve else "ACCESS_REQUEST_DENIED"
         _notify(tx, row["requester"], kind, name, row, call,
-                f"{agency_name(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
+                f"{AgencyName(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
         return Created(sql.get_access_request(tx.conn, name, now), grant), audit
 
     return gateway.log.commit(change, call.refusal).value
@@ -570,10 +540,10 @@ def _approved_grant(
     requester = directory_sql.get_agency(tx.conn, row["requester"])
     if requester["state"] != "ACTIVE":
         raise errors.FailedPrecondition(
-            f"{agency_name(row['requester'])} is {requester['state']}"
+            f"{AgencyName(row['requester'])} is {requester['state']}"
             f" ({requester['suspend_reason']}): no grant is given to it; deny the request or"
             " wait until an administrator reinstates it",
-            reason="REQUESTER_SUSPENDED", agency=agency_name(row["requester"]),
+            reason="REQUESTER_SUSPENDED", agency=AgencyName(row["requester"]),
         )
     statement = decode_statement(row)
     dataset = catalog_sql.get_dataset(tx.conn, row["dataset"])
@@ -596,7 +566,7 @@ def _asked_version(conn: Any, dataset: dict[str, Any], version: int) -> dict[str
     is now; NOT_FOUND for a version its owner never published."""
     if not version:
         return dataset
-    name = version_name(dataset["name"], version)
+    name = str(DatasetName.parse(dataset["name"]).version(version))
     row = catalog_sql.get_version(conn, name)
     if row is None:  # asked for by a number its owner never published
         raise errors.NotFound(
@@ -684,11 +654,11 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
     the requester may ask again (it may have one PENDING request per dataset). Only the
     requester named in `name` may: refused before any read, so no one learns whether another
     agency's request exists."""
-    match = request_name(name)
+    requester = AccessRequestName.parse(name).parent
     call.resources = [name]
-    if match.group(1) != call.caller.identity.id:
+    if requester.agency != call.caller.identity.id:
         raise errors.PermissionDenied(
-            f"only {agency_name(match.group(1))}, which made {name}, may withdraw it (the"
+            f"only {requester}, which made {name}, may withdraw it (the"
             " dataset's owner denies a request instead)",
             reason="NOT_REQUESTER", access_request=name,
         )
@@ -705,7 +675,7 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
                                   reason=f"withdrawn by its requester: {reason}",
                                   signed_decision=None, grant_name=None, when=now)
         _notify(tx, row["owner"], "ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", name, row, call,
-                f"{agency_name(row['requester'])} withdrew {name} for {row['dataset']}:"
+                f"{AgencyName(row['requester'])} withdrew {name} for {row['dataset']}:"
                 f" {reason}")
         event = call.event(resources=tuple(call.resources), reason=reason)
         return sql.get_access_request(tx.conn, name, now), [event]
@@ -718,10 +688,10 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
 
 def get_request(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
     """One access request, for its requester or its owner."""
-    match = request_name(name)
+    requester = AccessRequestName.parse(name).parent
     agency = call.caller.identity.id
     row = sql.get_access_request(gateway.db.reader(), name, times.to_text(gateway.now()))
-    if row is None and match.group(1) == agency:
+    if row is None and requester.agency == agency:
         raise errors.NotFound(f"access request {name} does not exist", access_request=name)
     if row is None or agency not in (row["requester"], row["owner"]):
         raise errors.PermissionDenied(
@@ -735,7 +705,7 @@ def dataset_filter(dataset: str) -> str:
     """A list's dataset filter: empty (every dataset) or a dataset name. A malformed one (a bare
     id, say) would match nothing and answer with an empty list as if there were none."""
     if dataset:
-        catalog.parse_dataset_name(dataset, "dataset")
+        DatasetName.parse(dataset, "dataset")
     return dataset
 
 
@@ -751,9 +721,7 @@ def direction_incoming(direction: int) -> bool:
 
 def revoke_grant(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
     """Revoke a grant (its owner or an administrator); fetches under it stop."""
-    if not GRANT_NAME.match(name):
-        raise errors.InvalidArgument("name must be agencies/{agency}/grants/{grant}",
-                                     field="name")
+    GrantName.parse(name)
     check_reason(reason)
 
     def change(tx: Tx) -> tuple[dict[str, Any], list]:

@@ -30,6 +30,7 @@ from cryptography import x509
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
 from govshare import errors
+from govshare.names import AgencyName
 
 log = logging.getLogger("govshare.identity")
 
@@ -52,7 +53,7 @@ class Caller:
     @property
     def agency_name(self) -> str:
         """"agencies/{id}" for an agency caller, empty otherwise."""
-        return f"agencies/{self.identity.id}" if self.identity.kind == "agency" else ""
+        return str(AgencyName(self.identity.id)) if self.identity.kind == "agency" else ""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from gateway import catalog
 from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.v1 import catalog_pb2, catalog_pb2_grpc, envelope_pb2
 from govshare import errors, times
+from govshare.names import AgencyName
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 
@@ -25,7 +26,7 @@ def dataset_proto(row: dict[str, Any]) -> catalog_pb2.Dataset:
     envelope, manifest = signed_manifest(row["signed_manifest"])
     return catalog_pb2.Dataset(
         name=row["name"],
-        publisher=f"agencies/{row['publisher']}",
+        publisher=str(AgencyName(row["publisher"])),
         region_code=row["region_code"],
         latest_version=row["latest_version"],
         manifest=manifest,

@@ -10,13 +10,14 @@ from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.storage import directory as sql
 from gateway.v1 import directory_pb2, directory_pb2_grpc
 from govshare import times
+from govshare.names import AgencyName
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 
 
 def agency_proto(row: dict[str, Any]) -> directory_pb2.Agency:
     return directory_pb2.Agency(
-        name=f"agencies/{row['id']}",
+        name=str(AgencyName(row["id"])),
         display_name=row["display_name"],
         region_code=row["region_code"],
         signing_certificate_pem=row["signing_certificate_pem"],

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway import events, exchange, fetch, paging
-from gateway.catalog import enum_value, optional_enum
 from gateway.rpc import ADMIN, AGENCY, Call, rpc
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from govshare import times
+from govshare.enums import enum_value, optional_enum
+from govshare.names import AgencyName
 
 
 def request_proto(row: dict[str, Any], now: str) -> exchange_pb2.AccessRequest:
@@ -19,8 +20,8 @@ def request_proto(row: dict[str, Any], now: str) -> exchange_pb2.AccessRequest:
     deadline = row["decide_deadline"]
     message = exchange_pb2.AccessRequest(
         name=row["name"],
-        requester=exchange.agency_name(row["requester"]),
-        owner=exchange.agency_name(row["owner"]),
+        requester=str(AgencyName(row["requester"])),
+        owner=str(AgencyName(row["owner"])),
         dataset=row["dataset"],
         statement=exchange.decode_statement(row),
         signed_statement=envelope_pb2.Envelope.FromString(row["signed_statement"]),
@@ -41,8 +42,8 @@ def grant_proto(row: dict[str, Any]) -> exchange_pb2.Grant:
     state = row.get("effective_state", row["state"])
     return exchange_pb2.Grant(
         name=row["name"],
-        grantee=exchange.agency_name(row["grantee"]),
-        owner=exchange.agency_name(row["owner"]),
+        grantee=str(AgencyName(row["grantee"])),
+        owner=str(AgencyName(row["owner"])),
         dataset=row["dataset"],
         access_request=row["access_request"],
         fields=json.loads(row["fields"]),

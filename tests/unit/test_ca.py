@@ -23,7 +23,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certs import (
-    ID_PATTERN,
     KINDS,
     AlreadyExists,
     CAError,
@@ -38,6 +37,7 @@ from certs import (
     load_crl,
     verify_chain,
 )
+from govshare.names import ID_PATTERN
 
 E = TypeVar("E", bound=x509.ExtensionType)
 
