@@ -34,6 +34,7 @@ from gateway.v1 import (
     directory_pb2_grpc,
     exchange_pb2_grpc,
 )
+from govshare.names import AgencyName
 from govshare.signing import SigningKey
 
 __all__ = ["AdminClient", "AgencyClient", "AuditorClient", "BaseClient"]
@@ -180,4 +181,4 @@ class AgencyClient(CatalogMixin, ExchangeMixin, AuditMixin, BaseClient):
     def __init__(self, target: str, certs: str | Path, **kwargs: Any):
         super().__init__(target, certs, **kwargs)
         self.signing_key = SigningKey.load(Path(certs) / "signing.key")
-        self.name = f"agencies/{self.identity.id}"
+        self.name = str(AgencyName(self.identity.id))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from agencies.catalog import enum_value
 from gateway.cli.exits import LocalMistake, handles_errors
 from gateway.cli.options import client_from, enum_choice
 from gateway.cli.output import (
@@ -28,6 +27,7 @@ from gateway.cli.output import (
 )
 from gateway.text import shown
 from gateway.v1 import catalog_pb2
+from govshare.enums import enum_value
 
 MEDIA_TYPES = {".csv": "CSV", ".jsonl": "JSON_LINES", ".ndjson": "JSON_LINES",
                ".parquet": "PARQUET"}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -26,24 +25,21 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from agencies.catalog import agency_name
 from gateway import config as config_module
 from gateway.audit import export, verify
 from gateway.audit.log import origin_links
 from gateway.audit.saved import CheckpointFile
 from gateway.cli.output import add_row, console, folding_table
-from gateway.services.audit import MAX_LEAF_INDEX
 from gateway.storage import audit as sql
 from gateway.text import shown
 from govshare import times
+from govshare.names import ID_PATTERN, MAX_LEAF_INDEX, AgencyName, AuditEventName, DatasetName
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note, record
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-_AGENCY = re.compile(r"agencies/[^/]+")
-_DATASET = re.compile(r"agencies/[^/]+/datasets/[^/]+")
 
 
 class BadInput(click.ClickException):
@@ -143,8 +139,11 @@ def _saved(ctx: click.Context, verifiers: list[note.NoteVerifier]) -> tuple[byte
 
 
 def _leaf_index(event: str) -> int:
+    name = AuditEventName.match(event)
+    if name is not None:
+        return name.leaf_index
     try:
-        return note.parse_decimal(event.removeprefix("auditEvents/"), MAX_LEAF_INDEX)
+        return note.parse_decimal(event, MAX_LEAF_INDEX)
     except ValueError:
         raise click.BadParameter(f"expected a leaf index (0 to {MAX_LEAF_INDEX}) or"
                                  f" auditEvents/N, got {event!r}") from None
@@ -152,14 +151,16 @@ def _leaf_index(event: str) -> int:
 
 def _agency_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """agencies/{id} for a bare id, so `--agency gd-health` filters as it reads."""
-    name = agency_name(value) if value else value
-    if name and not _AGENCY.fullmatch(name):
+    if not value:
+        return value
+    name = AgencyName.match(value) or (AgencyName(value) if ID_PATTERN.fullmatch(value) else None)
+    if name is None:
         raise click.BadParameter(f"expected agencies/{{id}} or an agency id, got {value!r}")
-    return name
+    return str(name)
 
 
 def _dataset_name(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if value and not _DATASET.fullmatch(value):
+    if value and DatasetName.match(value) is None:
         raise click.BadParameter(f"expected agencies/{{id}}/datasets/{{dataset}}, got {value!r}")
     return value
 
