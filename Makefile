@@ -26,6 +26,7 @@ test: $(STAMP) $(BUF)
 
 lint: $(STAMP) $(BUF)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(BUF) lint
 
 proto: $(STAMP)

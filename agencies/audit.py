@@ -34,7 +34,6 @@ import grpc
 from agencies.errors import GovshareError, VerificationError
 from agencies.exchange import FETCH_COMPLETE
 from certs.files import exclusive_lock, replace_file
-from gateway.audit.log import NEW_ORIGIN
 from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes, times
 from govshare.transparency import merkle, note, record
@@ -147,7 +146,7 @@ class AuditMixin:
                           "ORIGIN_LINK_INVALID", old=old_origin, new=current.origin)
         fields = _record_fields(link.record, link.leaf_index, "ORIGIN_LINK_INVALID")
         recorded = fields.get("reason")
-        if fields.get("action") != NEW_ORIGIN or not isinstance(recorded, str) or \
+        if fields.get("action") != record.NEW_ORIGIN or not isinstance(recorded, str) or \
                 _origin_line(recorded) != old_origin:
             raise _refuse(f"audit event {link.leaf_index} does not link {old_origin!r} to"
                           f" {current.origin!r}: it is no audit.new_origin leaf recording a"

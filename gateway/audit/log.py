@@ -53,9 +53,6 @@ CHECKPOINT_VOUCHED = "audit.checkpoint_vouched"
 """The action recording that a start saved the database's checkpoint because the checkpoint
 file was missing and the operator vouched for the database (--checkpoint-from-database): a
 restored backup started that way stays visible to auditors."""
-NEW_ORIGIN = "audit.new_origin"
-"""The action of the first leaf under a new origin; its reason holds the signed checkpoint the
-previous origin ended with."""
 
 
 class _WroteBeforeFailing(Exception):
@@ -252,14 +249,15 @@ class AuditLog:
         self._reset_saved(signed)
         self._start()
         when = times.to_text(self.clock())
-        return self.append([record.Event(actor, NEW_ORIGIN, reason=signed.decode(), time=when)])
+        return self.append([record.Event(actor, record.NEW_ORIGIN, reason=signed.decode(),
+                                         time=when)])
 
     def _origins_had(self, conn: sqlite3.Connection) -> dict[str, str]:
         """Every origin the log is known to have had, and where it shows: the stored
         checkpoints, the checkpoints the new-origin links record, the previous keys, the
         checkpoint file."""
         had = dict.fromkeys(sql.checkpoint_origins(conn), "the database's checkpoints")
-        for _, data in sql.records_of_action(conn, NEW_ORIGIN):
+        for _, data in sql.records_of_action(conn, record.NEW_ORIGIN):
             linked = record.decode(data)["reason"].split("\n", 1)[0]
             had.setdefault(linked, "the database's new-origin records")
         for verifier in self.previous:
@@ -654,7 +652,7 @@ def origin_links(conn: sqlite3.Connection,
     """Where the log changed origin after a lost database: (leaf index, what it continues,
     in words), the previous origin's last checkpoint verified with `verifiers`."""
     links = []
-    for index, data in sql.records_of_action(conn, NEW_ORIGIN):
+    for index, data in sql.records_of_action(conn, record.NEW_ORIGIN):
         signed = record.decode(data)["reason"].encode()
         try:
             ended = note.Checkpoint.parse(note.open_note(signed, verifiers))

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.audit.log import NEW_ORIGIN
 from gateway.audit.saved import is_checkpoint_file, slots
 from gateway.storage import Database
 from gateway.storage import audit as sql
@@ -261,7 +260,7 @@ def _previous_origins(conn: sqlite3.Connection) -> dict[str, int]:
     link's position: a previous origin's checkpoints up to there may be signed by a key not
     given without being tampering."""
     ended: dict[str, int] = {}
-    for index, data in sql.records_of_action(conn, NEW_ORIGIN):
+    for index, data in sql.records_of_action(conn, record.NEW_ORIGIN):
         with contextlib.suppress(note.NoteError, ValueError, LookupError):
             signed = record.decode(data)["reason"].encode()
             ended.update(dict.fromkeys(note.signing_keys(signed), index))

@@ -14,26 +14,20 @@ event that does not concern it and for one that does not exist; only an auditor 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from certs.identity import URN_PREFIX
 from gateway import paging
-from gateway.audit.log import NEW_ORIGIN
 from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
 from gateway.storage import audit as sql
 from gateway.v1 import audit_pb2, audit_pb2_grpc
 from govshare import errors, times
+from govshare.names import AgencyName, AuditEventName, DatasetName
 from govshare.transparency import merkle, note, record
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 READERS = (AGENCY, AUDITOR)
 
-_EVENT_NAME = re.compile(r"auditEvents/(0|[1-9][0-9]{0,18})")
-MAX_LEAF_INDEX = 2**63 - 1
-"""Leaf indexes are int64 (the proto's and SQLite's integer)."""
-_AGENCY_NAME = re.compile(r"agencies/[^/]+")
-_DATASET_NAME = re.compile(r"agencies/[^/]+/datasets/[^/]+")
 _OUTCOMES = {
     audit_pb2.OUTCOME_UNSPECIFIED: "",
     audit_pb2.OUTCOME_ALLOWED: record.ALLOWED,
@@ -57,7 +51,7 @@ def _event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
     fields = record.decode(data)
     subjects = fields.get("subjects", [])
     return audit_pb2.AuditEvent(
-        name=f"auditEvents/{leaf_index}",
+        name=str(AuditEventName(leaf_index)),
         leaf_index=leaf_index,
         record=data,
         create_time=times.to_timestamp(fields["time"]),
@@ -69,7 +63,7 @@ def _event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
         request_digest=fields.get("request_digest", ""),
         envelope_ids=fields.get("envelopes", []),
         agencies=list(dict.fromkeys(
-            [*_actor_agency(fields["actor"]), *(s for s in subjects if _AGENCY_NAME.fullmatch(s))]
+            [*_actor_agency(fields["actor"]), *(s for s in subjects if _names_agency(s))]
         )),
     )
 
@@ -77,32 +71,22 @@ def _event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
 def _actor_agency(actor: str) -> list[str]:
     """["agencies/{id}"] when the actor is an agency, else []."""
     kind, _, ident = actor.removeprefix(URN_PREFIX).partition(":")
-    return [f"agencies/{ident}"] if actor.startswith(URN_PREFIX) and kind == AGENCY else []
+    return [str(AgencyName(ident))] if actor.startswith(URN_PREFIX) and kind == AGENCY else []
 
 
-def parse_event_name(name: str) -> int:
-    """The leaf index in "auditEvents/{leaf_index}"."""
-    match = _EVENT_NAME.fullmatch(name)
-    if not match or int(match.group(1)) > MAX_LEAF_INDEX:
-        raise errors.InvalidArgument(
-            f"name must be auditEvents/{{leaf_index}} with a decimal index from 0 to"
-            f" {MAX_LEAF_INDEX}, got {name!r}",
-            field="name",
-        )
-    return int(match.group(1))
+def _names_agency(subject: str) -> bool:
+    """Whether a record's subject is an agency (the others are datasets). Records keep the
+    subjects they were written with, whose ids may be looser than today's names
+    (record.Event._subjects), so this reads their shape without checking the id."""
+    return subject.startswith("agencies/") and subject.count("/") == 1
 
 
 def list_filters(request: audit_pb2.ListAuditEventsRequest) -> dict[str, Any]:
     """The storage filters a ListAuditEventsRequest asks for, validated."""
-    if request.agency and not _AGENCY_NAME.fullmatch(request.agency):
-        raise errors.InvalidArgument(
-            f"agency must be agencies/{{agency}}, got {request.agency!r}", field="agency"
-        )
-    if request.dataset and not _DATASET_NAME.fullmatch(request.dataset):
-        raise errors.InvalidArgument(
-            f"dataset must be agencies/{{agency}}/datasets/{{dataset}}, got {request.dataset!r}",
-            field="dataset",
-        )
+    if request.agency:
+        AgencyName.parse(request.agency, "agency")
+    if request.dataset:
+        DatasetName.parse(request.dataset, "dataset")
     if request.outcome not in _OUTCOMES:
         raise errors.InvalidArgument(f"unknown outcome {request.outcome}", field="outcome")
     start = times.to_text(times.from_timestamp(request.start_time, "start_time")) \
@@ -143,7 +127,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
 
     @rpc("audit.get", allow=READERS)
     def GetAuditEvent(self, request: audit_pb2.GetAuditEventRequest, call: Call) -> Any:
-        leaf_index = parse_event_name(request.name)
+        leaf_index = AuditEventName.parse(request.name).leaf_index
         conn = self.gateway.db.reader()
         if call.caller.kind == AGENCY and not sql.leaf_visible(conn, leaf_index, _viewer(call)):
             raise errors.PermissionDenied(
@@ -180,7 +164,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         """The latest audit.new_origin event in a tree of `size` (the one that began the
         current origin), for agencies to follow the change; None when the log never had one."""
         links = [(index, data) for index, data in
-                 sql.records_of_action(self.gateway.db.reader(), NEW_ORIGIN) if index < size]
+                 sql.records_of_action(self.gateway.db.reader(), record.NEW_ORIGIN) if index < size]
         return event_proto(*links[-1]) if links else None
 
     @rpc("audit.prove.inclusion", allow=EVERYONE)

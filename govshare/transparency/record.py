@@ -24,10 +24,13 @@ REFUSED = "REFUSED"
 ANONYMOUS = "urn:govshare:anonymous"
 FORMAT_VERSION = 1
 """Field `v` of every record this code writes."""
+NEW_ORIGIN = "audit.new_origin"
+"""The action of the first leaf under a new origin; its reason holds the signed checkpoint the
+previous origin ended with."""
 
 _ID = r"[a-z0-9][a-z0-9-]{0,63}"
 """What an agency or dataset id in a subject may look like: at most 64 characters of those
-certs.identity.ID_PATTERN allows."""
+govshare.names.ID_PATTERN allows."""
 _AGENCY = re.compile(rf"^(agencies/{_ID})(?:/|$)")
 _DATASET = re.compile(rf"^(agencies/{_ID}/datasets/{_ID})(?:/|$)")
 

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from agencies.client import AgencyClient
 from gateway import config as config_module
-from gateway.audit.log import NEW_ORIGIN, AuditLog
+from gateway.audit.log import AuditLog
 from gateway.server import create_server
 from gateway.storage import Database
 from gateway.storage.schema import MIGRATIONS
@@ -208,7 +208,7 @@ def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
                         (size,)).fetchone()[0]
     conn.close()
     fields = record.decode(link)
-    assert (fields["action"], fields["reason"]) == (NEW_ORIGIN, ended_signed.decode())
+    assert (fields["action"], fields["reason"]) == (record.NEW_ORIGIN, ended_signed.decode())
     for tree_size, _, signed in stopped.checkpoints():
         origin = bytes(signed).decode().splitlines()[0]
         assert origin == ("govshare.local/audit" if tree_size <= size else NEW)
