@@ -32,9 +32,9 @@ from gateway import paging, statements
 from gateway.audit.log import Tx
 from gateway.blobs import Upload
 from gateway.config import LimitsConfig
-from gateway.identity import Caller
+from gateway.context import Call
+from gateway.identity import AGENCY, Caller
 from gateway.readcache import ReadCache
-from gateway.rpc import AGENCY, Call
 from gateway.storage import catalog as sql
 from gateway.storage import events as events_sql
 from gateway.text import check_reason, check_text

@@ -14,8 +14,8 @@ from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
 from gateway import statements
 from gateway.audit.log import Tx
+from gateway.context import Call
 from gateway.readcache import ReadCache
-from gateway.rpc import Call
 from gateway.storage import directory as sql
 from gateway.text import check_reason
 from govshare import errors, times

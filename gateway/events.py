@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from gateway import catalog
-from gateway.rpc import Call
+from gateway.context import Call
 from gateway.storage import events as sql
 from gateway.v1 import exchange_pb2
 from govshare import errors, times
@@ -42,7 +42,7 @@ def watch(
     reader = gateway.db.reader()
     after = _position(reader, cursor)
     ended = threading.Event()
-    if not call.context.add_callback(ended.set):
+    if not call.transport.add_callback(ended.set):
         return  # the call ended already: nothing would ever set `ended`
     while True:
         # A watch ends at once when its certificate is revoked or its agency suspended.

@@ -16,7 +16,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import catalog, policy, statements
 from gateway.audit.log import Tx
-from gateway.rpc import ADMIN, Call
+from gateway.context import Call
+from gateway.identity import ADMIN
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql

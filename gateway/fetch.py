@@ -43,7 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from gateway import catalog, policy
 from gateway.audit.log import Tx
-from gateway.rpc import Call
+from gateway.context import Call
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
@@ -125,7 +125,7 @@ def serve(
         with blob:
             _start(gateway, call, plan)
             try:
-                call.context.send_initial_metadata(
+                call.transport.send_initial_metadata(
                     ((envelopes.GATEWAY_CERTIFICATE_KEY,
                       gateway.signing_certificate_pem.encode()),))
                 yield _first_message(plan)

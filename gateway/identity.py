@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import grpc
 from cryptography import x509
 
 from certs import ca as certs_ca
@@ -33,6 +32,11 @@ from govshare import errors
 from govshare.names import AgencyName
 
 log = logging.getLogger("govshare.identity")
+
+# The kinds of caller an RPC may allow (certs.identity defines every kind).
+AGENCY = "agency"
+ADMIN = "admin"
+AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Caller:
     @property
     def agency_name(self) -> str:
         """"agencies/{id}" for an agency caller, empty otherwise."""
-        return str(AgencyName(self.identity.id)) if self.identity.kind == "agency" else ""
+        return str(AgencyName(self.identity.id)) if self.identity.kind == AGENCY else ""
 
 
 @dataclass(frozen=True)
@@ -118,15 +122,15 @@ class Authenticator:
         if self._clock() > self._crl.next_update:
             raise certs_ca.InvalidCRL(f"{self._crl_path}: {_expired(self._crl)}")
 
-    def authenticate(self, context: grpc.ServicerContext) -> Caller:
-        """The caller of this RPC; raises errors.Unauthenticated when it has no usable identity."""
-        pem = context.auth_context().get("x509_pem_cert")
+    def authenticate(self, pem: bytes | None) -> Caller:
+        """The caller presenting the verified peer certificate `pem` (None: the peer presented
+        none); raises errors.Unauthenticated when it has no usable identity."""
         if not pem:
             raise errors.Unauthenticated(
                 "a client certificate issued by the national CA is required",
                 reason="CERTIFICATE_REQUIRED",
             )
-        serial, identity = _read_certificate(pem[0])
+        serial, identity = _read_certificate(pem)
         if isinstance(identity, ValueError):
             raise errors.Unauthenticated(
                 f"the client certificate carries no govshare identity: {identity}",

@@ -1,13 +1,14 @@
 """The one wrapper every RPC runs in: identity, authorization, error mapping, refusal audit, log.
 
-A servicer method decorated with `@rpc(action, allow=...)` receives a `Call` instead of the raw
-gRPC context. The wrapper establishes the caller from the peer certificate (never from the
+A servicer method decorated with `@rpc(action, allow=...)` receives a `Call` (gateway/context.py)
+instead of the raw gRPC context, which the Call carries only as its `Transport`, so the domain
+never sees gRPC. The wrapper establishes the caller from the peer certificate (never from the
 request), refuses callers of the wrong kind or agencies not registered and active, turns a
-`GatewayError` into its gRPC status with ErrorInfo, records every refusal in the audit log, and
-writes one log line per RPC. Anything unexpected becomes INTERNAL with a request id; the
-traceback goes to the log only. A request that does not parse (corrupt bytes, invalid UTF-8 in a
-string) reaches the wrapper as `Undecodable` (see `DecodeGuard`) and is refused, and audited,
-with INVALID_ARGUMENT once the caller is known.
+`GatewayError` into its gRPC status with ErrorInfo (through gateway/status.py), records every
+refusal in the audit log, and writes one log line per RPC. Anything unexpected becomes INTERNAL
+with a request id; the traceback goes to the log only. A request that does not parse (corrupt
+bytes, invalid UTF-8 in a string) reaches the wrapper as `Undecodable` (see `DecodeGuard`) and
+is refused, and audited, with INVALID_ARGUMENT once the caller is known.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from gateway import status
-from gateway.identity import Caller
-from govshare import errors, signing
+from gateway.context import Call, digest_of, refusal_event
+from gateway.identity import AGENCY
+from govshare import errors
 from govshare.transparency import record
 
 if TYPE_CHECKING:
@@ -34,75 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("govshare.rpc")
 
-AGENCY = "agency"
-ADMIN = "admin"
-AUDITOR = "auditor"
-
 _NAME_FIELDS = ("name", "parent", "dataset", "exchange")
-MAX_RECORDED_NAME = 256
-"""A refused request may name anything, of any length; its event records each name clipped to
-this many bytes (the request digest binds the whole request), so that one refusal cannot make an
-event larger than a reply may carry."""
-
-
-@dataclass
-class Call:
-    """One RPC in progress: who calls, for what, and what the audit log should say about it."""
-
-    caller: Caller
-    action: str
-    context: grpc.ServicerContext
-    agency: dict[str, Any] | None = None
-    """The caller's directory row, for agency callers."""
-    resources: list[str] = field(default_factory=list)
-    """Resource names the call concerns, recorded with a refusal."""
-    request: Any = None
-    """The request message (None for client streams), digested only if an event needs it."""
-
-    @functools.cached_property
-    def request_digest(self) -> str:
-        """Hex SHA-256 of the request as received (reads that succeed never need it)."""
-        return digest_of(self.request) if self.request is not None else ""
-
-    def event(self, action: str | None = None, **fields: Any) -> record.Event:
-        """An ALLOWED audit event for this call; `fields` are record.Event fields. The caller's
-        own agency is always among the agencies concerned, so it sees its own actions."""
-        fields.setdefault("resources", tuple(self.resources))
-        fields["agencies"] = (*self._own_agency(), *fields.get("agencies", ()))
-        return record.Event(
-            actor=self.caller.uri,
-            action=action or self.action,
-            request_digest=self.request_digest,
-            **fields,
-        )
-
-    def refusal(self, error: errors.GatewayError) -> record.Event:
-        """The REFUSED audit event for `error` raised by this call."""
-        return refusal_event(self.caller.uri, self.action, self.resources, self.request_digest,
-                             error, self._own_agency())
-
-    def _own_agency(self) -> tuple[str, ...]:
-        return (self.caller.agency_name,) if self.caller.agency_name else ()
-
-
-def refusal_event(
-    actor: str, action: str, resources: Iterable[str], digest: str, error: errors.GatewayError,
-    agencies: tuple[str, ...] = (),
-) -> record.Event:
-    return record.Event(
-        actor=actor,
-        action=action,
-        resources=tuple(dict.fromkeys(errors.clip(r, MAX_RECORDED_NAME) for r in resources if r)),
-        outcome=record.REFUSED,
-        reason=f"{error.reason}: {error.message}",
-        request_digest=digest,
-        agencies=agencies,
-    )
-
-
-def digest_of(message: Any) -> str:
-    """Hex SHA-256 of a request message as serialised."""
-    return signing.sha256(message.SerializeToString()).hex()
 
 
 class Undecodable:
@@ -253,8 +186,9 @@ def _identify(
     gateway: Gateway, context: grpc.ServicerContext, action: str, request: Any
 ) -> Call:
     """The Call of an authenticated caller (UNAUTHENTICATED otherwise)."""
-    caller = gateway.authenticator.authenticate(context)
-    call = Call(caller=caller, action=action, context=context)
+    pem = context.auth_context().get("x509_pem_cert")  # verified in the TLS handshake
+    caller = gateway.authenticator.authenticate(pem[0] if pem else None)
+    call = Call(caller=caller, action=action, transport=context)
     if hasattr(request, "SerializeToString"):
         call.request = request
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]

@@ -18,7 +18,9 @@ from typing import Any
 
 from certs.identity import URN_PREFIX
 from gateway import paging
-from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
+from gateway.context import Call
+from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.rpc import rpc
 from gateway.storage import audit as sql
 from gateway.v1 import audit_pb2, audit_pb2_grpc
 from govshare import errors, times

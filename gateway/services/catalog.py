@@ -8,7 +8,9 @@ from typing import Any
 import grpc
 
 from gateway import catalog
-from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
+from gateway.context import Call, Transport
+from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.rpc import rpc
 from gateway.v1 import catalog_pb2, catalog_pb2_grpc, envelope_pb2
 from govshare import errors, times
 from govshare.names import AgencyName
@@ -58,7 +60,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
     def PublishDataset(self, requests: Iterator[catalog_pb2.PublishDatasetRequest],
                        call: Call) -> Any:
         with self.gateway.limiter.stream(call.caller.uri):
-            messages = _until_cancelled(requests, call.context)
+            messages = _until_cancelled(requests, call.transport)
             row, republished = catalog.publish(self.gateway, call, _manifest(messages),
                                                _chunks(messages))
         return catalog_pb2.PublishDatasetResponse(dataset_version=version_proto(row),
@@ -88,7 +90,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
         return catalog_pb2.WithdrawDatasetResponse(dataset=dataset_proto(row))
 
 
-def _until_cancelled(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+def _until_cancelled(requests: Iterator[Any], transport: Transport) -> Iterator[Any]:
     """The request stream; a client that cancels mid-stream surfaces as errors.Cancelled (grpc
     either raises or ends the stream early, depending on when the cancellation lands)."""
     try:
@@ -97,7 +99,7 @@ def _until_cancelled(requests: Iterator[Any], context: grpc.ServicerContext) -> 
         raise errors.Cancelled("the publisher cancelled the upload; nothing was kept",
                                reason="UPLOAD_CANCELLED") \
             from exc
-    if not context.is_active():
+    if not transport.is_active():
         raise errors.Cancelled("the publisher cancelled the upload; nothing was kept",
                                reason="UPLOAD_CANCELLED")
 

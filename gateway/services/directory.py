@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from gateway import directory, paging
-from gateway.rpc import ADMIN, AGENCY, AUDITOR, Call, rpc
+from gateway.context import Call
+from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.rpc import rpc
 from gateway.storage import directory as sql
 from gateway.v1 import directory_pb2, directory_pb2_grpc
 from govshare import times

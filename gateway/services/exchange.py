@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from gateway import events, exchange, fetch, paging
-from gateway.rpc import ADMIN, AGENCY, Call, rpc
+from gateway.context import Call
+from gateway.identity import ADMIN, AGENCY
+from gateway.rpc import rpc
 from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from govshare import times

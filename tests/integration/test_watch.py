@@ -12,8 +12,8 @@ import pytest
 from agencies import errors
 from certs.identity import Identity
 from gateway import events
+from gateway.context import Call
 from gateway.identity import Caller
-from gateway.rpc import Call
 from gateway.v1 import exchange_pb2 as pb
 from tests.support.exchange import ask, publish
 
@@ -120,8 +120,8 @@ def test_following_what_you_may_not_see_is_refused(network):
         assert network.gateway.log.checkpoint()["tree_size"] == before + 1  # its refusal only
 
 
-class EndedContext:
-    """A servicer context whose call ended before the watch began (the client went away)."""
+class EndedTransport:
+    """A transport whose call ended before the watch began (the client went away)."""
 
     def add_callback(self, callback) -> bool:
         return False  # what grpc answers once the RPC has terminated
@@ -130,7 +130,7 @@ class EndedContext:
 def test_a_watch_whose_call_already_ended_returns_at_once(network):
     # Otherwise it would poll every POLL_SECONDS, holding a server thread, until shutdown.
     call = Call(caller=Caller(Identity("agency", "sz-market"), 1), action="exchange.watch",
-                context=EndedContext())
+                transport=EndedTransport())
     delivered: list = []
     watcher = threading.Thread(target=lambda: delivered.extend(
         events.watch(network.gateway, call, cursor="0", follow=[])), daemon=True)

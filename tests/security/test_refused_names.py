@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agencies import errors
-from gateway.rpc import MAX_RECORDED_NAME
+from gateway.context import MAX_RECORDED_NAME
 from gateway.v1 import audit_pb2
 
 
