@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.audit_log [--quick] [--dir DIR]
 
 Prints one JSON dict on stdout (progress goes to stderr). The synthetic log is built through the
-real AuditLog API in batches (`log.append` of many events: one transaction and one signed
+real API in batches (`UnitOfWork.append` of many events: one transaction and one signed
 checkpoint per batch), on a database with synchronous=OFF to build quickly; appends are timed on
 a fresh database with the gateway's default synchronous=FULL.
 """
@@ -24,6 +24,7 @@ from typing import Any
 from gateway.audit import verify
 from gateway.audit.log import AuditLog
 from gateway.storage import Database
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import note
 from govshare.transparency.record import Event
@@ -48,11 +49,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def open_log(path: Path, synchronous: str) -> AuditLog:
+def open_log(path: Path, synchronous: str) -> tuple[AuditLog, UnitOfWork]:
     log = AuditLog(Database(path, synchronous=synchronous), SIGNER, ORIGIN,
                    checkpoint_file=path.with_suffix(".checkpoint"))
-    log.open()
-    return log
+    work = UnitOfWork(log.db, log)
+    log.open(work)
+    return log, work
 
 
 def appends(folder: Path, threads: int, per_thread: int, rounds: int) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def appends(folder: Path, threads: int, per_thread: int, rounds: int) -> dict[st
 
 
 def _appends_round(path: Path, threads: int, per_thread: int) -> dict[str, float]:
-    log = open_log(path, "FULL")
+    log, work = open_log(path, "FULL")
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -72,7 +74,7 @@ def _appends_round(path: Path, threads: int, per_thread: int) -> dict[str, float
         mine = []
         for n in range(per_thread):
             started = time.perf_counter()
-            log.append([event(worker * per_thread + n)])
+            work.append([event(worker * per_thread + n)])
             mine.append(time.perf_counter() - started)
         with lock:
             latencies.extend(mine)
@@ -84,6 +86,7 @@ def _appends_round(path: Path, threads: int, per_thread: int) -> dict[str, float
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
+    work.close()
     log.close()
     log.db.close()
     return {"events_per_s": round(threads * per_thread / elapsed),
@@ -91,13 +94,13 @@ def _appends_round(path: Path, threads: int, per_thread: int) -> dict[str, float
             "p99_commit_ms": round(percentile(latencies, 0.99) * 1000, 3)}
 
 
-def grow(log: AuditLog, size: int) -> None:
+def grow(log: AuditLog, work: UnitOfWork, size: int) -> None:
     """Append synthetic events in batches until the log holds `size`."""
     current = log.checkpoint()["tree_size"]
     started = time.perf_counter()
     while current < size:
         count = min(BUILD_BATCH, size - current)
-        log.append([event(current + i) for i in range(count)])
+        work.append([event(current + i) for i in range(count)])
         current += count
         if current % 100_000 < BUILD_BATCH:
             rate = current / max(time.perf_counter() - started, 1e-9)
@@ -129,14 +132,15 @@ def run(folder: Path, quick: bool) -> dict[str, Any]:
     say("appends: 64 producers")
     result["appends_64_threads"] = appends(folder, 64, per_thread_64, rounds)
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
-    log = open_log(folder / "big.db", "OFF")
+    log, work = open_log(folder / "big.db", "OFF")
     build_started = time.perf_counter()
     for size in sizes:
         say(f"building the log to {size} entries")
-        grow(log, size)
+        grow(log, work, size)
         say(f"proofs at {size}")
         result[f"proofs_at_{size}"] = proofs(log, size, 500 if quick else 2000)
     result["build_entries_per_s"] = round(sizes[-1] / (time.perf_counter() - build_started))
+    work.close()
     log.close()
     say(f"verifying {sizes[-1]} entries")
     started = time.perf_counter()

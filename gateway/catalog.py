@@ -29,7 +29,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from gateway import paging, statements
-from gateway.audit.log import Tx
 from gateway.blobs import Upload
 from gateway.config import LimitsConfig
 from gateway.context import Call
@@ -38,6 +37,7 @@ from gateway.readcache import ReadCache
 from gateway.storage import catalog as sql
 from gateway.storage import events as events_sql
 from gateway.text import check_reason, check_text
+from gateway.unit_of_work import Tx
 from gateway.v1 import catalog_pb2, envelope_pb2
 from govshare import columns, envelopes, errors, times
 from govshare.enums import check_enum, enum_name, optional_enum
@@ -275,7 +275,7 @@ def publish(
     with gateway.blobs.upload(manifest.content_size) as upload:
         _receive(upload, chunks, manifest, gateway.config.limits.max_chunk_bytes)
         try:
-            return gateway.log.commit(_store_version(gateway, call, envelope, manifest, upload),
+            return gateway.work.commit(_store_version(gateway, call, envelope, manifest, upload),
                                       call.refusal).value
         except BaseException:
             if upload.placed:  # moved into place, but its row never committed
@@ -312,7 +312,7 @@ def _remove_unnamed(gateway: Gateway, publisher: str, digest: str) -> None:
         return None, []
 
     with contextlib.suppress(errors.GatewayError):
-        gateway.log.commit(change)
+        gateway.work.commit(change)
 
 
 def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
@@ -582,6 +582,6 @@ def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, 
         return sql.get_dataset(tx.conn, name), [event]
 
     try:
-        return gateway.log.commit(change, call.refusal).value
+        return gateway.work.commit(change, call.refusal).value
     finally:
         gateway.datasets.changed(name)

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import serialization
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
 from gateway import statements
-from gateway.audit.log import Tx
 from gateway.context import Call
 from gateway.readcache import ReadCache
 from gateway.storage import directory as sql
 from gateway.text import check_reason
+from gateway.unit_of_work import Tx
 from govshare import errors, times
 from govshare.names import ID_PATTERN, AgencyName
 from govshare.signing import VerifyKey
@@ -99,7 +99,7 @@ def register(
         return sql.get_agency(tx.conn, agency_id), [call.event(agencies=(name,))]
 
     try:
-        return gateway.log.commit(change, call.refusal).value
+        return gateway.work.commit(change, call.refusal).value
     finally:
         gateway.directory.invalidate()
 
@@ -144,7 +144,7 @@ def _set_state(
         return sql.get_agency(tx.conn, agency_id), [call.event(reason=reason)]
 
     try:
-        return gateway.log.commit(change, call.refusal).value
+        return gateway.work.commit(change, call.refusal).value
     finally:
         gateway.directory.invalidate()  # the agency's next call sees the new state
 
@@ -181,7 +181,7 @@ def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: st
         return sql.get_agency(tx.conn, agency_id), [call.event(reason=replaced)]
 
     try:
-        return gateway.log.commit(change, call.refusal).value
+        return gateway.work.commit(change, call.refusal).value
     finally:
         gateway.directory.invalidate()  # the next statement is checked against the new key
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import catalog, policy, statements
-from gateway.audit.log import Tx
 from gateway.context import Call
 from gateway.identity import ADMIN
 from gateway.storage import catalog as catalog_sql
@@ -23,6 +22,7 @@ from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
 from gateway.text import check_reason, check_text
+from gateway.unit_of_work import Tx
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes, errors, times
 from govshare.enums import enum_value
@@ -297,7 +297,7 @@ def create_request(
                 f"{parent} asks for {row['dataset']}: {row['state_reason']}")
         return plan.created, plan.events
 
-    return gateway.log.commit(change, call.refusal).value
+    return gateway.work.commit(change, call.refusal).value
 
 
 @dataclass
@@ -511,7 +511,7 @@ def decide_request(
                 f"{AgencyName(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
         return Created(sql.get_access_request(tx.conn, name, now), grant), audit
 
-    return gateway.log.commit(change, call.refusal).value
+    return gateway.work.commit(change, call.refusal).value
 
 
 def _name_parties(call: Call, name: str, row: dict[str, Any] | None) -> None:
@@ -681,7 +681,7 @@ def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> di
         event = call.event(resources=tuple(call.resources), reason=reason)
         return sql.get_access_request(tx.conn, name, now), [event]
 
-    return gateway.log.commit(change, call.refusal).value
+    return gateway.work.commit(change, call.refusal).value
 
 
 # -- reading requests ----------------------------------------------------------------------------
@@ -747,4 +747,4 @@ def revoke_grant(gateway: Gateway, call: Call, name: str, reason: str) -> dict[s
                            reason=reason)
         return sql.get_grant(tx.conn, name, now), [event]
 
-    return gateway.log.commit(change, call.refusal).value
+    return gateway.work.commit(change, call.refusal).value

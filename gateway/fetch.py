@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from gateway import catalog, policy
-from gateway.audit.log import Tx
 from gateway.context import Call
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
+from gateway.unit_of_work import Tx
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import columns, envelopes, errors, spool, times
 from govshare.ids import new_id
@@ -358,7 +358,7 @@ def _start(gateway: Gateway, call: Call, plan: Plan) -> None:
         return None, [call.event("exchange.fetch.start", resources=plan.resources(),
                                  reason=f"offset {plan.offset}; {_delivering(plan)}")]
 
-    gateway.log.commit(change, call.refusal)
+    gateway.work.commit(change, call.refusal)
 
 
 def _delivering(plan: Plan) -> str:
@@ -507,7 +507,7 @@ def _record_break(gateway: Gateway, call: Call, plan: Plan, exc: BaseException) 
         return True, [call.event("exchange.fetch.break", resources=plan.resources(),
                                  reason=reason, outcome=outcome)]
 
-    if gateway.log.commit(change).value and isinstance(exc, errors.GatewayError):
+    if gateway.work.commit(change).value and isinstance(exc, errors.GatewayError):
         exc.audited = True
 
 
@@ -527,7 +527,7 @@ def break_interrupted(gateway: Gateway) -> None:
                 reason="the gateway stopped while the fetch was running"))
         return None, events
 
-    gateway.log.commit(change)
+    gateway.work.commit(change)
 
 
 def _complete(gateway: Gateway, call: Call, plan: Plan,
@@ -556,4 +556,4 @@ def _complete(gateway: Gateway, call: Call, plan: Plan,
                            reason=_delivering(plan))
         return receipt, [event]
 
-    return gateway.log.commit(change, call.refusal).value
+    return gateway.work.commit(change, call.refusal).value

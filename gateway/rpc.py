@@ -227,7 +227,7 @@ def _audit_refusal(
     if at_door and not gateway.refusals.admit(event, error.reason):
         return
     try:
-        gateway.log.append([event])
+        gateway.work.append([event])
     except errors.GatewayError as failure:  # a full disk, say: counted, summarised later
         gateway.refusals.count(event, error.reason)
         log.error("could not audit refusal of %s (counted for a summary): %s", action,

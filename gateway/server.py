@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway import fetch
-from gateway.audit.log import AuditLog, Committed
+from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import DatasetCache
 from gateway.config import Config, ServerConfig
@@ -38,6 +38,7 @@ from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
+from gateway.unit_of_work import Committed, UnitOfWork
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
@@ -70,7 +71,8 @@ SERVICE_NAMES = tuple(
 
 
 class Gateway:
-    """What every service shares: config, storage, the audit log, identity and limits."""
+    """What every service shares: config, storage, the unit of work and the audit log, identity
+    and limits."""
 
     def __init__(self, config: Config, *, clock: Any = times.utcnow):
         self.config = config
@@ -103,12 +105,13 @@ class Gateway:
         self.log = AuditLog(self.db, self.note_signer, config.audit.origin,
                             checkpoint_file=config.path(config.audit.checkpoint_file),
                             previous=config.audit.previous_verifiers(), clock=self.clock)
+        self.work = UnitOfWork(self.db, self.log, clock=self.clock)
         limits = config.limits
         self.limiter = Limiter(limits.requests_per_second, limits.burst,
                                limits.max_streams_per_agency, config.max_streams)
         self.refusals = RefusalBudget(limits.audited_refusals_per_second,
                                       limits.audited_refusals_burst)
-        self._summaries = SummaryWriter(self.refusals, self.log.append,
+        self._summaries = SummaryWriter(self.refusals, self.work.append,
                                         limits.refusal_summary_seconds)
         self.page_tokens = PageTokens()
         self.directory = DirectoryCache(self.db)
@@ -156,7 +159,7 @@ class Gateway:
             with self.db.migrating():
                 self.log.check(checkpoint_from_database=checkpoint_from_database)
                 self._recover_blobs()  # refuses a foreign folder before removing anything
-            self.log.start(self.identity.uri)
+            self.log.start(self.work, self.identity.uri)
             self._summaries.start()
             fetch.break_interrupted(self)
         except sqlite3.DatabaseError as exc:
@@ -175,7 +178,7 @@ class Gateway:
         """Continue the audit log under [audit] origin (AuditLog.open_new_origin), as this
         gateway, and publish the new origin's verifier key; the caller closes the gateway."""
         self.db.migrate()
-        committed = self.log.open_new_origin(self.identity.uri)
+        committed = self.log.open_new_origin(self.work, self.identity.uri)
         self._publish_verifier_key()
         return committed
 
@@ -196,6 +199,7 @@ class Gateway:
 
     def close(self) -> None:
         self._summaries.stop()
+        self.work.close()
         self.log.close()
         self.db.close()
         _unlock(self._locks)

@@ -1,10 +1,8 @@
-"""The audit log and the gateway's single write path, with group commit.
+"""The audit log: the Merkle tree of events, its signed checkpoints and their saved copy.
 
-Every state change of the gateway runs as a `change` function inside `AuditLog.commit`. One
-committer thread takes whatever changes are waiting, runs each in its own savepoint inside one
-transaction, appends their events as leaves of the Merkle tree, signs one checkpoint for the
-batch and commits. A caller returns only after its change and its events are durable; a change
-that fails leaves nothing but its refusal event.
+The log takes part in the unit of work every state change runs in (gateway.unit_of_work): it
+appends each batch's events as leaves, signs one checkpoint for the batch within the batch's
+transaction and saves it outside the database once the batch is committed.
 
 A log must never sign two histories (a checkpoint inconsistent with one it signed before), so
 the latest checkpoint is also saved in a file outside the database ([audit] checkpoint_file)
@@ -17,15 +15,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import logging
-import queue
 import sqlite3
-import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,14 +25,12 @@ from typing import Any
 from gateway.audit.saved import CheckpointFile
 from gateway.storage import Database, StorageError, transaction
 from gateway.storage import audit as sql
+from gateway.unit_of_work import Committed, UnitOfWork
 from govshare import errors, times
 from govshare.transparency import merkle, note, record
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 512
-GATHER_YIELDS = 4
-"""At most this many yields between batches while the queue keeps growing."""
 INDEX_STEP = 256
 """Leaves whose subjects one transaction of the subject index takes in, when that many wait
 and the queue is empty: small, so a change that arrives meanwhile waits little (steps of 2,048
@@ -53,10 +43,6 @@ CHECKPOINT_VOUCHED = "audit.checkpoint_vouched"
 """The action recording that a start saved the database's checkpoint because the checkpoint
 file was missing and the operator vouched for the database (--checkpoint-from-database): a
 restored backup started that way stays visible to auditors."""
-
-
-class _WroteBeforeFailing(Exception):
-    """A change raised after writing: its batch must be redone with savepoints."""
 
 
 class LogIntegrityError(Exception):
@@ -73,71 +59,8 @@ class CheckpointKeyMismatch(Exception):
     configuration lists, or names another origin: the signing key or [audit] origin changed."""
 
 
-@dataclass
-class Tx:
-    """What a change function gets: the write connection, the time, and its leaf positions."""
-
-    conn: sqlite3.Connection
-    now: datetime
-    next_leaf_index: int
-    """The index the change's first event will get (so a receipt can name it)."""
-
-
-Change = Callable[[Tx], tuple[Any, list[record.Event]]]
-"""A state change: writes through `tx.conn`, returns (value, events to append)."""
-
-
-@dataclass
-class Committed:
-    """The outcome of a commit: the change's value and where its events landed."""
-
-    value: Any
-    leaf_indices: list[int]
-    tree_size: int
-
-
-class _Pending:
-    """A change waiting for its batch. Its lock is held until the outcome is set: releasing a
-    lock is the cheapest hand-off CPython has (a Future's condition costs several times more).
-
-    The callers of a batch wake one after another: the committer releases the first, and each
-    caller releases the next (`then`) once it runs. Released all at once, a batch's callers all
-    ran for the interpreter lock together: at 64 writers, 0.95 involuntary context switches per
-    append and 18,700-19,300 appends/s; woken in turn, 0.28 and 23,000. Every caller waits
-    (`commit` does) on a thread no signal interrupts (a request thread, or start-up before
-    serving), so the chain holds."""
-
-    __slots__ = ("change", "done", "error", "outcome", "refusal", "then")
-
-    def __init__(self, change: Change,
-                 refusal: Callable[[errors.GatewayError], record.Event] | None):
-        self.change = change
-        self.refusal = refusal
-        self.outcome: Committed | None = None
-        self.error: BaseException | None = None
-        self.then: _Pending | None = None
-        self.done = threading.Lock()
-        self.done.acquire()
-
-    def wait(self) -> Committed:
-        self.done.acquire()
-        if self.then is not None:
-            self.then.done.release()
-        if self.error is not None:
-            raise self.error
-        assert self.outcome is not None
-        return self.outcome
-
-
-def _wake_in_turn(batch: list[_Pending]) -> None:
-    """Chain the batch's callers (each wakes the next, see _Pending) and wake the first."""
-    for pending, after in itertools.pairwise(batch):
-        pending.then = after
-    batch[0].done.release()
-
-
 class AuditLog:
-    """The Merkle-tree audit log over a Database, and the committer that writes through it."""
+    """The Merkle-tree audit log over a Database, appended within a UnitOfWork."""
 
     def __init__(
         self,
@@ -157,12 +80,13 @@ class AuditLog:
         self.previous = tuple(previous)
         """Keys that signed this log before `signer` ([audit] previous_verifier_keys)."""
         self.clock = clock
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._open_lock = threading.Lock()
-        """Orders commits against close(): none may be queued behind the stop sentinel, where
-        it would wait forever (and keep the process from exiting)."""
         self._frontier = merkle.Frontier()
+        self._batch_start = 0
+        """The tree size before the batch being committed."""
+        self._leaves: list[tuple[Any, ...]] = []
+        self._nodes: list[tuple[int, int, bytes]] = []
+        self._signed: dict[str, Any] | None = None
+        """The batch's checkpoint row, to save once the batch is committed."""
         self._indexed: int | None = 0
         """The first leaf the subject index does not cover (None: indexing failed, so
         listings scan beyond the last good step until a restart)."""
@@ -177,10 +101,10 @@ class AuditLog:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def open(self, *, checkpoint_from_database: bool = False) -> None:
+    def open(self, work: UnitOfWork, *, checkpoint_from_database: bool = False) -> None:
         """`check`, then `start`."""
         self.check(checkpoint_from_database=checkpoint_from_database)
-        self.start()
+        self.start(work)
 
     def check(self, *, checkpoint_from_database: bool = False) -> None:
         """Check the stored log against its last signed checkpoint and against the checkpoint
@@ -195,9 +119,9 @@ class AuditLog:
         self._signed_now = self._check_against_checkpoint(conn, self._frontier.size)
         self._check_against_saved(conn, checkpoint_from_database)
 
-    def start(self, actor: str = "") -> None:
-        """Start committing on the log `check` accepted: sign its latest checkpoint again if
-        a previous key or origin signed it (or none exists), and save it outside the
+    def start(self, work: UnitOfWork, actor: str = "") -> None:
+        """Start `work` committing on the log `check` accepted: sign its latest checkpoint
+        again if a previous key or origin signed it (or none exists), and save it outside the
         database; if the operator vouched for the database, log and audit it as `actor` (the
         gateway's identity; the origin when not given)."""
         conn = self.db.writer
@@ -206,19 +130,19 @@ class AuditLog:
             latest = self._write_checkpoint(conn, self.clock())
         self._reset_saved(bytes(latest["note"]))
         self._published = latest
-        self._start()
+        work.start()
         if self._vouched:
-            self._record_vouched(latest, actor or self.origin)
+            self._record_vouched(work, latest, actor or self.origin)
 
-    def _record_vouched(self, latest: dict[str, Any], actor: str) -> None:
+    def _record_vouched(self, work: UnitOfWork, latest: dict[str, Any], actor: str) -> None:
         """Log and audit that the database's checkpoint was taken on the operator's word."""
         reason = (f"{self.saved.path} was missing; the operator vouched that the database is"
                   f" the newest (--checkpoint-from-database), so its checkpoint of size"
                   f" {latest['tree_size']}, root {_b64(latest['root_hash'])}, was saved there")
         log.warning("audit checkpoint vouched for: %s", reason)
-        self.append([record.Event(actor, CHECKPOINT_VOUCHED, reason=reason)])
+        work.append([record.Event(actor, CHECKPOINT_VOUCHED, reason=reason)])
 
-    def open_new_origin(self, actor: str) -> Committed:
+    def open_new_origin(self, work: UnitOfWork, actor: str) -> Committed:
         """Continue a log whose database was lost or rolled back under a new origin (the
         configured one): its first leaf records the checkpoint the previous origin ended with
         (the saved one), and no checkpoint of the previous origin is signed again. The leaves
@@ -247,9 +171,9 @@ class AuditLog:
                 f"the database's log extends the checkpoint saved in {self.saved.path}:"
                 " nothing was lost, so serve it as it is (with its previous [audit] origin)")
         self._reset_saved(signed)
-        self._start()
+        work.start()
         when = times.to_text(self.clock())
-        return self.append([record.Event(actor, record.NEW_ORIGIN, reason=signed.decode(),
+        return work.append([record.Event(actor, record.NEW_ORIGIN, reason=signed.decode(),
                                          time=when)])
 
     def _origins_had(self, conn: sqlite3.Connection) -> dict[str, str]:
@@ -275,18 +199,8 @@ class AuditLog:
         self._indexed = sql.subjects_indexed_upto(conn)
         return conn
 
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="audit-committer", daemon=True)
-        self._thread.start()
-
     def close(self) -> None:
-        """Finish the queued changes and stop the committer."""
-        with self._open_lock:
-            thread, self._thread = self._thread, None
-            if thread is None:
-                return
-            self._queue.put(None)
-        thread.join()
+        """Close the checkpoint file, once the unit of work is closed."""
         self.saved.close()
 
     def _check_against_checkpoint(self, conn: sqlite3.Connection, size: int) -> bool:
@@ -397,74 +311,56 @@ class AuditLog:
             raise LogIntegrityError(f"the last signed checkpoint: {exc}") from None
         return checkpoint, keys
 
-    # -- writing -----------------------------------------------------------------------------
+    # -- within the unit of work ------------------------------------------------------------
 
-    def commit(
-        self,
-        change: Change,
-        refusal: Callable[[errors.GatewayError], record.Event] | None = None,
-    ) -> Committed:
-        """Run `change` in the next batch and wait until it is durable.
+    @property
+    def size(self) -> int:
+        return self._frontier.size
 
-        If the change raises a GatewayError, its writes are rolled back, `refusal(error)` (when
-        given) is appended instead, and the error is raised here once that refusal is durable.
-        """
-        pending = _Pending(change, refusal)
-        with self._open_lock:
-            if self._thread is None:
-                raise errors.Unavailable("the audit log is not open")
-            self._queue.put(pending)
-        return pending.wait()
+    def begin_batch(self) -> None:
+        self._batch_start = self._frontier.size
+        self._save_unsaved()
 
-    def append(self, events: list[record.Event]) -> Committed:
-        """Append events that record no state change (refusals, reads worth recording)."""
-        return self.commit(lambda tx: (None, events))
+    def add(self, events: list[record.Event]) -> list[int]:
+        indices = []
+        for event in events:
+            index = self._frontier.size
+            self._nodes.extend(self._frontier.append(event.leaf_hash))
+            self._leaves.append((index, event.record, event.time, event.actor, event.action,
+                                 event.outcome, sql.frame(event.subjects)))
+            indices.append(index)
+        return indices
 
-    def _run(self) -> None:
-        previous = 0
-        while True:
-            if previous > 1:
-                self._gather()
-            if self._index_due():
-                self._index_subjects()
-                continue
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit_batch(batch)
-            previous = len(batch)
-            if stop:
-                return
+    def write(self, conn: sqlite3.Connection, now: datetime) -> None:
+        """Store the batch's leaves and nodes and, if the tree grew, its signed checkpoint."""
+        sql.insert_leaves(conn, self._leaves)
+        sql.insert_nodes(conn, self._nodes)
+        self._leaves, self._nodes = [], []
+        if self._frontier.size != self._batch_start:
+            self._signed = self._write_checkpoint(conn, now)
 
-    def _gather(self) -> None:
-        """Let the callers a batch just released queue their next changes before the next batch
-        is taken. Without this yield the committer takes the queue while most of them still wait
-        for the interpreter lock, and batches settle at about half the callers (64 writers: 31
-        per batch, 46-62 with it, 5-8% more appends/s and fewer context switches)."""
-        waiting = self._queue.qsize()
-        for _ in range(GATHER_YIELDS):
-            time.sleep(0)  # releases the interpreter lock to the callers that are runnable
-            now = self._queue.qsize()
-            if now == waiting:
-                return
-            waiting = now
+    def committed(self) -> None:
+        if self._signed is not None:
+            signed, self._signed = self._signed, None
+            self._publish_committed(signed)
 
-    def _index_due(self) -> bool:
+    def rolled_back(self, conn: sqlite3.Connection) -> None:
+        self._leaves, self._nodes, self._signed = [], [], None
+        self._frontier = merkle.Frontier.for_size(self._batch_start,
+                                                  lambda c: sql.fetch_nodes(conn, c))
+
+    def between_batches(self, idle: bool) -> bool:
+        """One step of the subject index, when due."""
+        if not self._index_due(idle):
+            return False
+        self._index_subjects()
+        return True
+
+    def _index_due(self, idle: bool) -> bool:
         if self._indexed is None:
             return False
         behind = self._frontier.size - self._indexed
-        return behind >= INDEX_LAG or (behind >= INDEX_STEP and self._queue.empty())
+        return behind >= INDEX_LAG or (behind >= INDEX_STEP and idle)
 
     def _index_subjects(self) -> None:
         """One step of the subject index, in a transaction of its own. It is derived data:
@@ -482,107 +378,6 @@ class AuditLog:
                 transaction.rollback(conn)
             return
         self._indexed = upto
-
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        conn = self.db.writer
-        size_before = self._frontier.size
-        try:
-            self._save_unsaved()
-            try:
-                outcomes, signed = self._run_batch(conn, batch, isolated=False)
-            except _WroteBeforeFailing:
-                # A change failed after writing: run the batch again, each change in a
-                # savepoint, so only that change's writes are undone.
-                self._rollback(conn, size_before)
-                outcomes, signed = self._run_batch(conn, batch, isolated=True)
-        except Exception as exc:  # storage failure: nothing of the batch is kept
-            request_id = uuid.uuid4().hex  # the detail is for the operator's log only
-            log.error("audit batch of %d failed to commit (request id %s): %s", len(batch),
-                      request_id, exc)
-            failure = errors.Unavailable(
-                f"storage is not writable; retry later, or quote request id {request_id} to the"
-                " operator", reason="STORAGE_ERROR", request_id=request_id)
-            try:
-                self._rollback(conn, size_before)
-            finally:
-                for pending in batch:
-                    pending.error = failure
-                _wake_in_turn(batch)
-            return
-        if signed is not None:
-            self._publish_committed(signed)
-        size = self._frontier.size
-        for pending, value, failure, indices in outcomes:
-            pending.outcome = Committed(value, indices, size)
-            pending.error = failure
-        _wake_in_turn(batch)
-
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[_Pending], *, isolated: bool
-    ) -> tuple[list[tuple[_Pending, Any, BaseException | None, list[int]]],
-               dict[str, Any] | None]:
-        """Apply every change and append its events in one transaction, then commit; returns
-        the outcomes and the checkpoint signed, if the tree grew.
-
-        Changes check before they write, so a failing change has usually written nothing and
-        needs no savepoint (two statements saved per change on the hot path); `isolated` runs
-        each in a savepoint for the rare batch where that did not hold.
-        """
-        now = self.clock()
-        size_before = self._frontier.size
-        outcomes = []
-        leaves: list[tuple[Any, ...]] = []
-        nodes: list[tuple[int, int, bytes]] = []
-        transaction.begin(conn)
-        for pending in batch:
-            value, failure, events = self._apply(conn, pending, now, isolated)
-            indices = []
-            for event in events:
-                index = self._frontier.size
-                nodes.extend(self._frontier.append(event.leaf_hash))
-                leaves.append((index, event.record, event.time, event.actor, event.action,
-                               event.outcome, sql.frame(event.subjects)))
-                indices.append(index)
-            outcomes.append((pending, value, failure, indices))
-        sql.insert_leaves(conn, leaves)
-        sql.insert_nodes(conn, nodes)
-        signed = None
-        if self._frontier.size != size_before:
-            signed = self._write_checkpoint(conn, now)
-        transaction.commit(conn)
-        return outcomes, signed
-
-    def _apply(
-        self, conn: sqlite3.Connection, pending: _Pending, now: datetime, isolated: bool
-    ) -> tuple[Any, BaseException | None, list[record.Event]]:
-        """Run one change; on failure keep only its refusal event."""
-        if isolated:
-            transaction.savepoint(conn)
-        written = transaction.rows_written(conn)
-        try:
-            value, events = pending.change(Tx(conn, now, self._frontier.size))
-        except Exception as exc:
-            if isinstance(exc, transaction.OperationalError) or not transaction.is_open(conn):
-                raise  # the database itself failed (full, I/O error): the whole batch fails
-            if isolated:
-                transaction.undo_to_savepoint(conn)
-            elif transaction.rows_written(conn) != written:
-                raise _WroteBeforeFailing from exc
-            refusal = []
-            if isinstance(exc, errors.GatewayError) and pending.refusal is not None:
-                refusal = [pending.refusal(exc)]
-                exc.audited = True
-            return None, exc, refusal
-        if isolated:
-            transaction.release(conn)
-        return value, None, events
-
-    def _rollback(self, conn: sqlite3.Connection, size: int) -> None:
-        try:
-            transaction.rollback(conn)
-            self._frontier = merkle.Frontier.for_size(size, lambda c: sql.fetch_nodes(conn, c))
-        except transaction.Error as exc:
-            raise StorageError(f"cannot roll back the audit log: {exc}") from exc
 
     def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
         """Sign and store a checkpoint of the tree as it stands; returns its row."""

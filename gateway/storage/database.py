@@ -34,7 +34,7 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 class Database:
     """One SQLite file in WAL mode with foreign keys on.
 
-    Writes go through `writer`, a single connection used by one thread at a time (the audit log's
+    Writes go through `writer`, a single connection used by one thread at a time (the unit of work's
     committer); reads use `reader()`, a connection per thread, so they never wait for a write.
     `migrated=False` leaves the schema migrations to `migrating()`, for a caller that checks
     the database before anything is written to it.

@@ -1,4 +1,4 @@
-"""Transaction control on the write connection, for the audit log's committer.
+"""Transaction control on the write connection, for the unit of work (gateway.unit_of_work).
 
 A batch of changes runs in one transaction; when a change fails after writing, the batch runs
 again with each change in a savepoint of its own. The exception names are DB-API 2.0's, which

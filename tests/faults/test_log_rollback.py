@@ -17,6 +17,7 @@ from gateway.audit.log import AuditLog
 from gateway.server import create_server
 from gateway.storage import Database
 from gateway.storage.schema import MIGRATIONS
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import note, record
 from tests.support.commands import new_origin, refusal, serve, verify
@@ -157,8 +158,10 @@ def previous_release_database(stopped: Stopped) -> None:
                              SigningKey.load(config.path(config.tls.signing_key)))
     log = AuditLog(Database(stopped.database, migrated=False), signer, config.audit.origin,
                    checkpoint_file=stopped.checkpoint_file)
-    log.open()
-    log.append([record.Event("urn:govshare:test", "test.previous_release")])
+    work = UnitOfWork(log.db, log)
+    log.open(work)
+    work.append([record.Event("urn:govshare:test", "test.previous_release")])
+    work.close()
     log.close()
     log.db.close()
     stopped.checkpoint_file.unlink()  # the file the log wrote, which that release would not

@@ -93,7 +93,7 @@ def test_agency_follows_the_origin_change_with_the_new_key(stopped, tmp_path):
             "ended_with": seen, "link_leaf_index": link_index, "unproven": "",
         }]
         # The new origin grows, checked against the checkpoint saved for it as usual.
-        running.network.gateway.log.append([record.Event("urn:govshare:test", "test.grown")])
+        running.network.gateway.work.append([record.Event("urn:govshare:test", "test.grown")])
         grown = running.agency.checkpoint()
         assert (grown.origin, grown.size) == (NEW, link_index + 2)
         assert state_of(running.agency)["previous_origins"] == state["previous_origins"]

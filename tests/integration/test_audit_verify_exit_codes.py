@@ -14,6 +14,7 @@ from gateway.audit.log import AuditLog
 from gateway.audit.saved import CheckpointFile
 from gateway.cli import cli
 from gateway.storage import Database
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note
 from govshare.transparency.record import Event
@@ -140,9 +141,11 @@ def fork(network, leaf: int) -> None:
                              SigningKey.load(config.path(config.tls.signing_key)))
     db = Database(path)
     log = AuditLog(db, signer, config.audit.origin, checkpoint_file=path.with_suffix(".fork"))
-    log.open(checkpoint_from_database=True)
-    log.append([Event(actor="urn:govshare:agency:forger", action="directory.register",
+    work = UnitOfWork(log.db, log)
+    log.open(work, checkpoint_from_database=True)
+    work.append([Event(actor="urn:govshare:agency:forger", action="directory.register",
                       resources=(f"agencies/forged-{i}",)) for i in range(leaf, 5)])
+    work.close()
     log.close()
     db.close()
 

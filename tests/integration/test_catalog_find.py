@@ -126,7 +126,7 @@ def _grant(network: Any, grantee: str, dataset: str, expire: timedelta,
              request, times.to_text(now), times.to_text(now + expire), classification))
         return None, []
 
-    network.gateway.log.commit(change)
+    network.gateway.work.commit(change)
 
 
 def test_confidential_metadata_visibility(catalog: Any) -> None:
@@ -194,7 +194,7 @@ def test_withdraw_closes_pending_access_requests_and_tells_their_requesters(
                 (name, requester, BEDS, name[-2:], times.to_text(catalog.gateway.now())))
         return None, []
 
-    catalog.gateway.log.commit(change)
+    catalog.gateway.work.commit(change)
     catalog.agency("gd-health").withdraw("hospital-beds", "obsolete")
     assert conn.execute("SELECT state FROM access_requests").fetchall() == [("WITHDRAWN",)] * 2
     record = json.loads(conn.execute(

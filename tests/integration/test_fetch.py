@@ -181,7 +181,7 @@ def test_fetches_a_stop_interrupted_are_broken_at_start_up(network_factory, tmp_
         tx.conn.execute("UPDATE exchanges SET state = 'STARTED' WHERE name = ?", (name,))
         return None, []
 
-    net.gateway.log.commit(interrupted)
+    net.gateway.work.commit(interrupted)
     net.close()
     server = create_server(config_module.load(net.layout.config_path))
     try:
@@ -244,7 +244,7 @@ def test_an_exchange_left_started_without_a_stream_resumes(network, granted, tmp
         tx.conn.execute("UPDATE exchanges SET state = 'STARTED' WHERE name = ?", (name,))
         return None, []
 
-    network.gateway.log.commit(left_started)
+    network.gateway.work.commit(left_started)
     fetched = market.fetch(dataset, tmp_path / "big.bin")
     assert fetched.receipt.exchange == name and exchange_row(network, name)["state"] == "COMPLETED"
 

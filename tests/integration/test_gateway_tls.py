@@ -168,7 +168,7 @@ def test_graceful_shutdown_lets_an_in_flight_call_finish(network):
         release.wait(5)
         return None, []
 
-    blocker = threading.Thread(target=gateway.log.commit, args=(slow_change,))
+    blocker = threading.Thread(target=gateway.work.commit, args=(slow_change,))
     blocker.start()
     time.sleep(0.1)
     folder = add_agency(network.layout, AgencySpec("hb-health", "Hubei Health", "420000"))

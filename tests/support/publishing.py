@@ -53,9 +53,9 @@ def hold_committer(network: Any) -> threading.Event:
     """Block the audit committer in a change of its own until the returned event is set, so
     the changes queued meanwhile run together in its next batch."""
     release = threading.Event()
-    threading.Thread(target=network.gateway.log.commit,
+    threading.Thread(target=network.gateway.work.commit,
                      args=(lambda tx: (release.wait(30), []),)).start()
-    wait_for(lambda: network.gateway.log._queue.qsize() == 0)
+    wait_for(lambda: network.gateway.work._queue.qsize() == 0)
     return release
 
 
@@ -74,10 +74,10 @@ def publish_in_batch_with(network: Any, failing: Any, client: AgencyClient, data
     release = hold_committer(network)
     publisher = threading.Thread(target=publish)
     publisher.start()
-    wait_for(lambda: network.gateway.log._queue.qsize() == 1)
+    wait_for(lambda: network.gateway.work._queue.qsize() == 1)
     breaker = threading.Thread(target=_commit_failing, args=(network, failing))
     breaker.start()
-    wait_for(lambda: network.gateway.log._queue.qsize() == 2)
+    wait_for(lambda: network.gateway.work._queue.qsize() == 2)
     release.set()
     publisher.join(30)
     breaker.join(30)
@@ -86,7 +86,7 @@ def publish_in_batch_with(network: Any, failing: Any, client: AgencyClient, data
 
 def _commit_failing(network: Any, failing: Any) -> None:
     with pytest.raises(gateway_errors.GatewayError):
-        network.gateway.log.commit(failing)
+        network.gateway.work.commit(failing)
 
 
 def write_event(tx: Any) -> None:

@@ -34,7 +34,7 @@ class Stopped:
         """Start the gateway, append events named `events`, stop it."""
         server = create_server(config_module.load(self.config_path), **start)
         try:
-            server.gateway.log.append([record.Event("urn:govshare:test", action)
+            server.gateway.work.append([record.Event("urn:govshare:test", action)
                                        for action in events])
         finally:
             server.stop(grace=1)

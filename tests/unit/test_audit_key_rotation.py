@@ -14,6 +14,7 @@ from gateway.audit import verify
 from gateway.audit.log import AuditLog, CheckpointKeyMismatch
 from gateway.cli import cli
 from gateway.storage import Database
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import note
 from govshare.transparency.record import Event
@@ -37,10 +38,12 @@ def build(path: Path, signer: note.NoteSigner = SIGNER, count: int = 5,
     log = AuditLog(db, signer, signer.name, checkpoint_file=path.with_suffix(".checkpoint"),
                    previous=previous)
     try:
-        log.open()
+        work = UnitOfWork(log.db, log)
+        log.open(work)
         for i in range(count):
-            log.append([event(i)])
+            work.append([event(i)])
     finally:
+        work.close()
         log.close()
         db.close()
 

@@ -23,6 +23,7 @@ from gateway.audit.log import INDEX_STEP, AuditLog, LogIntegrityError
 from gateway.audit.saved import CheckpointFile
 from gateway.storage import Database
 from gateway.storage import audit as sql
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import note, record
 from govshare.transparency.record import Event
@@ -32,29 +33,31 @@ SEED = bytes(range(32))
 SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(SEED))
 
 
-def open_log(path: Path) -> AuditLog:
+def open_log(path: Path) -> tuple[AuditLog, UnitOfWork]:
     log = AuditLog(Database(path), SIGNER, ORIGIN,
                    checkpoint_file=path.with_suffix(".checkpoint"))
-    log.open()
-    return log
+    work = UnitOfWork(log.db, log)
+    log.open(work)
+    return log, work
 
 
 def test_the_checkpoint_is_saved_before_the_caller_is_answered(tmp_path: Path) -> None:
-    log = open_log(tmp_path / "audit.db")
+    log, work = open_log(tmp_path / "audit.db")
     try:
-        committed = log.append([Event(actor="urn:govshare:test", action="test.saved")])
+        committed = work.append([Event(actor="urn:govshare:test", action="test.saved")])
         signed, first = CheckpointFile(tmp_path / "audit.checkpoint").read()
         saved = note.Checkpoint.parse(note.open_note(signed, [SIGNER.verifier()]))
         assert note.Checkpoint.parse(note.open_note(first, [SIGNER.verifier()])).size == 0
         assert saved.size == committed.tree_size == committed.leaf_indices[0] + 1
         assert bytes(log.checkpoint()["note"]) == signed  # what GetCheckpoint shows
     finally:
+        work.close()
         log.close()
         log.db.close()
 
 
 def test_concurrent_appends_lose_nothing_and_verify(tmp_path: Path) -> None:
-    log = open_log(tmp_path / "audit.db")
+    log, work = open_log(tmp_path / "audit.db")
     threads, per_thread = 32, 40
 
     def produce(worker: int) -> list[int]:
@@ -62,11 +65,12 @@ def test_concurrent_appends_lose_nothing_and_verify(tmp_path: Path) -> None:
         for n in range(per_thread):
             event = Event(actor=f"urn:govshare:agency:w{worker}", action="test.append",
                           resources=(f"agencies/w{worker}/datasets/d{n}",))
-            indices.extend(log.append([event]).leaf_indices)
+            indices.extend(work.append([event]).leaf_indices)
         return indices
 
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(produce, range(threads)))
+    work.close()
     log.close()
     indices = sorted(i for found in results for i in found)
     assert indices == list(range(threads * per_thread))
@@ -82,6 +86,7 @@ APPENDER = textwrap.dedent("""
 
     from govshare.transparency import note
     from gateway.audit.log import AuditLog
+    from gateway.unit_of_work import UnitOfWork
     from govshare.transparency.record import Event
     from govshare.signing import SigningKey
     from gateway.storage import Database
@@ -89,10 +94,11 @@ APPENDER = textwrap.dedent("""
     signer = note.NoteSigner(sys.argv[2], SigningKey.from_seed(bytes(range(32))))
     log = AuditLog(Database(sys.argv[1]), signer, sys.argv[2],
                    checkpoint_file=Path(sys.argv[1]).with_suffix(".checkpoint"))
-    log.open()
+    work = UnitOfWork(log.db, log)
+    log.open(work)
     n = 0
     while True:
-        log.append([Event(actor="urn:govshare:agency:a", action="test.loop",
+        work.append([Event(actor="urn:govshare:agency:a", action="test.loop",
                           resources=(f"agencies/a/datasets/d{n}",))] * (1 + n % 3))
         n += 1
         if n == 20:
@@ -114,15 +120,17 @@ def test_a_killed_writer_leaves_a_log_that_verifies(tmp_path: Path) -> None:
         report = verify.verify_log(path, SIGNER.verifier())
         assert report.ok, report.problems[:3]
         assert report.tree_size >= 20
-    log = open_log(path)  # the start-up check accepts it too
+    log, work = open_log(path)  # the start-up check accepts it too
+    work.close()
     log.close()
     log.db.close()
 
 
 def test_start_up_refuses_a_modified_record(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
-    log = open_log(path)
-    log.append([Event(actor="urn:govshare:agency:a", action="test.one")] * 5)
+    log, work = open_log(path)
+    work.append([Event(actor="urn:govshare:agency:a", action="test.one")] * 5)
+    work.close()
     log.close()
     log.db.close()
     with sqlite3.connect(path) as conn:
@@ -131,7 +139,8 @@ def test_start_up_refuses_a_modified_record(tmp_path: Path) -> None:
     conn.close()
     db = Database(path)
     with pytest.raises(LogIntegrityError, match="differs from the last signed checkpoint"):
-        AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint")).open()
+        log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
+        log.open(UnitOfWork(db, log))
     db.close()
 
 
@@ -142,7 +151,7 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
 
     from govshare import errors
 
-    log = open_log(tmp_path / "audit.db")
+    log, work = open_log(tmp_path / "audit.db")
     log.db.writer.execute("CREATE TABLE notes (body TEXT NOT NULL)")
     gate = Barrier(2)
 
@@ -150,7 +159,7 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
         gate.wait(5)
         return None, []
 
-    hold = Thread(target=log.commit, args=(held,))
+    hold = Thread(target=work.commit, args=(held,))
     hold.start()  # keeps the committer busy while the next changes queue into one batch
 
     def writes(body: str, fail: bool):
@@ -167,7 +176,7 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
 
     def run(body: str, fail: bool) -> None:
         try:
-            results[body] = log.commit(writes(body, fail), lambda exc: refusal).value
+            results[body] = work.commit(writes(body, fail), lambda exc: refusal).value
         except errors.GatewayError as exc:
             results[body] = exc
 
@@ -183,6 +192,7 @@ def test_a_change_failing_after_writing_is_undone_alone(tmp_path: Path) -> None:
     assert results["bad"].audited
     notes = sorted(r[0] for r in log.db.writer.execute("SELECT body FROM notes"))
     assert notes == ["a", "b"]
+    work.close()
     log.close()
     report = verify.verify_log(log.db, SIGNER.verifier())
     assert report.ok and report.tree_size == 3  # a, b and the refusal
@@ -197,7 +207,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
 
     from govshare import errors
 
-    log = open_log(tmp_path / "audit.db")
+    log, work = open_log(tmp_path / "audit.db")
     inside, gate = Event_(), Barrier(2)
 
     def held(tx):
@@ -205,7 +215,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
         gate.wait(10)
         return None, []
 
-    hold = Thread(target=log.commit, args=(held,))
+    hold = Thread(target=work.commit, args=(held,))
     hold.start()
     assert inside.wait(10)  # the committer waits inside this change while the batch queues
     refusal = Event(actor="urn:govshare:agency:a", action="test.turn", outcome="REFUSED")
@@ -221,7 +231,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
 
     def caller(n: int) -> None:
         try:
-            results[n] = log.commit(change(n), lambda exc: refusal).value
+            results[n] = work.commit(change(n), lambda exc: refusal).value
         except errors.FailedPrecondition as exc:
             results[n] = exc
 
@@ -230,7 +240,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
         workers.append(Thread(target=caller, args=(n,)))
         workers[-1].start()
         deadline = time.monotonic() + 10
-        while log._queue.qsize() < n + 1 and time.monotonic() < deadline:
+        while work._queue.qsize() < n + 1 and time.monotonic() < deadline:
             time.sleep(0.001)
     gate.wait(10)
     for worker in [hold, *workers]:
@@ -239,6 +249,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
     assert all(isinstance(results[n], errors.FailedPrecondition) == (n in refused)
                for n in range(10))
     assert [results[n] for n in range(10) if n not in refused] == [1, 2, 5, 6, 7, 8]
+    work.close()
     log.close()
     checkpoints = sql.checkpoints(log.db.writer)
     assert [c["tree_size"] for c in checkpoints] == [0, 10]  # the held change added no leaf
@@ -280,10 +291,10 @@ def test_only_names_of_valid_ids_are_subjects() -> None:
 
 
 def test_the_committer_indexes_subjects_in_whole_steps_while_idle(tmp_path: Path) -> None:
-    log = open_log(tmp_path / "audit.db")
+    log, work = open_log(tmp_path / "audit.db")
     size = 2 * INDEX_STEP + 10
     for begin in range(0, size, 10):
-        log.append([Event(actor="urn:govshare:agency:a", action="test.append",
+        work.append([Event(actor="urn:govshare:agency:a", action="test.append",
                           resources=(f"agencies/a{n % 4}/datasets/d{n}",))
                     for n in range(begin, begin + 10)])
     reader = log.db.reader()
@@ -294,6 +305,7 @@ def test_the_committer_indexes_subjects_in_whole_steps_while_idle(tmp_path: Path
     assert sql.subjects_indexed_upto(reader) == 2 * INDEX_STEP
     assert reader.execute("SELECT count(*) FROM audit_subject_index"
                           " WHERE subject = 'agencies/a1'").fetchone()[0] == INDEX_STEP // 2
+    work.close()
     log.close()
     assert verify.verify_log(log.db, SIGNER.verifier()).ok
     log.db.close()
@@ -309,11 +321,12 @@ def mixed_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict
 
     rng = random.Random(7)
     path = tmp_path_factory.mktemp("mixed") / "audit.db"
-    log = open_log(path)
+    log, work = open_log(path)
     for n in range(120):
         resources = tuple(rng.sample(SUBJECTS, rng.randint(0, 3)))
-        log.append([Event(actor=f"urn:govshare:agency:a{n % 3}", action=f"test.{n % 2}",
+        work.append([Event(actor=f"urn:govshare:agency:a{n % 3}", action=f"test.{n % 2}",
                           resources=resources)])
+    work.close()
     log.close()
     records = [record.decode(data) for _, data in sql.iter_records(log.db.reader())]
     log.db.close()
@@ -356,20 +369,21 @@ def test_a_failing_subject_index_stops_indexing_but_not_commits(tmp_path: Path,
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(sql, "index_subjects", broken)
-    log = open_log(tmp_path / "audit.db")
+    log, work = open_log(tmp_path / "audit.db")
     events = [Event(actor="urn:govshare:agency:a", action="test.append",
                     resources=(f"agencies/a{n % 2}",)) for n in range(INDEX_STEP + 5)]
     for event in events:
-        log.append([event])
+        work.append([event])
     deadline = time.monotonic() + 30
     while log._indexed is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert log._indexed is None  # it tried once, failed, and stopped
-    assert log.append([events[0]]).leaf_indices == [INDEX_STEP + 5]
+    assert work.append([events[0]]).leaf_indices == [INDEX_STEP + 5]
     reader = log.db.reader()
     assert reader.execute("SELECT count(*) FROM audit_subject_index").fetchone()[0] == 0
     listed = sql.list_leaves(reader, after=-1, limit=1000, any_subject=["agencies/a1"])
     assert [row["leaf_index"] for row in listed] == list(range(1, INDEX_STEP + 5, 2))
+    work.close()
     log.close()
     assert verify.verify_log(log.db, SIGNER.verifier()).ok
     log.db.close()

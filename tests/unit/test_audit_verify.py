@@ -16,6 +16,7 @@ from gateway.audit import verify
 from gateway.audit.log import AuditLog
 from gateway.storage import Database
 from gateway.storage import audit as sql
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note
 from govshare.transparency.record import Event
@@ -37,9 +38,11 @@ def build_log(path: Path, size: int = SIZE, actor: str = "urn:govshare:agency:a"
     """A real log of `size` events appended in batches through AuditLog."""
     db = Database(path)
     log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
-    log.open()
+    work = UnitOfWork(log.db, log)
+    log.open(work)
     for begin in range(0, size, batch):
-        log.append([event(i, actor) for i in range(begin, min(begin + batch, size))])
+        work.append([event(i, actor) for i in range(begin, min(begin + batch, size))])
+    work.close()
     log.close()
     db.close()
     return path
@@ -343,9 +346,11 @@ def fork(path: Path, leaf: int, size: int = SIZE + 3) -> None:
     truncate(path, leaf)
     db = Database(path)
     log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".forked"))
-    log.open(checkpoint_from_database=True)
-    log.append([Event(actor="urn:govshare:agency:z", action="catalog.publish",
+    work = UnitOfWork(log.db, log)
+    log.open(work, checkpoint_from_database=True)
+    work.append([Event(actor="urn:govshare:agency:z", action="catalog.publish",
                       resources=(f"agencies/a0/datasets/d{i}",)) for i in range(leaf, size)])
+    work.close()
     log.close()
     db.close()
 
@@ -419,14 +424,15 @@ def test_a_malformed_saved_checkpoint_is_unusable(pristine, saved) -> None:
 def test_verify_reads_one_snapshot_while_the_log_grows(tmp_path: Path):
     db = Database(tmp_path / "audit.db")
     log = AuditLog(db, SIGNER, ORIGIN, checkpoint_file=tmp_path / "audit.checkpoint")
-    log.open()
+    work = UnitOfWork(log.db, log)
+    log.open(work)
     stop = threading.Event()
 
     def write() -> None:
         for i in range(20_000):  # bounded: stops at the end of the test or after this many
             if stop.is_set():
                 return
-            log.append([event(i)])
+            work.append([event(i)])
 
     writer = threading.Thread(target=write)
     writer.start()
@@ -435,6 +441,7 @@ def test_verify_reads_one_snapshot_while_the_log_grows(tmp_path: Path):
     finally:
         stop.set()
         writer.join()
+        work.close()
         log.close()
         db.close()
     assert [str(r.first) for r in reports if not r.ok] == []

@@ -10,6 +10,7 @@ import pytest
 from gateway.audit.log import AuditLog, LogIntegrityError
 from gateway.audit.saved import SLOT, CheckpointFile
 from gateway.storage import Database
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import note
 from govshare.transparency.record import Event
@@ -21,9 +22,11 @@ SIGNER = note.NoteSigner(ORIGIN, SigningKey.from_seed(bytes(range(32))))
 def grown(path: Path, batches: int) -> Path:
     """A log at `path` with `batches` one-event batches appended, closed; its checkpoint file."""
     log = AuditLog(Database(path), SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
-    log.open()
+    work = UnitOfWork(log.db, log)
+    log.open(work)
     for n in range(batches):
-        log.append([Event(actor="urn:govshare:test", action=f"test.batch{n}")])
+        work.append([Event(actor="urn:govshare:test", action=f"test.batch{n}")])
+    work.close()
     log.close()
     log.db.close()
     return path.with_suffix(".checkpoint")
@@ -33,10 +36,11 @@ def size_of(signed: bytes) -> int:
     return note.Checkpoint.parse(note.open_note(signed, [SIGNER.verifier()])).size
 
 
-def reopened(path: Path) -> AuditLog:
+def reopened(path: Path) -> tuple[AuditLog, UnitOfWork]:
     log = AuditLog(Database(path), SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
-    log.open()
-    return log
+    work = UnitOfWork(log.db, log)
+    log.open(work)
+    return log, work
 
 
 def test_saves_alternate_slots_latest_first(tmp_path):
@@ -49,11 +53,12 @@ def test_a_save_torn_by_a_crash_falls_back_to_the_checkpoint_before(tmp_path):
     with saved.open("r+b") as handle:
         handle.seek(SLOT + 40)
         handle.write(b"torn" * 10)
-    log = reopened(tmp_path / "audit.db")
+    log, work = reopened(tmp_path / "audit.db")
     try:
         assert log.checkpoint()["tree_size"] == 3
         assert [size_of(signed) for signed in CheckpointFile(saved).read()] == [3]
     finally:
+        work.close()
         log.close()
         log.db.close()
 

@@ -14,6 +14,7 @@ from gateway.audit.log import AuditLog
 from gateway.storage import Database, StorageError, schema
 from gateway.storage import audit as sql
 from gateway.storage.schema import MIGRATIONS
+from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note
 from govshare.transparency.record import Event
@@ -89,7 +90,8 @@ def test_a_log_written_before_both_migrations_opens_and_verifies(tmp_path: Path)
     log = AuditLog(Database(path), SIGNER, ORIGIN, checkpoint_file=path.with_suffix(".checkpoint"))
     # A database from before the saved checkpoint file; LogIntegrityError if the stored tree
     # no longer matches.
-    log.open(checkpoint_from_database=True)
+    work = UnitOfWork(log.db, log)
+    log.open(work, checkpoint_from_database=True)
     try:
         assert log.inclusion_proof(5, 37) == merkle.inclusion_proof(
             5, 37, lambda coords: sql.fetch_nodes(log.db.reader(), coords))
@@ -99,6 +101,7 @@ def test_a_log_written_before_both_migrations_opens_and_verifies(tmp_path: Path)
                                   any_subject=["agencies/a1"])
         assert [row["leaf_index"] for row in visible] == list(range(1, 37, 3))
     finally:
+        work.close()
         log.close()
 
 
