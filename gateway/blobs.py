@@ -8,7 +8,7 @@ Layout under the configured folder (`config.storage.blobs`):
 
 An upload streams into a temp file while it is hashed (`Upload.write`, through a
 `spool.Spool`), is fsynced (`Upload.finish`), and is moved into its publisher's namespace by
-`BlobStore.commit` inside the catalog's audit-log change, so a blob appears only together with
+`BlobStore.commit` inside the catalog's unit-of-work change, so a blob appears only together with
 the row that names it. Each agency's content is kept apart: nothing an agency uploads replaces,
 finds or frees a file another agency's publish created, so the same bytes from two agencies are
 two files, and what a publish does and costs never depends on what other agencies hold. An

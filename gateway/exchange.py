@@ -1,6 +1,6 @@
 """Access requests, the owners' decisions and grants: checks, sharing rules, commits.
 
-Every state change runs as one audit-log change: the rows, the audit events and the
+Every state change runs as one change of the unit of work: the rows, the audit events and the
 WatchEvents notifications are written together or not at all, and a refusal raised inside a
 change leaves only its refusal event. The sharing rules themselves live in `gateway.policy`.
 """

@@ -9,7 +9,7 @@ operator would deploy:
     DIR/certs/admin/         an administrator's client certificate
     DIR/certs/auditor/       an auditor's client certificate
     DIR/certs/<agency-id>/   each agency's TLS and signing certificates
-    DIR/govshare.db, DIR/blobs/   created by the gateway
+    DIR/govshare.db, DIR/blobs/, DIR/audit.checkpoint, DIR/audit.vkey   created by the gateway
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class UnitOfWork:
         it would wait forever (and keep the process from exiting)."""
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="audit-committer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="committer", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -168,7 +168,7 @@ class UnitOfWork:
         pending = _Pending(change, refusal)
         with self._open_lock:
             if self._thread is None:
-                raise errors.Unavailable("the audit log is not open")
+                raise errors.Unavailable("the unit of work is not started, or closed")
             self._queue.put(pending)
         return pending.wait()
 

@@ -13,6 +13,12 @@ def enum_name(enum: Any, value: int) -> str:
     return enum.Name(value).removeprefix(_prefix(enum))
 
 
+def enum_names(enum: Any) -> list[str]:
+    """The short names of an enum's values, UNSPECIFIED left out."""
+    prefix = _prefix(enum)
+    return [value.name.removeprefix(prefix) for value in enum.DESCRIPTOR.values[1:]]
+
+
 def enum_value(enum: Any, value: int | str) -> int:
     """An enum value from its number, full name or short name ("PUBLIC", "csv"); ValueError
     naming the choices otherwise."""
@@ -23,7 +29,7 @@ def enum_value(enum: Any, value: int | str) -> int:
     try:
         return enum.Value(name if name.startswith(prefix) else prefix + name)
     except ValueError:
-        choices = ", ".join(n.removeprefix(prefix) for n in enum.keys()[1:])
+        choices = ", ".join(enum_names(enum))
         raise ValueError(f"unknown {enum.DESCRIPTOR.name} {value!r}; use one of {choices}") \
             from None
 

@@ -5,7 +5,7 @@ gateway.statements."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
@@ -29,8 +29,6 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
     GRANT: exchange_pb2.GrantStatement,
     RECEIPT: exchange_pb2.Receipt,
 }
-
-M = TypeVar("M", bound=Message)
 
 ALGORITHMS = {envelope_pb2.SIGNATURE_ALGORITHM_ED25519: signing.ED25519}
 

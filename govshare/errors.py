@@ -116,10 +116,3 @@ class Unavailable(GatewayError):
 
     code = "UNAVAILABLE"
     reason = "UNAVAILABLE"
-
-
-class Unimplemented(GatewayError):
-    """The RPC is part of the contract but not served by this gateway yet."""
-
-    code = "UNIMPLEMENTED"
-    reason = "UNIMPLEMENTED"

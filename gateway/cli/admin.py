@@ -15,8 +15,9 @@ import click
 from agencies.client import AdminClient
 from gateway.cli.exits import LocalMistake, handles_errors
 from gateway.cli.options import client_from, connect, connection_options
-from gateway.cli.output import enum_short, print_items
+from gateway.cli.output import print_items
 from gateway.v1 import directory_pb2
+from govshare.enums import enum_name
 
 SIGNING_CERT = click.option(
     "--signing-cert", "signing_cert", required=True,
@@ -107,6 +108,6 @@ def _read(path: Path) -> str:
 def _show(ctx: click.Context, *found: directory_pb2.Agency) -> None:
     print_items(ctx, found, ("agency", "name", "region", "state", "signing key", "previous keys"),
                 lambda agency: (agency.name, agency.display_name, agency.region_code,
-                                enum_short(directory_pb2.AgencyState, agency.state),
+                                enum_name(directory_pb2.AgencyState, agency.state),
                                 agency.signing_key_id,
                                 str(len(agency.previous_signing_certificates))))

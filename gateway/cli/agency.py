@@ -13,8 +13,9 @@ import click
 
 from gateway.cli.exits import handles_errors
 from gateway.cli.options import client_from, connect, connection_options
-from gateway.cli.output import enum_short, print_items
+from gateway.cli.output import print_items
 from gateway.v1 import directory_pb2
+from govshare.enums import enum_name
 
 
 @click.group("agency")
@@ -35,4 +36,4 @@ def directory(ctx: click.Context, region: str) -> None:
         found = list(client.agencies(region))
     print_items(ctx, found, ("agency", "name", "region", "state"), lambda item: (
         item.name, item.display_name, item.region_code,
-        enum_short(directory_pb2.AgencyState, item.state)))
+        enum_name(directory_pb2.AgencyState, item.state)))

@@ -17,7 +17,6 @@ from gateway.cli.output import (
     add_row,
     console,
     emit_json,
-    enum_short,
     folding_grid,
     folding_table,
     print_items,
@@ -27,7 +26,7 @@ from gateway.cli.output import (
 )
 from gateway.text import shown
 from gateway.v1 import catalog_pb2
-from govshare.enums import enum_value
+from govshare.enums import enum_name, enum_value
 
 MEDIA_TYPES = {".csv": "CSV", ".jsonl": "JSON_LINES", ".ndjson": "JSON_LINES",
                ".parquet": "PARQUET"}
@@ -138,9 +137,9 @@ def datasets(ctx: click.Context, query: str, publisher: str, region: str, tag: s
     print_items(ctx, found, ("dataset", "title", "version", "classification", "sharing", "state"),
                 lambda item: (
                     item.name, item.manifest.title, str(item.latest_version),
-                    enum_short(catalog_pb2.Classification, item.manifest.classification),
-                    enum_short(catalog_pb2.SharingType, item.manifest.sharing_type),
-                    enum_short(catalog_pb2.DatasetState, item.state)))
+                    enum_name(catalog_pb2.Classification, item.manifest.classification),
+                    enum_name(catalog_pb2.SharingType, item.manifest.sharing_type),
+                    enum_name(catalog_pb2.DatasetState, item.state)))
 
 
 @click.command("show")
@@ -160,13 +159,13 @@ def show(ctx: click.Context, name: str) -> None:
         ("name", dataset.name), ("title", manifest.title), ("abstract", manifest.abstract),
         ("publisher", f"{dataset.publisher} ({dataset.region_code})"),
         ("version", str(dataset.latest_version)),
-        ("state", enum_short(catalog_pb2.DatasetState, dataset.state)
+        ("state", enum_name(catalog_pb2.DatasetState, dataset.state)
          + (f": {dataset.withdraw_reason}" if dataset.withdraw_reason else "")),
-        ("media type", enum_short(catalog_pb2.MediaType, manifest.media_type)),
-        ("classification", enum_short(catalog_pb2.Classification, manifest.classification)),
-        ("sharing", enum_short(catalog_pb2.SharingType, manifest.sharing_type)),
+        ("media type", enum_name(catalog_pb2.MediaType, manifest.media_type)),
+        ("classification", enum_name(catalog_pb2.Classification, manifest.classification)),
+        ("sharing", enum_name(catalog_pb2.SharingType, manifest.sharing_type)),
         ("conditions", manifest.sharing_conditions), ("legal basis", manifest.legal_basis),
-        ("update cycle", enum_short(catalog_pb2.UpdateCycle, manifest.update_cycle)),
+        ("update cycle", enum_name(catalog_pb2.UpdateCycle, manifest.update_cycle)),
         ("tags", ", ".join(manifest.tags)),
         ("content", f"{manifest.content_size} bytes, sha256 {manifest.content_sha256.hex()}"),
     ):
@@ -176,8 +175,8 @@ def show(ctx: click.Context, name: str) -> None:
     if manifest.schema:
         fields = folding_table("field", "type", "sensitivity", "description")
         for item in manifest.schema:
-            add_row(fields, item.name, enum_short(catalog_pb2.FieldType, item.type),
-                    enum_short(catalog_pb2.Sensitivity, item.sensitivity), item.description)
+            add_row(fields, item.name, enum_name(catalog_pb2.FieldType, item.type),
+                    enum_name(catalog_pb2.Sensitivity, item.sensitivity), item.description)
         console.print(fields)
 
 

@@ -18,7 +18,6 @@ from gateway.cli.output import (
     add_row,
     console,
     emit_json,
-    enum_short,
     folding_table,
     print_items,
     say,
@@ -27,6 +26,7 @@ from gateway.cli.output import (
 )
 from gateway.text import shown
 from gateway.v1 import catalog_pb2, exchange_pb2
+from govshare.enums import enum_name
 
 
 def _when(stamp: Any) -> str:
@@ -43,7 +43,7 @@ def _days(value: int | None) -> timedelta | None:
 
 def show_requests(ctx: click.Context, found: list[exchange_pb2.AccessRequest]) -> None:
     def row(item: exchange_pb2.AccessRequest) -> tuple[str, ...]:
-        state = enum_short(exchange_pb2.AccessRequestState, item.state)
+        state = enum_name(exchange_pb2.AccessRequestState, item.state)
         return (item.name, item.requester, _asked(item),
                 f"{state} (overdue)" if item.overdue else state, _when(item.decide_deadline),
                 item.state_reason)
@@ -62,15 +62,15 @@ def show_grants(ctx: click.Context, found: list[exchange_pb2.Grant]) -> None:
     print_items(ctx, found, ("grant", "grantee", "dataset", "state", "fields", "terms",
                              "expires"),
                 lambda item: (item.name, item.grantee, item.dataset,
-                              enum_short(exchange_pb2.GrantState, item.state),
+                              enum_name(exchange_pb2.GrantState, item.state),
                               ", ".join(item.fields) or "all", _terms(item),
                               _when(item.expire_time)))
 
 
 def _terms(grant: exchange_pb2.Grant) -> str:
     """The strictest terms of a version the grant delivers ("INTERNAL, CONDITIONAL")."""
-    return (f"{enum_short(catalog_pb2.Classification, grant.max_classification)},"
-            f" {enum_short(catalog_pb2.SharingType, grant.max_sharing_type)}")
+    return (f"{enum_name(catalog_pb2.Classification, grant.max_classification)},"
+            f" {enum_name(catalog_pb2.SharingType, grant.max_sharing_type)}")
 
 
 @click.command("request")
@@ -272,7 +272,7 @@ def watch(ctx: click.Context, cursor: str, follow: tuple[str, ...], limit: int |
                 emit_json(event)
             else:
                 say(f"[{event.cursor}] {_when(event.create_time)}"
-                    f" {enum_short(exchange_pb2.EventType, event.type)}"
+                    f" {enum_name(exchange_pb2.EventType, event.type)}"
                     f" {event.resource}: {event.summary}")
             if limit is not None and count >= limit:
                 stream.close()

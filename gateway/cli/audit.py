@@ -366,7 +366,8 @@ def _read(path: Path, what: str) -> bytes:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True, help="Output format.")
 @click.option("--proofs", is_flag=True,
-              help="Add each event's inclusion proof in the latest checkpoint's tree.")
+              help="Add each event's inclusion proof in the tree of the checkpoint the gateway"
+              " saved ([audit] checkpoint_file).")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="Output file.")
 @click.pass_context
 def export_command(ctx: click.Context, fmt: str, proofs: bool, output: Any,

@@ -16,6 +16,7 @@ import click
 from agencies.client import AgencyClient, BaseClient
 from gateway.cli.exits import LocalMistake, encodes
 from gateway.config import UNIX_SCHEMES
+from govshare.enums import enum_names
 
 CERT_FILES = "ca.pem, tls.pem, tls.key, signing.pem and signing.key"
 C = TypeVar("C", bound=BaseClient)
@@ -105,6 +106,4 @@ def client_from(ctx: click.Context, kind: type[C] = AgencyClient) -> C:
 
 def enum_choice(enum: Any) -> click.Choice:
     """A case-insensitive choice of an enum's short names ("CSV" for MEDIA_TYPE_CSV)."""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return click.Choice([v.name.removeprefix(prefix) for v in enum.DESCRIPTOR.values[1:]],
-                        case_sensitive=False)
+    return click.Choice(enum_names(enum), case_sensitive=False)

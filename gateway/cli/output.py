@@ -79,9 +79,3 @@ def emit_json(message: Any) -> None:
     if hasattr(message, "DESCRIPTOR"):
         message = json_format.MessageToDict(message, preserving_proto_field_name=True)
     click.echo(json_text(message))
-
-
-def enum_short(enum: Any, value: int) -> str:
-    """The short name of an enum value, as `options.enum_choice` offers it."""
-    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
-    return enum.Name(value).removeprefix(prefix)

@@ -216,7 +216,7 @@ def list_datasets(
     ))
 
 
-# -- writing (inside audit-log changes) -----------------------------------------------------------
+# -- writing (inside unit-of-work changes) -------------------------------------------------------
 
 
 def upsert_dataset(conn: sqlite3.Connection, row: dict[str, Any], tags: Sequence[str]) -> None:

@@ -109,9 +109,11 @@ class CatalogServiceServicer:
 
     def WithdrawDataset(self, request, context):
         """Withdraws a dataset: it takes no new access requests and leaves default listings. Its history
-        stays retrievable. Owner only. Pending access requests on it become WITHDRAWN; the audit
-        event names each of them and its requester, and each requester receives a
-        DATASET_WITHDRAWN event whose resource is its closed request.
+        stays retrievable. Owner only. Pending access requests of agencies that may see it become
+        WITHDRAWN; the audit event names each of them and its requester, and each such requester
+        receives a DATASET_WITHDRAWN event whose resource is its closed request. Requests of
+        agencies that may not see it stay PENDING for the owner to decide, so a hidden dataset's
+        withdrawal tells them nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

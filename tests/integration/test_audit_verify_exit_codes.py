@@ -129,14 +129,7 @@ def fork(network, leaf: int) -> None:
     restored backup would: the forked log verifies by itself. The gateway must be stopped."""
     config = config_module.load(network.layout.config_path)
     path = network.layout.root / "govshare.db"
-    with sqlite3.connect(path) as conn:
-        for sql in ("DELETE FROM audit_leaves WHERE leaf_index >= ?",
-                    "DELETE FROM checkpoints WHERE tree_size > ?",
-                    "DELETE FROM audit_subject_index WHERE leaf_index >= ?",
-                    "UPDATE audit_subject_index_state SET upto = min(upto, ?)"):
-            conn.execute(sql, (leaf,))
-        conn.execute("DELETE FROM tree_nodes WHERE id >= ?", (merkle.stored_index(0, leaf),))
-    conn.close()
+    truncate(network, leaf)
     signer = note.NoteSigner(config.audit.origin,
                              SigningKey.load(config.path(config.tls.signing_key)))
     db = Database(path)
