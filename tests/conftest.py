@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agencies.sim.roster import AgencySpec
+from tests.support.domain import Domain
 from tests.support.network import AGENCIES, Network, start_network
 from tests.support.stopped import Stopped
 
@@ -19,6 +20,16 @@ def network(tmp_path: Path) -> Iterator[Network]:
         yield net
     finally:
         net.close()
+
+
+@pytest.fixture
+def domain(tmp_path: Path) -> Iterator[Domain]:
+    """The gateway opened in-process, without a gRPC server, its agencies registered."""
+    opened = Domain(tmp_path / "net")
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture
