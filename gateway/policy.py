@@ -95,12 +95,6 @@ def refusal(dataset: dict[str, Any], terms: dict[str, Any],
     return None
 
 
-def stopped(dataset: dict[str, Any]) -> bool:
-    """Whether `dataset` is exchanged with nobody now (withdrawn, or its latest version
-    NOT_SHARED), whatever version a request names."""
-    return refusal(dataset, dataset, timedelta(0)) is not None
-
-
 def decide(
     dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime,
     terms: dict[str, Any] | None = None,
