@@ -83,6 +83,13 @@ class FailedPrecondition(GatewayError):
     reason = "FAILED_PRECONDITION"
 
 
+class Aborted(GatewayError):
+    """A compare-and-set lost: the state the caller assumed has moved on; read it and retry."""
+
+    code = "ABORTED"
+    reason = "ABORTED"
+
+
 class OutOfRange(GatewayError):
     """A position or size lies beyond what exists now (a leaf past the latest tree size)."""
 

@@ -12,6 +12,7 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from govshare.signing import SignatureError, SigningKey, VerifyKey, sha256
 
@@ -43,9 +44,10 @@ def _check_name(name: str) -> None:
         raise ValueError(f"invalid key name {name!r}")
 
 
-def _note_key_id(name: str, public_raw: bytes) -> bytes:
-    """First 4 bytes of SHA-256(name || "\\n" || 0x01 || public key)."""
-    return sha256(name.encode("utf-8") + b"\n" + _ED25519 + public_raw)[:4]
+def key_id(name: str, typed_key: bytes) -> bytes:
+    """First 4 bytes of SHA-256(name || "\\n" || key type || public key): the type byte (0x01
+    for note signatures, 0x04 for cosignatures) gives one key a different id per use."""
+    return sha256(name.encode("utf-8") + b"\n" + typed_key)[:4]
 
 
 def parse_decimal(text: str, maximum: int = _MAX_SIZE) -> int:
@@ -68,17 +70,42 @@ def decode_base64(text: str) -> bytes:
     return data
 
 
-def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
-    """Split ``[...+]name+hexid+base64(0x01||key)`` into (name, key id, Ed25519 key bytes)."""
+def split_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
+    """Split ``[...+]name+hexid+base64(type||key)`` into (name, key id, type||key); whether the
+    type is one the caller supports is the caller's check. ValueError if malformed."""
     fields = text.split("+", parts - 1)  # the base64 key may itself contain '+'
     if len(fields) != parts:
         raise ValueError("malformed key")
     name, hex_id, encoded = fields[-3:]
     _check_name(name)
-    key = decode_base64(encoded)
-    if not _HEX_ID.fullmatch(hex_id) or key[:1] != _ED25519 or len(key) != 33:
+    if not _HEX_ID.fullmatch(hex_id):
+        raise ValueError("malformed key id")
+    return name, bytes.fromhex(hex_id), decode_base64(encoded)
+
+
+def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
+    """Split ``[...+]name+hexid+base64(0x01||key)`` into (name, key id, Ed25519 key bytes)."""
+    name, hex_id, key = split_key(text, parts)
+    if key[:1] != _ED25519 or len(key) != 33:
         raise ValueError("malformed key or unsupported key type")
-    return name, bytes.fromhex(hex_id), key[1:]
+    return name, hex_id, key[1:]
+
+
+class SignatureVerifier(Protocol):
+    """What note verification needs of a trusted key: the name and key id its signature lines
+    carry, and a check of a line's signature bytes over the note text. Note keys
+    (`NoteVerifier`) and witnesses' cosignature keys both are one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> bytes: ...
+
+    def verify(self, text: bytes, signature: bytes) -> bool: ...
+
+
+V = TypeVar("V", bound=SignatureVerifier)
 
 
 class NoteVerifier:
@@ -89,7 +116,7 @@ class NoteVerifier:
     def __init__(self, name: str, key: VerifyKey) -> None:
         _check_name(name)
         self.name = name
-        self.key_id = _note_key_id(name, key.public_raw)
+        self.key_id = key_id(name, _ED25519 + key.public_raw)
         self._key = key
 
     @classmethod
@@ -176,7 +203,7 @@ def sign_note(text: str, signers: Iterable[NoteSigner]) -> bytes:
     return body + b"\n" + "".join(lines).encode("utf-8")
 
 
-def _parse_signature_line(line: str) -> tuple[str, bytes, bytes]:
+def parse_signature_line(line: str) -> tuple[str, bytes, bytes]:
     """``— name base64(key id || signature)`` -> (name, key id, signature)."""
     if not line.startswith(_SIG_PREFIX):
         raise ValueError("not a signature line")
@@ -201,31 +228,48 @@ def _split_note(note: bytes) -> tuple[str, list[str]]:
     return text + "\n", lines
 
 
-def open_note(note: bytes, verifiers: Iterable[NoteVerifier]) -> str:
-    """The text of ``note`` once a known key's signature verifies; NoteError otherwise.
+def verify_note(note: bytes, verifiers: Iterable[V]) -> tuple[str, list[tuple[V, bytes]]]:
+    """The text of ``note`` and each known key's signature line in it, as (verifier, signature
+    bytes), once all of those verify; NoteError otherwise. Finding none is no error here.
 
     Checklist, failing at the first problem: the note is well formed; signatures from unknown
     keys are ignored; every signature from a known key verifies (one bad one rejects the whole
-    note, as the spec recommends); at least one did.
+    note, as the spec recommends).
     """
     known = {(v.name, v.key_id): v for v in verifiers}
     try:
         text, lines = _split_note(note)
-        signatures = [_parse_signature_line(line) for line in lines]
+        signatures = [parse_signature_line(line) for line in lines]
     except ValueError:
         raise NoteError("malformed note") from None
     body = text.encode("utf-8")
-    verified = False
-    for name, key_id, signature in signatures:
-        verifier = known.get((name, key_id))
+    verified = []
+    for name, line_key_id, signature in signatures:
+        verifier = known.get((name, line_key_id))
         if verifier is None:
             continue
         if not verifier.verify(body, signature):
             raise NoteError("note signature verification failed")
-        verified = True
+        verified.append((verifier, signature))
+    return text, verified
+
+
+def open_note(note: bytes, verifiers: Iterable[SignatureVerifier]) -> str:
+    """The text of ``note`` once a known key's signature verifies, and every known key's
+    does (`verify_note`); UnknownKeyError if no line is from a known key."""
+    text, verified = verify_note(note, verifiers)
     if not verified:
         raise UnknownKeyError("note has no signature from a known key")
     return text
+
+
+def unverified_text(note: bytes) -> str:
+    """The text of ``note`` with no signature checked: only to find out which keys to check it
+    with (a checkpoint's origin names its log); NoteError if the note is malformed."""
+    try:
+        return _split_note(note)[0]
+    except ValueError:
+        raise NoteError("malformed note") from None
 
 
 def signing_keys(note: bytes) -> list[str]:
@@ -234,7 +278,7 @@ def signing_keys(note: bytes) -> list[str]:
     try:
         _, lines = _split_note(note)
         return [f"{name}+{key_id.hex()}"
-                for name, key_id, _ in map(_parse_signature_line, lines)]
+                for name, key_id, _ in map(parse_signature_line, lines)]
     except ValueError:
         raise NoteError("malformed note") from None
 
