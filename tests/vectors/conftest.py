@@ -36,6 +36,27 @@ def _signed_note_params(need_private_key: bool) -> list[Any]:
     ]
 
 
+_WITNESS = {
+    "witness_key": ("keys.json", ("keys",)),
+    "vkey_vector": ("keys.json", ("vkey_parsing", "cases")),
+    "witness_note_vector": ("signed-notes.json", ("vectors",)),
+    "message_vector": ("cosignatures.json", ("message_construction",)),
+    "cosignature_parse_vector": ("cosignatures.json", ("parse_only",)),
+    "cosignature_vector": ("cosignatures.json", ("verify",)),
+    "add_checkpoint_parse_vector": ("add-checkpoint.json", ("parse", "cases")),
+    "witness_scenario": ("add-checkpoint.json", ("transparency_dev_witness", "scenarios")),
+}
+"""Fixture -> (file under witness/, keys to its list of vectors): one test per vector."""
+
+
+def _witness_params(name: str, keys: tuple[str, ...]) -> list[Any]:
+    vectors = _load(DATA / "witness" / name)
+    for key in keys:
+        vectors = vectors[key]
+    return [pytest.param(v, id=v.get("id") or v.get("vkey") or f"{keys[-1]}{i}")
+            for i, v in enumerate(vectors)]
+
+
 def _require(params: list[Any], what: str) -> list[Any]:
     if not params:
         raise pytest.UsageError(f"no {what} vectors found under {DATA}")
@@ -51,6 +72,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 for path in sorted(DATA.glob(pattern))
             ]
             metafunc.parametrize(fixture, _require(params, fixture), indirect=True)
+    for fixture, (name, keys) in _WITNESS.items():
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, _require(_witness_params(name, keys), fixture))
     for fixture, need_private_key in (("note_vector", False), ("note_signing_vector", True)):
         if fixture in metafunc.fixturenames:
             metafunc.parametrize(fixture, _require(_signed_note_params(need_private_key), fixture),
@@ -80,3 +104,19 @@ def note_signing_vector(request: pytest.FixtureRequest) -> dict[str, str]:
 @pytest.fixture
 def reference_tree() -> dict[str, Any]:
     return _load(DATA / "merkle" / "reference-tree.json")
+
+
+@pytest.fixture
+def witness_keys() -> dict[str, dict[str, str]]:
+    """The keys of witness/keys.json by id."""
+    return {key["id"]: key for key in _load(DATA / "witness" / "keys.json")["keys"]}
+
+
+@pytest.fixture
+def cosignature_vectors() -> dict[str, Any]:
+    return _load(DATA / "witness" / "cosignatures.json")
+
+
+@pytest.fixture
+def add_checkpoint_vectors() -> dict[str, Any]:
+    return _load(DATA / "witness" / "add-checkpoint.json")
