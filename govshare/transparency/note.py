@@ -85,10 +85,10 @@ def split_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
 
 def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
     """Split ``[...+]name+hexid+base64(0x01||key)`` into (name, key id, Ed25519 key bytes)."""
-    name, hex_id, key = split_key(text, parts)
+    name, text_key_id, key = split_key(text, parts)
     if key[:1] != _ED25519 or len(key) != 33:
         raise ValueError("malformed key or unsupported key type")
-    return name, hex_id, key[1:]
+    return name, text_key_id, key[1:]
 
 
 class SignatureVerifier(Protocol):
