@@ -43,9 +43,10 @@ def _check_name(name: str) -> None:
         raise ValueError(f"invalid key name {name!r}")
 
 
-def _note_key_id(name: str, public_raw: bytes) -> bytes:
-    """First 4 bytes of SHA-256(name || "\\n" || 0x01 || public key)."""
-    return sha256(name.encode("utf-8") + b"\n" + _ED25519 + public_raw)[:4]
+def note_key_id(name: str, public_raw: bytes, key_type: bytes = _ED25519) -> bytes:
+    """First 4 bytes of SHA-256(name || "\\n" || key type || public key); the key type is 0x01
+    for note signatures, 0x04 for cosignature/v1 (govshare.transparency.cosignature)."""
+    return sha256(name.encode("utf-8") + b"\n" + key_type + public_raw)[:4]
 
 
 def parse_decimal(text: str, maximum: int = _MAX_SIZE) -> int:
@@ -68,15 +69,15 @@ def decode_base64(text: str) -> bytes:
     return data
 
 
-def _parse_key(text: str, parts: int) -> tuple[str, bytes, bytes]:
-    """Split ``[...+]name+hexid+base64(0x01||key)`` into (name, key id, Ed25519 key bytes)."""
+def parse_key(text: str, parts: int, key_type: bytes = _ED25519) -> tuple[str, bytes, bytes]:
+    """Split ``[...+]name+hexid+base64(key type||key)`` into (name, key id, Ed25519 key bytes)."""
     fields = text.split("+", parts - 1)  # the base64 key may itself contain '+'
     if len(fields) != parts:
         raise ValueError("malformed key")
     name, hex_id, encoded = fields[-3:]
     _check_name(name)
     key = decode_base64(encoded)
-    if not _HEX_ID.fullmatch(hex_id) or key[:1] != _ED25519 or len(key) != 33:
+    if not _HEX_ID.fullmatch(hex_id) or key[:1] != key_type or len(key) != 33:
         raise ValueError("malformed key or unsupported key type")
     return name, bytes.fromhex(hex_id), key[1:]
 
@@ -89,13 +90,13 @@ class NoteVerifier:
     def __init__(self, name: str, key: VerifyKey) -> None:
         _check_name(name)
         self.name = name
-        self.key_id = _note_key_id(name, key.public_raw)
+        self.key_id = note_key_id(name, key.public_raw)
         self._key = key
 
     @classmethod
     def from_verifier_key(cls, text: str) -> NoteVerifier:
         """Parse ``<name>+<hex key id>+<base64(0x01||public key)>``; ValueError if malformed."""
-        name, key_id, public_raw = _parse_key(text, 3)
+        name, key_id, public_raw = parse_key(text, 3)
         verifier = cls(name, VerifyKey.from_raw(public_raw))
         if verifier.key_id != key_id:
             raise ValueError("key id does not match the key")
@@ -132,7 +133,7 @@ class NoteSigner:
         """Parse ``PRIVATE+KEY+<name>+<hex id>+<base64(0x01||seed)>`` (Go's test-vector format)."""
         if not text.startswith("PRIVATE+KEY+"):
             raise ValueError("malformed private key")
-        name, key_id, seed = _parse_key(text, 5)
+        name, key_id, seed = parse_key(text, 5)
         signer = cls(name, SigningKey.from_seed(seed))
         if signer.key_id != key_id:
             raise ValueError("key id does not match the key")
