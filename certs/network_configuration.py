@@ -95,21 +95,30 @@ def build(network_id: str, members: Iterable[network_pb2.MemberGateway], quorum:
     return configuration
 
 
-def sign(configuration: network_pb2.NetworkConfiguration, key: signing.SigningKey,
-         authority_certificate_pem: str, ca_certificate: x509.Certificate, *, version: int,
-         validity: timedelta, now: datetime) -> VerifiedConfiguration:
+def seal(configuration: network_pb2.NetworkConfiguration, key: signing.SigningKey,
+         authority_certificate_pem: str, *, version: int, validity: timedelta,
+         now: datetime) -> network_pb2.SignedNetworkConfiguration:
     """`configuration` as version `version`, valid from `now` for `validity`, sealed with the
-    network authority's `key` and verified as a receiver would (so the authority never publishes
-    what receivers refuse)."""
+    network authority's `key`, unchecked (`sign` checks it)."""
     statement = network_pb2.NetworkConfiguration()
     statement.CopyFrom(configuration)
     statement.version = version
     statement.issue_time.CopyFrom(times.to_timestamp(now))
     statement.expire_time.CopyFrom(times.to_timestamp(now + validity))
-    signed = network_pb2.SignedNetworkConfiguration(
+    return network_pb2.SignedNetworkConfiguration(
         envelope=envelopes.seal(key, envelopes.NETWORK_CONFIGURATION, statement),
         authority_certificate_pem=authority_certificate_pem)
-    return verify(signed, ca_certificate, now)
+
+
+def sign(configuration: network_pb2.NetworkConfiguration, key: signing.SigningKey,
+         authority_certificate_pem: str, ca_certificate: x509.Certificate, *, version: int,
+         validity: timedelta, now: datetime,
+         current: VerifiedConfiguration | None = None) -> VerifiedConfiguration:
+    """`seal`, then verified as a receiver holding `current` would, so the authority never
+    publishes what receivers refuse."""
+    signed = seal(configuration, key, authority_certificate_pem, version=version,
+                  validity=validity, now=now)
+    return verify(signed, ca_certificate, now, current)
 
 
 def verify(signed: network_pb2.SignedNetworkConfiguration, ca_certificate: x509.Certificate,
