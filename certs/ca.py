@@ -143,11 +143,12 @@ class IssuedCertificate:
 
 @dataclass(frozen=True)
 class IssuedBundle:
-    """What one issuance wrote into ``folder``; ``signing`` is None for staff."""
+    """What one issuance wrote into ``folder``; ``signing`` is None for staff, ``tls`` None for
+    a network authority."""
 
     identity: Identity
     folder: Path
-    tls: IssuedCertificate
+    tls: IssuedCertificate | None
     signing: IssuedCertificate | None
     files: tuple[Path, ...]
 
@@ -284,6 +285,28 @@ class CertificateAuthority:
             now=_now(now),
         )
 
+    def issue_network_authority(
+        self,
+        network_id: str,
+        out_folder: StrPath,
+        validity_days: int = LEAF_DAYS,
+        *,
+        now: datetime | None = None,
+    ) -> IssuedBundle:
+        """The Ed25519 signing certificate of the authority that signs the network configuration
+        of ``network_id`` (``urn:govshare:network:<network_id>``); no TLS certificate, as the
+        authority only signs. The root does not sign configurations itself: it signs certificates
+        and CRLs only, with an ECDSA key kept offline, and an authority key can be revoked and
+        replaced without a new root."""
+        return self._issue(
+            Identity("network", network_id),
+            Path(out_folder),
+            None,
+            signing=True,
+            validity_days=validity_days,
+            now=_now(now),
+        )
+
     def revoke(
         self,
         serial_or_uri: str,
@@ -335,31 +358,33 @@ class CertificateAuthority:
         self,
         identity: Identity,
         out: Path,
-        tls_eku: x509.ObjectIdentifier,
+        tls_eku: x509.ObjectIdentifier | None,
         *,
         signing: bool,
         validity_days: int,
         now: datetime,
         hosts: Iterable[x509.GeneralName] = (),
     ) -> IssuedBundle:
-        """Write ``ca.pem``, the TLS pair and maybe the signing pair, none of them existing.
+        """Write ``ca.pem``, the TLS pair (unless ``tls_eku`` is None) and maybe the signing pair,
+        none of them existing.
 
         Everything is signed before the first file is written, so a refusal writes nothing; the
         index row comes before the files, so no certificate exists that cannot be revoked.
         """
-        names = (CA_CERT, TLS_CERT, TLS_KEY) + ((SIGNING_CERT, SIGNING_KEY) if signing else ())
+        names = ((CA_CERT,) + ((TLS_CERT, TLS_KEY) if tls_eku else ())
+                 + ((SIGNING_CERT, SIGNING_KEY) if signing else ()))
         _refuse_existing(out, names)
         uri = x509.UniformResourceIdentifier(identity.uri)
         not_after = min(valid_until(validity_days, now=now), self.certificate.not_valid_after_utc)
-        tls_key = ec.generate_private_key(ec.SECP256R1())
-        tls_extensions = [
-            (x509.SubjectAlternativeName([*hosts, uri]), False),
-            (_key_usage(*_TLS_USAGE), True),
-            (x509.ExtendedKeyUsage([tls_eku]), False),
-        ]
-        leaves: dict[str, tuple[PrivateKey, x509.Certificate]] = {
-            "tls": (tls_key, self._leaf(identity, tls_key, tls_extensions, not_after, now))
-        }
+        leaves: dict[str, tuple[PrivateKey, x509.Certificate]] = {}
+        if tls_eku:
+            tls_key = ec.generate_private_key(ec.SECP256R1())
+            tls_extensions = [
+                (x509.SubjectAlternativeName([*hosts, uri]), False),
+                (_key_usage(*_TLS_USAGE), True),
+                (x509.ExtendedKeyUsage([tls_eku]), False),
+            ]
+            leaves["tls"] = (tls_key, self._leaf(identity, tls_key, tls_extensions, not_after, now))
         if signing:
             signing_key = ed25519.Ed25519PrivateKey.generate()
             signing_extensions = [
@@ -385,7 +410,7 @@ class CertificateAuthority:
         return IssuedBundle(
             identity,
             out,
-            records["tls"],
+            records.get("tls"),
             records.get("signing"),
             tuple(out / name for name in names),
         )

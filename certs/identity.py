@@ -10,6 +10,8 @@ Kinds, and the duties they separate (after GB/T 39477, separation of duties):
 - ``gateway``: the exchange itself; signs receipts and audit checkpoints.
 - ``admin``: manages the agency directory and revocation.
 - ``auditor``: reads the whole audit log.
+- ``network``: the network authority of one national network (the id is the network id); signs
+  the network configuration and nothing else.
 
 Staff (``admin``, ``auditor``) can never fetch dataset content nor act as an agency: an
 administrator who could read data, or an auditor who could act, would defeat the audit. Staff get
@@ -25,7 +27,7 @@ from cryptography import x509
 from govshare.names import ID_PATTERN
 
 URN_PREFIX = "urn:govshare:"
-KINDS = ("agency", "admin", "auditor", "gateway")
+KINDS = ("agency", "admin", "auditor", "gateway", "network")
 STAFF_ROLES = ("admin", "auditor")
 
 

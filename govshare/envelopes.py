@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
-from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
+from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, network_pb2
 from govshare import errors, signing
 
 MANIFEST = "application/vnd.govshare.manifest.v1+proto"
@@ -17,6 +17,7 @@ ACCESS_REQUEST = "application/vnd.govshare.access-request.v1+proto"
 DECISION = "application/vnd.govshare.decision.v1+proto"
 GRANT = "application/vnd.govshare.grant.v1+proto"
 RECEIPT = "application/vnd.govshare.receipt.v1+proto"
+NETWORK_CONFIGURATION = "application/vnd.govshare.network-configuration.v1+proto"
 
 GATEWAY_CERTIFICATE_KEY = "govshare-gateway-signing-certificate-bin"
 """Initial-metadata key of FetchDataset carrying the gateway's CA-issued signing certificate, with
@@ -28,6 +29,7 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
     DECISION: exchange_pb2.DecisionStatement,
     GRANT: exchange_pb2.GrantStatement,
     RECEIPT: exchange_pb2.Receipt,
+    NETWORK_CONFIGURATION: network_pb2.NetworkConfiguration,
 }
 
 ALGORITHMS = {envelope_pb2.SIGNATURE_ALGORITHM_ED25519: signing.ED25519}

@@ -123,3 +123,39 @@ class Unavailable(GatewayError):
 
     code = "UNAVAILABLE"
     reason = "UNAVAILABLE"
+
+
+class NetworkConfigurationRejected(GatewayError):
+    """A signed network configuration was refused; the subclass and reason say which rule."""
+
+    code = "FAILED_PRECONDITION"
+    reason = "NETWORK_CONFIGURATION_REJECTED"
+
+
+class NetworkConfigurationInvalid(NetworkConfigurationRejected):
+    """A network configuration is malformed or breaks a rule of its own (a region served twice,
+    a member certificate of another gateway, an unreadable verifier key)."""
+
+    code = "INVALID_ARGUMENT"
+    reason = "NETWORK_CONFIGURATION_INVALID"
+
+
+class NetworkConfigurationSignatureInvalid(NetworkConfigurationRejected):
+    """A network configuration is not signed by a valid, unrevoked network authority of its
+    network certified by the national CA."""
+
+    code = "PERMISSION_DENIED"
+    reason = "NETWORK_CONFIGURATION_SIGNATURE_INVALID"
+
+
+class NetworkConfigurationExpired(NetworkConfigurationRejected):
+    """A network configuration is past its expire_time (or, reason NOT_YET_VALID, issued later
+    than now allows)."""
+
+    reason = "NETWORK_CONFIGURATION_EXPIRED"
+
+
+class NetworkConfigurationNotNewer(NetworkConfigurationRejected):
+    """A network configuration would replace one of the same or a higher version."""
+
+    reason = "NETWORK_CONFIGURATION_NOT_NEWER"

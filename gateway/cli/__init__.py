@@ -18,6 +18,7 @@ from gateway.cli.agency import agency
 from gateway.cli.audit import audit
 from gateway.cli.certs import certs as certs_group
 from gateway.cli.demo import demo
+from gateway.cli.network import network
 from gateway.cli.serve import gateway_group
 
 EXIT_INTERRUPTED = 130
@@ -50,6 +51,7 @@ cli.add_command(agency)
 cli.add_command(admin)
 cli.add_command(audit)
 cli.add_command(demo)
+cli.add_command(network)
 
 
 def main() -> None:

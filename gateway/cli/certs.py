@@ -207,6 +207,17 @@ def issue_gateway(
     _echo_bundle(ca.issue_gateway(out_dir, name, dns_names, ip_addresses, days))
 
 
+@certs.command("issue-network-authority")
+@click.argument("network_id", type=_identifier)
+@_ca_option
+@_out_option
+@_days_option(LEAF_DAYS)
+def issue_network_authority(network_id: str, ca_dir: Path, out_dir: Path, days: int) -> None:
+    """Issue the signing certificate of the authority that signs NETWORK_ID's configuration."""
+    ca = CertificateAuthority.open(ca_dir)
+    _echo_bundle(ca.issue_network_authority(network_id, out_dir, days))
+
+
 @certs.command("issue-staff")
 @click.argument("name", type=_identifier)
 @click.option("--role", required=True, type=click.Choice(STAFF_ROLES), help="Duty of the person.")

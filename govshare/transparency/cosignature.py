@@ -107,6 +107,11 @@ class CosignatureVerifier:
         return cls(name, VerifyKey.from_raw(typed_key[1:]))
 
     @property
+    def key(self) -> VerifyKey:
+        """The witness's Ed25519 public key."""
+        return self._key
+
+    @property
     def verifier_key(self) -> str:
         """The key's cosignature/v1 text form (type 0x04), whatever form it was parsed from."""
         encoded = base64.b64encode(COSIGNATURE_V1 + self._key.public_raw).decode("ascii")

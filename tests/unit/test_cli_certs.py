@@ -50,6 +50,7 @@ def test_every_command_has_help_text() -> None:
         "issue-agency",
         "issue-gateway",
         "issue-staff",
+        "issue-network-authority",
         "revoke",
         "crl",
         "list",

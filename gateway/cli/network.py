@@ -1,0 +1,252 @@
+"""``govshare network``: the signed network configuration on the command line, a thin layer over
+:mod:`certs.network_configuration`.
+
+Exit codes, as the other groups: 0 success (``verify``: valid), 1 refused (an invalid, expired,
+badly signed or not newer configuration), 2 usage (a missing or unreadable file, a malformed
+description).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from google.protobuf.message import DecodeError
+
+from certs import CA_CERT, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CAError, CertificateAuthority
+from certs import network_configuration as netconf
+from gateway.cli.exits import LocalMistake
+from gateway.cli.output import add_row, console, emit_json, folding_grid, folding_table
+from gateway.text import shown
+from gateway.v1 import network_pb2
+from govshare import errors, times
+from govshare.signing import SigningKey
+from govshare.transparency.note import NoteVerifier
+
+DEFAULT_HOURS = 24
+"""Default validity of a signed configuration; it must also end by the CRL's nextUpdate."""
+
+
+class _NetworkGroup(click.Group):
+    """The one place that turns errors into one ``Error:`` line: a refused configuration exits
+    1, a local mistake (a file, the description) exits 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.NetworkConfigurationRejected as exc:
+            raise click.ClickException(shown(f"{exc.reason}: {exc.message}")) from None
+        except CAError as exc:
+            raise LocalMistake(shown(str(exc))) from None
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            raise LocalMistake(
+                f"cannot use{where}: {exc.strerror or exc}; check the path and its permissions"
+            ) from None
+
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_NEW_FILE = click.Path(dir_okay=False, path_type=Path)
+_current_option = click.option(
+    "--current", type=_FILE,
+    help="The signed configuration held now: the new one must be the same or a higher version.")
+
+
+@click.group("network", cls=_NetworkGroup)
+def network() -> None:
+    """Build, sign, show and verify the signed configuration of the national network."""
+
+
+@network.command()
+@click.argument("description", type=_FILE)
+@click.option("--ca", "ca_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="CA folder: its ca.pem checks the members, its crl.pem goes in.")
+@click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
+def create(description: Path, ca_dir: Path, out: Path) -> None:
+    """Build an unsigned configuration from a TOML DESCRIPTION (network_id, quorum and
+    [[members]] with id, region_codes, address, certificates folder and verifier key files)."""
+    values = _toml(description)
+    network_id = _text(values, "network_id", description)
+    quorum = _integer(values, "quorum", description)
+    members = [_member(description.parent, entry, f"members[{index}]")
+               for index, entry in enumerate(_list(values, "members", description))]
+    ca = CertificateAuthority.open(ca_dir)
+    configuration = netconf.build(network_id, members, quorum,
+                                  ca.crl().public_bytes(Encoding.DER), ca.certificate,
+                                  times.utcnow())
+    _write_new(out, configuration.SerializeToString(deterministic=True))
+    click.echo(shown(f"Wrote the unsigned configuration of {configuration.network_id} with"
+                     f" {len(members)} members to {out}"))
+
+
+@network.command()
+@click.argument("unsigned", type=_FILE)
+@click.option("--authority", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The network authority's folder (ca.pem, signing.pem, signing.key).")
+@click.option("--version", "version", required=True, type=click.IntRange(min=1),
+              help="Version of this configuration, higher than every one signed before.")
+@click.option("--hours", default=DEFAULT_HOURS, show_default=True, type=click.IntRange(min=1),
+              help="Hours the configuration stays valid (no later than the CRL's nextUpdate).")
+@_current_option
+@click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
+def sign(unsigned: Path, authority: Path, version: int, hours: int, current: Path | None,
+         out: Path) -> None:
+    """Sign an UNSIGNED configuration as the network authority, checked as receivers will."""
+    try:
+        configuration = network_pb2.NetworkConfiguration.FromString(unsigned.read_bytes())
+    except DecodeError:
+        raise LocalMistake(f"{unsigned} is not an unsigned configuration: make one with"
+                           " `govshare network create`") from None
+    now = times.utcnow()
+    ca_certificate = _certificate(authority / CA_CERT)
+    verified = netconf.sign(
+        configuration, SigningKey.load(authority / SIGNING_KEY),
+        (authority / SIGNING_CERT).read_text(), ca_certificate, version=version,
+        validity=timedelta(hours=hours), now=now,
+        current=_current(current, ca_certificate, now))
+    _write_new(out, verified.signed.SerializeToString(deterministic=True))
+    click.echo(shown(f"Signed {verified.network_id} version {verified.version}, valid until"
+                     f" {times.to_text(verified.expire_time)}, into {out}"))
+
+
+@network.command()
+@click.argument("signed", type=_FILE)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def show(signed: Path, as_json: bool) -> None:
+    """Show what a SIGNED configuration holds, WITHOUT checking it (use `verify` for that)."""
+    configuration = netconf.unverified(_signed(signed))
+    if as_json:
+        emit_json(configuration)
+        return
+    console.print("Not verified: `govshare network verify` checks it.")
+    summary = folding_grid(2)
+    add_row(summary, "network", configuration.network_id)
+    add_row(summary, "version", str(configuration.version))
+    for name in ("issue_time", "expire_time"):
+        stamp = getattr(configuration, name)
+        add_row(summary, name, times.to_text(stamp.ToDatetime(tzinfo=UTC)) if stamp.seconds else "")
+    add_row(summary, "witness quorum", str(configuration.witness_policy.quorum))
+    console.print(summary)
+    table = folding_table("Gateway", "Regions", "Address", "Audit origin")
+    for member in configuration.members:
+        add_row(table, member.id, " ".join(member.region_codes), member.address,
+                member.audit_origin)
+    console.print(table)
+
+
+@network.command()
+@click.argument("signed", type=_FILE)
+@click.option("--ca-certificate", required=True, type=_FILE,
+              help="The national CA's root certificate (ca.pem), the trust anchor.")
+@_current_option
+def verify(signed: Path, ca_certificate: Path, current: Path | None) -> None:
+    """Verify a SIGNED configuration: exit 0 valid, 1 refused (the reason printed), 2 bad
+    input."""
+    now = times.utcnow()
+    anchor = _certificate(ca_certificate)
+    verified = netconf.verify(_signed(signed), anchor, now, _current(current, anchor, now))
+    click.echo(shown(f"Valid: {verified.network_id} version {verified.version},"
+                     f" {len(verified.configuration.members)} members, until"
+                     f" {times.to_text(verified.expire_time)}"))
+
+
+def _current(path: Path | None, anchor: x509.Certificate, now: datetime
+             ) -> netconf.VerifiedConfiguration | None:
+    """The configuration held now, itself verified (an expired one still counts: it is what a
+    newer one must replace, so only its expiry is forgiven, by checking it at its issue time)."""
+    if path is None:
+        return None
+    held = _signed(path)
+    issued = netconf.unverified(held).issue_time.ToDatetime(tzinfo=UTC)
+    try:
+        return netconf.verify(held, anchor, min(now, issued))
+    except errors.NetworkConfigurationRejected as exc:
+        raise LocalMistake(shown(f"--current {path} is not a valid configuration:"
+                                 f" {exc.message}")) from None
+
+
+def _signed(path: Path) -> network_pb2.SignedNetworkConfiguration:
+    try:
+        signed = network_pb2.SignedNetworkConfiguration.FromString(path.read_bytes())
+    except DecodeError:
+        signed = None
+    if signed is None or not signed.HasField("envelope"):
+        raise LocalMistake(f"{path} is not a signed network configuration: make one with"
+                           " `govshare network sign`")
+    return signed
+
+
+def _certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        raise LocalMistake(f"{path} is not a PEM certificate") from None
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        with path.open("xb") as out:
+            out.write(data)
+    except FileExistsError:
+        raise LocalMistake(f"{path} already exists; refusing to overwrite it") from None
+
+
+# The description file: TOML read with tomllib, as gateway.toml is; paths relative to it.
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise LocalMistake(f"cannot read the description {path}: {exc}") from None
+
+
+def _text(values: dict[str, Any], key: str, where: object) -> str:
+    value = values.get(key)
+    if not isinstance(value, str):
+        raise LocalMistake(f"{where}: {key} must be text in quotes")
+    return value
+
+
+def _integer(values: dict[str, Any], key: str, where: object) -> int:
+    value = values.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise LocalMistake(f"{where}: {key} must be a whole number, 0 or more")
+    return value
+
+
+def _list(values: dict[str, Any], key: str, where: object) -> list[Any]:
+    value = values.get(key)
+    if not isinstance(value, list):
+        raise LocalMistake(f"{where}: {key} must be a list ([[{key}]] tables or [\"...\"])")
+    return value
+
+
+def _member(base: Path, entry: Any, where: str) -> network_pb2.MemberGateway:
+    """One [[members]] table: its certificates folder holds tls.pem and signing.pem (as `certs
+    issue-gateway` writes it); the audit origin is the audit verifier key's name."""
+    if not isinstance(entry, dict):
+        raise LocalMistake(f"{where} must be a [[members]] table")
+    regions = _list(entry, "region_codes", where)
+    if not all(isinstance(code, str) for code in regions):
+        raise LocalMistake(f"{where}: region_codes must be codes in quotes, such as \"440000\"")
+    folder = base / _text(entry, "certificates", where)
+    audit_key = (base / _text(entry, "audit_verifier_key", where)).read_text().strip()
+    try:
+        origin = NoteVerifier.from_verifier_key(audit_key).name
+    except ValueError as exc:
+        raise LocalMistake(f"{where}: audit_verifier_key is not a signed-note verifier key:"
+                           f" {exc}") from None
+    return network_pb2.MemberGateway(
+        id=_text(entry, "id", where), region_codes=regions,
+        address=_text(entry, "address", where),
+        tls_certificate_pem=(folder / TLS_CERT).read_text(),
+        signing_certificate_pem=(folder / SIGNING_CERT).read_text(),
+        audit_origin=origin, audit_verifier_key=audit_key,
+        witness_verifier_key=(base / _text(entry, "witness_verifier_key", where)
+                              ).read_text().strip())
