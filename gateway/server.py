@@ -125,7 +125,8 @@ class Gateway:
 
     def _wire_domain(self, config: Config) -> None:
         """Build the domain objects, each from the parts it uses: the one place they are put
-        together."""
+        together. Those that read the time as they go get `now`, which reads `clock` at each
+        call, so a clock the gateway is given later reaches them too."""
         self.statements = StatementOpener(self.agencies, self.authenticator)
         self.directory = Directory(self.work, self.agencies, self.statements,
                                    self.ca_certificate)
@@ -135,9 +136,9 @@ class Gateway:
                                  self.statements, config.exchange, self.signing_key)
         self.fetch = Fetcher(self.db, self.work, self.datasets, self.blobs, self.directory,
                              self.authenticator, config.limits, self.signing_key,
-                             self.signing_certificate_pem, config.audit.origin, self.clock)
+                             self.signing_certificate_pem, config.audit.origin, self.now)
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
-                             self.clock)
+                             self.now)
 
     def _check_signing_certificate(self, certificate: x509.Certificate) -> None:
         """Refuse to start with a signing certificate that receipts and checkpoints could not be
