@@ -26,25 +26,25 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway import paging, statements
-from gateway.blobs import Upload
-from gateway.config import LimitsConfig
+from gateway import paging
+from gateway.blobs import BlobStore, Upload
+from gateway.config import ExchangeConfig, LimitsConfig
 from gateway.context import Call
-from gateway.identity import AGENCY, Caller
+from gateway.identity import AGENCY
+from gateway.paging import PageTokens
 from gateway.readcache import ReadCache
+from gateway.statements import StatementOpener
+from gateway.storage import Database
 from gateway.storage import catalog as sql
 from gateway.storage import events as events_sql
 from gateway.text import check_reason, check_text
-from gateway.unit_of_work import Tx
+from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2
 from govshare import columns, envelopes, errors, times
 from govshare.enums import check_enum, enum_name, optional_enum
 from govshare.names import ID_PATTERN, AgencyName, DatasetName
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
 Render = Callable[[dict[str, Any]], Any]
 """Turns a listed row into the message a reply carries (services.catalog)."""
@@ -247,42 +247,261 @@ def _check_sharing(manifest: catalog_pb2.Manifest) -> None:
         )
 
 
-# -- publishing -----------------------------------------------------------------------------------
+# -- the catalog: publishing, finding, withdrawing ------------------------------------------------
 
 
-def publish(
-    gateway: Gateway, call: Call, envelope: envelope_pb2.Envelope, chunks: Iterable[bytes]
-) -> tuple[dict[str, Any], bool]:
-    """Verify a signed manifest, receive its content, store the version.
+class Catalog:
+    """The datasets agencies publish: publishing, finding (by the visibility rules above) and
+    withdrawing."""
 
-    Returns the version row and whether the publisher itself had already published the same
-    content (content other agencies hold counts as new: that is theirs to know). The checks run
-    in order (manifest size, signature, fields, version, legal basis, then the bytes); any
-    refusal leaves no blob, temp file or row behind, only the refusal's audit event, which names
-    the dataset the manifest claims (when that is a valid dataset name) even if the manifest
-    turns out forged.
-    """
-    call.resources = _claimed_dataset(envelope)
-    check_manifest_size(envelope, gateway.config.limits)
-    manifest = statements.open_signed(gateway, call.caller, envelope, envelopes.MANIFEST,
-                                      "manifest")
-    validate_manifest(
-        manifest, publisher=call.caller.identity.id, limits=gateway.config.limits,
-        now=gateway.now(), clock_skew=timedelta(seconds=gateway.config.exchange.clock_skew_seconds),
-    )
-    _check_version(sql.get_dataset(gateway.db.reader(), manifest.dataset), manifest)
-    _check_sharing(manifest)
-    with gateway.blobs.upload(manifest.content_size) as upload:
-        _receive(upload, chunks, manifest, gateway.config.limits.max_chunk_bytes)
+    def __init__(self, db: Database, work: UnitOfWork, datasets: DatasetCache, blobs: BlobStore,
+                 statements: StatementOpener, limits: LimitsConfig, exchange: ExchangeConfig,
+                 page_tokens: PageTokens):
+        self._db = db
+        self._work = work
+        self._datasets = datasets
+        self._blobs = blobs
+        self._statements = statements
+        self._limits = limits
+        self._clock_skew = timedelta(seconds=exchange.clock_skew_seconds)
+        self._page_tokens = page_tokens
+
+    def publish(
+        self, call: Call, envelope: envelope_pb2.Envelope, chunks: Iterable[bytes]
+    ) -> tuple[dict[str, Any], bool]:
+        """Verify a signed manifest, receive its content, store the version.
+
+        Returns the version row and whether the publisher itself had already published the same
+        content (content other agencies hold counts as new: that is theirs to know). The checks run
+        in order (manifest size, signature, fields, version, legal basis, then the bytes); any
+        refusal leaves no blob, temp file or row behind, only the refusal's audit event, which names
+        the dataset the manifest claims (when that is a valid dataset name) even if the manifest
+        turns out forged.
+        """
+        call.resources = _claimed_dataset(envelope)
+        check_manifest_size(envelope, self._limits)
+        manifest = self._statements.open_signed(call, envelope, envelopes.MANIFEST,
+                                          "manifest")
+        validate_manifest(
+            manifest, publisher=call.caller.identity.id, limits=self._limits,
+            now=call.time, clock_skew=self._clock_skew,
+        )
+        _check_version(sql.get_dataset(self._db.reader(), manifest.dataset), manifest)
+        _check_sharing(manifest)
+        with self._blobs.upload(manifest.content_size) as upload:
+            _receive(upload, chunks, manifest, self._limits.max_chunk_bytes)
+            try:
+                return self._work.commit(self._store_version(call, envelope, manifest, upload),
+                                          call.refusal).value
+            except BaseException:
+                if upload.placed:  # moved into place, but its row never committed
+                    self._remove_unnamed(call.caller.identity.id, upload.hasher.hexdigest())
+                raise
+            finally:
+                self._datasets.changed(manifest.dataset)
+
+    def _remove_unnamed(self, publisher: str, digest: str) -> None:
+        """Remove a blob a failed change moved into the publisher's namespace, unless a row names
+        it by now (another of the publisher's versions with the same content; other agencies'
+        content is in their own namespaces, never looked at). Decided in the committer, where no
+        change can find the blob between the check and the removal; a redone batch does not decide
+        again (it would remove a blob a later change of the batch moved into place). If even this
+        fails, start-up recovery removes the blob."""
+        decided: list[bool] = []
+
+        def change(tx: Tx) -> tuple[None, list]:
+            if not decided:
+                decided.append(not sql.publisher_named(tx.conn, publisher, digest))
+                if decided[0]:
+                    self._blobs.remove(publisher, digest)
+            return None, []
+
+        with contextlib.suppress(errors.GatewayError):
+            self._work.commit(change)
+
+    def _store_version(
+        self, call: Call, envelope: envelope_pb2.Envelope,
+        manifest: catalog_pb2.Manifest, upload: Upload,
+    ) -> Any:
+        """The change that records a version: rows, tags, watch event, then the blob moved into
+        place last, so a refused change never leaves content behind. It answers whether the
+        publisher's own versions already named the content, asked before this one is added."""
+        name = manifest.dataset
+        publisher = call.agency or {}
+        version = str(DatasetName.parse(name, "manifest.dataset").version(manifest.version))
+
+        def change(tx: Tx) -> tuple[tuple[dict[str, Any], bool], list]:
+            existing = sql.get_dataset(tx.conn, name)
+            _check_version(existing, manifest)
+            republished = sql.publisher_named(tx.conn, call.caller.identity.id,
+                                              manifest.content_sha256.hex())
+            when = times.to_text(tx.now)
+            sql.upsert_dataset(tx.conn, {
+                "name": name,
+                "publisher": call.caller.identity.id,
+                "region_code": publisher.get("region_code", ""),
+                "latest_version": manifest.version,
+                "state": sql.ACTIVE,
+                "withdraw_reason": "",
+                "classification": enum_name(catalog_pb2.Classification, manifest.classification),
+                "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
+                "title": manifest.title,
+                "abstract": manifest.abstract,
+                "tags": " ".join(manifest.tags),
+                "field_names": " ".join(field.name for field in manifest.schema),
+                "create_time": existing["create_time"] if existing else when,
+                "update_time": when,
+            }, manifest.tags)
+            row = {
+                "name": version,
+                "dataset": name,
+                "version": manifest.version,
+                "signed_manifest": envelope.SerializeToString(),
+                "classification": enum_name(catalog_pb2.Classification, manifest.classification),
+                "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
+                "content_sha256": manifest.content_sha256.hex(),
+                "content_size": manifest.content_size,
+                "create_time": when,
+                "audit_leaf_index": tx.next_leaf_index,
+            }
+            sql.insert_version(tx.conn, row)
+            events_sql.insert_event(
+                tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
+                actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
+            self._blobs.commit(call.caller.identity.id, upload)
+            event = call.event(resources=(version, name),
+                               envelope_ids=(envelopes.envelope_id(envelope),))
+            return (row, republished), [event]
+
+        return change
+
+    def can_see(self, call: Call, dataset: dict[str, Any]) -> bool:
+        """Whether the caller may see the metadata of `dataset` (a storage.catalog.get_dataset
+        row): staff always; agencies for PUBLIC/INTERNAL, their own, or with an active grant
+        covering CONFIDENTIAL, unexpired at the time of the call."""
+        return dataset["classification"] != "CONFIDENTIAL" or self.sees_confidential(call,
+                                                                                     dataset)
+
+    def sees_confidential(self, call: Call, dataset: dict[str, Any]) -> bool:
+        """Whether the caller may see the CONFIDENTIAL metadata of `dataset`: staff, its
+        publisher, and agencies holding an active grant on it that covers CONFIDENTIAL,
+        unexpired at the time of the call."""
+        caller = call.caller
+        if caller.kind != AGENCY or dataset["publisher"] == caller.identity.id:
+            return True
+        return sql.has_confidential_grant(self._db.reader(), caller.identity.id, dataset["name"],
+                                          times.to_text(call.time))
+
+    def get_visible(self, call: Call, name: str, field: str = "name") -> dict[str, Any]:
+        """The dataset row `name` if the caller may see it (withdrawn ones included).
+
+        INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
+        whether or not it exists (permission before existence); NOT_FOUND otherwise.
+        """
+        agency_id = DatasetName.parse(name, field).agency
+        row = self._datasets.dataset(name)
+        if row is not None and self.can_see(call, row):
+            return row
+        caller = call.caller
+        if row is None and (caller.kind != AGENCY or caller.identity.id == agency_id):
+            raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
+                                  dataset=name)
+        raise errors.PermissionDenied(
+            f"{name} does not exist or is not visible to you: CONFIDENTIAL datasets are visible"
+            " only to their publisher and to agencies holding an active grant",
+            reason="DATASET_NOT_VISIBLE", dataset=name,
+        )
+
+    def list_datasets(
+        self, call: Call, request: catalog_pb2.ListDatasetsRequest, render: Render,
+    ) -> tuple[list[Any], str]:
+        """The page of datasets `request` asks for, rendered (a page stops at page_size items or
+        when the next would not fit the reply), and the next page token ("" at the end)."""
+        size = paging.page_size(request.page_size)
+        where = sql.DatasetFilter(
+            publisher=_publisher_filter(request.parent),
+            region_prefix=_region_prefix(request.region_code),
+            tag=request.tag,
+            classification=optional_enum(catalog_pb2.Classification, request.classification,
+                                          "classification"),
+            sharing_type=optional_enum(catalog_pb2.SharingType, request.sharing_type,
+                                        "sharing_type"),
+            fts_query=fts_query(request.query),
+            dataset_id=_dataset_id_filter(request.dataset_id),
+            show_withdrawn=request.show_withdrawn,
+            viewer=call.caller.identity.id if call.caller.kind == AGENCY else None,
+            now=times.to_text(call.time),
+        )
+        found = sql.list_datasets(self._db.reader(), where, before=self._position(request),
+                                  limit=size + 1)
+        return paging.page(self._page_tokens, self._limits, request, found, size, render, "seq")
+
+    def list_versions(
+        self, call: Call, request: catalog_pb2.ListDatasetVersionsRequest,
+        render: Render,
+    ) -> tuple[list[Any], str]:
+        """A page of a visible dataset's versions the caller may see, newest first, rendered as
+        `list_datasets` does, and the next page token."""
+        call.resources = [request.parent]
+        dataset = self.get_visible(call, request.parent, "parent")
+        size = paging.page_size(request.page_size)
+        found = sql.list_versions(self._db.reader(), dataset["name"],
+                                  before=self._position(request), limit=size + 1,
+                                  confidential=self.sees_confidential(call, dataset))
+        return paging.page(self._page_tokens, self._limits, request, found, size, render, "version")
+
+    def _position(self, request: Any) -> int | None:
+        position = self._page_tokens.decode(request.page_token, request)
+        if position is not None and not isinstance(position, int):
+            raise errors.InvalidArgument("page_token is not valid for this request",
+                                         reason="INVALID_PAGE_TOKEN", field="page_token")
+        return position
+
+    def withdraw(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+        """Withdraw a dataset (owner only): it leaves default listings and takes no new access
+        requests; pending requests of agencies that may see it become WITHDRAWN (the others wait
+        for the owner's decision, see storage.catalog.withdraw_pending_requests); its versions stay
+        retrievable."""
+        owner = DatasetName.parse(name).owner
+        call.resources = [name]
+        check_reason(reason)
+        if owner.agency != call.caller.identity.id:
+            raise errors.PermissionDenied(f"only {owner} may withdraw {name}",
+                                          reason="NOT_OWNER", dataset=name)
+
+        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+            row = sql.get_dataset(tx.conn, name)
+            if row is None:
+                raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
+                                      dataset=name)
+            if row["state"] == sql.WITHDRAWN:
+                raise errors.FailedPrecondition(f"{name} is already withdrawn",
+                                                reason="DATASET_WITHDRAWN", dataset=name)
+            when = times.to_text(tx.now)
+            sql.withdraw_dataset(tx.conn, name, reason, when)
+            closed = sql.withdraw_pending_requests(tx.conn, name, when)
+            events_sql.insert_event(
+                tx.conn, recipient=None, type=WITHDRAWN, resource=name, dataset=name,
+                actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
+            for request in closed:  # requesters hold no grant, so the event above misses them
+                events_sql.insert_event(
+                    tx.conn, recipient=request["requester"], type=REQUEST_WITHDRAWN,
+                    resource=request["name"], dataset=name, actor=call.caller.uri,
+                    summary=f"{name} was withdrawn ({reason}); your access request"
+                            f" {request['name']} is closed", when=when)
+            event = call.event(
+                reason=reason, resources=(name, *(request["name"] for request in closed)),
+                agencies=tuple(dict.fromkeys(str(AgencyName(request["requester"]))
+                                             for request in closed)))
+            return sql.get_dataset(tx.conn, name), [event]
+
         try:
-            return gateway.work.commit(_store_version(gateway, call, envelope, manifest, upload),
-                                      call.refusal).value
-        except BaseException:
-            if upload.placed:  # moved into place, but its row never committed
-                _remove_unnamed(gateway, call.caller.identity.id, upload.hasher.hexdigest())
-            raise
+            return self._work.commit(change, call.refusal).value
         finally:
-            gateway.datasets.changed(manifest.dataset)
+            self._datasets.changed(name)
+
+
+# -- publishing -----------------------------------------------------------------------------------
 
 
 def _claimed_dataset(envelope: envelope_pb2.Envelope) -> list[str]:
@@ -293,26 +512,6 @@ def _claimed_dataset(envelope: envelope_pb2.Envelope) -> list[str]:
     if claimed is None or DatasetName.match(claimed.dataset) is None:
         return []
     return [claimed.dataset]
-
-
-def _remove_unnamed(gateway: Gateway, publisher: str, digest: str) -> None:
-    """Remove a blob a failed change moved into the publisher's namespace, unless a row names
-    it by now (another of the publisher's versions with the same content; other agencies'
-    content is in their own namespaces, never looked at). Decided in the committer, where no
-    change can find the blob between the check and the removal; a redone batch does not decide
-    again (it would remove a blob a later change of the batch moved into place). If even this
-    fails, start-up recovery removes the blob."""
-    decided: list[bool] = []
-
-    def change(tx: Tx) -> tuple[None, list]:
-        if not decided:
-            decided.append(not sql.publisher_named(tx.conn, publisher, digest))
-            if decided[0]:
-                gateway.blobs.remove(publisher, digest)
-        return None, []
-
-    with contextlib.suppress(errors.GatewayError):
-        gateway.work.commit(change)
 
 
 def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Manifest,
@@ -345,81 +544,7 @@ def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Mani
         )
 
 
-def _store_version(
-    gateway: Gateway, call: Call, envelope: envelope_pb2.Envelope,
-    manifest: catalog_pb2.Manifest, upload: Upload,
-) -> Any:
-    """The change that records a version: rows, tags, watch event, then the blob moved into
-    place last, so a refused change never leaves content behind. It answers whether the
-    publisher's own versions already named the content, asked before this one is added."""
-    name = manifest.dataset
-    publisher = call.agency or {}
-    version = str(DatasetName.parse(name, "manifest.dataset").version(manifest.version))
-
-    def change(tx: Tx) -> tuple[tuple[dict[str, Any], bool], list]:
-        existing = sql.get_dataset(tx.conn, name)
-        _check_version(existing, manifest)
-        republished = sql.publisher_named(tx.conn, call.caller.identity.id,
-                                          manifest.content_sha256.hex())
-        when = times.to_text(tx.now)
-        sql.upsert_dataset(tx.conn, {
-            "name": name,
-            "publisher": call.caller.identity.id,
-            "region_code": publisher.get("region_code", ""),
-            "latest_version": manifest.version,
-            "state": sql.ACTIVE,
-            "withdraw_reason": "",
-            "classification": enum_name(catalog_pb2.Classification, manifest.classification),
-            "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
-            "title": manifest.title,
-            "abstract": manifest.abstract,
-            "tags": " ".join(manifest.tags),
-            "field_names": " ".join(field.name for field in manifest.schema),
-            "create_time": existing["create_time"] if existing else when,
-            "update_time": when,
-        }, manifest.tags)
-        row = {
-            "name": version,
-            "dataset": name,
-            "version": manifest.version,
-            "signed_manifest": envelope.SerializeToString(),
-            "classification": enum_name(catalog_pb2.Classification, manifest.classification),
-            "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
-            "content_sha256": manifest.content_sha256.hex(),
-            "content_size": manifest.content_size,
-            "create_time": when,
-            "audit_leaf_index": tx.next_leaf_index,
-        }
-        sql.insert_version(tx.conn, row)
-        events_sql.insert_event(
-            tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
-            actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
-        gateway.blobs.commit(call.caller.identity.id, upload)
-        event = call.event(resources=(version, name),
-                           envelope_ids=(envelopes.envelope_id(envelope),))
-        return (row, republished), [event]
-
-    return change
-
-
 # -- finding --------------------------------------------------------------------------------------
-
-
-def can_see(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
-    """Whether `caller` may see the metadata of `dataset` (a storage.catalog.get_dataset row):
-    staff always; agencies for PUBLIC/INTERNAL, their own, or with an active unexpired grant
-    covering CONFIDENTIAL."""
-    return dataset["classification"] != "CONFIDENTIAL" or sees_confidential(gateway, caller,
-                                                                            dataset)
-
-
-def sees_confidential(gateway: Gateway, caller: Caller, dataset: dict[str, Any]) -> bool:
-    """Whether `caller` may see the CONFIDENTIAL metadata of `dataset`: staff, its publisher,
-    and agencies holding an active unexpired grant on it that covers CONFIDENTIAL."""
-    if caller.kind != AGENCY or dataset["publisher"] == caller.identity.id:
-        return True
-    return sql.has_confidential_grant(gateway.db.reader(), caller.identity.id, dataset["name"],
-                                      times.to_text(gateway.now()))
 
 
 def visible_under(grants: list[dict[str, Any]], terms: dict[str, Any]) -> bool:
@@ -428,65 +553,6 @@ def visible_under(grants: list[dict[str, Any]], terms: dict[str, Any]) -> bool:
     `can_see`, for a caller whose grants are read already."""
     return terms["classification"] != "CONFIDENTIAL" or any(
         grant["max_classification"] == "CONFIDENTIAL" for grant in grants)
-
-
-def get_visible(gateway: Gateway, caller: Caller, name: str, field: str = "name") -> dict[str, Any]:
-    """The dataset row `name` if `caller` may see it (withdrawn ones included).
-
-    INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
-    whether or not it exists (permission before existence); NOT_FOUND otherwise.
-    """
-    agency_id = DatasetName.parse(name, field).agency
-    row = gateway.datasets.dataset(name)
-    if row is not None and can_see(gateway, caller, row):
-        return row
-    if row is None and (caller.kind != AGENCY or caller.identity.id == agency_id):
-        raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND", dataset=name)
-    raise errors.PermissionDenied(
-        f"{name} does not exist or is not visible to you: CONFIDENTIAL datasets are visible"
-        " only to their publisher and to agencies holding an active grant",
-        reason="DATASET_NOT_VISIBLE", dataset=name,
-    )
-
-
-def list_datasets(
-    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetsRequest, render: Render,
-) -> tuple[list[Any], str]:
-    """The page of datasets `request` asks for, rendered (a page stops at page_size items or
-    when the next would not fit the reply), and the next page token ("" at the end)."""
-    size = paging.page_size(request.page_size)
-    where = sql.DatasetFilter(
-        publisher=_publisher_filter(request.parent),
-        region_prefix=_region_prefix(request.region_code),
-        tag=request.tag,
-        classification=optional_enum(catalog_pb2.Classification, request.classification,
-                                      "classification"),
-        sharing_type=optional_enum(catalog_pb2.SharingType, request.sharing_type,
-                                    "sharing_type"),
-        fts_query=fts_query(request.query),
-        dataset_id=_dataset_id_filter(request.dataset_id),
-        show_withdrawn=request.show_withdrawn,
-        viewer=call.caller.identity.id if call.caller.kind == AGENCY else None,
-        now=times.to_text(gateway.now()),
-    )
-    found = sql.list_datasets(gateway.db.reader(), where, before=_position(gateway, request),
-                              limit=size + 1)
-    return paging.page(gateway, request, found, size, render, "seq")
-
-
-def list_versions(
-    gateway: Gateway, call: Call, request: catalog_pb2.ListDatasetVersionsRequest,
-    render: Render,
-) -> tuple[list[Any], str]:
-    """A page of a visible dataset's versions the caller may see, newest first, rendered as
-    `list_datasets` does, and the next page token."""
-    call.resources = [request.parent]
-    dataset = get_visible(gateway, call.caller, request.parent, "parent")
-    size = paging.page_size(request.page_size)
-    found = sql.list_versions(gateway.db.reader(), dataset["name"],
-                              before=_position(gateway, request), limit=size + 1,
-                              confidential=sees_confidential(gateway, call.caller, dataset))
-    return paging.page(gateway, request, found, size, render, "version")
 
 
 def fts_query(text: str) -> str:
@@ -499,14 +565,6 @@ def fts_query(text: str) -> str:
     if text.strip() and not words:
         raise errors.InvalidArgument("query must contain at least one word", field="query")
     return " AND ".join(f'"{sql.search_text(word).strip()}"*' for word in words)
-
-
-def _position(gateway: Gateway, request: Any) -> int | None:
-    position = gateway.page_tokens.decode(request.page_token, request)
-    if position is not None and not isinstance(position, int):
-        raise errors.InvalidArgument("page_token is not valid for this request",
-                                     reason="INVALID_PAGE_TOKEN", field="page_token")
-    return position
 
 
 def _publisher_filter(parent: str) -> str:
@@ -538,50 +596,3 @@ def _region_prefix(code: str) -> str:
     while code.endswith("00"):
         code = code[:-2]
     return code
-
-
-# -- withdrawing ----------------------------------------------------------------------------------
-
-
-def withdraw(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
-    """Withdraw a dataset (owner only): it leaves default listings and takes no new access
-    requests; pending requests of agencies that may see it become WITHDRAWN (the others wait
-    for the owner's decision, see storage.catalog.withdraw_pending_requests); its versions stay
-    retrievable."""
-    owner = DatasetName.parse(name).owner
-    call.resources = [name]
-    check_reason(reason)
-    if owner.agency != call.caller.identity.id:
-        raise errors.PermissionDenied(f"only {owner} may withdraw {name}",
-                                      reason="NOT_OWNER", dataset=name)
-
-    def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        row = sql.get_dataset(tx.conn, name)
-        if row is None:
-            raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
-                                  dataset=name)
-        if row["state"] == sql.WITHDRAWN:
-            raise errors.FailedPrecondition(f"{name} is already withdrawn",
-                                            reason="DATASET_WITHDRAWN", dataset=name)
-        when = times.to_text(tx.now)
-        sql.withdraw_dataset(tx.conn, name, reason, when)
-        closed = sql.withdraw_pending_requests(tx.conn, name, when)
-        events_sql.insert_event(
-            tx.conn, recipient=None, type=WITHDRAWN, resource=name, dataset=name,
-            actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
-        for request in closed:  # requesters hold no grant, so the event above misses them
-            events_sql.insert_event(
-                tx.conn, recipient=request["requester"], type=REQUEST_WITHDRAWN,
-                resource=request["name"], dataset=name, actor=call.caller.uri,
-                summary=f"{name} was withdrawn ({reason}); your access request"
-                        f" {request['name']} is closed", when=when)
-        event = call.event(
-            reason=reason, resources=(name, *(request["name"] for request in closed)),
-            agencies=tuple(dict.fromkeys(str(AgencyName(request["requester"]))
-                                         for request in closed)))
-        return sql.get_dataset(tx.conn, name), [event]
-
-    try:
-        return gateway.work.commit(change, call.refusal).value
-    finally:
-        gateway.datasets.changed(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.identity import Caller
@@ -43,6 +44,10 @@ class Call:
     caller: Caller
     action: str
     transport: Transport
+    time: datetime
+    """When the call was received, by the gateway's clock: "now" for everything the call
+    decides (the unit of work stamps its changes with its own time, and streams read the clock
+    again as they go)."""
     agency: dict[str, Any] | None = None
     """The caller's directory row, for agency callers."""
     resources: list[str] = field(default_factory=list)

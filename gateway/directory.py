@@ -5,25 +5,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
-from gateway import statements
 from gateway.context import Call
+from gateway.identity import Caller
 from gateway.readcache import ReadCache
+from gateway.statements import StatementOpener
 from gateway.storage import directory as sql
 from gateway.text import check_reason
-from gateway.unit_of_work import Tx
+from gateway.unit_of_work import Tx, UnitOfWork
 from govshare import errors, times
 from govshare.names import ID_PATTERN, AgencyName
 from govshare.signing import VerifyKey
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
 REGION_CODE = re.compile(r"^[1-9]\d{5}$")
 
@@ -62,57 +61,178 @@ class DirectoryCache(ReadCache):
         return self.get(("key", key_id), sql.get_agency_by_key_id)
 
 
-def register(
-    gateway: Gateway, call: Call, agency_id: str, display_name: str, region_code: str,
-    signing_certificate_pem: str,
-) -> dict[str, Any]:
-    """Check and store a new agency with its signing certificate; return its row."""
-    if not ID_PATTERN.fullmatch(agency_id):
-        raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN.pattern}",
-                                     field="agency_id")
-    name = str(AgencyName(agency_id))
-    call.resources = [name]
-    if not 1 <= len(display_name) <= 200:
-        raise errors.InvalidArgument("agency.display_name must be 1 to 200 characters",
-                                     field="agency.display_name")
-    if not REGION_CODE.match(region_code):
-        raise errors.InvalidArgument(
-            "agency.region_code must be a six-digit GB/T 2260 code such as 440000",
-            field="agency.region_code",
-        )
-    key = _signing_key(gateway, agency_id, signing_certificate_pem)
-    when = times.to_text(gateway.now())
-    row = {
-        "id": agency_id, "display_name": display_name, "region_code": region_code,
-        "signing_certificate_pem": signing_certificate_pem, "signing_key_id": key.key_id,
-        "state": "ACTIVE", "suspend_reason": "", "create_time": when, "update_time": when,
-    }
+class Directory:
+    """The directory of agencies: who is registered, in what state, with which signing
+    certificate."""
 
-    def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        if sql.get_agency(tx.conn, agency_id) is not None:
-            raise errors.AlreadyExists(f"agency {agency_id} is already registered",
-                                       agency=agency_id)
-        if sql.get_agency_by_key_id(tx.conn, key.key_id) is not None:
-            raise errors.AlreadyExists("this signing certificate is registered to another agency",
-                                       reason="SIGNING_KEY_IN_USE")
-        sql.insert_agency(tx.conn, row)
-        return sql.get_agency(tx.conn, agency_id), [call.event(agencies=(name,))]
+    def __init__(self, work: UnitOfWork, agencies: DirectoryCache, statements: StatementOpener,
+                 ca_certificate: x509.Certificate):
+        self._work = work
+        self._agencies = agencies
+        self._statements = statements
+        self._ca_certificate = ca_certificate
 
-    try:
-        return gateway.work.commit(change, call.refusal).value
-    finally:
-        gateway.directory.invalidate()
+    def register(
+        self, call: Call, agency_id: str, display_name: str, region_code: str,
+        signing_certificate_pem: str,
+    ) -> dict[str, Any]:
+        """Check and store a new agency with its signing certificate; return its row."""
+        if not ID_PATTERN.fullmatch(agency_id):
+            raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN.pattern}",
+                                         field="agency_id")
+        name = str(AgencyName(agency_id))
+        call.resources = [name]
+        if not 1 <= len(display_name) <= 200:
+            raise errors.InvalidArgument("agency.display_name must be 1 to 200 characters",
+                                         field="agency.display_name")
+        if not REGION_CODE.match(region_code):
+            raise errors.InvalidArgument(
+                "agency.region_code must be a six-digit GB/T 2260 code such as 440000",
+                field="agency.region_code",
+            )
+        key = self._signing_key(agency_id, signing_certificate_pem, call.time)
+        when = times.to_text(call.time)
+        row = {
+            "id": agency_id, "display_name": display_name, "region_code": region_code,
+            "signing_certificate_pem": signing_certificate_pem, "signing_key_id": key.key_id,
+            "state": "ACTIVE", "suspend_reason": "", "create_time": when, "update_time": when,
+        }
 
+        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+            if sql.get_agency(tx.conn, agency_id) is not None:
+                raise errors.AlreadyExists(f"agency {agency_id} is already registered",
+                                           agency=agency_id)
+            if sql.get_agency_by_key_id(tx.conn, key.key_id) is not None:
+                raise errors.AlreadyExists(
+                    "this signing certificate is registered to another agency",
+                    reason="SIGNING_KEY_IN_USE")
+            sql.insert_agency(tx.conn, row)
+            return sql.get_agency(tx.conn, agency_id), [call.event(agencies=(name,))]
 
-def suspend(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
-    """Suspend an agency; its calls are refused from now on."""
-    return _set_state(gateway, call, name, reason, "SUSPENDED")
+        try:
+            return self._work.commit(change, call.refusal).value
+        finally:
+            self._agencies.invalidate()
 
+    def suspend(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+        """Suspend an agency; its calls are refused from now on."""
+        return self._set_state(call, name, reason, "SUSPENDED")
 
-def reinstate(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
-    """Make a suspended agency active again; its calls are served from now on. Its grants are
-    left as they are: expiry and revocation during the suspension stand."""
-    return _set_state(gateway, call, name, reason, "ACTIVE", check=_must_be_suspended)
+    def reinstate(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+        """Make a suspended agency active again; its calls are served from now on. Its grants are
+        left as they are: expiry and revocation during the suspension stand."""
+        return self._set_state(call, name, reason, "ACTIVE", check=_must_be_suspended)
+
+    def _set_state(
+        self, call: Call, name: str, reason: str, state: str,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Move an agency to `state` (once `check` passes on its row), audited with `reason`."""
+        agency_id = AgencyName.parse(name).agency
+        check_reason(reason)
+        # Only a suspended agency shows a reason; the reasons of past suspensions stay in the log.
+        suspend_reason = reason if state == "SUSPENDED" else ""
+
+        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+            row = sql.get_agency(tx.conn, agency_id)
+            if row is None:
+                raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
+            if check:
+                check(row)
+            sql.set_agency_state(tx.conn, agency_id, state, suspend_reason, times.to_text(tx.now))
+            return sql.get_agency(tx.conn, agency_id), [call.event(reason=reason)]
+
+        try:
+            return self._work.commit(change, call.refusal).value
+        finally:
+            self._agencies.invalidate()  # the agency's next call sees the new state
+
+    def replace_signing_certificate(self, call: Call, name: str, pem: str,
+                                    reason: str) -> dict[str, Any]:
+        """Give an agency a new signing certificate; the old one joins its previous ones, which
+        verify what it signed before but sign nothing new."""
+        agency_id = AgencyName.parse(name).agency
+        call.resources = [name]
+        check_reason(reason)
+        key = self._signing_key(agency_id, pem, call.time, "signing_certificate_pem")
+        pem = _canonical(pem)  # the same certificate is the same text, however it was sent
+
+        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+            row = sql.get_agency(tx.conn, agency_id)
+            if row is None:
+                raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
+            if pem == _canonical(row["signing_certificate_pem"]):
+                raise errors.FailedPrecondition(
+                    f"this is already the signing certificate of agency {agency_id}",
+                    reason="CERTIFICATE_UNCHANGED", agency=agency_id)
+            holder = sql.get_agency_by_key_id(tx.conn, key.key_id)
+            if holder is not None and holder["id"] != agency_id:
+                raise errors.AlreadyExists("this signing key is registered to another agency",
+                                           reason="SIGNING_KEY_IN_USE")
+            now = times.to_text(tx.now)
+            retired = {"certificate_pem": row["signing_certificate_pem"],
+                       "key_id": row["signing_key_id"], "retire_time": now}
+            previous = [*json.loads(row["previous_signing_certificates"]), retired]
+            sql.replace_signing_certificate(tx.conn, agency_id, pem, key.key_id,
+                                            json.dumps(previous), now)
+            replaced = f"{reason} (signing key {row['signing_key_id']} replaced by {key.key_id})"
+            return sql.get_agency(tx.conn, agency_id), [call.event(reason=replaced)]
+
+        try:
+            return self._work.commit(change, call.refusal).value
+        finally:
+            self._agencies.invalidate()  # the next statement is checked against the new key
+
+    def get(self, name: str) -> dict[str, Any]:
+        row = self._agencies.by_id(AgencyName.parse(name).agency)
+        if row is None:
+            raise errors.NotFound(f"{name} is not registered", agency=name)
+        return row
+
+    def registered(self, caller: Caller) -> dict[str, Any]:
+        """The directory row of an agency caller; PERMISSION_DENIED unless registered and active."""
+        row = self._agencies.by_id(caller.identity.id)
+        if row is None:
+            raise errors.PermissionDenied(
+                f"agency {caller.identity.id} is not registered; ask an administrator to register"
+                " it",
+                reason="AGENCY_NOT_REGISTERED",
+                agency=caller.identity.id,
+            )
+        if row["state"] != "ACTIVE":
+            raise errors.PermissionDenied(
+                f"agency {caller.identity.id} is suspended: {row['suspend_reason']}",
+                reason="AGENCY_SUSPENDED",
+                agency=caller.identity.id,
+            )
+        return row
+
+    def _signing_key(self, agency_id: str, pem: str, now: datetime,
+                     field: str = "agency.signing_certificate_pem") -> VerifyKey:
+        """The Ed25519 key of a signing certificate issued by the national CA to `agency_id`,
+        which may sign at `now` (not expired, not revoked); refusals name `field`."""
+        try:
+            certificate = x509.load_pem_x509_certificate(pem.encode())
+            # An expired certificate is checked as of its last day, so that its refusal says
+            # SIGNING_CERTIFICATE_EXPIRED only when the CA did issue it.
+            when = min(now, certificate.not_valid_after_utc)
+            certs_ca.verify_chain(certificate, self._ca_certificate, now=when)
+            key = VerifyKey.from_certificate(certificate)
+            identity = identity_from_certificate(certificate)
+        except (ValueError, certs_ca.CAError) as exc:
+            raise errors.InvalidArgument(
+                f"signing_certificate_pem must be an Ed25519 certificate issued by the national CA:"
+                f" {exc}",
+                reason="CERTIFICATE_INVALID", field=field,
+            ) from exc
+        if identity != Identity("agency", agency_id):
+            raise errors.InvalidArgument(
+                f"the signing certificate is issued to {identity.uri}, not to agency {agency_id}",
+                reason="CERTIFICATE_IDENTITY_MISMATCH", field=field,
+            )
+        self._statements.check_signing_certificate(agency_id, certificate,
+                                                   errors.FailedPrecondition, field, now)
+        return key
 
 
 def _must_be_suspended(row: dict[str, Any]) -> None:
@@ -124,103 +244,8 @@ def _must_be_suspended(row: dict[str, Any]) -> None:
         )
 
 
-def _set_state(
-    gateway: Gateway, call: Call, name: str, reason: str, state: str,
-    check: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Move an agency to `state` (once `check` passes on its row), audited with `reason`."""
-    agency_id = AgencyName.parse(name).agency
-    check_reason(reason)
-    # Only a suspended agency shows a reason; the reasons of past suspensions stay in the log.
-    suspend_reason = reason if state == "SUSPENDED" else ""
-
-    def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        row = sql.get_agency(tx.conn, agency_id)
-        if row is None:
-            raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
-        if check:
-            check(row)
-        sql.set_agency_state(tx.conn, agency_id, state, suspend_reason, times.to_text(tx.now))
-        return sql.get_agency(tx.conn, agency_id), [call.event(reason=reason)]
-
-    try:
-        return gateway.work.commit(change, call.refusal).value
-    finally:
-        gateway.directory.invalidate()  # the agency's next call sees the new state
-
-
-def replace_signing_certificate(gateway: Gateway, call: Call, name: str, pem: str,
-                                reason: str) -> dict[str, Any]:
-    """Give an agency a new signing certificate; the old one joins its previous ones, which
-    verify what it signed before but sign nothing new."""
-    agency_id = AgencyName.parse(name).agency
-    call.resources = [name]
-    check_reason(reason)
-    key = _signing_key(gateway, agency_id, pem, "signing_certificate_pem")
-    pem = _canonical(pem)  # the same certificate is the same text, however it was sent
-
-    def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        row = sql.get_agency(tx.conn, agency_id)
-        if row is None:
-            raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
-        if pem == _canonical(row["signing_certificate_pem"]):
-            raise errors.FailedPrecondition(
-                f"this is already the signing certificate of agency {agency_id}",
-                reason="CERTIFICATE_UNCHANGED", agency=agency_id)
-        holder = sql.get_agency_by_key_id(tx.conn, key.key_id)
-        if holder is not None and holder["id"] != agency_id:
-            raise errors.AlreadyExists("this signing key is registered to another agency",
-                                       reason="SIGNING_KEY_IN_USE")
-        now = times.to_text(tx.now)
-        retired = {"certificate_pem": row["signing_certificate_pem"],
-                   "key_id": row["signing_key_id"], "retire_time": now}
-        previous = [*json.loads(row["previous_signing_certificates"]), retired]
-        sql.replace_signing_certificate(tx.conn, agency_id, pem, key.key_id,
-                                        json.dumps(previous), now)
-        replaced = f"{reason} (signing key {row['signing_key_id']} replaced by {key.key_id})"
-        return sql.get_agency(tx.conn, agency_id), [call.event(reason=replaced)]
-
-    try:
-        return gateway.work.commit(change, call.refusal).value
-    finally:
-        gateway.directory.invalidate()  # the next statement is checked against the new key
-
-
 def _canonical(pem: str) -> str:
     return x509.load_pem_x509_certificate(pem.encode()).public_bytes(
         serialization.Encoding.PEM).decode()
 
 
-def get(gateway: Gateway, name: str) -> dict[str, Any]:
-    row = gateway.directory.by_id(AgencyName.parse(name).agency)
-    if row is None:
-        raise errors.NotFound(f"{name} is not registered", agency=name)
-    return row
-
-
-def _signing_key(gateway: Gateway, agency_id: str, pem: str,
-                 field: str = "agency.signing_certificate_pem") -> VerifyKey:
-    """The Ed25519 key of a signing certificate issued by the national CA to `agency_id`, which
-    may sign now (not expired, not revoked); refusals name `field`."""
-    try:
-        certificate = x509.load_pem_x509_certificate(pem.encode())
-        # An expired certificate is checked as of its last day, so that its refusal says
-        # SIGNING_CERTIFICATE_EXPIRED only when the CA did issue it.
-        when = min(gateway.now(), certificate.not_valid_after_utc)
-        certs_ca.verify_chain(certificate, gateway.ca_certificate, now=when)
-        key = VerifyKey.from_certificate(certificate)
-        identity = identity_from_certificate(certificate)
-    except (ValueError, certs_ca.CAError) as exc:
-        raise errors.InvalidArgument(
-            f"signing_certificate_pem must be an Ed25519 certificate issued by the national CA:"
-            f" {exc}",
-            reason="CERTIFICATE_INVALID", field=field,
-        ) from exc
-    if identity != Identity("agency", agency_id):
-        raise errors.InvalidArgument(
-            f"the signing certificate is issued to {identity.uri}, not to agency {agency_id}",
-            reason="CERTIFICATE_IDENTITY_MISMATCH", field=field,
-        )
-    statements.check_signing_certificate(gateway, agency_id, certificate,
-                                         errors.FailedPrecondition, field)
-    return key

@@ -13,17 +13,18 @@ across restarts.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
 
-from gateway import catalog
+from gateway.catalog import Catalog
 from gateway.context import Call
+from gateway.directory import Directory
+from gateway.identity import Authenticator
+from gateway.storage import Database
 from gateway.storage import events as sql
 from gateway.v1 import exchange_pb2
 from govshare import errors, times
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
 POLL_SECONDS = 0.2
 BATCH = 100
@@ -33,28 +34,48 @@ MAX_CURSOR_DIGITS = 19
 comes before int(), which refuses texts of over 4300 digits."""
 
 
-def watch(
-    gateway: Gateway, call: Call, cursor: str, follow: list[str]
-) -> Iterator[exchange_pb2.WatchEventsResponse]:
-    """Events after `cursor` (or from now on) for the caller, until the call ends."""
-    agency = call.caller.identity.id
-    _check_follow(gateway, call, follow)
-    reader = gateway.db.reader()
-    after = _position(reader, cursor)
-    ended = threading.Event()
-    if not call.transport.add_callback(ended.set):
-        return  # the call ended already: nothing would ever set `ended`
-    while True:
-        # A watch ends at once when its certificate is revoked or its agency suspended.
-        gateway.authenticator.recheck(call.caller)
-        gateway.registered_agency(call.caller)
-        found = sql.events_for(reader, agency, follow, after=after, limit=BATCH,
-                               now=times.to_text(gateway.now()))
-        for row in found:
-            yield exchange_pb2.WatchEventsResponse(event=event_proto(row))
-            after = row["seq"]
-        if len(found) < BATCH and ended.wait(POLL_SECONDS):
-            return
+class Events:
+    """Watches of the events that concern an agency (see the module docstring)."""
+
+    def __init__(self, db: Database, directory: Directory, authenticator: Authenticator,
+                 catalog: Catalog, clock: Callable[[], datetime]):
+        self._db = db
+        self._directory = directory
+        self._authenticator = authenticator
+        self._catalog = catalog
+        self._clock = clock
+        """Read at every poll: a watch delivers the events visible then."""
+
+    def watch(
+        self, call: Call, cursor: str, follow: list[str]
+    ) -> Iterator[exchange_pb2.WatchEventsResponse]:
+        """Events after `cursor` (or from now on) for the caller, until the call ends."""
+        agency = call.caller.identity.id
+        self._check_follow(call, follow)
+        reader = self._db.reader()
+        after = _position(reader, cursor)
+        ended = threading.Event()
+        if not call.transport.add_callback(ended.set):
+            return  # the call ended already: nothing would ever set `ended`
+        while True:
+            # A watch ends at once when its certificate is revoked or its agency suspended.
+            self._authenticator.recheck(call.caller)
+            self._directory.registered(call.caller)
+            found = sql.events_for(reader, agency, follow, after=after, limit=BATCH,
+                                   now=times.to_text(self._clock()))
+            for row in found:
+                yield exchange_pb2.WatchEventsResponse(event=event_proto(row))
+                after = row["seq"]
+            if len(found) < BATCH and ended.wait(POLL_SECONDS):
+                return
+
+    def _check_follow(self, call: Call, follow: list[str]) -> None:
+        """Followed datasets must exist and be visible to the caller (the catalog's rule)."""
+        if len(follow) > MAX_FOLLOW:
+            raise errors.InvalidArgument(f"follow at most {MAX_FOLLOW} datasets", field="follow")
+        for name in follow:
+            call.resources = [name]
+            self._catalog.get_visible(call, name, field="follow")
 
 
 def event_proto(row: dict[str, Any]) -> exchange_pb2.Event:
@@ -80,10 +101,3 @@ def _position(reader: Any, cursor: str) -> int:
     return int(cursor)
 
 
-def _check_follow(gateway: Gateway, call: Call, follow: list[str]) -> None:
-    """Followed datasets must exist and be visible to the caller (the catalog's rule)."""
-    if len(follow) > MAX_FOLLOW:
-        raise errors.InvalidArgument(f"follow at most {MAX_FOLLOW} datasets", field="follow")
-    for name in follow:
-        call.resources = [name]
-        catalog.get_visible(gateway, call.caller, name, field="follow")

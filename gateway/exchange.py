@@ -10,27 +10,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import catalog, policy, statements
+from gateway import catalog, policy
+from gateway.catalog import Catalog, DatasetCache
+from gateway.config import ExchangeConfig
 from gateway.context import Call
+from gateway.directory import DirectoryCache
 from gateway.identity import ADMIN
+from gateway.statements import StatementOpener
+from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
 from gateway.text import check_reason, check_text
-from gateway.unit_of_work import Tx
+from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes, errors, times
 from govshare.enums import enum_value
 from govshare.ids import new_id
 from govshare.names import AccessRequestName, AgencyName, DatasetName, GrantName
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
+from govshare.signing import SigningKey
 
 MIN_NONCE_BYTES = 16
 MAX_REQUEST_ID = 128
@@ -58,19 +61,459 @@ def require_parent(call: Call, parent: str) -> str:
     return call.caller.identity.id
 
 
-def check_fresh(gateway: Gateway, stamp: Timestamp, field: str, now: datetime) -> None:
-    """Refuse a signed create_time outside the configured clock-skew window."""
-    skew = gateway.config.exchange.clock_skew_seconds
-    if not stamp.seconds and not stamp.nanos:
-        raise errors.InvalidArgument(f"{field} is required", field=field)
-    offset = abs((times.from_timestamp(stamp, field) - now).total_seconds())
-    if offset > skew:
-        raise errors.InvalidArgument(
-            f"{field} is {offset:.0f} s from the gateway's clock (allowed: {skew} s);"
-            " check your system clock and sign again",
-            reason="CLOCK_SKEW", field=field, gateway_time=times.to_text(now),
-            allowed_seconds=skew,
+class Exchange:
+    """Access requests, decisions and grants between agencies, under the catalog's visibility
+    rules and the sharing rules of `gateway.policy`."""
+
+    def __init__(self, db: Database, work: UnitOfWork, datasets: DatasetCache,
+                 agencies: DirectoryCache, catalog: Catalog, statements: StatementOpener,
+                 config: ExchangeConfig, signing_key: SigningKey):
+        self._db = db
+        self._work = work
+        self._datasets = datasets
+        self._agencies = agencies
+        self._catalog = catalog
+        self._statements = statements
+        self._config = config
+        self._signing_key = signing_key
+
+    def check_fresh(self, stamp: Timestamp, field: str, now: datetime) -> None:
+        """Refuse a signed create_time outside the configured clock-skew window."""
+        skew = self._config.clock_skew_seconds
+        if not stamp.seconds and not stamp.nanos:
+            raise errors.InvalidArgument(f"{field} is required", field=field)
+        offset = abs((times.from_timestamp(stamp, field) - now).total_seconds())
+        if offset > skew:
+            raise errors.InvalidArgument(
+                f"{field} is {offset:.0f} s from the gateway's clock (allowed: {skew} s);"
+                " check your system clock and sign again",
+                reason="CLOCK_SKEW", field=field, gateway_time=times.to_text(now),
+                allowed_seconds=skew,
+            )
+
+    def check_statement(self, statement: Any, now: datetime) -> None:
+        """The fields of an AccessRequestStatement (the dataset is checked against the catalog),
+        its create_time last: a retry refused only for that is answered with the first request."""
+        field = "signed_statement"
+        DatasetName.parse(statement.dataset, f"{field}.dataset")
+        _check_field_names(list(statement.fields), f"{field}.fields")
+        if statement.purpose not in exchange_pb2.Purpose.values() or not statement.purpose:
+            raise errors.InvalidArgument(
+                f"{field}.purpose must be one of the Purpose codes (PURPOSE_PUBLIC_SERVICE ...)",
+                field=f"{field}.purpose",
+            )
+        check_text(statement.purpose_text, f"{field}.purpose_text", 1000, required=True)
+        check_text(statement.legal_basis, f"{field}.legal_basis", 500, required=True)
+        if times.from_duration(statement.duration, f"{field}.duration") <= timedelta(0):
+            raise errors.InvalidArgument(f"{field}.duration must be positive",
+                                         field=f"{field}.duration")
+        check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID, required=True)
+        if statement.version < 0:
+            raise errors.InvalidArgument(
+                f"{field}.version must be a version number, or 0 for the latest version",
+                field=f"{field}.version")
+        _check_nonce(statement.nonce, f"{field}.nonce")
+        self.check_fresh(statement.create_time, f"{field}.create_time", now)
+
+    def evaluate(
+        self, call: Call, requester: str, statement: Any, now: datetime, conn: Any = None,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, policy.PolicyDecision]:
+        """The dataset asked for (None if it does not exist), the terms asked for (`seen_terms`)
+        and what the sharing rules decide (read through `conn`, or from the gateway's caches when
+        it is None).
+
+        A dataset the requester may not see (CONFIDENTIAL, of any sharing type, withdrawn or not)
+        and a name that does not exist under a registered agency get the same answer, on the real
+        call and the dry run alike: a request the owner decides, with the same reason
+        (`policy.decide_unseen`), its fields checked against the schema only when the owner
+        approves. So an agency that learned a CONFIDENTIAL dataset's exact name out of band may ask
+        for it, and no answer tells whether a hidden dataset exists, how it is shared or which
+        fields it holds. A version the statement names that does not exist or that the requester
+        may not see is answered alike. Only the directory is public: a name under an agency that
+        is not registered is NOT_FOUND.
+        """
+        owner = DatasetName.parse(statement.dataset).owner
+        dataset = (self._datasets.dataset(statement.dataset) if conn is None
+                   else catalog_sql.get_dataset(conn, statement.dataset))
+        if owner.agency == requester:
+            raise _own_dataset(statement.dataset, dataset)
+        config = self._config
+        reader = conn or self._db.reader()
+        terms = self.seen_terms(call, reader, dataset, statement.version)
+        if terms is None:
+            if self._agencies.by_id(owner.agency) is None:
+                raise errors.NotFound(
+                    f"{owner} is not a registered agency, so {statement.dataset}"
+                    " does not exist: check the name in the directory (ListAgencies)",
+                    reason="AGENCY_NOT_FOUND", agency=owner, dataset=statement.dataset,
+                )
+            return dataset, None, policy.decide_unseen(statement.dataset, str(owner),
+                                                       statement, config, now)
+        if statement.fields:
+            check_fields(list(statement.fields),
+                         dataset_fields(reader, statement.dataset, statement.version),
+                         "signed_statement.fields")
+        return dataset, terms, policy.decide(dataset, statement, config, now, terms)
+
+    def seen_terms(self, call: Call, conn: Any, dataset: dict[str, Any] | None,
+                   version: int) -> dict[str, Any] | None:
+        """The terms a request asks for, if its requester may see them: `dataset` itself (for the
+        latest version, `version` 0) or the row of the version it names. None, so that the owner
+        decides and the answer tells nothing, for a dataset or version that does not exist or is
+        hidden, and for any version of a dataset whose latest version the requester may not see:
+        whether that latest version is still exchanged (not withdrawn, not NOT_SHARED) would show
+        in a grant given at once."""
+        if dataset is None or not self._catalog.can_see(call, dataset):
+            return None
+        if not version:
+            return dataset
+        name = str(DatasetName.parse(dataset["name"]).version(version))
+        row = catalog_sql.get_version(conn, name)
+        if row is None or (row["classification"] == "CONFIDENTIAL"
+                           and not self._catalog.sees_confidential(call, dataset)):
+            return None
+        return row
+
+    def create_request(
+        self, call: Call, parent: str, envelope: envelope_pb2.Envelope,
+        validate_only: bool,
+    ) -> Created:
+        """Check, decide and (unless validate_only) record an access request.
+
+        A dry run takes the same path as the real call up to the write: same checks, same
+        idempotent-retry answer, same decision, same refusals (audited like every refusal), and
+        for a dataset the caller may not see, the same would-be PENDING request (see `evaluate`).
+        """
+        requester = require_parent(call, parent)
+        # Named before the signature is checked, so a forged statement's refusal names its target.
+        claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
+        if claimed is not None:
+            dataset = DatasetName.match(claimed.dataset)
+            call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
+        statement = self._statements.open_signed(call, envelope, envelopes.ACCESS_REQUEST,
+                                           "signed_statement")
+        check_requester(statement, requester)
+        now = call.time
+        try:
+            self.check_statement(statement, now)
+        except errors.InvalidArgument as refused:
+            # A retry may come after the skew window: it is answered with the first request.
+            retried = (self._earlier_request(requester, statement, now)
+                       if refused.reason == "CLOCK_SKEW" else None)
+            if retried is None:
+                raise
+            return retried
+        envelope_bytes = envelope.SerializeToString()
+        digest = envelopes.envelope_id(envelope)
+        if validate_only:  # a real call finds a retry inside its change, off this hot path
+            earlier = self._earlier_request(requester, statement, now)
+            if earlier is not None:
+                return earlier
+            dry = self._plan(call, requester, statement, envelope_bytes, digest, now,
+                        dry_run=True).created
+            self._check_none_pending(self._db.reader(), call, dry.request)
+            return dry
+        # Decide and sign on this thread; the committer re-checks that the dataset did not change
+        # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
+        try:
+            planned = self._plan(call, requester, statement, envelope_bytes, digest, now)
+        except errors.GatewayError:
+            planned = None  # decided again inside the change, after the idempotent-retry check
+
+        def change(tx: Tx) -> tuple[Created, list]:
+            # Again inside the change: of concurrent identical retries, exactly one is written.
+            existing = sql.find_by_request_id(tx.conn, requester, statement.request_id,
+                                              times.to_text(tx.now))
+            if existing is not None:
+                return _retry(tx.conn, existing, statement, tx.now), []
+            plan = planned
+            if plan is None or catalog_sql.sharing_terms(tx.conn, statement.dataset) != (
+                    plan.dataset and catalog_sql.terms_of(plan.dataset)):
+                plan = self._plan(call, requester, statement, envelope_bytes, digest,
+                             tx.now, tx.conn)
+            self._check_none_pending(tx.conn, call, plan.created.request)  # one at a time
+            sql.insert_access_request(tx.conn, plan.created.request)
+            if plan.created.grant is not None:
+                sql.insert_grant(tx.conn, plan.created.grant)
+            row = plan.created.request
+            _notify(tx, row["owner"], "ACCESS_REQUEST_CREATED", row["name"], row, call,
+                    f"{parent} asks for {row['dataset']}: {row['state_reason']}")
+            return plan.created, plan.events
+
+        return self._work.commit(change, call.refusal).value
+
+    def _plan(
+        self, call: Call, requester: str, statement: Any,
+        envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None, *,
+        dry_run: bool = False,
+    ) -> _Planned:
+        """Evaluate the request against the sharing rules and build its rows (and signed grant);
+        a dry run builds the request as it would be created, without a name or a grant."""
+        dataset, terms, decision = self.evaluate(call, requester, statement, now, conn)
+        enforce(decision, statement.dataset)
+        name = "" if dry_run else str(AgencyName(requester).access_request(new_id()))
+        row = _request_row(name, requester, statement, envelope_bytes, digest, decision, now)
+        if dry_run:
+            return _Planned(dataset, Created(row, None), [])
+        grant = None
+        audit = [call.event("exchange.request.create", envelope_ids=(digest,),
+                            resources=_resources(name, row), reason=decision.reason)]
+        if decision.outcome == policy.GRANT_NOW:
+            grant, grant_id = self._grant_row(row, list(statement.fields), decision.duration,
+                                         exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now, terms)
+            row.update(grant_name=grant["name"], decide_time=row["create_time"])
+            audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
+                                    resources=_resources(grant["name"], row)))
+        return _Planned(dataset, Created(row, grant), audit)
+
+    def _check_none_pending(self, conn: Any, call: Call,
+                            request: dict[str, Any]) -> None:
+        """Refuse a `request` that would wait for the owner while its requester's earlier request
+        for the dataset still waits (overdue or not: the owner can still decide it), or while its
+        requester already has [exchange] max_pending_requests waiting for that owner, so an owner
+        is not flooded with copies or guesses (counted alike whether the datasets exist or not).
+        Granted at once (a renewal, say), it is not checked: that path makes no read for this."""
+        if request["state"] != PENDING:
+            return
+        waiting = sql.pending_request(conn, request["requester"], request["dataset"])
+        if waiting is not None:
+            name, deadline = waiting["name"], waiting["decide_deadline"]
+            call.resources = [*call.resources, name]
+            raise errors.FailedPrecondition(
+                f"your access request {name} for {request['dataset']} is still PENDING (the owner"
+                f" decides by {deadline}): wait for that decision, or withdraw that request"
+                " (WithdrawAccessRequest) and ask again",
+                reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request["dataset"],
+            )
+        most = self._config.max_pending_requests
+        if sql.count_pending(conn, request["requester"], request["owner"]) >= most:
+            owner = AgencyName(request["owner"])
+            raise errors.ResourceExhausted(
+                f"you have {most} PENDING access requests to {owner}, the most one agency may have"
+                " waiting for one owner: wait for its decisions, or withdraw some"
+                " (WithdrawAccessRequest) and ask again",
+                reason="TOO_MANY_PENDING_REQUESTS", agency=owner, limit=most,
+            )
+
+    def _earlier_request(
+        self, requester: str, statement: Any, now: datetime
+    ) -> Created | None:
+        """What a retry of an earlier statement with this request_id answers, if there was one."""
+        reader = self._db.reader()
+        existing = sql.find_by_request_id(reader, requester, statement.request_id,
+                                          times.to_text(now))
+        return None if existing is None else _retry(reader, existing, statement, now)
+
+    def _grant_row(
+        self, request: dict[str, Any], fields: list[str], duration: timedelta,
+        basis: int, now: datetime, given: dict[str, Any],
+    ) -> tuple[dict[str, Any], str]:
+        """A new grant answering `request`, sealed by the gateway, and its envelope id. It is given
+        under the terms `given` (the row of the version the request names, or the dataset's row
+        for its latest version, read as the grant is decided), and opens no version published
+        under stricter ones."""
+        name = str(AgencyName(request["requester"]).grant(new_id()))
+        expire = now + duration
+        terms = {"max_classification": given["classification"],
+                 "max_sharing_type": policy.sharing_type(given)}
+        statement = exchange_pb2.GrantStatement(
+            grant=name, grantee=str(AgencyName(request["requester"])),
+            owner=str(AgencyName(request["owner"])), dataset=request["dataset"], fields=fields,
+            access_request=request["name"], basis=basis, create_time=times.to_timestamp(now),
+            expire_time=times.to_timestamp(expire),
+            max_classification=enum_value(catalog_pb2.Classification, terms["max_classification"]),
+            max_sharing_type=enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
         )
+        envelope = envelopes.seal(self._signing_key, envelopes.GRANT, statement)
+        return {
+            "name": name, "grantee": request["requester"], "owner": request["owner"],
+            "dataset": request["dataset"], "access_request": request["name"],
+            "fields": json.dumps(fields), "state": "ACTIVE",
+            "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
+            "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
+            **terms,
+        }, envelopes.envelope_id(envelope)
+
+    def decide_request(
+        self, call: Call, name: str, envelope: envelope_pb2.Envelope, approve: bool,
+    ) -> Created:
+        """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
+        AccessRequestName.parse(name)
+        try:
+            decision = self._statements.open_signed(call, envelope, envelopes.DECISION,
+                                              "signed_decision")
+            self._check_decision(decision, name, approve, call.time)
+        except errors.GatewayError:
+            _name_parties(call, name, sql.get_access_request(self._db.reader(), name,
+                                                             times.to_text(call.time)))
+            raise
+        digest = envelopes.envelope_id(envelope)
+        owner = call.caller.identity.id
+        action = "exchange.request.approve" if approve else "exchange.request.deny"
+
+        def change(tx: Tx) -> tuple[Created, list]:
+            now = times.to_text(tx.now)
+            row = sql.get_access_request(tx.conn, name, now)
+            if row is None:
+                raise errors.NotFound(f"access request {name} does not exist", access_request=name)
+            _name_parties(call, name, row)
+            if row["owner"] != owner:
+                raise errors.PermissionDenied(
+                    f"only the owner of the requested dataset may decide on {name}",
+                    reason="NOT_OWNER", access_request=name,
+                )
+            _check_pending(row)
+            grant = None
+            audit = [call.event(action, resources=tuple(call.resources), envelope_ids=(digest,),
+                                reason=decision.reason)]
+            if approve:
+                grant, grant_id = self._approved_grant(tx, row, decision)
+                sql.insert_grant(tx.conn, grant)
+                audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
+                                        resources=_resources(grant["name"], row)))
+            reason = decision.reason or ("approved by the owner" if approve else "")
+            sql.decide_access_request(
+                tx.conn, name, state=APPROVED if approve else DENIED, reason=reason,
+                signed_decision=envelope.SerializeToString(),
+                grant_name=grant["name"] if grant else None, when=now,
+            )
+            kind = "ACCESS_REQUEST_APPROVED" if approve else "ACCESS_REQUEST_DENIED"
+            _notify(tx, row["requester"], kind, name, row, call,
+                    f"{AgencyName(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
+            return Created(sql.get_access_request(tx.conn, name, now), grant), audit
+
+        return self._work.commit(change, call.refusal).value
+
+    def _approved_grant(
+        self, tx: Tx, row: dict[str, Any], decision: Any
+    ) -> tuple[dict[str, Any], str]:
+        """The grant an approval creates, if the requester and the dataset, as they are now, still
+        allow one."""
+        requester = directory_sql.get_agency(tx.conn, row["requester"])
+        if requester["state"] != "ACTIVE":
+            raise errors.FailedPrecondition(
+                f"{AgencyName(row['requester'])} is {requester['state']}"
+                f" ({requester['suspend_reason']}): no grant is given to it; deny the request or"
+                " wait until an administrator reinstates it",
+                reason="REQUESTER_SUSPENDED", agency=AgencyName(row["requester"]),
+            )
+        statement = decode_statement(row)
+        dataset = catalog_sql.get_dataset(tx.conn, row["dataset"])
+        if dataset is None:  # asked for by a name its owner never published
+            raise errors.NotFound(
+                f"{row['dataset']} does not exist: deny the request, or publish the dataset first",
+                reason="DATASET_NOT_FOUND", dataset=row["dataset"],
+            )
+        terms = _asked_version(tx.conn, dataset, statement.version)
+        ruling = policy.decide_approval(dataset, terms, statement.duration.ToTimedelta(),
+                                        self._config)
+        enforce(ruling, row["dataset"])
+        return self._grant_row(row, _approved_fields(tx, row, statement, decision),
+                          _approved_duration(ruling.duration, decision),
+                          exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now, terms)
+
+    def _check_decision(self, decision: Any, name: str, approve: bool, now: datetime) -> None:
+        field = "signed_decision"
+        if decision.access_request != name:
+            raise errors.InvalidArgument(f"{field}.access_request must be {name}",
+                                         field=f"{field}.access_request")
+        wanted = exchange_pb2.DECISION_OUTCOME_APPROVE if approve else \
+            exchange_pb2.DECISION_OUTCOME_DENY
+        if decision.outcome != wanted:
+            raise errors.InvalidArgument(
+                f"{field}.outcome must be {exchange_pb2.DecisionOutcome.Name(wanted)} for this"
+                " call",
+                reason="OUTCOME_MISMATCH", field=f"{field}.outcome",
+            )
+        if len(decision.reason) > MAX_DECISION_REASON:
+            raise errors.InvalidArgument(
+                f"{field}.reason is {len(decision.reason)} characters, too long: shorten it to at"
+                f" most {MAX_DECISION_REASON}",
+                reason="REASON_TOO_LONG", field=f"{field}.reason",
+            )
+        if not approve and not decision.reason.strip():
+            raise errors.InvalidArgument(
+                f"a denial needs {field}.reason (1 to {MAX_DECISION_REASON} characters) saying why",
+                reason="REASON_REQUIRED", field=f"{field}.reason",
+            )
+        _check_nonce(decision.nonce, f"{field}.nonce")
+        self.check_fresh(decision.create_time, f"{field}.create_time", now)
+
+    def withdraw_request(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+        """Close the caller's own PENDING request without a decision and tell the owner, so that
+        the requester may ask again (it may have one PENDING request per dataset). Only the
+        requester named in `name` may: refused before any read, so no one learns whether another
+        agency's request exists."""
+        requester = AccessRequestName.parse(name).parent
+        call.resources = [name]
+        if requester.agency != call.caller.identity.id:
+            raise errors.PermissionDenied(
+                f"only {requester}, which made {name}, may withdraw it (the"
+                " dataset's owner denies a request instead)",
+                reason="NOT_REQUESTER", access_request=name,
+            )
+        check_reason(reason)
+
+        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+            now = times.to_text(tx.now)
+            row = sql.get_access_request(tx.conn, name, now)
+            if row is None:
+                raise errors.NotFound(f"access request {name} does not exist", access_request=name)
+            call.resources = list(_resources(name, row))
+            _check_pending(row)
+            sql.decide_access_request(tx.conn, name, state=WITHDRAWN,
+                                      reason=f"withdrawn by its requester: {reason}",
+                                      signed_decision=None, grant_name=None, when=now)
+            _notify(tx, row["owner"], "ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", name, row, call,
+                    f"{AgencyName(row['requester'])} withdrew {name} for {row['dataset']}:"
+                    f" {reason}")
+            event = call.event(resources=tuple(call.resources), reason=reason)
+            return sql.get_access_request(tx.conn, name, now), [event]
+
+        return self._work.commit(change, call.refusal).value
+
+    def get_request(self, call: Call, name: str) -> dict[str, Any]:
+        """One access request, for its requester or its owner."""
+        requester = AccessRequestName.parse(name).parent
+        agency = call.caller.identity.id
+        row = sql.get_access_request(self._db.reader(), name, times.to_text(call.time))
+        if row is None and requester.agency == agency:
+            raise errors.NotFound(f"access request {name} does not exist", access_request=name)
+        if row is None or agency not in (row["requester"], row["owner"]):
+            raise errors.PermissionDenied(
+                f"only the requester and the dataset's owner may read {name}",
+                reason="NOT_A_PARTY", access_request=name,
+            )
+        return row
+
+    def revoke_grant(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+        """Revoke a grant (its owner or an administrator); fetches under it stop."""
+        GrantName.parse(name)
+        check_reason(reason)
+
+        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+            now = times.to_text(tx.now)
+            grant = sql.get_grant(tx.conn, name, now)
+            if grant is None:
+                raise errors.NotFound(f"grant {name} does not exist", grant=name)
+            call.resources = list(_resources(name, grant))
+            if call.caller.kind != ADMIN and grant["owner"] != call.caller.identity.id:
+                raise errors.PermissionDenied(
+                    f"only the owner of {grant['dataset']} or an administrator may revoke {name}",
+                    reason="NOT_OWNER", grant=name,
+                )
+            if grant["effective_state"] != "ACTIVE":
+                raise errors.FailedPrecondition(f"{name} is {grant['effective_state']}, not ACTIVE",
+                                                reason="GRANT_NOT_ACTIVE",
+                                                state=grant["effective_state"])
+            sql.revoke_grant(tx.conn, name, reason, now)
+            _notify(tx, grant["grantee"], "GRANT_REVOKED", name, grant, call,
+                    f"{name} on {grant['dataset']} was revoked: {reason}")
+            event = call.event("exchange.grant.revoke", resources=tuple(call.resources),
+                               reason=reason)
+            return sql.get_grant(tx.conn, name, now), [event]
+
+        return self._work.commit(change, call.refusal).value
 
 
 def _check_nonce(nonce: bytes, field: str) -> None:
@@ -87,31 +530,6 @@ def check_requester(statement: Any, requester: str) -> None:
             " an agency asks only in its own name",
             reason="REQUESTER_NOT_CALLER", field="signed_statement.requester",
         )
-
-
-def check_statement(gateway: Gateway, statement: Any, now: datetime) -> None:
-    """The fields of an AccessRequestStatement (the dataset is checked against the catalog),
-    its create_time last: a retry refused only for that is answered with the first request."""
-    field = "signed_statement"
-    DatasetName.parse(statement.dataset, f"{field}.dataset")
-    _check_field_names(list(statement.fields), f"{field}.fields")
-    if statement.purpose not in exchange_pb2.Purpose.values() or not statement.purpose:
-        raise errors.InvalidArgument(
-            f"{field}.purpose must be one of the Purpose codes (PURPOSE_PUBLIC_SERVICE ...)",
-            field=f"{field}.purpose",
-        )
-    check_text(statement.purpose_text, f"{field}.purpose_text", 1000, required=True)
-    check_text(statement.legal_basis, f"{field}.legal_basis", 500, required=True)
-    if times.from_duration(statement.duration, f"{field}.duration") <= timedelta(0):
-        raise errors.InvalidArgument(f"{field}.duration must be positive",
-                                     field=f"{field}.duration")
-    check_text(statement.request_id, f"{field}.request_id", MAX_REQUEST_ID, required=True)
-    if statement.version < 0:
-        raise errors.InvalidArgument(
-            f"{field}.version must be a version number, or 0 for the latest version",
-            field=f"{field}.version")
-    _check_nonce(statement.nonce, f"{field}.nonce")
-    check_fresh(gateway, statement.create_time, f"{field}.create_time", now)
 
 
 def _check_field_names(names: list[str], field: str) -> None:
@@ -150,66 +568,6 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
         )
 
 
-def evaluate(
-    gateway: Gateway, call: Call, requester: str, statement: Any, now: datetime, conn: Any = None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, policy.PolicyDecision]:
-    """The dataset asked for (None if it does not exist), the terms asked for (`seen_terms`)
-    and what the sharing rules decide (read through `conn`, or from the gateway's caches when
-    it is None).
-
-    A dataset the requester may not see (CONFIDENTIAL, of any sharing type, withdrawn or not)
-    and a name that does not exist under a registered agency get the same answer, on the real
-    call and the dry run alike: a request the owner decides, with the same reason
-    (`policy.decide_unseen`), its fields checked against the schema only when the owner
-    approves. So an agency that learned a CONFIDENTIAL dataset's exact name out of band may ask
-    for it, and no answer tells whether a hidden dataset exists, how it is shared or which
-    fields it holds. A version the statement names that does not exist or that the requester
-    may not see is answered alike. Only the directory is public: a name under an agency that
-    is not registered is NOT_FOUND.
-    """
-    owner = DatasetName.parse(statement.dataset).owner
-    dataset = (gateway.datasets.dataset(statement.dataset) if conn is None
-               else catalog_sql.get_dataset(conn, statement.dataset))
-    if owner.agency == requester:
-        raise _own_dataset(statement.dataset, dataset)
-    config = gateway.config.exchange
-    reader = conn or gateway.db.reader()
-    terms = seen_terms(gateway, call, reader, dataset, statement.version)
-    if terms is None:
-        if gateway.directory.by_id(owner.agency) is None:
-            raise errors.NotFound(
-                f"{owner} is not a registered agency, so {statement.dataset}"
-                " does not exist: check the name in the directory (ListAgencies)",
-                reason="AGENCY_NOT_FOUND", agency=owner, dataset=statement.dataset,
-            )
-        return dataset, None, policy.decide_unseen(statement.dataset, str(owner),
-                                                   statement, config, now)
-    if statement.fields:
-        check_fields(list(statement.fields),
-                     dataset_fields(reader, statement.dataset, statement.version),
-                     "signed_statement.fields")
-    return dataset, terms, policy.decide(dataset, statement, config, now, terms)
-
-
-def seen_terms(gateway: Gateway, call: Call, conn: Any, dataset: dict[str, Any] | None,
-               version: int) -> dict[str, Any] | None:
-    """The terms a request asks for, if its requester may see them: `dataset` itself (for the
-    latest version, `version` 0) or the row of the version it names. None, so that the owner
-    decides and the answer tells nothing, for a dataset or version that does not exist or is
-    hidden, and for any version of a dataset whose latest version the requester may not see:
-    whether that latest version is still exchanged (not withdrawn, not NOT_SHARED) would show
-    in a grant given at once."""
-    if dataset is None or not catalog.can_see(gateway, call.caller, dataset):
-        return None
-    if not version:
-        return dataset
-    row = catalog_sql.get_version(conn, str(DatasetName.parse(dataset["name"]).version(version)))
-    if row is None or (row["classification"] == "CONFIDENTIAL"
-                       and not catalog.sees_confidential(gateway, call.caller, dataset)):
-        return None
-    return row
-
-
 def _own_dataset(name: str, dataset: dict[str, Any] | None) -> errors.GatewayError:
     """The refusal of a request for one of the requester's own dataset names."""
     if dataset is None:
@@ -231,75 +589,6 @@ def enforce(decision: policy.PolicyDecision, dataset: str) -> None:
 # -- CreateAccessRequest -------------------------------------------------------------------------
 
 
-def create_request(
-    gateway: Gateway, call: Call, parent: str, envelope: envelope_pb2.Envelope,
-    validate_only: bool,
-) -> Created:
-    """Check, decide and (unless validate_only) record an access request.
-
-    A dry run takes the same path as the real call up to the write: same checks, same
-    idempotent-retry answer, same decision, same refusals (audited like every refusal), and
-    for a dataset the caller may not see, the same would-be PENDING request (see `evaluate`).
-    """
-    requester = require_parent(call, parent)
-    # Named before the signature is checked, so a forged statement's refusal names its target.
-    claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
-    if claimed is not None:
-        dataset = DatasetName.match(claimed.dataset)
-        call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
-    statement = statements.open_signed(gateway, call.caller, envelope, envelopes.ACCESS_REQUEST,
-                                       "signed_statement")
-    check_requester(statement, requester)
-    now = gateway.now()
-    try:
-        check_statement(gateway, statement, now)
-    except errors.InvalidArgument as refused:
-        # A retry may come after the skew window: it is answered with the first request.
-        retried = (_earlier_request(gateway, requester, statement, now)
-                   if refused.reason == "CLOCK_SKEW" else None)
-        if retried is None:
-            raise
-        return retried
-    envelope_bytes = envelope.SerializeToString()
-    digest = envelopes.envelope_id(envelope)
-    if validate_only:  # a real call finds a retry inside its change, off this hot path
-        earlier = _earlier_request(gateway, requester, statement, now)
-        if earlier is not None:
-            return earlier
-        dry = _plan(gateway, call, requester, statement, envelope_bytes, digest, now,
-                    dry_run=True).created
-        _check_none_pending(gateway, gateway.db.reader(), call, dry.request)
-        return dry
-    # Decide and sign on this thread; the committer re-checks that the dataset did not change
-    # meanwhile (a cheap read) instead of deciding and signing while every writer waits.
-    try:
-        planned = _plan(gateway, call, requester, statement, envelope_bytes, digest, now)
-    except errors.GatewayError:
-        planned = None  # decided again inside the change, after the idempotent-retry check
-
-    def change(tx: Tx) -> tuple[Created, list]:
-        # Again inside the change: of concurrent identical retries, exactly one is written.
-        existing = sql.find_by_request_id(tx.conn, requester, statement.request_id,
-                                          times.to_text(tx.now))
-        if existing is not None:
-            return _retry(tx.conn, existing, statement, tx.now), []
-        plan = planned
-        if plan is None or catalog_sql.sharing_terms(tx.conn, statement.dataset) != (
-                plan.dataset and catalog_sql.terms_of(plan.dataset)):
-            plan = _plan(gateway, call, requester, statement, envelope_bytes, digest,
-                         tx.now, tx.conn)
-        _check_none_pending(gateway, tx.conn, call, plan.created.request)  # one at a time
-        sql.insert_access_request(tx.conn, plan.created.request)
-        if plan.created.grant is not None:
-            sql.insert_grant(tx.conn, plan.created.grant)
-        row = plan.created.request
-        _notify(tx, row["owner"], "ACCESS_REQUEST_CREATED", row["name"], row, call,
-                f"{parent} asks for {row['dataset']}: {row['state_reason']}")
-        return plan.created, plan.events
-
-    return gateway.work.commit(change, call.refusal).value
-
-
 @dataclass
 class _Planned:
     """A decided access request, its grant signed, ready to be written."""
@@ -308,71 +597,6 @@ class _Planned:
     """The dataset's row as decided on; None for a name that does not exist."""
     created: Created
     events: list
-
-
-def _plan(
-    gateway: Gateway, call: Call, requester: str, statement: Any,
-    envelope_bytes: bytes, digest: str, now: datetime, conn: Any = None, *,
-    dry_run: bool = False,
-) -> _Planned:
-    """Evaluate the request against the sharing rules and build its rows (and signed grant);
-    a dry run builds the request as it would be created, without a name or a grant."""
-    dataset, terms, decision = evaluate(gateway, call, requester, statement, now, conn)
-    enforce(decision, statement.dataset)
-    name = "" if dry_run else str(AgencyName(requester).access_request(new_id()))
-    row = _request_row(name, requester, statement, envelope_bytes, digest, decision, now)
-    if dry_run:
-        return _Planned(dataset, Created(row, None), [])
-    grant = None
-    audit = [call.event("exchange.request.create", envelope_ids=(digest,),
-                        resources=_resources(name, row), reason=decision.reason)]
-    if decision.outcome == policy.GRANT_NOW:
-        grant, grant_id = _grant_row(gateway, row, list(statement.fields), decision.duration,
-                                     exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now, terms)
-        row.update(grant_name=grant["name"], decide_time=row["create_time"])
-        audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
-                                resources=_resources(grant["name"], row)))
-    return _Planned(dataset, Created(row, grant), audit)
-
-
-def _check_none_pending(gateway: Gateway, conn: Any, call: Call,
-                        request: dict[str, Any]) -> None:
-    """Refuse a `request` that would wait for the owner while its requester's earlier request
-    for the dataset still waits (overdue or not: the owner can still decide it), or while its
-    requester already has [exchange] max_pending_requests waiting for that owner, so an owner
-    is not flooded with copies or guesses (counted alike whether the datasets exist or not).
-    Granted at once (a renewal, say), it is not checked: that path makes no read for this."""
-    if request["state"] != PENDING:
-        return
-    waiting = sql.pending_request(conn, request["requester"], request["dataset"])
-    if waiting is not None:
-        name, deadline = waiting["name"], waiting["decide_deadline"]
-        call.resources = [*call.resources, name]
-        raise errors.FailedPrecondition(
-            f"your access request {name} for {request['dataset']} is still PENDING (the owner"
-            f" decides by {deadline}): wait for that decision, or withdraw that request"
-            " (WithdrawAccessRequest) and ask again",
-            reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request["dataset"],
-        )
-    most = gateway.config.exchange.max_pending_requests
-    if sql.count_pending(conn, request["requester"], request["owner"]) >= most:
-        owner = AgencyName(request["owner"])
-        raise errors.ResourceExhausted(
-            f"you have {most} PENDING access requests to {owner}, the most one agency may have"
-            " waiting for one owner: wait for its decisions, or withdraw some"
-            " (WithdrawAccessRequest) and ask again",
-            reason="TOO_MANY_PENDING_REQUESTS", agency=owner, limit=most,
-        )
-
-
-def _earlier_request(
-    gateway: Gateway, requester: str, statement: Any, now: datetime
-) -> Created | None:
-    """What a retry of an earlier statement with this request_id answers, if there was one."""
-    reader = gateway.db.reader()
-    existing = sql.find_by_request_id(reader, requester, statement.request_id,
-                                      times.to_text(now))
-    return None if existing is None else _retry(reader, existing, statement, now)
 
 
 def _content(statement: Any) -> Any:
@@ -416,37 +640,6 @@ def _request_row(
     }
 
 
-def _grant_row(
-    gateway: Gateway, request: dict[str, Any], fields: list[str], duration: timedelta,
-    basis: int, now: datetime, given: dict[str, Any],
-) -> tuple[dict[str, Any], str]:
-    """A new grant answering `request`, sealed by the gateway, and its envelope id. It is given
-    under the terms `given` (the row of the version the request names, or the dataset's row
-    for its latest version, read as the grant is decided), and opens no version published
-    under stricter ones."""
-    name = str(AgencyName(request["requester"]).grant(new_id()))
-    expire = now + duration
-    terms = {"max_classification": given["classification"],
-             "max_sharing_type": policy.sharing_type(given)}
-    statement = exchange_pb2.GrantStatement(
-        grant=name, grantee=str(AgencyName(request["requester"])),
-        owner=str(AgencyName(request["owner"])), dataset=request["dataset"], fields=fields,
-        access_request=request["name"], basis=basis, create_time=times.to_timestamp(now),
-        expire_time=times.to_timestamp(expire),
-        max_classification=enum_value(catalog_pb2.Classification, terms["max_classification"]),
-        max_sharing_type=enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
-    )
-    envelope = envelopes.seal(gateway.signing_key, envelopes.GRANT, statement)
-    return {
-        "name": name, "grantee": request["requester"], "owner": request["owner"],
-        "dataset": request["dataset"], "access_request": request["name"],
-        "fields": json.dumps(fields), "state": "ACTIVE",
-        "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
-        "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
-        **terms,
-    }, envelopes.envelope_id(envelope)
-
-
 def _resources(name: str, row: dict[str, Any]) -> tuple[str, ...]:
     """What an exchange event concerns: the resource, both agencies and the dataset."""
     return (name, str(AgencyName(row["requester"] if "requester" in row else row["grantee"])),
@@ -461,57 +654,6 @@ def _notify(tx: Tx, recipient: str, kind: str, resource: str, row: dict[str, Any
 
 
 # -- Approve / Deny ------------------------------------------------------------------------------
-
-
-def decide_request(
-    gateway: Gateway, call: Call, name: str, envelope: envelope_pb2.Envelope, approve: bool,
-) -> Created:
-    """Record the owner's signed decision on a PENDING request (and its grant on approval)."""
-    AccessRequestName.parse(name)
-    try:
-        decision = statements.open_signed(gateway, call.caller, envelope, envelopes.DECISION,
-                                          "signed_decision")
-        _check_decision(gateway, decision, name, approve)
-    except errors.GatewayError:
-        _name_parties(call, name, sql.get_access_request(gateway.db.reader(), name,
-                                                         times.to_text(gateway.now())))
-        raise
-    digest = envelopes.envelope_id(envelope)
-    owner = call.caller.identity.id
-    action = "exchange.request.approve" if approve else "exchange.request.deny"
-
-    def change(tx: Tx) -> tuple[Created, list]:
-        now = times.to_text(tx.now)
-        row = sql.get_access_request(tx.conn, name, now)
-        if row is None:
-            raise errors.NotFound(f"access request {name} does not exist", access_request=name)
-        _name_parties(call, name, row)
-        if row["owner"] != owner:
-            raise errors.PermissionDenied(
-                f"only the owner of the requested dataset may decide on {name}",
-                reason="NOT_OWNER", access_request=name,
-            )
-        _check_pending(row)
-        grant = None
-        audit = [call.event(action, resources=tuple(call.resources), envelope_ids=(digest,),
-                            reason=decision.reason)]
-        if approve:
-            grant, grant_id = _approved_grant(gateway, tx, row, decision)
-            sql.insert_grant(tx.conn, grant)
-            audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
-                                    resources=_resources(grant["name"], row)))
-        reason = decision.reason or ("approved by the owner" if approve else "")
-        sql.decide_access_request(
-            tx.conn, name, state=APPROVED if approve else DENIED, reason=reason,
-            signed_decision=envelope.SerializeToString(),
-            grant_name=grant["name"] if grant else None, when=now,
-        )
-        kind = "ACCESS_REQUEST_APPROVED" if approve else "ACCESS_REQUEST_DENIED"
-        _notify(tx, row["requester"], kind, name, row, call,
-                f"{AgencyName(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
-        return Created(sql.get_access_request(tx.conn, name, now), grant), audit
-
-    return gateway.work.commit(change, call.refusal).value
 
 
 def _name_parties(call: Call, name: str, row: dict[str, Any] | None) -> None:
@@ -533,35 +675,6 @@ def _check_pending(row: dict[str, Any]) -> None:
                                     reason="REQUEST_NOT_PENDING", state=state)
 
 
-def _approved_grant(
-    gateway: Gateway, tx: Tx, row: dict[str, Any], decision: Any
-) -> tuple[dict[str, Any], str]:
-    """The grant an approval creates, if the requester and the dataset, as they are now, still
-    allow one."""
-    requester = directory_sql.get_agency(tx.conn, row["requester"])
-    if requester["state"] != "ACTIVE":
-        raise errors.FailedPrecondition(
-            f"{AgencyName(row['requester'])} is {requester['state']}"
-            f" ({requester['suspend_reason']}): no grant is given to it; deny the request or"
-            " wait until an administrator reinstates it",
-            reason="REQUESTER_SUSPENDED", agency=AgencyName(row["requester"]),
-        )
-    statement = decode_statement(row)
-    dataset = catalog_sql.get_dataset(tx.conn, row["dataset"])
-    if dataset is None:  # asked for by a name its owner never published
-        raise errors.NotFound(
-            f"{row['dataset']} does not exist: deny the request, or publish the dataset first",
-            reason="DATASET_NOT_FOUND", dataset=row["dataset"],
-        )
-    terms = _asked_version(tx.conn, dataset, statement.version)
-    ruling = policy.decide_approval(dataset, terms, statement.duration.ToTimedelta(),
-                                    gateway.config.exchange)
-    enforce(ruling, row["dataset"])
-    return _grant_row(gateway, row, _approved_fields(tx, row, statement, decision),
-                      _approved_duration(ruling.duration, decision),
-                      exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now, terms)
-
-
 def _asked_version(conn: Any, dataset: dict[str, Any], version: int) -> dict[str, Any]:
     """The row of the version an approved request names (`dataset` for the latest), as it
     is now; NOT_FOUND for a version its owner never published."""
@@ -575,33 +688,6 @@ def _asked_version(conn: Any, dataset: dict[str, Any], version: int) -> dict[str
             reason="VERSION_NOT_FOUND", dataset=dataset["name"], version=name,
         )
     return row
-
-
-def _check_decision(gateway: Gateway, decision: Any, name: str, approve: bool) -> None:
-    field = "signed_decision"
-    if decision.access_request != name:
-        raise errors.InvalidArgument(f"{field}.access_request must be {name}",
-                                     field=f"{field}.access_request")
-    wanted = exchange_pb2.DECISION_OUTCOME_APPROVE if approve else \
-        exchange_pb2.DECISION_OUTCOME_DENY
-    if decision.outcome != wanted:
-        raise errors.InvalidArgument(
-            f"{field}.outcome must be {exchange_pb2.DecisionOutcome.Name(wanted)} for this call",
-            reason="OUTCOME_MISMATCH", field=f"{field}.outcome",
-        )
-    if len(decision.reason) > MAX_DECISION_REASON:
-        raise errors.InvalidArgument(
-            f"{field}.reason is {len(decision.reason)} characters, too long: shorten it to at"
-            f" most {MAX_DECISION_REASON}",
-            reason="REASON_TOO_LONG", field=f"{field}.reason",
-        )
-    if not approve and not decision.reason.strip():
-        raise errors.InvalidArgument(
-            f"a denial needs {field}.reason (1 to {MAX_DECISION_REASON} characters) saying why",
-            reason="REASON_REQUIRED", field=f"{field}.reason",
-        )
-    _check_nonce(decision.nonce, f"{field}.nonce")
-    check_fresh(gateway, decision.create_time, f"{field}.create_time", gateway.now())
 
 
 def _approved_duration(allowed: timedelta, decision: Any) -> timedelta:
@@ -647,59 +733,7 @@ def decode_statement(row: dict[str, Any]) -> Any:
     return exchange_pb2.AccessRequestStatement.FromString(envelope.payload)
 
 
-# -- Withdraw ------------------------------------------------------------------------------------
-
-
-def withdraw_request(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
-    """Close the caller's own PENDING request without a decision and tell the owner, so that
-    the requester may ask again (it may have one PENDING request per dataset). Only the
-    requester named in `name` may: refused before any read, so no one learns whether another
-    agency's request exists."""
-    requester = AccessRequestName.parse(name).parent
-    call.resources = [name]
-    if requester.agency != call.caller.identity.id:
-        raise errors.PermissionDenied(
-            f"only {requester}, which made {name}, may withdraw it (the"
-            " dataset's owner denies a request instead)",
-            reason="NOT_REQUESTER", access_request=name,
-        )
-    check_reason(reason)
-
-    def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        now = times.to_text(tx.now)
-        row = sql.get_access_request(tx.conn, name, now)
-        if row is None:
-            raise errors.NotFound(f"access request {name} does not exist", access_request=name)
-        call.resources = list(_resources(name, row))
-        _check_pending(row)
-        sql.decide_access_request(tx.conn, name, state=WITHDRAWN,
-                                  reason=f"withdrawn by its requester: {reason}",
-                                  signed_decision=None, grant_name=None, when=now)
-        _notify(tx, row["owner"], "ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", name, row, call,
-                f"{AgencyName(row['requester'])} withdrew {name} for {row['dataset']}:"
-                f" {reason}")
-        event = call.event(resources=tuple(call.resources), reason=reason)
-        return sql.get_access_request(tx.conn, name, now), [event]
-
-    return gateway.work.commit(change, call.refusal).value
-
-
 # -- reading requests ----------------------------------------------------------------------------
-
-
-def get_request(gateway: Gateway, call: Call, name: str) -> dict[str, Any]:
-    """One access request, for its requester or its owner."""
-    requester = AccessRequestName.parse(name).parent
-    agency = call.caller.identity.id
-    row = sql.get_access_request(gateway.db.reader(), name, times.to_text(gateway.now()))
-    if row is None and requester.agency == agency:
-        raise errors.NotFound(f"access request {name} does not exist", access_request=name)
-    if row is None or agency not in (row["requester"], row["owner"]):
-        raise errors.PermissionDenied(
-            f"only the requester and the dataset's owner may read {name}",
-            reason="NOT_A_PARTY", access_request=name,
-        )
-    return row
 
 
 def dataset_filter(dataset: str) -> str:
@@ -715,36 +749,3 @@ def direction_incoming(direction: int) -> bool:
         raise errors.InvalidArgument("direction must be DIRECTION_OUTGOING or DIRECTION_INCOMING",
                                      field="direction")
     return direction == exchange_pb2.DIRECTION_INCOMING
-
-
-# -- grants --------------------------------------------------------------------------------------
-
-
-def revoke_grant(gateway: Gateway, call: Call, name: str, reason: str) -> dict[str, Any]:
-    """Revoke a grant (its owner or an administrator); fetches under it stop."""
-    GrantName.parse(name)
-    check_reason(reason)
-
-    def change(tx: Tx) -> tuple[dict[str, Any], list]:
-        now = times.to_text(tx.now)
-        grant = sql.get_grant(tx.conn, name, now)
-        if grant is None:
-            raise errors.NotFound(f"grant {name} does not exist", grant=name)
-        call.resources = list(_resources(name, grant))
-        if call.caller.kind != ADMIN and grant["owner"] != call.caller.identity.id:
-            raise errors.PermissionDenied(
-                f"only the owner of {grant['dataset']} or an administrator may revoke {name}",
-                reason="NOT_OWNER", grant=name,
-            )
-        if grant["effective_state"] != "ACTIVE":
-            raise errors.FailedPrecondition(f"{name} is {grant['effective_state']}, not ACTIVE",
-                                            reason="GRANT_NOT_ACTIVE",
-                                            state=grant["effective_state"])
-        sql.revoke_grant(tx.conn, name, reason, now)
-        _notify(tx, grant["grantee"], "GRANT_REVOKED", name, grant, call,
-                f"{name} on {grant['dataset']} was revoked: {reason}")
-        event = call.event("exchange.grant.revoke", resources=tuple(call.resources),
-                           reason=reason)
-        return sql.get_grant(tx.conn, name, now), [event]
-
-    return gateway.work.commit(change, call.refusal).value

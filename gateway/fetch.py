@@ -36,25 +36,29 @@ import json
 import os
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from datetime import datetime
+from typing import IO, Any
 
 from gateway import catalog, policy
+from gateway.blobs import BlobStore
+from gateway.catalog import DatasetCache
+from gateway.config import LimitsConfig
 from gateway.context import Call
+from gateway.directory import Directory
+from gateway.identity import Authenticator
+from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
-from gateway.unit_of_work import Tx
+from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import columns, envelopes, errors, spool, times
 from govshare.ids import new_id
 from govshare.names import AgencyName, DatasetName, ExchangeName, VersionName
-from govshare.signing import StreamHasher
+from govshare.signing import SigningKey, StreamHasher
 from govshare.transparency import record
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
 GRANT_CHECK_SECONDS = 0.1
 """How often a running fetch re-reads its grant, its requester's directory state and the CRL: a
@@ -115,72 +119,303 @@ STREAMING = Streaming()
 """Process-wide: exchange names are random 128-bit ids, unique across gateways."""
 
 
-def serve(
-    gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str,
-) -> Iterator[exchange_pb2.FetchDatasetResponse]:
-    """The FetchDataset stream (see the module docstring)."""
-    plan = _plan(gateway, call, dataset, offset, exchange)
-    with STREAMING.claim(plan.name):
-        blob, opened = _open_blob(gateway, plan)
-        with blob:
-            _start(gateway, call, plan)
-            try:
-                call.transport.send_initial_metadata(
-                    ((envelopes.GATEWAY_CERTIFICATE_KEY,
-                      gateway.signing_certificate_pem.encode()),))
-                yield _first_message(plan)
-                delivered = yield from _content(gateway, call, plan, blob, opened)
-                receipt = _complete(gateway, call, plan, delivered)
-            except BaseException as exc:  # the client left, a refusal, or a failure
-                _record_break(gateway, call, plan, exc)
-                raise
-    # Outside the try: a client that closes the stream once it has the receipt must not
-    # turn the COMPLETED exchange into a BROKEN one.
-    yield exchange_pb2.FetchDatasetResponse(receipt=receipt)
+class Fetcher:
+    """Serves FetchDataset streams (see the module docstring) and breaks, at start-up, those a
+    stop interrupted."""
 
+    def __init__(self, db: Database, work: UnitOfWork, datasets: DatasetCache, blobs: BlobStore,
+                 directory: Directory, authenticator: Authenticator, limits: LimitsConfig,
+                 signing_key: SigningKey, signing_certificate_pem: str, origin: str,
+                 clock: Callable[[], datetime]):
+        self._db = db
+        self._work = work
+        self._datasets = datasets
+        self._blobs = blobs
+        self._directory = directory
+        self._authenticator = authenticator
+        self._limits = limits
+        self._signing_key = signing_key
+        self._signing_certificate_pem = signing_certificate_pem
+        self._origin = origin
+        self._clock = clock
+        """Read as a stream goes on: its grant must still be active at each check."""
 
-def _plan(gateway: Gateway, call: Call, dataset: str, offset: int, exchange: str) -> Plan:
-    requester = call.caller.identity.id
-    reader = gateway.db.reader()
-    now = times.to_text(gateway.now())
-    resumed = _resumable(reader, requester, exchange) if exchange else None
-    parsed, version_name = _parse(resumed["dataset_version"] if resumed else dataset)
-    dataset_name = str(parsed)
-    if resumed and dataset not in (dataset_name, version_name):
-        raise errors.InvalidArgument(f"exchange {exchange} delivers {version_name}, not {dataset}",
-                                     field="dataset")
-    call.resources = [dataset_name, str(parsed.owner), exchange]
-    if parsed.agency == requester:
-        raise errors.FailedPrecondition(
-            f"{dataset_name} is your own dataset: owners read their own datasets with GetDataset"
-            " and ListDatasetVersions (show, versions); its content stays with the publisher,"
-            " and FetchDataset delivers it to other agencies under a grant",
-            reason="OWN_DATASET", dataset=dataset_name)
-    grants = sql.active_grants(reader, requester, dataset_name, now)
-    if not grants:
-        raise errors.PermissionDenied(
-            f"you hold no active grant on {dataset_name}: request access first",
-            reason="NO_ACTIVE_GRANT", dataset=dataset_name,
-        )
-    version = (catalog_sql.get_version(reader, version_name) if version_name
-               else catalog_sql.latest_version(reader, dataset_name))
-    if version is None or (version_name and not catalog.visible_under(grants, version)):
-        # A version the requester may not see answers as one never published: ListDatasetVersions
-        # leaves it out, and numbers tried in turn must not list it.
-        raise errors.NotFound(f"{version_name or dataset_name} has no such version",
-                              reason="VERSION_NOT_FOUND", dataset=dataset)
-    manifest = _manifest(version["signed_manifest"])
-    grant = _opening_grant(gateway, grants, version)
-    fields = _projection(grant, version["name"], manifest)
-    if offset < 0 or (offset > version["content_size"] and not fields):
-        raise _offset_out_of_range(version["content_size"])
-    if offset and not resumed:
-        raise errors.InvalidArgument("an offset resumes an exchange: give its name too",
-                                     field="exchange")
-    if offset and resumed:
-        _check_same_fields(reader, resumed, fields, version["name"], manifest, now)
-    name = exchange or str(AgencyName(requester).exchange(new_id()))
-    return Plan(name, requester, version, manifest, grant, fields, offset, resumed is not None)
+    def serve(
+        self, call: Call, dataset: str, offset: int, exchange: str,
+    ) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+        """The FetchDataset stream (see the module docstring)."""
+        plan = self._plan(call, dataset, offset, exchange)
+        with STREAMING.claim(plan.name):
+            blob, opened = self._open_blob(plan)
+            with blob:
+                self._start(call, plan)
+                try:
+                    call.transport.send_initial_metadata(
+                        ((envelopes.GATEWAY_CERTIFICATE_KEY,
+                          self._signing_certificate_pem.encode()),))
+                    yield _first_message(plan)
+                    delivered = yield from self._content(call, plan, blob, opened)
+                    receipt = self._complete(call, plan, delivered)
+                except BaseException as exc:  # the client left, a refusal, or a failure
+                    self._record_break(call, plan, exc)
+                    raise
+        # Outside the try: a client that closes the stream once it has the receipt must not
+        # turn the COMPLETED exchange into a BROKEN one.
+        yield exchange_pb2.FetchDatasetResponse(receipt=receipt)
+
+    def _plan(self, call: Call, dataset: str, offset: int, exchange: str) -> Plan:
+        requester = call.caller.identity.id
+        reader = self._db.reader()
+        now = times.to_text(call.time)
+        resumed = _resumable(reader, requester, exchange) if exchange else None
+        parsed, version_name = _parse(resumed["dataset_version"] if resumed else dataset)
+        dataset_name = str(parsed)
+        if resumed and dataset not in (dataset_name, version_name):
+            raise errors.InvalidArgument(
+                f"exchange {exchange} delivers {version_name}, not {dataset}", field="dataset")
+        call.resources = [dataset_name, str(parsed.owner), exchange]
+        if parsed.agency == requester:
+            raise errors.FailedPrecondition(
+                f"{dataset_name} is your own dataset: owners read their own datasets with"
+                " GetDataset and ListDatasetVersions (show, versions); its content stays with the"
+                " publisher, and FetchDataset delivers it to other agencies under a grant",
+                reason="OWN_DATASET", dataset=dataset_name)
+        grants = sql.active_grants(reader, requester, dataset_name, now)
+        if not grants:
+            raise errors.PermissionDenied(
+                f"you hold no active grant on {dataset_name}: request access first",
+                reason="NO_ACTIVE_GRANT", dataset=dataset_name,
+            )
+        version = (catalog_sql.get_version(reader, version_name) if version_name
+                   else catalog_sql.latest_version(reader, dataset_name))
+        if version is None or (version_name and not catalog.visible_under(grants, version)):
+            # A version the requester may not see answers as one never published:
+            # ListDatasetVersions leaves it out, and numbers tried in turn must not list it.
+            raise errors.NotFound(f"{version_name or dataset_name} has no such version",
+                                  reason="VERSION_NOT_FOUND", dataset=dataset)
+        manifest = _manifest(version["signed_manifest"])
+        grant = self._opening_grant(grants, version)
+        fields = _projection(grant, version["name"], manifest)
+        if offset < 0 or (offset > version["content_size"] and not fields):
+            raise _offset_out_of_range(version["content_size"])
+        if offset and not resumed:
+            raise errors.InvalidArgument("an offset resumes an exchange: give its name too",
+                                         field="exchange")
+        if offset and resumed:
+            _check_same_fields(reader, resumed, fields, version["name"], manifest, now)
+        name = exchange or str(AgencyName(requester).exchange(new_id()))
+        return Plan(name, requester, version, manifest, grant, fields, offset, resumed is not None)
+
+    def _opening_grant(self, grants: list[dict[str, Any]],
+                       version: dict[str, Any]) -> dict[str, Any]:
+        """The grant that delivers `version`: the longest lasting of the requester's active
+        `grants` whose terms cover it (policy.covers). Refused when the version, or the dataset's
+        latest version, is NOT_SHARED (the owner's current decision governs the grants it gave
+        earlier), or published under terms stricter than every grant covers. A refusal names a
+        version's terms only to a caller that may see that version."""
+        dataset = version["dataset"]
+        latest = self._datasets.dataset(dataset)
+        for row, which in ((version, version["name"]),
+                           (latest, f"the latest version of {dataset}")):
+            if policy.sharing_type(row) == "NOT_SHARED" and catalog.visible_under(grants, row):
+                raise errors.FailedPrecondition(
+                    f"{which} is NOT_SHARED: its owner does not share {dataset} now, so no grant"
+                    " delivers it; ask the owner", reason="DATASET_NOT_SHARED", dataset=dataset)
+        grant = next((grant for grant in grants if policy.covers(grant, version)), None)
+        if grant is None:
+            raise _stricter(grants, dataset, version, version["name"])
+        if policy.sharing_type(latest) == "NOT_SHARED":  # hidden from the caller: see above
+            raise _stricter(grants, dataset, latest)
+        return grant
+
+    def _open_blob(self, plan: Plan) -> tuple[IO[bytes], os.stat_result]:
+        """The stored content (in its publisher's namespace, the grant's owner) and its file status
+        at open, refused at once when it is missing or its size changed."""
+        version = plan.version
+        try:
+            blob = self._blobs.open(plan.grant["owner"], version["content_sha256"])
+        except FileNotFoundError:
+            raise errors.DataLoss(f"the stored content of {version['name']} is missing",
+                                  reason="CONTENT_MISSING", version=version["name"]) from None
+        opened = os.fstat(blob.fileno())
+        if opened.st_size != version["content_size"]:
+            blob.close()
+            raise _altered(version)
+        return blob, opened
+
+    def _start(self, call: Call, plan: Plan) -> None:
+        def change(tx: Tx) -> tuple[None, list]:
+            when = times.to_text(tx.now)
+            if sql.grant_usable(tx.conn, plan.grant["name"], when) != "ACTIVE":
+                raise errors.PermissionDenied(f"{plan.grant['name']} is no longer active",
+                                              reason="NO_ACTIVE_GRANT", grant=plan.grant["name"])
+            if plan.resumed:
+                if not sql.restart_exchange(tx.conn, plan.name, plan.grant["name"]):
+                    raise _completed(plan.name)
+            else:
+                sql.insert_exchange(tx.conn, {
+                    "name": plan.name, "requester": plan.requester, "owner": plan.grant["owner"],
+                    "dataset_version": plan.version["name"], "grant_name": plan.grant["name"],
+                    "state": "STARTED", "create_time": when, "complete_time": None,
+                    "receipt": None,
+                })
+            return None, [call.event("exchange.fetch.start", resources=plan.resources(),
+                                     reason=f"offset {plan.offset}; {_delivering(plan)}")]
+
+        self._work.commit(change, call.refusal)
+
+    def _content(
+        self, call: Call, plan: Plan, blob: IO[bytes], opened: os.stat_result
+    ) -> Generator[exchange_pb2.FetchDatasetResponse, None, Delivered]:
+        """The content chunks (or its projection's), the blob hashed unless it is untouched since it
+        was last hashed; DATA_LOSS when what was read does not match the version, or a projection's
+        columns do not match the publisher's digests."""
+        digest = plan.version["content_sha256"]
+        owner = plan.grant["owner"]
+        hasher = None if self._blobs.unchanged_since_hashed(owner, digest, blob) else StreamHasher()
+        if plan.fields:
+            projected, found = yield from self._project(call, plan,
+                                                   self._blocks(plan, blob, 0, hasher))
+        else:
+            yield from self._send(call, plan, self._blocks(plan, blob, plan.offset, hasher))
+        if blob.tell() != plan.version["content_size"] or (
+                hasher is not None and hasher.hexdigest() != digest):
+            raise _altered(plan.version)
+        if hasher is not None:
+            # The status at open, not now: a write during the stream moved the file's ctime past
+            # it, so the next fetch hashes again instead of trusting bytes this one never read.
+            self._blobs.hashed(owner, digest, opened)
+        if not plan.fields:
+            return bytes.fromhex(digest), plan.version["content_size"]
+        if found != columns.signed_columns(plan.manifest, plan.fields):
+            raise _columns_mismatch(plan, "do not match the column digests and row count its"
+                                          " publisher signed")
+        return projected.digest(), projected.size
+
+    def _blocks(self, plan: Plan, blob: IO[bytes], start: int,
+                hasher: StreamHasher | None) -> Iterator[bytes]:
+        """The blob from `start` to the version's size (hashed from byte 0 when `hasher` is given),
+        in blocks of max_chunk_bytes; large content streams through recycled pages."""
+        size = self._limits.max_chunk_bytes
+        end = plan.version["content_size"]
+        if hasher is None:
+            blob.seek(start)
+        else:
+            while (remaining := start - blob.tell()) > 0 and (
+                    block := blob.read(min(size, remaining))):
+                hasher.update(block)
+        dropped = 0
+        while (remaining := end - blob.tell()) > 0 and (chunk := blob.read(min(size, remaining))):
+            if hasher is not None:
+                hasher.update(chunk)
+            yield chunk
+            if (position := blob.tell()) - dropped >= spool.RECYCLE_EVERY:
+                spool.drop_cached(blob, position)
+                dropped = position
+
+    def _project(
+        self, call: Call, plan: Plan, blocks: Iterable[bytes]
+    ) -> Generator[exchange_pb2.FetchDatasetResponse, None, tuple[StreamHasher, columns.Columns]]:
+        """Send the projection of the content onto plan.fields from plan.offset; returns the hash
+        of the whole projection and the columns it holds."""
+        projection = columns.Projection(blocks, plan.manifest.media_type, plan.fields)
+        projected = StreamHasher()
+        size = self._limits.max_chunk_bytes
+        try:
+            yield from self._send(call, plan, _from(projection, plan.offset, projected, size))
+        except columns.ColumnError as exc:
+            raise _columns_mismatch(plan, f"cannot be projected: {exc}") from None
+        if projected.size < plan.offset:
+            raise _offset_out_of_range(projected.size)
+        assert projection.columns is not None  # set once the projection is exhausted
+        return projected, projection.columns
+
+    def _send(self, call: Call, plan: Plan,
+              chunks: Iterable[bytes]) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+        """Send the chunks, stopping when the fetch may no longer go on."""
+        next_check = time.monotonic() + GRANT_CHECK_SECONDS
+        for chunk in chunks:
+            yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
+            if time.monotonic() >= next_check:
+                self._check_allowed(call, plan)
+                next_check = time.monotonic() + GRANT_CHECK_SECONDS
+        self._check_allowed(call, plan)
+
+    def _check_allowed(self, call: Call, plan: Plan) -> None:
+        """Stop the exchange when its requester's certificate was revoked or the requester
+        suspended, or its grant revoked or expired."""
+        self._authenticator.recheck(call.caller)  # UNAUTHENTICATED, as at the start of a call
+        self._directory.registered(call.caller)  # PERMISSION_DENIED, likewise
+        state = sql.grant_usable(self._db.reader(), plan.grant["name"],
+                                 times.to_text(self._clock()))
+        if state != "ACTIVE":
+            raise errors.PermissionDenied(f"{plan.grant['name']} is {state}: the fetch was stopped",
+                                          reason=f"GRANT_{state}", grant=plan.grant["name"])
+
+    def _record_break(self, call: Call, plan: Plan, exc: BaseException) -> None:
+        """Mark the exchange BROKEN with its audit event: the refusal itself when `exc` is one
+        (so it is not audited twice). Nothing is written when the exchange is no longer STARTED."""
+        if isinstance(exc, errors.GatewayError):
+            reason, outcome = f"{exc.reason}: {exc.message}", record.REFUSED
+        elif isinstance(exc, GeneratorExit):
+            reason, outcome = "CANCELLED: the client ended the stream", record.ALLOWED
+        else:  # the wrapper logs it and answers INTERNAL
+            reason, outcome = f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
+
+        def change(tx: Tx) -> tuple[bool, list]:
+            if not sql.end_exchange(tx.conn, plan.name, "BROKEN"):
+                return False, []
+            return True, [call.event("exchange.fetch.break", resources=plan.resources(),
+                                     reason=reason, outcome=outcome)]
+
+        if self._work.commit(change).value and isinstance(exc, errors.GatewayError):
+            exc.audited = True
+
+    def break_interrupted(self, actor: str) -> None:
+        """At start-up, mark the exchanges a stop interrupted BROKEN, each with its audit event
+        by `actor`, the gateway (their requesters may still resume them)."""
+
+        def change(tx: Tx) -> tuple[None, list]:
+            events = []
+            for row in sql.started_exchanges(tx.conn):
+                sql.end_exchange(tx.conn, row["name"], "BROKEN")
+                events.append(record.Event(
+                    actor=actor, action="exchange.fetch.break",
+                    resources=(row["name"], str(AgencyName(row["requester"])),
+                               str(AgencyName(row["owner"])), row["dataset_version"],
+                               row["grant_name"]),
+                    reason="the gateway stopped while the fetch was running"))
+            return None, events
+
+        self._work.commit(change)
+
+    def _complete(self, call: Call, plan: Plan,
+                  delivered: Delivered) -> envelope_pb2.Envelope:
+        """Mark the exchange COMPLETED and sign the receipt naming its audit leaf and what was
+        delivered."""
+        version = plan.version
+
+        def change(tx: Tx) -> tuple[envelope_pb2.Envelope, list]:
+            receipt = envelopes.seal(self._signing_key, envelopes.RECEIPT, exchange_pb2.Receipt(
+                exchange=plan.name, requester=str(AgencyName(plan.requester)),
+                owner=str(AgencyName(plan.grant["owner"])), dataset_version=version["name"],
+                content_sha256=bytes.fromhex(version["content_sha256"]),
+                content_size=version["content_size"], grant=plan.grant["name"],
+                complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
+                audit_log_origin=self._origin, fields=plan.fields,
+                delivered_sha256=delivered[0], delivered_size=delivered[1],
+            ))
+            if not sql.end_exchange(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
+                                    receipt=receipt.SerializeToString()):
+                raise errors.FailedPrecondition(
+                    f"{plan.name} ended while it was streamed: resume it",
+                    reason="EXCHANGE_NOT_STARTED", exchange=plan.name)
+            event = call.event("exchange.fetch.complete", resources=plan.resources(),
+                               envelope_ids=(envelopes.envelope_id(receipt),),
+                               reason=_delivering(plan))
+            return receipt, [event]
+
+        return self._work.commit(change, call.refusal).value
 
 
 def _offset_out_of_range(size: int) -> errors.InvalidArgument:
@@ -227,28 +462,6 @@ def _resumable(reader: Any, requester: str, name: str) -> dict[str, Any]:
 def _completed(name: str) -> errors.FailedPrecondition:
     return errors.FailedPrecondition(f"{name} completed already: start a new fetch",
                                      reason="EXCHANGE_COMPLETED", exchange=name)
-
-
-def _opening_grant(gateway: Gateway, grants: list[dict[str, Any]],
-                   version: dict[str, Any]) -> dict[str, Any]:
-    """The grant that delivers `version`: the longest lasting of the requester's active
-    `grants` whose terms cover it (policy.covers). Refused when the version, or the dataset's
-    latest version, is NOT_SHARED (the owner's current decision governs the grants it gave
-    earlier), or published under terms stricter than every grant covers. A refusal names a
-    version's terms only to a caller that may see that version."""
-    dataset = version["dataset"]
-    latest = gateway.datasets.dataset(dataset)
-    for row, which in ((version, version["name"]), (latest, f"the latest version of {dataset}")):
-        if policy.sharing_type(row) == "NOT_SHARED" and catalog.visible_under(grants, row):
-            raise errors.FailedPrecondition(
-                f"{which} is NOT_SHARED: its owner does not share {dataset} now, so no grant"
-                " delivers it; ask the owner", reason="DATASET_NOT_SHARED", dataset=dataset)
-    grant = next((grant for grant in grants if policy.covers(grant, version)), None)
-    if grant is None:
-        raise _stricter(grants, dataset, version, version["name"])
-    if policy.sharing_type(latest) == "NOT_SHARED":  # hidden from the caller: see above
-        raise _stricter(grants, dataset, latest)
-    return grant
 
 
 def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
@@ -317,48 +530,10 @@ def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manif
         fields=",".join(granted))
 
 
-def _open_blob(gateway: Gateway, plan: Plan) -> tuple[IO[bytes], os.stat_result]:
-    """The stored content (in its publisher's namespace, the grant's owner) and its file status
-    at open, refused at once when it is missing or its size changed."""
-    version = plan.version
-    try:
-        blob = gateway.blobs.open(plan.grant["owner"], version["content_sha256"])
-    except FileNotFoundError:
-        raise errors.DataLoss(f"the stored content of {version['name']} is missing",
-                              reason="CONTENT_MISSING", version=version["name"]) from None
-    opened = os.fstat(blob.fileno())
-    if opened.st_size != version["content_size"]:
-        blob.close()
-        raise _altered(version)
-    return blob, opened
-
-
 def _altered(version: dict[str, Any]) -> errors.DataLoss:
     return errors.DataLoss(f"the stored content of {version['name']} no longer matches its"
                            " SHA-256 or size; the operator must restore it from a backup",
                            version=version["name"])
-
-
-def _start(gateway: Gateway, call: Call, plan: Plan) -> None:
-    def change(tx: Tx) -> tuple[None, list]:
-        when = times.to_text(tx.now)
-        if sql.grant_usable(tx.conn, plan.grant["name"], when) != "ACTIVE":
-            raise errors.PermissionDenied(f"{plan.grant['name']} is no longer active",
-                                          reason="NO_ACTIVE_GRANT", grant=plan.grant["name"])
-        if plan.resumed:
-            if not sql.restart_exchange(tx.conn, plan.name, plan.grant["name"]):
-                raise _completed(plan.name)
-        else:
-            sql.insert_exchange(tx.conn, {
-                "name": plan.name, "requester": plan.requester, "owner": plan.grant["owner"],
-                "dataset_version": plan.version["name"], "grant_name": plan.grant["name"],
-                "state": "STARTED", "create_time": when, "complete_time": None,
-                "receipt": None,
-            })
-        return None, [call.event("exchange.fetch.start", resources=plan.resources(),
-                                 reason=f"offset {plan.offset}; {_delivering(plan)}")]
-
-    gateway.work.commit(change, call.refusal)
 
 
 def _delivering(plan: Plan) -> str:
@@ -378,79 +553,10 @@ Delivered = tuple[bytes, int]
 """(SHA-256, size) of what a fetch delivered, as its receipt binds them."""
 
 
-def _content(
-    gateway: Gateway, call: Call, plan: Plan, blob: IO[bytes], opened: os.stat_result
-) -> Generator[exchange_pb2.FetchDatasetResponse, None, Delivered]:
-    """The content chunks (or its projection's), the blob hashed unless it is untouched since it
-    was last hashed; DATA_LOSS when what was read does not match the version, or a projection's
-    columns do not match the publisher's digests."""
-    digest = plan.version["content_sha256"]
-    owner = plan.grant["owner"]
-    hasher = None if gateway.blobs.unchanged_since_hashed(owner, digest, blob) else StreamHasher()
-    if plan.fields:
-        projected, found = yield from _project(gateway, call, plan,
-                                               _blocks(gateway, plan, blob, 0, hasher))
-    else:
-        yield from _send(gateway, call, plan, _blocks(gateway, plan, blob, plan.offset, hasher))
-    if blob.tell() != plan.version["content_size"] or (
-            hasher is not None and hasher.hexdigest() != digest):
-        raise _altered(plan.version)
-    if hasher is not None:
-        # The status at open, not now: a write during the stream moved the file's ctime past
-        # it, so the next fetch hashes again instead of trusting bytes this one never read.
-        gateway.blobs.hashed(owner, digest, opened)
-    if not plan.fields:
-        return bytes.fromhex(digest), plan.version["content_size"]
-    if found != columns.signed_columns(plan.manifest, plan.fields):
-        raise _columns_mismatch(plan, "do not match the column digests and row count its"
-                                      " publisher signed")
-    return projected.digest(), projected.size
-
-
 def _columns_mismatch(plan: Plan, why: str) -> errors.DataLoss:
     return errors.DataLoss(
         f"the fields {', '.join(plan.fields)} of {plan.version['name']} {why}: its publisher"
         " must republish it", reason="COLUMNS_MISMATCH", version=plan.version["name"])
-
-
-def _blocks(gateway: Gateway, plan: Plan, blob: IO[bytes], start: int,
-            hasher: StreamHasher | None) -> Iterator[bytes]:
-    """The blob from `start` to the version's size (hashed from byte 0 when `hasher` is given),
-    in blocks of max_chunk_bytes; large content streams through recycled pages."""
-    size = gateway.config.limits.max_chunk_bytes
-    end = plan.version["content_size"]
-    if hasher is None:
-        blob.seek(start)
-    else:
-        while (remaining := start - blob.tell()) > 0 and (
-                block := blob.read(min(size, remaining))):
-            hasher.update(block)
-    dropped = 0
-    while (remaining := end - blob.tell()) > 0 and (chunk := blob.read(min(size, remaining))):
-        if hasher is not None:
-            hasher.update(chunk)
-        yield chunk
-        if (position := blob.tell()) - dropped >= spool.RECYCLE_EVERY:
-            spool.drop_cached(blob, position)
-            dropped = position
-
-
-def _project(
-    gateway: Gateway, call: Call, plan: Plan, blocks: Iterable[bytes]
-) -> Generator[exchange_pb2.FetchDatasetResponse, None, tuple[StreamHasher, columns.Columns]]:
-    """Send the projection of the content onto plan.fields from plan.offset; returns the hash
-    of the whole projection and the columns it holds."""
-    projection = columns.Projection(blocks, plan.manifest.media_type, plan.fields)
-    projected = StreamHasher()
-    size = gateway.config.limits.max_chunk_bytes
-    try:
-        yield from _send(gateway, call, plan, _from(projection, plan.offset, projected, size))
-    except columns.ColumnError as exc:
-        raise _columns_mismatch(plan, f"cannot be projected: {exc}") from None
-    if projected.size < plan.offset:
-        raise _offset_out_of_range(projected.size)
-    assert projection.columns is not None  # set once the projection is exhausted
-    return projected, projection.columns
 
 
 def _from(blocks: Iterable[bytes], offset: int, hasher: StreamHasher,
@@ -467,93 +573,3 @@ def _from(blocks: Iterable[bytes], offset: int, hasher: StreamHasher,
             yield bytes(view[start:start + size])
 
 
-def _send(gateway: Gateway, call: Call, plan: Plan,
-          chunks: Iterable[bytes]) -> Iterator[exchange_pb2.FetchDatasetResponse]:
-    """Send the chunks, stopping when the fetch may no longer go on."""
-    next_check = time.monotonic() + GRANT_CHECK_SECONDS
-    for chunk in chunks:
-        yield exchange_pb2.FetchDatasetResponse(chunk=chunk)
-        if time.monotonic() >= next_check:
-            _check_allowed(gateway, call, plan)
-            next_check = time.monotonic() + GRANT_CHECK_SECONDS
-    _check_allowed(gateway, call, plan)
-
-
-def _check_allowed(gateway: Gateway, call: Call, plan: Plan) -> None:
-    """Stop the exchange when its requester's certificate was revoked or the requester
-    suspended, or its grant revoked or expired."""
-    gateway.authenticator.recheck(call.caller)  # UNAUTHENTICATED, as at the start of a call
-    gateway.registered_agency(call.caller)  # PERMISSION_DENIED, likewise
-    state = sql.grant_usable(gateway.db.reader(), plan.grant["name"],
-                             times.to_text(gateway.now()))
-    if state != "ACTIVE":
-        raise errors.PermissionDenied(f"{plan.grant['name']} is {state}: the fetch was stopped",
-                                      reason=f"GRANT_{state}", grant=plan.grant["name"])
-
-
-def _record_break(gateway: Gateway, call: Call, plan: Plan, exc: BaseException) -> None:
-    """Mark the exchange BROKEN with its audit event: the refusal itself when `exc` is one
-    (so it is not audited twice). Nothing is written when the exchange is no longer STARTED."""
-    if isinstance(exc, errors.GatewayError):
-        reason, outcome = f"{exc.reason}: {exc.message}", record.REFUSED
-    elif isinstance(exc, GeneratorExit):
-        reason, outcome = "CANCELLED: the client ended the stream", record.ALLOWED
-    else:  # the wrapper logs it and answers INTERNAL
-        reason, outcome = f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
-
-    def change(tx: Tx) -> tuple[bool, list]:
-        if not sql.end_exchange(tx.conn, plan.name, "BROKEN"):
-            return False, []
-        return True, [call.event("exchange.fetch.break", resources=plan.resources(),
-                                 reason=reason, outcome=outcome)]
-
-    if gateway.work.commit(change).value and isinstance(exc, errors.GatewayError):
-        exc.audited = True
-
-
-def break_interrupted(gateway: Gateway) -> None:
-    """At start-up, mark the exchanges a stop interrupted BROKEN, each with its audit event
-    (their requesters may still resume them)."""
-
-    def change(tx: Tx) -> tuple[None, list]:
-        events = []
-        for row in sql.started_exchanges(tx.conn):
-            sql.end_exchange(tx.conn, row["name"], "BROKEN")
-            events.append(record.Event(
-                actor=gateway.identity.uri, action="exchange.fetch.break",
-                resources=(row["name"], str(AgencyName(row["requester"])),
-                           str(AgencyName(row["owner"])), row["dataset_version"],
-                           row["grant_name"]),
-                reason="the gateway stopped while the fetch was running"))
-        return None, events
-
-    gateway.work.commit(change)
-
-
-def _complete(gateway: Gateway, call: Call, plan: Plan,
-              delivered: Delivered) -> envelope_pb2.Envelope:
-    """Mark the exchange COMPLETED and sign the receipt naming its audit leaf and what was
-    delivered."""
-    version = plan.version
-
-    def change(tx: Tx) -> tuple[envelope_pb2.Envelope, list]:
-        receipt = envelopes.seal(gateway.signing_key, envelopes.RECEIPT, exchange_pb2.Receipt(
-            exchange=plan.name, requester=str(AgencyName(plan.requester)),
-            owner=str(AgencyName(plan.grant["owner"])), dataset_version=version["name"],
-            content_sha256=bytes.fromhex(version["content_sha256"]),
-            content_size=version["content_size"], grant=plan.grant["name"],
-            complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
-            audit_log_origin=gateway.config.audit.origin, fields=plan.fields,
-            delivered_sha256=delivered[0], delivered_size=delivered[1],
-        ))
-        if not sql.end_exchange(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
-                                receipt=receipt.SerializeToString()):
-            raise errors.FailedPrecondition(
-                f"{plan.name} ended while it was streamed: resume it",
-                reason="EXCHANGE_NOT_STARTED", exchange=plan.name)
-        event = call.event("exchange.fetch.complete", resources=plan.resources(),
-                           envelope_ids=(envelopes.envelope_id(receipt),),
-                           reason=_delivering(plan))
-        return receipt, [event]
-
-    return gateway.work.commit(change, call.refusal).value

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from gateway.config import LimitsConfig
 from govshare import errors, signing
 
 DEFAULT_PAGE_SIZE = 50
@@ -56,13 +57,13 @@ def fill(rows: Iterable[Row], size: int, budget: int,
     return page, None
 
 
-def page(gateway: Any, request: Any, rows: Iterable[Row], size: int,
+def page(tokens: PageTokens, limits: LimitsConfig, request: Any, rows: Iterable[Row], size: int,
          render: Callable[[Row], Message], position: str) -> tuple[list[Message], str]:
     """A page of a list reply: `rows` rendered by `fill` within the gateway's message limit,
     and the token continuing after the last row's `position` column ("" at the end)."""
-    budget = gateway.config.limits.max_message_bytes - REPLY_RESERVE
+    budget = limits.max_message_bytes - REPLY_RESERVE
     items, last = fill(rows, size, budget, render)
-    token = gateway.page_tokens.encode(last[position], request) if last is not None else ""
+    token = tokens.encode(last[position], request) if last is not None else ""
     return items, token
 
 

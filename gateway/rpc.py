@@ -19,21 +19,37 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from gateway import status
 from gateway.context import Call, digest_of, refusal_event
-from gateway.identity import AGENCY
+from gateway.directory import Directory
+from gateway.identity import AGENCY, Authenticator
+from gateway.limits import Limiter
+from gateway.refusals import RefusalBudget
+from gateway.unit_of_work import UnitOfWork
 from govshare import errors
 from govshare.transparency import record
 
-if TYPE_CHECKING:
-    from gateway.server import Gateway
-
 log = logging.getLogger("govshare.rpc")
+
+
+class Gateway(Protocol):
+    """What the wrapper uses of the gateway a servicer serves (`self.gateway`): the door's
+    checks, the clock that dates each call, and the unit of work that audits refusals."""
+
+    authenticator: Authenticator
+    directory: Directory
+    limiter: Limiter
+    refusals: RefusalBudget
+    work: UnitOfWork
+
+    def now(self) -> datetime:
+        """The gateway's clock."""
 
 _NAME_FIELDS = ("name", "parent", "dataset", "exchange")
 
@@ -188,7 +204,7 @@ def _identify(
     """The Call of an authenticated caller (UNAUTHENTICATED otherwise)."""
     pem = context.auth_context().get("x509_pem_cert")  # verified in the TLS handshake
     caller = gateway.authenticator.authenticate(pem[0] if pem else None)
-    call = Call(caller=caller, action=action, transport=context)
+    call = Call(caller=caller, action=action, transport=context, time=gateway.now())
     if hasattr(request, "SerializeToString"):
         call.request = request
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
@@ -205,7 +221,7 @@ def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...]) -> None:
             role=caller.kind,
         )
     if caller.kind == AGENCY:
-        call.agency = gateway.registered_agency(caller)
+        call.agency = gateway.directory.registered(caller)
     gateway.limiter.admit(caller.uri)
 
 

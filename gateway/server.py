@@ -25,17 +25,21 @@ from grpc_reflection.v1alpha import reflection
 
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway import fetch
 from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore, ForeignFolder
-from gateway.catalog import DatasetCache
+from gateway.catalog import Catalog, DatasetCache
 from gateway.config import Config, ServerConfig
-from gateway.directory import DirectoryCache
-from gateway.identity import Authenticator, Caller
+from gateway.directory import Directory, DirectoryCache
+from gateway.events import Events
+from gateway.exchange import Exchange
+from gateway.fetch import Fetcher
+from gateway.identity import Authenticator
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
+from gateway.services import register_services
+from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.unit_of_work import Committed, UnitOfWork
@@ -114,9 +118,27 @@ class Gateway:
         self._summaries = SummaryWriter(self.refusals, self.work.append,
                                         limits.refusal_summary_seconds)
         self.page_tokens = PageTokens()
-        self.directory = DirectoryCache(self.db)
+        self.agencies = DirectoryCache(self.db)
         self.datasets = DatasetCache(self.db)
         self.blobs = BlobStore(config.path(config.storage.blobs))
+        self._wire_domain(config)
+
+    def _wire_domain(self, config: Config) -> None:
+        """Build the domain objects, each from the parts it uses: the one place they are put
+        together. Those that read the time as they go get `now`, which reads `clock` at each
+        call, so a clock the gateway is given later reaches them too."""
+        self.statements = StatementOpener(self.agencies, self.authenticator)
+        self.directory = Directory(self.work, self.agencies, self.statements,
+                                   self.ca_certificate)
+        self.catalog = Catalog(self.db, self.work, self.datasets, self.blobs, self.statements,
+                               config.limits, config.exchange, self.page_tokens)
+        self.exchange = Exchange(self.db, self.work, self.datasets, self.agencies, self.catalog,
+                                 self.statements, config.exchange, self.signing_key)
+        self.fetch = Fetcher(self.db, self.work, self.datasets, self.blobs, self.directory,
+                             self.authenticator, config.limits, self.signing_key,
+                             self.signing_certificate_pem, config.audit.origin, self.now)
+        self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
+                             self.now)
 
     def _check_signing_certificate(self, certificate: x509.Certificate) -> None:
         """Refuse to start with a signing certificate that receipts and checkpoints could not be
@@ -161,7 +183,7 @@ class Gateway:
                 self._recover_blobs()  # refuses a foreign folder before removing anything
             self.log.start(self.work, self.identity.uri)
             self._summaries.start()
-            fetch.break_interrupted(self)
+            self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
             raise StartError(f"the database {self.db.path} cannot be used: {exc}; if it is"
                              " damaged, restore it from a backup") from None
@@ -206,24 +228,6 @@ class Gateway:
 
     def now(self) -> datetime:
         return self.clock()
-
-    def registered_agency(self, caller: Caller) -> dict[str, Any]:
-        """The directory row of an agency caller; PERMISSION_DENIED unless registered and active."""
-        row = self.directory.by_id(caller.identity.id)
-        if row is None:
-            raise errors.PermissionDenied(
-                f"agency {caller.identity.id} is not registered; ask an administrator to register"
-                " it",
-                reason="AGENCY_NOT_REGISTERED",
-                agency=caller.identity.id,
-            )
-        if row["state"] != "ACTIVE":
-            raise errors.PermissionDenied(
-                f"agency {caller.identity.id} is suspended: {row['suspend_reason']}",
-                reason="AGENCY_SUSPENDED",
-                agency=caller.identity.id,
-            )
-        return row
 
 
 @dataclass
@@ -279,8 +283,6 @@ def create_server(config: Config, *, clock: Any = times.utcnow,
 
 
 def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.HealthServicer]:
-    from gateway.services import register_services
-
     limits = config.limits
     options = [
         ("grpc.max_receive_message_length", limits.max_message_bytes),

@@ -9,92 +9,106 @@ revoked, the signature verifies over the exact bytes, and only then are the byte
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from cryptography import x509
 
-from gateway.identity import Caller
+from gateway.context import Call
+from gateway.identity import Authenticator
 from gateway.v1 import envelope_pb2
 from govshare import envelopes, errors, signing
 
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
-def open_signed(
-    gateway: Gateway, caller: Caller, envelope: envelope_pb2.Envelope, payload_type: str,
-    field: str,
-) -> Any:
-    """Verify an agency-signed envelope from `caller` and return its decoded statement.
+class Signers(Protocol):
+    """The directory rows of registered agencies by signing key id (directory.DirectoryCache)."""
 
-    1. the envelope is present and of the expected payload type;
-    2. it carries exactly one signature, with a supported algorithm;
-    3. the key id belongs to an agency registered in the directory;
-    4. that agency is the caller (PERMISSION_DENIED otherwise);
-    5. its signing certificate is within its validity and not revoked (PERMISSION_DENIED);
-    6. the signature verifies over the exact bytes (PERMISSION_DENIED otherwise);
-    7. the bytes decode as the statement.
-    """
-    if not envelope.payload:
-        raise errors.InvalidArgument(f"{field} is required", field=field)
-    if envelope.payload_type != payload_type:
-        raise errors.InvalidArgument(
-            f"{field}.payload_type must be {payload_type}", field=f"{field}.payload_type"
-        )
-    if len(envelope.signatures) != 1:
-        raise errors.InvalidArgument(f"{field} must carry exactly one signature",
-                                     field=f"{field}.signatures")
-    signature = envelope.signatures[0]
-    algorithm = envelopes.ALGORITHMS.get(signature.algorithm)
-    if algorithm is None:
-        raise errors.InvalidArgument(
-            f"{field} signature algorithm is not supported (use SIGNATURE_ALGORITHM_ED25519)",
-            reason="ALGORITHM_UNSUPPORTED", field=f"{field}.signatures.algorithm",
-        )
-    signer = gateway.directory.by_key_id(signature.key_id)
-    if signer is None:
-        raise errors.PermissionDenied(
-            f"{field} is signed by a key no registered agency holds",
-            reason="SIGNER_UNKNOWN", field=field,
-        )
-    if caller.kind != "agency" or signer["id"] != caller.identity.id:
-        raise errors.PermissionDenied(
-            f"{field} is signed by agency {signer['id']}, but the caller is {caller.uri}:"
-            " sign with your own signing key",
-            reason="SIGNER_NOT_CALLER", field=field,
-        )
-    certificate, key = _registered(signer["signing_certificate_pem"])
-    check_signing_certificate(gateway, signer["id"], certificate, errors.PermissionDenied, field)
-    try:
-        signing.verify_envelope(key, envelope.payload_type, envelope.payload,
-                                signature.signature)
-    except signing.SignatureError as exc:
-        raise errors.PermissionDenied(
-            f"{field} signature does not verify with the signer's registered certificate",
-            reason="SIGNATURE_INVALID", field=field,
-        ) from exc
-    return envelopes.decode(envelope, payload_type, field)
+    def by_key_id(self, key_id: str) -> dict[str, Any] | None:
+        """The row of the agency holding signing key `key_id`, None when none does."""
 
 
-def check_signing_certificate(
-    gateway: Gateway, agency_id: str, certificate: x509.Certificate,
-    refusal: type[errors.GatewayError], field: str,
-) -> None:
-    """Raise `refusal` unless `certificate`, agency_id's signing certificate, may sign now: it is
-    within its validity and the CA has not revoked it."""
-    now = gateway.now()
-    renew = "the national CA must issue a new one and an administrator register it"
-    if now > certificate.not_valid_after_utc:
-        raise refusal(f"the signing certificate of agency {agency_id} expired at"
-                      f" {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC: {renew}",
-                      reason="SIGNING_CERTIFICATE_EXPIRED", field=field)
-    if now < certificate.not_valid_before_utc:
-        raise refusal(f"the signing certificate of agency {agency_id} is not valid before"
-                      f" {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC: wait until"
-                      " then, or check the clocks of the gateway and the CA",
-                      reason="SIGNING_CERTIFICATE_NOT_YET_VALID", field=field)
-    if gateway.authenticator.revoked(certificate):
-        raise refusal(f"the signing certificate of agency {agency_id} has been revoked: {renew}",
-                      reason="SIGNING_CERTIFICATE_REVOKED", field=field)
+class StatementOpener:
+    """Opens the statements agencies sign, against the directory and the national CA's CRL."""
+
+    def __init__(self, signers: Signers, authenticator: Authenticator):
+        self._signers = signers
+        self._authenticator = authenticator
+
+    def open_signed(
+        self, call: Call, envelope: envelope_pb2.Envelope, payload_type: str, field: str,
+    ) -> Any:
+        """Verify an agency-signed envelope from the caller of `call` and return its decoded
+        statement.
+
+        1. the envelope is present and of the expected payload type;
+        2. it carries exactly one signature, with a supported algorithm;
+        3. the key id belongs to an agency registered in the directory;
+        4. that agency is the caller (PERMISSION_DENIED otherwise);
+        5. its signing certificate is within its validity and not revoked (PERMISSION_DENIED);
+        6. the signature verifies over the exact bytes (PERMISSION_DENIED otherwise);
+        7. the bytes decode as the statement.
+        """
+        if not envelope.payload:
+            raise errors.InvalidArgument(f"{field} is required", field=field)
+        if envelope.payload_type != payload_type:
+            raise errors.InvalidArgument(
+                f"{field}.payload_type must be {payload_type}", field=f"{field}.payload_type"
+            )
+        if len(envelope.signatures) != 1:
+            raise errors.InvalidArgument(f"{field} must carry exactly one signature",
+                                         field=f"{field}.signatures")
+        signature = envelope.signatures[0]
+        algorithm = envelopes.ALGORITHMS.get(signature.algorithm)
+        if algorithm is None:
+            raise errors.InvalidArgument(
+                f"{field} signature algorithm is not supported (use SIGNATURE_ALGORITHM_ED25519)",
+                reason="ALGORITHM_UNSUPPORTED", field=f"{field}.signatures.algorithm",
+            )
+        signer = self._signers.by_key_id(signature.key_id)
+        caller = call.caller
+        if signer is None:
+            raise errors.PermissionDenied(
+                f"{field} is signed by a key no registered agency holds",
+                reason="SIGNER_UNKNOWN", field=field,
+            )
+        if caller.kind != "agency" or signer["id"] != caller.identity.id:
+            raise errors.PermissionDenied(
+                f"{field} is signed by agency {signer['id']}, but the caller is {caller.uri}:"
+                " sign with your own signing key",
+                reason="SIGNER_NOT_CALLER", field=field,
+            )
+        certificate, key = _registered(signer["signing_certificate_pem"])
+        self.check_signing_certificate(signer["id"], certificate, errors.PermissionDenied, field,
+                                       call.time)
+        try:
+            signing.verify_envelope(key, envelope.payload_type, envelope.payload,
+                                    signature.signature)
+        except signing.SignatureError as exc:
+            raise errors.PermissionDenied(
+                f"{field} signature does not verify with the signer's registered certificate",
+                reason="SIGNATURE_INVALID", field=field,
+            ) from exc
+        return envelopes.decode(envelope, payload_type, field)
+
+    def check_signing_certificate(
+        self, agency_id: str, certificate: x509.Certificate,
+        refusal: type[errors.GatewayError], field: str, now: datetime,
+    ) -> None:
+        """Raise `refusal` unless `certificate`, agency_id's signing certificate, may sign at
+        `now`: it is within its validity and the CA has not revoked it."""
+        renew = "the national CA must issue a new one and an administrator register it"
+        if now > certificate.not_valid_after_utc:
+            raise refusal(f"the signing certificate of agency {agency_id} expired at"
+                          f" {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC: {renew}",
+                          reason="SIGNING_CERTIFICATE_EXPIRED", field=field)
+        if now < certificate.not_valid_before_utc:
+            raise refusal(f"the signing certificate of agency {agency_id} is not valid before"
+                          f" {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC: wait until"
+                          " then, or check the clocks of the gateway and the CA",
+                          reason="SIGNING_CERTIFICATE_NOT_YET_VALID", field=field)
+        if self._authenticator.revoked(certificate):
+            raise refusal(f"the signing certificate of agency {agency_id} has been revoked:"
+                          f" {renew}", reason="SIGNING_CERTIFICATE_REVOKED", field=field)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import grpc
 
@@ -12,12 +12,10 @@ from gateway.services.directory import DirectoryService
 from gateway.services.exchange import ExchangeService
 from gateway.v1 import audit_pb2_grpc, catalog_pb2_grpc, directory_pb2_grpc, exchange_pb2_grpc
 
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
-
-def register_services(server: grpc.Server, gateway: Gateway) -> None:
-    """Add every gateway.v1 service to `server`."""
+def register_services(server: grpc.Server, gateway: Any) -> None:
+    """Add every gateway.v1 service to `server`, serving through the domain objects of
+    `gateway` (gateway.server.Gateway, which wires them)."""
     directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(gateway), server)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(gateway), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(ExchangeService(gateway), server)

@@ -122,7 +122,8 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             self.gateway.db.reader(), after=-1 if after is None else after, limit=size + 1,
             **visible, **filters,
         )
-        items, token = paging.page(self.gateway, request, found, size,
+        items, token = paging.page(self.gateway.page_tokens, self.gateway.config.limits, request,
+                                   found, size,
                                    lambda row: event_proto(row["leaf_index"], row["record"]),
                                    "leaf_index")
         return audit_pb2.ListAuditEventsResponse(audit_events=items, next_page_token=token)

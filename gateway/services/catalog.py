@@ -7,7 +7,6 @@ from typing import Any
 
 import grpc
 
-from gateway import catalog
 from gateway.context import Call, Transport
 from gateway.identity import ADMIN, AGENCY, AUDITOR
 from gateway.rpc import rpc
@@ -61,7 +60,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
                        call: Call) -> Any:
         with self.gateway.limiter.stream(call.caller.uri):
             messages = _until_cancelled(requests, call.transport)
-            row, republished = catalog.publish(self.gateway, call, _manifest(messages),
+            row, republished = self.gateway.catalog.publish(call, _manifest(messages),
                                                _chunks(messages))
         return catalog_pb2.PublishDatasetResponse(dataset_version=version_proto(row),
                                                   content_deduplicated=republished)
@@ -69,24 +68,24 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
     @rpc("catalog.get", allow=EVERYONE)
     def GetDataset(self, request: catalog_pb2.GetDatasetRequest, call: Call) -> Any:
         call.resources = [request.name]
-        row = catalog.get_visible(self.gateway, call.caller, request.name)
+        row = self.gateway.catalog.get_visible(call, request.name)
         return catalog_pb2.GetDatasetResponse(dataset=dataset_proto(row))
 
     @rpc("catalog.list", allow=EVERYONE)
     def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, call: Call) -> Any:
-        found, token = catalog.list_datasets(self.gateway, call, request, dataset_proto)
+        found, token = self.gateway.catalog.list_datasets(call, request, dataset_proto)
         return catalog_pb2.ListDatasetsResponse(datasets=found, next_page_token=token)
 
     @rpc("catalog.versions", allow=EVERYONE)
     def ListDatasetVersions(self, request: catalog_pb2.ListDatasetVersionsRequest,
                             call: Call) -> Any:
-        found, token = catalog.list_versions(self.gateway, call, request, version_proto)
+        found, token = self.gateway.catalog.list_versions(call, request, version_proto)
         return catalog_pb2.ListDatasetVersionsResponse(dataset_versions=found,
                                                        next_page_token=token)
 
     @rpc("catalog.withdraw")
     def WithdrawDataset(self, request: catalog_pb2.WithdrawDatasetRequest, call: Call) -> Any:
-        row = catalog.withdraw(self.gateway, call, request.name, request.reason)
+        row = self.gateway.catalog.withdraw(call, request.name, request.reason)
         return catalog_pb2.WithdrawDatasetResponse(dataset=dataset_proto(row))
 
 

@@ -42,7 +42,7 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
 
     @rpc("directory.get", allow=EVERYONE)
     def GetAgency(self, request: directory_pb2.GetAgencyRequest, call: Call) -> Any:
-        row = directory.get(self.gateway, request.name)
+        row = self.gateway.directory.get(request.name)
         return directory_pb2.GetAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.list", allow=EVERYONE)
@@ -63,25 +63,25 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
     @rpc("directory.register", allow=(ADMIN,))
     def RegisterAgency(self, request: directory_pb2.RegisterAgencyRequest, call: Call) -> Any:
         agency = request.agency
-        row = directory.register(
-            self.gateway, call, request.agency_id, agency.display_name, agency.region_code,
+        row = self.gateway.directory.register(
+            call, request.agency_id, agency.display_name, agency.region_code,
             agency.signing_certificate_pem,
         )
         return directory_pb2.RegisterAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.suspend", allow=(ADMIN,))
     def SuspendAgency(self, request: directory_pb2.SuspendAgencyRequest, call: Call) -> Any:
-        row = directory.suspend(self.gateway, call, request.name, request.reason)
+        row = self.gateway.directory.suspend(call, request.name, request.reason)
         return directory_pb2.SuspendAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.reinstate", allow=(ADMIN,))
     def ReinstateAgency(self, request: directory_pb2.ReinstateAgencyRequest, call: Call) -> Any:
-        row = directory.reinstate(self.gateway, call, request.name, request.reason)
+        row = self.gateway.directory.reinstate(call, request.name, request.reason)
         return directory_pb2.ReinstateAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.signing_certificate.replace", allow=(ADMIN,))
     def ReplaceSigningCertificate(self, request: directory_pb2.ReplaceSigningCertificateRequest,
                                   call: Call) -> Any:
-        row = directory.replace_signing_certificate(
-            self.gateway, call, request.name, request.signing_certificate_pem, request.reason)
+        row = self.gateway.directory.replace_signing_certificate(
+            call, request.name, request.signing_certificate_pem, request.reason)
         return directory_pb2.ReplaceSigningCertificateResponse(agency=agency_proto(row))

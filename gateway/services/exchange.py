@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from gateway import events, exchange, fetch, paging
+from gateway import exchange, paging
 from gateway.context import Call
 from gateway.identity import ADMIN, AGENCY
 from gateway.rpc import rpc
@@ -69,8 +69,8 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
 
     @rpc("exchange.request.create")
     def CreateAccessRequest(self, request: Any, call: Call) -> Any:
-        created = exchange.create_request(self.gateway, call, request.parent,
-                                          request.signed_statement, request.validate_only)
+        created = self.gateway.exchange.create_request(
+            call, request.parent, request.signed_statement, request.validate_only)
         response = exchange_pb2.CreateAccessRequestResponse(
             access_request=request_proto(created.request, self._now()))
         if created.grant is not None:
@@ -79,7 +79,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
 
     @rpc("exchange.request.get")
     def GetAccessRequest(self, request: Any, call: Call) -> Any:
-        row = exchange.get_request(self.gateway, call, request.name)
+        row = self.gateway.exchange.get_request(call, request.name)
         return exchange_pb2.GetAccessRequestResponse(
             access_request=request_proto(row, self._now()))
 
@@ -97,29 +97,29 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
         )
-        items, token = paging.page(self.gateway, request, found, size,
-                            lambda row: request_proto(row, now), "seq")
+        items, token = paging.page(self.gateway.page_tokens, self.gateway.config.limits, request,
+                                   found, size, lambda row: request_proto(row, now), "seq")
         return exchange_pb2.ListAccessRequestsResponse(access_requests=items,
                                                        next_page_token=token)
 
     @rpc("exchange.request.approve")
     def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
-        decided = exchange.decide_request(self.gateway, call, request.name,
-                                          request.signed_decision, approve=True)
+        decided = self.gateway.exchange.decide_request(call, request.name,
+                                                       request.signed_decision, approve=True)
         return exchange_pb2.ApproveAccessRequestResponse(
             access_request=request_proto(decided.request, self._now()),
             grant=grant_proto(decided.grant))
 
     @rpc("exchange.request.deny")
     def DenyAccessRequest(self, request: Any, call: Call) -> Any:
-        decided = exchange.decide_request(self.gateway, call, request.name,
-                                          request.signed_decision, approve=False)
+        decided = self.gateway.exchange.decide_request(call, request.name,
+                                                       request.signed_decision, approve=False)
         return exchange_pb2.DenyAccessRequestResponse(
             access_request=request_proto(decided.request, self._now()))
 
     @rpc("exchange.request.withdraw")
     def WithdrawAccessRequest(self, request: Any, call: Call) -> Any:
-        row = exchange.withdraw_request(self.gateway, call, request.name, request.reason)
+        row = self.gateway.exchange.withdraw_request(call, request.name, request.reason)
         return exchange_pb2.WithdrawAccessRequestResponse(
             access_request=request_proto(row, self._now()))
 
@@ -135,22 +135,23 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
             before=self.gateway.page_tokens.decode(request.page_token, request),
             limit=size + 1,
         )
-        items, token = paging.page(self.gateway, request, found, size, grant_proto, "seq")
+        items, token = paging.page(self.gateway.page_tokens, self.gateway.config.limits, request,
+                                   found, size, grant_proto, "seq")
         return exchange_pb2.ListGrantsResponse(grants=items, next_page_token=token)
 
     @rpc("exchange.grant.revoke", allow=(AGENCY, ADMIN))
     def RevokeGrant(self, request: Any, call: Call) -> Any:
-        row = exchange.revoke_grant(self.gateway, call, request.name, request.reason)
+        row = self.gateway.exchange.revoke_grant(call, request.name, request.reason)
         return exchange_pb2.RevokeGrantResponse(grant=grant_proto(row))
 
     @rpc("exchange.fetch")
     def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
         with self.gateway.limiter.stream(call.caller.uri):
-            yield from fetch.serve(self.gateway, call, request.dataset, request.offset,
-                                   request.exchange)
+            yield from self.gateway.fetch.serve(call, request.dataset, request.offset,
+                                                request.exchange)
 
     @rpc("exchange.watch")
     def WatchEvents(self, request: Any, call: Call) -> Iterator[Any]:
         exchange.require_parent(call, request.parent)
         with self.gateway.limiter.stream(call.caller.uri):
-            yield from events.watch(self.gateway, call, request.cursor, list(request.follow))
+            yield from self.gateway.events.watch(call, request.cursor, list(request.follow))

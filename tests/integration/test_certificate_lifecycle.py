@@ -112,7 +112,7 @@ def test_register_refuses_a_revoked_signing_certificate(network):
     _revoke(network, "hn-water", "signing")
     _refused(network, _register(network, folder), grpc.StatusCode.FAILED_PRECONDITION,
              "SIGNING_CERTIFICATE_REVOKED", "directory.register")
-    assert network.gateway.directory.by_id("hn-water") is None
+    assert network.gateway.agencies.by_id("hn-water") is None
 
 
 def test_register_refuses_an_expired_signing_certificate(tmp_path):

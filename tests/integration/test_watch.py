@@ -11,7 +11,6 @@ import pytest
 
 from agencies import errors
 from certs.identity import Identity
-from gateway import events
 from gateway.context import Call
 from gateway.identity import Caller
 from gateway.v1 import exchange_pb2 as pb
@@ -130,10 +129,10 @@ class EndedTransport:
 def test_a_watch_whose_call_already_ended_returns_at_once(network):
     # Otherwise it would poll every POLL_SECONDS, holding a server thread, until shutdown.
     call = Call(caller=Caller(Identity("agency", "sz-market"), 1), action="exchange.watch",
-                transport=EndedTransport())
+                transport=EndedTransport(), time=network.gateway.now())
     delivered: list = []
     watcher = threading.Thread(target=lambda: delivered.extend(
-        events.watch(network.gateway, call, cursor="0", follow=[])), daemon=True)
+        network.gateway.events.watch(call, cursor="0", follow=[])), daemon=True)
     watcher.start()
     watcher.join(timeout=10)
     assert not watcher.is_alive() and delivered == []

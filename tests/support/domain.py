@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from certs.ca import CertificateAuthority
-from gateway import catalog, config, directory, events, exchange
+from gateway import config, exchange
 from gateway.context import Call
 from gateway.network import lay_out
 from gateway.server import Gateway
@@ -74,19 +74,19 @@ class Domain:
 
     def call(self, who: str, action: str, transport: LocalTransport | None = None) -> Call:
         """A Call by `who` (an agency id or "admin"), identified from its TLS certificate as
-        the transport would identify it."""
+        the transport would identify it, received now by the gateway's clock."""
         pem = (self.layout.certs(who) / "tls.pem").read_bytes()
         caller = self.gateway.authenticator.authenticate(pem)
-        agency = self.gateway.registered_agency(caller) if who != "admin" else None
-        return Call(caller, action, transport or LocalTransport(), agency=agency)
+        agency = self.gateway.directory.registered(caller) if who != "admin" else None
+        return Call(caller, action, transport or LocalTransport(), self.clock(), agency=agency)
 
     def signing_key(self, agency: str) -> signing.SigningKey:
         return signing.SigningKey.load(self.layout.certs(agency) / "signing.key")
 
     def register(self, agency: str, display_name: str, region_code: str) -> dict[str, Any]:
         pem = (self.layout.certs(agency) / "signing.pem").read_text()
-        return directory.register(self.gateway, self.call("admin", "directory.register"),
-                                  agency, display_name, region_code, pem)
+        return self.gateway.directory.register(self.call("admin", "directory.register"),
+                                               agency, display_name, region_code, pem)
 
     def publish(self, agency: str, dataset_id: str, content: bytes = CONTENT, *,
                 version: int = 1, classification: str = "INTERNAL",
@@ -108,7 +108,7 @@ class Domain:
         )
         envelope = envelopes.seal(self.signing_key(agency), envelopes.MANIFEST, manifest)
         call = self.call(agency, "catalog.dataset.publish")
-        return catalog.publish(self.gateway, call, envelope, [content])[0]
+        return self.gateway.catalog.publish(call, envelope, [content])[0]
 
     def ask(self, agency: str, dataset: str, *, fields: tuple[str, ...] = (), version: int = 0,
             validate_only: bool = False) -> exchange.Created:
@@ -121,8 +121,9 @@ class Domain:
         )
         statement.duration.FromTimedelta(timedelta(days=30))
         envelope = envelopes.seal(self.signing_key(agency), envelopes.ACCESS_REQUEST, statement)
-        return exchange.create_request(self.gateway, self.call(agency, "exchange.request.create"),
-                                       f"agencies/{agency}", envelope, validate_only)
+        return self.gateway.exchange.create_request(
+            self.call(agency, "exchange.request.create"), f"agencies/{agency}", envelope,
+            validate_only)
 
     def decide(self, owner: str, request: str, *, approve: bool = True,
                fields: tuple[str, ...] = (), reason: str = "") -> exchange.Created:
@@ -134,8 +135,8 @@ class Domain:
             nonce=os.urandom(16), create_time=self._stamp())
         envelope = envelopes.seal(self.signing_key(owner), envelopes.DECISION, statement)
         action = "exchange.request.approve" if approve else "exchange.request.deny"
-        return exchange.decide_request(self.gateway, self.call(owner, action), request, envelope,
-                                       approve)
+        return self.gateway.exchange.decide_request(self.call(owner, action), request, envelope,
+                                                    approve)
 
     def _stamp(self) -> timestamp_pb2.Timestamp:
         """Now by the gateway's clock, as a signed statement's create_time."""
@@ -156,4 +157,4 @@ class Domain:
         client hangs up."""
         call = self.call(agency, "exchange.watch", LocalTransport(hang_up=True))
         return [(exchange_pb2.EventType.Name(response.event.type), response.event.resource)
-                for response in events.watch(self.gateway, call, cursor, list(follow))]
+                for response in self.gateway.events.watch(call, cursor, list(follow))]

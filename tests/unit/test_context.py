@@ -10,7 +10,7 @@ from certs.identity import Identity
 from gateway.context import MAX_RECORDED_NAME, Call, Transport
 from gateway.identity import Caller
 from gateway.v1 import catalog_pb2
-from govshare import errors
+from govshare import errors, times
 from govshare.transparency import record
 
 
@@ -29,7 +29,7 @@ class Ended:
 
 def call_of(kind: str, ident: str, request=None, resources=()) -> Call:
     return Call(caller=Caller(Identity(kind, ident), 1), action="catalog.get",
-                transport=Ended(), resources=list(resources), request=request)
+                transport=Ended(), time=times.utcnow(), resources=list(resources), request=request)
 
 
 def test_grpc_servicer_contexts_are_transports():

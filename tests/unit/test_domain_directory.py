@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from agencies.sim.roster import AgencySpec
-from gateway import directory
 from gateway.network import add_agency
 from govshare import errors
 
@@ -27,28 +26,28 @@ def test_a_signing_certificate_of_another_agency_is_refused(domain):
     pem = (domain.layout.certs("sz-market") / "signing.pem").read_text()
     call = domain.call("admin", "directory.register")
     with pytest.raises(errors.InvalidArgument) as refused:
-        directory.register(domain.gateway, call, "hz-transport", "Hangzhou", "330100", pem)
+        domain.gateway.directory.register(call, "hz-transport", "Hangzhou", "330100", pem)
     assert refused.value.reason == "CERTIFICATE_IDENTITY_MISMATCH"
 
 
 def test_a_suspended_agency_is_refused_until_reinstated(domain):
     suspend, reinstate = (domain.call("admin", action) for action in ADMIN_ACTIONS)
-    directory.suspend(domain.gateway, suspend, "agencies/sz-market", "audit pending")
+    domain.gateway.directory.suspend(suspend, "agencies/sz-market", "audit pending")
     with pytest.raises(errors.PermissionDenied) as refused:
         domain.call("sz-market", "catalog.list")
     assert refused.value.reason == "AGENCY_SUSPENDED"
     assert "audit pending" in refused.value.message
-    directory.reinstate(domain.gateway, reinstate, "agencies/sz-market", "audit passed")
+    domain.gateway.directory.reinstate(reinstate, "agencies/sz-market", "audit passed")
     assert domain.call("sz-market", "catalog.list").agency["state"] == "ACTIVE"
     with pytest.raises(errors.FailedPrecondition) as again:
-        directory.reinstate(domain.gateway, reinstate, "agencies/sz-market", "audit passed")
+        domain.gateway.directory.reinstate(reinstate, "agencies/sz-market", "audit passed")
     assert again.value.reason == "AGENCY_NOT_SUSPENDED"
 
 
 def test_no_grant_is_given_to_a_suspended_requester(domain):
     dataset = domain.publish("gd-health", "beds", sharing_type="CONDITIONAL")["dataset"]
     request = domain.ask("sz-market", dataset).request["name"]
-    directory.suspend(domain.gateway, domain.call("admin", "directory.suspend"),
+    domain.gateway.directory.suspend(domain.call("admin", "directory.suspend"),
                       "agencies/sz-market", "audit pending")
     with pytest.raises(errors.FailedPrecondition) as refused:
         domain.decide("gd-health", request)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import directory, events
 from govshare import errors
 from tests.support.domain import LocalTransport
 
@@ -51,8 +50,8 @@ def test_a_cursor_not_given_out_is_refused(domain):
 
 def test_a_watch_checks_its_agency_at_every_poll(domain):
     call = domain.call(OWNER, "exchange.watch", LocalTransport())
-    watching = events.watch(domain.gateway, call, "0", [])  # begins at the first poll
-    directory.suspend(domain.gateway, domain.call("admin", "directory.suspend"),
+    watching = domain.gateway.events.watch(call, "0", [])  # begins at the first poll
+    domain.gateway.directory.suspend(domain.call("admin", "directory.suspend"),
                       f"agencies/{OWNER}", "audit pending")
     with pytest.raises(errors.PermissionDenied) as ended:
         next(watching)

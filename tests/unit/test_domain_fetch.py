@@ -15,7 +15,7 @@ OWNER, REQUESTER = "gd-health", "sz-market"
 
 
 def plan(domain, dataset: str) -> fetch.Plan:
-    return fetch._plan(domain.gateway, domain.call(REQUESTER, "exchange.fetch"), dataset, 0, "")
+    return domain.gateway.fetch._plan(domain.call(REQUESTER, "exchange.fetch"), dataset, 0, "")
 
 
 def refusal(domain, dataset: str) -> errors.GatewayError:
@@ -38,7 +38,7 @@ def test_the_fetch_streams_the_content_then_a_receipt(domain):
     domain.ask(REQUESTER, dataset)
     transport = LocalTransport()
     call = domain.call(REQUESTER, "exchange.fetch", transport)
-    parts = list(fetch.serve(domain.gateway, call, dataset, 0, ""))
+    parts = list(domain.gateway.fetch.serve(call, dataset, 0, ""))
     assert [part.WhichOneof("part") for part in parts] == ["start", "chunk", "receipt"]
     assert parts[1].chunk == CONTENT
     assert dict(transport.metadata)[envelopes.GATEWAY_CERTIFICATE_KEY].startswith(b"-----BEGIN")
