@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.identity import Caller
+from gateway.models import Agency
 from govshare import errors, signing
 from govshare.transparency import record
 
@@ -43,8 +44,8 @@ class Call:
     caller: Caller
     action: str
     transport: Transport
-    agency: dict[str, Any] | None = None
-    """The caller's directory row, for agency callers."""
+    agency: Agency | None = None
+    """The caller's directory entry, for agency callers."""
     resources: list[str] = field(default_factory=list)
     """Resource names the call concerns, recorded with a refusal."""
     request: Any = None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import catalog
 from gateway.context import Call
+from gateway.models import Event
 from gateway.storage import events as sql
 from gateway.v1 import exchange_pb2
 from govshare import errors, times
@@ -52,17 +53,17 @@ def watch(
                                now=times.to_text(gateway.now()))
         for row in found:
             yield exchange_pb2.WatchEventsResponse(event=event_proto(row))
-            after = row["seq"]
+            after = row.seq
         if len(found) < BATCH and ended.wait(POLL_SECONDS):
             return
 
 
-def event_proto(row: dict[str, Any]) -> exchange_pb2.Event:
-    kind = "EVENT_TYPE_" + row["type"].removeprefix("EVENT_TYPE_")
+def event_proto(row: Event) -> exchange_pb2.Event:
+    kind = "EVENT_TYPE_" + row.type.removeprefix("EVENT_TYPE_")
     return exchange_pb2.Event(
-        cursor=str(row["seq"]), type=exchange_pb2.EventType.Value(kind),
-        resource=row["resource"], dataset=row["dataset"], actor=row["actor"],
-        summary=row["summary"], create_time=times.to_timestamp(row["create_time"]),
+        cursor=str(row.seq), type=exchange_pb2.EventType.Value(kind),
+        resource=row.resource, dataset=row.dataset, actor=row.actor,
+        summary=row.summary, create_time=times.to_timestamp(row.create_time),
     )
 
 

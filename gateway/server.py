@@ -33,6 +33,7 @@ from gateway.config import Config, ServerConfig
 from gateway.directory import DirectoryCache
 from gateway.identity import Authenticator, Caller
 from gateway.limits import Limiter
+from gateway.models import Agency
 from gateway.paging import PageTokens
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
@@ -207,7 +208,7 @@ class Gateway:
     def now(self) -> datetime:
         return self.clock()
 
-    def registered_agency(self, caller: Caller) -> dict[str, Any]:
+    def registered_agency(self, caller: Caller) -> Agency:
         """The directory row of an agency caller; PERMISSION_DENIED unless registered and active."""
         row = self.directory.by_id(caller.identity.id)
         if row is None:
@@ -217,9 +218,9 @@ class Gateway:
                 reason="AGENCY_NOT_REGISTERED",
                 agency=caller.identity.id,
             )
-        if row["state"] != "ACTIVE":
+        if row.state != "ACTIVE":
             raise errors.PermissionDenied(
-                f"agency {caller.identity.id} is suspended: {row['suspend_reason']}",
+                f"agency {caller.identity.id} is suspended: {row.suspend_reason}",
                 reason="AGENCY_SUSPENDED",
                 agency=caller.identity.id,
             )

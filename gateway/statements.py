@@ -56,14 +56,14 @@ def open_signed(
             f"{field} is signed by a key no registered agency holds",
             reason="SIGNER_UNKNOWN", field=field,
         )
-    if caller.kind != "agency" or signer["id"] != caller.identity.id:
+    if caller.kind != "agency" or signer.id != caller.identity.id:
         raise errors.PermissionDenied(
-            f"{field} is signed by agency {signer['id']}, but the caller is {caller.uri}:"
+            f"{field} is signed by agency {signer.id}, but the caller is {caller.uri}:"
             " sign with your own signing key",
             reason="SIGNER_NOT_CALLER", field=field,
         )
-    certificate, key = _registered(signer["signing_certificate_pem"])
-    check_signing_certificate(gateway, signer["id"], certificate, errors.PermissionDenied, field)
+    certificate, key = _registered(signer.signing_certificate_pem)
+    check_signing_certificate(gateway, signer.id, certificate, errors.PermissionDenied, field)
     try:
         signing.verify_envelope(key, envelope.payload_type, envelope.payload,
                                 signature.signature)
