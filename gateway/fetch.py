@@ -322,7 +322,7 @@ def _open_blob(gateway: Gateway, plan: Plan) -> tuple[IO[bytes], os.stat_result]
     at open, refused at once when it is missing or its size changed."""
     version = plan.version
     try:
-        blob = gateway.blobs.open(plan.grant.owner, version["content_sha256"])
+        blob = gateway.blobs.open(plan.grant.owner, version.content_sha256)
     except FileNotFoundError:
         raise errors.DataLoss(f"the stored content of {version.name} is missing",
                               reason="CONTENT_MISSING", version=version.name) from None
@@ -383,7 +383,7 @@ def _content(
     """The content chunks (or its projection's), the blob hashed unless it is untouched since it
     was last hashed; DATA_LOSS when what was read does not match the version, or a projection's
     columns do not match the publisher's digests."""
-    digest = plan.version["content_sha256"]
+    digest = plan.version.content_sha256
     owner = plan.grant.owner
     hasher = None if gateway.blobs.unchanged_since_hashed(owner, digest, blob) else StreamHasher()
     if plan.fields:
@@ -539,7 +539,7 @@ def _complete(gateway: Gateway, call: Call, plan: Plan,
         receipt = envelopes.seal(gateway.signing_key, envelopes.RECEIPT, exchange_pb2.Receipt(
             exchange=plan.name, requester=str(AgencyName(plan.requester)),
             owner=str(AgencyName(plan.grant.owner)), dataset_version=version.name,
-            content_sha256=bytes.fromhex(version["content_sha256"]),
+            content_sha256=bytes.fromhex(version.content_sha256),
             content_size=version.content_size, grant=plan.grant.name,
             complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
             audit_log_origin=gateway.config.audit.origin, fields=plan.fields,

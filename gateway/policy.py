@@ -90,7 +90,7 @@ def refusal(dataset: Dataset, terms: Dataset | Version,
         if sharing_type(row) not in (UNCONDITIONAL, CONDITIONAL):  # NOT_SHARED, or unknown
             return PolicyDecision(
                 REFUSE,
-                f"{row['name']} is not shared: its owner's legal basis forbids exchanging it",
+                f"{row.name} is not shared: its owner's legal basis forbids exchanging it",
                 duration, refusal="DATASET_NOT_SHARED",
             )
     return None
