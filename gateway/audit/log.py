@@ -20,10 +20,9 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from gateway.audit.saved import CheckpointFile
-from gateway.models import Checkpoint
+from gateway.models import AuditLeaf, Checkpoint
 from gateway.storage import Database, StorageError, transaction
 from gateway.storage import audit as sql
 from gateway.unit_of_work import Committed, UnitOfWork
@@ -84,7 +83,7 @@ class AuditLog:
         self._frontier = merkle.Frontier()
         self._batch_start = 0
         """The tree size before the batch being committed."""
-        self._leaves: list[tuple[Any, ...]] = []
+        self._leaves: list[AuditLeaf] = []
         self._nodes: list[tuple[int, int, bytes]] = []
         self._signed: Checkpoint | None = None
         """The batch's checkpoint, to save once the batch is committed."""
@@ -327,8 +326,9 @@ class AuditLog:
         for event in events:
             index = self._frontier.size
             self._nodes.extend(self._frontier.append(event.leaf_hash))
-            self._leaves.append((index, event.record, event.time, event.actor, event.action,
-                                 event.outcome, sql.frame(event.subjects)))
+            self._leaves.append(AuditLeaf(index, event.record, event.time, event.actor,
+                                          event.action, event.outcome,
+                                          sql.frame(event.subjects)))
             indices.append(index)
         return indices
 

@@ -36,13 +36,13 @@ def frame(subjects: Sequence[str]) -> str:
     return "\n" + "\n".join(subjects) + "\n" if subjects else ""
 
 
-def insert_leaves(conn: sqlite3.Connection, leaves: Sequence[tuple[Any, ...]]) -> None:
-    """Rows of (leaf_index, record, create_time, actor, action, outcome, framed subjects)."""
+def insert_leaves(conn: sqlite3.Connection, leaves: Sequence[AuditLeaf]) -> None:
     conn.executemany(
         "INSERT INTO audit_leaves"
         " (leaf_index, record, create_time, actor, action, outcome, subjects)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        leaves,
+        [(leaf.leaf_index, leaf.record, leaf.create_time, leaf.actor, leaf.action, leaf.outcome,
+          leaf.subjects) for leaf in leaves],
     )
 
 
