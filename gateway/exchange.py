@@ -8,6 +8,7 @@ change leaves only its refusal event. The sharing rules themselves live in `gate
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -708,30 +709,31 @@ def list_requests(gateway: Gateway, call: Call, request: exchange_pb2.ListAccess
                   now: str) -> Page[AccessRequest]:
     """A page of the access requests to (incoming) or from the calling agency, newest first,
     their states as of `now`."""
-    agency = require_parent(call, request.parent)
-    incoming = direction_incoming(request.direction)
-    size = paging.page_size(request.page_size)
-    found = sql.list_access_requests(
-        gateway.db.reader(), agency=agency, incoming=incoming,
-        state=optional_enum(exchange_pb2.AccessRequestState, request.state, "state"),
-        overdue_only=request.overdue_only, now=now, dataset=dataset_filter(request.dataset),
-        before=gateway.page_tokens.decode(request.page_token, request), limit=size + 1,
-    )
-    return paging.page(gateway, request, found, size, _seq)
+    return _page(gateway, call, request, sql.list_access_requests,
+                 exchange_pb2.AccessRequestState, now, overdue_only=request.overdue_only)
 
 
 def list_grants(gateway: Gateway, call: Call, request: exchange_pb2.ListGrantsRequest,
                 now: str) -> Page[Grant]:
     """A page of the grants given by (incoming) or held by the calling agency, newest first,
     their states as of `now`."""
+    return _page(gateway, call, request, sql.list_grants, exchange_pb2.GrantState, now)
+
+
+def _page(gateway: Gateway, call: Call, request: Any, query: Callable[..., list[Any]],
+          states: Any, now: str, **filters: Any) -> Page[Any]:
+    """A page of `query` (storage's listing of requests or grants) for the agency `request`
+    names as its parent: the side its direction asks for, the state (of enum `states`) and
+    dataset it filters by, and `filters`; checked in that order, the parent first."""
     agency = require_parent(call, request.parent)
     incoming = direction_incoming(request.direction)
     size = paging.page_size(request.page_size)
-    found = sql.list_grants(
+    found = query(
         gateway.db.reader(), agency=agency, incoming=incoming,
-        state=optional_enum(exchange_pb2.GrantState, request.state, "state"),
-        dataset=dataset_filter(request.dataset), now=now,
+        state=optional_enum(states, request.state, "state"), now=now,
+        dataset=dataset_filter(request.dataset),
         before=gateway.page_tokens.decode(request.page_token, request), limit=size + 1,
+        **filters,
     )
     return paging.page(gateway, request, found, size, _seq)
 
