@@ -96,7 +96,7 @@ def _appends_round(path: Path, threads: int, per_thread: int) -> dict[str, float
 
 def grow(log: AuditLog, work: UnitOfWork, size: int) -> None:
     """Append synthetic events in batches until the log holds `size`."""
-    current = log.checkpoint()["tree_size"]
+    current = log.checkpoint().tree_size
     started = time.perf_counter()
     while current < size:
         count = min(BUILD_BATCH, size - current)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from gateway.blobs import BlobStore, Upload
 from gateway.config import ExchangeConfig, LimitsConfig
 from gateway.context import Call
 from gateway.identity import AGENCY
+from gateway.models import Dataset, Grant, Version
 from gateway.paging import PageTokens
 from gateway.readcache import ReadCache
 from gateway.statements import StatementOpener
@@ -46,9 +47,6 @@ from govshare import columns, envelopes, errors, times
 from govshare.enums import check_enum, enum_name, optional_enum
 from govshare.names import ID_PATTERN, AgencyName, DatasetName
 
-Render = Callable[[dict[str, Any]], Any]
-"""Turns a listed row into the message a reply carries (services.catalog)."""
-
 
 class DatasetCache(ReadCache):
     """Dataset rows (with the latest signed manifest, a few KiB each) by name: every access
@@ -59,7 +57,7 @@ class DatasetCache(ReadCache):
     def __init__(self, db: Any):
         super().__init__(db, self.CAPACITY)
 
-    def dataset(self, name: str) -> dict[str, Any] | None:
+    def dataset(self, name: str) -> Dataset | None:
         return self.get(("name", name), sql.get_dataset)
 
     def changed(self, name: str) -> None:
@@ -217,17 +215,17 @@ def _check_create_time(manifest: catalog_pb2.Manifest, now: Any, skew: timedelta
         )
 
 
-def _check_version(dataset: dict[str, Any] | None, manifest: catalog_pb2.Manifest) -> None:
+def _check_version(dataset: Dataset | None, manifest: catalog_pb2.Manifest) -> None:
     """The version must be new and above the latest; a withdrawn dataset takes none."""
     if dataset is None:
         return
-    if dataset["state"] == sql.WITHDRAWN:
-        raise errors.FailedPrecondition(f"{dataset['name']} is withdrawn and takes no new versions",
-                                        reason="DATASET_WITHDRAWN", dataset=dataset["name"])
-    latest = dataset["latest_version"]
+    if dataset.state == sql.WITHDRAWN:
+        raise errors.FailedPrecondition(f"{dataset.name} is withdrawn and takes no new versions",
+                                        reason="DATASET_WITHDRAWN", dataset=dataset.name)
+    latest = dataset.latest_version
     if manifest.version == latest:
         raise errors.AlreadyExists(
-            f"version {latest} of {dataset['name']} exists; publish version {latest + 1}",
+            f"version {latest} of {dataset.name} exists; publish version {latest + 1}",
             reason="VERSION_EXISTS", field="manifest.version", latest_version=latest,
         )
     if manifest.version < latest:
@@ -268,10 +266,10 @@ class Catalog:
 
     def publish(
         self, call: Call, envelope: envelope_pb2.Envelope, chunks: Iterable[bytes]
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Version, bool]:
         """Verify a signed manifest, receive its content, store the version.
 
-        Returns the version row and whether the publisher itself had already published the same
+        Returns the version and whether the publisher itself had already published the same
         content (content other agencies hold counts as new: that is theirs to know). The checks run
         in order (manifest size, signature, fields, version, legal basis, then the bytes); any
         refusal leaves no blob, temp file or row behind, only the refusal's audit event, which names
@@ -327,43 +325,45 @@ class Catalog:
         place last, so a refused change never leaves content behind. It answers whether the
         publisher's own versions already named the content, asked before this one is added."""
         name = manifest.dataset
-        publisher = call.agency or {}
+        region_code = call.agency.region_code if call.agency else ""
         version = str(DatasetName.parse(name, "manifest.dataset").version(manifest.version))
 
-        def change(tx: Tx) -> tuple[tuple[dict[str, Any], bool], list]:
+        def change(tx: Tx) -> tuple[tuple[Version, bool], list]:
             existing = sql.get_dataset(tx.conn, name)
             _check_version(existing, manifest)
             republished = sql.publisher_named(tx.conn, call.caller.identity.id,
                                               manifest.content_sha256.hex())
             when = times.to_text(tx.now)
-            sql.upsert_dataset(tx.conn, {
-                "name": name,
-                "publisher": call.caller.identity.id,
-                "region_code": publisher.get("region_code", ""),
-                "latest_version": manifest.version,
-                "state": sql.ACTIVE,
-                "withdraw_reason": "",
-                "classification": enum_name(catalog_pb2.Classification, manifest.classification),
-                "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
-                "title": manifest.title,
-                "abstract": manifest.abstract,
-                "tags": " ".join(manifest.tags),
-                "field_names": " ".join(field.name for field in manifest.schema),
-                "create_time": existing["create_time"] if existing else when,
-                "update_time": when,
-            }, manifest.tags)
-            row = {
-                "name": version,
-                "dataset": name,
-                "version": manifest.version,
-                "signed_manifest": envelope.SerializeToString(),
-                "classification": enum_name(catalog_pb2.Classification, manifest.classification),
-                "sharing_type": enum_name(catalog_pb2.SharingType, manifest.sharing_type),
-                "content_sha256": manifest.content_sha256.hex(),
-                "content_size": manifest.content_size,
-                "create_time": when,
-                "audit_leaf_index": tx.next_leaf_index,
-            }
+            classification = enum_name(catalog_pb2.Classification, manifest.classification)
+            sharing_type = enum_name(catalog_pb2.SharingType, manifest.sharing_type)
+            sql.upsert_dataset(tx.conn, Dataset(
+                name=name,
+                publisher=call.caller.identity.id,
+                region_code=region_code,
+                latest_version=manifest.version,
+                state=sql.ACTIVE,
+                withdraw_reason="",
+                classification=classification,
+                sharing_type=sharing_type,
+                title=manifest.title,
+                abstract=manifest.abstract,
+                tags=" ".join(manifest.tags),
+                field_names=" ".join(field.name for field in manifest.schema),
+                create_time=existing.create_time if existing else when,
+                update_time=when,
+            ), manifest.tags)
+            row = Version(
+                name=version,
+                dataset=name,
+                version=manifest.version,
+                signed_manifest=envelope.SerializeToString(),
+                classification=classification,
+                sharing_type=sharing_type,
+                content_sha256=manifest.content_sha256.hex(),
+                content_size=manifest.content_size,
+                create_time=when,
+                audit_leaf_index=tx.next_leaf_index,
+            )
             sql.insert_version(tx.conn, row)
             events_sql.insert_event(
                 tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
@@ -375,25 +375,24 @@ class Catalog:
 
         return change
 
-    def can_see(self, call: Call, dataset: dict[str, Any]) -> bool:
-        """Whether the caller may see the metadata of `dataset` (a storage.catalog.get_dataset
-        row): staff always; agencies for PUBLIC/INTERNAL, their own, or with an active grant
-        covering CONFIDENTIAL, unexpired at the time of the call."""
-        return dataset["classification"] != "CONFIDENTIAL" or self.sees_confidential(call,
-                                                                                     dataset)
+    def can_see(self, call: Call, dataset: Dataset) -> bool:
+        """Whether the caller may see the metadata of `dataset`: staff always; agencies for
+        PUBLIC/INTERNAL, their own, or with an active grant covering CONFIDENTIAL, unexpired at
+        the time of the call."""
+        return dataset.classification != "CONFIDENTIAL" or self.sees_confidential(call, dataset)
 
-    def sees_confidential(self, call: Call, dataset: dict[str, Any]) -> bool:
+    def sees_confidential(self, call: Call, dataset: Dataset) -> bool:
         """Whether the caller may see the CONFIDENTIAL metadata of `dataset`: staff, its
         publisher, and agencies holding an active grant on it that covers CONFIDENTIAL,
         unexpired at the time of the call."""
         caller = call.caller
-        if caller.kind != AGENCY or dataset["publisher"] == caller.identity.id:
+        if caller.kind != AGENCY or dataset.publisher == caller.identity.id:
             return True
-        return sql.has_confidential_grant(self._db.reader(), caller.identity.id, dataset["name"],
+        return sql.has_confidential_grant(self._db.reader(), caller.identity.id, dataset.name,
                                           times.to_text(call.time))
 
-    def get_visible(self, call: Call, name: str, field: str = "name") -> dict[str, Any]:
-        """The dataset row `name` if the caller may see it (withdrawn ones included).
+    def get_visible(self, call: Call, name: str, field: str = "name") -> Dataset:
+        """The dataset `name` if the caller may see it (withdrawn ones included).
 
         INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
         whether or not it exists (permission before existence); NOT_FOUND otherwise.
@@ -413,10 +412,10 @@ class Catalog:
         )
 
     def list_datasets(
-        self, call: Call, request: catalog_pb2.ListDatasetsRequest, render: Render,
-    ) -> tuple[list[Any], str]:
-        """The page of datasets `request` asks for, rendered (a page stops at page_size items or
-        when the next would not fit the reply), and the next page token ("" at the end)."""
+        self, call: Call, request: catalog_pb2.ListDatasetsRequest,
+    ) -> paging.Page[Dataset]:
+        """The page of datasets `request` asks for that the caller may see (a page stops at
+        page_size items or when the next would not fit the reply)."""
         size = paging.page_size(request.page_size)
         where = sql.DatasetFilter(
             publisher=_publisher_filter(request.parent),
@@ -434,21 +433,21 @@ class Catalog:
         )
         found = sql.list_datasets(self._db.reader(), where, before=self._position(request),
                                   limit=size + 1)
-        return paging.page(self._page_tokens, self._limits, request, found, size, render, "seq")
+        return paging.page(self._page_tokens, self._limits, request, found, size, _seq)
 
     def list_versions(
         self, call: Call, request: catalog_pb2.ListDatasetVersionsRequest,
-        render: Render,
-    ) -> tuple[list[Any], str]:
-        """A page of a visible dataset's versions the caller may see, newest first, rendered as
-        `list_datasets` does, and the next page token."""
+    ) -> paging.Page[Version]:
+        """A page of a visible dataset's versions the caller may see, newest first, filled as
+        `list_datasets` does."""
         call.resources = [request.parent]
         dataset = self.get_visible(call, request.parent, "parent")
         size = paging.page_size(request.page_size)
-        found = sql.list_versions(self._db.reader(), dataset["name"],
+        found = sql.list_versions(self._db.reader(), dataset.name,
                                   before=self._position(request), limit=size + 1,
                                   confidential=self.sees_confidential(call, dataset))
-        return paging.page(self._page_tokens, self._limits, request, found, size, render, "version")
+        return paging.page(self._page_tokens, self._limits, request, found, size,
+                           _version_number)
 
     def _position(self, request: Any) -> int | None:
         position = self._page_tokens.decode(request.page_token, request)
@@ -457,7 +456,7 @@ class Catalog:
                                          reason="INVALID_PAGE_TOKEN", field="page_token")
         return position
 
-    def withdraw(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+    def withdraw(self, call: Call, name: str, reason: str) -> Dataset:
         """Withdraw a dataset (owner only): it leaves default listings and takes no new access
         requests; pending requests of agencies that may see it become WITHDRAWN (the others wait
         for the owner's decision, see storage.catalog.withdraw_pending_requests); its versions stay
@@ -469,12 +468,12 @@ class Catalog:
             raise errors.PermissionDenied(f"only {owner} may withdraw {name}",
                                           reason="NOT_OWNER", dataset=name)
 
-        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        def change(tx: Tx) -> tuple[Dataset, list]:
             row = sql.get_dataset(tx.conn, name)
             if row is None:
                 raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
                                       dataset=name)
-            if row["state"] == sql.WITHDRAWN:
+            if row.state == sql.WITHDRAWN:
                 raise errors.FailedPrecondition(f"{name} is already withdrawn",
                                                 reason="DATASET_WITHDRAWN", dataset=name)
             when = times.to_text(tx.now)
@@ -485,13 +484,13 @@ class Catalog:
                 actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
             for request in closed:  # requesters hold no grant, so the event above misses them
                 events_sql.insert_event(
-                    tx.conn, recipient=request["requester"], type=REQUEST_WITHDRAWN,
-                    resource=request["name"], dataset=name, actor=call.caller.uri,
+                    tx.conn, recipient=request.requester, type=REQUEST_WITHDRAWN,
+                    resource=request.name, dataset=name, actor=call.caller.uri,
                     summary=f"{name} was withdrawn ({reason}); your access request"
-                            f" {request['name']} is closed", when=when)
+                            f" {request.name} is closed", when=when)
             event = call.event(
-                reason=reason, resources=(name, *(request["name"] for request in closed)),
-                agencies=tuple(dict.fromkeys(str(AgencyName(request["requester"]))
+                reason=reason, resources=(name, *(request.name for request in closed)),
+                agencies=tuple(dict.fromkeys(str(AgencyName(request.requester))
                                              for request in closed)))
             return sql.get_dataset(tx.conn, name), [event]
 
@@ -547,12 +546,20 @@ def _receive(upload: Upload, chunks: Iterable[bytes], manifest: catalog_pb2.Mani
 # -- finding --------------------------------------------------------------------------------------
 
 
-def visible_under(grants: list[dict[str, Any]], terms: dict[str, Any]) -> bool:
+def visible_under(grants: list[Grant], terms: Dataset | Version) -> bool:
     """Whether an agency holding `grants` (its active grants on a dataset it does not own) may
-    see the metadata of a version or dataset row published under `terms`: the rule of
-    `can_see`, for a caller whose grants are read already."""
-    return terms["classification"] != "CONFIDENTIAL" or any(
-        grant["max_classification"] == "CONFIDENTIAL" for grant in grants)
+    see the metadata of a version or dataset published under `terms`: the rule of `can_see`,
+    for a caller whose grants are read already."""
+    return terms.classification != "CONFIDENTIAL" or any(
+        grant.max_classification == "CONFIDENTIAL" for grant in grants)
+
+
+def _seq(dataset: Dataset) -> int:
+    return dataset.seq
+
+
+def _version_number(version: Version) -> int:
+    return version.version
 
 
 def fts_query(text: str) -> str:

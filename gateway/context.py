@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.identity import Caller
+from gateway.models import Agency
 from govshare import errors, signing
 from govshare.transparency import record
 
@@ -48,8 +49,8 @@ class Call:
     """When the call was received, by the gateway's clock: "now" for everything the call
     decides (the unit of work stamps its changes with its own time, and streams read the clock
     again as they go)."""
-    agency: dict[str, Any] | None = None
-    """The caller's directory row, for agency callers."""
+    agency: Agency | None = None
+    """The caller's directory entry, for agency callers."""
     resources: list[str] = field(default_factory=list)
     """Resource names the call concerns, recorded with a refusal."""
     request: Any = None

@@ -13,13 +13,19 @@ from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
+from gateway import paging
+from gateway.config import LimitsConfig
 from gateway.context import Call
 from gateway.identity import Caller
+from gateway.models import Agency
+from gateway.paging import Page, PageTokens
 from gateway.readcache import ReadCache
 from gateway.statements import StatementOpener
+from gateway.storage import Database
 from gateway.storage import directory as sql
 from gateway.text import check_reason
 from gateway.unit_of_work import Tx, UnitOfWork
+from gateway.v1 import directory_pb2
 from govshare import errors, times
 from govshare.names import ID_PATTERN, AgencyName
 from govshare.signing import VerifyKey
@@ -54,10 +60,10 @@ class DirectoryCache(ReadCache):
     def __init__(self, db: Any):
         super().__init__(db, self.CAPACITY)
 
-    def by_id(self, agency_id: str) -> dict[str, Any] | None:
+    def by_id(self, agency_id: str) -> Agency | None:
         return self.get(("id", agency_id), sql.get_agency)
 
-    def by_key_id(self, key_id: str) -> dict[str, Any] | None:
+    def by_key_id(self, key_id: str) -> Agency | None:
         return self.get(("key", key_id), sql.get_agency_by_key_id)
 
 
@@ -65,17 +71,21 @@ class Directory:
     """The directory of agencies: who is registered, in what state, with which signing
     certificate."""
 
-    def __init__(self, work: UnitOfWork, agencies: DirectoryCache, statements: StatementOpener,
-                 ca_certificate: x509.Certificate):
+    def __init__(self, db: Database, work: UnitOfWork, agencies: DirectoryCache,
+                 statements: StatementOpener, ca_certificate: x509.Certificate,
+                 limits: LimitsConfig, page_tokens: PageTokens):
+        self._db = db
         self._work = work
         self._agencies = agencies
         self._statements = statements
         self._ca_certificate = ca_certificate
+        self._limits = limits
+        self._page_tokens = page_tokens
 
     def register(
         self, call: Call, agency_id: str, display_name: str, region_code: str,
         signing_certificate_pem: str,
-    ) -> dict[str, Any]:
+    ) -> Agency:
         """Check and store a new agency with its signing certificate; return its row."""
         if not ID_PATTERN.fullmatch(agency_id):
             raise errors.InvalidArgument(f"agency_id must match {ID_PATTERN.pattern}",
@@ -92,13 +102,13 @@ class Directory:
             )
         key = self._signing_key(agency_id, signing_certificate_pem, call.time)
         when = times.to_text(call.time)
-        row = {
-            "id": agency_id, "display_name": display_name, "region_code": region_code,
-            "signing_certificate_pem": signing_certificate_pem, "signing_key_id": key.key_id,
-            "state": "ACTIVE", "suspend_reason": "", "create_time": when, "update_time": when,
-        }
+        row = Agency(
+            id=agency_id, display_name=display_name, region_code=region_code,
+            signing_certificate_pem=signing_certificate_pem, signing_key_id=key.key_id,
+            state="ACTIVE", suspend_reason="", create_time=when, update_time=when,
+        )
 
-        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        def change(tx: Tx) -> tuple[Agency, list]:
             if sql.get_agency(tx.conn, agency_id) is not None:
                 raise errors.AlreadyExists(f"agency {agency_id} is already registered",
                                            agency=agency_id)
@@ -114,26 +124,26 @@ class Directory:
         finally:
             self._agencies.invalidate()
 
-    def suspend(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+    def suspend(self, call: Call, name: str, reason: str) -> Agency:
         """Suspend an agency; its calls are refused from now on."""
         return self._set_state(call, name, reason, "SUSPENDED")
 
-    def reinstate(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+    def reinstate(self, call: Call, name: str, reason: str) -> Agency:
         """Make a suspended agency active again; its calls are served from now on. Its grants are
         left as they are: expiry and revocation during the suspension stand."""
         return self._set_state(call, name, reason, "ACTIVE", check=_must_be_suspended)
 
     def _set_state(
         self, call: Call, name: str, reason: str, state: str,
-        check: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        check: Callable[[Agency], None] | None = None,
+    ) -> Agency:
         """Move an agency to `state` (once `check` passes on its row), audited with `reason`."""
         agency_id = AgencyName.parse(name).agency
         check_reason(reason)
         # Only a suspended agency shows a reason; the reasons of past suspensions stay in the log.
         suspend_reason = reason if state == "SUSPENDED" else ""
 
-        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        def change(tx: Tx) -> tuple[Agency, list]:
             row = sql.get_agency(tx.conn, agency_id)
             if row is None:
                 raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
@@ -148,7 +158,7 @@ class Directory:
             self._agencies.invalidate()  # the agency's next call sees the new state
 
     def replace_signing_certificate(self, call: Call, name: str, pem: str,
-                                    reason: str) -> dict[str, Any]:
+                                    reason: str) -> Agency:
         """Give an agency a new signing certificate; the old one joins its previous ones, which
         verify what it signed before but sign nothing new."""
         agency_id = AgencyName.parse(name).agency
@@ -157,25 +167,25 @@ class Directory:
         key = self._signing_key(agency_id, pem, call.time, "signing_certificate_pem")
         pem = _canonical(pem)  # the same certificate is the same text, however it was sent
 
-        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        def change(tx: Tx) -> tuple[Agency, list]:
             row = sql.get_agency(tx.conn, agency_id)
             if row is None:
                 raise errors.NotFound(f"agency {agency_id} is not registered", agency=agency_id)
-            if pem == _canonical(row["signing_certificate_pem"]):
+            if pem == _canonical(row.signing_certificate_pem):
                 raise errors.FailedPrecondition(
                     f"this is already the signing certificate of agency {agency_id}",
                     reason="CERTIFICATE_UNCHANGED", agency=agency_id)
             holder = sql.get_agency_by_key_id(tx.conn, key.key_id)
-            if holder is not None and holder["id"] != agency_id:
+            if holder is not None and holder.id != agency_id:
                 raise errors.AlreadyExists("this signing key is registered to another agency",
                                            reason="SIGNING_KEY_IN_USE")
             now = times.to_text(tx.now)
-            retired = {"certificate_pem": row["signing_certificate_pem"],
-                       "key_id": row["signing_key_id"], "retire_time": now}
-            previous = [*json.loads(row["previous_signing_certificates"]), retired]
+            retired = {"certificate_pem": row.signing_certificate_pem,
+                       "key_id": row.signing_key_id, "retire_time": now}
+            previous = [*json.loads(row.previous_signing_certificates), retired]
             sql.replace_signing_certificate(tx.conn, agency_id, pem, key.key_id,
                                             json.dumps(previous), now)
-            replaced = f"{reason} (signing key {row['signing_key_id']} replaced by {key.key_id})"
+            replaced = f"{reason} (signing key {row.signing_key_id} replaced by {key.key_id})"
             return sql.get_agency(tx.conn, agency_id), [call.event(reason=replaced)]
 
         try:
@@ -183,13 +193,22 @@ class Directory:
         finally:
             self._agencies.invalidate()  # the next statement is checked against the new key
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> Agency:
         row = self._agencies.by_id(AgencyName.parse(name).agency)
         if row is None:
             raise errors.NotFound(f"{name} is not registered", agency=name)
         return row
 
-    def registered(self, caller: Caller) -> dict[str, Any]:
+    def list_agencies(self, request: directory_pb2.ListAgenciesRequest) -> Page[Agency]:
+        """A page of the directory, by agency id, in the region `request` names (the directory
+        is public to every caller)."""
+        size = paging.page_size(request.page_size)
+        after = self._page_tokens.decode(request.page_token, request) or ""
+        found = sql.list_agencies(self._db.reader(), after=after, limit=size + 1,
+                                  region_prefix=region_prefix(request.region_code))
+        return paging.page(self._page_tokens, self._limits, request, found, size, _agency_id)
+
+    def registered(self, caller: Caller) -> Agency:
         """The directory row of an agency caller; PERMISSION_DENIED unless registered and active."""
         row = self._agencies.by_id(caller.identity.id)
         if row is None:
@@ -199,9 +218,9 @@ class Directory:
                 reason="AGENCY_NOT_REGISTERED",
                 agency=caller.identity.id,
             )
-        if row["state"] != "ACTIVE":
+        if row.state != "ACTIVE":
             raise errors.PermissionDenied(
-                f"agency {caller.identity.id} is suspended: {row['suspend_reason']}",
+                f"agency {caller.identity.id} is suspended: {row.suspend_reason}",
                 reason="AGENCY_SUSPENDED",
                 agency=caller.identity.id,
             )
@@ -235,13 +254,17 @@ class Directory:
         return key
 
 
-def _must_be_suspended(row: dict[str, Any]) -> None:
-    if row["state"] != "SUSPENDED":
+def _must_be_suspended(row: Agency) -> None:
+    if row.state != "SUSPENDED":
         raise errors.FailedPrecondition(
-            f"agency {row['id']} is {row['state']}, not SUSPENDED: only a suspended agency can"
+            f"agency {row.id} is {row.state}, not SUSPENDED: only a suspended agency can"
             " be reinstated",
-            reason="AGENCY_NOT_SUSPENDED", agency=row["id"], state=row["state"],
+            reason="AGENCY_NOT_SUSPENDED", agency=row.id, state=row.state,
         )
+
+
+def _agency_id(agency: Agency) -> str:
+    return agency.id
 
 
 def _canonical(pem: str) -> str:

@@ -21,6 +21,7 @@ from gateway.catalog import Catalog
 from gateway.context import Call
 from gateway.directory import Directory
 from gateway.identity import Authenticator
+from gateway.models import Event
 from gateway.storage import Database
 from gateway.storage import events as sql
 from gateway.v1 import exchange_pb2
@@ -65,7 +66,7 @@ class Events:
                                    now=times.to_text(self._clock()))
             for row in found:
                 yield exchange_pb2.WatchEventsResponse(event=event_proto(row))
-                after = row["seq"]
+                after = row.seq
             if len(found) < BATCH and ended.wait(POLL_SECONDS):
                 return
 
@@ -78,12 +79,12 @@ class Events:
             self._catalog.get_visible(call, name, field="follow")
 
 
-def event_proto(row: dict[str, Any]) -> exchange_pb2.Event:
-    kind = "EVENT_TYPE_" + row["type"].removeprefix("EVENT_TYPE_")
+def event_proto(row: Event) -> exchange_pb2.Event:
+    kind = "EVENT_TYPE_" + row.type.removeprefix("EVENT_TYPE_")
     return exchange_pb2.Event(
-        cursor=str(row["seq"]), type=exchange_pb2.EventType.Value(kind),
-        resource=row["resource"], dataset=row["dataset"], actor=row["actor"],
-        summary=row["summary"], create_time=times.to_timestamp(row["create_time"]),
+        cursor=str(row.seq), type=exchange_pb2.EventType.Value(kind),
+        resource=row.resource, dataset=row.dataset, actor=row.actor,
+        summary=row.summary, create_time=times.to_timestamp(row.create_time),
     )
 
 

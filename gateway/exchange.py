@@ -8,18 +8,21 @@ change leaves only its refusal event. The sharing rules themselves live in `gate
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import catalog, policy
+from gateway import catalog, paging, policy
 from gateway.catalog import Catalog, DatasetCache
-from gateway.config import ExchangeConfig
+from gateway.config import ExchangeConfig, LimitsConfig
 from gateway.context import Call
 from gateway.directory import DirectoryCache
 from gateway.identity import ADMIN
+from gateway.models import AccessRequest, Dataset, Grant, Version
+from gateway.paging import Page, PageTokens
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
@@ -30,7 +33,7 @@ from gateway.text import check_reason, check_text
 from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
 from govshare import envelopes, errors, times
-from govshare.enums import enum_value
+from govshare.enums import enum_value, optional_enum
 from govshare.ids import new_id
 from govshare.names import AccessRequestName, AgencyName, DatasetName, GrantName
 from govshare.signing import SigningKey
@@ -46,8 +49,8 @@ PENDING, APPROVED, DENIED, WITHDRAWN = "PENDING", "APPROVED", "DENIED", "WITHDRA
 class Created:
     """The outcome of CreateAccessRequest: the request row and the grant row, if granted."""
 
-    request: dict[str, Any]
-    grant: dict[str, Any] | None
+    request: AccessRequest
+    grant: Grant | None
 
 
 def require_parent(call: Call, parent: str) -> str:
@@ -67,7 +70,8 @@ class Exchange:
 
     def __init__(self, db: Database, work: UnitOfWork, datasets: DatasetCache,
                  agencies: DirectoryCache, catalog: Catalog, statements: StatementOpener,
-                 config: ExchangeConfig, signing_key: SigningKey):
+                 config: ExchangeConfig, signing_key: SigningKey, limits: LimitsConfig,
+                 page_tokens: PageTokens):
         self._db = db
         self._work = work
         self._datasets = datasets
@@ -76,6 +80,8 @@ class Exchange:
         self._statements = statements
         self._config = config
         self._signing_key = signing_key
+        self._limits = limits
+        self._page_tokens = page_tokens
 
     def check_fresh(self, stamp: Timestamp, field: str, now: datetime) -> None:
         """Refuse a signed create_time outside the configured clock-skew window."""
@@ -117,7 +123,7 @@ class Exchange:
 
     def evaluate(
         self, call: Call, requester: str, statement: Any, now: datetime, conn: Any = None,
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, policy.PolicyDecision]:
+    ) -> tuple[Dataset | None, Dataset | Version | None, policy.PolicyDecision]:
         """The dataset asked for (None if it does not exist), the terms asked for (`seen_terms`)
         and what the sharing rules decide (read through `conn`, or from the gateway's caches when
         it is None).
@@ -155,10 +161,10 @@ class Exchange:
                          "signed_statement.fields")
         return dataset, terms, policy.decide(dataset, statement, config, now, terms)
 
-    def seen_terms(self, call: Call, conn: Any, dataset: dict[str, Any] | None,
-                   version: int) -> dict[str, Any] | None:
+    def seen_terms(self, call: Call, conn: Any, dataset: Dataset | None,
+                   version: int) -> Dataset | Version | None:
         """The terms a request asks for, if its requester may see them: `dataset` itself (for the
-        latest version, `version` 0) or the row of the version it names. None, so that the owner
+        latest version, `version` 0) or the version it names. None, so that the owner
         decides and the answer tells nothing, for a dataset or version that does not exist or is
         hidden, and for any version of a dataset whose latest version the requester may not see:
         whether that latest version is still exchanged (not withdrawn, not NOT_SHARED) would show
@@ -167,9 +173,9 @@ class Exchange:
             return None
         if not version:
             return dataset
-        name = str(DatasetName.parse(dataset["name"]).version(version))
+        name = str(DatasetName.parse(dataset.name).version(version))
         row = catalog_sql.get_version(conn, name)
-        if row is None or (row["classification"] == "CONFIDENTIAL"
+        if row is None or (row.classification == "CONFIDENTIAL"
                            and not self._catalog.sees_confidential(call, dataset)):
             return None
         return row
@@ -228,7 +234,7 @@ class Exchange:
                 return _retry(tx.conn, existing, statement, tx.now), []
             plan = planned
             if plan is None or catalog_sql.sharing_terms(tx.conn, statement.dataset) != (
-                    plan.dataset and catalog_sql.terms_of(plan.dataset)):
+                    plan.dataset and plan.dataset.terms):
                 plan = self._plan(call, requester, statement, envelope_bytes, digest,
                              tx.now, tx.conn)
             self._check_none_pending(tx.conn, call, plan.created.request)  # one at a time
@@ -236,8 +242,8 @@ class Exchange:
             if plan.created.grant is not None:
                 sql.insert_grant(tx.conn, plan.created.grant)
             row = plan.created.request
-            _notify(tx, row["owner"], "ACCESS_REQUEST_CREATED", row["name"], row, call,
-                    f"{parent} asks for {row['dataset']}: {row['state_reason']}")
+            _notify(tx, row.owner, "ACCESS_REQUEST_CREATED", row.name, row, call,
+                    f"{parent} asks for {row.dataset}: {row.state_reason}")
             return plan.created, plan.events
 
         return self._work.commit(change, call.refusal).value
@@ -261,33 +267,33 @@ class Exchange:
         if decision.outcome == policy.GRANT_NOW:
             grant, grant_id = self._grant_row(row, list(statement.fields), decision.duration,
                                          exchange_pb2.GRANT_BASIS_UNCONDITIONAL_SHARING, now, terms)
-            row.update(grant_name=grant["name"], decide_time=row["create_time"])
+            row = replace(row, grant_name=grant.name, decide_time=row.create_time)
             audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
-                                    resources=_resources(grant["name"], row)))
+                                    resources=_resources(grant.name, row)))
         return _Planned(dataset, Created(row, grant), audit)
 
     def _check_none_pending(self, conn: Any, call: Call,
-                            request: dict[str, Any]) -> None:
+                            request: AccessRequest) -> None:
         """Refuse a `request` that would wait for the owner while its requester's earlier request
         for the dataset still waits (overdue or not: the owner can still decide it), or while its
         requester already has [exchange] max_pending_requests waiting for that owner, so an owner
         is not flooded with copies or guesses (counted alike whether the datasets exist or not).
         Granted at once (a renewal, say), it is not checked: that path makes no read for this."""
-        if request["state"] != PENDING:
+        if request.state != PENDING:
             return
-        waiting = sql.pending_request(conn, request["requester"], request["dataset"])
+        waiting = sql.pending_request(conn, request.requester, request.dataset)
         if waiting is not None:
-            name, deadline = waiting["name"], waiting["decide_deadline"]
+            name, deadline = waiting
             call.resources = [*call.resources, name]
             raise errors.FailedPrecondition(
-                f"your access request {name} for {request['dataset']} is still PENDING (the owner"
+                f"your access request {name} for {request.dataset} is still PENDING (the owner"
                 f" decides by {deadline}): wait for that decision, or withdraw that request"
                 " (WithdrawAccessRequest) and ask again",
-                reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request["dataset"],
+                reason="REQUEST_ALREADY_PENDING", access_request=name, dataset=request.dataset,
             )
         most = self._config.max_pending_requests
-        if sql.count_pending(conn, request["requester"], request["owner"]) >= most:
-            owner = AgencyName(request["owner"])
+        if sql.count_pending(conn, request.requester, request.owner) >= most:
+            owner = AgencyName(request.owner)
             raise errors.ResourceExhausted(
                 f"you have {most} PENDING access requests to {owner}, the most one agency may have"
                 " waiting for one owner: wait for its decisions, or withdraw some"
@@ -305,34 +311,33 @@ class Exchange:
         return None if existing is None else _retry(reader, existing, statement, now)
 
     def _grant_row(
-        self, request: dict[str, Any], fields: list[str], duration: timedelta,
-        basis: int, now: datetime, given: dict[str, Any],
-    ) -> tuple[dict[str, Any], str]:
+        self, request: AccessRequest, fields: list[str], duration: timedelta,
+        basis: int, now: datetime, given: Dataset | Version,
+    ) -> tuple[Grant, str]:
         """A new grant answering `request`, sealed by the gateway, and its envelope id. It is given
-        under the terms `given` (the row of the version the request names, or the dataset's row
-        for its latest version, read as the grant is decided), and opens no version published
-        under stricter ones."""
-        name = str(AgencyName(request["requester"]).grant(new_id()))
+        under the terms `given` (the version the request names, or the dataset for its latest
+        version, read as the grant is decided), and opens no version published under stricter
+        ones."""
+        name = str(AgencyName(request.requester).grant(new_id()))
         expire = now + duration
-        terms = {"max_classification": given["classification"],
-                 "max_sharing_type": policy.sharing_type(given)}
+        max_classification, max_sharing_type = given.classification, policy.sharing_type(given)
         statement = exchange_pb2.GrantStatement(
-            grant=name, grantee=str(AgencyName(request["requester"])),
-            owner=str(AgencyName(request["owner"])), dataset=request["dataset"], fields=fields,
-            access_request=request["name"], basis=basis, create_time=times.to_timestamp(now),
+            grant=name, grantee=str(AgencyName(request.requester)),
+            owner=str(AgencyName(request.owner)), dataset=request.dataset, fields=fields,
+            access_request=request.name, basis=basis, create_time=times.to_timestamp(now),
             expire_time=times.to_timestamp(expire),
-            max_classification=enum_value(catalog_pb2.Classification, terms["max_classification"]),
-            max_sharing_type=enum_value(catalog_pb2.SharingType, terms["max_sharing_type"]),
+            max_classification=enum_value(catalog_pb2.Classification, max_classification),
+            max_sharing_type=enum_value(catalog_pb2.SharingType, max_sharing_type),
         )
         envelope = envelopes.seal(self._signing_key, envelopes.GRANT, statement)
-        return {
-            "name": name, "grantee": request["requester"], "owner": request["owner"],
-            "dataset": request["dataset"], "access_request": request["name"],
-            "fields": json.dumps(fields), "state": "ACTIVE",
-            "signed_statement": envelope.SerializeToString(), "create_time": times.to_text(now),
-            "expire_time": times.to_text(expire), "revoke_time": None, "revoke_reason": "",
-            **terms,
-        }, envelopes.envelope_id(envelope)
+        return Grant(
+            name=name, grantee=request.requester, owner=request.owner,
+            dataset=request.dataset, access_request=request.name,
+            fields=json.dumps(fields), state="ACTIVE",
+            signed_statement=envelope.SerializeToString(), create_time=times.to_text(now),
+            expire_time=times.to_text(expire), revoke_time=None, revoke_reason="",
+            max_classification=max_classification, max_sharing_type=max_sharing_type,
+        ), envelopes.envelope_id(envelope)
 
     def decide_request(
         self, call: Call, name: str, envelope: envelope_pb2.Envelope, approve: bool,
@@ -357,7 +362,7 @@ class Exchange:
             if row is None:
                 raise errors.NotFound(f"access request {name} does not exist", access_request=name)
             _name_parties(call, name, row)
-            if row["owner"] != owner:
+            if row.owner != owner:
                 raise errors.PermissionDenied(
                     f"only the owner of the requested dataset may decide on {name}",
                     reason="NOT_OWNER", access_request=name,
@@ -370,44 +375,44 @@ class Exchange:
                 grant, grant_id = self._approved_grant(tx, row, decision)
                 sql.insert_grant(tx.conn, grant)
                 audit.append(call.event("exchange.grant.create", envelope_ids=(grant_id,),
-                                        resources=_resources(grant["name"], row)))
+                                        resources=_resources(grant.name, row)))
             reason = decision.reason or ("approved by the owner" if approve else "")
             sql.decide_access_request(
                 tx.conn, name, state=APPROVED if approve else DENIED, reason=reason,
                 signed_decision=envelope.SerializeToString(),
-                grant_name=grant["name"] if grant else None, when=now,
+                grant_name=grant.name if grant else None, when=now,
             )
             kind = "ACCESS_REQUEST_APPROVED" if approve else "ACCESS_REQUEST_DENIED"
-            _notify(tx, row["requester"], kind, name, row, call,
+            _notify(tx, row.requester, kind, name, row, call,
                     f"{AgencyName(owner)} {'approved' if approve else 'denied'} {name}: {reason}")
             return Created(sql.get_access_request(tx.conn, name, now), grant), audit
 
         return self._work.commit(change, call.refusal).value
 
     def _approved_grant(
-        self, tx: Tx, row: dict[str, Any], decision: Any
-    ) -> tuple[dict[str, Any], str]:
+        self, tx: Tx, row: AccessRequest, decision: Any
+    ) -> tuple[Grant, str]:
         """The grant an approval creates, if the requester and the dataset, as they are now, still
         allow one."""
-        requester = directory_sql.get_agency(tx.conn, row["requester"])
-        if requester["state"] != "ACTIVE":
+        requester = directory_sql.get_agency(tx.conn, row.requester)
+        if requester.state != "ACTIVE":
             raise errors.FailedPrecondition(
-                f"{AgencyName(row['requester'])} is {requester['state']}"
-                f" ({requester['suspend_reason']}): no grant is given to it; deny the request or"
+                f"{AgencyName(row.requester)} is {requester.state}"
+                f" ({requester.suspend_reason}): no grant is given to it; deny the request or"
                 " wait until an administrator reinstates it",
-                reason="REQUESTER_SUSPENDED", agency=AgencyName(row["requester"]),
+                reason="REQUESTER_SUSPENDED", agency=AgencyName(row.requester),
             )
         statement = decode_statement(row)
-        dataset = catalog_sql.get_dataset(tx.conn, row["dataset"])
+        dataset = catalog_sql.get_dataset(tx.conn, row.dataset)
         if dataset is None:  # asked for by a name its owner never published
             raise errors.NotFound(
-                f"{row['dataset']} does not exist: deny the request, or publish the dataset first",
-                reason="DATASET_NOT_FOUND", dataset=row["dataset"],
+                f"{row.dataset} does not exist: deny the request, or publish the dataset first",
+                reason="DATASET_NOT_FOUND", dataset=row.dataset,
             )
         terms = _asked_version(tx.conn, dataset, statement.version)
         ruling = policy.decide_approval(dataset, terms, statement.duration.ToTimedelta(),
                                         self._config)
-        enforce(ruling, row["dataset"])
+        enforce(ruling, row.dataset)
         return self._grant_row(row, _approved_fields(tx, row, statement, decision),
                           _approved_duration(ruling.duration, decision),
                           exchange_pb2.GRANT_BASIS_OWNER_APPROVAL, tx.now, terms)
@@ -439,7 +444,7 @@ class Exchange:
         _check_nonce(decision.nonce, f"{field}.nonce")
         self.check_fresh(decision.create_time, f"{field}.create_time", now)
 
-    def withdraw_request(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+    def withdraw_request(self, call: Call, name: str, reason: str) -> AccessRequest:
         """Close the caller's own PENDING request without a decision and tell the owner, so that
         the requester may ask again (it may have one PENDING request per dataset). Only the
         requester named in `name` may: refused before any read, so no one learns whether another
@@ -454,7 +459,7 @@ class Exchange:
             )
         check_reason(reason)
 
-        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        def change(tx: Tx) -> tuple[AccessRequest, list]:
             now = times.to_text(tx.now)
             row = sql.get_access_request(tx.conn, name, now)
             if row is None:
@@ -464,51 +469,81 @@ class Exchange:
             sql.decide_access_request(tx.conn, name, state=WITHDRAWN,
                                       reason=f"withdrawn by its requester: {reason}",
                                       signed_decision=None, grant_name=None, when=now)
-            _notify(tx, row["owner"], "ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", name, row, call,
-                    f"{AgencyName(row['requester'])} withdrew {name} for {row['dataset']}:"
+            _notify(tx, row.owner, "ACCESS_REQUEST_WITHDRAWN_BY_REQUESTER", name, row, call,
+                    f"{AgencyName(row.requester)} withdrew {name} for {row.dataset}:"
                     f" {reason}")
             event = call.event(resources=tuple(call.resources), reason=reason)
             return sql.get_access_request(tx.conn, name, now), [event]
 
         return self._work.commit(change, call.refusal).value
 
-    def get_request(self, call: Call, name: str) -> dict[str, Any]:
+    def get_request(self, call: Call, name: str) -> AccessRequest:
         """One access request, for its requester or its owner."""
         requester = AccessRequestName.parse(name).parent
         agency = call.caller.identity.id
         row = sql.get_access_request(self._db.reader(), name, times.to_text(call.time))
         if row is None and requester.agency == agency:
             raise errors.NotFound(f"access request {name} does not exist", access_request=name)
-        if row is None or agency not in (row["requester"], row["owner"]):
+        if row is None or agency not in (row.requester, row.owner):
             raise errors.PermissionDenied(
                 f"only the requester and the dataset's owner may read {name}",
                 reason="NOT_A_PARTY", access_request=name,
             )
         return row
 
-    def revoke_grant(self, call: Call, name: str, reason: str) -> dict[str, Any]:
+    def list_requests(self, call: Call, request: exchange_pb2.ListAccessRequestsRequest,
+                      now: str) -> Page[AccessRequest]:
+        """A page of the access requests to (incoming) or from the calling agency, newest first,
+        their states as of `now`."""
+        return self._page(call, request, sql.list_access_requests,
+                          exchange_pb2.AccessRequestState, now, overdue_only=request.overdue_only)
+
+    def list_grants(self, call: Call, request: exchange_pb2.ListGrantsRequest,
+                    now: str) -> Page[Grant]:
+        """A page of the grants given by (incoming) or held by the calling agency, newest first,
+        their states as of `now`."""
+        return self._page(call, request, sql.list_grants, exchange_pb2.GrantState, now)
+
+    def _page(self, call: Call, request: Any, query: Callable[..., list[Any]],
+              states: Any, now: str, **filters: Any) -> Page[Any]:
+        """A page of `query` (storage's listing of requests or grants) for the agency `request`
+        names as its parent: the side its direction asks for, the state (of enum `states`) and
+        dataset it filters by, and `filters`; checked in that order, the parent first."""
+        agency = require_parent(call, request.parent)
+        incoming = direction_incoming(request.direction)
+        size = paging.page_size(request.page_size)
+        found = query(
+            self._db.reader(), agency=agency, incoming=incoming,
+            state=optional_enum(states, request.state, "state"), now=now,
+            dataset=dataset_filter(request.dataset),
+            before=self._page_tokens.decode(request.page_token, request), limit=size + 1,
+            **filters,
+        )
+        return paging.page(self._page_tokens, self._limits, request, found, size, _seq)
+
+    def revoke_grant(self, call: Call, name: str, reason: str) -> Grant:
         """Revoke a grant (its owner or an administrator); fetches under it stop."""
         GrantName.parse(name)
         check_reason(reason)
 
-        def change(tx: Tx) -> tuple[dict[str, Any], list]:
+        def change(tx: Tx) -> tuple[Grant, list]:
             now = times.to_text(tx.now)
             grant = sql.get_grant(tx.conn, name, now)
             if grant is None:
                 raise errors.NotFound(f"grant {name} does not exist", grant=name)
             call.resources = list(_resources(name, grant))
-            if call.caller.kind != ADMIN and grant["owner"] != call.caller.identity.id:
+            if call.caller.kind != ADMIN and grant.owner != call.caller.identity.id:
                 raise errors.PermissionDenied(
-                    f"only the owner of {grant['dataset']} or an administrator may revoke {name}",
+                    f"only the owner of {grant.dataset} or an administrator may revoke {name}",
                     reason="NOT_OWNER", grant=name,
                 )
-            if grant["effective_state"] != "ACTIVE":
-                raise errors.FailedPrecondition(f"{name} is {grant['effective_state']}, not ACTIVE",
+            if grant.effective_state != "ACTIVE":
+                raise errors.FailedPrecondition(f"{name} is {grant.effective_state}, not ACTIVE",
                                                 reason="GRANT_NOT_ACTIVE",
-                                                state=grant["effective_state"])
+                                                state=grant.effective_state)
             sql.revoke_grant(tx.conn, name, reason, now)
-            _notify(tx, grant["grantee"], "GRANT_REVOKED", name, grant, call,
-                    f"{name} on {grant['dataset']} was revoked: {reason}")
+            _notify(tx, grant.grantee, "GRANT_REVOKED", name, grant, call,
+                    f"{name} on {grant.dataset} was revoked: {reason}")
             event = call.event("exchange.grant.revoke", resources=tuple(call.resources),
                                reason=reason)
             return sql.get_grant(tx.conn, name, now), [event]
@@ -554,7 +589,7 @@ def dataset_fields(conn: Any, dataset: str, version: int = 0) -> set[str]:
            if version else catalog_sql.latest_version(conn, dataset))
     if row is None:
         return set()
-    envelope = envelope_pb2.Envelope.FromString(row["signed_manifest"])
+    envelope = envelope_pb2.Envelope.FromString(row.signed_manifest)
     manifest = catalog_pb2.Manifest.FromString(envelope.payload)
     return {field.name for field in manifest.schema}
 
@@ -568,7 +603,7 @@ def check_fields(asked: list[str], allowed: set[str], field: str) -> None:
         )
 
 
-def _own_dataset(name: str, dataset: dict[str, Any] | None) -> errors.GatewayError:
+def _own_dataset(name: str, dataset: Dataset | None) -> errors.GatewayError:
     """The refusal of a request for one of the requester's own dataset names."""
     if dataset is None:
         return errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",
@@ -593,8 +628,8 @@ def enforce(decision: policy.PolicyDecision, dataset: str) -> None:
 class _Planned:
     """A decided access request, its grant signed, ready to be written."""
 
-    dataset: dict[str, Any] | None
-    """The dataset's row as decided on; None for a name that does not exist."""
+    dataset: Dataset | None
+    """The dataset as decided on; None for a name that does not exist."""
     created: Created
     events: list
 
@@ -608,84 +643,85 @@ def _content(statement: Any) -> Any:
     return content
 
 
-def _retry(conn: Any, existing: dict[str, Any], statement: Any, now: datetime) -> Created:
+def _retry(conn: Any, existing: AccessRequest, statement: Any, now: datetime) -> Created:
     """A retry asking the same (a fresh nonce and create_time aside) returns the first request;
     a different statement is refused."""
     if _content(decode_statement(existing)) != _content(statement):
         raise errors.AlreadyExists(
-            f"request_id {existing['request_id']} was already used for another statement"
-            f" ({existing['name']}); choose a new request_id for a new request",
-            reason="REQUEST_ID_REUSED", access_request=existing["name"],
+            f"request_id {existing.request_id} was already used for another statement"
+            f" ({existing.name}); choose a new request_id for a new request",
+            reason="REQUEST_ID_REUSED", access_request=existing.name,
         )
     grant = None
-    if existing["grant_name"]:
-        grant = sql.get_grant(conn, existing["grant_name"], times.to_text(now))
+    if existing.grant_name:
+        grant = sql.get_grant(conn, existing.grant_name, times.to_text(now))
     return Created(existing, grant)
 
 
 def _request_row(
     name: str, requester: str, statement: Any, envelope_bytes: bytes, digest: str,
     decision: policy.PolicyDecision, now: datetime,
-) -> dict[str, Any]:
+) -> AccessRequest:
     deadline = decision.decide_deadline
-    return {
-        "name": name, "requester": requester, "owner": DatasetName.parse(statement.dataset).agency,
-        "dataset": statement.dataset, "request_id": statement.request_id,
-        "statement_digest": digest, "signed_statement": envelope_bytes,
-        "state": APPROVED if decision.outcome == policy.GRANT_NOW else PENDING,
-        "state_reason": decision.reason,
-        "decide_deadline": times.to_text(deadline) if deadline else None,
-        "signed_decision": None, "grant_name": None, "create_time": times.to_text(now),
-        "decide_time": None,
-    }
+    return AccessRequest(
+        name=name, requester=requester, owner=DatasetName.parse(statement.dataset).agency,
+        dataset=statement.dataset, request_id=statement.request_id,
+        statement_digest=digest, signed_statement=envelope_bytes,
+        state=APPROVED if decision.outcome == policy.GRANT_NOW else PENDING,
+        state_reason=decision.reason,
+        decide_deadline=times.to_text(deadline) if deadline else None,
+        signed_decision=None, grant_name=None, create_time=times.to_text(now),
+        decide_time=None,
+    )
 
 
-def _resources(name: str, row: dict[str, Any]) -> tuple[str, ...]:
+def _resources(name: str, row: AccessRequest | Grant) -> tuple[str, ...]:
     """What an exchange event concerns: the resource, both agencies and the dataset."""
-    return (name, str(AgencyName(row["requester"] if "requester" in row else row["grantee"])),
-            str(AgencyName(row["owner"])), row["dataset"])
+    return (name, str(AgencyName(row.requester if isinstance(row, AccessRequest) else row.grantee)),
+            str(AgencyName(row.owner)), row.dataset)
 
 
-def _notify(tx: Tx, recipient: str, kind: str, resource: str, row: dict[str, Any], call: Call,
+def _notify(tx: Tx, recipient: str, kind: str, resource: str, row: AccessRequest | Grant,
+            call: Call,
             summary: str) -> None:
     events_sql.insert_event(tx.conn, recipient=recipient, type=kind, resource=resource,
-                            dataset=row["dataset"], actor=call.caller.uri, summary=summary,
+                            dataset=row.dataset, actor=call.caller.uri, summary=summary,
                             when=times.to_text(tx.now))
 
 
 # -- Approve / Deny ------------------------------------------------------------------------------
 
 
-def _name_parties(call: Call, name: str, row: dict[str, Any] | None) -> None:
+def _name_parties(call: Call, name: str, row: AccessRequest | None) -> None:
     """Let a decision, refused or not, name the dataset and both agencies of request `row`, so
     that its owner finds a forged one under the dataset; only when the caller is a party to the
     request, so that no refusal tells a stranger guessing names whose dataset it is for."""
-    if row is not None and call.caller.identity.id in (row["requester"], row["owner"]):
+    if row is not None and call.caller.identity.id in (row.requester, row.owner):
         call.resources = list(_resources(name, row))
 
 
-def _check_pending(row: dict[str, Any]) -> None:
-    state = row["effective_state"]
+def _check_pending(row: AccessRequest) -> None:
+    state = row.effective_state
     if state == PENDING:
         return
     # Its requester or the dataset's withdrawal closed it: the state_reason says which.
-    why = (f"it was closed without a decision ({row['state_reason']})" if state == WITHDRAWN
+    why = (f"it was closed without a decision ({row.state_reason})" if state == WITHDRAWN
            else "it was decided already")
-    raise errors.FailedPrecondition(f"{row['name']} is {state}, not PENDING: {why}",
+    raise errors.FailedPrecondition(f"{row.name} is {state}, not PENDING: {why}",
                                     reason="REQUEST_NOT_PENDING", state=state)
 
 
-def _asked_version(conn: Any, dataset: dict[str, Any], version: int) -> dict[str, Any]:
-    """The row of the version an approved request names (`dataset` for the latest), as it
+def _asked_version(conn: Any, dataset: Dataset, version: int) -> Dataset | Version:
+    """The version an approved request names (`dataset` for the latest), as it
     is now; NOT_FOUND for a version its owner never published."""
     if not version:
         return dataset
-    name = str(DatasetName.parse(dataset["name"]).version(version))
+    name = str(DatasetName.parse(dataset.name).version(version))
     row = catalog_sql.get_version(conn, name)
     if row is None:  # asked for by a number its owner never published
         raise errors.NotFound(
             f"{name} does not exist: deny the request, or publish that version first",
-            reason="VERSION_NOT_FOUND", dataset=dataset["name"], version=name,
+            reason="VERSION_NOT_FOUND", dataset=dataset.name, version=name,
         )
     return row
 
@@ -703,7 +739,7 @@ def _approved_duration(allowed: timedelta, decision: Any) -> timedelta:
     return narrowed
 
 
-def _approved_fields(tx: Tx, row: dict[str, Any], statement: Any, decision: Any) -> list[str]:
+def _approved_fields(tx: Tx, row: AccessRequest, statement: Any, decision: Any) -> list[str]:
     """The fields the grant covers: the requested ones (none: every field), or the owner's
     subset of them; never more. They are checked against the dataset's schema here, where the
     owner decides: a request for a dataset its requester may not see was recorded unchecked."""
@@ -717,23 +753,27 @@ def _approved_fields(tx: Tx, row: dict[str, Any], statement: Any, decision: Any)
             reason="FIELDS_NOT_REQUESTED", field=field, fields=",".join(wider),
         )
     granted = chosen or asked
-    unknown = sorted(set(granted) - dataset_fields(tx.conn, row["dataset"], statement.version))
+    unknown = sorted(set(granted) - dataset_fields(tx.conn, row.dataset, statement.version))
     if unknown:
         whose = field if chosen else "the request"
         raise errors.InvalidArgument(
-            f"{whose} names fields that {row['dataset']} does not have: {', '.join(unknown)};"
+            f"{whose} names fields that {row.dataset} does not have: {', '.join(unknown)};"
             f" approve with {field} naming fields of its schema, or deny the request",
             reason="FIELD_UNKNOWN", field=field, fields=",".join(unknown),
         )
     return granted
 
 
-def decode_statement(row: dict[str, Any]) -> Any:
-    envelope = envelope_pb2.Envelope.FromString(row["signed_statement"])
+def decode_statement(row: AccessRequest) -> Any:
+    envelope = envelope_pb2.Envelope.FromString(row.signed_statement)
     return exchange_pb2.AccessRequestStatement.FromString(envelope.payload)
 
 
 # -- reading requests ----------------------------------------------------------------------------
+
+
+def _seq(row: AccessRequest | Grant) -> int:
+    return row.seq
 
 
 def dataset_filter(dataset: str) -> str:

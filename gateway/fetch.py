@@ -49,6 +49,7 @@ from gateway.config import LimitsConfig
 from gateway.context import Call
 from gateway.directory import Directory
 from gateway.identity import Authenticator
+from gateway.models import Dataset, Exchange, Grant, Version
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.storage import exchange as sql
@@ -75,17 +76,17 @@ class Plan:
 
     name: str
     requester: str
-    version: dict[str, Any]
+    version: Version
     manifest: catalog_pb2.Manifest
-    grant: dict[str, Any]
+    grant: Grant
     fields: list[str]
     """The fields projected, in schema order; empty: the whole content."""
     offset: int
     resumed: bool
 
     def resources(self) -> tuple[str, ...]:
-        return (self.name, str(AgencyName(self.requester)), str(AgencyName(self.grant["owner"])),
-                self.version["dataset"], self.version["name"], self.grant["name"])
+        return (self.name, str(AgencyName(self.requester)), str(AgencyName(self.grant.owner)),
+                self.version.dataset, self.version.name, self.grant.name)
 
 
 class Streaming:
@@ -168,7 +169,7 @@ class Fetcher:
         reader = self._db.reader()
         now = times.to_text(call.time)
         resumed = _resumable(reader, requester, exchange) if exchange else None
-        parsed, version_name = _parse(resumed["dataset_version"] if resumed else dataset)
+        parsed, version_name = _parse(resumed.dataset_version if resumed else dataset)
         dataset_name = str(parsed)
         if resumed and dataset not in (dataset_name, version_name):
             raise errors.InvalidArgument(
@@ -193,29 +194,28 @@ class Fetcher:
             # ListDatasetVersions leaves it out, and numbers tried in turn must not list it.
             raise errors.NotFound(f"{version_name or dataset_name} has no such version",
                                   reason="VERSION_NOT_FOUND", dataset=dataset)
-        manifest = _manifest(version["signed_manifest"])
+        manifest = _manifest(version.signed_manifest)
         grant = self._opening_grant(grants, version)
-        fields = _projection(grant, version["name"], manifest)
-        if offset < 0 or (offset > version["content_size"] and not fields):
-            raise _offset_out_of_range(version["content_size"])
+        fields = _projection(grant, version.name, manifest)
+        if offset < 0 or (offset > version.content_size and not fields):
+            raise _offset_out_of_range(version.content_size)
         if offset and not resumed:
             raise errors.InvalidArgument("an offset resumes an exchange: give its name too",
                                          field="exchange")
         if offset and resumed:
-            _check_same_fields(reader, resumed, fields, version["name"], manifest, now)
+            _check_same_fields(reader, resumed, fields, version.name, manifest, now)
         name = exchange or str(AgencyName(requester).exchange(new_id()))
         return Plan(name, requester, version, manifest, grant, fields, offset, resumed is not None)
 
-    def _opening_grant(self, grants: list[dict[str, Any]],
-                       version: dict[str, Any]) -> dict[str, Any]:
+    def _opening_grant(self, grants: list[Grant], version: Version) -> Grant:
         """The grant that delivers `version`: the longest lasting of the requester's active
         `grants` whose terms cover it (policy.covers). Refused when the version, or the dataset's
         latest version, is NOT_SHARED (the owner's current decision governs the grants it gave
         earlier), or published under terms stricter than every grant covers. A refusal names a
         version's terms only to a caller that may see that version."""
-        dataset = version["dataset"]
+        dataset = version.dataset
         latest = self._datasets.dataset(dataset)
-        for row, which in ((version, version["name"]),
+        for row, which in ((version, version.name),
                            (latest, f"the latest version of {dataset}")):
             if policy.sharing_type(row) == "NOT_SHARED" and catalog.visible_under(grants, row):
                 raise errors.FailedPrecondition(
@@ -223,7 +223,7 @@ class Fetcher:
                     " delivers it; ask the owner", reason="DATASET_NOT_SHARED", dataset=dataset)
         grant = next((grant for grant in grants if policy.covers(grant, version)), None)
         if grant is None:
-            raise _stricter(grants, dataset, version, version["name"])
+            raise _stricter(grants, dataset, version, version.name)
         if policy.sharing_type(latest) == "NOT_SHARED":  # hidden from the caller: see above
             raise _stricter(grants, dataset, latest)
         return grant
@@ -233,12 +233,12 @@ class Fetcher:
         at open, refused at once when it is missing or its size changed."""
         version = plan.version
         try:
-            blob = self._blobs.open(plan.grant["owner"], version["content_sha256"])
+            blob = self._blobs.open(plan.grant.owner, version.content_sha256)
         except FileNotFoundError:
-            raise errors.DataLoss(f"the stored content of {version['name']} is missing",
-                                  reason="CONTENT_MISSING", version=version["name"]) from None
+            raise errors.DataLoss(f"the stored content of {version.name} is missing",
+                                  reason="CONTENT_MISSING", version=version.name) from None
         opened = os.fstat(blob.fileno())
-        if opened.st_size != version["content_size"]:
+        if opened.st_size != version.content_size:
             blob.close()
             raise _altered(version)
         return blob, opened
@@ -246,19 +246,18 @@ class Fetcher:
     def _start(self, call: Call, plan: Plan) -> None:
         def change(tx: Tx) -> tuple[None, list]:
             when = times.to_text(tx.now)
-            if sql.grant_usable(tx.conn, plan.grant["name"], when) != "ACTIVE":
-                raise errors.PermissionDenied(f"{plan.grant['name']} is no longer active",
-                                              reason="NO_ACTIVE_GRANT", grant=plan.grant["name"])
+            if sql.grant_usable(tx.conn, plan.grant.name, when) != "ACTIVE":
+                raise errors.PermissionDenied(f"{plan.grant.name} is no longer active",
+                                              reason="NO_ACTIVE_GRANT", grant=plan.grant.name)
             if plan.resumed:
-                if not sql.restart_exchange(tx.conn, plan.name, plan.grant["name"]):
+                if not sql.restart_exchange(tx.conn, plan.name, plan.grant.name):
                     raise _completed(plan.name)
             else:
-                sql.insert_exchange(tx.conn, {
-                    "name": plan.name, "requester": plan.requester, "owner": plan.grant["owner"],
-                    "dataset_version": plan.version["name"], "grant_name": plan.grant["name"],
-                    "state": "STARTED", "create_time": when, "complete_time": None,
-                    "receipt": None,
-                })
+                sql.insert_exchange(tx.conn, Exchange(
+                    name=plan.name, requester=plan.requester, owner=plan.grant.owner,
+                    dataset_version=plan.version.name, grant_name=plan.grant.name,
+                    state="STARTED", create_time=when,
+                ))
             return None, [call.event("exchange.fetch.start", resources=plan.resources(),
                                      reason=f"offset {plan.offset}; {_delivering(plan)}")]
 
@@ -270,15 +269,15 @@ class Fetcher:
         """The content chunks (or its projection's), the blob hashed unless it is untouched since it
         was last hashed; DATA_LOSS when what was read does not match the version, or a projection's
         columns do not match the publisher's digests."""
-        digest = plan.version["content_sha256"]
-        owner = plan.grant["owner"]
+        digest = plan.version.content_sha256
+        owner = plan.grant.owner
         hasher = None if self._blobs.unchanged_since_hashed(owner, digest, blob) else StreamHasher()
         if plan.fields:
             projected, found = yield from self._project(call, plan,
                                                    self._blocks(plan, blob, 0, hasher))
         else:
             yield from self._send(call, plan, self._blocks(plan, blob, plan.offset, hasher))
-        if blob.tell() != plan.version["content_size"] or (
+        if blob.tell() != plan.version.content_size or (
                 hasher is not None and hasher.hexdigest() != digest):
             raise _altered(plan.version)
         if hasher is not None:
@@ -286,7 +285,7 @@ class Fetcher:
             # it, so the next fetch hashes again instead of trusting bytes this one never read.
             self._blobs.hashed(owner, digest, opened)
         if not plan.fields:
-            return bytes.fromhex(digest), plan.version["content_size"]
+            return bytes.fromhex(digest), plan.version.content_size
         if found != columns.signed_columns(plan.manifest, plan.fields):
             raise _columns_mismatch(plan, "do not match the column digests and row count its"
                                           " publisher signed")
@@ -297,7 +296,7 @@ class Fetcher:
         """The blob from `start` to the version's size (hashed from byte 0 when `hasher` is given),
         in blocks of max_chunk_bytes; large content streams through recycled pages."""
         size = self._limits.max_chunk_bytes
-        end = plan.version["content_size"]
+        end = plan.version.content_size
         if hasher is None:
             blob.seek(start)
         else:
@@ -346,11 +345,11 @@ class Fetcher:
         suspended, or its grant revoked or expired."""
         self._authenticator.recheck(call.caller)  # UNAUTHENTICATED, as at the start of a call
         self._directory.registered(call.caller)  # PERMISSION_DENIED, likewise
-        state = sql.grant_usable(self._db.reader(), plan.grant["name"],
+        state = sql.grant_usable(self._db.reader(), plan.grant.name,
                                  times.to_text(self._clock()))
         if state != "ACTIVE":
-            raise errors.PermissionDenied(f"{plan.grant['name']} is {state}: the fetch was stopped",
-                                          reason=f"GRANT_{state}", grant=plan.grant["name"])
+            raise errors.PermissionDenied(f"{plan.grant.name} is {state}: the fetch was stopped",
+                                          reason=f"GRANT_{state}", grant=plan.grant.name)
 
     def _record_break(self, call: Call, plan: Plan, exc: BaseException) -> None:
         """Mark the exchange BROKEN with its audit event: the refusal itself when `exc` is one
@@ -378,12 +377,12 @@ class Fetcher:
         def change(tx: Tx) -> tuple[None, list]:
             events = []
             for row in sql.started_exchanges(tx.conn):
-                sql.end_exchange(tx.conn, row["name"], "BROKEN")
+                sql.end_exchange(tx.conn, row.name, "BROKEN")
                 events.append(record.Event(
                     actor=actor, action="exchange.fetch.break",
-                    resources=(row["name"], str(AgencyName(row["requester"])),
-                               str(AgencyName(row["owner"])), row["dataset_version"],
-                               row["grant_name"]),
+                    resources=(row.name, str(AgencyName(row.requester)),
+                               str(AgencyName(row.owner)), row.dataset_version,
+                               row.grant_name),
                     reason="the gateway stopped while the fetch was running"))
             return None, events
 
@@ -398,9 +397,9 @@ class Fetcher:
         def change(tx: Tx) -> tuple[envelope_pb2.Envelope, list]:
             receipt = envelopes.seal(self._signing_key, envelopes.RECEIPT, exchange_pb2.Receipt(
                 exchange=plan.name, requester=str(AgencyName(plan.requester)),
-                owner=str(AgencyName(plan.grant["owner"])), dataset_version=version["name"],
-                content_sha256=bytes.fromhex(version["content_sha256"]),
-                content_size=version["content_size"], grant=plan.grant["name"],
+                owner=str(AgencyName(plan.grant.owner)), dataset_version=version.name,
+                content_sha256=bytes.fromhex(version.content_sha256),
+                content_size=version.content_size, grant=plan.grant.name,
                 complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
                 audit_log_origin=self._origin, fields=plan.fields,
                 delivered_sha256=delivered[0], delivered_size=delivered[1],
@@ -423,15 +422,15 @@ def _offset_out_of_range(size: int) -> errors.InvalidArgument:
                                   reason="OFFSET_OUT_OF_RANGE", field="offset")
 
 
-def _check_same_fields(reader: Any, exchange: dict[str, Any], fields: list[str], version: str,
+def _check_same_fields(reader: Any, exchange: Exchange, fields: list[str], version: str,
                        manifest: catalog_pb2.Manifest, now: str) -> None:
     """A resume continues the bytes the exchange delivered so far: refused when the grant it
     now runs under projects other fields than the one it started under."""
-    started = sql.get_grant(reader, exchange["grant_name"], now)
+    started = sql.get_grant(reader, exchange.grant_name, now)
     if started is not None and _projection(started, version, manifest) != fields:
         raise errors.FailedPrecondition(
-            f"{exchange['name']} delivered other fields than your grant now gives: start a new"
-            " fetch", reason="EXCHANGE_FIELDS_CHANGED", exchange=exchange["name"])
+            f"{exchange.name} delivered other fields than your grant now gives: start a new"
+            " fetch", reason="EXCHANGE_FIELDS_CHANGED", exchange=exchange.name)
 
 
 def _parse(dataset: str) -> tuple[DatasetName, str]:
@@ -447,14 +446,14 @@ def _parse(dataset: str) -> tuple[DatasetName, str]:
         field="dataset")
 
 
-def _resumable(reader: Any, requester: str, name: str) -> dict[str, Any]:
+def _resumable(reader: Any, requester: str, name: str) -> Exchange:
     if ExchangeName.parse(name, "exchange").agency != requester:
         raise errors.PermissionDenied(f"{name} is not one of your exchanges",
                                       reason="NOT_A_PARTY", exchange=name)
     row = sql.get_exchange(reader, name)
     if row is None:
         raise errors.NotFound(f"exchange {name} does not exist", exchange=name)
-    if row["state"] == "COMPLETED":
+    if row.state == "COMPLETED":
         raise _completed(name)
     return row
 
@@ -464,10 +463,10 @@ def _completed(name: str) -> errors.FailedPrecondition:
                                      reason="EXCHANGE_COMPLETED", exchange=name)
 
 
-def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
+def _stricter(grants: list[Grant], dataset: str, terms: Dataset | Version,
               version: str = "") -> errors.FailedPrecondition:
     """GRANT_TERMS_STRICTER for `version` (or the latest version of `dataset`), published under
-    `terms` (its version or dataset row) that none of the requester's `grants` covers; the terms
+    `terms` (its version or dataset) that none of the requester's `grants` covers; the terms
     are named only to a caller that may see them. It names the way on: an access request
     naming that version, whose terms its owner then decides on."""
     grant = grants[0]
@@ -477,18 +476,18 @@ def _stricter(grants: list[dict[str, Any]], dataset: str, terms: dict[str, Any],
     named = ""
     ask = "request access to the dataset again"
     if seen:
-        number = terms["version"] if version else terms["latest_version"]
-        said.update(terms=_terms(terms["classification"], policy.sharing_type(terms)),
-                    grant_terms=_terms(grant["max_classification"], grant["max_sharing_type"]),
+        number = terms.version if version else terms.latest_version
+        said.update(terms=_terms(terms.classification, policy.sharing_type(terms)),
+                    grant_terms=_terms(grant.max_classification, grant.max_sharing_type),
                     request_version=number)
         named = f" ({said['terms']}; it covers {said['grant_terms']})"
         ask = (f"request access to version {number} (govshare agency request --version {number}"
                " / AccessRequestStatement.version)")
     return errors.FailedPrecondition(
         f"{version or f'the latest version of {dataset}'} was published under stricter terms"
-        f" than your grant {grant['name']} covers{named}: a grant opens only versions whose"
+        f" than your grant {grant.name} covers{named}: a grant opens only versions whose"
         f" terms are no stricter than those it was given under; {ask} so that its owner decides"
-        " on its terms", reason="GRANT_TERMS_STRICTER", grant=grant["name"], dataset=dataset,
+        " on its terms", reason="GRANT_TERMS_STRICTER", grant=grant.name, dataset=dataset,
         **said)
 
 
@@ -501,12 +500,12 @@ def _manifest(signed: bytes) -> catalog_pb2.Manifest:
     return catalog_pb2.Manifest.FromString(envelope_pb2.Envelope.FromString(signed).payload)
 
 
-def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manifest) -> list[str]:
+def _projection(grant: Grant, version: str, manifest: catalog_pb2.Manifest) -> list[str]:
     """The fields to project `version` onto under `grant` (empty: the whole content). A grant
     naming fields always gets a projection, checked against the publisher's column digests,
     so columns the content holds beyond its schema never reach it; without digests nothing
     shows which bytes are those fields, so the version is refused."""
-    granted = json.loads(grant["fields"])
+    granted = json.loads(grant.fields)
     if not granted:
         return []
     schema = [field.name for field in manifest.schema]
@@ -515,25 +514,25 @@ def _projection(grant: dict[str, Any], version: str, manifest: catalog_pb2.Manif
         if projected:
             return projected
         raise errors.FailedPrecondition(  # another version's fields: an older schema, say
-            f"{grant['name']} covers the fields {', '.join(granted)}, and {version} holds none"
+            f"{grant.name} covers the fields {', '.join(granted)}, and {version} holds none"
             " of them: fetch a version that does", reason="GRANT_FIELDS_ABSENT",
-            grant=grant["name"], version=version)
+            grant=grant.name, version=version)
     extra = [name for name in schema if name not in granted]
     holds = ("declares no schema" if not schema else "carries no column digests" if not extra
              else f"also holds {', '.join(extra)} and carries no column digests")
     raise errors.FailedPrecondition(
-        f"{grant['name']} covers only the fields {', '.join(granted)}, but {version} {holds},"
+        f"{grant.name} covers only the fields {', '.join(granted)}, but {version} {holds},"
         " so those fields cannot be delivered on their own, verifiably. The publisher must"
         " republish it with column digests (the SDK adds them for CSV and JSON Lines content"
         " with a schema), or the grantee ask for the whole dataset (naming no fields)",
-        reason="GRANT_FIELDS_NARROWER", grant=grant["name"], version=version,
+        reason="GRANT_FIELDS_NARROWER", grant=grant.name, version=version,
         fields=",".join(granted))
 
 
-def _altered(version: dict[str, Any]) -> errors.DataLoss:
-    return errors.DataLoss(f"the stored content of {version['name']} no longer matches its"
+def _altered(version: Version) -> errors.DataLoss:
+    return errors.DataLoss(f"the stored content of {version.name} no longer matches its"
                            " SHA-256 or size; the operator must restore it from a backup",
-                           version=version["name"])
+                           version=version.name)
 
 
 def _delivering(plan: Plan) -> str:
@@ -543,9 +542,9 @@ def _delivering(plan: Plan) -> str:
 
 def _first_message(plan: Plan) -> exchange_pb2.FetchDatasetResponse:
     return exchange_pb2.FetchDatasetResponse(start=exchange_pb2.FetchStart(
-        exchange=plan.name, dataset_version=plan.version["name"],
-        signed_manifest=envelope_pb2.Envelope.FromString(plan.version["signed_manifest"]),
-        grant=plan.grant["name"], offset=plan.offset, fields=plan.fields,
+        exchange=plan.name, dataset_version=plan.version.name,
+        signed_manifest=envelope_pb2.Envelope.FromString(plan.version.signed_manifest),
+        grant=plan.grant.name, offset=plan.offset, fields=plan.fields,
     ))
 
 
@@ -555,8 +554,8 @@ Delivered = tuple[bytes, int]
 
 def _columns_mismatch(plan: Plan, why: str) -> errors.DataLoss:
     return errors.DataLoss(
-        f"the fields {', '.join(plan.fields)} of {plan.version['name']} {why}: its publisher"
-        " must republish it", reason="COLUMNS_MISMATCH", version=plan.version["name"])
+        f"the fields {', '.join(plan.fields)} of {plan.version.name} {why}: its publisher"
+        " must republish it", reason="COLUMNS_MISMATCH", version=plan.version.name)
 
 
 def _from(blocks: Iterable[bytes], offset: int, hasher: StreamHasher,

@@ -1,5 +1,8 @@
 """Opaque, tamper-evident page tokens, page sizes (AIP-158), and pages filled by size.
 
+Every List RPC is built one way: the domain reads models, owns the filters and visibility, and
+answers a `Page` made by `page`; the servicer renders its items to protos.
+
 A token carries the position after the last item returned, encrypted and authenticated
 (AES-256-GCM) with a per-process key, with the list request's filters as associated data. A
 token that was altered, comes from another gateway, or is reused with other filters is refused
@@ -13,9 +16,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
-
-from google.protobuf.message import Message
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.config import LimitsConfig
 from govshare import errors, signing
@@ -27,7 +29,25 @@ REPLY_RESERVE = 1024
 ITEM_FRAMING = 6
 """Bytes a repeated message field adds around each item: its tag and length (up to 5)."""
 
-Row = TypeVar("Row")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing, as the domain answers it: the items (models) and the token of
+    the next page ("" at the end); the servicer renders the items."""
+
+    items: list[T]
+    next_page_token: str = ""
+
+
+class Sized(Protocol):
+    @property
+    def reply_bytes(self) -> int:
+        """At most the bytes the item takes rendered in a list reply."""
+
+
+S = TypeVar("S", bound=Sized)
 
 
 def page_size(value: int, default: int = DEFAULT_PAGE_SIZE) -> int:
@@ -37,34 +57,31 @@ def page_size(value: int, default: int = DEFAULT_PAGE_SIZE) -> int:
     return min(value or default, MAX_PAGE_SIZE)
 
 
-def fill(rows: Iterable[Row], size: int, budget: int,
-         render: Callable[[Row], Message]) -> tuple[list[Message], Row | None]:
-    """A page of rendered `rows`: at most `size` items, and stopped before the items' encoded
-    size passes `budget` bytes (the first item always goes). Returns the items and, when rows
-    remain, the last row on the page (the position to continue after), else None."""
-    page: list[Message] = []
+def fill(items: Iterable[S], size: int, budget: int) -> tuple[list[S], S | None]:
+    """At most `size` of `items`, stopped before their `reply_bytes` pass `budget` (the first
+    item always goes). Returns the page and, when items remain, its last item (the position to
+    continue after), else None."""
+    found: list[S] = []
     used = 0
-    last: Row | None = None
-    for row in rows:
-        if len(page) == size:
-            return page, last
-        item = render(row)
-        used += item.ByteSize() + ITEM_FRAMING
-        if page and used > budget:
-            return page, last
-        page.append(item)
-        last = row
-    return page, None
+    for item in items:
+        if len(found) == size:
+            return found, found[-1]
+        used += item.reply_bytes + ITEM_FRAMING
+        if found and used > budget:
+            return found, found[-1]
+        found.append(item)
+    return found, None
 
 
-def page(tokens: PageTokens, limits: LimitsConfig, request: Any, rows: Iterable[Row], size: int,
-         render: Callable[[Row], Message], position: str) -> tuple[list[Message], str]:
-    """A page of a list reply: `rows` rendered by `fill` within the gateway's message limit,
-    and the token continuing after the last row's `position` column ("" at the end)."""
+def page(tokens: PageTokens, limits: LimitsConfig, request: Any, items: Iterable[S], size: int,
+         position: Callable[[S], Any]) -> Page[S]:
+    """A page of `items` (read `size` + 1 at most, the one more telling whether a next page
+    exists) that fits the gateway's message limit (`fill`), with the token continuing after the
+    `position` of its last item."""
     budget = limits.max_message_bytes - REPLY_RESERVE
-    items, last = fill(rows, size, budget, render)
-    token = tokens.encode(last[position], request) if last is not None else ""
-    return items, token
+    found, last = fill(items, size, budget)
+    token = tokens.encode(position(last), request) if last is not None else ""
+    return Page(found, token)
 
 
 class PageTokens:

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.config import ExchangeConfig
+from gateway.models import Dataset, Grant, Version
 from govshare import times
 
 GRANT_NOW = "GRANT_NOW"
@@ -40,9 +41,9 @@ class PolicyDecision:
     """For REFUSE: the UPPER_SNAKE error reason."""
 
 
-def sharing_type(dataset: dict[str, Any]) -> str:
+def sharing_type(dataset: Dataset | Version) -> str:
     """The dataset's sharing type without its enum prefix, whichever form the catalog stores."""
-    return str(dataset["sharing_type"]).removeprefix("SHARING_TYPE_")
+    return str(dataset.sharing_type).removeprefix("SHARING_TYPE_")
 
 
 def cap_duration(requested: timedelta, config: ExchangeConfig) -> timedelta:
@@ -74,30 +75,30 @@ def decide_deadline(requested: datetime, config: ExchangeConfig) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
 
 
-def refusal(dataset: dict[str, Any], terms: dict[str, Any],
+def refusal(dataset: Dataset, terms: Dataset | Version,
             duration: timedelta) -> PolicyDecision | None:
     """REFUSE when `dataset` is exchanged with nobody (withdrawn, or its latest version
     NOT_SHARED: the owner's current decision governs every version) or the version asked for
     (`terms`, a version row or `dataset` itself for the latest) is NOT_SHARED; None otherwise.
     Both asking and approving answer to the terms at that moment."""
-    if dataset["state"] == "WITHDRAWN":
+    if dataset.state == "WITHDRAWN":
         return PolicyDecision(
-            REFUSE, f"{dataset['name']} was withdrawn by its owner and is no longer exchanged",
+            REFUSE, f"{dataset.name} was withdrawn by its owner and is no longer exchanged",
             duration, refusal="DATASET_WITHDRAWN",
         )
     for row in (dataset, terms):
         if sharing_type(row) not in (UNCONDITIONAL, CONDITIONAL):  # NOT_SHARED, or unknown
             return PolicyDecision(
                 REFUSE,
-                f"{row['name']} is not shared: its owner's legal basis forbids exchanging it",
+                f"{row.name} is not shared: its owner's legal basis forbids exchanging it",
                 duration, refusal="DATASET_NOT_SHARED",
             )
     return None
 
 
 def decide(
-    dataset: dict[str, Any], statement: Any, config: ExchangeConfig, now: datetime,
-    terms: dict[str, Any] | None = None,
+    dataset: Dataset, statement: Any, config: ExchangeConfig, now: datetime,
+    terms: Dataset | Version | None = None,
 ) -> PolicyDecision:
     """The rules for a new AccessRequestStatement on `dataset` (its catalog row) under the
     terms of the version it asks for (`terms`: that version's row; None: the latest), which
@@ -117,12 +118,12 @@ def decide(
         covered = (f"the fields {', '.join(statement.fields)}" if statement.fields
                    else "every field")
         return PolicyDecision(
-            GRANT_NOW, f"{terms['name']} is shared unconditionally: access to {covered} is"
+            GRANT_NOW, f"{terms.name} is shared unconditionally: access to {covered} is"
             f" granted at once for {duration.days} days{capped}", duration,
         )
     return PolicyDecision(
         WAIT_FOR_OWNER,
-        f"{terms['name']} is shared on conditions: its owner decides within"
+        f"{terms.name} is shared on conditions: its owner decides within"
         f" {config.decision_working_days} working days{capped}",
         duration, decide_deadline=decide_deadline(now, config),
     )
@@ -153,7 +154,7 @@ def _capped(requested: timedelta, duration: timedelta, config: ExchangeConfig) -
 
 
 def decide_approval(
-    dataset: dict[str, Any], terms: dict[str, Any], requested: timedelta, config: ExchangeConfig
+    dataset: Dataset, terms: Dataset | Version, requested: timedelta, config: ExchangeConfig
 ) -> PolicyDecision:
     """The rules for an owner approving a pending request on `dataset` now: the current terms
     of the dataset and of the version asked for (`terms`, as in `decide`) decide, not those
@@ -170,14 +171,14 @@ SHARING_TYPES = (UNCONDITIONAL, CONDITIONAL, "NOT_SHARED")
 """Sharing types, from the least strict to the most."""
 
 
-def covers(grant: dict[str, Any], terms: dict[str, Any]) -> bool:
+def covers(grant: Grant, terms: Dataset | Version) -> bool:
     """Whether `grant` (a grant row) opens what was published under `terms` (a version or
     dataset row): a grant carries the terms of the version its request named (the latest
     when it named none) when it was given, and opens no version whose classification or
     sharing type is stricter than those, so a version published later under looser terms
     never opens an older, stricter one."""
-    return (_at_most(CLASSIFICATIONS, terms["classification"], grant["max_classification"])
-            and _at_most(SHARING_TYPES, sharing_type(terms), grant["max_sharing_type"]))
+    return (_at_most(CLASSIFICATIONS, terms.classification, grant.max_classification)
+            and _at_most(SHARING_TYPES, sharing_type(terms), grant.max_sharing_type))
 
 
 def _at_most(order: tuple[str, ...], value: str, limit: str) -> bool:

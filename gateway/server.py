@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
+from gateway.audit.listing import AuditListing
 from gateway.audit.log import AuditLog
 from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import Catalog, DatasetCache
@@ -128,17 +129,19 @@ class Gateway:
         together. Those that read the time as they go get `now`, which reads `clock` at each
         call, so a clock the gateway is given later reaches them too."""
         self.statements = StatementOpener(self.agencies, self.authenticator)
-        self.directory = Directory(self.work, self.agencies, self.statements,
-                                   self.ca_certificate)
+        self.directory = Directory(self.db, self.work, self.agencies, self.statements,
+                                   self.ca_certificate, config.limits, self.page_tokens)
         self.catalog = Catalog(self.db, self.work, self.datasets, self.blobs, self.statements,
                                config.limits, config.exchange, self.page_tokens)
         self.exchange = Exchange(self.db, self.work, self.datasets, self.agencies, self.catalog,
-                                 self.statements, config.exchange, self.signing_key)
+                                 self.statements, config.exchange, self.signing_key,
+                                 config.limits, self.page_tokens)
         self.fetch = Fetcher(self.db, self.work, self.datasets, self.blobs, self.directory,
                              self.authenticator, config.limits, self.signing_key,
                              self.signing_certificate_pem, config.audit.origin, self.now)
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
+        self.audit_listing = AuditListing(self.db, self.page_tokens, config.limits)
 
     def _check_signing_certificate(self, certificate: x509.Certificate) -> None:
         """Refuse to start with a signing certificate that receipts and checkpoints could not be

@@ -16,15 +16,16 @@ from cryptography import x509
 
 from gateway.context import Call
 from gateway.identity import Authenticator
+from gateway.models import Agency
 from gateway.v1 import envelope_pb2
 from govshare import envelopes, errors, signing
 
 
 class Signers(Protocol):
-    """The directory rows of registered agencies by signing key id (directory.DirectoryCache)."""
+    """The directory entries of registered agencies by signing key id (directory.DirectoryCache)."""
 
-    def by_key_id(self, key_id: str) -> dict[str, Any] | None:
-        """The row of the agency holding signing key `key_id`, None when none does."""
+    def by_key_id(self, key_id: str) -> Agency | None:
+        """The agency holding signing key `key_id`, None when none does."""
 
 
 class StatementOpener:
@@ -71,14 +72,14 @@ class StatementOpener:
                 f"{field} is signed by a key no registered agency holds",
                 reason="SIGNER_UNKNOWN", field=field,
             )
-        if caller.kind != "agency" or signer["id"] != caller.identity.id:
+        if caller.kind != "agency" or signer.id != caller.identity.id:
             raise errors.PermissionDenied(
-                f"{field} is signed by agency {signer['id']}, but the caller is {caller.uri}:"
+                f"{field} is signed by agency {signer.id}, but the caller is {caller.uri}:"
                 " sign with your own signing key",
                 reason="SIGNER_NOT_CALLER", field=field,
             )
-        certificate, key = _registered(signer["signing_certificate_pem"])
-        self.check_signing_certificate(signer["id"], certificate, errors.PermissionDenied, field,
+        certificate, key = _registered(signer.signing_certificate_pem)
+        self.check_signing_certificate(signer.id, certificate, errors.PermissionDenied, field,
                                        call.time)
         try:
             signing.verify_envelope(key, envelope.payload_type, envelope.payload,

@@ -58,7 +58,7 @@ def export_rows(
     while True:
         found = sql.list_leaves(conn, after=after, limit=batch, **filters)
         for row in found:
-            index, data = row["leaf_index"], bytes(row["record"])
+            index, data = row.leaf_index, bytes(row.record)
             if proof_size and index >= proof_size:
                 return
             fields = record.decode(data)
@@ -81,7 +81,7 @@ def export_rows(
             yield item
         if len(found) < batch:
             return
-        after = found[-1]["leaf_index"]
+        after = found[-1].leaf_index
 
 
 def csv_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -95,18 +95,18 @@ def json_line(item: dict[str, Any]) -> str:
     return json_text(item)
 
 
-def proof_text(conn: sqlite3.Connection, leaf_index: int, checkpoint: dict[str, Any]) -> str:
-    """A tlog-proof of leaf `leaf_index` in the stored checkpoint row `checkpoint`."""
-    size = checkpoint["tree_size"]
+def proof_text(conn: sqlite3.Connection, leaf_index: int, size: int, signed: bytes) -> str:
+    """A tlog-proof of leaf `leaf_index` in the tree of `size` leaves that the signed
+    checkpoint note `signed` commits to."""
     if not 0 <= leaf_index < size:
         raise ValueError(f"leaf {leaf_index} is not in the checkpoint's tree of {size} leaves")
     row = sql.get_leaf(conn, leaf_index)
     if row is None:
         raise ValueError(f"leaf {leaf_index} has no stored record")
     hashes = merkle.inclusion_proof(leaf_index, size, lambda c: sql.fetch_nodes(conn, c))
-    lines = [HEADER, f"extra {_b64(bytes(row['record']))}", f"index {leaf_index}",
+    lines = [HEADER, f"extra {_b64(bytes(row.record))}", f"index {leaf_index}",
              *(_b64(h) for h in hashes), ""]
-    return "\n".join(lines) + "\n" + bytes(checkpoint["note"]).decode()
+    return "\n".join(lines) + "\n" + bytes(signed).decode()
 
 
 @dataclass(frozen=True)

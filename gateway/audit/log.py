@@ -20,9 +20,9 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from gateway.audit.saved import CheckpointFile
+from gateway.models import AuditLeaf, Checkpoint
 from gateway.storage import Database, StorageError, transaction
 from gateway.storage import audit as sql
 from gateway.unit_of_work import Committed, UnitOfWork
@@ -83,17 +83,17 @@ class AuditLog:
         self._frontier = merkle.Frontier()
         self._batch_start = 0
         """The tree size before the batch being committed."""
-        self._leaves: list[tuple[Any, ...]] = []
+        self._leaves: list[AuditLeaf] = []
         self._nodes: list[tuple[int, int, bytes]] = []
-        self._signed: dict[str, Any] | None = None
-        """The batch's checkpoint row, to save once the batch is committed."""
+        self._signed: Checkpoint | None = None
+        """The batch's checkpoint, to save once the batch is committed."""
         self._indexed: int | None = 0
         """The first leaf the subject index does not cover (None: indexing failed, so
         listings scan beyond the last good step until a restart)."""
-        self._published: dict[str, Any] | None = None
-        """The latest checkpoint row saved in checkpoint_file: the only one shown to anyone."""
-        self._unsaved: dict[str, Any] | None = None
-        """The checkpoint row committed whose save failed: no batch commits until it is."""
+        self._published: Checkpoint | None = None
+        """The latest checkpoint saved in checkpoint_file: the only one shown to anyone."""
+        self._unsaved: Checkpoint | None = None
+        """The checkpoint committed whose save failed: no batch commits until it is."""
         self._signed_now = False
         """Whether `check` found the latest checkpoint signed by the current key and origin."""
         self._vouched = False
@@ -128,17 +128,17 @@ class AuditLog:
         latest = sql.latest_checkpoint(conn)
         if not self._signed_now:  # no checkpoint yet, or one of a previous key or origin
             latest = self._write_checkpoint(conn, self.clock())
-        self._reset_saved(bytes(latest["note"]))
+        self._reset_saved(bytes(latest.note))
         self._published = latest
         work.start()
         if self._vouched:
             self._record_vouched(work, latest, actor or self.origin)
 
-    def _record_vouched(self, work: UnitOfWork, latest: dict[str, Any], actor: str) -> None:
+    def _record_vouched(self, work: UnitOfWork, latest: Checkpoint, actor: str) -> None:
         """Log and audit that the database's checkpoint was taken on the operator's word."""
         reason = (f"{self.saved.path} was missing; the operator vouched that the database is"
                   f" the newest (--checkpoint-from-database), so its checkpoint of size"
-                  f" {latest['tree_size']}, root {_b64(latest['root_hash'])}, was saved there")
+                  f" {latest.tree_size}, root {_b64(latest.root_hash)}, was saved there")
         log.warning("audit checkpoint vouched for: %s", reason)
         work.append([record.Event(actor, CHECKPOINT_VOUCHED, reason=reason)])
 
@@ -211,7 +211,7 @@ class AuditLog:
             if size:
                 raise LogIntegrityError(f"{size} audit leaves but no signed checkpoint")
             return False
-        checkpoint, signers = self._open_latest(bytes(latest["note"]))
+        checkpoint, signers = self._open_latest(bytes(latest.note))
         if checkpoint.size != size:
             raise LogIntegrityError(
                 f"log holds {size} leaves but the last signed checkpoint is for {checkpoint.size}"
@@ -326,8 +326,9 @@ class AuditLog:
         for event in events:
             index = self._frontier.size
             self._nodes.extend(self._frontier.append(event.leaf_hash))
-            self._leaves.append((index, event.record, event.time, event.actor, event.action,
-                                 event.outcome, sql.frame(event.subjects)))
+            self._leaves.append(AuditLeaf(index, event.record, event.time, event.actor,
+                                          event.action, event.outcome,
+                                          sql.frame(event.subjects)))
             indices.append(index)
         return indices
 
@@ -379,16 +380,17 @@ class AuditLog:
             return
         self._indexed = upto
 
-    def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
-        """Sign and store a checkpoint of the tree as it stands; returns its row."""
+    def _write_checkpoint(self, conn: sqlite3.Connection, now: datetime) -> Checkpoint:
+        """Sign and store a checkpoint of the tree as it stands."""
         size, root = self._frontier.size, self._frontier.root()
         text = note.Checkpoint(self.origin, size, root).to_text()
-        signed = note.sign_note(text, [self.signer])
-        when = times.to_text(now)
-        sql.insert_checkpoint(conn, size, root, signed, when)
-        return {"tree_size": size, "root_hash": root, "note": signed, "create_time": when}
+        checkpoint = Checkpoint(tree_size=size, root_hash=root,
+                                note=note.sign_note(text, [self.signer]),
+                                create_time=times.to_text(now))
+        sql.insert_checkpoint(conn, checkpoint)
+        return checkpoint
 
-    def _publish_committed(self, signed: dict[str, Any]) -> None:
+    def _publish_committed(self, signed: Checkpoint) -> None:
         """Save a batch's checkpoint outside the database, and only then show it. Saved after
         the commit, so a crash between the two leaves the file behind the database (which
         start-up accepts and catches up), never ahead of it.
@@ -400,10 +402,10 @@ class AuditLog:
         file, and a restored backup that extends the file could take the place of all those
         acknowledged changes; so at most one batch is ever committed beyond the file."""
         try:
-            self.saved.save(bytes(signed["note"]))
+            self.saved.save(bytes(signed.note))
         except (OSError, ValueError) as exc:
             log.error("audit checkpoint of size %d not saved in %s, so not shown: %s; no change"
-                      " commits until it is", signed["tree_size"], self.saved.path, exc)
+                      " commits until it is", signed.tree_size, self.saved.path, exc)
             self._unsaved = signed
             return
         self._published = signed
@@ -414,18 +416,18 @@ class AuditLog:
         if self._unsaved is None:
             return
         try:
-            self.saved.save(bytes(self._unsaved["note"]))
+            self.saved.save(bytes(self._unsaved.note))
         except ValueError as exc:
             raise OSError(str(exc)) from exc
         log.info("audit checkpoint of size %d saved in %s at last: changes commit again",
-                 self._unsaved["tree_size"], self.saved.path)
+                 self._unsaved.tree_size, self.saved.path)
         self._published, self._unsaved = self._unsaved, None
 
     # -- reading -----------------------------------------------------------------------------
 
-    def checkpoint(self) -> dict[str, Any]:
-        """The latest published checkpoint row (tree_size, root_hash, note, create_time): the
-        latest saved outside the database (a later one committed but not saved yet is not)."""
+    def checkpoint(self) -> Checkpoint:
+        """The latest published checkpoint: the latest saved outside the database (a later one
+        committed but not saved yet is not)."""
         latest = self._published
         if latest is None:
             raise errors.Unavailable("the audit log has no checkpoint yet")

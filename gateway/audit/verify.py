@@ -227,11 +227,11 @@ def _check_checkpoints(
     others: dict[str, None] = {}
     """Keys signing the checkpoints no key given signed, in order."""
     for row in sql.checkpoints(conn):
-        size, signed = row["tree_size"], bytes(row["note"])
+        size, signed = row.tree_size, bytes(row.note)
         report.checkpoints += 1
         try:
             checkpoint = open_checkpoint(signed, verifiers)
-            if checkpoint.size != size or checkpoint.root_hash != bytes(row["root_hash"]):
+            if checkpoint.size != size or checkpoint.root_hash != bytes(row.root_hash):
                 report.add(previous, BAD_CHECKPOINT,
                            f"the row of size {size} disagrees with its signed note")
             else:
@@ -428,7 +428,7 @@ def _open_saved(against: bytes | Path, verifiers: Sequence[note.NoteVerifier],
         latest = sql.latest_checkpoint(copy)
         if latest is None:
             raise UnusableInput(f"{what} has no checkpoint")
-        checkpoint = _saved_checkpoint(bytes(latest["note"]), verifiers, what)
+        checkpoint = _saved_checkpoint(bytes(latest.note), verifiers, what)
         fetch = functools.partial(sql.fetch_nodes, copy)
         if merkle.root_at(checkpoint.size, fetch) != checkpoint.root_hash:
             raise UnusableInput(f"{what} holds a tree that does not lead to its own latest"

@@ -212,13 +212,13 @@ def list_events(ctx: click.Context, after: int, limit: int, as_json: bool,
     found = sql.list_leaves(_connect(ctx), after=after, limit=limit, **_filters(**filters))
     if as_json:
         for row in found:
-            click.echo(export.json_line({"leaf_index": row["leaf_index"],
-                                         **record.decode(row["record"])}))
+            click.echo(export.json_line({"leaf_index": row.leaf_index,
+                                         **record.decode(row.record)}))
         return
     table = folding_table("leaf", "time", "actor", "action", "outcome", "resources")
     for row in found:
-        fields = record.decode(row["record"])
-        add_row(table, str(row["leaf_index"]), fields["time"], fields["actor"], fields["action"],
+        fields = record.decode(row.record)
+        add_row(table, str(row.leaf_index), fields["time"], fields["actor"], fields["action"],
                 fields["outcome"], Text("\n".join(map(shown, fields["resources"]))))
     console.print(table)
 
@@ -233,7 +233,7 @@ def show(ctx: click.Context, event: str) -> None:
     row = sql.get_leaf(_connect(ctx), index)
     if row is None:
         raise click.ClickException(f"auditEvents/{index} does not exist")
-    data = bytes(row["record"])
+    data = bytes(row.record)
     click.echo(export.json_line({"name": f"auditEvents/{index}", "leaf_index": index,
                                  "leaf_hash": merkle.leaf_hash(data).hex(),
                                  "record": data.decode(), **record.decode(data)}))
@@ -404,7 +404,7 @@ def proof(ctx: click.Context, event: str, output: Any) -> None:
     with sql.snapshot(conn):
         _check_holds(conn, size)
         try:
-            text = export.proof_text(conn, index, {"tree_size": size, "note": signed})
+            text = export.proof_text(conn, index, size, signed)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     output.write(text)

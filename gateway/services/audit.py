@@ -17,24 +17,18 @@ from __future__ import annotations
 from typing import Any
 
 from certs.identity import URN_PREFIX
-from gateway import paging
+from gateway.audit import listing
 from gateway.context import Call
 from gateway.identity import ADMIN, AGENCY, AUDITOR
 from gateway.rpc import rpc
 from gateway.storage import audit as sql
 from gateway.v1 import audit_pb2, audit_pb2_grpc
 from govshare import errors, times
-from govshare.names import AgencyName, AuditEventName, DatasetName
+from govshare.names import AgencyName, AuditEventName
 from govshare.transparency import merkle, note, record
 
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 READERS = (AGENCY, AUDITOR)
-
-_OUTCOMES = {
-    audit_pb2.OUTCOME_UNSPECIFIED: "",
-    audit_pb2.OUTCOME_ALLOWED: record.ALLOWED,
-    audit_pb2.OUTCOME_REFUSED: record.REFUSED,
-}
 
 
 def event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
@@ -83,56 +77,23 @@ def _names_agency(subject: str) -> bool:
     return subject.startswith("agencies/") and subject.count("/") == 1
 
 
-def list_filters(request: audit_pb2.ListAuditEventsRequest) -> dict[str, Any]:
-    """The storage filters a ListAuditEventsRequest asks for, validated."""
-    if request.agency:
-        AgencyName.parse(request.agency, "agency")
-    if request.dataset:
-        DatasetName.parse(request.dataset, "dataset")
-    if request.outcome not in _OUTCOMES:
-        raise errors.InvalidArgument(f"unknown outcome {request.outcome}", field="outcome")
-    start = times.to_text(times.from_timestamp(request.start_time, "start_time")) \
-        if request.HasField("start_time") else ""
-    end = times.to_text(times.from_timestamp(request.end_time, "end_time")) \
-        if request.HasField("end_time") else ""
-    if start and end and end <= start:
-        raise errors.InvalidArgument("end_time must be after start_time", field="end_time")
-    return {
-        "actor": request.actor,
-        "action": request.action,
-        "outcome": _OUTCOMES[request.outcome],
-        "subjects": [name for name in (request.agency, request.dataset) if name],
-        "start_time": start,
-        "end_time": end,
-    }
-
-
 class AuditService(audit_pb2_grpc.AuditServiceServicer):
     def __init__(self, gateway: Any):
         self.gateway = gateway
 
     @rpc("audit.list", allow=READERS)
     def ListAuditEvents(self, request: audit_pb2.ListAuditEventsRequest, call: Call) -> Any:
-        size = paging.page_size(request.page_size, default=100)
-        filters = list_filters(request)
-        after = self.gateway.page_tokens.decode(request.page_token, request)
-        visible = ({"any_subject": [call.caller.agency_name],
-                    "refusals_seen_by": _viewer(call)} if call.caller.kind == AGENCY else {})
-        found = sql.list_leaves(
-            self.gateway.db.reader(), after=-1 if after is None else after, limit=size + 1,
-            **visible, **filters,
-        )
-        items, token = paging.page(self.gateway.page_tokens, self.gateway.config.limits, request,
-                                   found, size,
-                                   lambda row: event_proto(row["leaf_index"], row["record"]),
-                                   "leaf_index")
-        return audit_pb2.ListAuditEventsResponse(audit_events=items, next_page_token=token)
+        page = self.gateway.audit_listing.list_events(call.caller, request)
+        return audit_pb2.ListAuditEventsResponse(
+            audit_events=[event_proto(leaf.leaf_index, leaf.record) for leaf in page.items],
+            next_page_token=page.next_page_token)
 
     @rpc("audit.get", allow=READERS)
     def GetAuditEvent(self, request: audit_pb2.GetAuditEventRequest, call: Call) -> Any:
         leaf_index = AuditEventName.parse(request.name).leaf_index
         conn = self.gateway.db.reader()
-        if call.caller.kind == AGENCY and not sql.leaf_visible(conn, leaf_index, _viewer(call)):
+        if call.caller.kind == AGENCY and not sql.leaf_visible(conn, leaf_index,
+                                                                 listing.viewer(call.caller)):
             raise errors.PermissionDenied(
                 f"{request.name} does not concern {call.caller.agency_name} (or does not"
                 " exist); agencies read only the events that name them, and of refused calls"
@@ -144,13 +105,13 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         if row is None:
             raise errors.NotFound(f"{request.name} does not exist", name=request.name)
         return audit_pb2.GetAuditEventResponse(
-            audit_event=event_proto(leaf_index, row["record"])
+            audit_event=event_proto(leaf_index, row.record)
         )
 
     @rpc("audit.checkpoint", allow=EVERYONE)
     def GetCheckpoint(self, request: audit_pb2.GetCheckpointRequest, call: Call) -> Any:
         latest = self.gateway.log.checkpoint()
-        signed = bytes(latest["note"])
+        signed = bytes(latest.note)
         verifier = self.gateway.note_signer.verifier()
         checkpoint = note.Checkpoint.parse(note.open_note(signed, [verifier]))
         return audit_pb2.GetCheckpointResponse(
@@ -159,7 +120,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             tree_size=checkpoint.size,
             root_hash=checkpoint.root_hash,
             origin=checkpoint.origin,
-            create_time=times.to_timestamp(latest["create_time"]),
+            create_time=times.to_timestamp(latest.create_time),
             origin_link=self._origin_link(checkpoint.size),
         )
 
@@ -214,12 +175,7 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         )
 
     def _latest_size(self) -> int:
-        return int(self.gateway.log.checkpoint()["tree_size"])
-
-
-def _viewer(call: Call) -> tuple[str, str]:
-    """An agency caller's (identity URI, agency name), whose view of the log storage applies."""
-    return call.caller.uri, call.caller.agency_name
+        return int(self.gateway.log.checkpoint().tree_size)
 
 
 def _check_size(field: str, requested: int, size: int, latest: int) -> None:

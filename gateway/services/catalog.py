@@ -9,6 +9,7 @@ import grpc
 
 from gateway.context import Call, Transport
 from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.models import Dataset, Version
 from gateway.rpc import rpc
 from gateway.v1 import catalog_pb2, catalog_pb2_grpc, envelope_pb2
 from govshare import errors, times
@@ -23,31 +24,31 @@ def signed_manifest(data: bytes) -> tuple[envelope_pb2.Envelope, catalog_pb2.Man
     return envelope, catalog_pb2.Manifest.FromString(envelope.payload)
 
 
-def dataset_proto(row: dict[str, Any]) -> catalog_pb2.Dataset:
-    envelope, manifest = signed_manifest(row["signed_manifest"])
+def dataset_proto(row: Dataset) -> catalog_pb2.Dataset:
+    envelope, manifest = signed_manifest(row.signed_manifest)
     return catalog_pb2.Dataset(
-        name=row["name"],
-        publisher=str(AgencyName(row["publisher"])),
-        region_code=row["region_code"],
-        latest_version=row["latest_version"],
+        name=row.name,
+        publisher=str(AgencyName(row.publisher)),
+        region_code=row.region_code,
+        latest_version=row.latest_version,
         manifest=manifest,
         signed_manifest=envelope,
-        state=catalog_pb2.DatasetState.Value(f"DATASET_STATE_{row['state']}"),
-        withdraw_reason=row["withdraw_reason"],
-        create_time=times.to_timestamp(row["create_time"]),
-        update_time=times.to_timestamp(row["update_time"]),
+        state=catalog_pb2.DatasetState.Value(f"DATASET_STATE_{row.state}"),
+        withdraw_reason=row.withdraw_reason,
+        create_time=times.to_timestamp(row.create_time),
+        update_time=times.to_timestamp(row.update_time),
     )
 
 
-def version_proto(row: dict[str, Any]) -> catalog_pb2.DatasetVersion:
-    envelope, manifest = signed_manifest(row["signed_manifest"])
+def version_proto(row: Version) -> catalog_pb2.DatasetVersion:
+    envelope, manifest = signed_manifest(row.signed_manifest)
     return catalog_pb2.DatasetVersion(
-        name=row["name"],
-        version=row["version"],
+        name=row.name,
+        version=row.version,
         manifest=manifest,
         signed_manifest=envelope,
-        create_time=times.to_timestamp(row["create_time"]),
-        audit_leaf_index=row["audit_leaf_index"],
+        create_time=times.to_timestamp(row.create_time),
+        audit_leaf_index=row.audit_leaf_index,
     )
 
 
@@ -73,15 +74,16 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
 
     @rpc("catalog.list", allow=EVERYONE)
     def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, call: Call) -> Any:
-        found, token = self.gateway.catalog.list_datasets(call, request, dataset_proto)
-        return catalog_pb2.ListDatasetsResponse(datasets=found, next_page_token=token)
+        page = self.gateway.catalog.list_datasets(call, request)
+        return catalog_pb2.ListDatasetsResponse(datasets=map(dataset_proto, page.items),
+                                                next_page_token=page.next_page_token)
 
     @rpc("catalog.versions", allow=EVERYONE)
     def ListDatasetVersions(self, request: catalog_pb2.ListDatasetVersionsRequest,
                             call: Call) -> Any:
-        found, token = self.gateway.catalog.list_versions(call, request, version_proto)
-        return catalog_pb2.ListDatasetVersionsResponse(dataset_versions=found,
-                                                       next_page_token=token)
+        page = self.gateway.catalog.list_versions(call, request)
+        return catalog_pb2.ListDatasetVersionsResponse(
+            dataset_versions=map(version_proto, page.items), next_page_token=page.next_page_token)
 
     @rpc("catalog.withdraw")
     def WithdrawDataset(self, request: catalog_pb2.WithdrawDatasetRequest, call: Call) -> Any:

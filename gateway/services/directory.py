@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway import directory, paging
 from gateway.context import Call
 from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.models import Agency
 from gateway.rpc import rpc
-from gateway.storage import directory as sql
 from gateway.v1 import directory_pb2, directory_pb2_grpc
 from govshare import times
 from govshare.names import AgencyName
@@ -17,22 +16,22 @@ from govshare.names import AgencyName
 EVERYONE = (AGENCY, ADMIN, AUDITOR)
 
 
-def agency_proto(row: dict[str, Any]) -> directory_pb2.Agency:
+def agency_proto(row: Agency) -> directory_pb2.Agency:
     return directory_pb2.Agency(
-        name=str(AgencyName(row["id"])),
-        display_name=row["display_name"],
-        region_code=row["region_code"],
-        signing_certificate_pem=row["signing_certificate_pem"],
-        signing_key_id=row["signing_key_id"],
-        state=directory_pb2.AgencyState.Value(f"AGENCY_STATE_{row['state']}"),
-        suspend_reason=row["suspend_reason"],
-        create_time=times.to_timestamp(row["create_time"]),
-        update_time=times.to_timestamp(row["update_time"]),
+        name=str(AgencyName(row.id)),
+        display_name=row.display_name,
+        region_code=row.region_code,
+        signing_certificate_pem=row.signing_certificate_pem,
+        signing_key_id=row.signing_key_id,
+        state=directory_pb2.AgencyState.Value(f"AGENCY_STATE_{row.state}"),
+        suspend_reason=row.suspend_reason,
+        create_time=times.to_timestamp(row.create_time),
+        update_time=times.to_timestamp(row.update_time),
         previous_signing_certificates=[
             directory_pb2.RetiredSigningCertificate(
                 certificate_pem=retired["certificate_pem"], key_id=retired["key_id"],
                 retire_time=times.to_timestamp(retired["retire_time"]))
-            for retired in json.loads(row["previous_signing_certificates"])],
+            for retired in json.loads(row.previous_signing_certificates)],
     )
 
 
@@ -47,18 +46,9 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
 
     @rpc("directory.list", allow=EVERYONE)
     def ListAgencies(self, request: directory_pb2.ListAgenciesRequest, call: Call) -> Any:
-        size = paging.page_size(request.page_size)
-        after = self.gateway.page_tokens.decode(request.page_token, request) or ""
-        region = directory.region_prefix(request.region_code)
-        found = sql.list_agencies(self.gateway.db.reader(), after=after, limit=size + 1,
-                                  region_prefix=region)
-        response = directory_pb2.ListAgenciesResponse(
-            agencies=[agency_proto(row) for row in found[:size]]
-        )
-        if len(found) > size:
-            response.next_page_token = self.gateway.page_tokens.encode(found[size - 1]["id"],
-                                                                       request)
-        return response
+        page = self.gateway.directory.list_agencies(request)
+        return directory_pb2.ListAgenciesResponse(agencies=map(agency_proto, page.items),
+                                                  next_page_token=page.next_page_token)
 
     @rpc("directory.register", allow=(ADMIN,))
     def RegisterAgency(self, request: directory_pb2.RegisterAgencyRequest, call: Call) -> Any:

@@ -6,57 +6,57 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from gateway import exchange, paging
+from gateway import exchange
 from gateway.context import Call
 from gateway.identity import ADMIN, AGENCY
+from gateway.models import AccessRequest, Grant
 from gateway.rpc import rpc
-from gateway.storage import exchange as sql
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from govshare import times
-from govshare.enums import enum_value, optional_enum
+from govshare.enums import enum_value
 from govshare.names import AgencyName
 
 
-def request_proto(row: dict[str, Any], now: str) -> exchange_pb2.AccessRequest:
-    state = row.get("effective_state", row["state"])
-    deadline = row["decide_deadline"]
+def request_proto(row: AccessRequest, now: str) -> exchange_pb2.AccessRequest:
+    state = row.current_state
+    deadline = row.decide_deadline
     message = exchange_pb2.AccessRequest(
-        name=row["name"],
-        requester=str(AgencyName(row["requester"])),
-        owner=str(AgencyName(row["owner"])),
-        dataset=row["dataset"],
+        name=row.name,
+        requester=str(AgencyName(row.requester)),
+        owner=str(AgencyName(row.owner)),
+        dataset=row.dataset,
         statement=exchange.decode_statement(row),
-        signed_statement=envelope_pb2.Envelope.FromString(row["signed_statement"]),
+        signed_statement=envelope_pb2.Envelope.FromString(row.signed_statement),
         state=exchange_pb2.AccessRequestState.Value(f"ACCESS_REQUEST_STATE_{state}"),
-        state_reason=row["state_reason"],
+        state_reason=row.state_reason,
         decide_deadline=times.to_timestamp(deadline),
         overdue=state == exchange.PENDING and deadline is not None and deadline < now,
-        grant=row["grant_name"] or "",
-        create_time=times.to_timestamp(row["create_time"]),
-        decide_time=times.to_timestamp(row["decide_time"]),
+        grant=row.grant_name or "",
+        create_time=times.to_timestamp(row.create_time),
+        decide_time=times.to_timestamp(row.decide_time),
     )
-    if row["signed_decision"]:
-        message.signed_decision.ParseFromString(row["signed_decision"])
+    if row.signed_decision:
+        message.signed_decision.ParseFromString(row.signed_decision)
     return message
 
 
-def grant_proto(row: dict[str, Any]) -> exchange_pb2.Grant:
-    state = row.get("effective_state", row["state"])
+def grant_proto(row: Grant) -> exchange_pb2.Grant:
+    state = row.current_state
     return exchange_pb2.Grant(
-        name=row["name"],
-        grantee=str(AgencyName(row["grantee"])),
-        owner=str(AgencyName(row["owner"])),
-        dataset=row["dataset"],
-        access_request=row["access_request"],
-        fields=json.loads(row["fields"]),
+        name=row.name,
+        grantee=str(AgencyName(row.grantee)),
+        owner=str(AgencyName(row.owner)),
+        dataset=row.dataset,
+        access_request=row.access_request,
+        fields=json.loads(row.fields),
         state=exchange_pb2.GrantState.Value(f"GRANT_STATE_{state}"),
-        signed_statement=envelope_pb2.Envelope.FromString(row["signed_statement"]),
-        create_time=times.to_timestamp(row["create_time"]),
-        expire_time=times.to_timestamp(row["expire_time"]),
-        revoke_time=times.to_timestamp(row["revoke_time"]),
-        revoke_reason=row["revoke_reason"],
-        max_classification=enum_value(catalog_pb2.Classification, row["max_classification"]),
-        max_sharing_type=enum_value(catalog_pb2.SharingType, row["max_sharing_type"]),
+        signed_statement=envelope_pb2.Envelope.FromString(row.signed_statement),
+        create_time=times.to_timestamp(row.create_time),
+        expire_time=times.to_timestamp(row.expire_time),
+        revoke_time=times.to_timestamp(row.revoke_time),
+        revoke_reason=row.revoke_reason,
+        max_classification=enum_value(catalog_pb2.Classification, row.max_classification),
+        max_sharing_type=enum_value(catalog_pb2.SharingType, row.max_sharing_type),
     )
 
 
@@ -85,22 +85,11 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
 
     @rpc("exchange.request.list")
     def ListAccessRequests(self, request: Any, call: Call) -> Any:
-        agency = exchange.require_parent(call, request.parent)
-        incoming = exchange.direction_incoming(request.direction)
-        size = paging.page_size(request.page_size)
         now = self._now()
-        found = sql.list_access_requests(
-            self.gateway.db.reader(), agency=agency, incoming=incoming,
-            state=optional_enum(exchange_pb2.AccessRequestState, request.state, "state"),
-            overdue_only=request.overdue_only, now=now,
-            dataset=exchange.dataset_filter(request.dataset),
-            before=self.gateway.page_tokens.decode(request.page_token, request),
-            limit=size + 1,
-        )
-        items, token = paging.page(self.gateway.page_tokens, self.gateway.config.limits, request,
-                                   found, size, lambda row: request_proto(row, now), "seq")
-        return exchange_pb2.ListAccessRequestsResponse(access_requests=items,
-                                                       next_page_token=token)
+        page = self.gateway.exchange.list_requests(call, request, now)
+        return exchange_pb2.ListAccessRequestsResponse(
+            access_requests=[request_proto(row, now) for row in page.items],
+            next_page_token=page.next_page_token)
 
     @rpc("exchange.request.approve")
     def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
@@ -125,19 +114,9 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
 
     @rpc("exchange.grant.list")
     def ListGrants(self, request: Any, call: Call) -> Any:
-        agency = exchange.require_parent(call, request.parent)
-        incoming = exchange.direction_incoming(request.direction)
-        size = paging.page_size(request.page_size)
-        found = sql.list_grants(
-            self.gateway.db.reader(), agency=agency, incoming=incoming,
-            state=optional_enum(exchange_pb2.GrantState, request.state, "state"),
-            dataset=exchange.dataset_filter(request.dataset), now=self._now(),
-            before=self.gateway.page_tokens.decode(request.page_token, request),
-            limit=size + 1,
-        )
-        items, token = paging.page(self.gateway.page_tokens, self.gateway.config.limits, request,
-                                   found, size, grant_proto, "seq")
-        return exchange_pb2.ListGrantsResponse(grants=items, next_page_token=token)
+        page = self.gateway.exchange.list_grants(call, request, self._now())
+        return exchange_pb2.ListGrantsResponse(grants=map(grant_proto, page.items),
+                                               next_page_token=page.next_page_token)
 
     @rpc("exchange.grant.revoke", allow=(AGENCY, ADMIN))
     def RevokeGrant(self, request: Any, call: Call) -> Any:

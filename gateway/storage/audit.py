@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gateway.storage.database import first, rows
+from gateway.models import AuditLeaf, Checkpoint
+from gateway.storage.database import every, first
 from govshare.transparency.merkle import Coord, stored_index
 
 _MAX_PARAMS = 30_000
@@ -35,13 +36,13 @@ def frame(subjects: Sequence[str]) -> str:
     return "\n" + "\n".join(subjects) + "\n" if subjects else ""
 
 
-def insert_leaves(conn: sqlite3.Connection, leaves: Sequence[tuple[Any, ...]]) -> None:
-    """Rows of (leaf_index, record, create_time, actor, action, outcome, framed subjects)."""
+def insert_leaves(conn: sqlite3.Connection, leaves: Sequence[AuditLeaf]) -> None:
     conn.executemany(
         "INSERT INTO audit_leaves"
         " (leaf_index, record, create_time, actor, action, outcome, subjects)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        leaves,
+        [(leaf.leaf_index, leaf.record, leaf.create_time, leaf.actor, leaf.action, leaf.outcome,
+          leaf.subjects) for leaf in leaves],
     )
 
 
@@ -77,23 +78,22 @@ def fetch_nodes(conn: sqlite3.Connection, coords: Sequence[Coord]) -> list[bytes
     return [found[id_] for id_ in ids]
 
 
-def insert_checkpoint(
-    conn: sqlite3.Connection, size: int, root: bytes, note: bytes, when: str
-) -> None:
+def insert_checkpoint(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO checkpoints (tree_size, root_hash, note, create_time)"
         " VALUES (?, ?, ?, ?)",
-        (size, root, note, when),
+        (checkpoint.tree_size, checkpoint.root_hash, checkpoint.note, checkpoint.create_time),
     )
 
 
-def latest_checkpoint(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    return first(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1"))
+def latest_checkpoint(conn: sqlite3.Connection) -> Checkpoint | None:
+    return first(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size DESC LIMIT 1"),
+                 Checkpoint)
 
 
-def checkpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def checkpoints(conn: sqlite3.Connection) -> list[Checkpoint]:
     """Every stored checkpoint, oldest first."""
-    return rows(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size"))
+    return every(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size"), Checkpoint)
 
 
 def checkpoint_origins(conn: sqlite3.Connection) -> set[str]:
@@ -109,8 +109,9 @@ def records_of_action(conn: sqlite3.Connection, action: str) -> list[tuple[int, 
                         " ORDER BY leaf_index", (action,)).fetchall()
 
 
-def get_leaf(conn: sqlite3.Connection, leaf_index: int) -> dict[str, Any] | None:
-    return first(conn.execute("SELECT * FROM audit_leaves WHERE leaf_index = ?", (leaf_index,)))
+def get_leaf(conn: sqlite3.Connection, leaf_index: int) -> AuditLeaf | None:
+    return first(conn.execute("SELECT * FROM audit_leaves WHERE leaf_index = ?", (leaf_index,)),
+                 AuditLeaf)
 
 
 def iter_records(conn: sqlite3.Connection, batch: int = 10_000) -> Iterator[tuple[int, bytes]]:
@@ -181,7 +182,7 @@ def list_leaves(
     refusals_seen_by: tuple[str, str] | None = None,
     start_time: str = "",
     end_time: str = "",
-) -> list[dict[str, Any]]:
+) -> list[AuditLeaf]:
     """Leaves with leaf_index > after matching every filter, oldest first.
 
     `subjects`: the leaf must concern each of these; `any_subject`: at least one of these (the
@@ -211,23 +212,23 @@ def list_leaves(
         where.append(clause)
         params.extend(values)
     condition = " AND ".join(where)
-    found: list[dict[str, Any]] = []
+    found: list[AuditLeaf] = []
     driving = subjects[:1] or (any_subject if len(any_subject) == 1 else ())
     if driving and after + 1 < (upto := subjects_indexed_upto(conn)):
-        found = rows(conn.execute(
-            "SELECT l.leaf_index, l.record FROM audit_subject_index i"
+        found = every(conn.execute(
+            "SELECT l.* FROM audit_subject_index i"
             " JOIN audit_leaves l ON l.leaf_index = i.leaf_index"
             f" WHERE i.subject = ? AND i.leaf_index > ? AND i.leaf_index < ? AND {condition}"
             " ORDER BY i.leaf_index LIMIT ?",
             [driving[0], after, upto, *params, limit],
-        ))
+        ), AuditLeaf)
         after = upto - 1
     if len(found) < limit:
-        found += rows(conn.execute(
-            f"SELECT l.leaf_index, l.record FROM audit_leaves l WHERE l.leaf_index > ?"
+        found += every(conn.execute(
+            f"SELECT l.* FROM audit_leaves l WHERE l.leaf_index > ?"
             f" AND {condition} ORDER BY l.leaf_index LIMIT ?",
             [after, *params, limit - len(found)],
-        ))
+        ), AuditLeaf)
     return found
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from gateway.storage.database import first, insert, rows
+from gateway.models import AccessRequest, Dataset, Version
+from gateway.storage.database import each, every, first, insert
 
 ACTIVE = "ACTIVE"
 WITHDRAWN = "WITHDRAWN"
@@ -36,13 +37,6 @@ def search_text(text: str) -> str:
     return _HAN.sub(r" \1 ", text)
 
 
-def _each(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
-    """The rows of a cursor as dicts, read one at a time."""
-    names = [column[0] for column in cursor.description]
-    for row in cursor:
-        yield dict(zip(names, row, strict=True))
-
-
 # -- reading (used by the catalog and the exchange) ----------------------------------------------
 
 
@@ -53,46 +47,37 @@ _DATASETS = (
 """Dataset rows with their latest version's signed manifest (serialised Envelope)."""
 
 
-def get_dataset(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
-    """The dataset row named "agencies/{agency}/datasets/{dataset}" with the latest version's
-    `signed_manifest`, or None. Columns: see the datasets table in schema.py; `publisher` is an
-    agency id, `classification`/`sharing_type`/`state` are enum names without prefix."""
-    return first(conn.execute(f"{_DATASETS} WHERE d.name = ?", (name,)))
-
-
-_TERMS = ("state", "latest_version", "sharing_type", "classification")
+def get_dataset(conn: sqlite3.Connection, name: str) -> Dataset | None:
+    """The dataset named "agencies/{agency}/datasets/{dataset}" with the latest version's
+    `signed_manifest`, or None."""
+    return first(conn.execute(f"{_DATASETS} WHERE d.name = ?", (name,)), Dataset)
 
 
 def sharing_terms(conn: sqlite3.Connection, name: str) -> tuple[Any, ...] | None:
-    """What an access decision on a dataset depends on (state, latest version, sharing type,
-    classification): one cheap read to confirm a decision taken moments earlier still holds."""
-    row = conn.execute(f"SELECT {', '.join(_TERMS)} FROM datasets WHERE name = ?",
-                       (name,)).fetchone()
+    """What an access decision on a dataset depends on (`Dataset.terms`): one cheap read to
+    confirm a decision taken moments earlier still holds."""
+    row = conn.execute("SELECT state, latest_version, sharing_type, classification"
+                       " FROM datasets WHERE name = ?", (name,)).fetchone()
     return tuple(row) if row else None
 
 
-def terms_of(dataset: dict[str, Any]) -> tuple[Any, ...]:
-    """`sharing_terms` of a dataset row read earlier."""
-    return tuple(dataset[column] for column in _TERMS)
+def get_version(conn: sqlite3.Connection, name: str) -> Version | None:
+    """The version named ".../datasets/{dataset}/versions/{n}", or None."""
+    return first(conn.execute("SELECT * FROM dataset_versions WHERE name = ?", (name,)), Version)
 
 
-def get_version(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
-    """The version row named ".../datasets/{dataset}/versions/{n}", or None."""
-    return first(conn.execute("SELECT * FROM dataset_versions WHERE name = ?", (name,)))
-
-
-def latest_version(conn: sqlite3.Connection, dataset: str) -> dict[str, Any] | None:
-    """The newest version row of a dataset, or None."""
+def latest_version(conn: sqlite3.Connection, dataset: str) -> Version | None:
+    """The newest version of a dataset, or None."""
     return first(conn.execute(
         "SELECT * FROM dataset_versions WHERE dataset = ? ORDER BY version DESC LIMIT 1",
         (dataset,),
-    ))
+    ), Version)
 
 
 def list_versions(
     conn: sqlite3.Connection, dataset: str, *, before: int | None, limit: int,
     confidential: bool,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Version]:
     """Versions of a dataset newest first, those below `before` when given; CONFIDENTIAL ones
     only when `confidential` (each version by its own classification)."""
     clauses, params = ["dataset = ?"], [dataset]
@@ -101,11 +86,11 @@ def list_versions(
         params.append(before)
     if not confidential:
         clauses.append("classification != 'CONFIDENTIAL'")
-    return _each(conn.execute(
+    return each(conn.execute(
         f"SELECT * FROM dataset_versions WHERE {' AND '.join(clauses)}"
         " ORDER BY version DESC LIMIT ?",
         (*params, limit),
-    ))
+    ), Version)
 
 
 def stored_content(conn: sqlite3.Connection) -> set[tuple[str, str]]:
@@ -178,7 +163,7 @@ class DatasetFilter:
 
 def list_datasets(
     conn: sqlite3.Connection, where: DatasetFilter, *, before: int | None, limit: int
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Dataset]:
     """Datasets matching `where`, newest first, those with seq below `before` when given."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -210,31 +195,37 @@ def list_datasets(
         params.extend(visible_to_params(where.viewer, where.now))
     params.append(limit)
     matching = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    return _each(conn.execute(
+    return each(conn.execute(
         f"{_DATASETS}{matching} ORDER BY d.seq DESC LIMIT ?",
         params,
-    ))
+    ), Dataset)
 
 
 # -- writing (inside unit-of-work changes) -------------------------------------------------------
 
 
-def upsert_dataset(conn: sqlite3.Connection, row: dict[str, Any], tags: Sequence[str]) -> None:
+_DATASET_COLUMNS = tuple(field.name for field in fields(Dataset)
+                         if field.name not in ("seq", "signed_manifest"))
+"""The columns of a Dataset written to its row (the database numbers it; the signed manifest
+is its latest version's)."""
+
+
+def upsert_dataset(conn: sqlite3.Connection, dataset: Dataset, tags: Sequence[str]) -> None:
     """Insert a dataset, or update its latest-version metadata; its tag rows and its search
     text follow."""
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in ("name", "create_time"))
+    marks = ", ".join("?" for _ in _DATASET_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _DATASET_COLUMNS
+                        if c not in ("name", "create_time"))
     conn.execute(
-        f"INSERT INTO datasets ({columns}) VALUES ({marks})"
+        f"INSERT INTO datasets ({', '.join(_DATASET_COLUMNS)}) VALUES ({marks})"
         f" ON CONFLICT (name) DO UPDATE SET {updates}",
-        tuple(row.values()),
+        [getattr(dataset, column) for column in _DATASET_COLUMNS],
     )
-    seq = conn.execute("SELECT seq FROM datasets WHERE name = ?", (row["name"],)).fetchone()[0]
+    seq = conn.execute("SELECT seq FROM datasets WHERE name = ?", (dataset.name,)).fetchone()[0]
     conn.execute("DELETE FROM dataset_tags WHERE dataset_seq = ?", (seq,))
     conn.executemany("INSERT INTO dataset_tags (tag, dataset_seq) VALUES (?, ?)",
                      [(tag, seq) for tag in tags])
-    index_search_text(conn, seq, [row[column] for column in SEARCHED])
+    index_search_text(conn, seq, [getattr(dataset, column) for column in SEARCHED])
 
 
 SEARCHED = ("title", "abstract", "tags", "field_names")
@@ -249,8 +240,8 @@ def index_search_text(conn: sqlite3.Connection, seq: int, texts: Sequence[str]) 
     )
 
 
-def insert_version(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    insert(conn, "dataset_versions", row)
+def insert_version(conn: sqlite3.Connection, version: Version) -> None:
+    insert(conn, "dataset_versions", version)
 
 
 def withdraw_dataset(conn: sqlite3.Connection, name: str, reason: str, when: str) -> None:
@@ -263,19 +254,19 @@ def withdraw_dataset(conn: sqlite3.Connection, name: str, reason: str, when: str
 
 def withdraw_pending_requests(
     conn: sqlite3.Connection, dataset: str, when: str
-) -> list[dict[str, Any]]:
+) -> list[AccessRequest]:
     """Mark a withdrawn dataset's PENDING access requests WITHDRAWN, those of requesters that
-    may see it at `when`; returns their names and requesters (agency ids), oldest first. The
+    may see it at `when`; returns them, oldest first. The
     others stay PENDING for the owner to decide, as a request for a name never published does:
     closing them would tell their requesters that the hidden dataset exists."""
-    closed = rows(conn.execute(
+    closed = every(conn.execute(
         "UPDATE access_requests SET state = 'WITHDRAWN',"
         " state_reason = 'the dataset was withdrawn by its owner', decide_time = :when"
         " WHERE dataset = :dataset AND state = 'PENDING' AND EXISTS (SELECT 1 FROM datasets d"
         " WHERE d.name = :dataset AND (d.classification != 'CONFIDENTIAL' OR EXISTS (SELECT 1"
         " FROM grants g WHERE g.grantee = access_requests.requester AND g.dataset = d.name"
         f" AND {CONFIDENTIAL_GRANT} AND g.expire_time > :when)))"
-        " RETURNING seq, name, requester",
+        " RETURNING *, state AS effective_state",
         {"when": when, "dataset": dataset},
-    ))
-    return sorted(closed, key=lambda row: row["seq"])
+    ), AccessRequest)
+    return sorted(closed, key=lambda request: request.seq)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from gateway.storage import schema
+
+M = TypeVar("M")
 
 READER_CACHE_KIB = 1024
 """Page cache of each per-thread read connection, KiB."""
@@ -124,21 +127,30 @@ def migrate(db: sqlite_utils.Database) -> None:
     schema.MIGRATIONS.apply(db)
 
 
-def insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    """Insert one row given as {column: value} (column names come from our code, never from
-    a request)."""
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+def insert(conn: sqlite3.Connection, table: str, model: Any, skip: tuple[str, ...] = ()) -> None:
+    """Insert a model (gateway.models) as one row of `table`, each field its column but those
+    in `skip` (assigned by the database, or read with the row from elsewhere)."""
+    columns = [field.name for field in dataclasses.fields(model) if field.name not in skip]
+    marks = ", ".join("?" for _ in columns)
+    conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                 [getattr(model, column) for column in columns])
 
 
-def rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    """Every row of a cursor as a dict keyed by column name."""
+def each(cursor: sqlite3.Cursor, model: Callable[..., M]) -> Iterator[M]:
+    """The rows of a cursor as `model`s (its fields are the columns), read one at a time."""
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in cursor:
+        yield model(**dict(zip(names, row, strict=True)))
 
 
-def first(cursor: sqlite3.Cursor) -> dict[str, Any] | None:
-    """The first row of a cursor as a dict, or None."""
-    found = rows(cursor)
-    return found[0] if found else None
+def every(cursor: sqlite3.Cursor, model: Callable[..., M]) -> list[M]:
+    """Every row of a cursor as a `model`."""
+    return list(each(cursor, model))
+
+
+def first(cursor: sqlite3.Cursor, model: Callable[..., M]) -> M | None:
+    """The first row of a cursor as a `model`, or None."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return model(**dict(zip([column[0] for column in cursor.description], row, strict=True)))

@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from gateway.storage.database import first, insert, rows
-
-
-def get_agency(conn: sqlite3.Connection, agency_id: str) -> dict[str, Any] | None:
-    return first(conn.execute("SELECT * FROM agencies WHERE id = ?", (agency_id,)))
+from gateway.models import Agency
+from gateway.storage.database import every, first, insert
 
 
-def get_agency_by_key_id(conn: sqlite3.Connection, key_id: str) -> dict[str, Any] | None:
-    return first(conn.execute("SELECT * FROM agencies WHERE signing_key_id = ?", (key_id,)))
+def get_agency(conn: sqlite3.Connection, agency_id: str) -> Agency | None:
+    return first(conn.execute("SELECT * FROM agencies WHERE id = ?", (agency_id,)), Agency)
+
+
+def get_agency_by_key_id(conn: sqlite3.Connection, key_id: str) -> Agency | None:
+    return first(conn.execute("SELECT * FROM agencies WHERE signing_key_id = ?", (key_id,)), Agency)
 
 
 def list_agencies(
     conn: sqlite3.Connection, *, after: str, limit: int, region_prefix: str = ""
-) -> list[dict[str, Any]]:
+) -> list[Agency]:
     """Agencies with id > after, ordered by id; region_prefix matches region codes by prefix."""
-    return rows(
+    return every(
         conn.execute(
             "SELECT * FROM agencies WHERE id > ? AND region_code LIKE ? ORDER BY id LIMIT ?",
             (after, region_prefix + "%", limit),
-        )
+        ),
+        Agency,
     )
 
 
-def insert_agency(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    insert(conn, "agencies", row)
+def insert_agency(conn: sqlite3.Connection, agency: Agency) -> None:
+    insert(conn, "agencies", agency)
 
 
 def set_agency_state(

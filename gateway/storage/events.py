@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
+from gateway.models import Event
 from gateway.storage import catalog
-from gateway.storage.database import rows
+from gateway.storage.database import every
 
 
 def insert_event(
@@ -35,7 +35,7 @@ def last_seq(conn: sqlite3.Connection) -> int:
 def events_for(
     conn: sqlite3.Connection, agency: str, follow: Sequence[str], *, after: int, limit: int,
     now: str,
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     """Events after position `after` that concern agency id `agency`, oldest first.
 
     A dataset event counts for a grantee when it happened while the grant was in force, so a
@@ -54,7 +54,7 @@ def events_for(
                 " dataset_versions v WHERE v.name = e.resource"
                 " AND v.classification = 'CONFIDENTIAL')))))") if follow else ""
     visibility = catalog.visible_to_params(agency, now) if follow else ()
-    return rows(conn.execute(
+    return every(conn.execute(
         "SELECT e.* FROM events e WHERE e.seq > ? AND (e.recipient = ? OR (e.recipient IS NULL"
         " AND (e.dataset LIKE ? ESCAPE '\\'" + followed +
         " OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.dataset = e.dataset"
@@ -67,7 +67,7 @@ def events_for(
         "))))"
         " ORDER BY e.seq LIMIT ?",
         (after, agency, _owned_prefix(agency), *follow, *visibility, agency, limit),
-    ))
+    ), Event)
 
 
 def _owned_prefix(agency: str) -> str:

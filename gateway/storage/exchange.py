@@ -8,9 +8,9 @@ carries the derived value; `state` stays what was written.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from gateway.storage.database import first, insert, rows
+from gateway.models import AccessRequest, Exchange, Grant
+from gateway.storage.database import every, first, insert
 
 _REQUEST_SELECT = """
     SELECT r.*, CASE WHEN r.state = 'APPROVED' AND g.expire_time <= :now THEN 'EXPIRED'
@@ -28,23 +28,28 @@ _MAX_SEQ = 2**63 - 1
 # -- access requests -----------------------------------------------------------------------------
 
 
-def insert_access_request(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    insert(conn, "access_requests", row)
+_DERIVED = ("seq", "effective_state")
+"""Fields of a request or grant that are not written: the database numbers it, and the
+effective state is derived when reading."""
 
 
-def get_access_request(conn: sqlite3.Connection, name: str, now: str) -> dict[str, Any] | None:
+def insert_access_request(conn: sqlite3.Connection, request: AccessRequest) -> None:
+    insert(conn, "access_requests", request, skip=_DERIVED)
+
+
+def get_access_request(conn: sqlite3.Connection, name: str, now: str) -> AccessRequest | None:
     return first(conn.execute(f"{_REQUEST_SELECT} WHERE r.name = :name",
-                              {"name": name, "now": now}))
+                              {"name": name, "now": now}), AccessRequest)
 
 
 def find_by_request_id(
     conn: sqlite3.Connection, requester: str, request_id: str, now: str
-) -> dict[str, Any] | None:
+) -> AccessRequest | None:
     """The access request `requester` (agency id) made with idempotency key `request_id`."""
     return first(conn.execute(
         f"{_REQUEST_SELECT} WHERE r.requester = :requester AND r.request_id = :request_id",
         {"requester": requester, "request_id": request_id, "now": now},
-    ))
+    ), AccessRequest)
 
 
 def decide_access_request(
@@ -62,7 +67,7 @@ def decide_access_request(
 def list_access_requests(
     conn: sqlite3.Connection, *, agency: str, incoming: bool, state: str, overdue_only: bool,
     dataset: str, now: str, before: int | None, limit: int,
-) -> list[dict[str, Any]]:
+) -> list[AccessRequest]:
     """Requests to (incoming) or from an agency id, newest first, with seq below `before`."""
     side = "owner" if incoming else "requester"
     clauses = [f"r.{side} = :agency", "r.seq < :before"]
@@ -72,34 +77,34 @@ def list_access_requests(
         clauses.append("r.state = 'PENDING' AND r.decide_deadline < :now")
     if dataset:
         clauses.append("r.dataset = :dataset")
-    return rows(conn.execute(
+    return every(conn.execute(
         f"{_REQUEST_SELECT} WHERE {' AND '.join(clauses)} ORDER BY r.seq DESC LIMIT :limit",
         {"agency": agency, "before": _MAX_SEQ if before is None else before, "state": state,
          "now": now, "dataset": dataset, "limit": limit},
-    ))
+    ), AccessRequest)
 
 
 # -- grants --------------------------------------------------------------------------------------
 
 
-def insert_grant(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    insert(conn, "grants", row)
+def insert_grant(conn: sqlite3.Connection, grant: Grant) -> None:
+    insert(conn, "grants", grant, skip=_DERIVED)
 
 
-def get_grant(conn: sqlite3.Connection, name: str, now: str) -> dict[str, Any] | None:
+def get_grant(conn: sqlite3.Connection, name: str, now: str) -> Grant | None:
     return first(conn.execute(f"{_GRANT_SELECT} WHERE g.name = :name",
-                              {"name": name, "now": now}))
+                              {"name": name, "now": now}), Grant)
 
 
 def active_grants(
     conn: sqlite3.Connection, grantee: str, dataset: str, now: str
-) -> list[dict[str, Any]]:
+) -> list[Grant]:
     """The grantee's (agency id) unexpired ACTIVE grants on `dataset`, longest lasting first."""
-    return rows(conn.execute(
+    return every(conn.execute(
         f"{_GRANT_SELECT} WHERE g.grantee = :grantee AND g.dataset = :dataset"
         " AND g.state = 'ACTIVE' AND g.expire_time > :now ORDER BY g.expire_time DESC",
         {"grantee": grantee, "dataset": dataset, "now": now},
-    ))
+    ), Grant)
 
 
 def grant_usable(conn: sqlite3.Connection, name: str, now: str) -> str:
@@ -121,7 +126,7 @@ def revoke_grant(conn: sqlite3.Connection, name: str, reason: str, when: str) ->
 def list_grants(
     conn: sqlite3.Connection, *, agency: str, incoming: bool, state: str, dataset: str,
     now: str, before: int | None, limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Grant]:
     """Grants given by (incoming) or held by an agency id, newest first."""
     side = "owner" if incoming else "grantee"
     clauses = [f"g.{side} = :agency", "g.seq < :before"]
@@ -129,27 +134,27 @@ def list_grants(
         clauses.append("effective_state = :state")
     if dataset:
         clauses.append("g.dataset = :dataset")
-    return rows(conn.execute(
+    return every(conn.execute(
         f"{_GRANT_SELECT} WHERE {' AND '.join(clauses)} ORDER BY g.seq DESC LIMIT :limit",
         {"agency": agency, "before": _MAX_SEQ if before is None else before, "state": state,
          "now": now, "dataset": dataset, "limit": limit},
-    ))
+    ), Grant)
 
 
 # -- exchanges -----------------------------------------------------------------------------------
 
 
-def insert_exchange(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    insert(conn, "exchanges", row)
+def insert_exchange(conn: sqlite3.Connection, exchange: Exchange) -> None:
+    insert(conn, "exchanges", exchange)
 
 
-def get_exchange(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
-    return first(conn.execute("SELECT * FROM exchanges WHERE name = ?", (name,)))
+def get_exchange(conn: sqlite3.Connection, name: str) -> Exchange | None:
+    return first(conn.execute("SELECT * FROM exchanges WHERE name = ?", (name,)), Exchange)
 
 
-def started_exchanges(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def started_exchanges(conn: sqlite3.Connection) -> list[Exchange]:
     """Exchanges still marked STARTED (at start-up: those a stop interrupted)."""
-    return rows(conn.execute("SELECT * FROM exchanges WHERE state = 'STARTED'"))
+    return every(conn.execute("SELECT * FROM exchanges WHERE state = 'STARTED'"), Exchange)
 
 
 def restart_exchange(conn: sqlite3.Connection, name: str, grant_name: str) -> bool:
@@ -177,13 +182,14 @@ def end_exchange(
 
 def pending_request(
     conn: sqlite3.Connection, requester: str, dataset: str
-) -> dict[str, Any] | None:
-    """The PENDING access request of agency id `requester` for `dataset`, if any."""
-    return first(conn.execute(
+) -> tuple[str, str] | None:
+    """The name and decide deadline of the PENDING access request of agency id `requester`
+    for `dataset`, if any."""
+    return conn.execute(
         "SELECT name, decide_deadline FROM access_requests"
         " WHERE requester = ? AND dataset = ? AND state = 'PENDING' LIMIT 1",
         (requester, dataset),
-    ))
+    ).fetchone()
 
 
 def count_pending(conn: sqlite3.Connection, requester: str, owner: str) -> int:

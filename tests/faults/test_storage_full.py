@@ -61,15 +61,15 @@ def test_full_disk_refuses_cleanly_and_recovers(network, caplog):
     records = [r for _, r in audit_sql.iter_records(reader)]
     assert not [r for r in records if spec.id.encode() in r and b'"ALLOWED"' in r]
     checkpoint = audit_sql.latest_checkpoint(reader)
-    assert checkpoint["tree_size"] == len(records)
-    assert checkpoint["root_hash"] == _root_of_records(reader)
+    assert checkpoint.tree_size == len(records)
+    assert checkpoint.root_hash == _root_of_records(reader)
 
     gateway.db.writer.execute(f"PRAGMA max_page_count={old_cap}")
     assert admin.register_agency(spec.id, spec.display_name, spec.region_code, pem).name == (
         f"agencies/{spec.id}")
     checkpoint = audit_sql.latest_checkpoint(reader)
-    assert checkpoint["tree_size"] == len(records) + 1
-    assert checkpoint["root_hash"] == _root_of_records(reader)
+    assert checkpoint.tree_size == len(records) + 1
+    assert checkpoint.root_hash == _root_of_records(reader)
 
 
 def test_corrupt_database_refuses_to_start(network_factory):

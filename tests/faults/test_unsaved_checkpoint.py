@@ -46,7 +46,7 @@ def unsaved(network, monkeypatch) -> bytes:
     monkeypatch.setattr(CheckpointFile, "save", broken_save)
     register(network, "unsaved-1")  # committed and acknowledged: durable in the database
     latest = audit_sql.latest_checkpoint(network.gateway.db.reader())
-    assert bytes(latest["note"]) != saved
+    assert bytes(latest.note) != saved
     return saved
 
 
@@ -69,7 +69,7 @@ def test_offline_tools_never_hand_out_a_checkpoint_the_gateway_could_not_save(ne
     assert verified.returncode == 0, verified.stderr
     assert out.read_bytes() == unsaved
     assert f"saved checkpoint of size {size}, root" in verified.stdout
-    assert network.gateway.log.checkpoint()["note"] == unsaved  # GetCheckpoint agrees
+    assert network.gateway.log.checkpoint().note == unsaved  # GetCheckpoint agrees
 
 
 def test_no_change_commits_while_its_checkpoint_cannot_be_saved(network, unsaved,
@@ -88,5 +88,5 @@ def test_no_change_commits_while_its_checkpoint_cannot_be_saved(network, unsaved
     monkeypatch.undo()  # the disk is back: the unsaved checkpoint is saved, then the change
     assert register(network, "unsaved-2").name == "agencies/unsaved-2"
     latest = audit_sql.latest_checkpoint(network.gateway.db.reader())
-    assert CheckpointFile(Path(network.gateway.log.saved.path)).read()[0] == bytes(latest["note"])
-    assert network.gateway.log.checkpoint()["tree_size"] == latest["tree_size"]
+    assert CheckpointFile(Path(network.gateway.log.saved.path)).read()[0] == bytes(latest.note)
+    assert network.gateway.log.checkpoint().tree_size == latest.tree_size

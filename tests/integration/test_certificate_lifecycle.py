@@ -72,7 +72,7 @@ def test_revocation_ends_a_running_watch(network):
     own = publish(market, "watch-opened")
     stream = market.watch(cursor=str(last))
     assert next(stream).dataset == own  # the watch is open at the gateway
-    leaves = network.gateway.log.checkpoint()["tree_size"]
+    leaves = network.gateway.log.checkpoint().tree_size
 
     _revoke(network, "sz-market", "tls")
     publish(health, "beds")  # visible to sz-market: the watch would report it

@@ -112,11 +112,11 @@ def test_following_what_you_may_not_see_is_refused(network):
         ("datasets/../x", errors.InvalidArgument, "INVALID_ARGUMENT"),
     ]
     for name, error, reason in cases:
-        before = network.gateway.log.checkpoint()["tree_size"]
+        before = network.gateway.log.checkpoint().tree_size
         with pytest.raises(error) as refused:
             next(stats.watch(follow=[name]))
         assert refused.value.reason == reason
-        assert network.gateway.log.checkpoint()["tree_size"] == before + 1  # its refusal only
+        assert network.gateway.log.checkpoint().tree_size == before + 1  # its refusal only
 
 
 class EndedTransport:
@@ -187,7 +187,7 @@ def test_a_suspended_agency_s_watch_ends(network):
     beds = publish(health, "beds")
     ask(market, beds)
     stream = watching(network, market)
-    leaves = network.gateway.log.checkpoint()["tree_size"]
+    leaves = network.gateway.log.checkpoint().tree_size
 
     network.admin().suspend_agency("sz-market", "certificate compromised")
     publish(health, "beds", b"region,beds\n1,3\n")

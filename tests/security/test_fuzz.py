@@ -369,4 +369,4 @@ def test_fuzz_leaves_the_gateway_serving_and_the_log_intact(fuzz: Fuzz) -> None:
     assert wait_for(lambda: not any(gateway.blobs.tmp.iterdir()))
     report = verify_log(gateway.db.reader(), gateway.note_signer.verifier())
     assert report.ok, report.problems
-    assert report.tree_size == int(gateway.log.checkpoint()["tree_size"])
+    assert report.tree_size == int(gateway.log.checkpoint().tree_size)

@@ -15,6 +15,7 @@ from google.protobuf import timestamp_pb2
 from certs.ca import CertificateAuthority
 from gateway import config, exchange
 from gateway.context import Call
+from gateway.models import Version
 from gateway.network import lay_out
 from gateway.server import Gateway
 from gateway.v1 import catalog_pb2, exchange_pb2
@@ -90,9 +91,9 @@ class Domain:
 
     def publish(self, agency: str, dataset_id: str, content: bytes = CONTENT, *,
                 version: int = 1, classification: str = "INTERNAL",
-                sharing_type: str = "UNCONDITIONAL") -> dict[str, Any]:
+                sharing_type: str = "UNCONDITIONAL") -> Version:
         """Publish `content` (CSV with the SCHEMA fields, column digests signed) as `version`
-        of one of `agency`'s datasets; returns the version row."""
+        of one of `agency`'s datasets; returns the version."""
         name = f"agencies/{agency}/datasets/{dataset_id}"
         found = columns.scan([content], catalog_pb2.MEDIA_TYPE_CSV, [f.name for f in SCHEMA])
         schema = [catalog_pb2.SchemaField(name=f.name, type=f.type, sensitivity=f.sensitivity,

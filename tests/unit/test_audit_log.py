@@ -49,7 +49,7 @@ def test_the_checkpoint_is_saved_before_the_caller_is_answered(tmp_path: Path) -
         saved = note.Checkpoint.parse(note.open_note(signed, [SIGNER.verifier()]))
         assert note.Checkpoint.parse(note.open_note(first, [SIGNER.verifier()])).size == 0
         assert saved.size == committed.tree_size == committed.leaf_indices[0] + 1
-        assert bytes(log.checkpoint()["note"]) == signed  # what GetCheckpoint shows
+        assert bytes(log.checkpoint().note) == signed  # what GetCheckpoint shows
     finally:
         work.close()
         log.close()
@@ -252,7 +252,7 @@ def test_every_caller_of_a_batch_wakes_in_turn_past_refused_ones(tmp_path: Path)
     work.close()
     log.close()
     checkpoints = sql.checkpoints(log.db.writer)
-    assert [c["tree_size"] for c in checkpoints] == [0, 10]  # the held change added no leaf
+    assert [c.tree_size for c in checkpoints] == [0, 10]  # the held change added no leaf
     log.db.close()
 
 
@@ -350,10 +350,10 @@ def test_listings_by_subject_match_a_scan_however_far_the_index_got(
     while True:
         found = sql.list_leaves(conn, after=after, limit=page, subjects=wanted,
                                 any_subject=any_of, action=action)
-        listed += [row["leaf_index"] for row in found]
+        listed += [row.leaf_index for row in found]
         if len(found) < page:
             break
-        after = found[-1]["leaf_index"]
+        after = found[-1].leaf_index
     conn.close()
     expected = [n for n, body in enumerate(records)
                 if all(s in body["subjects"] for s in wanted)
@@ -382,7 +382,7 @@ def test_a_failing_subject_index_stops_indexing_but_not_commits(tmp_path: Path,
     reader = log.db.reader()
     assert reader.execute("SELECT count(*) FROM audit_subject_index").fetchone()[0] == 0
     listed = sql.list_leaves(reader, after=-1, limit=1000, any_subject=["agencies/a1"])
-    assert [row["leaf_index"] for row in listed] == list(range(1, INDEX_STEP + 5, 2))
+    assert [row.leaf_index for row in listed] == list(range(1, INDEX_STEP + 5, 2))
     work.close()
     log.close()
     assert verify.verify_log(log.db, SIGNER.verifier()).ok

@@ -55,7 +55,7 @@ def test_a_save_torn_by_a_crash_falls_back_to_the_checkpoint_before(tmp_path):
         handle.write(b"torn" * 10)
     log, work = reopened(tmp_path / "audit.db")
     try:
-        assert log.checkpoint()["tree_size"] == 3
+        assert log.checkpoint().tree_size == 3
         assert [size_of(signed) for signed in CheckpointFile(saved).read()] == [3]
     finally:
         work.close()

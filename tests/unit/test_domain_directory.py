@@ -14,8 +14,8 @@ ADMIN_ACTIONS = ("directory.suspend", "directory.reinstate")
 def test_a_registered_agency_is_active_and_registers_once(domain):
     add_agency(domain.layout, AgencySpec("hz-transport", "Hangzhou Transport Bureau", "330100"))
     row = domain.register("hz-transport", "Hangzhou Transport Bureau", "330100")
-    assert (row["state"], row["region_code"]) == ("ACTIVE", "330100")
-    assert domain.call("hz-transport", "directory.get").agency["id"] == "hz-transport"
+    assert (row.state, row.region_code) == ("ACTIVE", "330100")
+    assert domain.call("hz-transport", "directory.get").agency.id == "hz-transport"
     with pytest.raises(errors.AlreadyExists):
         domain.register("hz-transport", "Hangzhou Transport Bureau", "330100")
     assert [outcome for outcome, _ in domain.leaves("directory.register")][-2:] == \
@@ -38,15 +38,15 @@ def test_a_suspended_agency_is_refused_until_reinstated(domain):
     assert refused.value.reason == "AGENCY_SUSPENDED"
     assert "audit pending" in refused.value.message
     domain.gateway.directory.reinstate(reinstate, "agencies/sz-market", "audit passed")
-    assert domain.call("sz-market", "catalog.list").agency["state"] == "ACTIVE"
+    assert domain.call("sz-market", "catalog.list").agency.state == "ACTIVE"
     with pytest.raises(errors.FailedPrecondition) as again:
         domain.gateway.directory.reinstate(reinstate, "agencies/sz-market", "audit passed")
     assert again.value.reason == "AGENCY_NOT_SUSPENDED"
 
 
 def test_no_grant_is_given_to_a_suspended_requester(domain):
-    dataset = domain.publish("gd-health", "beds", sharing_type="CONDITIONAL")["dataset"]
-    request = domain.ask("sz-market", dataset).request["name"]
+    dataset = domain.publish("gd-health", "beds", sharing_type="CONDITIONAL").dataset
+    request = domain.ask("sz-market", dataset).request.name
     domain.gateway.directory.suspend(domain.call("admin", "directory.suspend"),
                       "agencies/sz-market", "audit pending")
     with pytest.raises(errors.FailedPrecondition) as refused:

@@ -12,8 +12,8 @@ OWNER, REQUESTER = "gd-health", "sz-market"
 
 
 def test_the_owner_is_told_of_a_request_and_the_requester_of_its_decision(domain):
-    dataset = domain.publish(OWNER, "beds", sharing_type="CONDITIONAL")["dataset"]
-    request = domain.ask(REQUESTER, dataset).request["name"]
+    dataset = domain.publish(OWNER, "beds", sharing_type="CONDITIONAL").dataset
+    request = domain.ask(REQUESTER, dataset).request.name
     domain.decide(OWNER, request)
     assert domain.watch(OWNER) == [
         ("EVENT_TYPE_DATASET_VERSION_PUBLISHED", f"{dataset}/versions/1"),
@@ -23,7 +23,7 @@ def test_the_owner_is_told_of_a_request_and_the_requester_of_its_decision(domain
 
 
 def test_a_grantee_is_shown_new_versions_it_may_see_only(domain):
-    dataset = domain.publish(OWNER, "beds")["dataset"]
+    dataset = domain.publish(OWNER, "beds").dataset
     domain.ask(REQUESTER, dataset)
     domain.publish(OWNER, "beds", version=2)
     domain.publish(OWNER, "beds", version=3, classification="CONFIDENTIAL")
@@ -32,8 +32,8 @@ def test_a_grantee_is_shown_new_versions_it_may_see_only(domain):
 
 
 def test_only_datasets_the_caller_may_see_are_followed(domain):
-    shown = domain.publish(OWNER, "beds")["dataset"]
-    hidden = domain.publish(OWNER, "secret", classification="CONFIDENTIAL")["dataset"]
+    shown = domain.publish(OWNER, "beds").dataset
+    hidden = domain.publish(OWNER, "secret", classification="CONFIDENTIAL").dataset
     assert domain.watch("zj-stats", follow=(shown,)) == [
         ("EVENT_TYPE_DATASET_VERSION_PUBLISHED", f"{shown}/versions/1")]
     for name in (hidden, "agencies/gd-health/datasets/never-published"):

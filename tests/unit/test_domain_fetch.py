@@ -25,16 +25,16 @@ def refusal(domain, dataset: str) -> errors.GatewayError:
 
 
 def test_a_grant_naming_fields_plans_their_projection_in_schema_order(domain):
-    dataset = domain.publish(OWNER, "beds")["dataset"]
+    dataset = domain.publish(OWNER, "beds").dataset
     domain.ask(REQUESTER, dataset, fields=("doctors", "region"))
     planned = plan(domain, dataset)
-    assert planned.version["name"] == f"{dataset}/versions/1"
+    assert planned.version.name == f"{dataset}/versions/1"
     assert planned.fields == ["region", "doctors"]
     assert (planned.offset, planned.resumed) == (0, False)
 
 
 def test_the_fetch_streams_the_content_then_a_receipt(domain):
-    dataset = domain.publish(OWNER, "beds")["dataset"]
+    dataset = domain.publish(OWNER, "beds").dataset
     domain.ask(REQUESTER, dataset)
     transport = LocalTransport()
     call = domain.call(REQUESTER, "exchange.fetch", transport)
@@ -46,30 +46,30 @@ def test_the_fetch_streams_the_content_then_a_receipt(domain):
 
 
 def test_without_a_grant_nothing_is_delivered(domain):
-    dataset = domain.publish(OWNER, "beds", sharing_type="CONDITIONAL")["dataset"]
+    dataset = domain.publish(OWNER, "beds", sharing_type="CONDITIONAL").dataset
     domain.ask(REQUESTER, dataset)
     assert refusal(domain, dataset).reason == "NO_ACTIVE_GRANT"
 
 
 def test_an_expired_grant_delivers_nothing(domain):
-    dataset = domain.publish(OWNER, "beds")["dataset"]
+    dataset = domain.publish(OWNER, "beds").dataset
     domain.ask(REQUESTER, dataset)  # for 30 days
     domain.clock.offset = timedelta(days=31)
     assert refusal(domain, dataset).reason == "NO_ACTIVE_GRANT"
 
 
 def test_a_version_published_under_stricter_terms_is_refused_naming_the_way_on(domain):
-    dataset = domain.publish(OWNER, "beds", sharing_type="CONDITIONAL")["dataset"]
+    dataset = domain.publish(OWNER, "beds", sharing_type="CONDITIONAL").dataset
     domain.publish(OWNER, "beds", version=2)
     domain.ask(REQUESTER, dataset)  # granted at once, under the latest version's terms
-    assert plan(domain, dataset).version["version"] == 2
+    assert plan(domain, dataset).version.version == 2
     refused = refusal(domain, f"{dataset}/versions/1")
     assert refused.reason == "GRANT_TERMS_STRICTER"
     assert refused.metadata["request_version"] == "1"
 
 
 def test_a_hidden_version_answers_as_one_never_published(domain):
-    dataset = domain.publish(OWNER, "beds", classification="CONFIDENTIAL")["dataset"]
+    dataset = domain.publish(OWNER, "beds", classification="CONFIDENTIAL").dataset
     domain.publish(OWNER, "beds", version=2)
     domain.ask(REQUESTER, dataset)
     hidden, missing = (refusal(domain, f"{dataset}/versions/{n}") for n in (1, 9))
@@ -78,7 +78,7 @@ def test_a_hidden_version_answers_as_one_never_published(domain):
 
 
 def test_a_not_shared_latest_version_stops_every_grant(domain):
-    dataset = domain.publish(OWNER, "beds")["dataset"]
+    dataset = domain.publish(OWNER, "beds").dataset
     domain.ask(REQUESTER, dataset)
     domain.publish(OWNER, "beds", version=2, sharing_type="NOT_SHARED")
     for asked in (dataset, f"{dataset}/versions/1"):

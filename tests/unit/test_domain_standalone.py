@@ -16,6 +16,7 @@ from gateway.context import Call
 from gateway.directory import Directory, DirectoryCache
 from gateway.identity import Authenticator
 from gateway.network import NetworkLayout, lay_out
+from gateway.paging import PageTokens
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.unit_of_work import UnitOfWork
@@ -53,8 +54,8 @@ def parts(layout: NetworkLayout,
     authenticator = Authenticator(ca, settings.path(settings.tls.crl), clock)
     agencies = DirectoryCache(db)
     try:
-        yield Directory(work, agencies, StatementOpener(agencies, authenticator), ca), \
-            authenticator, clock
+        yield Directory(db, work, agencies, StatementOpener(agencies, authenticator), ca,
+                        settings.limits, PageTokens()), authenticator, clock
     finally:
         work.close()
         log.close()
@@ -73,5 +74,5 @@ def test_a_directory_built_from_its_parts_registers_an_agency(layout, parts):
         directory.registered(call(spec.id).caller)
     pem = (layout.certs(spec.id) / "signing.pem").read_text()
     row = directory.register(call("admin"), spec.id, spec.display_name, spec.region_code, pem)
-    assert row["state"] == "ACTIVE"
-    assert directory.registered(call(spec.id).caller)["id"] == spec.id
+    assert row.state == "ACTIVE"
+    assert directory.registered(call(spec.id).caller).id == spec.id

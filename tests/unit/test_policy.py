@@ -9,15 +9,18 @@ import pytest
 from gateway import config as config_module
 from gateway import policy
 from gateway.config import ExchangeConfig
+from gateway.models import Dataset
 from gateway.v1 import exchange_pb2
 
 CONFIG = ExchangeConfig(max_grant_days=365, decision_working_days=10)
 FRIDAY = datetime(2024, 5, 10, 15, 30, tzinfo=UTC)
 
 
-def dataset(sharing_type: str = "UNCONDITIONAL", state: str = "ACTIVE") -> dict:
-    return {"name": "agencies/gd-health/datasets/beds", "sharing_type": sharing_type,
-            "state": state}
+def dataset(sharing_type: str = "UNCONDITIONAL", state: str = "ACTIVE") -> Dataset:
+    return Dataset(name="agencies/gd-health/datasets/beds", publisher="gd-health",
+                   region_code="440000", latest_version=1, state=state, withdraw_reason="",
+                   classification="INTERNAL", sharing_type=sharing_type, title="beds",
+                   abstract="", tags="", field_names="", create_time="", update_time="")
 
 
 def statement(days: int = 30, fields: tuple[str, ...] = ()) -> exchange_pb2.AccessRequestStatement:

@@ -40,8 +40,8 @@ def test_audit_subjects_move_from_rows_into_their_leaves(tmp_path: Path) -> None
     conn = Database(path).writer
     stored = conn.execute("SELECT subjects FROM audit_leaves ORDER BY leaf_index").fetchall()
     assert [row[0] for row in stored] == [sql.frame(subjects), ""]
-    assert sql.list_leaves(conn, after=-1, limit=10, any_subject=["agencies/b/datasets/d"])[0][
-        "leaf_index"] == 0
+    assert sql.list_leaves(conn, after=-1, limit=10,
+                           any_subject=["agencies/b/datasets/d"])[0].leaf_index == 0
     assert sql.list_leaves(conn, after=-1, limit=10, any_subject=["agencies/b"]) == []
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
     assert "audit_subjects" not in tables and "audit_leaves_actor" not in tables
@@ -99,7 +99,7 @@ def test_a_log_written_before_both_migrations_opens_and_verifies(tmp_path: Path)
         assert report.ok, report.problems
         visible = sql.list_leaves(log.db.reader(), after=-1, limit=100,
                                   any_subject=["agencies/a1"])
-        assert [row["leaf_index"] for row in visible] == list(range(1, 37, 3))
+        assert [row.leaf_index for row in visible] == list(range(1, 37, 3))
     finally:
         work.close()
         log.close()
