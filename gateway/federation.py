@@ -95,10 +95,8 @@ class OwnMember:
 
 
 def _same_certificate(pem: str, certificate: x509.Certificate) -> bool:
-    try:
-        return x509.load_pem_x509_certificate(pem.encode()) == certificate
-    except ValueError:  # verify has parsed it already; kept for a hand-built configuration
-        return False
+    """Whether `pem` (a member certificate `verify` has parsed already) is `certificate`."""
+    return x509.load_pem_x509_certificate(pem.encode()) == certificate
 
 
 class NetworkMembership:
