@@ -9,8 +9,14 @@ as any outside system would.
 
 from agencies import errors
 from agencies.client import AdminClient, AgencyClient, AuditorClient, BaseClient
-from agencies.errors import GovshareError, VerificationError
+from agencies.errors import (
+    CertificateRevoked,
+    GovshareError,
+    NetworkConfigurationRefused,
+    VerificationError,
+)
 from agencies.exchange import Fetched, FetchRecord
 
-__all__ = ["AdminClient", "AgencyClient", "AuditorClient", "BaseClient", "FetchRecord",
-           "Fetched", "GovshareError", "VerificationError", "errors"]
+__all__ = ["AdminClient", "AgencyClient", "AuditorClient", "BaseClient", "CertificateRevoked",
+           "FetchRecord", "Fetched", "GovshareError", "NetworkConfigurationRefused",
+           "VerificationError", "errors"]

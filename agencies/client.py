@@ -17,6 +17,7 @@ ErrorInfo reason and the message.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from agencies import errors
 from agencies.audit import AuditMixin
 from agencies.catalog import CatalogMixin, agency_name
 from agencies.exchange import ExchangeMixin
+from agencies.network import NETWORK_MAX_AGE, NetworkMixin
 from certs.identity import Identity, identity_from_certificate
 from gateway.v1 import (
     audit_pb2_grpc,
@@ -33,6 +35,8 @@ from gateway.v1 import (
     directory_pb2,
     directory_pb2_grpc,
     exchange_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
 )
 from govshare.names import AgencyName
 from govshare.signing import SigningKey
@@ -57,11 +61,18 @@ KEEPALIVE_OPTIONS = (
 )
 
 
-class BaseClient:
-    """A mutual-TLS channel to the gateway and the typed stubs of every service."""
+class BaseClient(NetworkMixin):
+    """A mutual-TLS channel to the gateway and the typed stubs of every service.
+
+    `network_configuration`: a signed network configuration this client held before (saved
+    from an earlier run), so that a gateway serving an older one is caught;
+    `network_max_age`: how long a fetched configuration is used before it is fetched again
+    (agencies/network.py says why 10 minutes)."""
 
     def __init__(self, target: str, certs: str | Path, *, server_name: str | None = None,
-                 timeout: float = 30.0, channel_options: Sequence[tuple[str, Any]] = ()):
+                 timeout: float = 30.0, channel_options: Sequence[tuple[str, Any]] = (),
+                 network_configuration: network_pb2.SignedNetworkConfiguration | None = None,
+                 network_max_age: timedelta = NETWORK_MAX_AGE):
         from cryptography import x509
 
         folder = Path(certs)
@@ -89,6 +100,8 @@ class BaseClient:
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
         self.exchange = exchange_pb2_grpc.ExchangeServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+        self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
+        self._hold_network(network_configuration, network_max_age)
 
     def close(self) -> None:
         self.channel.close()

@@ -10,10 +10,10 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-__all__ = ["AlreadyExists", "Cancelled", "DataLoss", "DeadlineExceeded", "FailedPrecondition",
-           "GovshareError", "InvalidArgument", "NotFound", "PermissionDenied",
-           "ResourceExhausted", "Unauthenticated", "Unavailable", "VerificationError",
-           "from_rpc_error"]
+__all__ = ["AlreadyExists", "Cancelled", "CertificateRevoked", "DataLoss", "DeadlineExceeded",
+           "FailedPrecondition", "GovshareError", "InvalidArgument", "NetworkConfigurationRefused",
+           "NotFound", "PermissionDenied", "ResourceExhausted", "Unauthenticated", "Unavailable",
+           "VerificationError", "from_rpc_error"]
 
 
 class GovshareError(Exception):
@@ -81,6 +81,17 @@ class Cancelled(GovshareError):
 class VerificationError(GovshareError):
     """A response failed end-to-end verification: a signature, hash or checkpoint was wrong.
     The SDK refuses to return the data."""
+
+
+class NetworkConfigurationRefused(VerificationError):
+    """The network configuration the gateway served does not verify against the national CA,
+    or is older than the one this client holds (a replay); `reason` names the rule broken
+    (NETWORK_CONFIGURATION_NOT_NEWER, ..._SIGNATURE_INVALID, ..._EXPIRED, ..._INVALID)."""
+
+
+class CertificateRevoked(VerificationError):
+    """What the SDK verified was signed with a certificate that the CRL of the network
+    configuration it holds revokes (a gateway's receipt, a publisher's manifest)."""
 
 
 _BY_CODE = {

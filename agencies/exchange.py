@@ -332,6 +332,9 @@ class ExchangeMixin:
                                          start.signed_manifest)
         manifest = verify_signed_manifest(start.signed_manifest, certificate,
                                           (self.certs / "ca.pem").read_bytes())
+        self._check_not_revoked(load_certificate(certificate, "the publisher's signing"
+                                                 " certificate"),
+                                "the publisher's signing certificate that signed the manifest")
         delivered = str(DatasetName.parse(manifest.dataset).version(manifest.version))
         if delivered != start.dataset_version or dataset not in (manifest.dataset, delivered):
             raise errors.VerificationError(
@@ -371,6 +374,8 @@ class ExchangeMixin:
         if identity.kind != "gateway":
             raise errors.VerificationError(
                 f"the receipt certificate belongs to {identity.uri}, not to a gateway")
+        self._check_not_revoked(certificate, "the gateway's signing certificate that signs"
+                                " the receipt")
         try:
             return signing.VerifyKey.from_certificate(certificate)
         except ValueError as exc:  # not an Ed25519 key

@@ -165,6 +165,24 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """Membership of a national network of gateways (docs/FEDERATION.md). By default the
+    gateway is no network member and serves on its own, as a single gateway always has."""
+
+    configuration_file: str = ""
+    """The signed network configuration (a SignedNetworkConfiguration, as `govshare network
+    sign` writes it) naming this gateway as a member; empty: not a network member. Checked at
+    start with [tls] ca (the gateway does not start on a missing, unverifiable or expired one,
+    or one that does not list this gateway with its own certificates and audit key); once it
+    expires without a newer one, every call but the configuration's own read is refused
+    (FAILED_PRECONDITION NETWORK_CONFIGURATION_EXPIRED)."""
+    refresh_seconds: float = 300.0
+    """How often the file is read again: a valid configuration of a higher version replaces
+    the one held (its CRL too, when newer than [tls] crl); anything else is refused, logged
+    and audited, and the one held stays."""
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the gateway needs to run."""
 
@@ -174,6 +192,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     base_dir: Path = Path(".")
     """The folder relative paths are resolved against (the config file's folder)."""
 
@@ -315,6 +334,7 @@ def problems(config: Config) -> list[str]:
         ("[exchange] max_grant_days", config.exchange.max_grant_days),
         ("[exchange] max_pending_requests", config.exchange.max_pending_requests),
         ("[exchange] decision_working_days", config.exchange.decision_working_days),
+        ("[network] refresh_seconds", config.network.refresh_seconds),
     ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
         ("decision_working_days", config.exchange.decision_working_days, 366),
@@ -330,9 +350,10 @@ def problems(config: Config) -> list[str]:
                   ("grace_seconds", config.server.grace_seconds, 0),
               ) if not least <= value <= LONGEST_TIMER]
     limits = config.limits
-    if not limits.refusal_summary_seconds <= LONGEST_TIMER:
-        found.append(f"[limits] refusal_summary_seconds must be at most {LONGEST_TIMER}, got"
-                     f" {limits.refusal_summary_seconds!r}")
+    found += [f"{key} must be at most {LONGEST_TIMER}, got {value!r}" for key, value in (
+        ("[limits] refusal_summary_seconds", limits.refusal_summary_seconds),
+        ("[network] refresh_seconds", config.network.refresh_seconds),
+    ) if not value <= LONGEST_TIMER]
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"
                      f" {CLIENT_MESSAGE_BYTES - FRAMING_BYTES} (fetch chunks must fit the 4 MiB"

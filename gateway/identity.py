@@ -11,6 +11,11 @@ CRL number at least the loaded one's; anything else (a missing, half-copied or f
 older CRL put back) is logged once and the last good CRL stays in force. Once the CRL in force
 is past its nextUpdate, every check fails closed with UNAVAILABLE CRL_EXPIRED until the CA
 re-signs it.
+
+A gateway that is a member of a network also holds the CRL its signed network configuration
+carries (gateway/federation.py offers it with `Authenticator.offer`): of that one and the file's,
+the one with the higher CRL number is in force, so a revocation the network authority publishes
+reaches the gateway without an operator copying the CRL.
 """
 
 from __future__ import annotations
@@ -76,17 +81,24 @@ def read_crl(path: Path, ca_certificate: x509.Certificate) -> Revocations:
         crl = certs_ca.load_crl(path)
     except OSError as exc:  # load_crl turns only a missing file into a CAError
         raise certs_ca.InvalidCRL(f"cannot read {path}: {exc.strerror}") from None
+    return revocations(crl, ca_certificate, str(path))
+
+
+def revocations(crl: x509.CertificateRevocationList, ca_certificate: x509.Certificate,
+                where: str) -> Revocations:
+    """What the gateway keeps of `crl` (found in `where`); certs.ca.CAError saying what is wrong
+    unless the CA signed it with a CRL number and a nextUpdate."""
     try:
         certs_ca.verify_crl(crl, ca_certificate)
         number = certs_ca.crl_number(crl)
     except certs_ca.InvalidCRL as exc:
-        raise certs_ca.InvalidCRL(f"{path}: {exc}") from None
+        raise certs_ca.InvalidCRL(f"{where}: {exc}") from None
     if crl.next_update_utc is None:
-        raise certs_ca.InvalidCRL(f"{path} carries no nextUpdate")
+        raise certs_ca.InvalidCRL(f"{where} carries no nextUpdate")
     try:  # entries are parsed lazily
         serials = frozenset(entry.serial_number for entry in crl)
     except ValueError as exc:
-        raise certs_ca.InvalidCRL(f"{path} holds a malformed entry: {exc}") from None
+        raise certs_ca.InvalidCRL(f"{where} holds a malformed entry: {exc}") from None
     return Revocations(number, crl.next_update_utc, serials)
 
 
@@ -119,6 +131,7 @@ class Authenticator:
         self._lock = threading.Lock()
         self._file = _file_state(self._crl_path)
         self._crl = read_crl(self._crl_path, ca_certificate)
+        self._offered: Revocations | None = None
         if self._clock() > self._crl.next_update:
             raise certs_ca.InvalidCRL(f"{self._crl_path}: {_expired(self._crl)}")
 
@@ -165,7 +178,21 @@ class Authenticator:
                                      next_update=crl.next_update.isoformat(), **metadata)
         return serial in crl.serials
 
+    def offer(self, crl: x509.CertificateRevocationList, where: str) -> None:
+        """Hold `crl` (from `where`: the network configuration) beside the file's; the one with
+        the higher CRL number is in force. certs.ca.CAError unless it is the CA's."""
+        offered = revocations(crl, self._ca, where)
+        with self._lock:
+            if self._offered is None or offered.number > self._offered.number:
+                self._offered = offered
+
     def _current(self) -> Revocations:
+        """The CRL in force: the newer of the file's and the one offered."""
+        offered = self._offered
+        from_file = self._from_file()
+        return offered if offered is not None and offered.number > from_file.number else from_file
+
+    def _from_file(self) -> Revocations:
         state = _file_state(self._crl_path)
         if state == self._file:  # the usual case: one stat, no lock
             return self._crl

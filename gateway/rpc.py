@@ -5,7 +5,9 @@ instead of the raw gRPC context, which the Call carries only as its `Transport`,
 never sees gRPC. The wrapper establishes the caller from the peer certificate (never from the
 request), refuses callers of the wrong kind or agencies not registered and active, turns a
 `GatewayError` into its gRPC status with ErrorInfo (through gateway/status.py), records every
-refusal in the audit log, and writes one log line per RPC. Anything unexpected becomes INTERNAL
+refusal in the audit log, and writes one log line per RPC. A gateway that is a network member
+and whose network configuration has expired refuses every call at the door (but the
+configuration's own read, declared with `fail_closed=False`). Anything unexpected becomes INTERNAL
 with a request id; the traceback goes to the log only. A request that does not parse (corrupt
 bytes, invalid UTF-8 in a string) reaches the wrapper as `Undecodable` (see `DecodeGuard`) and
 is refused, and audited, with INVALID_ARGUMENT once the caller is known.
@@ -28,6 +30,7 @@ from google.protobuf.message import DecodeError
 from gateway import status
 from gateway.context import Call, digest_of, refusal_event
 from gateway.directory import Directory
+from gateway.federation import NetworkMembership
 from gateway.identity import AGENCY, Authenticator
 from gateway.limits import Limiter
 from gateway.refusals import RefusalBudget
@@ -44,6 +47,8 @@ class Gateway(Protocol):
 
     authenticator: Authenticator
     directory: Directory
+    network: NetworkMembership | None
+    """The network configuration held; None when the gateway is no network member."""
     limiter: Limiter
     refusals: RefusalBudget
     work: UnitOfWork
@@ -114,8 +119,9 @@ def _each_parsed(requests: Iterator[Any]) -> Iterator[Any]:
         yield message
 
 
-def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
-    """Decorate a servicer method `(self, request, call)`; see the module docstring."""
+def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,), fail_closed: bool = True) -> Callable:
+    """Decorate a servicer method `(self, request, call)`; see the module docstring.
+    `fail_closed=False` serves the call also once the network configuration has expired."""
 
     def decorate(method: Callable) -> Callable:
         if inspect.isgeneratorfunction(method):
@@ -124,7 +130,7 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
             def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterable:
                 scope = _Scope(self.gateway, context, action, request)
                 try:
-                    yield from method(self, request, scope.begin(allow))
+                    yield from method(self, request, scope.begin(allow, fail_closed))
                     scope.finish("OK")
                 except GeneratorExit:  # the client went away mid-stream
                     scope.finish("CANCELLED")
@@ -138,7 +144,7 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,)) -> Callable:
         def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             scope = _Scope(self.gateway, context, action, request)
             try:
-                response = method(self, _parsed(request), scope.begin(allow))
+                response = method(self, _parsed(request), scope.begin(allow, fail_closed))
                 scope.finish("OK")
                 return response
             except Exception as exc:
@@ -163,9 +169,9 @@ class _Scope:
         self.admitted = False
         self.started = time.perf_counter()
 
-    def begin(self, allow: tuple[str, ...]) -> Call:
+    def begin(self, allow: tuple[str, ...], fail_closed: bool) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
-        _admit(self.gateway, self.call, allow)
+        _admit(self.gateway, self.call, allow, fail_closed)
         self.admitted = True
         if isinstance(self.request, Undecodable):
             raise self.request.refusal()
@@ -211,8 +217,9 @@ def _identify(
     return call
 
 
-def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...]) -> None:
-    """Refuse callers of the wrong kind, agencies not registered and active, and floods."""
+def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...], fail_closed: bool) -> None:
+    """Refuse callers of the wrong kind, any call but those not `fail_closed` once the network
+    configuration has expired, agencies not registered and active, and floods."""
     caller = call.caller
     if caller.kind not in allow:
         raise errors.PermissionDenied(
@@ -220,6 +227,8 @@ def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...]) -> None:
             reason="ROLE_NOT_ALLOWED",
             role=caller.kind,
         )
+    if fail_closed and gateway.network is not None:
+        gateway.network.check_current(call.time)
     if caller.kind == AGENCY:
         call.agency = gateway.directory.registered(caller)
     gateway.limiter.admit(caller.uri)

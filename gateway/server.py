@@ -33,6 +33,7 @@ from gateway.config import Config, ServerConfig
 from gateway.directory import Directory, DirectoryCache
 from gateway.events import Events
 from gateway.exchange import Exchange
+from gateway.federation import NetworkMembership, NotAMember, OwnMember
 from gateway.fetch import Fetcher
 from gateway.identity import Authenticator
 from gateway.limits import Limiter
@@ -44,7 +45,7 @@ from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.unit_of_work import Committed, UnitOfWork
-from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
+from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2, network_pb2
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
 from govshare.transparency import note
@@ -61,8 +62,9 @@ real path (symlinks resolved)."""
 class StartError(Exception):
     """The gateway cannot start: its files are in use, its port is taken, its database is
     damaged or has another name (a hard link), its blob folder belongs to another database or
-    its database's content is elsewhere, or its CRL, CA, TLS or signing certificates and keys
-    are unusable. The message says what to change."""
+    its database's content is elsewhere, its CRL, CA, TLS or signing certificates and keys
+    are unusable, or its network configuration cannot make it a network member. The message
+    says what to change."""
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -71,6 +73,7 @@ SERVICE_NAMES = tuple(
         (catalog_pb2, "CatalogService"),
         (exchange_pb2, "ExchangeService"),
         (audit_pb2, "AuditService"),
+        (network_pb2, "NetworkService"),
     )
 )
 
@@ -105,6 +108,7 @@ class Gateway:
         self.identity = identity_from_certificate(certificate)
         self.signing_certificate_pem = certificate.public_bytes(Encoding.PEM).decode()
         self.note_signer = note.NoteSigner(config.audit.origin, self.signing_key)
+        self.network = self._network_membership(config, certificate)
         self.db = Database(config.path(config.storage.database),
                            synchronous=config.storage.synchronous, migrated=False)
         self.log = AuditLog(self.db, self.note_signer, config.audit.origin,
@@ -142,6 +146,23 @@ class Gateway:
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
         self.audit_listing = AuditListing(self.db, self.page_tokens, config.limits)
+
+    def _network_membership(self, config: Config,
+                            signing_certificate: x509.Certificate) -> NetworkMembership | None:
+        """The network configuration this gateway holds when [network] configuration_file
+        names one (None: not a network member); StartError when it cannot be held."""
+        if not config.network.configuration_file:
+            return None
+        own = OwnMember(self.identity.id,
+                        _read_tls(config, "certificate", x509.load_pem_x509_certificate),
+                        signing_certificate, config.audit.origin,
+                        self.note_signer.verifier().verifier_key)
+        try:
+            return NetworkMembership(config.path(Path(config.network.configuration_file)),
+                                     self.ca_certificate, own, self.authenticator, self.clock,
+                                     config.network.refresh_seconds)
+        except NotAMember as exc:
+            raise StartError(f"[network] configuration_file: {exc}") from None
 
     def _check_signing_certificate(self, certificate: x509.Certificate) -> None:
         """Refuse to start with a signing certificate that receipts and checkpoints could not be
@@ -185,6 +206,8 @@ class Gateway:
                 self.log.check(checkpoint_from_database=checkpoint_from_database)
                 self._recover_blobs()  # refuses a foreign folder before removing anything
             self.log.start(self.work, self.identity.uri)
+            if self.network is not None:
+                self.network.start(self.work.append, self.identity.uri)
             self._summaries.start()
             self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
@@ -223,6 +246,8 @@ class Gateway:
             raise StartError(str(exc)) from None
 
     def close(self) -> None:
+        if self.network is not None:
+            self.network.stop()
         self._summaries.stop()
         self.work.close()
         self.log.close()

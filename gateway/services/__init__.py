@@ -10,7 +10,14 @@ from gateway.services.audit import AuditService
 from gateway.services.catalog import CatalogService
 from gateway.services.directory import DirectoryService
 from gateway.services.exchange import ExchangeService
-from gateway.v1 import audit_pb2_grpc, catalog_pb2_grpc, directory_pb2_grpc, exchange_pb2_grpc
+from gateway.services.network import NetworkService
+from gateway.v1 import (
+    audit_pb2_grpc,
+    catalog_pb2_grpc,
+    directory_pb2_grpc,
+    exchange_pb2_grpc,
+    network_pb2_grpc,
+)
 
 
 def register_services(server: grpc.Server, gateway: Any) -> None:
@@ -20,3 +27,4 @@ def register_services(server: grpc.Server, gateway: Any) -> None:
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(gateway), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(ExchangeService(gateway), server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(gateway), server)
+    network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(gateway), server)

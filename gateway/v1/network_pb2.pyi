@@ -61,3 +61,15 @@ class WitnessPolicy(_message.Message):
     QUORUM_FIELD_NUMBER: _ClassVar[int]
     quorum: int
     def __init__(self, quorum: _Optional[int] = ...) -> None: ...
+
+class GetNetworkConfigurationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetNetworkConfigurationResponse(_message.Message):
+    __slots__ = ("network_configuration",)
+    NETWORK_CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    network_configuration: SignedNetworkConfiguration
+    def __init__(self, network_configuration: _Optional[_Union[SignedNetworkConfiguration, _Mapping]] = ...) -> None: ...

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from gateway.v1 import network_pb2 as gateway_dot_v1_dot_network__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,98 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class NetworkServiceStub:
+    """The network configuration a gateway holds. A gateway that is a member of a network loads its
+    signed configuration from a file ([network] configuration_file), re-reads it, and serves the
+    one it holds here, so agencies learn the network (and the national CA's current CRL) from the
+    gateway they already call. The configuration is served exactly as its authority signed it: a
+    receiver verifies it itself with the national CA's root certificate (see
+    SignedNetworkConfiguration), trusting nothing the gateway says about it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetNetworkConfiguration = channel.unary_unary(
+                '/gateway.v1.NetworkService/GetNetworkConfiguration',
+                request_serializer=gateway_dot_v1_dot_network__pb2.GetNetworkConfigurationRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_network__pb2.GetNetworkConfigurationResponse.FromString,
+                _registered_method=True)
+
+
+class NetworkServiceServicer:
+    """The network configuration a gateway holds. A gateway that is a member of a network loads its
+    signed configuration from a file ([network] configuration_file), re-reads it, and serves the
+    one it holds here, so agencies learn the network (and the national CA's current CRL) from the
+    gateway they already call. The configuration is served exactly as its authority signed it: a
+    receiver verifies it itself with the national CA's root certificate (see
+    SignedNetworkConfiguration), trusting nothing the gateway says about it.
+    """
+
+    def GetNetworkConfiguration(self, request, context):
+        """The signed network configuration the gateway holds now. Agencies, administrators and
+        auditors may call it, also once the configuration has expired (every other call is then
+        refused with FAILED_PRECONDITION reason NETWORK_CONFIGURATION_EXPIRED), so a client can see
+        which version the gateway holds. NOT_FOUND (reason NOT_A_NETWORK_MEMBER) when the gateway
+        is not a member of a network.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NetworkServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetNetworkConfiguration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetworkConfiguration,
+                    request_deserializer=gateway_dot_v1_dot_network__pb2.GetNetworkConfigurationRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_network__pb2.GetNetworkConfigurationResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'gateway.v1.NetworkService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('gateway.v1.NetworkService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NetworkService:
+    """The network configuration a gateway holds. A gateway that is a member of a network loads its
+    signed configuration from a file ([network] configuration_file), re-reads it, and serves the
+    one it holds here, so agencies learn the network (and the national CA's current CRL) from the
+    gateway they already call. The configuration is served exactly as its authority signed it: a
+    receiver verifies it itself with the national CA's root certificate (see
+    SignedNetworkConfiguration), trusting nothing the gateway says about it.
+    """
+
+    @staticmethod
+    def GetNetworkConfiguration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.NetworkService/GetNetworkConfiguration',
+            gateway_dot_v1_dot_network__pb2.GetNetworkConfigurationRequest.SerializeToString,
+            gateway_dot_v1_dot_network__pb2.GetNetworkConfigurationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -201,7 +201,8 @@ def test_every_rpc_is_implemented(network):
     client: BaseClient = network.agency("gd-health")
     unimplemented = []
     stubs = {"DirectoryService": client.directory, "CatalogService": client.catalog,
-             "ExchangeService": client.exchange, "AuditService": client.audit}
+             "ExchangeService": client.exchange, "AuditService": client.audit,
+             "NetworkService": client.network}
     for full_name in SERVICE_NAMES:
         short = full_name.rsplit(".", 1)[1]
         descriptor = _service_descriptor(full_name)

@@ -31,6 +31,8 @@ from gateway.v1 import (
     directory_pb2_grpc,
     exchange_pb2,
     exchange_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
 )
 from govshare import envelopes
 from govshare.signing import SigningKey
@@ -41,7 +43,7 @@ from tests.support.exchange import ask, publish
 
 TIMEOUT = 10.0
 DOC = Path(__file__).parents[2] / "docs" / "AUTHORIZATION.md"
-SERVICES = (directory_pb2, catalog_pb2, exchange_pb2, audit_pb2)
+SERVICES = (directory_pb2, catalog_pb2, exchange_pb2, audit_pb2, network_pb2)
 
 CAST = [
     AgencySpec("gd-health", "Guangdong Provincial Health Commission", "440000"),
@@ -68,12 +70,14 @@ class Caller:
     catalog: Any = field(init=False)
     exchange: Any = field(init=False)
     audit: Any = field(init=False)
+    network: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.directory = directory_pb2_grpc.DirectoryServiceStub(self.channel)
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
         self.exchange = exchange_pb2_grpc.ExchangeServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+        self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
 
     @classmethod
     def of(cls, column: str, client: BaseClient) -> Caller:
@@ -335,6 +339,11 @@ def get_consistency_proof(w: World, c: Caller) -> Call:
     return lambda: c.audit.GetConsistencyProof(request, timeout=TIMEOUT)
 
 
+def get_network_configuration(w: World, c: Caller) -> Call:
+    request = network_pb2.GetNetworkConfigurationRequest(name="networkConfiguration")
+    return lambda: c.network.GetNetworkConfiguration(request, timeout=TIMEOUT)
+
+
 REQUESTS: dict[str, Callable[[World, Caller], Call]] = {
     "DirectoryService.GetAgency": get_agency,
     "DirectoryService.ListAgencies": list_agencies,
@@ -362,6 +371,7 @@ REQUESTS: dict[str, Callable[[World, Caller], Call]] = {
     "AuditService.GetCheckpoint": get_checkpoint,
     "AuditService.GetInclusionProof": get_inclusion_proof,
     "AuditService.GetConsistencyProof": get_consistency_proof,
+    "NetworkService.GetNetworkConfiguration": get_network_configuration,
 }
 
 
@@ -435,7 +445,7 @@ def test_the_table_covers_exactly_the_rpcs_of_gateway_v1():
             for module in SERVICES for service in module.DESCRIPTOR.services_by_name.values()
             for method in service.methods}
     rows = [row.rpc for row in TABLE]
-    assert len(rpcs) == 26
+    assert len(rpcs) == 27
     assert sorted(rows) == sorted(rpcs)
     assert set(REQUESTS) == rpcs
     # the document says so: regions filter listings, they grant nothing

@@ -1,5 +1,6 @@
 """A national network on disk for the network configuration's tests: a real national CA, its
-network authority, and member gateways with real certificates, audit and witness keys."""
+network authority, and member gateways with real certificates, audit and witness keys; and a
+laid-out network whose running gateway is a member (`Membership`, `start_member_network`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs import CRL_FILE, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority
 from certs import network_configuration as netconf
+from gateway import config as config_module
+from gateway.config import AuditConfig
+from gateway.network import NetworkLayout, lay_out
+from gateway.server import create_server
 from gateway.v1 import network_pb2
 from govshare.signing import SigningKey, write_private_pem
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import NoteVerifier
+from tests.support.exchange import MovableClock
+from tests.support.network import AGENCIES, Network
 
 NETWORK_ID = "cn-national"
 REGIONS = {"gd-gateway": ["440000", "440100"], "bj-gateway": ["110000"],
@@ -100,3 +107,83 @@ class Federation:
     @property
     def crl_path(self) -> Path:
         return self.root / "ca" / CRL_FILE
+
+
+@dataclass
+class Membership:
+    """A network authority of a laid-out network's CA, signing configurations that name the
+    network's gateway (its certificates in certs/gateway, its log of [audit] origin) as a
+    member, written where [network] configuration_file points (`path`)."""
+
+    layout: NetworkLayout
+    audit_origin: str = AuditConfig().origin
+    ca: CertificateAuthority = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ca = CertificateAuthority.open(self.layout.ca_folder)
+        self.ca.issue_network_authority(NETWORK_ID, self.authority)
+
+    @property
+    def authority(self) -> Path:
+        return self.layout.root / "authority"
+
+    @property
+    def path(self) -> Path:
+        return self.layout.root / CONFIGURATION_FILE
+
+    def member(self, folder: Path | None = None, gateway_id: str = "gateway",
+               region_codes: tuple[str, ...] = ("440000",)) -> network_pb2.MemberGateway:
+        """The gateway of the certificates in `folder` (default: the network's own), with the
+        audit verifier key of its signing key under `audit_origin` and a fresh witness key."""
+        folder = folder or self.layout.certs("gateway")
+        origin_line = self.audit_origin if gateway_id == "gateway" else origin(gateway_id)
+        key = SigningKey.load(folder / SIGNING_KEY)
+        return network_pb2.MemberGateway(
+            id=gateway_id, region_codes=region_codes, address=f"{gateway_id}.example.gov:8443",
+            tls_certificate_pem=(folder / TLS_CERT).read_text(),
+            signing_certificate_pem=(folder / SIGNING_CERT).read_text(),
+            audit_origin=origin_line,
+            audit_verifier_key=NoteVerifier(origin_line, key.verifier()).verifier_key,
+            witness_verifier_key=CosignatureVerifier(
+                f"{gateway_id}-witness", SigningKey.generate().verifier()).verifier_key)
+
+    def signed(self, version: int, *, now: datetime | None = None,
+               validity: timedelta = timedelta(days=1),
+               members: list[network_pb2.MemberGateway] | None = None,
+               crl_der: bytes | None = None) -> network_pb2.SignedNetworkConfiguration:
+        """Version `version` signed at `now` (default: the real time) by the authority, naming
+        `members` (default: the gateway alone) and carrying `crl_der` (default: the CA's)."""
+        crl = crl_der or self.ca.crl().public_bytes(Encoding.DER)
+        configuration = netconf.build(NETWORK_ID, members or [self.member()], 0, crl,
+                                      self.ca.certificate, datetime.now(UTC))
+        return netconf.seal(configuration, SigningKey.load(self.authority / SIGNING_KEY),
+                            (self.authority / SIGNING_CERT).read_text(), version=version,
+                            validity=validity, now=now or datetime.now(UTC))
+
+    def write(self, signed: network_pb2.SignedNetworkConfiguration | bytes) -> None:
+        data = signed if isinstance(signed, bytes) else signed.SerializeToString()
+        self.path.write_bytes(data)
+
+
+CONFIGURATION_FILE = "network.pb"
+
+
+def lay_out_member(root: Path, **sections: dict) -> tuple[NetworkLayout, Membership]:
+    """A network laid out whose gateway.toml names CONFIGURATION_FILE as [network]
+    configuration_file, and its authority; the file is not written yet."""
+    layout = lay_out(root, AGENCIES, network={"configuration_file": CONFIGURATION_FILE},
+                     **sections)
+    return layout, Membership(layout)
+
+
+def start_member_network(root: Path, clock: MovableClock) -> tuple[Network, Membership]:
+    """A network whose gateway is a member of the national network, holding version 1 of its
+    configuration, and reads the time from `clock`; its agencies registered."""
+    layout, membership = lay_out_member(root)
+    membership.write(membership.signed(1))
+    server = create_server(config_module.load(layout.config_path), clock=clock)
+    server.start()
+    network = Network(layout, server)
+    for spec in AGENCIES:
+        network.register(spec)
+    return network, membership
