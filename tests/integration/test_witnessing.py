@@ -10,7 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agencies.client import BaseClient
+from agencies.audit import witness_policy as policy_of
+from agencies.client import AdminClient, BaseClient
+from agencies.errors import WitnessQuorumNotReached
 from gateway import status
 from gateway.storage import audit as audit_sql
 from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
@@ -119,6 +121,40 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     assert "witness.refused" in actions(members, WITNESS)
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
         witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+    with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+        client.checkpoint()
+    assert refused.value.metadata["cosigned"] == ""
+
+
+def sdk(members: Members, gateway_id: str) -> AdminClient:
+    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy."""
+    client = AdminClient(members.target(gateway_id), members.auditor_folder,
+                         server_name="localhost")
+    configuration = members.gateway(gateway_id).network.current.configuration
+    client.audit_witness_policy = policy_of(configuration, f"{gateway_id}.govshare.example/audit")
+    return client
+
+
+def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
+    members = start_members(tmp_path / "net", ("gd-gateway", "bj-gateway", "sh-gateway"),
+                            quorum=2)
+    try:
+        members.stop("sh-gateway")
+        outcomes = members.push(LOG)
+        assert outcomes[WITNESS] == "cosigned"
+        assert outcomes["sh-gateway"].startswith("UNAVAILABLE")
+        bj_key = members.federation.member(WITNESS).witness_verifier_key
+        with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+            client.checkpoint()
+        assert refused.value.metadata == {"cosigned": bj_key, "quorum": "2"}
+        assert bj_key in refused.value.message
+
+        members.start("sh-gateway")
+        assert members.push(LOG)["sh-gateway"] == "cosigned"
+        with sdk(members, LOG) as client:
+            assert client.checkpoint().size == latest(members, LOG).tree_size
+    finally:
+        members.close()
 
 
 def test_a_gateway_certificate_not_in_the_configuration_is_denied(members: Members) -> None:
