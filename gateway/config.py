@@ -189,9 +189,6 @@ class NetworkConfig:
     """How often the gateway asks the other members to cosign its latest checkpoint; a witness
     that does not answer is asked again later, waiting up to 32 times longer each time it
     fails."""
-    witness_http_listen: str = ""
-    """host:port of the C2SP tlog-witness HTTP form (POST /add-checkpoint over mutual TLS with
-    the gateway's certificate); empty: not served (WitnessService over gRPC always is)."""
 
 
 @dataclass(frozen=True)
@@ -401,14 +398,6 @@ def _network_problems(network: NetworkConfig) -> list[str]:
         found.append("[network] witness_key must name the gateway's witness key (govshare"
                      " network witness-key writes one) when configuration_file is set: every"
                      " member witnesses the others' logs")
-    if network.witness_http_listen and not network.configuration_file:
-        found.append("[network] witness_http_listen needs configuration_file: only a network"
-                     " member witnesses")
-    host, _, port = network.witness_http_listen.rpartition(":")
-    if network.witness_http_listen and not (host and port.isascii() and port.isdigit()
-                                            and int(port) <= 65535):
-        found.append("[network] witness_http_listen must be empty or host:port with a port"
-                     f" from 0 to 65535, got {network.witness_http_listen!r}")
     return found
 
 

@@ -9,8 +9,8 @@ of the decision, so two concurrent requests can never roll a log back. A checkpo
 not extending what was cosigned is evidence that its log forked or rolled back (a restored
 backup): the refused note is kept beside the refusal's event.
 
-gRPC (gateway/services/witness.py) and the HTTP form (gateway/witness_http.py) both call
-`GatewayWitness.add_checkpoint`.
+WitnessService (gateway/services/witness.py) calls `GatewayWitness.add_checkpoint`; it takes
+the parsed request body and the peer, so the spec's HTTP form can call it the same way.
 """
 
 from __future__ import annotations

@@ -36,9 +36,7 @@ class WitnessServiceStub:
     Only peers call it: a caller presenting a gateway certificate that the network configuration
     the witness holds names as a member, with that very TLS certificate (any other gateway
     certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of its own
-    log (the configuration's `audit_origin` of that member). The same witness answers the
-    spec's HTTP form, POST /add-checkpoint, where the gateway serves it ([network]
-    witness_http_listen).
+    log (the configuration's `audit_origin` of that member).
     """
 
     def __init__(self, channel):
@@ -65,9 +63,7 @@ class WitnessServiceServicer:
     Only peers call it: a caller presenting a gateway certificate that the network configuration
     the witness holds names as a member, with that very TLS certificate (any other gateway
     certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of its own
-    log (the configuration's `audit_origin` of that member). The same witness answers the
-    spec's HTTP form, POST /add-checkpoint, where the gateway serves it ([network]
-    witness_http_listen).
+    log (the configuration's `audit_origin` of that member).
     """
 
     def AddCheckpoint(self, request, context):
@@ -115,9 +111,7 @@ class WitnessService:
     Only peers call it: a caller presenting a gateway certificate that the network configuration
     the witness holds names as a member, with that very TLS certificate (any other gateway
     certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of its own
-    log (the configuration's `audit_origin` of that member). The same witness answers the
-    spec's HTTP form, POST /add-checkpoint, where the gateway serves it ([network]
-    witness_http_listen).
+    log (the configuration's `audit_origin` of that member).
     """
 
     @staticmethod
