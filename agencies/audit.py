@@ -31,14 +31,15 @@ from typing import Any
 
 import grpc
 
-from agencies.errors import GovshareError, VerificationError
+from agencies.errors import GovshareError, VerificationError, WitnessQuorumNotReached
 from agencies.exchange import FETCH_COMPLETE
 from certs.files import exclusive_lock, replace_file
-from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2
+from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2, network_pb2
 from govshare import envelopes, times
 from govshare.transparency import merkle, note, record
+from govshare.transparency.cosignature import QuorumError, WitnessPolicy
 
-__all__ = ["STATE_FILE", "AuditMixin"]
+__all__ = ["STATE_FILE", "AuditMixin", "witness_policy"]
 
 STATE_FILE = "audit-state.json"
 
@@ -55,6 +56,9 @@ class AuditMixin:
     """The gateway's note verifier key to trust; None pins the first one seen."""
     audit_state_file: Path | None = None
     """Where the last accepted checkpoint is kept; None means `<certs>/audit-state.json`."""
+    audit_witness_policy: WitnessPolicy | None = None
+    """The witnesses whose cosignatures a checkpoint needs (`witness_policy` builds it from the
+    network configuration); None: a single gateway's checkpoint, checked as before."""
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -79,6 +83,8 @@ class AuditMixin:
                 return self._follow_origin(state, response, accept_unproven_origin)
             key = self.audit_verifier_key or state.get("verifier_key") or response.verifier_key
             current = _open_checkpoint(response.signed_checkpoint, key)
+            if self.audit_witness_policy is not None:
+                _check_witnessed(response.signed_checkpoint, self.audit_witness_policy)
             if previous:
                 old = _open_checkpoint(previous, key)
                 if current.size < old.size:
@@ -381,6 +387,41 @@ def _open_checkpoint(signed: str, verifier_key: str) -> note.Checkpoint:
             f"the gateway's checkpoint does not verify against the pinned key: {exc}",
             "CHECKPOINT_SIGNATURE_INVALID", verifier_key=verifier_key,
         ) from None
+
+
+def witness_policy(configuration: network_pb2.NetworkConfiguration,
+                   origin: str) -> WitnessPolicy | None:
+    """The witness policy of the log `origin` in a (verified) network configuration: the other
+    members' witness keys and the configuration's quorum; None when it asks for none."""
+    quorum = configuration.witness_policy.quorum
+    keys = [m.witness_verifier_key for m in configuration.members if m.audit_origin != origin]
+    return WitnessPolicy(keys, quorum) if quorum else None
+
+
+def _check_witnessed(signed: str, policy: WitnessPolicy) -> None:
+    """WitnessQuorumNotReached unless `policy`'s quorum of witnesses cosigned `signed`, naming
+    those that did."""
+    try:
+        policy.check(signed.encode())
+    except QuorumError:
+        cosigned = [w for w in policy.witnesses if _cosigned_by(signed, w)]
+        raise WitnessQuorumNotReached(
+            f"the gateway's checkpoint is cosigned by {len(cosigned)} of the policy's witnesses"
+            f" ({', '.join(cosigned) or 'none'}); {policy.quorum} are needed: its witnesses"
+            " have not seen it yet (ask again later), or refused it",
+            reason="WITNESS_QUORUM_NOT_REACHED",
+            metadata={"cosigned": ",".join(cosigned), "quorum": str(policy.quorum)}) from None
+    except note.NoteError as exc:
+        raise _refuse(f"a witness cosignature of the gateway's checkpoint does not verify:"
+                      f" {exc}", "COSIGNATURE_INVALID") from None
+
+
+def _cosigned_by(signed: str, witness: str) -> bool:
+    try:
+        WitnessPolicy([witness], 1).check(signed.encode())
+    except note.NoteError:
+        return False
+    return True
 
 
 def _origin_line(signed: str) -> str:

@@ -83,6 +83,12 @@ class VerificationError(GovshareError):
     The SDK refuses to return the data."""
 
 
+class WitnessQuorumNotReached(VerificationError):
+    """Fewer witnesses of the policy cosigned the gateway's checkpoint than its quorum asks;
+    metadata `cosigned` lists those that did (their verifier keys), `quorum` the number
+    needed."""
+
+
 class NetworkConfigurationRefused(VerificationError):
     """The network configuration the gateway served does not verify against the national CA,
     or is older than the one this client holds (a replay); `reason` names the rule broken

@@ -235,7 +235,7 @@ class CertificateAuthority:
         return self._issue(
             Identity("agency", agency_id),
             Path(out_folder),
-            ExtendedKeyUsageOID.CLIENT_AUTH,
+            (ExtendedKeyUsageOID.CLIENT_AUTH,),
             signing=True,
             validity_days=validity_days,
             now=_now(now),
@@ -251,13 +251,15 @@ class CertificateAuthority:
         *,
         now: datetime | None = None,
     ) -> IssuedBundle:
-        """TLS server certificate and the key that signs receipts and audit checkpoints."""
+        """TLS certificate and the key that signs receipts and audit checkpoints. The TLS
+        certificate serves (serverAuth) and also calls the other gateways of a network as
+        their peer (clientAuth: a witness asks for the gateway's certificate)."""
         hosts: list[x509.GeneralName] = [x509.DNSName(dns) for dns in dns_names]
         hosts += [x509.IPAddress(ip_address(ip)) for ip in ip_addresses]
         return self._issue(
             Identity("gateway", name),
             Path(out_folder),
-            ExtendedKeyUsageOID.SERVER_AUTH,
+            (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
             signing=True,
             validity_days=validity_days,
             now=_now(now),
@@ -279,7 +281,7 @@ class CertificateAuthority:
         return self._issue(
             Identity(role, name),
             Path(out_folder),
-            ExtendedKeyUsageOID.CLIENT_AUTH,
+            (ExtendedKeyUsageOID.CLIENT_AUTH,),
             signing=False,
             validity_days=validity_days,
             now=_now(now),
@@ -301,7 +303,7 @@ class CertificateAuthority:
         return self._issue(
             Identity("network", network_id),
             Path(out_folder),
-            None,
+            (),
             signing=True,
             validity_days=validity_days,
             now=_now(now),
@@ -358,14 +360,14 @@ class CertificateAuthority:
         self,
         identity: Identity,
         out: Path,
-        tls_eku: x509.ObjectIdentifier | None,
+        tls_eku: tuple[x509.ObjectIdentifier, ...],
         *,
         signing: bool,
         validity_days: int,
         now: datetime,
         hosts: Iterable[x509.GeneralName] = (),
     ) -> IssuedBundle:
-        """Write ``ca.pem``, the TLS pair (unless ``tls_eku`` is None) and maybe the signing pair,
+        """Write ``ca.pem``, the TLS pair (unless ``tls_eku`` is empty) and maybe the signing pair,
         none of them existing.
 
         Everything is signed before the first file is written, so a refusal writes nothing; the
@@ -382,7 +384,7 @@ class CertificateAuthority:
             tls_extensions = [
                 (x509.SubjectAlternativeName([*hosts, uri]), False),
                 (_key_usage(*_TLS_USAGE), True),
-                (x509.ExtendedKeyUsage([tls_eku]), False),
+                (x509.ExtendedKeyUsage(tls_eku), False),
             ]
             leaves["tls"] = (tls_key, self._leaf(identity, tls_key, tls_extensions, not_after, now))
         if signing:

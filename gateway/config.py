@@ -180,6 +180,15 @@ class NetworkConfig:
     """How often the file is read again: a valid configuration of a higher version replaces
     the one held (its CRL too, when newer than [tls] crl); anything else is refused, logged
     and audited, and the one held stays."""
+    witness_key: str = ""
+    """The Ed25519 private key (PEM, mode 0600; `govshare network witness-key` writes one) with
+    which this gateway, as a witness, cosigns the other members' checkpoints. Required with
+    configuration_file: the configuration's witness_verifier_key for this gateway must be its
+    public key, else the gateway does not start."""
+    witness_push_seconds: float = 10.0
+    """How often the gateway asks the other members to cosign its latest checkpoint; a witness
+    that does not answer is asked again later, waiting up to 32 times longer each time it
+    fails."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +344,7 @@ def problems(config: Config) -> list[str]:
         ("[exchange] max_pending_requests", config.exchange.max_pending_requests),
         ("[exchange] decision_working_days", config.exchange.decision_working_days),
         ("[network] refresh_seconds", config.network.refresh_seconds),
+        ("[network] witness_push_seconds", config.network.witness_push_seconds),
     ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
         ("decision_working_days", config.exchange.decision_working_days, 366),
@@ -353,6 +363,7 @@ def problems(config: Config) -> list[str]:
     found += [f"{key} must be at most {LONGEST_TIMER}, got {value!r}" for key, value in (
         ("[limits] refusal_summary_seconds", limits.refusal_summary_seconds),
         ("[network] refresh_seconds", config.network.refresh_seconds),
+        ("[network] witness_push_seconds", config.network.witness_push_seconds),
     ) if not value <= LONGEST_TIMER]
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"
@@ -377,6 +388,16 @@ def problems(config: Config) -> list[str]:
     found += _calendar_problems(config.exchange)
     found += _audit_problems(config.audit)
     found += _listen_problems(config.server.listen)
+    found += _network_problems(config.network)
+    return found
+
+
+def _network_problems(network: NetworkConfig) -> list[str]:
+    found = []
+    if network.configuration_file and not network.witness_key:
+        found.append("[network] witness_key must name the gateway's witness key (govshare"
+                     " network witness-key writes one) when configuration_file is set: every"
+                     " member witnesses the others' logs")
     return found
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from gateway.identity import Caller
 from gateway.models import Agency
+from gateway.v1 import network_pb2
 from govshare import errors, signing
 from govshare.transparency import record
 
@@ -51,6 +52,8 @@ class Call:
     again as they go)."""
     agency: Agency | None = None
     """The caller's directory entry, for agency callers."""
+    peer: network_pb2.MemberGateway | None = None
+    """The network member a peer gateway caller is (its entry in the configuration held)."""
     resources: list[str] = field(default_factory=list)
     """Resource names the call concerns, recorded with a refusal."""
     request: Any = None

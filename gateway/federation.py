@@ -41,10 +41,11 @@ from google.protobuf.message import DecodeError
 
 from certs import ca as certs_ca
 from certs import network_configuration as netconf
-from gateway.identity import Authenticator
+from gateway.identity import Authenticator, Caller
 from gateway.v1 import network_pb2
 from govshare import errors, signing, times
 from govshare.transparency import record
+from govshare.transparency.cosignature import CosignatureVerifier
 
 log = logging.getLogger("govshare.network")
 
@@ -70,6 +71,8 @@ class OwnMember:
     signing_certificate: x509.Certificate
     audit_origin: str
     audit_verifier_key: str
+    witness_key: signing.VerifyKey
+    """The public key of [network] witness_key, which cosigns the other members' checkpoints."""
 
     def problem(self, configuration: netconf.VerifiedConfiguration) -> str:
         """Why `configuration` does not list this gateway as it is ("" when it does)."""
@@ -86,6 +89,8 @@ class OwnMember:
             ("audit_origin ([audit] origin)", member.audit_origin == self.audit_origin),
             ("audit_verifier_key (audit.vkey)",
              member.audit_verifier_key == self.audit_verifier_key),
+            ("witness_verifier_key ([network] witness_key)",
+             _witness_key(member) == self.witness_key),
         ) if not same]
         if differs:
             return (f"member {self.gateway_id!r} of network {configuration.network_id!r} version"
@@ -97,6 +102,23 @@ class OwnMember:
 def _same_certificate(pem: str, certificate: x509.Certificate) -> bool:
     """Whether `pem` (a member certificate `verify` has parsed already) is `certificate`."""
     return x509.load_pem_x509_certificate(pem.encode()) == certificate
+
+
+def _witness_key(member: network_pb2.MemberGateway) -> signing.VerifyKey:
+    """The Ed25519 key of a member's witness_verifier_key (`verify` has parsed it already)."""
+    return CosignatureVerifier.from_verifier_key(member.witness_verifier_key).key
+
+
+def witness_verifier(member: network_pb2.MemberGateway) -> CosignatureVerifier:
+    """The cosignature verifier of `member`'s witness_verifier_key."""
+    return CosignatureVerifier.from_verifier_key(member.witness_verifier_key)
+
+
+def peer_refused(caller: Caller, why: str) -> errors.PermissionDenied:
+    return errors.PermissionDenied(
+        f"{caller.uri} is not a peer of this gateway: {why}; only the gateways the network"
+        " configuration names, with the TLS certificates it names, call as peers",
+        reason="PEER_NOT_IN_NETWORK", identity=caller.uri)
 
 
 class NetworkMembership:
@@ -140,6 +162,30 @@ class NetworkMembership:
         self._stopped.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    @property
+    def own_id(self) -> str:
+        return self._own.gateway_id
+
+    def others(self) -> list[network_pb2.MemberGateway]:
+        """The members of the configuration held but this gateway, in configuration order."""
+        return [m for m in self.current.configuration.members if m.id != self._own.gateway_id]
+
+    def peer(self, caller: Caller) -> network_pb2.MemberGateway:
+        """The member a gateway certificate's caller is: errors.PermissionDenied
+        PEER_NOT_IN_NETWORK unless the configuration held names its id, other than this
+        gateway's, with the very TLS certificate it presented."""
+        member = self.current.member(caller.identity.id)
+        if member is None or member.id == self._own.gateway_id:
+            raise peer_refused(caller, f"network {self.current.network_id} version"
+                                       f" {self.current.version} lists no other member of"
+                                       f" id {caller.identity.id!r}")
+        if not caller.certificate_pem or not _same_certificate(
+                member.tls_certificate_pem, x509.load_pem_x509_certificate(caller.certificate_pem)):
+            raise peer_refused(caller, "its TLS certificate is not the one the network"
+                                       f" configuration version {self.current.version} names"
+                                       " for it")
+        return member
 
     def check_current(self, now: datetime) -> None:
         """errors.NetworkConfigurationExpired once the configuration held has expired at

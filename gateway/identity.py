@@ -42,6 +42,10 @@ log = logging.getLogger("govshare.identity")
 AGENCY = "agency"
 ADMIN = "admin"
 AUDITOR = "auditor"
+PEER = "gateway"
+"""A peer gateway: a gateway certificate, admitted only when the network configuration this
+gateway holds names its id as a member with that very TLS certificate (gateway/federation.py,
+`NetworkMembership.peer`); any other gateway certificate is refused PEER_NOT_IN_NETWORK."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Caller:
 
     identity: Identity
     serial: int
+    certificate_pem: bytes = b""
+    """The verified certificate as presented: a peer's is compared with the one the network
+    configuration names."""
 
     @property
     def uri(self) -> str:
@@ -149,7 +156,7 @@ class Authenticator:
                 f"the client certificate carries no govshare identity: {identity}",
                 reason="IDENTITY_MISSING",
             )
-        caller = Caller(identity, serial)
+        caller = Caller(identity, serial, pem)
         self.recheck(caller)
         return caller
 

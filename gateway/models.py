@@ -256,3 +256,39 @@ class Checkpoint:
     note: bytes
     """The signed note (C2SP checkpoint)."""
     create_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedLog:
+    """A log this gateway witnesses, as last cosigned (table `witnessed_logs`)."""
+
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    checkpoint: bytes
+    """The signed note cosigned last."""
+    update_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRefusal:
+    """A checkpoint this witness refused as not extending what it cosigned: kept as evidence
+    of a forked or rolled-back log (table `witness_refusals`)."""
+
+    origin: str
+    tree_size: int
+    reason: str
+    checkpoint: bytes
+    create_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    """A witness's cosignature of one of this gateway's checkpoints (table `cosignatures`)."""
+
+    tree_size: int
+    witness: str
+    """The member id of the witness."""
+    line: str
+    """The signature line, "— <name> <base64>\\n", as the witness answered it."""
+    create_time: str

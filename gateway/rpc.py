@@ -30,8 +30,8 @@ from google.protobuf.message import DecodeError
 from gateway import status
 from gateway.context import Call, digest_of, refusal_event
 from gateway.directory import Directory
-from gateway.federation import NetworkMembership
-from gateway.identity import AGENCY, Authenticator
+from gateway.federation import NetworkMembership, peer_refused
+from gateway.identity import AGENCY, PEER, Authenticator
 from gateway.limits import Limiter
 from gateway.refusals import RefusalBudget
 from gateway.unit_of_work import UnitOfWork
@@ -218,9 +218,14 @@ def _identify(
 
 
 def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...], fail_closed: bool) -> None:
-    """Refuse callers of the wrong kind, any call but those not `fail_closed` once the network
-    configuration has expired, agencies not registered and active, and floods."""
+    """Refuse gateways that are not peers, callers of the wrong kind, any call but those not
+    `fail_closed` once the network configuration has expired, agencies not registered and
+    active, and floods."""
     caller = call.caller
+    if caller.kind == PEER:  # not a peer at all before its role is considered
+        if gateway.network is None:
+            raise peer_refused(caller, "this gateway is not a member of a network")
+        call.peer = gateway.network.peer(caller)
     if caller.kind not in allow:
         raise errors.PermissionDenied(
             f"{caller.kind} certificates may not call {call.action}",

@@ -38,6 +38,7 @@ from gateway.fetch import Fetcher
 from gateway.identity import Authenticator
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
+from gateway.peers import CosignatureCollector
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
 from gateway.services import register_services
@@ -45,7 +46,15 @@ from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.unit_of_work import Committed, UnitOfWork
-from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2, network_pb2
+from gateway.v1 import (
+    audit_pb2,
+    catalog_pb2,
+    directory_pb2,
+    exchange_pb2,
+    network_pb2,
+    witness_pb2,
+)
+from gateway.witness import GatewayWitness
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
 from govshare.transparency import note
@@ -74,6 +83,7 @@ SERVICE_NAMES = tuple(
         (exchange_pb2, "ExchangeService"),
         (audit_pb2, "AuditService"),
         (network_pb2, "NetworkService"),
+        (witness_pb2, "WitnessService"),
     )
 )
 
@@ -146,6 +156,12 @@ class Gateway:
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
         self.audit_listing = AuditListing(self.db, self.page_tokens, config.limits)
+        self.witness = self.cosignatures = None
+        if self.network is not None:
+            self.witness = GatewayWitness(self.work, self.network, self.witness_key)
+            self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
+                                                     peer_credentials(config),
+                                                     config.network.witness_push_seconds)
 
     def _network_membership(self, config: Config,
                             signing_certificate: x509.Certificate) -> NetworkMembership | None:
@@ -153,10 +169,11 @@ class Gateway:
         names one (None: not a network member); StartError when it cannot be held."""
         if not config.network.configuration_file:
             return None
+        self.witness_key = _read_witness_key(config)
         own = OwnMember(self.identity.id,
                         _read_tls(config, "certificate", x509.load_pem_x509_certificate),
                         signing_certificate, config.audit.origin,
-                        self.note_signer.verifier().verifier_key)
+                        self.note_signer.verifier().verifier_key, self.witness_key.verifier())
         try:
             return NetworkMembership(config.path(Path(config.network.configuration_file)),
                                      self.ca_certificate, own, self.authenticator, self.clock,
@@ -208,6 +225,7 @@ class Gateway:
             self.log.start(self.work, self.identity.uri)
             if self.network is not None:
                 self.network.start(self.work.append, self.identity.uri)
+                self.cosignatures.start()
             self._summaries.start()
             self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
@@ -246,6 +264,8 @@ class Gateway:
             raise StartError(str(exc)) from None
 
     def close(self) -> None:
+        if self.cosignatures is not None:
+            self.cosignatures.stop()
         if self.network is not None:
             self.network.stop()
         self._summaries.stop()
@@ -386,6 +406,19 @@ def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:
                          " to give: store it unencrypted, mode 0600") from None
 
 
+def _read_witness_key(config: Config) -> SigningKey:
+    """[network] witness_key, parsed; StartError saying what to fix when it cannot be."""
+    path = config.path(Path(config.network.witness_key))
+    try:
+        return SigningKey.from_pem(path.read_bytes())
+    except OSError as exc:
+        raise StartError(f"[network] witness_key: cannot read {path}: {exc.strerror}; write"
+                         " one with govshare network witness-key") from None
+    except (ValueError, TypeError) as exc:
+        raise StartError(f"[network] witness_key: {path} is not an unencrypted Ed25519"
+                         f" private key (PEM): {exc}") from None
+
+
 def server_credentials(config: Config) -> grpc.ServerCredentials:
     """The TLS pair and CA for grpc, checked here: grpc finds a bad key only when binding, and
     then reports the address as in use."""
@@ -402,6 +435,15 @@ def server_credentials(config: Config) -> grpc.ServerCredentials:
         root_certificates=ca.public_bytes(Encoding.PEM),
         require_client_auth=True,
     )
+
+
+def peer_credentials(config: Config) -> grpc.ChannelCredentials:
+    """The gateway's TLS pair as a client's, to call the other members of its network."""
+    _, key_pem = _read_tls(config, "key", _private_key)
+    certificate = config.path(config.tls.certificate).read_bytes()
+    ca = config.path(config.tls.ca).read_bytes()
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key_pem,
+                                        certificate_chain=certificate)
 
 
 def _private_key(data: bytes) -> tuple[PrivateKeyTypes, bytes]:

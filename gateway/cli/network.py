@@ -25,7 +25,8 @@ from gateway.cli.output import add_row, console, emit_json, folding_grid, foldin
 from gateway.text import shown
 from gateway.v1 import network_pb2
 from govshare import errors, times
-from govshare.signing import SigningKey
+from govshare.signing import SigningKey, write_private_pem
+from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import NoteVerifier
 
 DEFAULT_HOURS = 24
@@ -153,6 +154,22 @@ def verify(signed: Path, ca_certificate: Path, current: Path | None) -> None:
     click.echo(shown(f"Valid: {verified.network_id} version {verified.version},"
                      f" {len(verified.configuration.members)} members, until"
                      f" {times.to_text(verified.expire_time)}"))
+
+
+@network.command("witness-key")
+@click.argument("out", type=_NEW_FILE)
+@click.option("--name", required=True,
+              help="The witness's key name, for example gd-gateway-witness.")
+def witness_key(out: Path, name: str) -> None:
+    """Write a new witness key to OUT (mode 0600, for [network] witness_key) and print its
+    cosignature/v1 verifier key, the member's witness_verifier_key in the configuration."""
+    key = SigningKey.generate()
+    try:
+        verifier = CosignatureVerifier(name, key.verifier())
+    except ValueError as exc:
+        raise LocalMistake(f"--name: {exc}") from None
+    write_private_pem(out, key)
+    click.echo(verifier.verifier_key)
 
 
 def _current(path: Path | None, anchor: x509.Certificate, now: datetime

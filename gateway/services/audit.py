@@ -20,8 +20,10 @@ from certs.identity import URN_PREFIX
 from gateway.audit import listing
 from gateway.context import Call
 from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.models import Checkpoint
 from gateway.rpc import rpc
 from gateway.storage import audit as sql
+from gateway.storage import witness as witness_sql
 from gateway.v1 import audit_pb2, audit_pb2_grpc
 from govshare import errors, times
 from govshare.names import AgencyName, AuditEventName
@@ -110,12 +112,14 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
 
     @rpc("audit.checkpoint", allow=EVERYONE)
     def GetCheckpoint(self, request: audit_pb2.GetCheckpointRequest, call: Call) -> Any:
-        latest = self.gateway.log.checkpoint()
+        latest = self._witnessed() if request.witnessed else self.gateway.log.checkpoint()
         signed = bytes(latest.note)
         verifier = self.gateway.note_signer.verifier()
         checkpoint = note.Checkpoint.parse(note.open_note(signed, [verifier]))
+        # Signed notes allow more signature lines: the witnesses' follow the gateway's.
+        cosignatures = witness_sql.cosignatures(self.gateway.db.reader(), checkpoint.size)
         return audit_pb2.GetCheckpointResponse(
-            signed_checkpoint=signed.decode(),
+            signed_checkpoint=signed.decode() + "".join(c.line for c in cosignatures),
             verifier_key=verifier.verifier_key,
             tree_size=checkpoint.size,
             root_hash=checkpoint.root_hash,
@@ -123,6 +127,17 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             create_time=times.to_timestamp(latest.create_time),
             origin_link=self._origin_link(checkpoint.size),
         )
+
+    def _witnessed(self) -> Checkpoint:
+        """The latest checkpoint a witness cosigned."""
+        conn = self.gateway.db.reader()
+        size = witness_sql.latest_cosigned_size(conn)
+        checkpoint = sql.checkpoint_at(conn, size) if size is not None else None
+        if checkpoint is None:
+            raise errors.NotFound("no witness has cosigned a checkpoint of this gateway yet;"
+                                  " ask for the latest checkpoint instead, or later",
+                                  reason="NO_WITNESSED_CHECKPOINT")
+        return checkpoint
 
     def _origin_link(self, size: int) -> audit_pb2.AuditEvent | None:
         """The latest audit.new_origin event in a tree of `size` (the one that began the

@@ -91,6 +91,11 @@ def latest_checkpoint(conn: sqlite3.Connection) -> Checkpoint | None:
                  Checkpoint)
 
 
+def checkpoint_at(conn: sqlite3.Connection, tree_size: int) -> Checkpoint | None:
+    return first(conn.execute("SELECT * FROM checkpoints WHERE tree_size = ?", (tree_size,)),
+                 Checkpoint)
+
+
 def checkpoints(conn: sqlite3.Connection) -> list[Checkpoint]:
     """Every stored checkpoint, oldest first."""
     return every(conn.execute("SELECT * FROM checkpoints ORDER BY tree_size"), Checkpoint)

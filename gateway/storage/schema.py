@@ -408,3 +408,42 @@ def _request_fields_0014(signed_statement: bytes) -> list[str]:
     payloads = _wire_values(signed_statement, 2)
     values = _wire_values(payloads[-1], 7) if payloads else []
     return [value.decode("utf-8", "replace") for value in values if isinstance(value, bytes)]
+
+
+@MIGRATIONS(name="0015_witnesses")
+def _witnesses(db: Database) -> None:
+    # As a witness: the tree head last cosigned per log followed, with the note cosigned.
+    db.execute(
+        """
+        CREATE TABLE witnessed_logs (
+            origin TEXT PRIMARY KEY,
+            tree_size INTEGER NOT NULL,
+            root_hash BLOB NOT NULL,
+            checkpoint BLOB NOT NULL,
+            update_time TEXT NOT NULL
+        )"""
+    )
+    # Checkpoints refused as not extending the tree cosigned: evidence of a fork or rollback.
+    db.execute(
+        """
+        CREATE TABLE witness_refusals (
+            id INTEGER PRIMARY KEY,
+            origin TEXT NOT NULL,
+            tree_size INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            checkpoint BLOB NOT NULL,
+            create_time TEXT NOT NULL
+        )"""
+    )
+    # As a log: the cosignature lines each witness (a member id) gave a checkpoint.
+    db.execute(
+        """
+        CREATE TABLE cosignatures (
+            tree_size INTEGER NOT NULL,
+            witness TEXT NOT NULL,
+            line TEXT NOT NULL,
+            create_time TEXT NOT NULL,
+            PRIMARY KEY (tree_size, witness)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX cosignatures_witness ON cosignatures (witness, tree_size)")

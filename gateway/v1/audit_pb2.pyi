@@ -90,8 +90,10 @@ class GetAuditEventResponse(_message.Message):
     def __init__(self, audit_event: _Optional[_Union[AuditEvent, _Mapping]] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("witnessed",)
+    WITNESSED_FIELD_NUMBER: _ClassVar[int]
+    witnessed: bool
+    def __init__(self, witnessed: _Optional[bool] = ...) -> None: ...
 
 class GetCheckpointResponse(_message.Message):
     __slots__ = ("signed_checkpoint", "verifier_key", "tree_size", "root_hash", "origin", "create_time", "origin_link")

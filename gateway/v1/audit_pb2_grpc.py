@@ -101,7 +101,9 @@ class AuditServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCheckpoint(self, request, context):
-        """Returns the latest signed checkpoint and the key to verify it.
+        """Returns the latest signed checkpoint and the key to verify it. A gateway that is a member of
+        a network appends to the checkpoint the cosignatures the other members, as its witnesses,
+        gave it (see GetCheckpointResponse.signed_checkpoint).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -14,6 +14,8 @@ from click.testing import CliRunner, Result
 
 from gateway.cli import cli
 from gateway.v1 import network_pb2
+from govshare.signing import SigningKey
+from govshare.transparency.cosignature import CosignatureVerifier
 from tests.support.federation import (
     AUDIT_KEY_FILE,
     NETWORK_ID,
@@ -67,7 +69,7 @@ def signed(net: Federation, version: int, name: str | None = None, **describe_op
 def test_every_command_has_help_text() -> None:
     group = cli.commands["network"]
     assert isinstance(group, click.Group) and group.help
-    assert set(group.commands) == {"create", "sign", "show", "verify"}
+    assert set(group.commands) == {"create", "sign", "show", "verify", "witness-key"}
     for name, command in group.commands.items():
         assert command.help, name
         for param in command.params:
@@ -161,3 +163,13 @@ def test_network_text_is_shown_escaped(net: Federation) -> None:
                  net.root / "ca", "--out", net.root / "x.pb")
     assert result.exit_code == 1
     assert "\x1b" not in result.output and "\\x1b" in result.output
+
+
+def test_witness_key_writes_a_private_key_and_prints_its_verifier_key(tmp_path: Path) -> None:
+    out = tmp_path / "witness.key"
+    printed = ok("network", "witness-key", out, "--name", "gd-gateway-witness").output.strip()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert printed == CosignatureVerifier("gd-gateway-witness",
+                                          SigningKey.load(out).verifier()).verifier_key
+    assert run("network", "witness-key", out, "--name", "x").exit_code != 0  # never overwrites
+    assert run("network", "witness-key", tmp_path / "k", "--name", "a+b").exit_code == 2

@@ -20,7 +20,7 @@ from certs.ca import CertificateAuthority
 from gateway.network import add_agency
 from gateway.server import SERVICE_NAMES
 from gateway.storage import audit as audit_sql
-from gateway.v1 import directory_pb2, directory_pb2_grpc
+from gateway.v1 import directory_pb2, directory_pb2_grpc, witness_pb2_grpc
 
 
 def _records(network):
@@ -202,7 +202,8 @@ def test_every_rpc_is_implemented(network):
     unimplemented = []
     stubs = {"DirectoryService": client.directory, "CatalogService": client.catalog,
              "ExchangeService": client.exchange, "AuditService": client.audit,
-             "NetworkService": client.network}
+             "NetworkService": client.network,
+             "WitnessService": witness_pb2_grpc.WitnessServiceStub(client.channel)}
     for full_name in SERVICE_NAMES:
         short = full_name.rsplit(".", 1)[1]
         descriptor = _service_descriptor(full_name)

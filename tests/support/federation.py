@@ -4,6 +4,7 @@ laid-out network whose running gateway is a member (`Membership`, `start_member_
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from certs import network_configuration as netconf
 from gateway import config as config_module
 from gateway.config import AuditConfig
 from gateway.network import NetworkLayout, lay_out
-from gateway.server import create_server
+from gateway.server import GatewayServer, create_server
 from gateway.v1 import network_pb2
 from govshare.signing import SigningKey, write_private_pem
 from govshare.transparency.cosignature import CosignatureVerifier
@@ -134,10 +135,14 @@ class Membership:
     def member(self, folder: Path | None = None, gateway_id: str = "gateway",
                region_codes: tuple[str, ...] = ("440000",)) -> network_pb2.MemberGateway:
         """The gateway of the certificates in `folder` (default: the network's own), with the
-        audit verifier key of its signing key under `audit_origin` and a fresh witness key."""
+        audit verifier key of its signing key under `audit_origin` and the witness key of the
+        folder's WITNESS_PRIVATE_KEY (a fresh one when it has none)."""
         folder = folder or self.layout.certs("gateway")
         origin_line = self.audit_origin if gateway_id == "gateway" else origin(gateway_id)
         key = SigningKey.load(folder / SIGNING_KEY)
+        witness_file = folder / WITNESS_PRIVATE_KEY
+        witness = (SigningKey.load(witness_file) if witness_file.exists()
+                   else SigningKey.generate())
         return network_pb2.MemberGateway(
             id=gateway_id, region_codes=region_codes, address=f"{gateway_id}.example.gov:8443",
             tls_certificate_pem=(folder / TLS_CERT).read_text(),
@@ -145,7 +150,7 @@ class Membership:
             audit_origin=origin_line,
             audit_verifier_key=NoteVerifier(origin_line, key.verifier()).verifier_key,
             witness_verifier_key=CosignatureVerifier(
-                f"{gateway_id}-witness", SigningKey.generate().verifier()).verifier_key)
+                f"{gateway_id}-witness", witness.verifier()).verifier_key)
 
     def signed(self, version: int, *, now: datetime | None = None,
                validity: timedelta = timedelta(days=1),
@@ -171,8 +176,11 @@ CONFIGURATION_FILE = "network.pb"
 def lay_out_member(root: Path, **sections: dict) -> tuple[NetworkLayout, Membership]:
     """A network laid out whose gateway.toml names CONFIGURATION_FILE as [network]
     configuration_file, and its authority; the file is not written yet."""
-    layout = lay_out(root, AGENCIES, network={"configuration_file": CONFIGURATION_FILE},
-                     **sections)
+    layout = lay_out(root, AGENCIES, network={
+        "configuration_file": CONFIGURATION_FILE,
+        "witness_key": f"certs/gateway/{WITNESS_PRIVATE_KEY}", **sections.pop("network", {})},
+        **sections)
+    write_private_pem(layout.certs("gateway") / WITNESS_PRIVATE_KEY, SigningKey.generate())
     return layout, Membership(layout)
 
 
@@ -187,3 +195,94 @@ def start_member_network(root: Path, clock: MovableClock) -> tuple[Network, Memb
     for spec in AGENCIES:
         network.register(spec)
     return network, membership
+
+
+def free_port() -> int:
+    """A port free now on 127.0.0.1: a member's address is in the configuration before its
+    gateway binds it (and a restarted member binds it again)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Members:
+    """Member gateways of one federation running on 127.0.0.1, each at the address the
+    configuration names, witnessing each other; the pusher is driven by `push`."""
+
+    federation: Federation
+    ids: tuple[str, ...]
+    quorum: int = 1
+    ports: dict[str, int] = field(default_factory=dict)
+    servers: dict[str, GatewayServer] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = {gateway_id: free_port() for gateway_id in self.ids}
+        for gateway_id in self.ids:
+            self._write_config(gateway_id)
+        self.write_configuration(1)
+        self.federation.ca.issue_staff("auditor", "auditor", self.auditor_folder)
+
+    @property
+    def auditor_folder(self) -> Path:
+        return self.federation.root / "auditor"
+
+    def config_path(self, gateway_id: str) -> Path:
+        return self.federation.folder(gateway_id) / "gateway.toml"
+
+    def members(self) -> list[network_pb2.MemberGateway]:
+        members = []
+        for gateway_id in self.ids:
+            member = self.federation.member(gateway_id)
+            member.address = f"127.0.0.1:{self.ports[gateway_id]}"
+            members.append(member)
+        return members
+
+    def write_configuration(self, version: int) -> None:
+        signed = self.federation.sign(self.federation.unsigned(self.members(), self.quorum),
+                                      version)
+        (self.federation.root / CONFIGURATION_FILE).write_bytes(signed.SerializeToString())
+
+    def _write_config(self, gateway_id: str) -> None:
+        root = self.federation.root
+        config = config_module.Config().replace(
+            server={"listen": f"127.0.0.1:{self.ports[gateway_id]}"},
+            tls={"ca": Path("ca.pem"), "crl": root / "ca" / CRL_FILE,
+                 "certificate": Path(TLS_CERT), "key": Path("tls.key"),
+                 "signing_certificate": Path(SIGNING_CERT), "signing_key": Path(SIGNING_KEY)},
+            audit={"origin": origin(gateway_id)},
+            network={"configuration_file": str(root / CONFIGURATION_FILE),
+                     "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0})
+        self.config_path(gateway_id).write_text(config_module.render(config))
+
+    def start(self, gateway_id: str) -> GatewayServer:
+        server = create_server(config_module.load(self.config_path(gateway_id)))
+        server.start()
+        self.servers[gateway_id] = server
+        return server
+
+    def stop(self, gateway_id: str) -> None:
+        self.servers.pop(gateway_id).stop(grace=0)
+
+    def gateway(self, gateway_id: str):
+        return self.servers[gateway_id].gateway
+
+    def push(self, gateway_id: str) -> dict[str, str]:
+        """Have `gateway_id` ask its witnesses for cosignatures now."""
+        return self.gateway(gateway_id).cosignatures.push()
+
+    def target(self, gateway_id: str) -> str:
+        return f"127.0.0.1:{self.ports[gateway_id]}"
+
+    def close(self) -> None:
+        for gateway_id in list(self.servers):
+            self.stop(gateway_id)
+
+
+def start_members(root: Path, ids: tuple[str, ...] = ("gd-gateway", "bj-gateway"),
+                  quorum: int = 1) -> Members:
+    """Members `ids` of a new federation under `root`, every one started."""
+    members = Members(Federation(root), ids, quorum)
+    for gateway_id in ids:
+        members.start(gateway_id)
+    return members

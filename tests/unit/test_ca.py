@@ -280,7 +280,9 @@ def test_gateway_bundle(ca: CertificateAuthority, tmp_path: Path) -> None:
     bundle = ca.issue_gateway(tmp_path / "gw", dns_names=("localhost", "gw.gov"))
     tls = load(tmp_path / "gw" / "tls.pem")
     verify_chain(tls, ca.certificate)
-    assert list(extension(tls, x509.ExtendedKeyUsage)) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    # It serves, and calls the network's other gateways as their peer.
+    assert list(extension(tls, x509.ExtendedKeyUsage)) == [ExtendedKeyUsageOID.SERVER_AUTH,
+                                                           ExtendedKeyUsageOID.CLIENT_AUTH]
     san = extension(tls, x509.SubjectAlternativeName)
     assert san.get_values_for_type(x509.DNSName) == ["localhost", "gw.gov"]
     assert san.get_values_for_type(x509.IPAddress) == [ip_address("127.0.0.1")]

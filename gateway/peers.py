@@ -1,0 +1,198 @@
+"""The gateway as a witnessed log: it asks the other members of its network to cosign its
+latest checkpoint, and keeps the cosignatures they give.
+
+Every [network] witness_push_seconds a thread asks each other member (at its configuration
+`address`, over mutual TLS with the gateway's own TLS certificate) to cosign the latest
+checkpoint, with a consistency proof from the size that witness last cosigned. The gateway
+learns that size as the spec intends: from the witness's 409 answer (ABORTED
+WITNESS_SIZE_CONFLICT, metadata `witness_size`), and then from each cosignature it receives.
+A cosignature is verified with the member's `witness_verifier_key` before it is stored (no
+audit event: it changes nothing of the log's content, and an event would make a new checkpoint
+the witness has not seen). A witness that does not answer is asked again later, each failure
+doubling the wait up to 32 intervals, and never holds up the log or the other witnesses; one
+that refuses the log's checkpoint as inconsistent is logged as an error, since it says this
+gateway's log does not extend what it showed before (a restored backup, a fork).
+
+`push` asks every witness now, whatever their wait (the thread's round, and tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from gateway import federation, status
+from gateway.audit.log import AuditLog
+from gateway.federation import NetworkMembership
+from gateway.models import Cosignature
+from gateway.storage import witness as sql
+from gateway.unit_of_work import UnitOfWork
+from gateway.v1 import network_pb2, witness_pb2, witness_pb2_grpc
+from govshare import times
+from govshare.transparency.cosignature import WitnessPolicy
+from govshare.transparency.note import NoteError
+from govshare.transparency.witness import SizeConflict
+
+log = logging.getLogger("govshare.peers")
+
+CALL_SECONDS = 10.0
+"""How long one witness may take to answer."""
+MAX_BACKOFF = 32
+"""A failing witness is asked again after at most this many intervals."""
+
+
+class WitnessUnusable(Exception):
+    """A witness's answer cannot be used (the message says why)."""
+
+
+@dataclass
+class _Witness:
+    """What the log knows of one witness."""
+
+    size: int | None = None
+    """The size it last cosigned, as far as the log knows (None: not known yet)."""
+    failures: int = 0
+    next_try: float = 0.0
+
+
+class CosignatureCollector:
+    """Collects the other members' cosignatures of this gateway's checkpoints."""
+
+    def __init__(self, log: AuditLog, work: UnitOfWork, network: NetworkMembership,
+                 credentials: grpc.ChannelCredentials, interval: float):
+        self._log = log
+        self._work = work
+        self._network = network
+        self._credentials = credentials
+        self._interval = interval
+        self._witnesses: dict[str, _Witness] = {}
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cosignatures", daemon=True)
+
+    def start(self) -> None:
+        known = sql.latest_cosigned_sizes(self._work.db.reader())
+        self._witnesses = {member: _Witness(size) for member, size in known.items()}
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+    def push(self, *, due_only: bool = False) -> dict[str, str]:
+        """Ask each other member (only those due, with `due_only`) to cosign the latest
+        checkpoint; what came of it per member id: "cosigned", "up to date" or the failure."""
+        outcomes = {}
+        with self._lock:
+            for member in self._network.others():
+                state = self._witnesses.setdefault(member.id, _Witness())
+                if due_only and time.monotonic() < state.next_try:
+                    continue
+                outcomes[member.id] = self._push_one(member, state)
+        return outcomes
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self.push(due_only=True)
+            except Exception:  # a thread of its own: keep it alive
+                log.exception("could not collect cosignatures")
+
+    def _push_one(self, member: network_pb2.MemberGateway, state: _Witness) -> str:
+        try:
+            outcome = self._ask(member, state)
+        except (grpc.RpcError, WitnessUnusable) as exc:
+            if isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                # A new channel next time: gRPC's own reconnect backoff would answer
+                # UNAVAILABLE without trying, for a while after the witness is back.
+                self._channels.pop(member.address).close()
+            state.failures += 1
+            wait = self._interval * min(2 ** state.failures, MAX_BACKOFF)
+            state.next_try = time.monotonic() + wait
+            why = _failure(exc)
+            inconsistent = "WITNESS_CONSISTENCY_UNPROVED" in why  # this log forked or went back
+            log.log(logging.ERROR if inconsistent else logging.WARNING,
+                    "[network] witness %s (%s) did not cosign: %s; asking again in %.0f s",
+                        member.id, member.address, why, wait)
+            return why
+        state.failures, state.next_try = 0, 0.0
+        return outcome
+
+    def _ask(self, member: network_pb2.MemberGateway, state: _Witness) -> str:
+        latest = self._log.checkpoint()
+        if state.size == latest.tree_size:
+            return "up to date"
+        stub = witness_pb2_grpc.WitnessServiceStub(self._channel(member.address))
+        size = state.size or 0
+        for _ in range(2):  # the first answer may be the witness's size: then once more
+            try:
+                response = stub.AddCheckpoint(self._request(size, latest.tree_size,
+                                                            bytes(latest.note)),
+                                              timeout=CALL_SECONDS)
+            except grpc.RpcError as exc:
+                learned = _witness_size(exc)
+                if learned is None or learned == size:
+                    raise
+                size = state.size = learned
+                continue
+            self._keep(member, latest.tree_size, bytes(latest.note), response.cosignature)
+            state.size = latest.tree_size
+            return "cosigned"
+        raise WitnessUnusable(f"it still asks for a proof from size {size}")
+
+    def _request(self, size: int, tree_size: int, note: bytes) -> witness_pb2.AddCheckpointRequest:
+        if size > tree_size:
+            raise WitnessUnusable(f"it cosigned size {size}, and this log's latest checkpoint"
+                                  f" has size {tree_size}: this log lost what it showed before"
+                                  " (a restored backup?)")
+        proof = self._log.consistency_proof(size, tree_size) if 0 < size < tree_size else []
+        return witness_pb2.AddCheckpointRequest(old_size=size, consistency_proof=proof,
+                                                checkpoint=note)
+
+    def _keep(self, member: network_pb2.MemberGateway, tree_size: int, note: bytes,
+              line: str) -> None:
+        """Store `line` once it verifies as `member`'s cosignature of `note`."""
+        verifier = federation.witness_verifier(member)
+        try:
+            WitnessPolicy([verifier.verifier_key], 1).check(note + line.encode())
+        except (NoteError, UnicodeEncodeError) as exc:
+            raise WitnessUnusable(f"its answer is not its cosignature of the checkpoint ({exc})"
+                                  ) from None
+        cosignature = Cosignature(tree_size, member.id, line, times.to_text(times.utcnow()))
+        self._work.commit(lambda tx: (sql.insert_cosignature(tx.conn, cosignature), []))
+
+    def _channel(self, address: str) -> grpc.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.secure_channel(address, self._credentials)
+            self._channels[address] = channel
+        return channel
+
+
+def _witness_size(error: grpc.RpcError) -> int | None:
+    """The witness's size a 409 answer carries, None for any other answer."""
+    info = status.error_info(error)
+    if info is None or info.reason != SizeConflict.reason:
+        return None
+    try:
+        return int(info.metadata["witness_size"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, grpc.RpcError):
+        info = status.error_info(exc)
+        reason = f" {info.reason}" if info is not None else ""
+        return f"{exc.code().name}{reason}: {exc.details()}"
+    return str(exc)

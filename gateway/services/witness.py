@@ -1,0 +1,30 @@
+"""WitnessService: this gateway cosigns the checkpoints of its peers' audit logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.context import Call
+from gateway.identity import PEER
+from gateway.rpc import rpc
+from gateway.v1 import witness_pb2, witness_pb2_grpc
+from govshare import errors
+from govshare.transparency.witness import MAX_PROOF_LINES, AddCheckpoint
+
+
+class WitnessService(witness_pb2_grpc.WitnessServiceServicer):
+    def __init__(self, gateway: Any):
+        self.gateway = gateway
+
+    @rpc("witness.add_checkpoint", allow=(PEER,))
+    def AddCheckpoint(self, request: witness_pb2.AddCheckpointRequest, call: Call) -> Any:
+        if len(request.consistency_proof) > MAX_PROOF_LINES:
+            raise errors.InvalidArgument(
+                f"consistency_proof has {len(request.consistency_proof)} hashes, more than"
+                f" {MAX_PROOF_LINES}", reason="WITNESS_REQUEST_MALFORMED",
+                field="consistency_proof")
+        body = AddCheckpoint(request.old_size, tuple(request.consistency_proof),
+                             request.checkpoint)
+        assert call.peer is not None  # the door admits a gateway only as a peer
+        cosignature = self.gateway.witness.add_checkpoint(call.caller.uri, call.peer, body)
+        return witness_pb2.AddCheckpointResponse(cosignature=cosignature)

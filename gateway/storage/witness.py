@@ -1,0 +1,57 @@
+"""SQL for witnessing: the logs this gateway witnesses, the checkpoints it refused, and the
+cosignatures the other members gave this gateway's checkpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.models import Cosignature, WitnessedLog, WitnessRefusal
+from gateway.storage.database import every, first, insert
+
+
+def witnessed_log(conn: sqlite3.Connection, origin: str) -> WitnessedLog | None:
+    return first(conn.execute("SELECT * FROM witnessed_logs WHERE origin = ?", (origin,)),
+                 WitnessedLog)
+
+
+def record_cosigned(conn: sqlite3.Connection, log: WitnessedLog) -> None:
+    conn.execute(
+        "INSERT INTO witnessed_logs (origin, tree_size, root_hash, checkpoint, update_time)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET tree_size ="
+        " excluded.tree_size, root_hash = excluded.root_hash, checkpoint = excluded.checkpoint,"
+        " update_time = excluded.update_time",
+        (log.origin, log.tree_size, log.root_hash, log.checkpoint, log.update_time))
+
+
+def insert_refusal(conn: sqlite3.Connection, refusal: WitnessRefusal) -> None:
+    insert(conn, "witness_refusals", refusal)
+
+
+def refusals(conn: sqlite3.Connection, origin: str) -> list[WitnessRefusal]:
+    """The checkpoints of `origin` refused as inconsistent, oldest first."""
+    return every(conn.execute(
+        "SELECT origin, tree_size, reason, checkpoint, create_time FROM witness_refusals"
+        " WHERE origin = ? ORDER BY id", (origin,)), WitnessRefusal)
+
+
+def insert_cosignature(conn: sqlite3.Connection, cosignature: Cosignature) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO cosignatures (tree_size, witness, line, create_time)"
+        " VALUES (?, ?, ?, ?)",
+        (cosignature.tree_size, cosignature.witness, cosignature.line, cosignature.create_time))
+
+
+def cosignatures(conn: sqlite3.Connection, tree_size: int) -> list[Cosignature]:
+    """The cosignatures of the checkpoint of `tree_size`, by witness."""
+    return every(conn.execute("SELECT * FROM cosignatures WHERE tree_size = ? ORDER BY witness",
+                              (tree_size,)), Cosignature)
+
+
+def latest_cosigned_sizes(conn: sqlite3.Connection) -> dict[str, int]:
+    """The largest tree size each witness cosigned."""
+    return dict(conn.execute("SELECT witness, MAX(tree_size) FROM cosignatures GROUP BY witness"))
+
+
+def latest_cosigned_size(conn: sqlite3.Connection) -> int | None:
+    """The size of the latest checkpoint any witness cosigned, None if none is."""
+    return conn.execute("SELECT MAX(tree_size) FROM cosignatures").fetchone()[0]

@@ -1,0 +1,118 @@
+"""The gateway as a witness of the other members' audit logs (C2SP tlog-witness).
+
+A member of a network follows the logs of the other members its network configuration names
+(origin `audit_origin`, key `audit_verifier_key`) and cosigns their checkpoints with its witness
+key ([network] witness_key, whose public key is its `witness_verifier_key`). The decision is
+the protocol core's (`govshare.transparency.witness.Witness`); here the tree head last cosigned
+is read and the new one recorded in one transaction of the unit of work, with the audit event
+of the decision, so two concurrent requests can never roll a log back. A checkpoint refused as
+not extending what was cosigned is evidence that its log forked or rolled back (a restored
+backup): the refused note is kept beside the refusal's event.
+
+WitnessService (gateway/services/witness.py) calls `GatewayWitness.add_checkpoint`; it takes
+the parsed request body and the peer, so the spec's HTTP form can call it the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from gateway import federation
+from gateway.context import refusal_event
+from gateway.federation import NetworkMembership
+from gateway.models import WitnessedLog, WitnessRefusal
+from gateway.storage import witness as sql
+from gateway.unit_of_work import Tx, UnitOfWork
+from gateway.v1 import network_pb2
+from govshare import errors, signing, times
+from govshare.transparency import record
+from govshare.transparency import witness as tlog
+from govshare.transparency.cosignature import CosignatureSigner
+from govshare.transparency.note import NoteVerifier
+from govshare.transparency.witness import AddCheckpoint, Cosigned, TreeHead, Witness
+
+COSIGNED = "witness.cosigned"
+"""The audit action of a checkpoint this gateway cosigned."""
+REFUSED = "witness.refused"
+"""The audit action of a checkpoint this gateway refused to cosign, with the spec's reason."""
+
+
+class GatewayWitness:
+    """Cosigns the other members' checkpoints, recording what it cosigned."""
+
+    def __init__(self, work: UnitOfWork, network: NetworkMembership, key: signing.SigningKey):
+        self._work = work
+        self._network = network
+        self._key = key
+        self._witness: tuple[bytes, Witness] | None = None
+
+    def add_checkpoint(self, actor: str, peer: network_pb2.MemberGateway,
+                       request: AddCheckpoint) -> str:
+        """The cosignature line for `request` sent by `peer` (as `actor`), once recorded; the
+        spec's refusal (a govshare.transparency.witness.WitnessRefusal, audited) otherwise."""
+        origin = request.origin
+        if origin != peer.audit_origin and any(m.audit_origin == origin
+                                               for m in self._network.others()):
+            raise errors.PermissionDenied(
+                f"the checkpoint is of {origin!r}, another member's log: a gateway asks for"
+                f" cosignatures of its own log, {peer.audit_origin!r}", reason="NOT_LOG_OPERATOR",
+                origin=origin)
+        witness = self._current_witness()
+        digest = signing.sha256(request.to_bytes()).hex()
+        outcome = self._work.commit(
+            lambda tx: _decide(tx, witness, request, origin, actor, digest)).value
+        if isinstance(outcome, tlog.WitnessRefusal):
+            outcome.audited = True
+            raise outcome
+        return outcome.cosignature
+
+    def refusals(self, origin: str) -> list[WitnessRefusal]:
+        """The checkpoints of `origin` refused as inconsistent: a fork's or rollback's
+        evidence."""
+        return sql.refusals(self._work.db.reader(), origin)
+
+    def _current_witness(self) -> Witness:
+        """The witness of the configuration held (rebuilt when a newer one replaces it)."""
+        configuration = self._network.current
+        cached = self._witness
+        if cached is not None and cached[0] == configuration.payload:
+            return cached[1]
+        own = configuration.member(self._network.own_id)
+        assert own is not None  # the membership never holds a configuration without it
+        signer = CosignatureSigner(federation.witness_verifier(own).name, self._key)
+        logs = [tlog.WitnessedLog(m.audit_origin,
+                                  NoteVerifier.from_verifier_key(m.audit_verifier_key))
+                for m in self._network.others()]
+        witness = Witness(signer, logs)
+        self._witness = (configuration.payload, witness)
+        return witness
+
+
+def _decide(tx: Tx, witness: Witness, request: AddCheckpoint, origin: str, actor: str,
+            digest: str) -> tuple[Cosigned | tlog.WitnessRefusal, list[record.Event]]:
+    """Read the tree head cosigned, decide, record: one transaction."""
+    stored = sql.witnessed_log(tx.conn, origin)
+    last = TreeHead(stored.tree_size, stored.root_hash) if stored else tlog.NEVER_COSIGNED
+    when = times.to_text(tx.now)
+    try:
+        cosigned = witness.add_checkpoint(request, last, int(tx.now.timestamp()))
+    except tlog.WitnessRefusal as refusal:
+        if isinstance(refusal, tlog.InconsistentCheckpoint):
+            sql.insert_refusal(tx.conn, WitnessRefusal(
+                origin, _claimed_size(refusal, last), f"{refusal.reason}: {refusal.message}",
+                request.checkpoint, when))
+        event = refusal_event(actor, REFUSED, [origin], digest, refusal)
+        return refusal, [event]
+    head = cosigned.tree_head
+    sql.record_cosigned(tx.conn, WitnessedLog(origin, head.size, head.root_hash,
+                                              request.checkpoint, when))
+    event = record.Event(actor, COSIGNED, resources=(origin,), request_digest=digest,
+                         reason=f"size {head.size} root"
+                                f" {base64.b64encode(head.root_hash).decode()}",
+                         time=when)
+    return cosigned, [event]
+
+
+def _claimed_size(refusal: tlog.InconsistentCheckpoint, last: TreeHead) -> int:
+    """The size the refused checkpoint claims (its metadata says it), for finding it again."""
+    return int(refusal.metadata.get("size", last.size))

@@ -1,0 +1,196 @@
+"""Gateways of one network witness each other's audit logs: real member gateways on 127.0.0.1,
+real mutual TLS between them, real cosignatures, each in its own SQLite database."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from agencies.audit import witness_policy as policy_of
+from agencies.client import AdminClient, BaseClient
+from agencies.errors import WitnessQuorumNotReached
+from gateway import status
+from gateway.storage import audit as audit_sql
+from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
+from govshare.transparency import note, record
+from govshare.transparency.cosignature import WitnessPolicy
+from tests.support.federation import Members, start_members
+
+LOG, WITNESS = "gd-gateway", "bj-gateway"
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[Members]:
+    running = start_members(tmp_path / "net")
+    yield running
+    running.close()
+
+
+def grow(members: Members, gateway_id: str, events: int = 1) -> None:
+    """Append `events` events to a member's log (one batch: one new checkpoint)."""
+    gateway = members.gateway(gateway_id)
+    gateway.work.append([record.Event(gateway.identity.uri, "test.grow")
+                         for _ in range(events)])
+
+
+def latest(members: Members, gateway_id: str) -> audit_pb2.GetCheckpointResponse:
+    with BaseClient(members.target(gateway_id), members.auditor_folder,
+                    server_name="localhost") as auditor:
+        return auditor.audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=10)
+
+
+def witness_policy(members: Members, *ids: str, quorum: int = 1) -> WitnessPolicy:
+    keys = {m.id: m.witness_verifier_key for m in members.members()}
+    return WitnessPolicy([keys[i] for i in ids], quorum)
+
+
+def actions(members: Members, gateway_id: str) -> list[str]:
+    conn = members.gateway(gateway_id).db.reader()
+    return [record.decode(data)["action"] for _, data in audit_sql.iter_records(conn)]
+
+
+def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
+    credentials = grpc.ssl_channel_credentials(
+        (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
+        (folder / "tls.pem").read_bytes())
+    channel = grpc.secure_channel(target, credentials)
+    return channel, witness_pb2_grpc.WitnessServiceStub(channel)
+
+
+def test_a_peer_cosigns_a_growing_log(members: Members) -> None:
+    assert members.push(LOG) == {WITNESS: "cosigned"}
+    first = latest(members, LOG)
+    [cosigned] = witness_policy(members, WITNESS).check(first.signed_checkpoint.encode())
+    assert cosigned.witness == witness_policy(members, WITNESS).witnesses[0]
+    assert note.open_note(first.signed_checkpoint.encode(),
+                          [note.NoteVerifier.from_verifier_key(first.verifier_key)])
+
+    grow(members, LOG, 3)
+    assert "test.grow" in actions(members, LOG)
+    assert members.push(LOG) == {WITNESS: "cosigned"}
+    second = latest(members, LOG)
+    assert second.tree_size > first.tree_size
+    witness_policy(members, WITNESS).check(second.signed_checkpoint.encode())
+    assert members.push(LOG) == {WITNESS: "up to date"}
+    # The witness recorded each cosignature in its own log.
+    assert actions(members, WITNESS).count("witness.cosigned") == 2
+
+
+def test_a_witness_down_then_up_catches_up(members: Members) -> None:
+    members.stop(WITNESS)
+    [outcome] = members.push(LOG).values()
+    assert outcome.startswith("UNAVAILABLE")
+    grow(members, LOG)
+    with pytest.raises(Exception, match="cosigned"):
+        witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+
+    members.start(WITNESS)
+    assert members.push(LOG) == {WITNESS: "cosigned"}
+    witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+
+
+def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
+        members: Members) -> None:
+    assert members.push(LOG) == {WITNESS: "cosigned"}
+    folder = members.federation.folder(LOG)
+    members.stop(LOG)
+    backup = folder.parent / "backup"
+    shutil.copytree(folder, backup)
+    members.start(LOG)
+    grow(members, LOG, 2)
+    assert members.push(LOG) == {WITNESS: "cosigned"}
+    members.stop(LOG)
+
+    # The operator puts back the backup (database, checkpoint file, blobs): the log goes
+    # back, then grows its own way beyond what the witness cosigned.
+    shutil.rmtree(folder)
+    shutil.copytree(backup, folder)
+    members.start(LOG)
+    grow(members, LOG, 10)
+    [outcome] = members.push(LOG).values()
+    assert "FAILED_PRECONDITION WITNESS_CONSISTENCY_UNPROVED" in outcome
+
+    witness = members.gateway(WITNESS)
+    [evidence] = witness.witness.refusals(f"{LOG}.govshare.example/audit")
+    assert evidence.reason.startswith("WITNESS_CONSISTENCY_UNPROVED")
+    assert note.unverified_text(evidence.checkpoint).startswith(f"{LOG}.govshare.example")
+    assert "witness.refused" in actions(members, WITNESS)
+    with pytest.raises(Exception, match="0 of the policy's witnesses"):
+        witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+    with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+        client.checkpoint()
+    assert refused.value.metadata["cosigned"] == ""
+
+
+def sdk(members: Members, gateway_id: str) -> AdminClient:
+    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy."""
+    client = AdminClient(members.target(gateway_id), members.auditor_folder,
+                         server_name="localhost")
+    configuration = members.gateway(gateway_id).network.current.configuration
+    client.audit_witness_policy = policy_of(configuration, f"{gateway_id}.govshare.example/audit")
+    return client
+
+
+def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
+    members = start_members(tmp_path / "net", ("gd-gateway", "bj-gateway", "sh-gateway"),
+                            quorum=2)
+    try:
+        members.stop("sh-gateway")
+        outcomes = members.push(LOG)
+        assert outcomes[WITNESS] == "cosigned"
+        assert outcomes["sh-gateway"].startswith("UNAVAILABLE")
+        bj_key = members.federation.member(WITNESS).witness_verifier_key
+        with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+            client.checkpoint()
+        assert refused.value.metadata == {"cosigned": bj_key, "quorum": "2"}
+        assert bj_key in refused.value.message
+
+        members.start("sh-gateway")
+        assert members.push(LOG)["sh-gateway"] == "cosigned"
+        with sdk(members, LOG) as client:
+            assert client.checkpoint().size == latest(members, LOG).tree_size
+    finally:
+        members.close()
+
+
+def test_a_gateway_certificate_not_in_the_configuration_is_denied(members: Members) -> None:
+    outsider = members.federation.folder("sh-gateway")  # issued by the CA, not a member
+    channel, stub = peer_stub(outsider, members.target(WITNESS))
+    with channel, pytest.raises(grpc.RpcError) as refused:
+        stub.AddCheckpoint(witness_pb2.AddCheckpointRequest(checkpoint=b"x"), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert status.error_info(refused.value).reason == "PEER_NOT_IN_NETWORK"
+
+
+def test_a_peer_gets_the_spec_answers(members: Members) -> None:
+    log_gateway = members.gateway(LOG)
+    signed = bytes(log_gateway.log.checkpoint().note)
+    channel, stub = peer_stub(members.federation.folder(LOG), members.target(WITNESS))
+    with channel:
+        def refusal(request: witness_pb2.AddCheckpointRequest) -> tuple[str, str, dict]:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.AddCheckpoint(request, timeout=10)
+            info = status.error_info(refused.value)
+            return refused.value.code().name, info.reason, dict(info.metadata)
+
+        assert refusal(witness_pb2.AddCheckpointRequest(checkpoint=b"not a note"))[:2] == (
+            "INVALID_ARGUMENT", "WITNESS_REQUEST_MALFORMED")
+        assert refusal(witness_pb2.AddCheckpointRequest(old_size=1, checkpoint=signed))[:2] == (
+            "ABORTED", "WITNESS_SIZE_CONFLICT")
+        other = bytes(members.gateway(WITNESS).log.checkpoint().note)  # the witness's own log
+        assert refusal(witness_pb2.AddCheckpointRequest(checkpoint=other))[:2] == (
+            "NOT_FOUND", "WITNESS_UNKNOWN_LOG")
+        ok = stub.AddCheckpoint(witness_pb2.AddCheckpointRequest(checkpoint=signed), timeout=10)
+        assert ok.cosignature.startswith("\u2014 bj-gateway-witness ")
+        code, reason, metadata = refusal(witness_pb2.AddCheckpointRequest(checkpoint=signed))
+        size = note.Checkpoint.parse(note.unverified_text(signed)).size
+        assert (code, reason, metadata["witness_size"]) == ("ABORTED", "WITNESS_SIZE_CONFLICT",
+                                                            str(size))
+    with BaseClient(members.target(WITNESS), members.federation.folder(LOG),
+                    server_name="localhost") as peer, pytest.raises(grpc.RpcError) as refused:
+        peer.audit.ListAuditEvents(audit_pb2.ListAuditEventsRequest(), timeout=10)
+    assert status.error_info(refused.value).reason == "ROLE_NOT_ALLOWED"
