@@ -25,8 +25,9 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
                 f"name must be {RESOURCE!r} (the singleton resource), got {request.name!r}",
                 field="name")
         # Not being a member is the normal state of a standalone gateway, not a refusal: the SDK
-        # asks on first use and every few minutes, and a NOT_FOUND would write a REFUSED audit
-        # event each time. AIP-156 lets an absent singleton be represented as an empty response.
+        # asks on first use and every ten minutes, and a NOT_FOUND would write a REFUSED audit
+        # event each time. A singleton exists whenever its parent does (AIP-156), so the read
+        # succeeds and the unset field says that no configuration is held.
         if self.gateway.network is None:
             return network_pb2.GetNetworkConfigurationResponse()
         return network_pb2.GetNetworkConfigurationResponse(

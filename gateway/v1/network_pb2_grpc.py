@@ -61,8 +61,8 @@ class NetworkServiceServicer:
         auditors may call it, also once the configuration has expired (every other call is then
         refused with FAILED_PRECONDITION reason NETWORK_CONFIGURATION_EXPIRED), so a client can see
         which version the gateway holds. A gateway that is not a member of a network answers OK
-        with `network_configuration` unset: a standalone gateway is a normal state, not an error,
-        and an absent singleton may be represented so (AIP-156). A gateway that predates
+        with `network_configuration` unset: standing alone is a gateway's normal state, not an
+        error, and a singleton exists whenever its parent does (AIP-156). A gateway that predates
         NetworkService answers UNIMPLEMENTED, which clients treat as not a member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
