@@ -13,9 +13,12 @@ When it refreshes: on first use, once the held configuration has expired, and on
 fetched longer than `network_max_age` ago (10 minutes by default). A configuration lives a day
 by default, so waiting for its expiry would let a revocation published in the next one take up
 to a day to reach the SDK; asking at every verification would double the calls. Ten minutes
-bounds the delay at a cost of one small call per client per ten minutes. A gateway that is no
-network member answers NOT_FOUND: the SDK then has no configuration to apply (and asks again
-after `network_max_age`), and verifies as before, against the CA alone.
+bounds the delay at a cost of one small call per client per ten minutes.
+
+A gateway that is no network member answers with no configuration, and one that predates
+networks answers UNIMPLEMENTED: either way the SDK has nothing new to apply (and asks again after
+`network_max_age`). It keeps a configuration it holds already; holding none, it verifies as
+before, against the CA alone.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 from cryptography import x509
 
 from agencies import errors
@@ -69,13 +73,17 @@ class NetworkMixin:
         return self._network
 
     def _fetch_network(self) -> netconf.VerifiedConfiguration | None:
+        """The configuration the gateway serves, verified; None when it is no network member."""
         request = network_pb2.GetNetworkConfigurationRequest(name=RESOURCE)
         try:
             response = self._call(self.network.GetNetworkConfiguration, request)  # type: ignore[attr-defined]
-        except errors.NotFound as exc:
-            if exc.reason == "NOT_A_NETWORK_MEMBER":
+        except errors.GovshareError as exc:
+            # A gateway older than NetworkService cannot be a member: no configuration to apply.
+            if exc.code == grpc.StatusCode.UNIMPLEMENTED:
                 return None
             raise
+        if not response.HasField("network_configuration"):
+            return None
         return self._verified_network(response.network_configuration)
 
     def _verified_network(self, signed: network_pb2.SignedNetworkConfiguration

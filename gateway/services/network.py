@@ -24,9 +24,11 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
             raise errors.InvalidArgument(
                 f"name must be {RESOURCE!r} (the singleton resource), got {request.name!r}",
                 field="name")
+        # Not being a member is the normal state of a standalone gateway, not a refusal: the SDK
+        # asks on first use and every ten minutes, and a NOT_FOUND would write a REFUSED audit
+        # event each time. A singleton exists whenever its parent does (AIP-156), so the read
+        # succeeds and the unset field says that no configuration is held.
         if self.gateway.network is None:
-            raise errors.NotFound(
-                "this gateway is not a member of a network: it holds no network configuration",
-                reason="NOT_A_NETWORK_MEMBER", name=RESOURCE)
+            return network_pb2.GetNetworkConfigurationResponse()
         return network_pb2.GetNetworkConfigurationResponse(
             network_configuration=self.gateway.network.current.signed)

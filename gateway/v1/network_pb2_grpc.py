@@ -60,8 +60,10 @@ class NetworkServiceServicer:
         """The signed network configuration the gateway holds now. Agencies, administrators and
         auditors may call it, also once the configuration has expired (every other call is then
         refused with FAILED_PRECONDITION reason NETWORK_CONFIGURATION_EXPIRED), so a client can see
-        which version the gateway holds. NOT_FOUND (reason NOT_A_NETWORK_MEMBER) when the gateway
-        is not a member of a network.
+        which version the gateway holds. A gateway that is not a member of a network answers OK
+        with `network_configuration` unset: standing alone is a gateway's normal state, not an
+        error, and a singleton exists whenever its parent does (AIP-156). A gateway that predates
+        NetworkService answers UNIMPLEMENTED, which clients treat as not a member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

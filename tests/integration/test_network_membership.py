@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -133,15 +132,6 @@ def test_an_expired_configuration_fails_calls_closed_until_a_newer_one_arrives(m
     membership.write(membership.signed(2, now=clock()))
     assert network.gateway.network.refresh() is True
     assert len(list(health.agencies())) == 3
-
-
-def test_the_read_is_not_found_on_a_gateway_outside_a_network(network):
-    stub = network_pb2_grpc.NetworkServiceStub(network.agency("gd-health").channel)
-    with pytest.raises(grpc.RpcError) as refused:
-        stub.GetNetworkConfiguration(
-            network_pb2.GetNetworkConfigurationRequest(name="networkConfiguration"), timeout=10)
-    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
-    assert network.agency("gd-health").network_configuration() is None
 
 
 def test_a_revocation_only_in_the_configuration_reaches_the_gateway(member):
