@@ -66,7 +66,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
         with self._limiter.stream(call.caller.uri):
             messages = _until_cancelled(requests, call.transport)
             row, republished = self._catalog.publish(call, _manifest(messages),
-                                               _chunks(messages))
+                                                     _chunks(messages))
         return catalog_pb2.PublishDatasetResponse(dataset_version=version_proto(row),
                                                   content_deduplicated=republished)
 

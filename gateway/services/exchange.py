@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from gateway import exchange
 from gateway.context import Call
 from gateway.events import Events
-from gateway.exchange import Exchange
+from gateway.exchange import Exchange, decode_statement, require_parent
 from gateway.fetch import Fetcher
 from gateway.identity import ADMIN, AGENCY
 from gateway.limits import Limiter
@@ -29,7 +28,7 @@ def request_proto(row: AccessRequest, at: datetime) -> exchange_pb2.AccessReques
         requester=str(AgencyName(row.requester)),
         owner=str(AgencyName(row.owner)),
         dataset=row.dataset,
-        statement=exchange.decode_statement(row),
+        statement=decode_statement(row),
         signed_statement=envelope_pb2.Envelope.FromString(row.signed_statement),
         state=exchange_pb2.AccessRequestState.Value(f"ACCESS_REQUEST_STATE_{row.current_state}"),
         state_reason=row.state_reason,
@@ -98,16 +97,16 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
 
     @rpc("exchange.request.approve")
     def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
-        decided = self._exchange.decide_request(call, request.name,
-                                                       request.signed_decision, approve=True)
+        decided = self._exchange.decide_request(call, request.name, request.signed_decision,
+                                                approve=True)
         return exchange_pb2.ApproveAccessRequestResponse(
             access_request=request_proto(decided.request, call.time),
             grant=grant_proto(decided.grant))
 
     @rpc("exchange.request.deny")
     def DenyAccessRequest(self, request: Any, call: Call) -> Any:
-        decided = self._exchange.decide_request(call, request.name,
-                                                       request.signed_decision, approve=False)
+        decided = self._exchange.decide_request(call, request.name, request.signed_decision,
+                                                approve=False)
         return exchange_pb2.DenyAccessRequestResponse(
             access_request=request_proto(decided.request, call.time))
 
@@ -132,10 +131,10 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
     def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
         with self._limiter.stream(call.caller.uri):
             yield from self._fetcher.serve(call, request.dataset, request.offset,
-                                                request.exchange)
+                                           request.exchange)
 
     @rpc("exchange.watch")
     def WatchEvents(self, request: Any, call: Call) -> Iterator[Any]:
-        exchange.require_parent(call, request.parent)
+        require_parent(call, request.parent)
         with self._limiter.stream(call.caller.uri):
             yield from self._events.watch(call, request.cursor, list(request.follow))
