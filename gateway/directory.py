@@ -199,9 +199,10 @@ class Directory:
             raise errors.NotFound(f"{name} is not registered", agency=name)
         return row
 
-    def list_agencies(self, request: directory_pb2.ListAgenciesRequest) -> Page[Agency]:
+    def list_agencies(self, call: Call,
+                      request: directory_pb2.ListAgenciesRequest) -> Page[Agency]:
         """A page of the directory, by agency id, in the region `request` names (the directory
-        is public to every caller)."""
+        is public to every caller: `call` is taken as every listing takes it, and unread)."""
         size = paging.page_size(request.page_size)
         after = self._page_tokens.decode(request.page_token, request) or ""
         found = sql.list_agencies(self._db.reader(), after=after, limit=size + 1,

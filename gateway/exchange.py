@@ -491,21 +491,20 @@ class Exchange:
             )
         return row
 
-    def list_requests(self, call: Call, request: exchange_pb2.ListAccessRequestsRequest,
-                      now: str) -> Page[AccessRequest]:
+    def list_requests(self, call: Call,
+                      request: exchange_pb2.ListAccessRequestsRequest) -> Page[AccessRequest]:
         """A page of the access requests to (incoming) or from the calling agency, newest first,
-        their states as of `now`."""
+        their states as of the call's time."""
         return self._page(call, request, sql.list_access_requests,
-                          exchange_pb2.AccessRequestState, now, overdue_only=request.overdue_only)
+                          exchange_pb2.AccessRequestState, overdue_only=request.overdue_only)
 
-    def list_grants(self, call: Call, request: exchange_pb2.ListGrantsRequest,
-                    now: str) -> Page[Grant]:
+    def list_grants(self, call: Call, request: exchange_pb2.ListGrantsRequest) -> Page[Grant]:
         """A page of the grants given by (incoming) or held by the calling agency, newest first,
-        their states as of `now`."""
-        return self._page(call, request, sql.list_grants, exchange_pb2.GrantState, now)
+        their states as of the call's time."""
+        return self._page(call, request, sql.list_grants, exchange_pb2.GrantState)
 
     def _page(self, call: Call, request: Any, query: Callable[..., list[Any]],
-              states: Any, now: str, **filters: Any) -> Page[Any]:
+              states: Any, **filters: Any) -> Page[Any]:
         """A page of `query` (storage's listing of requests or grants) for the agency `request`
         names as its parent: the side its direction asks for, the state (of enum `states`) and
         dataset it filters by, and `filters`; checked in that order, the parent first."""
@@ -514,7 +513,7 @@ class Exchange:
         size = paging.page_size(request.page_size)
         found = query(
             self._db.reader(), agency=agency, incoming=incoming,
-            state=optional_enum(states, request.state, "state"), now=now,
+            state=optional_enum(states, request.state, "state"), now=times.to_text(call.time),
             dataset=dataset_filter(request.dataset),
             before=self._page_tokens.decode(request.page_token, request), limit=size + 1,
             **filters,

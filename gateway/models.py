@@ -145,6 +145,12 @@ class AccessRequest:
     def current_state(self) -> str:
         return self.effective_state or self.state
 
+    def overdue_at(self, now: str) -> bool:
+        """Whether, at `now` (RFC 3339 text, as stored), the request still waits for its owner's
+        decision past its deadline (storage's overdue_only filter asks the same in SQL)."""
+        return (self.current_state == "PENDING" and self.decide_deadline is not None
+                and self.decide_deadline < now)
+
     @property
     def reply_bytes(self) -> int:
         return (_FRAMING + 2 * len(self.signed_statement) + len(self.signed_decision or b"")

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from gateway import federation, status
+from agencies.errors import from_rpc_error
+from gateway import federation
 from gateway.audit.log import AuditLog
 from gateway.federation import NetworkMembership
 from gateway.models import Cosignature
@@ -181,18 +182,17 @@ class CosignatureCollector:
 
 def _witness_size(error: grpc.RpcError) -> int | None:
     """The witness's size a 409 answer carries, None for any other answer."""
-    info = status.error_info(error)
-    if info is None or info.reason != SizeConflict.reason:
+    answer = from_rpc_error(error)
+    if answer.reason != SizeConflict.reason:
         return None
     try:
-        return int(info.metadata["witness_size"])
+        return int(answer.metadata["witness_size"])
     except (KeyError, ValueError):
         return None
 
 
 def _failure(exc: Exception) -> str:
     if isinstance(exc, grpc.RpcError):
-        info = status.error_info(exc)
-        reason = f" {info.reason}" if info is not None else ""
-        return f"{exc.code().name}{reason}: {exc.details()}"
+        reason = from_rpc_error(exc).reason
+        return f"{exc.code().name}{' ' + reason if reason else ''}: {exc.details()}"
     return str(exc)

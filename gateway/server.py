@@ -25,8 +25,8 @@ from grpc_reflection.v1alpha import reflection
 
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
-from gateway.audit.listing import AuditListing
 from gateway.audit.log import AuditLog
+from gateway.audit.reader import AuditReader
 from gateway.blobs import BlobStore, ForeignFolder
 from gateway.catalog import Catalog, DatasetCache
 from gateway.config import Config, ServerConfig
@@ -41,18 +41,29 @@ from gateway.paging import PageTokens
 from gateway.peers import CosignatureCollector
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.rpc import DecodeGuard
-from gateway.services import register_services
+from gateway.services.audit import AuditService
+from gateway.services.catalog import CatalogService
+from gateway.services.directory import DirectoryService
+from gateway.services.exchange import ExchangeService
+from gateway.services.network import NetworkService
+from gateway.services.witness import WitnessService
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
 from gateway.unit_of_work import Committed, UnitOfWork
 from gateway.v1 import (
     audit_pb2,
+    audit_pb2_grpc,
     catalog_pb2,
+    catalog_pb2_grpc,
     directory_pb2,
+    directory_pb2_grpc,
     exchange_pb2,
+    exchange_pb2_grpc,
     network_pb2,
+    network_pb2_grpc,
     witness_pb2,
+    witness_pb2_grpc,
 )
 from gateway.witness import GatewayWitness
 from govshare import errors, times
@@ -155,7 +166,7 @@ class Gateway:
                              self.signing_certificate_pem, config.audit.origin, self.now)
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
-        self.audit_listing = AuditListing(self.db, self.page_tokens, config.limits)
+        self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
         self.witness = self.cosignatures = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key)
@@ -355,6 +366,25 @@ def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return server, health_servicer
+
+
+def register_services(server: grpc.Server, gateway: Gateway) -> None:
+    """Add every gateway.v1 service to `server`, each servicer given the domain objects and
+    parts it serves through; `gateway` goes along as what the RPC wrapper uses at the door of
+    every call (gateway.rpc.Gateway)."""
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(
+        DirectoryService(gateway, gateway.directory), server)
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(
+        CatalogService(gateway, gateway.catalog, gateway.limiter), server)
+    exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
+        ExchangeService(gateway, gateway.exchange, gateway.fetch, gateway.events,
+                        gateway.limiter), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(
+        AuditService(gateway, gateway.audit_reader), server)
+    network_pb2_grpc.add_NetworkServiceServicer_to_server(
+        NetworkService(gateway, gateway.network), server)
+    witness_pb2_grpc.add_WitnessServiceServicer_to_server(
+        WitnessService(gateway, gateway.witness), server)
 
 
 def _keepalive_options(server: ServerConfig) -> list[tuple[str, int]]:

@@ -1,5 +1,6 @@
 """Typed errors (govshare.errors) to gRPC status: the one place that maps them, with a
-`google.rpc.ErrorInfo` detail that clients read with `grpc_status.rpc_status.from_call`.
+`google.rpc.ErrorInfo` detail that clients read with `grpc_status.rpc_status.from_call` (the
+SDK's reading is agencies.errors.from_rpc_error).
 """
 
 from __future__ import annotations
@@ -23,15 +24,3 @@ def to_rpc_status(error: errors.GatewayError) -> grpc.Status:
     )
     return rpc_status.to_status(status)
 
-
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo detail of a failed call, if the gateway attached one."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None

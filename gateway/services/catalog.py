@@ -7,10 +7,12 @@ from typing import Any
 
 import grpc
 
+from gateway.catalog import Catalog
 from gateway.context import Call, Transport
 from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.limits import Limiter
 from gateway.models import Dataset, Version
-from gateway.rpc import rpc
+from gateway.rpc import Gateway, rpc
 from gateway.v1 import catalog_pb2, catalog_pb2_grpc, envelope_pb2
 from govshare import errors, times
 from govshare.names import AgencyName
@@ -53,41 +55,43 @@ def version_proto(row: Version) -> catalog_pb2.DatasetVersion:
 
 
 class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, gateway: Any):
+    def __init__(self, gateway: Gateway, catalog: Catalog, limiter: Limiter):
         self.gateway = gateway
+        self._catalog = catalog
+        self._limiter = limiter
 
     @rpc("catalog.publish")
     def PublishDataset(self, requests: Iterator[catalog_pb2.PublishDatasetRequest],
                        call: Call) -> Any:
-        with self.gateway.limiter.stream(call.caller.uri):
+        with self._limiter.stream(call.caller.uri):
             messages = _until_cancelled(requests, call.transport)
-            row, republished = self.gateway.catalog.publish(call, _manifest(messages),
-                                               _chunks(messages))
+            row, republished = self._catalog.publish(call, _manifest(messages),
+                                                     _chunks(messages))
         return catalog_pb2.PublishDatasetResponse(dataset_version=version_proto(row),
                                                   content_deduplicated=republished)
 
     @rpc("catalog.get", allow=EVERYONE)
     def GetDataset(self, request: catalog_pb2.GetDatasetRequest, call: Call) -> Any:
         call.resources = [request.name]
-        row = self.gateway.catalog.get_visible(call, request.name)
+        row = self._catalog.get_visible(call, request.name)
         return catalog_pb2.GetDatasetResponse(dataset=dataset_proto(row))
 
     @rpc("catalog.list", allow=EVERYONE)
     def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, call: Call) -> Any:
-        page = self.gateway.catalog.list_datasets(call, request)
+        page = self._catalog.list_datasets(call, request)
         return catalog_pb2.ListDatasetsResponse(datasets=map(dataset_proto, page.items),
                                                 next_page_token=page.next_page_token)
 
     @rpc("catalog.versions", allow=EVERYONE)
     def ListDatasetVersions(self, request: catalog_pb2.ListDatasetVersionsRequest,
                             call: Call) -> Any:
-        page = self.gateway.catalog.list_versions(call, request)
+        page = self._catalog.list_versions(call, request)
         return catalog_pb2.ListDatasetVersionsResponse(
             dataset_versions=map(version_proto, page.items), next_page_token=page.next_page_token)
 
     @rpc("catalog.withdraw")
     def WithdrawDataset(self, request: catalog_pb2.WithdrawDatasetRequest, call: Call) -> Any:
-        row = self.gateway.catalog.withdraw(call, request.name, request.reason)
+        row = self._catalog.withdraw(call, request.name, request.reason)
         return catalog_pb2.WithdrawDatasetResponse(dataset=dataset_proto(row))
 
 

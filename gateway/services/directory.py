@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from gateway.context import Call
+from gateway.directory import Directory
 from gateway.identity import ADMIN, AGENCY, AUDITOR
 from gateway.models import Agency
-from gateway.rpc import rpc
+from gateway.rpc import Gateway, rpc
 from gateway.v1 import directory_pb2, directory_pb2_grpc
 from govshare import times
 from govshare.names import AgencyName
@@ -36,24 +37,25 @@ def agency_proto(row: Agency) -> directory_pb2.Agency:
 
 
 class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
-    def __init__(self, gateway: Any):
+    def __init__(self, gateway: Gateway, directory: Directory):
         self.gateway = gateway
+        self._directory = directory
 
     @rpc("directory.get", allow=EVERYONE)
     def GetAgency(self, request: directory_pb2.GetAgencyRequest, call: Call) -> Any:
-        row = self.gateway.directory.get(request.name)
+        row = self._directory.get(request.name)
         return directory_pb2.GetAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.list", allow=EVERYONE)
     def ListAgencies(self, request: directory_pb2.ListAgenciesRequest, call: Call) -> Any:
-        page = self.gateway.directory.list_agencies(request)
+        page = self._directory.list_agencies(call, request)
         return directory_pb2.ListAgenciesResponse(agencies=map(agency_proto, page.items),
                                                   next_page_token=page.next_page_token)
 
     @rpc("directory.register", allow=(ADMIN,))
     def RegisterAgency(self, request: directory_pb2.RegisterAgencyRequest, call: Call) -> Any:
         agency = request.agency
-        row = self.gateway.directory.register(
+        row = self._directory.register(
             call, request.agency_id, agency.display_name, agency.region_code,
             agency.signing_certificate_pem,
         )
@@ -61,17 +63,17 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
 
     @rpc("directory.suspend", allow=(ADMIN,))
     def SuspendAgency(self, request: directory_pb2.SuspendAgencyRequest, call: Call) -> Any:
-        row = self.gateway.directory.suspend(call, request.name, request.reason)
+        row = self._directory.suspend(call, request.name, request.reason)
         return directory_pb2.SuspendAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.reinstate", allow=(ADMIN,))
     def ReinstateAgency(self, request: directory_pb2.ReinstateAgencyRequest, call: Call) -> Any:
-        row = self.gateway.directory.reinstate(call, request.name, request.reason)
+        row = self._directory.reinstate(call, request.name, request.reason)
         return directory_pb2.ReinstateAgencyResponse(agency=agency_proto(row))
 
     @rpc("directory.signing_certificate.replace", allow=(ADMIN,))
     def ReplaceSigningCertificate(self, request: directory_pb2.ReplaceSigningCertificateRequest,
                                   call: Call) -> Any:
-        row = self.gateway.directory.replace_signing_certificate(
+        row = self._directory.replace_signing_certificate(
             call, request.name, request.signing_certificate_pem, request.reason)
         return directory_pb2.ReplaceSigningCertificateResponse(agency=agency_proto(row))

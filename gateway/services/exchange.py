@@ -4,33 +4,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from gateway import exchange
 from gateway.context import Call
+from gateway.events import Events
+from gateway.exchange import Exchange, decode_statement, require_parent
+from gateway.fetch import Fetcher
 from gateway.identity import ADMIN, AGENCY
+from gateway.limits import Limiter
 from gateway.models import AccessRequest, Grant
-from gateway.rpc import rpc
+from gateway.rpc import Gateway, rpc
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from govshare import times
 from govshare.enums import enum_value
 from govshare.names import AgencyName
 
 
-def request_proto(row: AccessRequest, now: str) -> exchange_pb2.AccessRequest:
-    state = row.current_state
-    deadline = row.decide_deadline
+def request_proto(row: AccessRequest, at: datetime) -> exchange_pb2.AccessRequest:
+    """The AccessRequest of `row`, its lateness as of `at` (the time the call was received)."""
     message = exchange_pb2.AccessRequest(
         name=row.name,
         requester=str(AgencyName(row.requester)),
         owner=str(AgencyName(row.owner)),
         dataset=row.dataset,
-        statement=exchange.decode_statement(row),
+        statement=decode_statement(row),
         signed_statement=envelope_pb2.Envelope.FromString(row.signed_statement),
-        state=exchange_pb2.AccessRequestState.Value(f"ACCESS_REQUEST_STATE_{state}"),
+        state=exchange_pb2.AccessRequestState.Value(f"ACCESS_REQUEST_STATE_{row.current_state}"),
         state_reason=row.state_reason,
-        decide_deadline=times.to_timestamp(deadline),
-        overdue=state == exchange.PENDING and deadline is not None and deadline < now,
+        decide_deadline=times.to_timestamp(row.decide_deadline),
+        overdue=row.overdue_at(times.to_text(at)),
         grant=row.grant_name or "",
         create_time=times.to_timestamp(row.create_time),
         decide_time=times.to_timestamp(row.decide_time),
@@ -61,76 +64,77 @@ def grant_proto(row: Grant) -> exchange_pb2.Grant:
 
 
 class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
-    def __init__(self, gateway: Any):
+    def __init__(self, gateway: Gateway, exchange: Exchange, fetcher: Fetcher, events: Events,
+                 limiter: Limiter):
         self.gateway = gateway
-
-    def _now(self) -> str:
-        return times.to_text(self.gateway.now())
+        self._exchange = exchange
+        self._fetcher = fetcher
+        self._events = events
+        self._limiter = limiter
 
     @rpc("exchange.request.create")
     def CreateAccessRequest(self, request: Any, call: Call) -> Any:
-        created = self.gateway.exchange.create_request(
+        created = self._exchange.create_request(
             call, request.parent, request.signed_statement, request.validate_only)
         response = exchange_pb2.CreateAccessRequestResponse(
-            access_request=request_proto(created.request, self._now()))
+            access_request=request_proto(created.request, call.time))
         if created.grant is not None:
             response.grant.CopyFrom(grant_proto(created.grant))
         return response
 
     @rpc("exchange.request.get")
     def GetAccessRequest(self, request: Any, call: Call) -> Any:
-        row = self.gateway.exchange.get_request(call, request.name)
+        row = self._exchange.get_request(call, request.name)
         return exchange_pb2.GetAccessRequestResponse(
-            access_request=request_proto(row, self._now()))
+            access_request=request_proto(row, call.time))
 
     @rpc("exchange.request.list")
     def ListAccessRequests(self, request: Any, call: Call) -> Any:
-        now = self._now()
-        page = self.gateway.exchange.list_requests(call, request, now)
+        page = self._exchange.list_requests(call, request)
         return exchange_pb2.ListAccessRequestsResponse(
-            access_requests=[request_proto(row, now) for row in page.items],
+            access_requests=[request_proto(row, call.time) for row in page.items],
             next_page_token=page.next_page_token)
 
     @rpc("exchange.request.approve")
     def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
-        decided = self.gateway.exchange.decide_request(call, request.name,
-                                                       request.signed_decision, approve=True)
+        decided = self._exchange.decide_request(call, request.name, request.signed_decision,
+                                                approve=True)
         return exchange_pb2.ApproveAccessRequestResponse(
-            access_request=request_proto(decided.request, self._now()),
+            access_request=request_proto(decided.request, call.time),
             grant=grant_proto(decided.grant))
 
     @rpc("exchange.request.deny")
     def DenyAccessRequest(self, request: Any, call: Call) -> Any:
-        decided = self.gateway.exchange.decide_request(call, request.name,
-                                                       request.signed_decision, approve=False)
+        decided = self._exchange.decide_request(call, request.name, request.signed_decision,
+                                                approve=False)
         return exchange_pb2.DenyAccessRequestResponse(
-            access_request=request_proto(decided.request, self._now()))
+            access_request=request_proto(decided.request, call.time))
 
     @rpc("exchange.request.withdraw")
     def WithdrawAccessRequest(self, request: Any, call: Call) -> Any:
-        row = self.gateway.exchange.withdraw_request(call, request.name, request.reason)
+        row = self._exchange.withdraw_request(call, request.name, request.reason)
         return exchange_pb2.WithdrawAccessRequestResponse(
-            access_request=request_proto(row, self._now()))
+            access_request=request_proto(row, call.time))
 
     @rpc("exchange.grant.list")
     def ListGrants(self, request: Any, call: Call) -> Any:
-        page = self.gateway.exchange.list_grants(call, request, self._now())
+        page = self._exchange.list_grants(call, request)
         return exchange_pb2.ListGrantsResponse(grants=map(grant_proto, page.items),
                                                next_page_token=page.next_page_token)
 
     @rpc("exchange.grant.revoke", allow=(AGENCY, ADMIN))
     def RevokeGrant(self, request: Any, call: Call) -> Any:
-        row = self.gateway.exchange.revoke_grant(call, request.name, request.reason)
+        row = self._exchange.revoke_grant(call, request.name, request.reason)
         return exchange_pb2.RevokeGrantResponse(grant=grant_proto(row))
 
     @rpc("exchange.fetch")
     def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
-        with self.gateway.limiter.stream(call.caller.uri):
-            yield from self.gateway.fetch.serve(call, request.dataset, request.offset,
-                                                request.exchange)
+        with self._limiter.stream(call.caller.uri):
+            yield from self._fetcher.serve(call, request.dataset, request.offset,
+                                           request.exchange)
 
     @rpc("exchange.watch")
     def WatchEvents(self, request: Any, call: Call) -> Iterator[Any]:
-        exchange.require_parent(call, request.parent)
-        with self.gateway.limiter.stream(call.caller.uri):
-            yield from self.gateway.events.watch(call, request.cursor, list(request.follow))
+        require_parent(call, request.parent)
+        with self._limiter.stream(call.caller.uri):
+            yield from self._events.watch(call, request.cursor, list(request.follow))

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.context import Call
-from gateway.federation import RESOURCE
+from gateway.federation import RESOURCE, NetworkMembership
 from gateway.identity import ADMIN, AGENCY, AUDITOR
-from gateway.rpc import rpc
+from gateway.rpc import Gateway, rpc
 from gateway.v1 import network_pb2, network_pb2_grpc
 from govshare import errors
 
 
 class NetworkService(network_pb2_grpc.NetworkServiceServicer):
-    def __init__(self, gateway: Any):
+    def __init__(self, gateway: Gateway, network: NetworkMembership | None):
         self.gateway = gateway
+        self._network = network
 
     # Served also once the configuration has expired: clients see which version is held.
     @rpc("network.configuration.get", allow=(AGENCY, ADMIN, AUDITOR), fail_closed=False)
@@ -28,7 +29,7 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
         # asks on first use and every ten minutes, and a NOT_FOUND would write a REFUSED audit
         # event each time. A singleton exists whenever its parent does (AIP-156), so the read
         # succeeds and the unset field says that no configuration is held.
-        if self.gateway.network is None:
+        if self._network is None:
             return network_pb2.GetNetworkConfigurationResponse()
         return network_pb2.GetNetworkConfigurationResponse(
-            network_configuration=self.gateway.network.current.signed)
+            network_configuration=self._network.current.signed)

@@ -6,15 +6,17 @@ from typing import Any
 
 from gateway.context import Call
 from gateway.identity import PEER
-from gateway.rpc import rpc
+from gateway.rpc import Gateway, rpc
 from gateway.v1 import witness_pb2, witness_pb2_grpc
+from gateway.witness import GatewayWitness
 from govshare import errors
 from govshare.transparency.witness import MAX_PROOF_LINES, AddCheckpoint
 
 
 class WitnessService(witness_pb2_grpc.WitnessServiceServicer):
-    def __init__(self, gateway: Any):
+    def __init__(self, gateway: Gateway, witness: GatewayWitness | None):
         self.gateway = gateway
+        self._witness = witness
 
     @rpc("witness.add_checkpoint", allow=(PEER,))
     def AddCheckpoint(self, request: witness_pb2.AddCheckpointRequest, call: Call) -> Any:
@@ -25,6 +27,7 @@ class WitnessService(witness_pb2_grpc.WitnessServiceServicer):
                 field="consistency_proof")
         body = AddCheckpoint(request.old_size, tuple(request.consistency_proof),
                              request.checkpoint)
-        assert call.peer is not None  # the door admits a gateway only as a peer
-        cosignature = self.gateway.witness.add_checkpoint(call.caller.uri, call.peer, body)
+        # The door admits a gateway only as a peer, and only a network member has peers.
+        assert call.peer is not None and self._witness is not None
+        cosignature = self._witness.add_checkpoint(call.caller.uri, call.peer, body)
         return witness_pb2.AddCheckpointResponse(cosignature=cosignature)

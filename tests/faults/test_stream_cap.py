@@ -9,11 +9,11 @@ import grpc
 import pytest
 
 from agencies.client import AdminClient, AgencyClient
+from agencies.errors import from_rpc_error
 from agencies.sim.roster import AgencySpec
 from gateway import config as config_module
 from gateway.network import NetworkLayout, lay_out
 from gateway.server import GatewayServer, create_server
-from gateway.status import error_info
 from gateway.v1 import exchange_pb2
 
 SPECS = [AgencySpec(f"region-{n}", f"Region {n} Statistics Bureau", "440000") for n in range(3)]
@@ -63,7 +63,7 @@ def test_streams_beyond_the_gateway_cap_are_refused_and_unary_calls_still_run(sm
         with pytest.raises(grpc.RpcError) as caught:
             next(refused)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert error_info(caught.value).reason == "GATEWAY_STREAMS_EXHAUSTED"
+        assert from_rpc_error(caught.value).reason == "GATEWAY_STREAMS_EXHAUSTED"
         assert "retry later" in caught.value.details()
         assert leaf_count(net) == before + 1
         last = net.gateway.db.reader().execute(

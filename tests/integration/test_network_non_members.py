@@ -15,23 +15,29 @@ import pytest
 
 from agencies import errors
 from agencies.client import AgencyClient
-from gateway.services.audit import AuditService
-from gateway.services.catalog import CatalogService
-from gateway.services.directory import DirectoryService
-from gateway.services.exchange import ExchangeService
-from gateway.v1 import (
-    audit_pb2_grpc,
-    catalog_pb2_grpc,
-    directory_pb2_grpc,
-    exchange_pb2_grpc,
-    network_pb2,
-    network_pb2_grpc,
-)
+from gateway.server import register_services
+from gateway.v1 import network_pb2, network_pb2_grpc
 from tests.support.exchange import ask, publish
 from tests.support.federation import Membership
 from tests.support.network import Network
 
 TIMEOUT = 10
+
+
+class _WithoutService:
+    """A grpc server as register_services sees it, that leaves one service out."""
+
+    def __init__(self, server: grpc.Server, service: str) -> None:
+        self._server = server
+        self._service = service
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(h for h in handlers if h.service_name() != self._service))
+
+    def add_registered_method_handlers(self, service: str, handlers) -> None:
+        if service != self._service:
+            self._server.add_registered_method_handlers(service, handlers)
 
 
 @contextmanager
@@ -41,10 +47,8 @@ def predating_networks(network: Network) -> Iterator[str]:
     target."""
     gateway = network.gateway
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(gateway), server)
-    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(gateway), server)
-    exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(ExchangeService(gateway), server)
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditService(gateway), server)
+    register_services(_WithoutService(server, network_pb2.DESCRIPTOR.services_by_name[
+        "NetworkService"].full_name), gateway)
     port = server.add_secure_port("127.0.0.1:0", gateway.credentials)
     server.start()
     try:

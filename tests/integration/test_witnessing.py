@@ -12,8 +12,7 @@ import pytest
 
 from agencies.audit import witness_policy as policy_of
 from agencies.client import AdminClient, BaseClient
-from agencies.errors import WitnessQuorumNotReached
-from gateway import status
+from agencies.errors import WitnessQuorumNotReached, from_rpc_error
 from gateway.storage import audit as audit_sql
 from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
 from govshare.transparency import note, record
@@ -163,7 +162,7 @@ def test_a_gateway_certificate_not_in_the_configuration_is_denied(members: Membe
     with channel, pytest.raises(grpc.RpcError) as refused:
         stub.AddCheckpoint(witness_pb2.AddCheckpointRequest(checkpoint=b"x"), timeout=10)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert status.error_info(refused.value).reason == "PEER_NOT_IN_NETWORK"
+    assert from_rpc_error(refused.value).reason == "PEER_NOT_IN_NETWORK"
 
 
 def test_a_peer_gets_the_spec_answers(members: Members) -> None:
@@ -174,7 +173,7 @@ def test_a_peer_gets_the_spec_answers(members: Members) -> None:
         def refusal(request: witness_pb2.AddCheckpointRequest) -> tuple[str, str, dict]:
             with pytest.raises(grpc.RpcError) as refused:
                 stub.AddCheckpoint(request, timeout=10)
-            info = status.error_info(refused.value)
+            info = from_rpc_error(refused.value)
             return refused.value.code().name, info.reason, dict(info.metadata)
 
         assert refusal(witness_pb2.AddCheckpointRequest(checkpoint=b"not a note"))[:2] == (
@@ -193,4 +192,4 @@ def test_a_peer_gets_the_spec_answers(members: Members) -> None:
     with BaseClient(members.target(WITNESS), members.federation.folder(LOG),
                     server_name="localhost") as peer, pytest.raises(grpc.RpcError) as refused:
         peer.audit.ListAuditEvents(audit_pb2.ListAuditEventsRequest(), timeout=10)
-    assert status.error_info(refused.value).reason == "ROLE_NOT_ALLOWED"
+    assert from_rpc_error(refused.value).reason == "ROLE_NOT_ALLOWED"

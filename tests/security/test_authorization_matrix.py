@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 
 from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.errors import from_rpc_error
 from agencies.sim.roster import AgencySpec
 from certs.ca import CertificateAuthority
-from gateway import status
 from gateway.network import add_agency
 from gateway.v1 import (
     audit_pb2,
@@ -382,8 +382,8 @@ def _outcome(call: Call) -> tuple[str, str | None]:
     try:
         call()
     except grpc.RpcError as exc:
-        info = status.error_info(exc)
-        return exc.code().name, info.reason if info else None
+        # a refused handshake carries no ErrorInfo, so no reason
+        return exc.code().name, from_rpc_error(exc).reason or None
     return "OK", None
 
 

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from agencies.client import BaseClient
+from agencies.errors import from_rpc_error
 from agencies.sim.roster import AgencySpec
-from gateway import status
 from gateway.audit.verify import verify_log
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2
 from govshare import envelopes, errors
@@ -280,7 +280,7 @@ def test_invalid_utf8_in_a_string_is_refused_and_audited(fuzz: Fuzz) -> None:
     error = rpc_error(lambda: get_agency(payload, timeout=UNARY_TIMEOUT))
 
     assert error.code() == Code.INVALID_ARGUMENT
-    assert status.error_info(error).reason == "MALFORMED_REQUEST"
+    assert from_rpc_error(error).reason == "MALFORMED_REQUEST"
     leaf = last_leaf(fuzz.network)
     assert (leaf["actor"], leaf["action"], leaf["outcome"]) == \
         ("urn:govshare:agency:sz-market", "directory.get", "REFUSED")
@@ -311,7 +311,7 @@ def test_a_timestamp_out_of_range_is_invalid_argument_naming_the_field(fuzz: Fuz
     error = rpc_error(lambda: auditor.audit.ListAuditEvents(request, timeout=UNARY_TIMEOUT))
 
     assert error.code() == Code.INVALID_ARGUMENT
-    assert status.error_info(error).metadata["field"] == "start_time"
+    assert from_rpc_error(error).metadata["field"] == "start_time"
 
 
 def test_a_duration_out_of_range_is_invalid_argument_naming_the_field(fuzz: Fuzz) -> None:
@@ -328,7 +328,7 @@ def test_a_duration_out_of_range_is_invalid_argument_naming_the_field(fuzz: Fuzz
     error = rpc_error(lambda: stats.exchange.CreateAccessRequest(request, timeout=UNARY_TIMEOUT))
 
     assert error.code() == Code.INVALID_ARGUMENT
-    assert status.error_info(error).metadata["field"] == "signed_statement.duration"
+    assert from_rpc_error(error).metadata["field"] == "signed_statement.duration"
 
 
 def test_an_error_quoting_a_huge_input_still_reaches_the_caller(fuzz: Fuzz) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from agencies import errors as sdk_errors
 from agencies.client import AgencyClient
-from gateway import status
 from gateway.v1 import catalog_pb2, directory_pb2, exchange_pb2
 from govshare import envelopes
 from tests.support.exchange import (
@@ -30,8 +29,7 @@ EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def reason_of(error: grpc.RpcError) -> str:
-    info = status.error_info(error)
-    return info.reason if info else ""
+    return sdk_errors.from_rpc_error(error).reason
 
 
 def no_uploads_left(network) -> bool:

@@ -10,8 +10,8 @@ import sqlite3
 import grpc
 import pytest
 
+from agencies.errors import from_rpc_error
 from certs.ca import CertificateAuthority
-from gateway import status
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2
 from tests.support.exchange import wait_for
 
@@ -61,7 +61,7 @@ def test_a_flood_over_the_rate_limit_is_summarised(network_factory):
         with pytest.raises(grpc.RpcError) as caught:
             market.directory.GetAgency(request, timeout=10)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # each still told
-        assert status.error_info(caught.value).reason == "RATE_LIMITED"
+        assert from_rpc_error(caught.value).reason == "RATE_LIMITED"
 
     assert wait_for(lambda: summarised(refused_leaves(conn, "directory.get", first))
                     == {"RATE_LIMITED": 37})
@@ -131,7 +131,7 @@ def test_a_summary_keeps_the_names_its_refusals_carried(network_factory):
         with pytest.raises(grpc.RpcError) as caught:
             stats.catalog.GetDataset(
                 catalog_pb2.GetDatasetRequest(name="agencies/gd-health/datasets/beds"), timeout=10)
-        assert status.error_info(caught.value).reason == "AGENCY_SUSPENDED"
+        assert from_rpc_error(caught.value).reason == "AGENCY_SUSPENDED"
 
     assert wait_for(lambda: summarised(refused_leaves(conn, "catalog.get", first))
                     == {"AGENCY_SUSPENDED": 4})

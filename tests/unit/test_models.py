@@ -109,6 +109,27 @@ def test_an_access_request_and_its_grant_round_trip(conn):
     assert exchange_sql.get_grant(conn, GRANT.name, LATER).current_state == "EXPIRED"
 
 
+def test_a_request_is_overdue_by_the_same_rule_the_overdue_filter_applies(conn):
+    _published(conn)
+    pending = dataclasses.replace(REQUEST, name="agencies/sz-market/accessRequests/r2",
+                                  request_id="retry-2", state="PENDING", signed_decision=None,
+                                  grant_name=None, decide_time=None)
+    undated = dataclasses.replace(pending, name="agencies/sz-market/accessRequests/r3",
+                                  request_id="retry-3", decide_deadline=None)
+    for written in (REQUEST, pending, undated):
+        exchange_sql.insert_access_request(conn, written)
+    for now in (NOW, LATER, "2026-05-01T08:00:00.000000Z"):
+        read = exchange_sql.list_access_requests(
+            conn, agency="gd-health", incoming=True, state="", overdue_only=False, dataset="",
+            now=now, before=None, limit=10)
+        filtered = exchange_sql.list_access_requests(
+            conn, agency="gd-health", incoming=True, state="", overdue_only=True, dataset="",
+            now=now, before=None, limit=10)
+        assert [r.name for r in read if r.overdue_at(now)] == [r.name for r in filtered]
+        # only the pending request with a deadline, once the deadline has passed
+        assert [r.name for r in filtered] == ([pending.name] if now > LATER else [])
+
+
 def test_an_exchange_round_trips(conn):
     _published(conn)
     exchange_sql.insert_access_request(conn, REQUEST)
