@@ -33,7 +33,7 @@ from gateway.blobs import BlobStore, Upload
 from gateway.config import ExchangeConfig, LimitsConfig
 from gateway.context import Call
 from gateway.identity import AGENCY
-from gateway.models import Dataset, Grant, Version
+from gateway.models import Dataset, Event, Grant, Version
 from gateway.paging import PageTokens
 from gateway.readcache import ReadCache
 from gateway.statements import StatementOpener
@@ -365,9 +365,10 @@ class Catalog:
                 audit_leaf_index=tx.next_leaf_index,
             )
             sql.insert_version(tx.conn, row)
-            events_sql.insert_event(
-                tx.conn, recipient=None, type=PUBLISHED, resource=version, dataset=name,
-                actor=call.caller.uri, summary=f"version {manifest.version} published", when=when)
+            events_sql.insert_event(tx.conn, Event(
+                recipient=None, type=PUBLISHED, resource=version, dataset=name,
+                actor=call.caller.uri, summary=f"version {manifest.version} published",
+                create_time=when))
             self._blobs.commit(call.caller.identity.id, upload)
             event = call.event(resources=(version, name),
                                envelope_ids=(envelopes.envelope_id(envelope),))
@@ -479,15 +480,15 @@ class Catalog:
             when = times.to_text(tx.now)
             sql.withdraw_dataset(tx.conn, name, reason, when)
             closed = sql.withdraw_pending_requests(tx.conn, name, when)
-            events_sql.insert_event(
-                tx.conn, recipient=None, type=WITHDRAWN, resource=name, dataset=name,
-                actor=call.caller.uri, summary=f"withdrawn: {reason}", when=when)
+            events_sql.insert_event(tx.conn, Event(
+                recipient=None, type=WITHDRAWN, resource=name, dataset=name,
+                actor=call.caller.uri, summary=f"withdrawn: {reason}", create_time=when))
             for request in closed:  # requesters hold no grant, so the event above misses them
-                events_sql.insert_event(
-                    tx.conn, recipient=request.requester, type=REQUEST_WITHDRAWN,
+                events_sql.insert_event(tx.conn, Event(
+                    recipient=request.requester, type=REQUEST_WITHDRAWN,
                     resource=request.name, dataset=name, actor=call.caller.uri,
                     summary=f"{name} was withdrawn ({reason}); your access request"
-                            f" {request.name} is closed", when=when)
+                            f" {request.name} is closed", create_time=when))
             event = call.event(
                 reason=reason, resources=(name, *(request.name for request in closed)),
                 agencies=tuple(dict.fromkeys(str(AgencyName(request.requester))

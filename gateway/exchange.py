@@ -21,7 +21,7 @@ from gateway.config import ExchangeConfig, LimitsConfig
 from gateway.context import Call
 from gateway.directory import DirectoryCache
 from gateway.identity import ADMIN
-from gateway.models import AccessRequest, Dataset, Grant, Version
+from gateway.models import AccessRequest, Dataset, Event, Grant, Version
 from gateway.paging import Page, PageTokens
 from gateway.statements import StatementOpener
 from gateway.storage import Database
@@ -683,9 +683,9 @@ def _resources(name: str, row: AccessRequest | Grant) -> tuple[str, ...]:
 def _notify(tx: Tx, recipient: str, kind: str, resource: str, row: AccessRequest | Grant,
             call: Call,
             summary: str) -> None:
-    events_sql.insert_event(tx.conn, recipient=recipient, type=kind, resource=resource,
-                            dataset=row.dataset, actor=call.caller.uri, summary=summary,
-                            when=times.to_text(tx.now))
+    events_sql.insert_event(tx.conn, Event(
+        recipient=recipient, type=kind, resource=resource, dataset=row.dataset,
+        actor=call.caller.uri, summary=summary, create_time=times.to_text(tx.now)))
 
 
 # -- Approve / Deny ------------------------------------------------------------------------------

@@ -221,8 +221,6 @@ class Event:
     """A WatchEvents notification (table `events`): for one agency id (`recipient`), or, with
     no recipient, for those the dataset's event concerns."""
 
-    seq: int
-    """Position, oldest lowest: the watch cursor."""
     recipient: str | None
     type: str
     resource: str
@@ -230,6 +228,8 @@ class Event:
     actor: str
     summary: str
     create_time: str
+    seq: int = 0
+    """Position, oldest lowest: the watch cursor (0 until stored)."""
 
 
 @dataclass(frozen=True, slots=True)

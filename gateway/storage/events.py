@@ -11,20 +11,13 @@ from collections.abc import Sequence
 
 from gateway.models import Event
 from gateway.storage import catalog
-from gateway.storage.database import every
+from gateway.storage.database import every, insert
 
 
-def insert_event(
-    conn: sqlite3.Connection, *, recipient: str | None, type: str, resource: str, dataset: str,
-    actor: str, summary: str, when: str,
-) -> None:
+def insert_event(conn: sqlite3.Connection, event: Event) -> None:
     """A notification for one agency id, or (recipient None) for every agency holding a grant
-    on or following `dataset`."""
-    conn.execute(
-        "INSERT INTO events (recipient, type, resource, dataset, actor, summary, create_time)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (recipient, type, resource, dataset, actor, summary, when),
-    )
+    on or following its dataset; the database numbers it."""
+    insert(conn, "events", event, skip=("seq",))
 
 
 def last_seq(conn: sqlite3.Connection) -> int:

@@ -1,6 +1,7 @@
 """The domain in-process: a real Gateway on a laid-out network (real SQLite, certificates and
 signatures), opened without a gRPC server, and the calls its agencies and administrator make
-through gateway.context.Call with a test's own Transport."""
+through gateway.context.Call with a test's own Transport (to the domain objects of a Gateway, or
+of parts wired by hand)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import timestamp_pb2
 
 from certs.ca import CertificateAuthority
 from gateway import config, exchange
+from gateway.catalog import Catalog
 from gateway.context import Call
+from gateway.directory import Directory
+from gateway.events import Events
+from gateway.identity import Authenticator
 from gateway.models import Version
-from gateway.network import lay_out
+from gateway.network import NetworkLayout, lay_out
 from gateway.server import Gateway
+from gateway.storage import Database
 from gateway.v1 import catalog_pb2, exchange_pb2
 from govshare import columns, envelopes, signing
 from tests.support.exchange import SCHEMA, MovableClock
@@ -56,29 +62,45 @@ class LocalTransport:
             callback()
 
 
-class Domain:
-    """A gateway opened on a new network under `root`, its AGENCIES registered, its clock
-    movable."""
+def lay_out_network(root: Path) -> NetworkLayout:
+    """A new network of AGENCIES under `root`, with a CRL that outlives any move of the clock
+    (past its nextUpdate every call is refused)."""
+    layout = lay_out(root, AGENCIES)
+    CertificateAuthority.open(layout.ca_folder).renew_crl(validity_days=3650)
+    return layout
 
-    def __init__(self, root: Path) -> None:
-        self.layout = lay_out(root, AGENCIES)
-        # A CRL that outlives any move of the clock: past its nextUpdate every call is refused.
-        CertificateAuthority.open(self.layout.ca_folder).renew_crl(validity_days=3650)
-        self.clock = MovableClock()
-        self.gateway = Gateway(config.load(self.layout.config_path), clock=self.clock)
-        self.gateway.open()
+
+class Wired(Protocol):
+    """The domain objects the calls go to, and what they read: a Gateway, or parts a test wired
+    by hand."""
+
+    db: Database
+    authenticator: Authenticator
+    directory: Directory
+    catalog: Catalog
+    exchange: exchange.Exchange
+    events: Events
+
+
+class Calls:
+    """The calls the agencies and the administrator of `layout` make to the domain objects of
+    `wired`, received by `clock`."""
+
+    def __init__(self, layout: NetworkLayout, clock: MovableClock, wired: Wired) -> None:
+        self.layout = layout
+        self.clock = clock
+        self.wired = wired
+
+    def register_all(self) -> None:
         for spec in AGENCIES:
             self.register(spec.id, spec.display_name, spec.region_code)
-
-    def close(self) -> None:
-        self.gateway.close()
 
     def call(self, who: str, action: str, transport: LocalTransport | None = None) -> Call:
         """A Call by `who` (an agency id or "admin"), identified from its TLS certificate as
         the transport would identify it, received now by the gateway's clock."""
         pem = (self.layout.certs(who) / "tls.pem").read_bytes()
-        caller = self.gateway.authenticator.authenticate(pem)
-        agency = self.gateway.directory.registered(caller) if who != "admin" else None
+        caller = self.wired.authenticator.authenticate(pem)
+        agency = self.wired.directory.registered(caller) if who != "admin" else None
         return Call(caller, action, transport or LocalTransport(), self.clock(), agency=agency)
 
     def signing_key(self, agency: str) -> signing.SigningKey:
@@ -86,7 +108,7 @@ class Domain:
 
     def register(self, agency: str, display_name: str, region_code: str) -> dict[str, Any]:
         pem = (self.layout.certs(agency) / "signing.pem").read_text()
-        return self.gateway.directory.register(self.call("admin", "directory.register"),
+        return self.wired.directory.register(self.call("admin", "directory.register"),
                                                agency, display_name, region_code, pem)
 
     def publish(self, agency: str, dataset_id: str, content: bytes = CONTENT, *,
@@ -109,7 +131,7 @@ class Domain:
         )
         envelope = envelopes.seal(self.signing_key(agency), envelopes.MANIFEST, manifest)
         call = self.call(agency, "catalog.dataset.publish")
-        return self.gateway.catalog.publish(call, envelope, [content])[0]
+        return self.wired.catalog.publish(call, envelope, [content])[0]
 
     def ask(self, agency: str, dataset: str, *, fields: tuple[str, ...] = (), version: int = 0,
             validate_only: bool = False) -> exchange.Created:
@@ -122,7 +144,7 @@ class Domain:
         )
         statement.duration.FromTimedelta(timedelta(days=30))
         envelope = envelopes.seal(self.signing_key(agency), envelopes.ACCESS_REQUEST, statement)
-        return self.gateway.exchange.create_request(
+        return self.wired.exchange.create_request(
             self.call(agency, "exchange.request.create"), f"agencies/{agency}", envelope,
             validate_only)
 
@@ -136,7 +158,7 @@ class Domain:
             nonce=os.urandom(16), create_time=self._stamp())
         envelope = envelopes.seal(self.signing_key(owner), envelopes.DECISION, statement)
         action = "exchange.request.approve" if approve else "exchange.request.deny"
-        return self.gateway.exchange.decide_request(self.call(owner, action), request, envelope,
+        return self.wired.exchange.decide_request(self.call(owner, action), request, envelope,
                                                     approve)
 
     def _stamp(self) -> timestamp_pb2.Timestamp:
@@ -147,7 +169,7 @@ class Domain:
 
     def leaves(self, action: str) -> list[tuple[str, str]]:
         """(outcome, record) of the audit events of `action`, oldest first."""
-        rows = self.gateway.db.reader().execute(
+        rows = self.wired.db.reader().execute(
             "SELECT outcome, record FROM audit_leaves WHERE action = ? ORDER BY leaf_index",
             (action,)).fetchall()
         return [(outcome, record.decode()) for outcome, record in rows]
@@ -158,4 +180,20 @@ class Domain:
         client hangs up."""
         call = self.call(agency, "exchange.watch", LocalTransport(hang_up=True))
         return [(exchange_pb2.EventType.Name(response.event.type), response.event.resource)
-                for response in self.gateway.events.watch(call, cursor, list(follow))]
+                for response in self.wired.events.watch(call, cursor, list(follow))]
+
+
+class Domain(Calls):
+    """A gateway opened on a new network under `root`, its AGENCIES registered, its clock
+    movable."""
+
+    def __init__(self, root: Path) -> None:
+        layout = lay_out_network(root)
+        clock = MovableClock()
+        self.gateway = Gateway(config.load(layout.config_path), clock=clock)
+        self.gateway.open()
+        super().__init__(layout, clock, self.gateway)
+        self.register_all()
+
+    def close(self) -> None:
+        self.gateway.close()
