@@ -185,6 +185,10 @@ class NetworkConfig:
     which this gateway, as a witness, cosigns the other members' checkpoints. Required with
     configuration_file: the configuration's witness_verifier_key for this gateway must be its
     public key, else the gateway does not start."""
+    witness_http_listen: str = ""
+    """Where the witness also serves the C2SP tlog-witness HTTP form, `POST /add-checkpoint`
+    (host:port, over TLS with [tls] certificate, no client certificate asked: the checkpoint's
+    signature authenticates the request); empty: not served, only WitnessService over gRPC."""
     witness_push_seconds: float = 10.0
     """How often the gateway asks the other members to cosign its latest checkpoint; a witness
     that does not answer is asked again later, waiting up to 32 times longer each time it
@@ -398,6 +402,13 @@ def _network_problems(network: NetworkConfig) -> list[str]:
         found.append("[network] witness_key must name the gateway's witness key (govshare"
                      " network witness-key writes one) when configuration_file is set: every"
                      " member witnesses the others' logs")
+    if network.witness_http_listen and not network.configuration_file:
+        found.append("[network] witness_http_listen needs configuration_file: only a network"
+                     " member witnesses logs; leave it empty on a gateway of its own")
+    elif network.witness_http_listen and not network.witness_http_listen.rpartition(":")[
+            2].isdigit():
+        found.append("[network] witness_http_listen must be host:port, got"
+                     f" {network.witness_http_listen!r}")
     return found
 
 

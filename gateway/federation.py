@@ -171,6 +171,10 @@ class NetworkMembership:
         """The members of the configuration held but this gateway, in configuration order."""
         return [m for m in self.current.configuration.members if m.id != self._own.gateway_id]
 
+    def log_of(self, origin: str) -> network_pb2.MemberGateway | None:
+        """The other member whose audit log has checkpoint origin `origin` (None: none)."""
+        return next((m for m in self.others() if m.audit_origin == origin), None)
+
     def peer(self, caller: Caller) -> network_pb2.MemberGateway:
         """The member a gateway certificate's caller is: errors.PermissionDenied
         PEER_NOT_IN_NETWORK unless the configuration held names its id, other than this

@@ -198,7 +198,7 @@ class _Scope:
                 request_id=request_id,
             )
         else:
-            _audit_refusal(self.gateway, self.action, self.call, self.request, exc,
+            audit_refusal(self.gateway, self.action, self.call, self.request, exc,
                            at_door=not self.admitted)
         self.finish(exc.code)
         self.context.abort_with_status(status.to_rpc_status(exc))
@@ -239,7 +239,7 @@ def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...], fail_closed: bo
     gateway.limiter.admit(caller.uri)
 
 
-def _audit_refusal(
+def audit_refusal(
     gateway: Gateway, action: str, call: Call | None, request: Any, error: errors.GatewayError,
     *, at_door: bool,
 ) -> None:

@@ -66,6 +66,7 @@ from gateway.v1 import (
     witness_pb2_grpc,
 )
 from gateway.witness import GatewayWitness
+from gateway.witness_http import WitnessHTTPServer
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
 from govshare.transparency import note
@@ -297,9 +298,13 @@ class GatewayServer:
     port: int
     gateway: Gateway
     health_servicer: health.HealthServicer
+    witness_http: WitnessHTTPServer | None = None
+    """The witness's HTTP form ([network] witness_http_listen), None when not served."""
 
     def start(self) -> None:
         self.server.start()
+        if self.witness_http is not None:
+            self.witness_http.start()
         for name in ("", *SERVICE_NAMES):
             self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gateway serving on port %d", self.port)
@@ -308,6 +313,8 @@ class GatewayServer:
         """Stop accepting calls, let in-flight ones finish within `grace`, close storage."""
         self.health_servicer.enter_graceful_shutdown()
         grace = self.gateway.config.server.grace_seconds if grace is None else grace
+        if self.witness_http is not None:
+            self.witness_http.stop()
         self.server.stop(grace).wait()
         self.gateway.close()
         log.info("gateway stopped")
@@ -329,16 +336,20 @@ def create_server(config: Config, *, clock: Any = times.utcnow,
     except BaseException:
         gateway.close()
         raise
+    witness_http = None
     try:
         port = _bind(server, config, gateway.credentials)
+        witness_http = _witness_http(config, gateway)
         # Recovery runs once the port is ours, so a gateway that cannot serve changes nothing;
         # no call is served before start().
         gateway.open(checkpoint_from_database=checkpoint_from_database)
     except BaseException:
+        if witness_http is not None:
+            witness_http.stop()
         server.stop(None)
         gateway.close()
         raise
-    return GatewayServer(server, port, gateway, health_servicer)
+    return GatewayServer(server, port, gateway, health_servicer, witness_http)
 
 
 def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.HealthServicer]:
@@ -420,6 +431,18 @@ def _bind(server: grpc.Server, config: Config, credentials: grpc.ServerCredentia
         raise StartError(f"cannot listen on {config.server.listen}: the address is in use or"
                          " not local; stop what uses it or change [server] listen (--listen)")
     return port
+
+
+def _witness_http(config: Config, gateway: Gateway) -> WitnessHTTPServer | None:
+    """The witness's HTTP form bound to [network] witness_http_listen, None when empty."""
+    listen = config.network.witness_http_listen
+    if not listen or gateway.witness is None:
+        return None
+    try:
+        return WitnessHTTPServer(gateway, gateway.witness, listen)
+    except (OSError, ValueError) as exc:
+        raise StartError(f"[network] witness_http_listen: cannot listen on {listen}: {exc};"
+                         " stop what uses it or change the address") from None
 
 
 def _read_tls(config: Config, key: str, parse: Callable[[bytes], T]) -> T:

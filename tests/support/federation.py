@@ -213,6 +213,8 @@ class Members:
     federation: Federation
     ids: tuple[str, ...]
     quorum: int = 1
+    witness_http: bool = False
+    """Whether each member also serves the witness's HTTP form (on a port of its choice)."""
     ports: dict[str, int] = field(default_factory=dict)
     servers: dict[str, GatewayServer] = field(default_factory=dict)
 
@@ -252,7 +254,8 @@ class Members:
                  "signing_certificate": Path(SIGNING_CERT), "signing_key": Path(SIGNING_KEY)},
             audit={"origin": origin(gateway_id)},
             network={"configuration_file": str(root / CONFIGURATION_FILE),
-                     "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0})
+                     "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
+                     "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""})
         self.config_path(gateway_id).write_text(config_module.render(config))
 
     def start(self, gateway_id: str) -> GatewayServer:
@@ -280,9 +283,10 @@ class Members:
 
 
 def start_members(root: Path, ids: tuple[str, ...] = ("gd-gateway", "bj-gateway"),
-                  quorum: int = 1) -> Members:
-    """Members `ids` of a new federation under `root`, every one started."""
-    members = Members(Federation(root), ids, quorum)
+                  quorum: int = 1, *, witness_http: bool = False) -> Members:
+    """Members `ids` of a new federation under `root`, every one started (serving the
+    witness's HTTP form too, with `witness_http`)."""
+    members = Members(Federation(root), ids, quorum, witness_http)
     for gateway_id in ids:
         members.start(gateway_id)
     return members
