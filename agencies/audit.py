@@ -83,8 +83,7 @@ class AuditMixin:
                 return self._follow_origin(state, response, accept_unproven_origin)
             key = self.audit_verifier_key or state.get("verifier_key") or response.verifier_key
             current = _open_checkpoint(response.signed_checkpoint, key)
-            if self.audit_witness_policy is not None:
-                _check_witnessed(response.signed_checkpoint, self.audit_witness_policy)
+            self._check_witness_policy(response.signed_checkpoint)
             if previous:
                 old = _open_checkpoint(previous, key)
                 if current.size < old.size:
@@ -112,6 +111,7 @@ class AuditMixin:
                           "LOG_ORIGIN_CHANGED", old=saved.origin, new=origin)
         key = self._new_origin_key(saved.origin, origin)
         current = _open_checkpoint(response.signed_checkpoint, key)
+        self._check_witness_policy(response.signed_checkpoint)
         link, ended_signed = self._linked_checkpoint(response, saved.origin, current)
         ended = _open_checkpoint(ended_signed, old_key)
         unproven = self._check_continues(saved, ended, current, link.leaf_index)
@@ -128,6 +128,13 @@ class AuditMixin:
             "previous_origins": [*state.get("previous_origins", []), evidence],
         })
         return current
+
+    def _check_witness_policy(self, signed: str) -> None:
+        """WitnessQuorumNotReached when a policy is set and its quorum did not cosign
+        `signed`: on a new origin as on the old one, or a log could leave its witnesses behind
+        by moving to an origin they never saw."""
+        if self.audit_witness_policy is not None:
+            _check_witnessed(signed, self.audit_witness_policy)
 
     def _new_origin_key(self, old_origin: str, origin: str) -> str:
         """The explicitly given verifier key of `origin`: a key pinned from the gateway itself

@@ -292,6 +292,8 @@ class WitnessRefusal:
 class Cosignature:
     """A witness's cosignature of one of this gateway's checkpoints (table `cosignatures`)."""
 
+    origin: str
+    """The checkpoint's origin: a log that moved to a new one has checkpoints of both."""
     tree_size: int
     witness: str
     """The member id of the witness."""

@@ -77,7 +77,7 @@ class CosignatureCollector:
         self._thread = threading.Thread(target=self._run, name="cosignatures", daemon=True)
 
     def start(self) -> None:
-        known = sql.latest_cosigned_sizes(self._work.db.reader())
+        known = sql.latest_cosigned_sizes(self._work.db.reader(), self._log.origin)
         self._witnesses = {member: _Witness(size) for member, size in known.items()}
         self._thread.start()
 
@@ -169,7 +169,8 @@ class CosignatureCollector:
         except (NoteError, UnicodeEncodeError) as exc:
             raise WitnessUnusable(f"its answer is not its cosignature of the checkpoint ({exc})"
                                   ) from None
-        cosignature = Cosignature(tree_size, member.id, line, times.to_text(times.utcnow()))
+        cosignature = Cosignature(self._log.origin, tree_size, member.id, line,
+                                  times.to_text(times.utcnow()))
         self._work.commit(lambda tx: (sql.insert_cosignature(tx.conn, cosignature), []))
 
     def _channel(self, address: str) -> grpc.Channel:

@@ -174,7 +174,8 @@ class AuditReader:
         latest = self._witnessed() if witnessed else self._log.checkpoint()
         verifier = self._log.signer.verifier()
         checkpoint = note.Checkpoint.parse(note.open_note(bytes(latest.note), [verifier]))
-        cosignatures = witness_sql.cosignatures(self._db.reader(), checkpoint.size)
+        cosignatures = witness_sql.cosignatures(self._db.reader(), checkpoint.origin,
+                                                checkpoint.size)
         signed = bytes(latest.note) + "".join(c.line for c in cosignatures).encode()
         return LatestCheckpoint(signed, verifier.verifier_key, checkpoint, latest.create_time,
                                 self._origin_link(checkpoint.size))
@@ -182,7 +183,7 @@ class AuditReader:
     def _witnessed(self) -> Checkpoint:
         """The latest checkpoint a witness cosigned."""
         conn = self._db.reader()
-        size = witness_sql.latest_cosigned_size(conn)
+        size = witness_sql.latest_cosigned_size(conn, self._log.origin)
         checkpoint = sql.checkpoint_at(conn, size) if size is not None else None
         if checkpoint is None:
             raise errors.NotFound("no witness has cosigned a checkpoint of this gateway yet;"

@@ -447,3 +447,32 @@ def _witnesses(db: Database) -> None:
         ) WITHOUT ROWID"""
     )
     db.execute("CREATE INDEX cosignatures_witness ON cosignatures (witness, tree_size)")
+
+
+@MIGRATIONS(name="0016_cosignatures_by_origin")
+def _cosignatures_by_origin(db: Database) -> None:
+    # A log that moved to a new origin (govshare gateway new-origin) has checkpoints of both:
+    # the cosignatures of one must never be handed out with, or counted for, the other's. A
+    # row kept takes the origin of the checkpoint stored at its size (none: '', matching none).
+    db.execute(
+        """
+        CREATE TABLE cosignatures_by_origin (
+            origin TEXT NOT NULL,
+            tree_size INTEGER NOT NULL,
+            witness TEXT NOT NULL,
+            line TEXT NOT NULL,
+            create_time TEXT NOT NULL,
+            PRIMARY KEY (origin, tree_size, witness)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """
+        INSERT INTO cosignatures_by_origin (origin, tree_size, witness, line, create_time)
+        SELECT COALESCE((SELECT CAST(substr(k.note, 1, instr(k.note, X'0A') - 1) AS TEXT)
+                         FROM checkpoints AS k WHERE k.tree_size = c.tree_size), ''),
+               c.tree_size, c.witness, c.line, c.create_time
+        FROM cosignatures AS c"""
+    )
+    db.execute("DROP TABLE cosignatures")
+    db.execute("ALTER TABLE cosignatures_by_origin RENAME TO cosignatures")
+    db.execute("CREATE INDEX cosignatures_witness ON cosignatures (origin, witness, tree_size)")

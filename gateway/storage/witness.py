@@ -36,22 +36,32 @@ def refusals(conn: sqlite3.Connection, origin: str) -> list[WitnessRefusal]:
 
 def insert_cosignature(conn: sqlite3.Connection, cosignature: Cosignature) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO cosignatures (tree_size, witness, line, create_time)"
-        " VALUES (?, ?, ?, ?)",
-        (cosignature.tree_size, cosignature.witness, cosignature.line, cosignature.create_time))
+        "INSERT OR REPLACE INTO cosignatures (origin, tree_size, witness, line, create_time)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (cosignature.origin, cosignature.tree_size, cosignature.witness, cosignature.line,
+         cosignature.create_time))
 
 
-def cosignatures(conn: sqlite3.Connection, tree_size: int) -> list[Cosignature]:
-    """The cosignatures of the checkpoint of `tree_size`, by witness."""
-    return every(conn.execute("SELECT * FROM cosignatures WHERE tree_size = ? ORDER BY witness",
-                              (tree_size,)), Cosignature)
+def cosignatures(conn: sqlite3.Connection, origin: str, tree_size: int) -> list[Cosignature]:
+    """The cosignatures of the checkpoint of `origin` and `tree_size`, by witness."""
+    return every(conn.execute("SELECT * FROM cosignatures WHERE origin = ? AND tree_size = ?"
+                              " ORDER BY witness", (origin, tree_size)), Cosignature)
 
 
-def latest_cosigned_sizes(conn: sqlite3.Connection) -> dict[str, int]:
-    """The largest tree size each witness cosigned."""
-    return dict(conn.execute("SELECT witness, MAX(tree_size) FROM cosignatures GROUP BY witness"))
+def latest_cosigned_sizes(conn: sqlite3.Connection, origin: str) -> dict[str, int]:
+    """The largest tree size of `origin` each witness cosigned."""
+    return dict(conn.execute("SELECT witness, MAX(tree_size) FROM cosignatures"
+                             " WHERE origin = ? GROUP BY witness", (origin,)))
 
 
-def latest_cosigned_size(conn: sqlite3.Connection) -> int | None:
-    """The size of the latest checkpoint any witness cosigned, None if none is."""
-    return conn.execute("SELECT MAX(tree_size) FROM cosignatures").fetchone()[0]
+def cosigned_sizes(conn: sqlite3.Connection, origin: str) -> list[int]:
+    """The sizes of the checkpoints of `origin` any witness cosigned, the latest first."""
+    return [size for (size,) in conn.execute(
+        "SELECT DISTINCT tree_size FROM cosignatures WHERE origin = ? ORDER BY tree_size DESC",
+        (origin,))]
+
+
+def latest_cosigned_size(conn: sqlite3.Connection, origin: str) -> int | None:
+    """The size of the latest checkpoint of `origin` any witness cosigned, None if none is."""
+    return conn.execute("SELECT MAX(tree_size) FROM cosignatures WHERE origin = ?",
+                        (origin,)).fetchone()[0]

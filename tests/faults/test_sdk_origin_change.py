@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from agencies.client import AgencyClient
-from agencies.errors import VerificationError
+from agencies.errors import VerificationError, WitnessQuorumNotReached
 from gateway import config as config_module
 from gateway.server import create_server
+from govshare.signing import SigningKey
 from govshare.transparency import record
+from govshare.transparency.cosignature import CosignatureVerifier, WitnessPolicy
 from tests.support.commands import new_origin
 from tests.support.network import Network
 from tests.support.stopped import NEW, Stopped, edit
@@ -97,6 +99,23 @@ def test_agency_follows_the_origin_change_with_the_new_key(stopped, tmp_path):
         grown = running.agency.checkpoint()
         assert (grown.origin, grown.size) == (NEW, link_index + 2)
         assert state_of(running.agency)["previous_origins"] == state["previous_origins"]
+
+
+def test_a_new_origin_is_followed_only_once_its_witness_policy_is_met(stopped, tmp_path):
+    agency_sees(stopped)
+    backup = stopped.copy(tmp_path / "backup.db")
+    stopped.run("test.after_backup")
+    stopped.put_back(backup)
+    new_key = to_new_origin(stopped)
+    before = state_file(stopped).read_bytes()
+    witness = CosignatureVerifier("never-asked", SigningKey.generate().verifier())
+    with Running(stopped) as running:
+        running.agency.audit_verifier_key = new_key
+        running.agency.audit_witness_policy = WitnessPolicy([witness.verifier_key], 1)
+        with pytest.raises(WitnessQuorumNotReached) as caught:
+            running.agency.checkpoint()
+    assert caught.value.metadata == {"cosigned": "", "quorum": "1"}
+    assert state_file(stopped).read_bytes() == before  # not moved to the new origin
 
 
 def test_origin_change_without_the_new_key_says_what_to_get(stopped, tmp_path):

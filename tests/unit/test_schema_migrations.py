@@ -12,7 +12,9 @@ import sqlite_utils
 from gateway.audit import verify
 from gateway.audit.log import AuditLog
 from gateway.storage import Database, StorageError, schema
+from gateway.models import Cosignature
 from gateway.storage import audit as sql
+from gateway.storage import witness as witness_sql
 from gateway.storage.schema import MIGRATIONS
 from gateway.unit_of_work import UnitOfWork
 from govshare.signing import SigningKey
@@ -250,3 +252,28 @@ def test_migrations_call_no_live_code() -> None:
     own = sorted(name for name in imported
                  if name and name.split(".")[0] in ("gateway", "govshare", "agencies", "certs"))
     assert own == []
+
+
+def test_cosignatures_are_keyed_by_origin_and_size(tmp_path: Path) -> None:
+    """Cosignatures kept before the origin was part of their key take the origin of the
+    checkpoint stored at their size; after that, a checkpoint of another origin at the same
+    size gets none of them, and each origin's latest sizes are its own."""
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0016_cosignatures_by_origin")
+    old.execute("INSERT INTO checkpoints VALUES (5, x'00', ?, 't')",
+                [f"{ORIGIN}\n5\nroot\n\n".encode()])
+    old.execute("INSERT INTO cosignatures VALUES (5, 'bj-gateway', 'line5', 't')")
+    old.execute("INSERT INTO cosignatures VALUES (7, 'bj-gateway', 'line7', 't')")
+    old.close()
+
+    conn = Database(path).writer
+    assert [(c.origin, c.tree_size) for c in witness_sql.cosignatures(conn, ORIGIN, 5)] == [
+        (ORIGIN, 5)]
+    assert witness_sql.cosignatures(conn, "", 7)[0].line == "line7"  # no origin known: none
+    witness_sql.insert_cosignature(conn, Cosignature("new.local/audit", 5, "bj-gateway",
+                                                     "new5", "t"))
+    assert [c.line for c in witness_sql.cosignatures(conn, "new.local/audit", 5)] == ["new5"]
+    assert [c.line for c in witness_sql.cosignatures(conn, ORIGIN, 5)] == ["line5"]
+    assert witness_sql.latest_cosigned_sizes(conn, ORIGIN) == {"bj-gateway": 5}
+    assert witness_sql.latest_cosigned_size(conn, "other.local/audit") is None
