@@ -11,8 +11,8 @@ import sqlite_utils
 
 from gateway.audit import verify
 from gateway.audit.log import AuditLog
-from gateway.storage import Database, StorageError, schema
 from gateway.models import Cosignature
+from gateway.storage import Database, StorageError, schema
 from gateway.storage import audit as sql
 from gateway.storage import witness as witness_sql
 from gateway.storage.schema import MIGRATIONS
