@@ -134,7 +134,7 @@ class AuditMixin:
         `signed`: on a new origin as on the old one, or a log could leave its witnesses behind
         by moving to an origin they never saw."""
         if self.audit_witness_policy is not None:
-            _check_witnessed(signed, self.audit_witness_policy)
+            check_witnessed(signed, self.audit_witness_policy)
 
     def _new_origin_key(self, old_origin: str, origin: str) -> str:
         """The explicitly given verifier key of `origin`: a key pinned from the gateway itself
@@ -405,7 +405,7 @@ def witness_policy(configuration: network_pb2.NetworkConfiguration,
     return WitnessPolicy(keys, quorum) if quorum else None
 
 
-def _check_witnessed(signed: str, policy: WitnessPolicy) -> None:
+def check_witnessed(signed: str, policy: WitnessPolicy) -> None:
     """WitnessQuorumNotReached unless `policy`'s quorum of witnesses cosigned `signed`, naming
     those that did."""
     try:

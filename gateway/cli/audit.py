@@ -22,20 +22,28 @@ from pathlib import Path
 from typing import Any
 
 import click
+from cryptography import x509
+from google.protobuf.message import DecodeError
 from rich.console import Console
 from rich.text import Text
 
+from agencies.audit import check_witnessed, witness_policy
+from agencies.errors import VerificationError
+from certs import network_configuration as netconf
 from gateway import config as config_module
 from gateway.audit import export, verify
 from gateway.audit.log import origin_links
 from gateway.audit.saved import CheckpointFile
 from gateway.cli.output import add_row, console, folding_table
 from gateway.storage import audit as sql
+from gateway.storage import witness as witness_sql
 from gateway.text import shown
-from govshare import times
+from gateway.v1 import network_pb2
+from govshare import errors, times
 from govshare.names import ID_PATTERN, MAX_LEAF_INDEX, AgencyName, AuditEventName, DatasetName
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note, record
+from govshare.transparency.cosignature import WitnessPolicy
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -252,10 +260,16 @@ def show(ctx: click.Context, event: str) -> None:
 @click.option("--save-checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the checkpoint the gateway saved in [audit] checkpoint_file here,"
               " once the log is verified to extend it.")
+@click.option("--network-configuration", type=click.Path(exists=True, dir_okay=False,
+                                                        path_type=Path),
+              help="A signed network configuration (verified with [tls] ca) whose witness"
+              " policy the log's latest cosigned checkpoint must meet. Default: [network]"
+              " configuration_file when the gateway is a network member; none otherwise.")
 @click.pass_context
 def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | None,
-                   save_checkpoint: Path | None) -> None:
-    """Rebuild the tree from the records and check every checkpoint, node and index."""
+                   save_checkpoint: Path | None, network_configuration: Path | None) -> None:
+    """Rebuild the tree from the records and check every checkpoint, node and index; on a
+    network member's log, check its witness policy too."""
     from rich.progress import Progress
 
     if save_checkpoint:
@@ -263,6 +277,7 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
     # Keys an auditor gives are all it trusts: the configuration lies in the folder whose log
     # is being checked, so its previous keys count only when no key is given.
     verifier, *previous = [_verifier(ctx, key) for key in keys] or _log_verifiers(ctx)
+    policy = _witness_policy(ctx, network_configuration)  # bad input before the long part
     conn = _connect(ctx)
     saved = _against(against) if against else None
     published = (_saved(ctx, [verifier, *previous])[0] if save_checkpoint
@@ -291,6 +306,8 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
                + _published_words(report.published, [verifier, *previous]))
     for leaf, continued in origin_links(conn, [verifier, *previous]):
         click.echo(f"leaf {leaf} begins a new origin, continuing {continued}")
+    if policy is not None:
+        _check_witness_policy(conn, _config(ctx).audit.origin, policy)
     if report.unverified:
         keys_named = ", ".join(f"{key} (up to size {size})"
                                for key, size in report.unverified.items())
@@ -299,6 +316,52 @@ def verify_command(ctx: click.Context, keys: tuple[str, ...], against: Path | No
                    " but their signatures were not checked; add that key with --key (the"
                    " log's previous key, as [audit] previous_verifier_keys lists it)", err=True)
         sys.exit(EXIT_USAGE)
+
+
+def _witness_policy(ctx: click.Context, path: Path | None) -> WitnessPolicy | None:
+    """The witness policy of the log's origin in `path`, else in [network] configuration_file;
+    None without a configuration, or when it asks for no cosignature."""
+    config = _config(ctx)
+    if path is None:
+        if not config.network.configuration_file:
+            return None
+        path = config.path(Path(config.network.configuration_file))
+    try:
+        signed = network_pb2.SignedNetworkConfiguration.FromString(path.read_bytes())
+        ca = x509.load_pem_x509_certificate(config.path(config.tls.ca).read_bytes())
+        verified = netconf.verify(signed, ca, times.utcnow())
+    except OSError as exc:
+        raise BadInput(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except (DecodeError, ValueError) as exc:
+        raise BadInput(f"{path} is no signed network configuration, or [tls] ca no"
+                       f" certificate: {exc}") from None
+    except errors.NetworkConfigurationRejected as exc:
+        raise BadInput(f"the network configuration {path} is refused ({exc.reason}):"
+                       f" {exc.message}") from None
+    return witness_policy(verified.configuration, config.audit.origin)
+
+
+def _check_witness_policy(conn: sqlite3.Connection, origin: str,
+                          policy: WitnessPolicy) -> None:
+    """Exit 1 unless the latest checkpoint of `origin` a witness cosigned (the one
+    GetCheckpoint's `witnessed` answers) carries the policy's quorum of cosignatures."""
+    size = witness_sql.latest_cosigned_size(conn, origin)
+    stored = sql.checkpoint_at(conn, size) if size is not None else None
+    if stored is None:
+        click.echo(f"NOT WITNESSED: no witness has cosigned a checkpoint of {origin}; the"
+                   f" policy asks for {policy.quorum} of {len(policy.witnesses)}", err=True)
+        sys.exit(EXIT_FAILED)
+    signed = bytes(stored.note) + "".join(
+        c.line for c in witness_sql.cosignatures(conn, origin, size)).encode()
+    try:
+        check_witnessed(signed.decode(), policy)  # its message names who did cosign
+    except VerificationError as exc:
+        click.echo(f"NOT WITNESSED: checkpoint of size {size}: {exc.message}", err=True)
+        sys.exit(EXIT_FAILED)
+    cosigned = policy.check(signed)
+    names = ", ".join(c.witness.partition("+")[0] for c in cosigned)
+    click.echo(f"witnessed: checkpoint of size {size} cosigned by {names} (quorum"
+               f" {policy.quorum})")
 
 
 def _shown(ctx: click.Context, verifiers: list[note.NoteVerifier]) -> bytes | None:

@@ -17,6 +17,7 @@ from gateway.storage import audit as audit_sql
 from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
 from govshare.transparency import note, record
 from govshare.transparency.cosignature import WitnessPolicy
+from tests.support.commands import govshare
 from tests.support.federation import Members, start_members
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
@@ -193,3 +194,30 @@ def test_a_peer_gets_the_spec_answers(members: Members) -> None:
                     server_name="localhost") as peer, pytest.raises(grpc.RpcError) as refused:
         peer.audit.ListAuditEvents(audit_pb2.ListAuditEventsRequest(), timeout=10)
     assert from_rpc_error(refused.value).reason == "ROLE_NOT_ALLOWED"
+
+
+def test_audit_verify_checks_the_witness_policy_of_a_member(tmp_path: Path) -> None:
+    members = start_members(tmp_path / "net", ("gd-gateway", "bj-gateway", "sh-gateway"),
+                            quorum=2)
+    config = members.config_path(LOG)
+    try:
+        members.stop("sh-gateway")
+        assert members.push(LOG)[WITNESS] == "cosigned"
+        members.stop(LOG)
+        refused = govshare(config, "audit", "verify", "--config", str(config))
+        assert refused.returncode == 1, refused.stderr
+        assert "NOT WITNESSED" in refused.stderr and "bj-gateway-witness" in refused.stderr
+        assert "2 are needed" in refused.stderr
+
+        members.start("sh-gateway")
+        members.start(LOG)
+        assert members.push(LOG)["sh-gateway"] == "cosigned"
+        members.stop(LOG)
+        for flags in ((), ("--network-configuration",
+                           str(members.federation.root / "network.pb"))):
+            passed = govshare(config, "audit", "verify", "--config", str(config), *flags)
+            assert passed.returncode == 0, passed.stderr
+            assert "cosigned by bj-gateway-witness, sh-gateway-witness (quorum 2)" in \
+                passed.stdout
+    finally:
+        members.close()
