@@ -2,7 +2,8 @@
 latest checkpoint, and keeps the cosignatures they give.
 
 Every [network] witness_push_seconds a thread asks each other member (at its configuration
-`address`, over mutual TLS with the gateway's own TLS certificate) to cosign the latest
+`address`, over mutual TLS with the gateway's own TLS certificate, the member's server
+certificate pinned to its configuration `tls_certificate_pem`) to cosign the latest
 checkpoint, with a consistency proof from the size that witness last cosigned. The gateway
 learns that size as the spec intends: from the witness's 409 answer (ABORTED
 WITNESS_SIZE_CONFLICT, metadata `witness_size`), and then from each cosignature it receives.
@@ -64,14 +65,15 @@ class CosignatureCollector:
     """Collects the other members' cosignatures of this gateway's checkpoints."""
 
     def __init__(self, log: AuditLog, work: UnitOfWork, network: NetworkMembership,
-                 credentials: grpc.ChannelCredentials, interval: float):
+                 tls_pair: tuple[bytes, bytes], interval: float):
+        """`tls_pair`: the gateway's TLS private key and certificate (PEM), as a client's."""
         self._log = log
         self._work = work
         self._network = network
-        self._credentials = credentials
+        self._tls_pair = tls_pair
         self._interval = interval
         self._witnesses: dict[str, _Witness] = {}
-        self._channels: dict[str, grpc.Channel] = {}
+        self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cosignatures", daemon=True)
@@ -116,7 +118,7 @@ class CosignatureCollector:
             if isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE:
                 # A new channel next time: gRPC's own reconnect backoff would answer
                 # UNAVAILABLE without trying, for a while after the witness is back.
-                self._channels.pop(member.address).close()
+                self._channels.pop(_channel_key(member)).close()
             state.failures += 1
             wait = self._interval * min(2 ** state.failures, MAX_BACKOFF)
             state.next_try = time.monotonic() + wait
@@ -133,7 +135,7 @@ class CosignatureCollector:
         latest = self._log.checkpoint()
         if state.size == latest.tree_size:
             return "up to date"
-        stub = witness_pb2_grpc.WitnessServiceStub(self._channel(member.address))
+        stub = witness_pb2_grpc.WitnessServiceStub(self._channel(member))
         size = state.size or 0
         for _ in range(2):  # the first answer may be the witness's size: then once more
             try:
@@ -173,12 +175,25 @@ class CosignatureCollector:
                                   times.to_text(times.utcnow()))
         self._work.commit(lambda tx: (sql.insert_cosignature(tx.conn, cosignature), []))
 
-    def _channel(self, address: str) -> grpc.Channel:
-        channel = self._channels.get(address)
+    def _channel(self, member: network_pb2.MemberGateway) -> grpc.Channel:
+        """A channel to `member` that trusts only its configuration TLS certificate: any
+        other certificate of the national CA (a stand-in server that would hide a witness)
+        fails the handshake. The configuration was checked to name a certificate of the CA
+        for that member; a newer one naming another certificate gets a new channel."""
+        key = _channel_key(member)
+        channel = self._channels.get(key)
         if channel is None:
-            channel = grpc.secure_channel(address, self._credentials)
-            self._channels[address] = channel
+            private_key, certificate = self._tls_pair
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=member.tls_certificate_pem.encode(),
+                private_key=private_key, certificate_chain=certificate)
+            channel = grpc.secure_channel(member.address, credentials)
+            self._channels[key] = channel
         return channel
+
+
+def _channel_key(member: network_pb2.MemberGateway) -> tuple[str, str]:
+    return member.address, member.tls_certificate_pem
 
 
 def _witness_size(error: grpc.RpcError) -> int | None:

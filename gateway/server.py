@@ -172,7 +172,7 @@ class Gateway:
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key)
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
-                                                     peer_credentials(config),
+                                                     peer_tls_pair(config),
                                                      config.network.witness_push_seconds)
 
     def _network_membership(self, config: Config,
@@ -490,13 +490,11 @@ def server_credentials(config: Config) -> grpc.ServerCredentials:
     )
 
 
-def peer_credentials(config: Config) -> grpc.ChannelCredentials:
-    """The gateway's TLS pair as a client's, to call the other members of its network."""
+def peer_tls_pair(config: Config) -> tuple[bytes, bytes]:
+    """The gateway's TLS key and certificate (PEM), to call the other members of its network
+    as a client (each member's own certificate is the root trusted: gateway/peers.py)."""
     _, key_pem = _read_tls(config, "key", _private_key)
-    certificate = config.path(config.tls.certificate).read_bytes()
-    ca = config.path(config.tls.ca).read_bytes()
-    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key_pem,
-                                        certificate_chain=certificate)
+    return key_pem, config.path(config.tls.certificate).read_bytes()
 
 
 def _private_key(data: bytes) -> tuple[PrivateKeyTypes, bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -221,3 +222,24 @@ def test_audit_verify_checks_the_witness_policy_of_a_member(tmp_path: Path) -> N
                 passed.stdout
     finally:
         members.close()
+
+
+def test_a_stand_in_witness_with_another_ca_issued_certificate_is_not_called(
+        members: Members) -> None:
+    """A server at the witness's address with a certificate the national CA issued to another
+    gateway would pass a CA check: the log pins the witness's own configuration certificate,
+    so the handshake fails and nothing is sent to the stand-in."""
+    members.stop(WITNESS)
+    other = members.federation.folder("sh-gateway")  # CA-issued, for 127.0.0.1 as well
+    stand_in = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    stand_in.add_secure_port(members.target(WITNESS), grpc.ssl_server_credentials(
+        [((other / "tls.key").read_bytes(), (other / "tls.pem").read_bytes())]))
+    stand_in.start()
+    try:
+        [outcome] = members.push(LOG).values()
+    finally:
+        stand_in.stop(None)
+    assert outcome.startswith("UNAVAILABLE"), outcome  # not UNIMPLEMENTED: never reached it
+
+    members.start(WITNESS)  # the member itself, with its own certificate, is called
+    assert members.push(LOG) == {WITNESS: "cosigned"}
