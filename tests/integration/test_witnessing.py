@@ -12,12 +12,14 @@ import pytest
 
 from agencies.audit import witness_policy as policy_of
 from agencies.client import AdminClient, BaseClient
-from agencies.errors import WitnessQuorumNotReached, from_rpc_error
+from agencies.errors import VerificationError, WitnessQuorumNotReached, from_rpc_error
+from gateway.models import WitnessedLog
 from gateway.storage import audit as audit_sql
+from gateway.storage import witness as witness_sql
 from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
 from govshare.transparency import note, record
 from govshare.transparency.cosignature import WitnessPolicy
-from tests.support.federation import Members, start_members
+from tests.support.federation import Members, origin, start_members
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
 
@@ -52,6 +54,11 @@ def actions(members: Members, gateway_id: str) -> list[str]:
     return [record.decode(data)["action"] for _, data in audit_sql.iter_records(conn)]
 
 
+def witnessed_log(members: Members, witness_id: str, log_id: str) -> WitnessedLog | None:
+    """What `witness_id` last cosigned of `log_id`'s log."""
+    return witness_sql.witnessed_log(members.gateway(witness_id).db.reader(), origin(log_id))
+
+
 def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
     credentials = grpc.ssl_channel_credentials(
         (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
@@ -75,8 +82,11 @@ def test_a_peer_cosigns_a_growing_log(members: Members) -> None:
     assert second.tree_size > first.tree_size
     witness_policy(members, WITNESS).check(second.signed_checkpoint.encode())
     assert members.push(LOG) == {WITNESS: "up to date"}
-    # The witness recorded each cosignature in its own log.
-    assert actions(members, WITNESS).count("witness.cosigned") == 2
+    # The witness keeps what it cosigned as its state, not in its log.
+    witnessed = witnessed_log(members, WITNESS, LOG)
+    assert (witnessed.tree_size, witnessed.checkpoint) == (
+        second.tree_size, bytes(members.gateway(LOG).log.checkpoint().note))
+    assert "witness.cosigned" not in actions(members, WITNESS)
 
 
 def test_a_witness_down_then_up_catches_up(members: Members) -> None:
@@ -93,8 +103,9 @@ def test_a_witness_down_then_up_catches_up(members: Members) -> None:
 
 
 def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
-        members: Members) -> None:
+        members: Members, tmp_path: Path) -> None:
     assert members.push(LOG) == {WITNESS: "cosigned"}
+    backed_up = latest(members, LOG).tree_size
     folder = members.federation.folder(LOG)
     members.stop(LOG)
     backup = folder.parent / "backup"
@@ -102,6 +113,8 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     members.start(LOG)
     grow(members, LOG, 2)
     assert members.push(LOG) == {WITNESS: "cosigned"}
+    with sdk(members, LOG) as client:
+        assert client.checkpoint().size > backed_up
     members.stop(LOG)
 
     # The operator puts back the backup (database, checkpoint file, blobs): the log goes
@@ -120,15 +133,21 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     assert "witness.refused" in actions(members, WITNESS)
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
         witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
-    with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+    # The SDK with the policy takes only checkpoints witnessed: a client that saw the lost
+    # history's catches the fork; a new one gets the last checkpoint witnessed before the backup.
+    with sdk(members, LOG) as client, pytest.raises(VerificationError) as forked:
         client.checkpoint()
-    assert refused.value.metadata["cosigned"] == ""
+    assert forked.value.reason == "LOG_FORKED"
+    with sdk(members, LOG, tmp_path / "new-client.json") as client:
+        assert client.checkpoint().size == backed_up
 
 
-def sdk(members: Members, gateway_id: str) -> AdminClient:
-    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy."""
+def sdk(members: Members, gateway_id: str, state: Path | None = None) -> AdminClient:
+    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy
+    (its audit state in `state`, if given)."""
     client = AdminClient(members.target(gateway_id), members.auditor_folder,
                          server_name="localhost")
+    client.audit_state_file = state
     configuration = members.gateway(gateway_id).network.current.configuration
     client.audit_witness_policy = policy_of(configuration, f"{gateway_id}.govshare.example/audit")
     return client
@@ -138,6 +157,10 @@ def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
     members = start_members(tmp_path / "net", ("gd-gateway", "bj-gateway", "sh-gateway"),
                             quorum=2)
     try:
+        with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as none:
+            client.checkpoint()
+        assert none.value.metadata == {"cosigned": "", "quorum": "2"}
+
         members.stop("sh-gateway")
         outcomes = members.push(LOG)
         assert outcomes[WITNESS] == "cosigned"
