@@ -58,7 +58,9 @@ class AuditMixin:
     """Where the last accepted checkpoint is kept; None means `<certs>/audit-state.json`."""
     audit_witness_policy: WitnessPolicy | None = None
     """The witnesses whose cosignatures a checkpoint needs (`witness_policy` builds it from the
-    network configuration); None: a single gateway's checkpoint, checked as before."""
+    network configuration); None: a single gateway's checkpoint, checked as before. With a
+    policy the client asks for the latest checkpoint a witness cosigned (the latest one may
+    be too new for its witnesses to have seen), so proofs are of that checkpoint."""
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -72,7 +74,7 @@ class AuditMixin:
         the old origin's last checkpoint extends the one saved here (LOG_ORIGIN_UNPROVEN
         otherwise), and notes it in the state file.
         """
-        response = self._call(self.audit.GetCheckpoint, audit_pb2.GetCheckpointRequest())
+        response = self._latest_checkpoint()
         # Threads and processes of one agency share the state file: one at a time reads,
         # checks and saves it, so none checks against a checkpoint another is replacing.
         with self._audit_state_lock():
@@ -95,6 +97,22 @@ class AuditMixin:
             self._save_audit_state({**state, "verifier_key": key,
                                     "checkpoint": response.signed_checkpoint})
         return current
+
+    def _latest_checkpoint(self) -> audit_pb2.GetCheckpointResponse:
+        """The gateway's latest checkpoint; with a witness policy, the latest one a witness
+        cosigned (WitnessQuorumNotReached when none is)."""
+        policy = self.audit_witness_policy
+        request = audit_pb2.GetCheckpointRequest(witnessed=policy is not None)
+        try:
+            return self._call(self.audit.GetCheckpoint, request)
+        except GovshareError as exc:
+            if policy is None or exc.reason != "NO_WITNESSED_CHECKPOINT":
+                raise
+            raise WitnessQuorumNotReached(
+                f"no witness has cosigned a checkpoint of the gateway yet; {policy.quorum} of"
+                " the policy's witnesses are needed: ask again later",
+                reason="WITNESS_QUORUM_NOT_REACHED",
+                metadata={"cosigned": "", "quorum": str(policy.quorum)}) from None
 
     def _follow_origin(self, state: dict[str, Any], response: audit_pb2.GetCheckpointResponse,
                        accept_unproven: bool) -> note.Checkpoint:

@@ -7,7 +7,8 @@ certificate pinned to its configuration `tls_certificate_pem`) to cosign the lat
 checkpoint, with a consistency proof from the size that witness last cosigned. The gateway
 learns that size as the spec intends: from the witness's 409 answer (ABORTED
 WITNESS_SIZE_CONFLICT, metadata `witness_size`), and then from each cosignature it receives.
-A cosignature is verified with the member's `witness_verifier_key` before it is stored (no
+An answer is stored only as what it must be, one signature line of the member's
+`witness_verifier_key` that verifies as its cosignature of the checkpoint (no
 audit event: it changes nothing of the log's content, and an event would make a new checkpoint
 the witness has not seen). A witness that does not answer is asked again later, each failure
 doubling the wait up to 32 intervals, and never holds up the log or the other witnesses; one
@@ -35,7 +36,8 @@ from gateway.storage import witness as sql
 from gateway.unit_of_work import UnitOfWork
 from gateway.v1 import network_pb2, witness_pb2, witness_pb2_grpc
 from govshare import times
-from govshare.transparency.cosignature import WitnessPolicy
+from govshare.transparency.cosignature import Cosignature as CosignatureLine
+from govshare.transparency.cosignature import CosignatureVerifier, WitnessPolicy
 from govshare.transparency.note import NoteError
 from govshare.transparency.witness import SizeConflict
 
@@ -164,14 +166,10 @@ class CosignatureCollector:
 
     def _keep(self, member: network_pb2.MemberGateway, tree_size: int, note: bytes,
               line: str) -> None:
-        """Store `line` once it verifies as `member`'s cosignature of `note`."""
-        verifier = federation.witness_verifier(member)
-        try:
-            WitnessPolicy([verifier.verifier_key], 1).check(note + line.encode())
-        except (NoteError, UnicodeEncodeError) as exc:
-            raise WitnessUnusable(f"its answer is not its cosignature of the checkpoint ({exc})"
-                                  ) from None
-        cosignature = Cosignature(self._log.origin, tree_size, member.id, line,
+        """Store `line` once it verifies as `member`'s cosignature of `note`, and is nothing
+        else."""
+        own = _cosignature_line(line, federation.witness_verifier(member), note)
+        cosignature = Cosignature(self._log.origin, tree_size, member.id, own,
                                   times.to_text(times.utcnow()))
         self._work.commit(lambda tx: (sql.insert_cosignature(tx.conn, cosignature), []))
 
@@ -194,6 +192,28 @@ class CosignatureCollector:
 
 def _channel_key(member: network_pb2.MemberGateway) -> tuple[str, str]:
     return member.address, member.tls_certificate_pem
+
+
+def _cosignature_line(answer: str, witness: CosignatureVerifier, note: bytes) -> str:
+    """`answer` as exactly one signature line of `witness`'s key that verifies as its
+    cosignature of `note`; WitnessUnusable otherwise. The line is served appended to the note:
+    anything more in an answer (a line under the log's own key name, lines naming other
+    witnesses, more lines than a note may hold) would make the checkpoint unverifiable for
+    every client, so one witness could spoil it for all."""
+    line = answer.removesuffix("\n")
+    try:
+        if "\n" in line:
+            raise ValueError("it holds more than one line")
+        name, cosignature = CosignatureLine.from_line(line)
+        if (name, cosignature.key_id) != (witness.name, witness.key_id):
+            raise ValueError(f"it is signed as {name!r} (key id {cosignature.key_id.hex()}),"
+                             f" not with the witness key {witness.name!r} (key id"
+                             f" {witness.key_id.hex()}) its network configuration names")
+        WitnessPolicy([witness.verifier_key], 1).check(note + f"{line}\n".encode())
+    except (ValueError, NoteError) as exc:
+        raise WitnessUnusable(f"its answer is not its cosignature of the checkpoint ({exc})"
+                              ) from None
+    return f"{line}\n"
 
 
 def _witness_size(error: grpc.RpcError) -> int | None:

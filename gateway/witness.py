@@ -4,18 +4,21 @@ A member of a network follows the logs of the other members its network configur
 (origin `audit_origin`, key `audit_verifier_key`) and cosigns their checkpoints with its witness
 key ([network] witness_key, whose public key is its `witness_verifier_key`). The decision is
 the protocol core's (`govshare.transparency.witness.Witness`); here the tree head last cosigned
-is read and the new one recorded in one transaction of the unit of work, with the audit event
-of the decision, so two concurrent requests can never roll a log back. A checkpoint refused as
-not extending what was cosigned is evidence that its log forked or rolled back (a restored
-backup): the refused note is kept beside the refusal's event.
+is read and the new one recorded in one transaction of the unit of work, so two concurrent
+requests can never roll a log back. A cosignature is the witness's state (its `witnessed_logs`
+row), not an audit event: an event would make a new checkpoint of this gateway's own log for
+the other members to cosign, whose cosignatures would make new events in theirs, and the
+members' logs would never stop growing. A refusal is audited: it is evidence, and rare. A
+checkpoint refused as not extending what was cosigned is evidence that its log forked or rolled
+back (a restored backup): the refused note is kept beside the refusal's event, the first one
+refused of each size and at most MAX_REFUSED_NOTES per log (the refusals' events count them
+all), and no note above MAX_CHECKPOINT_BYTES is taken at all.
 
 WitnessService (gateway/services/witness.py) calls `GatewayWitness.add_checkpoint`; it takes
 the parsed request body and the peer, so the spec's HTTP form can call it the same way.
 """
 
 from __future__ import annotations
-
-import base64
 
 from gateway import federation
 from gateway.context import refusal_event
@@ -31,8 +34,14 @@ from govshare.transparency.cosignature import CosignatureSigner
 from govshare.transparency.note import NoteVerifier
 from govshare.transparency.witness import AddCheckpoint, Cosigned, TreeHead, Witness
 
-COSIGNED = "witness.cosigned"
-"""The audit action of a checkpoint this gateway cosigned."""
+MAX_CHECKPOINT_BYTES = 8192
+"""The largest checkpoint note this witness takes. A govshare checkpoint is some 200 bytes
+(origin, size, root, one signature); the bound leaves room for extension lines and several
+signatures, yet keeps what a member can make this witness store small: the note last
+cosigned and the few refused per log. C2SP tlog-witness lets a witness refuse what it will not
+store."""
+MAX_REFUSED_NOTES = 8
+"""The refused notes kept per log: evidence of a fork needs one, a few show its course."""
 REFUSED = "witness.refused"
 """The audit action of a checkpoint this gateway refused to cosign, with the spec's reason."""
 
@@ -50,6 +59,12 @@ class GatewayWitness:
                        request: AddCheckpoint) -> str:
         """The cosignature line for `request` sent by `peer` (as `actor`), once recorded; the
         spec's refusal (a govshare.transparency.witness.WitnessRefusal, audited) otherwise."""
+        if len(request.checkpoint) > MAX_CHECKPOINT_BYTES:
+            raise errors.InvalidArgument(
+                f"the checkpoint note has {len(request.checkpoint)} bytes; this witness takes"
+                f" notes of at most {MAX_CHECKPOINT_BYTES} bytes: sign checkpoints with fewer"
+                " or shorter extension lines", reason="WITNESS_CHECKPOINT_TOO_LARGE",
+                field="checkpoint", max_bytes=MAX_CHECKPOINT_BYTES)
         origin = request.origin
         if origin != peer.audit_origin and any(m.audit_origin == origin
                                                for m in self._network.others()):
@@ -100,17 +115,13 @@ def _decide(tx: Tx, witness: Witness, request: AddCheckpoint, origin: str, actor
         if isinstance(refusal, tlog.InconsistentCheckpoint):
             sql.insert_refusal(tx.conn, WitnessRefusal(
                 origin, _claimed_size(refusal, last), f"{refusal.reason}: {refusal.message}",
-                request.checkpoint, when))
+                request.checkpoint, when), MAX_REFUSED_NOTES)
         event = refusal_event(actor, REFUSED, [origin], digest, refusal)
         return refusal, [event]
     head = cosigned.tree_head
     sql.record_cosigned(tx.conn, WitnessedLog(origin, head.size, head.root_hash,
                                               request.checkpoint, when))
-    event = record.Event(actor, COSIGNED, resources=(origin,), request_digest=digest,
-                         reason=f"size {head.size} root"
-                                f" {base64.b64encode(head.root_hash).decode()}",
-                         time=when)
-    return cosigned, [event]
+    return cosigned, []
 
 
 def _claimed_size(refusal: tlog.InconsistentCheckpoint, last: TreeHead) -> int:

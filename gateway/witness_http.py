@@ -32,14 +32,17 @@ from starlette.routing import Route
 
 from certs.identity import Identity
 from gateway.rpc import Gateway, audit_refusal
+from gateway.v1 import network_pb2
 from gateway.witness import GatewayWitness
 from govshare import errors
+from govshare.transparency import note
 from govshare.transparency.witness import (
     SIZE_CONTENT_TYPE,
     AddCheckpoint,
     MalformedRequest,
     SizeConflict,
     UnknownLog,
+    UnsignedCheckpoint,
     WitnessRefusal,
 )
 
@@ -112,6 +115,7 @@ class WitnessHTTPServer:
             if member is None:
                 raise UnknownLog(f"this witness follows no log of origin {request.origin!r}",
                                  origin=request.origin)
+            _check_signed(request, member)
             return self._witness.add_checkpoint(Identity("gateway", member.id).uri, member, request)
         except errors.GatewayError as refusal:
             audit_refusal(gateway, ACTION, None, None, refusal, at_door=True)
@@ -122,6 +126,19 @@ class WitnessHTTPServer:
                           request_id)
             raise errors.GatewayError(f"internal error; quote request id {request_id} to the"
                                       " operator", reason="INTERNAL") from None
+
+
+def _check_signed(request: AddCheckpoint, member: network_pb2.MemberGateway) -> None:
+    """Refuse at the door a checkpoint its log's key did not sign. Over HTTP no client
+    certificate says who posts, so anyone may name a member's origin: such a refusal is audited
+    within the door's refusal budget, never as one of the witness's committed decisions, which
+    would let anyone write to the audit log at the request rate."""
+    try:
+        note.open_note(request.checkpoint,
+                       [note.NoteVerifier.from_verifier_key(member.audit_verifier_key)])
+    except note.NoteError:
+        raise UnsignedCheckpoint(f"the checkpoint carries no valid signature of its log's key"
+                                 f" {member.audit_origin!r}", origin=member.audit_origin) from None
 
 
 async def _read_body(request: Request) -> bytes:

@@ -3,10 +3,11 @@ cosignatures the other members gave this gateway's checkpoints."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 from gateway.models import Cosignature, WitnessedLog, WitnessRefusal
-from gateway.storage.database import every, first, insert
+from gateway.storage.database import every, first
 
 
 def witnessed_log(conn: sqlite3.Connection, origin: str) -> WitnessedLog | None:
@@ -23,8 +24,15 @@ def record_cosigned(conn: sqlite3.Connection, log: WitnessedLog) -> None:
         (log.origin, log.tree_size, log.root_hash, log.checkpoint, log.update_time))
 
 
-def insert_refusal(conn: sqlite3.Connection, refusal: WitnessRefusal) -> None:
-    insert(conn, "witness_refusals", refusal)
+def insert_refusal(conn: sqlite3.Connection, refusal: WitnessRefusal, at_most: int) -> None:
+    """Keep `refusal` unless one of its origin and size is kept, or `at_most` of its origin
+    are."""
+    conn.execute(
+        "INSERT INTO witness_refusals (origin, tree_size, reason, checkpoint, create_time)"
+        " SELECT :origin, :tree_size, :reason, :checkpoint, :create_time WHERE NOT EXISTS"
+        " (SELECT 1 FROM witness_refusals WHERE origin = :origin AND tree_size = :tree_size)"
+        " AND (SELECT COUNT(*) FROM witness_refusals WHERE origin = :origin) < :at_most",
+        {**dataclasses.asdict(refusal), "at_most": at_most})
 
 
 def refusals(conn: sqlite3.Connection, origin: str) -> list[WitnessRefusal]:

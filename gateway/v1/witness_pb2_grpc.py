@@ -71,6 +71,8 @@ class WitnessServiceServicer:
         gives them:
         - INVALID_ARGUMENT WITNESS_REQUEST_MALFORMED (400): the checkpoint is not a signed note, a
         proof line is not base64, or old_size is above the checkpoint's size;
+        INVALID_ARGUMENT WITNESS_CHECKPOINT_TOO_LARGE (400): the checkpoint is above 8 KiB
+        (ErrorInfo metadata `max_bytes`), more than a witness stores of a log's checkpoint;
         - PERMISSION_DENIED WITNESS_CHECKPOINT_NOT_SIGNED (403): the log's key did not sign it;
         PERMISSION_DENIED NOT_LOG_OPERATOR: the checkpoint is of another member's log;
         - NOT_FOUND WITNESS_UNKNOWN_LOG (404): the witness follows no log of that origin;

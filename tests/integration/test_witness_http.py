@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from gateway import config as config_module
 from gateway.server import StartError, create_server
 from gateway.storage import audit as audit_sql
+from gateway.storage import witness as witness_sql
 from govshare.signing import SigningKey
 from govshare.transparency import note, record
 from govshare.transparency.cosignature import WitnessPolicy
@@ -54,15 +56,20 @@ def events(members: Members, gateway_id: str) -> list[dict]:
     return [record.decode(data) for _, data in audit_sql.iter_records(conn)]
 
 
-def test_a_checkpoint_posted_without_a_client_certificate_is_cosigned_and_audited(
+def test_a_checkpoint_posted_without_a_client_certificate_is_cosigned(
         members: Members) -> None:
+    """Cosigned over HTTP as over gRPC: the witness's state moves to the checkpoint, and its log
+    gains no event (a log recording its witnessing would never settle)."""
     signed = checkpoint_of(members, LOG)
+    before = len(events(members, WITNESS))
     status, _, body = post(members, AddCheckpoint(0, (), signed).to_bytes())
     assert status == 200
     key = members.federation.member(WITNESS).witness_verifier_key
     WitnessPolicy([key], 1).check(signed + body)
-    [cosigned] = [e for e in events(members, WITNESS) if e["action"] == "witness.cosigned"]
-    assert cosigned["actor"] == f"urn:govshare:gateway:{LOG}"
+    origin = note.unverified_text(signed).partition("\n")[0]
+    state = witness_sql.witnessed_log(members.gateway(WITNESS).db.reader(), origin)
+    assert state is not None and bytes(state.checkpoint) == signed
+    assert len(events(members, WITNESS)) == before
 
 
 def test_the_spec_answers_over_http(members: Members) -> None:
@@ -98,3 +105,25 @@ def test_a_witness_http_port_taken_does_not_start_the_gateway(members: Members) 
             network={"witness_http_listen": f"127.0.0.1:{taken.getsockname()[1]}"})
         with pytest.raises(StartError, match="witness_http_listen"):
             create_server(config)
+
+
+def test_forged_checkpoints_over_http_are_refused_at_the_door_within_the_budget(
+        members: Members) -> None:
+    """Anyone may post over HTTP, naming a member's origin: a checkpoint its log's key did not
+    sign is refused at the door, audited within the refusal budget, and never as one of the
+    witness's committed decisions (which would let anyone write to the log at the request
+    rate)."""
+    signed = checkpoint_of(members, LOG)
+    stranger = note.NoteSigner(note.unverified_text(signed).partition("\n")[0],
+                               SigningKey.generate())
+    forged = note.sign_note(note.unverified_text(signed), [stranger])
+    limits = members.gateway(WITNESS).config.limits
+    posts = 2 * limits.audited_refusals_burst
+    began = time.monotonic()
+    for _ in range(posts):
+        assert post(members, AddCheckpoint(0, (), forged).to_bytes())[0] == 403
+    refilled = limits.audited_refusals_per_second * (time.monotonic() - began)
+    found = events(members, WITNESS)
+    assert not [e for e in found if e["action"] == "witness.refused"]
+    door = [e for e in found if e["action"] == "witness.add_checkpoint"]
+    assert 0 < len(door) <= limits.audited_refusals_burst + refilled + 1 < posts

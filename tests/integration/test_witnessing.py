@@ -3,6 +3,8 @@ real mutual TLS between them, real cosignatures, each in its own SQLite database
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 from collections.abc import Iterator
 from concurrent import futures
@@ -13,13 +15,17 @@ import pytest
 
 from agencies.audit import witness_policy as policy_of
 from agencies.client import AdminClient, BaseClient
-from agencies.errors import WitnessQuorumNotReached, from_rpc_error
+from agencies.errors import VerificationError, WitnessQuorumNotReached, from_rpc_error
+from gateway.models import WitnessedLog
 from gateway.storage import audit as audit_sql
+from gateway.storage import witness as witness_sql
 from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
+from gateway.witness import MAX_CHECKPOINT_BYTES, MAX_REFUSED_NOTES
+from govshare.signing import SigningKey
 from govshare.transparency import note, record
-from govshare.transparency.cosignature import WitnessPolicy
+from govshare.transparency.cosignature import CosignatureSigner, WitnessPolicy
 from tests.support.commands import govshare
-from tests.support.federation import Members, start_members
+from tests.support.federation import SIGNING_KEY, Members, origin, start_members
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
 
@@ -54,6 +60,11 @@ def actions(members: Members, gateway_id: str) -> list[str]:
     return [record.decode(data)["action"] for _, data in audit_sql.iter_records(conn)]
 
 
+def witnessed_log(members: Members, witness_id: str, log_id: str) -> WitnessedLog | None:
+    """What `witness_id` last cosigned of `log_id`'s log."""
+    return witness_sql.witnessed_log(members.gateway(witness_id).db.reader(), origin(log_id))
+
+
 def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
     credentials = grpc.ssl_channel_credentials(
         (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
@@ -77,8 +88,11 @@ def test_a_peer_cosigns_a_growing_log(members: Members) -> None:
     assert second.tree_size > first.tree_size
     witness_policy(members, WITNESS).check(second.signed_checkpoint.encode())
     assert members.push(LOG) == {WITNESS: "up to date"}
-    # The witness recorded each cosignature in its own log.
-    assert actions(members, WITNESS).count("witness.cosigned") == 2
+    # The witness keeps what it cosigned as its state, not in its log.
+    witnessed = witnessed_log(members, WITNESS, LOG)
+    assert (witnessed.tree_size, witnessed.checkpoint) == (
+        second.tree_size, bytes(members.gateway(LOG).log.checkpoint().note))
+    assert "witness.cosigned" not in actions(members, WITNESS)
 
 
 def test_a_witness_down_then_up_catches_up(members: Members) -> None:
@@ -95,8 +109,9 @@ def test_a_witness_down_then_up_catches_up(members: Members) -> None:
 
 
 def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
-        members: Members) -> None:
+        members: Members, tmp_path: Path) -> None:
     assert members.push(LOG) == {WITNESS: "cosigned"}
+    backed_up = latest(members, LOG).tree_size
     folder = members.federation.folder(LOG)
     members.stop(LOG)
     backup = folder.parent / "backup"
@@ -104,6 +119,8 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     members.start(LOG)
     grow(members, LOG, 2)
     assert members.push(LOG) == {WITNESS: "cosigned"}
+    with sdk(members, LOG) as client:
+        assert client.checkpoint().size > backed_up
     members.stop(LOG)
 
     # The operator puts back the backup (database, checkpoint file, blobs): the log goes
@@ -122,15 +139,21 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     assert "witness.refused" in actions(members, WITNESS)
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
         witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
-    with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+    # The SDK with the policy takes only checkpoints witnessed: a client that saw the lost
+    # history's catches the fork; a new one gets the last checkpoint witnessed before the backup.
+    with sdk(members, LOG) as client, pytest.raises(VerificationError) as forked:
         client.checkpoint()
-    assert refused.value.metadata["cosigned"] == ""
+    assert forked.value.reason == "LOG_FORKED"
+    with sdk(members, LOG, tmp_path / "new-client.json") as client:
+        assert client.checkpoint().size == backed_up
 
 
-def sdk(members: Members, gateway_id: str) -> AdminClient:
-    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy."""
+def sdk(members: Members, gateway_id: str, state: Path | None = None) -> AdminClient:
+    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy
+    (its audit state in `state`, if given)."""
     client = AdminClient(members.target(gateway_id), members.auditor_folder,
                          server_name="localhost")
+    client.audit_state_file = state
     configuration = members.gateway(gateway_id).network.current.configuration
     client.audit_witness_policy = policy_of(configuration, f"{gateway_id}.govshare.example/audit")
     return client
@@ -140,6 +163,10 @@ def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
     members = start_members(tmp_path / "net", ("gd-gateway", "bj-gateway", "sh-gateway"),
                             quorum=2)
     try:
+        with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as none:
+            client.checkpoint()
+        assert none.value.metadata == {"cosigned": "", "quorum": "2"}
+
         members.stop("sh-gateway")
         outcomes = members.push(LOG)
         assert outcomes[WITNESS] == "cosigned"
@@ -243,3 +270,110 @@ def test_a_stand_in_witness_with_another_ca_issued_certificate_is_not_called(
 
     members.start(WITNESS)  # the member itself, with its own certificate, is called
     assert members.push(LOG) == {WITNESS: "cosigned"}
+
+
+def _log_key_line(members: Members) -> str:
+    """A signature line under the log's own key name and key id, with a zero signature."""
+    name, key_id, _ = members.federation.member(LOG).audit_verifier_key.split("+", 2)
+    blob = bytes.fromhex(key_id) + bytes(64)
+    return f"\u2014 {name} {base64.b64encode(blob).decode()}\n"
+
+
+def _other_witness_line(members: Members) -> str:
+    """A cosignature-shaped line naming a witness that is no member of this network."""
+    verifier = CosignatureSigner("sh-gateway-witness", SigningKey.generate()).verifier()
+    blob = verifier.key_id + bytes(8 + 64)
+    return f"\u2014 {verifier.name} {base64.b64encode(blob).decode()}\n"
+
+
+@pytest.mark.parametrize("spoil", [
+    pytest.param(lambda members, line: line + _log_key_line(members), id="log-key-line"),
+    pytest.param(lambda members, line: line + _other_witness_line(members), id="other-witness"),
+    pytest.param(lambda members, line: line * 120, id="too-many-lines"),
+    pytest.param(lambda members, line: _other_witness_line(members), id="not-its-key"),
+])
+def test_a_witness_answer_with_extra_lines_is_not_stored(
+        members: Members, monkeypatch: pytest.MonkeyPatch, spoil) -> None:
+    """A witness answering its real cosignature line with more lines, or another key's line,
+    gets nothing stored: the served checkpoint stays verifiable for every client."""
+    witness = members.gateway(WITNESS).witness
+    honest = witness.add_checkpoint
+    monkeypatch.setattr(witness, "add_checkpoint",
+                        lambda *args: spoil(members, honest(*args)))
+    [outcome] = members.push(LOG).values()
+    assert outcome.startswith("its answer is not its cosignature of the checkpoint")
+    signed = latest(members, LOG).signed_checkpoint
+    assert signed == bytes(members.gateway(LOG).log.checkpoint().note).decode()
+    with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached):
+        client.checkpoint()
+
+    monkeypatch.undo()
+    grow(members, LOG)
+    assert members.push(LOG) == {WITNESS: "cosigned"}
+    signed = latest(members, LOG).signed_checkpoint
+    assert signed.count("\u2014 ") == 2  # the log's signature and the one cosignature
+    with sdk(members, LOG) as client:
+        assert client.checkpoint().size == latest(members, LOG).tree_size
+
+
+def test_witnessing_settles_without_traffic(members: Members, tmp_path: Path) -> None:
+    """Each member cosigns the other's log, and the logs stop growing: a cosignature writes no
+    event, so it makes no checkpoint for the other member to cosign."""
+    def sizes() -> tuple[int, int]:
+        return latest(members, LOG).tree_size, latest(members, WITNESS).tree_size
+
+    for _ in range(2):
+        members.push(LOG)
+        members.push(WITNESS)
+    settled = sizes()
+    for _ in range(3):
+        assert members.push(LOG) == {WITNESS: "up to date"}
+        assert members.push(WITNESS) == {LOG: "up to date"}
+    assert sizes() == settled
+    for gateway_id in (LOG, WITNESS):
+        with sdk(members, gateway_id, tmp_path / f"{gateway_id}.json") as client:
+            assert client.checkpoint().size == latest(members, gateway_id).tree_size
+
+
+def test_refused_notes_are_bounded(members: Members) -> None:
+    """A witness refuses notes above its bound before reading them, and keeps the first refused
+    note of each size, at most MAX_REFUSED_NOTES per log, however many a log sends."""
+    log_origin = origin(LOG)
+    channel, stub = peer_stub(members.federation.folder(LOG), members.target(WITNESS))
+    with channel:
+        huge = b"x" * (MAX_CHECKPOINT_BYTES + 1)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.AddCheckpoint(witness_pb2.AddCheckpointRequest(checkpoint=huge), timeout=10)
+        info = from_rpc_error(refused.value)
+        assert (refused.value.code(), info.reason, info.metadata["max_bytes"]) == (
+            grpc.StatusCode.INVALID_ARGUMENT, "WITNESS_CHECKPOINT_TOO_LARGE",
+            str(MAX_CHECKPOINT_BYTES))
+        assert str(MAX_CHECKPOINT_BYTES) in refused.value.details()
+
+        assert members.push(LOG) == {WITNESS: "cosigned"}
+        cosigned = note.Checkpoint.parse(
+            note.unverified_text(bytes(members.gateway(LOG).log.checkpoint().note)))
+        signer = note.NoteSigner(log_origin, SigningKey.load(
+            members.federation.folder(LOG) / SIGNING_KEY))
+
+        def fork(size: int) -> None:
+            """Send a checkpoint of `size`, signed by the log's key, extending nothing."""
+            forged = note.Checkpoint(log_origin, size, os.urandom(32), ("e" * 7000,))
+            request = witness_pb2.AddCheckpointRequest(
+                old_size=cosigned.size, checkpoint=note.sign_note(forged.to_text(), [signer]))
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.AddCheckpoint(request, timeout=10)
+            assert from_rpc_error(refused.value).reason == "WITNESS_CONSISTENCY_UNPROVED"
+
+        for _ in range(3):
+            fork(cosigned.size)
+        assert len(members.gateway(WITNESS).witness.refusals(log_origin)) == 1
+        for extra in range(1, MAX_REFUSED_NOTES + 3):
+            fork(cosigned.size + extra)
+    kept = members.gateway(WITNESS).witness.refusals(log_origin)
+    assert [r.tree_size for r in kept] == [cosigned.size + i for i in range(MAX_REFUSED_NOTES)]
+    # Every refusal is audited all the same: the oversized one by the RPC, the others by the
+    # witness's decision.
+    audited = actions(members, WITNESS)
+    assert audited.count("witness.add_checkpoint") == 1
+    assert audited.count("witness.refused") == 3 + MAX_REFUSED_NOTES + 2
