@@ -260,7 +260,9 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
               for limit in _check_member(member, f"members[{index}]", ca_certificate, crl, now)]
     _check_unique(members, "id", lambda m: [m.id])
     _check_unique(members, "region_codes", lambda m: m.region_codes)
-    _check_unique(members, "audit_origin", lambda m: [m.audit_origin])
+    _check_unique(members, "audit_origin", lambda m: [m.audit_origin],
+                  "; each gateway sets its own [audit] origin in its gateway.toml (the default"
+                  " suits a gateway alone), such as gd-gateway.example.gov/audit")
     _check_unique(members, "witness_verifier_key",
                   lambda m: [_witness_key(m.witness_verifier_key).key])
     quorum = configuration.witness_policy.quorum
@@ -271,15 +273,17 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
     return limits
 
 
-def _check_unique(members: Iterable[network_pb2.MemberGateway], field: str, values) -> None:
-    """No two members (nor one member twice) share a value of `field`."""
+def _check_unique(members: Iterable[network_pb2.MemberGateway], field: str, values,
+                  hint: str = "") -> None:
+    """No two members (nor one member twice) share a value of `field` (`hint` ends the
+    refusal's message)."""
     seen: dict[object, str] = {}
     for member in members:
         for value in values(member):
             if value in seen:
                 raise _invalid(
                     f"members {seen[value]!r} and {member.id!r} share {field}"
-                    f" {_quoted(value)}: each must be unique in the network", field=field,
+                    f" {_quoted(value)}: each must be unique in the network{hint}", field=field,
                     members=f"{seen[value]},{member.id}")
             seen[value] = member.id
 
@@ -336,7 +340,9 @@ def _check_member_certificate(member: network_pb2.MemberGateway, purpose: str, f
     expected = Identity(GATEWAY_KIND, member.id)
     if identity != expected:
         raise _invalid(f"member {member.id!r} {purpose} certificate is of {identity.uri}, not of"
-                       f" {expected.uri}", field=where, member=member.id,
+                       f" {expected.uri}: a member's id is the gateway id of its certificates"
+                       f" (govshare certs issue-gateway --name {member.id})", field=where,
+                       member=member.id,
                        certificate_identity=identity.uri)
     if crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None:
         raise _invalid(f"member {member.id!r} {purpose} certificate"
