@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from cryptography import x509
 
@@ -122,7 +123,8 @@ def sign(configuration: network_pb2.NetworkConfiguration, key: signing.SigningKe
 
 
 def verify(signed: network_pb2.SignedNetworkConfiguration, ca_certificate: x509.Certificate,
-           now: datetime, current: VerifiedConfiguration | None = None) -> VerifiedConfiguration:
+           now: datetime, current: VerifiedConfiguration | None = None, *,
+           crl: x509.CertificateRevocationList | None = None) -> VerifiedConfiguration:
     """The configuration `signed` carries, once every check passed, in this order (the first
     failure raises):
 
@@ -130,9 +132,13 @@ def verify(signed: network_pb2.SignedNetworkConfiguration, ca_certificate: x509.
     2. the authority certificate is issued by `ca_certificate`, valid at `now`, of a network
        authority (``urn:govshare:network:<id>``), and its Ed25519 key made the one signature;
     3. the payload decodes, and names the authority's network;
-    4. the CRL it carries is the CA's, and neither it nor the CRL of `current` (the newer of the
-       two counts) revokes the authority certificate;
-    5. its content is well formed (members, certificates, keys, quorum) and it is valid at `now`;
+    4. the CRL it carries is the CA's, and the newest CRL of those the receiver knows (that
+       one, the CRL of `current`, and `crl`: one the receiver holds besides, such as a
+       gateway's CRL in force, verified by the receiver already) does not revoke the
+       authority certificate;
+    5. its content is well formed (members, certificates, keys, quorum) and it is valid at
+       `now`, expiring by the carried CRL's nextUpdate and by the notAfter of the authority's
+       and every member's certificates;
     6. with `current`: it is of the same network and either the same bytes or a higher version,
        carrying a CRL no older than the current one's.
     """
@@ -148,11 +154,14 @@ def verify(signed: network_pb2.SignedNetworkConfiguration, ca_certificate: x509.
             f"the authority certificate is for network {authority_id!r}, but the configuration"
             f" is of network {configuration.network_id!r}", authority=authority_id,
             network=configuration.network_id)
-    crl = _crl(configuration.crl_der, ca_certificate)
-    _check_authority_not_revoked(authority, crl, current)
-    _check_content(configuration, ca_certificate, crl, now)
-    _check_times(configuration, crl, now)
-    verified = VerifiedConfiguration(signed, configuration, authority, crl)
+    carried = _crl(configuration.crl_der, ca_certificate)
+    held = [known for known in (current and current.crl, crl) if known is not None]
+    _check_authority_not_revoked(authority, [carried, *held])
+    certificates = _check_content(configuration, ca_certificate, carried, now)
+    _check_times(configuration, [_crl_limit(carried), _certificate_limit(
+        "the network authority certificate", authority, "a renewed authority certificate"),
+        *certificates], now)
+    verified = VerifiedConfiguration(signed, configuration, authority, carried)
     if current is not None:
         _check_replaces(verified, current)
     return verified
@@ -219,13 +228,11 @@ def _crl(crl_der: bytes, ca_certificate: x509.Certificate) -> x509.CertificateRe
     return crl
 
 
-def _check_authority_not_revoked(authority: x509.Certificate, crl: x509.CertificateRevocationList,
-                                 current: VerifiedConfiguration | None) -> None:
+def _check_authority_not_revoked(authority: x509.Certificate,
+                                 known: list[x509.CertificateRevocationList]) -> None:
     """Step 4: the CRL a configuration carries is chosen by its signer, so a revoked authority
-    could carry an older CRL not listing it yet: the receiver's current CRL counts when newer."""
-    newest = crl
-    if current is not None and crl_number(current.crl) > crl_number(crl):
-        newest = current.crl
+    could carry an older CRL not listing it yet: the newest CRL the receiver knows counts."""
+    newest = max(known, key=crl_number)
     if newest.get_revoked_certificate_by_serial_number(authority.serial_number) is not None:
         raise errors.NetworkConfigurationSignatureInvalid(
             f"the network authority certificate {authority.serial_number:x} is revoked by the"
@@ -239,8 +246,9 @@ def _invalid(message: str, **metadata: object) -> errors.NetworkConfigurationInv
 
 def _check_content(configuration: network_pb2.NetworkConfiguration,
                    ca_certificate: x509.Certificate, crl: x509.CertificateRevocationList,
-                   now: datetime) -> None:
-    """Step 5, without the times: network id, members and quorum."""
+                   now: datetime) -> list[_Limit]:
+    """Step 5, without the times: network id, members and quorum; returns the limits the
+    members' certificates set to the configuration's validity."""
     if not ID_PATTERN.fullmatch(configuration.network_id):
         raise _invalid(f"network_id {configuration.network_id!r} must match"
                        f" {ID_PATTERN.pattern}", field="network_id")
@@ -248,11 +256,13 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
     if not members:
         raise _invalid("the configuration lists no member gateway: add at least one",
                        field="members")
-    for index, member in enumerate(members):
-        _check_member(member, f"members[{index}]", ca_certificate, crl, now)
+    limits = [limit for index, member in enumerate(members)
+              for limit in _check_member(member, f"members[{index}]", ca_certificate, crl, now)]
     _check_unique(members, "id", lambda m: [m.id])
     _check_unique(members, "region_codes", lambda m: m.region_codes)
-    _check_unique(members, "audit_origin", lambda m: [m.audit_origin])
+    _check_unique(members, "audit_origin", lambda m: [m.audit_origin],
+                  "; each gateway sets its own [audit] origin in its gateway.toml (the default"
+                  " suits a gateway alone), such as gd-gateway.example.gov/audit")
     _check_unique(members, "witness_verifier_key",
                   lambda m: [_witness_key(m.witness_verifier_key).key])
     quorum = configuration.witness_policy.quorum
@@ -260,17 +270,20 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
         raise _invalid(f"witness_policy.quorum is {quorum}, but a checkpoint can gather at most"
                        f" {len(members) - 1} cosignatures (one per other member): lower it",
                        field="witness_policy.quorum", quorum=quorum, members=len(members))
+    return limits
 
 
-def _check_unique(members: Iterable[network_pb2.MemberGateway], field: str, values) -> None:
-    """No two members (nor one member twice) share a value of `field`."""
+def _check_unique(members: Iterable[network_pb2.MemberGateway], field: str, values,
+                  hint: str = "") -> None:
+    """No two members (nor one member twice) share a value of `field` (`hint` ends the
+    refusal's message)."""
     seen: dict[object, str] = {}
     for member in members:
         for value in values(member):
             if value in seen:
                 raise _invalid(
                     f"members {seen[value]!r} and {member.id!r} share {field}"
-                    f" {_quoted(value)}: each must be unique in the network", field=field,
+                    f" {_quoted(value)}: each must be unique in the network{hint}", field=field,
                     members=f"{seen[value]},{member.id}")
             seen[value] = member.id
 
@@ -281,7 +294,7 @@ def _quoted(value: object) -> str:
 
 def _check_member(member: network_pb2.MemberGateway, field: str,
                   ca_certificate: x509.Certificate, crl: x509.CertificateRevocationList,
-                  now: datetime) -> None:
+                  now: datetime) -> list[_Limit]:
     if not ID_PATTERN.fullmatch(member.id):
         raise _invalid(f"{field}.id {member.id!r} must match {ID_PATTERN.pattern}",
                        field=f"{field}.id")
@@ -298,16 +311,21 @@ def _check_member(member: network_pb2.MemberGateway, field: str,
         raise _invalid(f"member {member.id!r} address {member.address!r} is not host:port with"
                        " an ASCII host and a port from 1 to 65535", field=f"{field}.address",
                        member=member.id)
-    for purpose in ("tls", "signing"):
-        _check_member_certificate(member, purpose, field, ca_certificate, crl, now)
+    limits = [_certificate_limit(
+        f"member {member.id!r} {purpose} certificate",
+        _check_member_certificate(member, purpose, field, ca_certificate, crl, now),
+        f"new certificates for member {member.id!r} (govshare certs issue-gateway)")
+        for purpose in ("tls", "signing")]
     _check_member_keys(member, field)
+    return limits
 
 
 def _check_member_certificate(member: network_pb2.MemberGateway, purpose: str, field: str,
                               ca_certificate: x509.Certificate,
-                              crl: x509.CertificateRevocationList, now: datetime) -> None:
-    """The member's `purpose` certificate is the national CA's, valid, unrevoked, and names
-    the member (the signing one holds an Ed25519 key)."""
+                              crl: x509.CertificateRevocationList,
+                              now: datetime) -> x509.Certificate:
+    """The member's `purpose` certificate, once it is the national CA's, valid, unrevoked, and
+    names the member (the signing one holds an Ed25519 key)."""
     name = f"{purpose}_certificate_pem"
     where = f"{field}.{name}"
     try:
@@ -322,12 +340,15 @@ def _check_member_certificate(member: network_pb2.MemberGateway, purpose: str, f
     expected = Identity(GATEWAY_KIND, member.id)
     if identity != expected:
         raise _invalid(f"member {member.id!r} {purpose} certificate is of {identity.uri}, not of"
-                       f" {expected.uri}", field=where, member=member.id,
+                       f" {expected.uri}: a member's id is the gateway id of its certificates"
+                       f" (govshare certs issue-gateway --name {member.id})", field=where,
+                       member=member.id,
                        certificate_identity=identity.uri)
     if crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None:
         raise _invalid(f"member {member.id!r} {purpose} certificate"
                        f" {certificate.serial_number:x} is revoked by the CRL the configuration"
                        " carries", field=where, member=member.id)
+    return certificate
 
 
 def _check_member_keys(member: network_pb2.MemberGateway, field: str) -> None:
@@ -361,9 +382,30 @@ def _witness_key(text: str) -> CosignatureVerifier:
     return verifier
 
 
-def _check_times(configuration: network_pb2.NetworkConfiguration,
-                 crl: x509.CertificateRevocationList, now: datetime) -> None:
-    """Step 5, the times: a version, a sound validity within the CRL's, and `now` inside it."""
+class _Limit(NamedTuple):
+    """A time the configuration must expire by: what sets it, and what lets a later one."""
+
+    what: str
+    time: datetime
+    remedy: str
+
+
+def _crl_limit(crl: x509.CertificateRevocationList) -> _Limit:
+    # Past its nextUpdate the carried CRL no longer says what is revoked.
+    assert crl.next_update_utc is not None  # _crl refuses a CRL without one
+    return _Limit("the nextUpdate of the CRL it carries", crl.next_update_utc, "a fresh CRL")
+
+
+def _certificate_limit(what: str, certificate: x509.Certificate, remedy: str) -> _Limit:
+    # Past its notAfter, every receiver refuses the certificate, and with it the configuration:
+    # a gateway must not serve on a configuration that the SDK and restarting members refuse.
+    return _Limit(f"the notAfter of {what}", certificate.not_valid_after_utc, remedy)
+
+
+def _check_times(configuration: network_pb2.NetworkConfiguration, limits: list[_Limit],
+                 now: datetime) -> None:
+    """Step 5, the times: a version, a sound validity within every one of `limits`, and `now`
+    inside it."""
     if configuration.version < 1:
         raise _invalid("version must be at least 1", field="version")
     for name in ("issue_time", "expire_time"):
@@ -374,15 +416,16 @@ def _check_times(configuration: network_pb2.NetworkConfiguration,
     if expires <= issued:
         raise _invalid(f"expire_time {times.to_text(expires)} is not after issue_time"
                        f" {times.to_text(issued)}", field="expire_time")
-    if crl.next_update_utc is not None and expires > crl.next_update_utc:
-        raise _invalid(f"expire_time {times.to_text(expires)} is after the nextUpdate"
-                       f" {times.to_text(crl.next_update_utc)} of the CRL it carries: sign with"
-                       " a shorter validity or a fresh CRL", field="expire_time")
+    for limit in limits:
+        if expires > limit.time:
+            raise _invalid(f"expire_time {times.to_text(expires)} is after {limit.what},"
+                           f" {times.to_text(limit.time)}: sign with a shorter validity"
+                           f" or with {limit.remedy}", field="expire_time",
+                           limit=times.to_text(limit.time))
     if now < issued - CLOCK_SKEW:
-        raise errors.NetworkConfigurationExpired(
+        raise errors.NetworkConfigurationNotYetValid(
             f"the network configuration is not valid before {times.to_text(issued)}: check the"
-            " clock", reason="NETWORK_CONFIGURATION_NOT_YET_VALID",
-            issue_time=times.to_text(issued))
+            " clock", issue_time=times.to_text(issued))
     if now >= expires:
         raise errors.NetworkConfigurationExpired(
             f"the network configuration version {configuration.version} expired at"

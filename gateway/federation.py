@@ -7,14 +7,19 @@ its audit log's origin and verifier key; otherwise the gateway does not start (`
 message says what to fix).
 
 A thread reads the file again every `[network] refresh_seconds` (tests call `refresh`). The
-file's bytes are read only when they changed since the last read, so one bad file is refused
-once, not at every refresh. A changed file is taken when it verifies against the configuration
-held (the same network, a higher version, a CRL no older) and still names this gateway as it
-is; it then replaces the one held and its CRL is offered to the Authenticator (the newer of it
-and `[tls] crl` is in force). Anything else (unreadable, unverifiable, expired, of an equal or
-lower version, no longer naming this gateway) is refused, logged, and the one held stays. Each
-replacement (and the configuration loaded at start) is audited as `network.configuration_loaded`,
-each refusal as `network.configuration_refused`, as the gateway's own events.
+file is verified only when its bytes changed since the last read, so one bad file is refused
+once, not at every refresh; but a file refused as not yet valid (signed by an authority whose
+clock runs ahead) is verified again at each refresh until it is taken or replaced, refused,
+logged and audited only the first time. A changed file is taken when it verifies against the
+configuration held (the same network, a higher version, a CRL no older) and still names this
+gateway as it is; it then replaces the one held and its CRL is offered to the Authenticator
+(the newer of it and `[tls] crl` is in force). Every file, the one at start too, is verified
+with the Authenticator's CRL in force besides the held configuration's, so an authority that
+`[tls] crl` revokes signs nothing this gateway takes. Anything else (unreadable, unverifiable,
+expired, of an equal or lower version, no longer naming this gateway) is refused, logged, and
+the one held stays. Each replacement (and the configuration loaded at start) is audited as
+`network.configuration_loaded`, each refusal as `network.configuration_refused`, as the
+gateway's own events.
 
 The rule for a file of the version held but other bytes: refused as NOT_NEWER, like a lower
 version. An authority never signs two configurations of one version; two of them are evidence of
@@ -147,6 +152,8 @@ class NetworkMembership:
                              " configuration (govshare network sign), or leave [network]"
                              " configuration_file empty to serve outside a network") from None
         self._seen: bytes | None = data
+        self._retry = False
+        """Whether the file of `_seen` was refused for a reason time may lift (NOT_YET_VALID)."""
         self._offer_crl(self.current)
 
     def start(self, append: Callable[[list[record.Event]], object], actor: str) -> None:
@@ -208,7 +215,8 @@ class NetworkMembership:
         """Read the file again; True when a newer configuration replaced the one held."""
         with self._lock:
             data, unreadable = self._read()
-            if data == self._seen:
+            again = data == self._seen
+            if again and not self._retry:
                 return False
             self._seen = data
             try:
@@ -216,7 +224,11 @@ class NetworkMembership:
                     raise errors.NetworkConfigurationInvalid(unreadable)
                 verified = self._verified(data, self.current)
             except errors.NetworkConfigurationRejected as exc:
-                return self._refuse(data, exc)
+                self._retry = isinstance(exc, errors.NetworkConfigurationNotYetValid)
+                if not again:  # a file retried was refused (logged, audited) once already
+                    self._refuse(data, exc)
+                return False
+            self._retry = False
             if verified.payload == self.current.payload:
                 return False  # the very same configuration, re-signed or re-written
             self.current = verified
@@ -250,7 +262,10 @@ class NetworkMembership:
     def _verified(self, data: bytes,
                   current: netconf.VerifiedConfiguration | None) -> netconf.VerifiedConfiguration:
         """The configuration of `data`, verified (against `current`) and naming this gateway."""
-        verified = netconf.verify(_parse(data), self._ca, self._clock(), current)
+        # The CRL in force counts beside the held configuration's: `[tls] crl` may revoke the
+        # authority before any configuration carries that revocation.
+        verified = netconf.verify(_parse(data), self._ca, self._clock(), current,
+                                  crl=self._authenticator.crl_in_force())
         problem = self._own.problem(verified)
         if problem:
             raise errors.NetworkConfigurationInvalid(
@@ -265,7 +280,7 @@ class NetworkMembership:
         except certs_ca.CAError as exc:  # verify checked it: a malformed entry, at most
             log.error("[network] %s is not used: %s", where, exc)
 
-    def _refuse(self, data: bytes | None, error: errors.NetworkConfigurationRejected) -> bool:
+    def _refuse(self, data: bytes | None, error: errors.NetworkConfigurationRejected) -> None:
         held = self.current
         log.error("[network] configuration_file: %s refused (%s: %s); keeping network %s"
                   " version %d", self._path, error.reason, error.message, held.network_id,
@@ -273,7 +288,6 @@ class NetworkMembership:
         signed = _parse_quietly(data)
         self._audit(CONFIGURATION_REFUSED, signed, f"{error.reason}: {error.message}",
                     outcome=record.REFUSED)
-        return False
 
     def _audit(self, action: str, signed: network_pb2.SignedNetworkConfiguration | None,
                reason: str, outcome: str = record.ALLOWED) -> None:

@@ -79,6 +79,8 @@ class Revocations:
     number: int
     next_update: datetime
     serials: frozenset[int]
+    crl: x509.CertificateRevocationList
+    """The CRL itself, as the CA signed it: what a network configuration is checked with."""
 
 
 def read_crl(path: Path, ca_certificate: x509.Certificate) -> Revocations:
@@ -106,7 +108,7 @@ def revocations(crl: x509.CertificateRevocationList, ca_certificate: x509.Certif
         serials = frozenset(entry.serial_number for entry in crl)
     except ValueError as exc:
         raise certs_ca.InvalidCRL(f"{where} holds a malformed entry: {exc}") from None
-    return Revocations(number, crl.next_update_utc, serials)
+    return Revocations(number, crl.next_update_utc, serials, crl)
 
 
 FileState = tuple[int, int, int] | None
@@ -192,6 +194,10 @@ class Authenticator:
         with self._lock:
             if self._offered is None or offered.number > self._offered.number:
                 self._offered = offered
+
+    def crl_in_force(self) -> x509.CertificateRevocationList:
+        """The CRL in force (the newer of `[tls] crl` and the one offered)."""
+        return self._current().crl
 
     def _current(self) -> Revocations:
         """The CRL in force: the newer of the file's and the one offered."""

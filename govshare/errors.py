@@ -149,10 +149,16 @@ class NetworkConfigurationSignatureInvalid(NetworkConfigurationRejected):
 
 
 class NetworkConfigurationExpired(NetworkConfigurationRejected):
-    """A network configuration is past its expire_time (or, reason NOT_YET_VALID, issued later
-    than now allows)."""
+    """A network configuration is past its expire_time."""
 
     reason = "NETWORK_CONFIGURATION_EXPIRED"
+
+
+class NetworkConfigurationNotYetValid(NetworkConfigurationExpired):
+    """A network configuration is issued later than now allows: the one refusal that time alone
+    can lift, so a gateway tries the same file again."""
+
+    reason = "NETWORK_CONFIGURATION_NOT_YET_VALID"
 
 
 class NetworkConfigurationNotNewer(NetworkConfigurationRejected):

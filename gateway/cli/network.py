@@ -25,7 +25,7 @@ from gateway.cli.output import add_row, console, emit_json, folding_grid, foldin
 from gateway.text import shown
 from gateway.v1 import network_pb2
 from govshare import errors, times
-from govshare.signing import SigningKey, write_private_pem
+from govshare.signing import SigningKey, VerifyKey, write_private_pem
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import NoteVerifier
 
@@ -246,24 +246,41 @@ def _list(values: dict[str, Any], key: str, where: object) -> list[Any]:
 
 def _member(base: Path, entry: Any, where: str) -> network_pb2.MemberGateway:
     """One [[members]] table: its certificates folder holds tls.pem and signing.pem (as `certs
-    issue-gateway` writes it); the audit origin is the audit verifier key's name."""
+    issue-gateway` writes it); its audit log is named by `audit_origin` or by the file
+    `audit_verifier_key` (see `_audit_key`)."""
     if not isinstance(entry, dict):
         raise LocalMistake(f"{where} must be a [[members]] table")
     regions = _list(entry, "region_codes", where)
     if not all(isinstance(code, str) for code in regions):
         raise LocalMistake(f"{where}: region_codes must be codes in quotes, such as \"440000\"")
     folder = base / _text(entry, "certificates", where)
-    audit_key = (base / _text(entry, "audit_verifier_key", where)).read_text().strip()
-    try:
-        origin = NoteVerifier.from_verifier_key(audit_key).name
-    except ValueError as exc:
-        raise LocalMistake(f"{where}: audit_verifier_key is not a signed-note verifier key:"
-                           f" {exc}") from None
+    signing_certificate = (folder / SIGNING_CERT).read_text()
+    audit_key = _audit_key(base, entry, signing_certificate, where)
     return network_pb2.MemberGateway(
         id=_text(entry, "id", where), region_codes=regions,
         address=_text(entry, "address", where),
         tls_certificate_pem=(folder / TLS_CERT).read_text(),
-        signing_certificate_pem=(folder / SIGNING_CERT).read_text(),
-        audit_origin=origin, audit_verifier_key=audit_key,
+        signing_certificate_pem=signing_certificate,
+        audit_origin=audit_key.name, audit_verifier_key=audit_key.verifier_key,
         witness_verifier_key=(base / _text(entry, "witness_verifier_key", where)
                               ).read_text().strip())
+
+
+def _audit_key(base: Path, entry: dict[str, Any], signing_certificate: str,
+               where: str) -> NoteVerifier:
+    """The member's audit verifier key. A gateway signs its checkpoints with its signing key
+    under its `[audit] origin`, so `audit_origin` alone gives the key (with the signing
+    certificate), before the gateway ever started; `audit_verifier_key`, a file holding the
+    audit.vkey line a started gateway wrote, gives it too."""
+    if ("audit_origin" in entry) == ("audit_verifier_key" in entry):
+        raise LocalMistake(f"{where}: give audit_origin (the member's [audit] origin in its"
+                           " gateway.toml, its own in the network) or audit_verifier_key (a"
+                           " file holding its audit.vkey line), one of them")
+    try:
+        if "audit_origin" in entry:
+            return NoteVerifier(_text(entry, "audit_origin", where),
+                                VerifyKey.from_certificate(signing_certificate))
+        return NoteVerifier.from_verifier_key(
+            (base / _text(entry, "audit_verifier_key", where)).read_text().strip())
+    except ValueError as exc:
+        raise LocalMistake(f"{where}: cannot make its audit verifier key: {exc}") from None

@@ -5,6 +5,7 @@ the exit codes scripts rely on (0 valid, 1 refused, 2 bad input)."""
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.support.federation import (
     REGIONS,
     WITNESS_KEY_FILE,
     Federation,
+    origin,
 )
 
 
@@ -35,8 +37,10 @@ def ok(*args: str | Path) -> Result:
     return result
 
 
-def describe(net: Federation, address: str = "{id}.example.gov:8443", quorum: int = 1) -> Path:
-    """A description file listing every member of `net` by its folder and key files."""
+def describe(net: Federation, address: str = "{id}.example.gov:8443", quorum: int = 1,
+             audit: str = f'audit_verifier_key = "{{folder}}/{AUDIT_KEY_FILE}"') -> Path:
+    """A description file listing every member of `net` by its folder and key files (`audit`
+    names its audit log: the audit.vkey file by default)."""
     lines = [f'network_id = "{NETWORK_ID}"', f"quorum = {quorum}"]
     for gateway_id, regions in REGIONS.items():
         folder = Path("gateways") / gateway_id
@@ -44,7 +48,7 @@ def describe(net: Federation, address: str = "{id}.example.gov:8443", quorum: in
                   f"region_codes = {json.dumps(regions)}",
                   f'address = "{address.format(id=gateway_id)}"',
                   f'certificates = "{folder}"',
-                  f'audit_verifier_key = "{folder / AUDIT_KEY_FILE}"',
+                  audit.format(folder=folder, origin=origin(gateway_id)),
                   f'witness_verifier_key = "{folder / WITNESS_KEY_FILE}"']
     path = net.root / "network.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -133,6 +137,37 @@ def test_tampered_file_is_refused(net: Federation) -> None:
     path.write_bytes(message.SerializeToString())
     result = run("network", "verify", path, "--ca-certificate", net.root / "ca" / "ca.pem")
     assert result.exit_code == 1 and "does not verify" in result.output
+
+
+def created(net: Federation, **describe_options) -> Result:
+    return run("network", "create", describe(net, **describe_options), "--ca", net.root / "ca",
+               "--out", net.root / "x.pb")
+
+
+def test_create_derives_the_audit_verifier_key_from_the_origin(net: Federation) -> None:
+    assert created(net, audit='audit_origin = "{origin}"').exit_code == 0
+    members = network_pb2.NetworkConfiguration.FromString(
+        (net.root / "x.pb").read_bytes()).members
+    assert [m.audit_verifier_key for m in members] == [
+        (net.folder(gateway_id) / AUDIT_KEY_FILE).read_text().strip() for gateway_id in REGIONS]
+
+
+def test_create_says_each_gateway_sets_its_own_audit_origin(net: Federation) -> None:
+    result = created(net, audit='audit_origin = "govshare.local/audit"')
+    assert result.exit_code == 1
+    assert "share audit_origin 'govshare.local/audit'" in result.output
+    assert "each gateway sets its own [audit] origin" in result.output
+    both = created(net, audit='audit_origin = "{origin}"\naudit_verifier_key = "k"')
+    assert both.exit_code == 2 and "one of them" in both.output
+    assert created(net, audit="").exit_code == 2
+
+
+def test_create_says_the_member_id_is_the_certificates_gateway_id(net: Federation) -> None:
+    shutil.rmtree(net.folder("sh-gateway"))
+    net.add_gateway("sh-gateway", name="shanghai")  # issued with another --name
+    result = created(net)
+    assert result.exit_code == 1
+    assert "certs issue-gateway --name sh-gateway" in result.output
 
 
 def test_bad_input_exits_2(net: Federation) -> None:

@@ -19,7 +19,12 @@ from gateway.server import StartError, create_server
 from gateway.v1 import network_pb2, network_pb2_grpc
 from govshare.signing import sha256
 from tests.support.exchange import MovableClock, ask, publish
-from tests.support.federation import Membership, lay_out_member, start_member_network
+from tests.support.federation import (
+    NETWORK_ID,
+    Membership,
+    lay_out_member,
+    start_member_network,
+)
 from tests.support.network import Network
 from tests.support.security import flip_byte
 
@@ -191,3 +196,39 @@ def test_the_sdk_refuses_a_receipt_signed_by_a_revoked_gateway_certificate(membe
     with pytest.raises(errors.CertificateRevoked, match="gateway's signing certificate"):
         informed.fetch(dataset, tmp_path / "second.csv")
     assert not (tmp_path / "second.csv").exists()
+
+
+def _revoke_the_authority(membership: Membership) -> network_pb2.SignedNetworkConfiguration:
+    """The CA revokes the authority ([tls] crl now says so); a configuration its stolen key signs,
+    carrying the CRL from before (version 2)."""
+    before = membership.ca.crl().public_bytes(Encoding.DER)
+    membership.ca.revoke(f"urn:govshare:network:{NETWORK_ID}", "keyCompromise")
+    return membership.signed(2, crl_der=before)
+
+
+def test_authority_revoked_in_the_gateways_crl_is_refused(member, tmp_path):
+    network, membership, _ = member
+    membership.write(_revoke_the_authority(membership))
+    assert network.gateway.network.refresh() is False
+    assert network.gateway.network.current.version == 1
+    assert "NETWORK_CONFIGURATION_SIGNATURE_INVALID" in network_leaves(network)[-1][2]
+
+    layout, fresh = lay_out_member(tmp_path / "fresh")  # and a gateway starting on it
+    fresh.write(_revoke_the_authority(fresh))
+    start_refused(layout, "network authority certificate .* is revoked")
+
+
+def test_not_yet_valid_file_is_taken_once_valid(member):
+    network, membership, clock = member
+    ahead = membership.signed(2, now=datetime.now(UTC) + timedelta(minutes=10))
+    membership.write(ahead)  # signed by an authority whose clock runs ahead
+    assert network.gateway.network.refresh() is False
+    assert network.gateway.network.refresh() is False  # tried again, still too early
+
+    clock.offset = timedelta(minutes=6)
+    assert network.gateway.network.refresh() is True
+    assert served(network).SerializeToString() == ahead.SerializeToString()
+    assert [(a, o) for a, o, _ in network_leaves(network)] == [
+        (CONFIGURATION_LOADED, "ALLOWED"), (CONFIGURATION_REFUSED, "REFUSED"),
+        (CONFIGURATION_LOADED, "ALLOWED")]  # refused once, not at every retry
+    assert "NETWORK_CONFIGURATION_NOT_YET_VALID" in network_leaves(network)[1][2]

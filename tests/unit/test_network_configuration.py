@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs import SIGNING_CERT, CertificateAuthority
+from certs import SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority
 from certs import network_configuration as netconf
 from gateway.v1 import network_pb2
 from govshare import envelopes, errors
@@ -138,6 +138,61 @@ def test_revoked_authority(tmp_path: Path) -> None:
     holder = verify(net, net.sign(net.unsigned(), 2, authority=_new_authority(net, tmp_path)))
     assert "revoked" in refused(net, stale, errors.NetworkConfigurationSignatureInvalid,
                                 current=holder)
+
+
+def test_a_crl_the_receiver_holds_besides_counts_for_the_authority(tmp_path: Path) -> None:
+    # A stolen authority key signs with the CRL from before its revocation; the receiver holds
+    # no configuration carrying the revocation, only its own newer CRL ([tls] crl).
+    net = Federation(tmp_path)
+    old_crl = net.crl_der()
+    authority = x509.load_pem_x509_certificate((net.authority / SIGNING_CERT).read_bytes())
+    net.ca.revoke(f"{authority.serial_number:x}", "keyCompromise")
+    stolen = net.sign(_carrying(net, old_crl), 1)
+    assert verify(net, stolen).version == 1  # by its own CRL alone it passes
+    with pytest.raises(errors.NetworkConfigurationSignatureInvalid, match="is revoked"):
+        netconf.verify(stolen, net.ca.certificate, NOW, crl=net.ca.crl())
+    # An older CRL held besides does not hide the revocation the carried one holds.
+    with pytest.raises(errors.NetworkConfigurationSignatureInvalid, match="is revoked"):
+        netconf.verify(net.signed(), net.ca.certificate, NOW,
+                       crl=x509.load_der_x509_crl(old_crl))
+
+
+def _carrying(net: Federation, crl_der: bytes) -> network_pb2.NetworkConfiguration:
+    configuration = net.unsigned()
+    configuration.crl_der = crl_der
+    return configuration
+
+
+def test_configuration_cannot_outlive_its_authority_certificate(net: Federation,
+                                                               tmp_path: Path) -> None:
+    net.ca.issue_network_authority(NETWORK_ID, tmp_path / "short", validity_days=1, now=NOW)
+    folder = tmp_path / "short"
+    with pytest.raises(errors.NetworkConfigurationInvalid,
+                       match="after the notAfter of the network authority certificate"):
+        netconf.sign(net.unsigned(), SigningKey.load(folder / SIGNING_KEY),
+                     (folder / SIGNING_CERT).read_text(), net.ca.certificate, version=1,
+                     validity=timedelta(days=3), now=NOW)
+    # Sealed without sign's checks, receivers refuse it as well, while the certificate is valid.
+    outliving = net.sign(net.unsigned(), validity=timedelta(days=3), authority=folder)
+    assert "renewed authority certificate" in refused(net, outliving,
+                                                      errors.NetworkConfigurationInvalid)
+    assert verify(net, net.sign(net.unsigned(), validity=timedelta(hours=23),
+                                authority=folder)).version == 1
+
+
+@pytest.mark.parametrize("purpose", ["tls", "signing"])
+def test_member_certificate_expiring_before_the_configuration_is_refused(
+        net: Federation, tmp_path: Path, purpose: str) -> None:
+    net.ca.issue_gateway(tmp_path / "short", "gd-gateway", validity_days=1, now=NOW)
+    member = net.member("gd-gateway")
+    short = tmp_path / "short" / {"tls": TLS_CERT, "signing": SIGNING_CERT}[purpose]
+    setattr(member, f"{purpose}_certificate_pem", short.read_text())
+    members = [member, net.member("bj-gateway")]
+    message = refused(net, net.sign(net.unsigned(members), validity=timedelta(days=2)),
+                      errors.NetworkConfigurationInvalid)
+    assert f"the notAfter of member 'gd-gateway' {purpose} certificate" in message
+    assert "govshare certs issue-gateway" in message
+    assert verify(net, net.sign(net.unsigned(members), validity=timedelta(hours=23))).version == 1
 
 
 def _new_authority(net: Federation, tmp_path: Path) -> Path:
