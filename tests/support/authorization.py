@@ -26,6 +26,8 @@ COLUMNS: dict[str, str] = {
     "suspended": "Suspended agency",
     "admin": "Admin",
     "auditor": "Auditor",
+    "peer": "Peer gateway",
+    "outsider": "Gateway not a member",
     "revoked": "Revoked certificate",
     "foreign_ca": "Foreign-CA certificate",
     "no_certificate": "No certificate",
@@ -43,6 +45,10 @@ CAST: dict[str, str] = {
     "suspended": "agency gz-police (440100): registered, then suspended by an administrator",
     "admin": "a staff certificate with the `admin` role: manages the directory",
     "auditor": "a staff certificate with the `auditor` role: reads the audit log",
+    "peer": "gateway bj-gateway: another member of the gateway's network, calling with the TLS"
+            " certificate the network configuration names for it",
+    "outsider": "gateway sh-gateway: a gateway certificate of the national CA that the"
+                " configuration does not name",
     "revoked": "agency hz-water (330100): registered, its TLS certificate revoked in the CRL",
     "foreign_ca": "a certificate for gd-health issued by another CA",
     "no_certificate": "a TLS connection without a client certificate",
@@ -60,9 +66,13 @@ NO_GRANT = "PERMISSION_DENIED NO_ACTIVE_GRANT"
 HIDDEN = "PERMISSION_DENIED DATASET_NOT_VISIBLE"
 NOT_PARTY = "PERMISSION_DENIED NOT_A_PARTY"
 NOT_VISIBLE = "PERMISSION_DENIED EVENT_NOT_VISIBLE"
+NOT_IN_NETWORK = "PERMISSION_DENIED PEER_NOT_IN_NETWORK"
 
 NO_CONNECTION = (REVOKED, HANDSHAKE, HANDSHAKE)
 """The last three columns: always the same, whatever the RPC."""
+GATEWAYS = (ROLE, NOT_IN_NETWORK, *NO_CONNECTION)
+"""The last five columns of every RPC but the witness's: a peer may call nothing else, and a
+gateway the configuration does not name is refused whatever it calls."""
 
 
 @dataclass(frozen=True)
@@ -88,102 +98,106 @@ def _row(rpc: str, action: str, request: str, *cells: str) -> Row:
 
 
 # Columns:            owner, requester, same region, other region, suspended, admin, auditor,
-#                     then NO_CONNECTION (revoked, foreign CA, no certificate).
+#                     then GATEWAYS (peer, gateway not a member, and NO_CONNECTION: revoked,
+#                     foreign CA, no certificate).
 TABLE: tuple[Row, ...] = (
     _row("DirectoryService.GetAgency", "directory.get",
          "name = the owner (owner: the agency named)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
     _row("DirectoryService.ListAgencies", "directory.list",
          "no filter (no owner: the owner column is gd-health calling)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
     _row("DirectoryService.RegisterAgency", "directory.register",
          "a new agency with its CA-issued signing certificate (no owner: administration)",
-         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *GATEWAYS),
     _row("DirectoryService.SuspendAgency", "directory.suspend",
          "name = a spare registered agency (no owner: administration)",
-         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *GATEWAYS),
     _row("DirectoryService.ReinstateAgency", "directory.reinstate",
          "name = a spare agency an administrator suspended (no owner: administration)",
-         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *GATEWAYS),
     _row("DirectoryService.ReplaceSigningCertificate", "directory.signing_certificate.replace",
          "name = a spare agency, with a second signing certificate the CA issued to it (no"
          " owner: administration)",
-         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *NO_CONNECTION),
+         ROLE, ROLE, ROLE, ROLE, ROLE, OK, ROLE, *GATEWAYS),
     _row("CatalogService.PublishDataset", "catalog.publish",
          "a new dataset under the owner, manifest signed by the caller (staff, who hold no"
          " signing key, send the owner's)",
          OK, "PERMISSION_DENIED NOT_PUBLISHER", "PERMISSION_DENIED NOT_PUBLISHER",
-         "PERMISSION_DENIED NOT_PUBLISHER", SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         "PERMISSION_DENIED NOT_PUBLISHER", SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("CatalogService.GetDataset", "catalog.get",
          "the owner's CONFIDENTIAL dataset (PUBLIC and INTERNAL ones are visible to every"
          " registered agency)",
-         OK, OK, HIDDEN, HIDDEN, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, HIDDEN, HIDDEN, SUSPENDED, OK, OK, *GATEWAYS),
     _row("CatalogService.ListDatasets", "catalog.list",
          "parent = the owner (each caller sees only the datasets it may see)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
     _row("CatalogService.ListDatasetVersions", "catalog.versions",
          "parent = the owner's CONFIDENTIAL dataset",
-         OK, OK, HIDDEN, HIDDEN, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, HIDDEN, HIDDEN, SUSPENDED, OK, OK, *GATEWAYS),
     _row("CatalogService.WithdrawDataset", "catalog.withdraw",
          "name = a dataset of the owner",
-         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.CreateAccessRequest", "exchange.request.create",
          "parent = the caller, a statement signed by the caller asking for the owner's"
          " CONDITIONAL dataset (staff send the requester's)",
-         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.GetAccessRequest", "exchange.request.get",
          "name = the requester's pending request for the owner's dataset",
-         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.ListAccessRequests", "exchange.request.list",
          "parent = the owner, incoming requests",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.ApproveAccessRequest", "exchange.request.approve",
          "name = a pending request for the owner's dataset, decision signed by the caller"
          " (staff send the owner's)",
-         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.DenyAccessRequest", "exchange.request.deny",
          "as ApproveAccessRequest, with a reason",
-         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.WithdrawAccessRequest", "exchange.request.withdraw",
          "name = a new pending request of the requester for the owner's dataset, with a reason"
          " (only the requester withdraws: the owner denies instead)",
          NOT_REQUESTER, OK, NOT_REQUESTER, NOT_REQUESTER, SUSPENDED, ROLE, ROLE,
-         *NO_CONNECTION),
+         *GATEWAYS),
     _row("ExchangeService.ListGrants", "exchange.grant.list",
          "parent = the owner, grants given",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("ExchangeService.RevokeGrant", "exchange.grant.revoke",
          "name = an active grant to the requester on the owner's dataset (administrators may"
          " revoke any grant)",
-         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, OK, ROLE, *NO_CONNECTION),
+         OK, NOT_OWNER, NOT_OWNER, NOT_OWNER, SUSPENDED, OK, ROLE, *GATEWAYS),
     _row("ExchangeService.FetchDataset", "exchange.fetch",
          "dataset = the owner's CONFIDENTIAL dataset (only a grantee fetches; the owner reads"
          " its own dataset with GetDataset and ListDatasetVersions)",
          "FAILED_PRECONDITION OWN_DATASET", OK, NO_GRANT, NO_GRANT, SUSPENDED, ROLE, ROLE,
-         *NO_CONNECTION),
+         *GATEWAYS),
     _row("ExchangeService.WatchEvents", "exchange.watch",
          "parent = the owner, from the first event",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *NO_CONNECTION),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
     _row("AuditService.ListAuditEvents", "audit.list",
          "every event (an agency sees only the events that name it; admins read none)",
-         OK, OK, OK, OK, SUSPENDED, ROLE, OK, *NO_CONNECTION),
+         OK, OK, OK, OK, SUSPENDED, ROLE, OK, *GATEWAYS),
     _row("AuditService.GetAuditEvent", "audit.get",
          "name = the event of the owner's publication",
-         OK, NOT_VISIBLE, NOT_VISIBLE, NOT_VISIBLE, SUSPENDED, ROLE, OK, *NO_CONNECTION),
+         OK, NOT_VISIBLE, NOT_VISIBLE, NOT_VISIBLE, SUSPENDED, ROLE, OK, *GATEWAYS),
     _row("AuditService.GetCheckpoint", "audit.checkpoint",
          "the latest checkpoint (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
     _row("AuditService.GetInclusionProof", "audit.prove.inclusion",
          "leaf 0 in the latest tree (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
     _row("AuditService.GetConsistencyProof", "audit.prove.consistency",
          "from tree size 1 to the latest (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
-    # The matrix's gateway is no network member: the callers allowed get OK with no
-    # configuration; a member serves them its configuration (test_network_membership.py).
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
     _row("NetworkService.GetNetworkConfiguration", "network.configuration.get",
-         "name = networkConfiguration, from a gateway that is no network member (no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *NO_CONNECTION),
+         "name = networkConfiguration, the configuration the gateway holds (no owner)",
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+    # A suspended agency is refused for its role before its registration is looked at.
+    _row("WitnessService.AddCheckpoint", "witness.add_checkpoint",
+         "old size 0 and a checkpoint of the peer's audit log signed by its audit key (every"
+         " caller sends the peer's; the peer gets the witness's cosignature)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
 )
 
 
@@ -218,6 +232,13 @@ def render() -> str:
         "no rule depends on the caller's region, so the same-region and other-region columns",
         "agree (regions filter listings, they do not grant access). Staff see every dataset's",
         "metadata, CONFIDENTIAL ones included, but never content: only a grantee fetches.",
+        "",
+        "The gateway is a member of a network (`docs/FEDERATION.md`). A gateway certificate",
+        "is a peer only when the configuration the gateway holds names its id as another",
+        "member with that very TLS certificate; it is checked before the caller's role, so",
+        "a gateway certificate of the national CA that the configuration does not name is",
+        "refused `PEER_NOT_IN_NETWORK` whatever it calls. A peer may only ask the gateway,",
+        "as its witness, to cosign its log's checkpoints.",
         "",
         "| RPC | " + " | ".join(COLUMNS.values()) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
