@@ -5,8 +5,8 @@ field_names, classification, sharing_type), so filters work on one table; `datas
 (rowid = seq) holds the same four texts as `search_text`, written with the row. Listing is
 newest first by first publication (`create_time`, then `seq`), merged with the datasets
 replicated from the other members of the network (`dataset_position`), paged by keyset, so
-datasets added while a caller pages never shift the pages. Listings are returned as iterators read row by row, so a caller that
-fills a page by size reads no more rows than it sends.
+datasets added while a caller pages never shift the pages. Listings are returned as iterators
+read row by row, so a caller that fills a page by size reads no more rows than it sends.
 """
 
 from __future__ import annotations
