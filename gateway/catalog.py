@@ -432,9 +432,10 @@ class Catalog:
             viewer=call.caller.identity.id if call.caller.kind == AGENCY else None,
             now=times.to_text(call.time),
         )
-        found = sql.list_datasets(self._db.reader(), where, before=self._position(request),
-                                  limit=size + 1)
-        return paging.page(self._page_tokens, self._limits, request, found, size, _seq)
+        found = sql.list_datasets(self._db.reader(), where,
+                                  before=self._dataset_position(request), limit=size + 1)
+        return paging.page(self._page_tokens, self._limits, request, found, size,
+                           sql.dataset_position)
 
     def list_versions(
         self, call: Call, request: catalog_pb2.ListDatasetVersionsRequest,
@@ -449,6 +450,16 @@ class Catalog:
                                   confidential=self.sees_confidential(call, dataset))
         return paging.page(self._page_tokens, self._limits, request, found, size,
                            _version_number)
+
+    def _dataset_position(self, request: Any) -> sql.DatasetPosition | None:
+        position = self._page_tokens.decode(request.page_token, request)
+        if position is None:
+            return None
+        if not (isinstance(position, list) and len(position) == 3
+                and [type(part) for part in position] == [str, str, int]):
+            raise errors.InvalidArgument("page_token is not valid for this request",
+                                         reason="INVALID_PAGE_TOKEN", field="page_token")
+        return (position[0], position[1], position[2])
 
     def _position(self, request: Any) -> int | None:
         position = self._page_tokens.decode(request.page_token, request)
@@ -553,10 +564,6 @@ def visible_under(grants: list[Grant], terms: Dataset | Version) -> bool:
     for a caller whose grants are read already."""
     return terms.classification != "CONFIDENTIAL" or any(
         grant.max_classification == "CONFIDENTIAL" for grant in grants)
-
-
-def _seq(dataset: Dataset) -> int:
-    return dataset.seq
 
 
 def _version_number(version: Version) -> int:

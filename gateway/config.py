@@ -193,6 +193,9 @@ class NetworkConfig:
     """How often the gateway asks the other members to cosign its latest checkpoint; a witness
     that does not answer is asked again later, waiting up to 32 times longer each time it
     fails."""
+    replicate_seconds: float = 30.0
+    """How often the gateway pulls the other members' directory and catalog changes; a member
+    not reached within three times this is named stale in ListAgencies and ListDatasets."""
 
 
 @dataclass(frozen=True)
@@ -349,6 +352,7 @@ def problems(config: Config) -> list[str]:
         ("[exchange] decision_working_days", config.exchange.decision_working_days),
         ("[network] refresh_seconds", config.network.refresh_seconds),
         ("[network] witness_push_seconds", config.network.witness_push_seconds),
+        ("[network] replicate_seconds", config.network.replicate_seconds),
     ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
         ("decision_working_days", config.exchange.decision_working_days, 366),
@@ -368,6 +372,7 @@ def problems(config: Config) -> list[str]:
         ("[limits] refusal_summary_seconds", limits.refusal_summary_seconds),
         ("[network] refresh_seconds", config.network.refresh_seconds),
         ("[network] witness_push_seconds", config.network.witness_push_seconds),
+        ("[network] replicate_seconds", config.network.replicate_seconds),
     ) if not value <= LONGEST_TIMER]
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"

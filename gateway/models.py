@@ -44,6 +44,9 @@ class Agency:
     update_time: str
     previous_signing_certificates: str = "[]"
     """JSON array of {certificate_pem, key_id, retire_time}, oldest first."""
+    network_member: str = ""
+    """"" for an agency of this gateway; else the member gateway it was replicated from (table
+    `replica_agencies`; not a column of `agencies`)."""
 
     @property
     def reply_bytes(self) -> int:
@@ -80,6 +83,9 @@ class Dataset:
     seq: int = 0
     """Position in the catalog, newest highest: the list order and page position (0 until
     stored)."""
+    network_member: str = ""
+    """"" for a dataset of this gateway; else the member gateway it was replicated from (table
+    `replica_datasets`, whose `seq` numbers replicas apart; not a column of `datasets`)."""
 
     @property
     def terms(self) -> tuple[str, int, str, str]:
@@ -91,6 +97,23 @@ class Dataset:
     def reply_bytes(self) -> int:
         return _FRAMING + 2 * len(self.signed_manifest) + _utf8(
             self.name, self.publisher, self.region_code, self.withdraw_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChange:
+    """One change of this gateway's directory or catalog that the other members pull (table
+    `network_changes`, joined): the agency or the shared dataset as it is now, or, for a
+    dataset no longer shared, only the hex SHA-256 of its name."""
+
+    position: int
+    agency: Agency | None = None
+    dataset: Dataset | None = None
+    removed_sha256: str = ""
+
+    @property
+    def reply_bytes(self) -> int:
+        return _FRAMING + (self.agency.reply_bytes if self.agency else 0) + (
+            self.dataset.reply_bytes if self.dataset else 0) + len(self.removed_sha256)
 
 
 @dataclass(frozen=True, slots=True)

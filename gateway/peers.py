@@ -53,6 +53,51 @@ class WitnessUnusable(Exception):
     """A witness's answer cannot be used (the message says why)."""
 
 
+class PeerChannels:
+    """The gRPC channels to the other members of the network, over mutual TLS with this
+    gateway's own TLS certificate; shared by everything that calls peers (witnessing,
+    replication), one channel per member."""
+
+    def __init__(self, tls_pair: tuple[bytes, bytes]):
+        """`tls_pair`: the gateway's TLS private key and certificate (PEM), as a client's."""
+        self._tls_pair = tls_pair
+        self._channels: dict[tuple[str, str], grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def channel(self, member: network_pb2.MemberGateway) -> grpc.Channel:
+        """A channel to `member` that trusts only its configuration TLS certificate: any
+        other certificate of the national CA (a stand-in server that would hide a witness)
+        fails the handshake. The configuration was checked to name a certificate of the CA
+        for that member; a newer one naming another certificate gets a new channel."""
+        key = _channel_key(member)
+        with self._lock:
+            channel = self._channels.get(key)
+            if channel is None:
+                private_key, certificate = self._tls_pair
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=member.tls_certificate_pem.encode(),
+                    private_key=private_key, certificate_chain=certificate)
+                channel = grpc.secure_channel(member.address, credentials)
+                self._channels[key] = channel
+            return channel
+
+    def failed(self, member: network_pb2.MemberGateway, error: grpc.RpcError) -> None:
+        """After a call to `member` failed: an UNAVAILABLE one gets a new channel next time,
+        since gRPC's own reconnect backoff would answer UNAVAILABLE without trying, for a while
+        after the member is back."""
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            with self._lock:
+                channel = self._channels.pop(_channel_key(member), None)
+            if channel is not None:
+                channel.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+
 @dataclass
 class _Witness:
     """What the log knows of one witness."""
@@ -67,15 +112,13 @@ class CosignatureCollector:
     """Collects the other members' cosignatures of this gateway's checkpoints."""
 
     def __init__(self, log: AuditLog, work: UnitOfWork, network: NetworkMembership,
-                 tls_pair: tuple[bytes, bytes], interval: float):
-        """`tls_pair`: the gateway's TLS private key and certificate (PEM), as a client's."""
+                 channels: PeerChannels, interval: float):
         self._log = log
         self._work = work
         self._network = network
-        self._tls_pair = tls_pair
+        self._channels = channels
         self._interval = interval
         self._witnesses: dict[str, _Witness] = {}
-        self._channels: dict[tuple[str, str], grpc.Channel] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cosignatures", daemon=True)
@@ -89,10 +132,6 @@ class CosignatureCollector:
         self._stopped.set()
         if self._thread.is_alive():
             self._thread.join()
-        with self._lock:
-            for channel in self._channels.values():
-                channel.close()
-            self._channels.clear()
 
     def push(self, *, due_only: bool = False) -> dict[str, str]:
         """Ask each other member (only those due, with `due_only`) to cosign the latest
@@ -117,10 +156,8 @@ class CosignatureCollector:
         try:
             outcome = self._ask(member, state)
         except (grpc.RpcError, WitnessUnusable) as exc:
-            if isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE:
-                # A new channel next time: gRPC's own reconnect backoff would answer
-                # UNAVAILABLE without trying, for a while after the witness is back.
-                self._channels.pop(_channel_key(member)).close()
+            if isinstance(exc, grpc.RpcError):
+                self._channels.failed(member, exc)
             state.failures += 1
             wait = self._interval * min(2 ** state.failures, MAX_BACKOFF)
             state.next_try = time.monotonic() + wait
@@ -137,7 +174,7 @@ class CosignatureCollector:
         latest = self._log.checkpoint()
         if state.size == latest.tree_size:
             return "up to date"
-        stub = witness_pb2_grpc.WitnessServiceStub(self._channel(member))
+        stub = witness_pb2_grpc.WitnessServiceStub(self._channels.channel(member))
         size = state.size or 0
         for _ in range(2):  # the first answer may be the witness's size: then once more
             try:
@@ -172,23 +209,6 @@ class CosignatureCollector:
         cosignature = Cosignature(self._log.origin, tree_size, member.id, own,
                                   times.to_text(times.utcnow()))
         self._work.commit(lambda tx: (sql.insert_cosignature(tx.conn, cosignature), []))
-
-    def _channel(self, member: network_pb2.MemberGateway) -> grpc.Channel:
-        """A channel to `member` that trusts only its configuration TLS certificate: any
-        other certificate of the national CA (a stand-in server that would hide a witness)
-        fails the handshake. The configuration was checked to name a certificate of the CA
-        for that member; a newer one naming another certificate gets a new channel."""
-        key = _channel_key(member)
-        channel = self._channels.get(key)
-        if channel is None:
-            private_key, certificate = self._tls_pair
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=member.tls_certificate_pem.encode(),
-                private_key=private_key, certificate_chain=certificate)
-            channel = grpc.secure_channel(member.address, credentials)
-            self._channels[key] = channel
-        return channel
-
 
 def _channel_key(member: network_pb2.MemberGateway) -> tuple[str, str]:
     return member.address, member.tls_certificate_pem

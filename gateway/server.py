@@ -38,14 +38,17 @@ from gateway.fetch import Fetcher
 from gateway.identity import Authenticator
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
-from gateway.peers import CosignatureCollector
+from gateway.peers import CosignatureCollector, PeerChannels
 from gateway.refusals import RefusalBudget, SummaryWriter
+from gateway.replication import Replicas
+from gateway.replicator import Replicator
 from gateway.rpc import DecodeGuard
 from gateway.services.audit import AuditService
 from gateway.services.catalog import CatalogService
 from gateway.services.directory import DirectoryService
 from gateway.services.exchange import ExchangeService
 from gateway.services.network import NetworkService
+from gateway.services.replication import ReplicationService
 from gateway.services.witness import WitnessService
 from gateway.statements import StatementOpener
 from gateway.storage import Database
@@ -62,6 +65,8 @@ from gateway.v1 import (
     exchange_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
+    replication_pb2,
+    replication_pb2_grpc,
     witness_pb2,
     witness_pb2_grpc,
 )
@@ -96,6 +101,7 @@ SERVICE_NAMES = tuple(
         (audit_pb2, "AuditService"),
         (network_pb2, "NetworkService"),
         (witness_pb2, "WitnessService"),
+        (replication_pb2, "ReplicationService"),
     )
 )
 
@@ -168,12 +174,17 @@ class Gateway:
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
-        self.witness = self.cosignatures = None
+        self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
+                                 config.limits, config.network.replicate_seconds)
+        self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key)
+            self.peer_channels = PeerChannels(peer_tls_pair(config))
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
-                                                     peer_tls_pair(config),
+                                                     self.peer_channels,
                                                      config.network.witness_push_seconds)
+            self.replicator = Replicator(self.replicas, self.network, self.peer_channels,
+                                         config.network.replicate_seconds)
 
     def _network_membership(self, config: Config,
                             signing_certificate: x509.Certificate) -> NetworkMembership | None:
@@ -238,6 +249,7 @@ class Gateway:
             if self.network is not None:
                 self.network.start(self.work.append, self.identity.uri)
                 self.cosignatures.start()
+                self.replicator.start()
             self._summaries.start()
             self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
@@ -278,6 +290,8 @@ class Gateway:
     def close(self) -> None:
         if self.cosignatures is not None:
             self.cosignatures.stop()
+            self.replicator.stop()
+            self.peer_channels.close()
         if self.network is not None:
             self.network.stop()
         self._summaries.stop()
@@ -384,9 +398,9 @@ def register_services(server: grpc.Server, gateway: Gateway) -> None:
     parts it serves through; `gateway` goes along as what the RPC wrapper uses at the door of
     every call (gateway.rpc.Gateway)."""
     directory_pb2_grpc.add_DirectoryServiceServicer_to_server(
-        DirectoryService(gateway, gateway.directory), server)
+        DirectoryService(gateway, gateway.directory, gateway.replicas), server)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(
-        CatalogService(gateway, gateway.catalog, gateway.limiter), server)
+        CatalogService(gateway, gateway.catalog, gateway.limiter, gateway.replicas), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
         ExchangeService(gateway, gateway.exchange, gateway.fetch, gateway.events,
                         gateway.limiter), server)
@@ -396,6 +410,8 @@ def register_services(server: grpc.Server, gateway: Gateway) -> None:
         NetworkService(gateway, gateway.network), server)
     witness_pb2_grpc.add_WitnessServiceServicer_to_server(
         WitnessService(gateway, gateway.witness), server)
+    replication_pb2_grpc.add_ReplicationServiceServicer_to_server(
+        ReplicationService(gateway, gateway.replicas), server)
 
 
 def _keepalive_options(server: ServerConfig) -> list[tuple[str, int]]:

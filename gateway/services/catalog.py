@@ -12,6 +12,7 @@ from gateway.context import Call, Transport
 from gateway.identity import ADMIN, AGENCY, AUDITOR
 from gateway.limits import Limiter
 from gateway.models import Dataset, Version
+from gateway.replication import Replicas
 from gateway.rpc import Gateway, rpc
 from gateway.v1 import catalog_pb2, catalog_pb2_grpc, envelope_pb2
 from govshare import errors, times
@@ -39,6 +40,7 @@ def dataset_proto(row: Dataset) -> catalog_pb2.Dataset:
         withdraw_reason=row.withdraw_reason,
         create_time=times.to_timestamp(row.create_time),
         update_time=times.to_timestamp(row.update_time),
+        network_member=row.network_member,
     )
 
 
@@ -55,10 +57,12 @@ def version_proto(row: Version) -> catalog_pb2.DatasetVersion:
 
 
 class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, gateway: Gateway, catalog: Catalog, limiter: Limiter):
+    def __init__(self, gateway: Gateway, catalog: Catalog, limiter: Limiter,
+                 replicas: Replicas):
         self.gateway = gateway
         self._catalog = catalog
         self._limiter = limiter
+        self._replicas = replicas
 
     @rpc("catalog.publish")
     def PublishDataset(self, requests: Iterator[catalog_pb2.PublishDatasetRequest],
@@ -80,7 +84,8 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
     def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, call: Call) -> Any:
         page = self._catalog.list_datasets(call, request)
         return catalog_pb2.ListDatasetsResponse(datasets=map(dataset_proto, page.items),
-                                                next_page_token=page.next_page_token)
+                                                next_page_token=page.next_page_token,
+                                                stale_members=self._replicas.stale_members())
 
     @rpc("catalog.versions", allow=EVERYONE)
     def ListDatasetVersions(self, request: catalog_pb2.ListDatasetVersionsRequest,

@@ -9,6 +9,7 @@ from gateway.context import Call
 from gateway.directory import Directory
 from gateway.identity import ADMIN, AGENCY, AUDITOR
 from gateway.models import Agency
+from gateway.replication import Replicas
 from gateway.rpc import Gateway, rpc
 from gateway.v1 import directory_pb2, directory_pb2_grpc
 from govshare import times
@@ -33,13 +34,15 @@ def agency_proto(row: Agency) -> directory_pb2.Agency:
                 certificate_pem=retired["certificate_pem"], key_id=retired["key_id"],
                 retire_time=times.to_timestamp(retired["retire_time"]))
             for retired in json.loads(row.previous_signing_certificates)],
+        network_member=row.network_member,
     )
 
 
 class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
-    def __init__(self, gateway: Gateway, directory: Directory):
+    def __init__(self, gateway: Gateway, directory: Directory, replicas: Replicas):
         self.gateway = gateway
         self._directory = directory
+        self._replicas = replicas
 
     @rpc("directory.get", allow=EVERYONE)
     def GetAgency(self, request: directory_pb2.GetAgencyRequest, call: Call) -> Any:
@@ -50,7 +53,8 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
     def ListAgencies(self, request: directory_pb2.ListAgenciesRequest, call: Call) -> Any:
         page = self._directory.list_agencies(call, request)
         return directory_pb2.ListAgenciesResponse(agencies=map(agency_proto, page.items),
-                                                  next_page_token=page.next_page_token)
+                                                  next_page_token=page.next_page_token,
+                                                  stale_members=self._replicas.stale_members())
 
     @rpc("directory.register", allow=(ADMIN,))
     def RegisterAgency(self, request: directory_pb2.RegisterAgencyRequest, call: Call) -> Any:

@@ -3,13 +3,15 @@
 A dataset row carries its latest version's metadata denormalised (title, abstract, tags,
 field_names, classification, sharing_type), so filters work on one table; `datasets_fts`
 (rowid = seq) holds the same four texts as `search_text`, written with the row. Listing is
-newest first by `seq`, paged by keyset (`seq < after`), so datasets added while a caller pages
-never shift the pages. Listings are returned as iterators read row by row, so a caller that
-fills a page by size reads no more rows than it sends.
+newest first by first publication (`create_time`, then `seq`), merged with the datasets
+replicated from the other members of the network (`dataset_position`), paged by keyset, so
+datasets added while a caller pages never shift the pages. Listings are returned as iterators
+read row by row, so a caller that fills a page by size reads no more rows than it sends.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -161,23 +163,60 @@ class DatasetFilter:
     """times.to_text of now, for grant expiry."""
 
 
+DatasetPosition = tuple[str, str, int]
+"""Where a dataset stands in the merged catalog: (create_time, network_member, seq), listed in
+descending order; this gateway's own datasets have member "" and the seq of `datasets`, the
+replicated ones their member and the seq of `replica_datasets`."""
+
+
+def dataset_position(dataset: Dataset) -> DatasetPosition:
+    return (dataset.create_time, dataset.network_member, dataset.seq)
+
+
 def list_datasets(
-    conn: sqlite3.Connection, where: DatasetFilter, *, before: int | None, limit: int
+    conn: sqlite3.Connection, where: DatasetFilter, *, before: DatasetPosition | None,
+    limit: int,
 ) -> Iterator[Dataset]:
-    """Datasets matching `where`, newest first, those with seq below `before` when given."""
+    """Datasets matching `where`, this gateway's and those replicated from the other members
+    of its network, newest first by first publication (`dataset_position`), those below
+    `before` when given; `limit` of each kind at most."""
+    return heapq.merge(_own_datasets(conn, where, before, limit),
+                       _replica_datasets(conn, where, before, limit),
+                       key=dataset_position, reverse=True)
+
+
+def _filters(alias: str, where: DatasetFilter) -> tuple[list[str], list[Any]]:
+    """The clauses of `where` that read the dataset row `alias` alone (own and replica rows
+    have the same columns), with their parameters."""
     clauses: list[str] = []
     params: list[Any] = []
-    if before is not None:
-        clauses.append("d.seq < ?")
-        params.append(before)
     for column, value in (("publisher", where.publisher), ("classification", where.classification),
                           ("sharing_type", where.sharing_type)):
         if value:
-            clauses.append(f"d.{column} = ?")
+            clauses.append(f"{alias}.{column} = ?")
             params.append(value)
     if where.region_prefix:
-        clauses.append("d.region_code LIKE ?")
+        clauses.append(f"{alias}.region_code LIKE ?")
         params.append(where.region_prefix + "%")
+    if where.dataset_id:  # ids hold no GLOB wildcards: only the publisher's "*" matches any
+        clauses.append(f"{alias}.name GLOB ?")
+        params.append(f"agencies/{where.publisher or '*'}/datasets/{where.dataset_id}")
+    if not where.show_withdrawn:
+        clauses.append(f"{alias}.state = 'ACTIVE'")
+    return clauses, params
+
+
+def _own_datasets(conn: sqlite3.Connection, where: DatasetFilter,
+                  before: DatasetPosition | None, limit: int) -> Iterator[Dataset]:
+    clauses, params = _filters("d", where)
+    if before is not None:
+        time, member, seq = before
+        if member:  # after a replica: this gateway's datasets of that time come next
+            clauses.append("d.create_time <= ?")
+            params.append(time)
+        else:
+            clauses.append("(d.create_time, d.seq) < (?, ?)")
+            params.extend((time, seq))
     if where.tag:
         clauses.append("EXISTS (SELECT 1 FROM dataset_tags t WHERE t.dataset_seq = d.seq"
                        " AND t.tag = ?)")
@@ -185,27 +224,52 @@ def list_datasets(
     if where.fts_query:
         clauses.append("d.seq IN (SELECT rowid FROM datasets_fts WHERE datasets_fts MATCH ?)")
         params.append(where.fts_query)
-    if where.dataset_id:  # ids hold no GLOB wildcards: only the publisher's "*" matches any
-        clauses.append("d.name GLOB ?")
-        params.append(f"agencies/{where.publisher or '*'}/datasets/{where.dataset_id}")
-    if not where.show_withdrawn:
-        clauses.append("d.state = 'ACTIVE'")
     if where.viewer is not None:
         clauses.append(VISIBLE_TO)
         params.extend(visible_to_params(where.viewer, where.now))
     params.append(limit)
     matching = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return each(conn.execute(
-        f"{_DATASETS}{matching} ORDER BY d.seq DESC LIMIT ?",
+        f"{_DATASETS}{matching} ORDER BY d.create_time DESC, d.seq DESC LIMIT ?",
         params,
     ), Dataset)
+
+
+_REPLICA_DATASETS = (
+    "SELECT r.name, r.publisher, r.region_code, r.latest_version, r.state, r.withdraw_reason,"
+    " r.classification, r.sharing_type, r.title, r.abstract, r.tags, r.field_names,"
+    " r.create_time, r.update_time, r.signed_manifest, r.seq, r.member AS network_member"
+    " FROM replica_datasets r"
+)
+"""Replicated dataset rows as Datasets. Only datasets every agency may see are replicated
+(gateway.replication), so no viewer's visibility filters them."""
+
+
+def _replica_datasets(conn: sqlite3.Connection, where: DatasetFilter,
+                      before: DatasetPosition | None, limit: int) -> Iterator[Dataset]:
+    clauses, params = _filters("r", where)
+    if before is not None:
+        clauses.append("(r.create_time, r.member, r.seq) < (?, ?, ?)")
+        params.extend(before)
+    if where.tag:  # the replica keeps the tags joined by spaces only
+        clauses.append("instr(' ' || r.tags || ' ', ?) > 0")
+        params.append(f" {where.tag} ")
+    if where.fts_query:
+        clauses.append("r.seq IN (SELECT rowid FROM replica_datasets_fts"
+                       " WHERE replica_datasets_fts MATCH ?)")
+        params.append(where.fts_query)
+    params.append(limit)
+    matching = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return each(conn.execute(
+        f"{_REPLICA_DATASETS}{matching} ORDER BY r.create_time DESC, r.member DESC,"
+        " r.seq DESC LIMIT ?", params), Dataset)
 
 
 # -- writing (inside unit-of-work changes) -------------------------------------------------------
 
 
 _DATASET_COLUMNS = tuple(field.name for field in fields(Dataset)
-                         if field.name not in ("seq", "signed_manifest"))
+                         if field.name not in ("seq", "signed_manifest", "network_member"))
 """The columns of a Dataset written to its row (the database numbers it; the signed manifest
 is its latest version's)."""
 
@@ -232,10 +296,12 @@ SEARCHED = ("title", "abstract", "tags", "field_names")
 """The dataset columns full-text search covers, in `datasets_fts` column order."""
 
 
-def index_search_text(conn: sqlite3.Connection, seq: int, texts: Sequence[str]) -> None:
-    """Index (or re-index) dataset `seq` under the SEARCHED texts, as `search_text`."""
+def index_search_text(conn: sqlite3.Connection, seq: int, texts: Sequence[str],
+                      index: str = "datasets_fts") -> None:
+    """Index (or re-index) dataset `seq` under the SEARCHED texts, as `search_text`, in the
+    full-text `index` (`replica_datasets_fts` for replicated datasets)."""
     conn.execute(
-        "INSERT OR REPLACE INTO datasets_fts (rowid, title, abstract, tags, field_names)"
+        f"INSERT OR REPLACE INTO {index} (rowid, title, abstract, tags, field_names)"
         " VALUES (?, ?, ?, ?, ?)", (seq, *map(search_text, texts)),
     )
 

@@ -16,21 +16,30 @@ def get_agency_by_key_id(conn: sqlite3.Connection, key_id: str) -> Agency | None
     return first(conn.execute("SELECT * FROM agencies WHERE signing_key_id = ?", (key_id,)), Agency)
 
 
+_AGENCY_COLUMNS = ("id, display_name, region_code, signing_certificate_pem, signing_key_id,"
+                   " state, suspend_reason, create_time, update_time,"
+                   " previous_signing_certificates")
+
+
 def list_agencies(
     conn: sqlite3.Connection, *, after: str, limit: int, region_prefix: str = ""
 ) -> list[Agency]:
-    """Agencies with id > after, ordered by id; region_prefix matches region codes by prefix."""
+    """Agencies with id > after, ordered by id, this gateway's and those replicated from the
+    other members of its network alike; region_prefix matches region codes by prefix."""
+    where = "WHERE id > ? AND region_code LIKE ?"
     return every(
         conn.execute(
-            "SELECT * FROM agencies WHERE id > ? AND region_code LIKE ? ORDER BY id LIMIT ?",
-            (after, region_prefix + "%", limit),
+            f"SELECT {_AGENCY_COLUMNS}, '' AS network_member FROM agencies {where}"
+            f" UNION ALL SELECT {_AGENCY_COLUMNS}, member AS network_member"
+            f" FROM replica_agencies {where} ORDER BY id LIMIT ?",
+            (after, region_prefix + "%", after, region_prefix + "%", limit),
         ),
         Agency,
     )
 
 
 def insert_agency(conn: sqlite3.Connection, agency: Agency) -> None:
-    insert(conn, "agencies", agency)
+    insert(conn, "agencies", agency, skip=("network_member",))
 
 
 def set_agency_state(

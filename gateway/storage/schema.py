@@ -476,3 +476,86 @@ def _cosignatures_by_origin(db: Database) -> None:
     db.execute("DROP TABLE cosignatures")
     db.execute("ALTER TABLE cosignatures_by_origin RENAME TO cosignatures")
     db.execute("CREATE INDEX cosignatures_witness ON cosignatures (origin, witness, tree_size)")
+
+
+@MIGRATIONS(name="0017_network_replicas")
+def _network_replicas(db: Database) -> None:
+    # As a holder: the position of each agency's and dataset's latest change, for the other
+    # members to pull (ListNetworkChanges). Triggers keep it, so no write path has to; a row
+    # is replaced at each change, so the table holds one row per agency and dataset.
+    db.execute(
+        """
+        CREATE TABLE network_changes (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('agency', 'dataset')),
+            key TEXT NOT NULL,
+            UNIQUE (kind, key)
+        )"""
+    )
+    for table, kind, key in (("agencies", "agency", "id"), ("datasets", "dataset", "name")):
+        for event in ("INSERT", "UPDATE"):
+            db.execute(
+                f"""
+                CREATE TRIGGER {table}_{event.lower()}_network_change AFTER {event} ON {table}
+                BEGIN
+                    DELETE FROM network_changes WHERE kind = '{kind}' AND key = NEW.{key};
+                    INSERT INTO network_changes (kind, key) VALUES ('{kind}', NEW.{key});
+                END"""
+            )
+        db.execute(f"INSERT INTO network_changes (kind, key) SELECT '{kind}', {key}"
+                   f" FROM {table} ORDER BY rowid")
+    # As a receiver: the other members' agencies and shared datasets, each row naming the
+    # member it was pulled from, and how far each member's changes were taken.
+    db.execute(
+        """
+        CREATE TABLE replica_agencies (
+            id TEXT PRIMARY KEY,
+            member TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            region_code TEXT NOT NULL,
+            signing_certificate_pem TEXT NOT NULL,
+            signing_key_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            suspend_reason TEXT NOT NULL,
+            create_time TEXT NOT NULL,
+            update_time TEXT NOT NULL,
+            previous_signing_certificates TEXT NOT NULL DEFAULT '[]'
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE replica_datasets (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            name_sha256 TEXT NOT NULL,
+            member TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            region_code TEXT NOT NULL,
+            latest_version INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            withdraw_reason TEXT NOT NULL,
+            classification TEXT NOT NULL,
+            sharing_type TEXT NOT NULL,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            field_names TEXT NOT NULL,
+            create_time TEXT NOT NULL,
+            update_time TEXT NOT NULL,
+            signed_manifest BLOB NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX replica_datasets_created ON replica_datasets"
+               " (create_time, member, seq)")
+    db.execute("CREATE INDEX replica_datasets_digest ON replica_datasets (member, name_sha256)")
+    db.execute("CREATE VIRTUAL TABLE replica_datasets_fts USING fts5"
+               " (title, abstract, tags, field_names, tokenize='unicode61')")
+    db.execute(
+        """
+        CREATE TABLE replica_positions (
+            member TEXT PRIMARY KEY,
+            position INTEGER NOT NULL
+        )"""
+    )
+    # The merged catalog lists newest first by first publication, local and replicated alike.
+    db.execute("CREATE INDEX datasets_created ON datasets (create_time, seq)")

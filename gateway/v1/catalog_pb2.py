@@ -26,7 +26,7 @@ from gateway.v1 import envelope_pb2 as gateway_dot_v1_dot_envelope__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/catalog.proto\x12\ngateway.v1\x1a\x19gateway/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x03\n\x08Manifest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08\x61\x62stract\x18\x04 \x01(\t\x12)\n\nmedia_type\x18\x05 \x01(\x0e\x32\x15.gateway.v1.MediaType\x12\'\n\x06schema\x18\x06 \x03(\x0b\x32\x17.gateway.v1.SchemaField\x12\x32\n\x0e\x63lassification\x18\x07 \x01(\x0e\x32\x1a.gateway.v1.Classification\x12-\n\x0csharing_type\x18\x08 \x01(\x0e\x32\x17.gateway.v1.SharingType\x12\x1a\n\x12sharing_conditions\x18\t \x01(\t\x12\x13\n\x0blegal_basis\x18\n \x01(\t\x12-\n\x0cupdate_cycle\x18\x0b \x01(\x0e\x32\x17.gateway.v1.UpdateCycle\x12\x0c\n\x04tags\x18\x0c \x03(\t\x12\x16\n\x0e\x63ontent_sha256\x18\r \x01(\x0c\x12\x14\n\x0c\x63ontent_size\x18\x0e \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\trow_count\x18\x10 \x01(\x03\"\x9a\x01\n\x0bSchemaField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.gateway.v1.FieldType\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12,\n\x0bsensitivity\x18\x04 \x01(\x0e\x32\x17.gateway.v1.Sensitivity\x12\x15\n\rvalues_sha256\x18\x05 \x01(\x0c\"\xd2\x02\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpublisher\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x16\n\x0elatest_version\x18\x04 \x01(\x03\x12&\n\x08manifest\x18\x05 \x01(\x0b\x32\x14.gateway.v1.Manifest\x12-\n\x0fsigned_manifest\x18\x06 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.gateway.v1.DatasetState\x12\x17\n\x0fwithdraw_reason\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x01\n\x0e\x44\x61tasetVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x08manifest\x18\x03 \x01(\x0b\x32\x14.gateway.v1.Manifest\x12-\n\x0fsigned_manifest\x18\x04 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x61udit_leaf_index\x18\x06 \x01(\x03\"Z\n\x15PublishDatasetRequest\x12(\n\x08manifest\x18\x01 \x01(\x0b\x32\x14.gateway.v1.EnvelopeH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"k\n\x16PublishDatasetResponse\x12\x33\n\x0f\x64\x61taset_version\x18\x01 \x01(\x0b\x32\x1a.gateway.v1.DatasetVersion\x12\x1c\n\x14\x63ontent_deduplicated\x18\x02 \x01(\x08\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x12GetDatasetResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.gateway.v1.Dataset\"\x8c\x02\n\x13ListDatasetsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\r\n\x05query\x18\x04 \x01(\t\x12\x13\n\x0bregion_code\x18\x05 \x01(\t\x12\x0b\n\x03tag\x18\x06 \x01(\t\x12\x32\n\x0e\x63lassification\x18\x07 \x01(\x0e\x32\x1a.gateway.v1.Classification\x12-\n\x0csharing_type\x18\x08 \x01(\x0e\x32\x17.gateway.v1.SharingType\x12\x16\n\x0eshow_withdrawn\x18\t \x01(\x08\x12\x12\n\ndataset_id\x18\n \x01(\t\"V\n\x14ListDatasetsResponse\x12%\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x13.gateway.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"S\n\x1aListDatasetVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x1bListDatasetVersionsResponse\x12\x34\n\x10\x64\x61taset_versions\x18\x01 \x03(\x0b\x32\x1a.gateway.v1.DatasetVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x16WithdrawDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x17WithdrawDatasetResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.gateway.v1.Dataset*\x8b\x01\n\tMediaType\x12\x1a\n\x16MEDIA_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eMEDIA_TYPE_CSV\x10\x01\x12\x19\n\x15MEDIA_TYPE_JSON_LINES\x10\x02\x12\x16\n\x12MEDIA_TYPE_PARQUET\x10\x03\x12\x1b\n\x17MEDIA_TYPE_OCTET_STREAM\x10\x04*\xb5\x01\n\tFieldType\x12\x1a\n\x16\x46IELD_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46IELD_TYPE_STRING\x10\x01\x12\x16\n\x12\x46IELD_TYPE_INTEGER\x10\x02\x12\x16\n\x12\x46IELD_TYPE_DECIMAL\x10\x03\x12\x16\n\x12\x46IELD_TYPE_BOOLEAN\x10\x04\x12\x13\n\x0f\x46IELD_TYPE_DATE\x10\x05\x12\x18\n\x14\x46IELD_TYPE_TIMESTAMP\x10\x06*~\n\x0bSensitivity\x12\x1b\n\x17SENSITIVITY_UNSPECIFIED\x10\x00\x12\x14\n\x10SENSITIVITY_NONE\x10\x01\x12\x18\n\x14SENSITIVITY_PERSONAL\x10\x02\x12\"\n\x1eSENSITIVITY_SENSITIVE_PERSONAL\x10\x03*\x89\x01\n\x0e\x43lassification\x12\x1e\n\x1a\x43LASSIFICATION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LASSIFICATION_PUBLIC\x10\x01\x12\x1b\n\x17\x43LASSIFICATION_INTERNAL\x10\x02\x12\x1f\n\x1b\x43LASSIFICATION_CONFIDENTIAL\x10\x03*\x86\x01\n\x0bSharingType\x12\x1c\n\x18SHARING_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSHARING_TYPE_UNCONDITIONAL\x10\x01\x12\x1c\n\x18SHARING_TYPE_CONDITIONAL\x10\x02\x12\x1b\n\x17SHARING_TYPE_NOT_SHARED\x10\x03*\xfc\x01\n\x0bUpdateCycle\x12\x1c\n\x18UPDATE_CYCLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16UPDATE_CYCLE_REAL_TIME\x10\x01\x12\x17\n\x13UPDATE_CYCLE_HOURLY\x10\x02\x12\x16\n\x12UPDATE_CYCLE_DAILY\x10\x03\x12\x17\n\x13UPDATE_CYCLE_WEEKLY\x10\x04\x12\x18\n\x14UPDATE_CYCLE_MONTHLY\x10\x05\x12\x1a\n\x16UPDATE_CYCLE_QUARTERLY\x10\x06\x12\x17\n\x13UPDATE_CYCLE_YEARLY\x10\x07\x12\x1a\n\x16UPDATE_CYCLE_IRREGULAR\x10\x08*d\n\x0c\x44\x61tasetState\x12\x1d\n\x19\x44\x41TASET_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x41TASET_STATE_ACTIVE\x10\x01\x12\x1b\n\x17\x44\x41TASET_STATE_WITHDRAWN\x10\x02\x32\xcf\x03\n\x0e\x43\x61talogService\x12Y\n\x0ePublishDataset\x12!.gateway.v1.PublishDatasetRequest\x1a\".gateway.v1.PublishDatasetResponse(\x01\x12K\n\nGetDataset\x12\x1d.gateway.v1.GetDatasetRequest\x1a\x1e.gateway.v1.GetDatasetResponse\x12Q\n\x0cListDatasets\x12\x1f.gateway.v1.ListDatasetsRequest\x1a .gateway.v1.ListDatasetsResponse\x12\x66\n\x13ListDatasetVersions\x12&.gateway.v1.ListDatasetVersionsRequest\x1a\'.gateway.v1.ListDatasetVersionsResponse\x12Z\n\x0fWithdrawDataset\x12\".gateway.v1.WithdrawDatasetRequest\x1a#.gateway.v1.WithdrawDatasetResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/catalog.proto\x12\ngateway.v1\x1a\x19gateway/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x03\n\x08Manifest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08\x61\x62stract\x18\x04 \x01(\t\x12)\n\nmedia_type\x18\x05 \x01(\x0e\x32\x15.gateway.v1.MediaType\x12\'\n\x06schema\x18\x06 \x03(\x0b\x32\x17.gateway.v1.SchemaField\x12\x32\n\x0e\x63lassification\x18\x07 \x01(\x0e\x32\x1a.gateway.v1.Classification\x12-\n\x0csharing_type\x18\x08 \x01(\x0e\x32\x17.gateway.v1.SharingType\x12\x1a\n\x12sharing_conditions\x18\t \x01(\t\x12\x13\n\x0blegal_basis\x18\n \x01(\t\x12-\n\x0cupdate_cycle\x18\x0b \x01(\x0e\x32\x17.gateway.v1.UpdateCycle\x12\x0c\n\x04tags\x18\x0c \x03(\t\x12\x16\n\x0e\x63ontent_sha256\x18\r \x01(\x0c\x12\x14\n\x0c\x63ontent_size\x18\x0e \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\trow_count\x18\x10 \x01(\x03\"\x9a\x01\n\x0bSchemaField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.gateway.v1.FieldType\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12,\n\x0bsensitivity\x18\x04 \x01(\x0e\x32\x17.gateway.v1.Sensitivity\x12\x15\n\rvalues_sha256\x18\x05 \x01(\x0c\"\xea\x02\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpublisher\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x16\n\x0elatest_version\x18\x04 \x01(\x03\x12&\n\x08manifest\x18\x05 \x01(\x0b\x32\x14.gateway.v1.Manifest\x12-\n\x0fsigned_manifest\x18\x06 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.gateway.v1.DatasetState\x12\x17\n\x0fwithdraw_reason\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0enetwork_member\x18\x0b \x01(\t\"\xd1\x01\n\x0e\x44\x61tasetVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12&\n\x08manifest\x18\x03 \x01(\x0b\x32\x14.gateway.v1.Manifest\x12-\n\x0fsigned_manifest\x18\x04 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x61udit_leaf_index\x18\x06 \x01(\x03\"Z\n\x15PublishDatasetRequest\x12(\n\x08manifest\x18\x01 \x01(\x0b\x32\x14.gateway.v1.EnvelopeH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"k\n\x16PublishDatasetResponse\x12\x33\n\x0f\x64\x61taset_version\x18\x01 \x01(\x0b\x32\x1a.gateway.v1.DatasetVersion\x12\x1c\n\x14\x63ontent_deduplicated\x18\x02 \x01(\x08\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x12GetDatasetResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.gateway.v1.Dataset\"\x8c\x02\n\x13ListDatasetsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\r\n\x05query\x18\x04 \x01(\t\x12\x13\n\x0bregion_code\x18\x05 \x01(\t\x12\x0b\n\x03tag\x18\x06 \x01(\t\x12\x32\n\x0e\x63lassification\x18\x07 \x01(\x0e\x32\x1a.gateway.v1.Classification\x12-\n\x0csharing_type\x18\x08 \x01(\x0e\x32\x17.gateway.v1.SharingType\x12\x16\n\x0eshow_withdrawn\x18\t \x01(\x08\x12\x12\n\ndataset_id\x18\n \x01(\t\"m\n\x14ListDatasetsResponse\x12%\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x13.gateway.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rstale_members\x18\x03 \x03(\t\"S\n\x1aListDatasetVersionsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x1bListDatasetVersionsResponse\x12\x34\n\x10\x64\x61taset_versions\x18\x01 \x03(\x0b\x32\x1a.gateway.v1.DatasetVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x16WithdrawDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x17WithdrawDatasetResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.gateway.v1.Dataset*\x8b\x01\n\tMediaType\x12\x1a\n\x16MEDIA_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eMEDIA_TYPE_CSV\x10\x01\x12\x19\n\x15MEDIA_TYPE_JSON_LINES\x10\x02\x12\x16\n\x12MEDIA_TYPE_PARQUET\x10\x03\x12\x1b\n\x17MEDIA_TYPE_OCTET_STREAM\x10\x04*\xb5\x01\n\tFieldType\x12\x1a\n\x16\x46IELD_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46IELD_TYPE_STRING\x10\x01\x12\x16\n\x12\x46IELD_TYPE_INTEGER\x10\x02\x12\x16\n\x12\x46IELD_TYPE_DECIMAL\x10\x03\x12\x16\n\x12\x46IELD_TYPE_BOOLEAN\x10\x04\x12\x13\n\x0f\x46IELD_TYPE_DATE\x10\x05\x12\x18\n\x14\x46IELD_TYPE_TIMESTAMP\x10\x06*~\n\x0bSensitivity\x12\x1b\n\x17SENSITIVITY_UNSPECIFIED\x10\x00\x12\x14\n\x10SENSITIVITY_NONE\x10\x01\x12\x18\n\x14SENSITIVITY_PERSONAL\x10\x02\x12\"\n\x1eSENSITIVITY_SENSITIVE_PERSONAL\x10\x03*\x89\x01\n\x0e\x43lassification\x12\x1e\n\x1a\x43LASSIFICATION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LASSIFICATION_PUBLIC\x10\x01\x12\x1b\n\x17\x43LASSIFICATION_INTERNAL\x10\x02\x12\x1f\n\x1b\x43LASSIFICATION_CONFIDENTIAL\x10\x03*\x86\x01\n\x0bSharingType\x12\x1c\n\x18SHARING_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSHARING_TYPE_UNCONDITIONAL\x10\x01\x12\x1c\n\x18SHARING_TYPE_CONDITIONAL\x10\x02\x12\x1b\n\x17SHARING_TYPE_NOT_SHARED\x10\x03*\xfc\x01\n\x0bUpdateCycle\x12\x1c\n\x18UPDATE_CYCLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16UPDATE_CYCLE_REAL_TIME\x10\x01\x12\x17\n\x13UPDATE_CYCLE_HOURLY\x10\x02\x12\x16\n\x12UPDATE_CYCLE_DAILY\x10\x03\x12\x17\n\x13UPDATE_CYCLE_WEEKLY\x10\x04\x12\x18\n\x14UPDATE_CYCLE_MONTHLY\x10\x05\x12\x1a\n\x16UPDATE_CYCLE_QUARTERLY\x10\x06\x12\x17\n\x13UPDATE_CYCLE_YEARLY\x10\x07\x12\x1a\n\x16UPDATE_CYCLE_IRREGULAR\x10\x08*d\n\x0c\x44\x61tasetState\x12\x1d\n\x19\x44\x41TASET_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44\x41TASET_STATE_ACTIVE\x10\x01\x12\x1b\n\x17\x44\x41TASET_STATE_WITHDRAWN\x10\x02\x32\xcf\x03\n\x0e\x43\x61talogService\x12Y\n\x0ePublishDataset\x12!.gateway.v1.PublishDatasetRequest\x1a\".gateway.v1.PublishDatasetResponse(\x01\x12K\n\nGetDataset\x12\x1d.gateway.v1.GetDatasetRequest\x1a\x1e.gateway.v1.GetDatasetResponse\x12Q\n\x0cListDatasets\x12\x1f.gateway.v1.ListDatasetsRequest\x1a .gateway.v1.ListDatasetsResponse\x12\x66\n\x13ListDatasetVersions\x12&.gateway.v1.ListDatasetVersionsRequest\x1a\'.gateway.v1.ListDatasetVersionsResponse\x12Z\n\x0fWithdrawDataset\x12\".gateway.v1.WithdrawDatasetRequest\x1a#.gateway.v1.WithdrawDatasetResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,48 +34,48 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.catalog_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027gov.govshare.gateway.v1P\001'
-  _globals['_MEDIATYPE']._serialized_start=2269
-  _globals['_MEDIATYPE']._serialized_end=2408
-  _globals['_FIELDTYPE']._serialized_start=2411
-  _globals['_FIELDTYPE']._serialized_end=2592
-  _globals['_SENSITIVITY']._serialized_start=2594
-  _globals['_SENSITIVITY']._serialized_end=2720
-  _globals['_CLASSIFICATION']._serialized_start=2723
-  _globals['_CLASSIFICATION']._serialized_end=2860
-  _globals['_SHARINGTYPE']._serialized_start=2863
-  _globals['_SHARINGTYPE']._serialized_end=2997
-  _globals['_UPDATECYCLE']._serialized_start=3000
-  _globals['_UPDATECYCLE']._serialized_end=3252
-  _globals['_DATASETSTATE']._serialized_start=3254
-  _globals['_DATASETSTATE']._serialized_end=3354
+  _globals['_MEDIATYPE']._serialized_start=2316
+  _globals['_MEDIATYPE']._serialized_end=2455
+  _globals['_FIELDTYPE']._serialized_start=2458
+  _globals['_FIELDTYPE']._serialized_end=2639
+  _globals['_SENSITIVITY']._serialized_start=2641
+  _globals['_SENSITIVITY']._serialized_end=2767
+  _globals['_CLASSIFICATION']._serialized_start=2770
+  _globals['_CLASSIFICATION']._serialized_end=2907
+  _globals['_SHARINGTYPE']._serialized_start=2910
+  _globals['_SHARINGTYPE']._serialized_end=3044
+  _globals['_UPDATECYCLE']._serialized_start=3047
+  _globals['_UPDATECYCLE']._serialized_end=3299
+  _globals['_DATASETSTATE']._serialized_start=3301
+  _globals['_DATASETSTATE']._serialized_end=3401
   _globals['_MANIFEST']._serialized_start=101
   _globals['_MANIFEST']._serialized_end=585
   _globals['_SCHEMAFIELD']._serialized_start=588
   _globals['_SCHEMAFIELD']._serialized_end=742
   _globals['_DATASET']._serialized_start=745
-  _globals['_DATASET']._serialized_end=1083
-  _globals['_DATASETVERSION']._serialized_start=1086
-  _globals['_DATASETVERSION']._serialized_end=1295
-  _globals['_PUBLISHDATASETREQUEST']._serialized_start=1297
-  _globals['_PUBLISHDATASETREQUEST']._serialized_end=1387
-  _globals['_PUBLISHDATASETRESPONSE']._serialized_start=1389
-  _globals['_PUBLISHDATASETRESPONSE']._serialized_end=1496
-  _globals['_GETDATASETREQUEST']._serialized_start=1498
-  _globals['_GETDATASETREQUEST']._serialized_end=1531
-  _globals['_GETDATASETRESPONSE']._serialized_start=1533
-  _globals['_GETDATASETRESPONSE']._serialized_end=1591
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1594
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1862
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1864
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1950
-  _globals['_LISTDATASETVERSIONSREQUEST']._serialized_start=1952
-  _globals['_LISTDATASETVERSIONSREQUEST']._serialized_end=2035
-  _globals['_LISTDATASETVERSIONSRESPONSE']._serialized_start=2037
-  _globals['_LISTDATASETVERSIONSRESPONSE']._serialized_end=2145
-  _globals['_WITHDRAWDATASETREQUEST']._serialized_start=2147
-  _globals['_WITHDRAWDATASETREQUEST']._serialized_end=2201
-  _globals['_WITHDRAWDATASETRESPONSE']._serialized_start=2203
-  _globals['_WITHDRAWDATASETRESPONSE']._serialized_end=2266
-  _globals['_CATALOGSERVICE']._serialized_start=3357
-  _globals['_CATALOGSERVICE']._serialized_end=3820
+  _globals['_DATASET']._serialized_end=1107
+  _globals['_DATASETVERSION']._serialized_start=1110
+  _globals['_DATASETVERSION']._serialized_end=1319
+  _globals['_PUBLISHDATASETREQUEST']._serialized_start=1321
+  _globals['_PUBLISHDATASETREQUEST']._serialized_end=1411
+  _globals['_PUBLISHDATASETRESPONSE']._serialized_start=1413
+  _globals['_PUBLISHDATASETRESPONSE']._serialized_end=1520
+  _globals['_GETDATASETREQUEST']._serialized_start=1522
+  _globals['_GETDATASETREQUEST']._serialized_end=1555
+  _globals['_GETDATASETRESPONSE']._serialized_start=1557
+  _globals['_GETDATASETRESPONSE']._serialized_end=1615
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1618
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1886
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1888
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1997
+  _globals['_LISTDATASETVERSIONSREQUEST']._serialized_start=1999
+  _globals['_LISTDATASETVERSIONSREQUEST']._serialized_end=2082
+  _globals['_LISTDATASETVERSIONSRESPONSE']._serialized_start=2084
+  _globals['_LISTDATASETVERSIONSRESPONSE']._serialized_end=2192
+  _globals['_WITHDRAWDATASETREQUEST']._serialized_start=2194
+  _globals['_WITHDRAWDATASETREQUEST']._serialized_end=2248
+  _globals['_WITHDRAWDATASETRESPONSE']._serialized_start=2250
+  _globals['_WITHDRAWDATASETRESPONSE']._serialized_end=2313
+  _globals['_CATALOGSERVICE']._serialized_start=3404
+  _globals['_CATALOGSERVICE']._serialized_end=3867
 # @@protoc_insertion_point(module_scope)

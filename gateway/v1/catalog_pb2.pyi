@@ -155,7 +155,7 @@ class SchemaField(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., description: _Optional[str] = ..., sensitivity: _Optional[_Union[Sensitivity, str]] = ..., values_sha256: _Optional[bytes] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("name", "publisher", "region_code", "latest_version", "manifest", "signed_manifest", "state", "withdraw_reason", "create_time", "update_time")
+    __slots__ = ("name", "publisher", "region_code", "latest_version", "manifest", "signed_manifest", "state", "withdraw_reason", "create_time", "update_time", "network_member")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class Dataset(_message.Message):
     WITHDRAW_REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MEMBER_FIELD_NUMBER: _ClassVar[int]
     name: str
     publisher: str
     region_code: str
@@ -176,7 +177,8 @@ class Dataset(_message.Message):
     withdraw_reason: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., publisher: _Optional[str] = ..., region_code: _Optional[str] = ..., latest_version: _Optional[int] = ..., manifest: _Optional[_Union[Manifest, _Mapping]] = ..., signed_manifest: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., state: _Optional[_Union[DatasetState, str]] = ..., withdraw_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    network_member: str
+    def __init__(self, name: _Optional[str] = ..., publisher: _Optional[str] = ..., region_code: _Optional[str] = ..., latest_version: _Optional[int] = ..., manifest: _Optional[_Union[Manifest, _Mapping]] = ..., signed_manifest: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., state: _Optional[_Union[DatasetState, str]] = ..., withdraw_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., network_member: _Optional[str] = ...) -> None: ...
 
 class DatasetVersion(_message.Message):
     __slots__ = ("name", "version", "manifest", "signed_manifest", "create_time", "audit_leaf_index")
@@ -247,12 +249,14 @@ class ListDatasetsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., query: _Optional[str] = ..., region_code: _Optional[str] = ..., tag: _Optional[str] = ..., classification: _Optional[_Union[Classification, str]] = ..., sharing_type: _Optional[_Union[SharingType, str]] = ..., show_withdrawn: _Optional[bool] = ..., dataset_id: _Optional[str] = ...) -> None: ...
 
 class ListDatasetsResponse(_message.Message):
-    __slots__ = ("datasets", "next_page_token")
+    __slots__ = ("datasets", "next_page_token", "stale_members")
     DATASETS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STALE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
     next_page_token: str
-    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    stale_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., stale_members: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListDatasetVersionsRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agateway/v1/directory.proto\x12\ngateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x02\n\x06\x41gency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x1f\n\x17signing_certificate_pem\x18\x04 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x05 \x01(\t\x12&\n\x05state\x18\x06 \x01(\x0e\x32\x17.gateway.v1.AgencyState\x12\x16\n\x0esuspend_reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12L\n\x1dprevious_signing_certificates\x18\n \x03(\x0b\x32%.gateway.v1.RetiredSigningCertificate\"u\n\x19RetiredSigningCertificate\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12/\n\x0bretire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x10GetAgencyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x11GetAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"Q\n\x13ListAgenciesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\"U\n\x14ListAgenciesResponse\x12$\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Agency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x15RegisterAgencyRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\"\n\x06\x61gency\x18\x02 \x01(\x0b\x32\x12.gateway.v1.Agency\"<\n\x16RegisterAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"4\n\x14SuspendAgencyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x15SuspendAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"6\n\x16ReinstateAgencyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"=\n\x17ReinstateAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"a\n ReplaceSigningCertificateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x17signing_certificate_pem\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n!ReplaceSigningCertificateResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency*`\n\x0b\x41gencyState\x12\x1c\n\x18\x41GENCY_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENCY_STATE_ACTIVE\x10\x01\x12\x1a\n\x16\x41GENCY_STATE_SUSPENDED\x10\x02\x32\xb4\x04\n\x10\x44irectoryService\x12H\n\tGetAgency\x12\x1c.gateway.v1.GetAgencyRequest\x1a\x1d.gateway.v1.GetAgencyResponse\x12Q\n\x0cListAgencies\x12\x1f.gateway.v1.ListAgenciesRequest\x1a .gateway.v1.ListAgenciesResponse\x12W\n\x0eRegisterAgency\x12!.gateway.v1.RegisterAgencyRequest\x1a\".gateway.v1.RegisterAgencyResponse\x12T\n\rSuspendAgency\x12 .gateway.v1.SuspendAgencyRequest\x1a!.gateway.v1.SuspendAgencyResponse\x12Z\n\x0fReinstateAgency\x12\".gateway.v1.ReinstateAgencyRequest\x1a#.gateway.v1.ReinstateAgencyResponse\x12x\n\x19ReplaceSigningCertificate\x12,.gateway.v1.ReplaceSigningCertificateRequest\x1a-.gateway.v1.ReplaceSigningCertificateResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agateway/v1/directory.proto\x12\ngateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x06\x41gency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\x12\x1f\n\x17signing_certificate_pem\x18\x04 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x05 \x01(\t\x12&\n\x05state\x18\x06 \x01(\x0e\x32\x17.gateway.v1.AgencyState\x12\x16\n\x0esuspend_reason\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12L\n\x1dprevious_signing_certificates\x18\n \x03(\x0b\x32%.gateway.v1.RetiredSigningCertificate\x12\x16\n\x0enetwork_member\x18\x0b \x01(\t\"u\n\x19RetiredSigningCertificate\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12/\n\x0bretire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\" \n\x10GetAgencyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x11GetAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"Q\n\x13ListAgenciesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bregion_code\x18\x03 \x01(\t\"l\n\x14ListAgenciesResponse\x12$\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Agency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rstale_members\x18\x03 \x03(\t\"N\n\x15RegisterAgencyRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\"\n\x06\x61gency\x18\x02 \x01(\x0b\x32\x12.gateway.v1.Agency\"<\n\x16RegisterAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"4\n\x14SuspendAgencyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x15SuspendAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"6\n\x16ReinstateAgencyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"=\n\x17ReinstateAgencyResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency\"a\n ReplaceSigningCertificateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x17signing_certificate_pem\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"G\n!ReplaceSigningCertificateResponse\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.gateway.v1.Agency*`\n\x0b\x41gencyState\x12\x1c\n\x18\x41GENCY_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENCY_STATE_ACTIVE\x10\x01\x12\x1a\n\x16\x41GENCY_STATE_SUSPENDED\x10\x02\x32\xb4\x04\n\x10\x44irectoryService\x12H\n\tGetAgency\x12\x1c.gateway.v1.GetAgencyRequest\x1a\x1d.gateway.v1.GetAgencyResponse\x12Q\n\x0cListAgencies\x12\x1f.gateway.v1.ListAgenciesRequest\x1a .gateway.v1.ListAgenciesResponse\x12W\n\x0eRegisterAgency\x12!.gateway.v1.RegisterAgencyRequest\x1a\".gateway.v1.RegisterAgencyResponse\x12T\n\rSuspendAgency\x12 .gateway.v1.SuspendAgencyRequest\x1a!.gateway.v1.SuspendAgencyResponse\x12Z\n\x0fReinstateAgency\x12\".gateway.v1.ReinstateAgencyRequest\x1a#.gateway.v1.ReinstateAgencyResponse\x12x\n\x19ReplaceSigningCertificate\x12,.gateway.v1.ReplaceSigningCertificateRequest\x1a-.gateway.v1.ReplaceSigningCertificateResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.directory_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027gov.govshare.gateway.v1P\001'
-  _globals['_AGENCYSTATE']._serialized_start=1368
-  _globals['_AGENCYSTATE']._serialized_end=1464
+  _globals['_AGENCYSTATE']._serialized_start=1415
+  _globals['_AGENCYSTATE']._serialized_end=1511
   _globals['_AGENCY']._serialized_start=76
-  _globals['_AGENCY']._serialized_end=438
-  _globals['_RETIREDSIGNINGCERTIFICATE']._serialized_start=440
-  _globals['_RETIREDSIGNINGCERTIFICATE']._serialized_end=557
-  _globals['_GETAGENCYREQUEST']._serialized_start=559
-  _globals['_GETAGENCYREQUEST']._serialized_end=591
-  _globals['_GETAGENCYRESPONSE']._serialized_start=593
-  _globals['_GETAGENCYRESPONSE']._serialized_end=648
-  _globals['_LISTAGENCIESREQUEST']._serialized_start=650
-  _globals['_LISTAGENCIESREQUEST']._serialized_end=731
-  _globals['_LISTAGENCIESRESPONSE']._serialized_start=733
-  _globals['_LISTAGENCIESRESPONSE']._serialized_end=818
-  _globals['_REGISTERAGENCYREQUEST']._serialized_start=820
-  _globals['_REGISTERAGENCYREQUEST']._serialized_end=898
-  _globals['_REGISTERAGENCYRESPONSE']._serialized_start=900
-  _globals['_REGISTERAGENCYRESPONSE']._serialized_end=960
-  _globals['_SUSPENDAGENCYREQUEST']._serialized_start=962
-  _globals['_SUSPENDAGENCYREQUEST']._serialized_end=1014
-  _globals['_SUSPENDAGENCYRESPONSE']._serialized_start=1016
-  _globals['_SUSPENDAGENCYRESPONSE']._serialized_end=1075
-  _globals['_REINSTATEAGENCYREQUEST']._serialized_start=1077
-  _globals['_REINSTATEAGENCYREQUEST']._serialized_end=1131
-  _globals['_REINSTATEAGENCYRESPONSE']._serialized_start=1133
-  _globals['_REINSTATEAGENCYRESPONSE']._serialized_end=1194
-  _globals['_REPLACESIGNINGCERTIFICATEREQUEST']._serialized_start=1196
-  _globals['_REPLACESIGNINGCERTIFICATEREQUEST']._serialized_end=1293
-  _globals['_REPLACESIGNINGCERTIFICATERESPONSE']._serialized_start=1295
-  _globals['_REPLACESIGNINGCERTIFICATERESPONSE']._serialized_end=1366
-  _globals['_DIRECTORYSERVICE']._serialized_start=1467
-  _globals['_DIRECTORYSERVICE']._serialized_end=2031
+  _globals['_AGENCY']._serialized_end=462
+  _globals['_RETIREDSIGNINGCERTIFICATE']._serialized_start=464
+  _globals['_RETIREDSIGNINGCERTIFICATE']._serialized_end=581
+  _globals['_GETAGENCYREQUEST']._serialized_start=583
+  _globals['_GETAGENCYREQUEST']._serialized_end=615
+  _globals['_GETAGENCYRESPONSE']._serialized_start=617
+  _globals['_GETAGENCYRESPONSE']._serialized_end=672
+  _globals['_LISTAGENCIESREQUEST']._serialized_start=674
+  _globals['_LISTAGENCIESREQUEST']._serialized_end=755
+  _globals['_LISTAGENCIESRESPONSE']._serialized_start=757
+  _globals['_LISTAGENCIESRESPONSE']._serialized_end=865
+  _globals['_REGISTERAGENCYREQUEST']._serialized_start=867
+  _globals['_REGISTERAGENCYREQUEST']._serialized_end=945
+  _globals['_REGISTERAGENCYRESPONSE']._serialized_start=947
+  _globals['_REGISTERAGENCYRESPONSE']._serialized_end=1007
+  _globals['_SUSPENDAGENCYREQUEST']._serialized_start=1009
+  _globals['_SUSPENDAGENCYREQUEST']._serialized_end=1061
+  _globals['_SUSPENDAGENCYRESPONSE']._serialized_start=1063
+  _globals['_SUSPENDAGENCYRESPONSE']._serialized_end=1122
+  _globals['_REINSTATEAGENCYREQUEST']._serialized_start=1124
+  _globals['_REINSTATEAGENCYREQUEST']._serialized_end=1178
+  _globals['_REINSTATEAGENCYRESPONSE']._serialized_start=1180
+  _globals['_REINSTATEAGENCYRESPONSE']._serialized_end=1241
+  _globals['_REPLACESIGNINGCERTIFICATEREQUEST']._serialized_start=1243
+  _globals['_REPLACESIGNINGCERTIFICATEREQUEST']._serialized_end=1340
+  _globals['_REPLACESIGNINGCERTIFICATERESPONSE']._serialized_start=1342
+  _globals['_REPLACESIGNINGCERTIFICATERESPONSE']._serialized_end=1413
+  _globals['_DIRECTORYSERVICE']._serialized_start=1514
+  _globals['_DIRECTORYSERVICE']._serialized_end=2078
 # @@protoc_insertion_point(module_scope)

@@ -20,7 +20,7 @@ AGENCY_STATE_ACTIVE: AgencyState
 AGENCY_STATE_SUSPENDED: AgencyState
 
 class Agency(_message.Message):
-    __slots__ = ("name", "display_name", "region_code", "signing_certificate_pem", "signing_key_id", "state", "suspend_reason", "create_time", "update_time", "previous_signing_certificates")
+    __slots__ = ("name", "display_name", "region_code", "signing_certificate_pem", "signing_key_id", "state", "suspend_reason", "create_time", "update_time", "previous_signing_certificates", "network_member")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     REGION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class Agency(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SIGNING_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MEMBER_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     region_code: str
@@ -41,7 +42,8 @@ class Agency(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     previous_signing_certificates: _containers.RepeatedCompositeFieldContainer[RetiredSigningCertificate]
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., signing_key_id: _Optional[str] = ..., state: _Optional[_Union[AgencyState, str]] = ..., suspend_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_signing_certificates: _Optional[_Iterable[_Union[RetiredSigningCertificate, _Mapping]]] = ...) -> None: ...
+    network_member: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., region_code: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., signing_key_id: _Optional[str] = ..., state: _Optional[_Union[AgencyState, str]] = ..., suspend_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_signing_certificates: _Optional[_Iterable[_Union[RetiredSigningCertificate, _Mapping]]] = ..., network_member: _Optional[str] = ...) -> None: ...
 
 class RetiredSigningCertificate(_message.Message):
     __slots__ = ("certificate_pem", "key_id", "retire_time")
@@ -76,12 +78,14 @@ class ListAgenciesRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., region_code: _Optional[str] = ...) -> None: ...
 
 class ListAgenciesResponse(_message.Message):
-    __slots__ = ("agencies", "next_page_token")
+    __slots__ = ("agencies", "next_page_token", "stale_members")
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STALE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     agencies: _containers.RepeatedCompositeFieldContainer[Agency]
     next_page_token: str
-    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    stale_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agencies: _Optional[_Iterable[_Union[Agency, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., stale_members: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterAgencyRequest(_message.Message):
     __slots__ = ("agency_id", "agency")

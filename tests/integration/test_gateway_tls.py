@@ -20,7 +20,12 @@ from certs.ca import CertificateAuthority
 from gateway.network import add_agency
 from gateway.server import SERVICE_NAMES
 from gateway.storage import audit as audit_sql
-from gateway.v1 import directory_pb2, directory_pb2_grpc, witness_pb2_grpc
+from gateway.v1 import (
+    directory_pb2,
+    directory_pb2_grpc,
+    replication_pb2_grpc,
+    witness_pb2_grpc,
+)
 
 
 def _records(network):
@@ -203,7 +208,8 @@ def test_every_rpc_is_implemented(network):
     stubs = {"DirectoryService": client.directory, "CatalogService": client.catalog,
              "ExchangeService": client.exchange, "AuditService": client.audit,
              "NetworkService": client.network,
-             "WitnessService": witness_pb2_grpc.WitnessServiceStub(client.channel)}
+             "WitnessService": witness_pb2_grpc.WitnessServiceStub(client.channel),
+             "ReplicationService": replication_pb2_grpc.ReplicationServiceStub(client.channel)}
     for full_name in SERVICE_NAMES:
         short = full_name.rsplit(".", 1)[1]
         descriptor = _service_descriptor(full_name)

@@ -13,6 +13,8 @@ REFUSED audit event, naming the caller and carrying the reason.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import grpc
 import pytest
 
+import gateway.v1
 from agencies.client import AdminClient, AgencyClient, BaseClient
 from agencies.errors import from_rpc_error
 from agencies.sim.roster import AgencySpec
@@ -39,6 +42,8 @@ from gateway.v1 import (
     exchange_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
+    replication_pb2,
+    replication_pb2_grpc,
     witness_pb2,
     witness_pb2_grpc,
 )
@@ -53,7 +58,10 @@ from tests.support.network import Network
 
 TIMEOUT = 10.0
 DOC = Path(__file__).parents[2] / "docs" / "AUTHORIZATION.md"
-SERVICES = (directory_pb2, catalog_pb2, exchange_pb2, audit_pb2, network_pb2, witness_pb2)
+SERVICES = tuple(
+    importlib.import_module(f"gateway.v1.{module.name}")
+    for module in pkgutil.iter_modules(gateway.v1.__path__) if module.name.endswith("_pb2"))
+"""Every generated module of gateway.v1: a new service is in the matrix or the test fails."""
 PEER = "bj-gateway"
 """The other member of the network, whose certificates the peer column presents."""
 OUTSIDER = "sh-gateway"
@@ -95,6 +103,7 @@ class Caller:
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
         self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
         self.witness = witness_pb2_grpc.WitnessServiceStub(self.channel)
+        self.replication = replication_pb2_grpc.ReplicationServiceStub(self.channel)
 
     @classmethod
     def of(cls, column: str, client: BaseClient) -> Caller:
@@ -411,6 +420,11 @@ def add_checkpoint(w: World, c: Caller) -> Call:
     return lambda: c.witness.AddCheckpoint(request, timeout=TIMEOUT)
 
 
+def list_network_changes(w: World, c: Caller) -> Call:
+    return lambda: c.replication.ListNetworkChanges(
+        replication_pb2.ListNetworkChangesRequest(since_position=0), timeout=TIMEOUT)
+
+
 REQUESTS: dict[str, Callable[[World, Caller], Call]] = {
     "DirectoryService.GetAgency": get_agency,
     "DirectoryService.ListAgencies": list_agencies,
@@ -440,6 +454,7 @@ REQUESTS: dict[str, Callable[[World, Caller], Call]] = {
     "AuditService.GetConsistencyProof": get_consistency_proof,
     "NetworkService.GetNetworkConfiguration": get_network_configuration,
     "WitnessService.AddCheckpoint": add_checkpoint,
+    "ReplicationService.ListNetworkChanges": list_network_changes,
 }
 
 
@@ -512,7 +527,7 @@ def test_the_table_covers_exactly_the_rpcs_of_gateway_v1():
             for module in SERVICES for service in module.DESCRIPTOR.services_by_name.values()
             for method in service.methods}
     rows = [row.rpc for row in TABLE]
-    assert len(rpcs) == 28
+    assert len(rpcs) == 29
     assert sorted(rows) == sorted(rpcs)
     assert set(REQUESTS) == rpcs
     # the document says so: regions filter listings, they grant nothing

@@ -198,6 +198,9 @@ TABLE: tuple[Row, ...] = (
          "old size 0 and a checkpoint of the peer's audit log signed by its audit key (every"
          " caller sends the peer's; the peer gets the witness's cosignature)",
          ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
+    _row("ReplicationService.ListNetworkChanges", "replication.list_changes",
+         "from position 0: the agencies and shared datasets a member pulls (peers only)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
 )
 
 

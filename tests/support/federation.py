@@ -255,6 +255,7 @@ class Members:
             audit={"origin": origin(gateway_id)},
             network={"configuration_file": str(root / CONFIGURATION_FILE),
                      "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
+                     "replicate_seconds": 3600.0,
                      "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""})
         self.config_path(gateway_id).write_text(config_module.render(config))
 

@@ -1,0 +1,302 @@
+"""One network for all: what the members of a national network replicate from each other.
+
+Each agency connects to its own region's gateway only, yet lists the whole network's agencies
+and the datasets every agency may see. Each gateway keeps a copy of the other members' and
+merges it into ListAgencies and ListDatasets (`storage.directory.list_agencies`,
+`storage.catalog.list_datasets`), rather than asking every member at each call: search and
+paging run on one local index with one page token, a member that is down leaves its last copy
+(listed, and named as stale) instead of failing or holding the caller, and a list call costs the
+same however many regions there are.
+
+As a holder, `list_changes` serves the changes of its own directory and catalog after a
+position (ListNetworkChanges, peers only). Only what every agency may see leaves the gateway:
+its agencies, and the datasets whose latest version is PUBLIC or INTERNAL and not NOT_SHARED,
+with their latest signed manifest; a dataset that stopped being so goes as the SHA-256 of its
+name only, so that receivers drop their copy and learn no name.
+
+As a receiver, `apply` takes a member's changes only as the configuration and the signatures
+allow: an agency of a region that member serves, whose signing certificate the national CA
+issued to it, and not one of this gateway's own nor another member's; a dataset of an agency
+replicated from that member, whose manifest its signing key signed, shared with every agency,
+its metadata read from the signed manifest (a peer cannot invent or alter a dataset of an
+agency). A refusal is audited (`replication.refused`, the member as actor): it is evidence of a
+misbehaving member. Pulls themselves are not audited: a log recording its own polling would
+never settle (docs/FEDERATION.md, "Witnesses").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from cryptography import x509
+from google.protobuf.message import DecodeError
+
+from certs import ca as certs_ca
+from certs.identity import Identity, identity_from_certificate
+from gateway import paging
+from gateway.config import LimitsConfig
+from gateway.directory import region_prefix
+from gateway.federation import NetworkMembership
+from gateway.models import Agency, Dataset, NetworkChange
+from gateway.storage import Database
+from gateway.storage import directory as directory_sql
+from gateway.storage import replica as sql
+from gateway.unit_of_work import Tx, UnitOfWork
+from gateway.v1 import catalog_pb2, directory_pb2, network_pb2, replication_pb2
+from govshare import envelopes, errors, signing, times
+from govshare.enums import enum_name
+from govshare.names import AgencyName, DatasetName
+from govshare.transparency import record
+
+log = logging.getLogger("govshare.replication")
+
+REFUSED = "replication.refused"
+"""The audit action of a change a member sent that this gateway refused."""
+STALE_INTERVALS = 3
+"""A member not reached within this many pull intervals is named stale in list replies."""
+SHARED_CLASSIFICATIONS = ("PUBLIC", "INTERNAL")
+
+
+def shared_with_network(dataset: Dataset) -> bool:
+    """Whether every agency of the network may see `dataset`'s metadata and ask for it: its
+    latest version is PUBLIC or INTERNAL and not NOT_SHARED (the catalog's `can_see` for any
+    agency)."""
+    return (dataset.classification in SHARED_CLASSIFICATIONS
+            and dataset.sharing_type != "NOT_SHARED")
+
+
+class ChangeRefused(Exception):
+    """A member's change this gateway does not take; `reason` is the ErrorInfo-like reason."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class Replicas:
+    """The changes this gateway serves to its peers, and the copies it keeps of theirs."""
+
+    def __init__(self, db: Database, work: UnitOfWork, network: NetworkMembership | None,
+                 ca_certificate: x509.Certificate, limits: LimitsConfig, interval: float):
+        self._db = db
+        self._work = work
+        self._network = network
+        self._ca = ca_certificate
+        self._limits = limits
+        self._interval = interval
+        self._reached: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- as a holder --------------------------------------------------------------------------
+
+    def list_changes(self, since: int, page_size: int) -> tuple[list[NetworkChange], int, bool]:
+        """The changes after `since` a peer may take, filled as a list page is; the position
+        to ask after next, and whether more follow."""
+        if since < 0:
+            raise errors.InvalidArgument("since_position must not be negative",
+                                         field="since_position")
+        size = paging.page_size(page_size)
+        found = map(_as_shared, sql.changes(self._db.reader(), since, size + 1))
+        items, last = paging.fill(found, size, self._limits.max_message_bytes
+                                  - paging.REPLY_RESERVE)
+        return items, items[-1].position if items else since, last is not None
+
+    # -- as a receiver ------------------------------------------------------------------------
+
+    def position(self, member_id: str) -> int:
+        return sql.position(self._db.reader(), member_id)
+
+    def apply(self, member: network_pb2.MemberGateway,
+              changes: Iterable[replication_pb2.NetworkChange], taken: int,
+              now: datetime) -> int:
+        """Take `member`'s changes (agencies first, so a dataset finds its publisher even when
+        the publisher changed after it) up to position `taken`, in one transaction; audit
+        each refusal. Returns how many were refused."""
+        changes = sorted(changes, key=lambda change: change.WhichOneof("change") != "agency")
+        actor = Identity("gateway", member.id).uri
+
+        def change(tx: Tx) -> tuple[int, list[record.Event]]:
+            refusals = []
+            for item in changes:
+                try:
+                    self._take(tx, member, item, now)
+                except ChangeRefused as exc:
+                    log.warning("[network] refused a change from member %s: %s: %s",
+                                member.id, exc.reason, exc)
+                    refusals.append(record.Event(
+                        actor, REFUSED, resources=_subject(item), outcome=record.REFUSED,
+                        reason=f"{exc.reason}: {exc}", time=times.to_text(now)))
+            sql.set_position(tx.conn, member.id, taken)
+            return len(refusals), refusals
+
+        return self._work.commit(change).value
+
+    def reached(self, member_id: str) -> None:
+        """Note that `member_id` answered a pull just now."""
+        with self._lock:
+            self._reached[member_id] = time.monotonic()
+
+    def stale_members(self) -> list[str]:
+        """The other members not reached within STALE_INTERVALS pull intervals (since this
+        gateway started): what they hold may be missing or out of date in a listing."""
+        if self._network is None:
+            return []
+        horizon = time.monotonic() - STALE_INTERVALS * self._interval
+        with self._lock:
+            return [member.id for member in self._network.others()
+                    if self._reached.get(member.id, horizon - 1) < horizon]
+
+    def _take(self, tx: Tx, member: network_pb2.MemberGateway,
+              change: replication_pb2.NetworkChange, now: datetime) -> None:
+        kind = change.WhichOneof("change")
+        if kind == "agency":
+            sql.put_agency(tx.conn, self._agency(tx, member, change.agency, now))
+        elif kind == "dataset":
+            dataset = self._dataset(tx, member, change.dataset)
+            sql.put_dataset(tx.conn, dataset, _name_sha256(dataset.name))
+        elif kind == "dataset_removed_sha256":
+            sql.remove_dataset(tx.conn, member.id, change.dataset_removed_sha256.hex())
+        else:
+            raise ChangeRefused("REPLICATION_CHANGE_EMPTY", "the change carries nothing")
+
+    def _agency(self, tx: Tx, member: network_pb2.MemberGateway,
+                agency: directory_pb2.Agency, now: datetime) -> Agency:
+        agency_id = _parsed(AgencyName.parse, agency.name).agency
+        if not any(agency.region_code.startswith(region_prefix(code))
+                   for code in member.region_codes):
+            raise ChangeRefused(
+                "REPLICATION_REGION_NOT_SERVED",
+                f"{agency.name} is of region {agency.region_code!r}, which member {member.id}"
+                f" does not serve (the network configuration gives it"
+                f" {', '.join(member.region_codes)})")
+        if directory_sql.get_agency(tx.conn, agency_id) is not None:
+            raise ChangeRefused("REPLICATION_AGENCY_CONFLICT",
+                                f"{agency.name} is an agency of this gateway")
+        held = sql.replica_agency(tx.conn, agency_id)
+        if held is not None and held.network_member != member.id:
+            raise ChangeRefused("REPLICATION_AGENCY_CONFLICT",
+                                f"{agency.name} is held by member {held.network_member}")
+        self._check_signing_certificate(agency_id, agency, now)
+        return Agency(
+            id=agency_id, display_name=agency.display_name, region_code=agency.region_code,
+            signing_certificate_pem=agency.signing_certificate_pem,
+            signing_key_id=agency.signing_key_id,
+            state=enum_name(directory_pb2.AgencyState, agency.state),
+            suspend_reason=agency.suspend_reason,
+            create_time=_time(agency.create_time), update_time=_time(agency.update_time),
+            previous_signing_certificates=json.dumps([
+                {"certificate_pem": retired.certificate_pem, "key_id": retired.key_id,
+                 "retire_time": _time(retired.retire_time)}
+                for retired in agency.previous_signing_certificates]),
+            network_member=member.id)
+
+    def _check_signing_certificate(self, agency_id: str, agency: directory_pb2.Agency,
+                                   now: datetime) -> None:
+        """The agency's signing certificate is one the national CA issued to it (checked as of
+        its last day when expired: a suspended agency's may be), of the key id it claims."""
+        try:
+            certificate = x509.load_pem_x509_certificate(agency.signing_certificate_pem.encode())
+            certs_ca.verify_chain(certificate, self._ca,
+                                  now=min(now, certificate.not_valid_after_utc))
+            identity = identity_from_certificate(certificate)
+            key_id = signing.VerifyKey.from_certificate(certificate).key_id
+        except (ValueError, certs_ca.CAError) as exc:
+            raise ChangeRefused("REPLICATION_CERTIFICATE_INVALID",
+                                f"the signing certificate of {agency.name} is not one of the"
+                                f" national CA: {exc}") from None
+        if identity != Identity("agency", agency_id) or key_id != agency.signing_key_id:
+            raise ChangeRefused("REPLICATION_CERTIFICATE_INVALID",
+                                f"the signing certificate of {agency.name} is issued to"
+                                f" {identity.uri} with key id {key_id}")
+
+    def _dataset(self, tx: Tx, member: network_pb2.MemberGateway,
+                 dataset: catalog_pb2.Dataset) -> Dataset:
+        name = _parsed(DatasetName.parse, dataset.name)
+        publisher = sql.replica_agency(tx.conn, name.agency)
+        if publisher is None or publisher.network_member != member.id:
+            raise ChangeRefused("REPLICATION_PUBLISHER_UNKNOWN",
+                                f"{dataset.name} is published by agency {name.agency}, which"
+                                f" member {member.id} does not hold")
+        manifest = _signed_manifest(dataset, publisher)
+        if manifest.dataset != dataset.name or manifest.version != dataset.latest_version:
+            raise ChangeRefused("REPLICATION_MANIFEST_MISMATCH",
+                                f"the signed manifest is of {manifest.dataset} version"
+                                f" {manifest.version}, not of {dataset.name} version"
+                                f" {dataset.latest_version}")
+        classification = enum_name(catalog_pb2.Classification, manifest.classification)
+        sharing_type = enum_name(catalog_pb2.SharingType, manifest.sharing_type)
+        copy = Dataset(
+            name=dataset.name, publisher=publisher.id, region_code=publisher.region_code,
+            latest_version=manifest.version,
+            state=enum_name(catalog_pb2.DatasetState, dataset.state),
+            withdraw_reason=dataset.withdraw_reason, classification=classification,
+            sharing_type=sharing_type, title=manifest.title, abstract=manifest.abstract,
+            tags=" ".join(manifest.tags),
+            field_names=" ".join(field.name for field in manifest.schema),
+            create_time=_time(dataset.create_time), update_time=_time(dataset.update_time),
+            signed_manifest=dataset.signed_manifest.SerializeToString(),
+            network_member=member.id)
+        if not shared_with_network(copy):
+            raise ChangeRefused("REPLICATION_NOT_SHARED",
+                                f"{dataset.name} is {classification} {sharing_type}: not"
+                                " shared with the network")
+        return copy
+
+
+def _as_shared(change: NetworkChange) -> NetworkChange:
+    """`change` as a peer may take it: a dataset not shared with the network as its name's
+    digest only."""
+    if change.dataset is not None and not shared_with_network(change.dataset):
+        return NetworkChange(change.position, removed_sha256=_name_sha256(change.dataset.name))
+    return change
+
+
+def _name_sha256(name: str) -> str:
+    return signing.sha256(name.encode()).hex()
+
+
+def _signed_manifest(dataset: catalog_pb2.Dataset, publisher: Agency) -> catalog_pb2.Manifest:
+    """The manifest of `dataset`, once the publisher's current or a previous signing key (of
+    the key id it names) verifies its signature."""
+    envelope = dataset.signed_manifest
+    key_id = envelope.signatures[0].key_id if len(envelope.signatures) == 1 else ""
+    pems = [publisher.signing_certificate_pem] + [
+        retired["certificate_pem"]
+        for retired in json.loads(publisher.previous_signing_certificates)]
+    for pem in pems:
+        key = signing.VerifyKey.from_certificate(x509.load_pem_x509_certificate(pem.encode()))
+        if key.key_id != key_id:
+            continue
+        try:
+            envelopes.check_sealed(envelope, key, envelopes.MANIFEST)
+            return catalog_pb2.Manifest.FromString(envelope.payload)
+        except (signing.SignatureError, DecodeError):
+            break
+    raise ChangeRefused("REPLICATION_SIGNATURE_INVALID",
+                        f"the signed manifest of {dataset.name} does not verify with a signing"
+                        f" key of agency {publisher.id}")
+
+
+def _parsed(parse, name: str):
+    try:
+        return parse(name)
+    except errors.InvalidArgument as exc:
+        raise ChangeRefused("REPLICATION_NAME_INVALID", exc.message) from None
+
+
+def _time(stamp) -> str:
+    return times.to_text(times.from_timestamp(stamp)) if stamp.ByteSize() else ""
+
+
+def _subject(change: replication_pb2.NetworkChange) -> tuple[str, ...]:
+    kind = change.WhichOneof("change")
+    if kind == "agency":
+        return (change.agency.name,) if AgencyName.match(change.agency.name) else ()
+    if kind == "dataset":
+        return (change.dataset.name,) if DatasetName.match(change.dataset.name) else ()
+    return ()

@@ -1,0 +1,192 @@
+"""One network for all: an agency connected to its own region's gateway sees the other
+regions' agencies and shared datasets, replicated from the other members; only what every
+agency may see leaves its gateway, and a member's forged or out-of-region changes are refused
+and audited."""
+
+from __future__ import annotations
+
+import hashlib
+
+import grpc
+import pytest
+
+from agencies.client import AdminClient, AgencyClient
+from agencies.errors import from_rpc_error
+from gateway.v1 import directory_pb2, replication_pb2, replication_pb2_grpc
+from govshare import times
+from tests.support.federation import Federation, Members
+
+GD, BJ, SH = "gd-gateway", "bj-gateway", "sh-gateway"
+OPEN = "agencies/bj-stats/datasets/open"
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    """gd and bj running (sh named by the configuration, never started); gd-health at gd,
+    bj-stats at bj, which publishes one PUBLIC, one CONFIDENTIAL and one NOT_SHARED dataset."""
+    root = tmp_path_factory.mktemp("replication")
+    members = Members(Federation(root), (GD, BJ, SH))
+    for gateway_id in (GD, BJ):
+        members.start(gateway_id)
+    clients = {}
+    for gateway_id, agency_id, region in ((GD, "gd-health", "440000"),
+                                          (BJ, "bj-stats", "110000")):
+        folder = root / "agencies" / agency_id
+        members.federation.ca.issue_agency(agency_id, folder)
+        admin_folder = root / "admins" / gateway_id
+        members.federation.ca.issue_staff(f"admin-{gateway_id}", "admin", admin_folder)
+        with AdminClient(members.target(gateway_id), admin_folder,
+                         server_name="localhost") as admin:
+            admin.register_agency(agency_id, f"{agency_id} agency", region,
+                                  (folder / "signing.pem").read_text())
+        clients[agency_id] = AgencyClient(members.target(gateway_id), folder,
+                                          server_name="localhost")
+    bj = clients["bj-stats"]
+    bj.publish("open", b"a,b\n1,2\n", title="Beijing population", classification="PUBLIC",
+               tags=["people"])
+    bj.publish("secret", b"x", title="Beijing secret", classification="CONFIDENTIAL")
+    bj.publish("closed", b"y", title="Beijing closed", classification="PUBLIC",
+               sharing_type="NOT_SHARED", legal_basis="a law forbids it")
+    yield members, clients
+    for client in clients.values():
+        client.close()
+    members.close()
+
+
+def pull(members: Members) -> dict[str, str]:
+    return members.gateway(GD).replicator.pull()
+
+
+def test_an_agency_sees_another_regions_agency_and_public_dataset_after_a_pull(net):
+    members, clients = net
+    gd = clients["gd-health"]
+    outcome = pull(members)
+    assert outcome[BJ].endswith("0 refused")
+    agencies = {agency.name: agency for agency in gd.agencies()}
+    assert agencies["agencies/bj-stats"].network_member == BJ
+    assert agencies["agencies/gd-health"].network_member == ""
+    found = {dataset.name: dataset for dataset in gd.datasets()}
+    assert found[OPEN].network_member == BJ
+    assert found[OPEN].manifest.title == "Beijing population"
+    assert [d.name for d in gd.search("population")] == [OPEN]
+    assert [d.name for d in gd.datasets(tag="people")] == [OPEN]
+
+
+def test_confidential_and_not_shared_datasets_never_leave_their_gateway(net):
+    members, clients = net
+    pull(members)
+    names = {dataset.name for dataset in clients["gd-health"].datasets(show_withdrawn=True)}
+    assert "agencies/bj-stats/datasets/secret" not in names
+    assert "agencies/bj-stats/datasets/closed" not in names
+    served, _, _ = members.gateway(BJ).replicas.list_changes(0, 100)
+    kept = members.gateway(GD).db.reader().execute("SELECT name FROM replica_datasets")
+    assert {row[0] for row in kept} == {OPEN}
+    assert all(change.dataset is None or change.dataset.name == OPEN for change in served)
+
+
+def test_a_peer_that_is_down_leaves_local_results_marked_stale(net):
+    members, clients = net
+    outcome = pull(members)
+    assert "UNAVAILABLE" in outcome[SH]
+    gd = clients["gd-health"]
+    response = gd._call(gd.directory.ListAgencies, directory_pb2.ListAgenciesRequest())
+    assert list(response.stale_members) == [SH]
+    assert "agencies/gd-health" in {agency.name for agency in response.agencies}
+
+
+def test_paging_runs_across_local_and_replicated_datasets_with_one_token(net):
+    members, clients = net
+    gd = clients["gd-health"]
+    gd.publish("beds", b"1", title="Guangdong beds", classification="PUBLIC")
+    gd.publish("doctors", b"2", title="Guangdong doctors", classification="INTERNAL")
+    pull(members)
+    whole = [dataset.name for dataset in gd.datasets()]
+    paged = [dataset.name for dataset in gd.datasets(page_size=1)]
+    assert paged == whole
+    assert set(whole) >= {OPEN, "agencies/gd-health/datasets/beds",
+                          "agencies/gd-health/datasets/doctors"}
+    assert len(set(whole)) == len(whole)
+
+
+def test_a_peer_claiming_an_agency_of_another_members_region_is_refused_and_audited(net):
+    members, clients = net
+    gd_gateway = members.gateway(GD)
+    bj_member = gd_gateway.network.current.member(BJ)
+    claimed = clients["gd-health"].agency("agencies/gd-health")
+    forged = directory_pb2.Agency()
+    forged.CopyFrom(claimed)
+    forged.name = "agencies/gz-fake"
+    taken = gd_gateway.replicas.position(BJ)
+    refused = gd_gateway.replicas.apply(
+        bj_member, [replication_pb2.NetworkChange(position=taken + 1, agency=forged)],
+        taken, times.utcnow())
+    assert refused == 1
+    assert "agencies/gz-fake" not in {a.name for a in clients["gd-health"].agencies()}
+    assert _refusals(gd_gateway, "REPLICATION_REGION_NOT_SERVED")
+
+
+def test_a_tampered_manifest_is_refused_and_audited(net):
+    members, clients = net
+    gd_gateway = members.gateway(GD)
+    bj_member = gd_gateway.network.current.member(BJ)
+    pull(members)
+    dataset = next(d for d in clients["gd-health"].datasets() if d.name == OPEN)
+    assert dataset.network_member == BJ
+    tampered = type(dataset)()
+    tampered.CopyFrom(dataset)
+    tampered.network_member = ""
+    tampered.signed_manifest.payload = dataset.signed_manifest.payload.replace(
+        b"Beijing population", b"Beijing populatiom")
+    taken = gd_gateway.replicas.position(BJ)
+    refused = gd_gateway.replicas.apply(
+        bj_member, [replication_pb2.NetworkChange(position=taken + 1, dataset=tampered)],
+        taken, times.utcnow())
+    assert refused == 1
+    assert _refusals(gd_gateway, "REPLICATION_SIGNATURE_INVALID")
+    titles = {d.manifest.title for d in clients["gd-health"].datasets()}
+    assert "Beijing populatiom" not in titles
+
+
+def test_a_withdrawal_replicates(net):
+    members, clients = net
+    pull(members)
+    clients["bj-stats"].withdraw("open", "superseded")
+    pull(members)
+    gd = clients["gd-health"]
+    assert OPEN not in {dataset.name for dataset in gd.datasets()}
+    withdrawn = {d.name: d for d in gd.datasets(show_withdrawn=True)}
+    assert withdrawn[OPEN].withdraw_reason == "superseded"
+
+
+def test_a_dataset_that_stops_being_shared_is_dropped_by_its_names_digest(net):
+    members, clients = net
+    bj = clients["bj-stats"]
+    bj.publish("turning", b"t", title="Turning", classification="PUBLIC")
+    pull(members)
+    gd = clients["gd-health"]
+    assert "agencies/bj-stats/datasets/turning" in {d.name for d in gd.datasets()}
+    bj.publish("turning", b"u", title="Turning", classification="CONFIDENTIAL", version=2)
+    served, _, _ = members.gateway(BJ).replicas.list_changes(0, 1000)
+    digest = hashlib.sha256(b"agencies/bj-stats/datasets/turning").hexdigest()
+    assert digest in {change.removed_sha256 for change in served}
+    pull(members)
+    assert "agencies/bj-stats/datasets/turning" not in {d.name for d in gd.datasets()}
+
+
+def test_only_peers_pull_changes(net):
+    _, clients = net
+    gd = clients["gd-health"]
+    stub = replication_pb2_grpc.ReplicationServiceStub(gd.channel)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListNetworkChanges(replication_pb2.ListNetworkChangesRequest(), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert from_rpc_error(refused.value).reason == "ROLE_NOT_ALLOWED"
+
+
+def _refusals(gateway, reason: str) -> list[bytes]:
+    """The refusal events of `reason` in `gateway`'s audit log, each of the member bj."""
+    rows = gateway.db.reader().execute(
+        "SELECT actor, record FROM audit_leaves WHERE action = 'replication.refused'"
+        " AND outcome = 'REFUSED'").fetchall()
+    assert all(actor == "urn:govshare:gateway:bj-gateway" for actor, _ in rows)
+    return [record for _, record in rows if reason.encode() in record]
