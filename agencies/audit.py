@@ -5,15 +5,18 @@ The client keeps the last checkpoint it accepted in a state file beside its cert
 forks its log (shows different histories to different agencies) or truncates it is caught by the
 agencies themselves, without trusting the gateway. The checkpoint verifier key is pinned on first
 use in the same file, unless given explicitly (`client.audit_verifier_key = "name+id+key"`,
-for instance the gateway's published `audit.vkey`). Threads and processes of one agency share
-the file under a lock; the checkpoint saved never goes back to a smaller one.
+for instance the gateway's published `audit.vkey`) or by the network configuration held (the
+key of the member at the client's address, whose log every checkpoint must then be, checked
+against the member's witness policy: agencies/network.py). Threads and processes of one agency
+share the file under a lock; the checkpoint saved never goes back to a smaller one.
 
 Checkpoints are kept per origin. A gateway whose database was lost continues its log under a new
 origin, whose first leaf (audit.new_origin) records the old origin's last signed checkpoint. The
 client follows it only with the new origin's verifier key given explicitly (`audit_verifier_key`,
-from the gateway's operator): it proves the link leaf is in the new log, verifies the recorded
-checkpoint with the old origin's pinned key and checks its own saved one against it, then keeps
-the old origin's checkpoints in the state file (`previous_origins`) as evidence.
+from the gateway's operator) or by the network configuration held: it proves the link leaf is
+in the new log, verifies the recorded checkpoint with the old origin's pinned key and checks its
+own saved one against it, then keeps the old origin's checkpoints in the state file
+(`previous_origins`) as evidence.
 
 Proofs hash the record bytes here, never taking the gateway's leaf hash on trust, and
 `prove_receipt` checks that the event a fetch receipt names is that fetch's completion.
@@ -132,9 +135,10 @@ class AuditMixin:
                        accept_unproven: bool, member: network_pb2.MemberGateway | None,
                        policy: WitnessPolicy | None) -> note.Checkpoint:
         """Move to the new origin of `response` from the saved one: verify the new checkpoint
-        with the explicitly given key of that origin, prove the origin's link leaf under it,
-        verify the checkpoint it records with the old origin's pinned key and check the saved
-        checkpoint against it; then save the new origin's state, the old one's kept."""
+        with the key of that origin given explicitly or by the configuration held, prove the
+        origin's link leaf under it, verify the checkpoint it records with the old origin's
+        pinned key and check the saved checkpoint against it; then save the new origin's state,
+        the old one's kept."""
         old_key, saved_signed = state["verifier_key"], state["checkpoint"]
         saved = _open_checkpoint(saved_signed, old_key)
         origin = _origin_line(response.signed_checkpoint)
