@@ -11,6 +11,7 @@ from agencies import errors
 from agencies.client import AdminClient, AgencyClient, AuditorClient, BaseClient
 from agencies.errors import (
     CertificateRevoked,
+    GatewayNotMember,
     GovshareError,
     NetworkConfigurationRefused,
     VerificationError,
@@ -18,5 +19,5 @@ from agencies.errors import (
 from agencies.exchange import Fetched, FetchRecord
 
 __all__ = ["AdminClient", "AgencyClient", "AuditorClient", "BaseClient", "CertificateRevoked",
-           "FetchRecord", "Fetched", "GovshareError", "NetworkConfigurationRefused",
-           "VerificationError", "errors"]
+           "FetchRecord", "Fetched", "GatewayNotMember", "GovshareError",
+           "NetworkConfigurationRefused", "VerificationError", "errors"]

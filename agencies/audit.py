@@ -5,15 +5,18 @@ The client keeps the last checkpoint it accepted in a state file beside its cert
 forks its log (shows different histories to different agencies) or truncates it is caught by the
 agencies themselves, without trusting the gateway. The checkpoint verifier key is pinned on first
 use in the same file, unless given explicitly (`client.audit_verifier_key = "name+id+key"`,
-for instance the gateway's published `audit.vkey`). Threads and processes of one agency share
-the file under a lock; the checkpoint saved never goes back to a smaller one.
+for instance the gateway's published `audit.vkey`) or by the network configuration held (the
+key of the member at the client's address, whose log every checkpoint must then be, checked
+against the member's witness policy: agencies/network.py). Threads and processes of one agency
+share the file under a lock; the checkpoint saved never goes back to a smaller one.
 
 Checkpoints are kept per origin. A gateway whose database was lost continues its log under a new
 origin, whose first leaf (audit.new_origin) records the old origin's last signed checkpoint. The
 client follows it only with the new origin's verifier key given explicitly (`audit_verifier_key`,
-from the gateway's operator): it proves the link leaf is in the new log, verifies the recorded
-checkpoint with the old origin's pinned key and checks its own saved one against it, then keeps
-the old origin's checkpoints in the state file (`previous_origins`) as evidence.
+from the gateway's operator) or by the network configuration held: it proves the link leaf is
+in the new log, verifies the recorded checkpoint with the old origin's pinned key and checks its
+own saved one against it, then keeps the old origin's checkpoints in the state file
+(`previous_origins`) as evidence.
 
 Proofs hash the record bytes here, never taking the gateway's leaf hash on trust, and
 `prove_receipt` checks that the event a fetch receipt names is that fetch's completion.
@@ -33,6 +36,7 @@ import grpc
 
 from agencies.errors import GovshareError, VerificationError, WitnessQuorumNotReached
 from agencies.exchange import FETCH_COMPLETE
+from agencies.network import not_the_member
 from certs.files import exclusive_lock, replace_file
 from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2, network_pb2
 from govshare import envelopes, times
@@ -57,10 +61,12 @@ class AuditMixin:
     audit_state_file: Path | None = None
     """Where the last accepted checkpoint is kept; None means `<certs>/audit-state.json`."""
     audit_witness_policy: WitnessPolicy | None = None
-    """The witnesses whose cosignatures a checkpoint needs (`witness_policy` builds it from the
-    network configuration); None: a single gateway's checkpoint, checked as before. With a
-    policy the client asks for the latest checkpoint a witness cosigned (the latest one may
-    be too new for its witnesses to have seen), so proofs are of that checkpoint."""
+    """The witnesses whose cosignatures a checkpoint needs, set to override the one the client
+    applies by itself: with a network configuration held, the policy of its gateway's member
+    (`witness_policy` of the configuration for the member's audit origin); with none held, a
+    single gateway's checkpoint is checked as before. With a policy the client asks for the
+    latest checkpoint a witness cosigned (the latest one may be too new for its witnesses to
+    have seen), so proofs are of that checkpoint."""
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -74,7 +80,10 @@ class AuditMixin:
         the old origin's last checkpoint extends the one saved here (LOG_ORIGIN_UNPROVEN
         otherwise), and notes it in the state file.
         """
-        response = self._latest_checkpoint()
+        member = self.network_member()
+        policy = self._witness_policy(member)
+        response = self._latest_checkpoint(policy)
+        _check_member_log(response.signed_checkpoint, member, self.target)
         # Threads and processes of one agency share the state file: one at a time reads,
         # checks and saves it, so none checks against a checkpoint another is replacing.
         with self._audit_state_lock():
@@ -82,10 +91,12 @@ class AuditMixin:
             previous = state.get("checkpoint")
             if previous and _origin_line(response.signed_checkpoint) != \
                     _origin_line(previous):
-                return self._follow_origin(state, response, accept_unproven_origin)
-            key = self.audit_verifier_key or state.get("verifier_key") or response.verifier_key
+                return self._follow_origin(state, response, accept_unproven_origin, member,
+                                           policy)
+            key = (self.audit_verifier_key or _member_key(member) or state.get("verifier_key")
+                   or response.verifier_key)
             current = _open_checkpoint(response.signed_checkpoint, key)
-            self._check_witness_policy(response.signed_checkpoint)
+            _check_policy(response.signed_checkpoint, policy)
             if previous:
                 old = _open_checkpoint(previous, key)
                 if current.size < old.size:
@@ -98,10 +109,16 @@ class AuditMixin:
                                     "checkpoint": response.signed_checkpoint})
         return current
 
-    def _latest_checkpoint(self) -> audit_pb2.GetCheckpointResponse:
+    def _witness_policy(self, member: network_pb2.MemberGateway | None) -> WitnessPolicy | None:
+        """The policy set, else the one of the configuration held for `member`'s log."""
+        if self.audit_witness_policy is not None or member is None:
+            return self.audit_witness_policy
+        configuration = self.network_configuration()
+        return witness_policy(configuration.configuration, member.audit_origin)
+
+    def _latest_checkpoint(self, policy: WitnessPolicy | None) -> audit_pb2.GetCheckpointResponse:
         """The gateway's latest checkpoint; with a witness policy, the latest one a witness
         cosigned (WitnessQuorumNotReached when none is)."""
-        policy = self.audit_witness_policy
         request = audit_pb2.GetCheckpointRequest(witnessed=policy is not None)
         try:
             return self._call(self.audit.GetCheckpoint, request)
@@ -115,11 +132,13 @@ class AuditMixin:
                 metadata={"cosigned": "", "quorum": str(policy.quorum)}) from None
 
     def _follow_origin(self, state: dict[str, Any], response: audit_pb2.GetCheckpointResponse,
-                       accept_unproven: bool) -> note.Checkpoint:
+                       accept_unproven: bool, member: network_pb2.MemberGateway | None,
+                       policy: WitnessPolicy | None) -> note.Checkpoint:
         """Move to the new origin of `response` from the saved one: verify the new checkpoint
-        with the explicitly given key of that origin, prove the origin's link leaf under it,
-        verify the checkpoint it records with the old origin's pinned key and check the saved
-        checkpoint against it; then save the new origin's state, the old one's kept."""
+        with the key of that origin given explicitly or by the configuration held, prove the
+        origin's link leaf under it, verify the checkpoint it records with the old origin's
+        pinned key and check the saved checkpoint against it; then save the new origin's state,
+        the old one's kept."""
         old_key, saved_signed = state["verifier_key"], state["checkpoint"]
         saved = _open_checkpoint(saved_signed, old_key)
         origin = _origin_line(response.signed_checkpoint)
@@ -127,9 +146,9 @@ class AuditMixin:
             raise _refuse(f"the audit log went back from {saved.origin!r} to {origin!r}, an"
                           " origin it left: a log never signs an origin again",
                           "LOG_ORIGIN_CHANGED", old=saved.origin, new=origin)
-        key = self._new_origin_key(saved.origin, origin)
+        key = self._new_origin_key(saved.origin, origin, member)
         current = _open_checkpoint(response.signed_checkpoint, key)
-        self._check_witness_policy(response.signed_checkpoint)
+        _check_policy(response.signed_checkpoint, policy)
         link, ended_signed = self._linked_checkpoint(response, saved.origin, current)
         ended = _open_checkpoint(ended_signed, old_key)
         unproven = self._check_continues(saved, ended, current, link.leaf_index)
@@ -147,17 +166,12 @@ class AuditMixin:
         })
         return current
 
-    def _check_witness_policy(self, signed: str) -> None:
-        """WitnessQuorumNotReached when a policy is set and its quorum did not cosign
-        `signed`: on a new origin as on the old one, or a log could leave its witnesses behind
-        by moving to an origin they never saw."""
-        if self.audit_witness_policy is not None:
-            check_witnessed(signed, self.audit_witness_policy)
-
-    def _new_origin_key(self, old_origin: str, origin: str) -> str:
-        """The explicitly given verifier key of `origin`: a key pinned from the gateway itself
-        would take the gateway's word for its own new identity."""
-        key = self.audit_verifier_key
+    def _new_origin_key(self, old_origin: str, origin: str,
+                        member: network_pb2.MemberGateway | None) -> str:
+        """The verifier key of `origin` given explicitly, or by the configuration held for the
+        member: a key pinned from the gateway itself would take the gateway's word for its own
+        new identity."""
+        key = self.audit_verifier_key or _member_key(member)
         if key is None or _key_name(key) != origin:
             raise _refuse(
                 f"the audit log changed origin from {old_origin!r} to {origin!r}: get the new"
@@ -447,6 +461,36 @@ def _cosigned_by(signed: str, witness: str) -> bool:
     except note.NoteError:
         return False
     return True
+
+
+def _check_policy(signed: str, policy: WitnessPolicy | None) -> None:
+    """WitnessQuorumNotReached when there is a policy and its quorum did not cosign `signed`:
+    on a new origin as on the old one, or a log could leave its witnesses behind by moving to
+    an origin they never saw."""
+    if policy is not None:
+        check_witnessed(signed, policy)
+
+
+def _member_key(member: network_pb2.MemberGateway | None) -> str | None:
+    return member.audit_verifier_key if member is not None else None
+
+
+def _check_member_log(signed: str, member: network_pb2.MemberGateway | None,
+                      target: str) -> None:
+    """GatewayNotMember unless `signed` is a checkpoint of `member`'s log (when a configuration
+    is held): of its audit origin, signed with its audit verifier key."""
+    if member is None:
+        return
+    origin = _origin_line(signed)
+    if origin != member.audit_origin:
+        raise not_the_member(target, member, f"its audit log is {origin!r}, the member's is"
+                                             f" {member.audit_origin!r}")
+    try:
+        note.open_note(signed.encode(),
+                       [note.NoteVerifier.from_verifier_key(member.audit_verifier_key)])
+    except (ValueError, note.NoteError):
+        raise not_the_member(target, member, "its checkpoint is not signed with the member's"
+                                             " audit verifier key") from None
 
 
 def _origin_line(signed: str) -> str:

@@ -27,7 +27,7 @@ from agencies import errors
 from agencies.audit import AuditMixin
 from agencies.catalog import CatalogMixin, agency_name
 from agencies.exchange import ExchangeMixin
-from agencies.network import NETWORK_MAX_AGE, NetworkMixin
+from agencies.network import NETWORK_MAX_AGE, NetworkMixin, member_at
 from certs.identity import Identity, identity_from_certificate
 from gateway.v1 import (
     audit_pb2_grpc,
@@ -65,7 +65,8 @@ class BaseClient(NetworkMixin):
     """A mutual-TLS channel to the gateway and the typed stubs of every service.
 
     `network_configuration`: a signed network configuration this client held before (saved
-    from an earlier run), so that a gateway serving an older one is caught;
+    from an earlier run), so that a gateway serving an older one is caught, and the member it
+    names at `target` is the only TLS server this client trusts;
     `network_max_age`: how long a fetched configuration is used before it is fetched again
     (agencies/network.py says why 10 minutes)."""
 
@@ -77,13 +78,15 @@ class BaseClient(NetworkMixin):
 
         folder = Path(certs)
         self.certs = folder
+        self.target = target
         self.timeout = timeout
         tls_pem = (folder / "tls.pem").read_bytes()
         self.identity: Identity = identity_from_certificate(
             x509.load_pem_x509_certificate(tls_pem)
         )
+        self._hold_network(network_configuration, network_max_age)
         credentials = grpc.ssl_channel_credentials(
-            root_certificates=(folder / "ca.pem").read_bytes(),
+            root_certificates=self._server_roots(),
             private_key=(folder / "tls.key").read_bytes(),
             certificate_chain=tls_pem,
         )
@@ -101,7 +104,18 @@ class BaseClient(NetworkMixin):
         self.exchange = exchange_pb2_grpc.ExchangeServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
         self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
-        self._hold_network(network_configuration, network_max_age)
+
+    def _server_roots(self) -> bytes:
+        """What the channel trusts as the gateway's TLS server: with a configuration held that
+        names a member at `target`, only that member's TLS certificate (so a stand-in with any
+        other certificate of the CA fails the handshake, as gateways pin each other); otherwise
+        the national CA. Pinned for the channel's life: a member's new TLS certificate reaches a
+        client built with a configuration naming it."""
+        held = self._network
+        member = member_at(held, self.target) if held is not None else None
+        if member is not None:
+            return member.tls_certificate_pem.encode()
+        return (self.certs / "ca.pem").read_bytes()
 
     def close(self) -> None:
         self.channel.close()

@@ -11,9 +11,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 __all__ = ["AlreadyExists", "Cancelled", "CertificateRevoked", "DataLoss", "DeadlineExceeded",
-           "FailedPrecondition", "GovshareError", "InvalidArgument", "NetworkConfigurationRefused",
-           "NotFound", "PermissionDenied", "ResourceExhausted", "Unauthenticated", "Unavailable",
-           "VerificationError", "from_rpc_error"]
+           "FailedPrecondition", "GatewayNotMember", "GovshareError", "InvalidArgument",
+           "NetworkConfigurationRefused", "NotFound", "PermissionDenied", "ResourceExhausted",
+           "Unauthenticated", "Unavailable", "VerificationError", "from_rpc_error"]
 
 
 class GovshareError(Exception):
@@ -93,6 +93,13 @@ class NetworkConfigurationRefused(VerificationError):
     """The network configuration the gateway served does not verify against the national CA,
     or is older than the one this client holds (a replay); `reason` names the rule broken
     (NETWORK_CONFIGURATION_NOT_NEWER, ..._SIGNATURE_INVALID, ..._EXPIRED, ..._INVALID)."""
+
+
+class GatewayNotMember(VerificationError):
+    """With a network configuration held, the gateway answering is not the member the
+    configuration names at the address this client connects to: no member is at that address
+    (reason GATEWAY_NOT_A_MEMBER), or the receipt's signer or the checkpoint's log is not that
+    member's (GATEWAY_NOT_THE_MEMBER); metadata `address` and `member` name them."""
 
 
 class CertificateRevoked(VerificationError):

@@ -16,7 +16,9 @@ data only after end-to-end verification, and raises VerificationError otherwise:
 2. the content written has the manifest's size and SHA-256 (hashed while writing);
 3. the receipt is signed by the gateway's signing certificate, sent in the stream's initial
    metadata and checked against the same national CA with the `gateway` identity — so trust in
-   the receipt rests on the CA, not on what the gateway says about itself;
+   the receipt rests on the CA, not on what the gateway says about itself; with a network
+   configuration held it must be the very signing certificate of the member named at the
+   client's address (agencies/network.py);
 4. the receipt names this exchange, this agency, the owner, the version, the content hash and
    size, the grant, the fields delivered, and the hash and size of what was received.
 
@@ -376,6 +378,7 @@ class ExchangeMixin:
                 f"the receipt certificate belongs to {identity.uri}, not to a gateway")
         self._check_not_revoked(certificate, "the gateway's signing certificate that signs"
                                 " the receipt")
+        self._check_member_signer(certificate)
         try:
             return signing.VerifyKey.from_certificate(certificate)
         except ValueError as exc:  # not an Ed25519 key

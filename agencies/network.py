@@ -19,6 +19,19 @@ A gateway that is no network member answers with no configuration, and one that 
 networks answers UNIMPLEMENTED: either way the SDK has nothing new to apply (and asks again after
 `network_max_age`). It keeps a configuration it holds already; holding none, it verifies as
 before, against the CA alone.
+
+Which member is this client's gateway: the one the configuration names at the address the client
+connects to (its `target`, compared exactly with the member's `address`), as gateways find each
+other. Neither what the gateway presents nor the agency's region would do: a gateway's own
+certificates only say which member it is, so any member's gateway answering at another's
+address would pass; agency certificates carry no region code, the region in the directory is
+the answering gateway's word, and staff clients have none. The address is the application's
+choice and the configuration the authority's word, so a stand-in there (another member's
+gateway, or any other certificate of the CA) is refused: its receipts are not signed with the
+member's `signing_certificate_pem`, its checkpoints are not of the member's `audit_origin` and
+`audit_verifier_key` (GatewayNotMember), and a client built with a configuration held trusts only
+the member's `tls_certificate_pem` for TLS, so the stand-in fails the handshake. With a
+configuration held, a gateway at an address of no member is refused too (GATEWAY_NOT_A_MEMBER).
 """
 
 from __future__ import annotations
@@ -44,6 +57,8 @@ class NetworkMixin:
 
     network: Any
     certs: Path
+    target: str
+    """The address this client connects to: its gateway is the member named there."""
 
     def _hold_network(self, held: network_pb2.SignedNetworkConfiguration | None,
                       max_age: timedelta) -> None:
@@ -97,6 +112,38 @@ class NetworkMixin:
                 reason=exc.reason, metadata=dict(exc.metadata)
             ) from None
 
+    def network_member(self) -> network_pb2.MemberGateway | None:
+        """This client's gateway in the network configuration held: the member at `target`
+        (see the module docstring); None while no configuration is held. GatewayNotMember when
+        the configuration names no member at `target`."""
+        configuration = self.network_configuration()
+        if configuration is None:
+            return None
+        member = member_at(configuration, self.target)
+        if member is None:
+            addresses = ", ".join(f"{m.id} at {m.address}" for m in
+                                  configuration.configuration.members)
+            raise errors.GatewayNotMember(
+                f"the gateway at {self.target} is no member of network"
+                f" {configuration.network_id} version {configuration.version}, which names"
+                f" {addresses}: connect to your gateway at the address the configuration names",
+                reason="GATEWAY_NOT_A_MEMBER", metadata={"address": self.target, "member": ""})
+        return member
+
+    def _check_member_signer(self, certificate: x509.Certificate) -> None:
+        """GatewayNotMember unless `certificate`, which signed a receipt, is the signing
+        certificate of this client's member (when a configuration is held)."""
+        member = self.network_member()
+        if member is None:
+            return
+        expected = x509.load_pem_x509_certificate(member.signing_certificate_pem.encode())
+        if certificate != expected:
+            raise not_the_member(
+                self.target, member,
+                f"the receipt is signed by another certificate (serial"
+                f" {certificate.serial_number:x}) than the member's signing certificate (serial"
+                f" {expected.serial_number:x})")
+
     def _check_not_revoked(self, certificate: x509.Certificate, what: str) -> None:
         """CertificateRevoked when the CRL of the network configuration held revokes
         `certificate` (`what` names it in the message)."""
@@ -108,3 +155,18 @@ class NetworkMixin:
                 f" {configuration.version} says: what it signed is not trusted",
                 reason="CERTIFICATE_REVOKED",
                 metadata={"serial": f"{certificate.serial_number:x}"})
+
+
+def member_at(configuration: netconf.VerifiedConfiguration,
+              target: str) -> network_pb2.MemberGateway | None:
+    """The member whose configuration address is `target`, None when none is."""
+    return next((m for m in configuration.configuration.members if m.address == target), None)
+
+
+def not_the_member(target: str, member: network_pb2.MemberGateway,
+                   what: str) -> errors.GatewayNotMember:
+    """The refusal of a gateway at `target` that showed `what` instead of `member`'s own."""
+    return errors.GatewayNotMember(
+        f"the gateway at {target} is not {member.id}, the member the network configuration names"
+        f" there: {what}; another gateway is answering at this address",
+        reason="GATEWAY_NOT_THE_MEMBER", metadata={"address": target, "member": member.id})

@@ -132,19 +132,27 @@ class Membership:
     def path(self) -> Path:
         return self.layout.root / CONFIGURATION_FILE
 
+    @property
+    def address(self) -> str:
+        """Where the network's gateway listens: its clients' target."""
+        return config_module.load(self.layout.config_path).server.listen
+
     def member(self, folder: Path | None = None, gateway_id: str = "gateway",
                region_codes: tuple[str, ...] = ("440000",)) -> network_pb2.MemberGateway:
-        """The gateway of the certificates in `folder` (default: the network's own), with the
-        audit verifier key of its signing key under `audit_origin` and the witness key of the
-        folder's WITNESS_PRIVATE_KEY (a fresh one when it has none)."""
+        """The gateway of the certificates in `folder` (default: the network's own, at the
+        address it listens on), with the audit verifier key of its signing key under
+        `audit_origin` and the witness key of the folder's WITNESS_PRIVATE_KEY (a fresh one when
+        it has none)."""
         folder = folder or self.layout.certs("gateway")
-        origin_line = self.audit_origin if gateway_id == "gateway" else origin(gateway_id)
+        own = gateway_id == "gateway"
+        origin_line = self.audit_origin if own else origin(gateway_id)
         key = SigningKey.load(folder / SIGNING_KEY)
         witness_file = folder / WITNESS_PRIVATE_KEY
         witness = (SigningKey.load(witness_file) if witness_file.exists()
                    else SigningKey.generate())
         return network_pb2.MemberGateway(
-            id=gateway_id, region_codes=region_codes, address=f"{gateway_id}.example.gov:8443",
+            id=gateway_id, region_codes=region_codes,
+            address=self.address if own else f"{gateway_id}.example.gov:8443",
             tls_certificate_pem=(folder / TLS_CERT).read_text(),
             signing_certificate_pem=(folder / SIGNING_CERT).read_text(),
             audit_origin=origin_line,
@@ -175,8 +183,9 @@ CONFIGURATION_FILE = "network.pb"
 
 def lay_out_member(root: Path, **sections: dict) -> tuple[NetworkLayout, Membership]:
     """A network laid out whose gateway.toml names CONFIGURATION_FILE as [network]
-    configuration_file, and its authority; the file is not written yet."""
-    layout = lay_out(root, AGENCIES, network={
+    configuration_file, and its authority; the file is not written yet. The gateway listens on
+    a port chosen now, so the configuration names it at the address its clients connect to."""
+    layout = lay_out(root, AGENCIES, listen=f"127.0.0.1:{free_port()}", network={
         "configuration_file": CONFIGURATION_FILE,
         "witness_key": f"certs/gateway/{WITNESS_PRIVATE_KEY}", **sections.pop("network", {})},
         **sections)
