@@ -206,6 +206,27 @@ def test_dataset_before_its_publisher_on_a_first_sync(net, monkeypatch):
         members.stop(SH)
 
 
+def test_manifest_signed_after_its_key_was_retired(net, tmp_path):
+    """A key stolen from an agency signs a new version after the agency replaced it: the
+    manifest says it was signed after the key's retire_time. Run after the tests using
+    bj-stats' first key."""
+    members, clients, admins = net
+    old_key = SigningKey.load(members.federation.root / "agencies" / "bj-stats" / SIGNING_KEY)
+    members.federation.ca.issue_agency("bj-stats", tmp_path)
+    admins[BJ].replace_signing_certificate("agencies/bj-stats",
+                                           (tmp_path / SIGNING_CERT).read_text(), "renewal")
+    members.gateway(GD).replicator.pull()
+    stolen = _holder_dataset(members, ROLL)
+    manifest = catalog_pb2.Manifest.FromString(stolen.signed_manifest.payload)
+    manifest.version = stolen.latest_version = 3
+    manifest.title = "Signed with a retired key"
+    manifest.create_time.CopyFrom(times.to_timestamp(times.utcnow()))
+    stolen.signed_manifest.CopyFrom(envelopes.seal(old_key, envelopes.MANIFEST, manifest))
+    assert _apply(members, dataset=stolen) == 1
+    assert _refusals(members.gateway(GD), "REPLICATION_KEY_RETIRED")
+    assert _replica_dataset(clients, ROLL).latest_version == 2
+
+
 class _Scripted(replication_pb2_grpc.ReplicationServiceServicer):
     """A member gone bad: serves the changes it is given."""
 
