@@ -392,16 +392,41 @@ class Catalog:
         return sql.has_confidential_grant(self._db.reader(), caller.identity.id, dataset.name,
                                           times.to_text(call.time))
 
+    def get(self, call: Call, name: str) -> Dataset:
+        """GetDataset: the dataset `name` as `get_visible` finds it, or the copy of another
+        member's dataset this gateway holds (every agency may see it: only such datasets are
+        replicated), answered from its latest signed manifest, `network_member` naming the
+        member."""
+        return self._find(call, name, "name")
+
     def get_visible(self, call: Call, name: str, field: str = "name") -> Dataset:
-        """The dataset `name` if the caller may see it (withdrawn ones included).
+        """The dataset `name` of this gateway if the caller may see it (withdrawn ones
+        included).
 
         INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED when an agency may not see it,
-        whether or not it exists (permission before existence); NOT_FOUND otherwise.
+        whether or not it exists (permission before existence); NOT_FOUND otherwise, with
+        reason DATASET_HELD_BY_MEMBER naming the member for another member's dataset listed
+        here (its versions and events are at that member's gateway).
         """
+        row = self._find(call, name, field)
+        if row.network_member:
+            raise errors.NotFound(
+                f"{name} is a dataset of member gateway {row.network_member}, listed here"
+                " from its latest signed manifest: ask that member's gateway for its versions"
+                " and events", reason="DATASET_HELD_BY_MEMBER", dataset=name,
+                network_member=row.network_member)
+        return row
+
+    def _find(self, call: Call, name: str, field: str) -> Dataset:
+        """A dataset of this gateway the caller may see, or a replicated one; the refusal
+        `get_visible` documents otherwise."""
         agency_id = DatasetName.parse(name, field).agency
         row = self._datasets.dataset(name)
         if row is not None and self.can_see(call, row):
             return row
+        replica = None if row is not None else sql.get_replica_dataset(self._db.reader(), name)
+        if replica is not None:
+            return replica
         caller = call.caller
         if row is None and (caller.kind != AGENCY or caller.identity.id == agency_id):
             raise errors.NotFound(f"{name} does not exist", reason="DATASET_NOT_FOUND",

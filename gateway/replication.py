@@ -35,19 +35,21 @@ from datetime import datetime
 
 from cryptography import x509
 from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
-from gateway import paging
+from gateway import paging, refusals
 from gateway.config import LimitsConfig
 from gateway.directory import region_prefix
 from gateway.federation import NetworkMembership
 from gateway.models import Agency, Dataset, NetworkChange
 from gateway.storage import Database
+from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.storage import replica as sql
 from gateway.unit_of_work import Tx, UnitOfWork
-from gateway.v1 import catalog_pb2, directory_pb2, network_pb2, replication_pb2
+from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2, network_pb2, replication_pb2
 from govshare import envelopes, errors, signing, times
 from govshare.enums import enum_name
 from govshare.names import AgencyName, DatasetName
@@ -60,6 +62,13 @@ REFUSED = "replication.refused"
 STALE_INTERVALS = 3
 """A member not reached within this many pull intervals is named stale in list replies."""
 SHARED_CLASSIFICATIONS = ("PUBLIC", "INTERNAL")
+MAX_AUDITED_REFUSALS = 20
+"""Refusals of one member's round audited one by one; beyond them one summary per reason
+counts the rest, so that a member sending thousands of junk changes grows the log by a few
+leaves a round, not by thousands."""
+MAX_WAITING = 10_000
+"""Dataset changes of one member held, at most, until their publisher's change arrives."""
+PUBLISHER_UNKNOWN = "REPLICATION_PUBLISHER_UNKNOWN"
 
 
 def shared_with_network(dataset: Dataset) -> bool:
@@ -90,6 +99,8 @@ class Replicas:
         self._limits = limits
         self._interval = interval
         self._reached: dict[str, float] = {}
+        self._asked: dict[str, int] = {}
+        self._waiting: dict[str, dict[str, replication_pb2.NetworkChange]] = {}
         self._lock = threading.Lock()
 
     # -- as a holder --------------------------------------------------------------------------
@@ -109,32 +120,62 @@ class Replicas:
     # -- as a receiver ------------------------------------------------------------------------
 
     def position(self, member_id: str) -> int:
-        return sql.position(self._db.reader(), member_id)
+        """The position to ask `member_id`'s changes after: where the last round ended, or
+        after a restart the position stored (before any change still waiting, see `apply`)."""
+        with self._lock:
+            asked = self._asked.get(member_id)
+        return sql.position(self._db.reader(), member_id) if asked is None else asked
 
     def apply(self, member: network_pb2.MemberGateway,
               changes: Iterable[replication_pb2.NetworkChange], taken: int,
-              now: datetime) -> int:
-        """Take `member`'s changes (agencies first, so a dataset finds its publisher even when
-        the publisher changed after it) up to position `taken`, in one transaction; audit
-        each refusal. Returns how many were refused."""
-        changes = sorted(changes, key=lambda change: change.WhichOneof("change") != "agency")
-        actor = Identity("gateway", member.id).uri
+              now: datetime, more: bool = False) -> int:
+        """Take `member`'s changes up to position `taken` (`more`: the member has changes after
+        it) in one transaction; refuse each bad one, auditing the first MAX_AUDITED_REFUSALS
+        and a summary of the rest. Returns how many were refused.
 
-        def change(tx: Tx) -> tuple[int, list[record.Event]]:
-            refusals = []
-            for item in changes:
+        Agencies go first, so that a dataset finds its publisher even when the publisher
+        changed after it. A member serves each agency and dataset at its latest change only, so
+        on a first sync a dataset may come rounds before its publisher: such a change is held
+        (in memory, MAX_WAITING at most) and taken again with each round's changes until its
+        publisher is taken, and refused only once the member has no more changes to send. The
+        stored position stays before the oldest one held, so that a restart, which forgets
+        them, asks for them again; the next round asks after `taken`."""
+        changes = list(changes)
+        with self._lock:
+            waiting = self._waiting.get(member.id, {})
+
+        def change(tx: Tx) -> tuple[tuple[int, dict], list[record.Event]]:
+            budget = refusals.RefusalBudget(rate=0.0, burst=MAX_AUDITED_REFUSALS)
+            held: dict[str, replication_pb2.NetworkChange] = {}
+            events, refused = [], 0
+            for item in _in_order(changes, waiting):
                 try:
                     self._take(tx, member, item, now)
                 except ChangeRefused as exc:
-                    log.warning("[network] refused a change from member %s: %s: %s",
-                                member.id, exc.reason, exc)
-                    refusals.append(record.Event(
-                        actor, REFUSED, resources=_subject(item), outcome=record.REFUSED,
-                        reason=f"{exc.reason}: {exc}", time=times.to_text(now)))
-            sql.set_position(tx.conn, member.id, taken)
-            return len(refusals), refusals
+                    if exc.reason == PUBLISHER_UNKNOWN and more and len(held) < MAX_WAITING:
+                        held[item.dataset.name] = item
+                        continue
+                    refused += 1
+                    event = _refusal(member, item, exc, now)
+                    if budget.admit(event, exc.reason):
+                        log.warning("[network] refused a change from member %s: %s: %s",
+                                    member.id, exc.reason, exc)
+                        events.append(event)
+            summaries = refusals.summaries(budget.take())
+            if summaries:
+                log.warning("[network] refused %d more changes from member %s, audited as"
+                            " %d summaries", refused - MAX_AUDITED_REFUSALS, member.id,
+                            len(summaries))
+            events.extend(summaries)
+            stored = min([taken] + [item.position - 1 for item in held.values()])
+            sql.set_position(tx.conn, member.id, stored)
+            return (refused, held), events
 
-        return self._work.commit(change).value
+        refused, held = self._work.commit(change).value
+        with self._lock:
+            self._waiting[member.id] = held
+            self._asked[member.id] = taken
+        return refused
 
     def reached(self, member_id: str) -> None:
         """Note that `member_id` answered a pull just now."""
@@ -181,64 +222,79 @@ class Replicas:
         if held is not None and held.network_member != member.id:
             raise ChangeRefused("REPLICATION_AGENCY_CONFLICT",
                                 f"{agency.name} is held by member {held.network_member}")
-        self._check_signing_certificate(agency_id, agency, now)
+        self._check_signing_certificate(agency_id, agency.name, "signing certificate",
+                                        agency.signing_certificate_pem, agency.signing_key_id,
+                                        now)
+        for retired in agency.previous_signing_certificates:
+            self._check_signing_certificate(agency_id, agency.name,
+                                            "previous signing certificate",
+                                            retired.certificate_pem, retired.key_id, now)
         return Agency(
             id=agency_id, display_name=agency.display_name, region_code=agency.region_code,
             signing_certificate_pem=agency.signing_certificate_pem,
             signing_key_id=agency.signing_key_id,
-            state=enum_name(directory_pb2.AgencyState, agency.state),
+            state=_enum(directory_pb2.AgencyState, agency.state, "state"),
             suspend_reason=agency.suspend_reason,
-            create_time=_time(agency.create_time), update_time=_time(agency.update_time),
+            create_time=_time(agency.create_time, "create_time"),
+            update_time=_time(agency.update_time, "update_time"),
             previous_signing_certificates=json.dumps([
                 {"certificate_pem": retired.certificate_pem, "key_id": retired.key_id,
-                 "retire_time": _time(retired.retire_time)}
+                 "retire_time": _time(retired.retire_time, "retire_time")}
                 for retired in agency.previous_signing_certificates]),
             network_member=member.id)
 
-    def _check_signing_certificate(self, agency_id: str, agency: directory_pb2.Agency,
-                                   now: datetime) -> None:
-        """The agency's signing certificate is one the national CA issued to it (checked as of
-        its last day when expired: a suspended agency's may be), of the key id it claims."""
+    def _check_signing_certificate(self, agency_id: str, agency: str, what: str, pem: str,
+                                   key_id: str, now: datetime) -> None:
+        """An agency's signing certificate, current or previous, is one the national CA
+        issued to it (checked as of its last day when expired: a suspended agency's may be,
+        a previous one often is), of the key id it claims: else a peer could add a key of its
+        own and sign datasets in the agency's name."""
         try:
-            certificate = x509.load_pem_x509_certificate(agency.signing_certificate_pem.encode())
+            certificate = x509.load_pem_x509_certificate(pem.encode())
             certs_ca.verify_chain(certificate, self._ca,
                                   now=min(now, certificate.not_valid_after_utc))
             identity = identity_from_certificate(certificate)
-            key_id = signing.VerifyKey.from_certificate(certificate).key_id
+            certified = signing.VerifyKey.from_certificate(certificate).key_id
         except (ValueError, certs_ca.CAError) as exc:
             raise ChangeRefused("REPLICATION_CERTIFICATE_INVALID",
-                                f"the signing certificate of {agency.name} is not one of the"
-                                f" national CA: {exc}") from None
-        if identity != Identity("agency", agency_id) or key_id != agency.signing_key_id:
+                                f"the {what} of {agency} is not one of the national CA:"
+                                f" {exc}") from None
+        if identity != Identity("agency", agency_id) or certified != key_id:
             raise ChangeRefused("REPLICATION_CERTIFICATE_INVALID",
-                                f"the signing certificate of {agency.name} is issued to"
-                                f" {identity.uri} with key id {key_id}")
+                                f"the {what} of {agency} is issued to {identity.uri} with key"
+                                f" id {certified}, not to {agency} with key id {key_id!r}")
 
     def _dataset(self, tx: Tx, member: network_pb2.MemberGateway,
                  dataset: catalog_pb2.Dataset) -> Dataset:
         name = _parsed(DatasetName.parse, dataset.name)
         publisher = sql.replica_agency(tx.conn, name.agency)
         if publisher is None or publisher.network_member != member.id:
-            raise ChangeRefused("REPLICATION_PUBLISHER_UNKNOWN",
+            raise ChangeRefused(PUBLISHER_UNKNOWN,
                                 f"{dataset.name} is published by agency {name.agency}, which"
                                 f" member {member.id} does not hold")
-        manifest = _signed_manifest(dataset, publisher)
+        envelope = dataset.signed_manifest
+        manifest = _signed_manifest(dataset.name, envelope, publisher)
         if manifest.dataset != dataset.name or manifest.version != dataset.latest_version:
             raise ChangeRefused("REPLICATION_MANIFEST_MISMATCH",
                                 f"the signed manifest is of {manifest.dataset} version"
                                 f" {manifest.version}, not of {dataset.name} version"
                                 f" {dataset.latest_version}")
-        classification = enum_name(catalog_pb2.Classification, manifest.classification)
-        sharing_type = enum_name(catalog_pb2.SharingType, manifest.sharing_type)
+        _check_not_older(catalog_sql.get_replica_dataset(tx.conn, dataset.name), manifest,
+                         envelope.payload)
+        classification = _enum(catalog_pb2.Classification, manifest.classification,
+                               "manifest.classification")
+        sharing_type = _enum(catalog_pb2.SharingType, manifest.sharing_type,
+                             "manifest.sharing_type")
         copy = Dataset(
             name=dataset.name, publisher=publisher.id, region_code=publisher.region_code,
             latest_version=manifest.version,
-            state=enum_name(catalog_pb2.DatasetState, dataset.state),
+            state=_enum(catalog_pb2.DatasetState, dataset.state, "state"),
             withdraw_reason=dataset.withdraw_reason, classification=classification,
             sharing_type=sharing_type, title=manifest.title, abstract=manifest.abstract,
             tags=" ".join(manifest.tags),
             field_names=" ".join(field.name for field in manifest.schema),
-            create_time=_time(dataset.create_time), update_time=_time(dataset.update_time),
+            create_time=_time(dataset.create_time, "create_time"),
+            update_time=_time(dataset.update_time, "update_time"),
             signed_manifest=dataset.signed_manifest.SerializeToString(),
             network_member=member.id)
         if not shared_with_network(copy):
@@ -246,6 +302,13 @@ class Replicas:
                                 f"{dataset.name} is {classification} {sharing_type}: not"
                                 " shared with the network")
         return copy
+
+
+def _refusal(member: network_pb2.MemberGateway, change: replication_pb2.NetworkChange,
+             exc: ChangeRefused, now: datetime) -> record.Event:
+    return record.Event(Identity("gateway", member.id).uri, REFUSED, resources=_subject(change),
+                        outcome=record.REFUSED, reason=f"{exc.reason}: {exc}",
+                        time=times.to_text(now))
 
 
 def _as_shared(change: NetworkChange) -> NetworkChange:
@@ -260,26 +323,52 @@ def _name_sha256(name: str) -> str:
     return signing.sha256(name.encode()).hex()
 
 
-def _signed_manifest(dataset: catalog_pb2.Dataset, publisher: Agency) -> catalog_pb2.Manifest:
-    """The manifest of `dataset`, once the publisher's current or a previous signing key (of
-    the key id it names) verifies its signature."""
-    envelope = dataset.signed_manifest
+def _signed_manifest(name: str, envelope: envelope_pb2.Envelope,
+                     publisher: Agency) -> catalog_pb2.Manifest:
+    """The manifest of dataset `name`, once the publisher's signing key of the key id it names
+    verifies its signature: the current key, or a previous one for a manifest that says it was
+    signed before that key was retired (the certificates were checked when the publisher was
+    taken)."""
     key_id = envelope.signatures[0].key_id if len(envelope.signatures) == 1 else ""
-    pems = [publisher.signing_certificate_pem] + [
-        retired["certificate_pem"]
+    keys = [(publisher.signing_certificate_pem, None)] + [
+        (retired["certificate_pem"], retired["retire_time"])
         for retired in json.loads(publisher.previous_signing_certificates)]
-    for pem in pems:
-        key = signing.VerifyKey.from_certificate(x509.load_pem_x509_certificate(pem.encode()))
+    for pem, retire_time in keys:
+        key = signing.VerifyKey.from_certificate(pem)
         if key.key_id != key_id:
             continue
         try:
             envelopes.check_sealed(envelope, key, envelopes.MANIFEST)
-            return catalog_pb2.Manifest.FromString(envelope.payload)
+            manifest = catalog_pb2.Manifest.FromString(envelope.payload)
         except (signing.SignatureError, DecodeError):
             break
+        signed_at = _time(manifest.create_time, "manifest.create_time")
+        if retire_time is not None and signed_at >= retire_time:
+            raise ChangeRefused("REPLICATION_KEY_RETIRED",
+                                f"the signed manifest of {name} is signed with a key agency"
+                                f" {publisher.id} retired at {retire_time}, but says it was"
+                                f" signed later, at {signed_at}")
+        return manifest
     raise ChangeRefused("REPLICATION_SIGNATURE_INVALID",
-                        f"the signed manifest of {dataset.name} does not verify with a signing"
-                        f" key of agency {publisher.id}")
+                        f"the signed manifest of {name} does not verify with a signing key of"
+                        f" agency {publisher.id}")
+
+
+def _check_not_older(held: Dataset | None, manifest: catalog_pb2.Manifest,
+                     payload: bytes) -> None:
+    """A dataset's copy never goes back to an older version (a replayed manifest, validly
+    signed once): a change of the version held must carry the manifest held."""
+    if held is None or manifest.version > held.latest_version:
+        return
+    if manifest.version == held.latest_version:
+        if envelope_pb2.Envelope.FromString(held.signed_manifest).payload == payload:
+            return
+        raise ChangeRefused("REPLICATION_MANIFEST_CONFLICT",
+                            f"the signed manifest of {held.name} version {manifest.version}"
+                            " differs from the one held for that version")
+    raise ChangeRefused("REPLICATION_VERSION_ROLLBACK",
+                        f"{held.name} is held at version {held.latest_version}: version"
+                        f" {manifest.version} is older")
 
 
 def _parsed(parse, name: str):
@@ -289,8 +378,37 @@ def _parsed(parse, name: str):
         raise ChangeRefused("REPLICATION_NAME_INVALID", exc.message) from None
 
 
-def _time(stamp) -> str:
-    return times.to_text(times.from_timestamp(stamp)) if stamp.ByteSize() else ""
+def _enum(enum, value: int, field: str) -> str:
+    try:
+        return enum_name(enum, value)
+    except ValueError:
+        raise ChangeRefused("REPLICATION_CHANGE_MALFORMED",
+                            f"{field} is {value}, not a value of {enum.DESCRIPTOR.name}") from None
+
+
+def _time(stamp: Timestamp, field: str) -> str:
+    """A time a change must carry, as stored; refused when unset (the epoch encodes as unset
+    too) or out of the Timestamp range, which listings could not turn back into a Timestamp."""
+    if not stamp.ByteSize():
+        raise ChangeRefused("REPLICATION_CHANGE_MALFORMED", f"{field} is not set")
+    try:
+        return times.to_text(times.from_timestamp(stamp, field))
+    except errors.InvalidArgument as exc:
+        raise ChangeRefused("REPLICATION_CHANGE_MALFORMED", exc.message) from None
+
+
+def _in_order(changes: Iterable[replication_pb2.NetworkChange],
+              waiting: dict[str, replication_pb2.NetworkChange],
+              ) -> list[replication_pb2.NetworkChange]:
+    """`changes` with the waiting ones no newer change of the same dataset replaces, agencies
+    first."""
+    changes = list(changes)
+    newer = {change.dataset.name for change in changes if change.HasField("dataset")}
+    removed = {change.dataset_removed_sha256.hex() for change in changes
+               if change.HasField("dataset_removed_sha256")}
+    kept = [change for name, change in waiting.items()
+            if name not in newer and _name_sha256(name) not in removed]
+    return sorted(changes + kept, key=lambda change: change.WhichOneof("change") != "agency")
 
 
 def _subject(change: replication_pb2.NetworkChange) -> tuple[str, ...]:

@@ -56,9 +56,10 @@ class Replicator:
             self._thread.join()
 
     def pull(self) -> dict[str, str]:
-        """Take each other member's changes now; what came of it per member id."""
+        """Take each other member's changes now; what came of it per member id (a member whose
+        pull failed never keeps the others from theirs)."""
         with self._lock:
-            return {member.id: self._pull_one(member) for member in self._network.others()}
+            return {member.id: self._pull_safely(member) for member in self._network.others()}
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
@@ -67,17 +68,26 @@ class Replicator:
             except Exception:  # a thread of its own: keep it alive
                 log.exception("could not pull the other members' changes")
 
+    def _pull_safely(self, member: network_pb2.MemberGateway) -> str:
+        try:
+            return self._pull_one(member)
+        except Exception as exc:  # one member's failure, whatever it is, is that member's only
+            log.exception("[network] could not take the changes of member %s", member.id)
+            return f"failed: {type(exc).__name__}: {exc}"
+
     def _pull_one(self, member: network_pb2.MemberGateway) -> str:
         stub = replication_pb2_grpc.ReplicationServiceStub(self._channels.channel(member))
         position = self._replicas.position(member.id)
         changes: list[replication_pb2.NetworkChange] = []
+        more = True  # until a page says otherwise: after a failed call, unknown
         try:
             for _ in range(MAX_PAGES):
                 response = stub.ListNetworkChanges(replication_pb2.ListNetworkChangesRequest(
                     since_position=position, page_size=PAGE_SIZE), timeout=CALL_SECONDS)
                 changes.extend(response.changes)
                 position = response.next_position
-                if not response.more:
+                more = response.more
+                if not more:
                     break
         except grpc.RpcError as exc:
             self._channels.failed(member, exc)
@@ -85,6 +95,6 @@ class Replicator:
                         member.id, member.address, exc.code().name, exc.details())
             if not changes:
                 return f"{exc.code().name}: {exc.details()}"
-        refused = self._replicas.apply(member, changes, position, times.utcnow())
+        refused = self._replicas.apply(member, changes, position, times.utcnow(), more)
         self._replicas.reached(member.id)
         return f"{len(changes)} changes, {refused} refused"

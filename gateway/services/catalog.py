@@ -77,7 +77,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
     @rpc("catalog.get", allow=EVERYONE)
     def GetDataset(self, request: catalog_pb2.GetDatasetRequest, call: Call) -> Any:
         call.resources = [request.name]
-        row = self._catalog.get_visible(call, request.name)
+        row = self._catalog.get(call, request.name)
         return catalog_pb2.GetDatasetResponse(dataset=dataset_proto(row))
 
     @rpc("catalog.list", allow=EVERYONE)

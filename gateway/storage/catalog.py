@@ -55,6 +55,12 @@ def get_dataset(conn: sqlite3.Connection, name: str) -> Dataset | None:
     return first(conn.execute(f"{_DATASETS} WHERE d.name = ?", (name,)), Dataset)
 
 
+def get_replica_dataset(conn: sqlite3.Connection, name: str) -> Dataset | None:
+    """The copy of dataset `name` replicated from another member of the network (its
+    `network_member` that member), or None."""
+    return first(conn.execute(f"{_REPLICA_DATASETS} WHERE r.name = ?", (name,)), Dataset)
+
+
 def sharing_terms(conn: sqlite3.Connection, name: str) -> tuple[Any, ...] | None:
     """What an access decision on a dataset depends on (`Dataset.terms`): one cheap read to
     confirm a decision taken moments earlier still holds."""
