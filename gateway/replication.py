@@ -11,8 +11,10 @@ same however many regions there are.
 As a holder, `list_changes` serves the changes of its own directory and catalog after a
 position (ListNetworkChanges, peers only). Only what every agency may see leaves the gateway:
 its agencies, and the datasets whose latest version is PUBLIC or INTERNAL and not NOT_SHARED,
-with their latest signed manifest; a dataset that stopped being so goes as the SHA-256 of its
-name only, so that receivers drop their copy and learn no name.
+with their latest signed manifest and a random replication id; a dataset that stopped being so
+goes as that id only, so that receivers drop their copy, and one never shared never goes at all
+(not even as a position). Positions count in an epoch, the history of this database's changes:
+a receiver that held another one replaces its copy of this gateway's (`apply`).
 
 As a receiver, `apply` takes a member's changes only as the configuration and the signatures
 allow: an agency of a region that member serves, whose signing certificate the national CA
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -47,7 +50,7 @@ from gateway.storage import Database
 from gateway.storage import directory as directory_sql
 from gateway.storage import replica as sql
 from gateway.unit_of_work import Tx, UnitOfWork
-from gateway.v1 import catalog_pb2, directory_pb2, network_pb2, replication_pb2
+from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2, network_pb2, replication_pb2
 from govshare import envelopes, errors, signing, times
 from govshare.enums import enum_name
 from govshare.names import AgencyName, DatasetName
@@ -60,6 +63,8 @@ REFUSED = "replication.refused"
 STALE_INTERVALS = 3
 """A member not reached within this many pull intervals is named stale in list replies."""
 SHARED_CLASSIFICATIONS = ("PUBLIC", "INTERNAL")
+REPLICATION_ID = re.compile(r"[0-9a-f]{32}")
+"""A dataset's replication id: 16 random bytes in hex (migration 0017's network_datasets)."""
 
 
 def shared_with_network(dataset: Dataset) -> bool:
@@ -94,34 +99,43 @@ class Replicas:
 
     # -- as a holder --------------------------------------------------------------------------
 
-    def list_changes(self, since: int, page_size: int) -> tuple[list[NetworkChange], int, bool]:
-        """The changes after `since` a peer may take, filled as a list page is; the position
-        to ask after next, and whether more follow."""
+    def list_changes(self, since: int, epoch: str,
+                     page_size: int) -> tuple[list[NetworkChange], int, bool, str]:
+        """The changes after `since` in history `epoch` a peer may take (from the start when
+        `epoch` is not this gateway's now), filled as a list page is; the position to ask after
+        next, whether more follow, and the epoch they count in."""
         if since < 0:
             raise errors.InvalidArgument("since_position must not be negative",
                                          field="since_position")
         size = paging.page_size(page_size)
-        found = map(_as_shared, sql.changes(self._db.reader(), since, size + 1))
+        conn = self._db.reader()
+        current = sql.epoch(conn)  # changed only before serving (a start, a new origin)
+        since = since if epoch == current else 0
+        found = map(_as_shared, sql.changes(conn, since, size + 1))
         items, last = paging.fill(found, size, self._limits.max_message_bytes
                                   - paging.REPLY_RESERVE)
-        return items, items[-1].position if items else since, last is not None
+        return items, items[-1].position if items else since, last is not None, current
 
     # -- as a receiver ------------------------------------------------------------------------
 
-    def position(self, member_id: str) -> int:
+    def position(self, member_id: str) -> tuple[str, int]:
+        """The epoch of `member_id`'s changes taken last, and how far they were taken in it."""
         return sql.position(self._db.reader(), member_id)
 
     def apply(self, member: network_pb2.MemberGateway,
-              changes: Iterable[replication_pb2.NetworkChange], taken: int,
+              changes: Iterable[replication_pb2.NetworkChange], taken: int, epoch: str,
               now: datetime) -> int:
         """Take `member`'s changes (agencies first, so a dataset finds its publisher even when
-        the publisher changed after it) up to position `taken`, in one transaction; audit
-        each refusal. Returns how many were refused."""
+        the publisher changed after it) up to position `taken` of its history `epoch`, in one
+        transaction, replacing all that was taken of another history; audit each refusal.
+        Returns how many were refused."""
         changes = sorted(changes, key=lambda change: change.WhichOneof("change") != "agency")
         actor = Identity("gateway", member.id).uri
 
         def change(tx: Tx) -> tuple[int, list[record.Event]]:
             refusals = []
+            if sql.position(tx.conn, member.id)[0] != epoch:  # a new history: start over
+                sql.drop_member(tx.conn, member.id)
             for item in changes:
                 try:
                     self._take(tx, member, item, now)
@@ -131,7 +145,7 @@ class Replicas:
                     refusals.append(record.Event(
                         actor, REFUSED, resources=_subject(item), outcome=record.REFUSED,
                         reason=f"{exc.reason}: {exc}", time=times.to_text(now)))
-            sql.set_position(tx.conn, member.id, taken)
+            sql.set_position(tx.conn, member.id, epoch, taken)
             return len(refusals), refusals
 
         return self._work.commit(change).value
@@ -158,9 +172,9 @@ class Replicas:
             sql.put_agency(tx.conn, self._agency(tx, member, change.agency, now))
         elif kind == "dataset":
             dataset = self._dataset(tx, member, change.dataset)
-            sql.put_dataset(tx.conn, dataset, _name_sha256(dataset.name))
-        elif kind == "dataset_removed_sha256":
-            sql.remove_dataset(tx.conn, member.id, change.dataset_removed_sha256.hex())
+            sql.put_dataset(tx.conn, dataset, _tags(dataset), _replication_id(change))
+        elif kind == "dataset_removed":
+            sql.remove_dataset(tx.conn, member.id, _replication_id(change))
         else:
             raise ChangeRefused("REPLICATION_CHANGE_EMPTY", "the change carries nothing")
 
@@ -249,15 +263,26 @@ class Replicas:
 
 
 def _as_shared(change: NetworkChange) -> NetworkChange:
-    """`change` as a peer may take it: a dataset not shared with the network as its name's
-    digest only."""
+    """`change` as a peer may take it: a dataset not shared with the network any more as its
+    replication id only (the triggers record such a change only for a dataset shared before)."""
     if change.dataset is not None and not shared_with_network(change.dataset):
-        return NetworkChange(change.position, removed_sha256=_name_sha256(change.dataset.name))
+        return NetworkChange(change.position, replication_id=change.replication_id)
     return change
 
 
-def _name_sha256(name: str) -> str:
-    return signing.sha256(name.encode()).hex()
+def _replication_id(change: replication_pb2.NetworkChange) -> str:
+    if not REPLICATION_ID.fullmatch(change.replication_id):
+        raise ChangeRefused("REPLICATION_ID_INVALID",
+                            f"replication_id must be 32 lowercase hex digits, not"
+                            f" {change.replication_id[:40]!r}")
+    return change.replication_id
+
+
+def _tags(dataset: Dataset) -> list[str]:
+    """The tags of `dataset`'s signed manifest, checked by `_dataset`, one by one (its `tags`
+    joins them by spaces, which a tag may hold)."""
+    envelope = envelope_pb2.Envelope.FromString(dataset.signed_manifest)
+    return list(catalog_pb2.Manifest.FromString(envelope.payload).tags)
 
 
 def _signed_manifest(dataset: catalog_pb2.Dataset, publisher: Agency) -> catalog_pb2.Manifest:

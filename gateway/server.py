@@ -53,6 +53,7 @@ from gateway.services.witness import WitnessService
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
+from gateway.storage import replica as replica_sql
 from gateway.unit_of_work import Committed, UnitOfWork
 from gateway.v1 import (
     audit_pb2,
@@ -244,6 +245,8 @@ class Gateway:
         try:
             with self.db.migrating():
                 self.log.check(checkpoint_from_database=checkpoint_from_database)
+                if checkpoint_from_database:  # vouched for, yet perhaps an older copy
+                    replica_sql.new_epoch(self.db.writer)
                 self._recover_blobs()  # refuses a foreign folder before removing anything
             self.log.start(self.work, self.identity.uri)
             if self.network is not None:
@@ -267,7 +270,11 @@ class Gateway:
     def open_new_origin(self) -> Committed:
         """Continue the audit log under [audit] origin (AuditLog.open_new_origin), as this
         gateway, and publish the new origin's verifier key; the caller closes the gateway."""
-        self.db.migrate()
+        # An older copy numbers its changes again from where it stopped: the other members
+        # must take this gateway's directory and catalog anew (a new replication epoch).
+        # Renewed first: should the new origin fail, a needless full pull is all it costs.
+        with self.db.migrating():
+            replica_sql.new_epoch(self.db.writer)
         committed = self.log.open_new_origin(self.work, self.identity.uri)
         self._publish_verifier_key()
         return committed
