@@ -527,8 +527,9 @@ def _network_replicas(db: Database) -> None:
             CREATE TRIGGER datasets_{event.lower()}_network_change AFTER {event} ON datasets
             WHEN {shared}
             BEGIN
-                INSERT OR IGNORE INTO network_datasets (name, replication_id, shared)
-                    VALUES (NEW.name, lower(hex(randomblob(16))), 1);
+                INSERT INTO network_datasets (name, replication_id, shared)
+                    SELECT NEW.name, lower(hex(randomblob(16))), 1 WHERE NOT EXISTS
+                        (SELECT 1 FROM network_datasets WHERE name = NEW.name);
                 UPDATE network_datasets SET shared = 1 WHERE name = NEW.name;{dataset_changed}
             END"""
         )
