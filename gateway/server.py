@@ -270,12 +270,12 @@ class Gateway:
     def open_new_origin(self) -> Committed:
         """Continue the audit log under [audit] origin (AuditLog.open_new_origin), as this
         gateway, and publish the new origin's verifier key; the caller closes the gateway."""
-        # An older copy numbers its changes again from where it stopped: the other members
-        # must take this gateway's directory and catalog anew (a new replication epoch).
-        # Renewed first: should the new origin fail, a needless full pull is all it costs.
-        with self.db.migrating():
-            replica_sql.new_epoch(self.db.writer)
+        self.db.migrate()
         committed = self.log.open_new_origin(self.work, self.identity.uri)
+        # An older copy numbers its changes again from where it stopped: the other members
+        # must take this gateway's directory and catalog anew (a new replication epoch). Only
+        # once the new origin is committed, so that a refused one changes nothing.
+        self.work.commit(lambda tx: (replica_sql.new_epoch(tx.conn), []))
         self._publish_verifier_key()
         return committed
 
