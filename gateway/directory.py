@@ -112,6 +112,13 @@ class Directory:
             if sql.get_agency(tx.conn, agency_id) is not None:
                 raise errors.AlreadyExists(f"agency {agency_id} is already registered",
                                            agency=agency_id)
+            member = sql.replica_member(tx.conn, agency_id)
+            if member is not None:  # one id, one agency, across the whole network
+                raise errors.AlreadyExists(
+                    f"agency {agency_id} is registered at member {member} of the network: an"
+                    " agency registers with its own region's gateway only; choose another"
+                    " agency_id if this is another agency",
+                    reason="AGENCY_HELD_BY_MEMBER", agency=agency_id, member=member)
             if sql.get_agency_by_key_id(tx.conn, key.key_id) is not None:
                 raise errors.AlreadyExists(
                     "this signing certificate is registered to another agency",

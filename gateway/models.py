@@ -103,17 +103,18 @@ class Dataset:
 class NetworkChange:
     """One change of this gateway's directory or catalog that the other members pull (table
     `network_changes`, joined): the agency or the shared dataset as it is now, or, for a
-    dataset no longer shared, only the hex SHA-256 of its name."""
+    dataset no longer shared (neither agency nor dataset), only its replication id."""
 
     position: int
     agency: Agency | None = None
     dataset: Dataset | None = None
-    removed_sha256: str = ""
+    replication_id: str = ""
+    """A dataset's random id for replication (`network_datasets`), never derived from its name."""
 
     @property
     def reply_bytes(self) -> int:
         return _FRAMING + (self.agency.reply_bytes if self.agency else 0) + (
-            self.dataset.reply_bytes if self.dataset else 0) + len(self.removed_sha256)
+            self.dataset.reply_bytes if self.dataset else 0) + len(self.replication_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ same however many regions there are.
 As a holder, `list_changes` serves the changes of its own directory and catalog after a
 position (ListNetworkChanges, peers only). Only what every agency may see leaves the gateway:
 its agencies, and the datasets whose latest version is PUBLIC or INTERNAL and not NOT_SHARED,
-with their latest signed manifest; a dataset that stopped being so goes as the SHA-256 of its
-name only, so that receivers drop their copy and learn no name.
+with their latest signed manifest and a random replication id; a dataset that stopped being so
+goes as that id only, so that receivers drop their copy, and one never shared never goes at all
+(not even as a position). Positions count in an epoch, the history of this database's changes:
+a receiver that held another one replaces its copy of this gateway's (`apply`).
 
 As a receiver, `apply` takes a member's changes only as the configuration and the signatures
 allow: an agency of a region that member serves, whose signing certificate the national CA
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -69,6 +72,8 @@ leaves a round, not by thousands."""
 MAX_WAITING = 10_000
 """Dataset changes of one member held, at most, until their publisher's change arrives."""
 PUBLISHER_UNKNOWN = "REPLICATION_PUBLISHER_UNKNOWN"
+REPLICATION_ID = re.compile(r"[0-9a-f]{32}")
+"""A dataset's replication id: 16 random bytes in hex (migration 0017's network_datasets)."""
 
 
 def shared_with_network(dataset: Dataset) -> bool:
@@ -105,33 +110,40 @@ class Replicas:
 
     # -- as a holder --------------------------------------------------------------------------
 
-    def list_changes(self, since: int, page_size: int) -> tuple[list[NetworkChange], int, bool]:
-        """The changes after `since` a peer may take, filled as a list page is; the position
-        to ask after next, and whether more follow."""
+    def list_changes(self, since: int, epoch: str,
+                     page_size: int) -> tuple[list[NetworkChange], int, bool, str]:
+        """The changes after `since` in history `epoch` a peer may take (from the start when
+        `epoch` is not this gateway's now), filled as a list page is; the position to ask after
+        next, whether more follow, and the epoch they count in."""
         if since < 0:
             raise errors.InvalidArgument("since_position must not be negative",
                                          field="since_position")
         size = paging.page_size(page_size)
-        found = map(_as_shared, sql.changes(self._db.reader(), since, size + 1))
+        conn = self._db.reader()
+        current = sql.epoch(conn)  # changed only before serving (a start, a new origin)
+        since = since if epoch == current else 0
+        found = map(_as_shared, sql.changes(conn, since, size + 1))
         items, last = paging.fill(found, size, self._limits.max_message_bytes
                                   - paging.REPLY_RESERVE)
-        return items, items[-1].position if items else since, last is not None
+        return items, items[-1].position if items else since, last is not None, current
 
     # -- as a receiver ------------------------------------------------------------------------
 
-    def position(self, member_id: str) -> int:
-        """The position to ask `member_id`'s changes after: where the last round ended, or
-        after a restart the position stored (before any change still waiting, see `apply`)."""
+    def position(self, member_id: str) -> tuple[str, int]:
+        """The epoch of `member_id`'s changes taken last, and the position to ask them after in
+        it: where the last round ended, or after a restart the position stored (before any
+        change still waiting, see `apply`)."""
         with self._lock:
             asked = self._asked.get(member_id)
         return sql.position(self._db.reader(), member_id) if asked is None else asked
 
     def apply(self, member: network_pb2.MemberGateway,
-              changes: Iterable[replication_pb2.NetworkChange], taken: int,
+              changes: Iterable[replication_pb2.NetworkChange], taken: int, epoch: str,
               now: datetime, more: bool = False) -> int:
-        """Take `member`'s changes up to position `taken` (`more`: the member has changes after
-        it) in one transaction; refuse each bad one, auditing the first MAX_AUDITED_REFUSALS
-        and a summary of the rest. Returns how many were refused.
+        """Take `member`'s changes up to position `taken` of its history `epoch` (`more`: the
+        member has changes after it) in one transaction, replacing all that was taken of
+        another history; refuse each bad one, auditing the first MAX_AUDITED_REFUSALS and a
+        summary of the rest. Returns how many were refused.
 
         Agencies go first, so that a dataset finds its publisher even when the publisher
         changed after it. A member serves each agency and dataset at its latest change only, so
@@ -145,6 +157,10 @@ class Replicas:
             waiting = self._waiting.get(member.id, {})
 
         def change(tx: Tx) -> tuple[tuple[int, dict], list[record.Event]]:
+            nonlocal waiting
+            if sql.position(tx.conn, member.id)[0] != epoch:  # a new history: start over
+                sql.drop_member(tx.conn, member.id)
+                waiting = {}
             budget = refusals.RefusalBudget(rate=0.0, burst=MAX_AUDITED_REFUSALS)
             held: dict[str, replication_pb2.NetworkChange] = {}
             events, refused = [], 0
@@ -168,13 +184,13 @@ class Replicas:
                             len(summaries))
             events.extend(summaries)
             stored = min([taken] + [item.position - 1 for item in held.values()])
-            sql.set_position(tx.conn, member.id, stored)
+            sql.set_position(tx.conn, member.id, epoch, stored)
             return (refused, held), events
 
         refused, held = self._work.commit(change).value
         with self._lock:
             self._waiting[member.id] = held
-            self._asked[member.id] = taken
+            self._asked[member.id] = (epoch, taken)
         return refused
 
     def reached(self, member_id: str) -> None:
@@ -199,9 +215,9 @@ class Replicas:
             sql.put_agency(tx.conn, self._agency(tx, member, change.agency, now))
         elif kind == "dataset":
             dataset = self._dataset(tx, member, change.dataset)
-            sql.put_dataset(tx.conn, dataset, _name_sha256(dataset.name))
-        elif kind == "dataset_removed_sha256":
-            sql.remove_dataset(tx.conn, member.id, change.dataset_removed_sha256.hex())
+            sql.put_dataset(tx.conn, dataset, _tags(dataset), _replication_id(change))
+        elif kind == "dataset_removed":
+            sql.remove_dataset(tx.conn, member.id, _replication_id(change))
         else:
             raise ChangeRefused("REPLICATION_CHANGE_EMPTY", "the change carries nothing")
 
@@ -312,15 +328,26 @@ def _refusal(member: network_pb2.MemberGateway, change: replication_pb2.NetworkC
 
 
 def _as_shared(change: NetworkChange) -> NetworkChange:
-    """`change` as a peer may take it: a dataset not shared with the network as its name's
-    digest only."""
+    """`change` as a peer may take it: a dataset not shared with the network any more as its
+    replication id only (the triggers record such a change only for a dataset shared before)."""
     if change.dataset is not None and not shared_with_network(change.dataset):
-        return NetworkChange(change.position, removed_sha256=_name_sha256(change.dataset.name))
+        return NetworkChange(change.position, replication_id=change.replication_id)
     return change
 
 
-def _name_sha256(name: str) -> str:
-    return signing.sha256(name.encode()).hex()
+def _replication_id(change: replication_pb2.NetworkChange) -> str:
+    if not REPLICATION_ID.fullmatch(change.replication_id):
+        raise ChangeRefused("REPLICATION_ID_INVALID",
+                            f"replication_id must be 32 lowercase hex digits, not"
+                            f" {change.replication_id[:40]!r}")
+    return change.replication_id
+
+
+def _tags(dataset: Dataset) -> list[str]:
+    """The tags of `dataset`'s signed manifest, checked by `_dataset`, one by one (its `tags`
+    joins them by spaces, which a tag may hold)."""
+    envelope = envelope_pb2.Envelope.FromString(dataset.signed_manifest)
+    return list(catalog_pb2.Manifest.FromString(envelope.payload).tags)
 
 
 def _signed_manifest(name: str, envelope: envelope_pb2.Envelope,
@@ -404,10 +431,9 @@ def _in_order(changes: Iterable[replication_pb2.NetworkChange],
     first."""
     changes = list(changes)
     newer = {change.dataset.name for change in changes if change.HasField("dataset")}
-    removed = {change.dataset_removed_sha256.hex() for change in changes
-               if change.HasField("dataset_removed_sha256")}
+    removed = {change.replication_id for change in changes if change.HasField("dataset_removed")}
     kept = [change for name, change in waiting.items()
-            if name not in newer and _name_sha256(name) not in removed]
+            if name not in newer and change.replication_id not in removed]
     return sorted(changes + kept, key=lambda change: change.WhichOneof("change") != "agency")
 
 

@@ -77,15 +77,18 @@ class Replicator:
 
     def _pull_one(self, member: network_pb2.MemberGateway) -> str:
         stub = replication_pb2_grpc.ReplicationServiceStub(self._channels.channel(member))
-        position = self._replicas.position(member.id)
+        epoch, position = self._replicas.position(member.id)
         changes: list[replication_pb2.NetworkChange] = []
         more = True  # until a page says otherwise: after a failed call, unknown
         try:
             for _ in range(MAX_PAGES):
                 response = stub.ListNetworkChanges(replication_pb2.ListNetworkChangesRequest(
-                    since_position=position, page_size=PAGE_SIZE), timeout=CALL_SECONDS)
+                    since_position=position, epoch=epoch, page_size=PAGE_SIZE),
+                    timeout=CALL_SECONDS)
+                if response.epoch != epoch:  # another history: what the previous one said is void
+                    changes.clear()
                 changes.extend(response.changes)
-                position = response.next_position
+                position, epoch = response.next_position, response.epoch
                 more = response.more
                 if not more:
                     break
@@ -95,6 +98,6 @@ class Replicator:
                         member.id, member.address, exc.code().name, exc.details())
             if not changes:
                 return f"{exc.code().name}: {exc.details()}"
-        refused = self._replicas.apply(member, changes, position, times.utcnow(), more)
+        refused = self._replicas.apply(member, changes, position, epoch, times.utcnow(), more)
         self._replicas.reached(member.id)
         return f"{len(changes)} changes, {refused} refused"

@@ -53,6 +53,7 @@ from gateway.services.witness import WitnessService
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import catalog as catalog_sql
+from gateway.storage import replica as replica_sql
 from gateway.unit_of_work import Committed, UnitOfWork
 from gateway.v1 import (
     audit_pb2,
@@ -244,6 +245,8 @@ class Gateway:
         try:
             with self.db.migrating():
                 self.log.check(checkpoint_from_database=checkpoint_from_database)
+                if checkpoint_from_database:  # vouched for, yet perhaps an older copy
+                    replica_sql.new_epoch(self.db.writer)
                 self._recover_blobs()  # refuses a foreign folder before removing anything
             self.log.start(self.work, self.identity.uri)
             if self.network is not None:
@@ -269,6 +272,10 @@ class Gateway:
         gateway, and publish the new origin's verifier key; the caller closes the gateway."""
         self.db.migrate()
         committed = self.log.open_new_origin(self.work, self.identity.uri)
+        # An older copy numbers its changes again from where it stopped: the other members
+        # must take this gateway's directory and catalog anew (a new replication epoch). Only
+        # once the new origin is committed, so that a refused one changes nothing.
+        self.work.commit(lambda tx: (replica_sql.new_epoch(tx.conn), []))
         self._publish_verifier_key()
         return committed
 

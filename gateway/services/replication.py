@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import empty_pb2
+
 from gateway.context import Call
 from gateway.identity import PEER
 from gateway.models import NetworkChange
@@ -20,10 +22,11 @@ def change_proto(change: NetworkChange) -> replication_pb2.NetworkChange:
                                              agency=agency_proto(change.agency))
     if change.dataset is not None:
         return replication_pb2.NetworkChange(position=change.position,
+                                             replication_id=change.replication_id,
                                              dataset=dataset_proto(change.dataset))
     return replication_pb2.NetworkChange(position=change.position,
-                                         dataset_removed_sha256=bytes.fromhex(
-                                             change.removed_sha256))
+                                         replication_id=change.replication_id,
+                                         dataset_removed=empty_pb2.Empty())
 
 
 class ReplicationService(replication_pb2_grpc.ReplicationServiceServicer):
@@ -34,7 +37,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServiceServicer):
     @rpc("replication.list_changes", allow=(PEER,))
     def ListNetworkChanges(self, request: replication_pb2.ListNetworkChangesRequest,
                            call: Call) -> Any:
-        changes, position, more = self._replicas.list_changes(request.since_position,
-                                                              request.page_size)
+        changes, position, more, epoch = self._replicas.list_changes(
+            request.since_position, request.epoch, request.page_size)
         return replication_pb2.ListNetworkChangesResponse(
-            changes=map(change_proto, changes), next_position=position, more=more)
+            changes=map(change_proto, changes), next_position=position, more=more, epoch=epoch)

@@ -257,9 +257,10 @@ def _replica_datasets(conn: sqlite3.Connection, where: DatasetFilter,
     if before is not None:
         clauses.append("(r.create_time, r.member, r.seq) < (?, ?, ?)")
         params.extend(before)
-    if where.tag:  # the replica keeps the tags joined by spaces only
-        clauses.append("instr(' ' || r.tags || ' ', ?) > 0")
-        params.append(f" {where.tag} ")
+    if where.tag:
+        clauses.append("EXISTS (SELECT 1 FROM replica_dataset_tags t WHERE t.dataset_seq = r.seq"
+                       " AND t.tag = ?)")
+        params.append(where.tag)
     if where.fts_query:
         clauses.append("r.seq IN (SELECT rowid FROM replica_datasets_fts"
                        " WHERE replica_datasets_fts MATCH ?)")

@@ -12,6 +12,12 @@ def get_agency(conn: sqlite3.Connection, agency_id: str) -> Agency | None:
     return first(conn.execute("SELECT * FROM agencies WHERE id = ?", (agency_id,)), Agency)
 
 
+def replica_member(conn: sqlite3.Connection, agency_id: str) -> str | None:
+    """The other member of the network `agency_id` was replicated from, if any."""
+    row = conn.execute("SELECT member FROM replica_agencies WHERE id = ?", (agency_id,)).fetchone()
+    return row[0] if row else None
+
+
 def get_agency_by_key_id(conn: sqlite3.Connection, key_id: str) -> Agency | None:
     return first(conn.execute("SELECT * FROM agencies WHERE signing_key_id = ?", (key_id,)), Agency)
 

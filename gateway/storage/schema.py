@@ -480,9 +480,9 @@ def _cosignatures_by_origin(db: Database) -> None:
 
 @MIGRATIONS(name="0017_network_replicas")
 def _network_replicas(db: Database) -> None:
-    # As a holder: the position of each agency's and dataset's latest change, for the other
-    # members to pull (ListNetworkChanges). Triggers keep it, so no write path has to; a row
-    # is replaced at each change, so the table holds one row per agency and dataset.
+    # As a holder: the position of each agency's and shared dataset's latest change, for the
+    # other members to pull (ListNetworkChanges). Triggers keep it, so no write path has to; a
+    # row is replaced at each change, so the table holds one row per agency and dataset.
     db.execute(
         """
         CREATE TABLE network_changes (
@@ -492,20 +492,66 @@ def _network_replicas(db: Database) -> None:
             UNIQUE (kind, key)
         )"""
     )
-    for table, kind, key in (("agencies", "agency", "id"), ("datasets", "dataset", "name")):
-        for event in ("INSERT", "UPDATE"):
-            db.execute(
-                f"""
-                CREATE TRIGGER {table}_{event.lower()}_network_change AFTER {event} ON {table}
-                BEGIN
+    # The history the positions count in: a copy of an older database numbers its changes
+    # again from a lower position, so a receiver that sees another epoch starts over.
+    db.execute("CREATE TABLE network_epoch (id INTEGER PRIMARY KEY CHECK (id = 1),"
+               " epoch TEXT NOT NULL)")
+    db.execute("INSERT INTO network_epoch (id, epoch) VALUES (1, lower(hex(randomblob(16))))")
+    # A dataset the network was sent: its random replication id (a removal names it, never a
+    # digest of the name, which a word list would recover) and whether the network's copies
+    # stand (shared = 1) or were told to go. A dataset never shared has no row, and no change.
+    db.execute(
+        """
+        CREATE TABLE network_datasets (
+            name TEXT PRIMARY KEY,
+            replication_id TEXT NOT NULL UNIQUE,
+            shared INTEGER NOT NULL CHECK (shared IN (0, 1))
+        )"""
+    )
+    changed = """
                     DELETE FROM network_changes WHERE kind = '{kind}' AND key = NEW.{key};
-                    INSERT INTO network_changes (kind, key) VALUES ('{kind}', NEW.{key});
-                END"""
-            )
-        db.execute(f"INSERT INTO network_changes (kind, key) SELECT '{kind}', {key}"
-                   f" FROM {table} ORDER BY rowid")
+                    INSERT INTO network_changes (kind, key) VALUES ('{kind}', NEW.{key});"""
+    agency_changed = changed.format(kind="agency", key="id")
+    dataset_changed = changed.format(kind="dataset", key="name")
+    shared = ("NEW.classification IN ('PUBLIC', 'INTERNAL')"
+              " AND NEW.sharing_type != 'NOT_SHARED'")
+    for event in ("INSERT", "UPDATE"):
+        db.execute(
+            f"""
+            CREATE TRIGGER agencies_{event.lower()}_network_change AFTER {event} ON agencies
+            BEGIN{agency_changed}
+            END"""
+        )
+        db.execute(
+            f"""
+            CREATE TRIGGER datasets_{event.lower()}_network_change AFTER {event} ON datasets
+            WHEN {shared}
+            BEGIN
+                INSERT INTO network_datasets (name, replication_id, shared)
+                    SELECT NEW.name, lower(hex(randomblob(16))), 1 WHERE NOT EXISTS
+                        (SELECT 1 FROM network_datasets WHERE name = NEW.name);
+                UPDATE network_datasets SET shared = 1 WHERE name = NEW.name;{dataset_changed}
+            END"""
+        )
+        db.execute(
+            f"""
+            CREATE TRIGGER datasets_{event.lower()}_network_removal AFTER {event} ON datasets
+            WHEN NOT ({shared})
+                AND (SELECT shared FROM network_datasets WHERE name = NEW.name) = 1
+            BEGIN
+                UPDATE network_datasets SET shared = 0 WHERE name = NEW.name;{dataset_changed}
+            END"""
+        )
+    db.execute("INSERT INTO network_changes (kind, key) SELECT 'agency', id FROM agencies"
+               " ORDER BY rowid")
+    shared_rows = shared.replace("NEW.", "")
+    db.execute("INSERT INTO network_datasets (name, replication_id, shared)"
+               f" SELECT name, lower(hex(randomblob(16))), 1 FROM datasets WHERE {shared_rows}")
+    db.execute("INSERT INTO network_changes (kind, key) SELECT 'dataset', name FROM datasets"
+               f" WHERE {shared_rows} ORDER BY rowid")
     # As a receiver: the other members' agencies and shared datasets, each row naming the
-    # member it was pulled from, and how far each member's changes were taken.
+    # member it was pulled from, and how far each member's changes were taken in which of its
+    # histories (epoch).
     db.execute(
         """
         CREATE TABLE replica_agencies (
@@ -527,7 +573,7 @@ def _network_replicas(db: Database) -> None:
         CREATE TABLE replica_datasets (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL UNIQUE,
-            name_sha256 TEXT NOT NULL,
+            replication_id TEXT NOT NULL,
             member TEXT NOT NULL,
             publisher TEXT NOT NULL,
             region_code TEXT NOT NULL,
@@ -547,13 +593,24 @@ def _network_replicas(db: Database) -> None:
     )
     db.execute("CREATE INDEX replica_datasets_created ON replica_datasets"
                " (create_time, member, seq)")
-    db.execute("CREATE INDEX replica_datasets_digest ON replica_datasets (member, name_sha256)")
+    db.execute("CREATE INDEX replica_datasets_replication_id ON replica_datasets"
+               " (member, replication_id)")
+    # Tags one by one, as dataset_tags, so that a tag filter matches whole tags only.
+    db.execute(
+        """
+        CREATE TABLE replica_dataset_tags (
+            tag TEXT NOT NULL,
+            dataset_seq INTEGER NOT NULL REFERENCES replica_datasets (seq),
+            PRIMARY KEY (tag, dataset_seq)
+        ) WITHOUT ROWID"""
+    )
     db.execute("CREATE VIRTUAL TABLE replica_datasets_fts USING fts5"
                " (title, abstract, tags, field_names, tokenize='unicode61')")
     db.execute(
         """
         CREATE TABLE replica_positions (
             member TEXT PRIMARY KEY,
+            epoch TEXT NOT NULL,
             position INTEGER NOT NULL
         )"""
     )

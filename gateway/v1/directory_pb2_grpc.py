@@ -98,7 +98,9 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RegisterAgency(self, request, context):
-        """Registers an agency and its signing certificate. Administrators only.
+        """Registers an agency and its signing certificate. Administrators only. An agency id that
+        another member gateway of the network holds is ALREADY_EXISTS (reason
+        AGENCY_HELD_BY_MEMBER, the member in its metadata): an id names one agency network-wide.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from gateway.v1 import catalog_pb2 as gateway_dot_v1_dot_catalog__pb2
 from gateway.v1 import directory_pb2 as gateway_dot_v1_dot_directory__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgateway/v1/replication.proto\x12\ngateway.v1\x1a\x18gateway/v1/catalog.proto\x1a\x1agateway/v1/directory.proto\"F\n\x19ListNetworkChangesRequest\x12\x16\n\x0esince_position\x18\x01 \x01(\x03\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"m\n\x1aListNetworkChangesResponse\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.gateway.v1.NetworkChange\x12\x15\n\rnext_position\x18\x02 \x01(\x03\x12\x0c\n\x04more\x18\x03 \x01(\x08\"\x9b\x01\n\rNetworkChange\x12\x10\n\x08position\x18\x01 \x01(\x03\x12$\n\x06\x61gency\x18\x02 \x01(\x0b\x32\x12.gateway.v1.AgencyH\x00\x12&\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x13.gateway.v1.DatasetH\x00\x12 \n\x16\x64\x61taset_removed_sha256\x18\x04 \x01(\x0cH\x00\x42\x08\n\x06\x63hange2y\n\x12ReplicationService\x12\x63\n\x12ListNetworkChanges\x12%.gateway.v1.ListNetworkChangesRequest\x1a&.gateway.v1.ListNetworkChangesResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgateway/v1/replication.proto\x12\ngateway.v1\x1a\x18gateway/v1/catalog.proto\x1a\x1agateway/v1/directory.proto\x1a\x1bgoogle/protobuf/empty.proto\"U\n\x19ListNetworkChangesRequest\x12\x16\n\x0esince_position\x18\x01 \x01(\x03\x12\r\n\x05\x65poch\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"|\n\x1aListNetworkChangesResponse\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.gateway.v1.NetworkChange\x12\x15\n\rnext_position\x18\x02 \x01(\x03\x12\x0c\n\x04more\x18\x03 \x01(\x08\x12\r\n\x05\x65poch\x18\x04 \x01(\t\"\xe2\x01\n\rNetworkChange\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x16\n\x0ereplication_id\x18\x05 \x01(\t\x12$\n\x06\x61gency\x18\x02 \x01(\x0b\x32\x12.gateway.v1.AgencyH\x00\x12&\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x13.gateway.v1.DatasetH\x00\x12\x31\n\x0f\x64\x61taset_removed\x18\x06 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x42\x08\n\x06\x63hangeJ\x04\x08\x04\x10\x05R\x16\x64\x61taset_removed_sha2562y\n\x12ReplicationService\x12\x63\n\x12ListNetworkChanges\x12%.gateway.v1.ListNetworkChangesRequest\x1a&.gateway.v1.ListNetworkChangesResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +35,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.replication_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027gov.govshare.gateway.v1P\001'
-  _globals['_LISTNETWORKCHANGESREQUEST']._serialized_start=98
-  _globals['_LISTNETWORKCHANGESREQUEST']._serialized_end=168
-  _globals['_LISTNETWORKCHANGESRESPONSE']._serialized_start=170
-  _globals['_LISTNETWORKCHANGESRESPONSE']._serialized_end=279
-  _globals['_NETWORKCHANGE']._serialized_start=282
-  _globals['_NETWORKCHANGE']._serialized_end=437
-  _globals['_REPLICATIONSERVICE']._serialized_start=439
-  _globals['_REPLICATIONSERVICE']._serialized_end=560
+  _globals['_LISTNETWORKCHANGESREQUEST']._serialized_start=127
+  _globals['_LISTNETWORKCHANGESREQUEST']._serialized_end=212
+  _globals['_LISTNETWORKCHANGESRESPONSE']._serialized_start=214
+  _globals['_LISTNETWORKCHANGESRESPONSE']._serialized_end=338
+  _globals['_NETWORKCHANGE']._serialized_start=341
+  _globals['_NETWORKCHANGE']._serialized_end=567
+  _globals['_REPLICATIONSERVICE']._serialized_start=569
+  _globals['_REPLICATIONSERVICE']._serialized_end=690
 # @@protoc_insertion_point(module_scope)

@@ -66,8 +66,9 @@ class ReplicationServiceServicer:
         network may see leaves the gateway: every agency of its directory (its state and signing
         certificate included), and the datasets whose latest version is PUBLIC or INTERNAL and not
         NOT_SHARED, with their latest signed manifest, so that the receiver verifies the
-        publisher's signature; a dataset that became CONFIDENTIAL or NOT_SHARED is sent only as the
-        digest of its name, for the receiver to drop its copy. A negative page_size or
+        publisher's signature. A dataset that was sent and became CONFIDENTIAL or NOT_SHARED is
+        sent once more as its replication id only, for the receiver to drop its copy; one that
+        never was shared never shows, not even as a position. A negative page_size or
         since_position is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

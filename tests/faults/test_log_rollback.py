@@ -199,8 +199,11 @@ def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
     edit(stopped.config_path, 'origin = "govshare.local/audit"\n', f'origin = "{NEW}"\n')
     edit(stopped.config_path, "previous_verifier_keys = []",
          f'previous_verifier_keys = ["{old_vkey}"]')
+    epoch = _replication_epoch(stopped.database)
     done = new_origin(stopped.config_path)
     assert done.returncode == 0, done.stderr
+    # The backup numbers its changes again: the other members must take them anew.
+    assert _replication_epoch(stopped.database) != epoch
     assert done.stdout.strip() == (
         f"the log continues as {NEW}: leaf {size} records the previous origin's last"
         f" checkpoint, and checkpoint {size + 1} is saved in {stopped.checkpoint_file}")
@@ -223,3 +226,8 @@ def test_a_lost_database_continues_under_a_new_origin(stopped, tmp_path):
         f"leaf {size} begins a new origin, continuing govshare.local/audit after its"
         f" checkpoint of size {ended.size}, root {b64(ended.root_hash)}")
 
+
+
+def _replication_epoch(database: Path) -> str:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return conn.execute("SELECT epoch FROM network_epoch").fetchone()[0]

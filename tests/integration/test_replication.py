@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from agencies.client import AdminClient, AgencyClient
-from agencies.errors import from_rpc_error
+from agencies.errors import AlreadyExists, from_rpc_error
 from gateway.v1 import directory_pb2, replication_pb2, replication_pb2_grpc
 from govshare import times
 from tests.support.federation import Federation, Members
@@ -78,7 +78,7 @@ def test_confidential_and_not_shared_datasets_never_leave_their_gateway(net):
     names = {dataset.name for dataset in clients["gd-health"].datasets(show_withdrawn=True)}
     assert "agencies/bj-stats/datasets/secret" not in names
     assert "agencies/bj-stats/datasets/closed" not in names
-    served, _, _ = members.gateway(BJ).replicas.list_changes(0, 100)
+    served, *_ = members.gateway(BJ).replicas.list_changes(0, "", 100)
     kept = members.gateway(GD).db.reader().execute("SELECT name FROM replica_datasets")
     assert {row[0] for row in kept} == {OPEN}
     assert all(change.dataset is None or change.dataset.name == OPEN for change in served)
@@ -116,10 +116,10 @@ def test_a_peer_claiming_an_agency_of_another_members_region_is_refused_and_audi
     forged = directory_pb2.Agency()
     forged.CopyFrom(claimed)
     forged.name = "agencies/gz-fake"
-    taken = gd_gateway.replicas.position(BJ)
+    epoch, taken = gd_gateway.replicas.position(BJ)
     refused = gd_gateway.replicas.apply(
         bj_member, [replication_pb2.NetworkChange(position=taken + 1, agency=forged)],
-        taken, times.utcnow())
+        taken, epoch, times.utcnow())
     assert refused == 1
     assert "agencies/gz-fake" not in {a.name for a in clients["gd-health"].agencies()}
     assert _refusals(gd_gateway, "REPLICATION_REGION_NOT_SERVED")
@@ -137,10 +137,10 @@ def test_a_tampered_manifest_is_refused_and_audited(net):
     tampered.network_member = ""
     tampered.signed_manifest.payload = dataset.signed_manifest.payload.replace(
         b"Beijing population", b"Beijing populatiom")
-    taken = gd_gateway.replicas.position(BJ)
+    epoch, taken = gd_gateway.replicas.position(BJ)
     refused = gd_gateway.replicas.apply(
         bj_member, [replication_pb2.NetworkChange(position=taken + 1, dataset=tampered)],
-        taken, times.utcnow())
+        taken, epoch, times.utcnow())
     assert refused == 1
     assert _refusals(gd_gateway, "REPLICATION_SIGNATURE_INVALID")
     titles = {d.manifest.title for d in clients["gd-health"].datasets()}
@@ -158,19 +158,90 @@ def test_a_withdrawal_replicates(net):
     assert withdrawn[OPEN].withdraw_reason == "superseded"
 
 
-def test_a_dataset_that_stops_being_shared_is_dropped_by_its_names_digest(net):
+def test_a_dataset_that_stops_being_shared_is_dropped_by_its_replication_id(net):
     members, clients = net
     bj = clients["bj-stats"]
     bj.publish("turning", b"t", title="Turning", classification="PUBLIC")
     pull(members)
     gd = clients["gd-health"]
     assert "agencies/bj-stats/datasets/turning" in {d.name for d in gd.datasets()}
+    sent = members.gateway(GD).db.reader().execute(
+        "SELECT replication_id FROM replica_datasets WHERE name = ?",
+        ("agencies/bj-stats/datasets/turning",)).fetchone()[0]
     bj.publish("turning", b"u", title="Turning", classification="CONFIDENTIAL", version=2)
-    served, _, _ = members.gateway(BJ).replicas.list_changes(0, 1000)
+    served, *_ = members.gateway(BJ).replicas.list_changes(0, "", 1000)
+    removals = [c.replication_id for c in served if c.dataset is None and c.agency is None]
+    assert removals == [sent]
     digest = hashlib.sha256(b"agencies/bj-stats/datasets/turning").hexdigest()
-    assert digest in {change.removed_sha256 for change in served}
+    assert sent != digest
     pull(members)
     assert "agencies/bj-stats/datasets/turning" not in {d.name for d in gd.datasets()}
+
+
+def test_hidden_dataset_names_recovered_with_a_word_list(net):
+    """A dataset hidden from its first version leaves no change at all: no digest of its name
+    to try words against, no position that moves when it changes."""
+    members, clients = net
+    holder = members.gateway(BJ).replicas
+    before, *_ = holder.list_changes(0, "", 1000)
+    clients["bj-stats"].publish("secret", b"x2", title="Beijing secret",
+                                classification="CONFIDENTIAL", version=2)
+    after, *_ = holder.list_changes(0, "", 1000)
+    assert after == before
+    hidden = {"agencies/bj-stats/datasets/secret", "agencies/bj-stats/datasets/closed"}
+    guesses = {hashlib.sha256(name.encode()).hexdigest() for name in hidden}
+    assert not guesses & {change.replication_id for change in after}
+    assert not hidden & {change.dataset.name for change in after if change.dataset}
+
+
+def test_a_tag_filter_matching_part_of_a_replicated_tag(net):
+    members, clients = net
+    clients["bj-stats"].publish("clinics", b"1", title="Clinics", classification="PUBLIC",
+                                tags=["public health"])
+    pull(members)
+    gd = clients["gd-health"]
+    assert [d.name for d in gd.datasets(tag="health")] == []
+    assert [d.name for d in gd.datasets(tag="public health")] == [
+        "agencies/bj-stats/datasets/clinics"]
+
+
+def test_a_holder_restored_from_an_older_copy_is_taken_anew(net):
+    """A holder whose database is an older copy (or empty) numbers its changes again from a
+    lower position: its new epoch makes each receiver replace all it held of that member."""
+    members, clients = net
+    pull(members)
+    gd_gateway = members.gateway(GD)
+    bj_member = gd_gateway.network.current.member(BJ)
+    epoch, taken = gd_gateway.replicas.position(BJ)
+    assert taken > 0 and epoch
+    # What a receiver does with another history: here one with no changes at all.
+    gd_gateway.replicas.apply(bj_member, [], 0, "0" * 32, times.utcnow())
+    assert gd_gateway.replicas.position(BJ) == ("0" * 32, 0)
+    held = {d.name for d in clients["gd-health"].datasets(show_withdrawn=True)}
+    assert not {name for name in held if name.startswith("agencies/bj-stats/")}
+    # The holder's history is not that one: it lists from the start, whatever the position.
+    served, _, _, current = members.gateway(BJ).replicas.list_changes(taken, "0" * 32, 1000)
+    assert current == epoch and served[0].position <= taken
+    pull(members)
+    assert gd_gateway.replicas.position(BJ) == (epoch, taken)
+    assert OPEN in {d.name for d in clients["gd-health"].datasets(show_withdrawn=True)}
+
+
+def test_registering_locally_an_agency_id_a_member_holds(net, tmp_path):
+    members, clients = net
+    pull(members)
+    admin_folder = tmp_path / "admin"
+    members.federation.ca.issue_staff("admin-gd-2", "admin", admin_folder)
+    impostor = tmp_path / "bj-stats"
+    members.federation.ca.issue_agency("bj-stats", impostor)
+    with (AdminClient(members.target(GD), admin_folder, server_name="localhost") as admin,
+          pytest.raises(AlreadyExists) as refused):
+        admin.register_agency("bj-stats", "impostor", "440000",
+                              (impostor / "signing.pem").read_text())
+    assert refused.value.reason == "AGENCY_HELD_BY_MEMBER"
+    assert refused.value.metadata["member"] == BJ
+    names = [agency.name for agency in clients["gd-health"].agencies()]
+    assert names.count("agencies/bj-stats") == 1
 
 
 def test_only_peers_pull_changes(net):

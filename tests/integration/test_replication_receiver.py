@@ -64,12 +64,19 @@ def net(tmp_path_factory):
 
 
 def _apply(members, **change):
-    """Apply one change as if member bj sent it next; how many were refused."""
+    """Apply one change as if member bj sent it next (a dataset with the replication id bj gave
+    it); how many were refused."""
+    if "dataset" in change:
+        row = members.gateway(BJ).db.reader().execute(
+            "SELECT replication_id FROM network_datasets WHERE name = ?",
+            (change["dataset"].name,)).fetchone()
+        change.setdefault("replication_id", row[0] if row else "ab" * 16)
     gd = members.gateway(GD)
-    taken = gd.replicas.position(BJ)
+    epoch, taken = gd.replicas.position(BJ)
     return gd.replicas.apply(
         gd.network.current.member(BJ),
-        [replication_pb2.NetworkChange(position=taken + 1, **change)], taken, times.utcnow())
+        [replication_pb2.NetworkChange(position=taken + 1, **change)], taken, epoch,
+        times.utcnow())
 
 
 def _holder_agency(members) -> directory_pb2.Agency:
@@ -161,10 +168,11 @@ def test_refusal_flood(net):
     gd = members.gateway(GD)
     count = lambda: _refusals(gd, "REPLICATION_REGION_NOT_SERVED")  # noqa: E731
     before = count()
-    taken = gd.replicas.position(BJ)
+    epoch, taken = gd.replicas.position(BJ)
     junk = [replication_pb2.NetworkChange(position=taken + i + 1, agency=directory_pb2.Agency(
         name="agencies/gd-junk", region_code="440000")) for i in range(2000)]
-    refused = gd.replicas.apply(gd.network.current.member(BJ), junk, taken, times.utcnow())
+    refused = gd.replicas.apply(gd.network.current.member(BJ), junk, taken, epoch,
+                                times.utcnow())
     assert refused == 2000
     assert count() - before == replication.MAX_AUDITED_REFUSALS + 1
     assert _refusals(gd, f"{2000 - replication.MAX_AUDITED_REFUSALS} more refusals") == 1
@@ -200,8 +208,8 @@ def test_dataset_before_its_publisher_on_a_first_sync(net, monkeypatch):
         held = {row[0] for row in sh.db.reader().execute("SELECT name FROM replica_datasets")}
         assert {OPEN, ROLL} <= held
         assert _refusals(sh, replication.PUBLISHER_UNKNOWN) == 0
-        assert sh.replicas.position(BJ) == members.gateway(BJ).replicas.list_changes(
-            0, 1000)[1]
+        _, position, _, epoch = members.gateway(BJ).replicas.list_changes(0, "", 1000)
+        assert sh.replicas.position(BJ) == (epoch, position)
     finally:
         members.stop(SH)
 
@@ -269,7 +277,7 @@ def test_malformed_change_from_one_member_during_a_pull(tmp_path):
         assert outcome[BJ] == "1 changes, 1 refused"
         held = {row[0] for row in gd.db.reader().execute("SELECT id FROM replica_agencies")}
         assert held == {"sh-fin"}
-        assert gd.replicas.position(BJ) == 1
+        assert gd.replicas.position(BJ)[1] == 1
     finally:
         evil.stop(0)
         members.close()
