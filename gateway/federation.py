@@ -47,6 +47,7 @@ from google.protobuf.message import DecodeError
 from certs import ca as certs_ca
 from certs import network_configuration as netconf
 from gateway.identity import Authenticator, Caller
+from gateway.periodic import Periodic
 from gateway.v1 import network_pb2
 from govshare import errors, signing, times
 from govshare.transparency import record
@@ -137,11 +138,8 @@ class NetworkMembership:
         self._own = own
         self._authenticator = authenticator
         self._clock = clock
-        self._refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="network-configuration",
-                                        daemon=True)
+        self._rounds = Periodic("network-configuration", refresh_seconds, self.refresh)
         self._append: Callable[[list[record.Event]], object] | None = None
         self._actor = ""
         data = self._read_at_start()
@@ -162,13 +160,11 @@ class NetworkMembership:
         self._append = append
         self._actor = actor
         append([self._event(CONFIGURATION_LOADED, self.current.signed, _loaded(self.current))])
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """End the refresh thread (before the unit of work closes)."""
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._rounds.stop()
 
     @property
     def own_id(self) -> str:
@@ -236,13 +232,6 @@ class NetworkMembership:
             log.info("[network] configuration_file: %s", _loaded(verified))
             self._audit(CONFIGURATION_LOADED, verified.signed, _loaded(verified))
             return True
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._refresh_seconds):
-            try:
-                self.refresh()
-            except Exception:  # a thread of its own: keep it, and the configuration, alive
-                log.exception("could not refresh the network configuration")
 
     def _read(self) -> tuple[bytes | None, str]:
         """The file's bytes, or None and why it cannot be read."""

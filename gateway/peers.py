@@ -32,6 +32,7 @@ from gateway import federation
 from gateway.audit.log import AuditLog
 from gateway.federation import NetworkMembership
 from gateway.models import Cosignature
+from gateway.periodic import Periodic
 from gateway.storage import witness as sql
 from gateway.unit_of_work import UnitOfWork
 from gateway.v1 import network_pb2, witness_pb2, witness_pb2_grpc
@@ -120,18 +121,15 @@ class CosignatureCollector:
         self._interval = interval
         self._witnesses: dict[str, _Witness] = {}
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cosignatures", daemon=True)
+        self._rounds = Periodic("cosignatures", interval, lambda: self.push(due_only=True))
 
     def start(self) -> None:
         known = sql.latest_cosigned_sizes(self._work.db.reader(), self._log.origin)
         self._witnesses = {member: _Witness(size) for member, size in known.items()}
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._rounds.stop()
 
     def push(self, *, due_only: bool = False) -> dict[str, str]:
         """Ask each other member (only those due, with `due_only`) to cosign the latest
@@ -144,13 +142,6 @@ class CosignatureCollector:
                     continue
                 outcomes[member.id] = self._push_one(member, state)
         return outcomes
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                self.push(due_only=True)
-            except Exception:  # a thread of its own: keep it alive
-                log.exception("could not collect cosignatures")
 
     def _push_one(self, member: network_pb2.MemberGateway, state: _Witness) -> str:
         try:

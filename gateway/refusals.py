@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from gateway.periodic import Periodic
 from govshare.transparency import record
 
 log = logging.getLogger(__name__)
@@ -151,23 +152,14 @@ class SummaryWriter:
                  seconds: float):
         self._budget = budget
         self._append = append
-        self._seconds = seconds
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="refusal-summaries", daemon=True)
+        self._rounds = Periodic("refusal-summaries", seconds, self._write, last_round=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
         """Write what is counted and end the thread (before the audit log closes)."""
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._seconds):
-            self._write()
-        self._write()
+        self._rounds.stop()
 
     def _write(self) -> None:
         counts = self._budget.take()

@@ -20,6 +20,7 @@ import grpc
 
 from gateway.federation import NetworkMembership
 from gateway.peers import PeerChannels
+from gateway.periodic import Periodic
 from gateway.replication import Replicas
 from gateway.v1 import network_pb2, replication_pb2, replication_pb2_grpc
 from govshare import times
@@ -42,31 +43,20 @@ class Replicator:
         self._replicas = replicas
         self._network = network
         self._channels = channels
-        self._interval = interval
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="replication", daemon=True)
+        self._rounds = Periodic("replication", interval, self.pull)
 
     def start(self) -> None:
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._rounds.stop()
 
     def pull(self) -> dict[str, str]:
         """Take each other member's changes now; what came of it per member id (a member whose
         pull failed never keeps the others from theirs)."""
         with self._lock:
             return {member.id: self._pull_safely(member) for member in self._network.others()}
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                self.pull()
-            except Exception:  # a thread of its own: keep it alive
-                log.exception("could not pull the other members' changes")
 
     def _pull_safely(self, member: network_pb2.MemberGateway) -> str:
         try:
