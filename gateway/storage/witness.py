@@ -62,13 +62,6 @@ def latest_cosigned_sizes(conn: sqlite3.Connection, origin: str) -> dict[str, in
                              " WHERE origin = ? GROUP BY witness", (origin,)))
 
 
-def cosigned_sizes(conn: sqlite3.Connection, origin: str) -> list[int]:
-    """The sizes of the checkpoints of `origin` any witness cosigned, the latest first."""
-    return [size for (size,) in conn.execute(
-        "SELECT DISTINCT tree_size FROM cosignatures WHERE origin = ? ORDER BY tree_size DESC",
-        (origin,))]
-
-
 def latest_cosigned_size(conn: sqlite3.Connection, origin: str) -> int | None:
     """The size of the latest checkpoint of `origin` any witness cosigned, None if none is."""
     return conn.execute("SELECT MAX(tree_size) FROM cosignatures WHERE origin = ?",
