@@ -10,11 +10,11 @@ import hashlib
 import grpc
 import pytest
 
-from agencies.client import AdminClient, AgencyClient
+from agencies.client import AdminClient
 from agencies.errors import AlreadyExists, from_rpc_error
 from gateway.v1 import directory_pb2, replication_pb2, replication_pb2_grpc
 from govshare import times
-from tests.support.federation import Federation, Members
+from tests.support.federation import Members, two_regions
 
 GD, BJ, SH = "gd-gateway", "bj-gateway", "sh-gateway"
 OPEN = "agencies/bj-stats/datasets/open"
@@ -24,23 +24,8 @@ OPEN = "agencies/bj-stats/datasets/open"
 def net(tmp_path_factory):
     """gd and bj running (sh named by the configuration, never started); gd-health at gd,
     bj-stats at bj, which publishes one PUBLIC, one CONFIDENTIAL and one NOT_SHARED dataset."""
-    root = tmp_path_factory.mktemp("replication")
-    members = Members(Federation(root), (GD, BJ, SH))
-    for gateway_id in (GD, BJ):
-        members.start(gateway_id)
-    clients = {}
-    for gateway_id, agency_id, region in ((GD, "gd-health", "440000"),
-                                          (BJ, "bj-stats", "110000")):
-        folder = root / "agencies" / agency_id
-        members.federation.ca.issue_agency(agency_id, folder)
-        admin_folder = root / "admins" / gateway_id
-        members.federation.ca.issue_staff(f"admin-{gateway_id}", "admin", admin_folder)
-        with AdminClient(members.target(gateway_id), admin_folder,
-                         server_name="localhost") as admin:
-            admin.register_agency(agency_id, f"{agency_id} agency", region,
-                                  (folder / "signing.pem").read_text())
-        clients[agency_id] = AgencyClient(members.target(gateway_id), folder,
-                                          server_name="localhost")
+    regions = two_regions(tmp_path_factory.mktemp("replication"))
+    members, clients = regions.members, regions.clients
     bj = clients["bj-stats"]
     bj.publish("open", b"a,b\n1,2\n", title="Beijing population", classification="PUBLIC",
                tags=["people"])
@@ -48,9 +33,7 @@ def net(tmp_path_factory):
     bj.publish("closed", b"y", title="Beijing closed", classification="PUBLIC",
                sharing_type="NOT_SHARED", legal_basis="a law forbids it")
     yield members, clients
-    for client in clients.values():
-        client.close()
-    members.close()
+    regions.close()
 
 
 def pull(members: Members) -> dict[str, str]:

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from cryptography import x509
 
-from agencies.client import AdminClient, AgencyClient
+from agencies.client import AdminClient
 from agencies.errors import NotFound
 from certs import SIGNING_CERT, SIGNING_KEY, TLS_CERT, TLS_KEY
 from gateway import replication, replicator
@@ -22,7 +22,7 @@ from gateway.storage import catalog, directory
 from gateway.v1 import catalog_pb2, directory_pb2, replication_pb2, replication_pb2_grpc
 from govshare import envelopes, signing, times
 from govshare.signing import SigningKey
-from tests.support.federation import Federation, Members
+from tests.support.federation import Federation, Members, two_regions
 
 GD, BJ, SH = "gd-gateway", "bj-gateway", "sh-gateway"
 OPEN = "agencies/bj-stats/datasets/open"
@@ -34,23 +34,8 @@ def net(tmp_path_factory):
     """gd and bj running (sh named by the configuration, started by one test); gd-health at
     gd, bj-stats at bj, which publishes "open", "roll" in two versions and a CONFIDENTIAL
     "budget"; gd has pulled once."""
-    root = tmp_path_factory.mktemp("replication-receiver")
-    members = Members(Federation(root), (GD, BJ, SH))
-    for gateway_id in (GD, BJ):
-        members.start(gateway_id)
-    clients, admins = {}, {}
-    for gateway_id, agency_id, region in ((GD, "gd-health", "440000"),
-                                          (BJ, "bj-stats", "110000")):
-        folder = root / "agencies" / agency_id
-        members.federation.ca.issue_agency(agency_id, folder)
-        admin_folder = root / "admins" / gateway_id
-        members.federation.ca.issue_staff(f"admin-{gateway_id}", "admin", admin_folder)
-        admins[gateway_id] = AdminClient(members.target(gateway_id), admin_folder,
-                                         server_name="localhost")
-        admins[gateway_id].register_agency(agency_id, f"{agency_id} agency", region,
-                                           (folder / "signing.pem").read_text())
-        clients[agency_id] = AgencyClient(members.target(gateway_id), folder,
-                                          server_name="localhost")
+    regions = two_regions(tmp_path_factory.mktemp("replication-receiver"))
+    members, clients, admins = regions.members, regions.clients, regions.admins
     bj = clients["bj-stats"]
     bj.publish("open", b"a,b\n1,2\n", title="Beijing population", classification="PUBLIC")
     bj.publish("roll", b"1", title="Roll v1", classification="PUBLIC")
@@ -58,9 +43,7 @@ def net(tmp_path_factory):
     bj.publish("budget", b"x", title="Beijing budget", classification="CONFIDENTIAL")
     members.gateway(GD).replicator.pull()
     yield members, clients, admins
-    for client in (*clients.values(), *admins.values()):
-        client.close()
-    members.close()
+    regions.close()
 
 
 def _apply(members, **change):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from agencies.client import AdminClient, AgencyClient
 from certs import CRL_FILE, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority
 from certs import network_configuration as netconf
 from gateway import config as config_module
@@ -293,10 +294,46 @@ class Members:
 
 
 def start_members(root: Path, ids: tuple[str, ...] = ("gd-gateway", "bj-gateway"),
-                  quorum: int = 1, *, witness_http: bool = False) -> Members:
-    """Members `ids` of a new federation under `root`, every one started (serving the
-    witness's HTTP form too, with `witness_http`)."""
+                  quorum: int = 1, *, witness_http: bool = False,
+                  started: int | None = None) -> Members:
+    """Members `ids` of a new federation under `root`, the first `started` of them (every one
+    by default) started (serving the witness's HTTP form too, with `witness_http`)."""
     members = Members(Federation(root), ids, quorum, witness_http)
-    for gateway_id in ids:
+    for gateway_id in ids[:started]:
         members.start(gateway_id)
     return members
+
+
+@dataclass
+class TwoRegions:
+    """gd-gateway and bj-gateway serving (sh-gateway named by the configuration, never started
+    here), each with one registered agency: gd-health (440000) and bj-stats (110000)."""
+
+    members: Members
+    clients: dict[str, AgencyClient]
+    """By agency id."""
+    admins: dict[str, AdminClient]
+    """By gateway id."""
+
+    def close(self) -> None:
+        for client in (*self.clients.values(), *self.admins.values()):
+            client.close()
+        self.members.close()
+
+
+def two_regions(root: Path) -> TwoRegions:
+    members = start_members(root, ("gd-gateway", "bj-gateway", "sh-gateway"), started=2)
+    clients, admins = {}, {}
+    for gateway_id, agency_id, region in (("gd-gateway", "gd-health", "440000"),
+                                          ("bj-gateway", "bj-stats", "110000")):
+        folder = root / "agencies" / agency_id
+        members.federation.ca.issue_agency(agency_id, folder)
+        admin_folder = root / "admins" / gateway_id
+        members.federation.ca.issue_staff(f"admin-{gateway_id}", "admin", admin_folder)
+        admins[gateway_id] = AdminClient(members.target(gateway_id), admin_folder,
+                                         server_name="localhost")
+        admins[gateway_id].register_agency(agency_id, f"{agency_id} agency", region,
+                                           (folder / SIGNING_CERT).read_text())
+        clients[agency_id] = AgencyClient(members.target(gateway_id), folder,
+                                          server_name="localhost")
+    return TwoRegions(members, clients, admins)
