@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -225,6 +226,9 @@ class Members:
     quorum: int = 1
     witness_http: bool = False
     """Whether each member also serves the witness's HTTP form (on a port of its choice)."""
+    overrides: dict[str, dict] = field(default_factory=dict)
+    """Config values written over the ones set here, by section (the benchmark's shorter
+    witness and replication rounds, its raised rate limits)."""
     ports: dict[str, int] = field(default_factory=dict)
     servers: dict[str, GatewayServer] = field(default_factory=dict)
 
@@ -257,16 +261,20 @@ class Members:
 
     def _write_config(self, gateway_id: str) -> None:
         root = self.federation.root
-        config = config_module.Config().replace(
-            server={"listen": f"127.0.0.1:{self.ports[gateway_id]}"},
-            tls={"ca": Path("ca.pem"), "crl": root / "ca" / CRL_FILE,
-                 "certificate": Path(TLS_CERT), "key": Path("tls.key"),
-                 "signing_certificate": Path(SIGNING_CERT), "signing_key": Path(SIGNING_KEY)},
-            audit={"origin": origin(gateway_id)},
-            network={"configuration_file": str(root / CONFIGURATION_FILE),
-                     "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
-                     "replicate_seconds": 3600.0,
-                     "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""})
+        sections: dict[str, dict] = {
+            "server": {"listen": f"127.0.0.1:{self.ports[gateway_id]}"},
+            "tls": {"ca": Path("ca.pem"), "crl": root / "ca" / CRL_FILE,
+                    "certificate": Path(TLS_CERT), "key": Path("tls.key"),
+                    "signing_certificate": Path(SIGNING_CERT), "signing_key": Path(SIGNING_KEY)},
+            "audit": {"origin": origin(gateway_id)},
+            "network": {"configuration_file": str(root / CONFIGURATION_FILE),
+                        "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
+                        "replicate_seconds": 3600.0,
+                        "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""},
+        }
+        for section, values in self.overrides.items():
+            sections[section] = {**sections.get(section, {}), **values}
+        config = config_module.Config().replace(**sections)
         self.config_path(gateway_id).write_text(config_module.render(config))
 
     def start(self, gateway_id: str) -> GatewayServer:
@@ -326,14 +334,24 @@ def two_regions(root: Path) -> TwoRegions:
     clients, admins = {}, {}
     for gateway_id, agency_id, region in (("gd-gateway", "gd-health", "440000"),
                                           ("bj-gateway", "bj-stats", "110000")):
-        folder = root / "agencies" / agency_id
-        members.federation.ca.issue_agency(agency_id, folder)
-        admin_folder = root / "admins" / gateway_id
-        members.federation.ca.issue_staff(f"admin-{gateway_id}", "admin", admin_folder)
-        admins[gateway_id] = AdminClient(members.target(gateway_id), admin_folder,
-                                         server_name="localhost")
-        admins[gateway_id].register_agency(agency_id, f"{agency_id} agency", region,
-                                           (folder / SIGNING_CERT).read_text())
-        clients[agency_id] = AgencyClient(members.target(gateway_id), folder,
-                                          server_name="localhost")
+        admins[gateway_id] = member_admin(members, gateway_id)
+        clients[agency_id] = join_agency(members, admins[gateway_id], agency_id, region)
     return TwoRegions(members, clients, admins)
+
+
+def member_admin(members: Members, gateway_id: str) -> AdminClient:
+    """An administrator of `gateway_id` (its certificate issued now), connected to it."""
+    folder = members.federation.root / "admins" / gateway_id
+    members.federation.ca.issue_staff(f"admin-{gateway_id}", "admin", folder)
+    return AdminClient(members.target(gateway_id), folder, server_name="localhost")
+
+
+def join_agency(members: Members, admin: AdminClient, agency_id: str, region: str,
+         **options: Any) -> AgencyClient:
+    """Agency `agency_id` of `region`, its certificates issued now, registered by `admin` at
+    the admin's gateway and connected to it (`options`: the client's, e.g. timeout)."""
+    folder = members.federation.root / "agencies" / agency_id
+    members.federation.ca.issue_agency(agency_id, folder)
+    admin.register_agency(agency_id, f"{agency_id} agency", region,
+                          (folder / SIGNING_CERT).read_text())
+    return AgencyClient(admin.target, folder, server_name="localhost", **options)
