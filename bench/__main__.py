@@ -22,11 +22,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import phases, report
+from bench import network, phases, report
 from gateway.cli.serve import one_malloc_arena
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "bench" / "out"
+PHASES = ("unary", "bulk", "mixed", "network", "audit")
 
 
 def main() -> int:
@@ -35,7 +36,7 @@ def main() -> int:
                         help="reduced sizes and repetitions (under 3 minutes)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results.json;"
                         " bench/out/quick/results.json with --quick)")
-    parser.add_argument("--only", nargs="+", choices=("unary", "bulk", "mixed", "audit"),
+    parser.add_argument("--only", nargs="+", choices=PHASES,
                         help="run only these phases")
     parser.add_argument("--profile", type=Path,
                         help="write py-spy profiles (collapsed stacks) of the gateway here")
@@ -51,7 +52,7 @@ def main() -> int:
     # arenas and the bare fetch client receives at half its speed in the bulk phase.
     one_malloc_arena()
     settings = phases.QUICK if args.quick else phases.FULL
-    wanted = set(args.only or ("unary", "bulk", "mixed", "audit"))
+    wanted = set(args.only or PHASES)
     # Only a complete full run with the shipped configuration replaces the committed results.
     official = not (args.quick or args.only or args.overrides or args.out)
     out = ROOT / "bench" / "results.json" if official else (
@@ -97,6 +98,11 @@ def run(settings: phases.Settings, wanted: set[str], profile: Path | None = None
             details["mixed"] = _phase(details, "mixed",
                                       lambda: phases.mixed_phase(work / "mixed", settings,
                                                                  overrides))
+        if "network" in wanted:
+            data = phases.data_file(SCRATCH, settings.bulk_bytes)
+            details["network"] = _phase(details, "network",
+                                        lambda: network.network_phase(
+                                            work / "network", settings, data, overrides))
         if "audit" in wanted:
             details["audit"] = _phase(details, "audit", lambda: phases.audit_phase(settings))
     finally:

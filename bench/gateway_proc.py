@@ -1,5 +1,6 @@
 """The servers under test, each in its own process: the real gateway (`govshare gateway serve`,
-mutual TLS, a real SQLite database and blob store in the network folder) and the bare baseline.
+mutual TLS, a real SQLite database and blob store in the network folder), the bare baseline and
+the bare relay.
 
 Separate processes keep the benchmark client's threads off the servers' GIL and let the
 servers' resident memory be sampled on its own.
@@ -87,8 +88,13 @@ def _announced_port(process: subprocess.Popen, log: Path) -> int:
 
 
 def gateway_command(layout: NetworkLayout) -> list[str]:
+    return serve_command(layout.config_path)
+
+
+def serve_command(config_path: Path) -> list[str]:
+    """`govshare gateway serve` of the gateway.toml at `config_path`."""
     return [sys.executable, "-c", "from gateway.cli import main; main()", "gateway", "serve",
-            "--config", str(layout.config_path), "--log-level", "WARNING"]
+            "--config", str(config_path), "--log-level", "WARNING"]
 
 
 def baseline_command(layout: NetworkLayout, replies: Path) -> list[str]:
@@ -96,14 +102,28 @@ def baseline_command(layout: NetworkLayout, replies: Path) -> list[str]:
             "--replies", str(replies)]
 
 
+def relay_command(certs: Path, client_certs: Path, upstream: str) -> list[str]:
+    """bench.relay with the server certificate in `certs`, presenting the client certificate
+    in `client_certs` to the gateway at `upstream`."""
+    return [sys.executable, "-m", "bench.relay", "--certs", str(certs),
+            "--client-certs", str(client_certs), "--upstream", upstream]
+
+
 def lay_out_network(root: Path, specs: list[AgencySpec],
                     overrides: dict[str, dict[str, Any]] | None = None) -> NetworkLayout:
     """The network folder with the benchmark limits, plus any experiment's config overrides
     (e.g. {"storage": {"synchronous": "NORMAL"}})."""
-    sections: dict[str, dict[str, Any]] = {"limits": dict(BENCH_LIMITS)}
-    for section, values in (overrides or {}).items():
-        sections[section] = {**sections.get(section, {}), **values}
-    return lay_out(root, specs, **sections)
+    return lay_out(root, specs, **bench_config({}, overrides))
+
+
+def bench_config(sections: dict[str, dict[str, Any]],
+                 overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Config values by section: BENCH_LIMITS, then `sections`, then an experiment's
+    `overrides` (--set)."""
+    merged: dict[str, dict[str, Any]] = {"limits": dict(BENCH_LIMITS)}
+    for section, values in (*sections.items(), *(overrides or {}).items()):
+        merged[section] = {**merged.get(section, {}), **values}
+    return merged
 
 
 def register(target: str, layout: NetworkLayout, specs: list[AgencySpec]) -> None:

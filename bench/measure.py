@@ -71,9 +71,10 @@ class LoadResult:
 
 
 def run_load(workers: Sequence[Callable[[], object]], *, max_calls: int,
-             max_seconds: float) -> LoadResult:
-    """Call each worker function from its own thread, over and over, until `max_calls` calls
-    were started in total or `max_seconds` passed. Errors are counted, not raised."""
+             max_seconds: float, pace: float = 0.0) -> LoadResult:
+    """Call each worker function from its own thread, over and over (each call starting at
+    least `pace` seconds after the worker's previous one: a steady rate), until `max_calls`
+    calls were started in total or `max_seconds` passed. Errors are counted, not raised."""
     budget = itertools.count()
     deadline_box: list[float] = []
     start = threading.Barrier(len(workers) + 1)
@@ -89,8 +90,10 @@ def run_load(workers: Sequence[Callable[[], object]], *, max_calls: int,
                 work()
             except Exception as exc:  # counted and reported: a benchmark must not hide errors
                 failures.append(f"{type(exc).__name__}: {exc}")
-                continue
-            record.append(time.perf_counter() - began)
+            else:
+                record.append(time.perf_counter() - began)
+            if pace:
+                time.sleep(max(0.0, min(began + pace, deadline) - time.perf_counter()))
 
     threads = [threading.Thread(target=loop, args=(work, record), daemon=True)
                for work, record in zip(workers, latencies, strict=True)]
@@ -107,56 +110,57 @@ def run_load(workers: Sequence[Callable[[], object]], *, max_calls: int,
                       failures[0] if failures else "", [len(record) for record in latencies])
 
 
-def alternate(rounds: int, first: Callable[[], float], second: Callable[[], float],
-              ) -> tuple[list[float], list[float]]:
-    """Run two measurements in `rounds` alternating rounds (ABBA order), returning both
-    series in round order."""
-    a_values: list[float] = []
-    b_values: list[float] = []
+def alternate(rounds: int, *measurements: Callable[[], float]) -> tuple[list[float], ...]:
+    """Run the measurements in `rounds` rounds, each round in the reverse order of the round
+    before (ABBA for two, ABCCBA for three), returning each one's series in round order."""
+    series: tuple[list[float], ...] = tuple([] for _ in measurements)
+    order = list(range(len(measurements)))
     for index in range(rounds):
-        if index % 2 == 0:
-            a_values.append(first())
-            b_values.append(second())
-        else:
-            b_values.append(second())
-            a_values.append(first())
-    return a_values, b_values
+        for position in order if index % 2 == 0 else reversed(order):
+            series[position].append(measurements[position]())
+    return series
 
 
 class PeakRSS:
-    """Samples a process's resident set size every `interval` seconds while active.
+    """Samples the resident set size of processes every `interval` seconds while active: the
+    peak of their sum, and of each.
 
         with PeakRSS(pid) as rss:
             transfer()
-        rss.peak_mib, rss.growth_mib
+        rss.peak_mib, rss.growth_mib, rss.peaks_mib
     """
 
-    def __init__(self, pid: int, interval: float = 0.02):
+    def __init__(self, *pids: int, interval: float = 0.02):
         import psutil
 
-        self.process = psutil.Process(pid)
+        self.processes = [psutil.Process(pid) for pid in pids]
         self.interval = interval
         self.start_bytes = 0
         self.peak_bytes = 0
+        """The largest sum of the processes' sizes sampled at one moment."""
+        self.peaks = [0 for _ in pids]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _rss(self) -> int:
-        return self.process.memory_info().rss
+    def _measure(self) -> int:
+        sizes = [process.memory_info().rss for process in self.processes]
+        self.peaks = [max(peak, size) for peak, size in zip(self.peaks, sizes, strict=True)]
+        self.peak_bytes = max(self.peak_bytes, sum(sizes))
+        return sum(sizes)
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._measure()
 
     def __enter__(self) -> PeakRSS:
-        self.start_bytes = self.peak_bytes = self._rss()
+        self.start_bytes = self._measure()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._rss())
+        self._measure()
 
     @property
     def peak_mib(self) -> float:
@@ -165,6 +169,11 @@ class PeakRSS:
     @property
     def growth_mib(self) -> float:
         return (self.peak_bytes - self.start_bytes) / MiB
+
+    @property
+    def peaks_mib(self) -> list[float]:
+        """The peak of each process, in the order given."""
+        return [peak / MiB for peak in self.peaks]
 
 
 class CPUCores:
@@ -208,3 +217,8 @@ def profiled(pid: int, output: Path | None) -> Iterator[None]:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
+
+
+def progress(message: str) -> None:
+    """A line of progress on stderr (stdout is the results')."""
+    print(f"  {message}", file=sys.stderr, flush=True)

@@ -32,6 +32,7 @@ from bench.measure import (
     alternate,
     paired_ratio,
     profiled,
+    progress,
     run_load,
     spread,
 )
@@ -64,16 +65,27 @@ class Settings:
     mixed_max_calls: int
     mixed_large_bytes: int
     audit_timeout: float
+    network_seconds: float
+    """How long the national network's four gateways take the steady load (witness quorum,
+    memory)."""
+    network_rate: float
+    """Access requests per second each member gateway's agency sends in that load."""
+    witness_push_seconds: float
+    """The member gateways' [network] witness_push_seconds (shipped: 10)."""
+    network_create_calls: int
+    """Access requests per round and side in the cross-region CreateAccessRequest rounds."""
 
 
 FULL = Settings(quick=False, rounds=5, unary_seconds=5.0, unary_max_calls=60_000,
                 concurrencies=(1, 16, 64), bulk_bytes=1 * GiB, bulk_rounds=3,
                 fetch_concurrencies=(1, 2, 4), mixed_seconds=30.0, mixed_max_calls=200_000,
-                mixed_large_bytes=8 * MiB, audit_timeout=1800.0)
+                mixed_large_bytes=8 * MiB, audit_timeout=1800.0, network_seconds=60.0,
+                network_rate=5.0, witness_push_seconds=1.0, network_create_calls=200)
 QUICK = Settings(quick=True, rounds=2, unary_seconds=1.5, unary_max_calls=10_000,
                  concurrencies=(1, 16, 64), bulk_bytes=256 * MiB, bulk_rounds=2,
                  fetch_concurrencies=(1, 2), mixed_seconds=8.0, mixed_max_calls=20_000,
-                 mixed_large_bytes=1 * MiB, audit_timeout=90.0)
+                 mixed_large_bytes=1 * MiB, audit_timeout=90.0, network_seconds=15.0,
+                 network_rate=5.0, witness_push_seconds=1.0, network_create_calls=40)
 
 
 # -- the network under test ------------------------------------------------------------------
@@ -200,8 +212,8 @@ def _compare_unary(bench: Bench, label: str, gateway_calls: list[Callable[[], ob
     gateway_rps, baseline_rps = alternate(settings.rounds,
                                           lambda: measure("gateway", gateway_calls),
                                           lambda: measure("baseline", baseline_calls))
-    _progress(f"{label}: gateway {spread(gateway_rps)['median']:.0f} rps,"
-              f" baseline {spread(baseline_rps)['median']:.0f} rps")
+    progress(f"{label}: gateway {spread(gateway_rps)['median']:.0f} rps,"
+             f" baseline {spread(baseline_rps)['median']:.0f} rps")
     return {
         side: {name: spread([run[name] for run in side_runs]) for name in side_runs[0]}
         for side, side_runs in runs.items()
@@ -370,16 +382,16 @@ def bulk_phase(bench: Bench, data: Path) -> dict[str, Any]:
     bulk.publish_gateway()  # the version the fetchers' grants name; also a warm-up
     bulk.runs.clear()
     publish = alternate(settings.bulk_rounds, bulk.publish_gateway, bulk.publish_baseline)
-    _progress(f"publish: gateway {spread(publish[0])['median']:.0f} MB/s,"
-              f" baseline {spread(publish[1])['median']:.0f} MB/s")
+    progress(f"publish: gateway {spread(publish[0])['median']:.0f} MB/s,"
+             f" baseline {spread(publish[1])['median']:.0f} MB/s")
     bulk.grant_fetchers(max(settings.fetch_concurrencies))
     ratios = {"publish": paired_ratio(*publish)}
     for concurrency in settings.fetch_concurrencies:
         fetch = alternate(settings.bulk_rounds, lambda c=concurrency: bulk.fetch_gateway(c),
                           lambda c=concurrency: bulk.fetch_baseline(c))
         ratios[f"fetch/c{concurrency}"] = paired_ratio(*fetch)
-        _progress(f"fetch c={concurrency}: gateway {spread(fetch[0])['median']:.0f} MB/s,"
-                  f" baseline {spread(fetch[1])['median']:.0f} MB/s")
+        progress(f"fetch c={concurrency}: gateway {spread(fetch[0])['median']:.0f} MB/s,"
+                 f" baseline {spread(fetch[1])['median']:.0f} MB/s")
     summary = {key: {name: spread([run[name] for run in runs]) for name in runs[0]}
                for key, runs in bulk.runs.items()}
     return {"bytes": bulk.size, "chunk_bytes": CHUNK, "runs": summary, "ratios": ratios}
@@ -424,7 +436,7 @@ def mixed_phase(root: Path, settings: Settings,
         result = run_load(fetchers + publishers, max_calls=settings.mixed_max_calls,
                           max_seconds=settings.mixed_seconds)
     exchanges = sum(result.per_worker[:len(fetchers)])
-    _progress(f"mixed: {exchanges / result.seconds:.1f} exchanges/s, {result.errors} errors")
+    progress(f"mixed: {exchanges / result.seconds:.1f} exchanges/s, {result.errors} errors")
     return {"agencies": len(specs), "granted_needs": len(granted), "refused_needs": refused,
             "fetchers": len(fetchers),
             "publishers": len(publishers), "seconds": result.seconds, "exchanges": exchanges,
@@ -503,7 +515,3 @@ def _last_json(output: str) -> dict[str, Any]:
             if line.startswith("{"):
                 return json.loads(line)
         raise
-
-
-def _progress(message: str) -> None:
-    print(f"  {message}", file=sys.stderr, flush=True)

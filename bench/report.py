@@ -60,6 +60,8 @@ TARGETS = (
            operator.lt, 1),
     Target("audit verify (s) per 10^6 entries", "audit_verify_s_per_1e6", operator.lt, 15),
     Target("mixed load errors", "mixed_errors", operator.eq, 0),
+    Target("cross-region fetch MB/s / same-region fetch through a bare relay",
+           "cross_region_fetch_relay_ratio", operator.ge, 0.8),
 )
 
 AUDIT_KEYS = (
@@ -125,7 +127,32 @@ def flatten(details: dict[str, Any]) -> dict[str, Any]:
     mixed = details.get("mixed") or {}
     flat |= {"mixed_exchanges_rps": mixed.get("exchanges_rps"),
              "mixed_errors": mixed.get("errors")}
-    return flat
+    return flat | network_keys(details.get("network") or {})
+
+
+def network_keys(network: dict[str, Any]) -> dict[str, Any]:
+    """The national network's keys; the cross-region ones stay null while skipped."""
+    if not network:
+        return {}
+    witness, fetch = network["witness"], network["fetch"]
+    runs, ratios = fetch["runs"], fetch["ratios"]
+    create = network.get("create_request") or {}
+    cross = create.get("cross_region", {})
+    return {
+        "cross_region_fetch_relay_ratio": ratios.get("cross_region/relay"),
+        "cross_region_fetch_ratio": ratios.get("cross_region/same_region"),
+        "cross_region_fetch_mbps": runs.get("cross_region", {}).get("mbps", {}).get("median"),
+        "same_region_fetch_mbps": runs["same_region"]["mbps"]["median"],
+        "relay_fetch_mbps": runs["relay"]["mbps"]["median"],
+        "relay_fetch_ratio": ratios["relay/same_region"],
+        "cross_region_create_request_p50_ms": cross.get("p50"),
+        "cross_region_create_request_p99_ms": cross.get("p99"),
+        "witness_quorum_p50_ms": witness["quorum_ms"]["p50"],
+        "witness_quorum_p99_ms": witness["quorum_ms"]["p99"],
+        "witness_covered_p50_ms": witness["covered_ms"]["p50"],
+        "witness_covered_p99_ms": witness["covered_ms"]["p99"],
+        "network_memory_mib": witness["memory_mib"]["all_peak"],
+    }
 
 
 def write_results(path: Path, details: dict[str, Any], *, quick: bool) -> dict[str, Any]:
@@ -192,6 +219,50 @@ def bulk_table(bulk: dict[str, Any]) -> list[str]:
     return lines
 
 
+def network_section(network: dict[str, Any]) -> list[str]:
+    """Witness quorum, memory, the fetch paths and the cross-region calls."""
+    witness, fetch = network["witness"], network["fetch"]
+    checkpoints = witness["checkpoints"].values()
+    memory = witness["memory_mib"]
+    lines = [
+        f"{witness['gateways']} member gateways (witness quorum {witness['quorum']} of the other"
+        f" {witness['gateways'] - 1}, `witness_push_seconds` {witness['witness_push_seconds']:g}),"
+        f" each one's agency sending {witness['requests_per_second_per_gateway']:g} access"
+        f" requests/s for {witness['seconds']:.0f} s: {sum(c['signed'] for c in checkpoints)}"
+        f" checkpoints signed in the window, {sum(c['cosigned'] for c in checkpoints)}"
+        f" cosigned, {sum(c['reached_quorum'] for c in checkpoints)} reaching their quorum.",
+        "",
+        "| From a checkpoint's signing to | p50 ms | p99 ms | max ms | checkpoints |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key in (("its own quorum-th cosignature", "quorum_ms"),
+                       ("a quorum on it or a later checkpoint", "covered_ms")):
+        row = witness[key]
+        lines.append(f"| {label} | {_number(row['p50'])} | {_number(row['p99'])}"
+                     f" | {_number(row['max'])} | {row['count']} |")
+    peaks = ", ".join(f"{gateway} {_number(mib)}" for gateway, mib in memory["peak"].items())
+    lines += ["", f"Gateway memory under that load: {_number(memory['all_peak'])} MiB in all"
+              f" (peak of the sum; at its start {_number(memory['all_start'])}); peak per"
+              f" process, MiB: {peaks}.", "",
+              "| Fetch path | MB/s median (min–max) | CPU-seconds per GB, all processes |",
+              "|---|---|---|"]
+    for key, run in fetch["runs"].items():
+        lines.append(f"| {key.replace('_', ' ')} | {_spread(run['mbps'])}"
+                     f" | {_spread(run['cpu_seconds_per_gb'])} |")
+    ratios = ", ".join(f"{key.replace('_', ' ')} {value:.2f}"
+                       for key, value in fetch["ratios"].items())
+    lines += ["", f"Ratios (median of per-round ratios): {ratios}."]
+    if network.get("cross_region_skipped"):
+        why = " ".join(network["cross_region_skipped"].replace("`", "'").split())
+        lines += ["", f"Cross-region fetch and CreateAccessRequest skipped: `{why}`"]
+    elif network.get("create_request"):
+        lines += ["", "| CreateAccessRequest | p50 ms | p99 ms | calls |", "|---|---|---|---|"]
+        for key, row in network["create_request"].items():
+            lines.append(f"| {key.replace('_', ' ')} | {_number(row['p50'])}"
+                         f" | {_number(row['p99'])} | {row['count']} |")
+    return lines
+
+
 def _spread(value: dict[str, float]) -> str:
     return f"{_number(value['median'])} ({_number(value['min'])}–{_number(value['max'])})"
 
@@ -228,6 +299,9 @@ def generated_section(results: dict[str, Any], plot_name: str) -> str:
                   f" and {mixed['publishers']} owners publishing for {mixed['seconds']:.1f} s:"
                   f" {mixed['exchanges']} verified exchanges ({mixed['exchanges_rps']:.1f}/s),"
                   f" {mixed['publishes']} new versions, {mixed['errors']} errors.", ""]
+    if details.get("network"):
+        lines += ["### National network (bench/network.py)", "",
+                  *network_section(details["network"]), ""]
     if details.get("audit"):
         audit = details["audit"]
         lines += ["### Audit log (bench/audit_log.py)", "",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import measure, report
+from bench import measure, network, report
 
 
 def test_percentile_interpolates_between_ranks():
@@ -38,6 +39,35 @@ def test_alternate_runs_abba_and_keeps_round_order():
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert a == [0.0, 3.0, 4.0]
     assert b == [1.0, 2.0, 5.0]
+
+
+def test_alternate_reverses_the_order_of_three_each_round():
+    calls: list[str] = []
+    sides = [lambda name=name: calls.append(name) or float(len(calls)) for name in "abc"]
+    a, b, c = measure.alternate(2, *sides)
+    assert calls == ["a", "b", "c", "c", "b", "a"]
+    assert (a, b, c) == ([1.0, 6.0], [2.0, 5.0], [3.0, 4.0])
+
+
+def test_run_load_paces_each_worker_within_its_time():
+    """The next call is due after the time is up: one call each, not the budget."""
+    result = measure.run_load([lambda: None, lambda: None], max_calls=100, max_seconds=0.2,
+                              pace=60.0)
+    assert result.per_worker == [1, 1]
+
+
+def test_quorum_times_of_a_checkpoint_and_of_what_covers_it():
+    at = lambda ms: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)  # noqa: E731
+    signed = {1: at(0), 2: at(100), 3: at(200), 4: at(300), 5: at(5000)}
+    cosigned = {2: [at(700), at(400), at(900)],  # its quorum of 2: the second, at 700
+                3: [at(350)],  # one witness only: no quorum of its own
+                4: [at(320), at(330)],
+                5: [at(5010), at(5020)]}
+    found = network.quorum_times(signed, cosigned, 2, at(50), at(400))
+    assert (found.signed, found.cosigned) == (3, 3)
+    assert found.own == [0.6, 0.03]
+    # 2 and 3 were covered once 4 reached its quorum at 330, before 2's own at 700
+    assert found.covered == [0.23, 0.13, 0.03]
 
 
 def test_run_load_stops_at_the_call_budget_and_counts_errors():
@@ -88,7 +118,44 @@ def _details() -> dict:
              "publishes": 5, "exchanges_rps": 10.0, "errors": 0}
     return {"settings": {"bulk_bytes": 2**20, "bulk_rounds": 2, "unary_seconds": 1.0,
                          "rounds": 2},
-            "failures": {}, "unary": unary, "bulk": bulk, "audit": audit, "mixed": mixed}
+            "failures": {}, "unary": unary, "bulk": bulk, "audit": audit, "mixed": mixed,
+            "network": _network()}
+
+
+def _network(skipped: str | None = None) -> dict:
+    latency = {"p50": 100.0, "p99": 900.0, "max": 1000.0, "count": 60}
+    witness = {"gateways": 4, "quorum": 2, "witness_push_seconds": 1.0,
+               "requests_per_second_per_gateway": 5.0, "seconds": 15.0, "requests": 300,
+               "checkpoints": {"gd-gateway": {"signed": 75, "cosigned": 16,
+                                              "reached_quorum": 15}},
+               "quorum_ms": latency, "covered_ms": latency,
+               "memory_mib": {"all_peak": 365.0, "all_start": 360.0,
+                              "peak": {"gd-gateway": 91.0}}}
+    paths = ("same_region", "relay") if skipped else ("same_region", "relay", "cross_region")
+    runs = {key: {"mbps": _spread(100.0 * (n + 1)), "cpu_cores": _spread(1.0),
+                  "cpu_seconds_per_gb": _spread(3.0)} for n, key in enumerate(paths)}
+    ratios = {"relay/same_region": 0.7} | ({} if skipped else {
+        "cross_region/relay": 0.85, "cross_region/same_region": 0.6})
+    create = None if skipped else {side: {"p50": 2.0, "p99": 9.0, "max": 9.5, "count": 80}
+                                   for side in ("same_region", "cross_region")}
+    return {"witness": witness, "create_request": create, "cross_region_skipped": skipped,
+            "fetch": {"bytes": 1, "dataset": "d", "runs": runs, "ratios": ratios,
+                      "cross_region_skipped": skipped}}
+
+
+def test_network_keys_and_a_cross_region_part_skipped_with_its_reason(tmp_path: Path):
+    keys = report.network_keys(_network())
+    assert keys["cross_region_fetch_relay_ratio"] == 0.85
+    assert keys["cross_region_create_request_p99_ms"] == 9.0
+    assert keys["network_memory_mib"] == 365.0
+    details = _details() | {"network": _network("bj-gateway refused it: NOT_FOUND `x`")}
+    results = report.write_results(tmp_path / "results.json", details, quick=True)
+    assert results["cross_region_fetch_relay_ratio"] is None
+    assert results["cross_region_create_request_p50_ms"] is None
+    assert results["witness_quorum_p99_ms"] == 900.0
+    text = report.generated_section(results, "bench.png")
+    assert "skipped: `bj-gateway refused it: NOT_FOUND 'x'`" in text
+    assert "| `cross_region_fetch_relay_ratio` | — | >= 0.8 | not measured |" in text
 
 
 def test_results_have_every_key_the_issue_names(tmp_path: Path):
@@ -100,7 +167,9 @@ def test_results_have_every_key_the_issue_names(tmp_path: Path):
         "publish_ratio", "publish_gateway_peak_rss_mib", "audit_append_rps_c1",
         "audit_append_rps_c64", "audit_commit_p99_ms_c64", "audit_inclusion_proof_p99_ms_1e6",
         "audit_consistency_proof_p99_ms_1e6", "audit_verify_s_per_1e6", "mixed_exchanges_rps",
-        "mixed_errors",
+        "mixed_errors", "cross_region_fetch_relay_ratio", "cross_region_fetch_ratio",
+        "cross_region_create_request_p50_ms", "cross_region_create_request_p99_ms",
+        "witness_quorum_p50_ms", "witness_quorum_p99_ms", "network_memory_mib",
     )
     stored = json.loads((tmp_path / "results.json").read_text())
     for key in named:
