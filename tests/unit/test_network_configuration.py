@@ -20,17 +20,21 @@ from govshare.transparency.cosignature import CosignatureVerifier
 from tests.support.federation import NETWORK_ID, Federation
 
 NOW = datetime.now(UTC)
+"""The time the tests verify at: reset when the federation is made, since its certificates are
+valid from then (less the CA's clock skew), however late in a long run the module comes."""
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Federation:
+    global NOW
+    NOW = datetime.now(UTC)
     return Federation(tmp_path_factory.mktemp("federation"))
 
 
 def verify(net: Federation, signed: network_pb2.SignedNetworkConfiguration, *,
-           now: datetime = NOW, current: netconf.VerifiedConfiguration | None = None
+           now: datetime | None = None, current: netconf.VerifiedConfiguration | None = None
            ) -> netconf.VerifiedConfiguration:
-    return netconf.verify(signed, net.ca.certificate, now, current)
+    return netconf.verify(signed, net.ca.certificate, now or NOW, current)
 
 
 def refused(net: Federation, signed: network_pb2.SignedNetworkConfiguration,
