@@ -9,7 +9,8 @@ networks with this):
     DIR/<gateway-id>/        a member gateway, laid out by `gateway.network.lay_out` from the
                              national CA (certificates of its staff and of the agencies of its
                              regions; gateway.toml with its own [audit] origin and a [network]
-                             section naming ../network.pb) and its witness key, witness.key
+                             section naming ../network.pb) and its witness key in
+                             certs/gateway/witness.key
 
 Each member listens on a loopback port free when laid out, the address the configuration names.
 """
@@ -34,7 +35,8 @@ from govshare.signing import SigningKey
 
 NETWORK_ID = "cn-national"
 CONFIGURATION_FILE = "network.pb"
-WITNESS_KEY = "witness.key"
+WITNESS_KEY = "certs/gateway/witness.key"
+"""A member's witness key, beside its other keys in the private folder of its certificates."""
 
 
 class RegionalAgency(Protocol):

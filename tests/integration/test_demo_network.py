@@ -77,7 +77,7 @@ def test_every_step_runs_and_every_gateway_stops(network_demo):
     assert processes_of(root) == []
     for region in REGIONS:
         folder = root / region.gateway_id
-        for name in ("gateway.toml", "govshare.db", "blobs", "witness.key", "certs/gateway"):
+        for name in ("gateway.toml", "govshare.db", "blobs", "certs/gateway/witness.key"):
             assert (folder / name).exists(), folder / name
         assert (folder / "gateway.log").read_text().rstrip().endswith("gateway stopped")
 
