@@ -21,7 +21,8 @@ from agencies.audit import check_witnessed, cosigned_by, witness_policy
 from agencies.client import AuditorClient
 from agencies.sim import behaviour, datasets
 from agencies.sim.scenario import SUMMARY_FILE, Home, Scenario, Step, StepFailed, StepSkipped
-from gateway.v1 import catalog_pb2
+from gateway.v1 import audit_pb2, catalog_pb2, network_pb2
+from govshare.transparency.cosignature import WitnessPolicy
 
 T = TypeVar("T")
 
@@ -67,6 +68,10 @@ class NationalScenario(Scenario):
 
     cosigned: dict[str, int] = field(default_factory=dict)
     """The size of each member's checkpoint its witnesses' quorum cosigned, by member id."""
+    auditors: dict[str, AuditorClient] = field(default_factory=dict)
+    """An auditor's client of each member, by member id."""
+    configuration: network_pb2.NetworkConfiguration | None = None
+    """The network configuration, as the SDK verified it."""
 
     def setup_steps(self) -> list[Step]:
         return [
@@ -143,7 +148,7 @@ class NationalScenario(Scenario):
         and takes no checkpoint short of it."""
         shown = []
         for home in self.homes:
-            auditor = self.auditor(home)
+            auditor = self._auditor(home)
             size = auditor.signed_checkpoint().tree_size
 
             def cosigned(auditor: AuditorClient = auditor, size: int = size) -> int | None:
@@ -173,13 +178,21 @@ class NationalScenario(Scenario):
         quorum cosigns what it signs now, and an auditor holding its earlier checkpoint finds
         the log forked."""
         home = next(home for home in self.homes if home.member == member)
-        # A new channel to the restarted gateway: the old ones wait out gRPC's reconnect backoff.
+        # New channels to the restarted gateway: the old ones wait out gRPC's reconnect backoff.
+        self.auditors.pop(member, None)
+        auditor = self._auditor(home)
         publisher = behaviour.Agency(self.client(home.agencies[0].id), self.seed,
                                      self.root / "inbox" / home.agencies[0].id)
         spec = _small_dataset(publisher.id)
-        auditor = self.auditor(home)
-        while auditor.signed_checkpoint().tree_size <= self.cosigned[member]:
+
+        def grown() -> int | None:
+            size = auditor.signed_checkpoint().tree_size
+            if size > self.cosigned[member]:
+                return size
             publisher.publish(spec, publisher.client.get(spec.id).latest_version + 1)
+            return None
+
+        _until(grown, f"{member}'s log never grew past the size its witnesses cosigned")
         witnesses = [other for other in self.homes if other.member != member]
         refusals = {other.member: _until(lambda other=other: self._refusal(other, member),
                                          f"{other.member} never refused {member}'s checkpoint")
@@ -213,7 +226,7 @@ class NationalScenario(Scenario):
         """Each member's figures, read back from it; also written to DIR/demo-summary.json."""
         figures = []
         for home in self.homes:
-            auditor = self.auditor(home)
+            auditor = self._auditor(home)
             try:
                 witnessed = auditor.signed_checkpoint(witnessed=True)
             except errors.GovshareError:  # NO_WITNESSED_CHECKPOINT
@@ -230,12 +243,25 @@ class NationalScenario(Scenario):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _configuration(self):
-        return self.auditor().network_configuration().configuration
+    def _auditor(self, home: Home) -> AuditorClient:
+        if home.member not in self.auditors:
+            self.auditors[home.member] = self.auditor(home)
+        return self.auditors[home.member]
 
-    def _policy(self, home: Home):
-        member = next(m for m in self._configuration().members if m.id == home.member)
-        return witness_policy(self._configuration(), member.audit_origin)
+    def _configuration(self) -> network_pb2.NetworkConfiguration:
+        if self.configuration is None:
+            verified = self._auditor(self.homes[0]).network_configuration()
+            self.configuration = verified.configuration
+        return self.configuration
+
+    def _policy(self, home: Home) -> WitnessPolicy:
+        """`home`'s witness policy in the network configuration."""
+        configuration = self._configuration()
+        member = next(m for m in configuration.members if m.id == home.member)
+        policy = witness_policy(configuration, member.audit_origin)
+        if policy is None:
+            raise StepFailed("the network configuration asks for no cosignatures (quorum 0)")
+        return policy
 
     def _cosigners(self, auditor: AuditorClient, home: Home, signed: str | None = None
                    ) -> list[str]:
@@ -244,10 +270,10 @@ class NationalScenario(Scenario):
         signed = signed or auditor.signed_checkpoint(witnessed=True).signed_checkpoint
         return [key.partition("+")[0] for key in cosigned_by(signed, self._policy(home))]
 
-    def _refusal(self, witness: Home, member: str):
+    def _refusal(self, witness: Home, member: str) -> audit_pb2.AuditEvent | None:
         """The first refusal `witness` audited of `member`'s checkpoint as inconsistent with
         what it cosigned before, if any."""
-        events = self.auditor(witness).audit_events(
+        events = self._auditor(witness).audit_events(
             action=REFUSED, actor=f"urn:govshare:gateway:{member}", outcome="REFUSED")
         return next((event for event in events if event.reason.startswith(INCONSISTENT)), None)
 
