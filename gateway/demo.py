@@ -26,7 +26,7 @@ from gateway import config as config_module
 from gateway.audit import saved, verify
 from gateway.national import REGIONS, NationalLayout, lay_out_national, served_by
 from gateway.network import NetworkLayout, free_port, lay_out
-from gateway.process import STOP_TIMEOUT, GatewayProcess, govshare_command
+from gateway.process import LOG_FILE, STOP_TIMEOUT, GatewayProcess, govshare_command
 from gateway.server import GatewayServer, create_server
 from gateway.storage import database
 from govshare.transparency import note
@@ -92,8 +92,9 @@ class NationalDemo:
             network={"witness_push_seconds": ROUND_SECONDS, "replicate_seconds": ROUND_SECONDS})
         served = "; ".join(f"{home.member}: {', '.join(a.id for a in home.agencies)}"
                            for home in homes)
-        return (f"{served}; each cosigned by {QUORUM} of the other {len(homes) - 1}, as"
-                f" {self.layout.configuration_path} says (signed by the network authority)")
+        return (f"{served}; each log to be cosigned by {QUORUM} of the other {len(homes) - 1}"
+                f" members, as {self.layout.configuration_path} says, signed by the network"
+                " authority")
 
     def start(self) -> str:
         """Every gateway started at once, then each waited for until it answers SERVING."""
@@ -102,14 +103,14 @@ class NationalDemo:
             folder = self.layout.gateway(home.member)
             self.gateways[home.member] = GatewayProcess(
                 folder.config_path, home.target, folder.certs("admin"),
-                folder.root / "gateway.log")
+                folder.root / LOG_FILE)
         for gateway in self.gateways.values():
             gateway.spawn()
         for gateway in self.gateways.values():
             gateway.wait_serving()
         return ("; ".join(f"{member} on {gateway.target} (pid {gateway.pid})"
                           for member, gateway in self.gateways.items())
-                + f"; each logs to gateway.log in its folder under {self.root}")
+                + f"; each logs to {LOG_FILE} in its folder under {self.root}")
 
     def back_up(self) -> str:
         """A backup taken while the gateway runs: its checkpoint file, then its database (an

@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agencies.client import BaseClient
 
+LOG_FILE = "gateway.log"
+"""Where a gateway run so writes, in its folder."""
 START_TIMEOUT = 60.0
 """How long a gateway may take to answer SERVING (it verifies its whole audit log first)."""
 STOP_TIMEOUT = 15.0

@@ -19,7 +19,7 @@ from agencies.sim.national import CROSS_REGION_NOT_YET
 from agencies.sim.scenario import SUMMARY_FILE, MiB
 from gateway.demo import BEFORE_RESTORE, ROLLED_BACK, NationalDemo
 from gateway.national import REGIONS
-from gateway.process import govshare_command
+from gateway.process import LOG_FILE, govshare_command
 from tests.support.commands import govshare
 
 WITNESSES = [region.gateway_id for region in REGIONS if region.gateway_id != ROLLED_BACK]
@@ -79,7 +79,7 @@ def test_every_step_runs_and_every_gateway_stops(network_demo):
         folder = root / region.gateway_id
         for name in ("gateway.toml", "govshare.db", "blobs", "certs/gateway/witness.key"):
             assert (folder / name).exists(), folder / name
-        assert (folder / "gateway.log").read_text().rstrip().endswith("gateway stopped")
+        assert (folder / LOG_FILE).read_text().rstrip().endswith("gateway stopped")
 
 
 def test_beijing_finds_guangdong_datasets_marked_with_their_member(network_demo):

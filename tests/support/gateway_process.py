@@ -36,7 +36,7 @@ class GatewayProcess(process.GatewayProcess):
 
     def __init__(self, layout: NetworkLayout, port: int):
         super().__init__(layout.config_path, f"127.0.0.1:{port}", layout.certs("admin"),
-                         layout.root / "gateway.log", log_level="WARNING")
+                         layout.root / process.LOG_FILE, log_level="WARNING")
         self.layout = layout
         self.port = port
 
@@ -96,14 +96,14 @@ def running_gateway(root: Path, specs: list[AgencySpec], **sections: dict) -> \
 
 def client_process(role: str, *args: object) -> subprocess.Popen:
     """Start a client role (see the module docstring) and wait until it is midway."""
-    process = subprocess.Popen([sys.executable, __file__, role, *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
+    child = subprocess.Popen([sys.executable, __file__, role, *map(str, args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
     if line.strip() != MIDWAY:
-        process.kill()
-        raise RuntimeError(f"the {role} client failed: {line}{process.stderr.read()}")
-    return process
+        child.kill()
+        raise RuntimeError(f"the {role} client failed: {line}{child.stderr.read()}")
+    return child
 
 
 def _hang() -> None:
