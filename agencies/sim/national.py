@@ -229,7 +229,9 @@ class NationalScenario(Scenario):
             auditor = self._auditor(home)
             try:
                 witnessed = auditor.signed_checkpoint(witnessed=True)
-            except errors.GovshareError:  # NO_WITNESSED_CHECKPOINT
+            except errors.GovshareError as exc:
+                if exc.reason != "NO_WITNESSED_CHECKPOINT":
+                    raise
                 witnessed = None
             cosigners = (self._cosigners(auditor, home, witnessed.signed_checkpoint)
                          if witnessed else [])
