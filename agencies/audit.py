@@ -43,7 +43,7 @@ from govshare import envelopes, times
 from govshare.transparency import merkle, note, record
 from govshare.transparency.cosignature import QuorumError, WitnessPolicy
 
-__all__ = ["STATE_FILE", "AuditMixin", "witness_policy"]
+__all__ = ["STATE_FILE", "AuditMixin", "cosigned_by", "witness_policy"]
 
 STATE_FILE = "audit-state.json"
 
@@ -108,6 +108,14 @@ class AuditMixin:
             self._save_audit_state({**state, "verifier_key": key,
                                     "checkpoint": response.signed_checkpoint})
         return current
+
+    def signed_checkpoint(self, *, witnessed: bool = False) -> audit_pb2.GetCheckpointResponse:
+        """The gateway's latest signed checkpoint as it serves it (with `witnessed`, the latest
+        one a witness cosigned, with the cosignature lines it holds), NOT verified: for showing
+        what a gateway serves, such as who cosigned it (`cosigned_by`); `checkpoint()` is the
+        one to rely on."""
+        request = audit_pb2.GetCheckpointRequest(witnessed=witnessed)
+        return self._call(self.audit.GetCheckpoint, request)
 
     def _witness_policy(self, member: network_pb2.MemberGateway | None) -> WitnessPolicy | None:
         """The policy set, else the one of the configuration held for `member`'s log."""
@@ -443,7 +451,7 @@ def check_witnessed(signed: str, policy: WitnessPolicy) -> None:
     try:
         policy.check(signed.encode())
     except QuorumError:
-        cosigned = [w for w in policy.witnesses if _cosigned_by(signed, w)]
+        cosigned = cosigned_by(signed, policy)
         raise WitnessQuorumNotReached(
             f"the gateway's checkpoint is cosigned by {len(cosigned)} of the policy's witnesses"
             f" ({', '.join(cosigned) or 'none'}); {policy.quorum} are needed: its witnesses"
@@ -453,6 +461,12 @@ def check_witnessed(signed: str, policy: WitnessPolicy) -> None:
     except note.NoteError as exc:
         raise _refuse(f"a witness cosignature of the gateway's checkpoint does not verify:"
                       f" {exc}", "COSIGNATURE_INVALID") from None
+
+
+def cosigned_by(signed: str, policy: WitnessPolicy) -> list[str]:
+    """The verifier keys of `policy`'s witnesses whose cosignature of the checkpoint `signed`
+    is among its lines and verifies."""
+    return [witness for witness in policy.witnesses if _cosigned_by(signed, witness)]
 
 
 def _cosigned_by(signed: str, witness: str) -> bool:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 from cryptography import x509
@@ -28,7 +29,15 @@ from govshare.names import ID_PATTERN
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import NoteVerifier
 
-from .ca import CLOCK_SKEW, CAError, crl_number, verify_chain, verify_crl
+from .ca import (
+    CLOCK_SKEW,
+    SIGNING_CERT,
+    TLS_CERT,
+    CAError,
+    crl_number,
+    verify_chain,
+    verify_crl,
+)
 from .identity import Identity, identity_from_certificate
 
 REGION_CODE = re.compile(r"[1-9][0-9]{5}")
@@ -94,6 +103,31 @@ def build(network_id: str, members: Iterable[network_pb2.MemberGateway], quorum:
     crl = _crl(configuration.crl_der, ca_certificate)
     _check_content(configuration, ca_certificate, crl, now)
     return configuration
+
+
+def member(folder: Path, *, gateway_id: str, region_codes: Iterable[str], address: str,
+           audit_origin: str, witness_verifier_key: str) -> network_pb2.MemberGateway:
+    """The entry of the member gateway whose certificates `folder` holds, as `certs
+    issue-gateway` writes them (tls.pem, signing.pem). Its audit verifier key is its signing
+    key's under `audit_origin` (its [audit] origin), with which it signs its checkpoints, so no
+    gateway has to have started for the network to exist."""
+    signing_certificate = (folder / SIGNING_CERT).read_text()
+    audit_key = NoteVerifier(audit_origin, signing.VerifyKey.from_certificate(signing_certificate))
+    return network_pb2.MemberGateway(
+        id=gateway_id, region_codes=region_codes, address=address,
+        tls_certificate_pem=(folder / TLS_CERT).read_text(),
+        signing_certificate_pem=signing_certificate, audit_origin=audit_origin,
+        audit_verifier_key=audit_key.verifier_key, witness_verifier_key=witness_verifier_key)
+
+
+def new_witness_key(path: Path, name: str) -> CosignatureVerifier:
+    """A new witness key written to `path` (mode 0600, never over an existing file), for a
+    member's [network] witness_key; returns its cosignature/v1 verifier, named `name` (the
+    member's witness_verifier_key). ValueError for a name a verifier key cannot have."""
+    key = signing.SigningKey.generate()
+    verifier = CosignatureVerifier(name, key.verifier())
+    signing.write_private_pem(path, key)
+    return verifier
 
 
 def seal(configuration: network_pb2.NetworkConfiguration, key: signing.SigningKey,

@@ -55,13 +55,14 @@ def stopped(tmp_path: Path) -> Stopped:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`govshare demo` run once per session (small large dataset): its folder and output."""
+    """`govshare demo --single` run once per session (small large dataset): its folder and
+    output."""
     from click.testing import CliRunner
 
     from gateway.cli import cli
 
     root = tmp_path_factory.mktemp("demo") / "net"
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(root), "--large-mib", "2"],
+    result = CliRunner().invoke(cli, ["demo", "--single", "--dir", str(root), "--large-mib", "2"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return root, result.output

@@ -1,11 +1,13 @@
 """The demo scenario: the simulated agencies on a running gateway, every capability shown.
 
-Whoever starts the gateway hands the scenario its address and the folder of certificate folders
-(`gateway.demo` composes the demo this way). `Scenario.steps()` returns named steps; each runs
-against the gateway through the SDK only (mutual TLS, signed statements, verified fetches) and
-returns one line saying what it showed. A step that does not see what it should raises
-`StepFailed`. `summary()` reads the figures back from the gateway: directory, catalog, grants,
-the audit log and its verified checkpoint.
+Whoever starts the gateways hands the scenario each one as a `Home`: its address, the folder of
+certificate folders of its staff and agencies, and which agencies it serves (`gateway.demo`
+composes the demo this way; a gateway alone is one home of every agency). `Scenario.steps()`
+returns named steps; each runs against the gateways through the SDK only (mutual TLS, signed
+statements, verified fetches), every agency calling its own home, and returns one line saying
+what it showed. A step that does not see what it should raises `StepFailed`, one that cannot
+run yet `StepSkipped`. `summary()` reads the figures back from the gateway: directory, catalog,
+grants, the audit log and its verified checkpoint.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agencies import errors
 from agencies.client import AdminClient, AgencyClient, AuditorClient, BaseClient
 from agencies.exchange import FETCH_COMPLETE
 from agencies.sim import behaviour, datasets
-from agencies.sim.roster import roster
+from agencies.sim.roster import AgencySpec
 from gateway.v1 import catalog_pb2
 from gateway.v1 import exchange_pb2 as x
 from govshare import envelopes
@@ -45,6 +48,10 @@ REGISTRATIONS = "agencies/sz-market/datasets/enterprise-registrations"
 
 class StepFailed(Exception):
     """A step did not see what it should have."""
+
+
+class StepSkipped(Exception):
+    """A step cannot run on these gateways (the message says why): not a failure."""
 
 
 @dataclass(frozen=True)
@@ -71,16 +78,27 @@ class Summary:
     audit_root: str
 
 
+@dataclass(frozen=True)
+class Home:
+    """A gateway as the simulated agencies see it."""
+
+    member: str
+    """Its id in the network configuration; empty for a gateway alone."""
+    target: str
+    """Its address (host:port)."""
+    certs: Path
+    """The folder holding a certificate folder for "admin", "auditor" and each of `agencies`."""
+    agencies: tuple[AgencySpec, ...]
+    """The agencies it serves: their home gateway."""
+
+
 @dataclass
 class Scenario:
-    """The simulated agencies on the gateway at `target` and the steps that exercise them; their
+    """The simulated agencies on their home gateways and the steps that exercise them; their
     inboxes and the summary go under `root`."""
 
     root: Path
-    target: str
-    certs: Path
-    """The folder holding a certificate folder per agency and for "admin" and "auditor"."""
-    agency_count: int = 7
+    homes: tuple[Home, ...]
     large_bytes: int = 64 * MiB
     seed: int = 2025
     agencies: dict[str, behaviour.Agency] = field(default_factory=dict)
@@ -106,21 +124,25 @@ class Scenario:
     # -- the agencies ------------------------------------------------------------------------
 
     def register(self) -> str:
-        admin = self._track(AdminClient(self.target, self.certs / "admin",
-                                        server_name=SERVER_NAME))
-        for spec in roster(self.agency_count):
-            pem = (self.certs / spec.id / "signing.pem").read_text()
-            admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
-        listed = list(admin.agencies())
+        """Each home's administrator registers its agencies; the listing shows each home's
+        own (a network member lists the other members' agencies too, once replicated)."""
+        listed = []
+        for home in self.homes:
+            admin = self._track(AdminClient(home.target, home.certs / "admin",
+                                            server_name=SERVER_NAME))
+            for spec in home.agencies:
+                pem = (home.certs / spec.id / "signing.pem").read_text()
+                admin.register_agency(spec.id, spec.display_name, spec.region_code, pem)
+            listed += [agency for agency in admin.agencies() if not agency.network_member]
+        listed.sort(key=lambda agency: agency.name)
         provinces = {agency.region_code[:2] for agency in listed}
         return f"{len(listed)} agencies in {len(provinces)} provinces: " + ", ".join(
             agency.name.removeprefix("agencies/") for agency in listed)
 
     def publish(self) -> str:
         inbox = self.root / "inbox"
-        for spec in roster(self.agency_count):
-            client = self._track(AgencyClient(self.target, self.certs / spec.id,
-                                              server_name=SERVER_NAME))
+        for spec in self.specs():
+            client = self.client(spec.id)
             self.agencies[spec.id] = behaviour.Agency(
                 client, self.seed, inbox / spec.id, self.large_bytes,
                 policy=behaviour.policy_of(spec.id), follow=self._follows(spec.id))
@@ -209,9 +231,7 @@ class Scenario:
         """zj-stats reads slowly, on a channel without BDP window growth so the gateway cannot
         run ahead of it by more than a message; sc-traffic revokes after the first chunk."""
         request = self._decided("zj-stats", TRAFFIC, x.ACCESS_REQUEST_STATE_APPROVED)
-        slow = self._track(AgencyClient(self.target, self.certs / "zj-stats",
-                                        server_name=SERVER_NAME,
-                                        channel_options=[("grpc.http2.bdp_probe", 0)]))
+        slow = self.client("zj-stats", channel_options=[("grpc.http2.bdp_probe", 0)])
         first_chunk, revoked = threading.Event(), threading.Event()
         outcome: list[errors.GovshareError | None] = []
 
@@ -272,7 +292,7 @@ class Scenario:
                  for dataset in agency.client.datasets(publisher=agency.id, show_withdrawn=True)]
         summary = Summary(
             agencies=len(self.agencies),
-            provinces=len({agency.region_code[:2] for agency in roster(self.agency_count)}),
+            provinces=len({agency.region_code[:2] for agency in self.specs()}),
             datasets=len(owned), versions=sum(dataset.latest_version for dataset in owned),
             grants=sum(_count(agency.client.grants("INCOMING"))
                        for agency in self.agencies.values()),
@@ -307,11 +327,27 @@ class Scenario:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def specs(self) -> list[AgencySpec]:
+        """Every agency, home by home."""
+        return [spec for home in self.homes for spec in home.agencies]
+
+    def home(self, agency_id: str) -> Home:
+        """The home gateway of `agency_id`."""
+        return next(home for home in self.homes if agency_id in {a.id for a in home.agencies})
+
     def agency(self, agency_id: str) -> behaviour.Agency:
         return self.agencies[agency_id]
 
-    def auditor(self) -> AuditorClient:
-        return self._track(AuditorClient(self.target, self.certs / "auditor",
+    def client(self, agency_id: str, **options: Any) -> AgencyClient:
+        """A new client of `agency_id` at its home gateway, closed with the scenario."""
+        home = self.home(agency_id)
+        return self._track(AgencyClient(home.target, home.certs / agency_id,
+                                        server_name=SERVER_NAME, **options))
+
+    def auditor(self, home: Home | None = None) -> AuditorClient:
+        """An auditor of `home` (default: the first)."""
+        home = home or self.homes[0]
+        return self._track(AuditorClient(home.target, home.certs / "auditor",
                                          server_name=SERVER_NAME))
 
     def _track(self, client: BaseClient) -> BaseClient:
@@ -325,9 +361,12 @@ class Scenario:
                 if {requester, datasets.dataset(dataset).owner} <= self.agencies.keys()]
 
     def _follows(self, agency_id: str) -> tuple[str, ...]:
-        """The shareable datasets an agency needs (those it may see and follow)."""
+        """The shareable datasets an agency needs (those it may see and follow) published at
+        its home: a dataset's events are at its publisher's gateway only."""
+        home = {spec.id for spec in self.home(agency_id).agencies}
         return tuple(name for name in behaviour.follows_of(agency_id)
-                     if datasets.dataset(name).sharing_type != catalog_pb2.SHARING_TYPE_NOT_SHARED)
+                     if datasets.dataset(name).sharing_type != catalog_pb2.SHARING_TYPE_NOT_SHARED
+                     and datasets.dataset(name).owner in home)
 
     def _decided(self, requester: str, dataset: str, expected: int) -> x.AccessRequest:
         """Ask for a CONDITIONAL dataset and wait for its owner's decision, which must be

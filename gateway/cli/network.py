@@ -25,8 +25,7 @@ from gateway.cli.output import add_row, console, emit_json, folding_grid, foldin
 from gateway.text import shown
 from gateway.v1 import network_pb2
 from govshare import errors, times
-from govshare.signing import SigningKey, VerifyKey, write_private_pem
-from govshare.transparency.cosignature import CosignatureVerifier
+from govshare.signing import SigningKey, VerifyKey
 from govshare.transparency.note import NoteVerifier
 
 DEFAULT_HOURS = 24
@@ -163,12 +162,10 @@ def verify(signed: Path, ca_certificate: Path, current: Path | None) -> None:
 def witness_key(out: Path, name: str) -> None:
     """Write a new witness key to OUT (mode 0600, for [network] witness_key) and print its
     cosignature/v1 verifier key, the member's witness_verifier_key in the configuration."""
-    key = SigningKey.generate()
     try:
-        verifier = CosignatureVerifier(name, key.verifier())
+        verifier = netconf.new_witness_key(out, name)
     except ValueError as exc:
         raise LocalMistake(f"--name: {exc}") from None
-    write_private_pem(out, key)
     click.echo(verifier.verifier_key)
 
 

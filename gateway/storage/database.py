@@ -113,6 +113,17 @@ class Database:
         self.writer.close()
 
 
+def copy(source: Path, target: Path) -> None:
+    """Copy the database `source` into `target`, created 0600 or overwritten, with SQLite's
+    online backup: the pages of one committed state (those still in the WAL included), even
+    while a gateway writes `source`. Overwriting goes through SQLite too, so a WAL `target`
+    left behind is folded in first rather than replayed over the copy later."""
+    os.close(os.open(target, os.O_CREAT | os.O_RDWR, 0o600))
+    with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
+            contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Apply the recorded schema migrations that are still pending; StorageError, changing
     nothing, if the database has had migrations this code does not know (this code would

@@ -36,7 +36,7 @@ def test_a_blob_folder_of_the_global_layout_is_converted_at_start(tmp_path: Path
                 client.publish(name, content, title="Survey", media_type="CSV",
                                sharing_type="UNCONDITIONAL")
                 datasets.append((client.dataset_name(name), content))
-        assert gateway.terminate(timeout=30) == 0
+        assert gateway.stop_gracefully(timeout=30) == 0
         config = config_module.load(gateway.layout.config_path)
         store = BlobStore(config.path(config.storage.blobs))
         named = set(store.stored())
@@ -55,4 +55,4 @@ def test_a_blob_folder_of_the_global_layout_is_converted_at_start(tmp_path: Path
                 target = tmp_path / f"fetched-{number}.csv"
                 assert client.fetch(dataset, to=target).receipt
                 assert target.read_bytes() == content
-        assert gateway.terminate(timeout=30) == 0
+        assert gateway.stop_gracefully(timeout=30) == 0

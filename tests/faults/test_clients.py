@@ -152,7 +152,7 @@ def test_sigterm_under_load_finishes_cleanly(tmp_path: Path) -> None:
                             inbox=tmp_path / "inbox", timeout=10.0)
         workload.start()
         time.sleep(2.0)
-        assert gateway.terminate(timeout=grace + 20) == 0
+        assert gateway.stop_gracefully(timeout=grace + 20) == 0
         ledger = workload.finish()
     assert not ledger.failures, ledger.failures[:10]
     assert set(ledger.expected_failures) <= {code.name for code in EXPECTED_WHILE_DOWN}

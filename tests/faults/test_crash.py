@@ -44,7 +44,7 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path) -> None:
         for spec in specs:
             with gateway.agency(spec.id) as client:
                 client.checkpoint()
-        assert gateway.terminate(timeout=30) == 0
+        assert gateway.stop_gracefully(timeout=30) == 0
 
     found = inspect_storage(gateway.layout, ledger)
     assert not found.problems, found.problems[:20]
@@ -69,7 +69,7 @@ def test_restart_removes_blobs_no_row_names(tmp_path: Path) -> None:
         assert not list(store.tmp.iterdir())
         with gateway.agency("load-00") as client:
             assert client.get("kept").latest_version == 1
-        assert gateway.terminate(timeout=30) == 0
+        assert gateway.stop_gracefully(timeout=30) == 0
 
 
 
@@ -93,4 +93,4 @@ def test_fetch_whose_receipt_was_lost_starts_anew(tmp_path: Path) -> None:
             again = client.fetch(dataset, to=target)
         assert again.receipt.exchange != first.receipt.exchange
         assert target.read_bytes() == b"region,count\n1,2\n"
-        assert gateway.terminate(timeout=30) == 0
+        assert gateway.stop_gracefully(timeout=30) == 0

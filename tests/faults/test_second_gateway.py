@@ -87,7 +87,7 @@ def test_second_gateway_on_the_same_files_refuses_and_the_first_keeps_working(tm
         with gateway.agency(owner) as client:  # the first gateway still writes its log
             assert client.publish("survey", b"a,b\n", title="Survey", media_type="CSV",
                                   sharing_type="UNCONDITIONAL").dataset_version.version == 2
-        assert gateway.terminate(timeout=30) == 0
+        assert gateway.stop_gracefully(timeout=30) == 0
 
     blobs = sorted(config.path(config.storage.blobs).glob("agencies/*/sha256/*/*/*"))
     fresh = serve(_own_checkpoint_file(gateway.layout.config_path), "--database", "fresh.db",

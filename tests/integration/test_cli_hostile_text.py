@@ -17,9 +17,9 @@ from click.testing import CliRunner, Result
 
 from agencies import errors
 from agencies.sim.roster import AgencySpec
-from agencies.sim.scenario import Step
+from agencies.sim.scenario import Step, StepSkipped
 from gateway.cli import cli
-from gateway.cli.demo import _run
+from gateway.cli.demo import DONE, FAILED, SKIPPED, _run
 from gateway.text import LogFormatter
 from gateway.v1 import catalog_pb2
 from tests.support.exchange import publish
@@ -184,11 +184,15 @@ def test_hostile_gateway_message_in_a_demo_step(capsys) -> None:
         raise errors.PermissionDenied(HOSTILE, code=grpc.StatusCode.PERMISSION_DENIED,
                                       reason="X")
 
-    assert not _run(Step("a step", refused), RuntimeError)
-    assert _run(Step("another step", lambda: HOSTILE), RuntimeError)
+    def skipped() -> str:
+        raise StepSkipped(HOSTILE)
+
+    assert _run(Step("a step", refused), RuntimeError, StepSkipped) == FAILED
+    assert _run(Step("another step", lambda: HOSTILE), RuntimeError, StepSkipped) == DONE
+    assert _run(Step("a third step", skipped), RuntimeError, StepSkipped) == SKIPPED
     output = capsys.readouterr().out
     assert output == (f"✗ a step\n    PERMISSION_DENIED [X]: {SHOWN}\n✓ another step (0.0 s)\n"
-                      f"    {SHOWN}\n")
+                      f"    {SHOWN}\n– a third step (skipped)\n    {SHOWN}\n")
 
 
 def test_hostile_name_in_a_refused_call_logs_one_line(hostile, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""`govshare demo` end to end: every step passes, the summary matches the database, the audit
-log verifies afterwards, and the gateway restarts from the folder the demo leaves."""
+"""`govshare demo --single` end to end: every step passes, the summary matches the database, the
+audit log verifies afterwards, and the gateway restarts from the folder the demo leaves."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_demo_refuses_a_folder_that_holds_something(tmp_path):
 def test_the_smallest_roster_runs_every_step(tmp_path):
     """Six agencies leave out the last of the roster and the needs that involve it."""
     root = tmp_path / "net"
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(root), "--agencies", "6",
+    result = CliRunner().invoke(cli, ["demo", "--single", "--dir", str(root), "--agencies", "6",
                                       "--large-mib", "2"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert result.output.count("✓") == 14 and "✗" not in result.output

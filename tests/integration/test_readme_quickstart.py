@@ -6,10 +6,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from gateway.network import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUF = REPO / "node_modules" / ".bin" / "buf"
@@ -21,16 +22,10 @@ def _shell_blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, re.S)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_quickstart_commands(tmp_path):
     assert BUF.exists() or shutil.which("buf"), "buf is installed by `make test` (npm)"
     setup, calls = _shell_blocks()
-    port = str(_free_port())
+    port = str(free_port())
     setup_lines = [line for line in setup.splitlines()
                    if not line.startswith(("make ", ". .venv", "govshare gateway serve"))]
     env = {**os.environ, "PATH": os.pathsep.join(

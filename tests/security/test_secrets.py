@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agencies import errors
 from agencies.client import AgencyClient
+from agencies.sim.roster import roster
+from gateway.national import REGIONS, lay_out_national
 from gateway.network import lay_out
 from gateway.v1 import envelope_pb2
 from govshare import envelopes
@@ -117,6 +119,13 @@ def test_a_laid_out_network_keeps_its_keys_private(tmp_path):
     root = lay_out(tmp_path / "net", AGENCIES).root
     assert_keys_private(root)
     assert len(key_files(root)) == 1 + 2 + 2 + 2 * len(AGENCIES)  # CA, gateway, staff, agencies
+
+
+def test_a_laid_out_national_network_keeps_its_keys_private(tmp_path):
+    root = lay_out_national(tmp_path / "net", REGIONS, roster(), quorum=2).root
+    assert_keys_private(root)
+    # The CA and the authority; each member's gateway, staff and witness keys; the agencies'.
+    assert len(key_files(root)) == 2 + 5 * len(REGIONS) + 2 * len(roster())
 
 
 def test_the_demo_folder_keeps_its_keys_private(demo_run):

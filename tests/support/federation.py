@@ -4,7 +4,6 @@ laid-out network whose running gateway is a member (`Membership`, `start_member_
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,9 @@ from certs import CRL_FILE, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuth
 from certs import network_configuration as netconf
 from gateway import config as config_module
 from gateway.config import AuditConfig
-from gateway.network import NetworkLayout, lay_out
+from gateway.national import CONFIGURATION_FILE, NETWORK_ID
+from gateway.national import audit_origin as origin
+from gateway.network import NetworkLayout, free_port, lay_out
 from gateway.server import GatewayServer, create_server
 from gateway.v1 import network_pb2
 from govshare.signing import SigningKey, write_private_pem
@@ -26,16 +27,11 @@ from govshare.transparency.note import NoteVerifier
 from tests.support.exchange import MovableClock
 from tests.support.network import AGENCIES, Network
 
-NETWORK_ID = "cn-national"
 REGIONS = {"gd-gateway": ["440000", "440100"], "bj-gateway": ["110000"],
            "sh-gateway": ["310000"]}
 AUDIT_KEY_FILE = "audit.vkey"
 WITNESS_KEY_FILE = "witness.vkey"
 WITNESS_PRIVATE_KEY = "witness.key"
-
-
-def origin(gateway_id: str) -> str:
-    return f"{gateway_id}.govshare.example/audit"
 
 
 @dataclass
@@ -66,21 +62,15 @@ class Federation:
         signing_key = SigningKey.load(out / SIGNING_KEY)
         (out / AUDIT_KEY_FILE).write_text(
             NoteVerifier(origin(gateway_id), signing_key.verifier()).verifier_key + "\n")
-        witness = SigningKey.generate()
-        write_private_pem(out / WITNESS_PRIVATE_KEY, witness)
-        (out / WITNESS_KEY_FILE).write_text(
-            CosignatureVerifier(f"{gateway_id}-witness", witness.verifier()).verifier_key + "\n")
+        witness = netconf.new_witness_key(out / WITNESS_PRIVATE_KEY, f"{gateway_id}-witness")
+        (out / WITNESS_KEY_FILE).write_text(witness.verifier_key + "\n")
         return out
 
     def member(self, gateway_id: str) -> network_pb2.MemberGateway:
         out = self.folder(gateway_id)
-        return network_pb2.MemberGateway(
-            id=gateway_id, region_codes=REGIONS.get(gateway_id, ["650000"]),
-            address=f"{gateway_id}.example.gov:8443",
-            tls_certificate_pem=(out / TLS_CERT).read_text(),
-            signing_certificate_pem=(out / SIGNING_CERT).read_text(),
-            audit_origin=origin(gateway_id),
-            audit_verifier_key=(out / AUDIT_KEY_FILE).read_text().strip(),
+        return netconf.member(
+            out, gateway_id=gateway_id, region_codes=REGIONS.get(gateway_id, ["650000"]),
+            address=f"{gateway_id}.example.gov:8443", audit_origin=origin(gateway_id),
             witness_verifier_key=(out / WITNESS_KEY_FILE).read_text().strip())
 
     def crl_der(self) -> bytes:
@@ -148,18 +138,13 @@ class Membership:
         folder = folder or self.layout.certs("gateway")
         own = gateway_id == "gateway"
         origin_line = self.audit_origin if own else origin(gateway_id)
-        key = SigningKey.load(folder / SIGNING_KEY)
         witness_file = folder / WITNESS_PRIVATE_KEY
         witness = (SigningKey.load(witness_file) if witness_file.exists()
                    else SigningKey.generate())
-        return network_pb2.MemberGateway(
-            id=gateway_id, region_codes=region_codes,
+        return netconf.member(
+            folder, gateway_id=gateway_id, region_codes=region_codes,
             address=self.address if own else f"{gateway_id}.example.gov:8443",
-            tls_certificate_pem=(folder / TLS_CERT).read_text(),
-            signing_certificate_pem=(folder / SIGNING_CERT).read_text(),
-            audit_origin=origin_line,
-            audit_verifier_key=NoteVerifier(origin_line, key.verifier()).verifier_key,
-            witness_verifier_key=CosignatureVerifier(
+            audit_origin=origin_line, witness_verifier_key=CosignatureVerifier(
                 f"{gateway_id}-witness", witness.verifier()).verifier_key)
 
     def signed(self, version: int, *, now: datetime | None = None,
@@ -178,9 +163,6 @@ class Membership:
     def write(self, signed: network_pb2.SignedNetworkConfiguration | bytes) -> None:
         data = signed if isinstance(signed, bytes) else signed.SerializeToString()
         self.path.write_bytes(data)
-
-
-CONFIGURATION_FILE = "network.pb"
 
 
 def lay_out_member(root: Path, **sections: dict) -> tuple[NetworkLayout, Membership]:
@@ -206,14 +188,6 @@ def start_member_network(root: Path, clock: MovableClock) -> tuple[Network, Memb
     for spec in AGENCIES:
         network.register(spec)
     return network, membership
-
-
-def free_port() -> int:
-    """A port free now on 127.0.0.1: a member's address is in the configuration before its
-    gateway binds it (and a restarted member binds it again)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -12,8 +12,6 @@ Each role prints one line once it is in the middle of its call, then hangs until
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,93 +20,38 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from agencies import errors
-from agencies.client import AdminClient, AgencyClient, BaseClient
+from agencies.client import AdminClient, AgencyClient
 from agencies.sim.roster import AgencySpec
-from gateway import config as config_module
-from gateway.network import NetworkLayout, lay_out
+from gateway import process
+from gateway.network import NetworkLayout, free_port, lay_out
 
-START_TIMEOUT = 60.0
 MIDWAY = "MIDWAY"
 """The line a client role prints once it is in the middle of its call."""
 
 
-def free_port() -> int:
-    """A loopback port free now; written into gateway.toml so every restart binds it again."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class GatewayProcess:
-    """`govshare gateway serve` for a laid-out network, started and stopped at will."""
+class GatewayProcess(process.GatewayProcess):
+    """`govshare gateway serve` for a laid-out network, started and stopped at will, logging
+    warnings and errors to gateway.log in its folder."""
 
     def __init__(self, layout: NetworkLayout, port: int):
+        super().__init__(layout.config_path, f"127.0.0.1:{port}", layout.certs("admin"),
+                         layout.root / process.LOG_FILE, log_level="WARNING")
         self.layout = layout
         self.port = port
-        self.process: subprocess.Popen | None = None
-        self.log = layout.root / "gateway.log"
-        self.starts = 0
 
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
+    def stop_gracefully(self, timeout: float) -> int:
+        """SIGTERM and wait at most `timeout` seconds: the exit code; fails the test with what
+        each of the gateway's threads was doing when it has not stopped by then."""
         assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> None:
-        """Start the gateway and wait until it reports SERVING."""
-        command = [sys.executable, "-c", "from gateway.cli import main; main()", "gateway",
-                   "serve", "--config", str(self.layout.config_path), "--log-level", "WARNING"]
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log,
-                                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.starts += 1
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            self.process.wait(10)
-            raise RuntimeError(f"the gateway did not start:\n{self.log.read_text()[-4000:]}")
-        self._wait_serving()
-
-    def _wait_serving(self) -> None:
-        with BaseClient(self.target, self.layout.certs("admin"), server_name="localhost") as staff:
-            stub = health_pb2_grpc.HealthStub(staff.channel)
-            response = stub.Check(health_pb2.HealthCheckRequest(), timeout=START_TIMEOUT,
-                                  wait_for_ready=True)
-        if response.status != health_pb2.HealthCheckResponse.SERVING:
-            raise RuntimeError(f"the gateway reports {response.status}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a power cut or an OOM kill."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        self.process = None
-
-    def terminate(self, timeout: float) -> int:
-        """SIGTERM and wait at most `timeout` seconds; returns the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"the gateway did not stop within {timeout} s; its threads:\n"
                                  f"{_thread_stacks(self.process.pid)}") from exc
         finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-    def close(self) -> None:
-        if self.process is not None:
-            self.kill()
+            self.wait_stopped(0)  # killed if it is still running
 
     def rss_bytes(self) -> int:
         """The gateway's resident memory, from /proc (Linux)."""
@@ -138,18 +81,14 @@ def running_gateway(root: Path, specs: list[AgencySpec], **sections: dict) -> \
     """A new network under `root` with its gateway running in a child process and `specs`
     registered; the gateway is killed on exit if a test left it running."""
     port = free_port()
-    server = sections.pop("server", {})
     layout = lay_out(root, specs, listen=f"127.0.0.1:{port}", **sections)
-    if server:
-        config = config_module.load(layout.config_path).replace(server=server)
-        layout.config_path.write_text(config_module.render(config))
     gateway = GatewayProcess(layout, port)
     try:
         gateway.start()
         gateway.register(specs)
         yield gateway
     finally:
-        gateway.close()
+        gateway.kill()
 
 
 # -- client roles run as child processes ---------------------------------------------------------
@@ -157,14 +96,14 @@ def running_gateway(root: Path, specs: list[AgencySpec], **sections: dict) -> \
 
 def client_process(role: str, *args: object) -> subprocess.Popen:
     """Start a client role (see the module docstring) and wait until it is midway."""
-    process = subprocess.Popen([sys.executable, __file__, role, *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
+    child = subprocess.Popen([sys.executable, __file__, role, *map(str, args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
     if line.strip() != MIDWAY:
-        process.kill()
-        raise RuntimeError(f"the {role} client failed: {line}{process.stderr.read()}")
-    return process
+        child.kill()
+        raise RuntimeError(f"the {role} client failed: {line}{child.stderr.read()}")
+    return child
 
 
 def _hang() -> None:
