@@ -9,9 +9,10 @@ from typing import Any
 
 
 def govshare(config_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run `govshare *args` from the folder above the network's: from the network folder, its
-    certs/ would shadow the certs package."""
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", *args]
+    """Run `govshare *args` from the folder above the network's, with -P as the installed
+    command runs: a folder named certs/ in the working directory would shadow the certs
+    package."""
+    command = [sys.executable, "-P", "-c", "from gateway.cli import main; main()", *args]
     return subprocess.run(command, cwd=config_path.parent.parent, capture_output=True,
                           text=True, timeout=60, check=False)
 
