@@ -29,6 +29,7 @@ from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
+from gateway.storage import replica as replica_sql
 from gateway.text import check_reason, check_text
 from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
@@ -394,14 +395,7 @@ class Exchange:
     ) -> tuple[Grant, str]:
         """The grant an approval creates, if the requester and the dataset, as they are now, still
         allow one."""
-        requester = directory_sql.get_agency(tx.conn, row.requester)
-        if requester.state != "ACTIVE":
-            raise errors.FailedPrecondition(
-                f"{AgencyName(row.requester)} is {requester.state}"
-                f" ({requester.suspend_reason}): no grant is given to it; deny the request or"
-                " wait until an administrator reinstates it",
-                reason="REQUESTER_SUSPENDED", agency=AgencyName(row.requester),
-            )
+        _check_requester_active(tx.conn, row.requester)
         statement = decode_statement(row)
         dataset = catalog_sql.get_dataset(tx.conn, row.dataset)
         if dataset is None:  # asked for by a name its owner never published
@@ -697,6 +691,23 @@ def _name_parties(call: Call, name: str, row: AccessRequest | None) -> None:
     request, so that no refusal tells a stranger guessing names whose dataset it is for."""
     if row is not None and call.caller.identity.id in (row.requester, row.owner):
         call.resources = list(_resources(name, row))
+
+
+def _check_requester_active(conn: Any, requester: str) -> None:
+    """FAILED_PRECONDITION REQUESTER_SUSPENDED unless agency id `requester` is active: in this
+    gateway's directory, or for an agency homed at another member, in its replica (as its home
+    gateway last said; one the member no longer lists gets no grant either)."""
+    agency = (directory_sql.get_agency(conn, requester)
+              or replica_sql.replica_agency(conn, requester))
+    if agency is not None and agency.state == "ACTIVE":
+        return
+    state = (f"{agency.state} ({agency.suspend_reason})" if agency is not None
+             else "no longer listed by its home gateway")
+    raise errors.FailedPrecondition(
+        f"{AgencyName(requester)} is {state}: no grant is given to it; deny the request or"
+        " wait until an administrator reinstates it",
+        reason="REQUESTER_SUSPENDED", agency=AgencyName(requester),
+    )
 
 
 def _check_pending(row: AccessRequest) -> None:

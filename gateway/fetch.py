@@ -343,8 +343,8 @@ class Fetcher:
     def _check_allowed(self, call: Call, plan: Plan) -> None:
         """Stop the exchange when its requester's certificate was revoked or the requester
         suspended, or its grant revoked or expired."""
-        self._authenticator.recheck(call.caller)  # UNAUTHENTICATED, as at the start of a call
-        self._directory.registered(call.caller)  # PERMISSION_DENIED, likewise
+        self._authenticator.recheck(call.connection)  # UNAUTHENTICATED, as at a call's start
+        self._directory.acting(call)  # PERMISSION_DENIED, likewise
         state = sql.grant_usable(self._db.reader(), plan.grant.name,
                                  times.to_text(self._clock()))
         if state != "ACTIVE":

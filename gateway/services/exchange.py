@@ -72,7 +72,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         self._events = events
         self._limiter = limiter
 
-    @rpc("exchange.request.create")
+    @rpc("exchange.request.create", on_behalf=True)
     def CreateAccessRequest(self, request: Any, call: Call) -> Any:
         created = self._exchange.create_request(
             call, request.parent, request.signed_statement, request.validate_only)
@@ -82,13 +82,13 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
             response.grant.CopyFrom(grant_proto(created.grant))
         return response
 
-    @rpc("exchange.request.get")
+    @rpc("exchange.request.get", on_behalf=True)
     def GetAccessRequest(self, request: Any, call: Call) -> Any:
         row = self._exchange.get_request(call, request.name)
         return exchange_pb2.GetAccessRequestResponse(
             access_request=request_proto(row, call.time))
 
-    @rpc("exchange.request.list")
+    @rpc("exchange.request.list", on_behalf=True)
     def ListAccessRequests(self, request: Any, call: Call) -> Any:
         page = self._exchange.list_requests(call, request)
         return exchange_pb2.ListAccessRequestsResponse(
@@ -110,13 +110,13 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         return exchange_pb2.DenyAccessRequestResponse(
             access_request=request_proto(decided.request, call.time))
 
-    @rpc("exchange.request.withdraw")
+    @rpc("exchange.request.withdraw", on_behalf=True)
     def WithdrawAccessRequest(self, request: Any, call: Call) -> Any:
         row = self._exchange.withdraw_request(call, request.name, request.reason)
         return exchange_pb2.WithdrawAccessRequestResponse(
             access_request=request_proto(row, call.time))
 
-    @rpc("exchange.grant.list")
+    @rpc("exchange.grant.list", on_behalf=True)
     def ListGrants(self, request: Any, call: Call) -> Any:
         page = self._exchange.list_grants(call, request)
         return exchange_pb2.ListGrantsResponse(grants=map(grant_proto, page.items),
@@ -127,7 +127,7 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         row = self._exchange.revoke_grant(call, request.name, request.reason)
         return exchange_pb2.RevokeGrantResponse(grant=grant_proto(row))
 
-    @rpc("exchange.fetch")
+    @rpc("exchange.fetch", on_behalf=True)
     def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
         with self._limiter.stream(call.caller.uri):
             yield from self._fetcher.serve(call, request.dataset, request.offset,

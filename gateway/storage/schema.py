@@ -616,3 +616,15 @@ def _network_replicas(db: Database) -> None:
     )
     # The merged catalog lists newest first by first publication, local and replicated alike.
     db.execute("CREATE INDEX datasets_created ON datasets (create_time, seq)")
+
+
+@MIGRATIONS(name="0018_exchanges_across_members")
+def _exchanges_across_members(db: Database) -> None:
+    # Exchanges cross members: an agency homed at another member asks for this gateway's
+    # datasets through its own gateway, and this gateway's agencies for other members'
+    # datasets through this one. Either way one side of a request, grant or exchange is an
+    # agency (and a dataset) of another member, which names a replica row or nothing this
+    # gateway holds, never an agencies or datasets row.
+    db["grants"].transform(drop_foreign_keys=["grantee", "owner", "dataset"])
+    db["access_requests"].transform(drop_foreign_keys=["requester", "owner"])
+    db["exchanges"].transform(drop_foreign_keys=["requester"])

@@ -73,6 +73,9 @@ NO_CONNECTION = (REVOKED, HANDSHAKE, HANDSHAKE)
 GATEWAYS = (ROLE, NOT_IN_NETWORK, *NO_CONNECTION)
 """The last five columns of every RPC but the witness's: a peer may call nothing else, and a
 gateway the configuration does not name is refused whatever it calls."""
+CARRIED = ("PERMISSION_DENIED ON_BEHALF_REQUIRED", NOT_IN_NETWORK, *NO_CONNECTION)
+"""The last five columns of an RPC a peer calls for one of its agencies: without saying which,
+it is refused."""
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,13 @@ TABLE: tuple[Row, ...] = (
     _row("ExchangeService.CreateAccessRequest", "exchange.request.create",
          "parent = the caller, a statement signed by the caller asking for the owner's"
          " CONDITIONAL dataset (staff send the requester's)",
-         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *CARRIED),
     _row("ExchangeService.GetAccessRequest", "exchange.request.get",
          "name = the requester's pending request for the owner's dataset",
-         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *CARRIED),
     _row("ExchangeService.ListAccessRequests", "exchange.request.list",
          "parent = the owner, incoming requests",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *CARRIED),
     _row("ExchangeService.ApproveAccessRequest", "exchange.request.approve",
          "name = a pending request for the owner's dataset, decision signed by the caller"
          " (staff send the owner's)",
@@ -159,10 +162,10 @@ TABLE: tuple[Row, ...] = (
          "name = a new pending request of the requester for the owner's dataset, with a reason"
          " (only the requester withdraws: the owner denies instead)",
          NOT_REQUESTER, OK, NOT_REQUESTER, NOT_REQUESTER, SUSPENDED, ROLE, ROLE,
-         *GATEWAYS),
+         *CARRIED),
     _row("ExchangeService.ListGrants", "exchange.grant.list",
          "parent = the owner, grants given",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *CARRIED),
     _row("ExchangeService.RevokeGrant", "exchange.grant.revoke",
          "name = an active grant to the requester on the owner's dataset (administrators may"
          " revoke any grant)",
@@ -171,7 +174,7 @@ TABLE: tuple[Row, ...] = (
          "dataset = the owner's CONFIDENTIAL dataset (only a grantee fetches; the owner reads"
          " its own dataset with GetDataset and ListDatasetVersions)",
          "FAILED_PRECONDITION OWN_DATASET", OK, NO_GRANT, NO_GRANT, SUSPENDED, ROLE, ROLE,
-         *GATEWAYS),
+         *CARRIED),
     _row("ExchangeService.WatchEvents", "exchange.watch",
          "parent = the owner, from the first event",
          OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
@@ -242,7 +245,10 @@ def render() -> str:
         "a gateway certificate of the national CA that the configuration does not name is",
         "refused `PEER_NOT_IN_NETWORK` whatever it calls. A peer may only ask the gateway,",
         "as its witness, to cosign its log's checkpoints (`WitnessService.AddCheckpoint`) and",
-        "pull its network changes (`ReplicationService.ListNetworkChanges`).",
+        "pull its network changes (`ReplicationService.ListNetworkChanges`), and call the",
+        "exchange RPCs an agency of its own reaches through it, for that agency",
+        "(`govshare-on-behalf-of`, `docs/FEDERATION.md`); without naming one it is refused",
+        "`ON_BEHALF_REQUIRED`.",
         "",
         "| RPC | " + " | ".join(COLUMNS.values()) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
