@@ -191,15 +191,7 @@ class Exchange:
         idempotent-retry answer, same decision, same refusals (audited like every refusal), and
         for a dataset the caller may not see, the same would-be PENDING request (see `evaluate`).
         """
-        requester = require_parent(call, parent)
-        # Named before the signature is checked, so a forged statement's refusal names its target.
-        claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
-        if claimed is not None:
-            dataset = DatasetName.match(claimed.dataset)
-            call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
-        statement = self._statements.open_signed(call, envelope, envelopes.ACCESS_REQUEST,
-                                           "signed_statement")
-        check_requester(statement, requester)
+        requester, statement = self._open_request(call, parent, envelope)
         now = call.time
         try:
             self.check_statement(statement, now)
@@ -248,6 +240,34 @@ class Exchange:
             return plan.created, plan.events
 
         return self._work.commit(change, call.refusal).value
+
+    def _open_request(self, call: Call, parent: str,
+                      envelope: envelope_pb2.Envelope) -> tuple[str, Any]:
+        """The requester's agency id and its signed statement: `parent` is the caller, which
+        signed the statement in its own name."""
+        requester = require_parent(call, parent)
+        # Named before the signature is checked, so a forged statement's refusal names its target.
+        claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
+        if claimed is not None:
+            dataset = DatasetName.match(claimed.dataset)
+            call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
+        statement = self._statements.open_signed(call, envelope, envelopes.ACCESS_REQUEST,
+                                                 "signed_statement")
+        check_requester(statement, requester)
+        return requester, statement
+
+    def open_carried(self, call: Call, parent: str, envelope: envelope_pb2.Envelope) -> None:
+        """Check an access request this gateway carries to the member holding its dataset, as
+        far as the requester's gateway can: the parent and the signer are the caller, its
+        signature verifies with its registered key, and its request_id was not used for
+        another statement (a retry of one carried before goes on: its member answers it). The
+        owner's gateway checks the rest and decides."""
+        requester, statement = self._open_request(call, parent, envelope)
+        reader = self._db.reader()
+        existing = sql.find_by_request_id(reader, requester, statement.request_id,
+                                          times.to_text(call.time))
+        if existing is not None:
+            _retry(reader, existing, statement, call.time)  # REQUEST_ID_REUSED if another
 
     def _plan(
         self, call: Call, requester: str, statement: Any,
@@ -530,6 +550,11 @@ class Exchange:
                     f"only the owner of {grant.dataset} or an administrator may revoke {name}",
                     reason="NOT_OWNER", grant=name,
                 )
+            if grant.member:
+                raise errors.FailedPrecondition(
+                    f"{name} was given at member {grant.member}, whose owner agency or"
+                    " administrators revoke it there; this gateway keeps a copy for its grantee",
+                    reason="GRANT_HELD_BY_MEMBER", grant=name, network_member=grant.member)
             if grant.effective_state != "ACTIVE":
                 raise errors.FailedPrecondition(f"{name} is {grant.effective_state}, not ACTIVE",
                                                 reason="GRANT_NOT_ACTIVE",

@@ -628,3 +628,19 @@ def _exchanges_across_members(db: Database) -> None:
     db["grants"].transform(drop_foreign_keys=["grantee", "owner", "dataset"])
     db["access_requests"].transform(drop_foreign_keys=["requester", "owner"])
     db["exchanges"].transform(drop_foreign_keys=["requester"])
+
+
+@MIGRATIONS(name="0019_forwarded_requests")
+def _forwarded_requests(db: Database) -> None:
+    # A request this gateway carried to another member for one of its agencies, and the grant
+    # that member gave, are kept here as that member last answered, beside the local ones
+    # (so that the requester's listings merge both in one order, with one page token),
+    # `member` naming the member that holds and decides them (NULL: this gateway's own).
+    db.execute("ALTER TABLE access_requests ADD COLUMN member TEXT")
+    db.execute("ALTER TABLE grants ADD COLUMN member TEXT")
+    # What the requester's gateway asks its members about: requests still waiting for a
+    # decision, and grants still in force.
+    db.execute("CREATE INDEX access_requests_forwarded ON access_requests (member)"
+               " WHERE member IS NOT NULL AND state = 'PENDING'")
+    db.execute("CREATE INDEX grants_forwarded ON grants (member, grantee)"
+               " WHERE member IS NOT NULL AND state = 'ACTIVE'")
