@@ -127,7 +127,7 @@ class Fetcher:
     def __init__(self, db: Database, work: UnitOfWork, datasets: DatasetCache, blobs: BlobStore,
                  directory: Directory, authenticator: Authenticator, limits: LimitsConfig,
                  signing_key: SigningKey, signing_certificate_pem: str, origin: str,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], member_id: str = ""):
         self._db = db
         self._work = work
         self._datasets = datasets
@@ -140,6 +140,9 @@ class Fetcher:
         self._origin = origin
         self._clock = clock
         """Read as a stream goes on: its grant must still be active at each check."""
+        self._member_id = member_id
+        """This gateway's id in its network ("": no network member), its receipts' first
+        carrier."""
 
     def serve(
         self, call: Call, dataset: str, offset: int, exchange: str,
@@ -370,6 +373,13 @@ class Fetcher:
         if self._work.commit(change).value and isinstance(exc, errors.GatewayError):
             exc.audited = True
 
+    def _carriers(self, call: Call) -> list[str]:
+        """The member gateways that carry this fetch's data: this one, and the peer that relays
+        it for its agency (none outside a network)."""
+        if not self._member_id:
+            return []
+        return [self._member_id, *([call.via.identity.id] if call.via is not None else [])]
+
     def break_interrupted(self, actor: str) -> None:
         """At start-up, mark the exchanges a stop interrupted BROKEN, each with its audit event
         by `actor`, the gateway (their requesters may still resume them)."""
@@ -403,6 +413,7 @@ class Fetcher:
                 complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
                 audit_log_origin=self._origin, fields=plan.fields,
                 delivered_sha256=delivered[0], delivered_size=delivered[1],
+                carriers=self._carriers(call),
             ))
             if not sql.end_exchange(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
                                     receipt=receipt.SerializeToString()):

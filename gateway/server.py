@@ -173,7 +173,8 @@ class Gateway:
                                  config.limits, self.page_tokens)
         self.fetch = Fetcher(self.db, self.work, self.datasets, self.blobs, self.directory,
                              self.authenticator, config.limits, self.signing_key,
-                             self.signing_certificate_pem, config.audit.origin, self.now)
+                             self.signing_certificate_pem, config.audit.origin, self.now,
+                             self.identity.id if self.network is not None else "")
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)

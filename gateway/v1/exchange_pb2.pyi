@@ -247,7 +247,7 @@ class Grant(_message.Message):
     def __init__(self, name: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., access_request: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., max_classification: _Optional[_Union[_catalog_pb2.Classification, str]] = ..., max_sharing_type: _Optional[_Union[_catalog_pb2.SharingType, str]] = ..., network_member: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin", "fields", "delivered_sha256", "delivered_size")
+    __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin", "fields", "delivered_sha256", "delivered_size", "carriers")
     EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +261,7 @@ class Receipt(_message.Message):
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_SHA256_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CARRIERS_FIELD_NUMBER: _ClassVar[int]
     exchange: str
     requester: str
     owner: str
@@ -274,7 +275,8 @@ class Receipt(_message.Message):
     fields: _containers.RepeatedScalarFieldContainer[str]
     delivered_sha256: bytes
     delivered_size: int
-    def __init__(self, exchange: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset_version: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., grant: _Optional[str] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_leaf_index: _Optional[int] = ..., audit_log_origin: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., delivered_sha256: _Optional[bytes] = ..., delivered_size: _Optional[int] = ...) -> None: ...
+    carriers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, exchange: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset_version: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., grant: _Optional[str] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_leaf_index: _Optional[int] = ..., audit_log_origin: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., delivered_sha256: _Optional[bytes] = ..., delivered_size: _Optional[int] = ..., carriers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateAccessRequestRequest(_message.Message):
     __slots__ = ("parent", "signed_statement", "validate_only")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agencies.errors import AlreadyExists, FailedPrecondition, Unavailable
+from agencies.errors import AlreadyExists, FailedPrecondition, Unavailable, VerificationError
 from gateway.v1 import exchange_pb2
 from govshare import envelopes
 from govshare.transparency import record
@@ -186,3 +186,23 @@ def test_the_owners_gateway_down_answers_unavailable_and_local_lists_still_answe
             (APPROVED, [])]
     finally:
         regions.close()
+
+
+def test_the_sdk_verifies_a_grant_with_the_member_that_signed_it(net):
+    gd = net.clients["gd-health"]
+    grant = next(g for g in gd.grants() if g.network_member == BJ)
+    assert gd.verify_grant(grant).grantee == "agencies/gd-health"
+    forgeries = {
+        "another member named": lambda g: setattr(g, "network_member", GD),
+        "a field added": lambda g: g.fields.append("salary"),
+        "signed by an agency": lambda g: g.signed_statement.CopyFrom(envelopes.seal(
+            gd.signing_key, envelopes.GRANT,
+            exchange_pb2.GrantStatement.FromString(g.signed_statement.payload))),
+    }
+    for what, forge in forgeries.items():
+        forged = exchange_pb2.Grant()
+        forged.CopyFrom(grant)
+        forge(forged)
+        with pytest.raises(VerificationError):
+            gd.verify_grant(forged)
+            pytest.fail(f"a grant with {what} was taken")
