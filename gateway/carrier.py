@@ -1,10 +1,11 @@
 """The gateway carrying its agencies' exchanges to the members that hold what they ask for.
 
 An agency connects to its own gateway only. When it asks for, reads or withdraws a request for
-a dataset of an agency homed at another member, its gateway calls that member's gateway as a
-peer, on the agency's behalf (metadata govshare-on-behalf-of, gateway/rpc.py), over the
-member's pinned channel (gateway/peers.py), and passes the answer on: the owner's gateway
-decides, this one keeps what passed through it (gateway/forwarding.py). A member that does not
+a dataset of an agency homed at another member, or fetches such a dataset, its gateway calls
+that member's gateway as a peer, on the agency's behalf (metadata govshare-on-behalf-of,
+gateway/rpc.py), over the member's pinned channel (gateway/peers.py), and passes the answer or
+the stream on: the owner's gateway decides and delivers, this one keeps what passed through it
+(gateway/forwarding.py, gateway/relaying.py). A member that does not
 answer makes the call UNAVAILABLE MEMBER_UNAVAILABLE, naming it; a member's refusal is passed
 on as it came, its message naming the member (errors.FromMember).
 
@@ -32,6 +33,7 @@ from gateway.forwarding import Forwarding
 from gateway.identity import ON_BEHALF_KEY
 from gateway.peers import PeerChannels
 from gateway.periodic import Periodic
+from gateway.relaying import Relay, Relaying
 from gateway.replication import STALE_INTERVALS
 from gateway.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc, network_pb2
 from govshare import envelopes, errors
@@ -50,11 +52,12 @@ class Carrier:
     """Carries calls of this gateway's agencies to the members holding their counterparts, and
     asks those members every interval about what they still have to decide."""
 
-    def __init__(self, forwarding: Forwarding, exchange: Exchange,
+    def __init__(self, forwarding: Forwarding, exchange: Exchange, relaying: Relaying,
                  network: NetworkMembership | None, channels: PeerChannels | None,
                  interval: float):
         self._forwarding = forwarding
         self._exchange = exchange
+        self._relaying = relaying
         self._network = network
         self._channels = channels
         self._interval = interval
@@ -79,6 +82,9 @@ class Carrier:
 
     def member_for_request(self, call: Call, name: str) -> network_pb2.MemberGateway | None:
         return self._forwarding.member_for_request(call, name)
+
+    def member_for_dataset(self, call: Call, dataset: str) -> network_pb2.MemberGateway | None:
+        return self._forwarding.member_for_dataset(call, dataset)
 
     # -- carried calls -----------------------------------------------------------------------
 
@@ -111,6 +117,48 @@ class Carrier:
         self._forwarding.withdrawn(call, member.id, answer.access_request, request.reason)
         _held_by(member, answer.access_request)
         return answer
+
+    def relay(self, call: Call, request: exchange_pb2.FetchDatasetRequest,
+              member: network_pb2.MemberGateway) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+        """FetchDataset of a dataset `member` holds: its stream passed on as it comes, checked
+        and audited on the way (gateway/relaying.py); a resume resumes there. The member's
+        stream ends when this one does, whichever way."""
+        if self._channels is None:
+            raise errors.Unavailable("this gateway is no network member",
+                                     reason=MEMBER_UNAVAILABLE, member=member.id)
+        relay = self._relaying.open(call, member.id, request.offset)
+        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
+        responses = stub.FetchDataset(request,
+                                      metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
+        try:
+            yield from self._relayed(call, member, relay, responses)
+        except BaseException as exc:
+            relay.broken(exc)
+            raise
+        finally:
+            responses.cancel()
+
+    def _relayed(self, call: Call, member: network_pb2.MemberGateway, relay: Relay,
+                 responses: Any) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+        try:
+            certificate = dict(responses.initial_metadata() or ()).get(
+                envelopes.GATEWAY_CERTIFICATE_KEY)
+            for message in responses:
+                part = message.WhichOneof("part")
+                if part == "start":
+                    relay.started(message.start)
+                    if certificate:  # the owner's gateway's, for an SDK holding no configuration
+                        call.transport.send_initial_metadata(
+                            ((envelopes.GATEWAY_CERTIFICATE_KEY, certificate),))
+                elif part == "chunk":
+                    relay.chunk(message.chunk)
+                else:
+                    relay.completed(message.receipt)
+                yield message
+        except grpc.RpcError as exc:
+            self._channels.failed(member, exc)  # type: ignore[union-attr]
+            raise carried_error(member, exc) from None
+        self._note_reached(member.id)
 
     def stale_members(self, call: Call) -> list[str]:
         """The members holding the caller's open requests or grants that this gateway has not

@@ -202,7 +202,12 @@ class Directory:
             self._agencies.invalidate()  # the next statement is checked against the new key
 
     def get(self, name: str) -> Agency:
-        row = self._agencies.by_id(AgencyName.parse(name).agency)
+        """An agency of this gateway, or one of another member as this gateway replicated it
+        (`network_member` naming the member): the directory is the whole network's, and the
+        SDK verifies a fetched manifest with its publisher's entry wherever it is homed."""
+        agency_id = AgencyName.parse(name).agency
+        row = (self._agencies.by_id(agency_id)
+               or replica_sql.replica_agency(self._db.reader(), agency_id))
         if row is None:
             raise errors.NotFound(f"{name} is not registered", agency=name)
         return row

@@ -42,6 +42,7 @@ from gateway.limits import Limiter
 from gateway.paging import PageTokens
 from gateway.peers import CosignatureCollector, PeerChannels
 from gateway.refusals import RefusalBudget, SummaryWriter
+from gateway.relaying import Relaying
 from gateway.replication import Replicas
 from gateway.replicator import Replicator
 from gateway.rpc import DecodeGuard
@@ -191,8 +192,9 @@ class Gateway:
                                                      config.network.witness_push_seconds)
             self.replicator = Replicator(self.replicas, self.network, self.peer_channels,
                                          config.network.replicate_seconds)
-        self.carrier = Carrier(self.forwarding, self.exchange, self.network, self.peer_channels,
-                               config.network.replicate_seconds)
+        relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.carrier = Carrier(self.forwarding, self.exchange, relaying, self.network,
+                               self.peer_channels, config.network.replicate_seconds)
 
     def _network_membership(self, config: Config,
                             signing_certificate: x509.Certificate) -> NetworkMembership | None:

@@ -147,8 +147,12 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
     @rpc("exchange.fetch", on_behalf=True)
     def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
         with self._limiter.stream(call.caller.uri):
-            yield from self._fetcher.serve(call, request.dataset, request.offset,
-                                           request.exchange)
+            member = self._carrier.member_for_dataset(call, request.dataset)
+            if member is not None:
+                yield from self._carrier.relay(call, request, member)
+            else:
+                yield from self._fetcher.serve(call, request.dataset, request.offset,
+                                               request.exchange)
 
     @rpc("exchange.watch")
     def WatchEvents(self, request: Any, call: Call) -> Iterator[Any]:

@@ -171,6 +171,9 @@ def test_the_owners_gateway_down_answers_unavailable_and_local_lists_still_answe
         assert BJ in down.value.message
         with pytest.raises(Unavailable):
             ask(gd, "agencies/bj-stats/datasets/census", request_id="another")
+        with pytest.raises(Unavailable) as fetching:
+            gd.fetch("agencies/bj-stats/datasets/census", tmp_path / "census.csv")
+        assert fetching.value.reason == "MEMBER_UNAVAILABLE"
         assert "UNAVAILABLE" in regions.members.gateway(GD).carrier.poll()[BJ]
         listing = gd._call(gd.exchange.ListAccessRequests, exchange_pb2.ListAccessRequestsRequest(
             parent=gd.name, direction=exchange_pb2.DIRECTION_OUTGOING))
