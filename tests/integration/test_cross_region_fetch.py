@@ -1,16 +1,19 @@
 """Fetch across the network: an agency fetches another region's dataset from its own gateway,
 which relays the owner's gateway's stream, checking the content on the way; the SDK verifies
-it end to end, the receipt naming both gateways, and it resumes across a restart of the
-relay."""
+it end to end, the receipt naming both gateways; it resumes across a restart of the relay, and
+every cut that stops a local fetch stops a relayed one."""
 
 from __future__ import annotations
 
 import os
+import time
+from datetime import timedelta
 
 import grpc
 import pytest
 
-from agencies.errors import Unavailable
+from agencies.errors import PermissionDenied, Unauthenticated, Unavailable
+from certs.ca import CertificateAuthority
 from gateway.context import Call
 from gateway.identity import Caller
 from gateway.v1 import exchange_pb2
@@ -118,6 +121,64 @@ def test_a_fetch_resumes_through_the_requesters_gateway_after_it_restarts(net, t
     assert "size checked (resumed at" in resumed[0]["reason"]
 
 
+def test_a_revocation_at_the_owners_gateway_cuts_a_running_relayed_fetch(net, tmp_path):
+    gd, bj = net.clients["gd-health"], net.clients["bj-stats"]
+    grant = next(g for g in gd.grants(state="ACTIVE")
+                 if g.dataset == "agencies/bj-stats/datasets/big")
+    revoke = Interrupt(lambda: bj.revoke(grant.name, "under review"))
+    with pytest.raises(PermissionDenied) as cut:
+        gd.fetch("agencies/bj-stats/datasets/big", tmp_path / "cut.bin", progress=revoke)
+    assert cut.value.reason == "GRANT_REVOKED"
+    assert BJ in cut.value.message
+    exchange = (tmp_path / "cut.bin.part.exchange").read_text().split()[0]
+    assert _exchange_state(net, BJ, exchange) == "BROKEN"
+    broken = [r for r in _records(net, GD, "exchange.fetch.relay.break")
+              if r["resources"][0] == exchange]
+    assert [(r["outcome"], "GRANT_REVOKED" in r["reason"]) for r in broken] == [
+        ("REFUSED", True)]
+    with pytest.raises(PermissionDenied) as refused:
+        gd.fetch("agencies/bj-stats/datasets/big", tmp_path / "again.bin")
+    assert refused.value.reason == "NO_ACTIVE_GRANT"
+    ask(gd, "agencies/bj-stats/datasets/big", request_id="after-revocation")
+
+
+def test_the_requester_suspended_at_its_own_gateway_is_cut(net, tmp_path):
+    gd, admin = net.clients["gd-health"], net.admins[GD]
+    suspend = Interrupt(lambda: admin.suspend_agency("agencies/gd-health", "inquiry"))
+    try:
+        with pytest.raises(PermissionDenied) as cut:
+            gd.fetch("agencies/bj-stats/datasets/big", tmp_path / "cut.bin", progress=suspend)
+        assert cut.value.reason == "AGENCY_SUSPENDED"
+        exchange = (tmp_path / "cut.bin.part.exchange").read_text().split()[0]
+        broken = [r for r in _records(net, GD, "exchange.fetch.relay.break")
+                  if r["resources"][0] == exchange]
+        assert len(broken) == 1 and "AGENCY_SUSPENDED" in broken[0]["reason"]
+        assert not (tmp_path / "cut.bin").exists()
+        # Replicated to the owner's gateway, the suspension refuses it there too.
+        net.members.pull()
+        stub = net.members.peer_exchange(GD, BJ)
+        with pytest.raises(grpc.RpcError) as there:
+            list(stub.FetchDataset(exchange_pb2.FetchDatasetRequest(
+                dataset="agencies/bj-stats/datasets/table"),
+                metadata=(("govshare-on-behalf-of", "agencies/gd-health"),)))
+        assert there.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        admin.reinstate_agency("agencies/gd-health", "cleared")
+        net.members.pull()
+
+
+def test_an_expired_grant_refuses_a_new_relayed_fetch(net, tmp_path):
+    gd, bj = net.clients["gd-health"], net.clients["bj-stats"]
+    publish(bj, "brief", TABLE, sharing_type="UNCONDITIONAL")
+    net.members.pull()
+    grant = ask(gd, "agencies/bj-stats/datasets/brief", duration=timedelta(seconds=1)).grant
+    time.sleep(max(0.0, (times.from_timestamp(grant.expire_time)
+                         - times.utcnow()).total_seconds()) + 0.1)
+    with pytest.raises(PermissionDenied) as refused:
+        gd.fetch("agencies/bj-stats/datasets/brief", tmp_path / "brief.csv")
+    assert refused.value.reason == "NO_ACTIVE_GRANT"
+
+
 def test_a_receipt_that_does_not_bind_what_was_relayed_breaks_the_relay(net, tmp_path):
     """The relay's check, fed a genuine stream of the owner's gateway (its real signed receipt)
     with one byte changed on the way."""
@@ -143,3 +204,15 @@ def test_a_receipt_that_does_not_bind_what_was_relayed_breaks_the_relay(net, tmp
               if r["resources"][0] == start.exchange]
     assert [(r["outcome"], "RELAYED_CONTENT_MISMATCH" in r["reason"]) for r in broken] == [
         ("REFUSED", True)]
+
+
+def test_a_revoked_requester_certificate_cuts_a_running_relayed_fetch(net, tmp_path):
+    """Last: gd-health's TLS certificate stays revoked."""
+    gd = net.clients["gd-health"]
+    ca = CertificateAuthority.open(net.members.federation.root / "ca")
+    tls = next(row for row in ca.list()
+               if row.identity == "urn:govshare:agency:gd-health" and row.purpose == "tls")
+    revoke = Interrupt(lambda: ca.revoke(tls.serial, reason="keyCompromise"))
+    with pytest.raises(Unauthenticated) as cut:
+        gd.fetch("agencies/bj-stats/datasets/big", tmp_path / "cut.bin", progress=revoke)
+    assert cut.value.reason == "CERTIFICATE_REVOKED"
