@@ -29,7 +29,7 @@ from agencies.errors import from_rpc_error
 from gateway.context import Call
 from gateway.exchange import Exchange
 from gateway.federation import NetworkMembership
-from gateway.forwarding import Forwarding
+from gateway.forwarding import MEMBER_ANSWER_INVALID, Forwarding
 from gateway.identity import ON_BEHALF_KEY
 from gateway.peers import PeerChannels
 from gateway.periodic import Periodic
@@ -185,6 +185,8 @@ class Carrier:
         except errors.GatewayError as exc:  # the member is down, or answered nonsense
             log.warning("[network] could not ask member %s about carried requests: %s: %s",
                         member.id, exc.reason, exc.message)
+            if exc.reason == MEMBER_ANSWER_INVALID:
+                self._forwarding.refused(member.id, exc)
             return f"{exc.reason}: {exc.message}"
 
     def _poll(self, member: network_pb2.MemberGateway) -> str:

@@ -20,6 +20,8 @@ says what the copy says.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -28,7 +30,7 @@ from gateway.context import Call
 from gateway.directory import DirectoryCache
 from gateway.exchange import APPROVED, PENDING, WITHDRAWN
 from gateway.federation import NetworkMembership
-from gateway.identity import AGENCY
+from gateway.identity import AGENCY, PEER
 from gateway.models import AccessRequest, Event, Grant
 from gateway.storage import Database
 from gateway.storage import events as events_sql
@@ -47,6 +49,8 @@ LEARN_REQUEST = "exchange.request.learn"
 """The audit action of a decision (or closure) of a carried request, learned from its member."""
 LEARN_GRANT = "exchange.grant.learn"
 """The audit action of a revocation of a carried grant, learned from its member."""
+MEMBER_ANSWER_INVALID = "MEMBER_ANSWER_INVALID"
+"""The reason of a member's answer this gateway does not take."""
 MAX_MEMBER_TEXT = 1000
 """A reason a member gives (network text) is kept clipped to this many bytes."""
 
@@ -60,13 +64,15 @@ class Forwarding:
     requests and grants carried there."""
 
     def __init__(self, db: Database, work: UnitOfWork, agencies: DirectoryCache,
-                 network: NetworkMembership | None, actor: str):
+                 network: NetworkMembership | None, actor: str, clock: Callable[[], datetime]):
         self._db = db
         self._work = work
         self._agencies = agencies
         self._network = network
         self._actor = actor
         """This gateway's identity URI: the actor of what it learns from its members."""
+        self._clock = clock
+        """Read as the carrier's rounds go: what is open, and when an answer was learned."""
 
     # -- where a call goes -------------------------------------------------------------------
 
@@ -166,7 +172,7 @@ class Forwarding:
         """Keep what `member` now answers of the grants it gave to this gateway's agencies
         (those this gateway holds copies of); returns how many it revoked since, each audited
         and told to its grantee."""
-        now = times.to_text(times.utcnow())
+        now = self._now()
         rows = []
         for grant in grants:
             held = sql.get_grant(self._db.reader(), grant.name, now)
@@ -187,12 +193,12 @@ class Forwarding:
 
     def pending(self, member: str) -> list[AccessRequest]:
         """The copies of requests `member` holds that were PENDING when it last answered."""
-        return sql.forwarded_pending(self._db.reader(), member, times.to_text(times.utcnow()))
+        return sql.forwarded_pending(self._db.reader(), member, self._now())
 
     def grantees(self, member: str) -> list[str]:
         """The agencies (ids) holding grants `member` gave that were in force when it last
         answered."""
-        return sql.forwarded_grantees(self._db.reader(), member, times.to_text(times.utcnow()))
+        return sql.forwarded_grantees(self._db.reader(), member, self._now())
 
     def open_members(self, call: Call) -> list[str]:
         """The members holding the caller's requests still PENDING or grants still in force,
@@ -203,7 +209,17 @@ class Forwarding:
     def grant_held(self, name: str | None) -> bool:
         """Whether a copy of grant `name` is kept."""
         return bool(name) and sql.get_grant(self._db.reader(), name,
-                                            times.to_text(times.utcnow())) is not None
+                                            self._now()) is not None
+
+    def refused(self, member: str, error: errors.GatewayError) -> None:
+        """Audit an answer of `member` this gateway did not take in its rounds (the member as
+        actor): evidence of a misbehaving member, as a refused replicated change is."""
+        self._work.append([record.Event(
+            Identity(PEER, member).uri, LEARN_REQUEST, outcome=record.REFUSED,
+            reason=f"{error.reason}: {error.message}", time=self._now())])
+
+    def _now(self) -> str:
+        return times.to_text(self._clock())
 
     # -- inside a change ---------------------------------------------------------------------
 
@@ -240,13 +256,13 @@ class Forwarding:
     def _event(self, action: str, resources: tuple[str, ...], ids: tuple[str, ...],
                reason: str) -> record.Event:
         return record.Event(self._actor, action, resources=resources, envelope_ids=ids,
-                            reason=reason, time=times.to_text(times.utcnow()))
+                            reason=reason, time=self._now())
 
     # -- checking a member's answers ---------------------------------------------------------
 
     def _kept(self, name: str, member: str) -> AccessRequest:
         """The copy of request `name` carried to `member`, which an answer about it updates."""
-        kept = sql.get_access_request(self._db.reader(), name, times.to_text(times.utcnow()))
+        kept = sql.get_access_request(self._db.reader(), name, self._now())
         if kept is None or kept.member != member:
             raise _invalid(member, f"it answered about {name}, which was not carried there")
         return kept
@@ -335,7 +351,7 @@ def _check_carried(request: AccessRequest, requester: str,
 def _invalid(member: str, why: str) -> errors.DataLoss:
     return errors.DataLoss(
         f"member {member} answered what this gateway does not take: {why}; its operator"
-        " should look into that member", reason="MEMBER_ANSWER_INVALID", member=member)
+        " should look into that member", reason=MEMBER_ANSWER_INVALID, member=member)
 
 
 def _copy(tx: Tx, name: str) -> AccessRequest | None:

@@ -182,7 +182,7 @@ class Gateway:
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
                                  config.limits, config.network.replicate_seconds)
         self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
-                                     self.identity.uri)
+                                     self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key)

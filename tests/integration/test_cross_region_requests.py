@@ -8,7 +8,7 @@ import pytest
 
 from agencies.errors import AlreadyExists, FailedPrecondition, Unavailable, VerificationError
 from gateway.v1 import exchange_pb2
-from govshare import envelopes
+from govshare import envelopes, errors
 from govshare.transparency import record
 from tests.support.exchange import ask, publish
 from tests.support.federation import two_regions
@@ -209,3 +209,29 @@ def test_the_sdk_verifies_a_grant_with_the_member_that_signed_it(net):
         with pytest.raises(VerificationError):
             gd.verify_grant(forged)
             pytest.fail(f"a grant with {what} was taken")
+
+
+def test_a_members_answer_that_is_not_the_request_carried_there_is_not_kept(net):
+    """The checks on a member's answers, fed a genuine answer of bj altered on the way."""
+    gd = net.clients["gd-health"]
+    created = ask(gd, "agencies/bj-stats/datasets/prices", request_id="checked")
+    forwarding = net.members.gateway(GD).forwarding
+    tampered = {
+        "another statement": lambda a, g: a.signed_statement.CopyFrom(envelopes.seal(
+            gd.signing_key, envelopes.ACCESS_REQUEST,
+            exchange_pb2.AccessRequestStatement(requester=a.requester, dataset=a.dataset))),
+        "another requester": lambda a, g: setattr(a, "requester", "agencies/bj-stats"),
+        "a grant of other fields": lambda a, g: g.fields.append("doctors"),
+        "a grant signed by another member": lambda a, g: g.signed_statement.CopyFrom(
+            envelopes.seal(net.members.gateway(GD).signing_key, envelopes.GRANT,
+                           exchange_pb2.GrantStatement.FromString(g.signed_statement.payload))),
+    }
+    for what, tamper in tampered.items():
+        answer, grant = exchange_pb2.AccessRequest(), exchange_pb2.Grant()
+        answer.CopyFrom(created.access_request)
+        grant.CopyFrom(created.grant)
+        tamper(answer, grant)
+        with pytest.raises(errors.DataLoss) as refused:
+            forwarding.learned(BJ, answer, grant)
+            pytest.fail(f"an answer with {what} was kept")
+        assert refused.value.reason == "MEMBER_ANSWER_INVALID", what
