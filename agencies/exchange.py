@@ -344,8 +344,10 @@ class ExchangeMixin:
         with Spool(open_direct(fd, hasher.size, expected), hasher, expected=expected) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
+                    key = self._gateway_key(metadata)  # the certificate presented, as before
                     signer = self._signing_member(message.receipt, "receipt")
-                    key = signer[1] if signer else self._gateway_key(metadata)
+                    if signer is not None:
+                        key = signer[1]
                     receipt = _check_receipt(message.receipt, key, start, manifest,
                                              spool.finish(), self.name)
                     if signer is not None:
@@ -401,8 +403,10 @@ class ExchangeMixin:
                 f" gives {', '.join(granted) or 'the whole dataset'} of {manifest.dataset}")
 
     def _gateway_key(self, metadata: Any) -> signing.VerifyKey:
-        """The receipt key with no network configuration held: the gateway's signing
-        certificate sent in the stream's metadata, checked against the CA."""
+        """The receipt key with no network configuration held: the signing certificate of the
+        gateway that signed it, sent in the stream's metadata (a relay passes on the owner's
+        gateway's), checked against the CA and the CRL. With one held the certificate is still
+        checked so, and the key of the member the signature's key id picks verifies instead."""
         pem = dict(metadata or ()).get(envelopes.GATEWAY_CERTIFICATE_KEY)
         if not pem:
             raise errors.VerificationError("the gateway sent no signing certificate")
