@@ -77,6 +77,8 @@ class Carrier:
                              envelope: envelope_pb2.Envelope) -> network_pb2.MemberGateway | None:
         """The member holding the dataset a signed access request claims to ask for, when that
         is another member (the claim is checked before anything is carried)."""
+        if self._network is None:  # a gateway alone carries nothing: no decode on its path
+            return None
         claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
         return self._forwarding.member_for_dataset(call, claimed.dataset) if claimed else None
 
@@ -147,7 +149,7 @@ class Carrier:
                 part = message.WhichOneof("part")
                 if part == "start":
                     relay.started(message.start)
-                    if certificate:  # the owner's gateway's, for an SDK holding no configuration
+                    if certificate:  # the owner's gateway's, which signs the receipt
                         call.transport.send_initial_metadata(
                             ((envelopes.GATEWAY_CERTIFICATE_KEY, certificate),))
                 elif part == "chunk":
@@ -156,8 +158,7 @@ class Carrier:
                     relay.completed(message.receipt)
                 yield message
         except grpc.RpcError as exc:
-            self._channels.failed(member, exc)  # type: ignore[union-attr]
-            raise carried_error(member, exc) from None
+            raise self._failed(member, exc) from None
         self._note_reached(member.id)
 
     def stale_members(self, call: Call) -> list[str]:
@@ -248,14 +249,21 @@ class Carrier:
             answer = getattr(stub, method)(request, metadata=((ON_BEHALF_KEY, agency),),
                                            timeout=CALL_SECONDS)
         except grpc.RpcError as exc:
-            self._channels.failed(member, exc)
-            error = carried_error(member, exc)
-            if error.reason == MEMBER_UNAVAILABLE:  # what it holds is stale from now on
-                with self._lock:
-                    self._reached.pop(member.id, None)
-            raise error from None
+            raise self._failed(member, exc) from None
         self._note_reached(member.id)
         return answer
+
+    def _failed(self, member: network_pb2.MemberGateway,
+                exc: grpc.RpcError) -> errors.GatewayError:
+        """The error of a failed call to `member`; one that did not reach it makes what it
+        holds stale from now on, and its channel new next time."""
+        assert self._channels is not None
+        self._channels.failed(member, exc)
+        error = carried_error(member, exc)
+        if error.reason == MEMBER_UNAVAILABLE:
+            with self._lock:
+                self._reached.pop(member.id, None)
+        return error
 
     def _pages(self, member: network_pb2.MemberGateway, agency: str, method: str,
                request: Any, field: str) -> Iterator[Any]:

@@ -357,12 +357,7 @@ class Fetcher:
     def _record_break(self, call: Call, plan: Plan, exc: BaseException) -> None:
         """Mark the exchange BROKEN with its audit event: the refusal itself when `exc` is one
         (so it is not audited twice). Nothing is written when the exchange is no longer STARTED."""
-        if isinstance(exc, errors.GatewayError):
-            reason, outcome = f"{exc.reason}: {exc.message}", record.REFUSED
-        elif isinstance(exc, GeneratorExit):
-            reason, outcome = "CANCELLED: the client ended the stream", record.ALLOWED
-        else:  # the wrapper logs it and answers INTERNAL
-            reason, outcome = f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
+        reason, outcome = broken_by(exc)
 
         def change(tx: Tx) -> tuple[bool, list]:
             if not sql.end_exchange(tx.conn, plan.name, "BROKEN"):
@@ -426,6 +421,17 @@ class Fetcher:
             return receipt, [event]
 
         return self._work.commit(change, call.refusal).value
+
+
+def broken_by(exc: BaseException) -> tuple[str, str]:
+    """The reason and outcome a fetch's break event records for `exc`, which ended it: the
+    refusal itself (REFUSED), the client going away, or a failure the wrapper logs and answers
+    INTERNAL."""
+    if isinstance(exc, errors.GatewayError):
+        return f"{exc.reason}: {exc.message}", record.REFUSED
+    if isinstance(exc, GeneratorExit):
+        return "CANCELLED: the client ended the stream", record.ALLOWED
+    return f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
 
 
 def _offset_out_of_range(size: int) -> errors.InvalidArgument:

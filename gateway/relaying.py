@@ -23,12 +23,13 @@ unchanged. A `Relay` is what this gateway keeps of one such stream:
 
 from __future__ import annotations
 
+import logging
 import time
 
 from gateway.context import Call
 from gateway.directory import Directory
 from gateway.federation import NetworkMembership
-from gateway.fetch import GRANT_CHECK_SECONDS
+from gateway.fetch import GRANT_CHECK_SECONDS, broken_by
 from gateway.identity import Authenticator
 from gateway.unit_of_work import UnitOfWork
 from gateway.v1 import envelope_pb2, exchange_pb2
@@ -36,6 +37,8 @@ from govshare import envelopes, errors, signing
 from govshare.names import ExchangeName, VersionName
 from govshare.signing import StreamHasher
 from govshare.transparency import record
+
+log = logging.getLogger("govshare.relaying")
 
 START = "exchange.fetch.relay.start"
 COMPLETE = "exchange.fetch.relay.complete"
@@ -154,16 +157,16 @@ class Relay:
         if self._ended or self._start is None:
             return
         self._ended = True
+        reason, outcome = broken_by(exc)
+        try:
+            self._audit(self._call.event(BREAK, resources=self._resources(), outcome=outcome,
+                                         reason=f"from member {self._member}; {reason}"))
+        except errors.GatewayError as failure:  # a full disk, a stopping gateway: logged
+            log.error("could not audit the break of relayed %s: %s", self._start.exchange,
+                      failure.message)
+            return
         if isinstance(exc, errors.GatewayError):
-            reason, outcome = f"{exc.reason}: {exc.message}", record.REFUSED
             exc.audited = True
-        elif isinstance(exc, GeneratorExit):
-            reason, outcome = "CANCELLED: the client ended the stream", record.ALLOWED
-        else:
-            reason, outcome = f"INTERNAL: the gateway failed ({type(exc).__name__})", \
-                record.ALLOWED
-        self._audit(self._call.event(BREAK, resources=self._resources(), outcome=outcome,
-                                     reason=f"from member {self._member}; {reason}"))
 
     def _resources(self) -> tuple[str, ...]:
         start = self._start
