@@ -192,8 +192,8 @@ class Gateway:
                                                      config.network.witness_push_seconds)
             self.replicator = Replicator(self.replicas, self.network, self.peer_channels,
                                          config.network.replicate_seconds)
-        relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
-        self.carrier = Carrier(self.forwarding, self.exchange, relaying, self.network,
+        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
 
     def _network_membership(self, config: Config,

@@ -190,7 +190,7 @@ def test_a_receipt_that_does_not_bind_what_was_relayed_breaks_the_relay(net, tmp
     call = Call(caller=Caller.agency("gd-health"), action="exchange.fetch",
                 transport=LocalTransport(), time=times.utcnow())
     call.agency = gateway.directory.registered(call.caller)
-    relay = gateway.carrier._relaying.open(call, BJ, 0)
+    relay = gateway.relaying.open(call, BJ, 0)
     relay.started(start)
     for chunk in chunks:
         relay.chunk(chunk[:-1] + bytes([chunk[-1] ^ 1]))
