@@ -17,8 +17,10 @@ data only after end-to-end verification, and raises VerificationError otherwise:
 3. the receipt is signed by the gateway's signing certificate, sent in the stream's initial
    metadata and checked against the same national CA with the `gateway` identity — so trust in
    the receipt rests on the CA, not on what the gateway says about itself; with a network
-   configuration held it must be the very signing certificate of the member named at the
-   client's address (agencies/network.py);
+   configuration held, by the signing certificate of the member that signed it, picked by the
+   signature's key id in the configuration (the owner's gateway, whichever member carried the
+   data here), and the receipt's `carriers` must name that member first and the member at the
+   client's address last (agencies/network.py);
 4. the receipt names this exchange, this agency, the owner, the version, the content hash and
    size, the grant, the fields delivered, and the hash and size of what was received.
 
@@ -172,7 +174,10 @@ class ExchangeMixin:
         """Send an already signed statement (a retry sends the same envelope again)."""
         request = exchange_pb2.CreateAccessRequestRequest(
             parent=self.name, signed_statement=envelope, validate_only=validate_only)
-        return self._call(self.exchange.CreateAccessRequest, request)
+        response = self._call(self.exchange.CreateAccessRequest, request)
+        if response.HasField("grant"):
+            self.verify_grant(response.grant)
+        return response
 
     def access_request(self, name: str) -> exchange_pb2.AccessRequest:
         request = exchange_pb2.GetAccessRequestRequest(name=name)
@@ -212,7 +217,9 @@ class ExchangeMixin:
         envelope = self.decision(name, exchange_pb2.DECISION_OUTCOME_APPROVE,
                                  duration=duration, fields=fields, reason=reason)
         request = exchange_pb2.ApproveAccessRequestRequest(name=name, signed_decision=envelope)
-        return self._call(self.exchange.ApproveAccessRequest, request)
+        response = self._call(self.exchange.ApproveAccessRequest, request)
+        self.verify_grant(response.grant)
+        return response
 
     def deny(self, name: str, reason: str) -> exchange_pb2.AccessRequest:
         """Deny a request to one of this agency's datasets, saying why."""
@@ -238,6 +245,35 @@ class ExchangeMixin:
             state=enum_value(exchange_pb2.GrantState, state),
             dataset=self.dataset_name(dataset) if dataset else "")
         return self._pages(self.exchange.ListGrants, request, "grants")
+
+    def verify_grant(self, grant: exchange_pb2.Grant) -> exchange_pb2.GrantStatement | None:
+        """With a network configuration held, the grant's signed statement, once it verifies
+        with the signing certificate of the member that signed it (its key id picks it), that
+        member is the one the grant names (`network_member`, or this client's own for a local
+        grant), and the statement says what the grant says; VerificationError otherwise.
+        None with no configuration held: a standalone gateway's grant is taken as given."""
+        envelope = grant.signed_statement
+        signer = self._signing_member(envelope, "grant")
+        if signer is None:
+            return None
+        member, key = signer
+        try:
+            envelopes.check_sealed(envelope, key, envelopes.GRANT)
+        except signing.SignatureError:
+            raise errors.VerificationError(
+                f"the grant {grant.name} does not verify with the signing certificate of"
+                f" {member.id}") from None
+        statement = exchange_pb2.GrantStatement.FromString(envelope.payload)
+        holder = grant.network_member or self.network_member().id  # type: ignore[union-attr]
+        said = (statement.grant, statement.grantee, statement.owner, statement.dataset,
+                statement.access_request, list(statement.fields), member.id)
+        shown = (grant.name, grant.grantee, grant.owner, grant.dataset, grant.access_request,
+                 list(grant.fields), holder)
+        if said != shown:
+            raise errors.VerificationError(
+                f"the grant {grant.name} does not say what the statement {member.id} signed"
+                " says, or was not given by the member it names")
+        return statement
 
     def revoke(self, grant: str, reason: str) -> exchange_pb2.Grant:
         request = exchange_pb2.RevokeGrantRequest(name=grant, reason=reason)
@@ -295,7 +331,7 @@ class ExchangeMixin:
             raise errors.VerificationError("the fetch did not begin with a FetchStart")
         start = first.start
         manifest = self._verified_manifest(start, dataset)
-        gateway_key = self._gateway_key(responses.initial_metadata())
+        metadata = responses.initial_metadata()
         if start.fields:
             self._check_projected_fields(start, manifest)
         marker.write_text(f"{start.exchange}\n{dataset}\n")
@@ -308,8 +344,14 @@ class ExchangeMixin:
         with Spool(open_direct(fd, hasher.size, expected), hasher, expected=expected) as spool:
             for message in stream:
                 if message.WhichOneof("part") == "receipt":
-                    receipt = _check_receipt(message.receipt, gateway_key, start, manifest,
+                    key = self._gateway_key(metadata)  # the certificate presented, as before
+                    signer = self._signing_member(message.receipt, "receipt")
+                    if signer is not None:
+                        key = signer[1]
+                    receipt = _check_receipt(message.receipt, key, start, manifest,
                                              spool.finish(), self.name)
+                    if signer is not None:
+                        self._check_carriers(list(receipt.carriers), signer[0])
                     return manifest, receipt, message.receipt
                 spool.write(message.chunk)
                 if spool.size > most:
@@ -361,7 +403,10 @@ class ExchangeMixin:
                 f" gives {', '.join(granted) or 'the whole dataset'} of {manifest.dataset}")
 
     def _gateway_key(self, metadata: Any) -> signing.VerifyKey:
-        """The receipt key: the gateway's signing certificate, checked against the CA."""
+        """The receipt key with no network configuration held: the signing certificate of the
+        gateway that signed it, sent in the stream's metadata (a relay passes on the owner's
+        gateway's), checked against the CA and the CRL. With one held the certificate is still
+        checked so, and the key of the member the signature's key id picks verifies instead."""
         pem = dict(metadata or ()).get(envelopes.GATEWAY_CERTIFICATE_KEY)
         if not pem:
             raise errors.VerificationError("the gateway sent no signing certificate")
@@ -378,7 +423,6 @@ class ExchangeMixin:
                 f"the receipt certificate belongs to {identity.uri}, not to a gateway")
         self._check_not_revoked(certificate, "the gateway's signing certificate that signs"
                                 " the receipt")
-        self._check_member_signer(certificate)
         try:
             return signing.VerifyKey.from_certificate(certificate)
         except ValueError as exc:  # not an Ed25519 key

@@ -47,6 +47,7 @@ from agencies import errors
 from certs import network_configuration as netconf
 from gateway.v1 import network_pb2
 from govshare import errors as core_errors
+from govshare import signing
 
 NETWORK_MAX_AGE = timedelta(minutes=10)
 RESOURCE = "networkConfiguration"
@@ -130,19 +131,45 @@ class NetworkMixin:
                 reason="GATEWAY_NOT_A_MEMBER", metadata={"address": self.target, "member": ""})
         return member
 
-    def _check_member_signer(self, certificate: x509.Certificate) -> None:
-        """GatewayNotMember unless `certificate`, which signed a receipt, is the signing
-        certificate of this client's member (when a configuration is held)."""
-        member = self.network_member()
+    def _signing_member(self, envelope: Any, what: str
+                        ) -> tuple[network_pb2.MemberGateway, signing.VerifyKey] | None:
+        """The member whose signing certificate signed `envelope` (a grant or a receipt: the
+        owner's gateway signs them, whichever member carried them here), picked by the
+        signature's key id among the members of the configuration held, and its key; None
+        while no configuration is held. VerificationError when no member's key made the
+        signature, CertificateRevoked when the configuration's CRL revokes that certificate."""
+        configuration = self.network_configuration()
+        if configuration is None:
+            return None
+        key_id = envelope.signatures[0].key_id if len(envelope.signatures) == 1 else ""
+        member = configuration.signer(key_id)
         if member is None:
+            raise errors.VerificationError(
+                f"the {what} is signed by a key of no member of network"
+                f" {configuration.network_id} version {configuration.version} (key id"
+                f" {key_id!r})")
+        certificate = x509.load_pem_x509_certificate(member.signing_certificate_pem.encode())
+        self._check_not_revoked(certificate, f"the signing certificate of {member.id} that"
+                                f" signed the {what}")
+        return member, signing.VerifyKey.from_certificate(certificate)
+
+    def _check_carriers(self, carriers: list[str], signer: network_pb2.MemberGateway) -> None:
+        """A receipt signed by `signer` names it first among the member gateways that carried
+        the data, each once, and this client's member last (GatewayNotMember otherwise: another
+        gateway answers at this client's address)."""
+        if not carriers or carriers[0] != signer.id or len(set(carriers)) != len(carriers):
+            raise errors.VerificationError(
+                f"the receipt signed by {signer.id} names its carriers"
+                f" {', '.join(carriers) or 'none'}, which do not begin with {signer.id}")
+        member = self.network_member()
+        assert member is not None  # a configuration is held: the signer was found in it
+        if carriers[-1] == member.id:
             return
-        expected = x509.load_pem_x509_certificate(member.signing_certificate_pem.encode())
-        if certificate != expected:
-            raise not_the_member(
-                self.target, member,
-                f"the receipt is signed by another certificate (serial"
-                f" {certificate.serial_number:x}) than the member's signing certificate (serial"
-                f" {expected.serial_number:x})")
+        signed = "the receipt is"
+        if signer.id != member.id:
+            signed = (f"the receipt is signed by another certificate (that of {signer.id}) than"
+                      " the member's signing certificate, and")
+        raise not_the_member(self.target, member, f"{signed} carried last by {carriers[-1]}")
 
     def _check_not_revoked(self, certificate: x509.Certificate, what: str) -> None:
         """CertificateRevoked when the CRL of the network configuration held revokes

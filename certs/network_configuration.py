@@ -81,6 +81,13 @@ class VerifiedConfiguration:
         """The member gateway `gateway_id`, None when the network has none of that id."""
         return next((m for m in self.configuration.members if m.id == gateway_id), None)
 
+    def signer(self, key_id: str) -> network_pb2.MemberGateway | None:
+        """The member whose signing certificate holds key `key_id` (what signs its grants,
+        receipts and checkpoints), None when no member's does."""
+        return next((m for m in self.configuration.members
+                     if signing.VerifyKey.from_certificate(m.signing_certificate_pem).key_id
+                     == key_id), None)
+
     def member_for_region(self, region_code: str) -> network_pb2.MemberGateway | None:
         """The member serving `region_code` (matched exactly), None when no member does."""
         return next((m for m in self.configuration.members if region_code in m.region_codes),

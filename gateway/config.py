@@ -194,8 +194,9 @@ class NetworkConfig:
     that does not answer is asked again later, waiting up to 32 times longer each time it
     fails."""
     replicate_seconds: float = 30.0
-    """How often the gateway pulls the other members' directory and catalog changes; a member
-    not reached within three times this is named stale in ListAgencies and ListDatasets."""
+    """How often the gateway pulls the other members' directory and catalog changes, and asks
+    them about the access requests it carried there still pending and the grants they gave
+    still in force; a member not reached within three times this is named stale in listings."""
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,26 @@ class Call:
     """The caller's directory entry, for agency callers."""
     peer: network_pb2.MemberGateway | None = None
     """The network member a peer gateway caller is (its entry in the configuration held)."""
+    via: Caller | None = None
+    """The peer gateway carrying the call when it speaks for one of its agencies, who is then
+    the `caller` (`act_for`); None when the caller called itself."""
     resources: list[str] = field(default_factory=list)
     """Resource names the call concerns, recorded with a refusal."""
     request: Any = None
     """The request message (None for client streams), digested only if an event needs it."""
+
+    def act_for(self, agency: Agency) -> None:
+        """Act as `agency`, an agency homed at the peer that calls (checked by the door): from
+        here on the call is that agency's, carried by the peer (`via`)."""
+        self.via = self.caller
+        self.caller = Caller.agency(agency.id)
+        self.agency = agency
+
+    @property
+    def connection(self) -> Caller:
+        """The caller whose certificate the connection presented: the carrying peer, or the
+        caller itself (what a revocation check rechecks)."""
+        return self.via or self.caller
 
     @functools.cached_property
     def request_digest(self) -> str:
@@ -73,13 +89,14 @@ class Call:
             actor=self.caller.uri,
             action=action or self.action,
             request_digest=self.request_digest,
+            via=self.via.uri if self.via else "",
             **fields,
         )
 
     def refusal(self, error: errors.GatewayError) -> record.Event:
         """The REFUSED audit event for `error` raised by this call."""
         return refusal_event(self.caller.uri, self.action, self.resources, self.request_digest,
-                             error, self._own_agency())
+                             error, self._own_agency(), self.via.uri if self.via else "")
 
     def _own_agency(self) -> tuple[str, ...]:
         return (self.caller.agency_name,) if self.caller.agency_name else ()
@@ -87,7 +104,7 @@ class Call:
 
 def refusal_event(
     actor: str, action: str, resources: Iterable[str], digest: str, error: errors.GatewayError,
-    agencies: tuple[str, ...] = (),
+    agencies: tuple[str, ...] = (), via: str = "",
 ) -> record.Event:
     return record.Event(
         actor=actor,
@@ -97,6 +114,7 @@ def refusal_event(
         reason=f"{error.reason}: {error.message}",
         request_digest=digest,
         agencies=agencies,
+        via=via,
     )
 
 

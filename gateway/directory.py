@@ -23,6 +23,7 @@ from gateway.readcache import ReadCache
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import directory as sql
+from gateway.storage import replica as replica_sql
 from gateway.text import check_reason
 from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import directory_pb2
@@ -201,7 +202,12 @@ class Directory:
             self._agencies.invalidate()  # the next statement is checked against the new key
 
     def get(self, name: str) -> Agency:
-        row = self._agencies.by_id(AgencyName.parse(name).agency)
+        """An agency of this gateway, or one of another member as this gateway replicated it
+        (`network_member` naming the member): the directory is the whole network's, and the
+        SDK verifies a fetched manifest with its publisher's entry wherever it is homed."""
+        agency_id = AgencyName.parse(name).agency
+        row = (self._agencies.by_id(agency_id)
+               or replica_sql.replica_agency(self._db.reader(), agency_id))
         if row is None:
             raise errors.NotFound(f"{name} is not registered", agency=name)
         return row
@@ -233,6 +239,35 @@ class Directory:
                 agency=caller.identity.id,
             )
         return row
+
+    def homed_at(self, member_id: str, agency_id: str) -> Agency:
+        """The replicated directory row of agency `agency_id`, for the peer `member_id` that
+        speaks for it: PERMISSION_DENIED unless this gateway holds it as an agency of that very
+        member (ON_BEHALF_AGENCY_NOT_HOMED), active there as far as its replica says
+        (AGENCY_SUSPENDED: a suspension at its home gateway reaches here by replication)."""
+        agency = AgencyName(agency_id)
+        row = replica_sql.replica_agency(self._db.reader(), agency_id)
+        if row is None or row.network_member != member_id:
+            where = (f"it is homed at member {row.network_member}" if row is not None
+                     else "it is an agency of this gateway" if self._agencies.by_id(agency_id)
+                     else "no member holds it, as far as this gateway's replicas say")
+            raise errors.PermissionDenied(
+                f"member {member_id} may not speak for {agency}: {where}; a member gateway"
+                " speaks only for the agencies it serves", reason="ON_BEHALF_AGENCY_NOT_HOMED",
+                agency=agency, member=member_id)
+        if row.state != "ACTIVE":
+            raise errors.PermissionDenied(
+                f"agency {agency_id} is suspended at its home gateway {member_id}:"
+                f" {row.suspend_reason}", reason="AGENCY_SUSPENDED", agency=agency_id)
+        return row
+
+    def acting(self, call: Call) -> Agency:
+        """The directory row of the agency `call` acts as, checked again as at its door (a
+        stream checks while it runs): registered and active here, or homed and active at the
+        peer that carries the call."""
+        if call.via is not None and call.peer is not None:
+            return self.homed_at(call.peer.id, call.caller.identity.id)
+        return self.registered(call.caller)
 
     def _signing_key(self, agency_id: str, pem: str, now: datetime,
                      field: str = "agency.signing_certificate_pem") -> VerifyKey:

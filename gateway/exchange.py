@@ -29,6 +29,7 @@ from gateway.storage import catalog as catalog_sql
 from gateway.storage import directory as directory_sql
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
+from gateway.storage import replica as replica_sql
 from gateway.text import check_reason, check_text
 from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2
@@ -190,15 +191,7 @@ class Exchange:
         idempotent-retry answer, same decision, same refusals (audited like every refusal), and
         for a dataset the caller may not see, the same would-be PENDING request (see `evaluate`).
         """
-        requester = require_parent(call, parent)
-        # Named before the signature is checked, so a forged statement's refusal names its target.
-        claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
-        if claimed is not None:
-            dataset = DatasetName.match(claimed.dataset)
-            call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
-        statement = self._statements.open_signed(call, envelope, envelopes.ACCESS_REQUEST,
-                                           "signed_statement")
-        check_requester(statement, requester)
+        requester, statement = self._open_request(call, parent, envelope)
         now = call.time
         try:
             self.check_statement(statement, now)
@@ -247,6 +240,34 @@ class Exchange:
             return plan.created, plan.events
 
         return self._work.commit(change, call.refusal).value
+
+    def _open_request(self, call: Call, parent: str,
+                      envelope: envelope_pb2.Envelope) -> tuple[str, Any]:
+        """The requester's agency id and its signed statement: `parent` is the caller, which
+        signed the statement in its own name."""
+        requester = require_parent(call, parent)
+        # Named before the signature is checked, so a forged statement's refusal names its target.
+        claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
+        if claimed is not None:
+            dataset = DatasetName.match(claimed.dataset)
+            call.resources = [parent, claimed.dataset, str(dataset.owner) if dataset else ""]
+        statement = self._statements.open_signed(call, envelope, envelopes.ACCESS_REQUEST,
+                                                 "signed_statement")
+        check_requester(statement, requester)
+        return requester, statement
+
+    def open_carried(self, call: Call, parent: str, envelope: envelope_pb2.Envelope) -> None:
+        """Check an access request this gateway carries to the member holding its dataset, as
+        far as the requester's gateway can: the parent and the signer are the caller, its
+        signature verifies with its registered key, and its request_id was not used for
+        another statement (a retry of one carried before goes on: its member answers it). The
+        owner's gateway checks the rest and decides."""
+        requester, statement = self._open_request(call, parent, envelope)
+        reader = self._db.reader()
+        existing = sql.find_by_request_id(reader, requester, statement.request_id,
+                                          times.to_text(call.time))
+        if existing is not None:
+            _retry(reader, existing, statement, call.time)  # REQUEST_ID_REUSED if another
 
     def _plan(
         self, call: Call, requester: str, statement: Any,
@@ -394,14 +415,7 @@ class Exchange:
     ) -> tuple[Grant, str]:
         """The grant an approval creates, if the requester and the dataset, as they are now, still
         allow one."""
-        requester = directory_sql.get_agency(tx.conn, row.requester)
-        if requester.state != "ACTIVE":
-            raise errors.FailedPrecondition(
-                f"{AgencyName(row.requester)} is {requester.state}"
-                f" ({requester.suspend_reason}): no grant is given to it; deny the request or"
-                " wait until an administrator reinstates it",
-                reason="REQUESTER_SUSPENDED", agency=AgencyName(row.requester),
-            )
+        _check_requester_active(tx.conn, row.requester)
         statement = decode_statement(row)
         dataset = catalog_sql.get_dataset(tx.conn, row.dataset)
         if dataset is None:  # asked for by a name its owner never published
@@ -536,6 +550,11 @@ class Exchange:
                     f"only the owner of {grant.dataset} or an administrator may revoke {name}",
                     reason="NOT_OWNER", grant=name,
                 )
+            if grant.member:
+                raise errors.FailedPrecondition(
+                    f"{name} was given at member {grant.member}, whose owner agency or"
+                    " administrators revoke it there; this gateway keeps a copy for its grantee",
+                    reason="GRANT_HELD_BY_MEMBER", grant=name, network_member=grant.member)
             if grant.effective_state != "ACTIVE":
                 raise errors.FailedPrecondition(f"{name} is {grant.effective_state}, not ACTIVE",
                                                 reason="GRANT_NOT_ACTIVE",
@@ -697,6 +716,23 @@ def _name_parties(call: Call, name: str, row: AccessRequest | None) -> None:
     request, so that no refusal tells a stranger guessing names whose dataset it is for."""
     if row is not None and call.caller.identity.id in (row.requester, row.owner):
         call.resources = list(_resources(name, row))
+
+
+def _check_requester_active(conn: Any, requester: str) -> None:
+    """FAILED_PRECONDITION REQUESTER_SUSPENDED unless agency id `requester` is active: in this
+    gateway's directory, or for an agency homed at another member, in its replica (as its home
+    gateway last said; one the member no longer lists gets no grant either)."""
+    agency = (directory_sql.get_agency(conn, requester)
+              or replica_sql.replica_agency(conn, requester))
+    if agency is not None and agency.state == "ACTIVE":
+        return
+    state = (f"{agency.state} ({agency.suspend_reason})" if agency is not None
+             else "no longer listed by its home gateway")
+    raise errors.FailedPrecondition(
+        f"{AgencyName(requester)} is {state}: no grant is given to it; deny the request or"
+        " wait until an administrator reinstates it",
+        reason="REQUESTER_SUSPENDED", agency=AgencyName(requester),
+    )
 
 
 def _check_pending(row: AccessRequest) -> None:

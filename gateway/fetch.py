@@ -127,7 +127,7 @@ class Fetcher:
     def __init__(self, db: Database, work: UnitOfWork, datasets: DatasetCache, blobs: BlobStore,
                  directory: Directory, authenticator: Authenticator, limits: LimitsConfig,
                  signing_key: SigningKey, signing_certificate_pem: str, origin: str,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], member_id: str = ""):
         self._db = db
         self._work = work
         self._datasets = datasets
@@ -140,6 +140,9 @@ class Fetcher:
         self._origin = origin
         self._clock = clock
         """Read as a stream goes on: its grant must still be active at each check."""
+        self._member_id = member_id
+        """This gateway's id in its network ("": no network member), its receipts' first
+        carrier."""
 
     def serve(
         self, call: Call, dataset: str, offset: int, exchange: str,
@@ -343,8 +346,8 @@ class Fetcher:
     def _check_allowed(self, call: Call, plan: Plan) -> None:
         """Stop the exchange when its requester's certificate was revoked or the requester
         suspended, or its grant revoked or expired."""
-        self._authenticator.recheck(call.caller)  # UNAUTHENTICATED, as at the start of a call
-        self._directory.registered(call.caller)  # PERMISSION_DENIED, likewise
+        self._authenticator.recheck(call.connection)  # UNAUTHENTICATED, as at a call's start
+        self._directory.acting(call)  # PERMISSION_DENIED, likewise
         state = sql.grant_usable(self._db.reader(), plan.grant.name,
                                  times.to_text(self._clock()))
         if state != "ACTIVE":
@@ -354,12 +357,7 @@ class Fetcher:
     def _record_break(self, call: Call, plan: Plan, exc: BaseException) -> None:
         """Mark the exchange BROKEN with its audit event: the refusal itself when `exc` is one
         (so it is not audited twice). Nothing is written when the exchange is no longer STARTED."""
-        if isinstance(exc, errors.GatewayError):
-            reason, outcome = f"{exc.reason}: {exc.message}", record.REFUSED
-        elif isinstance(exc, GeneratorExit):
-            reason, outcome = "CANCELLED: the client ended the stream", record.ALLOWED
-        else:  # the wrapper logs it and answers INTERNAL
-            reason, outcome = f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
+        reason, outcome = broken_by(exc)
 
         def change(tx: Tx) -> tuple[bool, list]:
             if not sql.end_exchange(tx.conn, plan.name, "BROKEN"):
@@ -369,6 +367,13 @@ class Fetcher:
 
         if self._work.commit(change).value and isinstance(exc, errors.GatewayError):
             exc.audited = True
+
+    def _carriers(self, call: Call) -> list[str]:
+        """The member gateways that carry this fetch's data: this one, and the peer that relays
+        it for its agency (none outside a network)."""
+        if not self._member_id:
+            return []
+        return [self._member_id, *([call.via.identity.id] if call.via is not None else [])]
 
     def break_interrupted(self, actor: str) -> None:
         """At start-up, mark the exchanges a stop interrupted BROKEN, each with its audit event
@@ -403,6 +408,7 @@ class Fetcher:
                 complete_time=times.to_timestamp(tx.now), audit_leaf_index=tx.next_leaf_index,
                 audit_log_origin=self._origin, fields=plan.fields,
                 delivered_sha256=delivered[0], delivered_size=delivered[1],
+                carriers=self._carriers(call),
             ))
             if not sql.end_exchange(tx.conn, plan.name, "COMPLETED", when=times.to_text(tx.now),
                                     receipt=receipt.SerializeToString()):
@@ -415,6 +421,17 @@ class Fetcher:
             return receipt, [event]
 
         return self._work.commit(change, call.refusal).value
+
+
+def broken_by(exc: BaseException) -> tuple[str, str]:
+    """The reason and outcome a fetch's break event records for `exc`, which ended it: the
+    refusal itself (REFUSED), the client going away, or a failure the wrapper logs and answers
+    INTERNAL."""
+    if isinstance(exc, errors.GatewayError):
+        return f"{exc.reason}: {exc.message}", record.REFUSED
+    if isinstance(exc, GeneratorExit):
+        return "CANCELLED: the client ended the stream", record.ALLOWED
+    return f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
 
 
 def _offset_out_of_range(size: int) -> errors.InvalidArgument:

@@ -46,6 +46,9 @@ PEER = "gateway"
 """A peer gateway: a gateway certificate, admitted only when the network configuration this
 gateway holds names its id as a member with that very TLS certificate (gateway/federation.py,
 `NetworkMembership.peer`); any other gateway certificate is refused PEER_NOT_IN_NETWORK."""
+ON_BEHALF_KEY = "govshare-on-behalf-of"
+"""The call metadata with which a peer speaks for one of its own agencies ("agencies/{id}"):
+the call then acts as that agency (gateway/rpc.py, docs/FEDERATION.md)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,12 @@ class Caller:
     @property
     def kind(self) -> str:
         return self.identity.kind
+
+    @classmethod
+    def agency(cls, agency_id: str) -> Caller:
+        """An agency known by its directory entry, not by a certificate of its own: one homed
+        at another member, for whom that member's gateway calls."""
+        return cls(Identity(AGENCY, agency_id), serial=0)
 
     @property
     def agency_name(self) -> str:

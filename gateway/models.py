@@ -164,6 +164,9 @@ class AccessRequest:
     effective_state: str = ""
     """The state as read at a time: an APPROVED request whose grant has expired reads EXPIRED
     (empty in a request not read back yet, whose state is its effective state)."""
+    member: str | None = None
+    """The member gateway holding the request, for one this gateway carried there for its
+    requester (a copy, as that member last answered); None for this gateway's own."""
 
     @property
     def current_state(self) -> str:
@@ -210,6 +213,9 @@ class Grant:
     effective_state: str = ""
     """The state as read at a time: an ACTIVE grant past its expire_time reads EXPIRED (empty
     in a grant not read back yet, whose state is its effective state)."""
+    member: str | None = None
+    """The member gateway that gave the grant, for a copy kept for its grantee; None for this
+    gateway's own."""
 
     @property
     def current_state(self) -> str:

@@ -11,6 +11,14 @@ configuration's own read, declared with `fail_closed=False`). Anything unexpecte
 with a request id; the traceback goes to the log only. A request that does not parse (corrupt
 bytes, invalid UTF-8 in a string) reaches the wrapper as `Undecodable` (see `DecodeGuard`) and
 is refused, and audited, with INVALID_ARGUMENT once the caller is known.
+
+A peer gateway speaks for one of its own agencies with the call metadata `govshare-on-behalf-of:
+agencies/{id}` on the RPCs declared `on_behalf=True` (those an agency of another member reaches
+through its home gateway): once the agency checks out as homed at that very peer and active
+there (`Directory.homed_at`), the call acts as that agency (`Call.act_for`), with the same
+authorization, policy and limits as a local agency, and its audit events name the agency as
+actor and the peer as `via`. The metadata from any caller but a peer, on any other RPC, or for
+an agency the peer does not serve, is refused PERMISSION_DENIED with a reason saying which.
 """
 
 from __future__ import annotations
@@ -31,11 +39,12 @@ from gateway import status
 from gateway.context import Call, digest_of, refusal_event
 from gateway.directory import Directory
 from gateway.federation import NetworkMembership, peer_refused
-from gateway.identity import AGENCY, PEER, Authenticator
+from gateway.identity import AGENCY, ON_BEHALF_KEY, PEER, Authenticator
 from gateway.limits import Limiter
 from gateway.refusals import RefusalBudget
 from gateway.unit_of_work import UnitOfWork
 from govshare import errors
+from govshare.names import AgencyName
 from govshare.transparency import record
 
 log = logging.getLogger("govshare.rpc")
@@ -119,9 +128,12 @@ def _each_parsed(requests: Iterator[Any]) -> Iterator[Any]:
         yield message
 
 
-def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,), fail_closed: bool = True) -> Callable:
+def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,), fail_closed: bool = True,
+        on_behalf: bool = False) -> Callable:
     """Decorate a servicer method `(self, request, call)`; see the module docstring.
-    `fail_closed=False` serves the call also once the network configuration has expired."""
+    `fail_closed=False` serves the call also once the network configuration has expired;
+    `on_behalf=True` lets a peer call it for one of its agencies."""
+    door = _Door(allow, fail_closed, on_behalf)
 
     def decorate(method: Callable) -> Callable:
         if inspect.isgeneratorfunction(method):
@@ -130,7 +142,7 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,), fail_closed: bool = 
             def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterable:
                 scope = _Scope(self.gateway, context, action, request)
                 try:
-                    yield from method(self, request, scope.begin(allow, fail_closed))
+                    yield from method(self, request, scope.begin(door))
                     scope.finish("OK")
                 except GeneratorExit:  # the client went away mid-stream
                     scope.finish("CANCELLED")
@@ -144,7 +156,7 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,), fail_closed: bool = 
         def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             scope = _Scope(self.gateway, context, action, request)
             try:
-                response = method(self, _parsed(request), scope.begin(allow, fail_closed))
+                response = method(self, _parsed(request), scope.begin(door))
                 scope.finish("OK")
                 return response
             except Exception as exc:
@@ -153,6 +165,16 @@ def rpc(action: str, *, allow: tuple[str, ...] = (AGENCY,), fail_closed: bool = 
         return unary
 
     return decorate
+
+
+class _Door:
+    """What an RPC admits: the kinds of caller, whether it is served once the network
+    configuration has expired, and whether a peer may call it for one of its agencies."""
+
+    def __init__(self, allow: tuple[str, ...], fail_closed: bool, on_behalf: bool):
+        self.allow = allow
+        self.fail_closed = fail_closed
+        self.on_behalf = on_behalf
 
 
 class _Scope:
@@ -169,9 +191,10 @@ class _Scope:
         self.admitted = False
         self.started = time.perf_counter()
 
-    def begin(self, allow: tuple[str, ...], fail_closed: bool) -> Call:
+    def begin(self, door: _Door) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
-        _admit(self.gateway, self.call, allow, fail_closed)
+        claimed = dict(self.context.invocation_metadata() or ()).get(ON_BEHALF_KEY, "")
+        _admit(self.gateway, self.call, door, claimed)
         self.admitted = True
         if isinstance(self.request, Undecodable):
             raise self.request.refusal()
@@ -217,26 +240,57 @@ def _identify(
     return call
 
 
-def _admit(gateway: Gateway, call: Call, allow: tuple[str, ...], fail_closed: bool) -> None:
-    """Refuse gateways that are not peers, callers of the wrong kind, any call but those not
-    `fail_closed` once the network configuration has expired, agencies not registered and
-    active, and floods."""
-    caller = call.caller
-    if caller.kind == PEER:  # not a peer at all before its role is considered
+def _admit(gateway: Gateway, call: Call, door: _Door, claimed: str) -> None:
+    """Refuse gateways that are not peers, metadata speaking for an agency that does not
+    (`_speak_for`), callers of the wrong kind, any call but those not `fail_closed` once the
+    network configuration has expired, agencies not registered and active, and floods."""
+    if call.caller.kind == PEER:  # not a peer at all before its role is considered
         if gateway.network is None:
-            raise peer_refused(caller, "this gateway is not a member of a network")
-        call.peer = gateway.network.peer(caller)
-    if caller.kind not in allow:
+            raise peer_refused(call.caller, "this gateway is not a member of a network")
+        call.peer = gateway.network.peer(call.caller)
+        if claimed:
+            _speak_for(gateway, call, claimed, door.on_behalf)
+    elif claimed:
+        raise errors.PermissionDenied(
+            f"{call.caller.uri} sent {ON_BEHALF_KEY}, which only a member gateway of the"
+            " network sends, for an agency it serves: call without it, as yourself",
+            reason="ON_BEHALF_NOT_A_PEER", identity=call.caller.uri)
+    caller = call.caller
+    if caller.kind not in door.allow:
+        if caller.kind == PEER and door.on_behalf:
+            raise errors.PermissionDenied(
+                f"a peer gateway calls {call.action} only for one of its agencies: send"
+                f" {ON_BEHALF_KEY}: agencies/{{id}}", reason="ON_BEHALF_REQUIRED",
+                role=caller.kind)
         raise errors.PermissionDenied(
             f"{caller.kind} certificates may not call {call.action}",
             reason="ROLE_NOT_ALLOWED",
             role=caller.kind,
         )
-    if fail_closed and gateway.network is not None:
+    if door.fail_closed and gateway.network is not None:
         gateway.network.check_current(call.time)
-    if caller.kind == AGENCY:
+    if caller.kind == AGENCY and call.agency is None:
         call.agency = gateway.directory.registered(caller)
     gateway.limiter.admit(caller.uri)
+
+
+def _speak_for(gateway: Gateway, call: Call, claimed: str, on_behalf: bool) -> None:
+    """Make `call`, from a peer, act as the agency `claimed` names: one homed at that peer and
+    active there, on an RPC a peer may call for its agencies; PERMISSION_DENIED otherwise."""
+    call.resources.append(claimed)  # a refusal names the agency claimed
+    try:
+        agency_id = AgencyName.parse(claimed, ON_BEHALF_KEY).agency
+    except errors.InvalidArgument:
+        raise errors.InvalidArgument(
+            f"{ON_BEHALF_KEY} must name an agency, agencies/{{id}}", reason="ON_BEHALF_INVALID",
+            field=ON_BEHALF_KEY) from None
+    assert call.peer is not None
+    call.act_for(gateway.directory.homed_at(call.peer.id, agency_id))
+    if not on_behalf:
+        raise errors.PermissionDenied(
+            f"{call.action} is not called for an agency by its home gateway: only creating,"
+            " reading, listing and withdrawing access requests, listing grants and fetching are",
+            reason="ON_BEHALF_NOT_ALLOWED", agency=claimed)
 
 
 def audit_refusal(

@@ -28,6 +28,7 @@ from certs.identity import identity_from_certificate
 from gateway.audit.log import AuditLog
 from gateway.audit.reader import AuditReader
 from gateway.blobs import BlobStore, ForeignFolder
+from gateway.carrier import Carrier
 from gateway.catalog import Catalog, DatasetCache
 from gateway.config import Config, ServerConfig
 from gateway.directory import Directory, DirectoryCache
@@ -35,11 +36,13 @@ from gateway.events import Events
 from gateway.exchange import Exchange
 from gateway.federation import NetworkMembership, NotAMember, OwnMember
 from gateway.fetch import Fetcher
+from gateway.forwarding import Forwarding
 from gateway.identity import Authenticator
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
 from gateway.peers import CosignatureCollector, PeerChannels
 from gateway.refusals import RefusalBudget, SummaryWriter
+from gateway.relaying import Relaying
 from gateway.replication import Replicas
 from gateway.replicator import Replicator
 from gateway.rpc import DecodeGuard
@@ -171,12 +174,15 @@ class Gateway:
                                  config.limits, self.page_tokens)
         self.fetch = Fetcher(self.db, self.work, self.datasets, self.blobs, self.directory,
                              self.authenticator, config.limits, self.signing_key,
-                             self.signing_certificate_pem, config.audit.origin, self.now)
+                             self.signing_certificate_pem, config.audit.origin, self.now,
+                             self.identity.id if self.network is not None else "")
         self.events = Events(self.db, self.directory, self.authenticator, self.catalog,
                              self.now)
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
                                  config.limits, config.network.replicate_seconds)
+        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
+                                     self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key)
@@ -186,6 +192,9 @@ class Gateway:
                                                      config.network.witness_push_seconds)
             self.replicator = Replicator(self.replicas, self.network, self.peer_channels,
                                          config.network.replicate_seconds)
+        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
+                               self.peer_channels, config.network.replicate_seconds)
 
     def _network_membership(self, config: Config,
                             signing_certificate: x509.Certificate) -> NetworkMembership | None:
@@ -253,6 +262,7 @@ class Gateway:
                 self.network.start(self.work.append, self.identity.uri)
                 self.cosignatures.start()
                 self.replicator.start()
+                self.carrier.start()
             self._summaries.start()
             self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
@@ -298,6 +308,7 @@ class Gateway:
         if self.cosignatures is not None:
             self.cosignatures.stop()
             self.replicator.stop()
+            self.carrier.stop()
             self.peer_channels.close()
         if self.network is not None:
             self.network.stop()
@@ -410,7 +421,7 @@ def register_services(server: grpc.Server, gateway: Gateway) -> None:
         CatalogService(gateway, gateway.catalog, gateway.limiter, gateway.replicas), server)
     exchange_pb2_grpc.add_ExchangeServiceServicer_to_server(
         ExchangeService(gateway, gateway.exchange, gateway.fetch, gateway.events,
-                        gateway.limiter), server)
+                        gateway.limiter, gateway.carrier), server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditService(gateway, gateway.audit_reader), server)
     network_pb2_grpc.add_NetworkServiceServicer_to_server(

@@ -4,11 +4,16 @@ Every statement an agency signs (manifest, access request, decision) is opened h
 checks are the same everywhere: known payload type, supported algorithm, a signer registered in
 the directory, the signer is the caller, the signing certificate is within its validity and not
 revoked, the signature verifies over the exact bytes, and only then are the bytes decoded.
+
+An agency homed at another member, for whom that member's gateway calls (`Call.via`), signs
+with a certificate this gateway knows from its replica of that member's directory: the current
+one, or one the agency retired, for a statement it says it signed before the retirement.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,7 +23,7 @@ from gateway.context import Call
 from gateway.identity import Authenticator
 from gateway.models import Agency
 from gateway.v1 import envelope_pb2
-from govshare import envelopes, errors, signing
+from govshare import envelopes, errors, signing, times
 
 
 class Signers(Protocol):
@@ -43,11 +48,13 @@ class StatementOpener:
 
         1. the envelope is present and of the expected payload type;
         2. it carries exactly one signature, with a supported algorithm;
-        3. the key id belongs to an agency registered in the directory;
+        3. the key id belongs to an agency registered in the directory (for an agency its home
+           gateway speaks for: is one of that agency's keys, current or retired, as replicated);
         4. that agency is the caller (PERMISSION_DENIED otherwise);
         5. its signing certificate is within its validity and not revoked (PERMISSION_DENIED);
         6. the signature verifies over the exact bytes (PERMISSION_DENIED otherwise);
-        7. the bytes decode as the statement.
+        7. the bytes decode as the statement;
+        8. a statement signed with a retired key says it was signed before the retirement.
         """
         if not envelope.payload:
             raise errors.InvalidArgument(f"{field} is required", field=field)
@@ -65,8 +72,14 @@ class StatementOpener:
                 f"{field} signature algorithm is not supported (use SIGNATURE_ALGORITHM_ED25519)",
                 reason="ALGORITHM_UNSUPPORTED", field=f"{field}.signatures.algorithm",
             )
-        signer = self._signers.by_key_id(signature.key_id)
+        signer, pem, retired = self._signer(call, signature.key_id)
         caller = call.caller
+        if signer is None and call.via is not None:
+            raise errors.PermissionDenied(
+                f"{field} is not signed with a signing key of {caller.agency_name}, as its home"
+                f" gateway {call.via.identity.id} lists them: sign with your own signing key",
+                reason="SIGNER_NOT_CALLER", field=field,
+            )
         if signer is None:
             raise errors.PermissionDenied(
                 f"{field} is signed by a key no registered agency holds",
@@ -78,7 +91,7 @@ class StatementOpener:
                 " sign with your own signing key",
                 reason="SIGNER_NOT_CALLER", field=field,
             )
-        certificate, key = _registered(signer.signing_certificate_pem)
+        certificate, key = _registered(pem)
         self.check_signing_certificate(signer.id, certificate, errors.PermissionDenied, field,
                                        call.time)
         try:
@@ -89,7 +102,27 @@ class StatementOpener:
                 f"{field} signature does not verify with the signer's registered certificate",
                 reason="SIGNATURE_INVALID", field=field,
             ) from exc
-        return envelopes.decode(envelope, payload_type, field)
+        statement = envelopes.decode(envelope, payload_type, field)
+        if retired:
+            _check_signed_before(statement, retired, signer.id, field)
+        return statement
+
+    def _signer(self, call: Call, key_id: str) -> tuple[Agency | None, str, str]:
+        """The agency holding signing key `key_id`, the certificate of that key (PEM) and, for
+        a key the agency retired, when it did ("" for a current key): from the directory, or
+        for an agency another member's gateway speaks for, from its replicated entry."""
+        if call.via is None:
+            signer = self._signers.by_key_id(key_id)
+            return signer, signer.signing_certificate_pem if signer else "", ""
+        agency = call.agency
+        if agency is None:
+            return None, "", ""
+        if agency.signing_key_id == key_id:
+            return agency, agency.signing_certificate_pem, ""
+        for retired in json.loads(agency.previous_signing_certificates):
+            if retired["key_id"] == key_id:
+                return agency, retired["certificate_pem"], retired["retire_time"]
+        return None, "", ""
 
     def check_signing_certificate(
         self, agency_id: str, certificate: x509.Certificate,
@@ -110,6 +143,16 @@ class StatementOpener:
         if self._authenticator.revoked(certificate):
             raise refusal(f"the signing certificate of agency {agency_id} has been revoked:"
                           f" {renew}", reason="SIGNING_CERTIFICATE_REVOKED", field=field)
+
+
+def _check_signed_before(statement: Any, retire_time: str, agency_id: str, field: str) -> None:
+    """A statement signed with a retired key must say it was signed before the retirement."""
+    signed = times.from_timestamp(statement.create_time, f"{field}.create_time")
+    if signed >= times.from_text(retire_time):
+        raise errors.PermissionDenied(
+            f"{field} is signed with a key agency {agency_id} retired at {retire_time}, but says"
+            " it was signed after that: sign with the agency's current key",
+            reason="SIGNING_KEY_RETIRED", field=field)
 
 
 @functools.lru_cache(maxsize=4096)

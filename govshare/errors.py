@@ -125,6 +125,17 @@ class Unavailable(GatewayError):
     reason = "UNAVAILABLE"
 
 
+class FromMember(GatewayError):
+    """Another member's gateway refused a call carried there for an agency: its answer passed
+    on as it came (status, reason, metadata), the message naming the member."""
+
+    reason = "MEMBER_REFUSED"
+
+    def __init__(self, code: str, message: str, *, reason: str = "", **metadata: object):
+        super().__init__(message, reason=reason, **metadata)
+        self.code = code
+
+
 class NetworkConfigurationRejected(GatewayError):
     """A signed network configuration was refused; the subclass and reason say which rule."""
 

@@ -51,6 +51,7 @@ def _event_proto(leaf_index: int, data: bytes) -> audit_pb2.AuditEvent:
         reason=fields.get("reason", ""),
         request_digest=fields.get("request_digest", ""),
         envelope_ids=fields.get("envelopes", []),
+        via=fields.get("via", ""),
         agencies=list(dict.fromkeys(
             [*_actor_agency(fields["actor"]), *(s for s in subjects if _names_agency(s))]
         )),

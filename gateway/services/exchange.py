@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from gateway.carrier import Carrier
 from gateway.context import Call
 from gateway.events import Events
 from gateway.exchange import Exchange, decode_statement, require_parent
@@ -37,6 +38,7 @@ def request_proto(row: AccessRequest, at: datetime) -> exchange_pb2.AccessReques
         grant=row.grant_name or "",
         create_time=times.to_timestamp(row.create_time),
         decide_time=times.to_timestamp(row.decide_time),
+        network_member=row.member or "",
     )
     if row.signed_decision:
         message.signed_decision.ParseFromString(row.signed_decision)
@@ -60,20 +62,28 @@ def grant_proto(row: Grant) -> exchange_pb2.Grant:
         revoke_reason=row.revoke_reason,
         max_classification=enum_value(catalog_pb2.Classification, row.max_classification),
         max_sharing_type=enum_value(catalog_pb2.SharingType, row.max_sharing_type),
+        network_member=row.member or "",
     )
 
 
 class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
+    """The exchange RPCs; a call about what an agency of another member holds goes there
+    (`carrier`), the others to this gateway's domain."""
+
     def __init__(self, gateway: Gateway, exchange: Exchange, fetcher: Fetcher, events: Events,
-                 limiter: Limiter):
+                 limiter: Limiter, carrier: Carrier):
         self.gateway = gateway
         self._exchange = exchange
         self._fetcher = fetcher
         self._events = events
         self._limiter = limiter
+        self._carrier = carrier
 
-    @rpc("exchange.request.create")
+    @rpc("exchange.request.create", on_behalf=True)
     def CreateAccessRequest(self, request: Any, call: Call) -> Any:
+        member = self._carrier.member_for_statement(call, request.signed_statement)
+        if member is not None:
+            return self._carrier.create(call, request, member)
         created = self._exchange.create_request(
             call, request.parent, request.signed_statement, request.validate_only)
         response = exchange_pb2.CreateAccessRequestResponse(
@@ -82,18 +92,21 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
             response.grant.CopyFrom(grant_proto(created.grant))
         return response
 
-    @rpc("exchange.request.get")
+    @rpc("exchange.request.get", on_behalf=True)
     def GetAccessRequest(self, request: Any, call: Call) -> Any:
+        member = self._carrier.member_for_request(call, request.name)
+        if member is not None:
+            return self._carrier.get(call, request, member)
         row = self._exchange.get_request(call, request.name)
         return exchange_pb2.GetAccessRequestResponse(
             access_request=request_proto(row, call.time))
 
-    @rpc("exchange.request.list")
+    @rpc("exchange.request.list", on_behalf=True)
     def ListAccessRequests(self, request: Any, call: Call) -> Any:
         page = self._exchange.list_requests(call, request)
         return exchange_pb2.ListAccessRequestsResponse(
             access_requests=[request_proto(row, call.time) for row in page.items],
-            next_page_token=page.next_page_token)
+            next_page_token=page.next_page_token, stale_members=self._stale(call, request))
 
     @rpc("exchange.request.approve")
     def ApproveAccessRequest(self, request: Any, call: Call) -> Any:
@@ -110,31 +123,45 @@ class ExchangeService(exchange_pb2_grpc.ExchangeServiceServicer):
         return exchange_pb2.DenyAccessRequestResponse(
             access_request=request_proto(decided.request, call.time))
 
-    @rpc("exchange.request.withdraw")
+    @rpc("exchange.request.withdraw", on_behalf=True)
     def WithdrawAccessRequest(self, request: Any, call: Call) -> Any:
+        member = self._carrier.member_for_request(call, request.name)
+        if member is not None:
+            return self._carrier.withdraw(call, request, member)
         row = self._exchange.withdraw_request(call, request.name, request.reason)
         return exchange_pb2.WithdrawAccessRequestResponse(
             access_request=request_proto(row, call.time))
 
-    @rpc("exchange.grant.list")
+    @rpc("exchange.grant.list", on_behalf=True)
     def ListGrants(self, request: Any, call: Call) -> Any:
         page = self._exchange.list_grants(call, request)
         return exchange_pb2.ListGrantsResponse(grants=map(grant_proto, page.items),
-                                               next_page_token=page.next_page_token)
+                                               next_page_token=page.next_page_token,
+                                               stale_members=self._stale(call, request))
 
     @rpc("exchange.grant.revoke", allow=(AGENCY, ADMIN))
     def RevokeGrant(self, request: Any, call: Call) -> Any:
         row = self._exchange.revoke_grant(call, request.name, request.reason)
         return exchange_pb2.RevokeGrantResponse(grant=grant_proto(row))
 
-    @rpc("exchange.fetch")
+    @rpc("exchange.fetch", on_behalf=True)
     def FetchDataset(self, request: Any, call: Call) -> Iterator[Any]:
         with self._limiter.stream(call.caller.uri):
-            yield from self._fetcher.serve(call, request.dataset, request.offset,
-                                           request.exchange)
+            member = self._carrier.member_for_dataset(call, request.dataset)
+            if member is not None:
+                yield from self._carrier.relay(call, request, member)
+            else:
+                yield from self._fetcher.serve(call, request.dataset, request.offset,
+                                               request.exchange)
 
     @rpc("exchange.watch")
     def WatchEvents(self, request: Any, call: Call) -> Iterator[Any]:
         require_parent(call, request.parent)
         with self._limiter.stream(call.caller.uri):
             yield from self._events.watch(call, request.cursor, list(request.follow))
+
+    def _stale(self, call: Call, request: Any) -> list[str]:
+        """The members whose copies an outgoing listing may show out of date."""
+        if request.direction != exchange_pb2.DIRECTION_OUTGOING:
+            return []
+        return self._carrier.stale_members(call)

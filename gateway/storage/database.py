@@ -138,12 +138,14 @@ def migrate(db: sqlite_utils.Database) -> None:
     schema.MIGRATIONS.apply(db)
 
 
-def insert(conn: sqlite3.Connection, table: str, model: Any, skip: tuple[str, ...] = ()) -> None:
+def insert(conn: sqlite3.Connection, table: str, model: Any, skip: tuple[str, ...] = (),
+           on_conflict: str = "") -> None:
     """Insert a model (gateway.models) as one row of `table`, each field its column but those
-    in `skip` (assigned by the database, or read with the row from elsewhere)."""
+    in `skip` (assigned by the database, or read with the row from elsewhere); `on_conflict`,
+    an upsert clause, says what an existing row takes of it."""
     columns = [field.name for field in dataclasses.fields(model) if field.name not in skip]
     marks = ", ".join("?" for _ in columns)
-    conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+    conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){on_conflict}",
                  [getattr(model, column) for column in columns])
 
 

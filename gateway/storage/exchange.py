@@ -33,8 +33,9 @@ _DERIVED = ("seq", "effective_state")
 effective state is derived when reading."""
 
 
-def insert_access_request(conn: sqlite3.Connection, request: AccessRequest) -> None:
-    insert(conn, "access_requests", request, skip=_DERIVED)
+def insert_access_request(conn: sqlite3.Connection, request: AccessRequest,
+                          on_conflict: str = "") -> None:
+    insert(conn, "access_requests", request, skip=_DERIVED, on_conflict=on_conflict)
 
 
 def get_access_request(conn: sqlite3.Connection, name: str, now: str) -> AccessRequest | None:
@@ -87,8 +88,8 @@ def list_access_requests(
 # -- grants --------------------------------------------------------------------------------------
 
 
-def insert_grant(conn: sqlite3.Connection, grant: Grant) -> None:
-    insert(conn, "grants", grant, skip=_DERIVED)
+def insert_grant(conn: sqlite3.Connection, grant: Grant, on_conflict: str = "") -> None:
+    insert(conn, "grants", grant, skip=_DERIVED, on_conflict=on_conflict)
 
 
 def get_grant(conn: sqlite3.Connection, name: str, now: str) -> Grant | None:
@@ -199,3 +200,48 @@ def count_pending(conn: sqlite3.Connection, requester: str, owner: str) -> int:
         " WHERE requester = ? AND owner = ? AND state = 'PENDING'",
         (requester, owner),
     ).fetchone()[0]
+
+
+# -- copies of requests and grants carried to other members --------------------------------------
+
+
+def put_forwarded_request(conn: sqlite3.Connection, request: AccessRequest) -> None:
+    """Insert or update the copy of a request its member holds (its `member` set); a copy keeps
+    its place in the listing (its seq) and changes only as its member decides or closes it."""
+    insert_access_request(conn, request, on_conflict=(
+        " ON CONFLICT (name) DO UPDATE SET state = excluded.state,"
+        " state_reason = excluded.state_reason, decide_deadline = excluded.decide_deadline,"
+        " signed_decision = excluded.signed_decision, grant_name = excluded.grant_name,"
+        " decide_time = excluded.decide_time"))
+
+
+def put_forwarded_grant(conn: sqlite3.Connection, grant: Grant) -> None:
+    """Insert or update the copy of a grant its member gave (its `member` set); only its state
+    and revocation change."""
+    insert_grant(conn, grant, on_conflict=(
+        " ON CONFLICT (name) DO UPDATE SET state = excluded.state,"
+        " revoke_time = excluded.revoke_time, revoke_reason = excluded.revoke_reason"))
+
+
+def forwarded_pending(conn: sqlite3.Connection, member: str, now: str) -> list[AccessRequest]:
+    """The copies of requests `member` holds that were PENDING when it last answered."""
+    return every(conn.execute(
+        f"{_REQUEST_SELECT} WHERE r.member = :member AND r.state = 'PENDING' ORDER BY r.seq",
+        {"member": member, "now": now}), AccessRequest)
+
+
+def forwarded_grantees(conn: sqlite3.Connection, member: str, now: str) -> list[str]:
+    """The agency ids holding grants `member` gave that were in force when it last answered."""
+    return [row[0] for row in conn.execute(
+        "SELECT DISTINCT grantee FROM grants WHERE member = ? AND state = 'ACTIVE'"
+        " AND expire_time > ?", (member, now))]
+
+
+def open_members(conn: sqlite3.Connection, agency: str, now: str) -> list[str]:
+    """The members holding requests of agency id `agency` still PENDING, or grants to it still
+    in force, as they last answered: those whose answers may have changed since."""
+    return [row[0] for row in conn.execute(
+        "SELECT member FROM access_requests WHERE member IS NOT NULL AND requester = ?"
+        " AND state = 'PENDING' UNION SELECT member FROM grants WHERE member IS NOT NULL"
+        " AND grantee = ? AND state = 'ACTIVE' AND expire_time > ? ORDER BY 1",
+        (agency, agency, now))]

@@ -616,3 +616,31 @@ def _network_replicas(db: Database) -> None:
     )
     # The merged catalog lists newest first by first publication, local and replicated alike.
     db.execute("CREATE INDEX datasets_created ON datasets (create_time, seq)")
+
+
+@MIGRATIONS(name="0018_exchanges_across_members")
+def _exchanges_across_members(db: Database) -> None:
+    # Exchanges cross members: an agency homed at another member asks for this gateway's
+    # datasets through its own gateway, and this gateway's agencies for other members'
+    # datasets through this one. Either way one side of a request, grant or exchange is an
+    # agency (and a dataset) of another member, which names a replica row or nothing this
+    # gateway holds, never an agencies or datasets row.
+    db["grants"].transform(drop_foreign_keys=["grantee", "owner", "dataset"])
+    db["access_requests"].transform(drop_foreign_keys=["requester", "owner"])
+    db["exchanges"].transform(drop_foreign_keys=["requester"])
+
+
+@MIGRATIONS(name="0019_forwarded_requests")
+def _forwarded_requests(db: Database) -> None:
+    # A request this gateway carried to another member for one of its agencies, and the grant
+    # that member gave, are kept here as that member last answered, beside the local ones
+    # (so that the requester's listings merge both in one order, with one page token),
+    # `member` naming the member that holds and decides them (NULL: this gateway's own).
+    db.execute("ALTER TABLE access_requests ADD COLUMN member TEXT")
+    db.execute("ALTER TABLE grants ADD COLUMN member TEXT")
+    # What the requester's gateway asks its members about: requests still waiting for a
+    # decision, and grants still in force.
+    db.execute("CREATE INDEX access_requests_forwarded ON access_requests (member)"
+               " WHERE member IS NOT NULL AND state = 'PENDING'")
+    db.execute("CREATE INDEX grants_forwarded ON grants (member, grantee)"
+               " WHERE member IS NOT NULL AND state = 'ACTIVE'")

@@ -20,7 +20,7 @@ OUTCOME_ALLOWED: Outcome
 OUTCOME_REFUSED: Outcome
 
 class AuditEvent(_message.Message):
-    __slots__ = ("name", "leaf_index", "record", "create_time", "actor", "action", "resources", "outcome", "reason", "request_digest", "envelope_ids", "agencies")
+    __slots__ = ("name", "leaf_index", "record", "create_time", "actor", "action", "resources", "outcome", "reason", "request_digest", "envelope_ids", "agencies", "via")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class AuditEvent(_message.Message):
     REQUEST_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_IDS_FIELD_NUMBER: _ClassVar[int]
     AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
     name: str
     leaf_index: int
     record: bytes
@@ -45,7 +46,8 @@ class AuditEvent(_message.Message):
     request_digest: str
     envelope_ids: _containers.RepeatedScalarFieldContainer[str]
     agencies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., leaf_index: _Optional[int] = ..., record: _Optional[bytes] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., resources: _Optional[_Iterable[str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reason: _Optional[str] = ..., request_digest: _Optional[str] = ..., envelope_ids: _Optional[_Iterable[str]] = ..., agencies: _Optional[_Iterable[str]] = ...) -> None: ...
+    via: str
+    def __init__(self, name: _Optional[str] = ..., leaf_index: _Optional[int] = ..., record: _Optional[bytes] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., resources: _Optional[_Iterable[str]] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reason: _Optional[str] = ..., request_digest: _Optional[str] = ..., envelope_ids: _Optional[_Iterable[str]] = ..., agencies: _Optional[_Iterable[str]] = ..., via: _Optional[str] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "actor", "agency", "dataset", "action", "outcome", "start_time", "end_time")

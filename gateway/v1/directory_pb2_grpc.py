@@ -84,7 +84,8 @@ class DirectoryServiceServicer:
     """
 
     def GetAgency(self, request, context):
-        """Returns one agency.
+        """Returns one agency: one of this gateway's, or one another member of the network serves, as
+        this gateway replicated it (network_member naming the member).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -153,7 +153,7 @@ class DecisionStatement(_message.Message):
     def __init__(self, access_request: _Optional[str] = ..., outcome: _Optional[_Union[DecisionOutcome, str]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nonce: _Optional[bytes] = ...) -> None: ...
 
 class AccessRequest(_message.Message):
-    __slots__ = ("name", "requester", "owner", "dataset", "statement", "signed_statement", "state", "state_reason", "decide_deadline", "overdue", "signed_decision", "grant", "create_time", "decide_time")
+    __slots__ = ("name", "requester", "owner", "dataset", "statement", "signed_statement", "state", "state_reason", "decide_deadline", "overdue", "signed_decision", "grant", "create_time", "decide_time", "network_member")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,7 @@ class AccessRequest(_message.Message):
     GRANT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MEMBER_FIELD_NUMBER: _ClassVar[int]
     name: str
     requester: str
     owner: str
@@ -182,7 +183,8 @@ class AccessRequest(_message.Message):
     grant: str
     create_time: _timestamp_pb2.Timestamp
     decide_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., statement: _Optional[_Union[AccessRequestStatement, _Mapping]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., state: _Optional[_Union[AccessRequestState, str]] = ..., state_reason: _Optional[str] = ..., decide_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., signed_decision: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., grant: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    network_member: str
+    def __init__(self, name: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., statement: _Optional[_Union[AccessRequestStatement, _Mapping]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., state: _Optional[_Union[AccessRequestState, str]] = ..., state_reason: _Optional[str] = ..., decide_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., signed_decision: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., grant: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., network_member: _Optional[str] = ...) -> None: ...
 
 class GrantStatement(_message.Message):
     __slots__ = ("grant", "grantee", "owner", "dataset", "fields", "access_request", "basis", "create_time", "expire_time", "max_classification", "max_sharing_type")
@@ -211,7 +213,7 @@ class GrantStatement(_message.Message):
     def __init__(self, grant: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., access_request: _Optional[str] = ..., basis: _Optional[_Union[GrantBasis, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_classification: _Optional[_Union[_catalog_pb2.Classification, str]] = ..., max_sharing_type: _Optional[_Union[_catalog_pb2.SharingType, str]] = ...) -> None: ...
 
 class Grant(_message.Message):
-    __slots__ = ("name", "grantee", "owner", "dataset", "access_request", "fields", "state", "signed_statement", "create_time", "expire_time", "revoke_time", "revoke_reason", "max_classification", "max_sharing_type")
+    __slots__ = ("name", "grantee", "owner", "dataset", "access_request", "fields", "state", "signed_statement", "create_time", "expire_time", "revoke_time", "revoke_reason", "max_classification", "max_sharing_type", "network_member")
     NAME_FIELD_NUMBER: _ClassVar[int]
     GRANTEE_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +228,7 @@ class Grant(_message.Message):
     REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
     MAX_CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
     MAX_SHARING_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MEMBER_FIELD_NUMBER: _ClassVar[int]
     name: str
     grantee: str
     owner: str
@@ -240,10 +243,11 @@ class Grant(_message.Message):
     revoke_reason: str
     max_classification: _catalog_pb2.Classification
     max_sharing_type: _catalog_pb2.SharingType
-    def __init__(self, name: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., access_request: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., max_classification: _Optional[_Union[_catalog_pb2.Classification, str]] = ..., max_sharing_type: _Optional[_Union[_catalog_pb2.SharingType, str]] = ...) -> None: ...
+    network_member: str
+    def __init__(self, name: _Optional[str] = ..., grantee: _Optional[str] = ..., owner: _Optional[str] = ..., dataset: _Optional[str] = ..., access_request: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., signed_statement: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_reason: _Optional[str] = ..., max_classification: _Optional[_Union[_catalog_pb2.Classification, str]] = ..., max_sharing_type: _Optional[_Union[_catalog_pb2.SharingType, str]] = ..., network_member: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin", "fields", "delivered_sha256", "delivered_size")
+    __slots__ = ("exchange", "requester", "owner", "dataset_version", "content_sha256", "content_size", "grant", "complete_time", "audit_leaf_index", "audit_log_origin", "fields", "delivered_sha256", "delivered_size", "carriers")
     EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +261,7 @@ class Receipt(_message.Message):
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_SHA256_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CARRIERS_FIELD_NUMBER: _ClassVar[int]
     exchange: str
     requester: str
     owner: str
@@ -270,7 +275,8 @@ class Receipt(_message.Message):
     fields: _containers.RepeatedScalarFieldContainer[str]
     delivered_sha256: bytes
     delivered_size: int
-    def __init__(self, exchange: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset_version: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., grant: _Optional[str] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_leaf_index: _Optional[int] = ..., audit_log_origin: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., delivered_sha256: _Optional[bytes] = ..., delivered_size: _Optional[int] = ...) -> None: ...
+    carriers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, exchange: _Optional[str] = ..., requester: _Optional[str] = ..., owner: _Optional[str] = ..., dataset_version: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., content_size: _Optional[int] = ..., grant: _Optional[str] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., audit_leaf_index: _Optional[int] = ..., audit_log_origin: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., delivered_sha256: _Optional[bytes] = ..., delivered_size: _Optional[int] = ..., carriers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateAccessRequestRequest(_message.Message):
     __slots__ = ("parent", "signed_statement", "validate_only")
@@ -321,12 +327,14 @@ class ListAccessRequestsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., state: _Optional[_Union[AccessRequestState, str]] = ..., overdue_only: _Optional[bool] = ..., dataset: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListAccessRequestsResponse(_message.Message):
-    __slots__ = ("access_requests", "next_page_token")
+    __slots__ = ("access_requests", "next_page_token", "stale_members")
     ACCESS_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STALE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     access_requests: _containers.RepeatedCompositeFieldContainer[AccessRequest]
     next_page_token: str
-    def __init__(self, access_requests: _Optional[_Iterable[_Union[AccessRequest, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    stale_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, access_requests: _Optional[_Iterable[_Union[AccessRequest, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., stale_members: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApproveAccessRequestRequest(_message.Message):
     __slots__ = ("name", "signed_decision")
@@ -389,12 +397,14 @@ class ListGrantsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., state: _Optional[_Union[GrantState, str]] = ..., dataset: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListGrantsResponse(_message.Message):
-    __slots__ = ("grants", "next_page_token")
+    __slots__ = ("grants", "next_page_token", "stale_members")
     GRANTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STALE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     grants: _containers.RepeatedCompositeFieldContainer[Grant]
     next_page_token: str
-    def __init__(self, grants: _Optional[_Iterable[_Union[Grant, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    stale_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, grants: _Optional[_Iterable[_Union[Grant, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., stale_members: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RevokeGrantRequest(_message.Message):
     __slots__ = ("name", "reason")

@@ -23,7 +23,11 @@ ALLOWED = "ALLOWED"
 REFUSED = "REFUSED"
 ANONYMOUS = "urn:govshare:anonymous"
 FORMAT_VERSION = 1
-"""Field `v` of every record this code writes."""
+"""Field `v` of every record this code writes without `via`: their bytes are those earlier
+releases wrote."""
+VIA_FORMAT_VERSION = 2
+"""Field `v` of a record with `via` (a call a member gateway carried for one of its agencies):
+version 1 plus that one key, so that a reader of version 1 records sees it is not one."""
 NEW_ORIGIN = "audit.new_origin"
 """The action of the first leaf under a new origin; its reason holds the signed checkpoint the
 previous origin ended with."""
@@ -58,6 +62,9 @@ class Event:
     """Agency resource names concerned besides those derived from `resources`."""
     time: str = field(default_factory=lambda: times.to_text(times.utcnow()))
     """When it happened (times.to_text form)."""
+    via: str = ""
+    """Identity URI of the member gateway that carried the call for the actor, an agency homed
+    at that member (empty: the actor called this gateway itself)."""
     subjects: list[str] = field(init=False, compare=False)
     """Every agency and dataset the event concerns (derived)."""
     record: bytes = field(init=False, compare=False, repr=False)
@@ -90,11 +97,13 @@ class Event:
         """Compact JSON with sorted keys, written out in key order: the same bytes as
         json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives (a test
         holds it to that), in a third of the time; every append pays for it."""
+        carried = f',"v":{VIA_FORMAT_VERSION},"via":{_text(self.via)}' if self.via else \
+            f',"v":{FORMAT_VERSION}'
         return (f'{{"action":{_text(self.action)},"actor":{_text(self.actor)},'
                 f'"envelopes":{_texts(self.envelope_ids)},"outcome":{_text(self.outcome)},'
                 f'"reason":{_text(self.reason)},"request_digest":{_text(self.request_digest)},'
                 f'"resources":{_texts(self.resources)},"subjects":{_texts(self.subjects)},'
-                f'"time":{_text(self.time)},"v":{FORMAT_VERSION}}}').encode()
+                f'"time":{_text(self.time)}{carried}}}').encode()
 
 
 def _texts(items: Iterable[str]) -> str:

@@ -4,8 +4,10 @@ One network holds an owner with datasets, a requester with a grant and a pending
 agencies of the same and of another region, a suspended agency, staff, a revoked certificate, a
 certificate of a foreign CA and a connection without one. Its gateway is a member of a national
 network whose configuration names one other member, bj-gateway: the peer column presents
-bj-gateway's certificates (no bj-gateway runs: a peer is a caller here), and a gateway the
-CA issued but the configuration does not name presents its own. Each cell of
+bj-gateway's certificates (no bj-gateway runs: a peer is a caller here), as itself, for
+bj-remote (an agency of bj-gateway's region, taken into the gateway's replicas as bj-gateway's
+own) and for an agency of the gateway itself; an agency claims to speak for another; and a
+gateway the CA issued but the configuration does not name presents its own. Each cell of
 `tests.support.authorization.TABLE` is one valid request of that RPC sent by that caller; the
 outcome must be the cell's, and a refusal that reached the gateway must have left exactly one
 REFUSED audit event, naming the caller and carrying the reason.
@@ -13,6 +15,7 @@ REFUSED audit event, naming the caller and carrying the reason.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
@@ -29,6 +32,7 @@ from agencies.errors import from_rpc_error
 from agencies.sim.roster import AgencySpec
 from certs.ca import CertificateAuthority
 from gateway import config as config_module
+from gateway.identity import ON_BEHALF_KEY
 from gateway.network import add_agency
 from gateway.server import create_server
 from gateway.v1 import (
@@ -47,7 +51,7 @@ from gateway.v1 import (
     witness_pb2,
     witness_pb2_grpc,
 )
-from govshare import envelopes
+from govshare import envelopes, times
 from govshare.signing import SigningKey
 from govshare.transparency import merkle, note, record
 from tests.support import security as support
@@ -78,6 +82,11 @@ CAST = [
 AGENCY_COLUMNS = {"owner": "gd-health", "requester": "js-stats", "same_region": "sz-market",
                   "other_region": "zj-stats", "suspended": "gz-police", "revoked": "hz-water"}
 GATEWAY_COLUMNS = {"peer": PEER, "outsider": OUTSIDER}
+REMOTE = AgencySpec("bj-remote", "Beijing Municipal Bureau of Statistics", "110000")
+"""An agency homed at the peer, which the peer column speaks for."""
+CLAIMS = {"peer_for_agency": (PEER, REMOTE.id), "peer_for_other": (PEER, "js-stats"),
+          "agency_claiming": ("js-stats", "zj-stats")}
+"""The columns that send govshare-on-behalf-of: (who calls, the agency it claims)."""
 
 
 @dataclass
@@ -89,6 +98,8 @@ class Caller:
     name: str
     key: SigningKey | None
     channel: grpc.Channel
+    via: str = ""
+    """The gateway carrying the calls, for a peer speaking for its agency (the caller then)."""
     directory: Any = field(init=False)
     catalog: Any = field(init=False)
     exchange: Any = field(init=False)
@@ -168,6 +179,25 @@ def member_network(tmp_path: Path) -> Iterator[Network]:
         network.close()
 
 
+def _replicate_remote(network: Any) -> SigningKey:
+    """REMOTE, its certificates issued by the national CA, taken into the gateway's replicas as
+    an agency of the peer, as a pull from it would; its signing key."""
+    folder = add_agency(network.layout, REMOTE)
+    member = network.gateway.network.current.member(PEER)
+    now = times.utcnow()
+    agency = directory_pb2.Agency(
+        name=f"agencies/{REMOTE.id}", display_name=REMOTE.display_name,
+        region_code=REMOTE.region_code,
+        signing_certificate_pem=(folder / "signing.pem").read_text(),
+        signing_key_id=SigningKey.load(folder / "signing.key").key_id,
+        state=directory_pb2.AGENCY_STATE_ACTIVE, create_time=times.to_timestamp(now),
+        update_time=times.to_timestamp(now))
+    refused = network.gateway.replicas.apply(
+        member, [replication_pb2.NetworkChange(position=1, agency=agency)], 1, "matrix", now)
+    assert refused == 0
+    return SigningKey.load(folder / "signing.key")
+
+
 def _world(network: Any) -> World:
     owner, requester, admin = network.agency("gd-health"), network.agency("js-stats"), \
         network.admin()
@@ -207,8 +237,45 @@ def _callers(network: Any, tmp_path: Path) -> list[Caller]:
         "no_certificate": Caller("no_certificate", "", "", None, grpc.secure_channel(
             network.target, grpc.ssl_channel_credentials(root), options)),
     }
+    remote_key = _replicate_remote(network)
+    for column, (who, claimed) in CLAIMS.items():
+        base = extra.get("peer") if who == PEER else Caller.of(column, clients["requester"])
+        acting = column == "peer_for_agency"
+        extra[column] = Caller(
+            column, f"urn:govshare:agency:{claimed}" if acting else base.uri,
+            f"agencies/{claimed}" if acting else base.name, remote_key if acting else base.key,
+            grpc.intercept_channel(base.channel, _Claiming(f"agencies/{claimed}")),
+            via=base.uri if acting else "")
     return [extra[column] if column in extra else Caller.of(column, clients[column])
             for column in COLUMNS]
+
+
+class _Details(collections.namedtuple(
+        "_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                     "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class _Claiming(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                grpc.StreamUnaryClientInterceptor):
+    """Adds govshare-on-behalf-of to every call of a channel."""
+
+    def __init__(self, agency: str):
+        self._metadata = ((ON_BEHALF_KEY, agency),)
+
+    def _claim(self, details: Any) -> _Details:
+        return _Details(details.method, details.timeout,
+                        (*(details.metadata or ()), *self._metadata), details.credentials,
+                        details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._claim(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._claim(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._claim(details), requests)
 
 
 def _gateway_caller(network: Any, column: str, gateway_id: str) -> Caller:
@@ -490,8 +557,9 @@ def _audit_problem(leaves: list[dict[str, Any]], caller: Caller, action: str,
     if len(leaves) != 1:
         return f"{len(leaves)} audit events instead of the one refusal"
     leaf = leaves[0]
-    seen = (leaf["actor"], leaf["action"], leaf["outcome"], leaf["reason"].split(":")[0])
-    wanted = (caller.uri, action, record.REFUSED, reason)
+    seen = (leaf["actor"], leaf.get("via", ""), leaf["action"], leaf["outcome"],
+            leaf["reason"].split(":")[0])
+    wanted = (caller.uri, caller.via, action, record.REFUSED, reason)
     return "" if seen == wanted else f"audit event {seen}, expected {wanted}"
 
 
@@ -517,8 +585,8 @@ def test_every_rpc_as_every_caller(member_network, tmp_path):
                         wrong.append(f"{row.rpc} as {caller.column}: {problem}")
     finally:
         for caller in callers:
-            if caller.column not in (*AGENCY_COLUMNS, "admin", "auditor"):
-                caller.channel.close()  # the others are the network's clients
+            if caller.column not in (*AGENCY_COLUMNS, "admin", "auditor", *CLAIMS):
+                caller.channel.close()  # the others are the network's clients or theirs
     assert not wrong, "\n".join(wrong)
 
 

@@ -27,6 +27,9 @@ COLUMNS: dict[str, str] = {
     "admin": "Admin",
     "auditor": "Auditor",
     "peer": "Peer gateway",
+    "peer_for_agency": "Peer for its agency",
+    "peer_for_other": "Peer for an agency not its own",
+    "agency_claiming": "Agency claiming to speak for one",
     "outsider": "Gateway not a member",
     "revoked": "Revoked certificate",
     "foreign_ca": "Foreign-CA certificate",
@@ -47,6 +50,13 @@ CAST: dict[str, str] = {
     "auditor": "a staff certificate with the `auditor` role: reads the audit log",
     "peer": "gateway bj-gateway: another member of the gateway's network, calling with the TLS"
             " certificate the network configuration names for it",
+    "peer_for_agency": "bj-gateway calling with `govshare-on-behalf-of: agencies/bj-remote`, an"
+                       " agency homed at bj-gateway (110000) as the gateway's replicas say,"
+                       " signing with bj-remote's key: no dealings with the owner",
+    "peer_for_other": "bj-gateway calling with `govshare-on-behalf-of: agencies/js-stats`, an"
+                      " agency of the gateway itself, not of bj-gateway",
+    "agency_claiming": "agency js-stats (the requester) calling with `govshare-on-behalf-of:"
+                       " agencies/zj-stats`",
     "outsider": "gateway sh-gateway: a gateway certificate of the national CA that the"
                 " configuration does not name",
     "revoked": "agency hz-water (330100): registered, its TLS certificate revoked in the CRL",
@@ -67,12 +77,28 @@ HIDDEN = "PERMISSION_DENIED DATASET_NOT_VISIBLE"
 NOT_PARTY = "PERMISSION_DENIED NOT_A_PARTY"
 NOT_VISIBLE = "PERMISSION_DENIED EVENT_NOT_VISIBLE"
 NOT_IN_NETWORK = "PERMISSION_DENIED PEER_NOT_IN_NETWORK"
+NOT_CARRIED = "PERMISSION_DENIED ON_BEHALF_NOT_ALLOWED"
 
 NO_CONNECTION = (REVOKED, HANDSHAKE, HANDSHAKE)
 """The last three columns: always the same, whatever the RPC."""
-GATEWAYS = (ROLE, NOT_IN_NETWORK, *NO_CONNECTION)
-"""The last five columns of every RPC but the witness's: a peer may call nothing else, and a
-gateway the configuration does not name is refused whatever it calls."""
+CLAIMS = ("PERMISSION_DENIED ON_BEHALF_AGENCY_NOT_HOMED", "PERMISSION_DENIED ON_BEHALF_NOT_A_PEER")
+"""A peer speaking for an agency not its own, and an agency claiming to speak for one: refused
+at the door whatever they call."""
+GATEWAYS = (ROLE, NOT_CARRIED, *CLAIMS, NOT_IN_NETWORK, *NO_CONNECTION)
+"""The last nine columns of every RPC a peer neither calls as itself nor carries for its
+agencies: a gateway the configuration does not name is refused whatever it calls."""
+
+
+def carried(for_agency: str) -> tuple[str, ...]:
+    """The last nine columns of an RPC a peer calls for one of its agencies: without saying
+    which it is refused; for its agency, the outcome is `for_agency`'s, that agency's own."""
+    return ("PERMISSION_DENIED ON_BEHALF_REQUIRED", for_agency, *CLAIMS, NOT_IN_NETWORK,
+            *NO_CONNECTION)
+
+
+PEERS_ONLY = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_CARRIED, *CLAIMS, NOT_IN_NETWORK,
+              *NO_CONNECTION)
+"""An RPC only a peer calls, as itself."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +124,9 @@ def _row(rpc: str, action: str, request: str, *cells: str) -> Row:
 
 
 # Columns:            owner, requester, same region, other region, suspended, admin, auditor,
-#                     then GATEWAYS (peer, gateway not a member, and NO_CONNECTION: revoked,
-#                     foreign CA, no certificate).
+#                     then GATEWAYS or carried(...) (peer, peer for its agency, CLAIMS: peer
+#                     for an agency not its own, agency claiming; gateway not a member, and
+#                     NO_CONNECTION: revoked, foreign CA, no certificate).
 TABLE: tuple[Row, ...] = (
     _row("DirectoryService.GetAgency", "directory.get",
          "name = the owner (owner: the agency named)",
@@ -141,13 +168,13 @@ TABLE: tuple[Row, ...] = (
     _row("ExchangeService.CreateAccessRequest", "exchange.request.create",
          "parent = the caller, a statement signed by the caller asking for the owner's"
          " CONDITIONAL dataset (staff send the requester's)",
-         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         "FAILED_PRECONDITION OWN_DATASET", OK, OK, OK, SUSPENDED, ROLE, ROLE, *carried(OK)),
     _row("ExchangeService.GetAccessRequest", "exchange.request.get",
          "name = the requester's pending request for the owner's dataset",
-         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         OK, OK, NOT_PARTY, NOT_PARTY, SUSPENDED, ROLE, ROLE, *carried(NOT_PARTY)),
     _row("ExchangeService.ListAccessRequests", "exchange.request.list",
          "parent = the owner, incoming requests",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *carried(NOT_PARENT)),
     _row("ExchangeService.ApproveAccessRequest", "exchange.request.approve",
          "name = a pending request for the owner's dataset, decision signed by the caller"
          " (staff send the owner's)",
@@ -159,10 +186,10 @@ TABLE: tuple[Row, ...] = (
          "name = a new pending request of the requester for the owner's dataset, with a reason"
          " (only the requester withdraws: the owner denies instead)",
          NOT_REQUESTER, OK, NOT_REQUESTER, NOT_REQUESTER, SUSPENDED, ROLE, ROLE,
-         *GATEWAYS),
+         *carried(NOT_REQUESTER)),
     _row("ExchangeService.ListGrants", "exchange.grant.list",
          "parent = the owner, grants given",
-         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
+         OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *carried(NOT_PARENT)),
     _row("ExchangeService.RevokeGrant", "exchange.grant.revoke",
          "name = an active grant to the requester on the owner's dataset (administrators may"
          " revoke any grant)",
@@ -171,7 +198,7 @@ TABLE: tuple[Row, ...] = (
          "dataset = the owner's CONFIDENTIAL dataset (only a grantee fetches; the owner reads"
          " its own dataset with GetDataset and ListDatasetVersions)",
          "FAILED_PRECONDITION OWN_DATASET", OK, NO_GRANT, NO_GRANT, SUSPENDED, ROLE, ROLE,
-         *GATEWAYS),
+         *carried(NO_GRANT)),
     _row("ExchangeService.WatchEvents", "exchange.watch",
          "parent = the owner, from the first event",
          OK, NOT_PARENT, NOT_PARENT, NOT_PARENT, SUSPENDED, ROLE, ROLE, *GATEWAYS),
@@ -197,10 +224,10 @@ TABLE: tuple[Row, ...] = (
     _row("WitnessService.AddCheckpoint", "witness.add_checkpoint",
          "old size 0 and a checkpoint of the peer's audit log signed by its audit key (every"
          " caller sends the peer's; the peer gets the witness's cosignature)",
-         ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
+         *PEERS_ONLY),
     _row("ReplicationService.ListNetworkChanges", "replication.list_changes",
          "from position 0: the agencies and shared datasets a member pulls (peers only)",
-         ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
+         *PEERS_ONLY),
 )
 
 
@@ -242,7 +269,17 @@ def render() -> str:
         "a gateway certificate of the national CA that the configuration does not name is",
         "refused `PEER_NOT_IN_NETWORK` whatever it calls. A peer may only ask the gateway,",
         "as its witness, to cosign its log's checkpoints (`WitnessService.AddCheckpoint`) and",
-        "pull its network changes (`ReplicationService.ListNetworkChanges`).",
+        "pull its network changes (`ReplicationService.ListNetworkChanges`), and call the",
+        "exchange RPCs an agency of its own reaches through it, for that agency",
+        "(`govshare-on-behalf-of`, `docs/FEDERATION.md`): creating, reading, listing and",
+        "withdrawing access requests, listing grants and fetching. Without naming one it is",
+        "refused `ON_BEHALF_REQUIRED` there. For its agency, the call is that agency's, under",
+        "the rules of any agency with no dealings with the owner (an agency homed at another",
+        "member: its requests and grants are kept here, its home gateway carries its calls);",
+        "its refusals are audited with the agency as actor and the peer as `via`. Every other",
+        "RPC is `ON_BEHALF_NOT_ALLOWED` for it. A peer speaking for an agency the gateway's",
+        "replicas do not hold as homed at that peer, and any caller but a peer sending the",
+        "metadata, are refused at the door whatever they call, the claimant as actor.",
         "",
         "| RPC | " + " | ".join(COLUMNS.values()) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",

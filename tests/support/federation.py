@@ -20,7 +20,7 @@ from gateway.national import CONFIGURATION_FILE, NETWORK_ID
 from gateway.national import audit_origin as origin
 from gateway.network import NetworkLayout, free_port, lay_out
 from gateway.server import GatewayServer, create_server
-from gateway.v1 import network_pb2
+from gateway.v1 import exchange_pb2_grpc, network_pb2
 from govshare.signing import SigningKey, write_private_pem
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import NoteVerifier
@@ -269,6 +269,18 @@ class Members:
 
     def target(self, gateway_id: str) -> str:
         return f"127.0.0.1:{self.ports[gateway_id]}"
+
+    def pull(self) -> None:
+        """Have every running member take the others' changes now."""
+        for gateway_id in self.servers:
+            self.gateway(gateway_id).replicator.pull()
+
+    def peer_exchange(self, caller_id: str, callee_id: str) -> Any:
+        """An ExchangeService stub of member `callee_id` over `caller_id`'s own pinned channel
+        to it: what `caller_id`'s gateway presents when it calls as a peer."""
+        caller = self.gateway(caller_id)
+        channel = caller.peer_channels.channel(caller.network.current.member(callee_id))
+        return exchange_pb2_grpc.ExchangeServiceStub(channel)
 
     def close(self) -> None:
         for gateway_id in list(self.servers):

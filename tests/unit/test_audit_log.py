@@ -262,18 +262,22 @@ text_tuples = st.lists(st.text(), max_size=4).map(tuple)
 @settings(max_examples=300, deadline=None)
 @given(actor=st.text(), action=st.text(), resources=text_tuples, outcome=st.text(),
        reason=st.text(), digest=st.text(), envelopes=text_tuples, agencies=text_tuples,
-       when=st.text())
+       when=st.text(), via=st.text())
 def test_records_are_the_bytes_json_dumps_gives(actor, action, resources, outcome, reason,
-                                                 digest, envelopes, agencies, when) -> None:
+                                                 digest, envelopes, agencies, when,
+                                                 via) -> None:
     """The record format is compact JSON with sorted keys; the encoder writes it out by hand
     and must never drift from json.dumps (any text but lone surrogates, which no UTF-8 record
-    holds: quotes, backslashes, control characters, non-ASCII)."""
+    holds: quotes, backslashes, control characters, non-ASCII). A record without `via` is the
+    version 1 record of earlier releases, byte for byte."""
     event = Event(actor=actor, action=action, resources=resources, outcome=outcome,
                   reason=reason, request_digest=digest, envelope_ids=envelopes,
-                  agencies=agencies, time=when)
+                  agencies=agencies, time=when, via=via)
     body = {"v": record.FORMAT_VERSION, "time": when, "actor": actor, "action": action,
             "resources": list(resources), "outcome": outcome, "reason": reason,
             "request_digest": digest, "envelopes": list(envelopes), "subjects": event.subjects}
+    if via:
+        body.update(v=record.VIA_FORMAT_VERSION, via=via)
     assert event.record == json.dumps(body, sort_keys=True, separators=(",", ":"),
                                       ensure_ascii=False).encode()
     assert record.decode(event.record) == body

@@ -1,0 +1,298 @@
+"""The gateway carrying its agencies' exchanges to the members that hold what they ask for.
+
+An agency connects to its own gateway only. When it asks for, reads or withdraws a request for
+a dataset of an agency homed at another member, or fetches such a dataset, its gateway calls
+that member's gateway as a peer, on the agency's behalf (metadata govshare-on-behalf-of,
+gateway/rpc.py), over the member's pinned channel (gateway/peers.py), and passes the answer or
+the stream on: the owner's gateway decides and delivers, this one keeps what passed through it
+(gateway/forwarding.py, gateway/relaying.py). A member that does not
+answer makes the call UNAVAILABLE MEMBER_UNAVAILABLE, naming it; a member's refusal is passed
+on as it came, its message naming the member (errors.FromMember).
+
+Decisions come back by asking, as replication pulls and for the same reason (no standing stream
+between gateways holds a thread at either end): every [network] replicate_seconds one thread
+asks each member about the carried requests still PENDING there and the grants still in force
+(`poll`), and the forwarding records what changed. `poll` is also what tests call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from agencies.errors import from_rpc_error
+from gateway.context import Call
+from gateway.exchange import Exchange
+from gateway.federation import NetworkMembership
+from gateway.forwarding import MEMBER_ANSWER_INVALID, Forwarding
+from gateway.identity import ON_BEHALF_KEY
+from gateway.peers import PeerChannels
+from gateway.periodic import Periodic
+from gateway.relaying import Relay, Relaying
+from gateway.replication import STALE_INTERVALS
+from gateway.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc, network_pb2
+from govshare import envelopes, errors
+from govshare.names import AgencyName
+
+log = logging.getLogger("govshare.carrier")
+
+CALL_SECONDS = 10.0
+"""How long a member may take to answer one carried call."""
+MEMBER_UNAVAILABLE = "MEMBER_UNAVAILABLE"
+_LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+"""Statuses of a call that did not reach the member's gateway (when they carry no reason)."""
+
+
+class Carrier:
+    """Carries calls of this gateway's agencies to the members holding their counterparts, and
+    asks those members every interval about what they still have to decide."""
+
+    def __init__(self, forwarding: Forwarding, exchange: Exchange, relaying: Relaying,
+                 network: NetworkMembership | None, channels: PeerChannels | None,
+                 interval: float):
+        self._forwarding = forwarding
+        self._exchange = exchange
+        self._relaying = relaying
+        self._network = network
+        self._channels = channels
+        self._interval = interval
+        self._reached: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._rounds = Periodic("forwarded", interval, self.poll)
+
+    def start(self) -> None:
+        self._rounds.start()
+
+    def stop(self) -> None:
+        self._rounds.stop()
+
+    # -- where a call goes -------------------------------------------------------------------
+
+    def member_for_statement(self, call: Call,
+                             envelope: envelope_pb2.Envelope) -> network_pb2.MemberGateway | None:
+        """The member holding the dataset a signed access request claims to ask for, when that
+        is another member (the claim is checked before anything is carried)."""
+        if self._network is None:  # a gateway alone carries nothing: no decode on its path
+            return None
+        claimed = envelopes.claimed(envelope, envelopes.ACCESS_REQUEST)
+        return self._forwarding.member_for_dataset(call, claimed.dataset) if claimed else None
+
+    def member_for_request(self, call: Call, name: str) -> network_pb2.MemberGateway | None:
+        return self._forwarding.member_for_request(call, name)
+
+    def member_for_dataset(self, call: Call, dataset: str) -> network_pb2.MemberGateway | None:
+        return self._forwarding.member_for_dataset(call, dataset)
+
+    # -- carried calls -----------------------------------------------------------------------
+
+    def create(self, call: Call, request: exchange_pb2.CreateAccessRequestRequest,
+               member: network_pb2.MemberGateway) -> exchange_pb2.CreateAccessRequestResponse:
+        """CreateAccessRequest for a dataset `member` holds: checked here as far as this gateway
+        can, carried with the statement as its requester signed it, the answer kept."""
+        self._exchange.open_carried(call, request.parent, request.signed_statement)
+        answer = self._ask(member, call.caller.agency_name, "CreateAccessRequest", request)
+        if not request.validate_only:
+            self._forwarding.forwarded(call, member.id, request.signed_statement, answer)
+        _held_by(member, answer.access_request)
+        if answer.HasField("grant"):
+            _held_by(member, answer.grant)
+        return answer
+
+    def get(self, call: Call, request: exchange_pb2.GetAccessRequestRequest,
+            member: network_pb2.MemberGateway) -> exchange_pb2.GetAccessRequestResponse:
+        """GetAccessRequest of a request `member` holds, as it answers now (and kept so)."""
+        answer = self._ask(member, call.caller.agency_name, "GetAccessRequest", request)
+        self._learn(member, answer.access_request)
+        _held_by(member, answer.access_request)
+        return answer
+
+    def withdraw(self, call: Call, request: exchange_pb2.WithdrawAccessRequestRequest,
+                 member: network_pb2.MemberGateway
+                 ) -> exchange_pb2.WithdrawAccessRequestResponse:
+        """WithdrawAccessRequest of a request `member` holds; its owner is told there."""
+        answer = self._ask(member, call.caller.agency_name, "WithdrawAccessRequest", request)
+        self._forwarding.withdrawn(call, member.id, answer.access_request, request.reason)
+        _held_by(member, answer.access_request)
+        return answer
+
+    def relay(self, call: Call, request: exchange_pb2.FetchDatasetRequest,
+              member: network_pb2.MemberGateway) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+        """FetchDataset of a dataset `member` holds: its stream passed on as it comes, checked
+        and audited on the way (gateway/relaying.py); a resume resumes there. The member's
+        stream ends when this one does, whichever way."""
+        if self._channels is None:
+            raise errors.Unavailable("this gateway is no network member",
+                                     reason=MEMBER_UNAVAILABLE, member=member.id)
+        relay = self._relaying.open(call, member.id, request.offset)
+        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
+        responses = stub.FetchDataset(request,
+                                      metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
+        try:
+            yield from self._relayed(call, member, relay, responses)
+        except BaseException as exc:
+            relay.broken(exc)
+            raise
+        finally:
+            responses.cancel()
+
+    def _relayed(self, call: Call, member: network_pb2.MemberGateway, relay: Relay,
+                 responses: Any) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+        try:
+            certificate = dict(responses.initial_metadata() or ()).get(
+                envelopes.GATEWAY_CERTIFICATE_KEY)
+            for message in responses:
+                part = message.WhichOneof("part")
+                if part == "start":
+                    relay.started(message.start)
+                    if certificate:  # the owner's gateway's, which signs the receipt
+                        call.transport.send_initial_metadata(
+                            ((envelopes.GATEWAY_CERTIFICATE_KEY, certificate),))
+                elif part == "chunk":
+                    relay.chunk(message.chunk)
+                else:
+                    relay.completed(message.receipt)
+                yield message
+        except grpc.RpcError as exc:
+            raise self._failed(member, exc) from None
+        self._note_reached(member.id)
+
+    def stale_members(self, call: Call) -> list[str]:
+        """The members holding the caller's open requests or grants that this gateway has not
+        reached within STALE_INTERVALS intervals (since it started), or did not reach the last
+        time it tried: what it lists of theirs may be out of date."""
+        horizon = time.monotonic() - STALE_INTERVALS * self._interval
+        with self._lock:
+            return [member for member in self._forwarding.open_members(call)
+                    if self._reached.get(member, horizon - 1) < horizon]
+
+    # -- asking about what is still open -----------------------------------------------------
+
+    def poll(self) -> dict[str, str]:
+        """Ask every other member now about the carried requests still PENDING there and the
+        grants still in force; what came of it per member id (one member's failure never keeps
+        the others from being asked)."""
+        if self._network is None:
+            return {}
+        return {member.id: self._poll_safely(member) for member in self._network.others()}
+
+    def _poll_safely(self, member: network_pb2.MemberGateway) -> str:
+        try:
+            return self._poll(member)
+        except errors.GatewayError as exc:  # the member is down, or answered nonsense
+            log.warning("[network] could not ask member %s about carried requests: %s: %s",
+                        member.id, exc.reason, exc.message)
+            if exc.reason == MEMBER_ANSWER_INVALID:
+                self._forwarding.refused(member.id, exc)
+            return f"{exc.reason}: {exc.message}"
+
+    def _poll(self, member: network_pb2.MemberGateway) -> str:
+        learned = 0
+        for row in self._forwarding.pending(member.id):
+            agency = str(AgencyName(row.requester))
+            answer = self._ask_about(member, agency, "GetAccessRequest",
+                                     exchange_pb2.GetAccessRequestRequest(name=row.name))
+            if answer is not None:
+                learned += self._learn(member, answer.access_request)
+        for grantee in self._forwarding.grantees(member.id):
+            agency = str(AgencyName(grantee))
+            request = exchange_pb2.ListGrantsRequest(
+                parent=agency, direction=exchange_pb2.DIRECTION_OUTGOING)
+            try:
+                grants = list(self._pages(member, agency, "ListGrants", request, "grants"))
+            except errors.FromMember as exc:
+                log.warning("[network] member %s refused the grants of %s: %s", member.id,
+                            agency, exc.message)
+                continue
+            learned += self._forwarding.grants_learned(member.id, grants)
+        self._note_reached(member.id)
+        return f"{learned} learned"
+
+    def _ask_about(self, member: network_pb2.MemberGateway, agency: str, method: str,
+                   request: Any) -> Any:
+        """`_ask`, None when the member refuses (an agency suspended since, say): the others
+        are asked all the same."""
+        try:
+            return self._ask(member, agency, method, request)
+        except errors.FromMember as exc:
+            log.warning("[network] member %s refused %s for %s: %s", member.id, method, agency,
+                        exc.message)
+            return None
+
+    def _learn(self, member: network_pb2.MemberGateway,
+               answer: exchange_pb2.AccessRequest) -> bool:
+        """Keep what `member` answers of a carried request, with its grant once approved."""
+        grant = None
+        if answer.grant and not self._forwarding.grant_held(answer.grant):
+            request = exchange_pb2.ListGrantsRequest(
+                parent=answer.requester, direction=exchange_pb2.DIRECTION_OUTGOING,
+                dataset=answer.dataset)
+            grant = next((g for g in self._pages(member, answer.requester, "ListGrants",
+                                                 request, "grants") if g.name == answer.grant),
+                         None)
+        return self._forwarding.learned(member.id, answer, grant)
+
+    # -- calling a member --------------------------------------------------------------------
+
+    def _ask(self, member: network_pb2.MemberGateway, agency: str, method: str,
+             request: Any) -> Any:
+        """Call `method` of `member`'s ExchangeService on behalf of `agency` ("agencies/{id}")."""
+        if self._channels is None:
+            raise errors.Unavailable("this gateway is no network member",
+                                     reason="MEMBER_UNAVAILABLE", member=member.id)
+        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
+        try:
+            answer = getattr(stub, method)(request, metadata=((ON_BEHALF_KEY, agency),),
+                                           timeout=CALL_SECONDS)
+        except grpc.RpcError as exc:
+            raise self._failed(member, exc) from None
+        self._note_reached(member.id)
+        return answer
+
+    def _failed(self, member: network_pb2.MemberGateway,
+                exc: grpc.RpcError) -> errors.GatewayError:
+        """The error of a failed call to `member`; one that did not reach it makes what it
+        holds stale from now on, and its channel new next time."""
+        assert self._channels is not None
+        self._channels.failed(member, exc)
+        error = carried_error(member, exc)
+        if error.reason == MEMBER_UNAVAILABLE:
+            with self._lock:
+                self._reached.pop(member.id, None)
+        return error
+
+    def _pages(self, member: network_pb2.MemberGateway, agency: str, method: str,
+               request: Any, field: str) -> Iterator[Any]:
+        """Every item of a listing of `member`, page after page."""
+        while True:
+            page = self._ask(member, agency, method, request)
+            yield from getattr(page, field)
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    def _note_reached(self, member_id: str) -> None:
+        with self._lock:
+            self._reached[member_id] = time.monotonic()
+
+
+def carried_error(member: network_pb2.MemberGateway, exc: grpc.RpcError) -> errors.GatewayError:
+    """The error a failed call to `member` gives the agency it was carried for: the member's
+    refusal as it came, or UNAVAILABLE MEMBER_UNAVAILABLE when the call did not reach it."""
+    answer = from_rpc_error(exc)
+    if exc.code() in _LOST and not answer.reason:
+        return errors.Unavailable(
+            f"member {member.id} ({member.address}), which holds what was asked for, does not"
+            f" answer ({exc.code().name}: {exc.details()}): retry later",
+            reason=MEMBER_UNAVAILABLE, member=member.id)
+    return errors.FromMember(exc.code().name, f"member {member.id} answered: {answer.message}",
+                             reason=answer.reason, **answer.metadata, network_member=member.id)
+
+
+def _held_by(member: network_pb2.MemberGateway, item: Any) -> None:
+    """Mark a request or grant answered by `member` as held there."""
+    item.network_member = member.id
