@@ -23,6 +23,7 @@ from gateway.readcache import ReadCache
 from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import directory as sql
+from gateway.storage import replica as replica_sql
 from gateway.text import check_reason
 from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import directory_pb2
@@ -201,7 +202,12 @@ class Directory:
             self._agencies.invalidate()  # the next statement is checked against the new key
 
     def get(self, name: str) -> Agency:
-        row = self._agencies.by_id(AgencyName.parse(name).agency)
+        """GetAgency: an agency of this gateway, or the copy of another member's agency this
+        gateway holds (listed by ListAgencies, `network_member` naming the member), so that a
+        client can check a replicated dataset's manifest with its publisher's certificates."""
+        agency_id = AgencyName.parse(name).agency
+        row = self._agencies.by_id(agency_id) or replica_sql.replica_agency(self._db.reader(),
+                                                                            agency_id)
         if row is None:
             raise errors.NotFound(f"{name} is not registered", agency=name)
         return row
