@@ -9,10 +9,12 @@ import hashlib
 
 import grpc
 import pytest
+from click.testing import CliRunner
 
-from agencies.client import AdminClient
 from agencies.catalog import signer_certificate, verify_signed_manifest
+from agencies.client import AdminClient
 from agencies.errors import AlreadyExists, NotFound, from_rpc_error
+from gateway.cli.agency import agency
 from gateway.v1 import directory_pb2, replication_pb2, replication_pb2_grpc
 from govshare import times
 from tests.support.federation import Members, two_regions
@@ -83,6 +85,20 @@ def test_a_peer_that_is_down_leaves_local_results_marked_stale(net):
     datasets = gd.datasets(page_size=1)
     assert OPEN in {dataset.name for dataset in datasets}
     assert datasets.stale_members == (SH,)
+
+
+def test_the_cli_says_a_listing_is_partial(net):
+    """`govshare agency directory` and `datasets` name the stale members on stderr, so that
+    their JSON lines stay clean."""
+    members, clients = net
+    folder = clients["gd-health"].certs
+    for command in ("directory", "datasets"):
+        result = CliRunner().invoke(agency, [
+            "--certs", str(folder), "--gateway", members.target(GD), "--server-name",
+            "localhost", "--json", command])
+        assert result.exit_code == 0, result.output
+        assert f"Partial: members {SH} were not reached lately" in result.stderr
+        assert all(line.startswith("{") for line in result.stdout.splitlines())
 
 
 def test_get_agency_of_a_replicated_agency(net):
