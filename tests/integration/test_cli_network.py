@@ -192,6 +192,14 @@ def test_create_refuses_a_region_served_twice(net: Federation) -> None:
     assert result.exit_code == 1 and "share region_codes '440100'" in result.output
 
 
+def test_create_refuses_a_quorum_of_zero_in_a_network_of_several(net: Federation) -> None:
+    result = run("network", "create", describe(net, quorum=0), "--ca", net.root / "ca",
+                 "--out", net.root / "x.pb")
+    assert result.exit_code == 1
+    assert "quorum is 0 in a network of 3 members" in result.output
+    assert not (net.root / "x.pb").exists()
+
+
 def test_network_text_is_shown_escaped(net: Federation) -> None:
     """An address with a terminal escape is refused; the refusal shows it escaped."""
     result = run("network", "create", describe(net, address="{id}\\u001b[2J:443"), "--ca",

@@ -166,9 +166,11 @@ class Membership:
                members: list[network_pb2.MemberGateway] | None = None,
                crl_der: bytes | None = None) -> network_pb2.SignedNetworkConfiguration:
         """Version `version` signed at `now` (default: the real time) by the authority, naming
-        `members` (default: the gateway alone) and carrying `crl_der` (default: the CA's)."""
+        `members` (default: the gateway alone, of quorum 0; several, of quorum 1) and carrying
+        `crl_der` (default: the CA's)."""
         crl = crl_der or self.ca.crl().public_bytes(Encoding.DER)
-        configuration = netconf.build(NETWORK_ID, members or [self.member()], 0, crl,
+        members = members or [self.member()]
+        configuration = netconf.build(NETWORK_ID, members, min(1, len(members) - 1), crl,
                                       self.ca.certificate, datetime.now(UTC))
         return netconf.seal(configuration, SigningKey.load(self.authority / SIGNING_KEY),
                             (self.authority / SIGNING_CERT).read_text(), version=version,
