@@ -11,15 +11,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agencies.client import AdminClient, AgencyClient
+from agencies.audit import witness_policy
+from agencies.client import AdminClient, AgencyClient, BaseClient
 from certs import CRL_FILE, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority
 from certs import network_configuration as netconf
 from gateway import config as config_module
 from gateway.config import AuditConfig
 from gateway.network import NetworkLayout, lay_out
 from gateway.server import GatewayServer, create_server
-from gateway.v1 import network_pb2
+from gateway.storage import audit as audit_sql
+from gateway.v1 import audit_pb2, network_pb2
 from govshare.signing import SigningKey, write_private_pem
+from govshare.transparency import record
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import NoteVerifier
 from tests.support.exchange import MovableClock
@@ -28,6 +31,8 @@ from tests.support.network import AGENCIES, Network
 NETWORK_ID = "cn-national"
 REGIONS = {"gd-gateway": ["440000", "440100"], "bj-gateway": ["110000"],
            "sh-gateway": ["310000"]}
+MORE_REGIONS = {"zj-gateway": ["330000"], "sc-gateway": ["510000"]}
+"""Regions of members some tests add to the federation's three (`Members` issues them)."""
 AUDIT_KEY_FILE = "audit.vkey"
 WITNESS_KEY_FILE = "witness.vkey"
 WITNESS_PRIVATE_KEY = "witness.key"
@@ -74,7 +79,8 @@ class Federation:
     def member(self, gateway_id: str) -> network_pb2.MemberGateway:
         out = self.folder(gateway_id)
         return network_pb2.MemberGateway(
-            id=gateway_id, region_codes=REGIONS.get(gateway_id, ["650000"]),
+            id=gateway_id,
+            region_codes=REGIONS.get(gateway_id) or MORE_REGIONS.get(gateway_id, ["650000"]),
             address=f"{gateway_id}.example.gov:8443",
             tls_certificate_pem=(out / TLS_CERT).read_text(),
             signing_certificate_pem=(out / SIGNING_CERT).read_text(),
@@ -230,9 +236,14 @@ class Members:
     ports: dict[str, int] = field(default_factory=dict)
     servers: dict[str, GatewayServer] = field(default_factory=dict)
 
+    configuration_files: dict[str, Path] = field(default_factory=dict)
+    """Members reading a configuration file of their own (`hold`), not the shared one."""
+
     def __post_init__(self) -> None:
         self.ports = {gateway_id: free_port() for gateway_id in self.ids}
         for gateway_id in self.ids:
+            if not self.federation.folder(gateway_id).exists():
+                self.federation.add_gateway(gateway_id)
             self._write_config(gateway_id)
         self.write_configuration(1)
         self.federation.ca.issue_staff("auditor", "auditor", self.auditor_folder)
@@ -244,18 +255,39 @@ class Members:
     def config_path(self, gateway_id: str) -> Path:
         return self.federation.folder(gateway_id) / "gateway.toml"
 
-    def members(self) -> list[network_pb2.MemberGateway]:
+    def members(self, ids: tuple[str, ...] | None = None) -> list[network_pb2.MemberGateway]:
+        """The members `ids` (default: all), each at its address on 127.0.0.1."""
         members = []
-        for gateway_id in self.ids:
+        for gateway_id in ids or self.ids:
             member = self.federation.member(gateway_id)
             member.address = f"127.0.0.1:{self.ports[gateway_id]}"
             members.append(member)
         return members
 
-    def write_configuration(self, version: int) -> None:
-        signed = self.federation.sign(self.federation.unsigned(self.members(), self.quorum),
-                                      version)
-        (self.federation.root / CONFIGURATION_FILE).write_bytes(signed.SerializeToString())
+    @property
+    def configuration_file(self) -> Path:
+        """The configuration file the members read (but those given one of their own)."""
+        return self.federation.root / CONFIGURATION_FILE
+
+    def write_configuration(self, version: int, ids: tuple[str, ...] | None = None,
+                            quorum: int | None = None) -> bytes:
+        """Sign version `version` naming members `ids` (default: all) with `quorum` (default:
+        the members'), write it to the shared file and return its bytes."""
+        unsigned = self.federation.unsigned(self.members(ids),
+                                            self.quorum if quorum is None else quorum)
+        data = self.federation.sign(unsigned, version).SerializeToString()
+        self.configuration_file.write_bytes(data)
+        return data
+
+    def hold(self, gateway_id: str, data: bytes) -> None:
+        """Give `gateway_id` a configuration file of its own holding `data`: the member reads
+        it from its next start on, and a member started on it takes new `data` at its next
+        refresh (`gateway(gateway_id).network.refresh()`)."""
+        path = self.federation.folder(gateway_id) / CONFIGURATION_FILE
+        path.write_bytes(data)
+        if self.configuration_files.get(gateway_id) != path:
+            self.configuration_files[gateway_id] = path
+            self._write_config(gateway_id)
 
     def _write_config(self, gateway_id: str) -> None:
         root = self.federation.root
@@ -265,7 +297,8 @@ class Members:
                  "certificate": Path(TLS_CERT), "key": Path("tls.key"),
                  "signing_certificate": Path(SIGNING_CERT), "signing_key": Path(SIGNING_KEY)},
             audit={"origin": origin(gateway_id)},
-            network={"configuration_file": str(root / CONFIGURATION_FILE),
+            network={"configuration_file": str(self.configuration_files.get(
+                gateway_id, self.configuration_file)),
                      "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
                      "replicate_seconds": 3600.0,
                      "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""})
@@ -289,6 +322,34 @@ class Members:
 
     def target(self, gateway_id: str) -> str:
         return f"127.0.0.1:{self.ports[gateway_id]}"
+
+    def grow(self, gateway_id: str, events: int = 1) -> None:
+        """Append `events` events to a member's log (one batch: one new checkpoint)."""
+        gateway = self.gateway(gateway_id)
+        gateway.work.append([record.Event(gateway.identity.uri, "test.grow")
+                             for _ in range(events)])
+
+    def actions(self, gateway_id: str) -> list[str]:
+        """The actions of a member's audit events, in log order."""
+        conn = self.gateway(gateway_id).db.reader()
+        return [record.decode(data)["action"] for _, data in audit_sql.iter_records(conn)]
+
+    def latest(self, gateway_id: str) -> audit_pb2.GetCheckpointResponse:
+        """A member's latest checkpoint, with the cosignatures it holds, as the auditor gets
+        it."""
+        with BaseClient(self.target(gateway_id), self.auditor_folder,
+                        server_name="localhost") as auditor:
+            return auditor.audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=10)
+
+    def sdk(self, gateway_id: str, state: Path | None = None) -> AdminClient:
+        """An SDK client of `gateway_id` (as the auditor) checking the witness policy of the
+        configuration the member holds (its audit state in `state`, if given)."""
+        client = AdminClient(self.target(gateway_id), self.auditor_folder,
+                             server_name="localhost")
+        client.audit_state_file = state
+        configuration = self.gateway(gateway_id).network.current.configuration
+        client.audit_witness_policy = witness_policy(configuration, origin(gateway_id))
+        return client
 
     def close(self) -> None:
         for gateway_id in list(self.servers):
