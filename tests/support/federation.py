@@ -343,10 +343,11 @@ class Members:
 
     def sdk(self, gateway_id: str, state: Path | None = None) -> AdminClient:
         """An SDK client of `gateway_id` (as the auditor) checking the witness policy of the
-        configuration the member holds (its audit state in `state`, if given)."""
+        configuration the member holds, its audit state in `state` (default: one file per
+        member, kept from client to client)."""
         client = AdminClient(self.target(gateway_id), self.auditor_folder,
                              server_name="localhost")
-        client.audit_state_file = state
+        client.audit_state_file = state or self.auditor_folder / f"{gateway_id}-audit.json"
         configuration = self.gateway(gateway_id).network.current.configuration
         client.audit_witness_policy = witness_policy(configuration, origin(gateway_id))
         return client
