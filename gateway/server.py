@@ -32,9 +32,11 @@ from gateway.catalog import Catalog, DatasetCache
 from gateway.config import Config, ServerConfig
 from gateway.directory import Directory, DirectoryCache
 from gateway.events import Events
+from gateway.evidence import NetworkEvidence
 from gateway.exchange import Exchange
 from gateway.federation import NetworkMembership, NotAMember, OwnMember
 from gateway.fetch import Fetcher
+from gateway.gossip import Gossip
 from gateway.identity import Authenticator
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
@@ -178,14 +180,19 @@ class Gateway:
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
                                  config.limits, config.network.replicate_seconds)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
+        self.evidence = self.gossip = None
         if self.network is not None:
-            self.witness = GatewayWitness(self.work, self.network, self.witness_key)
+            self.witness = GatewayWitness(self.work, self.network, self.witness_key,
+                                          self.page_tokens, config.limits)
             self.peer_channels = PeerChannels(peer_tls_pair(config))
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
                                                      self.peer_channels,
                                                      config.network.witness_push_seconds)
             self.replicator = Replicator(self.replicas, self.network, self.peer_channels,
                                          config.network.replicate_seconds)
+            self.evidence = NetworkEvidence(self.work, self.identity.uri)
+            self.gossip = Gossip(self.log, self.work, self.witness, self.evidence, self.network,
+                                 self.peer_channels, config.network.gossip_seconds)
 
     def _network_membership(self, config: Config,
                             signing_certificate: x509.Certificate) -> NetworkMembership | None:
@@ -253,6 +260,7 @@ class Gateway:
                 self.network.start(self.work.append, self.identity.uri)
                 self.cosignatures.start()
                 self.replicator.start()
+                self.gossip.start()
             self._summaries.start()
             self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
@@ -298,6 +306,7 @@ class Gateway:
         if self.cosignatures is not None:
             self.cosignatures.stop()
             self.replicator.stop()
+            self.gossip.stop()
             self.peer_channels.close()
         if self.network is not None:
             self.network.stop()

@@ -73,7 +73,7 @@ def signed(net: Federation, version: int, name: str | None = None, **describe_op
 def test_every_command_has_help_text() -> None:
     group = cli.commands["network"]
     assert isinstance(group, click.Group) and group.help
-    assert set(group.commands) == {"create", "sign", "show", "verify", "witness-key"}
+    assert set(group.commands) == {"create", "sign", "show", "verify", "witness-key", "status"}
     for name, command in group.commands.items():
         assert command.help, name
         for param in command.params:

@@ -17,13 +17,13 @@ from agencies.client import BaseClient
 from agencies.errors import VerificationError, WitnessQuorumNotReached, from_rpc_error
 from gateway.models import WitnessedLog
 from gateway.storage import witness as witness_sql
-from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
+from gateway.v1 import audit_pb2, witness_pb2
 from gateway.witness import MAX_CHECKPOINT_BYTES, MAX_REFUSED_NOTES
 from govshare.signing import SigningKey
 from govshare.transparency import note
 from govshare.transparency.cosignature import CosignatureSigner, WitnessPolicy
 from tests.support.commands import govshare
-from tests.support.federation import SIGNING_KEY, Members, origin, start_members
+from tests.support.federation import SIGNING_KEY, Members, origin, peer_stub, start_members
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
 
@@ -43,14 +43,6 @@ def witness_policy(members: Members, *ids: str, quorum: int = 1) -> WitnessPolic
 def witnessed_log(members: Members, witness_id: str, log_id: str) -> WitnessedLog | None:
     """What `witness_id` last cosigned of `log_id`'s log."""
     return witness_sql.witnessed_log(members.gateway(witness_id).db.reader(), origin(log_id))
-
-
-def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
-    credentials = grpc.ssl_channel_credentials(
-        (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
-        (folder / "tls.pem").read_bytes())
-    channel = grpc.secure_channel(target, credentials)
-    return channel, witness_pb2_grpc.WitnessServiceStub(channel)
 
 
 def test_a_peer_cosigns_a_growing_log(members: Members) -> None:

@@ -71,8 +71,8 @@ NOT_IN_NETWORK = "PERMISSION_DENIED PEER_NOT_IN_NETWORK"
 NO_CONNECTION = (REVOKED, HANDSHAKE, HANDSHAKE)
 """The last three columns: always the same, whatever the RPC."""
 GATEWAYS = (ROLE, NOT_IN_NETWORK, *NO_CONNECTION)
-"""The last five columns of every RPC but the witness's: a peer may call nothing else, and a
-gateway the configuration does not name is refused whatever it calls."""
+"""The last five columns of every RPC a peer may not call; a gateway the configuration does not
+name is refused whatever it calls."""
 
 
 @dataclass(frozen=True)
@@ -187,17 +187,23 @@ TABLE: tuple[Row, ...] = (
     _row("AuditService.GetInclusionProof", "audit.prove.inclusion",
          "leaf 0 in the latest tree (hashes only: no owner)",
          OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+    # Peers prove consistency of this log's checkpoints that other witnesses cosigned.
     _row("AuditService.GetConsistencyProof", "audit.prove.consistency",
          "from tree size 1 to the latest (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, OK, NOT_IN_NETWORK, *NO_CONNECTION),
+    # Peers compare the configuration a member holds with their own.
     _row("NetworkService.GetNetworkConfiguration", "network.configuration.get",
          "name = networkConfiguration, the configuration the gateway holds (no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, OK, NOT_IN_NETWORK, *NO_CONNECTION),
     # A suspended agency is refused for its role before its registration is looked at.
     _row("WitnessService.AddCheckpoint", "witness.add_checkpoint",
          "old size 0 and a checkpoint of the peer's audit log signed by its audit key (every"
          " caller sends the peer's; the peer gets the witness's cosignature)",
          ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
+    _row("WitnessService.ListWitnessedCheckpoints", "witness.list",
+         "no page token: the latest checkpoint the gateway cosigned of each log it witnesses"
+         " (no owner; peers and auditors)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, OK, NOT_IN_NETWORK, *NO_CONNECTION),
     _row("ReplicationService.ListNetworkChanges", "replication.list_changes",
          "from position 0: the agencies and shared datasets a member pulls (peers only)",
          ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_IN_NETWORK, *NO_CONNECTION),
@@ -241,8 +247,13 @@ def render() -> str:
         "member with that very TLS certificate; it is checked before the caller's role, so",
         "a gateway certificate of the national CA that the configuration does not name is",
         "refused `PEER_NOT_IN_NETWORK` whatever it calls. A peer may only ask the gateway,",
-        "as its witness, to cosign its log's checkpoints (`WitnessService.AddCheckpoint`) and",
-        "pull its network changes (`ReplicationService.ListNetworkChanges`).",
+        "as its witness, to cosign its log's checkpoints (`WitnessService.AddCheckpoint`),",
+        "pull its network changes (`ReplicationService.ListNetworkChanges`), and, to compare",
+        "what the members cosigned and hold (docs/FEDERATION.md, \"Gossip\"), list the",
+        "checkpoints it cosigned last (`WitnessService.ListWitnessedCheckpoints`, which",
+        "auditors may read too), prove its own log's consistency",
+        "(`AuditService.GetConsistencyProof`) and read its configuration",
+        "(`NetworkService.GetNetworkConfiguration`).",
         "",
         "| RPC | " + " | ".join(COLUMNS.values()) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agencies.audit import witness_policy
@@ -20,11 +21,11 @@ from gateway.config import AuditConfig
 from gateway.network import NetworkLayout, lay_out
 from gateway.server import GatewayServer, create_server
 from gateway.storage import audit as audit_sql
-from gateway.v1 import audit_pb2, network_pb2
+from gateway.v1 import audit_pb2, network_pb2, witness_pb2_grpc
 from govshare.signing import SigningKey, write_private_pem
 from govshare.transparency import record
 from govshare.transparency.cosignature import CosignatureVerifier
-from govshare.transparency.note import NoteVerifier
+from govshare.transparency.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
 from tests.support.exchange import MovableClock
 from tests.support.network import AGENCIES, Network
 
@@ -300,7 +301,7 @@ class Members:
             network={"configuration_file": str(self.configuration_files.get(
                 gateway_id, self.configuration_file)),
                      "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
-                     "replicate_seconds": 3600.0,
+                     "replicate_seconds": 3600.0, "gossip_seconds": 3600.0,
                      "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""})
         self.config_path(gateway_id).write_text(config_module.render(config))
 
@@ -329,6 +330,14 @@ class Members:
         gateway.work.append([record.Event(gateway.identity.uri, "test.grow")
                              for _ in range(events)])
 
+    def signed_checkpoint(self, gateway_id: str, size: int, root_hash: bytes) -> bytes:
+        """A checkpoint of `gateway_id`'s log signed with its audit key, of any size and root:
+        what the member's operator could sign to show one history to some and another to
+        others."""
+        signer = NoteSigner(origin(gateway_id),
+                            SigningKey.load(self.federation.folder(gateway_id) / SIGNING_KEY))
+        return sign_note(Checkpoint(origin(gateway_id), size, root_hash).to_text(), [signer])
+
     def actions(self, gateway_id: str) -> list[str]:
         """The actions of a member's audit events, in log order."""
         conn = self.gateway(gateway_id).db.reader()
@@ -355,6 +364,16 @@ class Members:
     def close(self) -> None:
         for gateway_id in list(self.servers):
             self.stop(gateway_id)
+
+
+def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
+    """A WitnessService stub to `target`, calling with the certificates in `folder` (a peer's,
+    to send what the peer's gateway would not)."""
+    credentials = grpc.ssl_channel_credentials(
+        (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
+        (folder / "tls.pem").read_bytes())
+    channel = grpc.secure_channel(target, credentials)
+    return channel, witness_pb2_grpc.WitnessServiceStub(channel)
 
 
 def start_members(root: Path, ids: tuple[str, ...] = ("gd-gateway", "bj-gateway"),
