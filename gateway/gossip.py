@@ -11,9 +11,10 @@ thread's, and tests') does, for each other member in turn:
 1. read its list of the latest checkpoint it cosigned per log (WitnessService.
    ListWitnessedCheckpoints, pages of PAGE_SIZE, at most MAX_PAGES). Each entry must be a
    checkpoint of another member's log (or this gateway's), signed with that log's audit key and
-   cosigned with the listing member's witness key; anything else is refused, the first
-   MAX_AUDITED_REFUSALS of a round audited (`gossip.refused`, the member as actor) and the rest
-   summarised. An origin no member has (a log's former origin) is passed over;
+   cosigned with the listing member's witness key; anything else is refused, each entry audited
+   once (`gossip.refused`, the member as actor), the first MAX_AUDITED_REFUSALS of a round one
+   by one and the rest summarised. An origin no member has (a log's former origin) is passed
+   over;
 2. compare each entry with this gateway's view of that log: for its own log, its latest
    checkpoint; for another's, the checkpoint it cosigned last as a witness, or without one the
    first entry of the round. Of one size, the roots must be equal (else FORK_SAME_SIZE: the
@@ -21,7 +22,7 @@ thread's, and tests') does, for each other member in turn:
    the larger: this gateway's own log by itself, another's over AuditService.
    GetConsistencyProof; a proof that fails, or a log not reaching the larger size (rolled
    back), is FORK_NOT_CONSISTENT; a log that does not answer is asked next round. At most
-   MAX_PROOFS proofs are asked a round, and pairs proved are remembered (up to MAX_PROVED);
+   MAX_PROOFS proofs are asked a round, and pairs proved are remembered (MAX_REMEMBERED);
 3. read the configuration it holds (NetworkService.GetNetworkConfiguration) and verify it as
    this gateway verifies its own: of the version held but other bytes, it is evidence of an
    authority that signed two configurations of one version (CONFIGURATION_EQUIVOCATION); an
@@ -74,8 +75,9 @@ MAX_PAGES = 4
 """Pages read from one member a round: a network has at most 100 members, so 400 logs."""
 MAX_PROOFS = 16
 """Consistency proofs asked a round; comparisons beyond wait for the next one."""
-MAX_PROVED = 4096
-"""Pairs of checkpoints proved consistent, remembered so that they are not asked again."""
+MAX_REMEMBERED = 4096
+"""Pairs of checkpoints proved consistent, and entries refused, remembered so that they are not
+asked for or audited again (all forgotten at once beyond it)."""
 MAX_AUDITED_REFUSALS = 20
 """Refused entries of a round audited one by one; the rest as one summary per reason."""
 REFUSED = "gossip.refused"
@@ -114,6 +116,7 @@ class Gossip:
         self._network = network
         self._channels = channels
         self._proved: set[tuple[str, int, bytes, int, bytes]] = set()
+        self._refused: set[bytes] = set()
         self._lock = threading.Lock()
         self._rounds = Periodic("gossip", interval, self.round)
 
@@ -144,7 +147,7 @@ class Gossip:
             try:
                 seen = self._checked(member, entry)
             except EntryRefused as exc:
-                self._refuse(member, entry.origin, str(exc), state.budget)
+                self._refuse(member, entry, str(exc), state.budget)
                 continue
             if seen is None:
                 continue
@@ -203,14 +206,22 @@ class Gossip:
         return own if own is not None and own.audit_origin == origin else \
             self._network.log_of(origin)
 
-    def _refuse(self, member: network_pb2.MemberGateway, origin: str, why: str,
-                budget: RefusalBudget) -> None:
-        error = errors.InvalidArgument(why, reason="WITNESSED_CHECKPOINT_INVALID")
-        event = record.Event(Identity("gateway", member.id).uri, REFUSED, resources=(origin,),
-                             outcome=record.REFUSED, reason=f"{error.reason}: {why}")
-        if budget.admit(event, error.reason):
+    def _refuse(self, member: network_pb2.MemberGateway,
+                entry: witness_pb2.WitnessedCheckpoint, why: str, budget: RefusalBudget) -> None:
+        """Audit the refusal of `entry` the first time it is listed (within the round's
+        budget): a member goes on listing what it cosigned, and an entry refused each round
+        would grow the log each round."""
+        digest = signing.sha256(entry.SerializeToString(deterministic=True))
+        if digest in self._refused:
+            return
+        _remember(self._refused, digest)
+        reason = "WITNESSED_CHECKPOINT_INVALID"
+        event = record.Event(Identity("gateway", member.id).uri, REFUSED,
+                             resources=(entry.origin,), outcome=record.REFUSED,
+                             reason=f"{reason}: {why}")
+        if budget.admit(event, reason):
             log.warning("[network] member %s lists a checkpoint of %r that is refused: %s",
-                        member.id, origin, why)
+                        member.id, entry.origin, why)
             self._work.append([event])
 
     # -- comparing -----------------------------------------------------------------------------
@@ -241,9 +252,7 @@ class Gossip:
                                 f"the log does not prove its checkpoint of size {a.size}, shown"
                                 f" to {first.shown_by}, a prefix of its checkpoint of size"
                                 f" {b.size}, shown to {second.shown_by}: {exc}")
-        if len(self._proved) >= MAX_PROVED:
-            self._proved.clear()
-        self._proved.add(proved)
+        _remember(self._proved, proved)
         return 0
 
     def _view(self, origin: str) -> _Seen | None:
@@ -344,6 +353,13 @@ class _Round:
     first: dict[str, _Seen] = field(default_factory=dict)
     """The first entry of the round per log this gateway holds no view of."""
     proofs: int = 0
+
+
+def _remember(seen: set, item: object) -> None:
+    """Add `item` to `seen`, forgetting everything once it holds MAX_REMEMBERED."""
+    if len(seen) >= MAX_REMEMBERED:
+        seen.clear()
+    seen.add(item)
 
 
 def _pair(origin: str, a: note.Checkpoint, b: note.Checkpoint) -> str:

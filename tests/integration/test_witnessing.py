@@ -111,6 +111,10 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     assert "witness.refused" in members.actions(WITNESS)
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
         witness_policy(members, WITNESS).check(members.latest(LOG).signed_checkpoint.encode())
+    # The restored gateway's own gossip finds its witness holding what its log does not extend.
+    members.gateway(LOG).gossip.round()
+    [kept] = members.gateway(LOG).evidence.found()
+    assert (kept.kind, kept.first_from, kept.second_from) == ("FORK_NOT_CONSISTENT", WITNESS, LOG)
     # The SDK with the policy takes only checkpoints witnessed: a client that saw the lost
     # history's catches the fork; a new one gets the last checkpoint witnessed before the backup.
     with members.sdk(LOG) as client, pytest.raises(VerificationError) as forked:
