@@ -134,7 +134,9 @@ class Gossip:
             state = _Round(budget)
             outcomes = {member.id: self._with(member, state)
                         for member in self._network.others()}
-            self._work.append(refusals.summaries(budget.take()))
+            summaries = refusals.summaries(budget.take())
+            if summaries:
+                self._work.append(summaries)
         return outcomes
 
     def _with(self, member: network_pb2.MemberGateway, state: _Round) -> str:

@@ -21,6 +21,15 @@ from govshare.transparency.note import MAX_SIGNATURES
 from tests.support.federation import NETWORK_ID, Federation
 
 NOW = datetime.now(UTC)
+"""The time the module's tests verify at: taken again when the module starts (`_now`), since
+its certificates are valid from 5 minutes before they are issued, and the suite may reach this
+module later than that after collecting it."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _now() -> None:
+    global NOW
+    NOW = datetime.now(UTC)
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +38,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Federation:
 
 
 def verify(net: Federation, signed: network_pb2.SignedNetworkConfiguration, *,
-           now: datetime = NOW, current: netconf.VerifiedConfiguration | None = None
+           now: datetime | None = None, current: netconf.VerifiedConfiguration | None = None
            ) -> netconf.VerifiedConfiguration:
-    return netconf.verify(signed, net.ca.certificate, now, current)
+    return netconf.verify(signed, net.ca.certificate, now or NOW, current)
 
 
 def refused(net: Federation, signed: network_pb2.SignedNetworkConfiguration,
