@@ -1,6 +1,8 @@
 """A national network on disk for the network configuration's tests: a real national CA, its
-network authority, and member gateways with real certificates, audit and witness keys; and a
-laid-out network whose running gateway is a member (`Membership`, `start_member_network`)."""
+network authority, and member gateways with real certificates, audit and witness keys; a
+laid-out network whose running gateway is a member (`Membership`, `start_member_network`); and
+several member gateways running on 127.0.0.1, witnessing, replicating and gossiping with each
+other (`Members`, `start_members`, `two_regions`)."""
 
 from __future__ import annotations
 
