@@ -17,7 +17,8 @@ from agencies.errors import (
     VerificationError,
 )
 from agencies.exchange import Fetched, FetchRecord
+from agencies.listing import Listing
 
 __all__ = ["AdminClient", "AgencyClient", "AuditorClient", "BaseClient", "CertificateRevoked",
-           "FetchRecord", "Fetched", "GatewayNotMember", "GovshareError",
+           "FetchRecord", "Fetched", "GatewayNotMember", "GovshareError", "Listing",
            "NetworkConfigurationRefused", "VerificationError", "errors"]

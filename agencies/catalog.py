@@ -31,6 +31,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from agencies import errors
+from agencies.listing import Listing
 from certs import ca as certs_ca
 from certs.identity import identity_from_certificate
 from gateway.v1 import catalog_pb2, directory_pb2, envelope_pb2
@@ -176,7 +177,7 @@ class CatalogMixin:
     certs: Path
     signing_key: signing.SigningKey
     _call: Callable[..., Any]
-    _pages: Callable[..., Iterator[Any]]
+    _pages: Callable[..., Listing[Any]]
 
     def dataset_name(self, dataset: str) -> str:
         """A full dataset name; a bare id is taken as one of this agency's datasets."""
@@ -243,9 +244,10 @@ class CatalogMixin:
         self, *, publisher: str = "-", query: str = "", region_code: str = "", tag: str = "",
         classification: int | str = 0, sharing_type: int | str = 0, dataset_id: str = "",
         show_withdrawn: bool = False, page_size: int = 0,
-    ) -> Iterator[catalog_pb2.Dataset]:
+    ) -> Listing[catalog_pb2.Dataset]:
         """Every dataset the caller may see matching the filters, newest first, page by page.
-        `publisher` is an agency id or name, "-" for all."""
+        `publisher` is an agency id or name, "-" for all. The listing's `stale_members` name
+        the members of the network whose datasets may be missing or out of date."""
         request = catalog_pb2.ListDatasetsRequest(
             parent=agency_name(publisher), query=query, region_code=region_code, tag=tag,
             classification=enum_value(catalog_pb2.Classification, classification),
@@ -254,7 +256,7 @@ class CatalogMixin:
         )
         return self._pages(self.catalog.ListDatasets, request, "datasets")
 
-    def search(self, query: str, **filters: Any) -> Iterator[catalog_pb2.Dataset]:
+    def search(self, query: str, **filters: Any) -> Listing[catalog_pb2.Dataset]:
         """Datasets whose title, abstract, tags or field names contain every word of `query`
         (as prefixes)."""
         return self.datasets(query=query, **filters)

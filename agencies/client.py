@@ -27,6 +27,7 @@ from agencies import errors
 from agencies.audit import AuditMixin
 from agencies.catalog import CatalogMixin, agency_name
 from agencies.exchange import ExchangeMixin
+from agencies.listing import Listing
 from agencies.network import NETWORK_MAX_AGE, NetworkMixin, member_at
 from certs.identity import Identity, identity_from_certificate
 from gateway.v1 import (
@@ -143,14 +144,9 @@ class BaseClient(NetworkMixin):
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from None
 
-    def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
+    def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Listing:
         """Every item of a paged List RPC, fetching pages as the caller iterates."""
-        while True:
-            response = self._call(method, request)
-            yield from getattr(response, field)
-            if not response.next_page_token:
-                return
-            request.page_token = response.next_page_token
+        return Listing(lambda: self._call(method, request), request, field)
 
     # -- directory ---------------------------------------------------------------------------
 
@@ -159,8 +155,10 @@ class BaseClient(NetworkMixin):
         return self._call(self.directory.GetAgency,
                           directory_pb2.GetAgencyRequest(name=agency_name(name))).agency
 
-    def agencies(self, region_code: str = "") -> Iterator[directory_pb2.Agency]:
-        """Every agency on the network (optionally within a region), page by page."""
+    def agencies(self, region_code: str = "") -> Listing[directory_pb2.Agency]:
+        """Every agency on the network (optionally within a region), page by page; the
+        listing's `stale_members` name the members whose agencies may be missing or out of
+        date."""
         request = directory_pb2.ListAgenciesRequest(region_code=region_code)
         return self._pages(self.directory.ListAgencies, request, "agencies")
 

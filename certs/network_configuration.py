@@ -27,7 +27,7 @@ from gateway.v1 import network_pb2
 from govshare import envelopes, errors, signing, times
 from govshare.names import ID_PATTERN
 from govshare.transparency.cosignature import CosignatureVerifier
-from govshare.transparency.note import NoteVerifier
+from govshare.transparency.note import MAX_SIGNATURES, NoteVerifier
 
 from .ca import (
     CLOCK_SKEW,
@@ -45,6 +45,12 @@ REGION_CODE = re.compile(r"[1-9][0-9]{5}")
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
                       r":([0-9]{1,5})")
 """host:port with an ASCII host name (IDNA names as A-labels), an IPv4 or a bracketed IPv6."""
+
+MAX_MEMBERS = MAX_SIGNATURES
+"""The most members a network may have: a member's checkpoint, as GetCheckpoint serves it,
+carries the log's signature and one cosignature per other member, and our signed-note parser
+takes at most note.MAX_SIGNATURES lines (as Go's note package; C2SP signed-note asks verifiers
+to take at least 16)."""
 
 NETWORK_KIND = "network"
 GATEWAY_KIND = "gateway"
@@ -297,6 +303,13 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
     if not members:
         raise _invalid("the configuration lists no member gateway: add at least one",
                        field="members")
+    if len(members) > MAX_MEMBERS:
+        raise _invalid(f"the configuration lists {len(members)} members, but a member's"
+                       f" checkpoint carries its own signature and one cosignature per other"
+                       f" member, and a signed note carries at most {MAX_MEMBERS} signature"
+                       " lines (verifiers refuse more as malformed): list at most"
+                       f" {MAX_MEMBERS} members", field="members", members=len(members),
+                       max_members=MAX_MEMBERS)
     limits = [limit for index, member in enumerate(members)
               for limit in _check_member(member, f"members[{index}]", ca_certificate, crl, now)]
     _check_unique(members, "id", lambda m: [m.id])
@@ -310,6 +323,14 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
     if quorum > len(members) - 1:
         raise _invalid(f"witness_policy.quorum is {quorum}, but a checkpoint can gather at most"
                        f" {len(members) - 1} cosignatures (one per other member): lower it",
+                       field="witness_policy.quorum", quorum=quorum, members=len(members))
+    if quorum == 0 and len(members) > 1:
+        # A quorum of 0 switches witnessing off for the SDK and `audit verify`: a member could
+        # then roll back or fork its log unseen by anyone who relies on the configuration.
+        raise _invalid(f"witness_policy.quorum is 0 in a network of {len(members)} members:"
+                       " receivers would check no cosignature, so a member's rolled-back or"
+                       " forked log would go unseen; give a quorum of at least 1 (only a"
+                       " network of one member, which has no witness, takes 0)",
                        field="witness_policy.quorum", quorum=quorum, members=len(members))
     return limits
 

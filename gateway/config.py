@@ -197,6 +197,11 @@ class NetworkConfig:
     """How often the gateway pulls the other members' directory and catalog changes, and asks
     them about the access requests it carried there still pending and the grants they gave
     still in force; a member not reached within three times this is named stale in listings."""
+    gossip_seconds: float = 60.0
+    """How often the gateway compares what the other members cosigned of each log, and the
+    configuration each holds, with its own view: a log showing two histories, or two
+    configurations of one version, is kept as evidence and audited (govshare network
+    status)."""
 
 
 @dataclass(frozen=True)
@@ -354,6 +359,7 @@ def problems(config: Config) -> list[str]:
         ("[network] refresh_seconds", config.network.refresh_seconds),
         ("[network] witness_push_seconds", config.network.witness_push_seconds),
         ("[network] replicate_seconds", config.network.replicate_seconds),
+        ("[network] gossip_seconds", config.network.gossip_seconds),
     ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
         ("decision_working_days", config.exchange.decision_working_days, 366),
@@ -374,6 +380,7 @@ def problems(config: Config) -> list[str]:
         ("[network] refresh_seconds", config.network.refresh_seconds),
         ("[network] witness_push_seconds", config.network.witness_push_seconds),
         ("[network] replicate_seconds", config.network.replicate_seconds),
+        ("[network] gossip_seconds", config.network.gossip_seconds),
     ) if not value <= LONGEST_TIMER]
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"

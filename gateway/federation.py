@@ -194,6 +194,14 @@ class NetworkMembership:
                                        " for it")
         return member
 
+    def verify_elsewhere(self, signed: network_pb2.SignedNetworkConfiguration
+                         ) -> netconf.VerifiedConfiguration:
+        """A configuration another member holds, verified as this gateway verifies its own
+        (the national CA's root, the CRL in force, valid now), but neither against the one
+        held nor for naming this gateway: to compare the two."""
+        return netconf.verify(signed, self._ca, self._clock(),
+                              crl=self._authenticator.crl_in_force())
+
     def check_current(self, now: datetime) -> None:
         """errors.NetworkConfigurationExpired once the configuration held has expired at
         `now`: the door refuses calls with it."""

@@ -304,6 +304,14 @@ class WitnessedLog:
     checkpoint: bytes
     """The signed note cosigned last."""
     update_time: str
+    cosignature: str = ""
+    """This witness's cosignature line of `checkpoint` ("" for a row cosigned before the lines
+    were kept)."""
+
+    @property
+    def reply_bytes(self) -> int:
+        """At most the bytes it takes in a ListWitnessedCheckpoints reply."""
+        return len(self.origin) + len(self.checkpoint) + len(self.cosignature) + 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +323,31 @@ class WitnessRefusal:
     tree_size: int
     reason: str
     checkpoint: bytes
+    create_time: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Two statements one key signed that cannot both be true, as the network showed them to
+    this gateway (table `network_evidence`): two checkpoints of one log that are not one
+    history, or two network configurations of one version."""
+
+    kind: str
+    """FORK_SAME_SIZE, FORK_NOT_CONSISTENT or CONFIGURATION_EQUIVOCATION."""
+    subject: str
+    """The log's checkpoint origin, or "networkConfiguration"."""
+    member: str
+    """The member whose log it is ("" for a configuration: its signer is the authority)."""
+    first: bytes
+    """The first statement (a signed note; a SignedNetworkConfiguration)."""
+    first_from: str
+    """Who showed it: the member id of the witness that cosigned it, or of this gateway."""
+    second: bytes
+    second_from: str
+    pair: str
+    """What identifies the pair, so that it is kept once."""
+    reason: str
+    """What the two statements say, and why they cannot both be true."""
     create_time: str
 
 

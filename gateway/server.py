@@ -33,10 +33,12 @@ from gateway.catalog import Catalog, DatasetCache
 from gateway.config import Config, ServerConfig
 from gateway.directory import Directory, DirectoryCache
 from gateway.events import Events
+from gateway.evidence import NetworkEvidence
 from gateway.exchange import Exchange
 from gateway.federation import NetworkMembership, NotAMember, OwnMember
 from gateway.fetch import Fetcher
 from gateway.forwarding import Forwarding
+from gateway.gossip import Gossip
 from gateway.identity import Authenticator
 from gateway.limits import Limiter
 from gateway.paging import PageTokens
@@ -184,14 +186,19 @@ class Gateway:
         self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
                                      self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
+        self.evidence = self.gossip = None
         if self.network is not None:
-            self.witness = GatewayWitness(self.work, self.network, self.witness_key)
+            self.witness = GatewayWitness(self.work, self.network, self.witness_key,
+                                          self.page_tokens, config.limits)
             self.peer_channels = PeerChannels(peer_tls_pair(config))
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
                                                      self.peer_channels,
                                                      config.network.witness_push_seconds)
             self.replicator = Replicator(self.replicas, self.network, self.peer_channels,
                                          config.network.replicate_seconds)
+            self.evidence = NetworkEvidence(self.work, self.identity.uri)
+            self.gossip = Gossip(self.log, self.work, self.witness, self.evidence, self.network,
+                                 self.peer_channels, config.network.gossip_seconds)
         self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
         self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
@@ -263,6 +270,7 @@ class Gateway:
                 self.cosignatures.start()
                 self.replicator.start()
                 self.carrier.start()
+                self.gossip.start()
             self._summaries.start()
             self.fetch.break_interrupted(self.identity.uri)
         except sqlite3.DatabaseError as exc:
@@ -309,6 +317,7 @@ class Gateway:
             self.cosignatures.stop()
             self.replicator.stop()
             self.carrier.stop()
+            self.gossip.stop()
             self.peer_channels.close()
         if self.network is not None:
             self.network.stop()

@@ -15,18 +15,23 @@ refused of each size and at most MAX_REFUSED_NOTES per log (the refusals' events
 all), and no note above MAX_CHECKPOINT_BYTES is taken at all.
 
 WitnessService (gateway/services/witness.py) calls `GatewayWitness.add_checkpoint`; it takes
-the parsed request body and the peer, so the spec's HTTP form can call it the same way.
+the parsed request body and the peer, so the spec's HTTP form can call it the same way. With
+each tree head the witness keeps its own cosignature line, and lists both by origin
+(`list_cosigned`, ListWitnessedCheckpoints): what it vouches each log showed it, which the
+other members compare with their own view (gateway/gossip.py).
 """
 
 from __future__ import annotations
 
-from gateway import federation
+from gateway import federation, paging
+from gateway.config import LimitsConfig
 from gateway.context import refusal_event
 from gateway.federation import NetworkMembership
 from gateway.models import WitnessedLog, WitnessRefusal
+from gateway.paging import Page, PageTokens
 from gateway.storage import witness as sql
 from gateway.unit_of_work import Tx, UnitOfWork
-from gateway.v1 import network_pb2
+from gateway.v1 import network_pb2, witness_pb2
 from govshare import errors, signing, times
 from govshare.transparency import record
 from govshare.transparency import witness as tlog
@@ -49,10 +54,13 @@ REFUSED = "witness.refused"
 class GatewayWitness:
     """Cosigns the other members' checkpoints, recording what it cosigned."""
 
-    def __init__(self, work: UnitOfWork, network: NetworkMembership, key: signing.SigningKey):
+    def __init__(self, work: UnitOfWork, network: NetworkMembership, key: signing.SigningKey,
+                 page_tokens: PageTokens, limits: LimitsConfig):
         self._work = work
         self._network = network
         self._key = key
+        self._page_tokens = page_tokens
+        self._limits = limits
         self._witness: tuple[bytes, Witness] | None = None
 
     def add_checkpoint(self, actor: str, peer: network_pb2.MemberGateway,
@@ -80,6 +88,20 @@ class GatewayWitness:
             outcome.audited = True
             raise outcome
         return outcome.cosignature
+
+    def list_cosigned(self, request: witness_pb2.ListWitnessedCheckpointsRequest
+                      ) -> Page[WitnessedLog]:
+        """ListWitnessedCheckpoints: a page of the logs this witness follows, by origin, each
+        with the checkpoint it last cosigned and its cosignature line."""
+        size = paging.page_size(request.page_size)
+        after = self._page_tokens.decode(request.page_token, request) or ""
+        found = sql.witnessed_logs(self._work.db.reader(), after, size + 1)
+        return paging.page(self._page_tokens, self._limits, request, found, size,
+                           lambda log: log.origin)
+
+    def cosigned(self, origin: str) -> WitnessedLog | None:
+        """What this witness last cosigned of the log `origin` (None: nothing yet)."""
+        return sql.witnessed_log(self._work.db.reader(), origin)
 
     def refusals(self, origin: str) -> list[WitnessRefusal]:
         """The checkpoints of `origin` refused as inconsistent: a fork's or rollback's
@@ -120,7 +142,7 @@ def _decide(tx: Tx, witness: Witness, request: AddCheckpoint, origin: str, actor
         return refusal, [event]
     head = cosigned.tree_head
     sql.record_cosigned(tx.conn, WitnessedLog(origin, head.size, head.root_hash,
-                                              request.checkpoint, when))
+                                              request.checkpoint, when, cosigned.cosignature))
     return cosigned, []
 
 

@@ -13,7 +13,7 @@ import click
 
 from gateway.cli.exits import handles_errors
 from gateway.cli.options import client_from, connect, connection_options
-from gateway.cli.output import print_items
+from gateway.cli.output import print_items, say_stale
 from gateway.v1 import directory_pb2
 from govshare.enums import enum_name
 
@@ -33,7 +33,9 @@ def agency(ctx: click.Context, **connection: Any) -> None:
 def directory(ctx: click.Context, region: str) -> None:
     """List the agencies on the network."""
     with client_from(ctx) as client:
-        found = list(client.agencies(region))
+        listing = client.agencies(region)
+        found = list(listing)
     print_items(ctx, found, ("agency", "name", "region", "state"), lambda item: (
         item.name, item.display_name, item.region_code,
         enum_name(directory_pb2.AgencyState, item.state)))
+    say_stale(listing.stale_members)

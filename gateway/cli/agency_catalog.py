@@ -21,6 +21,7 @@ from gateway.cli.output import (
     folding_table,
     print_items,
     say,
+    say_stale,
     transfer_progress,
     wants_json,
 )
@@ -129,17 +130,19 @@ def datasets(ctx: click.Context, query: str, publisher: str, region: str, tag: s
              classification: str | None, sharing_type: str | None, withdrawn: bool) -> None:
     """List and search the datasets you may see, newest first."""
     with client_from(ctx) as client:
-        found = list(client.datasets(
+        listing = client.datasets(
             publisher=publisher, query=query, region_code=region, tag=tag,
             classification=classification or 0, sharing_type=sharing_type or 0,
             show_withdrawn=withdrawn,
-        ))
+        )
+        found = list(listing)
     print_items(ctx, found, ("dataset", "title", "version", "classification", "sharing", "state"),
                 lambda item: (
                     item.name, item.manifest.title, str(item.latest_version),
                     enum_name(catalog_pb2.Classification, item.manifest.classification),
                     enum_name(catalog_pb2.SharingType, item.manifest.sharing_type),
                     enum_name(catalog_pb2.DatasetState, item.state)))
+    say_stale(listing.stale_members)
 
 
 @click.command("show")

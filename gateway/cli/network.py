@@ -2,12 +2,14 @@
 :mod:`certs.network_configuration`.
 
 Exit codes, as the other groups: 0 success (``verify``: valid), 1 refused (an invalid, expired,
-badly signed or not newer configuration), 2 usage (a missing or unreadable file, a malformed
-description).
+badly signed or not newer configuration; ``status``: evidence of a fork or of a configuration
+signed twice), 2 usage (a missing or unreadable file, a malformed description).
 """
 
 from __future__ import annotations
 
+import base64
+import sqlite3
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,12 @@ from google.protobuf.message import DecodeError
 
 from certs import CA_CERT, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CAError, CertificateAuthority
 from certs import network_configuration as netconf
+from gateway import config as config_module
 from gateway.cli.exits import LocalMistake
 from gateway.cli.output import add_row, console, emit_json, folding_grid, folding_table
+from gateway.models import Evidence, WitnessedLog
+from gateway.storage import audit as audit_sql
+from gateway.storage import witness as witness_sql
 from gateway.text import shown
 from gateway.v1 import network_pb2
 from govshare import errors, times
@@ -59,7 +65,8 @@ _current_option = click.option(
 
 @click.group("network", cls=_NetworkGroup)
 def network() -> None:
-    """Build, sign, show and verify the signed configuration of the national network."""
+    """Build, sign, show and verify the signed configuration of the national network; show
+what a member gateway found of the network."""
 
 
 @network.command()
@@ -167,6 +174,77 @@ def witness_key(out: Path, name: str) -> None:
     except ValueError as exc:
         raise LocalMistake(f"--name: {exc}") from None
     click.echo(verifier.verifier_key)
+
+
+@network.command()
+@click.option("--config", "config_path", required=True, type=_FILE,
+              help="The gateway.toml of a member gateway, whose database is read.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def status(ctx: click.Context, config_path: Path, as_json: bool) -> None:
+    """What a member gateway's database says of the network, read-only (no gateway needs to
+    run): the logs it witnesses, the cosignatures its own log got, and the evidence of forks
+    and of configurations signed twice that it found (exit 1 when there is any)."""
+    config = _gateway_config(config_path)
+    database = config.path(config.storage.database)
+    conn = audit_sql.connect_readonly(database)
+    try:
+        witnessed = witness_sql.witnessed_logs(conn, "", MAX_STATUS_ROWS)
+        cosigned = witness_sql.latest_cosigned_sizes(conn, config.audit.origin)
+        found = witness_sql.evidence(conn)
+    except sqlite3.Error as exc:
+        raise LocalMistake(f"cannot read the database {database}: {exc}; a database of an"
+                           " older release is brought up to date by starting its gateway"
+                           " once") from None
+    finally:
+        conn.close()
+    if as_json:
+        emit_json({"witnessed": [{"origin": log.origin, "tree_size": log.tree_size,
+                                  "update_time": log.update_time} for log in witnessed],
+                   "cosigned": cosigned, "evidence": [_evidence_json(e) for e in found]})
+    else:
+        _print_status(witnessed, cosigned, found)
+    if found:
+        ctx.exit(1)
+
+
+MAX_STATUS_ROWS = 1000
+"""Logs shown: a network has at most 100 members, with a former origin or two each."""
+
+
+def _gateway_config(path: Path) -> config_module.Config:
+    try:
+        return config_module.load(path)
+    except ValueError as exc:
+        raise LocalMistake(shown(f"{path}: {exc}")) from None
+
+
+def _print_status(witnessed: list[WitnessedLog], cosigned: dict[str, int],
+                  found: list[Evidence]) -> None:
+    table = folding_table("Log witnessed", "Size", "Cosigned at")
+    for log in witnessed:
+        add_row(table, log.origin, str(log.tree_size), log.update_time)
+    console.print(table)
+    table = folding_table("This log cosigned by", "Up to size")
+    for witness, size in sorted(cosigned.items()):
+        add_row(table, witness, str(size))
+    console.print(table)
+    if not found:
+        console.print("No evidence of a fork or of a configuration signed twice.")
+        return
+    table = folding_table("Evidence", "Subject", "Shown to", "Found at", "What")
+    for item in found:
+        add_row(table, item.kind, item.subject, f"{item.first_from}, {item.second_from}",
+                item.create_time, item.reason)
+    console.print(table)
+
+
+def _evidence_json(item: Evidence) -> dict[str, Any]:
+    """Evidence with its two statements in base64, byte for byte, for anyone to check."""
+    return {"kind": item.kind, "subject": item.subject, "member": item.member,
+            "first": base64.b64encode(item.first).decode(), "first_from": item.first_from,
+            "second": base64.b64encode(item.second).decode(), "second_from": item.second_from,
+            "reason": item.reason, "create_time": item.create_time}
 
 
 def _current(path: Path | None, anchor: x509.Certificate, now: datetime

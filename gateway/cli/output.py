@@ -74,6 +74,15 @@ def print_items(ctx: click.Context, found: Iterable[Any], headers: Sequence[str]
     console.print(table)
 
 
+def say_stale(members: Sequence[str]) -> None:
+    """Say on stderr (JSON lines on stdout stay clean) that a listing is partial: the members of
+    the network its gateway had not reached lately, whose items may be missing or out of
+    date."""
+    if members:
+        click.echo(shown(f"Partial: members {', '.join(members)} were not reached lately; their"
+                         " items may be missing or out of date."), err=True)
+
+
 def emit_json(message: Any) -> None:
     """One protobuf message (or dict) as one JSON line."""
     if hasattr(message, "DESCRIPTOR"):

@@ -12,7 +12,7 @@ from typing import Any
 from certs.identity import URN_PREFIX
 from gateway.audit.reader import AuditReader
 from gateway.context import Call
-from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.identity import ADMIN, AGENCY, AUDITOR, PEER
 from gateway.models import AuditLeaf
 from gateway.rpc import Gateway, rpc
 from gateway.v1 import audit_pb2, audit_pb2_grpc
@@ -107,7 +107,9 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             leaf_index=proof.leaf_index, tree_size=proof.tree_size, leaf_hash=proof.leaf_hash,
             hashes=proof.hashes)
 
-    @rpc("audit.prove.consistency", allow=EVERYONE)
+    # Peers ask it to compare checkpoints of this log that other witnesses cosigned
+    # (gateway/gossip.py).
+    @rpc("audit.prove.consistency", allow=(*EVERYONE, PEER))
     def GetConsistencyProof(
         self, request: audit_pb2.GetConsistencyProofRequest, call: Call
     ) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 from gateway.context import Call
 from gateway.federation import RESOURCE, NetworkMembership
-from gateway.identity import ADMIN, AGENCY, AUDITOR
+from gateway.identity import ADMIN, AGENCY, AUDITOR, PEER
 from gateway.rpc import Gateway, rpc
 from gateway.v1 import network_pb2, network_pb2_grpc
 from govshare import errors
@@ -17,8 +17,9 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
         self.gateway = gateway
         self._network = network
 
-    # Served also once the configuration has expired: clients see which version is held.
-    @rpc("network.configuration.get", allow=(AGENCY, ADMIN, AUDITOR), fail_closed=False)
+    # Served also once the configuration has expired: clients see which version is held. Peers
+    # read it to compare it with their own (gateway/gossip.py).
+    @rpc("network.configuration.get", allow=(AGENCY, ADMIN, AUDITOR, PEER), fail_closed=False)
     def GetNetworkConfiguration(self, request: network_pb2.GetNetworkConfigurationRequest,
                                 call: Call) -> Any:
         if request.name != RESOURCE:

@@ -644,3 +644,30 @@ def _forwarded_requests(db: Database) -> None:
                " WHERE member IS NOT NULL AND state = 'PENDING'")
     db.execute("CREATE INDEX grants_forwarded ON grants (member, grantee)"
                " WHERE member IS NOT NULL AND state = 'ACTIVE'")
+
+
+@MIGRATIONS(name="0020_witness_gossip")
+def _witness_gossip(db: Database) -> None:
+    # As a witness: its own cosignature line of the checkpoint last cosigned, so that it can
+    # list what it vouches for (WitnessService.ListWitnessedCheckpoints). Rows cosigned before
+    # keep '' until the next cosignature and are not listed till then.
+    db.execute("ALTER TABLE witnessed_logs ADD COLUMN cosignature TEXT NOT NULL DEFAULT ''")
+    # As a member comparing what its peers cosigned with its own view: pairs of statements
+    # signed by one key that cannot both be true (two checkpoints of one log that are not one
+    # history, two configurations of one version), each pair kept once.
+    db.execute(
+        """
+        CREATE TABLE network_evidence (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            member TEXT NOT NULL,
+            first BLOB NOT NULL,
+            first_from TEXT NOT NULL,
+            second BLOB NOT NULL,
+            second_from TEXT NOT NULL,
+            pair TEXT NOT NULL UNIQUE,
+            reason TEXT NOT NULL,
+            create_time TEXT NOT NULL
+        )"""
+    )

@@ -1,12 +1,13 @@
-"""SQL for witnessing: the logs this gateway witnesses, the checkpoints it refused, and the
-cosignatures the other members gave this gateway's checkpoints."""
+"""SQL for witnessing: the logs this gateway witnesses, the checkpoints it refused, the
+cosignatures the other members gave this gateway's checkpoints, and the evidence of forks and
+equivocations it found comparing what its peers cosigned."""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
 
-from gateway.models import Cosignature, WitnessedLog, WitnessRefusal
+from gateway.models import Cosignature, Evidence, WitnessedLog, WitnessRefusal
 from gateway.storage.database import every, first
 
 
@@ -15,13 +16,39 @@ def witnessed_log(conn: sqlite3.Connection, origin: str) -> WitnessedLog | None:
                  WitnessedLog)
 
 
+def witnessed_logs(conn: sqlite3.Connection, after: str, limit: int) -> list[WitnessedLog]:
+    """The logs of origin after `after` whose last cosignature is kept, by origin."""
+    return every(conn.execute("SELECT * FROM witnessed_logs WHERE origin > ? AND cosignature"
+                              " != '' ORDER BY origin LIMIT ?", (after, limit)), WitnessedLog)
+
+
 def record_cosigned(conn: sqlite3.Connection, log: WitnessedLog) -> None:
     conn.execute(
-        "INSERT INTO witnessed_logs (origin, tree_size, root_hash, checkpoint, update_time)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET tree_size ="
+        "INSERT INTO witnessed_logs (origin, tree_size, root_hash, checkpoint, update_time,"
+        " cosignature) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET tree_size ="
         " excluded.tree_size, root_hash = excluded.root_hash, checkpoint = excluded.checkpoint,"
-        " update_time = excluded.update_time",
-        (log.origin, log.tree_size, log.root_hash, log.checkpoint, log.update_time))
+        " update_time = excluded.update_time, cosignature = excluded.cosignature",
+        (log.origin, log.tree_size, log.root_hash, log.checkpoint, log.update_time,
+         log.cosignature))
+
+
+def insert_evidence(conn: sqlite3.Connection, evidence: Evidence, at_most: int) -> bool:
+    """Keep `evidence` unless its pair is kept, or `at_most` of its subject are; whether it
+    was kept."""
+    return conn.execute(
+        "INSERT INTO network_evidence (kind, subject, member, first, first_from, second,"
+        " second_from, pair, reason, create_time) SELECT :kind, :subject, :member, :first,"
+        " :first_from, :second, :second_from, :pair, :reason, :create_time WHERE NOT EXISTS"
+        " (SELECT 1 FROM network_evidence WHERE pair = :pair) AND (SELECT COUNT(*) FROM"
+        " network_evidence WHERE subject = :subject) < :at_most",
+        {**dataclasses.asdict(evidence), "at_most": at_most}).rowcount == 1
+
+
+def evidence(conn: sqlite3.Connection) -> list[Evidence]:
+    """Every pair kept, oldest first."""
+    return every(conn.execute(
+        "SELECT kind, subject, member, first, first_from, second, second_from, pair, reason,"
+        " create_time FROM network_evidence ORDER BY id"), Evidence)
 
 
 def insert_refusal(conn: sqlite3.Connection, refusal: WitnessRefusal, at_most: int) -> None:

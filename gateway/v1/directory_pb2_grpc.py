@@ -84,8 +84,10 @@ class DirectoryServiceServicer:
     """
 
     def GetAgency(self, request, context):
-        """Returns one agency: one of this gateway's, or one another member of the network serves, as
-        this gateway replicated it (network_member naming the member).
+        """Returns one agency: of the called gateway's directory or, on a member of a national
+        network, another member's agency it replicated (as ListAgencies lists it, `network_member`
+        naming that member), so that a client can check a replicated dataset's signed manifest
+        with its publisher's certificates. NOT_FOUND for an agency neither holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

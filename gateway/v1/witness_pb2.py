@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/witness.proto\x12\ngateway.v1\"W\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\x0c\",\n\x15\x41\x64\x64\x43heckpointResponse\x12\x13\n\x0b\x63osignature\x18\x01 \x01(\t2f\n\x0eWitnessService\x12T\n\rAddCheckpoint\x12 .gateway.v1.AddCheckpointRequest\x1a!.gateway.v1.AddCheckpointResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/witness.proto\x12\ngateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x14\x41\x64\x64\x43heckpointRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x02 \x03(\x0c\x12\x12\n\ncheckpoint\x18\x03 \x01(\x0c\",\n\x15\x41\x64\x64\x43heckpointResponse\x12\x13\n\x0b\x63osignature\x18\x01 \x01(\t\"H\n\x1fListWitnessedCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"{\n ListWitnessedCheckpointsResponse\x12>\n\x15witnessed_checkpoints\x18\x01 \x03(\x0b\x32\x1f.gateway.v1.WitnessedCheckpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"j\n\x13WitnessedCheckpoint\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x12\n\ncheckpoint\x18\x02 \x01(\x0c\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdd\x01\n\x0eWitnessService\x12T\n\rAddCheckpoint\x12 .gateway.v1.AddCheckpointRequest\x1a!.gateway.v1.AddCheckpointResponse\x12u\n\x18ListWitnessedCheckpoints\x12+.gateway.v1.ListWitnessedCheckpointsRequest\x1a,.gateway.v1.ListWitnessedCheckpointsResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,10 +33,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.witness_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027gov.govshare.gateway.v1P\001'
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=40
-  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=127
-  _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=129
-  _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=173
-  _globals['_WITNESSSERVICE']._serialized_start=175
-  _globals['_WITNESSSERVICE']._serialized_end=277
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_start=73
+  _globals['_ADDCHECKPOINTREQUEST']._serialized_end=160
+  _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=162
+  _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=206
+  _globals['_LISTWITNESSEDCHECKPOINTSREQUEST']._serialized_start=208
+  _globals['_LISTWITNESSEDCHECKPOINTSREQUEST']._serialized_end=280
+  _globals['_LISTWITNESSEDCHECKPOINTSRESPONSE']._serialized_start=282
+  _globals['_LISTWITNESSEDCHECKPOINTSRESPONSE']._serialized_end=405
+  _globals['_WITNESSEDCHECKPOINT']._serialized_start=407
+  _globals['_WITNESSEDCHECKPOINT']._serialized_end=513
+  _globals['_WITNESSSERVICE']._serialized_start=516
+  _globals['_WITNESSSERVICE']._serialized_end=737
 # @@protoc_insertion_point(module_scope)

@@ -33,10 +33,11 @@ class WitnessServiceStub:
     witness last cosigned for that log, and records what it cosigned. A log that rolled back (a
     restored backup) or forked is refused, the refusal audited and the refused checkpoint kept.
 
-    Only peers call it: a caller presenting a gateway certificate that the network configuration
-    the witness holds names as a member, with that very TLS certificate (any other gateway
-    certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of its own
-    log (the configuration's `audit_origin` of that member).
+    AddCheckpoint is for peers only: a caller presenting a gateway certificate that the network
+    configuration the witness holds names as a member, with that very TLS certificate (any other
+    gateway certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of
+    its own log (the configuration's `audit_origin` of that member). ListWitnessedCheckpoints is
+    for peers and auditors.
     """
 
     def __init__(self, channel):
@@ -50,6 +51,11 @@ class WitnessServiceStub:
                 request_serializer=gateway_dot_v1_dot_witness__pb2.AddCheckpointRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_witness__pb2.AddCheckpointResponse.FromString,
                 _registered_method=True)
+        self.ListWitnessedCheckpoints = channel.unary_unary(
+                '/gateway.v1.WitnessService/ListWitnessedCheckpoints',
+                request_serializer=gateway_dot_v1_dot_witness__pb2.ListWitnessedCheckpointsRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_witness__pb2.ListWitnessedCheckpointsResponse.FromString,
+                _registered_method=True)
 
 
 class WitnessServiceServicer:
@@ -60,10 +66,11 @@ class WitnessServiceServicer:
     witness last cosigned for that log, and records what it cosigned. A log that rolled back (a
     restored backup) or forked is refused, the refusal audited and the refused checkpoint kept.
 
-    Only peers call it: a caller presenting a gateway certificate that the network configuration
-    the witness holds names as a member, with that very TLS certificate (any other gateway
-    certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of its own
-    log (the configuration's `audit_origin` of that member).
+    AddCheckpoint is for peers only: a caller presenting a gateway certificate that the network
+    configuration the witness holds names as a member, with that very TLS certificate (any other
+    gateway certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of
+    its own log (the configuration's `audit_origin` of that member). ListWitnessedCheckpoints is
+    for peers and auditors.
     """
 
     def AddCheckpoint(self, request, context):
@@ -86,6 +93,18 @@ class WitnessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWitnessedCheckpoints(self, request, context):
+        """Lists, by origin, the latest checkpoint this witness cosigned of each log it follows, with
+        its cosignature: what it vouches the log showed it (after the roster of Sigsum's witness
+        proposals). Each member compares what its peers list with its own view of the same log, so
+        that a log showing one history to some witnesses and another to others is caught;
+        auditors may read it too. A log last cosigned before a gateway kept its cosignatures is
+        listed again once the witness cosigns it anew.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WitnessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +112,11 @@ def add_WitnessServiceServicer_to_server(servicer, server):
                     servicer.AddCheckpoint,
                     request_deserializer=gateway_dot_v1_dot_witness__pb2.AddCheckpointRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_witness__pb2.AddCheckpointResponse.SerializeToString,
+            ),
+            'ListWitnessedCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWitnessedCheckpoints,
+                    request_deserializer=gateway_dot_v1_dot_witness__pb2.ListWitnessedCheckpointsRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_witness__pb2.ListWitnessedCheckpointsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -110,10 +134,11 @@ class WitnessService:
     witness last cosigned for that log, and records what it cosigned. A log that rolled back (a
     restored backup) or forked is refused, the refusal audited and the refused checkpoint kept.
 
-    Only peers call it: a caller presenting a gateway certificate that the network configuration
-    the witness holds names as a member, with that very TLS certificate (any other gateway
-    certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of its own
-    log (the configuration's `audit_origin` of that member).
+    AddCheckpoint is for peers only: a caller presenting a gateway certificate that the network
+    configuration the witness holds names as a member, with that very TLS certificate (any other
+    gateway certificate: PERMISSION_DENIED reason PEER_NOT_IN_NETWORK), for the checkpoints of
+    its own log (the configuration's `audit_origin` of that member). ListWitnessedCheckpoints is
+    for peers and auditors.
     """
 
     @staticmethod
@@ -133,6 +158,33 @@ class WitnessService:
             '/gateway.v1.WitnessService/AddCheckpoint',
             gateway_dot_v1_dot_witness__pb2.AddCheckpointRequest.SerializeToString,
             gateway_dot_v1_dot_witness__pb2.AddCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWitnessedCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.WitnessService/ListWitnessedCheckpoints',
+            gateway_dot_v1_dot_witness__pb2.ListWitnessedCheckpointsRequest.SerializeToString,
+            gateway_dot_v1_dot_witness__pb2.ListWitnessedCheckpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

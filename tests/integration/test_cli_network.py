@@ -73,7 +73,7 @@ def signed(net: Federation, version: int, name: str | None = None, **describe_op
 def test_every_command_has_help_text() -> None:
     group = cli.commands["network"]
     assert isinstance(group, click.Group) and group.help
-    assert set(group.commands) == {"create", "sign", "show", "verify", "witness-key"}
+    assert set(group.commands) == {"create", "sign", "show", "verify", "witness-key", "status"}
     for name, command in group.commands.items():
         assert command.help, name
         for param in command.params:
@@ -190,6 +190,14 @@ def test_create_refuses_a_region_served_twice(net: Federation) -> None:
     result = run("network", "create", description, "--ca", net.root / "ca", "--out",
                  net.root / "x.pb")
     assert result.exit_code == 1 and "share region_codes '440100'" in result.output
+
+
+def test_create_refuses_a_quorum_of_zero_in_a_network_of_several(net: Federation) -> None:
+    result = run("network", "create", describe(net, quorum=0), "--ca", net.root / "ca",
+                 "--out", net.root / "x.pb")
+    assert result.exit_code == 1
+    assert "quorum is 0 in a network of 3 members" in result.output
+    assert not (net.root / "x.pb").exists()
 
 
 def test_network_text_is_shown_escaped(net: Federation) -> None:

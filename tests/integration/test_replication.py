@@ -9,9 +9,12 @@ import hashlib
 
 import grpc
 import pytest
+from click.testing import CliRunner
 
+from agencies.catalog import signer_certificate, verify_signed_manifest
 from agencies.client import AdminClient
-from agencies.errors import AlreadyExists, from_rpc_error
+from agencies.errors import AlreadyExists, NotFound, from_rpc_error
+from gateway.cli.agency import agency
 from gateway.v1 import directory_pb2, replication_pb2, replication_pb2_grpc
 from govshare import times
 from tests.support.federation import Members, two_regions
@@ -75,6 +78,46 @@ def test_a_peer_that_is_down_leaves_local_results_marked_stale(net):
     response = gd._call(gd.directory.ListAgencies, directory_pb2.ListAgenciesRequest())
     assert list(response.stale_members) == [SH]
     assert "agencies/gd-health" in {agency.name for agency in response.agencies}
+    # The SDK's listings say it too, before any item is read and across pages.
+    agencies = gd.agencies()
+    assert agencies.stale_members == (SH,)
+    assert "agencies/gd-health" in {agency.name for agency in agencies}
+    datasets = gd.datasets(page_size=1)
+    assert OPEN in {dataset.name for dataset in datasets}
+    assert datasets.stale_members == (SH,)
+
+
+def test_the_cli_says_a_listing_is_partial(net):
+    """`govshare agency directory` and `datasets` name the stale members on stderr, so that
+    their JSON lines stay clean."""
+    members, clients = net
+    folder = clients["gd-health"].certs
+    for command in ("directory", "datasets"):
+        result = CliRunner().invoke(agency, [
+            "--certs", str(folder), "--gateway", members.target(GD), "--server-name",
+            "localhost", "--json", command])
+        assert result.exit_code == 0, result.output
+        assert f"Partial: members {SH} were not reached lately" in result.stderr
+        assert all(line.startswith("{") for line in result.stdout.splitlines())
+
+
+def test_get_agency_of_a_replicated_agency(net):
+    """GetAgency answers another member's agency as ListAgencies lists it, so that a client
+    checks a replicated dataset's manifest with its publisher's certificate."""
+    members, clients = net
+    pull(members)
+    gd = clients["gd-health"]
+    agency = gd.agency("bj-stats")
+    assert (agency.name, agency.network_member) == ("agencies/bj-stats", BJ)
+    listed = {a.name: a for a in gd.agencies()}["agencies/bj-stats"]
+    assert agency == listed
+    dataset = gd.get(OPEN)
+    manifest = verify_signed_manifest(
+        dataset.signed_manifest, signer_certificate(agency, dataset.signed_manifest),
+        (gd.certs / "ca.pem").read_bytes())
+    assert manifest.title == "Beijing population"
+    with pytest.raises(NotFound):
+        gd.agency("sh-nobody")
 
 
 def test_paging_runs_across_local_and_replicated_datasets_with_one_token(net):

@@ -13,19 +13,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agencies.audit import witness_policy as policy_of
-from agencies.client import AdminClient, BaseClient
+from agencies.client import BaseClient
 from agencies.errors import VerificationError, WitnessQuorumNotReached, from_rpc_error
 from gateway.models import WitnessedLog
-from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
-from gateway.v1 import audit_pb2, witness_pb2, witness_pb2_grpc
+from gateway.v1 import audit_pb2, witness_pb2
 from gateway.witness import MAX_CHECKPOINT_BYTES, MAX_REFUSED_NOTES
 from govshare.signing import SigningKey
-from govshare.transparency import note, record
+from govshare.transparency import note
 from govshare.transparency.cosignature import CosignatureSigner, WitnessPolicy
 from tests.support.commands import govshare
-from tests.support.federation import SIGNING_KEY, Members, origin, start_members
+from tests.support.federation import SIGNING_KEY, Members, origin, peer_stub, start_members
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
 
@@ -37,27 +35,9 @@ def members(tmp_path: Path) -> Iterator[Members]:
     running.close()
 
 
-def grow(members: Members, gateway_id: str, events: int = 1) -> None:
-    """Append `events` events to a member's log (one batch: one new checkpoint)."""
-    gateway = members.gateway(gateway_id)
-    gateway.work.append([record.Event(gateway.identity.uri, "test.grow")
-                         for _ in range(events)])
-
-
-def latest(members: Members, gateway_id: str) -> audit_pb2.GetCheckpointResponse:
-    with BaseClient(members.target(gateway_id), members.auditor_folder,
-                    server_name="localhost") as auditor:
-        return auditor.audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=10)
-
-
 def witness_policy(members: Members, *ids: str, quorum: int = 1) -> WitnessPolicy:
     keys = {m.id: m.witness_verifier_key for m in members.members()}
     return WitnessPolicy([keys[i] for i in ids], quorum)
-
-
-def actions(members: Members, gateway_id: str) -> list[str]:
-    conn = members.gateway(gateway_id).db.reader()
-    return [record.decode(data)["action"] for _, data in audit_sql.iter_records(conn)]
 
 
 def witnessed_log(members: Members, witness_id: str, log_id: str) -> WitnessedLog | None:
@@ -65,26 +45,18 @@ def witnessed_log(members: Members, witness_id: str, log_id: str) -> WitnessedLo
     return witness_sql.witnessed_log(members.gateway(witness_id).db.reader(), origin(log_id))
 
 
-def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
-    credentials = grpc.ssl_channel_credentials(
-        (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
-        (folder / "tls.pem").read_bytes())
-    channel = grpc.secure_channel(target, credentials)
-    return channel, witness_pb2_grpc.WitnessServiceStub(channel)
-
-
 def test_a_peer_cosigns_a_growing_log(members: Members) -> None:
     assert members.push(LOG) == {WITNESS: "cosigned"}
-    first = latest(members, LOG)
+    first = members.latest(LOG)
     [cosigned] = witness_policy(members, WITNESS).check(first.signed_checkpoint.encode())
     assert cosigned.witness == witness_policy(members, WITNESS).witnesses[0]
     assert note.open_note(first.signed_checkpoint.encode(),
                           [note.NoteVerifier.from_verifier_key(first.verifier_key)])
 
-    grow(members, LOG, 3)
-    assert "test.grow" in actions(members, LOG)
+    members.grow(LOG, 3)
+    assert "test.grow" in members.actions(LOG)
     assert members.push(LOG) == {WITNESS: "cosigned"}
-    second = latest(members, LOG)
+    second = members.latest(LOG)
     assert second.tree_size > first.tree_size
     witness_policy(members, WITNESS).check(second.signed_checkpoint.encode())
     assert members.push(LOG) == {WITNESS: "up to date"}
@@ -92,34 +64,34 @@ def test_a_peer_cosigns_a_growing_log(members: Members) -> None:
     witnessed = witnessed_log(members, WITNESS, LOG)
     assert (witnessed.tree_size, witnessed.checkpoint) == (
         second.tree_size, bytes(members.gateway(LOG).log.checkpoint().note))
-    assert "witness.cosigned" not in actions(members, WITNESS)
+    assert "witness.cosigned" not in members.actions(WITNESS)
 
 
 def test_a_witness_down_then_up_catches_up(members: Members) -> None:
     members.stop(WITNESS)
     [outcome] = members.push(LOG).values()
     assert outcome.startswith("UNAVAILABLE")
-    grow(members, LOG)
+    members.grow(LOG)
     with pytest.raises(Exception, match="cosigned"):
-        witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+        witness_policy(members, WITNESS).check(members.latest(LOG).signed_checkpoint.encode())
 
     members.start(WITNESS)
     assert members.push(LOG) == {WITNESS: "cosigned"}
-    witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+    witness_policy(members, WITNESS).check(members.latest(LOG).signed_checkpoint.encode())
 
 
 def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
         members: Members, tmp_path: Path) -> None:
     assert members.push(LOG) == {WITNESS: "cosigned"}
-    backed_up = latest(members, LOG).tree_size
+    backed_up = members.latest(LOG).tree_size
     folder = members.federation.folder(LOG)
     members.stop(LOG)
     backup = folder.parent / "backup"
     shutil.copytree(folder, backup)
     members.start(LOG)
-    grow(members, LOG, 2)
+    members.grow(LOG, 2)
     assert members.push(LOG) == {WITNESS: "cosigned"}
-    with sdk(members, LOG) as client:
+    with members.sdk(LOG) as client:
         assert client.checkpoint().size > backed_up
     members.stop(LOG)
 
@@ -128,7 +100,7 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     shutil.rmtree(folder)
     shutil.copytree(backup, folder)
     members.start(LOG)
-    grow(members, LOG, 10)
+    members.grow(LOG, 10)
     [outcome] = members.push(LOG).values()
     assert "FAILED_PRECONDITION WITNESS_CONSISTENCY_UNPROVED" in outcome
 
@@ -136,34 +108,27 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     [evidence] = witness.witness.refusals(f"{LOG}.govshare.example/audit")
     assert evidence.reason.startswith("WITNESS_CONSISTENCY_UNPROVED")
     assert note.unverified_text(evidence.checkpoint).startswith(f"{LOG}.govshare.example")
-    assert "witness.refused" in actions(members, WITNESS)
+    assert "witness.refused" in members.actions(WITNESS)
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
-        witness_policy(members, WITNESS).check(latest(members, LOG).signed_checkpoint.encode())
+        witness_policy(members, WITNESS).check(members.latest(LOG).signed_checkpoint.encode())
+    # The restored gateway's own gossip finds its witness holding what its log does not extend.
+    members.gateway(LOG).gossip.round()
+    [kept] = members.gateway(LOG).evidence.found()
+    assert (kept.kind, kept.first_from, kept.second_from) == ("FORK_NOT_CONSISTENT", WITNESS, LOG)
     # The SDK with the policy takes only checkpoints witnessed: a client that saw the lost
     # history's catches the fork; a new one gets the last checkpoint witnessed before the backup.
-    with sdk(members, LOG) as client, pytest.raises(VerificationError) as forked:
+    with members.sdk(LOG) as client, pytest.raises(VerificationError) as forked:
         client.checkpoint()
     assert forked.value.reason == "LOG_FORKED"
-    with sdk(members, LOG, tmp_path / "new-client.json") as client:
+    with members.sdk(LOG, tmp_path / "new-client.json") as client:
         assert client.checkpoint().size == backed_up
-
-
-def sdk(members: Members, gateway_id: str, state: Path | None = None) -> AdminClient:
-    """An SDK client of `gateway_id` (as the auditor) checking the network's witness policy
-    (its audit state in `state`, if given)."""
-    client = AdminClient(members.target(gateway_id), members.auditor_folder,
-                         server_name="localhost")
-    client.audit_state_file = state
-    configuration = members.gateway(gateway_id).network.current.configuration
-    client.audit_witness_policy = policy_of(configuration, f"{gateway_id}.govshare.example/audit")
-    return client
 
 
 def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
     members = start_members(tmp_path / "net", ("gd-gateway", "bj-gateway", "sh-gateway"),
                             quorum=2)
     try:
-        with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as none:
+        with members.sdk(LOG) as client, pytest.raises(WitnessQuorumNotReached) as none:
             client.checkpoint()
         assert none.value.metadata == {"cosigned": "", "quorum": "2"}
 
@@ -172,15 +137,15 @@ def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
         assert outcomes[WITNESS] == "cosigned"
         assert outcomes["sh-gateway"].startswith("UNAVAILABLE")
         bj_key = members.federation.member(WITNESS).witness_verifier_key
-        with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
+        with members.sdk(LOG) as client, pytest.raises(WitnessQuorumNotReached) as refused:
             client.checkpoint()
         assert refused.value.metadata == {"cosigned": bj_key, "quorum": "2"}
         assert bj_key in refused.value.message
 
         members.start("sh-gateway")
         assert members.push(LOG)["sh-gateway"] == "cosigned"
-        with sdk(members, LOG) as client:
-            assert client.checkpoint().size == latest(members, LOG).tree_size
+        with members.sdk(LOG) as client:
+            assert client.checkpoint().size == members.latest(LOG).tree_size
     finally:
         members.close()
 
@@ -302,25 +267,25 @@ def test_a_witness_answer_with_extra_lines_is_not_stored(
                         lambda *args: spoil(members, honest(*args)))
     [outcome] = members.push(LOG).values()
     assert outcome.startswith("its answer is not its cosignature of the checkpoint")
-    signed = latest(members, LOG).signed_checkpoint
+    signed = members.latest(LOG).signed_checkpoint
     assert signed == bytes(members.gateway(LOG).log.checkpoint().note).decode()
-    with sdk(members, LOG) as client, pytest.raises(WitnessQuorumNotReached):
+    with members.sdk(LOG) as client, pytest.raises(WitnessQuorumNotReached):
         client.checkpoint()
 
     monkeypatch.undo()
-    grow(members, LOG)
+    members.grow(LOG)
     assert members.push(LOG) == {WITNESS: "cosigned"}
-    signed = latest(members, LOG).signed_checkpoint
+    signed = members.latest(LOG).signed_checkpoint
     assert signed.count("\u2014 ") == 2  # the log's signature and the one cosignature
-    with sdk(members, LOG) as client:
-        assert client.checkpoint().size == latest(members, LOG).tree_size
+    with members.sdk(LOG) as client:
+        assert client.checkpoint().size == members.latest(LOG).tree_size
 
 
 def test_witnessing_settles_without_traffic(members: Members, tmp_path: Path) -> None:
     """Each member cosigns the other's log, and the logs stop growing: a cosignature writes no
     event, so it makes no checkpoint for the other member to cosign."""
     def sizes() -> tuple[int, int]:
-        return latest(members, LOG).tree_size, latest(members, WITNESS).tree_size
+        return members.latest(LOG).tree_size, members.latest(WITNESS).tree_size
 
     for _ in range(2):
         members.push(LOG)
@@ -331,8 +296,8 @@ def test_witnessing_settles_without_traffic(members: Members, tmp_path: Path) ->
         assert members.push(WITNESS) == {LOG: "up to date"}
     assert sizes() == settled
     for gateway_id in (LOG, WITNESS):
-        with sdk(members, gateway_id, tmp_path / f"{gateway_id}.json") as client:
-            assert client.checkpoint().size == latest(members, gateway_id).tree_size
+        with members.sdk(gateway_id, tmp_path / f"{gateway_id}.json") as client:
+            assert client.checkpoint().size == members.latest(gateway_id).tree_size
 
 
 def test_refused_notes_are_bounded(members: Members) -> None:
@@ -374,6 +339,6 @@ def test_refused_notes_are_bounded(members: Members) -> None:
     assert [r.tree_size for r in kept] == [cosigned.size + i for i in range(MAX_REFUSED_NOTES)]
     # Every refusal is audited all the same: the oversized one by the RPC, the others by the
     # witness's decision.
-    audited = actions(members, WITNESS)
+    audited = members.actions(WITNESS)
     assert audited.count("witness.add_checkpoint") == 1
     assert audited.count("witness.refused") == 3 + MAX_REFUSED_NOTES + 2

@@ -96,8 +96,9 @@ def carried(for_agency: str) -> tuple[str, ...]:
             *NO_CONNECTION)
 
 
-PEERS_ONLY = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, NOT_CARRIED, *CLAIMS, NOT_IN_NETWORK,
-              *NO_CONNECTION)
+AS_PEER = (OK, NOT_CARRIED, *CLAIMS, NOT_IN_NETWORK, *NO_CONNECTION)
+"""The last nine columns of an RPC a peer calls as itself, never for an agency."""
+PEERS_ONLY = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, *AS_PEER)
 """An RPC only a peer calls, as itself."""
 
 
@@ -214,17 +215,23 @@ TABLE: tuple[Row, ...] = (
     _row("AuditService.GetInclusionProof", "audit.prove.inclusion",
          "leaf 0 in the latest tree (hashes only: no owner)",
          OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+    # Peers prove consistency of this log's checkpoints that other witnesses cosigned.
     _row("AuditService.GetConsistencyProof", "audit.prove.consistency",
          "from tree size 1 to the latest (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *AS_PEER),
+    # Peers compare the configuration a member holds with their own.
     _row("NetworkService.GetNetworkConfiguration", "network.configuration.get",
          "name = networkConfiguration, the configuration the gateway holds (no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *AS_PEER),
     # A suspended agency is refused for its role before its registration is looked at.
     _row("WitnessService.AddCheckpoint", "witness.add_checkpoint",
          "old size 0 and a checkpoint of the peer's audit log signed by its audit key (every"
          " caller sends the peer's; the peer gets the witness's cosignature)",
          *PEERS_ONLY),
+    _row("WitnessService.ListWitnessedCheckpoints", "witness.list",
+         "no page token: the latest checkpoint the gateway cosigned of each log it witnesses"
+         " (no owner; peers and auditors)",
+         ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, OK, *AS_PEER),
     _row("ReplicationService.ListNetworkChanges", "replication.list_changes",
          "from position 0: the agencies and shared datasets a member pulls (peers only)",
          *PEERS_ONLY),
@@ -268,8 +275,13 @@ def render() -> str:
         "member with that very TLS certificate; it is checked before the caller's role, so",
         "a gateway certificate of the national CA that the configuration does not name is",
         "refused `PEER_NOT_IN_NETWORK` whatever it calls. A peer may only ask the gateway,",
-        "as its witness, to cosign its log's checkpoints (`WitnessService.AddCheckpoint`) and",
-        "pull its network changes (`ReplicationService.ListNetworkChanges`), and call the",
+        "as its witness, to cosign its log's checkpoints (`WitnessService.AddCheckpoint`),",
+        "pull its network changes (`ReplicationService.ListNetworkChanges`), and, to compare",
+        "what the members cosigned and hold (docs/FEDERATION.md, \"Gossip\"), list the",
+        "checkpoints it cosigned last (`WitnessService.ListWitnessedCheckpoints`, which",
+        "auditors may read too), prove its own log's consistency",
+        "(`AuditService.GetConsistencyProof`) and read its configuration",
+        "(`NetworkService.GetNetworkConfiguration`); and it may call the",
         "exchange RPCs an agency of its own reaches through it, for that agency",
         "(`govshare-on-behalf-of`, `docs/FEDERATION.md`): creating, reading, listing and",
         "withdrawing access requests, listing grants and fetching. Without naming one it is",

@@ -1,6 +1,8 @@
 """A national network on disk for the network configuration's tests: a real national CA, its
-network authority, and member gateways with real certificates, audit and witness keys; and a
-laid-out network whose running gateway is a member (`Membership`, `start_member_network`)."""
+network authority, and member gateways with real certificates, audit and witness keys; a
+laid-out network whose running gateway is a member (`Membership`, `start_member_network`); and
+several member gateways running on 127.0.0.1, witnessing, replicating and gossiping with each
+other (`Members`, `start_members`, `two_regions`)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agencies.client import AdminClient, AgencyClient
+from agencies.audit import witness_policy
+from agencies.client import AdminClient, AgencyClient, BaseClient
 from certs import CRL_FILE, SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority
 from certs import network_configuration as netconf
 from gateway import config as config_module
@@ -20,15 +24,19 @@ from gateway.national import CONFIGURATION_FILE, NETWORK_ID
 from gateway.national import audit_origin as origin
 from gateway.network import NetworkLayout, free_port, lay_out
 from gateway.server import GatewayServer, create_server
-from gateway.v1 import exchange_pb2_grpc, network_pb2
+from gateway.storage import audit as audit_sql
+from gateway.v1 import audit_pb2, exchange_pb2_grpc, network_pb2, witness_pb2_grpc
 from govshare.signing import SigningKey, write_private_pem
+from govshare.transparency import record
 from govshare.transparency.cosignature import CosignatureVerifier
-from govshare.transparency.note import NoteVerifier
+from govshare.transparency.note import Checkpoint, NoteSigner, NoteVerifier, sign_note
 from tests.support.exchange import MovableClock
 from tests.support.network import AGENCIES, Network
 
 REGIONS = {"gd-gateway": ["440000", "440100"], "bj-gateway": ["110000"],
            "sh-gateway": ["310000"]}
+MORE_REGIONS = {"zj-gateway": ["330000"], "sc-gateway": ["510000"]}
+"""Regions of members some tests add to the federation's three (`Members` issues them)."""
 AUDIT_KEY_FILE = "audit.vkey"
 WITNESS_KEY_FILE = "witness.vkey"
 WITNESS_PRIVATE_KEY = "witness.key"
@@ -69,7 +77,8 @@ class Federation:
     def member(self, gateway_id: str) -> network_pb2.MemberGateway:
         out = self.folder(gateway_id)
         return netconf.member(
-            out, gateway_id=gateway_id, region_codes=REGIONS.get(gateway_id, ["650000"]),
+            out, gateway_id=gateway_id,
+            region_codes=REGIONS.get(gateway_id) or MORE_REGIONS.get(gateway_id, ["650000"]),
             address=f"{gateway_id}.example.gov:8443", audit_origin=origin(gateway_id),
             witness_verifier_key=(out / WITNESS_KEY_FILE).read_text().strip())
 
@@ -152,9 +161,11 @@ class Membership:
                members: list[network_pb2.MemberGateway] | None = None,
                crl_der: bytes | None = None) -> network_pb2.SignedNetworkConfiguration:
         """Version `version` signed at `now` (default: the real time) by the authority, naming
-        `members` (default: the gateway alone) and carrying `crl_der` (default: the CA's)."""
+        `members` (default: the gateway alone, of quorum 0; several, of quorum 1) and carrying
+        `crl_der` (default: the CA's)."""
         crl = crl_der or self.ca.crl().public_bytes(Encoding.DER)
-        configuration = netconf.build(NETWORK_ID, members or [self.member()], 0, crl,
+        members = members or [self.member()]
+        configuration = netconf.build(NETWORK_ID, members, min(1, len(members) - 1), crl,
                                       self.ca.certificate, datetime.now(UTC))
         return netconf.seal(configuration, SigningKey.load(self.authority / SIGNING_KEY),
                             (self.authority / SIGNING_CERT).read_text(), version=version,
@@ -206,9 +217,14 @@ class Members:
     ports: dict[str, int] = field(default_factory=dict)
     servers: dict[str, GatewayServer] = field(default_factory=dict)
 
+    configuration_files: dict[str, Path] = field(default_factory=dict)
+    """Members reading a configuration file of their own (`hold`), not the shared one."""
+
     def __post_init__(self) -> None:
         self.ports = {gateway_id: free_port() for gateway_id in self.ids}
         for gateway_id in self.ids:
+            if not self.federation.folder(gateway_id).exists():
+                self.federation.add_gateway(gateway_id)
             self._write_config(gateway_id)
         self.write_configuration(1)
         self.federation.ca.issue_staff("auditor", "auditor", self.auditor_folder)
@@ -220,18 +236,39 @@ class Members:
     def config_path(self, gateway_id: str) -> Path:
         return self.federation.folder(gateway_id) / "gateway.toml"
 
-    def members(self) -> list[network_pb2.MemberGateway]:
+    def members(self, ids: tuple[str, ...] | None = None) -> list[network_pb2.MemberGateway]:
+        """The members `ids` (default: all), each at its address on 127.0.0.1."""
         members = []
-        for gateway_id in self.ids:
+        for gateway_id in ids or self.ids:
             member = self.federation.member(gateway_id)
             member.address = f"127.0.0.1:{self.ports[gateway_id]}"
             members.append(member)
         return members
 
-    def write_configuration(self, version: int) -> None:
-        signed = self.federation.sign(self.federation.unsigned(self.members(), self.quorum),
-                                      version)
-        (self.federation.root / CONFIGURATION_FILE).write_bytes(signed.SerializeToString())
+    @property
+    def configuration_file(self) -> Path:
+        """The configuration file the members read (but those given one of their own)."""
+        return self.federation.root / CONFIGURATION_FILE
+
+    def write_configuration(self, version: int, ids: tuple[str, ...] | None = None,
+                            quorum: int | None = None) -> bytes:
+        """Sign version `version` naming members `ids` (default: all) with `quorum` (default:
+        the members'), write it to the shared file and return its bytes."""
+        unsigned = self.federation.unsigned(self.members(ids),
+                                            self.quorum if quorum is None else quorum)
+        data = self.federation.sign(unsigned, version).SerializeToString()
+        self.configuration_file.write_bytes(data)
+        return data
+
+    def hold(self, gateway_id: str, data: bytes) -> None:
+        """Give `gateway_id` a configuration file of its own holding `data`: the member reads
+        it from its next start on, and a member started on it takes new `data` at its next
+        refresh (`gateway(gateway_id).network.refresh()`)."""
+        path = self.federation.folder(gateway_id) / CONFIGURATION_FILE
+        path.write_bytes(data)
+        if self.configuration_files.get(gateway_id) != path:
+            self.configuration_files[gateway_id] = path
+            self._write_config(gateway_id)
 
     def _write_config(self, gateway_id: str) -> None:
         root = self.federation.root
@@ -241,9 +278,10 @@ class Members:
                     "certificate": Path(TLS_CERT), "key": Path("tls.key"),
                     "signing_certificate": Path(SIGNING_CERT), "signing_key": Path(SIGNING_KEY)},
             "audit": {"origin": origin(gateway_id)},
-            "network": {"configuration_file": str(root / CONFIGURATION_FILE),
+            "network": {"configuration_file": str(self.configuration_files.get(
+                            gateway_id, self.configuration_file)),
                         "witness_key": WITNESS_PRIVATE_KEY, "witness_push_seconds": 3600.0,
-                        "replicate_seconds": 3600.0,
+                        "replicate_seconds": 3600.0, "gossip_seconds": 3600.0,
                         "witness_http_listen": "127.0.0.1:0" if self.witness_http else ""},
         }
         for section, values in self.overrides.items():
@@ -281,10 +319,56 @@ class Members:
         caller = self.gateway(caller_id)
         channel = caller.peer_channels.channel(caller.network.current.member(callee_id))
         return exchange_pb2_grpc.ExchangeServiceStub(channel)
+    def grow(self, gateway_id: str, events: int = 1) -> None:
+        """Append `events` events to a member's log (one batch: one new checkpoint)."""
+        gateway = self.gateway(gateway_id)
+        gateway.work.append([record.Event(gateway.identity.uri, "test.grow")
+                             for _ in range(events)])
+
+    def signed_checkpoint(self, gateway_id: str, size: int, root_hash: bytes) -> bytes:
+        """A checkpoint of `gateway_id`'s log signed with its audit key, of any size and root:
+        what the member's operator could sign to show one history to some and another to
+        others."""
+        signer = NoteSigner(origin(gateway_id),
+                            SigningKey.load(self.federation.folder(gateway_id) / SIGNING_KEY))
+        return sign_note(Checkpoint(origin(gateway_id), size, root_hash).to_text(), [signer])
+
+    def actions(self, gateway_id: str) -> list[str]:
+        """The actions of a member's audit events, in log order."""
+        conn = self.gateway(gateway_id).db.reader()
+        return [record.decode(data)["action"] for _, data in audit_sql.iter_records(conn)]
+
+    def latest(self, gateway_id: str) -> audit_pb2.GetCheckpointResponse:
+        """A member's latest checkpoint, with the cosignatures it holds, as the auditor gets
+        it."""
+        with BaseClient(self.target(gateway_id), self.auditor_folder,
+                        server_name="localhost") as auditor:
+            return auditor.audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=10)
+
+    def sdk(self, gateway_id: str, state: Path | None = None) -> AdminClient:
+        """An SDK client of `gateway_id` (as the auditor) checking the witness policy of the
+        configuration the member holds, its audit state in `state` (default: one file per
+        member, kept from client to client)."""
+        client = AdminClient(self.target(gateway_id), self.auditor_folder,
+                             server_name="localhost")
+        client.audit_state_file = state or self.auditor_folder / f"{gateway_id}-audit.json"
+        configuration = self.gateway(gateway_id).network.current.configuration
+        client.audit_witness_policy = witness_policy(configuration, origin(gateway_id))
+        return client
 
     def close(self) -> None:
         for gateway_id in list(self.servers):
             self.stop(gateway_id)
+
+
+def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
+    """A WitnessService stub to `target`, calling with the certificates in `folder` (a peer's,
+    to send what the peer's gateway would not)."""
+    credentials = grpc.ssl_channel_credentials(
+        (folder / "ca.pem").read_bytes(), (folder / "tls.key").read_bytes(),
+        (folder / "tls.pem").read_bytes())
+    channel = grpc.secure_channel(target, credentials)
+    return channel, witness_pb2_grpc.WitnessServiceStub(channel)
 
 
 def start_members(root: Path, ids: tuple[str, ...] = ("gd-gateway", "bj-gateway"),

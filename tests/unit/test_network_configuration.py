@@ -17,17 +17,23 @@ from gateway.v1 import network_pb2
 from govshare import envelopes, errors
 from govshare.signing import SigningKey
 from govshare.transparency.cosignature import CosignatureVerifier
+from govshare.transparency.note import MAX_SIGNATURES
 from tests.support.federation import NETWORK_ID, Federation
 
 NOW = datetime.now(UTC)
-"""The time the tests verify at: reset when the federation is made, since its certificates are
-valid from then (less the CA's clock skew), however late in a long run the module comes."""
+"""The time the module's tests verify at: taken again when the module starts (`_now`), since
+its certificates are valid from 5 minutes before they are issued, and the suite may reach this
+module later than that after collecting it."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _now() -> None:
+    global NOW
+    NOW = datetime.now(UTC)
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Federation:
-    global NOW
-    NOW = datetime.now(UTC)
     return Federation(tmp_path_factory.mktemp("federation"))
 
 
@@ -308,6 +314,40 @@ def test_revoked_member_certificate(tmp_path: Path) -> None:
 def test_malformed_configurations_are_invalid(net: Federation, change, words: str) -> None:
     message = refused(net, _with(net, change), errors.NetworkConfigurationInvalid)
     assert words in message
+
+
+def test_a_quorum_of_zero_in_a_network_of_several_members(net: Federation) -> None:
+    """A quorum of 0 would switch witnessing off for every receiver: refused by the rules, so
+    by `build` (network create), `sign` and every receiver; a network of one member, which has
+    no witness, keeps 0."""
+    message = refused(net, _with(net, lambda c: setattr(c.witness_policy, "quorum", 0)),
+                      errors.NetworkConfigurationInvalid)
+    assert "quorum is 0 in a network of 3 members" in message
+    with pytest.raises(errors.NetworkConfigurationInvalid, match="quorum is 0"):
+        net.unsigned(quorum=0)
+    alone = net.unsigned([net.member("gd-gateway")], quorum=0)
+    assert verify(net, net.sign(alone)).configuration.witness_policy.quorum == 0
+
+
+def test_more_members_than_a_checkpoint_can_carry_signatures_for(tmp_path: Path) -> None:
+    """A member's checkpoint carries its signature and one cosignature per other member; a
+    network whose checkpoints would carry more lines than a signed note may (note's
+    MAX_SIGNATURES) is refused, as every verifier would refuse those checkpoints."""
+    crowd = Federation(tmp_path)
+    members = []
+    for index in range(MAX_SIGNATURES + 1):
+        gateway_id = f"m{index}-gateway"
+        crowd.add_gateway(gateway_id)
+        member = crowd.member(gateway_id)
+        member.region_codes[:] = [f"{110000 + index * 100}"]
+        members.append(member)
+    assert netconf.MAX_MEMBERS == MAX_SIGNATURES
+    assert crowd.unsigned(members[:MAX_SIGNATURES]).members[-1].id == "m99-gateway"
+    with pytest.raises(errors.NetworkConfigurationInvalid) as caught:
+        crowd.unsigned(members)
+    assert caught.value.metadata == {"field": "members", "members": "101",
+                                     "max_members": "100"}
+    assert "at most 100 signature lines" in caught.value.message
 
 
 def test_build_refuses_a_malformed_network_id(net: Federation) -> None:
