@@ -540,14 +540,14 @@ def check_witnessed(signed: str, policy: WitnessPolicy) -> None:
     except QuorumError:
         cosigned = cosigned_by(signed, policy)
         raise WitnessQuorumNotReached(
-            f"the gateway's checkpoint is cosigned by {len(cosigned)} of the policy's witnesses"
-            f" ({', '.join(cosigned) or 'none'}); {policy.quorum} are needed: its witnesses"
-            " have not seen it yet (ask again later), or refused it",
+            f"the checkpoint of {_origin_line(signed)!r} is cosigned by {len(cosigned)} of the"
+            f" policy's witnesses ({', '.join(cosigned) or 'none'}); {policy.quorum} are"
+            " needed: its witnesses have not seen it yet (ask again later), or refused it",
             reason="WITNESS_QUORUM_NOT_REACHED",
             metadata={"cosigned": ",".join(cosigned), "quorum": str(policy.quorum)}) from None
     except note.NoteError as exc:
-        raise _refuse(f"a witness cosignature of the gateway's checkpoint does not verify:"
-                      f" {exc}", "COSIGNATURE_INVALID") from None
+        raise _refuse(f"a witness cosignature of the checkpoint of {_origin_line(signed)!r}"
+                      f" does not verify: {exc}", "COSIGNATURE_INVALID") from None
 
 
 def cosigned_by(signed: str, policy: WitnessPolicy) -> list[str]:
