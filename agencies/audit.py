@@ -117,10 +117,8 @@ class AuditMixin:
         through the gateway: signed with the member's audit verifier key under its audit
         origin and cosigned by its witness policy's quorum, both from the configuration held,
         and proved to extend the checkpoint of that log saved before (`member_logs`)."""
-        configuration = self.network_configuration()
-        assert configuration is not None  # the member was found in it
         origin, key = member.audit_origin, member.audit_verifier_key
-        policy = witness_policy(configuration.configuration, origin)
+        policy = self._log_policy(origin)
         response = self._latest_checkpoint(policy, origin)
         current = _open_checkpoint(response.signed_checkpoint, key)
         if current.origin != origin:
@@ -169,6 +167,15 @@ class AuditMixin:
             return self.audit_witness_policy
         configuration = self.network_configuration()
         return witness_policy(configuration.configuration, member.audit_origin)
+
+    def _log_policy(self, log: str) -> WitnessPolicy | None:
+        """The witness policy applied to `log` (empty: the gateway's own, whose policy the
+        application may set); another member's is the configuration's for it."""
+        if not log:
+            return self._witness_policy(self.network_member())
+        configuration = self.network_configuration()
+        assert configuration is not None  # another member's log is read with one held
+        return witness_policy(configuration.configuration, log)
 
     def _latest_checkpoint(self, policy: WitnessPolicy | None,
                            log: str = "") -> audit_pb2.GetCheckpointResponse:
@@ -331,9 +338,9 @@ class AuditMixin:
     def _prove_in(self, checkpoint: note.Checkpoint, leaf_index: int, record: bytes,
                   log: str = "") -> audit_pb2.GetInclusionProofResponse:
         """The proof that `record` is leaf `leaf_index` of the verified `checkpoint` of `log`
-        (empty: the gateway's own). WitnessQuorumNotReached when the leaf is beyond it: a
-        checkpoint a witness policy takes is behind the latest one by a witnessing round."""
-        if leaf_index >= checkpoint.size:
+        (empty: the gateway's own). With a witness policy, WitnessQuorumNotReached when the leaf
+        is beyond it: a checkpoint the policy takes lags the log by a witnessing round."""
+        if leaf_index >= checkpoint.size and self._log_policy(log) is not None:
             raise WitnessQuorumNotReached(
                 f"leaf {leaf_index} is not in the latest checkpoint of {_log_named(log)} taken"
                 f" (size {checkpoint.size}): its witnesses have not cosigned one holding it"
