@@ -303,7 +303,7 @@ class Gossip:
         assert member is not None
         self._found.record(Evidence(
             kind, origin, member.id, first.note, first.shown_by, second.note, second.shown_by,
-            _pair(origin, first.checkpoint, second.checkpoint),
+            evidence.checkpoint_pair(origin, first.checkpoint, second.checkpoint),
             f"member {member.id}'s log {origin!r}: {why}", create_time=""))
         return 1
 
@@ -362,11 +362,6 @@ def _remember(seen: set, item: object) -> None:
     if len(seen) >= MAX_REMEMBERED:
         seen.clear()
     seen.add(item)
-
-
-def _pair(origin: str, a: note.Checkpoint, b: note.Checkpoint) -> str:
-    heads = sorted(f"{c.size}:{c.root_hash.hex()}" for c in (a, b))
-    return f"{origin} {' '.join(heads)}"
 
 
 def _digest(configuration: VerifiedConfiguration) -> str:

@@ -189,7 +189,7 @@ class Gateway:
         self.evidence = self.gossip = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key,
-                                          self.page_tokens, config.limits)
+                                          self.page_tokens, config.limits, self.refusals)
             self.peer_channels = PeerChannels(peer_tls_pair(config))
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
                                                      self.peer_channels,
