@@ -182,7 +182,8 @@ class Gateway:
                              self.now)
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
-                                 config.limits, config.network.replicate_seconds)
+                                 config.limits, config.network.replicate_seconds,
+                                 self.identity.uri)
         self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
                                      self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
@@ -267,6 +268,8 @@ class Gateway:
             self.log.start(self.work, self.identity.uri)
             if self.network is not None:
                 self.network.start(self.work.append, self.identity.uri)
+                self.replicas.forget_removed()  # removed while this gateway was stopped
+                self.network.on_taken(self.replicas.forget_removed)
                 self.cosignatures.start()
                 self.replicator.start()
                 self.carrier.start()
