@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.v1 import network_pb2
 from govshare import envelopes, errors, signing, times
@@ -319,6 +320,11 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
                   " suits a gateway alone), such as gd-gateway.example.gov/audit")
     _check_unique(members, "witness_verifier_key",
                   lambda m: [_witness_key(m.witness_verifier_key).key])
+    _check_unique(members, "address", lambda m: [m.address.lower()],
+                  "; the peers calling one would reach the other")
+    _check_unique(members, "members", _keys,
+                  "; a member holding another's key could connect or sign as that member, and"
+                  " a member's witness key is apart from its signing key", shown="a public key")
     quorum = configuration.witness_policy.quorum
     if quorum > len(members) - 1:
         raise _invalid(f"witness_policy.quorum is {quorum}, but a checkpoint can gather at most"
@@ -336,18 +342,31 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
 
 
 def _check_unique(members: Iterable[network_pb2.MemberGateway], field: str, values,
-                  hint: str = "") -> None:
+                  hint: str = "", *, shown: str = "") -> None:
     """No two members (nor one member twice) share a value of `field` (`hint` ends the
-    refusal's message)."""
+    refusal's message, which calls the value `shown`, by default `field`)."""
     seen: dict[object, str] = {}
     for member in members:
         for value in values(member):
             if value in seen:
                 raise _invalid(
-                    f"members {seen[value]!r} and {member.id!r} share {field}"
+                    f"members {seen[value]!r} and {member.id!r} share {shown or field}"
                     f" {_quoted(value)}: each must be unique in the network{hint}", field=field,
                     members=f"{seen[value]},{member.id}")
             seen[value] = member.id
+
+
+def _keys(member: network_pb2.MemberGateway) -> list[bytes]:
+    """The public keys a member's entry names (checked by `_check_member` already): its TLS
+    key, its signing key (which is also its audit key), its witness key, each once."""
+    tls, signing_certificate = (x509.load_pem_x509_certificate(pem.encode()).public_key()
+                                for pem in (member.tls_certificate_pem,
+                                            member.signing_certificate_pem))
+    signing_key = signing_certificate.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    audit_key = NoteVerifier.from_verifier_key(member.audit_verifier_key).key.public_raw
+    return [tls.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+            *dict.fromkeys((signing_key, audit_key)),
+            _witness_key(member.witness_verifier_key).key.public_raw]
 
 
 def _quoted(value: object) -> str:

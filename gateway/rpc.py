@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from gateway import status
+from gateway import refusals, status
 from gateway.context import Call, digest_of, refusal_event
 from gateway.directory import Directory
 from gateway.federation import NetworkMembership, peer_refused
@@ -309,12 +309,6 @@ def audit_refusal(
         digest = digest_of(request) if hasattr(request, "SerializeToString") else ""
         names = [getattr(request, f, "") for f in _NAME_FIELDS]
         event = refusal_event(actor, action, names, digest, error)
-    if at_door and not gateway.refusals.admit(event, error.reason):
-        return
-    try:
-        gateway.work.append([event])
-    except errors.GatewayError as failure:  # a full disk, say: counted, summarised later
-        gateway.refusals.count(event, error.reason)
-        log.error("could not audit refusal of %s (counted for a summary): %s", action,
-                  failure.message)
+    refusals.audit(gateway.refusals, gateway.work.append, event, error.reason,
+                   within_budget=at_door)
 

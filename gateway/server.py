@@ -183,14 +183,15 @@ class Gateway:
                              self.now)
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
-                                 config.limits, config.network.replicate_seconds)
+                                 config.limits, config.network.replicate_seconds,
+                                 self.identity.uri)
         self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
                                      self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         self.evidence = self.gossip = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key,
-                                          self.page_tokens, config.limits)
+                                          self.page_tokens, config.limits, self.refusals)
             self.peer_channels = PeerChannels(peer_tls_pair(config))
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
                                                      self.peer_channels,
@@ -269,6 +270,8 @@ class Gateway:
             self.log.start(self.work, self.identity.uri)
             if self.network is not None:
                 self.network.start(self.work.append, self.identity.uri)
+                self.replicas.forget_removed()  # removed while this gateway was stopped
+                self.network.on_taken(self.replicas.forget_removed)
                 self.cosignatures.start()
                 self.replicator.start()
                 self.carrier.start()

@@ -36,6 +36,11 @@ from govshare.transparency.note import NoteVerifier
 
 DEFAULT_HOURS = 24
 """Default validity of a signed configuration; it must also end by the CRL's nextUpdate."""
+MAX_HOURS = 366 * 24
+"""The longest validity `sign` takes: a year, far beyond any CRL's nextUpdate (a week by
+default), which the rules hold a configuration to anyway."""
+MAX_VERSION = 2**64 - 1
+"""The highest version a configuration can carry (NetworkConfiguration.version, a uint64)."""
 
 
 class _NetworkGroup(click.Group):
@@ -79,7 +84,7 @@ def create(description: Path, ca_dir: Path, out: Path) -> None:
     [[members]] with id, region_codes, address, certificates folder and verifier key files)."""
     values = _toml(description)
     network_id = _text(values, "network_id", description)
-    quorum = _integer(values, "quorum", description)
+    quorum = _integer(values, "quorum", description, netconf.MAX_MEMBERS - 1)
     members = [_member(description.parent, entry, f"members[{index}]")
                for index, entry in enumerate(_list(values, "members", description))]
     ca = CertificateAuthority.open(ca_dir)
@@ -95,9 +100,10 @@ def create(description: Path, ca_dir: Path, out: Path) -> None:
 @click.argument("unsigned", type=_FILE)
 @click.option("--authority", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The network authority's folder (ca.pem, signing.pem, signing.key).")
-@click.option("--version", "version", required=True, type=click.IntRange(min=1),
+@click.option("--version", "version", required=True, type=click.IntRange(min=1, max=MAX_VERSION),
               help="Version of this configuration, higher than every one signed before.")
-@click.option("--hours", default=DEFAULT_HOURS, show_default=True, type=click.IntRange(min=1),
+@click.option("--hours", default=DEFAULT_HOURS, show_default=True,
+              type=click.IntRange(min=1, max=MAX_HOURS),
               help="Hours the configuration stays valid (no later than the CRL's nextUpdate).")
 @_current_option
 @click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
@@ -305,10 +311,10 @@ def _text(values: dict[str, Any], key: str, where: object) -> str:
     return value
 
 
-def _integer(values: dict[str, Any], key: str, where: object) -> int:
+def _integer(values: dict[str, Any], key: str, where: object, maximum: int) -> int:
     value = values.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise LocalMistake(f"{where}: {key} must be a whole number, 0 or more")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise LocalMistake(f"{where}: {key} must be a whole number from 0 to {maximum}")
     return value
 
 

@@ -184,6 +184,26 @@ def test_bad_input_exits_2(net: Federation) -> None:
     assert result.exit_code == 2 and "network_id must be text" in result.output
 
 
+@pytest.mark.parametrize(("command", "says"), [
+    (lambda net, unsigned: ("create", describe(net, quorum=2**32), "--ca", net.root / "ca"),
+     "quorum must be a whole number from 0 to 99"),
+    (lambda net, unsigned: ("sign", unsigned, "--authority", net.authority, "--version",
+                            2**64), "1<=x<=18446744073709551615"),
+    (lambda net, unsigned: ("sign", unsigned, "--authority", net.authority, "--version", 1,
+                            "--hours", 10**9), "1<=x<=8784"),
+], ids=["quorum-beyond-uint32", "version-beyond-uint64", "hours-beyond-a-year"])
+def test_a_number_beyond_its_range_exits_2_saying_the_range(net: Federation, command,
+                                                             says: str) -> None:
+    """Numbers the configuration cannot carry (or dates it cannot reach) are bad input, not
+    tracebacks: exit 2, naming the range allowed."""
+    unsigned = net.root / "ok.unsigned.pb"
+    ok("network", "create", describe(net), "--ca", net.root / "ca", "--out", unsigned)
+    result = run("network", *command(net, unsigned), "--out", net.root / "x.pb")
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert not (net.root / "x.pb").exists()
+
+
 def test_create_refuses_a_region_served_twice(net: Federation) -> None:
     description = describe(net)
     description.write_text(description.read_text().replace('["310000"]', '["440100"]'))

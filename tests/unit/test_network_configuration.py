@@ -17,7 +17,7 @@ from gateway.v1 import network_pb2
 from govshare import envelopes, errors
 from govshare.signing import SigningKey
 from govshare.transparency.cosignature import CosignatureVerifier
-from govshare.transparency.note import MAX_SIGNATURES
+from govshare.transparency.note import MAX_SIGNATURES, NoteVerifier
 from tests.support.federation import NETWORK_ID, Federation
 
 NOW = datetime.now(UTC)
@@ -314,6 +314,34 @@ def test_revoked_member_certificate(tmp_path: Path) -> None:
 def test_malformed_configurations_are_invalid(net: Federation, change, words: str) -> None:
     message = refused(net, _with(net, change), errors.NetworkConfigurationInvalid)
     assert words in message
+
+
+def _audit_key_of(member: network_pb2.MemberGateway, origin: str) -> str:
+    """`member`'s audit key named for another log's `origin`."""
+    key = NoteVerifier.from_verifier_key(member.audit_verifier_key).key
+    return NoteVerifier(origin, key).verifier_key
+
+
+def _own_signing_key_as_witness_key(member: network_pb2.MemberGateway) -> None:
+    key = NoteVerifier.from_verifier_key(member.audit_verifier_key).key
+    member.witness_verifier_key = CosignatureVerifier("gd-witness", key).verifier_key
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda c: setattr(c.members[1], "address", c.members[0].address.upper()),
+     "share address 'gd-gateway.example.gov:8443'"),
+    (lambda c: setattr(c.members[1], "audit_verifier_key",
+                       _audit_key_of(c.members[0], c.members[1].audit_origin)),
+     "'gd-gateway' and 'bj-gateway' share a public key"),
+    (lambda c: _own_signing_key_as_witness_key(c.members[0]),
+     "'gd-gateway' and 'gd-gateway' share a public key"),
+], ids=["one-address", "another-members-audit-key", "signing-key-as-witness-key"])
+def test_members_sharing_an_address_or_a_key_are_refused(net: Federation, change,
+                                                         words: str) -> None:
+    """Two members at one address would have their peers reach one for the other; a key named
+    for two members would let one sign or connect as the other."""
+    message = refused(net, _with(net, change), errors.NetworkConfigurationInvalid)
+    assert words in message and "each must be unique in the network" in message
 
 
 def test_a_quorum_of_zero_in_a_network_of_several_members(net: Federation) -> None:
