@@ -169,7 +169,8 @@ class Gateway:
         call, so a clock the gateway is given later reaches them too."""
         self.statements = StatementOpener(self.agencies, self.authenticator)
         self.directory = Directory(self.db, self.work, self.agencies, self.statements,
-                                   self.ca_certificate, config.limits, self.page_tokens)
+                                   self.ca_certificate, config.limits, self.page_tokens,
+                                   self.network)
         self.catalog = Catalog(self.db, self.work, self.datasets, self.blobs, self.statements,
                                config.limits, config.exchange, self.page_tokens)
         self.exchange = Exchange(self.db, self.work, self.datasets, self.agencies, self.catalog,

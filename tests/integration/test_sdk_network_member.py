@@ -104,7 +104,7 @@ def test_another_members_gateway_answering_for_the_first_is_refused(members: Mem
     with AdminClient(members.target(WITNESS), tmp_path / "admin",
                      server_name="localhost") as admin:
         for spec in AGENCIES[:2]:
-            admin.register_agency(spec.id, spec.display_name, spec.region_code,
+            admin.register_agency(spec.id, spec.display_name, "110000",
                                   (tmp_path / spec.id / "signing.pem").read_text())
     with agency(0, members.target(WITNESS)) as owner, \
             agency(1, members.target(WITNESS)) as requester:
