@@ -67,7 +67,8 @@ def calls(tmp_path: Path) -> Iterator[Calls]:
     authenticator = Authenticator(ca, settings.path(settings.tls.crl), clock)
     agencies, datasets, tokens = DirectoryCache(db), DatasetCache(db), PageTokens()
     statements = StatementOpener(agencies, authenticator)
-    directory = Directory(db, work, agencies, statements, ca, settings.limits, tokens)
+    directory = Directory(db, work, agencies, statements, ca, settings.limits, tokens,
+                          None)
     catalog = Catalog(db, work, datasets, blobs, statements, settings.limits, settings.exchange,
                       tokens)
     exchange = Exchange(db, work, datasets, agencies, catalog, statements, settings.exchange,
