@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 
 from agencies.errors import from_rpc_error
+from gateway import wire
 from gateway.context import Call
 from gateway.exchange import Exchange
 from gateway.federation import NetworkMembership
@@ -46,6 +47,12 @@ CALL_SECONDS = 10.0
 MEMBER_UNAVAILABLE = "MEMBER_UNAVAILABLE"
 _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 """Statuses of a call that did not reach the member's gateway (when they carry no reason)."""
+FETCH_METHOD = (f"/{exchange_pb2.DESCRIPTOR.services_by_name['ExchangeService'].full_name}"
+                "/FetchDataset")
+CHUNK_FIELD = exchange_pb2.FetchDatasetResponse.CHUNK_FIELD_NUMBER
+Relayed = exchange_pb2.FetchDatasetResponse | bytes
+"""A message of a relayed stream: parsed, or a chunk message as the member's gateway sent it
+(sent on as it is: gateway/rpc.py)."""
 
 
 class Carrier:
@@ -121,17 +128,18 @@ class Carrier:
         return answer
 
     def relay(self, call: Call, request: exchange_pb2.FetchDatasetRequest,
-              member: network_pb2.MemberGateway) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+              member: network_pb2.MemberGateway) -> Iterator[Relayed]:
         """FetchDataset of a dataset `member` holds: its stream passed on as it comes, checked
         and audited on the way (gateway/relaying.py); a resume resumes there. The member's
-        stream ends when this one does, whichever way."""
+        stream ends when this one does, whichever way. Its messages arrive unparsed: a chunk
+        goes on as the bytes that came (gateway/wire.py), the others parsed."""
         if self._channels is None:
             raise errors.Unavailable("this gateway is no network member",
                                      reason=MEMBER_UNAVAILABLE, member=member.id)
         relay = self._relaying.open(call, member.id, request.offset)
-        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
-        responses = stub.FetchDataset(request,
-                                      metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
+        fetch = self._channels.channel(member).unary_stream(
+            FETCH_METHOD, request_serializer=exchange_pb2.FetchDatasetRequest.SerializeToString)
+        responses = fetch(request, metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
         try:
             yield from self._relayed(call, member, relay, responses)
         except BaseException as exc:
@@ -141,11 +149,17 @@ class Carrier:
             responses.cancel()
 
     def _relayed(self, call: Call, member: network_pb2.MemberGateway, relay: Relay,
-                 responses: Any) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+                 responses: Any) -> Iterator[Relayed]:
         try:
             certificate = dict(responses.initial_metadata() or ()).get(
                 envelopes.GATEWAY_CERTIFICATE_KEY)
-            for message in responses:
+            for data in responses:
+                field = wire.only_field(data)
+                if field is not None and field[0] == CHUNK_FIELD:
+                    relay.chunk(field[1])
+                    yield data  # as it came: the bytes hashed are the bytes sent
+                    continue
+                message = relay.parsed(data)
                 part = message.WhichOneof("part")
                 if part == "start":
                     relay.started(message.start)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import time
 
+from google.protobuf.message import DecodeError
+
 from gateway.context import Call
 from gateway.directory import Directory
 from gateway.federation import NetworkMembership
@@ -119,7 +121,16 @@ class Relay:
                                      reason=f"from member {self._member}; offset"
                                             f" {start.offset}"))
 
-    def chunk(self, data: bytes) -> None:
+    def parsed(self, data: bytes) -> exchange_pb2.FetchDatasetResponse:
+        """A message of the member's stream, parsed; DATA_LOSS RELAYED_CONTENT_MISMATCH when
+        it is none."""
+        try:
+            return exchange_pb2.FetchDatasetResponse.FromString(data)
+        except DecodeError as exc:
+            raise _mismatch(self._member, f"it sent a message that is not a"
+                                          f" FetchDatasetResponse ({exc})") from None
+
+    def chunk(self, data: bytes | memoryview) -> None:
         """A chunk passed on: hashed, and the requester checked again when due."""
         self._hasher.update(data)
         if time.monotonic() >= self._next_check:

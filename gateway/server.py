@@ -47,7 +47,7 @@ from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.relaying import Relaying
 from gateway.replication import Replicas
 from gateway.replicator import Replicator
-from gateway.rpc import DecodeGuard
+from gateway.rpc import MessageCodecs
 from gateway.services.audit import AuditService
 from gateway.services.catalog import CatalogService
 from gateway.services.directory import DirectoryService
@@ -406,7 +406,7 @@ def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.
                                    thread_name_prefix="rpc"),
         options=options,
         maximum_concurrent_rpcs=config.server.max_workers * 4,
-        interceptors=(DecodeGuard(),),
+        interceptors=(MessageCodecs(),),
     )
     register_services(server, gateway)
     health_servicer = health.HealthServicer(
