@@ -39,7 +39,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=PHASES,
                         help="run only these phases")
     parser.add_argument("--profile", type=Path,
-                        help="write py-spy profiles (collapsed stacks) of the gateway here")
+                        help="write py-spy profiles (collapsed stacks) of the gateway, and of the"
+                        " member gateways carrying each network fetch, here")
     parser.add_argument("--report-only", action="store_true",
                         help="only regenerate the documents from the results file")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -102,7 +103,8 @@ def run(settings: phases.Settings, wanted: set[str], profile: Path | None = None
             data = phases.data_file(SCRATCH, settings.bulk_bytes)
             details["network"] = _phase(details, "network",
                                         lambda: network.network_phase(
-                                            work / "network", settings, data, overrides))
+                                            work / "network", settings, data, overrides,
+                                            profile))
         if "audit" in wanted:
             details["audit"] = _phase(details, "audit", lambda: phases.audit_phase(settings))
     finally:

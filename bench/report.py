@@ -244,11 +244,9 @@ def network_section(network: dict[str, Any]) -> list[str]:
     lines += ["", f"Gateway memory under that load: {_number(memory['all_peak'])} MiB in all"
               f" (peak of the sum; at its start {_number(memory['all_start'])}); peak per"
               f" process, MiB: {peaks}.", "",
-              "| Fetch path | MB/s median (min–max) | CPU-seconds per GB, all processes |",
-              "|---|---|---|"]
-    for key, run in fetch["runs"].items():
-        lines.append(f"| {key.replace('_', ' ')} | {_spread(run['mbps'])}"
-                     f" | {_spread(run['cpu_seconds_per_gb'])} |")
+              f"The fetch paths, {_number(fetch['bytes'] / 2**20)} MiB each, in"
+              f" {fetch['rounds']} alternating rounds:", "",
+              *fetch_table(fetch["runs"])]
     ratios = ", ".join(f"{key.replace('_', ' ')} {value:.2f}"
                        for key, value in fetch["ratios"].items())
     lines += ["", f"Ratios (median of per-round ratios): {ratios}."]
@@ -260,6 +258,22 @@ def network_section(network: dict[str, Any]) -> list[str]:
         for key, row in network["create_request"].items():
             lines.append(f"| {key.replace('_', ' ')} | {_number(row['p50'])}"
                          f" | {_number(row['p99'])} | {row['count']} |")
+    return lines
+
+
+def fetch_table(runs: dict[str, Any]) -> list[str]:
+    """MB/s of each network fetch path, and the CPU-seconds per GB of all processes and of
+    each (medians)."""
+    processes = list(next(iter(runs.values()))["process_cpu_seconds_per_gb"])
+    lines = ["| Fetch path | MB/s median (min–max) | CPU-seconds per GB, all processes"
+             + "".join(f" | {name}" for name in processes) + " |",
+             "|---|---|---" + "|---" * len(processes) + "|"]
+    for key, run in runs.items():
+        each = run["process_cpu_seconds_per_gb"]
+        lines.append(f"| {key.replace('_', ' ')} | {_spread(run['mbps'])}"
+                     f" | {_spread(run['cpu_seconds_per_gb'])}"
+                     + "".join(f" | {_number(each[name]['median'])}" for name in processes)
+                     + " |")
     return lines
 
 
