@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -136,6 +137,9 @@ def _phase(details: dict[str, Any], name: str, body: Callable[[], Any]) -> Any:
         details["failures"][name] = f"{type(exc).__name__}: {exc}"
         return None
     finally:
+        # The machine is shared: what else ran shows in the load average (this run's own
+        # processes keep up to its two cores busy).
+        details.setdefault("load_average", {})[name] = round(os.getloadavg()[0], 1)
         print(f"{name}: {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
 
 

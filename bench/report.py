@@ -281,6 +281,16 @@ def _spread(value: dict[str, float]) -> str:
     return f"{_number(value['median'])} ({_number(value['min'])}–{_number(value['max'])})"
 
 
+def load_line(details: dict[str, Any]) -> list[str]:
+    """The 1-minute load average at the end of each phase, when the run recorded it."""
+    loads = details.get("load_average")
+    if not loads:
+        return []
+    each = ", ".join(f"{phase} {load:g}" for phase, load in loads.items())
+    return [f"**Load:** 1-minute load average at the end of each phase (the machine is shared;"
+            f" this run keeps up to its 2 cores busy): {each}.", ""]
+
+
 def generated_section(results: dict[str, Any], plot_name: str) -> str:
     details = results["details"]
     box = results["machine"]
@@ -293,6 +303,7 @@ def generated_section(results: dict[str, Any], plot_name: str) -> str:
         f" grpcio {box['grpcio']}, protobuf {box['protobuf']}, cryptography"
         f" {box['cryptography']}, SQLite {box['sqlite']}.",
         "",
+        *load_line(details),
         f"**Sizes:** bulk transfers of {_number(settings.get('bulk_bytes', 0) / 2**20)} MiB in"
         f" 1 MiB chunks, {settings.get('bulk_rounds')} rounds each; unary runs of at most"
         f" {settings.get('unary_seconds')} s, {settings.get('rounds')} rounds each.",
