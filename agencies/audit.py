@@ -20,6 +20,15 @@ own saved one against it, then keeps the old origin's checkpoints in the state f
 
 Proofs hash the record bytes here, never taking the gateway's leaf hash on trust, and
 `prove_receipt` checks that the event a fetch receipt names is that fetch's completion.
+
+A receipt of a fetch from another region names a leaf of the owner's gateway's log, another
+member's. With a network configuration held, the client reads that log through its own gateway
+(`log_origin`, carried to the member on the agency's behalf) and trusts nothing the gateways
+say of it: the checkpoint must be signed with that member's `audit_verifier_key` under its
+`audit_origin` and meet that member's witness policy, all from the configuration, and extend
+the checkpoint of that log saved before (kept per origin in the state file, `member_logs`,
+checked for consistency as the client's own log is). A client holding no configuration cannot
+know another log's key, and refuses such a receipt (RECEIPT_LOG_UNKNOWN).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from agencies.errors import GovshareError, VerificationError, WitnessQuorumNotRe
 from agencies.exchange import FETCH_COMPLETE
 from agencies.network import not_the_member
 from certs.files import exclusive_lock, replace_file
+from certs.identity import Identity
 from gateway.v1 import audit_pb2, envelope_pb2, exchange_pb2, network_pb2
 from govshare import envelopes, times
 from govshare.transparency import merkle, note, record
@@ -97,17 +107,51 @@ class AuditMixin:
                    or response.verifier_key)
             current = _open_checkpoint(response.signed_checkpoint, key)
             _check_policy(response.signed_checkpoint, policy)
-            if previous:
-                old = _open_checkpoint(previous, key)
-                if current.size < old.size:
-                    # Another thread or process saved a later checkpoint after the gateway
-                    # signed this one: the log must still hold that one, grown from this one.
-                    self._check_extends(current, old, saved_later=True)
-                    return current
-                self._check_extends(old, current)
-            self._save_audit_state({**state, "verifier_key": key,
-                                    "checkpoint": response.signed_checkpoint})
+            if self._check_against_saved(current, previous, key):
+                self._save_audit_state({**state, "verifier_key": key,
+                                        "checkpoint": response.signed_checkpoint})
         return current
+
+    def _log_checkpoint(self, member: network_pb2.MemberGateway) -> note.Checkpoint:
+        """The latest checkpoint of `member`'s log, another member's than the gateway's, read
+        through the gateway: signed with the member's audit verifier key under its audit
+        origin and cosigned by its witness policy's quorum, both from the configuration held,
+        and proved to extend the checkpoint of that log saved before (`member_logs`)."""
+        origin, key = member.audit_origin, member.audit_verifier_key
+        policy = self._log_policy(origin)
+        response = self._latest_checkpoint(policy, origin)
+        current = _open_checkpoint(response.signed_checkpoint, key)
+        if current.origin != origin:
+            raise _refuse(f"the checkpoint served for log {origin!r} ({member.id}) is of"
+                          f" {current.origin!r}", "CHECKPOINT_ORIGIN_MISMATCH",
+                          log_origin=origin, origin=current.origin)
+        _check_policy(response.signed_checkpoint, policy)
+        with self._audit_state_lock():
+            state = self._audit_state()
+            logs = state.get("member_logs", {})
+            saved = logs.get(origin, {})
+            if self._check_against_saved(current, saved.get("checkpoint"),
+                                         saved.get("verifier_key", key), origin):
+                logs = {**logs, origin: {"verifier_key": key,
+                                         "checkpoint": response.signed_checkpoint}}
+                self._save_audit_state({**state, "member_logs": logs})
+        return current
+
+    def _check_against_saved(self, current: note.Checkpoint, saved: str | None, key: str,
+                             log: str = "") -> bool:
+        """Check `current` against the checkpoint `saved` of the same log (verified with
+        `key`), proofs asked of `log` (empty: the gateway's own): True when `current` is to be
+        saved in its place, False when the one saved is later."""
+        if not saved:
+            return True
+        old = _open_checkpoint(saved, key)
+        if current.size < old.size:
+            # Another thread or process saved a later checkpoint after the log signed this
+            # one: the log must still hold that one, grown from this one.
+            self._check_extends(current, old, saved_later=True, log=log)
+            return False
+        self._check_extends(old, current, log=log)
+        return True
 
     def signed_checkpoint(self, *, witnessed: bool = False) -> audit_pb2.GetCheckpointResponse:
         """The gateway's latest signed checkpoint as it serves it (with `witnessed`, the latest
@@ -124,18 +168,28 @@ class AuditMixin:
         configuration = self.network_configuration()
         return witness_policy(configuration.configuration, member.audit_origin)
 
-    def _latest_checkpoint(self, policy: WitnessPolicy | None) -> audit_pb2.GetCheckpointResponse:
-        """The gateway's latest checkpoint; with a witness policy, the latest one a witness
-        cosigned (WitnessQuorumNotReached when none is)."""
-        request = audit_pb2.GetCheckpointRequest(witnessed=policy is not None)
+    def _log_policy(self, log: str) -> WitnessPolicy | None:
+        """The witness policy applied to `log` (empty: the gateway's own, whose policy the
+        application may set); another member's is the configuration's for it."""
+        if not log:
+            return self._witness_policy(self.network_member())
+        configuration = self.network_configuration()
+        assert configuration is not None  # another member's log is read with one held
+        return witness_policy(configuration.configuration, log)
+
+    def _latest_checkpoint(self, policy: WitnessPolicy | None,
+                           log: str = "") -> audit_pb2.GetCheckpointResponse:
+        """The latest checkpoint of `log` (empty: the gateway's own); with a witness policy,
+        the latest one a witness cosigned (WitnessQuorumNotReached when none is)."""
+        request = audit_pb2.GetCheckpointRequest(witnessed=policy is not None, log_origin=log)
         try:
             return self._call(self.audit.GetCheckpoint, request)
         except GovshareError as exc:
             if policy is None or exc.reason != "NO_WITNESSED_CHECKPOINT":
                 raise
             raise WitnessQuorumNotReached(
-                f"no witness has cosigned a checkpoint of the gateway yet; {policy.quorum} of"
-                " the policy's witnesses are needed: ask again later",
+                f"no witness has cosigned a checkpoint of {_log_named(log)} yet;"
+                f" {policy.quorum} of the policy's witnesses are needed: ask again later",
                 reason="WITNESS_QUORUM_NOT_REACHED",
                 metadata={"cosigned": "", "quorum": str(policy.quorum)}) from None
 
@@ -230,10 +284,11 @@ class AuditMixin:
                 f" here (its log keeps {link_index} of them)")
 
     def _check_extends(self, old: note.Checkpoint, new: note.Checkpoint,
-                       saved_later: bool = False) -> None:
-        """Raise VerificationError unless `new` is `old` or a tree grown from it. With
-        `saved_later`, `new` is the saved checkpoint, and a gateway whose log no longer reaches
-        its size (so cannot prove it) truncated the log."""
+                       saved_later: bool = False, log: str = "") -> None:
+        """Raise VerificationError unless `new` is `old` or a tree grown from it, the proof
+        asked of `log` (empty: the gateway's own). With `saved_later`, `new` is the saved
+        checkpoint, and a log that no longer reaches its size (so cannot prove it) was
+        truncated."""
         if new.origin != old.origin:
             raise _refuse(f"the log's origin changed from {old.origin!r} to {new.origin!r}",
                           "LOG_ORIGIN_CHANGED", old=old.origin, new=new.origin)
@@ -244,7 +299,7 @@ class AuditMixin:
         hashes: list[bytes] = []
         if new.size > old.size:
             request = audit_pb2.GetConsistencyProofRequest(first_size=old.size,
-                                                          second_size=new.size)
+                                                          second_size=new.size, log_origin=log)
             try:
                 hashes = list(self._call(self.audit.GetConsistencyProof, request).hashes)
             except GovshareError as exc:
@@ -280,11 +335,19 @@ class AuditMixin:
         checkpoint = self.checkpoint()
         return self._prove_in(checkpoint, leaf_index, record), checkpoint
 
-    def _prove_in(self, checkpoint: note.Checkpoint, leaf_index: int,
-                  record: bytes) -> audit_pb2.GetInclusionProofResponse:
-        """The proof that `record` is leaf `leaf_index` of the verified `checkpoint`."""
+    def _prove_in(self, checkpoint: note.Checkpoint, leaf_index: int, record: bytes,
+                  log: str = "") -> audit_pb2.GetInclusionProofResponse:
+        """The proof that `record` is leaf `leaf_index` of the verified `checkpoint` of `log`
+        (empty: the gateway's own). With a witness policy, WitnessQuorumNotReached when the leaf
+        is beyond it: a checkpoint the policy takes lags the log by a witnessing round."""
+        if leaf_index >= checkpoint.size and self._log_policy(log) is not None:
+            raise WitnessQuorumNotReached(
+                f"leaf {leaf_index} is not in the latest checkpoint of {_log_named(log)} taken"
+                f" (size {checkpoint.size}): its witnesses have not cosigned one holding it"
+                " yet; ask again later", reason="LEAF_NOT_YET_WITNESSED",
+                metadata={"leaf_index": str(leaf_index), "tree_size": str(checkpoint.size)})
         request = audit_pb2.GetInclusionProofRequest(leaf_index=leaf_index,
-                                                     tree_size=checkpoint.size)
+                                                     tree_size=checkpoint.size, log_origin=log)
         proof = self._call(self.audit.GetInclusionProof, request)
         leaf = merkle.leaf_hash(record)
         if leaf != proof.leaf_hash:
@@ -301,18 +364,34 @@ class AuditMixin:
     def prove_receipt(self, signed_receipt: envelope_pb2.Envelope) -> audit_pb2.AuditEvent:
         """Prove that the log records the fetch a receipt vouches for (`Fetched.signed_receipt`,
         verified by the fetch): the event at its audit_leaf_index must be the completion
-        (exchange.fetch.complete) of its exchange by this agency naming this very receipt, and
-        its record bytes must be that leaf of a verified checkpoint of the receipt's log.
-        Returns the event; raises VerificationError (RECEIPT_NOT_LOGGED) otherwise."""
+        (exchange.fetch.complete) of its exchange by this agency naming this very receipt
+        (carried by this client's member when the log is another's), and its record bytes must
+        be that leaf of a verified checkpoint of the receipt's log: the gateway's own, or with
+        a network configuration held, the log of the member that signed the receipt, read
+        through the gateway (see the module docstring). Returns the event; raises
+        VerificationError (RECEIPT_NOT_LOGGED, or RECEIPT_LOG_UNKNOWN for another log without
+        a configuration) otherwise, WitnessQuorumNotReached while the log's witnesses have not
+        cosigned a checkpoint holding the leaf."""
         receipt = exchange_pb2.Receipt.FromString(signed_receipt.payload)
         index = receipt.audit_leaf_index
-        event = self.audit_event(index)
+        member = self._receipt_member(signed_receipt, receipt)
+        log = member.audit_origin if member is not None else ""
+        checkpoint = self._log_checkpoint(member) if member is not None else self.checkpoint()
+        if receipt.audit_log_origin != checkpoint.origin:
+            raise _refuse(
+                f"the receipt names log {receipt.audit_log_origin!r}, but the gateway's log is"
+                f" {checkpoint.origin!r}; holding no network configuration, the client cannot"
+                " know another log's key: build the client with the network's configuration",
+                "RECEIPT_LOG_UNKNOWN", leaf_index=index, log_origin=receipt.audit_log_origin)
+        event = self.audit_event(index, log_origin=log)
         fields = _record_fields(event.record, index)
+        via = Identity("gateway", self.network_member().id).uri if member is not None else ""
         checks = {
             "payload type": signed_receipt.payload_type == envelopes.RECEIPT,
             "action": fields.get("action") == FETCH_COMPLETE,
             "outcome": fields.get("outcome") == record.ALLOWED,
             "actor": fields.get("actor") == self.identity.uri,
+            "via": fields.get("via", "") == via,
             "exchange": fields.get("resources", [])[:1] == [receipt.exchange],
             "receipt": envelopes.envelope_id(signed_receipt) in fields.get("envelopes", []),
         }
@@ -323,18 +402,33 @@ class AuditMixin:
                 f" exchange's completion by {self.identity.uri}: its {', '.join(wrong)} differ",
                 "RECEIPT_NOT_LOGGED", leaf_index=index, mismatch=",".join(wrong),
             )
-        _, checkpoint = self._prove(index, event.record)
-        if receipt.audit_log_origin != checkpoint.origin:
-            raise _refuse(
-                f"the receipt names log {receipt.audit_log_origin!r}, but the gateway's"
-                f" checkpoint is for {checkpoint.origin!r}",
-                "RECEIPT_NOT_LOGGED", leaf_index=index, mismatch="origin",
-            )
+        self._prove_in(checkpoint, index, event.record, log)
         return event
 
-    def audit_event(self, leaf_index: int) -> audit_pb2.AuditEvent:
-        """One audit event by leaf index."""
-        request = audit_pb2.GetAuditEventRequest(name=f"auditEvents/{leaf_index}")
+    def _receipt_member(self, signed_receipt: envelope_pb2.Envelope,
+                        receipt: exchange_pb2.Receipt) -> network_pb2.MemberGateway | None:
+        """The member whose log a receipt names when it is another member's than this
+        client's gateway's (a fetch relayed from another region): the member that signed the
+        receipt, whose log it must be. None for the gateway's own log, and while no network
+        configuration is held."""
+        own = self.network_member()
+        if own is None or receipt.audit_log_origin == own.audit_origin:
+            return None
+        signing = self._signing_member(signed_receipt, "receipt")
+        assert signing is not None  # a configuration is held
+        signer = signing[0]
+        if receipt.audit_log_origin != signer.audit_origin:
+            raise _refuse(
+                f"the receipt signed by {signer.id} names log {receipt.audit_log_origin!r},"
+                f" neither {signer.id}'s ({signer.audit_origin!r}) nor {own.id}'s",
+                "RECEIPT_NOT_LOGGED", leaf_index=receipt.audit_leaf_index, mismatch="origin")
+        return signer
+
+    def audit_event(self, leaf_index: int, *, log_origin: str = "") -> audit_pb2.AuditEvent:
+        """One audit event by leaf index, of the gateway's log or, by its `log_origin`, of
+        another member's log, read through the gateway (NOT verified: `prove_receipt`)."""
+        request = audit_pb2.GetAuditEventRequest(name=f"auditEvents/{leaf_index}",
+                                                 log_origin=log_origin)
         return self._call(self.audit.GetAuditEvent, request).audit_event
 
     def audit_events(
@@ -453,14 +547,14 @@ def check_witnessed(signed: str, policy: WitnessPolicy) -> None:
     except QuorumError:
         cosigned = cosigned_by(signed, policy)
         raise WitnessQuorumNotReached(
-            f"the gateway's checkpoint is cosigned by {len(cosigned)} of the policy's witnesses"
-            f" ({', '.join(cosigned) or 'none'}); {policy.quorum} are needed: its witnesses"
-            " have not seen it yet (ask again later), or refused it",
+            f"the checkpoint of {_origin_line(signed)!r} is cosigned by {len(cosigned)} of the"
+            f" policy's witnesses ({', '.join(cosigned) or 'none'}); {policy.quorum} are"
+            " needed: its witnesses have not seen it yet (ask again later), or refused it",
             reason="WITNESS_QUORUM_NOT_REACHED",
             metadata={"cosigned": ",".join(cosigned), "quorum": str(policy.quorum)}) from None
     except note.NoteError as exc:
-        raise _refuse(f"a witness cosignature of the gateway's checkpoint does not verify:"
-                      f" {exc}", "COSIGNATURE_INVALID") from None
+        raise _refuse(f"a witness cosignature of the checkpoint of {_origin_line(signed)!r}"
+                      f" does not verify: {exc}", "COSIGNATURE_INVALID") from None
 
 
 def cosigned_by(signed: str, policy: WitnessPolicy) -> list[str]:
@@ -505,6 +599,11 @@ def _check_member_log(signed: str, member: network_pb2.MemberGateway | None,
     except (ValueError, note.NoteError):
         raise not_the_member(target, member, "its checkpoint is not signed with the member's"
                                              " audit verifier key") from None
+
+
+def _log_named(log: str) -> str:
+    """How a message names the log `log` (empty: the gateway's own)."""
+    return f"log {log!r}" if log else "the gateway's log"
 
 
 def _origin_line(signed: str) -> str:

@@ -86,7 +86,9 @@ class VerificationError(GovshareError):
 class WitnessQuorumNotReached(VerificationError):
     """Fewer witnesses of the policy cosigned the gateway's checkpoint than its quorum asks;
     metadata `cosigned` lists those that did (their verifier keys), `quorum` the number
-    needed."""
+    needed. Reason LEAF_NOT_YET_WITNESSED: the leaf to prove is beyond the latest checkpoint
+    the quorum cosigned (metadata `leaf_index`, `tree_size`); ask again after their next
+    round."""
 
 
 class NetworkConfigurationRefused(VerificationError):

@@ -255,29 +255,30 @@ class Carrier:
     def _ask(self, member: network_pb2.MemberGateway, agency: str, method: str,
              request: Any) -> Any:
         """Call `method` of `member`'s ExchangeService on behalf of `agency` ("agencies/{id}")."""
-        if self._channels is None:
-            raise errors.Unavailable("this gateway is no network member",
-                                     reason="MEMBER_UNAVAILABLE", member=member.id)
-        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
         try:
-            answer = getattr(stub, method)(request, metadata=((ON_BEHALF_KEY, agency),),
-                                           timeout=CALL_SECONDS)
-        except grpc.RpcError as exc:
-            raise self._failed(member, exc) from None
+            answer = ask_member(self._channels, member, exchange_pb2_grpc.ExchangeServiceStub,
+                                method, request, agency)
+        except errors.GatewayError as exc:
+            self._note_failure(member.id, exc)
+            raise
         self._note_reached(member.id)
         return answer
 
     def _failed(self, member: network_pb2.MemberGateway,
                 exc: grpc.RpcError) -> errors.GatewayError:
-        """The error of a failed call to `member`; one that did not reach it makes what it
-        holds stale from now on, and its channel new next time."""
+        """The error of a failed call to `member`, its channel new next time if it was not
+        reached."""
         assert self._channels is not None
         self._channels.failed(member, exc)
         error = carried_error(member, exc)
+        self._note_failure(member.id, error)
+        return error
+
+    def _note_failure(self, member_id: str, error: errors.GatewayError) -> None:
+        """A call that did not reach the member makes what it holds stale from now on."""
         if error.reason == MEMBER_UNAVAILABLE:
             with self._lock:
-                self._reached.pop(member.id, None)
-        return error
+                self._reached.pop(member_id, None)
 
     def _pages(self, member: network_pb2.MemberGateway, agency: str, method: str,
                request: Any, field: str) -> Iterator[Any]:
@@ -292,6 +293,22 @@ class Carrier:
     def _note_reached(self, member_id: str) -> None:
         with self._lock:
             self._reached[member_id] = time.monotonic()
+
+
+def ask_member(channels: PeerChannels | None, member: network_pb2.MemberGateway, stub: Any,
+               method: str, request: Any, agency: str) -> Any:
+    """Call `method` of `member`'s service (`stub`, a gateway.v1 stub class) on behalf of
+    `agency` ("agencies/{id}"), within CALL_SECONDS: its answer, or `carried_error` (a call
+    that did not reach it makes its channel new next time)."""
+    if channels is None:
+        raise errors.Unavailable("this gateway is no network member",
+                                 reason=MEMBER_UNAVAILABLE, member=member.id)
+    try:
+        return getattr(stub(channels.channel(member)), method)(
+            request, metadata=((ON_BEHALF_KEY, agency),), timeout=CALL_SECONDS)
+    except grpc.RpcError as exc:
+        channels.failed(member, exc)
+        raise carried_error(member, exc) from None
 
 
 def carried_error(member: network_pb2.MemberGateway, exc: grpc.RpcError) -> errors.GatewayError:

@@ -299,7 +299,8 @@ def _speak_for(gateway: Gateway, call: Call, claimed: str, on_behalf: bool) -> N
     if not on_behalf:
         raise errors.PermissionDenied(
             f"{call.action} is not called for an agency by its home gateway: only creating,"
-            " reading, listing and withdrawing access requests, listing grants and fetching are",
+            " reading, listing and withdrawing access requests, listing grants, fetching, and"
+            " reading audit events, checkpoints and proofs are",
             reason="ON_BEHALF_NOT_ALLOWED", agency=claimed)
 
 

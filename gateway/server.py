@@ -45,6 +45,7 @@ from gateway.paging import PageTokens
 from gateway.peers import CosignatureCollector, PeerChannels
 from gateway.refusals import RefusalBudget, SummaryWriter
 from gateway.relaying import Relaying
+from gateway.remote_logs import RemoteLogs
 from gateway.replication import Replicas
 from gateway.replicator import Replicator
 from gateway.rpc import MessageCodecs
@@ -202,6 +203,7 @@ class Gateway:
         self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
         self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
+        self.remote_logs = RemoteLogs(self.network, self.peer_channels, config.audit.origin)
 
     def _network_membership(self, config: Config,
                             signing_certificate: x509.Certificate) -> NetworkMembership | None:
@@ -432,7 +434,7 @@ def register_services(server: grpc.Server, gateway: Gateway) -> None:
         ExchangeService(gateway, gateway.exchange, gateway.fetch, gateway.events,
                         gateway.limiter, gateway.carrier), server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(
-        AuditService(gateway, gateway.audit_reader), server)
+        AuditService(gateway, gateway.audit_reader, gateway.remote_logs), server)
     network_pb2_grpc.add_NetworkServiceServicer_to_server(
         NetworkService(gateway, gateway.network), server)
     witness_pb2_grpc.add_WitnessServiceServicer_to_server(

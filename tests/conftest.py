@@ -6,11 +6,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from agencies.sim.roster import AgencySpec
 from tests.support.domain import Domain
 from tests.support.network import AGENCIES, Network, start_network
 from tests.support.stopped import Stopped
+
+# The machines are shared and noisy: a property test is judged on its examples, never on time.
+settings.register_profile("govshare", deadline=None)
+settings.load_profile("govshare")
 
 
 @pytest.fixture

@@ -11,25 +11,16 @@ these steps between its own.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TypeVar
 
 from agencies import errors
 from agencies.audit import check_witnessed, cosigned_by, witness_policy
 from agencies.client import AuditorClient
 from agencies.sim import behaviour, datasets
-from agencies.sim.scenario import SUMMARY_FILE, Home, Scenario, Step, StepFailed, StepSkipped
+from agencies.sim.scenario import SUMMARY_FILE, Home, Scenario, Step, StepFailed, until
 from gateway.v1 import audit_pb2, catalog_pb2, network_pb2
 from govshare.transparency.cosignature import WitnessPolicy
 
-T = TypeVar("T")
-
-WAIT_SECONDS = 30.0
-"""How long a step waits for the network (replication, witnesses) before it fails."""
-POLL_SECONDS = 0.2
-CROSS_REGION_NOT_YET = "cross-region exchange not yet available"
 SEARCHER, PUBLISHER = "bj-ecology", "gd-health"
 """The cross-region search: an agency in Beijing finds datasets published in Guangdong."""
 QUERY = "医院床位"
@@ -38,14 +29,6 @@ INCONSISTENT = "WITNESS_CONSISTENCY_UNPROVED"
 SHARED = ({catalog_pb2.CLASSIFICATION_PUBLIC, catalog_pb2.CLASSIFICATION_INTERNAL},
           catalog_pb2.SHARING_TYPE_NOT_SHARED)
 """The datasets a member shares with the network: PUBLIC or INTERNAL, and not NOT_SHARED."""
-
-
-def cross_region_unavailable(exc: errors.GovshareError) -> bool:
-    """Whether an agency's home gateway answered its access request for another region's
-    dataset as a gateway that does not carry requests to other members does: UNIMPLEMENTED,
-    or NOT_FOUND AGENCY_NOT_FOUND (it knows the owner only as another member's)."""
-    code = exc.code.name if exc.code else ""
-    return code == "UNIMPLEMENTED" or (code, exc.reason) == ("NOT_FOUND", "AGENCY_NOT_FOUND")
 
 
 @dataclass(frozen=True)
@@ -80,12 +63,18 @@ class NationalScenario(Scenario):
             Step("Agencies follow their events", self.start_agencies),
         ]
 
-    def network_steps(self) -> list[Step]:
+    def exchange_steps(self) -> list[Step]:
+        """Across regions: a search, and exchanges carried by the requester's gateway."""
         return [
             Step("Cross-region search: Beijing finds Guangdong's datasets", self.search),
-            Step("Cross-region request approved and fetched", self.across(self.large_fetch)),
-            Step("Cross-region request denied", self.across(self.conditional_denied)),
-            Step("Revocation stops a cross-region fetch", self.across(self.revocation)),
+            Step("Cross-region request approved and fetched", self.large_fetch),
+            Step("Cross-region request denied", self.conditional_denied),
+            Step("Revocation stops a cross-region fetch", self.revocation),
+        ]
+
+    def witness_steps(self) -> list[Step]:
+        """Something new in every log, then every log's checkpoint cosigned."""
+        return [
             Step("A new version published in every region", self.new_versions),
             Step("Witnesses cosign every gateway's checkpoints", self.witnessed),
         ]
@@ -105,28 +94,13 @@ class NationalScenario(Scenario):
                       if dataset.network_member == member]
             return listed if published <= {dataset.name for dataset in listed} else None
 
-        listed = _until(replicated, f"{SEARCHER} never saw every dataset {member} shares")
+        listed = until(replicated, f"{SEARCHER} never saw every dataset {member} shares")
         found = [f"{_short(hit.name)} ({hit.network_member})" for hit in searcher.search(QUERY)]
         if not found:
             raise StepFailed(f"searching {QUERY!r} at {self.home(SEARCHER).member} found nothing")
         return (f"{SEARCHER} at {self.home(SEARCHER).member} lists the {len(listed)} datasets"
                 f" {member} shares, each with network_member {member}; search \"{QUERY}\""
                 " finds " + ", ".join(found))
-
-    def across(self, step: Callable[[], str]) -> Callable[[], str]:
-        """`step`, skipped when the requester's home gateway does not carry access requests to
-        other members yet (`cross_region_unavailable`)."""
-
-        def run() -> str:
-            try:
-                return step()
-            except errors.GovshareError as exc:
-                if not cross_region_unavailable(exc):
-                    raise
-                raise StepSkipped(f"{CROSS_REGION_NOT_YET}: the home gateway answered"
-                                  f" {exc.code.name} {exc.reason}") from None
-
-        return run
 
     def new_versions(self) -> str:
         """The first agency of each region publishes a new version of a small dataset, so
@@ -158,7 +132,7 @@ class NationalScenario(Scenario):
                     return None
                 return checkpoint.size if checkpoint.size >= size else None
 
-            self.cosigned[home.member] = _until(
+            self.cosigned[home.member] = until(
                 cosigned, f"{home.member}'s checkpoint {size} never reached its witness quorum")
             names = _names(self._cosigners(auditor, home))
             shown.append(f"{home.member} {self.cosigned[home.member]} by {names}")
@@ -192,9 +166,9 @@ class NationalScenario(Scenario):
             publisher.publish(spec, publisher.client.get(spec.id).latest_version + 1)
             return None
 
-        _until(grown, f"{member}'s log never grew past the size its witnesses cosigned")
+        until(grown, f"{member}'s log never grew past the size its witnesses cosigned")
         witnesses = [other for other in self.homes if other.member != member]
-        refusals = {other.member: _until(lambda other=other: self._refusal(other, member),
+        refusals = {other.member: until(lambda other=other: self._refusal(other, member),
                                          f"{other.member} never refused {member}'s checkpoint")
                     for other in witnesses}
         latest = auditor.signed_checkpoint()
@@ -278,20 +252,6 @@ class NationalScenario(Scenario):
         events = self._auditor(witness).audit_events(
             action=REFUSED, actor=f"urn:govshare:gateway:{member}", outcome="REFUSED")
         return next((event for event in events if event.reason.startswith(INCONSISTENT)), None)
-
-
-def _until(probe: Callable[[], T | None], failure: str,
-           seconds: float = WAIT_SECONDS) -> T:
-    """The first answer of `probe` that is not None, asked every POLL_SECONDS; StepFailed with
-    `failure` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        answer = probe()
-        if answer is not None:
-            return answer
-        if time.monotonic() > deadline:
-            raise StepFailed(f"{failure} within {seconds:.0f} s")
-        time.sleep(POLL_SECONDS)
 
 
 def _shared(dataset: catalog_pb2.Dataset) -> bool:

@@ -18,20 +18,30 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agencies import errors
 from agencies.client import AdminClient, AgencyClient, AuditorClient, BaseClient
-from agencies.exchange import FETCH_COMPLETE
+from agencies.exchange import FETCH_COMPLETE, Fetched
 from agencies.sim import behaviour, datasets
 from agencies.sim.roster import AgencySpec
 from gateway.v1 import catalog_pb2
 from gateway.v1 import exchange_pb2 as x
 from govshare import envelopes
 
+T = TypeVar("T")
+
 MiB = 1024 * 1024
 SERVER_NAME = "localhost"
 SUMMARY_FILE = "demo-summary.json"
+WAIT_SECONDS = 30.0
+"""How long a step waits for something the gateways do in rounds (replication, witnessing)
+before it fails."""
+POLL_SECONDS = 0.2
+CUT_SECONDS = 0.5
+"""How long the revoked fetch's reader waits after the revocation before it reads on: longer
+than the owner's gateway takes to see it (it checks the grant every 0.1 s of streaming), so
+that the stream stops where the reader paused, not after the bytes in flight."""
 
 UNCONDITIONAL_NEEDS = (
     ("zj-stats", "agencies/sz-market/datasets/enterprise-registrations"),
@@ -215,27 +225,37 @@ class Scenario:
                 "and fetched v2 under its grant, verified")
 
     def large_fetch(self) -> str:
+        """bj-ecology fetches sc-traffic's large dataset once approved, and proves its receipt
+        in the log that signed it (the owner's gateway's, across regions), as soon as a
+        checkpoint its witnesses cosigned holds the leaf."""
         self._decided("bj-ecology", TRAFFIC, x.ACCESS_REQUEST_STATE_APPROVED)
         agency = self.agency("bj-ecology")
         started = time.monotonic()
         fetched = agency.fetch(TRAFFIC)
         seconds = time.monotonic() - started
         receipt = fetched.receipt
-        event = agency.client.prove_receipt(fetched.signed_receipt)
-        return (f"{receipt.content_size / MiB:.1f} MiB in {seconds:.1f} s, SHA-256 "
+        event = until(lambda: _proved(agency.client, fetched),
+                      f"the receipt of {receipt.exchange} was never proved in its log")
+        carried = f", carried by {' → '.join(receipt.carriers)}" if receipt.carriers else ""
+        return (f"{receipt.content_size / MiB:.1f} MiB in {seconds:.1f} s{carried}, SHA-256 "
                 f"{receipt.content_sha256.hex()[:16]}… matches sc-traffic's signed manifest; "
                 f"receipt leaf {event.leaf_index} is this fetch's completion, proved in the"
-                " audit log")
+                f" audit log {receipt.audit_log_origin}")
 
     def revocation(self) -> str:
-        """zj-stats reads slowly, on a channel without BDP window growth so the gateway cannot
-        run ahead of it by more than a message; sc-traffic revokes after the first chunk."""
+        """zj-stats reads slowly, on a channel without BDP window growth so its gateway cannot
+        run ahead of it by more than a message (across regions the owner's gateway runs ahead
+        of the relay by a peer call's fixed window besides); sc-traffic revokes after the first
+        chunk, and zj-stats reads on once the owner's gateway has had time to see it
+        (CUT_SECONDS): the stream stops mid-way, the bytes received a part of the whole."""
         request = self._decided("zj-stats", TRAFFIC, x.ACCESS_REQUEST_STATE_APPROVED)
         slow = self.client("zj-stats", channel_options=[("grpc.http2.bdp_probe", 0)])
         first_chunk, revoked = threading.Event(), threading.Event()
         outcome: list[errors.GovshareError | None] = []
+        received = [0, 0]
 
         def slow_reader(done: int, total: int) -> None:
+            received[:] = done, total
             first_chunk.set()
             revoked.wait(20)
 
@@ -253,11 +273,14 @@ class Scenario:
             raise StepFailed("the fetch to be revoked never started")
         self.agency("sc-traffic").client.revoke(
             request.grant, "the one-off traffic survey is closed; access is no longer needed")
+        time.sleep(CUT_SECONDS)
         revoked.set()
         reader.join(30)
         if not outcome or outcome[0] is None:
             raise StepFailed("the fetch completed although its grant was revoked")
-        return f"sc-traffic revoked zj-stats's grant mid-fetch; the fetch stopped: {outcome[0]}"
+        done, total = received
+        return (f"sc-traffic revoked zj-stats's grant mid-fetch; the fetch stopped after"
+                f" {done / MiB:.1f} of {total / MiB:.1f} MiB: {outcome[0]}")
 
     def forged_manifest(self) -> str:
         forger = self.agency("sz-market")
@@ -396,6 +419,28 @@ class Scenario:
         manifest.content_size = len(content)
         manifest.create_time.GetCurrentTime()
         return manifest
+
+
+def until(probe: Callable[[], T | None], failure: str, seconds: float = WAIT_SECONDS) -> T:
+    """The first answer of `probe` that is not None, asked every POLL_SECONDS; StepFailed with
+    `failure` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = probe()
+        if answer is not None:
+            return answer
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{failure} within {seconds:.0f} s")
+        time.sleep(POLL_SECONDS)
+
+
+def _proved(client: AgencyClient, fetched: Fetched) -> Any:
+    """The event proving `fetched`'s receipt; None while no checkpoint of its log that the
+    witness policy takes holds it yet (a gateway alone has no policy: proved at once)."""
+    try:
+        return client.prove_receipt(fetched.signed_receipt)
+    except errors.WitnessQuorumNotReached:
+        return None
 
 
 def _count(items: Iterable[object]) -> int:

@@ -35,6 +35,11 @@ DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 NETWORK_LARGE_MIB = 16.0
 """The large dataset's default size on the national network: enough for a fetch to be cut
 mid-stream, small enough to leave the two cores to four gateways."""
+NETWORK_MIN_LARGE_MIB = 12.0
+"""The smallest large dataset the national network takes: the revoked fetch is relayed, and the
+owner's gateway runs ahead of its slow reader by up to a peer call's window (4 MiB,
+gateway.peers.STREAM_WINDOW_BYTES) and a 1 MiB chunk at each hop, some 7 MiB in all; a smaller
+one could be sent whole before the revocation lands."""
 SINGLE_LARGE_MIB = 64.0
 
 
@@ -49,9 +54,10 @@ SINGLE_LARGE_MIB = 64.0
               show_default=True, help="How many simulated agencies to run (6 leaves out"
               " gd-miit and its automatic grant; every step still runs).")
 @click.option("--large-mib", type=click.FloatRange(min=2),
-              help="Size of the large streamed dataset, MiB (at least 2, so that the revoked"
-              f" fetch is still running when the revocation lands); default:"
-              f" {NETWORK_LARGE_MIB:.0f}, {SINGLE_LARGE_MIB:.0f} with --single.")
+              help="Size of the large streamed dataset, MiB (so that the revoked fetch is still"
+              f" running when the revocation lands, at least {NETWORK_MIN_LARGE_MIB:.0f}, or 2"
+              f" with --single); default: {NETWORK_LARGE_MIB:.0f}, {SINGLE_LARGE_MIB:.0f} with"
+              " --single.")
 @click.option("--seed", type=int, default=2025, show_default=True,
               help="Seed of the synthetic data (same seed, same bytes).")
 @click.option("--keep-running", is_flag=True,
@@ -70,6 +76,11 @@ def demo(single: bool, root: Path | None, agency_count: int, large_mib: float | 
         raise click.UsageError(f"{root} is not empty: choose a new --dir, or restart its"
                                " gateways with: govshare gateway serve --config"
                                f" {root}/[GATEWAY/]gateway.toml")
+    if not single and large_mib is not None and large_mib < NETWORK_MIN_LARGE_MIB:
+        raise click.BadParameter(
+            f"the national network needs at least {NETWORK_MIN_LARGE_MIB:.0f} MiB, so that the"
+            " revoked fetch, relayed across regions, is still running when the revocation"
+            " lands (2 will do with --single)", param_hint="--large-mib")
     large_bytes = int((large_mib or (SINGLE_LARGE_MIB if single else NETWORK_LARGE_MIB)) * MiB)
     kind = SingleGatewayDemo if single else NationalDemo
     network = kind.create(root, agency_count, large_bytes, seed)

@@ -2,7 +2,9 @@
 
 What each caller may read is the audit log's rule (gateway/audit/reader.py): agencies and
 auditors read events, admins manage the directory and read none; checkpoints and proofs reveal
-only hashes, so every authenticated caller may fetch them.
+only hashes, so every authenticated caller may fetch them. A read naming another member's log
+(`log_origin`) is carried there for the calling agency (gateway/remote_logs.py); a peer calls
+these reads for one of its agencies, which then reads this gateway's log as that agency.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from gateway.audit.reader import AuditReader
 from gateway.context import Call
 from gateway.identity import ADMIN, AGENCY, AUDITOR, PEER
 from gateway.models import AuditLeaf
+from gateway.remote_logs import RemoteLogs
 from gateway.rpc import Gateway, rpc
 from gateway.v1 import audit_pb2, audit_pb2_grpc
 from govshare import errors, times
@@ -72,9 +75,10 @@ def _names_agency(subject: str) -> bool:
 
 
 class AuditService(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, gateway: Gateway, reader: AuditReader):
+    def __init__(self, gateway: Gateway, reader: AuditReader, logs: RemoteLogs):
         self.gateway = gateway
         self._reader = reader
+        self._logs = logs
 
     @rpc("audit.list", allow=READERS)
     def ListAuditEvents(self, request: audit_pb2.ListAuditEventsRequest, call: Call) -> Any:
@@ -82,13 +86,19 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
         return audit_pb2.ListAuditEventsResponse(
             audit_events=map(event_proto, page.items), next_page_token=page.next_page_token)
 
-    @rpc("audit.get", allow=READERS)
+    @rpc("audit.get", allow=READERS, on_behalf=True)
     def GetAuditEvent(self, request: audit_pb2.GetAuditEventRequest, call: Call) -> Any:
+        member = self._logs.member_for(call, request.log_origin)
+        if member is not None:
+            return self._logs.carry(call, member, "GetAuditEvent", request)
         leaf = self._reader.get_event(call, request.name)
         return audit_pb2.GetAuditEventResponse(audit_event=event_proto(leaf))
 
-    @rpc("audit.checkpoint", allow=EVERYONE)
+    @rpc("audit.checkpoint", allow=EVERYONE, on_behalf=True)
     def GetCheckpoint(self, request: audit_pb2.GetCheckpointRequest, call: Call) -> Any:
+        member = self._logs.member_for(call, request.log_origin)
+        if member is not None:
+            return self._logs.carry(call, member, "GetCheckpoint", request)
         latest = self._reader.latest_checkpoint(witnessed=request.witnessed)
         return audit_pb2.GetCheckpointResponse(
             signed_checkpoint=latest.signed.decode(),
@@ -100,8 +110,11 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             origin_link=event_proto(latest.origin_link) if latest.origin_link else None,
         )
 
-    @rpc("audit.prove.inclusion", allow=EVERYONE)
+    @rpc("audit.prove.inclusion", allow=EVERYONE, on_behalf=True)
     def GetInclusionProof(self, request: audit_pb2.GetInclusionProofRequest, call: Call) -> Any:
+        member = self._logs.member_for(call, request.log_origin)
+        if member is not None:
+            return self._logs.carry(call, member, "GetInclusionProof", request)
         proof = self._reader.prove_inclusion(request.leaf_index, request.tree_size)
         return audit_pb2.GetInclusionProofResponse(
             leaf_index=proof.leaf_index, tree_size=proof.tree_size, leaf_hash=proof.leaf_hash,
@@ -109,10 +122,13 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
 
     # Peers ask it to compare checkpoints of this log that other witnesses cosigned
     # (gateway/gossip.py).
-    @rpc("audit.prove.consistency", allow=(*EVERYONE, PEER))
+    @rpc("audit.prove.consistency", allow=(*EVERYONE, PEER), on_behalf=True)
     def GetConsistencyProof(
         self, request: audit_pb2.GetConsistencyProofRequest, call: Call
     ) -> Any:
+        member = self._logs.member_for(call, request.log_origin)
+        if member is not None:
+            return self._logs.carry(call, member, "GetConsistencyProof", request)
         proof = self._reader.prove_consistency(request.first_size, request.second_size)
         return audit_pb2.GetConsistencyProofResponse(
             first_size=proof.first_size, second_size=proof.second_size, hashes=proof.hashes)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gateway/v1/audit.proto\x12\ngateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n\nAuditEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nleaf_index\x18\x02 \x01(\x03\x12\x0e\n\x06record\x18\x03 \x01(\x0c\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x11\n\tresources\x18\x07 \x03(\t\x12$\n\x07outcome\x18\x08 \x01(\x0e\x32\x13.gateway.v1.Outcome\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x16\n\x0erequest_digest\x18\n \x01(\t\x12\x14\n\x0c\x65nvelope_ids\x18\x0b \x03(\t\x12\x10\n\x08\x61gencies\x18\x0c \x03(\t\x12\x0b\n\x03via\x18\r \x01(\t\"\x83\x02\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61gency\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12$\n\x07outcome\x18\x07 \x01(\x0e\x32\x13.gateway.v1.Outcome\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x17ListAuditEventsResponse\x12,\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x16.gateway.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14GetAuditEventRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x15GetAuditEventResponse\x12+\n\x0b\x61udit_event\x18\x01 \x01(\x0b\x32\x16.gateway.v1.AuditEvent\")\n\x14GetCheckpointRequest\x12\x11\n\twitnessed\x18\x01 \x01(\x08\"\xdc\x01\n\x15GetCheckpointResponse\x12\x19\n\x11signed_checkpoint\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0borigin_link\x18\x07 \x01(\x0b\x32\x16.gateway.v1.AuditEvent\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"e\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\"V\n\x1bGetConsistencyProofResponse\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c*L\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_ALLOWED\x10\x01\x12\x13\n\x0fOUTCOME_REFUSED\x10\x02\x32\xe0\x03\n\x0c\x41uditService\x12Z\n\x0fListAuditEvents\x12\".gateway.v1.ListAuditEventsRequest\x1a#.gateway.v1.ListAuditEventsResponse\x12T\n\rGetAuditEvent\x12 .gateway.v1.GetAuditEventRequest\x1a!.gateway.v1.GetAuditEventResponse\x12T\n\rGetCheckpoint\x12 .gateway.v1.GetCheckpointRequest\x1a!.gateway.v1.GetCheckpointResponse\x12`\n\x11GetInclusionProof\x12$.gateway.v1.GetInclusionProofRequest\x1a%.gateway.v1.GetInclusionProofResponse\x12\x66\n\x13GetConsistencyProof\x12&.gateway.v1.GetConsistencyProofRequest\x1a\'.gateway.v1.GetConsistencyProofResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gateway/v1/audit.proto\x12\ngateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n\nAuditEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nleaf_index\x18\x02 \x01(\x03\x12\x0e\n\x06record\x18\x03 \x01(\x0c\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x11\n\tresources\x18\x07 \x03(\t\x12$\n\x07outcome\x18\x08 \x01(\x0e\x32\x13.gateway.v1.Outcome\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x16\n\x0erequest_digest\x18\n \x01(\t\x12\x14\n\x0c\x65nvelope_ids\x18\x0b \x03(\t\x12\x10\n\x08\x61gencies\x18\x0c \x03(\t\x12\x0b\n\x03via\x18\r \x01(\t\"\x83\x02\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61gency\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12$\n\x07outcome\x18\x07 \x01(\x0e\x32\x13.gateway.v1.Outcome\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x17ListAuditEventsResponse\x12,\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x16.gateway.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x14GetAuditEventRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nlog_origin\x18\x02 \x01(\t\"D\n\x15GetAuditEventResponse\x12+\n\x0b\x61udit_event\x18\x01 \x01(\x0b\x32\x16.gateway.v1.AuditEvent\"=\n\x14GetCheckpointRequest\x12\x11\n\twitnessed\x18\x01 \x01(\x08\x12\x12\n\nlog_origin\x18\x02 \x01(\t\"\xdc\x01\n\x15GetCheckpointResponse\x12\x19\n\x11signed_checkpoint\x18\x01 \x01(\t\x12\x14\n\x0cverifier_key\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x11\n\troot_hash\x18\x04 \x01(\x0c\x12\x0e\n\x06origin\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0borigin_link\x18\x07 \x01(\x0b\x32\x16.gateway.v1.AuditEvent\"U\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x12\n\nlog_origin\x18\x03 \x01(\t\"e\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"Y\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\x12\x12\n\nlog_origin\x18\x03 \x01(\t\"V\n\x1bGetConsistencyProofResponse\x12\x12\n\nfirst_size\x18\x01 \x01(\x03\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c*L\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_ALLOWED\x10\x01\x12\x13\n\x0fOUTCOME_REFUSED\x10\x02\x32\xe0\x03\n\x0c\x41uditService\x12Z\n\x0fListAuditEvents\x12\".gateway.v1.ListAuditEventsRequest\x1a#.gateway.v1.ListAuditEventsResponse\x12T\n\rGetAuditEvent\x12 .gateway.v1.GetAuditEventRequest\x1a!.gateway.v1.GetAuditEventResponse\x12T\n\rGetCheckpoint\x12 .gateway.v1.GetCheckpointRequest\x1a!.gateway.v1.GetCheckpointResponse\x12`\n\x11GetInclusionProof\x12$.gateway.v1.GetInclusionProofRequest\x1a%.gateway.v1.GetInclusionProofResponse\x12\x66\n\x13GetConsistencyProof\x12&.gateway.v1.GetConsistencyProofRequest\x1a\'.gateway.v1.GetConsistencyProofResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.audit_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027gov.govshare.gateway.v1P\001'
-  _globals['_OUTCOME']._serialized_start=1429
-  _globals['_OUTCOME']._serialized_end=1505
+  _globals['_OUTCOME']._serialized_start=1509
+  _globals['_OUTCOME']._serialized_end=1585
   _globals['_AUDITEVENT']._serialized_start=72
   _globals['_AUDITEVENT']._serialized_end=364
   _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=367
@@ -42,21 +42,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=628
   _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=724
   _globals['_GETAUDITEVENTREQUEST']._serialized_start=726
-  _globals['_GETAUDITEVENTREQUEST']._serialized_end=762
-  _globals['_GETAUDITEVENTRESPONSE']._serialized_start=764
-  _globals['_GETAUDITEVENTRESPONSE']._serialized_end=832
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=834
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=875
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=878
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1098
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1100
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1165
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1167
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1268
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1270
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1339
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1341
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1427
-  _globals['_AUDITSERVICE']._serialized_start=1508
-  _globals['_AUDITSERVICE']._serialized_end=1988
+  _globals['_GETAUDITEVENTREQUEST']._serialized_end=782
+  _globals['_GETAUDITEVENTRESPONSE']._serialized_start=784
+  _globals['_GETAUDITEVENTRESPONSE']._serialized_end=852
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=854
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=915
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=918
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1138
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1140
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1225
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1227
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1328
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1330
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1419
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1421
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1507
+  _globals['_AUDITSERVICE']._serialized_start=1588
+  _globals['_AUDITSERVICE']._serialized_end=2068
 # @@protoc_insertion_point(module_scope)

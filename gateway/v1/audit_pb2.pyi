@@ -80,10 +80,12 @@ class ListAuditEventsResponse(_message.Message):
     def __init__(self, audit_events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetAuditEventRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "log_origin")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    LOG_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    log_origin: str
+    def __init__(self, name: _Optional[str] = ..., log_origin: _Optional[str] = ...) -> None: ...
 
 class GetAuditEventResponse(_message.Message):
     __slots__ = ("audit_event",)
@@ -92,10 +94,12 @@ class GetAuditEventResponse(_message.Message):
     def __init__(self, audit_event: _Optional[_Union[AuditEvent, _Mapping]] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
-    __slots__ = ("witnessed",)
+    __slots__ = ("witnessed", "log_origin")
     WITNESSED_FIELD_NUMBER: _ClassVar[int]
+    LOG_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     witnessed: bool
-    def __init__(self, witnessed: _Optional[bool] = ...) -> None: ...
+    log_origin: str
+    def __init__(self, witnessed: _Optional[bool] = ..., log_origin: _Optional[str] = ...) -> None: ...
 
 class GetCheckpointResponse(_message.Message):
     __slots__ = ("signed_checkpoint", "verifier_key", "tree_size", "root_hash", "origin", "create_time", "origin_link")
@@ -116,12 +120,14 @@ class GetCheckpointResponse(_message.Message):
     def __init__(self, signed_checkpoint: _Optional[str] = ..., verifier_key: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., origin: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., origin_link: _Optional[_Union[AuditEvent, _Mapping]] = ...) -> None: ...
 
 class GetInclusionProofRequest(_message.Message):
-    __slots__ = ("leaf_index", "tree_size")
+    __slots__ = ("leaf_index", "tree_size", "log_origin")
     LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LOG_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     leaf_index: int
     tree_size: int
-    def __init__(self, leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+    log_origin: str
+    def __init__(self, leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., log_origin: _Optional[str] = ...) -> None: ...
 
 class GetInclusionProofResponse(_message.Message):
     __slots__ = ("leaf_index", "tree_size", "leaf_hash", "hashes")
@@ -136,12 +142,14 @@ class GetInclusionProofResponse(_message.Message):
     def __init__(self, leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GetConsistencyProofRequest(_message.Message):
-    __slots__ = ("first_size", "second_size")
+    __slots__ = ("first_size", "second_size", "log_origin")
     FIRST_SIZE_FIELD_NUMBER: _ClassVar[int]
     SECOND_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LOG_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     first_size: int
     second_size: int
-    def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ...) -> None: ...
+    log_origin: str
+    def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ..., log_origin: _Optional[str] = ...) -> None: ...
 
 class GetConsistencyProofResponse(_message.Message):
     __slots__ = ("first_size", "second_size", "hashes")

@@ -32,6 +32,20 @@ class AuditServiceStub:
     and every action on its datasets), but of refused calls only its own and the attempts on its
     datasets: a refusal answers its caller, so it is not shown to the other agencies it names.
 
+    Another member's log: an agency connects to its home gateway only, yet a receipt of a fetch
+    from another region names a leaf of the owner's gateway's log. GetAuditEvent, GetCheckpoint,
+    GetInclusionProof and GetConsistencyProof take a `log_origin`; one naming the `audit_origin`
+    of another member of the network configuration the gateway holds is carried to that member
+    on the calling agency's behalf (as the exchange RPCs are), whose answer is passed back
+    unchanged: a signed checkpoint with its cosignatures, proofs and events as that member
+    serves them, verified by the agency with the member's keys of the configuration. The member
+    applies the agency's visibility there (the requester of an exchange reads its events). Only
+    agencies' calls are carried: staff are refused PERMISSION_DENIED AUDIT_LOG_NOT_CARRIED (an
+    auditor's certificate is the national CA's, valid at every member: it reads a member's log at
+    that member's gateway), as is a call a member carried here naming a log not this gateway's.
+    An origin of no member is NOT_FOUND AUDIT_LOG_UNKNOWN; a member that does not answer is
+    UNAVAILABLE MEMBER_UNAVAILABLE, metadata `member` naming it.
+
     Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
     (default 200) with bursts of `burst` (default 400); a call above that is refused with
     RESOURCE_EXHAUSTED, ErrorInfo reason RATE_LIMITED: slow down and retry. A request larger than
@@ -77,6 +91,20 @@ class AuditServiceServicer:
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
     and every action on its datasets), but of refused calls only its own and the attempts on its
     datasets: a refusal answers its caller, so it is not shown to the other agencies it names.
+
+    Another member's log: an agency connects to its home gateway only, yet a receipt of a fetch
+    from another region names a leaf of the owner's gateway's log. GetAuditEvent, GetCheckpoint,
+    GetInclusionProof and GetConsistencyProof take a `log_origin`; one naming the `audit_origin`
+    of another member of the network configuration the gateway holds is carried to that member
+    on the calling agency's behalf (as the exchange RPCs are), whose answer is passed back
+    unchanged: a signed checkpoint with its cosignatures, proofs and events as that member
+    serves them, verified by the agency with the member's keys of the configuration. The member
+    applies the agency's visibility there (the requester of an exchange reads its events). Only
+    agencies' calls are carried: staff are refused PERMISSION_DENIED AUDIT_LOG_NOT_CARRIED (an
+    auditor's certificate is the national CA's, valid at every member: it reads a member's log at
+    that member's gateway), as is a call a member carried here naming a log not this gateway's.
+    An origin of no member is NOT_FOUND AUDIT_LOG_UNKNOWN; a member that does not answer is
+    UNAVAILABLE MEMBER_UNAVAILABLE, metadata `member` naming it.
 
     Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
     (default 200) with bursts of `burst` (default 400); a call above that is refused with
@@ -165,6 +193,20 @@ class AuditService:
     notes. Auditors read every event; an agency reads the events that concern it (its own actions
     and every action on its datasets), but of refused calls only its own and the attempts on its
     datasets: a refusal answers its caller, so it is not shown to the other agencies it names.
+
+    Another member's log: an agency connects to its home gateway only, yet a receipt of a fetch
+    from another region names a leaf of the owner's gateway's log. GetAuditEvent, GetCheckpoint,
+    GetInclusionProof and GetConsistencyProof take a `log_origin`; one naming the `audit_origin`
+    of another member of the network configuration the gateway holds is carried to that member
+    on the calling agency's behalf (as the exchange RPCs are), whose answer is passed back
+    unchanged: a signed checkpoint with its cosignatures, proofs and events as that member
+    serves them, verified by the agency with the member's keys of the configuration. The member
+    applies the agency's visibility there (the requester of an exchange reads its events). Only
+    agencies' calls are carried: staff are refused PERMISSION_DENIED AUDIT_LOG_NOT_CARRIED (an
+    auditor's certificate is the national CA's, valid at every member: it reads a member's log at
+    that member's gateway), as is a call a member carried here naming a log not this gateway's.
+    An origin of no member is NOT_FOUND AUDIT_LOG_UNKNOWN; a member that does not answer is
+    UNAVAILABLE MEMBER_UNAVAILABLE, metadata `member` naming it.
 
     Limits (gateway.toml [limits]): each caller may make `requests_per_second` calls per second
     (default 200) with bursts of `burst` (default 400); a call above that is refused with

@@ -18,7 +18,6 @@ from gateway.context import Call
 from gateway.identity import Caller
 from gateway.v1 import exchange_pb2
 from govshare import envelopes, errors, times
-from govshare.transparency import record
 from tests.support.domain import LocalTransport
 from tests.support.exchange import ask, publish
 from tests.support.federation import two_regions
@@ -45,13 +44,6 @@ def net(tmp_path_factory):
     ask(gd, "agencies/bj-stats/datasets/columns", fields=["region", "beds"])
     yield regions
     regions.close()
-
-
-def _records(regions, gateway_id: str, action: str) -> list[dict]:
-    rows = regions.members.gateway(gateway_id).db.reader().execute(
-        "SELECT record FROM audit_leaves WHERE action = ? ORDER BY leaf_index",
-        (action,)).fetchall()
-    return [record.decode(row[0]) for row in rows]
 
 
 def _exchange_state(regions, gateway_id: str, exchange: str) -> str:
@@ -82,16 +74,16 @@ def test_a_fetch_through_the_requesters_gateway_is_verified_with_its_carriers(ne
                            net.members.gateway(BJ).signing_key.verifier(), envelopes.RECEIPT)
 
     exchange, receipt_id = fetched.receipt.exchange, envelopes.envelope_id(fetched.signed_receipt)
-    completed = [r for r in _records(net, BJ, "exchange.fetch.complete")
+    completed = [r for r in net.members.records(BJ, "exchange.fetch.complete")
                  if r["resources"][0] == exchange]
     assert [(r["actor"], r["via"], r["envelopes"]) for r in completed] == [
         ("urn:govshare:agency:gd-health", "urn:govshare:gateway:gd-gateway", [receipt_id])]
-    relayed = [r for r in _records(net, GD, "exchange.fetch.relay.complete")
+    relayed = [r for r in net.members.records(GD, "exchange.fetch.relay.complete")
                if r["resources"][0] == exchange]
     assert [(r["actor"], r["envelopes"]) for r in relayed] == [
         ("urn:govshare:agency:gd-health", [receipt_id])]
     assert "SHA-256 and size checked" in relayed[0]["reason"]
-    assert [r["resources"][0] for r in _records(net, GD, "exchange.fetch.relay.start")
+    assert [r["resources"][0] for r in net.members.records(GD, "exchange.fetch.relay.start")
             ].count(exchange) == 1
 
 
@@ -116,7 +108,7 @@ def test_a_fetch_resumes_through_the_requesters_gateway_after_it_restarts(net, t
     fetched = gd.fetch("agencies/bj-stats/datasets/big", target)
     assert fetched.path.stat().st_size == BIG
     assert list(fetched.receipt.carriers) == [BJ, GD]
-    resumed = [r for r in _records(net, GD, "exchange.fetch.relay.complete")
+    resumed = [r for r in net.members.records(GD, "exchange.fetch.relay.complete")
                if r["resources"][0] == fetched.receipt.exchange]
     assert "size checked (resumed at" in resumed[0]["reason"]
 
@@ -132,7 +124,7 @@ def test_a_revocation_at_the_owners_gateway_cuts_a_running_relayed_fetch(net, tm
     assert BJ in cut.value.message
     exchange = (tmp_path / "cut.bin.part.exchange").read_text().split()[0]
     assert _exchange_state(net, BJ, exchange) == "BROKEN"
-    broken = [r for r in _records(net, GD, "exchange.fetch.relay.break")
+    broken = [r for r in net.members.records(GD, "exchange.fetch.relay.break")
               if r["resources"][0] == exchange]
     assert [(r["outcome"], "GRANT_REVOKED" in r["reason"]) for r in broken] == [
         ("REFUSED", True)]
@@ -150,7 +142,7 @@ def test_the_requester_suspended_at_its_own_gateway_is_cut(net, tmp_path):
             gd.fetch("agencies/bj-stats/datasets/big", tmp_path / "cut.bin", progress=suspend)
         assert cut.value.reason == "AGENCY_SUSPENDED"
         exchange = (tmp_path / "cut.bin.part.exchange").read_text().split()[0]
-        broken = [r for r in _records(net, GD, "exchange.fetch.relay.break")
+        broken = [r for r in net.members.records(GD, "exchange.fetch.relay.break")
                   if r["resources"][0] == exchange]
         assert len(broken) == 1 and "AGENCY_SUSPENDED" in broken[0]["reason"]
         assert not (tmp_path / "cut.bin").exists()
@@ -200,7 +192,7 @@ def test_a_receipt_that_does_not_bind_what_was_relayed_breaks_the_relay(net, tmp
     assert "delivered SHA-256" in mismatch.value.message
     assert isinstance(mismatch.value, errors.DataLoss)
     relay.broken(mismatch.value)
-    broken = [r for r in _records(net, GD, "exchange.fetch.relay.break")
+    broken = [r for r in net.members.records(GD, "exchange.fetch.relay.break")
               if r["resources"][0] == start.exchange]
     assert [(r["outcome"], "RELAYED_CONTENT_MISMATCH" in r["reason"]) for r in broken] == [
         ("REFUSED", True)]

@@ -9,7 +9,6 @@ import pytest
 from agencies.errors import AlreadyExists, FailedPrecondition, Unavailable, VerificationError
 from gateway.v1 import exchange_pb2
 from govshare import envelopes, errors
-from govshare.transparency import record
 from tests.support.exchange import ask, publish
 from tests.support.federation import two_regions
 
@@ -33,13 +32,6 @@ def net(tmp_path_factory):
     regions.close()
 
 
-def _records(regions, gateway_id: str, action: str) -> list[dict]:
-    rows = regions.members.gateway(gateway_id).db.reader().execute(
-        "SELECT record FROM audit_leaves WHERE action = ? ORDER BY leaf_index",
-        (action,)).fetchall()
-    return [record.decode(row[0]) for row in rows]
-
-
 def _poll(regions) -> dict[str, str]:
     return regions.members.gateway(GD).carrier.poll()
 
@@ -54,12 +46,12 @@ def test_an_unconditional_dataset_of_another_region_is_granted_at_once(net):
     bj_key = net.members.gateway(BJ).signing_key.verifier()
     envelopes.check_sealed(grant.signed_statement, bj_key, envelopes.GRANT)
 
-    forwarded = _records(net, GD, "exchange.request.forward")[-1]
+    forwarded = net.members.records(GD, "exchange.request.forward")[-1]
     assert forwarded["actor"] == "urn:govshare:agency:gd-health"
     assert forwarded["envelopes"] == [envelopes.envelope_id(request.signed_statement),
                                       envelopes.envelope_id(grant.signed_statement)]
     assert f"member {BJ}: APPROVED" in forwarded["reason"]
-    created_there = _records(net, BJ, "exchange.request.create")[-1]
+    created_there = net.members.records(BJ, "exchange.request.create")[-1]
     assert (created_there["actor"], created_there["via"]) == (
         "urn:govshare:agency:gd-health", "urn:govshare:gateway:gd-gateway")
     held = [(g.name, g.network_member) for g in gd.grants()]
@@ -85,7 +77,7 @@ def test_a_conditional_request_approved_by_the_owner_comes_back_to_the_requester
     stream.close()
     assert told.type == exchange_pb2.EVENT_TYPE_ACCESS_REQUEST_APPROVED
     assert told.actor == "urn:govshare:agency:bj-stats"
-    learned = _records(net, GD, "exchange.request.learn")[-1]
+    learned = net.members.records(GD, "exchange.request.learn")[-1]
     assert (learned["actor"], learned["resources"][0]) == (
         "urn:govshare:gateway:gd-gateway", pending.name)
     assert envelopes.envelope_id(approved.grant.signed_statement) in learned["envelopes"]
@@ -112,7 +104,7 @@ def test_a_request_is_withdrawn_through_the_requesters_gateway(net):
     assert bj.access_request(pending.name).state == exchange_pb2.ACCESS_REQUEST_STATE_WITHDRAWN
     listed = {r.name: r.state for r in gd.access_requests()}
     assert listed[pending.name] == exchange_pb2.ACCESS_REQUEST_STATE_WITHDRAWN
-    event = _records(net, GD, "exchange.request.withdraw")[-1]
+    event = net.members.records(GD, "exchange.request.withdraw")[-1]
     assert event["actor"] == "urn:govshare:agency:gd-health"
     assert f"carried to member {BJ}" in event["reason"]
 
@@ -127,7 +119,7 @@ def test_retries_are_answered_with_the_first_request_across_the_network(net):
     again = gd.send_access_request(envelope)
     assert again.access_request.name == first.access_request.name
     assert again.grant.name == first.grant.name
-    forwards = [r for r in _records(net, GD, "exchange.request.forward")
+    forwards = [r for r in net.members.records(GD, "exchange.request.forward")
                 if r["resources"][0] == first.access_request.name]
     assert len(forwards) == 1
     statement.purpose_text = "another purpose"
@@ -145,7 +137,7 @@ def test_a_revocation_at_the_owners_gateway_reaches_the_grantee(net):
     revoked = next(g for g in gd.grants() if g.name == grant.name)
     assert revoked.state == exchange_pb2.GRANT_STATE_REVOKED
     assert revoked.revoke_reason == "the dataset is under review"
-    assert _records(net, GD, "exchange.grant.learn")[-1]["resources"][0] == grant.name
+    assert net.members.records(GD, "exchange.grant.learn")[-1]["resources"][0] == grant.name
 
 def test_a_grant_given_at_another_member_is_revoked_only_there(net):
     gd, admin = net.clients["gd-health"], net.admins[GD]

@@ -87,6 +87,14 @@ def test_demo_refuses_a_folder_that_holds_something(tmp_path):
     assert "not empty" in result.output
 
 
+def test_the_network_demo_refuses_a_large_dataset_a_revocation_could_not_cut(tmp_path):
+    """Relayed, a fetch of 2 MiB is in flight whole before the revocation lands."""
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "net"), "--large-mib", "2"])
+    assert result.exit_code == 2
+    assert "at least 12 MiB" in result.output and "--single" in result.output
+    assert not (tmp_path / "net").exists()
+
+
 @pytest.mark.timeout(120)
 def test_the_smallest_roster_runs_every_step(tmp_path):
     """Six agencies leave out the last of the roster and the needs that involve it."""

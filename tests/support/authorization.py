@@ -78,6 +78,8 @@ NOT_PARTY = "PERMISSION_DENIED NOT_A_PARTY"
 NOT_VISIBLE = "PERMISSION_DENIED EVENT_NOT_VISIBLE"
 NOT_IN_NETWORK = "PERMISSION_DENIED PEER_NOT_IN_NETWORK"
 NOT_CARRIED = "PERMISSION_DENIED ON_BEHALF_NOT_ALLOWED"
+LOG_NOT_CARRIED = "PERMISSION_DENIED AUDIT_LOG_NOT_CARRIED"
+MEMBER_DOWN = "UNAVAILABLE MEMBER_UNAVAILABLE"
 
 NO_CONNECTION = (REVOKED, HANDSHAKE, HANDSHAKE)
 """The last three columns: always the same, whatever the RPC."""
@@ -100,6 +102,9 @@ AS_PEER = (OK, NOT_CARRIED, *CLAIMS, NOT_IN_NETWORK, *NO_CONNECTION)
 """The last nine columns of an RPC a peer calls as itself, never for an agency."""
 PEERS_ONLY = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, *AS_PEER)
 """An RPC only a peer calls, as itself."""
+OTHER_LOG = "`log_origin` = the peer's log"
+"""The variant of an audit read naming another member's log: carried there for an agency (the
+peer is not running: UNAVAILABLE), never for staff nor for a call a peer carried here."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class Row:
 
     rpc: str
     """"Service.Method" of gateway.v1."""
+    variant: str
+    """What the request varies from the RPC's first row ("": it is the first row)."""
     action: str
     """The audit action of the RPC (refusals are audited under it)."""
     request: str
@@ -115,13 +122,28 @@ class Row:
     cells: tuple[str, ...]
     """One outcome per column of COLUMNS, in order."""
 
+    @property
+    def label(self) -> str:
+        """The RPC, and its variant if any."""
+        return f"{self.rpc} ({self.variant})" if self.variant else self.rpc
+
     def outcome(self, column: str) -> str:
         return self.cells[list(COLUMNS).index(column)]
 
 
-def _row(rpc: str, action: str, request: str, *cells: str) -> Row:
+def _row(rpc: str, action: str, request: str, *cells: str, variant: str = "") -> Row:
     assert len(cells) == len(COLUMNS), rpc
-    return Row(rpc, action, request, cells)
+    return Row(rpc, variant, action, request, cells)
+
+
+def _other_log(rpc: str, action: str, request: str, admin: str, peer: str | None = None
+               ) -> Row:
+    """The row of an audit read of the peer's log (OTHER_LOG), `admin` the admin's outcome and
+    `peer` the peer's calling as itself, on an RPC it may call so."""
+    gateways = carried(LOG_NOT_CARRIED)
+    return _row(rpc, action, request, MEMBER_DOWN, MEMBER_DOWN, MEMBER_DOWN, MEMBER_DOWN,
+                SUSPENDED, admin, LOG_NOT_CARRIED, peer or gateways[0], *gateways[1:],
+                variant=OTHER_LOG)
 
 
 # Columns:            owner, requester, same region, other region, suspended, admin, auditor,
@@ -208,17 +230,29 @@ TABLE: tuple[Row, ...] = (
          OK, OK, OK, OK, SUSPENDED, ROLE, OK, *GATEWAYS),
     _row("AuditService.GetAuditEvent", "audit.get",
          "name = the event of the owner's publication",
-         OK, NOT_VISIBLE, NOT_VISIBLE, NOT_VISIBLE, SUSPENDED, ROLE, OK, *GATEWAYS),
+         OK, NOT_VISIBLE, NOT_VISIBLE, NOT_VISIBLE, SUSPENDED, ROLE, OK, *carried(NOT_VISIBLE)),
+    _other_log("AuditService.GetAuditEvent", "audit.get",
+               "name = auditEvents/0 of the peer's log, read through the gateway", ROLE),
     _row("AuditService.GetCheckpoint", "audit.checkpoint",
          "the latest checkpoint (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *carried(OK)),
+    _other_log("AuditService.GetCheckpoint", "audit.checkpoint",
+               "the latest checkpoint of the peer's log, read through the gateway",
+               LOG_NOT_CARRIED),
     _row("AuditService.GetInclusionProof", "audit.prove.inclusion",
          "leaf 0 in the latest tree (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *GATEWAYS),
-    # Peers prove consistency of this log's checkpoints that other witnesses cosigned.
+         OK, OK, OK, OK, SUSPENDED, OK, OK, *carried(OK)),
+    _other_log("AuditService.GetInclusionProof", "audit.prove.inclusion",
+               "leaf 0 in the latest tree of the peer's log, read through the gateway",
+               LOG_NOT_CARRIED),
+    # Peers also prove, as themselves, the consistency of this log's checkpoints that other
+    # witnesses cosigned (gossip).
     _row("AuditService.GetConsistencyProof", "audit.prove.consistency",
          "from tree size 1 to the latest (hashes only: no owner)",
-         OK, OK, OK, OK, SUSPENDED, OK, OK, *AS_PEER),
+         OK, OK, OK, OK, SUSPENDED, OK, OK, OK, *carried(OK)[1:]),
+    _other_log("AuditService.GetConsistencyProof", "audit.prove.consistency",
+               "from tree size 1 to the latest of the peer's log, read through the gateway",
+               LOG_NOT_CARRIED, peer=LOG_NOT_CARRIED),
     # Peers compare the configuration a member holds with their own.
     _row("NetworkService.GetNetworkConfiguration", "network.configuration.get",
          "name = networkConfiguration, the configuration the gateway holds (no owner)",
@@ -282,9 +316,10 @@ def render() -> str:
         "auditors may read too), prove its own log's consistency",
         "(`AuditService.GetConsistencyProof`) and read its configuration",
         "(`NetworkService.GetNetworkConfiguration`); and it may call the",
-        "exchange RPCs an agency of its own reaches through it, for that agency",
-        "(`govshare-on-behalf-of`, `docs/FEDERATION.md`): creating, reading, listing and",
-        "withdrawing access requests, listing grants and fetching. Without naming one it is",
+        "RPCs an agency of its own reaches through it, for that agency (`govshare-on-behalf-of`,",
+        "`docs/FEDERATION.md`): creating, reading, listing and withdrawing access requests,",
+        "listing grants, fetching, and reading audit events, checkpoints and proofs of the",
+        "gateway's log (the receipts of its fetches are there). Without naming one it is",
         "refused `ON_BEHALF_REQUIRED` there. For its agency, the call is that agency's, under",
         "the rules of any agency with no dealings with the owner (an agency homed at another",
         "member: its requests and grants are kept here, its home gateway carries its calls);",
@@ -293,19 +328,34 @@ def render() -> str:
         "replicas do not hold as homed at that peer, and any caller but a peer sending the",
         "metadata, are refused at the door whatever they call, the claimant as actor.",
         "",
+        "An audit read naming another member's log (`log_origin`, rows marked so) is carried",
+        "to that member for an agency of the gateway, on its behalf; the peer of these rows",
+        "is not running, so the agencies' reads are `UNAVAILABLE MEMBER_UNAVAILABLE`, as they",
+        "are whenever the member does not answer. Staff are not carried",
+        "(`AUDIT_LOG_NOT_CARRIED`): a staff certificate is the national CA's, issued to a role",
+        "and bound to no gateway, so an auditor reads a member's log at that member's gateway;",
+        "carried, the member would have only the carrying gateway's word that an auditor",
+        "calls (staff are in no replicated directory, as an agency's home is), and any",
+        "member's operator could read every other member's whole log. Nor is a read a peer",
+        "carried here naming a log not the gateway's own: a carried call is never carried on.",
+        "",
         "| RPC | " + " | ".join(COLUMNS.values()) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
-        *(f"| `{row.rpc}` | " + " | ".join(_cell(cell) for cell in row.cells) + " |"
+        *(f"| {_label(row)} | " + " | ".join(_cell(cell) for cell in row.cells) + " |"
           for row in TABLE),
         "",
         "## The requests",
         "",
         "| RPC | Audit action | Request |",
         "|---|---|---|",
-        *(f"| `{row.rpc}` | `{row.action}` | {row.request} |" for row in TABLE),
+        *(f"| {_label(row)} | `{row.action}` | {row.request} |" for row in TABLE),
         "",
     ]
     return "\n".join(lines)
+
+
+def _label(row: Row) -> str:
+    return f"`{row.rpc}` ({row.variant})" if row.variant else f"`{row.rpc}`"
 
 
 def _cell(cell: str) -> str:

@@ -313,12 +313,23 @@ class Members:
         for gateway_id in self.servers:
             self.gateway(gateway_id).replicator.pull()
 
+    def records(self, gateway_id: str, action: str) -> list[dict]:
+        """The records of `gateway_id`'s log of `action`, oldest first, as their bytes say."""
+        rows = self.gateway(gateway_id).db.reader().execute(
+            "SELECT record FROM audit_leaves WHERE action = ? ORDER BY leaf_index",
+            (action,)).fetchall()
+        return [record.decode(row[0]) for row in rows]
+
     def peer_exchange(self, caller_id: str, callee_id: str) -> Any:
         """An ExchangeService stub of member `callee_id` over `caller_id`'s own pinned channel
         to it: what `caller_id`'s gateway presents when it calls as a peer."""
+        return exchange_pb2_grpc.ExchangeServiceStub(self.peer_channel(caller_id, callee_id))
+
+    def peer_channel(self, caller_id: str, callee_id: str) -> Any:
+        """`caller_id`'s own pinned channel to member `callee_id`."""
         caller = self.gateway(caller_id)
-        channel = caller.peer_channels.channel(caller.network.current.member(callee_id))
-        return exchange_pb2_grpc.ExchangeServiceStub(channel)
+        return caller.peer_channels.channel(caller.network.current.member(callee_id))
+
     def grow(self, gateway_id: str, events: int = 1) -> None:
         """Append `events` events to a member's log (one batch: one new checkpoint)."""
         gateway = self.gateway(gateway_id)
