@@ -342,16 +342,21 @@ def generated_section(results: dict[str, Any], plot_name: str) -> str:
 
 def summary(results: dict[str, Any]) -> str:
     met = [target.met(results) for target in TARGETS]
+    loads = results["details"].get("load_average", {}).values()
+    shared = (f" shared with other work (load average {min(loads):g}–{max(loads):g})"
+              if loads else "")
     return (
         f"`make bench` (details in [docs/BENCHMARKS.md](docs/BENCHMARKS.md)), last run"
-        f" {results['created'][:10]} on {results['machine']['cores']} cores: CreateAccessRequest"
+        f" {results['created'][:10]} on {results['machine']['cores']} cores{shared}:"
+        f" CreateAccessRequest"
         f" {_number(results.get('unary_create_request_rps_c16'))} req/s at 16 agencies"
         f" ({_number(results.get('unary_ratio_c16'))}x a bare gRPC echo), fetch"
         f" {_number(results.get('fetch_mbps'))} MB/s verified"
         f" ({_number(results.get('fetch_ratio'))}x bare streaming), publish"
         f" {_number(results.get('publish_mbps'))} MB/s, audit"
-        f" {_number(results.get('audit_append_rps_c64'))} appends/s;"
-        f" {met.count(True)} of {len(TARGETS)} targets met."
+        f" {_number(results.get('audit_append_rps_c64'))} appends/s, cross-region fetch"
+        f" {_number(results.get('cross_region_fetch_relay_ratio'))}x a same-region fetch through"
+        f" a bare relay; {met.count(True)} of {len(TARGETS)} targets met."
     )
 
 
