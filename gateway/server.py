@@ -183,8 +183,8 @@ class Gateway:
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
                                  config.limits, config.network.replicate_seconds)
-        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
-                                     self.identity.uri, self.now)
+        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.statements,
+                                     self.network, self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         self.evidence = self.gossip = None
         if self.network is not None:
