@@ -73,9 +73,11 @@ class Carrier:
 
     def start(self) -> None:
         self._rounds.start()
+        self._relaying.start()
 
     def stop(self) -> None:
         self._rounds.stop()
+        self._relaying.stop()
 
     # -- where a call goes -------------------------------------------------------------------
 
@@ -145,7 +147,8 @@ class Carrier:
               member: network_pb2.MemberGateway) -> Iterator[exchange_pb2.FetchDatasetResponse]:
         """FetchDataset of a dataset `member` holds: its stream passed on as it comes, checked
         and audited on the way (gateway/relaying.py); a resume resumes there. The member's
-        stream ends when this one does, whichever way."""
+        stream ends when this one does, whichever way: the agency going away cancels it (its
+        callback), and so does a relay waiting too long for it or cut while it waits."""
         if self._channels is None:
             raise errors.Unavailable("this gateway is no network member",
                                      reason=MEMBER_UNAVAILABLE, member=member.id)
@@ -153,8 +156,10 @@ class Carrier:
         stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
         responses = stub.FetchDataset(request,
                                       metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
+        call.transport.add_callback(responses.cancel)
         try:
-            yield from self._relayed(call, member, relay, responses)
+            with self._relaying.watched(relay, responses.cancel):
+                yield from self._relayed(call, member, relay, responses)
         except BaseException as exc:
             relay.broken(exc)
             raise
@@ -166,7 +171,8 @@ class Carrier:
         try:
             certificate = dict(responses.initial_metadata() or ()).get(
                 envelopes.GATEWAY_CERTIFICATE_KEY)
-            for message in responses:
+            for message in relay.received(responses):
+                relay.check_more()
                 part = message.WhichOneof("part")
                 if part == "start":
                     relay.started(message.start)
@@ -179,7 +185,8 @@ class Carrier:
                     relay.completed(message.receipt)
                 yield message
         except grpc.RpcError as exc:
-            raise self._failed(member, exc) from None
+            raise relay.stopped_by() or self._failed(member, exc) from None
+        relay.ended()
         self._note_reached(member.id)
 
     def stale_members(self, call: Call) -> list[str]:

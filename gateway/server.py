@@ -168,7 +168,8 @@ class Gateway:
         call, so a clock the gateway is given later reaches them too."""
         self.statements = StatementOpener(self.agencies, self.authenticator)
         self.directory = Directory(self.db, self.work, self.agencies, self.statements,
-                                   self.ca_certificate, config.limits, self.page_tokens)
+                                   self.ca_certificate, config.limits, self.page_tokens,
+                                   self.network)
         self.catalog = Catalog(self.db, self.work, self.datasets, self.blobs, self.statements,
                                config.limits, config.exchange, self.page_tokens)
         self.exchange = Exchange(self.db, self.work, self.datasets, self.agencies, self.catalog,
@@ -199,7 +200,8 @@ class Gateway:
             self.evidence = NetworkEvidence(self.work, self.identity.uri)
             self.gossip = Gossip(self.log, self.work, self.witness, self.evidence, self.network,
                                  self.peer_channels, config.network.gossip_seconds)
-        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network,
+                                 config.network.relay_idle_seconds)
         self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
 
