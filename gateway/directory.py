@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
+from certs import network_configuration as netconf
 from certs.identity import Identity, identity_from_certificate
 from gateway import paging
 from gateway.config import LimitsConfig
@@ -47,10 +48,7 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
         raise errors.InvalidArgument(
             f"{field} must be a six-digit GB/T 2260 code such as 440000", field=field
         )
-    prefix = region_code
-    while prefix.endswith("00"):
-        prefix = prefix[:-2]
-    return prefix
+    return netconf.region_prefix(region_code)
 
 
 class DirectoryCache(ReadCache):

@@ -20,9 +20,10 @@ DATA_LOSS MEMBER_ANSWER_INVALID and nothing of it is kept:
    within the Timestamp range, for a dataset of an agency homed at that very member;
 2. a decision it carries is the one the dataset's owner signed for that request (its key as
    replicated), saying what the request's state says; a denial carries one;
-3. a grant verifies with the member's signing certificate of the network configuration, says
-   what the copy says, and is the grant of that request: named under the requester, of the
-   requester, the owner and the dataset the request names;
+3. a grant verifies with the member's signing certificate of the network configuration (or one
+   it had before, for a grant signed while that was current), says what the copy says, and is
+   the grant of that request: named under the requester, of the requester, the owner and the
+   dataset the request names;
 4. a copy never takes the place of a row it is not: a request or grant name this gateway holds
    must be a copy of that member's, of that request (a name of a local request or grant, or of
    another member's copy, is refused), so no member can bring back a grant that was revoked.
@@ -36,6 +37,7 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from certs import member_signing
 from certs.identity import Identity
 from gateway.context import Call
 from gateway.directory import DirectoryCache
@@ -385,11 +387,9 @@ class Forwarding:
 
     def _signed_grant(self, member: str,
                       envelope: envelope_pb2.Envelope) -> exchange_pb2.GrantStatement:
-        pem = self.member(member).signing_certificate_pem
         try:
-            envelopes.check_sealed(envelope, signing.VerifyKey.from_certificate(pem),
-                                   envelopes.GRANT)
-            return exchange_pb2.GrantStatement.FromString(envelope.payload)
+            return member_signing.open_signed(self.member(member), envelope, envelopes.GRANT,
+                                              exchange_pb2.GrantStatement, "create_time")
         except (signing.SignatureError, ValueError) as exc:
             raise _invalid(member, f"its grant is not signed with its signing certificate"
                                    f" ({exc})") from None

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from certs import member_signing
 from gateway.context import Call
 from gateway.directory import Directory
 from gateway.federation import NetworkMembership
@@ -133,9 +134,8 @@ class Relaying:
         try:
             if member is None:
                 raise ValueError(f"member {member_id} is not in the configuration held")
-            key = signing.VerifyKey.from_certificate(member.signing_certificate_pem)
-            envelopes.check_sealed(envelope, key, envelopes.RECEIPT)
-            return exchange_pb2.Receipt.FromString(envelope.payload)
+            return member_signing.open_signed(member, envelope, envelopes.RECEIPT,
+                                              exchange_pb2.Receipt, "complete_time")
         except (signing.SignatureError, ValueError) as exc:
             raise _mismatch(member_id, f"its receipt is not signed with its signing"
                                        f" certificate ({exc})") from None
