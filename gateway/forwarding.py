@@ -15,9 +15,11 @@ to the requester as the event a local decision gives it (WatchEvents). What a me
 is checked before it is kept (`_answer`, `_grant_row`, `_check_names`); anything else is
 DATA_LOSS MEMBER_ANSWER_INVALID and nothing of it is kept:
 
-1. the request is the requester's, named under it, of the very statement it signed, every
-   field it signed read from that statement (the unsigned copy must equal it), its times
-   within the Timestamp range, for a dataset of an agency homed at that very member;
+1. the request is the requester's, named under it, of the very statement it signed (for a
+   retry signed anew, the earlier statement it signed asking the same, which the member
+   answers with), every field it signed read from that statement (the unsigned copy must
+   equal it), its times within the Timestamp range, for a dataset of an agency homed at that
+   very member;
 2. a decision it carries is the one the dataset's owner signed for that request (its key as
    replicated), saying what the request's state says; a denial carries one;
 3. a grant verifies with the member's signing certificate of the network configuration (or one
@@ -41,7 +43,7 @@ from certs import member_signing
 from certs.identity import Identity
 from gateway.context import Call
 from gateway.directory import DirectoryCache
-from gateway.exchange import APPROVED, PENDING, WITHDRAWN
+from gateway.exchange import APPROVED, PENDING, WITHDRAWN, request_content
 from gateway.federation import NetworkMembership
 from gateway.identity import AGENCY, PEER
 from gateway.models import AccessRequest, Agency, Event, Grant
@@ -136,6 +138,7 @@ class Forwarding:
         """Keep the copy of a request carried to `member` and its answer, with the audit event
         of what passed through (a retry answered with a request already kept is learned like
         any other answer)."""
+        envelope = self._first_signed(call, envelope, answer.access_request.signed_statement)
         request = self._answer(member, answer.access_request, call.caller.identity.id, envelope)
         grant = self._grant_row(member, request, answer.grant) if answer.HasField("grant") \
             else None
@@ -301,6 +304,23 @@ class Forwarding:
             raise _invalid(member, f"{request.dataset} is not of an agency homed there")
         self._check_decision(member, request, owner)
         return request
+
+    def _first_signed(self, call: Call, carried: envelope_pb2.Envelope,
+                      answered: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        """The statement a request carried for `call` is of: `answered`, the one the member
+        answers with, when the caller signed it asking what `carried` asks (a retry signed
+        anew, after the answer to the first was lost on the way: the member answers with the
+        first request); else `carried`, against which the answer is then checked."""
+        if answered.SerializeToString() == carried.SerializeToString():
+            return carried
+        try:
+            earlier = self._statements.open_signed(call, answered, envelopes.ACCESS_REQUEST,
+                                                   "access_request.signed_statement")
+        except errors.GatewayError:
+            return carried
+        now = envelopes.claimed(carried, envelopes.ACCESS_REQUEST)
+        same = now is not None and request_content(earlier) == request_content(now)
+        return answered if same else carried
 
     def _check_decision(self, member: str, request: AccessRequest, owner: Agency) -> None:
         """A decision passed on is the owner's, signed for this request, saying what its
