@@ -72,7 +72,7 @@ class Relaying:
         self._authenticator = authenticator
         self._network = network
         self.idle_seconds = idle_seconds
-        self._waiting: set[Relay] = set()
+        self._relays: set[Relay] = set()
         self._lock = threading.Lock()
         self._watch = Periodic("relay-watch", GRANT_CHECK_SECONDS, self.watch)
 
@@ -93,18 +93,18 @@ class Relaying:
         it."""
         relay.cancel = cancel
         with self._lock:
-            self._waiting.add(relay)
+            self._relays.add(relay)
         try:
             yield
         finally:
             with self._lock:
-                self._waiting.discard(relay)
+                self._relays.discard(relay)
 
     def watch(self) -> None:
         """One look at every relay in progress (the watching thread's round)."""
         now = time.monotonic()
         with self._lock:
-            relays = list(self._waiting)
+            relays = list(self._relays)
         for relay in relays:
             relay.watch(now)
 
