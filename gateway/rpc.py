@@ -193,8 +193,7 @@ class _Scope:
 
     def begin(self, door: _Door) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
-        claimed = dict(self.context.invocation_metadata() or ()).get(ON_BEHALF_KEY, "")
-        _admit(self.gateway, self.call, door, claimed)
+        _admit(self.gateway, self.call, door, _claimed(self.context))
         self.admitted = True
         if isinstance(self.request, Undecodable):
             raise self.request.refusal()
@@ -238,6 +237,18 @@ def _identify(
         call.request = request
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
     return call
+
+
+def _claimed(context: grpc.ServicerContext) -> str:
+    """The agency the call's metadata says it is carried for ("": none); INVALID_ARGUMENT
+    ON_BEHALF_INVALID when it says so more than once, since which one would hold is no one's
+    to guess."""
+    values = [value for key, value in context.invocation_metadata() or ()
+              if key == ON_BEHALF_KEY]
+    if len(values) > 1:
+        raise errors.InvalidArgument(f"{ON_BEHALF_KEY} must be sent once, naming one agency",
+                                     reason="ON_BEHALF_INVALID", field=ON_BEHALF_KEY)
+    return values[0] if values else ""
 
 
 def _admit(gateway: Gateway, call: Call, door: _Door, claimed: str) -> None:

@@ -169,7 +169,8 @@ class Gateway:
         call, so a clock the gateway is given later reaches them too."""
         self.statements = StatementOpener(self.agencies, self.authenticator)
         self.directory = Directory(self.db, self.work, self.agencies, self.statements,
-                                   self.ca_certificate, config.limits, self.page_tokens)
+                                   self.ca_certificate, config.limits, self.page_tokens,
+                                   self.network)
         self.catalog = Catalog(self.db, self.work, self.datasets, self.blobs, self.statements,
                                config.limits, config.exchange, self.page_tokens)
         self.exchange = Exchange(self.db, self.work, self.datasets, self.agencies, self.catalog,
@@ -185,8 +186,8 @@ class Gateway:
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
                                  config.limits, config.network.replicate_seconds,
                                  self.identity.uri)
-        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
-                                     self.identity.uri, self.now)
+        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.statements,
+                                     self.network, self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         self.evidence = self.gossip = None
         if self.network is not None:
@@ -201,7 +202,8 @@ class Gateway:
             self.evidence = NetworkEvidence(self.work, self.identity.uri)
             self.gossip = Gossip(self.log, self.work, self.witness, self.evidence, self.network,
                                  self.peer_channels, config.network.gossip_seconds)
-        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network,
+                                 config.network.relay_idle_seconds)
         self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
         self.remote_logs = RemoteLogs(self.network, self.peer_channels, config.audit.origin)
