@@ -142,6 +142,7 @@ class NetworkMembership:
         self._rounds = Periodic("network-configuration", refresh_seconds, self.refresh)
         self._append: Callable[[list[record.Event]], object] | None = None
         self._actor = ""
+        self._taken: list[Callable[[], object]] = []
         data = self._read_at_start()
         try:
             self.current = self._verified(data, None)
@@ -165,6 +166,10 @@ class NetworkMembership:
     def stop(self) -> None:
         """End the refresh thread (before the unit of work closes)."""
         self._rounds.stop()
+
+    def on_taken(self, callback: Callable[[], object]) -> None:
+        """Call `callback` each time a refresh has taken a newer configuration."""
+        self._taken.append(callback)
 
     @property
     def own_id(self) -> str:
@@ -216,7 +221,18 @@ class NetworkMembership:
                 expire_time=times.to_text(held.expire_time))
 
     def refresh(self) -> bool:
-        """Read the file again; True when a newer configuration replaced the one held."""
+        """Read the file again; True when a newer configuration replaced the one held (and
+        the `on_taken` callbacks were called)."""
+        taken = self._refresh()
+        if taken:
+            for callback in self._taken:
+                try:
+                    callback()
+                except Exception:  # one part's failure must not keep the others from theirs
+                    log.exception("[network] could not act on the configuration taken")
+        return taken
+
+    def _refresh(self) -> bool:
         with self._lock:
             data, unreadable = self._read()
             again = data == self._seen

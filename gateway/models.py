@@ -315,18 +315,6 @@ class WitnessedLog:
 
 
 @dataclass(frozen=True, slots=True)
-class WitnessRefusal:
-    """A checkpoint this witness refused as not extending what it cosigned: kept as evidence
-    of a forked or rolled-back log (table `witness_refusals`)."""
-
-    origin: str
-    tree_size: int
-    reason: str
-    checkpoint: bytes
-    create_time: str
-
-
-@dataclass(frozen=True, slots=True)
 class Evidence:
     """Two statements one key signed that cannot both be true, as the network showed them to
     this gateway (table `network_evidence`): two checkpoints of one log that are not one

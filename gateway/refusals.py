@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.periodic import Periodic
+from govshare import errors
 from govshare.transparency import record
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,21 @@ class RefusalBudget:
                     self._counts[key].merge(count)
                 else:
                     self._counts[key] = count
+
+
+def audit(budget: RefusalBudget, append: Callable[[list[record.Event]], object],
+          event: record.Event, code: str, *, within_budget: bool = True) -> None:
+    """Append the refusal `event` (reason code `code`): when `within_budget`, only if `budget`
+    admits it, else it is counted for the next summary; counted too when the log cannot take
+    it (a full disk, say), so that it is summarised later."""
+    if within_budget and not budget.admit(event, code):
+        return
+    try:
+        append([event])
+    except errors.GatewayError as failure:
+        budget.count(event, code)
+        log.error("could not audit refusal of %s (counted for a summary): %s", event.action,
+                  failure.message)
 
 
 def summaries(counts: Counts) -> list[record.Event]:

@@ -62,6 +62,9 @@ log = logging.getLogger("govshare.replication")
 
 REFUSED = "replication.refused"
 """The audit action of a change a member sent that this gateway refused."""
+MEMBER_REMOVED = "replication.member_removed"
+"""The audit action of dropping what was taken from a member the configuration no longer
+names."""
 STALE_INTERVALS = 3
 """A member not reached within this many pull intervals is named stale in list replies."""
 SHARED_CLASSIFICATIONS = ("PUBLIC", "INTERNAL")
@@ -96,8 +99,10 @@ class Replicas:
     """The changes this gateway serves to its peers, and the copies it keeps of theirs."""
 
     def __init__(self, db: Database, work: UnitOfWork, network: NetworkMembership | None,
-                 ca_certificate: x509.Certificate, limits: LimitsConfig, interval: float):
+                 ca_certificate: x509.Certificate, limits: LimitsConfig, interval: float,
+                 actor: str):
         self._db = db
+        self._actor = actor
         self._work = work
         self._network = network
         self._ca = ca_certificate
@@ -156,8 +161,10 @@ class Replicas:
         with self._lock:
             waiting = self._waiting.get(member.id, {})
 
-        def change(tx: Tx) -> tuple[tuple[int, dict], list[record.Event]]:
+        def change(tx: Tx) -> tuple[tuple[int, dict] | None, list[record.Event]]:
             nonlocal waiting
+            if not self._names(member.id):  # removed while its changes were pulled
+                return None, []
             if sql.position(tx.conn, member.id)[0] != epoch:  # a new history: start over
                 sql.drop_member(tx.conn, member.id)
                 waiting = {}
@@ -187,11 +194,53 @@ class Replicas:
             sql.set_position(tx.conn, member.id, epoch, stored)
             return (refused, held), events
 
-        refused, held = self._work.commit(change).value
+        outcome = self._work.commit(change).value
+        if outcome is None:
+            return 0
+        refused, held = outcome
         with self._lock:
-            self._waiting[member.id] = held
-            self._asked[member.id] = (epoch, taken)
+            if self._names(member.id):  # else forget_removed forgets it, or has already
+                self._waiting[member.id] = held
+                self._asked[member.id] = (epoch, taken)
         return refused
+
+    def forget_removed(self) -> list[str]:
+        """Drop what was taken from each member the configuration held no longer names, with
+        an event per member saying what went, in one transaction; the members dropped. A
+        member removed is no longer vouched for by the network: its agencies and datasets are
+        not listed as the network's any more, and its agencies may register at their new home
+        gateway (were it named again, its changes would be taken anew)."""
+        def change(tx: Tx) -> tuple[list[str], list[record.Event]]:
+            gone = [member for member in sql.members(tx.conn) if not self._names(member)]
+            events = []
+            for member in gone:
+                agencies, datasets = sql.forget_member(tx.conn, member)
+                events.append(record.Event(
+                    self._actor, MEMBER_REMOVED, time=times.to_text(tx.now),
+                    reason=f"member {member} is not in the network configuration"
+                           f" {self._version()}: the {agencies} agencies and {datasets}"
+                           " datasets taken from it are dropped"))
+            return gone, events
+
+        gone = self._work.commit(change).value
+        with self._lock:
+            for member in gone:
+                for state in (self._reached, self._asked, self._waiting):
+                    state.pop(member, None)
+        for member in gone:
+            log.warning("[network] dropped what was taken from member %s, which the network"
+                        " configuration %s no longer names", member, self._version())
+        return gone
+
+    def _names(self, member_id: str) -> bool:
+        """Whether the configuration held names `member_id` as another member."""
+        assert self._network is not None  # only a member takes others' changes
+        return any(member.id == member_id for member in self._network.others())
+
+    def _version(self) -> str:
+        assert self._network is not None
+        held = self._network.current
+        return f"{held.network_id} version {held.version}"
 
     def reached(self, member_id: str) -> None:
         """Note that `member_id` answered a pull just now."""

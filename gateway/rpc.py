@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import DecodeError
 
-from gateway import status
+from gateway import refusals, status
 from gateway.context import Call, digest_of, refusal_event
 from gateway.directory import Directory
 from gateway.federation import NetworkMembership, peer_refused
@@ -203,8 +203,7 @@ class _Scope:
 
     def begin(self, door: _Door) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
-        claimed = dict(self.context.invocation_metadata() or ()).get(ON_BEHALF_KEY, "")
-        _admit(self.gateway, self.call, door, claimed)
+        _admit(self.gateway, self.call, door, _claimed(self.context))
         self.admitted = True
         if isinstance(self.request, Undecodable):
             raise self.request.refusal()
@@ -248,6 +247,18 @@ def _identify(
         call.request = request
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
     return call
+
+
+def _claimed(context: grpc.ServicerContext) -> str:
+    """The agency the call's metadata says it is carried for ("": none); INVALID_ARGUMENT
+    ON_BEHALF_INVALID when it says so more than once, since which one would hold is no one's
+    to guess."""
+    values = [value for key, value in context.invocation_metadata() or ()
+              if key == ON_BEHALF_KEY]
+    if len(values) > 1:
+        raise errors.InvalidArgument(f"{ON_BEHALF_KEY} must be sent once, naming one agency",
+                                     reason="ON_BEHALF_INVALID", field=ON_BEHALF_KEY)
+    return values[0] if values else ""
 
 
 def _admit(gateway: Gateway, call: Call, door: _Door, claimed: str) -> None:
@@ -319,12 +330,6 @@ def audit_refusal(
         digest = digest_of(request) if hasattr(request, "SerializeToString") else ""
         names = [getattr(request, f, "") for f in _NAME_FIELDS]
         event = refusal_event(actor, action, names, digest, error)
-    if at_door and not gateway.refusals.admit(event, error.reason):
-        return
-    try:
-        gateway.work.append([event])
-    except errors.GatewayError as failure:  # a full disk, say: counted, summarised later
-        gateway.refusals.count(event, error.reason)
-        log.error("could not audit refusal of %s (counted for a summary): %s", action,
-                  failure.message)
+    refusals.audit(gateway.refusals, gateway.work.append, event, error.reason,
+                   within_budget=at_door)
 

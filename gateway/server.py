@@ -169,7 +169,8 @@ class Gateway:
         call, so a clock the gateway is given later reaches them too."""
         self.statements = StatementOpener(self.agencies, self.authenticator)
         self.directory = Directory(self.db, self.work, self.agencies, self.statements,
-                                   self.ca_certificate, config.limits, self.page_tokens)
+                                   self.ca_certificate, config.limits, self.page_tokens,
+                                   self.network)
         self.catalog = Catalog(self.db, self.work, self.datasets, self.blobs, self.statements,
                                config.limits, config.exchange, self.page_tokens)
         self.exchange = Exchange(self.db, self.work, self.datasets, self.agencies, self.catalog,
@@ -183,14 +184,15 @@ class Gateway:
                              self.now)
         self.audit_reader = AuditReader(self.db, self.log, self.page_tokens, config.limits)
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
-                                 config.limits, config.network.replicate_seconds)
-        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
-                                     self.identity.uri, self.now)
+                                 config.limits, config.network.replicate_seconds,
+                                 self.identity.uri)
+        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.statements,
+                                     self.network, self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         self.evidence = self.gossip = None
         if self.network is not None:
             self.witness = GatewayWitness(self.work, self.network, self.witness_key,
-                                          self.page_tokens, config.limits)
+                                          self.page_tokens, config.limits, self.refusals)
             self.peer_channels = PeerChannels(peer_tls_pair(config))
             self.cosignatures = CosignatureCollector(self.log, self.work, self.network,
                                                      self.peer_channels,
@@ -200,7 +202,8 @@ class Gateway:
             self.evidence = NetworkEvidence(self.work, self.identity.uri)
             self.gossip = Gossip(self.log, self.work, self.witness, self.evidence, self.network,
                                  self.peer_channels, config.network.gossip_seconds)
-        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network,
+                                 config.network.relay_idle_seconds)
         self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
         self.remote_logs = RemoteLogs(self.network, self.peer_channels, config.audit.origin)
@@ -269,6 +272,8 @@ class Gateway:
             self.log.start(self.work, self.identity.uri)
             if self.network is not None:
                 self.network.start(self.work.append, self.identity.uri)
+                self.replicas.forget_removed()  # removed while this gateway was stopped
+                self.network.on_taken(self.replicas.forget_removed)
                 self.cosignatures.start()
                 self.replicator.start()
                 self.carrier.start()

@@ -4,10 +4,11 @@ GatewayWitness as WitnessService.AddCheckpoint.
 Bound to [network] witness_http_listen, over TLS with the gateway's own certificate. The spec
 authenticates a request by its checkpoint's signature, not by the client: no client
 certificate is asked for, and the log is found by the checkpoint's origin among the other
-members of the network configuration held (its `audit_origin`); that member is the actor of
-the audit events, as the caller is over gRPC. Refusals made before a member is known (a body
-that does not parse, a log of no member) have no actor to name: they are audited as anonymous
-within the refusal budget, like the gRPC door's. Each client address has the rate limit of a
+members of the network configuration held (its `audit_origin`). Nothing says who posts, so no
+refusal is audited in a member's name: each is audited as anonymous within the refusal budget
+(gateway/refusals.py), the door's (a body that does not parse, a log of no member, a checkpoint
+its log's key did not sign) as the witness's, which keeps a refusal's note only when it is
+evidence whoever sends it (gateway/witness.py). Each client address has the rate limit of a
 caller ([limits] requests_per_second), answered 429 as the spec allows.
 
 Thin: parse, call the witness, render. Served by uvicorn in a thread of its own that starts and
@@ -30,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from certs.identity import Identity
 from gateway.rpc import Gateway, audit_refusal
 from gateway.v1 import network_pb2
 from gateway.witness import GatewayWitness
@@ -116,7 +116,7 @@ class WitnessHTTPServer:
                 raise UnknownLog(f"this witness follows no log of origin {request.origin!r}",
                                  origin=request.origin)
             _check_signed(request, member)
-            return self._witness.add_checkpoint(Identity("gateway", member.id).uri, member, request)
+            return self._witness.add_checkpoint(member, request, None)
         except errors.GatewayError as refusal:
             audit_refusal(gateway, ACTION, None, None, refusal, at_door=True)
             raise

@@ -29,13 +29,18 @@ from gateway.models import Evidence, WitnessedLog
 from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
 from gateway.text import shown
-from gateway.v1 import network_pb2
+from gateway.v1 import directory_pb2, network_pb2
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
 from govshare.transparency.note import NoteVerifier
 
 DEFAULT_HOURS = 24
 """Default validity of a signed configuration; it must also end by the CRL's nextUpdate."""
+MAX_HOURS = 366 * 24
+"""The longest validity `sign` takes: a year, far beyond any CRL's nextUpdate (a week by
+default), which the rules hold a configuration to anyway."""
+MAX_VERSION = 2**64 - 1
+"""The highest version a configuration can carry (NetworkConfiguration.version, a uint64)."""
 
 
 class _NetworkGroup(click.Group):
@@ -76,10 +81,11 @@ what a member gateway found of the network."""
 @click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
 def create(description: Path, ca_dir: Path, out: Path) -> None:
     """Build an unsigned configuration from a TOML DESCRIPTION (network_id, quorum and
-    [[members]] with id, region_codes, address, certificates folder and verifier key files)."""
+    [[members]] with id, region_codes, address, certificates folder and verifier key files,
+    and after a renewal previous_signing_certificates)."""
     values = _toml(description)
     network_id = _text(values, "network_id", description)
-    quorum = _integer(values, "quorum", description)
+    quorum = _integer(values, "quorum", description, netconf.MAX_MEMBERS - 1)
     members = [_member(description.parent, entry, f"members[{index}]")
                for index, entry in enumerate(_list(values, "members", description))]
     ca = CertificateAuthority.open(ca_dir)
@@ -95,9 +101,10 @@ def create(description: Path, ca_dir: Path, out: Path) -> None:
 @click.argument("unsigned", type=_FILE)
 @click.option("--authority", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The network authority's folder (ca.pem, signing.pem, signing.key).")
-@click.option("--version", "version", required=True, type=click.IntRange(min=1),
+@click.option("--version", "version", required=True, type=click.IntRange(min=1, max=MAX_VERSION),
               help="Version of this configuration, higher than every one signed before.")
-@click.option("--hours", default=DEFAULT_HOURS, show_default=True, type=click.IntRange(min=1),
+@click.option("--hours", default=DEFAULT_HOURS, show_default=True,
+              type=click.IntRange(min=1, max=MAX_HOURS),
               help="Hours the configuration stays valid (no later than the CRL's nextUpdate).")
 @_current_option
 @click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
@@ -305,10 +312,10 @@ def _text(values: dict[str, Any], key: str, where: object) -> str:
     return value
 
 
-def _integer(values: dict[str, Any], key: str, where: object) -> int:
+def _integer(values: dict[str, Any], key: str, where: object, maximum: int) -> int:
     value = values.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise LocalMistake(f"{where}: {key} must be a whole number, 0 or more")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise LocalMistake(f"{where}: {key} must be a whole number from 0 to {maximum}")
     return value
 
 
@@ -338,7 +345,35 @@ def _member(base: Path, entry: Any, where: str) -> network_pb2.MemberGateway:
         signing_certificate_pem=signing_certificate,
         audit_origin=audit_key.name, audit_verifier_key=audit_key.verifier_key,
         witness_verifier_key=(base / _text(entry, "witness_verifier_key", where)
-                              ).read_text().strip())
+                              ).read_text().strip(),
+        previous_signing_certificates=_previous(base, entry, where))
+
+
+def _previous(base: Path, entry: dict[str, Any], where: str
+              ) -> list[directory_pb2.RetiredSigningCertificate]:
+    """A member's `previous_signing_certificates`, oldest first: each a table naming a signing
+    certificate it had before (`certificate`, a file) and when the next one replaced it
+    (`retire_time`, a TOML date-time with its offset), so that what it signed before a renewal
+    still verifies."""
+    entries = entry.get("previous_signing_certificates", [])
+    if not isinstance(entries, list):
+        raise LocalMistake(f"{where}: previous_signing_certificates must be a list of tables")
+    previous = []
+    for index, item in enumerate(entries):
+        here = f"{where}.previous_signing_certificates[{index}]"
+        retired = item.get("retire_time") if isinstance(item, dict) else None
+        if not isinstance(retired, datetime) or retired.tzinfo is None:
+            raise LocalMistake(f"{here} must be a table such as {{ certificate ="
+                               ' "gd/old/signing.pem", retire_time = 2026-05-01T08:00:00Z }:'
+                               " retire_time a date-time with its offset")
+        pem = (base / _text(item, "certificate", here)).read_text()
+        try:
+            key_id = VerifyKey.from_certificate(pem).key_id
+        except ValueError as exc:
+            raise LocalMistake(f"{here}: not a signing certificate: {exc}") from None
+        previous.append(directory_pb2.RetiredSigningCertificate(
+            certificate_pem=pem, key_id=key_id, retire_time=times.to_timestamp(retired)))
+    return previous
 
 
 def _audit_key(base: Path, entry: dict[str, Any], signing_certificate: str,

@@ -10,8 +10,8 @@ from gateway.identity import AUDITOR, PEER
 from gateway.rpc import Gateway, rpc
 from gateway.v1 import witness_pb2, witness_pb2_grpc
 from gateway.witness import GatewayWitness
-from govshare import errors, times
-from govshare.transparency.witness import MAX_PROOF_LINES, AddCheckpoint
+from govshare import times
+from govshare.transparency.witness import AddCheckpoint
 
 
 class WitnessService(witness_pb2_grpc.WitnessServiceServicer):
@@ -21,16 +21,11 @@ class WitnessService(witness_pb2_grpc.WitnessServiceServicer):
 
     @rpc("witness.add_checkpoint", allow=(PEER,))
     def AddCheckpoint(self, request: witness_pb2.AddCheckpointRequest, call: Call) -> Any:
-        if len(request.consistency_proof) > MAX_PROOF_LINES:
-            raise errors.InvalidArgument(
-                f"consistency_proof has {len(request.consistency_proof)} hashes, more than"
-                f" {MAX_PROOF_LINES}", reason="WITNESS_REQUEST_MALFORMED",
-                field="consistency_proof")
         body = AddCheckpoint(request.old_size, tuple(request.consistency_proof),
                              request.checkpoint)
         # The door admits a gateway only as a peer, and only a network member has peers.
         assert call.peer is not None and self._witness is not None
-        cosignature = self._witness.add_checkpoint(call.caller.uri, call.peer, body)
+        cosignature = self._witness.add_checkpoint(call.peer, body, call.caller.uri)
         return witness_pb2.AddCheckpointResponse(cosignature=cosignature)
 
     @rpc("witness.list", allow=(PEER, AUDITOR))

@@ -100,6 +100,24 @@ def drop_member(conn: sqlite3.Connection, member: str) -> None:
     conn.execute("DELETE FROM replica_agencies WHERE member = ?", (member,))
 
 
+def members(conn: sqlite3.Connection) -> list[str]:
+    """The members anything was taken from: agencies, datasets or a position."""
+    return [row[0] for row in conn.execute(
+        "SELECT member FROM replica_agencies UNION SELECT member FROM replica_datasets"
+        " UNION SELECT member FROM replica_positions ORDER BY member")]
+
+
+def forget_member(conn: sqlite3.Connection, member: str) -> tuple[int, int]:
+    """Drop all that was taken from `member`, its position too (were it to come back, its
+    changes would be taken anew); how many agencies and datasets were dropped."""
+    counts = tuple(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE member = ?",
+                                (member,)).fetchone()[0]
+                   for table in ("replica_agencies", "replica_datasets"))
+    drop_member(conn, member)
+    conn.execute("DELETE FROM replica_positions WHERE member = ?", (member,))
+    return counts[0], counts[1]
+
+
 def _drop_datasets(conn: sqlite3.Connection, where: str, params: tuple[str, ...]) -> None:
     seqs = conn.execute(f"SELECT seq FROM replica_datasets WHERE {where}", params).fetchall()
     for table, column in (("replica_dataset_tags", "dataset_seq"),

@@ -1,13 +1,14 @@
-"""SQL for witnessing: the logs this gateway witnesses, the checkpoints it refused, the
-cosignatures the other members gave this gateway's checkpoints, and the evidence of forks and
-equivocations it found comparing what its peers cosigned."""
+"""SQL for witnessing: the logs this gateway witnesses, the cosignatures the other members gave
+this gateway's checkpoints, and the evidence of forks and equivocations it found, comparing
+what its peers cosigned or as a witness. (Table witness_refusals, migration 0019, held the
+notes refused before; nothing writes it any more.)"""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
 
-from gateway.models import Cosignature, Evidence, WitnessedLog, WitnessRefusal
+from gateway.models import Cosignature, Evidence, WitnessedLog
 from gateway.storage.database import every, first
 
 
@@ -49,24 +50,6 @@ def evidence(conn: sqlite3.Connection) -> list[Evidence]:
     return every(conn.execute(
         "SELECT kind, subject, member, first, first_from, second, second_from, pair, reason,"
         " create_time FROM network_evidence ORDER BY id"), Evidence)
-
-
-def insert_refusal(conn: sqlite3.Connection, refusal: WitnessRefusal, at_most: int) -> None:
-    """Keep `refusal` unless one of its origin and size is kept, or `at_most` of its origin
-    are."""
-    conn.execute(
-        "INSERT INTO witness_refusals (origin, tree_size, reason, checkpoint, create_time)"
-        " SELECT :origin, :tree_size, :reason, :checkpoint, :create_time WHERE NOT EXISTS"
-        " (SELECT 1 FROM witness_refusals WHERE origin = :origin AND tree_size = :tree_size)"
-        " AND (SELECT COUNT(*) FROM witness_refusals WHERE origin = :origin) < :at_most",
-        {**dataclasses.asdict(refusal), "at_most": at_most})
-
-
-def refusals(conn: sqlite3.Connection, origin: str) -> list[WitnessRefusal]:
-    """The checkpoints of `origin` refused as inconsistent, oldest first."""
-    return every(conn.execute(
-        "SELECT origin, tree_size, reason, checkpoint, create_time FROM witness_refusals"
-        " WHERE origin = ? ORDER BY id", (origin,)), WitnessRefusal)
 
 
 def insert_cosignature(conn: sqlite3.Connection, cosignature: Cosignature) -> None:

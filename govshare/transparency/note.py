@@ -129,6 +129,11 @@ class NoteVerifier:
         return verifier
 
     @property
+    def key(self) -> VerifyKey:
+        """The Ed25519 public key."""
+        return self._key
+
+    @property
     def verifier_key(self) -> str:
         """The key in the text form other tools (Go's note package, witnesses) accept."""
         encoded = base64.b64encode(_ED25519 + self._key.public_raw).decode("ascii")

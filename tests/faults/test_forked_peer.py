@@ -6,8 +6,11 @@ version. Real member gateways on 127.0.0.1, real signatures."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import re
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -154,13 +157,37 @@ def test_a_configuration_signed_twice_for_one_version_is_caught(tmp_path: Path) 
 
 
 class _Lying(witness_pb2_grpc.WitnessServiceServicer):
-    """A member gone bad, listing what it is given as the checkpoints it cosigned."""
+    """A member gone bad, listing what it is given as the checkpoints it cosigned, on one page
+    or (`endless`) on pages each announcing another; `pages` counts the pages served."""
 
-    def __init__(self, entries: list[witness_pb2.WitnessedCheckpoint]):
+    def __init__(self, entries: list[witness_pb2.WitnessedCheckpoint], endless: bool = False):
         self.entries = entries
+        self.endless = endless
+        self.pages = 0
 
     def ListWitnessedCheckpoints(self, request, context):
-        return witness_pb2.ListWitnessedCheckpointsResponse(witnessed_checkpoints=self.entries)
+        self.pages += 1
+        return witness_pb2.ListWitnessedCheckpointsResponse(
+            witnessed_checkpoints=self.entries,
+            next_page_token=os.urandom(8).hex() if self.endless else "")
+
+
+@contextlib.contextmanager
+def serving_instead(members: Members, gateway_id: str,
+                    servicer: witness_pb2_grpc.WitnessServiceServicer) -> Iterator[None]:
+    """`servicer` answering at member `gateway_id`'s address with its certificates, as its
+    operator could make it answer."""
+    folder = members.federation.folder(gateway_id)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    witness_pb2_grpc.add_WitnessServiceServicer_to_server(servicer, server)
+    server.add_secure_port(members.target(gateway_id), grpc.ssl_server_credentials(
+        [((folder / "tls.key").read_bytes(), (folder / "tls.pem").read_bytes())],
+        (folder / "ca.pem").read_bytes(), True))
+    server.start()
+    try:
+        yield
+    finally:
+        server.stop(None)
 
 
 def test_a_witness_listing_checkpoints_it_did_not_cosign_is_refused_within_a_budget(
@@ -169,7 +196,6 @@ def test_a_witness_listing_checkpoints_it_did_not_cosign_is_refused_within_a_bud
     round refuses each, auditing the first MAX_AUDITED_REFUSALS and one summary, keeps no
     evidence from them, and audits nothing more when they are listed again."""
     members = start_members(tmp_path, (GD, BJ, SH), started=2)
-    folder = members.federation.folder(SH)
     stranger = CosignatureSigner("sh-gateway-witness", SigningKey.generate())
     entries = []
     for size in range(1, 31):
@@ -177,19 +203,97 @@ def test_a_witness_listing_checkpoints_it_did_not_cosign_is_refused_within_a_bud
         text = note.unverified_text(signed).encode()
         entries.append(witness_pb2.WitnessedCheckpoint(
             origin=origin(GD), checkpoint=signed + stranger.cosign(text, 1).encode()))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    witness_pb2_grpc.add_WitnessServiceServicer_to_server(_Lying(entries), server)
-    server.add_secure_port(members.target(SH), grpc.ssl_server_credentials(
-        [((folder / "tls.key").read_bytes(), (folder / "tls.pem").read_bytes())],
-        (folder / "ca.pem").read_bytes(), True))
-    server.start()
     try:
-        outcome = members.gateway(BJ).gossip.round()[SH]
-        assert outcome.startswith("0 checkpoints compared, 0 forks found; UNIMPLEMENTED")
-        assert members.actions(BJ).count(gossip.REFUSED) == gossip.MAX_AUDITED_REFUSALS + 1
-        assert found(members, BJ) == []
-        members.gateway(BJ).gossip.round()  # listed again: each entry is audited once
-        assert members.actions(BJ).count(gossip.REFUSED) == gossip.MAX_AUDITED_REFUSALS + 1
+        with serving_instead(members, SH, _Lying(entries)):
+            outcome = members.gateway(BJ).gossip.round()[SH]
+            assert outcome.startswith("0 checkpoints compared, 0 forks found; UNIMPLEMENTED")
+            assert members.actions(BJ).count(gossip.REFUSED) == gossip.MAX_AUDITED_REFUSALS + 1
+            assert found(members, BJ) == []
+            members.gateway(BJ).gossip.round()  # listed again: each entry is audited once
+            assert members.actions(BJ).count(gossip.REFUSED) == gossip.MAX_AUDITED_REFUSALS + 1
     finally:
-        server.stop(None)
+        members.close()
+
+
+def cosigned_by(members: Members, witness_id: str, signed: bytes) -> bytes:
+    """`signed` cosigned with `witness_id`'s witness key, as its operator can cosign anything."""
+    signer = CosignatureSigner(f"{witness_id}-witness", SigningKey.load(
+        members.federation.folder(witness_id) / "witness.key"))
+    return signed + signer.cosign(note.unverified_text(signed).encode(), 1).encode()
+
+
+def test_a_member_listing_many_old_checkpoints_of_one_log_does_not_starve_the_comparisons(
+        tmp_path: Path) -> None:
+    """bj's operator, siding with gd, lists 20 genuine old checkpoints of gd's log cosigned with
+    bj's witness key, to spend zj's proofs before sh's entry, which shows the fork, is reached.
+    A witness lists one checkpoint per log: zj keeps bj's largest, refuses the others (audited,
+    once), and finds the fork in the same round."""
+    members = start_members(tmp_path, (GD, BJ, SH, ZJ), started=0)
+    try:
+        members.start(GD)
+        members.start(ZJ)
+        old = []
+        for _ in range(20):
+            members.grow(GD, 1)
+            old.append(bytes(members.gateway(GD).log.checkpoint().note))
+        assert members.push(GD)[ZJ] == "cosigned"
+        cosigned = members.gateway(ZJ).witness.cosigned(origin(GD)).tree_size
+        members.grow(GD, 10)
+        members.start(SH)
+        show_to_sh(members, cosigned + 2)
+        entries = [witness_pb2.WitnessedCheckpoint(origin=origin(GD),
+                                                   checkpoint=cosigned_by(members, BJ, signed))
+                   for signed in old]
+        with serving_instead(members, BJ, _Lying(entries)):
+            outcomes = members.gateway(ZJ).gossip.round()
+            assert outcomes[SH].startswith("1 checkpoints compared, 1 forks found"), outcomes
+            assert outcomes[BJ].startswith("1 checkpoints compared, 0 forks found"), outcomes
+            [kept] = found(members, ZJ)
+            assert {kept.first_from, kept.second_from} == {ZJ, SH}
+            assert members.actions(ZJ).count(gossip.REFUSED) == 19
+            members.gateway(ZJ).gossip.round()
+            assert members.actions(ZJ).count(gossip.REFUSED) == 19
+    finally:
+        members.close()
+
+
+def test_comparisons_beyond_the_proof_budget_are_left_for_the_next_round(
+        forked: Members, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one proof a round, zj's two comparisons that need one (its own log, which its
+    witnesses cosigned before it grew, and gd's log as sh cosigned it) take two rounds: the one
+    not proved is counted as left for the next round, not as compared, and the fork is found
+    by the second round."""
+    members = forked
+    monkeypatch.setattr(gossip, "MAX_PROOFS", 1)
+    members.grow(ZJ, 2)
+    members.push(ZJ)
+    members.grow(ZJ, 2)
+    show_to_sh(members, members.gateway(BJ).witness.cosigned(origin(GD)).tree_size + 2)
+    first = members.gateway(ZJ).gossip.round()
+    left = [int(re.search(r"(\d+) left for the next round", o)[1]) for o in first.values()
+            if "left" in o]
+    assert left == [1], first
+    if not found(members, ZJ):
+        members.gateway(ZJ).gossip.round()
+    [kept] = found(members, ZJ)
+    assert kept.kind == evidence.FORK_NOT_CONSISTENT
+
+
+def test_oversized_pages_are_refused_unread_and_audited_once(tmp_path: Path) -> None:
+    """A member answering with pages of 40,000 entries and always another page: each round
+    reads one page, refuses it unread (one `gossip.refused`, audited once however often it is
+    served), and moves on."""
+    members = start_members(tmp_path, (GD, BJ, SH), started=2)
+    junk = [witness_pb2.WitnessedCheckpoint(origin=origin(GD), checkpoint=os.urandom(60))
+            for _ in range(40_000)]
+    lying = _Lying(junk, endless=True)
+    try:
+        with serving_instead(members, SH, lying):
+            for rounds in range(1, 4):
+                outcome = members.gateway(BJ).gossip.round()[SH]
+                assert outcome.startswith("0 checkpoints compared"), outcome
+                assert lying.pages == rounds
+        refused = [e for e in members.actions(BJ) if e == gossip.REFUSED]
+        assert len(refused) == 1
+    finally:
         members.close()

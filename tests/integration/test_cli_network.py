@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -184,6 +185,26 @@ def test_bad_input_exits_2(net: Federation) -> None:
     assert result.exit_code == 2 and "network_id must be text" in result.output
 
 
+@pytest.mark.parametrize(("command", "says"), [
+    (lambda net, unsigned: ("create", describe(net, quorum=2**32), "--ca", net.root / "ca"),
+     "quorum must be a whole number from 0 to 99"),
+    (lambda net, unsigned: ("sign", unsigned, "--authority", net.authority, "--version",
+                            2**64), "1<=x<=18446744073709551615"),
+    (lambda net, unsigned: ("sign", unsigned, "--authority", net.authority, "--version", 1,
+                            "--hours", 10**9), "1<=x<=8784"),
+], ids=["quorum-beyond-uint32", "version-beyond-uint64", "hours-beyond-a-year"])
+def test_a_number_beyond_its_range_exits_2_saying_the_range(net: Federation, command,
+                                                             says: str) -> None:
+    """Numbers the configuration cannot carry (or dates it cannot reach) are bad input, not
+    tracebacks: exit 2, naming the range allowed."""
+    unsigned = net.root / "ok.unsigned.pb"
+    ok("network", "create", describe(net), "--ca", net.root / "ca", "--out", unsigned)
+    result = run("network", *command(net, unsigned), "--out", net.root / "x.pb")
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert not (net.root / "x.pb").exists()
+
+
 def test_create_refuses_a_region_served_twice(net: Federation) -> None:
     description = describe(net)
     description.write_text(description.read_text().replace('["310000"]', '["440100"]'))
@@ -216,3 +237,27 @@ def test_witness_key_writes_a_private_key_and_prints_its_verifier_key(tmp_path: 
                                           SigningKey.load(out).verifier()).verifier_key
     assert run("network", "witness-key", out, "--name", "x").exit_code != 0  # never overwrites
     assert run("network", "witness-key", tmp_path / "k", "--name", "a+b").exit_code == 2
+
+
+def test_create_lists_a_renewed_members_previous_signing_certificates(net: Federation) -> None:
+    """After a member's certificates are issued again, the description names the new folder
+    and lists the signing certificate before it with the time it was replaced."""
+    renewed = Path("gateways") / "sh-gateway" / "renewed"
+    net.ca.issue_gateway(net.root / renewed, "sh-gateway")
+    retired = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    description = describe(net)
+    text = description.read_text()
+    listed = (f'certificates = "{renewed}"\nprevious_signing_certificates = [{{ certificate ='
+              f' "gateways/sh-gateway/signing.pem", retire_time = {retired} }}]')
+    description.write_text(text.replace('certificates = "gateways/sh-gateway"', listed))
+    ok("network", "create", description, "--ca", net.root / "ca", "--out", net.root / "x.pb")
+    created = network_pb2.NetworkConfiguration.FromString((net.root / "x.pb").read_bytes())
+    member = created.members[2]
+    assert [p.certificate_pem for p in member.previous_signing_certificates] == [
+        (net.folder("sh-gateway") / "signing.pem").read_text()]
+
+    description.write_text(text.replace('certificates = "gateways/sh-gateway"', listed.replace(
+        f"retire_time = {retired}", f'retire_time = "{retired}"')))
+    result = run("network", "create", description, "--ca", net.root / "ca", "--out",
+                 net.root / "y.pb")
+    assert result.exit_code == 2 and "a date-time with its offset" in result.output

@@ -287,3 +287,42 @@ def _refusals(gateway, reason: str) -> list[bytes]:
         " AND outcome = 'REFUSED'").fetchall()
     assert all(actor == "urn:govshare:gateway:bj-gateway" for actor, _ in rows)
     return [record for _, record in rows if reason.encode() in record]
+
+
+@pytest.mark.parametrize("taken", ["at-a-refresh", "at-a-start"])
+def test_a_member_removed_from_the_network_is_listed_no_more_and_its_agencies_move_home(
+        tmp_path, taken: str):
+    """The authority removes bj from the network and gives Beijing to gd: once gd takes that
+    configuration (at a refresh, or at a start after it was stopped), it drops what it took
+    from bj (audited), lists none of it (nor bj as stale), and bj-stats registers at gd."""
+    regions = two_regions(tmp_path)
+    members, admin = regions.members, regions.admins[GD]
+    try:
+        regions.clients["bj-stats"].publish("open", b"a,b\n1,2\n", title="Beijing population",
+                                            classification="PUBLIC")
+        pull(members)
+        assert OPEN in {d.name for d in regions.clients["gd-health"].datasets()}
+        moved = members.members((GD, SH))
+        moved[0].region_codes.append("110000")
+        members.configuration_file.write_bytes(members.federation.sign(
+            members.federation.unsigned(moved), 2).SerializeToString())
+        members.stop(BJ)
+        if taken == "at-a-refresh":
+            assert members.gateway(GD).network.refresh()
+        else:
+            members.stop(GD)
+            members.start(GD)
+        listing = admin.agencies()
+        assert [a.name for a in listing] == ["agencies/gd-health"]
+        assert BJ not in listing.stale_members  # (sh, never started, is)
+        assert OPEN not in {d.name for d in regions.clients["gd-health"].datasets()}
+        with pytest.raises(NotFound):
+            admin.agency("agencies/bj-stats")
+        folder = members.federation.root / "agencies" / "bj-stats"
+        admin.register_agency("bj-stats", "Beijing statistics", "110000",
+                              (folder / "signing.pem").read_text())
+        assert sorted((a.name, a.network_member) for a in admin.agencies()) == [
+            ("agencies/bj-stats", ""), ("agencies/gd-health", "")]
+        assert members.actions(GD).count("replication.member_removed") == 1
+    finally:
+        regions.close()

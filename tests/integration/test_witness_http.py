@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import http.client
+import json
+import os
 import socket
 import ssl
 import time
@@ -13,14 +15,18 @@ from pathlib import Path
 import pytest
 
 from gateway import config as config_module
+from gateway import evidence
 from gateway.server import StartError, create_server
 from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
+from gateway.witness import REFUSED
 from govshare.signing import SigningKey
 from govshare.transparency import note, record
 from govshare.transparency.cosignature import WitnessPolicy
 from govshare.transparency.witness import AddCheckpoint
-from tests.support.federation import Members, start_members
+from tests.support.exchange import wait_for
+from tests.support.federation import Federation, Members, origin, start_members
+from tests.support.refusals import SUMMARY, leaf_count, refused_leaves, summarised
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
 
@@ -127,3 +133,61 @@ def test_forged_checkpoints_over_http_are_refused_at_the_door_within_the_budget(
     assert not [e for e in found if e["action"] == "witness.refused"]
     door = [e for e in found if e["action"] == "witness.add_checkpoint"]
     assert 0 < len(door) <= limits.audited_refusals_burst + refilled + 1
+
+
+def test_an_unauthenticated_replay_writes_no_decision_in_the_members_name(
+        tmp_path: Path) -> None:
+    """Anyone can read a member's checkpoint and post it again without a certificate: each post
+    is answered 409 as the spec says, audited as anonymous within the refusal budget and
+    summarised beyond it, never as the member's."""
+    members = Members(Federation(tmp_path / "net"), (LOG, WITNESS), witness_http=True,
+                      overrides={"limits": {"audited_refusals_per_second": 0.001,
+                                            "audited_refusals_burst": 3,
+                                            "refusal_summary_seconds": 0.2}})
+    try:
+        for gateway_id in (LOG, WITNESS):
+            members.start(gateway_id)
+        signed = checkpoint_of(members, LOG)
+        assert post(members, AddCheckpoint(0, (), signed).to_bytes())[0] == 200
+        conn = members.gateway(WITNESS).db.reader()
+        first = leaf_count(conn)
+        for _ in range(60):
+            assert post(members, AddCheckpoint(0, (), signed).to_bytes())[0] == 409
+        assert wait_for(lambda: summarised(refused_leaves(conn, REFUSED, first))
+                        == {"WITNESS_SIZE_CONFLICT": 57})
+        records = [json.loads(text) for text in refused_leaves(conn, REFUSED, first)]
+        assert len([r for r in records if not SUMMARY.search(r["reason"])]) == 3
+        assert {r["actor"] for r in records} == {record.ANONYMOUS}
+        assert leaf_count(conn) - first == len(records)
+    finally:
+        members.close()
+
+
+def test_anonymous_junk_proofs_keep_no_evidence_and_leave_room_for_a_real_fork(
+        members: Members) -> None:
+    """A client posting a member's genuine checkpoints with junk proofs is refused 422, but a
+    proof that fails is the sender's, not the log's: nothing is kept, however many it posts.
+    A checkpoint the log's key signed of the size cosigned with another root is evidence
+    whoever posts it: kept once with the note cosigned, as a fork found."""
+    assert members.push(LOG)[WITNESS] == "cosigned"
+    witness = members.gateway(WITNESS)
+    cosigned = witness.witness.cosigned(origin(LOG))
+    for _ in range(evidence.MAX_PER_SUBJECT + 1):
+        members.grow(LOG, 1)
+        junk = AddCheckpoint(cosigned.tree_size, (os.urandom(32),), checkpoint_of(members, LOG))
+        assert post(members, junk.to_bytes())[0] == 422
+    assert witness.evidence.found() == []
+    assert members.push(LOG)[WITNESS] == "cosigned"  # the honest log goes on being cosigned
+
+    size = witness.witness.cosigned(origin(LOG)).tree_size
+    forked = members.signed_checkpoint(LOG, size, os.urandom(32))
+    for _ in range(3):
+        assert post(members, AddCheckpoint(size, (), forked).to_bytes())[0] == 422
+    [kept] = witness.evidence.found()
+    assert (kept.kind, kept.member, kept.second) == ("FORK_SAME_SIZE", LOG, forked)
+    assert kept.first.startswith(witness.witness.cosigned(origin(LOG)).checkpoint)
+    found = events(members, WITNESS)
+    assert [e["actor"] for e in found if e["action"] == "network.fork_detected"] == [
+        f"urn:govshare:gateway:{WITNESS}"]
+    assert not [e for e in found if e["action"] == REFUSED
+                and e["actor"] == f"urn:govshare:gateway:{LOG}"]

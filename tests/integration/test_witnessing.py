@@ -4,6 +4,7 @@ real mutual TLS between them, real cosignatures, each in its own SQLite database
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import threading
@@ -16,16 +17,25 @@ import pytest
 
 from agencies.client import BaseClient
 from agencies.errors import VerificationError, WitnessQuorumNotReached, from_rpc_error
+from gateway import evidence
 from gateway.models import WitnessedLog
 from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
 from gateway.v1 import audit_pb2, witness_pb2
-from gateway.witness import MAX_CHECKPOINT_BYTES, MAX_REFUSED_NOTES
+from gateway.witness import MAX_CHECKPOINT_BYTES
 from govshare.signing import SigningKey
 from govshare.transparency import note
 from govshare.transparency.cosignature import CosignatureSigner, WitnessPolicy
 from tests.support.commands import govshare
-from tests.support.federation import SIGNING_KEY, Members, origin, peer_stub, start_members
+from tests.support.exchange import wait_for
+from tests.support.federation import (
+    Federation,
+    Members,
+    origin,
+    peer_stub,
+    start_members,
+)
+from tests.support.refusals import SUMMARY, leaf_count, refused_leaves, summarised
 
 LOG, WITNESS = "gd-gateway", "bj-gateway"
 
@@ -106,11 +116,10 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     [outcome] = members.push(LOG).values()
     assert "FAILED_PRECONDITION WITNESS_CONSISTENCY_UNPROVED" in outcome
 
-    witness = members.gateway(WITNESS)
-    [evidence] = witness.witness.refusals(f"{LOG}.govshare.example/audit")
-    assert evidence.reason.startswith("WITNESS_CONSISTENCY_UNPROVED")
-    assert note.unverified_text(evidence.checkpoint).startswith(f"{LOG}.govshare.example")
+    # Refused and audited; the witness keeps no evidence of a proof that fails (it cannot
+    # tell a log gone back from a sender's bad proof): the members' gossip, below, asks the log.
     assert "witness.refused" in members.actions(WITNESS)
+    assert members.gateway(WITNESS).evidence.found() == []
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
         witness_policy(members, WITNESS).check(members.latest(LOG).signed_checkpoint.encode())
     # The restored gateway's own gossip finds its witness holding what its log does not extend.
@@ -339,9 +348,12 @@ def test_witnessing_settles_without_traffic(members: Members, tmp_path: Path) ->
             assert client.checkpoint().size == members.latest(gateway_id).tree_size
 
 
-def test_refused_notes_are_bounded(members: Members) -> None:
-    """A witness refuses notes above its bound before reading them, and keeps the first refused
-    note of each size, at most MAX_REFUSED_NOTES per log, however many a log sends."""
+def test_a_log_signing_two_trees_of_the_size_cosigned_is_kept_as_evidence_each_pair_once(
+        members: Members) -> None:
+    """A witness refuses notes above its bound before reading them. A checkpoint the log's key
+    signed of the size cosigned with another root is evidence: kept with the note cosigned as a
+    FORK_SAME_SIZE pair, each pair once and at most MAX_PER_SUBJECT a log, audited with the
+    refusal. A proof that fails keeps nothing: it is the sender's, not the log's."""
     log_origin = origin(LOG)
     channel, stub = peer_stub(members.federation.folder(LOG), members.target(WITNESS))
     with channel:
@@ -355,29 +367,60 @@ def test_refused_notes_are_bounded(members: Members) -> None:
         assert str(MAX_CHECKPOINT_BYTES) in refused.value.details()
 
         assert members.push(LOG) == {WITNESS: "cosigned"}
-        cosigned = note.Checkpoint.parse(
-            note.unverified_text(bytes(members.gateway(LOG).log.checkpoint().note)))
-        signer = note.NoteSigner(log_origin, SigningKey.load(
-            members.federation.folder(LOG) / SIGNING_KEY))
+        cosigned = bytes(members.gateway(LOG).log.checkpoint().note)
+        size = note.Checkpoint.parse(note.unverified_text(cosigned)).size
 
-        def fork(size: int) -> None:
-            """Send a checkpoint of `size`, signed by the log's key, extending nothing."""
-            forged = note.Checkpoint(log_origin, size, os.urandom(32), ("e" * 7000,))
-            request = witness_pb2.AddCheckpointRequest(
-                old_size=cosigned.size, checkpoint=note.sign_note(forged.to_text(), [signer]))
+        def send(signed: bytes, proof: tuple[bytes, ...] = ()) -> None:
+            request = witness_pb2.AddCheckpointRequest(old_size=size, consistency_proof=proof,
+                                                       checkpoint=signed)
             with pytest.raises(grpc.RpcError) as refused:
                 stub.AddCheckpoint(request, timeout=10)
             assert from_rpc_error(refused.value).reason == "WITNESS_CONSISTENCY_UNPROVED"
 
+        other_tree = members.signed_checkpoint(LOG, size, os.urandom(32))
         for _ in range(3):
-            fork(cosigned.size)
-        assert len(members.gateway(WITNESS).witness.refusals(log_origin)) == 1
-        for extra in range(1, MAX_REFUSED_NOTES + 3):
-            fork(cosigned.size + extra)
-    kept = members.gateway(WITNESS).witness.refusals(log_origin)
-    assert [r.tree_size for r in kept] == [cosigned.size + i for i in range(MAX_REFUSED_NOTES)]
-    # Every refusal is audited all the same: the oversized one by the RPC, the others by the
-    # witness's decision.
+            send(other_tree)
+        for extra in range(1, 4):
+            send(members.signed_checkpoint(LOG, size + extra, os.urandom(32)), (os.urandom(32),))
+        witness = members.gateway(WITNESS)
+        [kept] = witness.evidence.found()
+        assert (kept.kind, kept.subject, kept.member) == ("FORK_SAME_SIZE", log_origin, LOG)
+        assert kept.second == other_tree and kept.first.startswith(cosigned)
+        witness_policy(members, WITNESS).check(kept.first)  # cosigned by this witness
+        for _ in range(evidence.MAX_PER_SUBJECT + 2):
+            send(members.signed_checkpoint(LOG, size, os.urandom(32)))
+    assert len(witness.evidence.found()) == evidence.MAX_PER_SUBJECT
     audited = members.actions(WITNESS)
-    assert audited.count("witness.add_checkpoint") == 1
-    assert audited.count("witness.refused") == 3 + MAX_REFUSED_NOTES + 2
+    assert audited.count("network.fork_detected") == evidence.MAX_PER_SUBJECT
+    # Each refusal audited: with its evidence, or within the log's budget of refusals.
+    assert audited.count("witness.refused") == 1 + 3 + 3 + evidence.MAX_PER_SUBJECT + 2
+
+
+def test_a_peers_replayed_checkpoints_are_audited_within_its_budget(tmp_path: Path) -> None:
+    """A peer sending its genuine checkpoint again and again is refused each time (409), but
+    audited one by one only within its budget of refusals, and summarised beyond it."""
+    members = Members(Federation(tmp_path / "net"), (LOG, WITNESS), overrides={"limits": {
+        "audited_refusals_per_second": 0.001, "audited_refusals_burst": 3,
+        "refusal_summary_seconds": 0.2}})
+    try:
+        for gateway_id in (LOG, WITNESS):
+            members.start(gateway_id)
+        assert members.push(LOG) == {WITNESS: "cosigned"}
+        replayed = witness_pb2.AddCheckpointRequest(
+            old_size=0, checkpoint=bytes(members.gateway(LOG).log.checkpoint().note))
+        conn = members.gateway(WITNESS).db.reader()
+        first = leaf_count(conn)
+        channel, stub = peer_stub(members.federation.folder(LOG), members.target(WITNESS))
+        with channel:
+            for _ in range(50):
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.AddCheckpoint(replayed, timeout=10)
+                assert refused.value.code() == grpc.StatusCode.ABORTED
+        assert wait_for(lambda: summarised(refused_leaves(conn, "witness.refused", first))
+                        == {"WITNESS_SIZE_CONFLICT": 47})
+        records = [json.loads(text) for text in refused_leaves(conn, "witness.refused", first)]
+        assert len([r for r in records if not SUMMARY.search(r["reason"])]) == 3
+        assert {r["actor"] for r in records} == {f"urn:govshare:gateway:{LOG}"}
+        assert leaf_count(conn) - first == len(records)
+    finally:
+        members.close()

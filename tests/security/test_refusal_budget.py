@@ -3,7 +3,6 @@ counted and summarised beyond it, so a flood cannot grow the audit log without b
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 
@@ -14,35 +13,7 @@ from agencies.errors import from_rpc_error
 from certs.ca import CertificateAuthority
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2
 from tests.support.exchange import wait_for
-
-SUMMARY = re.compile(
-    r"^(\w+): (\d+) more refusals like this from (\S+) to (\S+)"
-    r"(?: \(and other names not listed\))?, counted")
-
-
-def refused_leaves(conn: sqlite3.Connection, action: str, after: int) -> list[str]:
-    rows = conn.execute("SELECT CAST(record AS TEXT) FROM audit_leaves WHERE action = ? AND"
-                        " outcome = 'REFUSED' AND leaf_index >= ? ORDER BY leaf_index",
-                        (action, after)).fetchall()
-    return [row[0] for row in rows]
-
-
-def summarised(records: list[str]) -> dict[str, int]:
-    """Refusals each reason code's summary events stand for, added up."""
-    found: dict[str, int] = {}
-    for text in records:
-        match = SUMMARY.search(_reason(text))
-        if match:
-            found[match.group(1)] = found.get(match.group(1), 0) + int(match.group(2))
-    return found
-
-
-def _reason(text: str) -> str:
-    return json.loads(text)["reason"]
-
-
-def leaf_count(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COUNT(*) FROM audit_leaves").fetchone()[0]
+from tests.support.refusals import SUMMARY, leaf_count, reason, refused_leaves, summarised
 
 
 def test_a_flood_over_the_rate_limit_is_summarised(network_factory):
@@ -66,10 +37,10 @@ def test_a_flood_over_the_rate_limit_is_summarised(network_factory):
     assert wait_for(lambda: summarised(refused_leaves(conn, "directory.get", first))
                     == {"RATE_LIMITED": 37})
     records = refused_leaves(conn, "directory.get", first)
-    singles = [r for r in records if not SUMMARY.search(_reason(r))]
+    singles = [r for r in records if not SUMMARY.search(reason(r))]
     assert len(singles) == 3
-    assert all(_reason(r).startswith("RATE_LIMITED: request rate above") for r in singles)
-    summary = next(r for r in records if SUMMARY.search(_reason(r)))
+    assert all(reason(r).startswith("RATE_LIMITED: request rate above") for r in singles)
+    summary = next(r for r in records if SUMMARY.search(reason(r)))
     assert '"actor":"urn:govshare:agency:sz-market"' in summary
     assert "agencies/sz-market" in summary  # the caller sees its own summary in its view
     assert leaf_count(conn) - first == len(records)  # nothing else was written
