@@ -146,7 +146,7 @@ class CosignatureCollector:
         checkpoint; what came of it per member id: "cosigned", "up to date" or the failure.
         A round asks every witness for the same checkpoint, the latest when it starts: one
         read anew for each would, under a steady load, have witnesses cosign different
-        checkpoints, none of them reaching its quorum."""
+        checkpoints, some of which would never reach their quorum."""
         outcomes = {}
         with self._lock:
             latest = self._log.checkpoint()
