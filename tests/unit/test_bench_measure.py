@@ -139,7 +139,7 @@ def _network(skipped: str | None = None) -> dict:
     create = None if skipped else {side: {"p50": 2.0, "p99": 9.0, "max": 9.5, "count": 80}
                                    for side in ("same_region", "cross_region")}
     return {"witness": witness, "create_request": create, "cross_region_skipped": skipped,
-            "fetch": {"bytes": 1, "dataset": "d", "runs": runs, "ratios": ratios,
+            "fetch": {"bytes": 1, "dataset": "d", "rounds": 2, "runs": runs, "ratios": ratios,
                       "cross_region_skipped": skipped}}
 
 
