@@ -130,7 +130,13 @@ class BaseClient(NetworkMixin):
     # -- calling -----------------------------------------------------------------------------
 
     def _call(self, method: Callable[..., T], request: Any, **kwargs: Any) -> T:
-        """Call a unary RPC; failures become typed exceptions."""
+        """Call a unary RPC once the gateway is known to be this client's member (or no
+        network's: `_check_member`); failures become typed exceptions."""
+        self._check_member()
+        return self._invoke(method, request, **kwargs)
+
+    def _invoke(self, method: Callable[..., T], request: Any, **kwargs: Any) -> T:
+        """Call a unary RPC as it is; failures become typed exceptions."""
         kwargs.setdefault("timeout", self.timeout)
         try:
             return method(request, **kwargs)
@@ -139,6 +145,7 @@ class BaseClient(NetworkMixin):
 
     def _stream(self, method: Callable[..., Any], request: Any, **kwargs: Any) -> Iterator[Any]:
         """Iterate a server-streaming RPC; failures become typed exceptions."""
+        self._check_member()
         try:
             yield from method(request, **kwargs)
         except grpc.RpcError as exc:

@@ -135,6 +135,7 @@ class ExchangeMixin:
     certs: Path
     signing_key: signing.SigningKey
     _call: Callable[..., Any]
+    _check_member: Callable[[], None]
     _pages: Callable[..., Iterator[Any]]
     agency: Callable[..., Any]
     dataset_name: Callable[[str], str]
@@ -298,6 +299,7 @@ class ExchangeMixin:
         offset = part.stat().st_size if exchange else 0
         request = exchange_pb2.FetchDatasetRequest(dataset=dataset, offset=offset,
                                                    exchange=exchange)
+        self._check_member()
         responses = self.exchange.FetchDataset(request)
         try:
             fetched = self._receive(responses, dataset, part, marker, offset, progress)
@@ -455,6 +457,7 @@ class ExchangeMixin:
         stream ends when the caller closes the iterator."""
         request = exchange_pb2.WatchEventsRequest(parent=self.name, cursor=cursor,
                                                   follow=list(follow))
+        self._check_member()
         responses = self.exchange.WatchEvents(request)
         try:
             for response in self._checked(responses):

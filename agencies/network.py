@@ -32,10 +32,19 @@ member's `signing_certificate_pem`, its checkpoints are not of the member's `aud
 `audit_verifier_key` (GatewayNotMember), and a client built with a configuration held trusts only
 the member's `tls_certificate_pem` for TLS, so the stand-in fails the handshake. With a
 configuration held, a gateway at an address of no member is refused too (GATEWAY_NOT_A_MEMBER).
+
+That refusal comes before the client sends anything that acts: every call first makes sure the
+configuration is held (fetched when due) and names a member at `target`, so an approval is
+never made and then disowned, nor a fetch transferred and then dropped. The server certificate
+would name the member without the address string, but grpc's Python client does not show it
+to the caller (a second TLS connection only to read it would be another connection than the
+one the calls take), so the address rule stays, checked first: `localhost:8443` is not
+`127.0.0.1:8443`, and the message names the addresses the configuration gives.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +65,7 @@ RESOURCE = "networkConfiguration"
 
 
 class NetworkMixin:
-    """The network configuration a client holds; relies on BaseClient's _call and `certs`."""
+    """The network configuration a client holds; relies on BaseClient's _invoke and `certs`."""
 
     network: Any
     certs: Path
@@ -94,7 +103,7 @@ class NetworkMixin:
         """The configuration the gateway serves, verified; None when it is no network member."""
         request = network_pb2.GetNetworkConfigurationRequest(name=RESOURCE)
         try:
-            response = self._call(self.network.GetNetworkConfiguration, request)  # type: ignore[attr-defined]
+            response = self._invoke(self.network.GetNetworkConfiguration, request)  # type: ignore[attr-defined]
         except errors.GovshareError as exc:
             # A gateway older than NetworkService cannot be a member: no configuration to apply.
             if exc.code == grpc.StatusCode.UNIMPLEMENTED:
@@ -114,6 +123,15 @@ class NetworkMixin:
                 f"the network configuration the gateway serves is refused: {exc.message}",
                 reason=exc.reason, metadata=dict(exc.metadata)
             ) from None
+
+    def _check_member(self) -> None:
+        """Before every call but the configuration's own read: GatewayNotMember when the
+        configuration held (fetched first when due) names no member at `target`, so nothing is
+        done at a gateway whose answers this client would then disown. A gateway refusing the
+        caller itself (a suspended agency, a revoked certificate) refuses the call too, which
+        then says why."""
+        with contextlib.suppress(errors.PermissionDenied, errors.Unauthenticated):
+            self.network_member()
 
     def network_member(self) -> network_pb2.MemberGateway | None:
         """This client's gateway in the network configuration held: the member at `target`

@@ -28,7 +28,7 @@ from gateway.storage import directory as sql
 from gateway.storage import replica as replica_sql
 from gateway.text import check_reason
 from gateway.unit_of_work import Tx, UnitOfWork
-from gateway.v1 import directory_pb2
+from gateway.v1 import directory_pb2, network_pb2
 from govshare import errors, times
 from govshare.names import ID_PATTERN, AgencyName
 from govshare.signing import VerifyKey
@@ -49,6 +49,11 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
             f"{field} must be a six-digit GB/T 2260 code such as 440000", field=field
         )
     return netconf.region_prefix(region_code)
+
+
+def serves(member: network_pb2.MemberGateway, region_code: str) -> bool:
+    """Whether `region_code` is within one of the regions the configuration gives `member`."""
+    return any(region_code.startswith(region_prefix(code)) for code in member.region_codes)
 
 
 class DirectoryCache(ReadCache):
@@ -103,6 +108,7 @@ class Directory:
                 "agency.region_code must be a six-digit GB/T 2260 code such as 440000",
                 field="agency.region_code",
             )
+        self._check_region_served(region_code)
         key = self._signing_key(agency_id, signing_certificate_pem, call.time)
         when = times.to_text(call.time)
         row = Agency(
@@ -133,6 +139,31 @@ class Directory:
             return self._work.commit(change, call.refusal).value
         finally:
             self._agencies.invalidate()
+
+    def _check_region_served(self, region_code: str) -> None:
+        """On a network member, FAILED_PRECONDITION REGION_NOT_SERVED unless the configuration
+        held gives `region_code` to this gateway: the other members would refuse the agency's
+        replicas (REPLICATION_REGION_NOT_SERVED) and its exchanges would fail later."""
+        if self._network is None:
+            return
+        configuration = self._network.current
+        serving = [m for m in configuration.configuration.members if serves(m, region_code)]
+        if any(m.id == self._network.own_id for m in serving):
+            return
+        where = (f"member {serving[0].id} at {serving[0].address} serves it: register the"
+                 " agency there" if serving else "no member serves it")
+        raise errors.FailedPrecondition(
+            f"region {region_code} is not served by this gateway: network"
+            f" {configuration.network_id} version {configuration.version} gives"
+            f" {self._network.own_id} {', '.join(self._own_regions()) or 'no region'}, and"
+            f" {where}",
+            reason="REGION_NOT_SERVED", region_code=region_code,
+            member=serving[0].id if serving else "")
+
+    def _own_regions(self) -> list[str]:
+        assert self._network is not None
+        own = self._network.current.member(self._network.own_id)
+        return list(own.region_codes) if own is not None else []
 
     def suspend(self, call: Call, name: str, reason: str) -> Agency:
         """Suspend an agency; its calls are refused from now on."""

@@ -44,7 +44,7 @@ from certs import ca as certs_ca
 from certs.identity import Identity, identity_from_certificate
 from gateway import paging, refusals
 from gateway.config import LimitsConfig
-from gateway.directory import region_prefix
+from gateway.directory import serves
 from gateway.federation import NetworkMembership
 from gateway.models import Agency, Dataset, NetworkChange
 from gateway.storage import Database
@@ -273,8 +273,7 @@ class Replicas:
     def _agency(self, tx: Tx, member: network_pb2.MemberGateway,
                 agency: directory_pb2.Agency, now: datetime) -> Agency:
         agency_id = _parsed(AgencyName.parse, agency.name).agency
-        if not any(agency.region_code.startswith(region_prefix(code))
-                   for code in member.region_codes):
+        if not serves(member, agency.region_code):
             raise ChangeRefused(
                 "REPLICATION_REGION_NOT_SERVED",
                 f"{agency.name} is of region {agency.region_code!r}, which member {member.id}"

@@ -210,18 +210,26 @@ def _explore_network(network: Any) -> None:
     homes = network.scenario.homes
     beijing = homes[0]
     configs = {home.member: layout.gateway(home.member).config_path for home in homes}
-    console.print("\nExplore further:", style="bold")
+    console.print("\nExplore further (`govshare` is in .venv/bin: `. .venv/bin/activate`"
+                  " first):", style="bold")
+    say("  The gateways have stopped; these read their files:")
     for line in (
         f"govshare network show {layout.configuration_path}",
+        f"govshare network status --config {configs[beijing.member]}",
         f"govshare audit list --config {configs[beijing.member]} --action witness.refused",
         f"govshare audit verify --config {configs[beijing.member]}",
         f"govshare audit verify --config {configs[ROLLED_BACK]} --against"
         f" {configs[ROLLED_BACK].parent / BEFORE_RESTORE}",
+    ):
+        say(f"    {line}")
+    say("  Start the gateways first (each in a terminal of its own), then call one as an"
+        " agency:")
+    for line in (
+        *(f"govshare gateway serve --config {config}" for config in configs.values()),
         f"govshare agency --certs {beijing.certs / beijing.agencies[0].id} --gateway"
         f" {beijing.target} --server-name localhost datasets",
-        *(f"govshare gateway serve --config {config}" for config in configs.values()),
     ):
-        say(f"  {line}")
+        say(f"    {line}")
 
 
 def _keep_running(network: Any, publish_every: float) -> None:

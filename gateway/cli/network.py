@@ -9,6 +9,7 @@ signed twice), 2 usage (a missing or unreadable file, a malformed description).
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -30,8 +31,10 @@ from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
 from gateway.text import shown
 from gateway.v1 import directory_pb2, network_pb2
+from gateway.witness import REFUSED as WITNESS_REFUSED
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
+from govshare.transparency import record
 from govshare.transparency.note import NoteVerifier
 
 DEFAULT_HOURS = 24
@@ -110,7 +113,16 @@ def create(description: Path, ca_dir: Path, out: Path) -> None:
 @click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
 def sign(unsigned: Path, authority: Path, version: int, hours: int, current: Path | None,
          out: Path) -> None:
-    """Sign an UNSIGNED configuration as the network authority, checked as receivers will."""
+    """Sign an UNSIGNED configuration as the network authority, checked as receivers will;
+    a version above 1 needs --current, so it is checked newer than the one held and consistent
+    with it."""
+    if version > 1 and current is None:
+        # Two configurations of one version are what receivers keep as evidence of
+        # equivocation: only the one held says which versions are taken.
+        raise LocalMistake(f"--version {version} needs --current, the signed configuration"
+                           " the network holds now: the new one is checked newer than it and"
+                           " consistent with it (two configurations signed with one version"
+                           " are evidence of equivocation)")
     try:
         configuration = network_pb2.NetworkConfiguration.FromString(unsigned.read_bytes())
     except DecodeError:
@@ -190,8 +202,11 @@ def witness_key(out: Path, name: str) -> None:
 @click.pass_context
 def status(ctx: click.Context, config_path: Path, as_json: bool) -> None:
     """What a member gateway's database says of the network, read-only (no gateway needs to
-    run): the logs it witnesses, the cosignatures its own log got, and the evidence of forks
-    and of configurations signed twice that it found (exit 1 when there is any)."""
+    run): the logs it witnesses, the cosignatures its own log got, the checkpoints it refused
+    to cosign in the last 24 hours (counted per log and reason, from its audit log), and the
+    evidence of forks and of configurations signed twice that it found. Exit 1 when there is
+    evidence, 0 otherwise: refusals alone do not change it (a log behind or a proof lost is
+    refused too, without any fork)."""
     config = _gateway_config(config_path)
     database = config.path(config.storage.database)
     conn = audit_sql.connect_readonly(database)
@@ -199,6 +214,7 @@ def status(ctx: click.Context, config_path: Path, as_json: bool) -> None:
         witnessed = witness_sql.witnessed_logs(conn, "", MAX_STATUS_ROWS)
         cosigned = witness_sql.latest_cosigned_sizes(conn, config.audit.origin)
         found = witness_sql.evidence(conn)
+        refused = _witness_refusals(conn)
     except sqlite3.Error as exc:
         raise LocalMistake(f"cannot read the database {database}: {exc}; a database of an"
                            " older release is brought up to date by starting its gateway"
@@ -208,15 +224,36 @@ def status(ctx: click.Context, config_path: Path, as_json: bool) -> None:
     if as_json:
         emit_json({"witnessed": [{"origin": log.origin, "tree_size": log.tree_size,
                                   "update_time": log.update_time} for log in witnessed],
-                   "cosigned": cosigned, "evidence": [_evidence_json(e) for e in found]})
+                   "cosigned": cosigned, "refused": refused,
+                   "evidence": [_evidence_json(e) for e in found]})
     else:
-        _print_status(witnessed, cosigned, found)
+        _print_status(witnessed, cosigned, refused, found)
     if found:
         ctx.exit(1)
 
 
 MAX_STATUS_ROWS = 1000
 """Logs shown: a network has at most 100 members, with a former origin or two each."""
+REFUSALS_SHOWN = timedelta(hours=24)
+MAX_REFUSAL_EVENTS = 10_000
+"""Refusal events counted, the latest: the refusal budget summarises a flood beyond it."""
+_SUMMARISED = re.compile(r"^(\d+) more refusals like this")
+
+
+def _witness_refusals(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The checkpoints this gateway refused to cosign within REFUSALS_SHOWN, counted per log
+    and reason code (a summary event of the refusal budget counts the refusals it stands
+    for), most first."""
+    since = times.to_text(times.utcnow() - REFUSALS_SHOWN)
+    counts: dict[tuple[str, str], int] = {}
+    for data in witness_sql.refusal_records(conn, WITNESS_REFUSED, since, MAX_REFUSAL_EVENTS):
+        event = record.decode(data)
+        code, _, text = event["reason"].partition(": ")
+        summarised = _SUMMARISED.match(text)
+        key = (next(iter(event["resources"]), ""), code)
+        counts[key] = counts.get(key, 0) + (int(summarised.group(1)) if summarised else 1)
+    return [{"origin": origin, "reason": code, "refusals": count}
+            for (origin, code), count in sorted(counts.items(), key=lambda i: -i[1])]
 
 
 def _gateway_config(path: Path) -> config_module.Config:
@@ -227,7 +264,7 @@ def _gateway_config(path: Path) -> config_module.Config:
 
 
 def _print_status(witnessed: list[WitnessedLog], cosigned: dict[str, int],
-                  found: list[Evidence]) -> None:
+                  refused: list[dict[str, Any]], found: list[Evidence]) -> None:
     table = folding_table("Log witnessed", "Size", "Cosigned at")
     for log in witnessed:
         add_row(table, log.origin, str(log.tree_size), log.update_time)
@@ -236,6 +273,11 @@ def _print_status(witnessed: list[WitnessedLog], cosigned: dict[str, int],
     for witness, size in sorted(cosigned.items()):
         add_row(table, witness, str(size))
     console.print(table)
+    if refused:
+        table = folding_table("Log refused (last 24 hours)", "Reason", "Refusals")
+        for row in refused:
+            add_row(table, row["origin"], row["reason"], str(row["refusals"]))
+        console.print(table)
     if not found:
         console.print("No evidence of a fork or of a configuration signed twice.")
         return

@@ -76,3 +76,12 @@ def latest_cosigned_size(conn: sqlite3.Connection, origin: str) -> int | None:
     """The size of the latest checkpoint of `origin` any witness cosigned, None if none is."""
     return conn.execute("SELECT MAX(tree_size) FROM cosignatures WHERE origin = ?",
                         (origin,)).fetchone()[0]
+
+
+def refusal_records(conn: sqlite3.Connection, action: str, since: str,
+                    limit: int) -> list[bytes]:
+    """The records of the REFUSED audit events of `action` created at `since` or later, the
+    latest `limit` of them."""
+    return [row[0] for row in conn.execute(
+        "SELECT record FROM audit_leaves WHERE action = ? AND outcome = 'REFUSED' AND"
+        " create_time >= ? ORDER BY leaf_index DESC LIMIT ?", (action, since, limit))]

@@ -61,13 +61,15 @@ def net(tmp_path: Path) -> Federation:
     return Federation(tmp_path)
 
 
-def signed(net: Federation, version: int, name: str | None = None, **describe_options) -> Path:
+def signed(net: Federation, version: int, name: str | None = None, *,
+           current: Path | None = None, **describe_options) -> Path:
+    """Version `version` signed (above 1: as the successor of `current`)."""
     unsigned = net.root / f"{name or version}.unsigned.pb"
     out = net.root / f"{name or version}.pb"
     ok("network", "create", describe(net, **describe_options), "--ca", net.root / "ca",
        "--out", unsigned)
     ok("network", "sign", unsigned, "--authority", net.authority, "--version", version,
-       "--out", out)
+       *(("--current", current) if current else ()), "--out", out)
     return out
 
 
@@ -106,7 +108,8 @@ def test_create_sign_show_verify(net: Federation) -> None:
 
 
 def test_verify_refuses_a_replayed_version_with_exit_1(net: Federation) -> None:
-    old, new = signed(net, 1), signed(net, 2)
+    old = signed(net, 1)
+    new = signed(net, 2, current=old)
     anchor = net.root / "ca" / "ca.pem"
     ok("network", "verify", new, "--ca-certificate", anchor, "--current", old)
     ok("network", "verify", new, "--ca-certificate", anchor, "--current", new)
@@ -116,11 +119,20 @@ def test_verify_refuses_a_replayed_version_with_exit_1(net: Federation) -> None:
 
 
 def test_sign_refuses_a_version_not_above_the_current(net: Federation) -> None:
-    current = signed(net, 4)
+    current = signed(net, 4, current=signed(net, 1))
     result = run("network", "sign", net.root / "4.unsigned.pb", "--authority", net.authority,
                  "--version", 3, "--current", current, "--out", net.root / "3.pb")
     assert result.exit_code == 1 and "not newer" in result.output
     assert not (net.root / "3.pb").exists()
+
+
+def test_sign_refuses_a_version_above_1_without_the_current(net: Federation) -> None:
+    signed(net, 1)
+    result = run("network", "sign", net.root / "1.unsigned.pb", "--authority", net.authority,
+                 "--version", 2, "--out", net.root / "2.pb")
+    assert result.exit_code == 2
+    assert "--version 2 needs --current" in result.output
+    assert not (net.root / "2.pb").exists()
 
 
 def test_verify_against_another_ca_is_refused(net: Federation, tmp_path: Path) -> None:

@@ -96,6 +96,14 @@ def test_beijing_finds_guangdong_datasets_marked_with_their_member(network_demo)
     assert "finds hospital-beds (gd-gateway)" in output
 
 
+def test_explore_further_starts_the_gateways_before_the_agency_commands(network_demo):
+    _, output, _ = network_demo
+    explore = output[output.index("Explore further"):]
+    assert ".venv/bin" in explore
+    assert explore.index("Start the gateways first") < explore.index("gateway serve") \
+        < explore.index("govshare agency")
+
+
 def test_the_cross_region_fetch_is_in_the_owners_and_the_relays_logs(network_demo):
     root, _, _ = network_demo
     completed = logged(root, "sc-gateway", "exchange.fetch.complete")

@@ -174,7 +174,8 @@ def test_the_sdk_verifies_and_holds_the_configuration_and_refuses_a_replay(membe
     assert replayed.network_configuration().version == 2  # what it held stays
 
 
-def test_the_sdk_refuses_a_receipt_signed_by_a_revoked_gateway_certificate(member, tmp_path):
+def test_the_sdk_refuses_a_gateway_dropped_from_the_network_once_its_key_is_revoked(
+        member, tmp_path):
     network, membership, _ = member
     owner, requester = network.agency("gd-health"), network.agency("zj-stats")
     dataset = publish(owner, "beds")
@@ -193,9 +194,11 @@ def test_the_sdk_refuses_a_receipt_signed_by_a_revoked_gateway_certificate(membe
     informed = AgencyClient(network.target, network.layout.certs("zj-stats"),
                             server_name="localhost", network_configuration=newer)
     network.clients.append(informed)
-    with pytest.raises(errors.CertificateRevoked, match="gateway's signing certificate"):
+    # Refused before the fetch is sent: the configuration names no member at its address.
+    with pytest.raises(errors.GatewayNotMember) as refused:
         informed.fetch(dataset, tmp_path / "second.csv")
-    assert not (tmp_path / "second.csv").exists()
+    assert refused.value.reason == "GATEWAY_NOT_A_MEMBER"
+    assert not list(tmp_path.glob("second.csv*"))
 
 
 def _revoke_the_authority(membership: Membership) -> network_pb2.SignedNetworkConfiguration:

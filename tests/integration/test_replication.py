@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from agencies.catalog import signer_certificate, verify_signed_manifest
 from agencies.client import AdminClient
-from agencies.errors import AlreadyExists, NotFound, from_rpc_error
+from agencies.errors import AlreadyExists, FailedPrecondition, NotFound, from_rpc_error
 from gateway.cli.agency import agency
 from gateway.v1 import directory_pb2, replication_pb2, replication_pb2_grpc
 from govshare import times
@@ -269,6 +269,28 @@ def test_registering_locally_an_agency_id_a_member_holds(net, tmp_path):
     names = [agency.name for agency in clients["gd-health"].agencies()]
     assert names.count("agencies/bj-stats") == 1
 
+
+
+@pytest.mark.parametrize(("region", "serving"), [("110000", BJ), ("650000", "")])
+def test_registering_an_agency_of_a_region_this_member_does_not_serve(net, tmp_path, region,
+                                                                      serving):
+    """Beijing is bj's and Xinjiang no member's: gd refuses both, audited, naming who serves."""
+    members, _ = net
+    admin_folder, folder = tmp_path / "admin", tmp_path / "elsewhere"
+    members.federation.ca.issue_staff("admin-gd-3", "admin", admin_folder)
+    members.federation.ca.issue_agency("elsewhere", folder)
+    with (AdminClient(members.target(GD), admin_folder, server_name="localhost") as admin,
+          pytest.raises(FailedPrecondition) as refused):
+        admin.register_agency("elsewhere", "an agency elsewhere", region,
+                              (folder / "signing.pem").read_text())
+    assert refused.value.reason == "REGION_NOT_SERVED"
+    assert refused.value.metadata["member"] == serving
+    assert (f"member {BJ} at {members.target(BJ)} serves it" if serving
+            else "no member serves it") in refused.value.message
+    rows = members.gateway(GD).db.reader().execute(
+        "SELECT record FROM audit_leaves WHERE action = 'directory.register'"
+        " AND outcome = 'REFUSED'").fetchall()
+    assert any(b"REGION_NOT_SERVED" in row[0] and region.encode() in row[0] for row in rows)
 
 def test_only_peers_pull_changes(net):
     _, clients = net

@@ -13,7 +13,7 @@ from agencies import errors
 from agencies.client import AdminClient, AgencyClient, AuditorClient
 from gateway import config as config_module
 from gateway.server import create_server
-from gateway.v1 import network_pb2
+from gateway.v1 import exchange_pb2, network_pb2
 from govshare.transparency.cosignature import WitnessPolicy
 from tests.support.exchange import ask, publish
 from tests.support.federation import CONFIGURATION_FILE, Members, origin, start_members
@@ -104,7 +104,7 @@ def test_another_members_gateway_answering_for_the_first_is_refused(members: Mem
     with AdminClient(members.target(WITNESS), tmp_path / "admin",
                      server_name="localhost") as admin:
         for spec in AGENCIES[:2]:
-            admin.register_agency(spec.id, spec.display_name, spec.region_code,
+            admin.register_agency(spec.id, spec.display_name, "110000",
                                   (tmp_path / spec.id / "signing.pem").read_text())
     with agency(0, members.target(WITNESS)) as owner, \
             agency(1, members.target(WITNESS)) as requester:
@@ -162,3 +162,35 @@ def test_a_standalone_gateway_is_verified_as_before(network) -> None:
                        server_name="localhost") as client:
         assert client.network_member() is None
         assert client.checkpoint().size > 0
+
+
+def test_a_client_at_another_address_of_its_member_is_refused_before_it_acts(
+        members: Members, tmp_path: Path) -> None:
+    """`localhost:PORT` where the configuration names 127.0.0.1:PORT: the SDK refuses before it
+    sends the approval or the fetch, so the request stays pending and nothing is transferred."""
+    ca = members.federation.ca
+    ca.issue_staff("admin", "admin", tmp_path / "admin")
+    with AdminClient(members.target(LOG), tmp_path / "admin", server_name="localhost") as admin:
+        for spec in AGENCIES[:2]:
+            ca.issue_agency(spec.id, tmp_path / spec.id)
+            admin.register_agency(spec.id, spec.display_name, spec.region_code,
+                                  (tmp_path / spec.id / "signing.pem").read_text())
+    exact, elsewhere = members.target(LOG), members.target(LOG).replace("127.0.0.1", "localhost")
+
+    def agency(index: int, target: str) -> AgencyClient:
+        return AgencyClient(target, tmp_path / AGENCIES[index].id, server_name="localhost")
+
+    with agency(0, exact) as owner, agency(1, exact) as requester:
+        dataset = publish(owner, "beds", sharing_type="CONDITIONAL")
+        request = ask(requester, dataset).access_request.name
+    with agency(0, elsewhere) as owner, pytest.raises(errors.GatewayNotMember) as refused:
+        owner.approve(request)
+    assert refused.value.reason == "GATEWAY_NOT_A_MEMBER"
+    with agency(0, exact) as owner:  # still pending: the approval was never sent
+        assert owner.approve(request).access_request.state == \
+            exchange_pb2.ACCESS_REQUEST_STATE_APPROVED
+    with agency(1, elsewhere) as requester, pytest.raises(errors.GatewayNotMember):
+        requester.fetch(dataset, tmp_path / "beds.csv")
+    assert not list(tmp_path.glob("beds.csv*"))
+    with agency(1, exact) as requester:
+        assert requester.fetch(dataset, tmp_path / "beds.csv").path.exists()

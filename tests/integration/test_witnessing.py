@@ -120,6 +120,17 @@ def test_a_gateway_restarted_on_an_older_database_is_refused_by_its_witness(
     # tell a log gone back from a sender's bad proof): the members' gossip, below, asks the log.
     assert "witness.refused" in members.actions(WITNESS)
     assert members.gateway(WITNESS).evidence.found() == []
+    # The witness's operator sees the refusals in `network status`, which still exits 0:
+    # its exit code is for evidence only.
+    config = members.config_path(WITNESS)
+    status = govshare(config, "network", "status", "--config", str(config), "--json")
+    assert status.returncode == 0, status.stderr
+    refused = json.loads(status.stdout)["refused"]
+    assert {row["origin"] for row in refused} == {origin(LOG)}
+    assert {"origin": origin(LOG), "reason": "WITNESS_CONSISTENCY_UNPROVED",
+            "refusals": 1} in refused
+    shown = govshare(config, "network", "status", "--config", str(config)).stdout
+    assert "WITNESS_CONSISTENCY_UNPROVED" in shown and "No evidence of a fork" in shown
     with pytest.raises(Exception, match="0 of the policy's witnesses"):
         witness_policy(members, WITNESS).check(members.latest(LOG).signed_checkpoint.encode())
     # The restored gateway's own gossip finds its witness holding what its log does not extend.

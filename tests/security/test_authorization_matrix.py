@@ -170,7 +170,8 @@ def member_network(tmp_path: Path) -> Iterator[Network]:
         membership.ca.issue_gateway(layout.certs(gateway_id), gateway_id)
     peer = membership.member(layout.certs(PEER), PEER, ("110000",))
     peer.address = f"127.0.0.1:{free_port()}"  # where nothing listens: reads carried there fail
-    membership.write(membership.signed(1, members=[membership.member(), peer]))
+    own = membership.member(region_codes=("440000", "330000", "320000"))  # the cast's regions
+    membership.write(membership.signed(1, members=[own, peer]))
     server = create_server(config_module.load(layout.config_path))
     server.start()
     network = Network(layout, server)

@@ -141,7 +141,8 @@ class Membership:
         return config_module.load(self.layout.config_path).server.listen
 
     def member(self, folder: Path | None = None, gateway_id: str = "gateway",
-               region_codes: tuple[str, ...] = ("440000",)) -> network_pb2.MemberGateway:
+               region_codes: tuple[str, ...] = ("440000", "330000")
+               ) -> network_pb2.MemberGateway:
         """The gateway of the certificates in `folder` (default: the network's own, at the
         address it listens on), with the audit verifier key of its signing key under
         `audit_origin` and the witness key of the folder's WITNESS_PRIVATE_KEY (a fresh one when
