@@ -416,7 +416,7 @@ class AuditMixin:
             return None
         signing = self._signing_member(signed_receipt, "receipt")
         assert signing is not None  # a configuration is held
-        signer = signing[0]
+        signer = signing.member
         if receipt.audit_log_origin != signer.audit_origin:
             raise _refuse(
                 f"the receipt signed by {signer.id} names log {receipt.audit_log_origin!r},"

@@ -7,6 +7,7 @@ message, so callers can branch on `reason` ("SIGNATURE_INVALID", "NO_ACTIVE_GRAN
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -127,14 +128,22 @@ _BY_CODE = {
 def from_rpc_error(error: grpc.RpcError) -> GovshareError:
     """The typed exception for a failed call, with its ErrorInfo when the gateway sent one."""
     code = error.code()  # type: ignore[attr-defined]
-    reason, metadata = "", {}
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    if status is not None:
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason, metadata = info.reason, dict(info.metadata)
+    reason, metadata = _error_info(error)
     cls = _BY_CODE.get(code, GovshareError)
     return cls(error.details() or code.name, code=code, reason=reason,  # type: ignore[attr-defined]
                metadata=metadata)
+
+
+def _error_info(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
+    """The reason and metadata of the call's ErrorInfo; none when it sent none, or details
+    that do not decode or contradict the status (the code alone is then what is known)."""
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        for detail in status.details if status is not None else ():
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                return info.reason, dict(info.metadata)
+    except (ValueError, DecodeError):
+        pass
+    return "", {}

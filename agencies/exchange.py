@@ -19,8 +19,10 @@ data only after end-to-end verification, and raises VerificationError otherwise:
    the receipt rests on the CA, not on what the gateway says about itself; with a network
    configuration held, by the signing certificate of the member that signed it, picked by the
    signature's key id in the configuration (the owner's gateway, whichever member carried the
-   data here), and the receipt's `carriers` must name that member first and the member at the
-   client's address last (agencies/network.py);
+   data here: it must be the member homing the dataset's owner, and a certificate it had
+   before is taken for a receipt completed before its retirement), and the receipt's
+   `carriers` must name that member first and the member at the client's address last
+   (agencies/network.py);
 4. the receipt names this exchange, this agency, the owner, the version, the content hash and
    size, the grant, the fields delivered, and the hash and size of what was received.
 
@@ -249,22 +251,25 @@ class ExchangeMixin:
 
     def verify_grant(self, grant: exchange_pb2.Grant) -> exchange_pb2.GrantStatement | None:
         """With a network configuration held, the grant's signed statement, once it verifies
-        with the signing certificate of the member that signed it (its key id picks it), that
-        member is the one the grant names (`network_member`, or this client's own for a local
-        grant), and the statement says what the grant says; VerificationError otherwise.
-        None with no configuration held: a standalone gateway's grant is taken as given."""
+        with the signing certificate of the member that signed it (its key id picks it among
+        the members' current and previous ones; a previous one for a grant signed before its
+        retirement), that member is the one the grant names (`network_member`, or this
+        client's own for a local grant) and the one homing the dataset's owner, and the
+        statement says what the grant says; VerificationError otherwise. None with no
+        configuration held: a standalone gateway's grant is taken as given."""
         envelope = grant.signed_statement
         signer = self._signing_member(envelope, "grant")
         if signer is None:
             return None
-        member, key = signer
+        member = signer.member
         try:
-            envelopes.check_sealed(envelope, key, envelopes.GRANT)
+            envelopes.check_sealed(envelope, signer.key, envelopes.GRANT)
         except signing.SignatureError:
             raise errors.VerificationError(
                 f"the grant {grant.name} does not verify with the signing certificate of"
                 f" {member.id}") from None
         statement = exchange_pb2.GrantStatement.FromString(envelope.payload)
+        signer.check_time(statement.create_time, "grant")
         holder = grant.network_member or self.network_member().id  # type: ignore[union-attr]
         said = (statement.grant, statement.grantee, statement.owner, statement.dataset,
                 statement.access_request, list(statement.fields), member.id)
@@ -274,6 +279,7 @@ class ExchangeMixin:
             raise errors.VerificationError(
                 f"the grant {grant.name} does not say what the statement {member.id} signed"
                 " says, or was not given by the member it names")
+        self._check_home(signer, statement.owner, "grant")
         return statement
 
     def revoke(self, grant: str, reason: str) -> exchange_pb2.Grant:
@@ -348,12 +354,12 @@ class ExchangeMixin:
                 if message.WhichOneof("part") == "receipt":
                     key = self._gateway_key(metadata)  # the certificate presented, as before
                     signer = self._signing_member(message.receipt, "receipt")
+                    receipt = _check_receipt(message.receipt, signer.key if signer else key,
+                                             start, manifest, spool.finish(), self.name)
                     if signer is not None:
-                        key = signer[1]
-                    receipt = _check_receipt(message.receipt, key, start, manifest,
-                                             spool.finish(), self.name)
-                    if signer is not None:
-                        self._check_carriers(list(receipt.carriers), signer[0])
+                        signer.check_time(receipt.complete_time, "receipt")
+                        self._check_carriers(list(receipt.carriers), signer.member)
+                        self._check_home(signer, receipt.owner, "receipt")
                     return manifest, receipt, message.receipt
                 spool.write(message.chunk)
                 if spool.size > most:

@@ -45,6 +45,7 @@ one the calls take), so the address rule stays, checked first: `localhost:8443` 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ import grpc
 from cryptography import x509
 
 from agencies import errors
+from certs import member_signing
 from certs import network_configuration as netconf
 from gateway.v1 import network_pb2
 from govshare import errors as core_errors
@@ -149,13 +151,13 @@ class NetworkMixin:
                 reason="GATEWAY_NOT_A_MEMBER", metadata={"address": self.target, "member": ""})
         return member
 
-    def _signing_member(self, envelope: Any, what: str
-                        ) -> tuple[network_pb2.MemberGateway, signing.VerifyKey] | None:
+    def _signing_member(self, envelope: Any, what: str) -> Signer | None:
         """The member whose signing certificate signed `envelope` (a grant or a receipt: the
         owner's gateway signs them, whichever member carried them here), picked by the
-        signature's key id among the members of the configuration held, and its key; None
-        while no configuration is held. VerificationError when no member's key made the
-        signature, CertificateRevoked when the configuration's CRL revokes that certificate."""
+        signature's key id among the members' current and previous signing certificates of
+        the configuration held; None while no configuration is held. VerificationError when
+        no member's key made the signature, CertificateRevoked when the configuration's CRL
+        revokes that member's signing certificate."""
         configuration = self.network_configuration()
         if configuration is None:
             return None
@@ -169,7 +171,30 @@ class NetworkMixin:
         certificate = x509.load_pem_x509_certificate(member.signing_certificate_pem.encode())
         self._check_not_revoked(certificate, f"the signing certificate of {member.id} that"
                                 f" signed the {what}")
-        return member, signing.VerifyKey.from_certificate(certificate)
+        return Signer(member, *member_signing.signing_certificate(member, key_id))
+
+    def _check_home(self, signer: Signer, owner: str, what: str) -> None:
+        """A grant or receipt on a dataset of agency `owner` is signed by the member homing
+        `owner`, which alone gives grants on its datasets and delivers them: this client's own
+        for an agency of its gateway, else the member its directory entry names
+        (`network_member`), which must serve the agency's region in the configuration held,
+        as replication checks it. VerificationError otherwise."""
+        configuration = self.network_configuration()
+        assert configuration is not None  # the signer was found in it
+        agency = self.agency(owner)  # type: ignore[attr-defined]
+        home = self.network_member()
+        if agency.network_member:
+            home = configuration.member(agency.network_member)
+            if home is None or not netconf.serves(home, agency.region_code):
+                raise errors.VerificationError(
+                    f"{owner} is of region {agency.region_code!r}, which"
+                    f" {agency.network_member}, the member said to home it, does not serve in"
+                    f" network {configuration.network_id} version {configuration.version}")
+        assert home is not None  # a configuration is held: the client's member is named
+        if signer.member.id != home.id:
+            raise errors.VerificationError(
+                f"the {what} on a dataset of {owner} is signed by {signer.member.id}, but"
+                f" {owner} is homed at {home.id}, which alone signs for its datasets")
 
     def _check_carriers(self, carriers: list[str], signer: network_pb2.MemberGateway) -> None:
         """A receipt signed by `signer` names it first among the member gateways that carried
@@ -200,6 +225,28 @@ class NetworkMixin:
                 f" {configuration.version} says: what it signed is not trusted",
                 reason="CERTIFICATE_REVOKED",
                 metadata={"serial": f"{certificate.serial_number:x}"})
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The member that signed a grant or a receipt, with the signing certificate it signed with
+    and, for one it had before, when it was retired (None: its current one)."""
+
+    member: network_pb2.MemberGateway
+    certificate: x509.Certificate
+    retired: datetime | None
+
+    @property
+    def key(self) -> signing.VerifyKey:
+        return signing.VerifyKey.from_certificate(self.certificate)
+
+    def check_time(self, stamp: Any, what: str) -> None:
+        """VerificationError unless a statement saying it was signed at `stamp` may have been
+        signed with this certificate (before its retirement, within its validity)."""
+        try:
+            member_signing.check_signed_while_current(self.certificate, self.retired, stamp)
+        except ValueError as exc:
+            raise errors.VerificationError(f"the {what} of {self.member.id}: {exc}") from None
 
 
 def member_at(configuration: netconf.VerifiedConfiguration,

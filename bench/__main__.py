@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -39,7 +40,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=PHASES,
                         help="run only these phases")
     parser.add_argument("--profile", type=Path,
-                        help="write py-spy profiles (collapsed stacks) of the gateway here")
+                        help="write py-spy profiles (collapsed stacks) of the gateway, and of the"
+                        " member gateways carrying each network fetch, here")
     parser.add_argument("--report-only", action="store_true",
                         help="only regenerate the documents from the results file")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -102,7 +104,8 @@ def run(settings: phases.Settings, wanted: set[str], profile: Path | None = None
             data = phases.data_file(SCRATCH, settings.bulk_bytes)
             details["network"] = _phase(details, "network",
                                         lambda: network.network_phase(
-                                            work / "network", settings, data, overrides))
+                                            work / "network", settings, data, overrides,
+                                            profile))
         if "audit" in wanted:
             details["audit"] = _phase(details, "audit", lambda: phases.audit_phase(settings))
     finally:
@@ -134,6 +137,9 @@ def _phase(details: dict[str, Any], name: str, body: Callable[[], Any]) -> Any:
         details["failures"][name] = f"{type(exc).__name__}: {exc}"
         return None
     finally:
+        # The machine is shared: what else ran shows in the load average (this run's own
+        # processes keep up to its two cores busy).
+        details.setdefault("load_average", {})[name] = round(os.getloadavg()[0], 1)
         print(f"{name}: {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
 
 

@@ -44,6 +44,7 @@ from bench.measure import (
     alternate,
     paired_ratio,
     percentile,
+    profiled,
     progress,
     run_load,
     spread,
@@ -105,7 +106,12 @@ class NationalNetwork:
 
     @property
     def pids(self) -> list[int]:
-        return [self.servers[gateway_id].pid for gateway_id in MEMBER_IDS]
+        return list(self.pids_by_id.values())
+
+    @property
+    def pids_by_id(self) -> dict[str, int]:
+        """Each member gateway's process id, by gateway id."""
+        return {gateway_id: self.servers[gateway_id].pid for gateway_id in MEMBER_IDS}
 
     def log(self, gateway_id: str) -> WitnessedLog:
         config = config_module.load(self.members.config_path(gateway_id))
@@ -291,39 +297,67 @@ def _listed(client: AgencyClient, dataset: str) -> bool:
 
 
 class Fetches:
-    """The same dataset fetched over each path, with the CPU time of every process involved."""
+    """The same dataset fetched over each path, with the CPU time of every process involved
+    (in all, and each process's, per GB), and py-spy profiles of the gateways carrying a path
+    in its first round once `profile` is set."""
 
-    def __init__(self, net: NationalNetwork, dataset: str, size: int, pids: list[int]):
+    def __init__(self, net: NationalNetwork, dataset: str, size: int, pids: dict[str, int]):
         self.dataset = dataset
         self.size = size
         self.pids = pids
+        self.profile: Path | None = None
         self.outbox = net.root / "fetched"
         self.outbox.mkdir()
-        self.runs: dict[str, list[dict[str, float]]] = {}
+        self.runs: dict[str, list[dict[str, Any]]] = {}
 
     def measurement(self, key: str, client: AgencyClient) -> Callable[[], float]:
         return lambda: self._timed(key, client)
 
     def _timed(self, key: str, client: AgencyClient) -> float:
         target = self.outbox / key
-        cpus = [CPUCores(pid) for pid in self.pids]
+        cpus = {name: CPUCores(pid) for name, pid in self.pids.items()}
         with ExitStack() as stack:
-            for cpu in cpus:
+            for cpu in cpus.values():
                 stack.enter_context(cpu)
+            for name, spy in self._profiles(key):
+                stack.enter_context(profiled(self.pids[name], spy))
             began = time.perf_counter()
             client.fetch(self.dataset, to=target)
             seconds = time.perf_counter() - began
         target.unlink()  # not part of the fetch
         mbps = self.size / seconds / MB
-        cores = sum(cpu.cores for cpu in cpus)
-        self.runs.setdefault(key, []).append({"mbps": mbps, "cpu_cores": cores,
-                                              "cpu_seconds_per_gb": cores * 1000 / mbps})
+        cores = sum(cpu.cores for cpu in cpus.values())
+        self.runs.setdefault(key, []).append({
+            "mbps": mbps, "cpu_cores": cores, "cpu_seconds_per_gb": cores * 1000 / mbps,
+            "process_cpu_seconds_per_gb": {name: cpu.cores * 1000 / mbps
+                                           for name, cpu in cpus.items()}})
         return mbps
 
+    def _profiles(self, key: str) -> list[tuple[str, Path]]:
+        """The gateways carrying `key`'s path and their profiles' files, in its first round
+        once `profile` is set."""
+        if self.profile is None or key in self.runs:
+            return []
+        carriers = (GD, BJ) if key == "cross_region" else (GD,)
+        return [(name, self.profile / f"network-{key}-{name}.txt") for name in carriers]
 
-def fetch_rounds(net: NationalNetwork, settings: Settings, data: Path) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """Each path's runs: median, min and max of each figure, per process too."""
+        def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+            found: dict[str, Any] = {name: spread([run[name] for run in runs])
+                                     for name in ("mbps", "cpu_cores", "cpu_seconds_per_gb")}
+            found["process_cpu_seconds_per_gb"] = {
+                name: spread([run["process_cpu_seconds_per_gb"][name] for run in runs])
+                for name in self.pids}
+            return found
+        return {key: figures(runs) for key, runs in self.runs.items()}
+
+
+def fetch_rounds(net: NationalNetwork, settings: Settings, data: Path,
+                 profile: Path | None = None) -> dict[str, Any]:
     """The Guangdong dataset fetched in alternating rounds: same region, through the relay,
-    and cross region (unless the home gateway refuses it)."""
+    and cross region (unless the home gateway refuses it); the gateways carrying each path
+    profiled into `profile` in its first timed round."""
     owner, user = net.owners[GD], net.users[GD]
     owner.publish(BULK_DATASET, data, title="Bulk benchmark data", classification="PUBLIC",
                   sharing_type="UNCONDITIONAL")
@@ -337,7 +371,7 @@ def fetch_rounds(net: NationalNetwork, settings: Settings, data: Path) -> dict[s
     relayed = RelayedClient(relay.target, user.certs, net.members.target(GD))
     net.stack.callback(relayed.close)
     fetches = Fetches(net, dataset, data.stat().st_size,
-                      [os.getpid(), *net.pids, relay.pid])
+                      {"client": os.getpid(), **net.pids_by_id, "relay": relay.pid})
     paths = {"same_region": fetches.measurement("same_region", user),
              "relay": fetches.measurement("relay", relayed)}
     refused = cross_region_refusal(net, dataset)
@@ -346,7 +380,9 @@ def fetch_rounds(net: NationalNetwork, settings: Settings, data: Path) -> dict[s
     for measure in paths.values():  # warm-up: connections, the SDK's configuration
         measure()
     fetches.runs.clear()
-    series = dict(zip(paths, alternate(settings.bulk_rounds, *paths.values()), strict=True))
+    fetches.profile = profile
+    rounds = alternate(settings.network_fetch_rounds, *paths.values())
+    series = dict(zip(paths, rounds, strict=True))
     ratios = {"relay/same_region": paired_ratio(series["relay"], series["same_region"])}
     if refused is None:
         ratios |= {"cross_region/relay": paired_ratio(series["cross_region"], series["relay"]),
@@ -355,9 +391,8 @@ def fetch_rounds(net: NationalNetwork, settings: Settings, data: Path) -> dict[s
     progress("fetch: " + ", ".join(f"{key} {spread(values)['median']:.0f} MB/s"
                                    for key, values in series.items())
              + (f"; cross region skipped: {refused}" if refused else ""))
-    return {"bytes": fetches.size, "dataset": dataset,
-            "runs": {key: {name: spread([run[name] for run in runs]) for name in runs[0]}
-                     for key, runs in fetches.runs.items()},
+    return {"bytes": fetches.size, "dataset": dataset, "rounds": settings.network_fetch_rounds,
+            "runs": fetches.summary(),
             "ratios": ratios, "cross_region_skipped": refused}
 
 
@@ -391,13 +426,15 @@ def create_rounds(net: NationalNetwork, settings: Settings, dataset: str) -> dic
 
 
 def network_phase(root: Path, settings: Settings, data: Path,
-                  overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Witness quorum and memory under a steady load, then the fetch rounds, then the
-    CreateAccessRequest rounds (both cross-region parts skipped while refused)."""
+                  overrides: dict[str, dict[str, Any]] | None = None,
+                  profile: Path | None = None) -> dict[str, Any]:
+    """Witness quorum and memory under a steady load, then the fetch rounds (profiled into
+    `profile`), then the CreateAccessRequest rounds (both cross-region parts skipped while
+    refused)."""
     with ExitStack() as stack:
         net = NationalNetwork(root, settings, stack, overrides)
         witnessing = witness_load(net, settings)
-        fetch = fetch_rounds(net, settings, data)
+        fetch = fetch_rounds(net, settings, data, profile)
         skipped = fetch["cross_region_skipped"]
         create = None if skipped else create_rounds(net, settings, fetch["dataset"])
     return {"witness": witnessing, "fetch": fetch, "create_request": create,

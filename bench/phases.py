@@ -74,18 +74,23 @@ class Settings:
     """The member gateways' [network] witness_push_seconds (shipped: 10)."""
     network_create_calls: int
     """Access requests per round and side in the cross-region CreateAccessRequest rounds."""
+    network_fetch_rounds: int
+    """Alternating rounds of the national network's three fetch paths: more than the bulk
+    phase's, since a ratio of two relayed paths moves more from round to round."""
 
 
 FULL = Settings(quick=False, rounds=5, unary_seconds=5.0, unary_max_calls=60_000,
                 concurrencies=(1, 16, 64), bulk_bytes=1 * GiB, bulk_rounds=3,
                 fetch_concurrencies=(1, 2, 4), mixed_seconds=30.0, mixed_max_calls=200_000,
                 mixed_large_bytes=8 * MiB, audit_timeout=1800.0, network_seconds=60.0,
-                network_rate=5.0, witness_push_seconds=1.0, network_create_calls=200)
+                network_rate=5.0, witness_push_seconds=1.0, network_create_calls=200,
+                network_fetch_rounds=6)
 QUICK = Settings(quick=True, rounds=2, unary_seconds=1.5, unary_max_calls=10_000,
                  concurrencies=(1, 16, 64), bulk_bytes=256 * MiB, bulk_rounds=2,
                  fetch_concurrencies=(1, 2), mixed_seconds=8.0, mixed_max_calls=20_000,
                  mixed_large_bytes=1 * MiB, audit_timeout=90.0, network_seconds=15.0,
-                 network_rate=5.0, witness_push_seconds=1.0, network_create_calls=40)
+                 network_rate=5.0, witness_push_seconds=1.0, network_create_calls=40,
+                 network_fetch_rounds=4)
 
 
 # -- the network under test ------------------------------------------------------------------

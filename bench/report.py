@@ -244,11 +244,9 @@ def network_section(network: dict[str, Any]) -> list[str]:
     lines += ["", f"Gateway memory under that load: {_number(memory['all_peak'])} MiB in all"
               f" (peak of the sum; at its start {_number(memory['all_start'])}); peak per"
               f" process, MiB: {peaks}.", "",
-              "| Fetch path | MB/s median (min–max) | CPU-seconds per GB, all processes |",
-              "|---|---|---|"]
-    for key, run in fetch["runs"].items():
-        lines.append(f"| {key.replace('_', ' ')} | {_spread(run['mbps'])}"
-                     f" | {_spread(run['cpu_seconds_per_gb'])} |")
+              f"The fetch paths, {_number(fetch['bytes'] / 2**20)} MiB each, in"
+              f" {fetch['rounds']} alternating rounds:", "",
+              *fetch_table(fetch["runs"])]
     ratios = ", ".join(f"{key.replace('_', ' ')} {value:.2f}"
                        for key, value in fetch["ratios"].items())
     lines += ["", f"Ratios (median of per-round ratios): {ratios}."]
@@ -263,8 +261,34 @@ def network_section(network: dict[str, Any]) -> list[str]:
     return lines
 
 
+def fetch_table(runs: dict[str, Any]) -> list[str]:
+    """MB/s of each network fetch path, and the CPU-seconds per GB of all processes and of
+    each (medians)."""
+    processes = list(next(iter(runs.values()))["process_cpu_seconds_per_gb"])
+    lines = ["| Fetch path | MB/s median (min–max) | CPU-seconds per GB, all processes"
+             + "".join(f" | {name}" for name in processes) + " |",
+             "|---|---|---" + "|---" * len(processes) + "|"]
+    for key, run in runs.items():
+        each = run["process_cpu_seconds_per_gb"]
+        lines.append(f"| {key.replace('_', ' ')} | {_spread(run['mbps'])}"
+                     f" | {_spread(run['cpu_seconds_per_gb'])}"
+                     + "".join(f" | {_number(each[name]['median'])}" for name in processes)
+                     + " |")
+    return lines
+
+
 def _spread(value: dict[str, float]) -> str:
     return f"{_number(value['median'])} ({_number(value['min'])}–{_number(value['max'])})"
+
+
+def load_line(details: dict[str, Any]) -> list[str]:
+    """The 1-minute load average at the end of each phase, when the run recorded it."""
+    loads = details.get("load_average")
+    if not loads:
+        return []
+    each = ", ".join(f"{phase} {load:g}" for phase, load in loads.items())
+    return [f"**Load:** 1-minute load average at the end of each phase (the machine is shared;"
+            f" this run keeps up to its 2 cores busy): {each}.", ""]
 
 
 def generated_section(results: dict[str, Any], plot_name: str) -> str:
@@ -279,6 +303,7 @@ def generated_section(results: dict[str, Any], plot_name: str) -> str:
         f" grpcio {box['grpcio']}, protobuf {box['protobuf']}, cryptography"
         f" {box['cryptography']}, SQLite {box['sqlite']}.",
         "",
+        *load_line(details),
         f"**Sizes:** bulk transfers of {_number(settings.get('bulk_bytes', 0) / 2**20)} MiB in"
         f" 1 MiB chunks, {settings.get('bulk_rounds')} rounds each; unary runs of at most"
         f" {settings.get('unary_seconds')} s, {settings.get('rounds')} rounds each.",
@@ -317,16 +342,21 @@ def generated_section(results: dict[str, Any], plot_name: str) -> str:
 
 def summary(results: dict[str, Any]) -> str:
     met = [target.met(results) for target in TARGETS]
+    loads = results["details"].get("load_average", {}).values()
+    shared = (f" shared with other work (load average {min(loads):g}–{max(loads):g})"
+              if loads else "")
     return (
         f"`make bench` (details in [docs/BENCHMARKS.md](docs/BENCHMARKS.md)), last run"
-        f" {results['created'][:10]} on {results['machine']['cores']} cores: CreateAccessRequest"
+        f" {results['created'][:10]} on {results['machine']['cores']} cores{shared}:"
+        f" CreateAccessRequest"
         f" {_number(results.get('unary_create_request_rps_c16'))} req/s at 16 agencies"
         f" ({_number(results.get('unary_ratio_c16'))}x a bare gRPC echo), fetch"
         f" {_number(results.get('fetch_mbps'))} MB/s verified"
         f" ({_number(results.get('fetch_ratio'))}x bare streaming), publish"
         f" {_number(results.get('publish_mbps'))} MB/s, audit"
-        f" {_number(results.get('audit_append_rps_c64'))} appends/s;"
-        f" {met.count(True)} of {len(TARGETS)} targets met."
+        f" {_number(results.get('audit_append_rps_c64'))} appends/s, cross-region fetch"
+        f" {_number(results.get('cross_region_fetch_relay_ratio'))}x a same-region fetch through"
+        f" a bare relay; {met.count(True)} of {len(TARGETS)} targets met."
     )
 
 

@@ -30,6 +30,7 @@ from govshare.names import ID_PATTERN
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import MAX_SIGNATURES, NoteVerifier
 
+from . import member_signing
 from .ca import (
     CLOCK_SKEW,
     SIGNING_CERT,
@@ -43,6 +44,22 @@ from .identity import Identity, identity_from_certificate
 
 REGION_CODE = re.compile(r"[1-9][0-9]{5}")
 """A GB/T 2260 administrative division code: six ASCII digits, the first not 0."""
+
+
+def region_prefix(region_code: str) -> str:
+    """The prefix of the codes of the divisions within a region: "440000" -> "44", "440300" ->
+    "4403" (province, prefecture and county, 2 digits each; trailing "00" pairs mean the whole
+    level)."""
+    while region_code.endswith("00"):
+        region_code = region_code[:-2]
+    return region_code
+
+
+def serves(member: network_pb2.MemberGateway, region_code: str) -> bool:
+    """Whether an agency of `region_code` lies within one of `member`'s region codes (440300,
+    Shenzhen, within 440000, Guangdong): the agencies that member homes."""
+    return bool(region_code) and any(region_code.startswith(region_prefix(code))
+                                     for code in member.region_codes)
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
                       r":([0-9]{1,5})")
 """host:port with an ASCII host name (IDNA names as A-labels), an IPv4 or a bracketed IPv6."""
@@ -89,11 +106,10 @@ class VerifiedConfiguration:
         return next((m for m in self.configuration.members if m.id == gateway_id), None)
 
     def signer(self, key_id: str) -> network_pb2.MemberGateway | None:
-        """The member whose signing certificate holds key `key_id` (what signs its grants,
-        receipts and checkpoints), None when no member's does."""
+        """The member whose signing certificate, current or previous, holds key `key_id` (what
+        signs its grants, receipts and checkpoints), None when no member's does."""
         return next((m for m in self.configuration.members
-                     if signing.VerifyKey.from_certificate(m.signing_certificate_pem).key_id
-                     == key_id), None)
+                     if key_id in member_signing.key_ids(m)), None)
 
     def member_for_region(self, region_code: str) -> network_pb2.MemberGateway | None:
         """The member serving `region_code` (matched exactly), None when no member does."""
@@ -325,6 +341,7 @@ def _check_content(configuration: network_pb2.NetworkConfiguration,
     _check_unique(members, "members", _keys,
                   "; a member holding another's key could connect or sign as that member, and"
                   " a member's witness key is apart from its signing key", shown="a public key")
+    _check_unique(members, "signing key", lambda m: list(member_signing.key_ids(m)))
     quorum = configuration.witness_policy.quorum
     if quorum > len(members) - 1:
         raise _invalid(f"witness_policy.quorum is {quorum}, but a checkpoint can gather at most"
@@ -398,6 +415,11 @@ def _check_member(member: network_pb2.MemberGateway, field: str,
         f"new certificates for member {member.id!r} (govshare certs issue-gateway)")
         for purpose in ("tls", "signing")]
     _check_member_keys(member, field)
+    try:
+        member_signing.check_previous(member, field, ca_certificate, crl, now + CLOCK_SKEW)
+    except ValueError as exc:
+        raise _invalid(f"member {member.id!r}: {exc}",
+                       field=f"{field}.previous_signing_certificates", member=member.id) from None
     return limits
 
 

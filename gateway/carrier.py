@@ -20,12 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 
 from agencies.errors import from_rpc_error
+from gateway import wire
 from gateway.context import Call
 from gateway.exchange import Exchange
 from gateway.federation import NetworkMembership
@@ -44,8 +46,19 @@ log = logging.getLogger("govshare.carrier")
 CALL_SECONDS = 10.0
 """How long a member may take to answer one carried call."""
 MEMBER_UNAVAILABLE = "MEMBER_UNAVAILABLE"
+PAGE_SIZE = 1000
+"""The page size asked of a member's listings (the most a gateway serves)."""
+MAX_PAGES = 20
+"""The most pages of one listing asked of a member in a row, as replication pulls at most 20
+pages of a member a round: a member answering with a next page forever cannot hold a round."""
 _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 """Statuses of a call that did not reach the member's gateway (when they carry no reason)."""
+FETCH_METHOD = (f"/{exchange_pb2.DESCRIPTOR.services_by_name['ExchangeService'].full_name}"
+                "/FetchDataset")
+CHUNK_FIELD = exchange_pb2.FetchDatasetResponse.CHUNK_FIELD_NUMBER
+Relayed = exchange_pb2.FetchDatasetResponse | bytes
+"""A message of a relayed stream: parsed, or a chunk message as the member's gateway sent it
+(sent on as it is: gateway/rpc.py)."""
 
 
 class Carrier:
@@ -67,9 +80,11 @@ class Carrier:
 
     def start(self) -> None:
         self._rounds.start()
+        self._relaying.start()
 
     def stop(self) -> None:
         self._rounds.stop()
+        self._relaying.stop()
 
     # -- where a call goes -------------------------------------------------------------------
 
@@ -97,7 +112,8 @@ class Carrier:
         self._exchange.open_carried(call, request.parent, request.signed_statement)
         answer = self._ask(member, call.caller.agency_name, "CreateAccessRequest", request)
         if not request.validate_only:
-            self._forwarding.forwarded(call, member.id, request.signed_statement, answer)
+            with self._answer_of(call, member):
+                self._forwarding.forwarded(call, member.id, request.signed_statement, answer)
         _held_by(member, answer.access_request)
         if answer.HasField("grant"):
             _held_by(member, answer.grant)
@@ -107,7 +123,8 @@ class Carrier:
             member: network_pb2.MemberGateway) -> exchange_pb2.GetAccessRequestResponse:
         """GetAccessRequest of a request `member` holds, as it answers now (and kept so)."""
         answer = self._ask(member, call.caller.agency_name, "GetAccessRequest", request)
-        self._learn(member, answer.access_request)
+        with self._answer_of(call, member):
+            self._learn(member, answer.access_request)
         _held_by(member, answer.access_request)
         return answer
 
@@ -116,24 +133,42 @@ class Carrier:
                  ) -> exchange_pb2.WithdrawAccessRequestResponse:
         """WithdrawAccessRequest of a request `member` holds; its owner is told there."""
         answer = self._ask(member, call.caller.agency_name, "WithdrawAccessRequest", request)
-        self._forwarding.withdrawn(call, member.id, answer.access_request, request.reason)
+        with self._answer_of(call, member):
+            self._forwarding.withdrawn(call, member.id, answer.access_request, request.reason)
         _held_by(member, answer.access_request)
         return answer
 
+    @contextmanager
+    def _answer_of(self, call: Call, member: network_pb2.MemberGateway) -> Iterator[None]:
+        """An answer of `member` to `call` that this gateway does not take is audited with
+        the member as actor (the agency did nothing wrong), once."""
+        try:
+            yield
+        except errors.DataLoss as exc:
+            if exc.reason == MEMBER_ANSWER_INVALID:
+                self._forwarding.refused(member.id, exc, call=call)
+                exc.audited = True
+            raise
+
     def relay(self, call: Call, request: exchange_pb2.FetchDatasetRequest,
-              member: network_pb2.MemberGateway) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+              member: network_pb2.MemberGateway) -> Iterator[Relayed]:
         """FetchDataset of a dataset `member` holds: its stream passed on as it comes, checked
         and audited on the way (gateway/relaying.py); a resume resumes there. The member's
-        stream ends when this one does, whichever way."""
+        stream ends when this one does, whichever way: the agency going away cancels it (its
+        callback), and so does a relay waiting too long for it or cut while it waits. Its
+        messages arrive unparsed: a chunk goes on as the bytes that came (gateway/wire.py), the
+        others parsed."""
         if self._channels is None:
             raise errors.Unavailable("this gateway is no network member",
                                      reason=MEMBER_UNAVAILABLE, member=member.id)
         relay = self._relaying.open(call, member.id, request.offset)
-        stub = exchange_pb2_grpc.ExchangeServiceStub(self._channels.channel(member))
-        responses = stub.FetchDataset(request,
-                                      metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
+        fetch = self._channels.channel(member).unary_stream(
+            FETCH_METHOD, request_serializer=exchange_pb2.FetchDatasetRequest.SerializeToString)
+        responses = fetch(request, metadata=((ON_BEHALF_KEY, call.caller.agency_name),))
+        call.transport.add_callback(responses.cancel)
         try:
-            yield from self._relayed(call, member, relay, responses)
+            with self._relaying.watched(relay, responses.cancel):
+                yield from self._relayed(call, member, relay, responses)
         except BaseException as exc:
             relay.broken(exc)
             raise
@@ -141,11 +176,18 @@ class Carrier:
             responses.cancel()
 
     def _relayed(self, call: Call, member: network_pb2.MemberGateway, relay: Relay,
-                 responses: Any) -> Iterator[exchange_pb2.FetchDatasetResponse]:
+                 responses: Any) -> Iterator[Relayed]:
         try:
             certificate = dict(responses.initial_metadata() or ()).get(
                 envelopes.GATEWAY_CERTIFICATE_KEY)
-            for message in responses:
+            for data in relay.received(responses):
+                relay.check_more()
+                field = wire.only_field(data)
+                if field is not None and field[0] == CHUNK_FIELD:
+                    relay.chunk(field[1])
+                    yield data  # as it came: the bytes hashed are the bytes sent
+                    continue
+                message = relay.parsed(data)
                 part = message.WhichOneof("part")
                 if part == "start":
                     relay.started(message.start)
@@ -158,7 +200,8 @@ class Carrier:
                     relay.completed(message.receipt)
                 yield message
         except grpc.RpcError as exc:
-            raise self._failed(member, exc) from None
+            raise relay.stopped_by() or self._failed(member, exc) from None
+        relay.ended()
         self._note_reached(member.id)
 
     def stale_members(self, call: Call) -> list[str]:
@@ -174,60 +217,84 @@ class Carrier:
 
     def poll(self) -> dict[str, str]:
         """Ask every other member now about the carried requests still PENDING there and the
-        grants still in force; what came of it per member id (one member's failure never keeps
-        the others from being asked)."""
+        grants still in force; what came of it per member id (one member's failure or bad
+        answers never keep the others from being asked)."""
         if self._network is None:
             return {}
-        return {member.id: self._poll_safely(member) for member in self._network.others()}
+        outcomes = {}
+        for member in self._network.others():
+            if self._rounds.stopping:
+                break
+            outcomes[member.id] = self._poll_safely(member)
+        return outcomes
 
     def _poll_safely(self, member: network_pb2.MemberGateway) -> str:
+        refused: list[errors.GatewayError] = []
         try:
-            return self._poll(member)
-        except errors.GatewayError as exc:  # the member is down, or answered nonsense
+            outcome = f"{self._poll(member, refused)} learned"
+        except errors.GatewayError as exc:  # the member is down, say: asked again next round
             log.warning("[network] could not ask member %s about carried requests: %s: %s",
                         member.id, exc.reason, exc.message)
-            if exc.reason == MEMBER_ANSWER_INVALID:
-                self._forwarding.refused(member.id, exc)
-            return f"{exc.reason}: {exc.message}"
+            outcome = f"{exc.reason}: {exc.message}"
+        except Exception:  # a failure of this gateway's own: logged, the others asked
+            log.exception("[network] asking member %s about carried requests failed",
+                          member.id)
+            outcome = "INTERNAL: see the gateway's log"
+        if refused:
+            self._forwarding.refused(member.id, refused[0], len(refused) - 1)
+            outcome += f"; {len(refused)} refused ({refused[0].message})"
+        return outcome
 
-    def _poll(self, member: network_pb2.MemberGateway) -> str:
+    def _poll(self, member: network_pb2.MemberGateway,
+              refused: list[errors.GatewayError]) -> int:
+        """How many changes `member`'s answers taught; the answers not taken go to `refused`."""
         learned = 0
         for row in self._forwarding.pending(member.id):
-            agency = str(AgencyName(row.requester))
-            answer = self._ask_about(member, agency, "GetAccessRequest",
-                                     exchange_pb2.GetAccessRequestRequest(name=row.name))
-            if answer is not None:
-                learned += self._learn(member, answer.access_request)
+            if self._rounds.stopping:
+                return learned
+            learned += self._asking(refused, self._learn_request, member, row.requester,
+                                    row.name)
         for grantee in self._forwarding.grantees(member.id):
-            agency = str(AgencyName(grantee))
-            request = exchange_pb2.ListGrantsRequest(
-                parent=agency, direction=exchange_pb2.DIRECTION_OUTGOING)
-            try:
-                grants = list(self._pages(member, agency, "ListGrants", request, "grants"))
-            except errors.FromMember as exc:
-                log.warning("[network] member %s refused the grants of %s: %s", member.id,
-                            agency, exc.message)
-                continue
-            learned += self._forwarding.grants_learned(member.id, grants)
+            if self._rounds.stopping:
+                return learned
+            learned += self._asking(refused, self._learn_grants, member, grantee)
         self._note_reached(member.id)
-        return f"{learned} learned"
+        return learned
 
-    def _ask_about(self, member: network_pb2.MemberGateway, agency: str, method: str,
-                   request: Any) -> Any:
-        """`_ask`, None when the member refuses (an agency suspended since, say): the others
-        are asked all the same."""
+    def _asking(self, refused: list[errors.GatewayError], ask: Callable[..., int],
+                member: network_pb2.MemberGateway, *args: str) -> int:
+        """`ask(member, *args)`, counting what it learned; the member refusing (an agency
+        suspended since, say) or answering what this gateway does not take (kept in
+        `refused`) lets the round go on with the next item."""
         try:
-            return self._ask(member, agency, method, request)
+            return ask(member, *args)
         except errors.FromMember as exc:
-            log.warning("[network] member %s refused %s for %s: %s", member.id, method, agency,
-                        exc.message)
-            return None
+            log.warning("[network] member %s refused a question about %s: %s", member.id,
+                        ", ".join(args), exc.message)
+        except errors.DataLoss as exc:
+            if exc.reason != MEMBER_ANSWER_INVALID:
+                raise
+            refused.append(exc)
+        return 0
+
+    def _learn_request(self, member: network_pb2.MemberGateway, requester: str,
+                       name: str) -> int:
+        answer = self._ask(member, str(AgencyName(requester)), "GetAccessRequest",
+                           exchange_pb2.GetAccessRequestRequest(name=name))
+        return int(self._learn(member, answer.access_request))
+
+    def _learn_grants(self, member: network_pb2.MemberGateway, grantee: str) -> int:
+        agency = str(AgencyName(grantee))
+        request = exchange_pb2.ListGrantsRequest(
+            parent=agency, direction=exchange_pb2.DIRECTION_OUTGOING)
+        grants = list(self._pages(member, agency, "ListGrants", request, "grants"))
+        return self._forwarding.grants_learned(member.id, grants)
 
     def _learn(self, member: network_pb2.MemberGateway,
                answer: exchange_pb2.AccessRequest) -> bool:
         """Keep what `member` answers of a carried request, with its grant once approved."""
         grant = None
-        if answer.grant and not self._forwarding.grant_held(answer.grant):
+        if answer.grant and not self._forwarding.grant_held(member.id, answer.grant):
             request = exchange_pb2.ListGrantsRequest(
                 parent=answer.requester, direction=exchange_pb2.DIRECTION_OUTGOING,
                 dataset=answer.dataset)
@@ -268,13 +335,17 @@ class Carrier:
 
     def _pages(self, member: network_pb2.MemberGateway, agency: str, method: str,
                request: Any, field: str) -> Iterator[Any]:
-        """Every item of a listing of `member`, page after page."""
-        while True:
+        """The items of a listing of `member`, page after page, MAX_PAGES pages at most (a
+        member answering a next page forever must not hold the round)."""
+        request.page_size = PAGE_SIZE
+        for _ in range(MAX_PAGES):
             page = self._ask(member, agency, method, request)
             yield from getattr(page, field)
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
+        log.warning("[network] member %s lists more than %d pages of %s for %s: the rest is"
+                    " not read", member.id, MAX_PAGES, method, agency)
 
     def _note_reached(self, member_id: str) -> None:
         with self._lock:
@@ -307,7 +378,8 @@ def carried_error(member: network_pb2.MemberGateway, exc: grpc.RpcError) -> erro
             f" answer ({exc.code().name}: {exc.details()}): retry later",
             reason=MEMBER_UNAVAILABLE, member=member.id)
     return errors.FromMember(exc.code().name, f"member {member.id} answered: {answer.message}",
-                             reason=answer.reason, **answer.metadata, network_member=member.id)
+                             reason=answer.reason,
+                             metadata={**answer.metadata, "network_member": member.id})
 
 
 def _held_by(member: network_pb2.MemberGateway, item: Any) -> None:

@@ -202,6 +202,10 @@ class NetworkConfig:
     configuration each holds, with its own view: a log showing two histories, or two
     configurations of one version, is kept as evidence and audited (govshare network
     status)."""
+    relay_idle_seconds: float = 30.0
+    """How long a fetch this gateway relays from another member may wait for that member's
+    next message: past it the relay is cut (UNAVAILABLE RELAY_IDLE, the agency may resume),
+    so a member that hangs holds neither the agency's stream slots nor a server thread."""
 
 
 @dataclass(frozen=True)
@@ -360,6 +364,7 @@ def problems(config: Config) -> list[str]:
         ("[network] witness_push_seconds", config.network.witness_push_seconds),
         ("[network] replicate_seconds", config.network.replicate_seconds),
         ("[network] gossip_seconds", config.network.gossip_seconds),
+        ("[network] relay_idle_seconds", config.network.relay_idle_seconds),
     ) if not value > 0]  # so that a nan of a Config built in code is refused too
     found += [f"[exchange] {key} must be at most {most}, got {value!r}" for key, value, most in (
         ("decision_working_days", config.exchange.decision_working_days, 366),
@@ -381,6 +386,7 @@ def problems(config: Config) -> list[str]:
         ("[network] witness_push_seconds", config.network.witness_push_seconds),
         ("[network] replicate_seconds", config.network.replicate_seconds),
         ("[network] gossip_seconds", config.network.gossip_seconds),
+        ("[network] relay_idle_seconds", config.network.relay_idle_seconds),
     ) if not value <= LONGEST_TIMER]
     if limits.max_chunk_bytes + FRAMING_BYTES > CLIENT_MESSAGE_BYTES:
         found.append("[limits] max_chunk_bytes must be at most"

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certs import ca as certs_ca
+from certs import network_configuration as netconf
 from certs.identity import Identity, identity_from_certificate
 from gateway import paging
 from gateway.config import LimitsConfig
@@ -47,10 +48,7 @@ def region_prefix(region_code: str, field: str = "region_code") -> str:
         raise errors.InvalidArgument(
             f"{field} must be a six-digit GB/T 2260 code such as 440000", field=field
         )
-    prefix = region_code
-    while prefix.endswith("00"):
-        prefix = prefix[:-2]
-    return prefix
+    return netconf.region_prefix(region_code)
 
 
 def serves(member: network_pb2.MemberGateway, region_code: str) -> bool:
@@ -81,7 +79,7 @@ class Directory:
     def __init__(self, db: Database, work: UnitOfWork, agencies: DirectoryCache,
                  statements: StatementOpener, ca_certificate: x509.Certificate,
                  limits: LimitsConfig, page_tokens: PageTokens,
-                 network: NetworkMembership | None):
+                 network: NetworkMembership | None = None):
         self._db = db
         self._work = work
         self._agencies = agencies
@@ -90,6 +88,7 @@ class Directory:
         self._limits = limits
         self._page_tokens = page_tokens
         self._network = network
+        """The configuration held, whose members may carry calls for their agencies."""
 
     def register(
         self, call: Call, agency_id: str, display_name: str, region_code: str,
@@ -298,8 +297,11 @@ class Directory:
     def acting(self, call: Call) -> Agency:
         """The directory row of the agency `call` acts as, checked again as at its door (a
         stream checks while it runs): registered and active here, or homed and active at the
-        peer that carries the call."""
+        peer that carries the call, still a member of the configuration held with the
+        certificate it presented (PEER_NOT_IN_NETWORK once it left, as its new calls are)."""
         if call.via is not None and call.peer is not None:
+            if self._network is not None:
+                self._network.peer(call.via)
             return self.homed_at(call.peer.id, call.caller.identity.id)
         return self.registered(call.caller)
 

@@ -652,7 +652,7 @@ class _Planned:
     events: list
 
 
-def _content(statement: Any) -> Any:
+def request_content(statement: Any) -> Any:
     """What a statement asks, without the nonce and create_time renewed on every signing."""
     content = exchange_pb2.AccessRequestStatement()
     content.CopyFrom(statement)
@@ -664,7 +664,7 @@ def _content(statement: Any) -> Any:
 def _retry(conn: Any, existing: AccessRequest, statement: Any, now: datetime) -> Created:
     """A retry asking the same (a fresh nonce and create_time aside) returns the first request;
     a different statement is refused."""
-    if _content(decode_statement(existing)) != _content(statement):
+    if request_content(decode_statement(existing)) != request_content(statement):
         raise errors.AlreadyExists(
             f"request_id {existing.request_id} was already used for another statement"
             f" ({existing.name}); choose a new request_id for a new request",

@@ -425,12 +425,12 @@ class Fetcher:
 
 def broken_by(exc: BaseException) -> tuple[str, str]:
     """The reason and outcome a fetch's break event records for `exc`, which ended it: the
-    refusal itself (REFUSED), the client going away, or a failure the wrapper logs and answers
-    INTERNAL."""
+    refusal itself (REFUSED), the client going away (its stream closed, or the call found
+    cancelled: errors.Cancelled), or a failure the wrapper logs and answers INTERNAL."""
+    if isinstance(exc, GeneratorExit | errors.Cancelled):
+        return "CANCELLED: the client ended the stream", record.ALLOWED
     if isinstance(exc, errors.GatewayError):
         return f"{exc.reason}: {exc.message}", record.REFUSED
-    if isinstance(exc, GeneratorExit):
-        return "CANCELLED: the client ended the stream", record.ALLOWED
     return f"INTERNAL: the gateway failed ({type(exc).__name__})", record.ALLOWED
 
 

@@ -12,9 +12,23 @@ A copy changes only as its member says: in the answer to a call carried there (G
 or when the requester's gateway asks about the requests still PENDING and the grants still in
 force (the carrier's rounds). A change learned so is audited (the gateway as actor) and given
 to the requester as the event a local decision gives it (WatchEvents). What a member answers
-is checked before it is kept: the request is the requester's, of the very statement it signed,
-and a grant verifies with the member's signing certificate of the network configuration and
-says what the copy says.
+is checked before it is kept (`_answer`, `_grant_row`, `_check_names`); anything else is
+DATA_LOSS MEMBER_ANSWER_INVALID and nothing of it is kept:
+
+1. the request is the requester's, named under it, of the very statement it signed (for a
+   retry signed anew, the earlier statement it signed asking the same, which the member
+   answers with), every field it signed read from that statement (the unsigned copy must
+   equal it), its times within the Timestamp range, for a dataset of an agency homed at that
+   very member;
+2. a decision it carries is the one the dataset's owner signed for that request (its key as
+   replicated), saying what the request's state says; a denial carries one;
+3. a grant verifies with the member's signing certificate of the network configuration (or one
+   it had before, for a grant signed while that was current), says what the copy says, and is
+   the grant of that request: named under the requester, of the requester, the owner and the
+   dataset the request names;
+4. a copy never takes the place of a row it is not: a request or grant name this gateway holds
+   must be a copy of that member's, of that request (a name of a local request or grant, or of
+   another member's copy, is refused), so no member can bring back a grant that was revoked.
 """
 
 from __future__ import annotations
@@ -25,13 +39,15 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from certs import member_signing
 from certs.identity import Identity
 from gateway.context import Call
 from gateway.directory import DirectoryCache
-from gateway.exchange import APPROVED, PENDING, WITHDRAWN
+from gateway.exchange import APPROVED, PENDING, WITHDRAWN, request_content
 from gateway.federation import NetworkMembership
 from gateway.identity import AGENCY, PEER
-from gateway.models import AccessRequest, Event, Grant
+from gateway.models import AccessRequest, Agency, Event, Grant
+from gateway.statements import StatementOpener
 from gateway.storage import Database
 from gateway.storage import events as events_sql
 from gateway.storage import exchange as sql
@@ -40,7 +56,7 @@ from gateway.unit_of_work import Tx, UnitOfWork
 from gateway.v1 import catalog_pb2, envelope_pb2, exchange_pb2, network_pb2
 from govshare import envelopes, errors, signing, times
 from govshare.enums import enum_name
-from govshare.names import AccessRequestName, AgencyName, DatasetName, VersionName
+from govshare.names import AccessRequestName, AgencyName, DatasetName, GrantName, VersionName
 from govshare.transparency import record
 
 FORWARD = "exchange.request.forward"
@@ -54,6 +70,9 @@ MEMBER_ANSWER_INVALID = "MEMBER_ANSWER_INVALID"
 MAX_MEMBER_TEXT = 1000
 """A reason a member gives (network text) is kept clipped to this many bytes."""
 
+_DECIDED = {APPROVED: exchange_pb2.DECISION_OUTCOME_APPROVE,
+            "DENIED": exchange_pb2.DECISION_OUTCOME_DENY}
+"""The outcome the owner's signed decision of a request in each state says."""
 _LEARNED_EVENTS = {APPROVED: "ACCESS_REQUEST_APPROVED", "DENIED": "ACCESS_REQUEST_DENIED",
                    WITHDRAWN: "ACCESS_REQUEST_WITHDRAWN"}
 """The WatchEvents type a requester gets for a carried request closed at its member."""
@@ -64,10 +83,12 @@ class Forwarding:
     requests and grants carried there."""
 
     def __init__(self, db: Database, work: UnitOfWork, agencies: DirectoryCache,
-                 network: NetworkMembership | None, actor: str, clock: Callable[[], datetime]):
+                 statements: StatementOpener, network: NetworkMembership | None, actor: str,
+                 clock: Callable[[], datetime]):
         self._db = db
         self._work = work
         self._agencies = agencies
+        self._statements = statements
         self._network = network
         self._actor = actor
         """This gateway's identity URI: the actor of what it learns from its members."""
@@ -117,10 +138,11 @@ class Forwarding:
         """Keep the copy of a request carried to `member` and its answer, with the audit event
         of what passed through (a retry answered with a request already kept is learned like
         any other answer)."""
-        request = _request_row(answer.access_request, member)
-        _check_carried(request, call.caller.identity.id, envelope)
+        envelope = self._first_signed(call, envelope, answer.access_request.signed_statement)
+        request = self._answer(member, answer.access_request, call.caller.identity.id, envelope)
         grant = self._grant_row(member, request, answer.grant) if answer.HasField("grant") \
             else None
+        self._check_names(member, request, grant)
 
         def change(tx: Tx) -> tuple[None, list[record.Event]]:
             if _copy(tx, request.name) is not None:
@@ -138,12 +160,13 @@ class Forwarding:
                 grant: exchange_pb2.Grant | None) -> bool:
         """Keep what `member` now answers of a carried request (and its grant, which an
         approved one needs); True when that closed it, audited and told to its requester."""
-        request = _request_row(answer, member)
-        kept = self._kept(request.name, member)
-        _check_carried(request, kept.requester,
-                       envelope_pb2.Envelope.FromString(kept.signed_statement))
+        kept = self._kept(answer.name, member)
+        request = self._answer(member, answer, kept.requester,
+                               envelope_pb2.Envelope.FromString(kept.signed_statement))
         row = self._grant_row(member, request, grant) if grant is not None else None
-        if request.state == APPROVED and row is None and not self.grant_held(request.grant_name):
+        self._check_names(member, request, row)
+        if request.state == APPROVED and row is None and not self._holds_grant_of(
+                member, request):
             raise _invalid(member, f"{request.name} is APPROVED without its grant")
 
         def change(tx: Tx) -> tuple[bool, list[record.Event]]:
@@ -156,10 +179,13 @@ class Forwarding:
                   reason: str) -> None:
         """Keep the copy of a carried request its requester withdrew at `member`, with the
         audit event of the withdrawal."""
-        request = _request_row(answer, member)
-        kept = self._kept(request.name, member)
-        _check_carried(request, call.caller.identity.id,
-                       envelope_pb2.Envelope.FromString(kept.signed_statement))
+        kept = self._kept(answer.name, member)
+        request = self._answer(member, answer, call.caller.identity.id,
+                               envelope_pb2.Envelope.FromString(kept.signed_statement))
+        self._check_names(member, request, None)
+        if request.state != WITHDRAWN:
+            raise _invalid(member, f"it answered a withdrawal of {request.name} with a request"
+                                   f" {request.state}")
 
         def change(tx: Tx) -> tuple[None, list[record.Event]]:
             sql.put_forwarded_request(tx.conn, request)
@@ -206,17 +232,23 @@ class Forwarding:
         return sql.open_members(self._db.reader(), call.caller.identity.id,
                                 times.to_text(call.time))
 
-    def grant_held(self, name: str | None) -> bool:
-        """Whether a copy of grant `name` is kept."""
-        return bool(name) and sql.get_grant(self._db.reader(), name,
-                                            self._now()) is not None
+    def grant_held(self, member: str, name: str) -> bool:
+        """Whether a copy of grant `name`, given by `member`, is kept."""
+        held = sql.get_grant(self._db.reader(), name, self._now()) if name else None
+        return held is not None and held.member == member
 
-    def refused(self, member: str, error: errors.GatewayError) -> None:
-        """Audit an answer of `member` this gateway did not take in its rounds (the member as
-        actor): evidence of a misbehaving member, as a refused replicated change is."""
+    def refused(self, member: str, error: errors.GatewayError, more: int = 0,
+                call: Call | None = None) -> None:
+        """Audit an answer of `member` this gateway did not take (the member as actor):
+        evidence of a misbehaving member, as a refused replicated change is. In a carried
+        call (`call`), as a refusal of that call the caller's agency sees; in a round, one
+        event for the round's `more` other refusals too."""
+        also = f" (and {more} more answers of this round)" if more else ""
         self._work.append([record.Event(
-            Identity(PEER, member).uri, LEARN_REQUEST, outcome=record.REFUSED,
-            reason=f"{error.reason}: {error.message}", time=self._now())])
+            Identity(PEER, member).uri, call.action if call else LEARN_REQUEST,
+            resources=tuple(call.resources) if call else (),
+            agencies=(call.caller.agency_name,) if call else (), outcome=record.REFUSED,
+            reason=f"{error.reason}: {error.message}{also}", time=self._now())])
 
     def _now(self) -> str:
         return times.to_text(self._clock())
@@ -260,6 +292,77 @@ class Forwarding:
 
     # -- checking a member's answers ---------------------------------------------------------
 
+    def _answer(self, member: str, answer: exchange_pb2.AccessRequest, requester: str,
+                envelope: envelope_pb2.Envelope) -> AccessRequest:
+        """The copy of `member`'s answer about the request `requester` signed as `envelope`,
+        once it is that request, for a dataset of an agency homed at `member`, carrying only
+        the decision its owner signed (checks 1 and 2 of the module docstring)."""
+        request = _request_row(answer, member)
+        _check_carried(request, requester, envelope)
+        owner = replica_sql.replica_agency(self._db.reader(), request.owner)
+        if owner is None or owner.network_member != member:
+            raise _invalid(member, f"{request.dataset} is not of an agency homed there")
+        self._check_decision(member, request, owner)
+        return request
+
+    def _first_signed(self, call: Call, carried: envelope_pb2.Envelope,
+                      answered: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+        """The statement a request carried for `call` is of: `answered`, the one the member
+        answers with, when the caller signed it asking what `carried` asks (a retry signed
+        anew, after the answer to the first was lost on the way: the member answers with the
+        first request); else `carried`, against which the answer is then checked."""
+        if answered.SerializeToString() == carried.SerializeToString():
+            return carried
+        try:
+            earlier = self._statements.open_signed(call, answered, envelopes.ACCESS_REQUEST,
+                                                   "access_request.signed_statement")
+        except errors.GatewayError:
+            return carried
+        now = envelopes.claimed(carried, envelopes.ACCESS_REQUEST)
+        same = now is not None and request_content(earlier) == request_content(now)
+        return answered if same else carried
+
+    def _check_decision(self, member: str, request: AccessRequest, owner: Agency) -> None:
+        """A decision passed on is the owner's, signed for this request, saying what its
+        state says; a denial carries one (an approval at once, of an UNCONDITIONAL dataset,
+        has none)."""
+        if request.signed_decision is None:
+            if request.state == "DENIED":
+                raise _invalid(member, f"{request.name} is DENIED without its owner's decision")
+            return
+        try:
+            decision = self._statements.open_passed_on(
+                owner, envelope_pb2.Envelope.FromString(request.signed_decision),
+                envelopes.DECISION, "signed_decision")
+        except (errors.GatewayError, ValueError) as exc:
+            raise _invalid(member, f"the decision on {request.name} is not its owner's:"
+                                   f" {getattr(exc, 'message', exc)}") from None
+        if (decision.access_request, decision.outcome) != (request.name,
+                                                            _DECIDED.get(request.state)):
+            raise _invalid(member, f"the decision its owner signed does not say {request.name}"
+                                   f" is {request.state}")
+
+    def _check_names(self, member: str, request: AccessRequest, grant: Grant | None) -> None:
+        """Check 4 of the module docstring: the names of a request and grant `member`
+        answered with are new here, or those of its own copies of that request."""
+        reader, now = self._db.reader(), self._now()
+        kept = sql.get_access_request(reader, request.name, now)
+        if kept is not None and (kept.member, kept.statement_digest) != (
+                member, request.statement_digest):
+            raise _invalid(member, f"it answered with {request.name}, the name of a request it"
+                                   " does not hold")
+        if grant is None:
+            return
+        held = sql.get_grant(reader, grant.name, now)
+        if held is not None and (held.member, held.access_request) != (member, request.name):
+            raise _invalid(member, f"it answered with {grant.name}, the name of a grant it did"
+                                   f" not give for {request.name}")
+
+    def _holds_grant_of(self, member: str, request: AccessRequest) -> bool:
+        """Whether the copy of `request`'s grant, given by `member`, is kept."""
+        held = sql.get_grant(self._db.reader(), request.grant_name or "", self._now())
+        return held is not None and (held.member, held.access_request) == (member, request.name)
+
     def _kept(self, name: str, member: str) -> AccessRequest:
         """The copy of request `name` carried to `member`, which an answer about it updates."""
         kept = sql.get_access_request(self._db.reader(), name, self._now())
@@ -273,15 +376,20 @@ class Forwarding:
         network configuration and its signed statement says what the grant says, for
         `request`."""
         statement = self._signed_grant(member, grant.signed_statement)
-        times_given = (_time(statement.create_time), _time(statement.expire_time))
+        times_given = (_time(statement.create_time, member),
+                       _time(statement.expire_time, member))
         said = (statement.grant, statement.grantee, statement.owner, statement.dataset,
                 statement.access_request, list(statement.fields))
         shown = (grant.name, grant.grantee, grant.owner, grant.dataset, grant.access_request,
                  list(grant.fields))
-        wanted = (request.name, str(AgencyName(request.requester)), request.dataset)
-        if said != shown or (said[4], said[1], said[3]) != wanted:
+        requester = AgencyName(request.requester)
+        wanted = (request.name, str(requester), str(AgencyName(request.owner)), request.dataset)
+        named = GrantName.match(grant.name)
+        if (said != shown or (said[4], said[1], said[2], said[3]) != wanted or named is None
+                or named.agency != requester.agency
+                or request.grant_name not in (None, grant.name)):
             raise _invalid(member, f"its grant {grant.name} does not say what its signed"
-                                   f" statement says, for {request.name}")
+                                   f" statement says, or is not the grant of {request.name}")
         revoked = grant.state == exchange_pb2.GRANT_STATE_REVOKED
         return Grant(
             name=grant.name, grantee=request.requester, owner=request.owner,
@@ -290,7 +398,7 @@ class Forwarding:
             state="REVOKED" if revoked else "ACTIVE",
             signed_statement=grant.signed_statement.SerializeToString(),
             create_time=times_given[0] or "", expire_time=times_given[1] or "",
-            revoke_time=_time(grant.revoke_time) if revoked else None,
+            revoke_time=_time(grant.revoke_time, member) if revoked else None,
             revoke_reason=errors.clip(grant.revoke_reason, MAX_MEMBER_TEXT),
             max_classification=enum_name(catalog_pb2.Classification,
                                          statement.max_classification),
@@ -299,38 +407,44 @@ class Forwarding:
 
     def _signed_grant(self, member: str,
                       envelope: envelope_pb2.Envelope) -> exchange_pb2.GrantStatement:
-        pem = self.member(member).signing_certificate_pem
         try:
-            envelopes.check_sealed(envelope, signing.VerifyKey.from_certificate(pem),
-                                   envelopes.GRANT)
-            return exchange_pb2.GrantStatement.FromString(envelope.payload)
+            return member_signing.open_signed(self.member(member), envelope, envelopes.GRANT,
+                                              exchange_pb2.GrantStatement, "create_time")
         except (signing.SignatureError, ValueError) as exc:
             raise _invalid(member, f"its grant is not signed with its signing certificate"
                                    f" ({exc})") from None
 
 
 def _request_row(answer: exchange_pb2.AccessRequest, member: str) -> AccessRequest:
-    """The copy of a request as `member` answered it (an EXPIRED one is APPROVED: its copy's
-    grant expires here too)."""
+    """The copy of a request as `member` answered it, what the requester signed read from its
+    signed statement (an EXPIRED one is APPROVED: its copy's grant expires here too)."""
     try:
         requester = AgencyName.parse(answer.requester, "access_request.requester").agency
         owner = AgencyName.parse(answer.owner, "access_request.owner").agency
         AccessRequestName.parse(answer.name, "access_request.name")
         state = enum_name(exchange_pb2.AccessRequestState, answer.state)
+        signed = envelopes.decode(answer.signed_statement, envelopes.ACCESS_REQUEST,
+                                  "access_request.signed_statement")
     except (errors.InvalidArgument, ValueError) as exc:
         raise _invalid(member, str(exc)) from None
+    if answer.statement != signed or answer.dataset != signed.dataset:
+        raise _invalid(member, f"its copy of the statement of {answer.name} is not the"
+                               " statement signed")
+    grant_name = answer.grant or None
+    if grant_name is not None and GrantName.match(grant_name) is None:
+        raise _invalid(member, f"{answer.name} names {grant_name!r}, which is no grant")
     return AccessRequest(
-        name=answer.name, requester=requester, owner=owner, dataset=answer.dataset,
-        request_id=answer.statement.request_id,
+        name=answer.name, requester=requester, owner=owner, dataset=signed.dataset,
+        request_id=signed.request_id,
         statement_digest=envelopes.envelope_id(answer.signed_statement),
         signed_statement=answer.signed_statement.SerializeToString(),
         state=APPROVED if state == "EXPIRED" else state,
         state_reason=errors.clip(answer.state_reason, MAX_MEMBER_TEXT),
-        decide_deadline=_time(answer.decide_deadline),
+        decide_deadline=_time(answer.decide_deadline, member),
         signed_decision=(answer.signed_decision.SerializeToString()
                          if answer.HasField("signed_decision") else None),
-        grant_name=answer.grant or None, create_time=_time(answer.create_time) or "",
-        decide_time=_time(answer.decide_time), member=member)
+        grant_name=grant_name, create_time=_time(answer.create_time, member) or "",
+        decide_time=_time(answer.decide_time, member), member=member)
 
 
 def _check_carried(request: AccessRequest, requester: str,
@@ -358,9 +472,15 @@ def _copy(tx: Tx, name: str) -> AccessRequest | None:
     return sql.get_access_request(tx.conn, name, times.to_text(tx.now))
 
 
-def _time(stamp: Timestamp) -> str | None:
-    """A time a member sent, as stored (None when unset)."""
-    return times.to_text(times.from_timestamp(stamp)) if stamp.ByteSize() else None
+def _time(stamp: Timestamp, member: str) -> str | None:
+    """A time `member` sent, as stored (None when unset); one out of the Timestamp range is
+    an answer not taken."""
+    if not stamp.ByteSize():
+        return None
+    try:
+        return times.to_text(times.from_timestamp(stamp))
+    except errors.InvalidArgument as exc:
+        raise _invalid(member, exc.message) from None
 
 
 def _envelope_ids(grant: Grant | None) -> tuple[str, ...]:

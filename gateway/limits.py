@@ -49,6 +49,11 @@ class Limiter:
                 )
             self._buckets[caller] = (tokens - 1.0, now)
 
+    def streams(self, caller: str) -> int:
+        """How many stream slots `caller` holds now."""
+        with self._lock:
+            return self._streams.get(caller, 0)
+
     @contextmanager
     def stream(self, caller: str) -> Iterator[None]:
         """Hold one of the caller's concurrent stream slots for the duration of a stream."""

@@ -4,7 +4,8 @@ latest checkpoint, and keeps the cosignatures they give.
 Every [network] witness_push_seconds a thread asks each other member (at its configuration
 `address`, over mutual TLS with the gateway's own TLS certificate, the member's server
 certificate pinned to its configuration `tls_certificate_pem`) to cosign the latest
-checkpoint, with a consistency proof from the size that witness last cosigned. The gateway
+checkpoint, with a consistency proof from the size that witness last cosigned: one checkpoint
+per round, the latest when the round starts, the same for every witness. The gateway
 learns that size as the spec intends: from the witness's 409 answer (ABORTED
 WITNESS_SIZE_CONFLICT, metadata `witness_size`), and then from each cosignature it receives.
 An answer is stored only as what it must be, one signature line of the member's
@@ -31,7 +32,7 @@ from agencies.errors import from_rpc_error
 from gateway import federation
 from gateway.audit.log import AuditLog
 from gateway.federation import NetworkMembership
-from gateway.models import Cosignature
+from gateway.models import Checkpoint, Cosignature
 from gateway.periodic import Periodic
 from gateway.storage import witness as sql
 from gateway.unit_of_work import UnitOfWork
@@ -142,19 +143,24 @@ class CosignatureCollector:
 
     def push(self, *, due_only: bool = False) -> dict[str, str]:
         """Ask each other member (only those due, with `due_only`) to cosign the latest
-        checkpoint; what came of it per member id: "cosigned", "up to date" or the failure."""
+        checkpoint; what came of it per member id: "cosigned", "up to date" or the failure.
+        A round asks every witness for the same checkpoint, the latest when it starts: one
+        read anew for each would, under a steady load, have witnesses cosign different
+        checkpoints, some of which would never reach their quorum."""
         outcomes = {}
         with self._lock:
+            latest = self._log.checkpoint()
             for member in self._network.others():
                 state = self._witnesses.setdefault(member.id, _Witness())
                 if due_only and time.monotonic() < state.next_try:
                     continue
-                outcomes[member.id] = self._push_one(member, state)
+                outcomes[member.id] = self._push_one(member, state, latest)
         return outcomes
 
-    def _push_one(self, member: network_pb2.MemberGateway, state: _Witness) -> str:
+    def _push_one(self, member: network_pb2.MemberGateway, state: _Witness,
+                  latest: Checkpoint) -> str:
         try:
-            outcome = self._ask(member, state)
+            outcome = self._ask(member, state, latest)
         except (grpc.RpcError, WitnessUnusable) as exc:
             if isinstance(exc, grpc.RpcError):
                 self._channels.failed(member, exc)
@@ -170,8 +176,8 @@ class CosignatureCollector:
         state.failures, state.next_try = 0, 0.0
         return outcome
 
-    def _ask(self, member: network_pb2.MemberGateway, state: _Witness) -> str:
-        latest = self._log.checkpoint()
+    def _ask(self, member: network_pb2.MemberGateway, state: _Witness,
+             latest: Checkpoint) -> str:
         if state.size == latest.tree_size:
             return "up to date"
         stub = witness_pb2_grpc.WitnessServiceStub(self._channels.channel(member))

@@ -27,6 +27,11 @@ class Periodic:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called: a long round checks it between its steps and ends."""
+        return self._stopped.is_set()
+
     def stop(self) -> None:
         self._stopped.set()
         if self._thread.is_alive():

@@ -9,7 +9,7 @@ refusal in the audit log, and writes one log line per RPC. A gateway that is a n
 and whose network configuration has expired refuses every call at the door (but the
 configuration's own read, declared with `fail_closed=False`). Anything unexpected becomes INTERNAL
 with a request id; the traceback goes to the log only. A request that does not parse (corrupt
-bytes, invalid UTF-8 in a string) reaches the wrapper as `Undecodable` (see `DecodeGuard`) and
+bytes, invalid UTF-8 in a string) reaches the wrapper as `Undecodable` (see `MessageCodecs`) and
 is refused, and audited, with INVALID_ARGUMENT once the caller is known.
 
 A peer gateway speaks for one of its own agencies with the call metadata `govshare-on-behalf-of:
@@ -84,9 +84,11 @@ class Undecodable:
             " takes, with UTF-8 strings", reason="MALFORMED_REQUEST", field="request")
 
 
-class DecodeGuard(grpc.ServerInterceptor):
-    """Hands gateway.v1 requests that do not parse to the wrapper as `Undecodable`, instead of
-    letting grpcio answer INTERNAL ("Exception deserializing request!") unaudited."""
+class MessageCodecs(grpc.ServerInterceptor):
+    """The gateway.v1 methods' message codecs: a request that does not parse reaches the
+    wrapper as `Undecodable`, instead of grpcio answering INTERNAL ("Exception deserializing
+    request!") unaudited; a response that is `bytes` was serialised already (a relayed chunk,
+    gateway/carrier.py) and goes out as it is."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
@@ -98,9 +100,17 @@ class DecodeGuard(grpc.ServerInterceptor):
             if handler is None or not details.method.startswith("/gateway.v1."):
                 return handler
             guarded = handler._replace(
-                request_deserializer=_lenient(handler.request_deserializer))
+                request_deserializer=_lenient(handler.request_deserializer),
+                response_serializer=_passing_bytes(handler.response_serializer))
             self._handlers[details.method] = guarded
         return guarded
+
+
+def _passing_bytes(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def serialize_or_pass(message: Any) -> bytes:
+        return message if type(message) is bytes else serialize(message)
+
+    return serialize_or_pass
 
 
 def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -193,8 +203,7 @@ class _Scope:
 
     def begin(self, door: _Door) -> Call:
         self.call = _identify(self.gateway, self.context, self.action, self.request)
-        claimed = dict(self.context.invocation_metadata() or ()).get(ON_BEHALF_KEY, "")
-        _admit(self.gateway, self.call, door, claimed)
+        _admit(self.gateway, self.call, door, _claimed(self.context))
         self.admitted = True
         if isinstance(self.request, Undecodable):
             raise self.request.refusal()
@@ -238,6 +247,18 @@ def _identify(
         call.request = request
         call.resources = [getattr(request, f) for f in _NAME_FIELDS if getattr(request, f, "")]
     return call
+
+
+def _claimed(context: grpc.ServicerContext) -> str:
+    """The agency the call's metadata says it is carried for ("": none); INVALID_ARGUMENT
+    ON_BEHALF_INVALID when it says so more than once, since which one would hold is no one's
+    to guess."""
+    values = [value for key, value in context.invocation_metadata() or ()
+              if key == ON_BEHALF_KEY]
+    if len(values) > 1:
+        raise errors.InvalidArgument(f"{ON_BEHALF_KEY} must be sent once, naming one agency",
+                                     reason="ON_BEHALF_INVALID", field=ON_BEHALF_KEY)
+    return values[0] if values else ""
 
 
 def _admit(gateway: Gateway, call: Call, door: _Door, claimed: str) -> None:

@@ -48,7 +48,7 @@ from gateway.relaying import Relaying
 from gateway.remote_logs import RemoteLogs
 from gateway.replication import Replicas
 from gateway.replicator import Replicator
-from gateway.rpc import DecodeGuard
+from gateway.rpc import MessageCodecs
 from gateway.services.audit import AuditService
 from gateway.services.catalog import CatalogService
 from gateway.services.directory import DirectoryService
@@ -186,8 +186,8 @@ class Gateway:
         self.replicas = Replicas(self.db, self.work, self.network, self.ca_certificate,
                                  config.limits, config.network.replicate_seconds,
                                  self.identity.uri)
-        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.network,
-                                     self.identity.uri, self.now)
+        self.forwarding = Forwarding(self.db, self.work, self.agencies, self.statements,
+                                     self.network, self.identity.uri, self.now)
         self.witness = self.cosignatures = self.replicator = self.peer_channels = None
         self.evidence = self.gossip = None
         if self.network is not None:
@@ -202,7 +202,8 @@ class Gateway:
             self.evidence = NetworkEvidence(self.work, self.identity.uri)
             self.gossip = Gossip(self.log, self.work, self.witness, self.evidence, self.network,
                                  self.peer_channels, config.network.gossip_seconds)
-        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network)
+        self.relaying = Relaying(self.work, self.directory, self.authenticator, self.network,
+                                 config.network.relay_idle_seconds)
         self.carrier = Carrier(self.forwarding, self.exchange, self.relaying, self.network,
                                self.peer_channels, config.network.replicate_seconds)
         self.remote_logs = RemoteLogs(self.network, self.peer_channels, config.audit.origin)
@@ -412,7 +413,7 @@ def _grpc_server(config: Config, gateway: Gateway) -> tuple[grpc.Server, health.
                                    thread_name_prefix="rpc"),
         options=options,
         maximum_concurrent_rpcs=config.server.max_workers * 4,
-        interceptors=(DecodeGuard(),),
+        interceptors=(MessageCodecs(),),
     )
     register_services(server, gateway)
     health_servicer = health.HealthServicer(

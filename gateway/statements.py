@@ -117,12 +117,36 @@ class StatementOpener:
         agency = call.agency
         if agency is None:
             return None, "", ""
-        if agency.signing_key_id == key_id:
-            return agency, agency.signing_certificate_pem, ""
-        for retired in json.loads(agency.previous_signing_certificates):
-            if retired["key_id"] == key_id:
-                return agency, retired["certificate_pem"], retired["retire_time"]
-        return None, "", ""
+        pem, retired = _agency_key(agency, key_id)
+        return (agency, pem, retired) if pem else (None, "", "")
+
+    def open_passed_on(self, agency: Agency, envelope: envelope_pb2.Envelope,
+                       payload_type: str, field: str) -> Any:
+        """A statement `agency`, homed at another member, signed earlier and that member
+        passes on (an owner's decision): one Ed25519 signature by one of its keys as
+        replicated (a retired one only for what it says it signed before the retirement),
+        whose certificate was valid when the statement says it was signed and is not
+        revoked. errors.PermissionDenied (or InvalidArgument) otherwise."""
+        key_id = envelope.signatures[0].key_id if len(envelope.signatures) == 1 else ""
+        pem, retired = _agency_key(agency, key_id)
+        if not pem:
+            raise errors.PermissionDenied(
+                f"{field} is not signed with a signing key of agency {agency.id}",
+                reason="SIGNER_NOT_OWNER", field=field)
+        certificate, key = _registered(pem)
+        try:
+            envelopes.check_sealed(envelope, key, payload_type)
+        except signing.SignatureError:
+            raise errors.PermissionDenied(
+                f"{field} does not verify with the signing certificate of agency {agency.id}",
+                reason="SIGNATURE_INVALID", field=field) from None
+        statement = envelopes.decode(envelope, payload_type, field)
+        signed = times.from_timestamp(statement.create_time, f"{field}.create_time")
+        self.check_signing_certificate(agency.id, certificate, errors.PermissionDenied, field,
+                                       signed)
+        if retired:
+            _check_signed_before(statement, retired, agency.id, field)
+        return statement
 
     def check_signing_certificate(
         self, agency_id: str, certificate: x509.Certificate,
@@ -143,6 +167,17 @@ class StatementOpener:
         if self._authenticator.revoked(certificate):
             raise refusal(f"the signing certificate of agency {agency_id} has been revoked:"
                           f" {renew}", reason="SIGNING_CERTIFICATE_REVOKED", field=field)
+
+
+def _agency_key(agency: Agency, key_id: str) -> tuple[str, str]:
+    """The certificate (PEM) of `agency`'s signing key `key_id` and, for a key it retired,
+    when ("" for its current key); ("", "") when it holds no such key."""
+    if agency.signing_key_id == key_id:
+        return agency.signing_certificate_pem, ""
+    for retired in json.loads(agency.previous_signing_certificates):
+        if retired["key_id"] == key_id:
+            return retired["certificate_pem"], retired["retire_time"]
+    return "", ""
 
 
 def _check_signed_before(statement: Any, retire_time: str, agency_id: str, field: str) -> None:

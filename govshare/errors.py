@@ -7,6 +7,8 @@ status, with a `google.rpc.ErrorInfo` detail (reason, domain, metadata).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 DOMAIN = "govshare.gateway.v1"
 MAX_MESSAGE_BYTES = 1024
 MAX_METADATA_BYTES = 256
@@ -29,8 +31,12 @@ class GatewayError(Exception):
         self.message = message
         if reason:
             self.reason = reason
-        self.metadata = {key: clip(str(value), MAX_METADATA_BYTES)
-                         for key, value in metadata.items()}
+        self.metadata = clipped(metadata)
+
+
+def clipped(metadata: Mapping[str, object]) -> dict[str, str]:
+    """ErrorInfo metadata, each value as text clipped to MAX_METADATA_BYTES."""
+    return {key: clip(str(value), MAX_METADATA_BYTES) for key, value in metadata.items()}
 
 
 def clip(text: str, limit: int) -> str:
@@ -131,9 +137,13 @@ class FromMember(GatewayError):
 
     reason = "MEMBER_REFUSED"
 
-    def __init__(self, code: str, message: str, *, reason: str = "", **metadata: object):
-        super().__init__(message, reason=reason, **metadata)
+    def __init__(self, code: str, message: str, *, reason: str = "",
+                 metadata: Mapping[str, object]):
+        # The member's metadata is network text: a mapping, never keyword arguments, so that
+        # no key of its choosing ("reason", "message") can collide with ours.
+        super().__init__(message, reason=reason)
         self.code = code
+        self.metadata = clipped(metadata)
 
 
 class NetworkConfigurationRejected(GatewayError):

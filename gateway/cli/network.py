@@ -30,7 +30,7 @@ from gateway.models import Evidence, WitnessedLog
 from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
 from gateway.text import shown
-from gateway.v1 import network_pb2
+from gateway.v1 import directory_pb2, network_pb2
 from gateway.witness import REFUSED as WITNESS_REFUSED
 from govshare import errors, times
 from govshare.signing import SigningKey, VerifyKey
@@ -84,7 +84,8 @@ what a member gateway found of the network."""
 @click.option("--out", required=True, type=_NEW_FILE, help="File to write (never overwritten).")
 def create(description: Path, ca_dir: Path, out: Path) -> None:
     """Build an unsigned configuration from a TOML DESCRIPTION (network_id, quorum and
-    [[members]] with id, region_codes, address, certificates folder and verifier key files)."""
+    [[members]] with id, region_codes, address, certificates folder and verifier key files,
+    and after a renewal previous_signing_certificates)."""
     values = _toml(description)
     network_id = _text(values, "network_id", description)
     quorum = _integer(values, "quorum", description, netconf.MAX_MEMBERS - 1)
@@ -386,7 +387,35 @@ def _member(base: Path, entry: Any, where: str) -> network_pb2.MemberGateway:
         signing_certificate_pem=signing_certificate,
         audit_origin=audit_key.name, audit_verifier_key=audit_key.verifier_key,
         witness_verifier_key=(base / _text(entry, "witness_verifier_key", where)
-                              ).read_text().strip())
+                              ).read_text().strip(),
+        previous_signing_certificates=_previous(base, entry, where))
+
+
+def _previous(base: Path, entry: dict[str, Any], where: str
+              ) -> list[directory_pb2.RetiredSigningCertificate]:
+    """A member's `previous_signing_certificates`, oldest first: each a table naming a signing
+    certificate it had before (`certificate`, a file) and when the next one replaced it
+    (`retire_time`, a TOML date-time with its offset), so that what it signed before a renewal
+    still verifies."""
+    entries = entry.get("previous_signing_certificates", [])
+    if not isinstance(entries, list):
+        raise LocalMistake(f"{where}: previous_signing_certificates must be a list of tables")
+    previous = []
+    for index, item in enumerate(entries):
+        here = f"{where}.previous_signing_certificates[{index}]"
+        retired = item.get("retire_time") if isinstance(item, dict) else None
+        if not isinstance(retired, datetime) or retired.tzinfo is None:
+            raise LocalMistake(f"{here} must be a table such as {{ certificate ="
+                               ' "gd/old/signing.pem", retire_time = 2026-05-01T08:00:00Z }:'
+                               " retire_time a date-time with its offset")
+        pem = (base / _text(item, "certificate", here)).read_text()
+        try:
+            key_id = VerifyKey.from_certificate(pem).key_id
+        except ValueError as exc:
+            raise LocalMistake(f"{here}: not a signing certificate: {exc}") from None
+        previous.append(directory_pb2.RetiredSigningCertificate(
+            certificate_pem=pem, key_id=key_id, retire_time=times.to_timestamp(retired)))
+    return previous
 
 
 def _audit_key(base: Path, entry: dict[str, Any], signing_certificate: str,

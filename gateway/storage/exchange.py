@@ -207,20 +207,26 @@ def count_pending(conn: sqlite3.Connection, requester: str, owner: str) -> int:
 
 def put_forwarded_request(conn: sqlite3.Connection, request: AccessRequest) -> None:
     """Insert or update the copy of a request its member holds (its `member` set); a copy keeps
-    its place in the listing (its seq) and changes only as its member decides or closes it."""
+    its place in the listing (its seq) and changes only as its member decides or closes it.
+    Only a copy of that member, of the same statement, is updated: never a local request nor
+    another member's copy (the forwarding refuses such an answer before; this holds anyway)."""
     insert_access_request(conn, request, on_conflict=(
         " ON CONFLICT (name) DO UPDATE SET state = excluded.state,"
         " state_reason = excluded.state_reason, decide_deadline = excluded.decide_deadline,"
         " signed_decision = excluded.signed_decision, grant_name = excluded.grant_name,"
-        " decide_time = excluded.decide_time"))
+        " decide_time = excluded.decide_time WHERE access_requests.member = excluded.member"
+        " AND access_requests.statement_digest = excluded.statement_digest"))
 
 
 def put_forwarded_grant(conn: sqlite3.Connection, grant: Grant) -> None:
     """Insert or update the copy of a grant its member gave (its `member` set); only its state
-    and revocation change."""
+    and revocation change, and only of a copy of that member for the same request (never a
+    local grant nor another member's copy)."""
     insert_grant(conn, grant, on_conflict=(
         " ON CONFLICT (name) DO UPDATE SET state = excluded.state,"
-        " revoke_time = excluded.revoke_time, revoke_reason = excluded.revoke_reason"))
+        " revoke_time = excluded.revoke_time, revoke_reason = excluded.revoke_reason"
+        " WHERE grants.member = excluded.member"
+        " AND grants.access_request = excluded.access_request"))
 
 
 def forwarded_pending(conn: sqlite3.Connection, member: str, now: str) -> list[AccessRequest]:

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from gateway.v1 import directory_pb2 as gateway_dot_v1_dot_directory__pb2
 from gateway.v1 import envelope_pb2 as gateway_dot_v1_dot_envelope__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/network.proto\x12\ngateway.v1\x1a\x19gateway/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\x1aSignedNetworkConfiguration\x12&\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12!\n\x19\x61uthority_certificate_pem\x18\x02 \x01(\t\"\x8c\x02\n\x14NetworkConfiguration\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12.\n\nissue_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07members\x18\x05 \x03(\x0b\x32\x19.gateway.v1.MemberGateway\x12\x31\n\x0ewitness_policy\x18\x06 \x01(\x0b\x32\x19.gateway.v1.WitnessPolicy\x12\x0f\n\x07\x63rl_der\x18\x07 \x01(\x0c\"\xd0\x01\n\rMemberGateway\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cregion_codes\x18\x02 \x03(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x1b\n\x13tls_certificate_pem\x18\x04 \x01(\t\x12\x1f\n\x17signing_certificate_pem\x18\x05 \x01(\t\x12\x14\n\x0c\x61udit_origin\x18\x06 \x01(\t\x12\x1a\n\x12\x61udit_verifier_key\x18\x07 \x01(\t\x12\x1c\n\x14witness_verifier_key\x18\x08 \x01(\t\"\x1f\n\rWitnessPolicy\x12\x0e\n\x06quorum\x18\x01 \x01(\r\".\n\x1eGetNetworkConfigurationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"h\n\x1fGetNetworkConfigurationResponse\x12\x45\n\x15network_configuration\x18\x01 \x01(\x0b\x32&.gateway.v1.SignedNetworkConfiguration2\x84\x01\n\x0eNetworkService\x12r\n\x17GetNetworkConfiguration\x12*.gateway.v1.GetNetworkConfigurationRequest\x1a+.gateway.v1.GetNetworkConfigurationResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/network.proto\x12\ngateway.v1\x1a\x1agateway/v1/directory.proto\x1a\x19gateway/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\x1aSignedNetworkConfiguration\x12&\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x14.gateway.v1.Envelope\x12!\n\x19\x61uthority_certificate_pem\x18\x02 \x01(\t\"\x8c\x02\n\x14NetworkConfiguration\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12.\n\nissue_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07members\x18\x05 \x03(\x0b\x32\x19.gateway.v1.MemberGateway\x12\x31\n\x0ewitness_policy\x18\x06 \x01(\x0b\x32\x19.gateway.v1.WitnessPolicy\x12\x0f\n\x07\x63rl_der\x18\x07 \x01(\x0c\"\x9e\x02\n\rMemberGateway\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cregion_codes\x18\x02 \x03(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x1b\n\x13tls_certificate_pem\x18\x04 \x01(\t\x12\x1f\n\x17signing_certificate_pem\x18\x05 \x01(\t\x12\x14\n\x0c\x61udit_origin\x18\x06 \x01(\t\x12\x1a\n\x12\x61udit_verifier_key\x18\x07 \x01(\t\x12\x1c\n\x14witness_verifier_key\x18\x08 \x01(\t\x12L\n\x1dprevious_signing_certificates\x18\t \x03(\x0b\x32%.gateway.v1.RetiredSigningCertificate\"\x1f\n\rWitnessPolicy\x12\x0e\n\x06quorum\x18\x01 \x01(\r\".\n\x1eGetNetworkConfigurationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"h\n\x1fGetNetworkConfigurationResponse\x12\x45\n\x15network_configuration\x18\x01 \x01(\x0b\x32&.gateway.v1.SignedNetworkConfiguration2\x84\x01\n\x0eNetworkService\x12r\n\x17GetNetworkConfiguration\x12*.gateway.v1.GetNetworkConfigurationRequest\x1a+.gateway.v1.GetNetworkConfigurationResponseB\x1b\n\x17gov.govshare.gateway.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,18 +35,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.network_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027gov.govshare.gateway.v1P\001'
-  _globals['_SIGNEDNETWORKCONFIGURATION']._serialized_start=100
-  _globals['_SIGNEDNETWORKCONFIGURATION']._serialized_end=203
-  _globals['_NETWORKCONFIGURATION']._serialized_start=206
-  _globals['_NETWORKCONFIGURATION']._serialized_end=474
-  _globals['_MEMBERGATEWAY']._serialized_start=477
-  _globals['_MEMBERGATEWAY']._serialized_end=685
-  _globals['_WITNESSPOLICY']._serialized_start=687
-  _globals['_WITNESSPOLICY']._serialized_end=718
-  _globals['_GETNETWORKCONFIGURATIONREQUEST']._serialized_start=720
-  _globals['_GETNETWORKCONFIGURATIONREQUEST']._serialized_end=766
-  _globals['_GETNETWORKCONFIGURATIONRESPONSE']._serialized_start=768
-  _globals['_GETNETWORKCONFIGURATIONRESPONSE']._serialized_end=872
-  _globals['_NETWORKSERVICE']._serialized_start=875
-  _globals['_NETWORKSERVICE']._serialized_end=1007
+  _globals['_SIGNEDNETWORKCONFIGURATION']._serialized_start=128
+  _globals['_SIGNEDNETWORKCONFIGURATION']._serialized_end=231
+  _globals['_NETWORKCONFIGURATION']._serialized_start=234
+  _globals['_NETWORKCONFIGURATION']._serialized_end=502
+  _globals['_MEMBERGATEWAY']._serialized_start=505
+  _globals['_MEMBERGATEWAY']._serialized_end=791
+  _globals['_WITNESSPOLICY']._serialized_start=793
+  _globals['_WITNESSPOLICY']._serialized_end=824
+  _globals['_GETNETWORKCONFIGURATIONREQUEST']._serialized_start=826
+  _globals['_GETNETWORKCONFIGURATIONREQUEST']._serialized_end=872
+  _globals['_GETNETWORKCONFIGURATIONRESPONSE']._serialized_start=874
+  _globals['_GETNETWORKCONFIGURATIONRESPONSE']._serialized_end=978
+  _globals['_NETWORKSERVICE']._serialized_start=981
+  _globals['_NETWORKSERVICE']._serialized_end=1113
 # @@protoc_insertion_point(module_scope)

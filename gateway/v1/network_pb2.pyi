@@ -1,5 +1,6 @@
 import datetime
 
+from gateway.v1 import directory_pb2 as _directory_pb2
 from gateway.v1 import envelope_pb2 as _envelope_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -37,7 +38,7 @@ class NetworkConfiguration(_message.Message):
     def __init__(self, network_id: _Optional[str] = ..., version: _Optional[int] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., members: _Optional[_Iterable[_Union[MemberGateway, _Mapping]]] = ..., witness_policy: _Optional[_Union[WitnessPolicy, _Mapping]] = ..., crl_der: _Optional[bytes] = ...) -> None: ...
 
 class MemberGateway(_message.Message):
-    __slots__ = ("id", "region_codes", "address", "tls_certificate_pem", "signing_certificate_pem", "audit_origin", "audit_verifier_key", "witness_verifier_key")
+    __slots__ = ("id", "region_codes", "address", "tls_certificate_pem", "signing_certificate_pem", "audit_origin", "audit_verifier_key", "witness_verifier_key", "previous_signing_certificates")
     ID_FIELD_NUMBER: _ClassVar[int]
     REGION_CODES_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +47,7 @@ class MemberGateway(_message.Message):
     AUDIT_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     AUDIT_VERIFIER_KEY_FIELD_NUMBER: _ClassVar[int]
     WITNESS_VERIFIER_KEY_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SIGNING_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     id: str
     region_codes: _containers.RepeatedScalarFieldContainer[str]
     address: str
@@ -54,7 +56,8 @@ class MemberGateway(_message.Message):
     audit_origin: str
     audit_verifier_key: str
     witness_verifier_key: str
-    def __init__(self, id: _Optional[str] = ..., region_codes: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., audit_origin: _Optional[str] = ..., audit_verifier_key: _Optional[str] = ..., witness_verifier_key: _Optional[str] = ...) -> None: ...
+    previous_signing_certificates: _containers.RepeatedCompositeFieldContainer[_directory_pb2.RetiredSigningCertificate]
+    def __init__(self, id: _Optional[str] = ..., region_codes: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., signing_certificate_pem: _Optional[str] = ..., audit_origin: _Optional[str] = ..., audit_verifier_key: _Optional[str] = ..., witness_verifier_key: _Optional[str] = ..., previous_signing_certificates: _Optional[_Iterable[_Union[_directory_pb2.RetiredSigningCertificate, _Mapping]]] = ...) -> None: ...
 
 class WitnessPolicy(_message.Message):
     __slots__ = ("quorum",)

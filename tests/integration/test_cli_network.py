@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -248,3 +249,27 @@ def test_witness_key_writes_a_private_key_and_prints_its_verifier_key(tmp_path: 
                                           SigningKey.load(out).verifier()).verifier_key
     assert run("network", "witness-key", out, "--name", "x").exit_code != 0  # never overwrites
     assert run("network", "witness-key", tmp_path / "k", "--name", "a+b").exit_code == 2
+
+
+def test_create_lists_a_renewed_members_previous_signing_certificates(net: Federation) -> None:
+    """After a member's certificates are issued again, the description names the new folder
+    and lists the signing certificate before it with the time it was replaced."""
+    renewed = Path("gateways") / "sh-gateway" / "renewed"
+    net.ca.issue_gateway(net.root / renewed, "sh-gateway")
+    retired = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    description = describe(net)
+    text = description.read_text()
+    listed = (f'certificates = "{renewed}"\nprevious_signing_certificates = [{{ certificate ='
+              f' "gateways/sh-gateway/signing.pem", retire_time = {retired} }}]')
+    description.write_text(text.replace('certificates = "gateways/sh-gateway"', listed))
+    ok("network", "create", description, "--ca", net.root / "ca", "--out", net.root / "x.pb")
+    created = network_pb2.NetworkConfiguration.FromString((net.root / "x.pb").read_bytes())
+    member = created.members[2]
+    assert [p.certificate_pem for p in member.previous_signing_certificates] == [
+        (net.folder("sh-gateway") / "signing.pem").read_text()]
+
+    description.write_text(text.replace('certificates = "gateways/sh-gateway"', listed.replace(
+        f"retire_time = {retired}", f'retire_time = "{retired}"')))
+    result = run("network", "create", description, "--ca", net.root / "ca", "--out",
+                 net.root / "y.pb")
+    assert result.exit_code == 2 and "a date-time with its offset" in result.output

@@ -198,6 +198,17 @@ def test_a_receipt_that_does_not_bind_what_was_relayed_breaks_the_relay(net, tmp
         ("REFUSED", True)]
 
 
+def test_a_message_of_the_members_stream_that_does_not_parse_breaks_the_relay(net):
+    gateway = net.members.gateway(GD)
+    call = Call(caller=Caller.agency("gd-health"), action="exchange.fetch",
+                transport=LocalTransport(), time=times.utcnow())
+    relay = gateway.relaying.open(call, BJ, 0)
+    with pytest.raises(errors.DataLoss) as mismatch:
+        relay.parsed(b"\x0a\x05ab")  # a FetchStart whose length runs past the end
+    assert mismatch.value.reason == "RELAYED_CONTENT_MISMATCH"
+    assert "not a FetchDatasetResponse" in mismatch.value.message
+
+
 def test_a_revoked_requester_certificate_cuts_a_running_relayed_fetch(net, tmp_path):
     """Last: gd-health's TLS certificate stays revoked."""
     gd = net.clients["gd-health"]

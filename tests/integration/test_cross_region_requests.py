@@ -203,6 +203,22 @@ def test_the_sdk_verifies_a_grant_with_the_member_that_signed_it(net):
             pytest.fail(f"a grant with {what} was taken")
 
 
+def test_xr_answers_the_sdk_takes_a_grant_only_from_the_member_homing_its_owner(net):
+    """A grant on bj-stats's dataset signed by gd, the requester's own gateway, was taken by
+    the SDK: only the member homing the dataset's owner (its directory entry's member, which
+    must serve its region) gives grants on its datasets."""
+    gd = net.clients["gd-health"]
+    genuine = next(g for g in gd.grants() if g.network_member == BJ)
+    statement = exchange_pb2.GrantStatement.FromString(genuine.signed_statement.payload)
+    forged = exchange_pb2.Grant()
+    forged.CopyFrom(genuine)
+    forged.network_member = ""  # as gd would list a grant of its own
+    forged.signed_statement.CopyFrom(envelopes.seal(
+        net.members.gateway(GD).signing_key, envelopes.GRANT, statement))
+    with pytest.raises(VerificationError, match=f"homed at {BJ}"):
+        gd.verify_grant(forged)
+
+
 def test_a_members_answer_that_is_not_the_request_carried_there_is_not_kept(net):
     """The checks on a member's answers, fed a genuine answer of bj altered on the way."""
     gd = net.clients["gd-health"]

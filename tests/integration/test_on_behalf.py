@@ -7,12 +7,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from agencies.errors import from_rpc_error
+from agencies.errors import PermissionDenied, from_rpc_error
 from gateway.identity import ON_BEHALF_KEY
 from gateway.v1 import exchange_pb2
 from govshare import envelopes
 from govshare.transparency import record
-from tests.support.exchange import publish
+from tests.support.exchange import ask, publish
 from tests.support.federation import two_regions
 
 GD, BJ = "gd-gateway", "bj-gateway"
@@ -21,10 +21,12 @@ VIA_GD = "urn:govshare:gateway:gd-gateway"
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    """gd-health at gd, bj-stats at bj with a CONDITIONAL dataset; each member holds the
-    other's agencies."""
+    """gd-health at gd, bj-stats at bj with a CONDITIONAL dataset and a CONFIDENTIAL one;
+    each member holds the other's agencies."""
     regions = two_regions(tmp_path_factory.mktemp("on-behalf"))
     publish(regions.clients["bj-stats"], "census", sharing_type="CONDITIONAL")
+    publish(regions.clients["bj-stats"], "secret", sharing_type="UNCONDITIONAL",
+            classification="CONFIDENTIAL")
     regions.members.pull()
     yield regions
     regions.close()
@@ -111,6 +113,36 @@ def test_an_agency_certificate_sending_the_metadata_is_refused(net):
         metadata=((ON_BEHALF_KEY, "agencies/gd-health"),)))
     assert refused == ("PERMISSION_DENIED", "ON_BEHALF_NOT_A_PEER")
     assert _last_leaf(net, BJ)["actor"] == "urn:govshare:agency:bj-stats"
+
+
+@pytest.mark.parametrize("twice", [("agencies/gd-health", "agencies/bj-stats"),
+                                   ("agencies/bj-stats", "agencies/gd-health"),
+                                   ("agencies/gd-health", "agencies/gd-health")])
+def test_xr_door_the_metadata_sent_twice_is_refused(net, twice):
+    """A peer sending govshare-on-behalf-of twice spoke for whichever came last: which one
+    holds is no one's to guess, so neither does."""
+    stub = net.members.peer_exchange(GD, BJ)
+    assert _refusal(lambda: stub.ListGrants(exchange_pb2.ListGrantsRequest(
+        parent="agencies/gd-health", direction=exchange_pb2.DIRECTION_OUTGOING),
+        metadata=tuple((ON_BEHALF_KEY, agency) for agency in twice))) == (
+        "INVALID_ARGUMENT", "ON_BEHALF_INVALID")
+
+
+def test_xr_door_a_confidential_dataset_answers_as_one_never_published(net, tmp_path):
+    """Carried for gd-health, a request for bj-stats's CONFIDENTIAL dataset and one for a
+    dataset never published are answered alike, and so are their fetches: the owner's gateway
+    tells a peer no more than it tells a local agency."""
+    gd = net.clients["gd-health"]
+    answers = {}
+    for dataset_id in ("secret", "never-published"):
+        name = f"agencies/bj-stats/datasets/{dataset_id}"
+        request = ask(gd, name, request_id=f"door-{dataset_id}").access_request
+        with pytest.raises(PermissionDenied) as fetch:
+            gd.fetch(name, tmp_path / dataset_id)
+        answers[dataset_id] = (request.state, request.state_reason.replace(dataset_id, "?"),
+                               fetch.value.reason)
+    assert answers["secret"] == answers["never-published"]
+    assert answers["secret"][0] == exchange_pb2.ACCESS_REQUEST_STATE_PENDING
 
 
 def test_a_statement_signed_by_another_agency_is_refused_for_the_agency_spoken_for(net):

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -18,6 +19,7 @@ from agencies.client import BaseClient
 from agencies.errors import VerificationError, WitnessQuorumNotReached, from_rpc_error
 from gateway import evidence
 from gateway.models import WitnessedLog
+from gateway.storage import audit as audit_sql
 from gateway.storage import witness as witness_sql
 from gateway.v1 import audit_pb2, witness_pb2
 from gateway.witness import MAX_CHECKPOINT_BYTES
@@ -168,6 +170,43 @@ def test_a_quorum_not_reached_fails_verification(tmp_path: Path) -> None:
             assert client.checkpoint().size == members.latest(LOG).tree_size
     finally:
         members.close()
+
+
+def test_a_round_asks_every_witness_for_the_same_checkpoint_while_the_log_grows(
+        tmp_path: Path) -> None:
+    witnesses = (WITNESS, "sh-gateway", "xj-gateway")
+    members = start_members(tmp_path / "net", (LOG, *witnesses), quorum=2)
+    try:
+        members.push(LOG)  # the witnesses know the log: the round below sends proofs
+        grown, done = threading.Event(), threading.Event()
+        grower = threading.Thread(target=_grow_until, args=(members, grown, done))
+        grower.start()
+        try:
+            grown.wait(timeout=10)
+            outcomes = members.push(LOG)
+        finally:
+            done.set()
+            grower.join()
+
+        assert outcomes == dict.fromkeys(witnesses, "cosigned")
+        conn = members.gateway(LOG).db.reader()
+        sizes = witness_sql.latest_cosigned_sizes(conn, origin(LOG))
+        assert len(set(sizes.values())) == 1, f"witnesses cosigned different sizes: {sizes}"
+        size = sizes[WITNESS]
+        answered = sorted(c.create_time for c in witness_sql.cosignatures(conn, origin(LOG), size))
+        assert len(answered) == len(witnesses)
+        # The log signed newer checkpoints while the witnesses answered, one after the other.
+        assert any(answered[0] < checkpoint.create_time < answered[-1]
+                   for checkpoint in audit_sql.checkpoints(conn))
+    finally:
+        members.close()
+
+
+def _grow_until(members: Members, grown: threading.Event, done: threading.Event) -> None:
+    """Grow the log, one checkpoint after another, setting `grown` after the first."""
+    while not done.is_set():
+        members.grow(LOG)
+        grown.set()
 
 
 def test_a_gateway_certificate_not_in_the_configuration_is_denied(members: Members) -> None:

@@ -6,6 +6,8 @@ other (`Members`, `start_members`, `two_regions`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -385,10 +387,12 @@ def peer_stub(folder: Path, target: str) -> tuple[grpc.Channel, object]:
 
 def start_members(root: Path, ids: tuple[str, ...] = ("gd-gateway", "bj-gateway"),
                   quorum: int = 1, *, witness_http: bool = False,
-                  started: int | None = None) -> Members:
+                  started: int | None = None,
+                  overrides: dict[str, dict] | None = None) -> Members:
     """Members `ids` of a new federation under `root`, the first `started` of them (every one
-    by default) started (serving the witness's HTTP form too, with `witness_http`)."""
-    members = Members(Federation(root), ids, quorum, witness_http)
+    by default) started (serving the witness's HTTP form too, with `witness_http`; config
+    values of `overrides` written over the members' own, by section)."""
+    members = Members(Federation(root), ids, quorum, witness_http, overrides or {})
     for gateway_id in ids[:started]:
         members.start(gateway_id)
     return members
@@ -411,14 +415,37 @@ class TwoRegions:
         self.members.close()
 
 
-def two_regions(root: Path) -> TwoRegions:
-    members = start_members(root, ("gd-gateway", "bj-gateway", "sh-gateway"), started=2)
+def two_regions(root: Path, **overrides: dict) -> TwoRegions:
+    """`TwoRegions` under `root`, each member's config with the `overrides` sections."""
+    members = start_members(root, ("gd-gateway", "bj-gateway", "sh-gateway"), started=2,
+                            overrides=overrides)
     clients, admins = {}, {}
     for gateway_id, agency_id, region in (("gd-gateway", "gd-health", "440000"),
                                           ("bj-gateway", "bj-stats", "110000")):
         admins[gateway_id] = member_admin(members, gateway_id)
         clients[agency_id] = join_agency(members, admins[gateway_id], agency_id, region)
     return TwoRegions(members, clients, admins)
+
+
+@contextmanager
+def answering(gateway: Any, member_id: str,
+              alter: dict[str, Callable[[Any], Any]]) -> Iterator[None]:
+    """While in the block, what `gateway` carries to member `member_id` is answered as
+    `alter[method]` turns that member's genuine answer (it may also raise): what a member whose
+    operator changed its gateway's answers sends back."""
+    carrier = gateway.carrier
+    genuine = carrier._ask
+
+    def ask(member: network_pb2.MemberGateway, agency: str, method: str, request: Any) -> Any:
+        answer = genuine(member, agency, method, request)
+        changed = alter.get(method) if member.id == member_id else None
+        return changed(answer) if changed is not None else answer
+
+    carrier._ask = ask
+    try:
+        yield
+    finally:
+        del carrier._ask
 
 
 def member_admin(members: Members, gateway_id: str) -> AdminClient:

@@ -133,13 +133,16 @@ def _network(skipped: str | None = None) -> dict:
                               "peak": {"gd-gateway": 91.0}}}
     paths = ("same_region", "relay") if skipped else ("same_region", "relay", "cross_region")
     runs = {key: {"mbps": _spread(100.0 * (n + 1)), "cpu_cores": _spread(1.0),
-                  "cpu_seconds_per_gb": _spread(3.0)} for n, key in enumerate(paths)}
+                  "cpu_seconds_per_gb": _spread(3.0),
+                  "process_cpu_seconds_per_gb": {"client": _spread(1.0),
+                                                 "gd-gateway": _spread(2.0)}}
+            for n, key in enumerate(paths)}
     ratios = {"relay/same_region": 0.7} | ({} if skipped else {
         "cross_region/relay": 0.85, "cross_region/same_region": 0.6})
     create = None if skipped else {side: {"p50": 2.0, "p99": 9.0, "max": 9.5, "count": 80}
                                    for side in ("same_region", "cross_region")}
     return {"witness": witness, "create_request": create, "cross_region_skipped": skipped,
-            "fetch": {"bytes": 1, "dataset": "d", "runs": runs, "ratios": ratios,
+            "fetch": {"bytes": 1, "dataset": "d", "rounds": 2, "runs": runs, "ratios": ratios,
                       "cross_region_skipped": skipped}}
 
 

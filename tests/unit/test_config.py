@@ -110,6 +110,7 @@ def test_config_rejects_unknown_names(tmp_path, text):
     ("[exchange]\ndecision_working_days = -1\n",
      "[exchange] decision_working_days must be positive"),
     ("[exchange]\nmax_grant_days = 0\n", "[exchange] max_grant_days must be positive"),
+    ("[network]\nrelay_idle_seconds = 0\n", "[network] relay_idle_seconds must be positive"),
     ("[server]\nmax_workers = true\n", "[server] max_workers must be an integer"),
     ("[server]\nmax_workers = 1\n", "[server] max_workers must be at least 2"),
     ("[exchange]\ndecision_working_days = 3000000\n",

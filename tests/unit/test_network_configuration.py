@@ -11,11 +11,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs import SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority
+from certs import SIGNING_CERT, SIGNING_KEY, TLS_CERT, CertificateAuthority, member_signing
 from certs import network_configuration as netconf
-from gateway.v1 import network_pb2
-from govshare import envelopes, errors
-from govshare.signing import SigningKey
+from gateway.v1 import exchange_pb2, network_pb2
+from govshare import envelopes, errors, times
+from govshare.signing import SigningKey, VerifyKey
 from govshare.transparency.cosignature import CosignatureVerifier
 from govshare.transparency.note import MAX_SIGNATURES, NoteVerifier
 from tests.support.federation import NETWORK_ID, Federation
@@ -416,3 +416,86 @@ def test_witness_verifier_keys_round_trip() -> None:
     key = SigningKey.generate()
     text = CosignatureVerifier("witness.example", key.verifier()).verifier_key
     assert CosignatureVerifier.from_verifier_key(text).key == key.verifier()
+
+
+def _renewed(net: Federation, folder: Path, *, retired: datetime | None = None,
+             previous: str | None = None, key_id: str | None = None):
+    """A change renewing bj-gateway's signing certificate (the new one issued into `folder`):
+    its certificate until now (or `previous`) listed as retired at `retired` (default: a
+    minute ago)."""
+    net.ca.issue_gateway(folder, "bj-gateway")
+
+    def renew(configuration: network_pb2.NetworkConfiguration) -> None:
+        member = configuration.members[1]
+        old = previous or member.signing_certificate_pem
+        member.previous_signing_certificates.add(
+            certificate_pem=old, key_id=key_id or VerifyKey.from_certificate(old).key_id,
+            retire_time=times.to_timestamp(retired or NOW - timedelta(minutes=1)))
+        member.signing_certificate_pem = (folder / SIGNING_CERT).read_text()
+    return renew
+
+
+def _receipt(key: SigningKey, completed: datetime):
+    return envelopes.seal(key, envelopes.RECEIPT, exchange_pb2.Receipt(
+        exchange="agencies/gd-health/exchanges/x", complete_time=times.to_timestamp(completed)))
+
+
+def test_a_renewed_members_earlier_certificate_verifies_what_it_signed_while_current(
+        net: Federation, tmp_path: Path) -> None:
+    """A member's signing certificate renewed: the configuration lists the earlier one with
+    its retire time, and what the member signed with it before then still verifies."""
+    old_key = SigningKey.load(net.folder("bj-gateway") / SIGNING_KEY)
+    verified = verify(net, _with(net, _renewed(net, tmp_path / "renewed")))
+    assert verified.signer(old_key.verifier().key_id).id == "bj-gateway"
+    member = verified.member("bj-gateway")
+    before = _receipt(old_key, NOW - timedelta(minutes=2))
+    assert member_signing.open_signed(member, before, envelopes.RECEIPT, exchange_pb2.Receipt,
+                                      "complete_time").exchange
+    with pytest.raises(ValueError, match="retired at"):
+        member_signing.open_signed(member, _receipt(old_key, NOW), envelopes.RECEIPT,
+                                   exchange_pb2.Receipt, "complete_time")
+
+
+def test_more_previous_signing_certificates_than_a_member_may_list(net: Federation,
+                                                                   tmp_path: Path) -> None:
+    def many(configuration: network_pb2.NetworkConfiguration) -> None:
+        entry = configuration.members[1].previous_signing_certificates[0]
+        for _ in range(member_signing.MAX_PREVIOUS):
+            configuration.members[1].previous_signing_certificates.add().CopyFrom(entry)
+    renew = _renewed(net, tmp_path / "renewed")
+    signed = _with(net, lambda c: (renew(c), many(c)))
+    assert "at most 8" in refused(net, signed, errors.NetworkConfigurationInvalid)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("retired later", "still to come"),
+    ("of another member", "not of member 'bj-gateway'"),
+    ("another key id", "key_id is not the key id"),
+    ("a TLS certificate", "not a signing certificate"),
+    ("revoked", "revoked by the CRL"),
+    ("the current one", "share signing key"),
+])
+def test_a_previous_signing_certificate_must_be_the_members_own_and_retired(
+        net: Federation, tmp_path: Path, case: str, words: str) -> None:
+    gd = net.folder("gd-gateway")
+    options: dict = {
+        "retired later": {"retired": NOW + timedelta(hours=1)},
+        "of another member": {"previous": (gd / SIGNING_CERT).read_text()},
+        "another key id": {"key_id": "00" * 32},
+        "a TLS certificate": {"previous": (net.folder("bj-gateway") / TLS_CERT).read_text(),
+                              "key_id": "00" * 32},
+    }.get(case, {})
+    if case == "revoked":
+        issued = net.ca.issue_gateway(tmp_path / "old", "bj-gateway")
+        net.ca.revoke(issued.signing.serial, "keyCompromise")
+        options = {"previous": (tmp_path / "old" / SIGNING_CERT).read_text()}
+    renew = _renewed(net, tmp_path / "renewed", **options)
+    if case == "the current one":
+        def renew(configuration: network_pb2.NetworkConfiguration) -> None:
+            member = configuration.members[1]
+            pem = member.signing_certificate_pem
+            member.previous_signing_certificates.add(
+                certificate_pem=pem, key_id=VerifyKey.from_certificate(pem).key_id,
+                retire_time=times.to_timestamp(NOW - timedelta(minutes=1)))
+    message = refused(net, _with(net, renew), errors.NetworkConfigurationInvalid)
+    assert words in message
