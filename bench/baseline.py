@@ -86,7 +86,12 @@ def serve(config: config_module.Config, replies: Path) -> None:
         maximum_concurrent_rpcs=workers * 4,
     )
     server.add_generic_rpc_handlers((_handlers(replies, limits.max_chunk_bytes),))
-    port = server.add_secure_port(config.server.listen, server_credentials(config))
+    serve_until_terminated(server, server.add_secure_port(config.server.listen,
+                                                          server_credentials(config)))
+
+
+def serve_until_terminated(server: grpc.Server, port: int) -> None:
+    """Start `server`, say its port on stdout (the parent reads it) and serve until SIGTERM."""
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     server.start()

@@ -17,8 +17,6 @@ SIGTERM.
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import grpc
 
+from bench.baseline import serve_until_terminated
 from gateway.v1 import audit_pb2, catalog_pb2, directory_pb2, exchange_pb2, network_pb2
 
 SERVICES = (audit_pb2, catalog_pb2, directory_pb2, exchange_pb2, network_pb2)
@@ -121,12 +120,7 @@ def serve(certs: Path, client_certs: Path, upstream: str) -> None:
     port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials(
         [((certs / "tls.key").read_bytes(), (certs / "tls.pem").read_bytes())],
         root_certificates=(certs / "ca.pem").read_bytes(), require_client_auth=True))
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    server.start()
-    print(f"listening on {port}", flush=True)
-    stopping.wait()
-    server.stop(1).wait()
+    serve_until_terminated(server, port)
     channel.close()
 
 
