@@ -287,7 +287,9 @@ def test_registering_an_agency_of_a_region_this_member_does_not_serve(net, tmp_p
     assert refused.value.metadata["member"] == serving
     assert (f"member {BJ} at {members.target(BJ)} serves it" if serving
             else "no member serves it") in refused.value.message
-    rows = members.gateway(GD).db.reader().execute(
+    reader = members.gateway(GD).db.reader()
+    assert reader.execute("SELECT 1 FROM agencies WHERE id = 'elsewhere'").fetchone() is None
+    rows = reader.execute(
         "SELECT record FROM audit_leaves WHERE action = 'directory.register'"
         " AND outcome = 'REFUSED'").fetchall()
     assert any(b"REGION_NOT_SERVED" in row[0] and region.encode() in row[0] for row in rows)
